@@ -1,0 +1,15 @@
+// Package backend turns an ONNX graph (package toolkit/onnx) into a trainable program on
+// gorgonia.
+//
+// Every ONNX op the toolkit supports is a gorgonia Op whose forward and backward passes
+// are plain kernels from toolkit/backend/kernels; each op family lives in one file and
+// registers itself in the op table, the way image formats register decoders.
+// Parameters are float32 tensors keyed by their ONNX initializer names, so the training
+// code can address them by the names users see in `toolkit import`.
+//
+// A Program is the graph built for one batch size and one set of trainable parameters:
+// gradients are built only for those parameters, so frozen layers below the lowest
+// trained one cost no backward work. Programs run in inference mode (Dropout is the
+// identity, BatchNormalization uses running statistics) or training mode (inverted
+// dropout from a seeded generator, batch statistics with running-average updates).
+package backend

@@ -1,0 +1,250 @@
+package kernels
+
+import "math"
+
+// BatchNormParams describes batch normalization over an NCHW tensor viewed
+// as [N, C, HW], normalizing each channel c over its N*HW values. Per-channel
+// vectors (scale, bias, means, variances and their gradients) have length C.
+type BatchNormParams struct {
+	N, C, HW int
+	// Epsilon is added to the variance before the square root (ONNX
+	// epsilon, default 1e-5).
+	Epsilon float64
+	// Momentum is ONNX's momentum (default 0.9): running statistics are
+	// updated as running = running*Momentum + batch*(1-Momentum). PyTorch's
+	// momentum is 1 minus this.
+	Momentum float64
+}
+
+// XLen is the element count of X and Y.
+func (p BatchNormParams) XLen() int { return p.N * p.C * p.HW }
+
+// channelSum is the float64 sum of channel c of s.
+func channelSum[T Float](p BatchNormParams, s []T, c int) float64 {
+	var t float64
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		t += sum(s[o : o+p.HW])
+	}
+	return t
+}
+
+// channelDot is the float64 sum over channel c of (x - mean) * dy.
+func channelDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) float64 {
+	var t float64
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		xs, gs := x[o:o+p.HW], dy[o:o+p.HW]
+		var s0, s1 float64
+		i := 0
+		for ; i+2 <= len(xs); i += 2 {
+			s0 += (float64(xs[i]) - mean) * float64(gs[i])
+			s1 += (float64(xs[i+1]) - mean) * float64(gs[i+1])
+		}
+		for ; i < len(xs); i++ {
+			s0 += (float64(xs[i]) - mean) * float64(gs[i])
+		}
+		t += s0 + s1
+	}
+	return t
+}
+
+// channelAffine sets dst = a*src + b over channel c.
+func channelAffine[T Float](p BatchNormParams, src, dst []T, c int, a, b T) {
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		ss, ds := src[o:o+p.HW], dst[o:o+p.HW]
+		for i, v := range ss {
+			ds[i] = a*v + b
+		}
+	}
+}
+
+func bnChannels(p BatchNormParams, fn func(lo, hi int)) {
+	parallelFor(p.C, workers(p.C, 2*p.N*p.HW), func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// BatchNormInference computes y = scale*(x - mean)/sqrt(variance + eps) +
+// bias with the given (running) statistics.
+func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
+	const name = "BatchNormInference"
+	need(name, "x", x, p.XLen())
+	need(name, "y", y, p.XLen())
+	need(name, "scale", scale, p.C)
+	need(name, "bias", bias, p.C)
+	need(name, "mean", mean, p.C)
+	need(name, "variance", variance, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
+			a := float64(scale[c]) * inv
+			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-float64(mean[c])*a))
+		}
+	})
+}
+
+// BatchNormInferenceBackwardData computes dx = dy*scale/sqrt(variance+eps),
+// the input gradient of [BatchNormInference], where the statistics are
+// constants. dx is overwritten.
+func BatchNormInferenceBackwardData[T Float](p BatchNormParams, scale, variance, dy, dx []T) {
+	const name = "BatchNormInferenceBackwardData"
+	need(name, "dy", dy, p.XLen())
+	need(name, "dx", dx, p.XLen())
+	need(name, "scale", scale, p.C)
+	need(name, "variance", variance, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			a := float64(scale[c]) / math.Sqrt(float64(variance[c])+p.Epsilon)
+			channelAffine(p, dy, dx, c, T(a), 0)
+		}
+	})
+}
+
+// BatchNormInferenceBackwardScale computes dscale[c], the sum over channel c
+// of dy*(x-mean)/sqrt(variance+eps): the scale gradient of
+// [BatchNormInference]. dscale is overwritten.
+func BatchNormInferenceBackwardScale[T Float](p BatchNormParams, x, mean, variance, dy, dscale []T) {
+	const name = "BatchNormInferenceBackwardScale"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "mean", mean, p.C)
+	need(name, "variance", variance, p.C)
+	need(name, "dscale", dscale, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
+			dscale[c] = T(channelDot(p, x, dy, c, float64(mean[c])) * inv)
+		}
+	})
+}
+
+// BatchNormBackwardBias computes dbias[c], the sum of dy over channel c: the
+// bias gradient in both inference and training mode. dbias is overwritten.
+func BatchNormBackwardBias[T Float](p BatchNormParams, dy, dbias []T) {
+	const name = "BatchNormBackwardBias"
+	need(name, "dy", dy, p.XLen())
+	need(name, "dbias", dbias, p.C)
+	for c := 0; c < p.C; c++ {
+		dbias[c] = T(channelSum(p, dy, c))
+	}
+}
+
+// BatchNormTrainForward normalizes x with the statistics of the batch:
+// y = scale*(x - mean_B)/sqrt(var_B + eps) + bias, where mean_B and var_B are
+// each channel's mean and biased (divide by m = N*HW) variance, computed in
+// float64 with two passes.
+//
+// saveMean and saveInvStd receive mean_B and 1/sqrt(var_B + eps) for the
+// backward functions; either may be nil when not needed.
+//
+// When runningMean and runningVar are not nil they are updated in place
+// with ONNX's momentum convention:
+//
+//	runningMean = runningMean*Momentum + mean_B*(1-Momentum)
+//	runningVar  = runningVar*Momentum  + var_B*m/(m-1)*(1-Momentum)
+//
+// The running variance takes the unbiased batch variance, as PyTorch does
+// (ONNX's reference implementation uses the biased one; PyTorch-exported
+// models and their users expect PyTorch's statistics). With m == 1 the
+// unbiased variance is undefined and the biased one (zero) is used.
+func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
+	const name = "BatchNormTrainForward"
+	need(name, "x", x, p.XLen())
+	need(name, "y", y, p.XLen())
+	need(name, "scale", scale, p.C)
+	need(name, "bias", bias, p.C)
+	for _, s := range [][]T{saveMean, saveInvStd, runningMean, runningVar} {
+		if s != nil {
+			need(name, "saved or running statistics", s, p.C)
+		}
+	}
+	if (runningMean == nil) != (runningVar == nil) {
+		panic("kernels: " + name + ": runningMean and runningVar must both be given or both be nil")
+	}
+	m := float64(p.N * p.HW)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			mean := channelSum(p, x, c) / m
+			var ss float64
+			for n := 0; n < p.N; n++ {
+				o := (n*p.C + c) * p.HW
+				for _, v := range x[o : o+p.HW] {
+					d := float64(v) - mean
+					ss += d * d
+				}
+			}
+			v := ss / m
+			inv := 1 / math.Sqrt(v+p.Epsilon)
+			a := float64(scale[c]) * inv
+			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-mean*a))
+			if saveMean != nil {
+				saveMean[c] = T(mean)
+			}
+			if saveInvStd != nil {
+				saveInvStd[c] = T(inv)
+			}
+			if runningMean != nil {
+				unbiased := v
+				if m > 1 {
+					unbiased = ss / (m - 1)
+				}
+				runningMean[c] = T(float64(runningMean[c])*p.Momentum + mean*(1-p.Momentum))
+				runningVar[c] = T(float64(runningVar[c])*p.Momentum + unbiased*(1-p.Momentum))
+			}
+		}
+	})
+}
+
+// BatchNormTrainBackwardData computes dx, the input gradient of
+// [BatchNormTrainForward] through the batch statistics:
+//
+//	dx = scale*invStd * (dy - mean(dy) - xhat*mean(dy*xhat)),  xhat = (x-mean_B)*invStd
+//
+// with the means taken over each channel. saveMean and saveInvStd are those
+// of the forward pass. dx is overwritten.
+func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
+	const name = "BatchNormTrainBackwardData"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "dx", dx, p.XLen())
+	need(name, "scale", scale, p.C)
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	m := float64(p.N * p.HW)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
+			meanDy := channelSum(p, dy, c) / m
+			meanDyXhat := channelDot(p, x, dy, c, mean) * inv / m
+			k := float64(scale[c]) * inv
+			// dx = k*dy - k*meanDy - k*inv*meanDyXhat*(x - mean)
+			a := T(k)
+			b := T(k * inv * meanDyXhat)
+			d := T(k*meanDy - k*inv*meanDyXhat*mean)
+			for n := 0; n < p.N; n++ {
+				o := (n*p.C + c) * p.HW
+				xs, gs, ds := x[o:o+p.HW], dy[o:o+p.HW], dx[o:o+p.HW]
+				for i, g := range gs {
+					ds[i] = a*g - b*xs[i] - d
+				}
+			}
+		}
+	})
+}
+
+// BatchNormTrainBackwardScale computes dscale[c], the sum over channel c of
+// dy*xhat with xhat = (x - saveMean)*saveInvStd: the scale gradient of
+// [BatchNormTrainForward]. dscale is overwritten.
+func BatchNormTrainBackwardScale[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy, dscale []T) {
+	const name = "BatchNormTrainBackwardScale"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "dscale", dscale, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			dscale[c] = T(channelDot(p, x, dy, c, float64(saveMean[c])) * float64(saveInvStd[c]))
+		}
+	})
+}

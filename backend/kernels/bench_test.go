@@ -1,0 +1,123 @@
+package kernels
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// VGG19 convolution layers (3x3, pad 1, stride 1) at batch 8.
+var vggLayers = []struct {
+	name       string
+	c, m, h, w int
+}{
+	{"3to64_32x32", 3, 64, 32, 32},
+	{"64to64_32x32", 64, 64, 32, 32},
+	{"64to64_56x56", 64, 64, 56, 56},
+	{"256to256_28x28", 256, 256, 28, 28},
+	{"512to512_14x14", 512, 512, 14, 14},
+}
+
+func vggParams(c, m, h, w int) Conv2DParams {
+	return Conv2DParams{N: 8, C: c, H: h, W: w, M: m, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
+}
+
+func randf32(n int, seed uint64) []float32 {
+	rng := newRNG(seed)
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(2*rng.Float64() - 1)
+	}
+	return s
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchFLOPs runs fn in a b.Loop and reports GFLOP/s of wall time and, since
+// benchmarks often share the machine, GFLOP per CPU-second (the throughput
+// per busy core, which other processes disturb less).
+func benchFLOPs(b *testing.B, flops int64, fn func()) {
+	cpu0 := cpuTime()
+	for b.Loop() {
+		fn()
+	}
+	cpu := cpuTime() - cpu0
+	total := float64(flops) * float64(b.N) / 1e9
+	b.ReportMetric(total/b.Elapsed().Seconds(), "GFLOP/s")
+	if cpu > 0 {
+		b.ReportMetric(total/cpu.Seconds(), "GFLOP/cpu-s")
+	}
+}
+
+// BenchmarkConv2D measures float32 convolution at VGG19 layer sizes, batch
+// 8: forward (with bias), backward data and backward weight. The GFLOP/s
+// metric counts 2 FLOPs per multiply-add of the direct convolution.
+func BenchmarkConv2D(b *testing.B) {
+	for _, l := range vggLayers {
+		p := vggParams(l.c, l.m, l.h, l.w)
+		x, w, bias, dy := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3), randf32(p.YLen(), 4)
+		y, dx, dw := make([]float32, p.YLen()), make([]float32, p.XLen()), make([]float32, p.WLen())
+		b.Run(fmt.Sprintf("forward/%s", l.name), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForward(p, x, w, bias, y) })
+		})
+		b.Run(fmt.Sprintf("backwardData/%s", l.name), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardData(p, w, dy, dx) })
+		})
+		b.Run(fmt.Sprintf("backwardWeight/%s", l.name), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardWeight(p, x, dy, dw) })
+		})
+	}
+}
+
+// BenchmarkGemm measures the BLAS behind Gemm on the per-image product of
+// each VGG layer's forward pass (M × OutH*OutW × C*9).
+func BenchmarkGemm(b *testing.B) {
+	for _, l := range vggLayers {
+		m, n, k := l.m, l.h*l.w, l.c*9
+		a, bb, c := randf32(m*k, 1), randf32(k*n, 2), make([]float32, m*n)
+		b.Run(fmt.Sprintf("%s/%s_%dx%dx%d", CurrentBLAS().Name(), l.name, m, n, k), func(b *testing.B) {
+			benchFLOPs(b, int64(2*m*n*k), func() { Gemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n) })
+		})
+	}
+}
+
+func BenchmarkMaxPool2D(b *testing.B) {
+	p := Pool2DParams{N: 8, C: 64, H: 112, W: 112, KH: 2, KW: 2, StrideH: 2, StrideW: 2}.WithOutSize(false)
+	x, y, arg := randf32(p.XLen(), 1), make([]float32, p.YLen()), make([]int32, p.YLen())
+	dx := make([]float32, p.XLen())
+	b.Run("forward", func(b *testing.B) {
+		for b.Loop() {
+			MaxPool2DForward(p, x, y, arg)
+		}
+	})
+	b.Run("backward", func(b *testing.B) {
+		for b.Loop() {
+			MaxPool2DBackward(p, y, arg, dx)
+		}
+	})
+}
+
+func BenchmarkBatchNormTrain(b *testing.B) {
+	p := BatchNormParams{N: 8, C: 64, HW: 56 * 56, Epsilon: 1e-5, Momentum: 0.9}
+	x, dy := randf32(p.XLen(), 1), randf32(p.XLen(), 2)
+	scale, bias := randf32(p.C, 3), randf32(p.C, 4)
+	y, dx := make([]float32, p.XLen()), make([]float32, p.XLen())
+	mean, inv, rm, rv := make([]float32, p.C), make([]float32, p.C), make([]float32, p.C), make([]float32, p.C)
+	b.Run("forward", func(b *testing.B) {
+		for b.Loop() {
+			BatchNormTrainForward(p, x, scale, bias, y, mean, inv, rm, rv)
+		}
+	})
+	b.Run("backwardData", func(b *testing.B) {
+		for b.Loop() {
+			BatchNormTrainBackwardData(p, x, scale, mean, inv, dy, dx)
+		}
+	})
+}

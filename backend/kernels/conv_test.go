@@ -1,0 +1,278 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// naiveConv is a direct seven-loop convolution, independent of im2col.
+func naiveConv(p Conv2DParams, x, w, bias []float64) []float64 {
+	p = p.norm()
+	y := make([]float64, p.N*p.M*p.OutH*p.OutW)
+	for n := 0; n < p.N; n++ {
+		for m := 0; m < p.M; m++ {
+			for oh := 0; oh < p.OutH; oh++ {
+				for ow := 0; ow < p.OutW; ow++ {
+					s := 0.0
+					if bias != nil {
+						s = bias[m]
+					}
+					for c := 0; c < p.C; c++ {
+						for kh := 0; kh < p.KH; kh++ {
+							for kw := 0; kw < p.KW; kw++ {
+								ih := oh*p.StrideH - p.PadTop + kh*p.DilH
+								iw := ow*p.StrideW - p.PadLeft + kw*p.DilW
+								if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
+									continue
+								}
+								s += x[((n*p.C+c)*p.H+ih)*p.W+iw] * w[((m*p.C+c)*p.KH+kh)*p.KW+kw]
+							}
+						}
+					}
+					y[((n*p.M+m)*p.OutH+oh)*p.OutW+ow] = s
+				}
+			}
+		}
+	}
+	return y
+}
+
+// naiveConvBackward computes dX and dW by scattering every output gradient
+// over its window with direct loops.
+func naiveConvBackward(p Conv2DParams, x, w, dy []float64) (dx, dw []float64) {
+	p = p.norm()
+	dx, dw = make([]float64, p.XLen()), make([]float64, p.WLen())
+	for n := 0; n < p.N; n++ {
+		for m := 0; m < p.M; m++ {
+			for oh := 0; oh < p.OutH; oh++ {
+				for ow := 0; ow < p.OutW; ow++ {
+					g := dy[((n*p.M+m)*p.OutH+oh)*p.OutW+ow]
+					for c := 0; c < p.C; c++ {
+						for kh := 0; kh < p.KH; kh++ {
+							for kw := 0; kw < p.KW; kw++ {
+								ih := oh*p.StrideH - p.PadTop + kh*p.DilH
+								iw := ow*p.StrideW - p.PadLeft + kw*p.DilW
+								if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
+									continue
+								}
+								xi := ((n*p.C+c)*p.H+ih)*p.W + iw
+								wi := ((m*p.C+c)*p.KH+kh)*p.KW + kw
+								dx[xi] += g * w[wi]
+								dw[wi] += g * x[xi]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx, dw
+}
+
+// convGeometries covers pads 0-2 (asymmetric), strides 1-2, dilations 1-2,
+// 1x1 kernels (the direct path) and non-square everything.
+var convGeometries = []Conv2DParams{
+	{N: 2, C: 3, H: 5, W: 6, M: 4, KH: 3, KW: 3},
+	{N: 2, C: 2, H: 7, W: 6, M: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadTop: 1, PadLeft: 2, PadBottom: 0, PadRight: 1},
+	{N: 1, C: 2, H: 8, W: 7, M: 2, KH: 3, KW: 3, DilH: 2, DilW: 1, PadTop: 2, PadLeft: 0, PadBottom: 1, PadRight: 2},
+	{N: 3, C: 2, H: 6, W: 6, M: 3, KH: 2, KW: 3, StrideH: 2, StrideW: 2, DilH: 2, DilW: 2, PadTop: 0, PadLeft: 1, PadBottom: 2, PadRight: 2},
+	{N: 2, C: 4, H: 4, W: 5, M: 3, KH: 1, KW: 1},
+	{N: 2, C: 3, H: 5, W: 5, M: 2, KH: 1, KW: 1, StrideH: 2, StrideW: 2, PadTop: 1, PadRight: 1},
+	{N: 1, C: 1, H: 3, W: 3, M: 1, KH: 3, KW: 3, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, StrideH: 2, StrideW: 2},
+	{N: 2, C: 3, H: 6, W: 5, M: 2, KH: 5, KW: 4, StrideH: 1, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+}
+
+func TestConv2DForwardAgainstNaive(t *testing.T) {
+	rng := newRNG(1)
+	for i, g := range convGeometries {
+		p := g.WithOutSize()
+		if err := p.Validate(); err != nil {
+			t.Fatalf("geometry %d: %v", i, err)
+		}
+		x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
+		y := make([]float64, p.YLen())
+		Conv2DForward(p, x, w, b, y)
+		assertClose(t, fmt.Sprintf("geometry %d with bias", i), y, naiveConv(p, x, w, b), 1e-12)
+		Conv2DForward(p, x, w, nil, y)
+		assertClose(t, fmt.Sprintf("geometry %d without bias", i), y, naiveConv(p, x, w, nil), 1e-12)
+	}
+}
+
+func TestConv2DGradients(t *testing.T) {
+	rng := newRNG(2)
+	for i, g := range convGeometries {
+		p := g.WithOutSize()
+		x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
+		dy := randn(rng, p.YLen())
+		y := make([]float64, p.YLen())
+		fwd := func() []float64 { Conv2DForward(p, x, w, b, y); return y }
+
+		dx := make([]float64, p.XLen())
+		Conv2DBackwardData(p, w, dy, dx)
+		checkGrad(t, fmt.Sprintf("geometry %d dX", i), x, dy, dx, fwd)
+
+		dw := make([]float64, p.WLen())
+		Conv2DBackwardWeight(p, x, dy, dw)
+		checkGrad(t, fmt.Sprintf("geometry %d dW", i), w, dy, dw, fwd)
+
+		db := make([]float64, p.M)
+		Conv2DBackwardBias(p, dy, db)
+		checkGrad(t, fmt.Sprintf("geometry %d dB", i), b, dy, db, fwd)
+
+		wdx, wdw := naiveConvBackward(p, x, w, dy)
+		assertClose(t, fmt.Sprintf("geometry %d dX vs direct loops", i), dx, wdx, 1e-12)
+		assertClose(t, fmt.Sprintf("geometry %d dW vs direct loops", i), dw, wdw, 1e-12)
+	}
+}
+
+// TestConv2DOverwrites checks that outputs are overwritten, not accumulated,
+// including garbage (NaN) already in them.
+func TestConv2DOverwrites(t *testing.T) {
+	rng := newRNG(3)
+	for i, g := range convGeometries {
+		p := g.WithOutSize()
+		x, w, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.YLen())
+		nan := func(n int) []float64 {
+			s := make([]float64, n)
+			for j := range s {
+				s[j] = math.NaN()
+			}
+			return s
+		}
+		y, dx, dw, db := nan(p.YLen()), nan(p.XLen()), nan(p.WLen()), nan(p.M)
+		Conv2DForward(p, x, w, nil, y)
+		Conv2DBackwardData(p, w, dy, dx)
+		Conv2DBackwardWeight(p, x, dy, dw)
+		Conv2DBackwardBias(p, dy, db)
+		for name, s := range map[string][]float64{"y": y, "dx": dx, "dw": dw, "db": db} {
+			for _, v := range s {
+				if math.IsNaN(v) {
+					t.Errorf("geometry %d: %s keeps NaN", i, name)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestIm2ColAdjoint checks <Im2Col(x), c> == <x, Col2Im(c)>.
+func TestIm2ColAdjoint(t *testing.T) {
+	rng := newRNG(4)
+	for i, g := range convGeometries {
+		p := g.WithOutSize()
+		x := randn(rng, p.C*p.H*p.W)
+		c := randn(rng, p.ColLen())
+		col := make([]float64, p.ColLen())
+		Im2Col(p, x, col)
+		back := make([]float64, len(x))
+		Col2Im(p, c, back)
+		if l, r := dot(col, c), dot(x, back); math.Abs(l-r) > 1e-12*math.Max(1, math.Abs(l)) {
+			t.Errorf("geometry %d: <im2col x, c> = %g, <x, col2im c> = %g", i, l, r)
+		}
+	}
+}
+
+func TestConv2DValidate(t *testing.T) {
+	base := Conv2DParams{N: 1, C: 2, H: 5, W: 5, M: 3, KH: 3, KW: 3}.WithOutSize()
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []Conv2DParams{}
+	p := base
+	p.Group = 2
+	bad = append(bad, p)
+	p = base
+	p.OutH++
+	bad = append(bad, p)
+	p = base
+	p.PadLeft = -1
+	bad = append(bad, p)
+	p = base
+	p.KH = 9
+	bad = append(bad, p.WithOutSize())
+	for i, p := range bad {
+		if p.Validate() == nil {
+			t.Errorf("case %d: %+v validated", i, p)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Conv2DForward with group 2 did not panic")
+		}
+	}()
+	p = base
+	p.Group = 2
+	Conv2DForward(p, make([]float64, 100), make([]float64, 100), nil, make([]float64, 100))
+}
+
+// TestConv2DFloat32 checks float32 against float64 at realistic sizes, on
+// the parallel paths.
+func TestConv2DFloat32(t *testing.T) {
+	rng := newRNG(5)
+	for _, g := range []Conv2DParams{
+		{N: 4, C: 32, H: 28, W: 28, M: 48, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 3, C: 64, H: 14, W: 14, M: 32, KH: 1, KW: 1},
+		{N: 2, C: 16, H: 33, W: 31, M: 24, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1},
+	} {
+		p := g.WithOutSize()
+		x, w, b, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M), randn(rng, p.YLen())
+		x32, w32, b32, dy32 := to32(x), to32(w), to32(b), to32(dy)
+
+		y, y32 := make([]float64, p.YLen()), make([]float32, p.YLen())
+		Conv2DForward(p, x, w, b, y)
+		Conv2DForward(p, x32, w32, b32, y32)
+		assertClose(t, "forward float32", to64(y32), y, 2e-5)
+
+		dx, dx32 := make([]float64, p.XLen()), make([]float32, p.XLen())
+		Conv2DBackwardData(p, w, dy, dx)
+		Conv2DBackwardData(p, w32, dy32, dx32)
+		assertClose(t, "backward data float32", to64(dx32), dx, 2e-5)
+
+		dw, dw32 := make([]float64, p.WLen()), make([]float32, p.WLen())
+		Conv2DBackwardWeight(p, x, dy, dw)
+		Conv2DBackwardWeight(p, x32, dy32, dw32)
+		assertClose(t, "backward weight float32", to64(dw32), dw, 1e-4)
+
+		db, db32 := make([]float64, p.M), make([]float32, p.M)
+		Conv2DBackwardBias(p, dy, db)
+		Conv2DBackwardBias(p, dy32, db32)
+		assertClose(t, "backward bias float32", to64(db32), db, 1e-5)
+	}
+}
+
+func to32(s []float64) []float32 {
+	o := make([]float32, len(s))
+	for i, v := range s {
+		o[i] = float32(v)
+	}
+	return o
+}
+
+func to64[T Float](s []T) []float64 {
+	o := make([]float64, len(s))
+	for i, v := range s {
+		o[i] = float64(v)
+	}
+	return o
+}
+
+// TestConv2DBanded covers images large enough to be unfolded in bands of
+// output rows, against the direct loops.
+func TestConv2DBanded(t *testing.T) {
+	rng := newRNG(6)
+	p := Conv2DParams{N: 2, C: 64, H: 91, W: 90, M: 2, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 0, PadBottom: 2, PadRight: 1}.WithOutSize()
+	if p.band() >= p.OutH {
+		t.Fatalf("band %d does not split %d output rows", p.band(), p.OutH)
+	}
+	x, w, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.YLen())
+	y := make([]float64, p.YLen())
+	Conv2DForward(p, x, w, nil, y)
+	assertClose(t, "banded forward", y, naiveConv(p, x, w, nil), 1e-12)
+	dx, dw := make([]float64, p.XLen()), make([]float64, p.WLen())
+	Conv2DBackwardData(p, w, dy, dx)
+	Conv2DBackwardWeight(p, x, dy, dw)
+	wdx, wdw := naiveConvBackward(p, x, w, dy)
+	assertClose(t, "banded dX", dx, wdx, 1e-12)
+	assertClose(t, "banded dW", dw, wdw, 1e-12)
+}

@@ -1,0 +1,352 @@
+package kernels
+
+import "errors"
+
+// Pool2DParams describes a 2-D max or average pooling over NCHW input X
+// [N, C, H, W] producing Y [N, C, OutH, OutW].
+//
+// Zero strides and dilations mean 1. Pads may be asymmetric. OutH and OutW
+// are given by the caller, who chooses floor or ceil mode (see
+// [PoolOutSize]); windows that reach past the padded input (possible in ceil
+// mode) are clipped.
+type Pool2DParams struct {
+	N, C, H, W int
+	KH, KW     int
+
+	StrideH, StrideW int
+	DilH, DilW       int
+
+	PadTop, PadLeft, PadBottom, PadRight int
+
+	OutH, OutW int
+
+	// CountIncludePad selects the average-pool divisor (ONNX
+	// count_include_pad): when set, a window's divisor counts its cells
+	// inside the input or the explicit padding, but not cells beyond the
+	// padding (ceil-mode overhang), as PyTorch does; when clear, only the
+	// cells inside the input. Max pooling ignores it.
+	CountIncludePad bool
+}
+
+// PoolOutSize is the output length of pooling along one axis, with ONNX's
+// and PyTorch's formula: (in + padBegin + padEnd - dil*(k-1) - 1) / stride
+// + 1, rounded down, or up when ceil is set; in ceil mode a last window that
+// would start inside the end padding is dropped (PyTorch's rule, also that
+// of ONNX Runtime). A zero stride or dilation means 1.
+func PoolOutSize(in, k, stride, dil, padBegin, padEnd int, ceil bool) int {
+	stride, dil = one(stride), one(dil)
+	span := in + padBegin + padEnd - dil*(k-1) - 1
+	if span < 0 {
+		return 0
+	}
+	out := span/stride + 1
+	if ceil {
+		if span%stride != 0 {
+			out++
+		}
+		if (out-1)*stride >= in+padBegin {
+			out--
+		}
+	}
+	return out
+}
+
+func (p Pool2DParams) norm() Pool2DParams {
+	p.StrideH, p.StrideW = one(p.StrideH), one(p.StrideW)
+	p.DilH, p.DilW = one(p.DilH), one(p.DilW)
+	return p
+}
+
+// WithOutSize returns p with OutH and OutW computed by [PoolOutSize].
+func (p Pool2DParams) WithOutSize(ceil bool) Pool2DParams {
+	p.OutH = PoolOutSize(p.H, p.KH, p.StrideH, p.DilH, p.PadTop, p.PadBottom, ceil)
+	p.OutW = PoolOutSize(p.W, p.KW, p.StrideW, p.DilW, p.PadLeft, p.PadRight, ceil)
+	return p
+}
+
+// Validate reports whether the parameters describe a supported pooling.
+func (p Pool2DParams) Validate() error {
+	q := p.norm()
+	switch {
+	case q.N < 0 || q.C < 1 || q.H < 1 || q.W < 1 || q.KH < 1 || q.KW < 1:
+		return errors.New("kernels: Pool2D: N must be >= 0 and C, H, W, KH, KW >= 1")
+	case q.StrideH < 0 || q.StrideW < 0 || q.DilH < 0 || q.DilW < 0:
+		return errors.New("kernels: Pool2D: negative stride or dilation")
+	case q.PadTop < 0 || q.PadLeft < 0 || q.PadBottom < 0 || q.PadRight < 0:
+		return errors.New("kernels: Pool2D: negative padding")
+	case q.OutH < 1 || q.OutW < 1:
+		return errors.New("kernels: Pool2D: output size must be at least 1x1")
+	}
+	return nil
+}
+
+func (p Pool2DParams) mustValid(kernel string) Pool2DParams {
+	if err := p.Validate(); err != nil {
+		panic(err.Error() + " (in " + kernel + ")")
+	}
+	return p.norm()
+}
+
+// XLen and YLen are the element counts of X and Y.
+func (p Pool2DParams) XLen() int { return p.N * p.C * p.H * p.W }
+func (p Pool2DParams) YLen() int { return p.N * p.C * p.OutH * p.OutW }
+
+// taps returns the range [lo, hi) of kernel taps k for which
+// start + k*dil lies in [0, n).
+func taps(start, dil, k, n int) (lo, hi int) {
+	if start < 0 {
+		lo = (-start + dil - 1) / dil
+	}
+	last := n - 1 - start
+	if last < 0 {
+		return 0, 0
+	}
+	hi = min(k, last/dil+1)
+	if lo > hi {
+		lo = hi
+	}
+	return lo, hi
+}
+
+// paddedTaps counts the taps k of a window starting at start (>= -padBegin)
+// that lie before n + padEnd, the end of the padded input.
+func paddedTaps(start, dil, k, n, padEnd int) int {
+	last := n + padEnd - 1 - start
+	if last < 0 {
+		return 0
+	}
+	return min(k, last/dil+1)
+}
+
+// MaxPool2DForward computes y = maxpool(x) and, when argmax is not nil, the
+// position in its input plane (ih*W + iw) of each output's maximum, for
+// [MaxPool2DBackward]. Padding never wins: windows take the maximum over
+// their cells inside the input only. Ties go to the first cell in row-major
+// window order; a NaN in a window wins (as in PyTorch). A window with no
+// input cell at all gives 0 with argmax -1.
+func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
+	const name = "MaxPool2DForward"
+	p = p.mustValid(name)
+	need(name, "x", x, p.XLen())
+	need(name, "y", y, p.YLen())
+	if argmax != nil {
+		need(name, "argmax", argmax, p.YLen())
+	}
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			xp := x[pl*HW : (pl+1)*HW]
+			yp := y[pl*OHW : (pl+1)*OHW]
+			var ap []int32
+			if argmax != nil {
+				ap = argmax[pl*OHW : (pl+1)*OHW]
+			}
+			for oh := 0; oh < p.OutH; oh++ {
+				hs := oh*p.StrideH - p.PadTop
+				khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+				for ow := 0; ow < p.OutW; ow++ {
+					ws := ow*p.StrideW - p.PadLeft
+					kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
+					o := oh*p.OutW + ow
+					if khLo >= khHi || kwLo >= kwHi {
+						yp[o] = 0
+						if ap != nil {
+							ap[o] = -1
+						}
+						continue
+					}
+					best := (hs+khLo*p.DilH)*p.W + ws + kwLo*p.DilW
+					bv := xp[best]
+					for kh := khLo; kh < khHi; kh++ {
+						row := (hs + kh*p.DilH) * p.W
+						for kw := kwLo; kw < kwHi; kw++ {
+							i := row + ws + kw*p.DilW
+							if v := xp[i]; v > bv || v != v {
+								bv, best = v, i
+							}
+						}
+					}
+					yp[o] = bv
+					if ap != nil {
+						ap[o] = int32(best)
+					}
+				}
+			}
+		}
+	})
+}
+
+// MaxPool2DBackward computes dx, the gradient with respect to x, by adding
+// each output gradient dy to the input cell recorded in argmax by
+// [MaxPool2DForward]. dx is overwritten.
+func MaxPool2DBackward[T Float](p Pool2DParams, dy []T, argmax []int32, dx []T) {
+	const name = "MaxPool2DBackward"
+	p = p.mustValid(name)
+	need(name, "dy", dy, p.YLen())
+	need(name, "argmax", argmax, p.YLen())
+	need(name, "dx", dx, p.XLen())
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW+HW), func(_, lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dxp := dx[pl*HW : (pl+1)*HW]
+			clear(dxp)
+			dyp := dy[pl*OHW : (pl+1)*OHW]
+			for o, i := range argmax[pl*OHW : (pl+1)*OHW] {
+				if i >= 0 {
+					dxp[i] += dyp[o]
+				}
+			}
+		}
+	})
+}
+
+// avgDivisor returns the divisor of the window starting at (hs, ws).
+func (p Pool2DParams) avgDivisor(hs, ws, khLo, khHi, kwLo, kwHi int) int {
+	if p.CountIncludePad {
+		return paddedTaps(hs, p.DilH, p.KH, p.H, p.PadBottom) * paddedTaps(ws, p.DilW, p.KW, p.W, p.PadRight)
+	}
+	return (khHi - khLo) * (kwHi - kwLo)
+}
+
+// AvgPool2DForward computes y = averagepool(x): each output is the sum of
+// its window's cells inside the input divided by the divisor that
+// p.CountIncludePad selects (see [Pool2DParams]). A window whose divisor is
+// zero gives 0.
+func AvgPool2DForward[T Float](p Pool2DParams, x, y []T) {
+	const name = "AvgPool2DForward"
+	p = p.mustValid(name)
+	need(name, "x", x, p.XLen())
+	need(name, "y", y, p.YLen())
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			xp := x[pl*HW : (pl+1)*HW]
+			yp := y[pl*OHW : (pl+1)*OHW]
+			for oh := 0; oh < p.OutH; oh++ {
+				hs := oh*p.StrideH - p.PadTop
+				khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+				for ow := 0; ow < p.OutW; ow++ {
+					ws := ow*p.StrideW - p.PadLeft
+					kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
+					div := p.avgDivisor(hs, ws, khLo, khHi, kwLo, kwHi)
+					if div == 0 {
+						yp[oh*p.OutW+ow] = 0
+						continue
+					}
+					var s T
+					for kh := khLo; kh < khHi; kh++ {
+						row := (hs + kh*p.DilH) * p.W
+						for kw := kwLo; kw < kwHi; kw++ {
+							s += xp[row+ws+kw*p.DilW]
+						}
+					}
+					yp[oh*p.OutW+ow] = s / T(div)
+				}
+			}
+		}
+	})
+}
+
+// AvgPool2DBackward computes dx, the gradient of [AvgPool2DForward] with
+// respect to x: each output gradient divided by its window's divisor is
+// added to the window's input cells. dx is overwritten.
+func AvgPool2DBackward[T Float](p Pool2DParams, dy, dx []T) {
+	const name = "AvgPool2DBackward"
+	p = p.mustValid(name)
+	need(name, "dy", dy, p.YLen())
+	need(name, "dx", dx, p.XLen())
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dxp := dx[pl*HW : (pl+1)*HW]
+			clear(dxp)
+			dyp := dy[pl*OHW : (pl+1)*OHW]
+			for oh := 0; oh < p.OutH; oh++ {
+				hs := oh*p.StrideH - p.PadTop
+				khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+				for ow := 0; ow < p.OutW; ow++ {
+					ws := ow*p.StrideW - p.PadLeft
+					kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
+					div := p.avgDivisor(hs, ws, khLo, khHi, kwLo, kwHi)
+					if div == 0 {
+						continue
+					}
+					g := dyp[oh*p.OutW+ow] / T(div)
+					for kh := khLo; kh < khHi; kh++ {
+						row := (hs + kh*p.DilH) * p.W
+						for kw := kwLo; kw < kwHi; kw++ {
+							dxp[row+ws+kw*p.DilW] += g
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// GlobalAvgPoolForward computes y [N*C] as the mean of each of the N*C
+// planes of x, each plane holding hw = H*W (or any spatial product) values.
+func GlobalAvgPoolForward[T Float](n, c, hw int, x, y []T) {
+	const name = "GlobalAvgPoolForward"
+	need(name, "x", x, n*c*hw)
+	need(name, "y", y, n*c)
+	for i := 0; i < n*c; i++ {
+		y[i] = T(sum(x[i*hw:(i+1)*hw]) / float64(hw))
+	}
+}
+
+// GlobalAvgPoolBackward computes dx [N*C*hw] from dy [N*C]: each plane gets
+// dy/hw. dx is overwritten.
+func GlobalAvgPoolBackward[T Float](n, c, hw int, dy, dx []T) {
+	const name = "GlobalAvgPoolBackward"
+	need(name, "dy", dy, n*c)
+	need(name, "dx", dx, n*c*hw)
+	for i := 0; i < n*c; i++ {
+		fill(dx[i*hw:(i+1)*hw], dy[i]/T(hw))
+	}
+}
+
+// GlobalMaxPoolForward computes y [N*C] as the maximum of each plane of x
+// and, when argmax is not nil, its position within the plane (first on ties;
+// a NaN wins).
+func GlobalMaxPoolForward[T Float](n, c, hw int, x, y []T, argmax []int32) {
+	const name = "GlobalMaxPoolForward"
+	need(name, "x", x, n*c*hw)
+	need(name, "y", y, n*c)
+	if argmax != nil {
+		need(name, "argmax", argmax, n*c)
+	}
+	if hw < 1 {
+		panic("kernels: " + name + ": empty planes")
+	}
+	for i := 0; i < n*c; i++ {
+		xp := x[i*hw : (i+1)*hw]
+		best, bv := 0, xp[0]
+		for j, v := range xp {
+			if v > bv || v != v {
+				best, bv = j, v
+			}
+		}
+		y[i] = bv
+		if argmax != nil {
+			argmax[i] = int32(best)
+		}
+	}
+}
+
+// GlobalMaxPoolBackward computes dx: each plane's gradient is dy at its
+// argmax and zero elsewhere. dx is overwritten.
+func GlobalMaxPoolBackward[T Float](n, c, hw int, dy []T, argmax []int32, dx []T) {
+	const name = "GlobalMaxPoolBackward"
+	need(name, "dy", dy, n*c)
+	need(name, "argmax", argmax, n*c)
+	need(name, "dx", dx, n*c*hw)
+	clear(dx[:n*c*hw])
+	for i := 0; i < n*c; i++ {
+		dx[i*hw+int(argmax[i])] = dy[i]
+	}
+}

@@ -1,0 +1,192 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// naivePool computes max or average pooling directly from the definitions:
+// every window position is visited and classified as input, explicit
+// padding, or beyond the padding.
+func naivePool(p Pool2DParams, x []float64, isMax bool) ([]float64, []int32) {
+	p = p.norm()
+	y := make([]float64, p.N*p.C*p.OutH*p.OutW)
+	arg := make([]int32, len(y))
+	for pl := 0; pl < p.N*p.C; pl++ {
+		for oh := 0; oh < p.OutH; oh++ {
+			for ow := 0; ow < p.OutW; ow++ {
+				best, bi := math.Inf(-1), -1
+				s, count, countPad := 0.0, 0, 0
+				for kh := 0; kh < p.KH; kh++ {
+					for kw := 0; kw < p.KW; kw++ {
+						ih := oh*p.StrideH - p.PadTop + kh*p.DilH
+						iw := ow*p.StrideW - p.PadLeft + kw*p.DilW
+						inPadded := ih >= -p.PadTop && ih < p.H+p.PadBottom && iw >= -p.PadLeft && iw < p.W+p.PadRight
+						if inPadded {
+							countPad++
+						}
+						if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
+							continue
+						}
+						v := x[pl*p.H*p.W+ih*p.W+iw]
+						count++
+						s += v
+						if v > best {
+							best, bi = v, ih*p.W+iw
+						}
+					}
+				}
+				o := pl*p.OutH*p.OutW + oh*p.OutW + ow
+				if isMax {
+					if bi < 0 {
+						best = 0
+					}
+					y[o], arg[o] = best, int32(bi)
+					continue
+				}
+				div := count
+				if p.CountIncludePad {
+					div = countPad
+				}
+				if div > 0 {
+					y[o] = s / float64(div)
+				}
+			}
+		}
+	}
+	return y, arg
+}
+
+type poolCase struct {
+	p    Pool2DParams
+	ceil bool
+}
+
+var poolGeometries = []poolCase{
+	{Pool2DParams{N: 2, C: 3, H: 6, W: 6, KH: 2, KW: 2, StrideH: 2, StrideW: 2}, false},
+	{Pool2DParams{N: 2, C: 2, H: 7, W: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+	{Pool2DParams{N: 1, C: 2, H: 6, W: 7, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadTop: 1, PadLeft: 0, PadBottom: 2, PadRight: 1}, true},
+	{Pool2DParams{N: 2, C: 1, H: 9, W: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 0, PadRight: 2}, true},
+	{Pool2DParams{N: 1, C: 3, H: 5, W: 5, KH: 2, KW: 2, StrideH: 1, StrideW: 1, DilH: 1, DilW: 2, PadTop: 0, PadLeft: 1, PadBottom: 1, PadRight: 0}, false},
+	{Pool2DParams{N: 2, C: 2, H: 6, W: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+	{Pool2DParams{N: 1, C: 2, H: 5, W: 4, KH: 4, KW: 3, StrideH: 3, StrideW: 2, PadTop: 2, PadLeft: 1, PadBottom: 2, PadRight: 1}, true},
+}
+
+func TestPoolOutSize(t *testing.T) {
+	for _, c := range []struct {
+		in, k, s, d, pb, pe int
+		ceil                bool
+		want                int
+	}{
+		{32, 2, 2, 1, 0, 0, false, 16},
+		{7, 3, 2, 1, 1, 1, false, 4},
+		{6, 3, 2, 1, 1, 1, false, 3},
+		{6, 3, 2, 1, 1, 1, true, 4},
+		{5, 2, 2, 1, 0, 0, true, 3},
+		{5, 2, 2, 1, 0, 0, false, 2},
+		// ceil would add a window starting in the end padding: dropped.
+		{4, 2, 2, 1, 1, 1, true, 3},
+		{8, 3, 2, 2, 0, 0, true, 3},
+		{8, 3, 2, 2, 0, 0, false, 2},
+		{112, 3, 2, 1, 0, 0, true, 56},
+	} {
+		if got := PoolOutSize(c.in, c.k, c.s, c.d, c.pb, c.pe, c.ceil); got != c.want {
+			t.Errorf("PoolOutSize(%d, k%d, s%d, d%d, pads %d,%d, ceil %v) = %d, want %d", c.in, c.k, c.s, c.d, c.pb, c.pe, c.ceil, got, c.want)
+		}
+	}
+}
+
+func TestMaxPool2D(t *testing.T) {
+	rng := newRNG(10)
+	for i, g := range poolGeometries {
+		p := g.p.WithOutSize(g.ceil)
+		x := distinct(rng, p.XLen())
+		y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
+		MaxPool2DForward(p, x, y, arg)
+		wy, warg := naivePool(p, x, true)
+		assertClose(t, fmt.Sprintf("geometry %d forward", i), y, wy, 0)
+		for j := range arg {
+			if arg[j] != warg[j] {
+				t.Fatalf("geometry %d: argmax[%d] = %d, want %d", i, j, arg[j], warg[j])
+			}
+		}
+		dy := randn(rng, p.YLen())
+		dx := make([]float64, p.XLen())
+		MaxPool2DBackward(p, dy, arg, dx)
+		checkGrad(t, fmt.Sprintf("geometry %d dX", i), x, dy, dx, func() []float64 {
+			MaxPool2DForward(p, x, y, nil)
+			return y
+		})
+	}
+}
+
+// TestMaxPoolPaddingNeverWins uses all-negative input, where a zero-valued
+// pad would win.
+func TestMaxPoolPaddingNeverWins(t *testing.T) {
+	p := Pool2DParams{N: 1, C: 1, H: 3, W: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize(true)
+	x := []float64{-9, -8, -7, -6, -5, -4, -3, -2, -1}
+	y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
+	MaxPool2DForward(p, x, y, arg)
+	assertClose(t, "all-negative", y, []float64{-5, -4, -2, -1}, 0)
+	// Ties go to the first cell.
+	x = []float64{1, 1, 1, 1, 1, 1, 1, 1, 1}
+	MaxPool2DForward(p, x, y, arg)
+	if arg[0] != 0 || arg[3] != 4 {
+		t.Errorf("ties: argmax %v, want first cells", arg)
+	}
+}
+
+func TestAvgPool2D(t *testing.T) {
+	rng := newRNG(11)
+	for i, g := range poolGeometries {
+		for _, inc := range []bool{false, true} {
+			p := g.p.WithOutSize(g.ceil)
+			p.CountIncludePad = inc
+			what := fmt.Sprintf("geometry %d count_include_pad=%v", i, inc)
+			x := randn(rng, p.XLen())
+			y := make([]float64, p.YLen())
+			AvgPool2DForward(p, x, y)
+			wy, _ := naivePool(p, x, false)
+			assertClose(t, what+" forward", y, wy, 1e-14)
+			dy := randn(rng, p.YLen())
+			dx := make([]float64, p.XLen())
+			AvgPool2DBackward(p, dy, dx)
+			checkGrad(t, what+" dX", x, dy, dx, func() []float64 {
+				AvgPool2DForward(p, x, y)
+				return y
+			})
+		}
+	}
+}
+
+func TestGlobalPools(t *testing.T) {
+	rng := newRNG(12)
+	n, c, hw := 3, 4, 10
+	x := distinct(rng, n*c*hw)
+	y, arg := make([]float64, n*c), make([]int32, n*c)
+	dy := randn(rng, n*c)
+	dx := make([]float64, len(x))
+
+	GlobalAvgPoolForward(n, c, hw, x, y)
+	for i := range y {
+		if want := sum(x[i*hw:(i+1)*hw]) / float64(hw); math.Abs(y[i]-want) > 1e-15 {
+			t.Errorf("GlobalAvgPool[%d] = %g, want %g", i, y[i], want)
+		}
+	}
+	GlobalAvgPoolBackward(n, c, hw, dy, dx)
+	checkGrad(t, "GlobalAvgPool dX", x, dy, dx, func() []float64 { GlobalAvgPoolForward(n, c, hw, x, y); return y })
+
+	GlobalMaxPoolForward(n, c, hw, x, y, arg)
+	for i := range y {
+		want := math.Inf(-1)
+		for _, v := range x[i*hw : (i+1)*hw] {
+			want = math.Max(want, v)
+		}
+		if y[i] != want || x[i*hw+int(arg[i])] != want {
+			t.Errorf("GlobalMaxPool[%d] = %g at %d, want %g", i, y[i], arg[i], want)
+		}
+	}
+	GlobalMaxPoolBackward(n, c, hw, dy, arg, dx)
+	checkGrad(t, "GlobalMaxPool dX", x, dy, dx, func() []float64 { GlobalMaxPoolForward(n, c, hw, x, y, nil); return y })
+}

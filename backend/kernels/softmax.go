@@ -1,0 +1,226 @@
+package kernels
+
+import "math"
+
+// SoftmaxForward computes y = softmax(x) over each row of the [rows, cols]
+// matrix x, subtracting the row maximum first so that exp never overflows.
+// The caller flattens the tensor around the ONNX axis (opset >= 13: one
+// axis; older opsets: the product of the axes from axis on). y may alias x.
+func SoftmaxForward[T Float](rows, cols int, x, y []T) {
+	const name = "SoftmaxForward"
+	need(name, "x", x, rows*cols)
+	need(name, "y", y, rows*cols)
+	for r := 0; r < rows; r++ {
+		xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
+		mx := rowMax(xs)
+		var s float64
+		for i, v := range xs {
+			e := math.Exp(float64(v - mx))
+			ys[i] = T(e)
+			s += e
+		}
+		inv := T(1 / s)
+		for i := range ys {
+			ys[i] *= inv
+		}
+	}
+}
+
+// SoftmaxBackward computes dx = y*(dy - sum(dy*y)) per row, from the
+// softmax output y and its gradient dy. dx may alias dy.
+func SoftmaxBackward[T Float](rows, cols int, y, dy, dx []T) {
+	const name = "SoftmaxBackward"
+	need(name, "y", y, rows*cols)
+	need(name, "dy", dy, rows*cols)
+	need(name, "dx", dx, rows*cols)
+	for r := 0; r < rows; r++ {
+		ys, gs, ds := y[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
+		var dot float64
+		for i, v := range ys {
+			dot += float64(v) * float64(gs[i])
+		}
+		d := T(dot)
+		for i, v := range ys {
+			ds[i] = v * (gs[i] - d)
+		}
+	}
+}
+
+// LogSoftmaxForward computes y = x - max - log(sum(exp(x - max))) over each
+// row of the [rows, cols] matrix x. y may alias x.
+func LogSoftmaxForward[T Float](rows, cols int, x, y []T) {
+	const name = "LogSoftmaxForward"
+	need(name, "x", x, rows*cols)
+	need(name, "y", y, rows*cols)
+	for r := 0; r < rows; r++ {
+		xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
+		lse := T(logSumExp(xs))
+		for i, v := range xs {
+			ys[i] = v - lse
+		}
+	}
+}
+
+// LogSoftmaxBackward computes dx = dy - exp(y)*sum(dy) per row, from the
+// log-softmax output y and its gradient dy. dx may alias dy.
+func LogSoftmaxBackward[T Float](rows, cols int, y, dy, dx []T) {
+	const name = "LogSoftmaxBackward"
+	need(name, "y", y, rows*cols)
+	need(name, "dy", dy, rows*cols)
+	need(name, "dx", dx, rows*cols)
+	for r := 0; r < rows; r++ {
+		ys, gs, ds := y[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
+		s := sum(gs)
+		for i, v := range ys {
+			ds[i] = T(float64(gs[i]) - math.Exp(float64(v))*s)
+		}
+	}
+}
+
+func rowMax[T Float](xs []T) T {
+	mx := negInf[T]()
+	for _, v := range xs {
+		if v > mx {
+			mx = v
+		}
+	}
+	if math.IsInf(float64(mx), -1) {
+		return 0 // all -inf (or empty): keep x - max finite
+	}
+	return mx
+}
+
+// logSumExp returns log(sum(exp(xs))) in float64, computed stably.
+func logSumExp[T Float](xs []T) float64 {
+	mx := float64(rowMax(xs))
+	var s float64
+	for _, v := range xs {
+		s += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(s)
+}
+
+// Label is the integer type of class labels.
+type Label interface {
+	~int | ~int32 | ~int64 | ~uint8
+}
+
+// SoftmaxCrossEntropy returns the mean over the n rows of the cross-entropy
+// between softmax(logits[i]) and the smoothed one-hot target of labels[i],
+// with PyTorch's label smoothing (nn.CrossEntropyLoss(label_smoothing=eps)):
+//
+//	target = (1-eps)*onehot(label) + eps/k
+//	loss_i = -sum_j target_j * log_softmax(logits_i)_j
+//
+// logits is [n, k]. Labels outside [0, k) panic. It is computed in float64.
+func SoftmaxCrossEntropy[T Float, L Label](n, k int, logits []T, labels []L, eps float64) T {
+	const name = "SoftmaxCrossEntropy"
+	need(name, "logits", logits, n*k)
+	need(name, "labels", labels, n)
+	if n == 0 {
+		return 0
+	}
+	var total float64
+	for i := 0; i < n; i++ {
+		row := logits[i*k : (i+1)*k]
+		y := checkLabel(name, labels[i], k)
+		lse := logSumExp(row)
+		// -sum_j target_j*(x_j - lse) = lse - (1-eps)*x_y - eps/k*sum_j x_j
+		l := lse - (1-eps)*float64(row[y])
+		if eps != 0 {
+			l -= eps / float64(k) * sum(row)
+		}
+		total += l
+	}
+	return T(total / float64(n))
+}
+
+// SoftmaxCrossEntropyBackward computes dlogits = dloss * (softmax(logits) -
+// target) / n, the gradient of [SoftmaxCrossEntropy] scaled by the upstream
+// gradient dloss of the loss (1 when the loss is the objective). dlogits is
+// overwritten.
+func SoftmaxCrossEntropyBackward[T Float, L Label](n, k int, logits []T, labels []L, eps float64, dloss T, dlogits []T) {
+	const name = "SoftmaxCrossEntropyBackward"
+	need(name, "logits", logits, n*k)
+	need(name, "labels", labels, n)
+	need(name, "dlogits", dlogits, n*k)
+	if n == 0 {
+		return
+	}
+	scale := float64(dloss) / float64(n)
+	off := eps / float64(k)
+	for i := 0; i < n; i++ {
+		row, ds := logits[i*k:(i+1)*k], dlogits[i*k:(i+1)*k]
+		y := checkLabel(name, labels[i], k)
+		mx := float64(rowMax(row))
+		var s float64
+		for _, v := range row {
+			s += math.Exp(float64(v) - mx)
+		}
+		inv := 1 / s
+		for j, v := range row {
+			t := off
+			if j == y {
+				t += 1 - eps
+			}
+			ds[j] = T((math.Exp(float64(v)-mx)*inv - t) * scale)
+		}
+	}
+}
+
+func checkLabel[L Label](name string, l L, k int) int {
+	y := int(l)
+	if y < 0 || y >= k {
+		panic("kernels: " + name + ": label " + itoa(y) + " outside [0, " + itoa(k) + ")")
+	}
+	return y
+}
+
+// ArgmaxRows writes into out[i] the column of the largest value of row i of
+// the [rows, cols] matrix x, the lowest such column on ties. NaN is ignored
+// unless a row is all NaN (then 0).
+func ArgmaxRows[T Float](rows, cols int, x []T, out []int) {
+	const name = "ArgmaxRows"
+	need(name, "x", x, rows*cols)
+	need(name, "out", out, rows)
+	for r := 0; r < rows; r++ {
+		out[r] = argmax(x[r*cols : (r+1)*cols])
+	}
+}
+
+func argmax[T Float](xs []T) int {
+	best := -1
+	var bv T
+	for j, v := range xs {
+		if v != v {
+			continue
+		}
+		if best < 0 || v > bv {
+			best, bv = j, v
+		}
+	}
+	return max(best, 0)
+}
+
+// CorrectCount returns how many of the n rows of logits [n, k] have their
+// argmax (lowest index on ties) equal to the label.
+func CorrectCount[T Float, L Label](n, k int, logits []T, labels []L) int {
+	const name = "CorrectCount"
+	need(name, "logits", logits, n*k)
+	need(name, "labels", labels, n)
+	c := 0
+	for i := 0; i < n; i++ {
+		if argmax(logits[i*k:(i+1)*k]) == int(labels[i]) {
+			c++
+		}
+	}
+	return c
+}
+
+// Accuracy returns [CorrectCount] divided by n (0 when n is 0).
+func Accuracy[T Float, L Label](n, k int, logits []T, labels []L) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(CorrectCount(n, k, logits, labels)) / float64(n)
+}

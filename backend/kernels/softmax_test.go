@@ -1,0 +1,123 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+func TestSoftmax(t *testing.T) {
+	rng := newRNG(30)
+	for _, sh := range [][2]int{{1, 1}, {3, 5}, {4, 10}, {2, 1}} {
+		rows, cols := sh[0], sh[1]
+		x, dy := randn(rng, rows*cols), randn(rng, rows*cols)
+		for j := range x {
+			x[j] *= 5
+		}
+		y := make([]float64, len(x))
+		SoftmaxForward(rows, cols, x, y)
+		for r := 0; r < rows; r++ {
+			var z float64
+			for _, v := range x[r*cols : (r+1)*cols] {
+				z += math.Exp(v)
+			}
+			for c := 0; c < cols; c++ {
+				if w := math.Exp(x[r*cols+c]) / z; math.Abs(y[r*cols+c]-w) > 1e-15 {
+					t.Fatalf("%v: softmax[%d,%d] = %g, want %g", sh, r, c, y[r*cols+c], w)
+				}
+			}
+		}
+		dx := make([]float64, len(x))
+		SoftmaxBackward(rows, cols, y, dy, dx)
+		checkGrad(t, fmt.Sprintf("%v softmax dX", sh), x, dy, dx, func() []float64 { SoftmaxForward(rows, cols, x, y); return y })
+
+		LogSoftmaxForward(rows, cols, x, y)
+		ly := append([]float64{}, y...)
+		LogSoftmaxBackward(rows, cols, ly, dy, dx)
+		checkGrad(t, fmt.Sprintf("%v logsoftmax dX", sh), x, dy, dx, func() []float64 { LogSoftmaxForward(rows, cols, x, y); return y })
+	}
+	// Stability: huge logits neither overflow nor give NaN.
+	x := []float64{1000, 1001, -1000, 0}
+	y := make([]float64, 4)
+	SoftmaxForward(1, 4, x, y)
+	LogSoftmaxForward(1, 4, x, y[:])
+	for _, v := range y {
+		if math.IsNaN(v) || math.IsInf(v, 0) && v > 0 {
+			t.Fatalf("unstable: %v", y)
+		}
+	}
+	if math.Abs(y[1]-(-math.Log1p(math.Exp(-1)))) > 1e-12 {
+		t.Errorf("logsoftmax of large logits: %v", y)
+	}
+	x32, y32 := []float32{80, 90, 100}, make([]float32, 3)
+	SoftmaxForward(1, 3, x32, y32)
+	if y32[2] < 0.99 || math.IsNaN(float64(y32[0])) {
+		t.Errorf("float32 softmax of large logits: %v", y32)
+	}
+}
+
+func TestSoftmaxCrossEntropy(t *testing.T) {
+	rng := newRNG(31)
+	n, k := 5, 4
+	logits := randn(rng, n*k)
+	for j := range logits {
+		logits[j] *= 3
+	}
+	labels := []int64{0, 3, 1, 1, 2}
+	for _, eps := range []float64{0, 0.1, 0.3} {
+		loss := SoftmaxCrossEntropy(n, k, logits, labels, eps)
+		// Definition: mean over rows of -sum_j target_j log softmax_j.
+		ls := make([]float64, n*k)
+		LogSoftmaxForward(n, k, logits, ls)
+		want := 0.0
+		for i := 0; i < n; i++ {
+			for j := 0; j < k; j++ {
+				tj := eps / float64(k)
+				if j == int(labels[i]) {
+					tj += 1 - eps
+				}
+				want -= tj * ls[i*k+j]
+			}
+		}
+		want /= float64(n)
+		if math.Abs(loss-want) > 1e-14 {
+			t.Errorf("eps %g: loss %g, want %g", eps, loss, want)
+		}
+		d := make([]float64, n*k)
+		SoftmaxCrossEntropyBackward(n, k, logits, labels, eps, 1.0, d)
+		checkGrad(t, fmt.Sprintf("eps %g dLogits", eps), logits, []float64{1}, d, func() []float64 {
+			return []float64{SoftmaxCrossEntropy(n, k, logits, labels, eps)}
+		})
+		SoftmaxCrossEntropyBackward(n, k, logits, labels, eps, 2.5, d)
+		checkGrad(t, fmt.Sprintf("eps %g dLogits scaled", eps), logits, []float64{2.5}, d, func() []float64 {
+			return []float64{SoftmaxCrossEntropy(n, k, logits, labels, eps)}
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("label out of range did not panic")
+		}
+	}()
+	SoftmaxCrossEntropy(1, 2, []float64{0, 1}, []int{2}, 0)
+}
+
+func TestAccuracy(t *testing.T) {
+	logits := []float32{
+		1, 3, 3, // tie: lowest index 1
+		5, 0, 0,
+		0, 0, 9,
+		2, 2, 2, // all tied: 0
+	}
+	labels := []int32{1, 1, 2, 0}
+	var out [4]int
+	ArgmaxRows(4, 3, logits, out[:])
+	if out != [4]int{1, 0, 2, 0} {
+		t.Errorf("ArgmaxRows = %v", out)
+	}
+	if c := CorrectCount(4, 3, logits, labels); c != 3 {
+		t.Errorf("CorrectCount = %d, want 3", c)
+	}
+	if a := Accuracy(4, 3, logits, labels); a != 0.75 {
+		t.Errorf("Accuracy = %g, want 0.75", a)
+	}
+}

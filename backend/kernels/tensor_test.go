@@ -1,0 +1,463 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// naiveTranspose indexes every output element from its coordinates.
+func naiveTranspose(shape, perm []int, x []float64) []float64 {
+	out := TransposeShape(shape, perm)
+	y := make([]float64, len(x))
+	r := len(shape)
+	coord := make([]int, r)
+	for o := range y {
+		rem := o
+		for i := r - 1; i >= 0; i-- {
+			coord[i] = rem % out[i]
+			rem /= out[i]
+		}
+		src := 0
+		for a := 0; a < r; a++ {
+			// input axis a is output axis i with perm[i] == a
+			i := slices.Index(perm, a)
+			src = src*shape[a] + coord[i]
+		}
+		y[o] = x[src]
+	}
+	return y
+}
+
+func TestTranspose(t *testing.T) {
+	rng := newRNG(40)
+	cases := []struct{ shape, perm []int }{
+		{[]int{5}, []int{0}},
+		{[]int{3, 4}, []int{1, 0}},
+		{[]int{2, 3, 4}, []int{0, 2, 1}},
+		{[]int{2, 3, 4}, []int{2, 0, 1}},
+		{[]int{2, 1, 4, 3}, []int{3, 1, 0, 2}},
+		{[]int{2, 3, 4, 5}, []int{0, 2, 3, 1}}, // NCHW -> NHWC
+		{[]int{2, 3, 4, 5}, []int{0, 3, 1, 2}}, // NHWC -> NCHW
+		{[]int{2, 3, 4, 5}, []int{1, 0, 2, 3}},
+		{[]int{2, 3, 2, 3, 2}, []int{4, 2, 0, 3, 1}},
+		{[]int{2, 2, 3, 1, 2, 3}, []int{5, 3, 1, 0, 4, 2}},
+		{[]int{3, 2, 2, 3, 2, 2}, []int{0, 1, 2, 3, 4, 5}},
+		{[]int{1, 1, 1}, []int{2, 1, 0}},
+		{[]int{70, 33}, []int{1, 0}},
+	}
+	for i := 0; i < 10; i++ {
+		r := 1 + rng.IntN(6)
+		shape := make([]int, r)
+		for j := range shape {
+			shape[j] = 1 + rng.IntN(4)
+		}
+		cases = append(cases, struct{ shape, perm []int }{shape, rng.Perm(r)})
+	}
+	for _, c := range cases {
+		x := randn(rng, Size(c.shape))
+		y := make([]float64, len(x))
+		Transpose(c.shape, c.perm, x, y)
+		assertClose(t, fmt.Sprintf("Transpose %v %v", c.shape, c.perm), y, naiveTranspose(c.shape, c.perm, x), 0)
+		dy := randn(rng, len(x))
+		dx := make([]float64, len(x))
+		TransposeBackward(c.shape, c.perm, dy, dx)
+		checkGrad(t, fmt.Sprintf("Transpose %v %v dX", c.shape, c.perm), x, dy, dx, func() []float64 {
+			Transpose(c.shape, c.perm, x, y)
+			return y
+		})
+	}
+	// Works for any element type.
+	yi := make([]int32, 6)
+	Transpose([]int{2, 3}, []int{1, 0}, []int32{1, 2, 3, 4, 5, 6}, yi)
+	if !slices.Equal(yi, []int32{1, 4, 2, 5, 3, 6}) {
+		t.Errorf("int32 transpose: %v", yi)
+	}
+}
+
+// naiveBroadcast evaluates f over the broadcast of a and b by coordinates.
+func naiveBroadcast(aShape []int, a []float64, bShape []int, b []float64, f func(x, y float64) float64) ([]int, []float64) {
+	out, err := BroadcastShape(aShape, bShape)
+	if err != nil {
+		panic(err)
+	}
+	r := len(out)
+	y := make([]float64, Size(out))
+	coord := make([]int, r)
+	index := func(shape []int) int {
+		off := r - len(shape)
+		idx := 0
+		for i, d := range shape {
+			c := coord[off+i]
+			if d == 1 {
+				c = 0
+			}
+			idx = idx*d + c
+		}
+		return idx
+	}
+	for o := range y {
+		rem := o
+		for i := r - 1; i >= 0; i-- {
+			coord[i] = rem % out[i]
+			rem /= out[i]
+		}
+		y[o] = f(a[index(aShape)], b[index(bShape)])
+	}
+	return out, y
+}
+
+var broadcastCases = [][2][]int{
+	{{2, 3, 4, 5}, {3, 1, 5}},
+	{{2, 3, 4, 5}, {5}},
+	{{2, 3, 4, 5}, {}},
+	{{}, {2, 3}},
+	{{}, {}},
+	{{3, 1, 5}, {2, 3, 4, 5}},
+	{{4, 1}, {1, 3}},
+	{{2, 1, 3}, {2, 4, 1}},
+	{{1, 1}, {2, 3}},
+	{{5}, {5}},
+	{{2, 3}, {2, 3}},
+	{{1, 3, 1, 1}, {2, 1, 4, 1}},
+}
+
+func TestBroadcastBinary(t *testing.T) {
+	rng := newRNG(41)
+	type op struct {
+		name   string
+		fwd    func([]int, []float64, []int, []float64, []float64)
+		bwdA   func([]int, []float64, []int, []float64, []float64, []float64)
+		bwdB   func([]int, []float64, []int, []float64, []float64, []float64)
+		f      func(x, y float64) float64
+		posDen bool
+	}
+	ops := []op{
+		{"Add", Add[float64], AddBackwardA[float64], AddBackwardB[float64], func(x, y float64) float64 { return x + y }, false},
+		{"Sub", Sub[float64], SubBackwardA[float64], SubBackwardB[float64], func(x, y float64) float64 { return x - y }, false},
+		{"Mul", Mul[float64], MulBackwardA[float64], MulBackwardB[float64], func(x, y float64) float64 { return x * y }, false},
+		{"Div", Div[float64], DivBackwardA[float64], DivBackwardB[float64], func(x, y float64) float64 { return x / y }, true},
+	}
+	for _, c := range broadcastCases {
+		as, bs := c[0], c[1]
+		for _, o := range ops {
+			what := fmt.Sprintf("%s %v %v", o.name, as, bs)
+			a, b := randn(rng, Size(as)), randn(rng, Size(bs))
+			if o.posDen {
+				for i := range b {
+					b[i] = 1 + math.Abs(b[i]) // keep away from 0
+				}
+			}
+			out, want := naiveBroadcast(as, a, bs, b, o.f)
+			y := make([]float64, len(want))
+			o.fwd(as, a, bs, b, y)
+			assertClose(t, what+" forward", y, want, 1e-15)
+			dy := randn(rng, len(y))
+			fwd := func() []float64 { o.fwd(as, a, bs, b, y); return y }
+			da, db := make([]float64, len(a)), make([]float64, len(b))
+			o.bwdA(as, a, bs, b, dy, da)
+			checkGrad(t, what+" dA", a, dy, da, fwd)
+			o.bwdB(as, a, bs, b, dy, db)
+			checkGrad(t, what+" dB", b, dy, db, fwd)
+			_ = out
+		}
+	}
+	if _, err := BroadcastShape([]int{2, 3}, []int{4}); err == nil {
+		t.Error("[2,3] and [4] broadcast")
+	}
+}
+
+func TestReduceToShape(t *testing.T) {
+	x := make([]float64, 24)
+	for i := range x {
+		x[i] = float64(i)
+	}
+	out := make([]float64, 3)
+	ReduceToShape([]int{2, 3, 4}, x, []int{3, 1}, out)
+	// sum over axes 0 and 2
+	want := []float64{0 + 1 + 2 + 3 + 12 + 13 + 14 + 15, 4 + 5 + 6 + 7 + 16 + 17 + 18 + 19, 8 + 9 + 10 + 11 + 20 + 21 + 22 + 23}
+	assertClose(t, "ReduceToShape", out, want, 0)
+	s := make([]float64, 1)
+	ReduceToShape([]int{2, 3, 4}, x, nil, s)
+	if s[0] != 276 {
+		t.Errorf("to scalar: %g", s[0])
+	}
+
+	// BroadcastTo is ReduceToShape's adjoint.
+	rng := newRNG(47)
+	for _, c := range [][2][]int{{{3, 1}, {2, 3, 4}}, {{}, {2, 2}}, {{4}, {3, 4}}, {{2, 1, 3}, {2, 5, 3}}, {{2, 3}, {2, 3}}} {
+		from, to := c[0], c[1]
+		x, g := randn(rng, Size(from)), randn(rng, Size(to))
+		y, r := make([]float64, Size(to)), make([]float64, Size(from))
+		BroadcastTo(from, x, to, y)
+		ReduceToShape(to, g, from, r)
+		if l, rr := dot(y, g), dot(x, r); math.Abs(l-rr) > 1e-12 {
+			t.Errorf("BroadcastTo %v -> %v: <Bx, g> = %g, <x, Rg> = %g", from, to, l, rr)
+		}
+		_, want := naiveBroadcast(from, x, to, make([]float64, Size(to)), func(a, _ float64) float64 { return a })
+		assertClose(t, fmt.Sprintf("BroadcastTo %v -> %v", from, to), y, want, 0)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("BroadcastTo [2,3] -> [3] did not panic")
+		}
+	}()
+	BroadcastTo([]int{2, 3}, make([]float64, 6), []int{3}, make([]float64, 6))
+}
+
+func TestActivations(t *testing.T) {
+	rng := newRNG(42)
+	x := randn(rng, 50)
+	for i := range x {
+		x[i] *= 4
+		if math.Abs(x[i]) < 1e-3 {
+			x[i] = 0.5 // keep away from the kinks
+		}
+	}
+	dy := randn(rng, len(x))
+	y, dx := make([]float64, len(x)), make([]float64, len(x))
+	const alpha = 0.07
+	cases := []struct {
+		name string
+		fwd  func(x, y []float64)
+		bwd  func(x, y, dy, dx []float64)
+		ref  func(v float64) float64
+	}{
+		{"Relu", ReluForward[float64], func(x, _, dy, dx []float64) { ReluBackward(x, dy, dx) }, func(v float64) float64 { return math.Max(v, 0) }},
+		{"ReluFromY", ReluForward[float64], func(_, y, dy, dx []float64) { ReluBackward(y, dy, dx) }, func(v float64) float64 { return math.Max(v, 0) }},
+		{"LeakyRelu", func(x, y []float64) { LeakyReluForward(alpha, x, y) }, func(x, _, dy, dx []float64) { LeakyReluBackward(alpha, x, dy, dx) },
+			func(v float64) float64 {
+				if v < 0 {
+					return alpha * v
+				}
+				return v
+			}},
+		{"Sigmoid", SigmoidForward[float64], func(_, y, dy, dx []float64) { SigmoidBackward(y, dy, dx) }, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }},
+		{"Tanh", TanhForward[float64], func(_, y, dy, dx []float64) { TanhBackward(y, dy, dx) }, math.Tanh},
+	}
+	for _, c := range cases {
+		c.fwd(x, y)
+		for i, v := range x {
+			if math.Abs(y[i]-c.ref(v)) > 1e-15 {
+				t.Fatalf("%s(%g) = %g, want %g", c.name, v, y[i], c.ref(v))
+			}
+		}
+		c.bwd(x, y, dy, dx)
+		checkGrad(t, c.name+" dX", x, dy, dx, func() []float64 { c.fwd(x, y); return y })
+	}
+	// Sigmoid saturates without NaN or overflow.
+	big := []float32{-200, 200}
+	SigmoidForward(big, big)
+	if big[0] != 0 || big[1] != 1 {
+		t.Errorf("sigmoid(±200) = %v", big)
+	}
+}
+
+func TestDropout(t *testing.T) {
+	const n = 100000
+	mask := make([]float32, n)
+	DropoutMask(rand.New(rand.NewPCG(7, 8)), 0.3, mask)
+	zeros := 0
+	for _, m := range mask {
+		switch m {
+		case 0:
+			zeros++
+		case float32(1 / 0.7):
+		default:
+			t.Fatalf("mask value %g", m)
+		}
+	}
+	if f := float64(zeros) / n; math.Abs(f-0.3) > 0.01 {
+		t.Errorf("dropped fraction %g, want 0.3", f)
+	}
+	// Same seed, same mask.
+	mask2 := make([]float32, n)
+	DropoutMask(rand.New(rand.NewPCG(7, 8)), 0.3, mask2)
+	if !slices.Equal(mask, mask2) {
+		t.Error("same seed gave a different mask")
+	}
+	for _, r := range []float64{0, 1} {
+		DropoutMask(rand.New(rand.NewPCG(1, 1)), r, mask[:10])
+		for _, m := range mask[:10] {
+			if m != float32(1-r) {
+				t.Errorf("ratio %g: mask value %g", r, m)
+			}
+		}
+	}
+	rng := newRNG(43)
+	x, dy := randn(rng, 40), randn(rng, 40)
+	m := make([]float64, 40)
+	DropoutMask(rng, 0.5, m)
+	y, dx := make([]float64, 40), make([]float64, 40)
+	DropoutForward(x, m, y)
+	for i := range y {
+		if y[i] != x[i]*m[i] {
+			t.Fatal("dropout forward")
+		}
+	}
+	DropoutBackward(dy, m, dx)
+	checkGrad(t, "Dropout dX", x, dy, dx, func() []float64 { DropoutForward(x, m, y); return y })
+}
+
+// naiveMatMul multiplies by coordinates, with numpy's 1-D promotion rules.
+func naiveMatMul(as []int, a []float64, bs []int, b []float64) []float64 {
+	pa, pb := as, bs
+	if len(pa) == 1 {
+		pa = []int{1, pa[0]}
+	}
+	if len(pb) == 1 {
+		pb = []int{pb[0], 1}
+	}
+	M, K, N := pa[len(pa)-2], pa[len(pa)-1], pb[len(pb)-1]
+	batch, _ := BroadcastShape(pa[:len(pa)-2], pb[:len(pb)-2])
+	nb := Size(batch)
+	y := make([]float64, nb*M*N)
+	r := len(batch)
+	coord := make([]int, r)
+	idx := func(shape []int) int {
+		off := r - len(shape)
+		i := 0
+		for j, d := range shape {
+			c := coord[off+j]
+			if d == 1 {
+				c = 0
+			}
+			i = i*d + c
+		}
+		return i
+	}
+	for o := 0; o < nb; o++ {
+		rem := o
+		for i := r - 1; i >= 0; i-- {
+			coord[i] = rem % batch[i]
+			rem /= batch[i]
+		}
+		ia, ib := idx(pa[:len(pa)-2]), idx(pb[:len(pb)-2])
+		for i := 0; i < M; i++ {
+			for j := 0; j < N; j++ {
+				s := 0.0
+				for k := 0; k < K; k++ {
+					s += a[ia*M*K+i*K+k] * b[ib*K*N+k*N+j]
+				}
+				y[o*M*N+i*N+j] = s
+			}
+		}
+	}
+	return y
+}
+
+func TestMatMul(t *testing.T) {
+	rng := newRNG(44)
+	cases := []struct{ a, b, out []int }{
+		{[]int{3, 4}, []int{4, 5}, []int{3, 5}},
+		{[]int{4}, []int{4, 5}, []int{5}},
+		{[]int{3, 4}, []int{4}, []int{3}},
+		{[]int{4}, []int{4}, []int{}},
+		{[]int{2, 3, 4}, []int{4, 5}, []int{2, 3, 5}},
+		{[]int{3, 4}, []int{2, 4, 5}, []int{2, 3, 5}},
+		{[]int{2, 1, 3, 4}, []int{3, 4, 2}, []int{2, 3, 3, 2}},
+		{[]int{2, 3, 4}, []int{4}, []int{2, 3}},
+		{[]int{4}, []int{2, 4, 5}, []int{2, 5}},
+		{[]int{2, 3, 4}, []int{2, 4, 5}, []int{2, 3, 5}},
+		{[]int{1, 3, 4}, []int{2, 4, 5}, []int{2, 3, 5}},
+	}
+	for _, c := range cases {
+		what := fmt.Sprintf("MatMul %v %v", c.a, c.b)
+		out, err := MatMulShape(c.a, c.b)
+		if err != nil || !slices.Equal(out, c.out) {
+			t.Errorf("%s: shape %v, %v; want %v", what, out, err, c.out)
+			continue
+		}
+		a, b := randn(rng, Size(c.a)), randn(rng, Size(c.b))
+		y := make([]float64, Size(out))
+		MatMul(c.a, a, c.b, b, y)
+		assertClose(t, what, y, naiveMatMul(c.a, a, c.b, b), 1e-14)
+		dy := randn(rng, len(y))
+		fwd := func() []float64 { MatMul(c.a, a, c.b, b, y); return y }
+		da, db := make([]float64, len(a)), make([]float64, len(b))
+		MatMulBackwardA(c.a, nil, c.b, b, dy, da)
+		checkGrad(t, what+" dA", a, dy, da, fwd)
+		MatMulBackwardB(c.a, a, c.b, nil, dy, db)
+		checkGrad(t, what+" dB", b, dy, db, fwd)
+	}
+	if _, err := MatMulShape([]int{3, 4}, []int{5, 2}); err == nil {
+		t.Error("inner dimension mismatch accepted")
+	}
+}
+
+func TestGemm(t *testing.T) {
+	rng := newRNG(45)
+	m, n, k := 5, 7, 3
+	for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+		a, b, c := randn(rng, m*k), randn(rng, k*n), randn(rng, m*n)
+		lda, ldb := k, n
+		if tr[0] {
+			lda = m
+		}
+		if tr[1] {
+			ldb = k
+		}
+		at := func(i, l int) float64 {
+			if tr[0] {
+				return a[l*lda+i]
+			}
+			return a[i*lda+l]
+		}
+		bt := func(l, j int) float64 {
+			if tr[1] {
+				return b[j*ldb+l]
+			}
+			return b[l*ldb+j]
+		}
+		prod := make([]float64, m*n)
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				for l := 0; l < k; l++ {
+					prod[i*n+j] += at(i, l) * bt(l, j)
+				}
+			}
+		}
+		want := make([]float64, m*n)
+		for i := range want {
+			want[i] = 2*prod[i] + 0.5*c[i]
+		}
+		Gemm(tr[0], tr[1], m, n, k, 2, a, lda, b, ldb, 0.5, c, n)
+		assertClose(t, fmt.Sprintf("Gemm trans %v", tr), c, want, 1e-14)
+		c32 := make([]float32, m*n)
+		for i := range c32 {
+			c32[i] = float32(math.NaN()) // beta 0 ignores C
+		}
+		Gemm(tr[0], tr[1], m, n, k, 1, to32(a), lda, to32(b), ldb, 0, c32, n)
+		assertClose(t, fmt.Sprintf("Gemm float32 trans %v", tr), to64(c32), prod, 1e-6)
+	}
+	// k == 0 scales C by beta.
+	c := []float64{1, 2}
+	Gemm(false, false, 1, 2, 0, 1, nil, 1, nil, 2, 3, c, 2)
+	if c[0] != 3 || c[1] != 6 {
+		t.Errorf("k = 0: %v", c)
+	}
+	if CurrentBLAS().Name() == "" {
+		t.Error("BLAS without a name")
+	}
+}
+
+// myFloat checks that kernels accept named float types.
+type myFloat float32
+
+func TestNamedFloatType(t *testing.T) {
+	p := Conv2DParams{N: 2, C: 2, H: 4, W: 4, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
+	rng := newRNG(46)
+	x, w := randn(rng, p.XLen()), randn(rng, p.WLen())
+	xm, wm := make([]myFloat, len(x)), make([]myFloat, len(w))
+	for i := range x {
+		xm[i] = myFloat(x[i])
+	}
+	for i := range w {
+		wm[i] = myFloat(w[i])
+	}
+	y := make([]myFloat, p.YLen())
+	Conv2DForward(p, xm, wm, nil, y)
+	assertClose(t, "named float conv", to64(y), naiveConv(p, x, w, nil), 1e-5)
+}

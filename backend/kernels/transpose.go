@@ -1,0 +1,158 @@
+package kernels
+
+// MaxTransposeRank is the largest rank [Transpose] accepts.
+const MaxTransposeRank = 8
+
+// TransposeShape returns the shape of x's transpose: out[i] = shape[perm[i]].
+func TransposeShape(shape, perm []int) []int {
+	checkPerm("TransposeShape", shape, perm)
+	out := make([]int, len(perm))
+	for i, a := range perm {
+		out[i] = shape[a]
+	}
+	return out
+}
+
+// InversePerm returns the permutation q with q[perm[i]] = i, which undoes
+// perm.
+func InversePerm(perm []int) []int {
+	q := make([]int, len(perm))
+	for i, a := range perm {
+		q[a] = i
+	}
+	return q
+}
+
+func checkPerm(name string, shape, perm []int) {
+	if len(perm) != len(shape) {
+		panic("kernels: " + name + ": permutation of length " + itoa(len(perm)) + " for rank " + itoa(len(shape)))
+	}
+	if len(perm) > MaxTransposeRank {
+		panic("kernels: " + name + ": rank " + itoa(len(perm)) + " exceeds MaxTransposeRank")
+	}
+	var seen [MaxTransposeRank]bool
+	for _, a := range perm {
+		if a < 0 || a >= len(perm) || seen[a] {
+			panic("kernels: " + name + ": invalid permutation")
+		}
+		seen[a] = true
+	}
+}
+
+// Transpose writes into y the transpose of x, whose shape is shape: y's axis
+// i is x's axis perm[i] (ONNX Transpose, numpy.transpose). Axes of length 1
+// are dropped and runs of axes that stay adjacent are merged before the
+// copy, so the work is a plain copy, a tiled 2-D transpose, or a loop whose
+// innermost axis is contiguous in y. Any rank up to [MaxTransposeRank].
+func Transpose[T any](shape, perm []int, x, y []T) {
+	const name = "Transpose"
+	checkPerm(name, shape, perm)
+	size := 1
+	for _, d := range shape {
+		size *= d
+	}
+	need(name, "x", x, size)
+	need(name, "y", y, size)
+	if size == 0 {
+		return
+	}
+
+	// Simplify: drop unit axes, then merge input axes that stay adjacent.
+	var dims [MaxTransposeRank]int // input dims after dropping unit axes
+	var newIdx [MaxTransposeRank]int
+	r := 0
+	for a, d := range shape {
+		if d != 1 {
+			newIdx[a] = r
+			dims[r] = d
+			r++
+		} else {
+			newIdx[a] = -1
+		}
+	}
+	var p [MaxTransposeRank]int // permutation over the r kept axes
+	k := 0
+	for _, a := range perm {
+		if newIdx[a] >= 0 {
+			p[k] = newIdx[a]
+			k++
+		}
+	}
+	// Merge: output axes i, i+1 with p[i+1] == p[i]+1 form one input run.
+	var mdims [MaxTransposeRank]int // merged input dims, in input order
+	var mperm [MaxTransposeRank]int
+	// group[j] = merged id of input axis j
+	var start [MaxTransposeRank]bool // input axis j starts a merged run
+	for i := 0; i < r; i++ {
+		if i == 0 || p[i] != p[i-1]+1 {
+			start[p[i]] = true
+		}
+	}
+	var gid [MaxTransposeRank]int
+	mr := 0
+	for j := 0; j < r; j++ {
+		if start[j] {
+			mdims[mr] = dims[j]
+			mr++
+		} else {
+			mdims[mr-1] *= dims[j]
+		}
+		gid[j] = mr - 1
+	}
+	mk := 0
+	for i := 0; i < r; i++ {
+		if start[p[i]] {
+			mperm[mk] = gid[p[i]]
+			mk++
+		}
+	}
+
+	switch {
+	case mr <= 1:
+		copy(y[:size], x[:size])
+		return
+	case mr == 2: // mperm is [1 0]
+		transpose2D(mdims[0], mdims[1], x, y)
+		return
+	}
+
+	// General case: odometer over the output axes but the last.
+	var istr [MaxTransposeRank]int
+	s := 1
+	for j := mr - 1; j >= 0; j-- {
+		istr[j] = s
+		s *= mdims[j]
+	}
+	var odims, ostr [MaxTransposeRank]int
+	for i := 0; i < mr; i++ {
+		odims[i] = mdims[mperm[i]]
+		ostr[i] = istr[mperm[i]]
+	}
+	inner, innerStride := odims[mr-1], ostr[mr-1]
+	var idx [MaxTransposeRank]int
+	src := 0
+	for o := 0; o < size; o += inner {
+		dst := y[o : o+inner]
+		si := src
+		for i := range dst {
+			dst[i] = x[si]
+			si += innerStride
+		}
+		// Advance the odometer over axes mr-2 .. 0.
+		for a := mr - 2; a >= 0; a-- {
+			idx[a]++
+			src += ostr[a]
+			if idx[a] < odims[a] {
+				break
+			}
+			src -= ostr[a] * odims[a]
+			idx[a] = 0
+		}
+	}
+}
+
+// TransposeBackward computes dx from dy for y = Transpose(shape, perm, x):
+// the transpose of dy by the inverse permutation. shape is x's shape.
+func TransposeBackward[T any](shape, perm []int, dy, dx []T) {
+	Transpose(TransposeShape(shape, perm), InversePerm(perm), dy, dx)
+}

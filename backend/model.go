@@ -1,0 +1,219 @@
+package backend
+
+import (
+	"fmt"
+	"sort"
+
+	"toolkit/onnx"
+)
+
+// Model is an ONNX model ready to be built into programs: its float initializers are
+// the parameters, held as float32 and keyed by their ONNX names.
+type Model struct {
+	ir        *onnx.Model
+	params    map[string][]float32
+	shapes    map[string][]int
+	order     []string
+	trainable map[string]bool
+}
+
+// NewModel checks that the backend supports every node of m and takes its float
+// initializers as parameters. The parameters are copied: m is not changed by training.
+func NewModel(m *onnx.Model) (*Model, error) {
+	if m == nil || m.Graph == nil {
+		return nil, fmt.Errorf("model has no graph")
+	}
+	if err := CheckSupported(m); err != nil {
+		return nil, err
+	}
+	bm := &Model{
+		ir:        m,
+		params:    map[string][]float32{},
+		shapes:    map[string][]int{},
+		trainable: map[string]bool{},
+	}
+	for _, t := range m.Graph.Initializers {
+		if t.DataType != onnx.Float {
+			continue
+		}
+		bm.params[t.Name] = append([]float32(nil), t.Floats...)
+		bm.shapes[t.Name] = intsOf(t.Dims)
+		bm.order = append(bm.order, t.Name)
+	}
+	for _, n := range m.Graph.Nodes {
+		for _, i := range differentiableInputs(n) {
+			if _, ok := bm.params[n.Inputs[i]]; ok {
+				bm.trainable[n.Inputs[i]] = true
+			}
+		}
+	}
+	return bm, nil
+}
+
+// differentiableInputs lists the inputs of n through which a gradient can flow to a
+// parameter: the data inputs of the op, not its shapes, indices or running statistics.
+func differentiableInputs(n *onnx.Node) []int {
+	switch n.OpType {
+	case "BatchNormalization":
+		return []int{0, 1, 2}
+	case "Reshape", "Unsqueeze", "Squeeze", "Dropout", "Clip", "Gather", "Slice", "Pad":
+		return []int{0}
+	case "Shape", "Constant", "Cast":
+		return nil
+	}
+	all := make([]int, 0, len(n.Inputs))
+	for i, in := range n.Inputs {
+		if in != "" {
+			all = append(all, i)
+		}
+	}
+	return all
+}
+
+// IR returns the ONNX model the backend model was made from, with its original
+// initializer values. Use Export for the trained values.
+func (m *Model) IR() *onnx.Model { return m.ir }
+
+// ParamNames returns the names of all float parameters in the graph's initializer order.
+func (m *Model) ParamNames() []string { return append([]string(nil), m.order...) }
+
+// TrainableNames returns the parameters a gradient can reach (weights, biases,
+// BatchNormalization scales and shifts; not running statistics), in initializer order.
+func (m *Model) TrainableNames() []string {
+	var names []string
+	for _, n := range m.order {
+		if m.trainable[n] {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Param returns the live values of a parameter (nil if there is none of that name).
+// Writing to the slice changes the model.
+func (m *Model) Param(name string) []float32 { return m.params[name] }
+
+// ParamShape returns a parameter's shape.
+func (m *Model) ParamShape(name string) []int { return append([]int(nil), m.shapes[name]...) }
+
+// NumParams returns the number of float parameter elements.
+func (m *Model) NumParams() int {
+	n := 0
+	for _, p := range m.params {
+		n += len(p)
+	}
+	return n
+}
+
+// Input describes a real (non-initializer) input of the model.
+type Input struct {
+	Name string
+	// Shape has -1 for a dimension the file leaves open (the batch, usually).
+	Shape []int
+}
+
+// Inputs returns the model's real inputs.
+func (m *Model) Inputs() []Input {
+	var ins []Input
+	for _, vi := range m.ir.Graph.RealInputs() {
+		in := Input{Name: vi.Name}
+		for _, d := range vi.Shape {
+			if d.Value > 0 {
+				in.Shape = append(in.Shape, int(d.Value))
+			} else {
+				in.Shape = append(in.Shape, -1)
+			}
+		}
+		ins = append(ins, in)
+	}
+	return ins
+}
+
+// Export returns a copy of the ONNX model whose initializers hold the current
+// parameter values. The rest of the graph is shared with the model m was made from.
+func (m *Model) Export() *onnx.Model {
+	out := *m.ir
+	g := *m.ir.Graph
+	g.Initializers = make([]*onnx.Tensor, len(m.ir.Graph.Initializers))
+	for i, t := range m.ir.Graph.Initializers {
+		if p, ok := m.params[t.Name]; ok {
+			c := *t
+			c.Floats = append([]float32(nil), p...)
+			t = &c
+		}
+		g.Initializers[i] = t
+	}
+	out.Graph = &g
+	return &out
+}
+
+func intsOf(dims []int64) []int {
+	out := make([]int, len(dims))
+	for i, d := range dims {
+		out[i] = int(d)
+	}
+	return out
+}
+
+func int64sOf(dims []int) []int64 {
+	out := make([]int64, len(dims))
+	for i, d := range dims {
+		out[i] = int64(d)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Program is a model built for one set of input shapes, in inference or training mode,
+// with gradients for the parameters it trains. Programs are not safe for concurrent use.
+type Program struct {
+	p *program[float32]
+}
+
+// Program builds the model into a program. Build one per batch size: a last partial
+// batch needs a program of its own.
+func (m *Model) Program(opts Options) (*Program, error) {
+	p, err := newProgram(m, opts, m.params)
+	if err != nil {
+		return nil, err
+	}
+	return &Program{p: p}, nil
+}
+
+// Run computes the outputs for the inputs, given in the order of Model.Inputs. target
+// is the loss target (nil for a program without a loss); with a loss, Run also computes
+// the loss and the gradients.
+func (p *Program) Run(inputs [][]float32, target []float32) error {
+	return p.p.run(inputs, target)
+}
+
+// Output returns the values of output i after Run. The slice is valid until the next Run.
+func (p *Program) Output(i int) []float32 { return p.p.output(i) }
+
+// OutputShape returns the shape of output i.
+func (p *Program) OutputShape(i int) []int { return []int(p.p.outputs[i].Shape()) }
+
+// NumOutputs returns the number of float outputs the program computes.
+func (p *Program) NumOutputs() int { return len(p.p.outputs) }
+
+// OutputNames returns the ONNX names of the outputs.
+func (p *Program) OutputNames() []string { return append([]string(nil), p.p.outNames...) }
+
+// Loss returns the loss computed by the last Run.
+func (p *Program) Loss() float64 { return p.p.lossValue() }
+
+// Grad returns the gradient of a trained parameter (or of an input, with InputGrads)
+// computed by the last Run, or nil.
+func (p *Program) Grad(name string) []float32 { return p.p.grad(name) }
+
+// Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
+// so that a resumed run draws the same masks.
+func (p *Program) Reseed(seed uint64) { p.p.rngSrc.Seed(seed, 0x9e3779b97f4a7c15) }

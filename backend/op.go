@@ -1,0 +1,223 @@
+package backend
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"toolkit/backend/kernels"
+)
+
+// float is the element type a program computes in: float32 for training and inference,
+// float64 for finite-difference checks.
+type float = kernels.Float
+
+// kernel computes one ONNX node: its forward pass, and the gradient of each
+// differentiable input given the gradient of the output.
+type kernel[T float] interface {
+	// forward writes the node's output for the given inputs into out.
+	forward(ins [][]T, out []T) error
+	// backward adds nothing: it overwrites gin, the gradient of input i, given the
+	// inputs, the forward output and the output's gradient gout.
+	backward(i int, ins [][]T, out, gout, gin []T) error
+}
+
+// nodeOp adapts a kernel to gorgonia's Op and SDOp interfaces. Its shapes are fixed when
+// the program is built; diff says which inputs need a gradient in this program, so
+// gorgonia builds no backward nodes for frozen parameters.
+type nodeOp[T float] struct {
+	id       int
+	name     string
+	inShapes [][]int
+	outShape []int
+	k        kernel[T]
+	diff     []bool
+}
+
+func dtypeOf[T float]() tensor.Dtype {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return tensor.Float32
+	}
+	return tensor.Float64
+}
+
+func typeOfShape[T float](shape []int) hm.Type {
+	if len(shape) == 0 {
+		return dtypeOf[T]()
+	}
+	return gorgonia.TensorType{Dims: len(shape), Of: dtypeOf[T]()}
+}
+
+func (op *nodeOp[T]) Arity() int { return len(op.inShapes) }
+
+func (op *nodeOp[T]) Type() hm.Type {
+	ts := make([]hm.Type, 0, len(op.inShapes)+1)
+	for _, s := range op.inShapes {
+		ts = append(ts, typeOfShape[T](s))
+	}
+	ts = append(ts, typeOfShape[T](op.outShape))
+	return hm.NewFnType(ts...)
+}
+
+func (op *nodeOp[T]) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(append([]int(nil), op.outShape...)), nil
+}
+
+func (op *nodeOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	ins, err := slicesOf[T](vals, op.inShapes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op.name, err)
+	}
+	out := make([]T, numElements(op.outShape))
+	if err := op.k.forward(ins, out); err != nil {
+		return nil, fmt.Errorf("%s: %w", op.name, err)
+	}
+	return valueOf(out, op.outShape), nil
+}
+
+func (op *nodeOp[T]) ReturnsPtr() bool      { return false }
+func (op *nodeOp[T]) CallsExtern() bool     { return false }
+func (op *nodeOp[T]) OverwritesInput() int  { return -1 }
+func (op *nodeOp[T]) String() string        { return op.name }
+func (op *nodeOp[T]) WriteHash(h hash.Hash) { fmt.Fprintf(h, "toolkit.op%d.%s", op.id, op.name) }
+func (op *nodeOp[T]) Hashcode() uint32      { return hashOf(op) }
+
+func (op *nodeOp[T]) DiffWRT(n int) []bool { return append([]bool(nil), op.diff...) }
+
+func (op *nodeOp[T]) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	grads := make(gorgonia.Nodes, len(inputs))
+	for i := range inputs {
+		if !op.diff[i] {
+			continue
+		}
+		args := append(append(gorgonia.Nodes{}, inputs...), output, grad)
+		g, err := gorgonia.ApplyOp(&gradOp[T]{op: op, input: i}, args...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: gradient of input %d: %w", op.name, i, err)
+		}
+		grads[i] = g
+	}
+	return grads, nil
+}
+
+// gradOp computes the gradient of one input of a nodeOp. Its arguments are the forward
+// inputs, the forward output and the output's gradient.
+type gradOp[T float] struct {
+	op    *nodeOp[T]
+	input int
+}
+
+func (g *gradOp[T]) Arity() int { return len(g.op.inShapes) + 2 }
+
+func (g *gradOp[T]) Type() hm.Type {
+	ts := make([]hm.Type, 0, len(g.op.inShapes)+3)
+	for _, s := range g.op.inShapes {
+		ts = append(ts, typeOfShape[T](s))
+	}
+	out := typeOfShape[T](g.op.outShape)
+	ts = append(ts, out, out, typeOfShape[T](g.op.inShapes[g.input]))
+	return hm.NewFnType(ts...)
+}
+
+func (g *gradOp[T]) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(append([]int(nil), g.op.inShapes[g.input]...)), nil
+}
+
+func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
+	shapes := append(append([][]int{}, g.op.inShapes...), g.op.outShape, g.op.outShape)
+	all, err := slicesOf[T](vals, shapes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", g, err)
+	}
+	n := len(g.op.inShapes)
+	shape := g.op.inShapes[g.input]
+	gin := make([]T, numElements(shape))
+	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], gin); err != nil {
+		return nil, fmt.Errorf("%s: %w", g, err)
+	}
+	return valueOf(gin, shape), nil
+}
+
+func (g *gradOp[T]) ReturnsPtr() bool     { return false }
+func (g *gradOp[T]) CallsExtern() bool    { return false }
+func (g *gradOp[T]) OverwritesInput() int { return -1 }
+func (g *gradOp[T]) String() string       { return fmt.Sprintf("d%s/d#%d", g.op.name, g.input) }
+func (g *gradOp[T]) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "toolkit.grad%d.%d.%s", g.op.id, g.input, g.op.name)
+}
+func (g *gradOp[T]) Hashcode() uint32 { return hashOf(g) }
+
+type hashWriter interface{ WriteHash(hash.Hash) }
+
+func hashOf(op hashWriter) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+func numElements(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// slicesOf returns the flat data of each value, checking its length against shapes.
+func slicesOf[T float](vals []gorgonia.Value, shapes [][]int) ([][]T, error) {
+	if len(vals) != len(shapes) {
+		return nil, fmt.Errorf("got %d arguments, want %d", len(vals), len(shapes))
+	}
+	out := make([][]T, len(vals))
+	for i, v := range vals {
+		s, err := sliceOf[T](v)
+		if err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i, err)
+		}
+		if want := numElements(shapes[i]); len(s) != want {
+			return nil, fmt.Errorf("argument %d has %d elements, want %d (shape %v)", i, len(s), want, shapes[i])
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func sliceOf[T float](v gorgonia.Value) ([]T, error) {
+	switch x := v.(type) {
+	case *tensor.Dense:
+		if s, ok := x.Data().([]T); ok {
+			return s, nil
+		}
+		if s, ok := x.Data().(T); ok {
+			return []T{s}, nil
+		}
+		return nil, fmt.Errorf("tensor of %v, want %v", x.Dtype(), dtypeOf[T]())
+	case *gorgonia.F32:
+		if s, ok := any([]float32{float32(*x)}).([]T); ok {
+			return s, nil
+		}
+	case *gorgonia.F64:
+		if s, ok := any([]float64{float64(*x)}).([]T); ok {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("value of type %T, want %v", v, dtypeOf[T]())
+}
+
+// valueOf wraps data as a gorgonia value: a scalar for an empty shape, else a tensor.
+func valueOf[T float](data []T, shape []int) gorgonia.Value {
+	if len(shape) == 0 {
+		switch x := any(data[0]).(type) {
+		case float32:
+			return gorgonia.NewF32(x)
+		case float64:
+			return gorgonia.NewF64(x)
+		}
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+}

@@ -1,0 +1,128 @@
+package backend
+
+import (
+	"toolkit/backend/kernels"
+)
+
+func init() {
+	register("BatchNormalization", newBatchNorm[float32], newBatchNorm[float64])
+}
+
+// batchNorm is BatchNormalization over NCHW (or [N C]) input. Inputs: X, scale, B,
+// mean, var. In inference it uses the running mean and variance. In training (a
+// training program, or training_mode=1 in the file) it normalises with the batch's
+// statistics; a training program also updates the running statistics in place, the
+// way PyTorch's train() mode does (unbiased variance), so that an exported model
+// carries them. The optional outputs 1 and 2 (running mean and variance, opset 14's
+// training mode) follow the ONNX definition, with the biased batch variance.
+type batchNorm[T float] struct {
+	p        kernels.BatchNormParams
+	training bool
+	// updateRunning is set in training programs: the running statistics are model
+	// buffers updated in place.
+	updateRunning bool
+	mean, invStd  []T
+}
+
+func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
+	x := c.in[0]
+	if len(x) < 2 {
+		return nil, c.errorf("X has rank %d: want [N C ...]", len(x))
+	}
+	if c.opset < 9 && c.node.AttrInt("spatial", 1) != 1 {
+		return nil, c.errorf("spatial=0 is not supported")
+	}
+	for i := 1; i < 5; i++ {
+		if !c.has(i) || len(c.in[i]) != 1 || c.in[i][0] != x[1] {
+			return nil, c.errorf("input %d must have shape [%d]", i, x[1])
+		}
+	}
+	fileTraining := c.node.AttrInt("training_mode", 0) != 0
+	p := kernels.BatchNormParams{
+		N: x[0], C: x[1], HW: numElements(x[2:]),
+		Epsilon:  float64(c.node.AttrFloat("epsilon", 1e-5)),
+		Momentum: float64(c.node.AttrFloat("momentum", 0.9)),
+	}
+	k := &batchNorm[T]{
+		p:             p,
+		training:      c.training || fileTraining,
+		updateRunning: c.training,
+		mean:          make([]T, p.C),
+		invStd:        make([]T, p.C),
+	}
+	ks := &opKernels[T]{
+		outputs: []kernel[T]{k},
+		data:    []int{0, 1, 2, 3, 4},
+		diff:    []bool{true, true, true, false, false},
+	}
+	if k.training && c.opset >= 14 {
+		ks.outputs = append(ks.outputs, &runningStat[T]{p: p, variance: false}, &runningStat[T]{p: p, variance: true})
+	}
+	return ks, nil
+}
+
+func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
+	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
+	if !k.training {
+		kernels.BatchNormInference(k.p, x, scale, bias, mean, variance, out)
+		return nil
+	}
+	if k.updateRunning {
+		kernels.BatchNormTrainForward(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance)
+	} else {
+		kernels.BatchNormTrainForward(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil)
+	}
+	return nil
+}
+
+func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
+	switch {
+	case i == 2:
+		kernels.BatchNormBackwardBias(k.p, gout, gin)
+	case !k.training && i == 0:
+		kernels.BatchNormInferenceBackwardData(k.p, scale, variance, gout, gin)
+	case !k.training && i == 1:
+		kernels.BatchNormInferenceBackwardScale(k.p, x, mean, variance, gout, gin)
+	case i == 0:
+		kernels.BatchNormTrainBackwardData(k.p, x, scale, k.mean, k.invStd, gout, gin)
+	case i == 1:
+		kernels.BatchNormTrainBackwardScale(k.p, x, k.mean, k.invStd, gout, gin)
+	}
+	return nil
+}
+
+// runningStat is output 1 (running mean) or 2 (running variance) of a training-mode
+// BatchNormalization: input*momentum + batch statistic*(1-momentum), with the biased
+// batch variance as in the ONNX definition.
+type runningStat[T float] struct {
+	p        kernels.BatchNormParams
+	variance bool
+}
+
+func (k *runningStat[T]) forward(ins [][]T, out []T) error {
+	x := ins[0]
+	m := float64(k.p.N * k.p.HW)
+	for c := 0; c < k.p.C; c++ {
+		var sum, sq float64
+		for n := 0; n < k.p.N; n++ {
+			for _, v := range x[(n*k.p.C+c)*k.p.HW : (n*k.p.C+c+1)*k.p.HW] {
+				sum += float64(v)
+			}
+		}
+		mean := sum / m
+		stat, running := mean, ins[3][c]
+		if k.variance {
+			for n := 0; n < k.p.N; n++ {
+				for _, v := range x[(n*k.p.C+c)*k.p.HW : (n*k.p.C+c+1)*k.p.HW] {
+					sq += (float64(v) - mean) * (float64(v) - mean)
+				}
+			}
+			stat, running = sq/m, ins[4][c]
+		}
+		out[c] = T(float64(running)*k.p.Momentum + stat*(1-k.p.Momentum))
+	}
+	return nil
+}
+
+func (k *runningStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }

@@ -1,0 +1,69 @@
+package backend
+
+import (
+	"toolkit/backend/kernels"
+	"toolkit/onnx"
+)
+
+func init() {
+	register("Conv", newConv[float32], newConv[float64])
+}
+
+// conv is ONNX Conv over NCHW input with 2-D kernels: explicit or asymmetric pads,
+// auto_pad, strides, dilations and an optional bias.
+type conv[T float] struct {
+	p kernels.Conv2DParams
+}
+
+func newConv[T float](c *opContext) (*opKernels[T], error) {
+	x, w := c.in[0], c.in[1]
+	if len(x) != 4 || len(w) != 4 {
+		return nil, c.errorf("only 2-D convolutions over NCHW input are supported: X is %v, W is %v", x, w)
+	}
+	if g := c.node.AttrInt("group", 1); g != 1 {
+		return nil, c.errorf("group=%d is not supported yet: only group=1 convolutions", g)
+	}
+	win, err := onnx.ConvWindow(c.node, int64sOf(x), int64sOf(w))
+	if err != nil {
+		return nil, err
+	}
+	if x[1] != w[1] {
+		return nil, c.errorf("X has %d channels but W expects %d", x[1], w[1])
+	}
+	p := kernels.Conv2DParams{
+		N: x[0], C: x[1], H: x[2], W: x[3], M: w[0], KH: w[2], KW: w[3],
+		StrideH: win.Strides[0], StrideW: win.Strides[1], DilH: win.Dilations[0], DilW: win.Dilations[1],
+		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
+		OutH: win.Out[0], OutW: win.Out[1], Group: 1,
+	}
+	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p}}, data: []int{0, 1}, diff: []bool{true, true}}
+	if c.has(2) {
+		if b := c.in[2]; len(b) != 1 || b[0] != p.M {
+			return nil, c.errorf("bias has shape %v, want [%d]", b, p.M)
+		}
+		ks.data = append(ks.data, 2)
+		ks.diff = append(ks.diff, true)
+	}
+	return ks, nil
+}
+
+func (k *conv[T]) forward(ins [][]T, out []T) error {
+	var bias []T
+	if len(ins) > 2 {
+		bias = ins[2]
+	}
+	kernels.Conv2DForward(k.p, ins[0], ins[1], bias, out)
+	return nil
+}
+
+func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	switch i {
+	case 0:
+		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)
+	case 1:
+		kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin)
+	case 2:
+		kernels.Conv2DBackwardBias(k.p, gout, gin)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package backend
+
+import (
+	"toolkit/backend/kernels"
+	"toolkit/onnx"
+)
+
+func init() {
+	register("MaxPool", newPool[float32], newPool[float64])
+	register("AveragePool", newPool[float32], newPool[float64])
+	register("GlobalAveragePool", newGlobalPool[float32], newGlobalPool[float64])
+	register("GlobalMaxPool", newGlobalPool[float32], newGlobalPool[float64])
+}
+
+// maxPool keeps the position of each window's maximum from the forward pass for the
+// backward one.
+type maxPool[T float] struct {
+	p      kernels.Pool2DParams
+	argmax []int32
+}
+
+type avgPool[T float] struct{ p kernels.Pool2DParams }
+
+func newPool[T float](c *opContext) (*opKernels[T], error) {
+	x := c.in[0]
+	if len(x) != 4 {
+		return nil, c.errorf("only 2-D pooling over NCHW input is supported: X is %v", x)
+	}
+	if len(c.node.Outputs) > 1 && c.node.Outputs[1] != "" {
+		return nil, c.errorf("the Indices output of MaxPool is not supported")
+	}
+	if c.node.AttrInt("storage_order", 0) != 0 {
+		return nil, c.errorf("storage_order=1 is not supported")
+	}
+	win, err := onnx.PoolWindow(c.node, int64sOf(x))
+	if err != nil {
+		return nil, err
+	}
+	p := kernels.Pool2DParams{
+		N: x[0], C: x[1], H: x[2], W: x[3], KH: win.Kernel[0], KW: win.Kernel[1],
+		StrideH: win.Strides[0], StrideW: win.Strides[1], DilH: win.Dilations[0], DilW: win.Dilations[1],
+		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
+		OutH: win.Out[0], OutW: win.Out[1], CountIncludePad: win.CountIncludePad,
+	}
+	var k kernel[T] = &avgPool[T]{p: p}
+	if c.node.OpType == "MaxPool" {
+		k = &maxPool[T]{p: p, argmax: make([]int32, p.N*p.C*p.OutH*p.OutW)}
+	}
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+}
+
+func (k *maxPool[T]) forward(ins [][]T, out []T) error {
+	kernels.MaxPool2DForward(k.p, ins[0], out, k.argmax)
+	return nil
+}
+
+func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.MaxPool2DBackward(k.p, gout, k.argmax, gin)
+	return nil
+}
+
+func (k *avgPool[T]) forward(ins [][]T, out []T) error {
+	kernels.AvgPool2DForward(k.p, ins[0], out)
+	return nil
+}
+
+func (k *avgPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.AvgPool2DBackward(k.p, gout, gin)
+	return nil
+}
+
+// globalPool averages or takes the maximum over all spatial positions of each channel.
+type globalPool[T float] struct {
+	n, c, hw int
+	max      bool
+	argmax   []int32
+}
+
+func newGlobalPool[T float](c *opContext) (*opKernels[T], error) {
+	x := c.in[0]
+	if len(x) < 3 {
+		return nil, c.errorf("input of rank %d: want [N C spatial...]", len(x))
+	}
+	k := &globalPool[T]{n: x[0], c: x[1], hw: numElements(x[2:]), max: c.node.OpType == "GlobalMaxPool"}
+	if k.max {
+		k.argmax = make([]int32, k.n*k.c)
+	}
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+}
+
+func (k *globalPool[T]) forward(ins [][]T, out []T) error {
+	if k.max {
+		kernels.GlobalMaxPoolForward(k.n, k.c, k.hw, ins[0], out, k.argmax)
+	} else {
+		kernels.GlobalAvgPoolForward(k.n, k.c, k.hw, ins[0], out)
+	}
+	return nil
+}
+
+func (k *globalPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	if k.max {
+		kernels.GlobalMaxPoolBackward(k.n, k.c, k.hw, gout, k.argmax, gin)
+	} else {
+		kernels.GlobalAvgPoolBackward(k.n, k.c, k.hw, gout, gin)
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package backend
+
+import "fmt"
+
+// Ops that only move data: their forward copies the input, their backward copies the
+// gradient back. Output shapes come from shape inference (and its constant folding of
+// Reshape's shape input), so one kernel serves them all.
+
+func init() {
+	for _, op := range []string{"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"} {
+		register(op, newCopy[float32], newCopy[float64])
+	}
+	register("Dropout", newDropout[float32], newDropout[float64])
+	for _, op := range []string{"Constant", "Shape", "Cast"} {
+		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
+	}
+	register("Gather", newGather[float32], newGather[float64])
+	register("Concat", newConcat[float32], newConcat[float64])
+}
+
+type copyKernel[T float] struct{}
+
+func (copyKernel[T]) forward(ins [][]T, out []T) error { copy(out, ins[0]); return nil }
+func (copyKernel[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	copy(gin, gout)
+	return nil
+}
+
+func newCopy[T float](c *opContext) (*opKernels[T], error) {
+	if c.in[0] == nil || c.out[0] == nil {
+		return nil, c.errorf("shapes unknown")
+	}
+	if numElements(c.in[0]) != numElements(c.out[0]) {
+		return nil, c.errorf("input %v and output %v differ in size", c.in[0], c.out[0])
+	}
+	if c.node.OpType == "Cast" && c.node.AttrInt("to", 1) != 1 {
+		return nil, c.errorf("cast of float data to a non-float type is not supported")
+	}
+	return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+}
+
+// newFoldedOnly serves ops whose outputs shape inference always knows when the program
+// is built (Shape of a static shape, Constant); reaching the constructor means a float
+// tensor would have to flow through them at run time.
+func newFoldedOnly[T float](c *opContext) (*opKernels[T], error) {
+	if c.node.OpType == "Cast" && c.node.AttrInt("to", 1) == 1 {
+		return newCopy[T](c)
+	}
+	return nil, c.errorf("the output is not known when the program is built, and the backend computes %s only on constants", c.node.OpType)
+}
+
+// dropout is the identity in inference and inverted dropout in training: kept values
+// are scaled by 1/(1-ratio), the mask of the last forward pass serves the backward one.
+type dropout[T float] struct {
+	c     *opContext
+	ratio float64
+	mask  []T
+}
+
+func newDropout[T float](c *opContext) (*opKernels[T], error) {
+	ratio := float64(c.node.AttrFloat("ratio", 0.5))
+	if c.opset >= 12 {
+		ratio = 0.5
+		if c.has(1) {
+			k := c.consts[1]
+			if k == nil || len(k.Floats) != 1 {
+				return nil, c.errorf("the ratio input must be a constant scalar")
+			}
+			ratio = float64(k.Floats[0])
+		}
+	}
+	training := c.training
+	if c.opset >= 12 && c.has(2) {
+		k := c.consts[2]
+		if k == nil || len(k.Ints) != 1 {
+			return nil, c.errorf("the training_mode input must be a constant boolean")
+		}
+		training = k.Ints[0] != 0
+	}
+	if ratio < 0 || ratio >= 1 {
+		return nil, c.errorf("ratio %v is outside [0, 1)", ratio)
+	}
+	if !training || ratio == 0 {
+		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+	}
+	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}, diff: []bool{true}}, nil
+}
+
+func (d *dropout[T]) forward(ins [][]T, out []T) error {
+	if len(d.mask) != len(out) {
+		d.mask = make([]T, len(out))
+	}
+	scale := T(1 / (1 - d.ratio))
+	for i, v := range ins[0] {
+		if d.c.rng.Float64() < d.ratio {
+			d.mask[i] = 0
+		} else {
+			d.mask[i] = scale
+		}
+		out[i] = v * d.mask[i]
+	}
+	return nil
+}
+
+func (d *dropout[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	for j, g := range gout {
+		gin[j] = g * d.mask[j]
+	}
+	return nil
+}
+
+// gather takes slices of float data along an axis at constant indices.
+type gather[T float] struct {
+	outer, axisLen, inner int
+	idx                   []int
+}
+
+func newGather[T float](c *opContext) (*opKernels[T], error) {
+	k := c.consts[1]
+	if k == nil {
+		return nil, c.errorf("indices must be constant")
+	}
+	shape := c.in[0]
+	axis := int(c.node.AttrInt("axis", 0))
+	if axis < 0 {
+		axis += len(shape)
+	}
+	if axis < 0 || axis >= len(shape) {
+		return nil, c.errorf("axis %d out of range for rank %d", c.node.AttrInt("axis", 0), len(shape))
+	}
+	g := &gather[T]{outer: numElements(shape[:axis]), axisLen: shape[axis], inner: numElements(shape[axis+1:])}
+	for _, v := range k.Ints {
+		i := int(v)
+		if i < 0 {
+			i += shape[axis]
+		}
+		if i < 0 || i >= shape[axis] {
+			return nil, c.errorf("index %d out of range for axis of size %d", v, shape[axis])
+		}
+		g.idx = append(g.idx, i)
+	}
+	return &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0}, diff: []bool{true}}, nil
+}
+
+func (g *gather[T]) forward(ins [][]T, out []T) error {
+	x, o := ins[0], 0
+	for a := 0; a < g.outer; a++ {
+		for _, i := range g.idx {
+			src := (a*g.axisLen + i) * g.inner
+			o += copy(out[o:o+g.inner], x[src:src+g.inner])
+		}
+	}
+	return nil
+}
+
+func (g *gather[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	clear(gin)
+	o := 0
+	for a := 0; a < g.outer; a++ {
+		for _, i := range g.idx {
+			dst := (a*g.axisLen + i) * g.inner
+			for j := 0; j < g.inner; j++ {
+				gin[dst+j] += gout[o+j]
+			}
+			o += g.inner
+		}
+	}
+	return nil
+}
+
+// concat joins float tensors along an axis.
+type concat[T float] struct {
+	outer int
+	// chunk is each input's contiguous block per outer index.
+	chunk []int
+}
+
+func newConcat[T float](c *opContext) (*opKernels[T], error) {
+	rank := len(c.out[0])
+	axis := int(c.node.AttrInt("axis", 0))
+	if axis < 0 {
+		axis += rank
+	}
+	if axis < 0 || axis >= rank {
+		return nil, c.errorf("axis %d out of range for rank %d", c.node.AttrInt("axis", 0), rank)
+	}
+	k := &concat[T]{outer: numElements(c.out[0][:axis])}
+	ks := &opKernels[T]{outputs: []kernel[T]{k}}
+	for i, s := range c.in {
+		if s == nil {
+			return nil, c.errorf("input %d has no shape", i)
+		}
+		k.chunk = append(k.chunk, numElements(s[axis:]))
+		ks.data = append(ks.data, i)
+		ks.diff = append(ks.diff, true)
+	}
+	return ks, nil
+}
+
+func (k *concat[T]) forward(ins [][]T, out []T) error {
+	o := 0
+	for a := 0; a < k.outer; a++ {
+		for i, x := range ins {
+			o += copy(out[o:], x[a*k.chunk[i]:(a+1)*k.chunk[i]])
+		}
+	}
+	return nil
+}
+
+func (k *concat[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	stride := 0
+	offset := 0
+	for j, c := range k.chunk {
+		if j < i {
+			offset += c
+		}
+		stride += c
+	}
+	if stride*k.outer != len(gout) {
+		return fmt.Errorf("concat: gradient of %d values, want %d", len(gout), stride*k.outer)
+	}
+	for a := 0; a < k.outer; a++ {
+		copy(gin[a*k.chunk[i]:(a+1)*k.chunk[i]], gout[a*stride+offset:])
+	}
+	return nil
+}

@@ -1,0 +1,446 @@
+package backend
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"toolkit/onnx"
+)
+
+// Loss is the scalar a training program differentiates.
+type Loss int
+
+const (
+	// NoLoss builds a forward-only program.
+	NoLoss Loss = iota
+	// CrossEntropy is the mean softmax cross-entropy of the (first) output's logits
+	// against target probabilities (one-hot, or label-smoothed).
+	CrossEntropy
+	// WeightedSum is sum(output * target): with a fixed random target it probes every
+	// gradient of the network, as the parity tests do.
+	WeightedSum
+)
+
+// Options choose what a program computes.
+type Options struct {
+	// InputShapes gives the concrete shape of each real input. A model with a single
+	// input may set Batch instead: its open dimensions other than the first must then be
+	// fixed in the file.
+	InputShapes map[string][]int
+	Batch       int
+	// Training selects training-mode Dropout and BatchNormalization.
+	Training bool
+	// Trainable names the parameters whose gradients the program computes.
+	Trainable []string
+	// InputGrads also computes the gradients of the real inputs.
+	InputGrads bool
+	// Loss is required when gradients are asked for.
+	Loss Loss
+	// Seed seeds the dropout masks.
+	Seed uint64
+}
+
+// program is a model built into a gorgonia graph for one set of shapes.
+type program[T float] struct {
+	g        *gorgonia.ExprGraph
+	vm       gorgonia.VM
+	inputs   []*gorgonia.Node
+	inShapes [][]int
+	outputs  []*gorgonia.Node
+	outNames []string
+	// consts are outputs known when the program is built (folded shape arithmetic).
+	consts   map[string]*onnx.Tensor
+	target   *gorgonia.Node
+	loss     *gorgonia.Node
+	grads    map[string]*gorgonia.Node
+	gradName []string
+	rngSrc   *rand.PCG
+}
+
+// builder holds the state of one program build.
+type builder[T float] struct {
+	m        *Model
+	opts     Options
+	params   map[string][]T
+	shapes   *onnx.Shapes
+	g        *gorgonia.ExprGraph
+	nodes    map[string]*gorgonia.Node
+	needGrad map[*gorgonia.Node]bool
+	// usedDiff holds the nodes some op differentiates with respect to.
+	usedDiff map[*gorgonia.Node]bool
+	wrt      map[string]bool
+	rng      *rand.Rand
+	nextID   int
+}
+
+func resolveInputShapes(m *Model, opts Options) (map[string][]int, error) {
+	ins := m.Inputs()
+	shapes := map[string][]int{}
+	for _, in := range ins {
+		if s, ok := opts.InputShapes[in.Name]; ok {
+			if len(s) != len(in.Shape) {
+				return nil, fmt.Errorf("input %q: got rank %d shape %v, the model expects rank %d %s",
+					in.Name, len(s), s, len(in.Shape), shapeString(in.Shape))
+			}
+			for i, d := range in.Shape {
+				if d > 0 && s[i] != d {
+					return nil, fmt.Errorf("input %q: got shape %v, the model expects %s", in.Name, s, shapeString(in.Shape))
+				}
+				if s[i] <= 0 {
+					return nil, fmt.Errorf("input %q: shape %v has a non-positive dimension", in.Name, s)
+				}
+			}
+			shapes[in.Name] = append([]int(nil), s...)
+			continue
+		}
+		if len(ins) != 1 || opts.Batch <= 0 {
+			return nil, fmt.Errorf("input %q: no shape given (set Options.InputShapes, or Batch for a single-input model)", in.Name)
+		}
+		s := append([]int(nil), in.Shape...)
+		for i, d := range s {
+			switch {
+			case i == 0:
+				s[0] = opts.Batch
+			case d <= 0:
+				return nil, fmt.Errorf("input %q: dimension %d of %s is not fixed in the model; give InputShapes", in.Name, i, shapeString(in.Shape))
+			}
+		}
+		shapes[in.Name] = s
+	}
+	return shapes, nil
+}
+
+func shapeString(s []int) string {
+	out := "["
+	for i, d := range s {
+		if i > 0 {
+			out += " "
+		}
+		if d < 0 {
+			out += "N"
+		} else {
+			out += fmt.Sprint(d)
+		}
+	}
+	return out + "]"
+}
+
+func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *program[T], err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("building the program: gorgonia: %v", r)
+		}
+	}()
+	inShapes, err := resolveInputShapes(m, opts)
+	if err != nil {
+		return nil, err
+	}
+	in64 := map[string][]int64{}
+	for k, v := range inShapes {
+		in64[k] = int64sOf(v)
+	}
+	shapes, err := onnx.InferShapes(m.ir, in64)
+	if err != nil {
+		return nil, err
+	}
+	src := rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15)
+	b := &builder[T]{
+		m: m, opts: opts, params: params, shapes: shapes,
+		g:        gorgonia.NewGraph(),
+		nodes:    map[string]*gorgonia.Node{},
+		needGrad: map[*gorgonia.Node]bool{},
+		usedDiff: map[*gorgonia.Node]bool{},
+		wrt:      map[string]bool{},
+		rng:      rand.New(src),
+	}
+	for _, name := range opts.Trainable {
+		if !m.trainable[name] {
+			if _, ok := m.params[name]; ok {
+				return nil, fmt.Errorf("parameter %q cannot be trained: no gradient reaches it", name)
+			}
+			return nil, fmt.Errorf("no parameter named %q", name)
+		}
+		b.wrt[name] = true
+	}
+	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src}
+	for _, in := range m.Inputs() {
+		s := inShapes[in.Name]
+		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(in.Name))
+		b.nodes[in.Name] = n
+		b.needGrad[n] = opts.InputGrads
+		p.inputs = append(p.inputs, n)
+		p.inShapes = append(p.inShapes, s)
+	}
+	for _, n := range m.ir.Graph.Nodes {
+		if err := b.addNode(n); err != nil {
+			return nil, err
+		}
+	}
+	for _, vi := range m.ir.Graph.Outputs {
+		if c, ok := shapes.Consts[vi.Name]; ok {
+			p.consts[vi.Name] = c
+			continue
+		}
+		n, ok := b.nodes[vi.Name]
+		if !ok {
+			return nil, fmt.Errorf("graph output %q is not computed by any node", vi.Name)
+		}
+		p.outputs = append(p.outputs, n)
+		p.outNames = append(p.outNames, vi.Name)
+	}
+	if err := b.addLoss(p); err != nil {
+		return nil, err
+	}
+	if len(b.g.AllNodes()) > 0 {
+		p.vm = gorgonia.NewTapeMachine(b.g)
+	}
+	return p, nil
+}
+
+// tensorNode returns the graph node of a float tensor, making parameter and constant
+// nodes on first use.
+func (b *builder[T]) tensorNode(c *opContext, i int) (*gorgonia.Node, error) {
+	name := c.node.Inputs[i]
+	if n, ok := b.nodes[name]; ok {
+		return n, nil
+	}
+	var data []T
+	var shape []int
+	trainable := false
+	if p, ok := b.params[name]; ok {
+		data, shape, trainable = p, b.m.shapes[name], b.wrt[name]
+	} else if k, ok := b.shapes.Consts[name]; ok && k.DataType == onnx.Float {
+		data, shape = make([]T, len(k.Floats)), intsOf(k.Dims)
+		for j, v := range k.Floats {
+			data[j] = T(v)
+		}
+	} else {
+		return nil, c.errorf("input %d %q is not a float tensor computed by the graph", i, name)
+	}
+	var n *gorgonia.Node
+	if len(shape) == 0 {
+		n = gorgonia.NewScalar(b.g, dtypeOf[T](), gorgonia.WithName(name), gorgonia.WithValue(valueOf(data, shape)))
+	} else {
+		n = gorgonia.NewTensor(b.g, dtypeOf[T](), len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name),
+			gorgonia.WithValue(valueOf(data, shape)))
+	}
+	b.nodes[name] = n
+	b.needGrad[n] = trainable
+	return n, nil
+}
+
+func (b *builder[T]) addNode(n *onnx.Node) error {
+	folded := true
+	for _, out := range n.Outputs {
+		if _, ok := b.shapes.Consts[out]; out != "" && !ok {
+			folded = false
+		}
+	}
+	if folded {
+		return nil // computed when the program was built
+	}
+	newKernels, ok := constructorFor[T](n.OpType)
+	if !ok {
+		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
+	}
+	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng}
+	for _, in := range n.Inputs {
+		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
+		c.consts = append(c.consts, b.shapes.Consts[in])
+	}
+	for _, out := range n.Outputs {
+		c.out = append(c.out, intsOrNil(b.shapes.Dims, out))
+	}
+	ks, err := newKernels(c)
+	if err != nil {
+		return err
+	}
+	children := make(gorgonia.Nodes, len(ks.data))
+	diff := make([]bool, len(ks.data))
+	inShapes := make([][]int, len(ks.data))
+	anyGrad := false
+	for j, i := range ks.data {
+		child, err := b.tensorNode(c, i)
+		if err != nil {
+			return err
+		}
+		children[j] = child
+		inShapes[j] = c.in[i]
+		diff[j] = ks.diff[j] && b.needGrad[child]
+		if diff[j] {
+			b.usedDiff[child] = true
+		}
+		anyGrad = anyGrad || diff[j]
+	}
+	for o, k := range ks.outputs {
+		if k == nil || o >= len(n.Outputs) || n.Outputs[o] == "" {
+			continue
+		}
+		b.nextID++
+		op := &nodeOp[T]{
+			id:       b.nextID,
+			name:     fmt.Sprintf("%s(%s)", n.OpType, n.Name),
+			inShapes: inShapes,
+			outShape: c.out[o],
+			k:        k,
+			diff:     diff,
+		}
+		if o > 0 {
+			op.diff = make([]bool, len(diff)) // side outputs (running statistics) carry no gradient
+			op.name = fmt.Sprintf("%s(%s)#%d", n.OpType, n.Name, o)
+		}
+		node, err := gorgonia.ApplyOp(op, children...)
+		if err != nil {
+			return fmt.Errorf("node %q (%s): %w", n.Name, n.OpType, err)
+		}
+		b.nodes[n.Outputs[o]] = node
+		b.needGrad[node] = anyGrad && o == 0
+	}
+	return nil
+}
+
+func intsOrNil(dims map[string][]int64, name string) []int {
+	if name == "" {
+		return nil
+	}
+	d, ok := dims[name]
+	if !ok {
+		return nil
+	}
+	return intsOf(d)
+}
+
+func (b *builder[T]) addLoss(p *program[T]) error {
+	wantGrads := len(b.opts.Trainable) > 0 || b.opts.InputGrads
+	if b.opts.Loss == NoLoss {
+		if wantGrads {
+			return fmt.Errorf("gradients need a loss: set Options.Loss")
+		}
+		return nil
+	}
+	if len(p.outputs) == 0 {
+		return fmt.Errorf("the model has no float output to take a loss of")
+	}
+	out := p.outputs[0]
+	shape := []int(out.Shape())
+	p.target = gorgonia.NewTensor(b.g, dtypeOf[T](), len(shape), gorgonia.WithShape(shape...), gorgonia.WithName("toolkit.target"))
+	var k kernel[T]
+	switch b.opts.Loss {
+	case CrossEntropy:
+		if len(shape) != 2 {
+			return fmt.Errorf("cross-entropy needs logits of shape [batch classes], the output %q is %v", p.outNames[0], shape)
+		}
+		k = crossEntropy[T]{rows: shape[0], cols: shape[1]}
+	case WeightedSum:
+		k = weightedSum[T]{}
+	default:
+		return fmt.Errorf("unknown loss %d", b.opts.Loss)
+	}
+	b.nextID++
+	op := &nodeOp[T]{id: b.nextID, name: "loss", inShapes: [][]int{shape, shape}, outShape: nil, k: k, diff: []bool{b.needGrad[out], false}}
+	loss, err := gorgonia.ApplyOp(op, out, p.target)
+	if err != nil {
+		return fmt.Errorf("building the loss: %w", err)
+	}
+	p.loss = loss
+	if !wantGrads {
+		return nil
+	}
+	var wrt gorgonia.Nodes
+	var names []string
+	for _, name := range b.opts.Trainable {
+		n, ok := b.nodes[name]
+		if !ok {
+			return fmt.Errorf("parameter %q is not used by the graph", name)
+		}
+		wrt = append(wrt, n)
+		names = append(names, name)
+	}
+	if b.opts.InputGrads {
+		for _, n := range p.inputs {
+			if !b.usedDiff[n] {
+				continue // an input no gradient reaches (BatchNormalization's mean, say)
+			}
+			wrt = append(wrt, n)
+			names = append(names, n.Name())
+		}
+	}
+	grads, err := gorgonia.Grad(loss, wrt...)
+	if err != nil {
+		return fmt.Errorf("building gradients: %w", err)
+	}
+	for i, name := range names {
+		p.grads[name] = grads[i]
+	}
+	p.gradName = names
+	return nil
+}
+
+// run feeds the inputs (and the loss target, if the program has a loss) and runs the
+// graph once.
+func (p *program[T]) run(inputs [][]T, target []T) (err error) {
+	if len(inputs) != len(p.inputs) {
+		return fmt.Errorf("got %d inputs, the program takes %d", len(inputs), len(p.inputs))
+	}
+	for i, n := range p.inputs {
+		if want := numElements(p.inShapes[i]); len(inputs[i]) != want {
+			return fmt.Errorf("input %q: got %d values, want %d for shape %v", n.Name(), len(inputs[i]), want, p.inShapes[i])
+		}
+		if err := gorgonia.Let(n, tensor.New(tensor.WithShape(p.inShapes[i]...), tensor.WithBacking(inputs[i]))); err != nil {
+			return fmt.Errorf("input %q: %w", n.Name(), err)
+		}
+	}
+	if p.target != nil {
+		shape := []int(p.target.Shape())
+		if len(target) != numElements(shape) {
+			return fmt.Errorf("loss target: got %d values, want %d for shape %v", len(target), numElements(shape), shape)
+		}
+		if err := gorgonia.Let(p.target, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(target))); err != nil {
+			return fmt.Errorf("loss target: %w", err)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("running the program: %v", r)
+		}
+	}()
+	if p.vm == nil {
+		return nil // everything is constant
+	}
+	p.vm.Reset()
+	if err := p.vm.RunAll(); err != nil {
+		return fmt.Errorf("running the program: %w", err)
+	}
+	return nil
+}
+
+func nodeData[T float](n *gorgonia.Node) []T {
+	s, err := sliceOf[T](n.Value())
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// output returns output i's values after run.
+func (p *program[T]) output(i int) []T { return nodeData[T](p.outputs[i]) }
+
+// grad returns the gradient of a trainable parameter or input after run.
+func (p *program[T]) grad(name string) []T {
+	n, ok := p.grads[name]
+	if !ok {
+		return nil
+	}
+	return nodeData[T](n)
+}
+
+func (p *program[T]) lossValue() float64 {
+	s := nodeData[T](p.loss)
+	if len(s) == 0 {
+		return 0
+	}
+	return float64(s[0])
+}

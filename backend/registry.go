@@ -1,0 +1,125 @@
+package backend
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+
+	"toolkit/onnx"
+)
+
+// opContext is what an op's constructor knows about the node it builds.
+type opContext struct {
+	node  *onnx.Node
+	opset int64
+	// in and out are the concrete shapes of the node's inputs and outputs; an omitted
+	// optional input has a nil shape.
+	in, out [][]int
+	// consts holds the value of each input that is known when the program is built
+	// (initializers, Constant outputs, folded shape arithmetic), nil otherwise.
+	consts []*onnx.Tensor
+	// training is true in a training program: Dropout drops, BatchNormalization uses
+	// batch statistics and updates its running averages.
+	training bool
+	rng      *rand.Rand
+}
+
+// has reports whether optional input i is present.
+func (c *opContext) has(i int) bool {
+	return i < len(c.node.Inputs) && c.node.Inputs[i] != ""
+}
+
+// errorf makes an error that names the node and its op type.
+func (c *opContext) errorf(format string, args ...any) error {
+	return fmt.Errorf("node %q (%s): %s", c.node.Name, c.node.OpType, fmt.Sprintf(format, args...))
+}
+
+// opKernels is what a constructor returns: the kernel of each output it computes (nil
+// for outputs it does not), the node inputs that flow into the kernels as tensors, and
+// which of those inputs are differentiable.
+type opKernels[T float] struct {
+	outputs []kernel[T]
+	data    []int
+	diff    []bool
+}
+
+type constructor[T float] func(*opContext) (*opKernels[T], error)
+
+// opDef is one entry of the op table: a constructor for each element type.
+type opDef struct {
+	f32 constructor[float32]
+	f64 constructor[float64]
+}
+
+// ops is the op table. It is filled by the init functions of the op files and never
+// changed afterwards.
+var ops = map[string]opDef{}
+
+func register(opType string, f32 constructor[float32], f64 constructor[float64]) {
+	if _, dup := ops[opType]; dup {
+		panic("backend: op registered twice: " + opType)
+	}
+	ops[opType] = opDef{f32: f32, f64: f64}
+}
+
+func constructorFor[T float](opType string) (constructor[T], bool) {
+	def, ok := ops[opType]
+	if !ok {
+		return nil, false
+	}
+	var c any = def.f64
+	if dtypeOf[T]() == dtypeOf[float32]() {
+		c = def.f32
+	}
+	return c.(constructor[T]), true
+}
+
+// SupportedOps returns the ONNX op types (domain ai.onnx) the backend can build, sorted.
+func SupportedOps() []string {
+	names := make([]string, 0, len(ops))
+	for name := range ops {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Supports reports whether the backend can build the op type.
+func Supports(opType string) bool {
+	_, ok := ops[opType]
+	return ok
+}
+
+// CheckSupported returns an error naming every node whose op the backend cannot build,
+// or nil.
+func CheckSupported(m *onnx.Model) error {
+	var bad []string
+	for _, n := range m.Graph.Nodes {
+		if (n.Domain != "" && n.Domain != "ai.onnx") || !Supports(n.OpType) {
+			op := n.OpType
+			if n.Domain != "" && n.Domain != "ai.onnx" {
+				op = n.Domain + "." + op
+			}
+			bad = append(bad, fmt.Sprintf("%q (%s)", n.Name, op))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d node(s) use ops the backend does not support: %s; supported ops: %v",
+		len(bad), joinLimited(bad, 20), SupportedOps())
+}
+
+func joinLimited(items []string, max int) string {
+	s := ""
+	for i, it := range items {
+		if i == max {
+			return s + fmt.Sprintf(", and %d more", len(items)-max)
+		}
+		if i > 0 {
+			s += ", "
+		}
+		s += it
+	}
+	return s
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"toolkit"
+	"toolkit/finetune"
+)
+
+func newFinetuneCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "finetune [-c config.yaml] [--resume RUN_DIR]",
+		Short: "Fine-tune a base model with a new head, in stages",
+		Long: `Runs the stages of a fine-tuning recipe and writes the run folder: model.onnx,
+best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
+
+Without -c it reads ./config.yaml, or the demo recipe built into the binary.
+Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringP("config", "c", "", "the recipe (YAML)")
+	cmd.Flags().String("resume", "", "continue the run in this folder")
+	v := bindFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		out := cmd.OutOrStdout()
+		progress := &progressHook{w: cmd.ErrOrStderr(), out: out}
+		var (
+			t   *finetune.Trainer
+			err error
+		)
+		if dir := v.GetString("resume"); dir != "" {
+			t, err = finetune.Resume(dir, finetune.WithHooks(progress))
+			if err == nil {
+				p := t.Progress()
+				fmt.Fprintf(out, "resuming %s at stage %d, epoch %d, batch %d\n", dir, p.Stage+1, p.StageEpoch+1, p.Batch)
+			}
+		} else {
+			var cfg *finetune.Config
+			if cfg, err = loadRecipe(v.GetString("config"), out); err != nil {
+				return err
+			}
+			t, err = finetune.New(*cfg, finetune.WithHooks(progress))
+		}
+		if err != nil {
+			return err
+		}
+		describe(out, t)
+		res, err := t.Run(cmd.Context())
+		if errors.Is(err, finetune.ErrInterrupted) {
+			p := t.Progress()
+			fmt.Fprintf(out, "\ninterrupted: checkpoint saved at stage %d, epoch %d, batch %d; continue with: toolkit finetune --resume %s\n",
+				p.Stage+1, p.StageEpoch+1, p.Batch, t.Config().Output.Dir)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		dir := t.Config().Output.Dir
+		if res.HasTest {
+			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
+		}
+		fmt.Fprintf(out, "wrote %s (and best.onnx, metrics.jsonl, curves.png, checkpoint/)\n", filepath.Join(dir, finetune.RunModel))
+		return nil
+	}
+	return cmd
+}
+
+// loadRecipe reads the config file, ./config.yaml, or the built-in demo recipe.
+func loadRecipe(path string, out io.Writer) (*finetune.Config, error) {
+	if path != "" {
+		return finetune.LoadConfig(path)
+	}
+	if _, err := os.Stat("config.yaml"); err == nil {
+		fmt.Fprintln(out, "using ./config.yaml")
+		return finetune.LoadConfig("config.yaml")
+	}
+	fmt.Fprintln(out, "using the built-in demo recipe (paths relative to the current folder)")
+	return finetune.ParseConfig(toolkit.DemoConfig, "built-in config.yaml")
+}
+
+func describe(w io.Writer, t *finetune.Trainer) {
+	m := t.Model()
+	fmt.Fprintf(w, "model: %d parameters, %d trainable; classes: %s\n", m.NumParams(), len(m.TrainableNames()), strings.Join(t.Classes(), ", "))
+	for _, g := range t.Groups() {
+		n := 0
+		for _, p := range g.Params {
+			n += len(m.Param(p))
+		}
+		fmt.Fprintf(w, "  group %-10s %3d tensors %10d values\n", g.Name, len(g.Params), n)
+	}
+}
+
+// progressHook shows a progress bar per epoch and a line per finished epoch.
+type progressHook struct {
+	w, out io.Writer
+	bar    *progressbar.ProgressBar
+}
+
+func (h *progressHook) OnEpochStart(t *finetune.Trainer, info finetune.StepInfo) error {
+	h.bar = progressbar.NewOptions(info.Batches,
+		progressbar.OptionSetWriter(h.w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%s %d/%d", info.Stage, info.StageEpoch, info.StageEpochs)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	return nil
+}
+
+func (h *progressHook) OnStep(t *finetune.Trainer, info finetune.StepInfo) error {
+	if h.bar == nil {
+		return nil
+	}
+	h.bar.Describe(fmt.Sprintf("%s %d/%d loss %.4f acc %.1f%% %.0f img/s", info.Stage, info.StageEpoch, info.StageEpochs,
+		info.Loss, 100*info.Acc, info.ImagesPerSec))
+	return h.bar.Set(info.Batch)
+}
+
+func (h *progressHook) OnEpoch(t *finetune.Trainer, m finetune.EpochMetrics) error {
+	if h.bar != nil {
+		h.bar.Finish()
+		h.bar = nil
+	}
+	line := fmt.Sprintf("epoch %2d  %-8s %d  train loss %.4f acc %5.1f%%", m.Epoch, m.Stage, m.StageEpoch, m.TrainLoss, 100*m.TrainAcc)
+	if m.ValLoss != nil {
+		line += fmt.Sprintf("  val loss %.4f acc %5.1f%%", *m.ValLoss, 100**m.ValAcc)
+	}
+	line += fmt.Sprintf("  %.0f img/s  %.1fs", m.ImagesPerS, m.Seconds)
+	if m.Best {
+		line += "  *"
+	}
+	fmt.Fprintln(h.out, line)
+	return nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"toolkit/backend"
+	"toolkit/finetune"
+	"toolkit/onnx"
+)
+
+func newImportCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import MODEL.onnx [--headless | --cut-at NODE] [-o OUT.onnx] [--write-config config.yaml] [--json]",
+		Short: "Check a model, show its layers, cut it to a headless base, write a starter config",
+		Long: `Reads an ONNX model, checks that every op is supported, and prints a table of its
+layers (name, op, output shape, parameters, suggested layer group) with totals, opset,
+producer and input layout. --headless cuts a full model just before its classifier;
+--cut-at cuts at a named node or tensor; -o writes the (cut) model.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("cut-at", "", "cut the model at this node or tensor")
+	cmd.Flags().Bool("headless", false, "cut a full model just before its classifier")
+	cmd.Flags().StringP("output", "o", "", "write the (cut) model here")
+	cmd.Flags().String("write-config", "", "write a starter fine-tuning config here")
+	cmd.Flags().Bool("json", false, "print the summary as JSON")
+	v := bindFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		path := args[0]
+		m, err := onnx.Read(path)
+		if err != nil {
+			return err
+		}
+		cutAt, headless := v.GetString("cut-at"), v.GetBool("headless")
+		if cutAt != "" && headless {
+			return fmt.Errorf("give --headless or --cut-at, not both")
+		}
+		if headless {
+			if cutAt, err = onnx.HeadlessCut(m); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if cutAt != "" {
+			if m, err = onnx.Cut(m, cutAt); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		if err := backend.CheckSupported(m); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		summary, err := onnx.Summarize(m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		out := cmd.OutOrStdout()
+		if v.GetBool("json") {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(summary); err != nil {
+				return err
+			}
+		} else {
+			if cutAt != "" {
+				fmt.Fprintf(out, "cut at %q\n", cutAt)
+			}
+			if err := summary.WriteText(out); err != nil {
+				return err
+			}
+		}
+		modelPath := path
+		if o := v.GetString("output"); o != "" {
+			if err := onnx.Write(o, m); err != nil {
+				return err
+			}
+			modelPath = o
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", o)
+		}
+		if c := v.GetString("write-config"); c != "" {
+			if cutAt != "" && v.GetString("output") == "" {
+				return fmt.Errorf("--write-config with a cut needs -o OUT.onnx for the cut model the config points at")
+			}
+			raw, err := finetune.StarterConfig(modelPath, m)
+			if err != nil {
+				return err
+			}
+			if err := writeAtomic(c, raw); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: set head.classes and the data paths, then run: toolkit finetune -c %s\n", c, c)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

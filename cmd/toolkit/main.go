@@ -1,0 +1,51 @@
+// Command toolkit imports pretrained ONNX networks, fine-tunes them with a new head in
+// stages with per-layer-group learning rates, and exports the result as ONNX.
+//
+//	toolkit import vgg19.onnx --headless -o base.onnx --write-config config.yaml
+//	toolkit finetune -c config.yaml
+//	toolkit run model.onnx -i input.npy -o output.npy
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "toolkit:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "toolkit",
+		Short:         "Transfer learning on imported ONNX networks",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand())
+	return root
+}
+
+// bindFlags lets every flag of cmd also come from a TOOLKIT_* environment variable
+// (TOOLKIT_CUT_AT for --cut-at), through a viper instance of the command's own.
+func bindFlags(cmd *cobra.Command) *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix("TOOLKIT")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		panic(err) // only on a programming error: flags are defined in this package
+	}
+	return v
+}

@@ -1,0 +1,322 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// LoaderOptions configures a Loader.
+type LoaderOptions struct {
+	// BatchSize is the number of examples per batch (required, positive).
+	BatchSize int
+	// Shuffle draws a new example order every epoch (training); without it, batches follow
+	// the collection's order (evaluation).
+	Shuffle bool
+	// DropLast drops the last batch when it is smaller than BatchSize; by default it is kept.
+	DropLast bool
+	// Seed drives the shuffle and the augmentation. Everything an epoch yields is a pure
+	// function of (Seed, epoch, the collection, the options).
+	Seed uint64
+	// Workers is the number of decoding goroutines; 0 means GOMAXPROCS. The output does not
+	// depend on it.
+	Workers int
+	// Prefetch is how many batches are prepared ahead of the consumer; 0 means 2.
+	Prefetch int
+	// Preprocess is the conversion to the model's input tensor.
+	Preprocess Preprocess
+	// Augment is the training augmentation; leave it zero for evaluation.
+	Augment Augment
+}
+
+// Batch is one batch of preprocessed images.
+//
+// Its slices belong to the Loader and are reused once the loop body that received the batch
+// returns: copy what must outlive the iteration.
+type Batch struct {
+	// Images holds N images as float32 NCHW: N x Channels x Height x Width.
+	Images []float32
+	// Labels holds the N class indices.
+	Labels []int
+	// Indices holds the N examples' indices in the loader's collection.
+	Indices []int
+	// N is the number of examples, BatchSize except maybe for the last batch.
+	N int
+	// Index is the batch's position in its epoch, from 0.
+	Index int
+}
+
+// Loader yields batches of preprocessed images, decoded by a pool of goroutines a bounded
+// number of batches ahead of the consumer. It is safe for concurrent use; each Epoch
+// iteration has its own goroutines.
+type Loader struct {
+	data    Examples
+	opts    LoaderOptions
+	t       *transform
+	size    int // floats per image
+	batches int
+
+	mu   sync.Mutex
+	free []*batchBuf // buffers kept between epochs
+}
+
+// NewLoader validates opts and returns a Loader over data. An empty collection gives a
+// loader with no batches.
+func NewLoader(data Examples, opts LoaderOptions) (*Loader, error) {
+	if opts.BatchSize <= 0 {
+		return nil, fmt.Errorf("dataset: loader batch size %d, want a positive number", opts.BatchSize)
+	}
+	if opts.Workers < 0 || opts.Prefetch < 0 {
+		return nil, fmt.Errorf("dataset: loader workers %d and prefetch %d must not be negative", opts.Workers, opts.Prefetch)
+	}
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Prefetch == 0 {
+		opts.Prefetch = 2
+	}
+	t, err := opts.Preprocess.compile(opts.Augment)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loader{data: data, opts: opts, t: t, size: opts.Preprocess.Size()}
+	n := data.Len()
+	l.batches = n / opts.BatchSize
+	if !opts.DropLast && n%opts.BatchSize != 0 {
+		l.batches++
+	}
+	return l, nil
+}
+
+// Len is the number of batches per epoch.
+func (l *Loader) Len() int { return l.batches }
+
+// NumExamples is the number of examples an epoch yields (fewer than the collection's with
+// DropLast).
+func (l *Loader) NumExamples() int {
+	if l.opts.DropLast {
+		return l.batches * l.opts.BatchSize
+	}
+	return l.data.Len()
+}
+
+// Order is the order in which epoch visits the collection's examples: a seeded permutation
+// of 0..Len-1 with Shuffle (PCG keyed by Seed and epoch, Fisher-Yates), the identity without.
+func (l *Loader) Order(epoch int) []int {
+	order := make([]int, l.data.Len())
+	for i := range order {
+		order[i] = i
+	}
+	if l.opts.Shuffle {
+		shuffleInts(newPCG(deriveKey(l.opts.Seed, purposeShuffle, uint64(int64(epoch)))), order)
+	}
+	return order
+}
+
+// Epoch iterates over one epoch's batches:
+//
+//	for b, err := range loader.Epoch(ctx, epoch) {
+//		if err != nil { return err }
+//		... use b until the loop body returns ...
+//	}
+//
+// The batches, their order and their augmentation depend only on the loader's options and
+// epoch (not on the number of workers or on timing), so resuming at an epoch boundary
+// reproduces a run exactly: number epochs globally across a run's stages. An error (a file
+// that fails to decode, or ctx's cancellation) is yielded once, with a zero Batch, and ends
+// the iteration. Goroutines start when the iteration does and have all returned when it
+// ends, including when the loop is left early.
+func (l *Loader) Epoch(ctx context.Context, epoch int) iter.Seq2[Batch, error] {
+	return l.EpochFrom(ctx, epoch, 0)
+}
+
+// EpochFrom is Epoch starting at batch start (for resuming mid-epoch): it yields exactly the
+// batches start, start+1, ... that Epoch yields, without decoding the earlier ones.
+func (l *Loader) EpochFrom(ctx context.Context, epoch, start int) iter.Seq2[Batch, error] {
+	return func(yield func(Batch, error) bool) {
+		if start < 0 {
+			yield(Batch{}, fmt.Errorf("dataset: loader start batch %d is negative", start))
+			return
+		}
+		if start >= l.batches {
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(Batch{}, err)
+			return
+		}
+		l.run(ctx, epoch, start, yield)
+	}
+}
+
+// batchBuf is one batch being prepared.
+type batchBuf struct {
+	images  []float32
+	labels  []int
+	indices []int
+	n       int
+	index   int
+	errs    []error
+	pending atomic.Int32
+	done    chan struct{}
+}
+
+type job struct {
+	buf  *batchBuf
+	slot int
+}
+
+func (l *Loader) getBuf() *batchBuf {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if k := len(l.free); k > 0 {
+		b := l.free[k-1]
+		l.free = l.free[:k-1]
+		return b
+	}
+	bs := l.opts.BatchSize
+	return &batchBuf{
+		images:  make([]float32, bs*l.size),
+		labels:  make([]int, bs),
+		indices: make([]int, bs),
+		errs:    make([]error, bs),
+	}
+}
+
+func (l *Loader) putBufs(bufs []*batchBuf) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Keep at most one epoch's worth of buffers.
+	for _, b := range bufs {
+		if len(l.free) < l.opts.Prefetch+1 {
+			l.free = append(l.free, b)
+		}
+	}
+}
+
+func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch, error) bool) {
+	ctx, cancel := context.WithCancel(parent)
+	var wg sync.WaitGroup
+	nbuf := min(l.opts.Prefetch+1, l.batches-start)
+	owned := make([]*batchBuf, 0, nbuf)
+	free := make(chan *batchBuf, nbuf)
+	for range nbuf {
+		b := l.getBuf()
+		owned = append(owned, b)
+		free <- b
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+		l.putBufs(owned)
+	}()
+
+	order := l.Order(epoch)
+	bs := l.opts.BatchSize
+	n := len(order)
+	ready := make(chan *batchBuf, nbuf)
+	jobs := make(chan job, bs)
+
+	// The dispatcher takes a free buffer for each batch in order, queues it for the consumer
+	// and hands its examples to the workers.
+	wg.Go(func() {
+		defer close(ready)
+		defer close(jobs)
+		for bi := start; bi < l.batches; bi++ {
+			var buf *batchBuf
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			lo := bi * bs
+			hi := min(lo+bs, n)
+			buf.n, buf.index = hi-lo, bi
+			copy(buf.indices, order[lo:hi])
+			for k, ix := range buf.indices[:buf.n] {
+				buf.labels[k] = l.data.Label(ix)
+			}
+			clear(buf.errs)
+			buf.pending.Store(int32(buf.n))
+			buf.done = make(chan struct{})
+			ready <- buf // never blocks: at most nbuf buffers exist
+			for k := range buf.n {
+				select {
+				case jobs <- job{buf, k}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	})
+
+	for range min(l.opts.Workers, bs*nbuf) {
+		wg.Go(func() {
+			var s scratch
+			for j := range jobs {
+				b := j.buf
+				if ctx.Err() == nil {
+					b.errs[j.slot] = l.prepare(b.images[j.slot*l.size:(j.slot+1)*l.size], b.indices[j.slot], epoch, &s)
+				} else {
+					b.errs[j.slot] = fmt.Errorf("dataset: loader stopped: %w", context.Cause(ctx))
+				}
+				if b.pending.Add(-1) == 0 {
+					close(b.done)
+				}
+			}
+		})
+	}
+
+	delivered := 0
+	for buf := range ready {
+		select {
+		case <-buf.done:
+		case <-ctx.Done():
+			yield(Batch{}, fmt.Errorf("dataset: loader stopped: %w", context.Cause(ctx)))
+			return
+		}
+		for _, err := range buf.errs[:buf.n] {
+			if err != nil {
+				yield(Batch{}, err)
+				return
+			}
+		}
+		b := Batch{
+			Images:  buf.images[:buf.n*l.size],
+			Labels:  buf.labels[:buf.n],
+			Indices: buf.indices[:buf.n],
+			N:       buf.n,
+			Index:   buf.index,
+		}
+		if !yield(b, nil) {
+			return
+		}
+		delivered++
+		free <- buf // never blocks: the channel holds every buffer
+	}
+	if delivered < l.batches-start {
+		err := context.Cause(ctx)
+		if err == nil {
+			err = errors.New("dataset: loader stopped early")
+		}
+		yield(Batch{}, fmt.Errorf("dataset: loader stopped: %w", err))
+	}
+}
+
+// prepare decodes and preprocesses one example into dst.
+func (l *Loader) prepare(dst []float32, ix, epoch int, s *scratch) error {
+	img, err := l.data.Image(ix)
+	if err != nil {
+		return err
+	}
+	var d augDraw
+	if l.t.augments {
+		d = l.t.draw(deriveKey(l.opts.Seed, purposeAugment, uint64(int64(epoch)), uint64(ix)))
+	}
+	l.t.apply(dst, img, s, d)
+	return nil
+}

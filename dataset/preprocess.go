@@ -1,0 +1,394 @@
+package dataset
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"strings"
+)
+
+// Preprocessing modes, as Keras' imagenet_utils.preprocess_input defines them.
+const (
+	// ModeCaffe: RGB to BGR, values 0-255, minus the ImageNet mean in BGR order
+	// [103.939, 116.779, 123.68] (or Mean, given in BGR order).
+	ModeCaffe = "caffe"
+	// ModeTorch: values scaled to 0-1, then (x - mean) / std per channel, ImageNet's
+	// [0.485, 0.456, 0.406] and [0.229, 0.224, 0.225] unless Mean and Std say otherwise.
+	ModeTorch = "torch"
+	// ModeTF: x/127.5 - 1, values in [-1, 1].
+	ModeTF = "tf"
+	// ModeNone: values 0-255 as float32.
+	ModeNone = "none"
+)
+
+// Modes lists the valid preprocessing modes.
+var Modes = []string{ModeCaffe, ModeTorch, ModeTF, ModeNone}
+
+// Default normalisation constants.
+var (
+	CaffeMeanBGR = []float64{103.939, 116.779, 123.68}
+	ImageNetMean = []float64{0.485, 0.456, 0.406}
+	ImageNetStd  = []float64{0.229, 0.224, 0.225}
+)
+
+// Preprocess turns a decoded image into the float32 CHW tensor a model takes. In order:
+//
+//  1. the image becomes 8-bit channels: grayscale images stay one channel; colour images
+//     become RGB (alpha dropped, as PIL's convert("RGB") does), or, when Channels is 1,
+//     ITU-R 601-2 luma L = (19595 R + 38470 G + 7471 B + 32768) >> 16, PIL's convert("L");
+//  2. each channel is resized to Height x Width with bilinear interpolation as PyTorch's
+//     F.interpolate(mode="bilinear", align_corners=False, antialias=False) does it, on
+//     float32 values 0-255 (no resize when the size already matches);
+//  3. training augmentation (Augment), if any: padding with black and a random crop, then a
+//     random horizontal flip;
+//  4. a grayscale image feeding a 3-channel model is replicated to 3 channels, and the
+//     channels are normalised according to Mode.
+//
+// Resizing, flipping and cropping commute with the per-channel affine normalisation except
+// for the padding, which is black (0) before normalisation, as torchvision's
+// RandomCrop(padding=P) on a PIL image gives.
+type Preprocess struct {
+	// Mode is caffe, torch, tf or none; see the Mode constants.
+	Mode string `json:"mode" yaml:"mode" mapstructure:"mode"`
+	// Mean overrides the mode's mean (torch: on the 0-1 scale in RGB order; caffe: on the
+	// 0-255 scale in BGR order). One value applies to every channel.
+	Mean []float64 `json:"mean,omitempty" yaml:"mean,omitempty" mapstructure:"mean"`
+	// Std overrides torch mode's standard deviation; one value applies to every channel.
+	Std []float64 `json:"std,omitempty" yaml:"std,omitempty" mapstructure:"std"`
+	// Channels is 1 or 3, Height and Width the model's input size (the config's model.input).
+	Channels int `json:"channels" yaml:"channels" mapstructure:"channels"`
+	Height   int `json:"height" yaml:"height" mapstructure:"height"`
+	Width    int `json:"width" yaml:"width" mapstructure:"width"`
+}
+
+// Augment is the training-time augmentation (leave it zero for evaluation).
+type Augment struct {
+	// HFlip flips each image horizontally with probability 0.5.
+	HFlip bool `json:"hflip" yaml:"hflip" mapstructure:"hflip"`
+	// PadCrop pads the resized image with PadCrop black pixels on every side and crops a
+	// random Height x Width window back out (torchvision's RandomCrop(size, padding=PadCrop)).
+	PadCrop int `json:"pad_crop" yaml:"pad_crop" mapstructure:"pad_crop"`
+}
+
+// Size is the number of float32 values of one preprocessed image: Channels*Height*Width.
+func (p Preprocess) Size() int { return p.Channels * p.Height * p.Width }
+
+// Validate checks the mode, the sizes and the mean and std overrides.
+func (p Preprocess) Validate() error {
+	_, err := p.compile(Augment{})
+	return err
+}
+
+// Validate checks the augmentation's parameters against the preprocessing's size.
+func (a Augment) Validate(p Preprocess) error {
+	_, err := p.compile(a)
+	return err
+}
+
+// Apply preprocesses one image without augmentation (for evaluation and prediction),
+// returning Channels*Height*Width values in CHW order.
+func (p Preprocess) Apply(img image.Image) ([]float32, error) {
+	t, err := p.compile(Augment{})
+	if err != nil {
+		return nil, err
+	}
+	dst := make([]float32, p.Size())
+	var s scratch
+	t.apply(dst, img, &s, augDraw{})
+	return dst, nil
+}
+
+// transform is a validated Preprocess plus Augment.
+type transform struct {
+	c, h, w  int
+	mode     string
+	src      [3]int // output channel -> plane of an RGB image (BGR for caffe)
+	mean     [3]float32
+	std      [3]float32
+	pad      int
+	hflip    bool
+	augments bool
+}
+
+func (p Preprocess) compile(a Augment) (*transform, error) {
+	t := &transform{c: p.Channels, h: p.Height, w: p.Width, mode: p.Mode, src: [3]int{0, 1, 2}}
+	if p.Channels != 1 && p.Channels != 3 {
+		return nil, fmt.Errorf("dataset: preprocess: %d channels, want 1 or 3", p.Channels)
+	}
+	if p.Height <= 0 || p.Width <= 0 {
+		return nil, fmt.Errorf("dataset: preprocess: input size %dx%d, want positive height and width", p.Height, p.Width)
+	}
+	if int64(p.Height)*int64(p.Width) > maxPixels {
+		return nil, fmt.Errorf("dataset: preprocess: input size %dx%d too large", p.Height, p.Width)
+	}
+	perChannel := func(name string, v []float64, def []float64) ([3]float32, error) {
+		var out [3]float32
+		if v == nil {
+			if len(def) != p.Channels {
+				return out, fmt.Errorf("dataset: preprocess mode %s on a %d-channel input needs an explicit %s "+
+					"(the default has %d values, one per RGB channel)", p.Mode, p.Channels, name, len(def))
+			}
+			v = def
+		}
+		switch len(v) {
+		case 1:
+			for c := range out {
+				out[c] = float32(v[0])
+			}
+		case p.Channels:
+			for c := range p.Channels {
+				out[c] = float32(v[c])
+			}
+		default:
+			return out, fmt.Errorf("dataset: preprocess mode %s: %s has %d values, want 1 or %d (the channel count)",
+				p.Mode, name, len(v), p.Channels)
+		}
+		for c := range p.Channels {
+			if math.IsNaN(float64(out[c])) || math.IsInf(float64(out[c]), 0) {
+				return out, fmt.Errorf("dataset: preprocess mode %s: %s %v is not finite", p.Mode, name, v)
+			}
+		}
+		return out, nil
+	}
+	var err error
+	switch p.Mode {
+	case ModeTorch:
+		if t.mean, err = perChannel("mean", p.Mean, ImageNetMean); err != nil {
+			return nil, err
+		}
+		if t.std, err = perChannel("std", p.Std, ImageNetStd); err != nil {
+			return nil, err
+		}
+		for c := range p.Channels {
+			if t.std[c] == 0 {
+				return nil, fmt.Errorf("dataset: preprocess mode torch: std %v has a zero", p.Std)
+			}
+		}
+	case ModeCaffe:
+		if p.Std != nil {
+			return nil, fmt.Errorf("dataset: preprocess mode caffe takes no std (it only subtracts a mean)")
+		}
+		if t.mean, err = perChannel("mean", p.Mean, CaffeMeanBGR); err != nil {
+			return nil, err
+		}
+		if p.Channels == 3 {
+			t.src = [3]int{2, 1, 0}
+		}
+	case ModeTF, ModeNone:
+		if p.Mean != nil || p.Std != nil {
+			return nil, fmt.Errorf("dataset: preprocess mode %s takes no mean or std (modes with them: %s, %s)", p.Mode, ModeTorch, ModeCaffe)
+		}
+	default:
+		return nil, fmt.Errorf("dataset: unknown preprocess mode %q (valid: %s)", p.Mode, strings.Join(Modes, ", "))
+	}
+	if a.PadCrop < 0 || a.PadCrop > max(p.Height, p.Width) {
+		return nil, fmt.Errorf("dataset: augment pad_crop %d out of range [0, %d]", a.PadCrop, max(p.Height, p.Width))
+	}
+	t.pad, t.hflip = a.PadCrop, a.HFlip
+	t.augments = a.PadCrop > 0 || a.HFlip
+	return t, nil
+}
+
+// augDraw is one example's random augmentation.
+type augDraw struct {
+	dx, dy int // crop offset in the padded image, in [0, 2*pad]
+	flip   bool
+}
+
+// draw derives an example's augmentation from its key alone, so that it does not depend on
+// which worker handles the example or when.
+func (t *transform) draw(key uint64) augDraw {
+	var d augDraw
+	if t.pad > 0 {
+		d.dy = bounded(mix64(key^1), 2*t.pad+1)
+		d.dx = bounded(mix64(key^2), 2*t.pad+1)
+	} else {
+		d.dy, d.dx = 0, 0
+	}
+	if t.hflip {
+		d.flip = mix64(key^3)>>63 == 1
+	}
+	return d
+}
+
+// scratch is one worker's reusable memory.
+type scratch struct {
+	planes  []float32 // the image's channels at its own size, 0-255
+	resized []float32 // the channels at the model's size
+	rs      resizer
+	pal     []color.NRGBA
+}
+
+// apply writes the preprocessed image into dst (length c*h*w).
+func (t *transform) apply(dst []float32, img image.Image, s *scratch, d augDraw) {
+	n, w0, h0 := s.toPlanes(img, t.c == 1)
+	planes := s.planes
+	if w0 != t.w || h0 != t.h {
+		s.resized = grow(s.resized, n*t.h*t.w)
+		for p := range n {
+			s.rs.plane(s.resized[p*t.h*t.w:(p+1)*t.h*t.w], s.planes[p*w0*h0:(p+1)*w0*h0], h0, w0, t.h, t.w)
+		}
+		planes = s.resized
+	}
+	hw := t.h * t.w
+	for c := range t.c {
+		p := 0
+		if n == 3 {
+			p = t.src[c]
+		}
+		plane := planes[p*hw : (p+1)*hw]
+		out := dst[c*hw : (c+1)*hw]
+		if !t.augments || (!d.flip && d.dx == t.pad && d.dy == t.pad) {
+			t.normalise(out, plane, c)
+			continue
+		}
+		for y := range t.h {
+			sy := y + d.dy - t.pad
+			o := out[y*t.w : (y+1)*t.w]
+			if sy < 0 || sy >= t.h {
+				clear(o) // black padding
+				continue
+			}
+			row := plane[sy*t.w : (sy+1)*t.w]
+			for x := range o {
+				xx := x
+				if d.flip {
+					xx = t.w - 1 - x
+				}
+				if sx := xx + d.dx - t.pad; sx >= 0 && sx < t.w {
+					o[x] = row[sx]
+				} else {
+					o[x] = 0 // black padding
+				}
+			}
+		}
+		t.normalise(out, out, c)
+	}
+}
+
+// normalise writes output channel c's normalisation of the 0-255 values in to out
+// (which may be the same slice).
+func (t *transform) normalise(out, in []float32, c int) {
+	out = out[:len(in)]
+	switch t.mode {
+	case ModeTorch:
+		m, s := t.mean[c], t.std[c]
+		for i, v := range in {
+			out[i] = (v/255 - m) / s
+		}
+	case ModeCaffe:
+		m := t.mean[c]
+		for i, v := range in {
+			out[i] = v - m
+		}
+	case ModeTF:
+		for i, v := range in {
+			out[i] = v/127.5 - 1
+		}
+	default:
+		copy(out, in)
+	}
+}
+
+// luma is ITU-R 601-2 luma as PIL's convert("L") computes it on 8-bit RGB.
+func luma(r, g, b uint8) uint8 {
+	return uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(b)*7471 + 0x8000) >> 16)
+}
+
+// toPlanes converts img to float32 planes 0-255 in s.planes: 1 plane for a grayscale image
+// or when gray is set (luma), else 3 (R, G, B). It returns the plane count and size.
+func (s *scratch) toPlanes(img image.Image, gray bool) (n, w, h int) {
+	b := img.Bounds()
+	w, h = b.Dx(), b.Dy()
+	hw := w * h
+	switch m := img.(type) {
+	case *image.Gray:
+		s.planes = grow(s.planes, hw)
+		for y := range h {
+			row := m.Pix[(y)*m.Stride : y*m.Stride+w]
+			o := s.planes[y*w : (y+1)*w]
+			for x, v := range row {
+				o[x] = float32(v)
+			}
+		}
+		return 1, w, h
+	case *image.Gray16:
+		s.planes = grow(s.planes, hw)
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+2*w]
+			o := s.planes[y*w : (y+1)*w]
+			for x := range o {
+				o[x] = float32(row[2*x]) // the high byte
+			}
+		}
+		return 1, w, h
+	}
+	n = 3
+	if gray {
+		n = 1
+	}
+	s.planes = grow(s.planes, n*hw)
+	put := func(i int, r, g, b uint8) {
+		if gray {
+			s.planes[i] = float32(luma(r, g, b))
+			return
+		}
+		s.planes[i] = float32(r)
+		s.planes[hw+i] = float32(g)
+		s.planes[2*hw+i] = float32(b)
+	}
+	switch m := img.(type) {
+	case *image.YCbCr:
+		for y := range h {
+			yi := (y) * m.YStride
+			for x := range w {
+				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
+				r, g, bb := color.YCbCrToRGB(m.Y[yi+x], m.Cb[ci], m.Cr[ci])
+				put(y*w+x, r, g, bb)
+			}
+		}
+	case *image.NRGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			for x := range w {
+				put(y*w+x, row[4*x], row[4*x+1], row[4*x+2])
+			}
+		}
+	case *image.RGBA:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			for x := range w {
+				r, g, bb, a := row[4*x], row[4*x+1], row[4*x+2], row[4*x+3]
+				if a != 0xff {
+					c := color.NRGBAModel.Convert(color.RGBA{r, g, bb, a}).(color.NRGBA)
+					r, g, bb = c.R, c.G, c.B
+				}
+				put(y*w+x, r, g, bb)
+			}
+		}
+	case *image.Paletted:
+		s.pal = s.pal[:0]
+		for _, c := range m.Palette {
+			s.pal = append(s.pal, color.NRGBAModel.Convert(c).(color.NRGBA))
+		}
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			for x, ix := range row {
+				var c color.NRGBA
+				if int(ix) < len(s.pal) {
+					c = s.pal[ix]
+				}
+				put(y*w+x, c.R, c.G, c.B)
+			}
+		}
+	default:
+		for y := range h {
+			for x := range w {
+				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+				put(y*w+x, c.R, c.G, c.B)
+			}
+		}
+	}
+	return n, w, h
+}

@@ -1,0 +1,425 @@
+package dataset
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	_ "image/jpeg" // register the JPEG decoder
+	_ "image/png"  // register the PNG decoder
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Examples is a labelled image collection: a Source, a View, or anything a caller builds.
+// Image and Label must be safe for concurrent use; the Loader calls them from its workers.
+type Examples interface {
+	// Len is the number of examples.
+	Len() int
+	// Label is the class index of example i, in [0, number of classes).
+	Label(i int) int
+	// Image decodes example i. The result must not be modified: it may share memory with
+	// the collection.
+	Image(i int) (image.Image, error)
+	// Name identifies example i in messages: a file path, or "file[i]" for IDX data.
+	Name(i int) string
+}
+
+// What Options.OnBadImage accepts.
+const (
+	BadImageFail = "fail" // the default: opening fails, naming the first bad file
+	BadImageSkip = "skip" // bad files are dropped and listed by Source.Skipped
+)
+
+// Options controls OpenImageFolder. The zero value is ready to use.
+type Options struct {
+	// OnBadImage is what to do with a file whose header does not decode (or, with Verify,
+	// that does not decode fully): "fail" (the default, also for "") or "skip".
+	OnBadImage string
+	// Verify decodes every image fully while opening, instead of only checking its header
+	// with image.DecodeConfig. It finds truncated files up front at the cost of a full
+	// decoding pass.
+	Verify bool
+	// Classes, when set, is the exact class list the folder must have, in label order:
+	// open the validation and test folders with the training source's Classes so that the
+	// label indices agree. A folder whose class subfolders differ is an error.
+	Classes []string
+	// Workers is the number of goroutines checking files; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// BadImage is a file that OpenImageFolder dropped under OnBadImage "skip".
+type BadImage struct {
+	Path string
+	Err  error
+}
+
+// maxPixels bounds the images accepted at open time (a guard against decompression bombs).
+const maxPixels = 1 << 27
+
+type sourceKind int
+
+const (
+	kindFolder sourceKind = iota
+	kindIDX
+)
+
+// Source is a labelled image collection read from an image folder or IDX files.
+// Image folders are decoded lazily, one file per Image call; IDX pixels are held in memory.
+// A Source is safe for concurrent use.
+type Source struct {
+	kind    sourceKind
+	root    string // folder, or the IDX images file
+	classes []string
+	labels  []int32
+
+	// image folder
+	paths   []string
+	skipped []BadImage
+
+	// IDX
+	pix        []byte
+	rows, cols int
+}
+
+// Len is the number of examples.
+func (s *Source) Len() int { return len(s.labels) }
+
+// Label is the class index of example i.
+func (s *Source) Label(i int) int { return int(s.labels[i]) }
+
+// Classes are the class names in label order: the subfolder names sorted for an image folder,
+// "0", "1", ... for IDX data (see SetClasses).
+func (s *Source) Classes() []string { return slices.Clone(s.classes) }
+
+// NumClasses is len(Classes()).
+func (s *Source) NumClasses() int { return len(s.classes) }
+
+// SetClasses renames the classes, for IDX data whose files carry no names
+// (see FashionMNISTClasses). names must have one entry per class.
+func (s *Source) SetClasses(names []string) error {
+	if len(names) != len(s.classes) {
+		return fmt.Errorf("dataset: %s has %d classes, got %d names", s.root, len(s.classes), len(names))
+	}
+	s.classes = slices.Clone(names)
+	return nil
+}
+
+// Skipped lists the files dropped under OnBadImage "skip", in path order.
+func (s *Source) Skipped() []BadImage { return slices.Clone(s.skipped) }
+
+// Root is the folder, or the IDX images file, the source was opened from.
+func (s *Source) Root() string { return s.root }
+
+// Name is the file path of example i, or "imagesfile[i]" for IDX data.
+func (s *Source) Name(i int) string {
+	if s.kind == kindIDX {
+		return fmt.Sprintf("%s[%d]", s.root, i)
+	}
+	return s.paths[i]
+}
+
+// Image decodes example i. For IDX data the result is an *image.Gray sharing the source's
+// memory: do not modify it.
+func (s *Source) Image(i int) (image.Image, error) {
+	if s.kind == kindIDX {
+		n := s.rows * s.cols
+		return &image.Gray{Pix: s.pix[i*n : (i+1)*n : (i+1)*n], Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}, nil
+	}
+	img, err := decodeFile(s.paths[i], true)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: decoding %s: %w (the file passed the header check when %s was opened, "+
+			"so it is probably truncated or corrupt; remove it, or open the folder with Verify to find such files up front)",
+			s.paths[i], err, s.root)
+	}
+	return img, nil
+}
+
+// decodeFile decodes the file fully (full) or only its header.
+func decodeFile(path string, full bool) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 32<<10)
+	if !full {
+		cfg, _, err := image.DecodeConfig(r)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Width <= 0 || cfg.Height <= 0 {
+			return nil, fmt.Errorf("empty image (%dx%d)", cfg.Width, cfg.Height)
+		}
+		if cfg.Width*cfg.Height > maxPixels {
+			return nil, fmt.Errorf("image too large (%dx%d)", cfg.Width, cfg.Height)
+		}
+		return nil, nil
+	}
+	img, _, err := image.Decode(r)
+	if err != nil {
+		return nil, err
+	}
+	if b := img.Bounds(); b.Empty() {
+		return nil, fmt.Errorf("empty image (%dx%d)", b.Dx(), b.Dy())
+	}
+	return img, nil
+}
+
+func isImageFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg":
+		return true
+	}
+	return false
+}
+
+func isHidden(name string) bool { return strings.HasPrefix(name, ".") }
+
+// isDir reports whether the entry is a directory, following a symbolic link.
+func isDir(dir string, e fs.DirEntry) bool {
+	if e.IsDir() {
+		return true
+	}
+	if e.Type()&fs.ModeSymlink != 0 {
+		st, err := os.Stat(filepath.Join(dir, e.Name()))
+		return err == nil && st.IsDir()
+	}
+	return false
+}
+
+func checkBadImageOption(v string) (string, error) {
+	switch v {
+	case "", BadImageFail:
+		return BadImageFail, nil
+	case BadImageSkip:
+		return BadImageSkip, nil
+	}
+	return "", fmt.Errorf("dataset: unknown OnBadImage %q (valid: %q, %q)", v, BadImageFail, BadImageSkip)
+}
+
+// OpenImageFolder opens dir, which holds one subfolder per class (named after the class) with
+// PNG and JPEG files in it (.png, .jpg, .jpeg in any case; nested folders are searched too,
+// without following symbolic links below the class folders).
+// Classes are the subfolder names sorted; files are in path order within a class. Hidden files
+// and folders (names starting with ".") and files with other extensions are ignored.
+//
+// Every file's header is checked with image.DecodeConfig (or fully decoded with Verify), in
+// parallel; what happens to files that fail depends on OnBadImage. Images are decoded again
+// on demand by Image.
+func OpenImageFolder(dir string, opts Options) (*Source, error) {
+	onBad, err := checkBadImageOption(opts.OnBadImage)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: opening image folder: %w", err)
+	}
+	var classes []string
+	for _, e := range entries {
+		if !isHidden(e.Name()) && isDir(dir, e) {
+			classes = append(classes, e.Name())
+		}
+	}
+	slices.Sort(classes)
+	if len(classes) == 0 {
+		return nil, fmt.Errorf("dataset: image folder %s has no class folders (it needs one subfolder per class, holding that class's images)", dir)
+	}
+	if opts.Classes != nil {
+		if err := sameClasses(dir, classes, opts.Classes); err != nil {
+			return nil, err
+		}
+		classes = slices.Clone(opts.Classes)
+	}
+
+	s := &Source{kind: kindFolder, root: dir, classes: classes}
+	var paths []string
+	var labels []int32
+	for label, c := range classes {
+		cdir := filepath.Join(dir, c)
+		n := 0
+		// WalkDir does not follow a symbolic link at its root: walk the link's target and
+		// name files under the class folder.
+		walkRoot, err := filepath.EvalSymlinks(cdir)
+		if err != nil {
+			return nil, fmt.Errorf("dataset: reading class folder %s: %w", cdir, err)
+		}
+		err = filepath.WalkDir(walkRoot, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if p == walkRoot {
+				return nil
+			}
+			if rel, err := filepath.Rel(walkRoot, p); err == nil {
+				p = filepath.Join(cdir, rel)
+			}
+			if isHidden(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				st, err := os.Stat(p)
+				if err != nil || !st.Mode().IsRegular() {
+					return nil
+				}
+			} else if !d.Type().IsRegular() {
+				return nil
+			}
+			if isImageFile(d.Name()) {
+				paths = append(paths, p)
+				labels = append(labels, int32(label))
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dataset: reading class folder %s: %w", cdir, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("dataset: class folder %s has no images (.png, .jpg or .jpeg)", cdir)
+		}
+	}
+
+	// Check every file, in parallel; results land by index so the outcome is deterministic.
+	errs := make([]error, len(paths))
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(paths)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(paths) {
+					return
+				}
+				_, errs[i] = decodeFile(paths[i], opts.Verify)
+			}
+		})
+	}
+	wg.Wait()
+
+	var bad []BadImage
+	for i, e := range errs {
+		if e != nil {
+			bad = append(bad, BadImage{Path: paths[i], Err: e})
+		}
+	}
+	if len(bad) > 0 && onBad == BadImageFail {
+		more := ""
+		if len(bad) > 1 {
+			more = fmt.Sprintf(" (and %d more bad files)", len(bad)-1)
+		}
+		return nil, fmt.Errorf("dataset: %s: not a decodable image: %w%s; OnBadImage %q would skip bad files",
+			bad[0].Path, bad[0].Err, more, BadImageSkip)
+	}
+	counts := make([]int, len(classes))
+	for i, e := range errs {
+		if e == nil {
+			s.paths = append(s.paths, paths[i])
+			s.labels = append(s.labels, labels[i])
+			counts[labels[i]]++
+		}
+	}
+	s.skipped = bad
+	for label, n := range counts {
+		if n == 0 {
+			return nil, fmt.Errorf("dataset: class folder %s has no decodable images (all were skipped as bad)",
+				filepath.Join(dir, classes[label]))
+		}
+	}
+	return s, nil
+}
+
+func sameClasses(dir string, found, want []string) error {
+	var missing, extra []string
+	for _, c := range want {
+		if !slices.Contains(found, c) {
+			missing = append(missing, c)
+		}
+	}
+	for _, c := range found {
+		if !slices.Contains(want, c) {
+			extra = append(extra, c)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 && len(found) == len(want) {
+		return nil
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(missing, ", "))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, "unexpected "+strings.Join(extra, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "duplicate names in the expected list")
+	}
+	return fmt.Errorf("dataset: image folder %s has class folders %v, want %v: %s", dir, found, want, strings.Join(parts, "; "))
+}
+
+// Open opens a data set in the config's format: "imagefolder" (path is the folder) or
+// "idx" (path is the images file, whose labels file is found by replacing "images-idx3" with
+// "labels-idx1" in its name, or a prefix P such that P-images-idx3-ubyte[.gz] and
+// P-labels-idx1-ubyte[.gz] exist, like .../fashion-mnist/train or .../t10k).
+// opts applies to image folders; for IDX data, Options.Classes (if set) renames the classes.
+func Open(format, path string, opts Options) (*Source, error) {
+	switch format {
+	case "imagefolder":
+		return OpenImageFolder(path, opts)
+	case "idx":
+		images, labels, err := idxPaths(path)
+		if err != nil {
+			return nil, err
+		}
+		s, err := OpenIDX(images, labels)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Classes != nil {
+			if err := s.SetClasses(opts.Classes); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("dataset: unknown data format %q (valid: imagefolder, idx)", format)
+}
+
+func idxPaths(path string) (images, labels string, err error) {
+	base := filepath.Base(path)
+	if strings.Contains(base, "images-idx3") {
+		if _, err := os.Stat(path); err == nil {
+			return path, filepath.Join(filepath.Dir(path), strings.Replace(base, "images-idx3", "labels-idx1", 1)), nil
+		}
+	}
+	for _, suffix := range []string{"", ".gz"} {
+		im := path + "-images-idx3-ubyte" + suffix
+		if _, err := os.Stat(im); err == nil {
+			lab := path + "-labels-idx1-ubyte" + suffix
+			for _, alt := range []string{"", ".gz"} {
+				if _, err := os.Stat(path + "-labels-idx1-ubyte" + alt); err == nil {
+					lab = path + "-labels-idx1-ubyte" + alt
+					break
+				}
+			}
+			return im, lab, nil
+		}
+	}
+	return "", "", fmt.Errorf("dataset: no IDX images at %s (give the images file, or a prefix P with P-images-idx3-ubyte[.gz] and P-labels-idx1-ubyte[.gz])", path)
+}

@@ -1,0 +1,340 @@
+package finetune
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"toolkit/backend"
+	"toolkit/dataset"
+	"toolkit/finetune/optim"
+	"toolkit/finetune/schedule"
+	"toolkit/headbuilder"
+	"toolkit/onnx"
+)
+
+// Trainer runs a recipe: it holds the model (base and head), its layer groups, one
+// optimizer per group, the data loaders and the run's progress.
+type Trainer struct {
+	cfg    Config
+	model  *backend.Model
+	groups []Group
+	data   *Data
+	stages []stagePlan
+
+	trainLoader, valLoader, testLoader *dataset.Loader
+
+	optims   map[string]optim.Optimizer
+	progress Progress
+	history  []EpochMetrics
+	hooks    []Hook
+	programs map[string]*backend.Program
+	// programsFor is the trainable set the cached training programs were built for.
+	programsFor string
+}
+
+// stagePlan is a validated stage: its groups, rates and schedule.
+type stagePlan struct {
+	cfg      StageConfig
+	trained  []string
+	spread   schedule.Spread
+	schedule schedule.Schedule
+}
+
+// Option changes how New sets a trainer up.
+type Option func(*setup)
+
+type setup struct {
+	hooks        []Hook
+	data         *Data
+	defaultHooks bool
+}
+
+// WithHooks adds hooks to the run, after the default ones.
+func WithHooks(h ...Hook) Option { return func(s *setup) { s.hooks = append(s.hooks, h...) } }
+
+// WithData uses the given data instead of opening what the config's data section names.
+func WithData(d *Data) Option { return func(s *setup) { s.data = d } }
+
+// WithoutDefaultHooks leaves out the run folder's hooks (metrics.jsonl, curves.png,
+// checkpoints, best.onnx): for a program that only wants the trained model.
+func WithoutDefaultHooks() Option { return func(s *setup) { s.defaultHooks = false } }
+
+// New checks the recipe, reads the base model, appends the head, resolves the layer
+// groups, opens the data and makes the optimizers. Everything that can be checked
+// before any compute is checked here.
+func New(cfg Config, opts ...Option) (*Trainer, error) {
+	s := setup{defaultHooks: true}
+	for _, o := range opts {
+		o(&s)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	full, err := buildModel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	model, err := backend.NewModel(full)
+	if err != nil {
+		return nil, fmt.Errorf("model.onnx %s: %w", cfg.Model.ONNX, err)
+	}
+	groups, err := ResolveGroups(cfg.Groups, full, model.TrainableNames(), headbuilder.IsHeadParam)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, programs: map[string]*backend.Program{}}
+	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		if t.optims[g.Name], err = newOptimizer(cfg.Optimizer); err != nil {
+			return nil, err
+		}
+	}
+	t.data = s.data
+	if t.data == nil {
+		if t.data, err = OpenData(cfg.Data, cfg.Model.Input, cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
+	if len(t.data.Classes) != cfg.Head.Classes {
+		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
+			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
+	}
+	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true); err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	if t.data.Val != nil {
+		if t.valLoader, err = t.data.loader(t.data.Val, cfg.Data, cfg.Seed, false); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
+	if t.data.Test != nil {
+		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
+	if s.defaultHooks {
+		if err := checkWritable(cfg.Output.Dir); err != nil {
+			return nil, err
+		}
+		t.hooks = append(t.hooks, newRunFolder(cfg.Output.Dir))
+	}
+	t.hooks = append(t.hooks, s.hooks...)
+	return t, nil
+}
+
+// buildModel reads the base, cuts it if asked, fixes its input size and appends the head.
+func buildModel(cfg Config) (*onnx.Model, error) {
+	base, err := onnx.Read(cfg.Model.ONNX)
+	if err != nil {
+		return nil, fmt.Errorf("model.onnx: %w", err)
+	}
+	if cfg.Model.CutAt != "" {
+		if base, err = onnx.Cut(base, cfg.Model.CutAt); err != nil {
+			return nil, fmt.Errorf("model.cut_at: %w", err)
+		}
+	} else if !onnx.IsHeadless(base) {
+		cut, _ := onnx.HeadlessCut(base)
+		return nil, fmt.Errorf("model.onnx: %s has a classifier (it does not end in a feature map): set model.cut_at (the headless cut is %q) or import it with --headless", cfg.Model.ONNX, cut)
+	}
+	in := cfg.Model.Input
+	if base, err = withInputSize(base, in); err != nil {
+		return nil, fmt.Errorf("model.input: %w", err)
+	}
+	spec := headbuilder.Spec{
+		Pool: cfg.Head.Pool, Dense: cfg.Head.Dense, Activation: cfg.Head.Activation,
+		Dropout: cfg.Head.Dropout, Classes: cfg.Head.Classes, Init: cfg.Head.Init, Seed: cfg.Seed,
+	}
+	full, err := headbuilder.Append(base, spec, []int64{1, int64(in.Channels), int64(in.Height), int64(in.Width)})
+	if err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	return full, nil
+}
+
+// withInputSize returns the model with its single input declared as [N C H W] from the
+// config. A convolutional base runs at any image size, so a file exported at 224x224
+// can be fine-tuned at 32x32; the channel count must agree.
+func withInputSize(m *onnx.Model, in InputConfig) (*onnx.Model, error) {
+	inputs := m.Graph.RealInputs()
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("the model has %d inputs; fine-tuning takes one image input", len(inputs))
+	}
+	vi := inputs[0]
+	if len(vi.Shape) != 4 {
+		return nil, fmt.Errorf("input %q has rank %d; want [N C H W]", vi.Name, len(vi.Shape))
+	}
+	if c := vi.Shape[1].Value; c > 0 && c != int64(in.Channels) {
+		return nil, fmt.Errorf("input %q has %d channels but model.input.channels is %d", vi.Name, c, in.Channels)
+	}
+	out := *m
+	g := *m.Graph
+	g.Inputs = make([]*onnx.ValueInfo, len(m.Graph.Inputs))
+	for i, v := range m.Graph.Inputs {
+		if v.Name == vi.Name {
+			c := *v
+			c.Shape = []onnx.Dim{{Param: "N"}, {Value: int64(in.Channels)}, {Value: int64(in.Height)}, {Value: int64(in.Width)}}
+			c.HasShape = true
+			v = &c
+		}
+		g.Inputs[i] = v
+	}
+	out.Graph = &g
+	return &out, nil
+}
+
+func planStages(stages []StageConfig, groups []Group) ([]stagePlan, error) {
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("stages: none given (add at least one, e.g. {name: head, epochs: 3, train: [head], lr: 1e-3})")
+	}
+	names := groupNames(groups)
+	plans := make([]stagePlan, len(stages))
+	for i, st := range stages {
+		where := fmt.Sprintf("stages[%d] (%s)", i, st.Name)
+		p := stagePlan{cfg: st}
+		var err error
+		if p.trained, err = resolveTrain(st.Train, groups); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if st.LR == nil {
+			return nil, fmt.Errorf("%s: lr: missing (a rate such as 1e-3, {max: 1e-3, factor: 2.6}, {slice: [1e-5, 1e-3]} or a rate per group)", where)
+		}
+		if p.spread, err = schedule.ParseSpread(st.LR); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, err := p.spread.Rates(names, p.trained); err != nil {
+			return nil, fmt.Errorf("%s: lr: %w", where, err)
+		}
+		if p.schedule, err = parseSchedule(st.Schedule); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		plans[i] = p
+	}
+	return plans, nil
+}
+
+// parseSchedule reads a stage's schedule: a name, or a map with a name and options.
+func parseSchedule(v any) (schedule.Schedule, error) {
+	switch s := v.(type) {
+	case nil:
+		return schedule.Parse("constant", nil)
+	case string:
+		sch, err := schedule.Parse(s, nil)
+		if err != nil {
+			return nil, fmt.Errorf("schedule: %w", err)
+		}
+		return sch, nil
+	}
+	m, ok := toStringMap(v)
+	if !ok {
+		return nil, fmt.Errorf("schedule: want a name or {name: ..., options}, got %v", v)
+	}
+	name, _ := m["name"].(string)
+	if name == "" {
+		return nil, fmt.Errorf("schedule: the map needs a name (one of %v)", schedule.Names())
+	}
+	opts := map[string]float64{}
+	for k, val := range m {
+		if k == "name" {
+			continue
+		}
+		f, ok := toFloat(val)
+		if !ok {
+			return nil, fmt.Errorf("schedule %s: option %s: want a number, got %v", name, k, val)
+		}
+		opts[k] = f
+	}
+	sch, err := schedule.Parse(name, opts)
+	if err != nil {
+		return nil, fmt.Errorf("schedule: %w", err)
+	}
+	return sch, nil
+}
+
+func toStringMap(v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, true
+	case map[any]any:
+		out := map[string]any{}
+		for k, val := range m {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			out[ks] = val
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func newOptimizer(c OptimizerConfig) (optim.Optimizer, error) {
+	opts := map[string]float64{"weight_decay": c.WeightDecay}
+	switch c.Name {
+	case "sgd":
+		opts["momentum"] = c.Momentum
+		if c.Nesterov {
+			opts["nesterov"] = 1
+		}
+	case "adam", "adamw":
+		opts["beta1"], opts["beta2"], opts["eps"] = c.Beta1, c.Beta2, c.Eps
+	}
+	o, err := optim.New(c.Name, opts)
+	if err != nil {
+		return nil, fmt.Errorf("optimizer: %w", err)
+	}
+	return o, nil
+}
+
+// checkWritable makes the output folder and checks that a file can be written there.
+func checkWritable(dir string) error {
+	if dir == "" {
+		return fmt.Errorf("output.dir: missing")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output.dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("output.dir: cannot write in %s: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(filepath.Join(f.Name()))
+}
+
+// Groups returns the layer groups, the head last.
+func (t *Trainer) Groups() []Group { return append([]Group(nil), t.groups...) }
+
+// Model returns the backend model being trained.
+func (t *Trainer) Model() *backend.Model { return t.model }
+
+// Config returns the recipe.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Classes returns the class names, in label order.
+func (t *Trainer) Classes() []string { return append([]string(nil), t.data.Classes...) }
+
+// History returns the metrics of the epochs run so far.
+func (t *Trainer) History() []EpochMetrics { return append([]EpochMetrics(nil), t.history...) }

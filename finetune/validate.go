@@ -1,0 +1,61 @@
+package finetune
+
+import (
+	"fmt"
+	"math"
+
+	"toolkit/headbuilder"
+)
+
+// validate checks what can be checked from the recipe alone; the rest (groups, stage
+// rates, data) is checked by New against the model and the files.
+func (c *Config) validate() error {
+	if c.Model.ONNX == "" {
+		return fmt.Errorf("model.onnx: missing (the base model's file)")
+	}
+	in := c.Model.Input
+	if in.Channels != 1 && in.Channels != 3 {
+		return fmt.Errorf("model.input.channels: %d; want 1 or 3", in.Channels)
+	}
+	if in.Height < 1 || in.Width < 1 {
+		return fmt.Errorf("model.input: height %d and width %d must be positive", in.Height, in.Width)
+	}
+	spec := headbuilder.Spec{
+		Pool: c.Head.Pool, Dense: c.Head.Dense, Activation: c.Head.Activation,
+		Dropout: c.Head.Dropout, Classes: c.Head.Classes, Init: c.Head.Init, Seed: c.Seed,
+	}
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if c.Optimizer.ClipNorm < 0 || math.IsNaN(c.Optimizer.ClipNorm) {
+		return fmt.Errorf("optimizer.clip_norm: %v; want 0 (off) or a positive norm", c.Optimizer.ClipNorm)
+	}
+	if ls := c.Loss.LabelSmoothing; !(ls >= 0 && ls < 1) {
+		return fmt.Errorf("loss.label_smoothing: %v; want a value in [0, 1)", ls)
+	}
+	if c.Data.BatchSize < 1 {
+		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
+	}
+	switch c.Data.Format {
+	case "imagefolder", "idx":
+	default:
+		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
+	}
+	switch c.Data.OnBadImage {
+	case "", "fail", "skip":
+	default:
+		return fmt.Errorf("data.on_bad_image: unknown %q; valid: fail, skip", c.Data.OnBadImage)
+	}
+	if c.EarlyStopping.Patience < 0 {
+		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
+	}
+	for i, st := range c.Stages {
+		if st.Epochs < 1 {
+			return fmt.Errorf("stages[%d] (%s): epochs: %d; want at least 1", i, st.Name, st.Epochs)
+		}
+		if st.Name == "" {
+			c.Stages[i].Name = fmt.Sprintf("stage%d", i+1)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package npy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Array is a float32 array in C (row-major) order.
+type Array struct {
+	Shape []int
+	Data  []float32
+}
+
+var magic = []byte("\x93NUMPY")
+
+// ReadFile reads a float32 .npy file. Errors name the file.
+func ReadFile(path string) (*Array, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	a, err := Read(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return a, nil
+}
+
+// Read reads a float32 .npy stream.
+func Read(r io.Reader) (*Array, error) {
+	pre := make([]byte, 8)
+	if _, err := io.ReadFull(r, pre); err != nil {
+		return nil, fmt.Errorf("not a .npy file: %w", err)
+	}
+	if !bytes.Equal(pre[:6], magic) {
+		return nil, errors.New("not a .npy file: missing the \\x93NUMPY magic")
+	}
+	var hlen int
+	switch pre[6] {
+	case 1:
+		b := make([]byte, 2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("truncated .npy header: %w", err)
+		}
+		hlen = int(binary.LittleEndian.Uint16(b))
+	case 2, 3:
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("truncated .npy header: %w", err)
+		}
+		hlen = int(binary.LittleEndian.Uint32(b))
+	default:
+		return nil, fmt.Errorf("unsupported .npy format version %d.%d", pre[6], pre[7])
+	}
+	if hlen > 1<<20 {
+		return nil, fmt.Errorf(".npy header of %d bytes is too large", hlen)
+	}
+	h := make([]byte, hlen)
+	if _, err := io.ReadFull(r, h); err != nil {
+		return nil, fmt.Errorf("truncated .npy header: %w", err)
+	}
+	descr, fortran, shape, err := parseHeader(string(h))
+	if err != nil {
+		return nil, err
+	}
+	if descr != "<f4" && descr != "|f4" {
+		return nil, fmt.Errorf("dtype %s: want float32 ('<f4'); convert with array.astype(numpy.float32)", descr)
+	}
+	if fortran {
+		return nil, errors.New("array is in Fortran order: want C order (numpy.ascontiguousarray)")
+	}
+	n := 1
+	for _, d := range shape {
+		if d < 0 || (d > 0 && n > math.MaxInt32/d) {
+			return nil, fmt.Errorf("shape %v is too large", shape)
+		}
+		n *= d
+	}
+	raw := make([]byte, 4*n)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return nil, fmt.Errorf("truncated data: shape %v needs %d bytes: %w", shape, 4*n, err)
+	}
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return &Array{Shape: shape, Data: data}, nil
+}
+
+var (
+	descrRe   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
+	fortranRe = regexp.MustCompile(`'fortran_order'\s*:\s*(True|False)`)
+	shapeRe   = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
+)
+
+func parseHeader(h string) (descr string, fortran bool, shape []int, err error) {
+	d, f, s := descrRe.FindStringSubmatch(h), fortranRe.FindStringSubmatch(h), shapeRe.FindStringSubmatch(h)
+	if d == nil || f == nil || s == nil {
+		return "", false, nil, fmt.Errorf("malformed .npy header %q", strings.TrimSpace(h))
+	}
+	shape = []int{}
+	for _, part := range strings.Split(s[1], ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		v, err := strconv.Atoi(strings.TrimSuffix(part, "L"))
+		if err != nil {
+			return "", false, nil, fmt.Errorf("malformed .npy shape %q", s[1])
+		}
+		shape = append(shape, v)
+	}
+	return d[1], f[1] == "True", shape, nil
+}
+
+// Write writes a as a version 1.0 .npy stream.
+func Write(w io.Writer, a *Array) error {
+	n := 1
+	for _, d := range a.Shape {
+		n *= d
+	}
+	if n != len(a.Data) {
+		return fmt.Errorf("shape %v needs %d values, have %d", a.Shape, n, len(a.Data))
+	}
+	dims := make([]string, len(a.Shape))
+	for i, d := range a.Shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	shape := strings.Join(dims, ", ")
+	if len(dims) == 1 {
+		shape += ","
+	}
+	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape)
+	// Pad so that the data starts at a multiple of 64 bytes, ending the header in '\n'.
+	total := len(magic) + 2 + 2 + len(header) + 1
+	header += strings.Repeat(" ", (64-total%64)%64) + "\n"
+	buf := bytes.NewBuffer(make([]byte, 0, 10+len(header)+4*n))
+	buf.Write(magic)
+	buf.Write([]byte{1, 0})
+	binary.Write(buf, binary.LittleEndian, uint16(len(header)))
+	buf.WriteString(header)
+	var b [4]byte
+	for _, v := range a.Data {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		buf.Write(b[:])
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// WriteFile writes a to path through a temporary file in the same folder and a rename,
+// so that path never holds a partial file.
+func WriteFile(path string, a *Array) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := Write(tmp, a); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,21 @@
+// Package onnx owns the toolkit's view of the ONNX file format: the graph IR that every
+// other package works on, and everything that can be done to a model without running it.
+//
+//   - Reading and writing: Read and Decode turn an .onnx file (external data included)
+//     into a validated, topologically ordered Model; Write and Encode turn it back into
+//     a file any ONNX runtime accepts. ReadTensor and DecodeTensor read a single
+//     serialized TensorProto (the input_N.pb files of the ONNX node tests).
+//   - The IR (ir.go): Model, Graph, Node, Attribute, Tensor, ValueInfo. Floating-point
+//     tensors are always float32 in memory; integer and bool tensors are int64.
+//   - Lookups: Model.Opset, Graph.Initializer, Graph.RealInputs, Graph.Producer,
+//     Graph.Consumers, Node.Attr and the typed attribute getters.
+//   - Shape inference with constant folding (InferShapes) and the convolution and
+//     pooling geometry the backend needs (ConvWindow, PoolWindow).
+//   - Surgery: Cut at a node or tensor, HeadlessCut to find where the classifier
+//     starts, IsHeadless, and Blocks to split a convolutional base at its pooling layers.
+//   - Summaries: Summarize and Summary.WriteText, the layer table of `toolkit import`.
+//
+// The protobuf message types live in the subpackage onnxpb and never leave this
+// package. This package knows nothing of gorgonia, YAML or training, and imports no
+// other toolkit package.
+package onnx
