@@ -3,7 +3,6 @@ package dataset
 import (
 	"fmt"
 	"image"
-	"image/color"
 	"math"
 	"strings"
 )
@@ -106,6 +105,8 @@ type transform struct {
 	src      [3]int // output channel -> plane of an RGB image (BGR for caffe)
 	mean     [3]float32
 	std      [3]float32
+	scale    [3]float32 // normalisation: v*scale + bias per output channel
+	bias     [3]float32
 	pad      int
 	hflip    bool
 	augments bool
@@ -182,6 +183,19 @@ func (p Preprocess) compile(a Augment) (*transform, error) {
 	default:
 		return nil, fmt.Errorf("dataset: unknown preprocess mode %q (valid: %s)", p.Mode, strings.Join(Modes, ", "))
 	}
+	for c := range 3 {
+		switch t.mode {
+		case ModeTorch:
+			t.scale[c] = float32(1 / (255 * float64(t.std[c])))
+			t.bias[c] = float32(-float64(t.mean[c]) / float64(t.std[c]))
+		case ModeCaffe:
+			t.scale[c], t.bias[c] = 1, -t.mean[c]
+		case ModeTF:
+			t.scale[c], t.bias[c] = float32(1/127.5), -1
+		default:
+			t.scale[c], t.bias[c] = 1, 0
+		}
+	}
 	if a.PadCrop < 0 || a.PadCrop > max(p.Height, p.Width) {
 		return nil, fmt.Errorf("dataset: augment pad_crop %d out of range [0, %d]", a.PadCrop, max(p.Height, p.Width))
 	}
@@ -203,8 +217,6 @@ func (t *transform) draw(key uint64) augDraw {
 	if t.pad > 0 {
 		d.dy = bounded(mix64(key^1), 2*t.pad+1)
 		d.dx = bounded(mix64(key^2), 2*t.pad+1)
-	} else {
-		d.dy, d.dx = 0, 0
 	}
 	if t.hflip {
 		d.flip = mix64(key^3)>>63 == 1
@@ -217,7 +229,8 @@ type scratch struct {
 	planes  []float32 // the image's channels at its own size, 0-255
 	resized []float32 // the channels at the model's size
 	rs      resizer
-	pal     []color.NRGBA
+	row     []uint8    // one row of interleaved RGB
+	pal     [][3]uint8 // a paletted image's colours as RGB
 }
 
 // apply writes the preprocessed image into dst (length c*h*w).
@@ -243,152 +256,53 @@ func (t *transform) apply(dst []float32, img image.Image, s *scratch, d augDraw)
 			t.normalise(out, plane, c)
 			continue
 		}
+		// Output pixel (x, y) is pixel (xx + off, y + dy - pad) of the resized image, where
+		// xx is x, or w-1-x when flipped, and off = dx - pad; outside it, black padding.
+		off := d.dx - t.pad
 		for y := range t.h {
-			sy := y + d.dy - t.pad
 			o := out[y*t.w : (y+1)*t.w]
+			sy := y + d.dy - t.pad
 			if sy < 0 || sy >= t.h {
-				clear(o) // black padding
+				clear(o)
 				continue
 			}
 			row := plane[sy*t.w : (sy+1)*t.w]
-			for x := range o {
-				xx := x
-				if d.flip {
-					xx = t.w - 1 - x
-				}
-				if sx := xx + d.dx - t.pad; sx >= 0 && sx < t.w {
-					o[x] = row[sx]
-				} else {
-					o[x] = 0 // black padding
-				}
+			if !d.flip {
+				lo := min(max(0, -off), t.w)
+				hi := max(min(t.w, t.w-off), lo)
+				clear(o[:lo])
+				copy(o[lo:hi], row[lo+off:hi+off])
+				clear(o[hi:])
+				continue
 			}
+			lo := min(max(0, off), t.w)
+			hi := max(min(t.w, t.w+off), lo)
+			clear(o[:lo])
+			for x := lo; x < hi; x++ {
+				o[x] = row[t.w-1-x+off]
+			}
+			clear(o[hi:])
 		}
 		t.normalise(out, out, c)
 	}
 }
 
 // normalise writes output channel c's normalisation of the 0-255 values in to out
-// (which may be the same slice).
+// (which may be the same slice), as v*scale + bias: for torch mode (v/255 - mean)/std is
+// v/(255 std) - mean/std, equal to the two-step formula within a few float32 roundings.
 func (t *transform) normalise(out, in []float32, c int) {
 	out = out[:len(in)]
-	switch t.mode {
-	case ModeTorch:
-		m, s := t.mean[c], t.std[c]
-		for i, v := range in {
-			out[i] = (v/255 - m) / s
-		}
-	case ModeCaffe:
-		m := t.mean[c]
-		for i, v := range in {
-			out[i] = v - m
-		}
-	case ModeTF:
-		for i, v := range in {
-			out[i] = v/127.5 - 1
-		}
-	default:
+	a, b := t.scale[c], t.bias[c]
+	switch {
+	case a == 1 && b == 0:
 		copy(out, in)
-	}
-}
-
-// luma is ITU-R 601-2 luma as PIL's convert("L") computes it on 8-bit RGB.
-func luma(r, g, b uint8) uint8 {
-	return uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(b)*7471 + 0x8000) >> 16)
-}
-
-// toPlanes converts img to float32 planes 0-255 in s.planes: 1 plane for a grayscale image
-// or when gray is set (luma), else 3 (R, G, B). It returns the plane count and size.
-func (s *scratch) toPlanes(img image.Image, gray bool) (n, w, h int) {
-	b := img.Bounds()
-	w, h = b.Dx(), b.Dy()
-	hw := w * h
-	switch m := img.(type) {
-	case *image.Gray:
-		s.planes = grow(s.planes, hw)
-		for y := range h {
-			row := m.Pix[(y)*m.Stride : y*m.Stride+w]
-			o := s.planes[y*w : (y+1)*w]
-			for x, v := range row {
-				o[x] = float32(v)
-			}
-		}
-		return 1, w, h
-	case *image.Gray16:
-		s.planes = grow(s.planes, hw)
-		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+2*w]
-			o := s.planes[y*w : (y+1)*w]
-			for x := range o {
-				o[x] = float32(row[2*x]) // the high byte
-			}
-		}
-		return 1, w, h
-	}
-	n = 3
-	if gray {
-		n = 1
-	}
-	s.planes = grow(s.planes, n*hw)
-	put := func(i int, r, g, b uint8) {
-		if gray {
-			s.planes[i] = float32(luma(r, g, b))
-			return
-		}
-		s.planes[i] = float32(r)
-		s.planes[hw+i] = float32(g)
-		s.planes[2*hw+i] = float32(b)
-	}
-	switch m := img.(type) {
-	case *image.YCbCr:
-		for y := range h {
-			yi := (y) * m.YStride
-			for x := range w {
-				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bb := color.YCbCrToRGB(m.Y[yi+x], m.Cb[ci], m.Cr[ci])
-				put(y*w+x, r, g, bb)
-			}
-		}
-	case *image.NRGBA:
-		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
-			for x := range w {
-				put(y*w+x, row[4*x], row[4*x+1], row[4*x+2])
-			}
-		}
-	case *image.RGBA:
-		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
-			for x := range w {
-				r, g, bb, a := row[4*x], row[4*x+1], row[4*x+2], row[4*x+3]
-				if a != 0xff {
-					c := color.NRGBAModel.Convert(color.RGBA{r, g, bb, a}).(color.NRGBA)
-					r, g, bb = c.R, c.G, c.B
-				}
-				put(y*w+x, r, g, bb)
-			}
-		}
-	case *image.Paletted:
-		s.pal = s.pal[:0]
-		for _, c := range m.Palette {
-			s.pal = append(s.pal, color.NRGBAModel.Convert(c).(color.NRGBA))
-		}
-		for y := range h {
-			row := m.Pix[y*m.Stride : y*m.Stride+w]
-			for x, ix := range row {
-				var c color.NRGBA
-				if int(ix) < len(s.pal) {
-					c = s.pal[ix]
-				}
-				put(y*w+x, c.R, c.G, c.B)
-			}
+	case a == 1:
+		for i, v := range in {
+			out[i] = v + b
 		}
 	default:
-		for y := range h {
-			for x := range w {
-				c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
-				put(y*w+x, c.R, c.G, c.B)
-			}
+		for i, v := range in {
+			out[i] = v*a + b
 		}
 	}
-	return n, w, h
 }

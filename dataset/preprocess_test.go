@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -167,6 +168,33 @@ func TestImageTypes(t *testing.T) {
 		}
 	}
 
+	// Every chroma subsampling, and sub-images, against the standard library's At.
+	for _, ratio := range []image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+	} {
+		full := image.NewYCbCr(image.Rect(0, 0, 13, 11), ratio)
+		rnd := randomGray(uint64(ratio)+40, 64, 64).Pix
+		copy(full.Y, rnd)
+		copy(full.Cb, rnd[7:])
+		copy(full.Cr, rnd[19:])
+		for _, img := range []*image.YCbCr{full, full.SubImage(image.Rect(3, 1, 12, 10)).(*image.YCbCr)} {
+			b := img.Bounds()
+			got, _ := Preprocess{Mode: ModeNone, Channels: 3, Height: b.Dy(), Width: b.Dx()}.Apply(img)
+			hw := b.Dx() * b.Dy()
+			for y := range b.Dy() {
+				for x := range b.Dx() {
+					c := color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+					for ch, v := range []uint8{c.R, c.G, c.B} {
+						if got[ch*hw+y*b.Dx()+x] != float32(v) {
+							t.Fatalf("%v %v: pixel (%d,%d) channel %d: %v, want %d", ratio, b, x, y, ch, got[ch*hw+y*b.Dx()+x], v)
+						}
+					}
+				}
+			}
+		}
+	}
+
 	// 16-bit grey keeps its high byte.
 	g16 := image.NewGray16(image.Rect(0, 0, 2, 1))
 	g16.SetGray16(0, 0, color.Gray16{0x1234})
@@ -217,7 +245,13 @@ func TestPreprocessErrors(t *testing.T) {
 // TestAugmentSemantics checks padding, cropping and flipping against an explicit reference:
 // the resized image padded with black (before normalisation), a window cut out, flipped.
 func TestAugmentSemantics(t *testing.T) {
-	const h, w, pad = 5, 7, 2
+	for _, pad := range []int{1, 2, 6, 7} { // up to padding wider than the image (w=7, h=5)
+		t.Run(fmt.Sprint("pad", pad), func(t *testing.T) { testAugmentSemantics(t, pad) })
+	}
+}
+
+func testAugmentSemantics(t *testing.T, pad int) {
+	const h, w = 5, 7
 	img := randomRGB(21, w, h)
 	p := Preprocess{Mode: ModeCaffe, Channels: 3, Height: h, Width: w}
 	tr, err := p.compile(Augment{HFlip: true, PadCrop: pad})

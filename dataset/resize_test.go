@@ -29,4 +29,3 @@ func TestResizeBilinearHand(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
-

@@ -60,7 +60,7 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		Classes: train.Classes(),
 		Train:   train,
 		Preprocess: dataset.Preprocess{
-			Mode: c.Preprocess.Mode, Mean: c.Preprocess.Mean, Std: c.Preprocess.Std,
+			Mode: c.Preprocess.Mode, Mean: nilIfEmpty(c.Preprocess.Mean), Std: nilIfEmpty(c.Preprocess.Std),
 			Channels: input.Channels, Height: input.Height, Width: input.Width,
 		},
 		Augment: dataset.Augment{HFlip: c.Augment.HFlip, PadCrop: c.Augment.PadCrop},
@@ -132,4 +132,11 @@ func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, trai
 		opts.Augment = d.Augment
 	}
 	return dataset.NewLoader(examples, opts)
+}
+
+func nilIfEmpty(v []float64) []float64 {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
 }

@@ -243,8 +243,8 @@ func TestBadInput(t *testing.T) {
 	}{
 		{missing, "read ONNX model: open " + missing + ": no such file or directory", fs.ErrNotExist},
 		{dir, "read ONNX model: " + dir + " is a folder", nil},
-		{pngPath, pngPath + ": not an ONNX model: malformed protobuf: wire type 7", ErrNotModel},
-		{textPath, textPath + ": not an ONNX model: malformed protobuf: wire type 4", ErrNotModel},
+		{pngPath, pngPath + ": not an ONNX model: malformed protobuf: invalid wire type ", ErrNotModel},
+		{textPath, textPath + ": not an ONNX model: malformed protobuf: invalid wire type 4 at byte 0", ErrNotModel},
 		{emptyPath, emptyPath + ": not an ONNX model: empty file", ErrNotModel},
 		{truncPath, truncPath + ": truncated ONNX model: unexpected end of data: unexpected EOF", ErrTruncated},
 		{testdata("missing_init.onnx"), testdata("missing_init.onnx") + `: node "Add_1" (Add): input "w3" is not produced by any node, initializer or graph input`, nil},
@@ -258,7 +258,8 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("Read(%s) succeeded", c.path)
 			continue
 		}
-		if err.Error() != c.want {
+		// The offset in a PNG depends on the encoder: compare up to it.
+		if err.Error() != c.want && !(c.path == pngPath && strings.HasPrefix(err.Error(), c.want)) {
 			t.Errorf("Read(%s):\n got %s\nwant %s", c.path, err, c.want)
 		}
 		if c.is != nil && !errors.Is(err, c.is) {

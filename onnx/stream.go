@@ -111,7 +111,8 @@ func (s *streamer) copyField(buf []byte, tag uint64, end int64) ([]byte, error) 
 		buf = append(buf, make([]byte, l)...)
 		return buf, s.readFull(buf[start:])
 	}
-	return nil, fmt.Errorf("%w: invalid wire type %d at byte %d", errWire, tag&7, s.pos)
+	at := s.pos - int64(len(binary.AppendUvarint(nil, tag)))
+	return nil, fmt.Errorf("%w: invalid wire type %d at byte %d", errWire, tag&7, at)
 }
 
 // model reads a ModelProto of size bytes.

@@ -288,7 +288,7 @@ var ErrHeadless = errors.New("already headless")
 // HeadlessCut finds the tensor just before the classifier: the data input of the first
 // Flatten, Reshape, Gemm, MatMul, GlobalAveragePool, GlobalMaxPool or AveragePool after
 // the last Conv (a Shape node that starts a Shape -> ... -> Reshape flatten chain
-// counts as its Reshape). Cut the model there for its convolutional base. It is an
+// counts as its Reshape, and a Pad feeding only the pooling layer goes with it). Cut the model there for its convolutional base. It is an
 // error when the model has no Conv, or nothing after its last Conv is a classifier
 // (the error then wraps ErrHeadless).
 func HeadlessCut(m *Model) (string, error) {
@@ -310,7 +310,17 @@ func HeadlessCut(m *Model) (string, error) {
 			continue
 		}
 		if classifierOp(n.OpType) || (n.OpType == "Shape" && leadsToReshape(m.Graph, n)) {
-			return n.Inputs[0], nil
+			// A Pad that only feeds the pooling (PyTorch's export of a ceil-mode
+			// average pool) belongs to the classifier too.
+			cut := n.Inputs[0]
+			for {
+				p := m.Graph.Producer(cut)
+				if p == nil || p.OpType != "Pad" || len(p.Inputs) == 0 || len(m.Graph.Consumers(cut)) != 1 {
+					break
+				}
+				cut = p.Inputs[0]
+			}
+			return cut, nil
 		}
 	}
 	return "", fmt.Errorf("headless cut: no classifier after the last Conv %q: %w", nodes[last].Name, ErrHeadless)

@@ -1,5 +1,7 @@
 package kernels
 
+import "gonum.org/v1/gonum/blas"
+
 // BLAS is the matrix-product back end behind [Gemm]. Matrices are row-major,
 // with the meaning of gonum's blas.Float32Level3.Sgemm / Float64Level3.Dgemm:
 //
@@ -50,4 +52,13 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 		return
 	}
 	blasImpl.Dgemm(transA, transB, m, n, k, float64(alpha), as64(a), lda, as64(b), ldb, float64(beta), as64(c), ldc)
+}
+
+// trans converts a transpose flag to gonum's blas.Transpose, for BLAS
+// implementations with gonum's calling convention.
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
 }

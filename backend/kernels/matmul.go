@@ -54,7 +54,6 @@ func matmulPlan(aShape, bShape []int) (mmPlan, error) {
 	return pl, nil
 }
 
-
 // MatMulShape returns the output shape of ONNX MatMul (numpy.matmul): a
 // 1-D first operand [K] is treated as [1, K] and a 1-D second operand as
 // [K, 1], the added axis being removed from the result; leading (batch)

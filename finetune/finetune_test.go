@@ -1,0 +1,156 @@
+package finetune
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+)
+
+// snapshot copies every parameter of the trainer's model.
+func snapshot(t *Trainer) map[string][]float32 {
+	out := map[string][]float32{}
+	for _, name := range t.model.ParamNames() {
+		out[name] = slices.Clone(t.model.Param(name))
+	}
+	return out
+}
+
+func TestFreezingKeepsTheBaseBitIdentical(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages = cfg.Stages[:1]
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(tr)
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(tr)
+	changed := 0
+	for _, g := range tr.groups {
+		for _, p := range g.Params {
+			same := slices.Equal(before[p], after[p])
+			if g.Name != HeadGroup && !same {
+				t.Errorf("frozen parameter %s (group %s) changed", p, g.Name)
+			}
+			if g.Name == HeadGroup && !same {
+				changed++
+			}
+		}
+		if state := tr.optims[g.Name].State(); g.Name != HeadGroup && len(state.Params) != 0 {
+			t.Errorf("group %s is frozen but its optimizer holds state for %d parameters", g.Name, len(state.Params))
+		}
+	}
+	if changed == 0 {
+		t.Error("training the head changed none of its parameters")
+	}
+}
+
+func TestTrainingLearnsThePatterns(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].LR = 1e-2
+	cfg.Stages[1].LR = map[string]any{"max": 1e-2, "factor": 2.6}
+	cfg.Stages[1].Epochs = 6
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := tr.History()
+	if len(h) != 8 {
+		t.Fatalf("%d epochs of metrics, want 8", len(h))
+	}
+	last := h[len(h)-1]
+	if last.ValAcc == nil || *last.ValAcc < 0.9 {
+		for _, m := range h {
+			t.Logf("epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f", m.Epoch, m.TrainLoss, m.TrainAcc, *m.ValLoss, *m.ValAcc)
+		}
+		t.Errorf("validation accuracy %v after 8 epochs; the patterns are easy, want >= 0.9", *last.ValAcc)
+	}
+	if h[0].TrainLoss <= last.TrainLoss {
+		t.Errorf("training loss did not fall: %v -> %v", h[0].TrainLoss, last.TrainLoss)
+	}
+	if got := h[2].Trained; !slices.Equal(got, []string{"block1", "block2", "head"}) {
+		t.Errorf("stage all trains %v", got)
+	}
+}
+
+// cancelAfter cancels the run's context after a number of optimizer steps.
+type cancelAfter struct {
+	steps  int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) OnStep(t *Trainer, info StepInfo) error {
+	c.steps--
+	if c.steps == 0 {
+		c.cancel()
+	}
+	return nil
+}
+
+func TestResumeEndsWithTheSameWeights(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[1].Gradual = true
+	cfg.Optimizer.ClipNorm = 1
+	cfg.Loss.LabelSmoothing = 0.1
+
+	straight, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := straight.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Output.Dir += "-interrupted"
+	// 8 batches per epoch: stop in the middle of the second stage's first epoch, then
+	// once more at an epoch's end.
+	for _, stopAfter := range []int{19, 5} {
+		var tr *Trainer
+		if stopAfter == 19 {
+			tr, err = New(cfg)
+		} else {
+			tr, err = Resume(cfg.Output.Dir)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		tr.hooks = append(tr.hooks, &cancelAfter{steps: stopAfter, cancel: cancel})
+		_, err = tr.Run(ctx)
+		cancel()
+		if !errors.Is(err, ErrInterrupted) {
+			t.Fatalf("interrupted run: %v, want ErrInterrupted", err)
+		}
+	}
+	resumed, err := Resume(cfg.Output.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resumed.Progress(); p.Step != 24 {
+		t.Fatalf("resumed at step %d, want 24", p.Step)
+	}
+	if _, err := resumed.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want, got := snapshot(straight), snapshot(resumed)
+	for name, w := range want {
+		if !slices.Equal(w, got[name]) {
+			t.Errorf("parameter %s differs between the uninterrupted and the resumed run", name)
+		}
+	}
+	hs, hr := straight.History(), resumed.History()
+	if len(hs) != len(hr) {
+		t.Fatalf("history of %d epochs, resumed %d", len(hs), len(hr))
+	}
+	for i := range hs {
+		if hs[i].TrainLoss != hr[i].TrainLoss || *hs[i].ValAcc != *hr[i].ValAcc {
+			t.Errorf("epoch %d: train loss %v / val acc %v, resumed %v / %v", i+1, hs[i].TrainLoss, *hs[i].ValAcc, hr[i].TrainLoss, *hr[i].ValAcc)
+		}
+	}
+}
