@@ -17,7 +17,8 @@
 //   - Open dispatches on the config's format name ("imagefolder", "idx").
 //
 // Anything implementing Examples can stand in for a Source; a View is a subset of one.
-// Split makes a stratified, seeded train/validation split.
+// Split makes a stratified, seeded train/validation split (the config's val_split): each
+// class gives round(fraction x its size) examples to validation.
 //
 // # Preprocessing
 //
@@ -46,5 +47,8 @@
 // from (seed, epoch, example index). An epoch's output is therefore a pure function of the
 // seed, the epoch number and the options, byte for byte the same for any number of workers,
 // and resuming a run at an epoch boundary (or at a batch, with EpochFrom) needs no RNG state
-// beyond the seed and the epoch counter.
+// beyond the seed and the epoch counter. Streams for different purposes (split, shuffle,
+// augmentation) are separated inside the package, so one run seed can feed them all. Number
+// epochs across a run's stages (0, 1, 2, ... over the whole run) so that each stage sees new
+// shuffles and augmentations.
 package dataset

@@ -7,6 +7,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -17,6 +18,29 @@ func needFashionMNIST(t testing.TB) {
 	if _, err := os.Stat(filepath.Join(fmnistDir, "train-images-idx3-ubyte.gz")); err != nil {
 		t.Skipf("Fashion-MNIST not installed (Debian package dataset-fashion-mnist): %v", err)
 	}
+}
+
+var (
+	fmnistMu    sync.Mutex
+	fmnistCache = map[string]*Source{}
+)
+
+// fashionMNIST opens (once per test binary) the "train" or "t10k" part through Open's prefix
+// form. Tests must not rename its classes.
+func fashionMNIST(t testing.TB, part string) *Source {
+	t.Helper()
+	needFashionMNIST(t)
+	fmnistMu.Lock()
+	defer fmnistMu.Unlock()
+	if s, ok := fmnistCache[part]; ok {
+		return s
+	}
+	s, err := Open("idx", filepath.Join(fmnistDir, part), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmnistCache[part] = s
+	return s
 }
 
 // TestFashionMNIST checks the real files against facts computed independently with Python's
@@ -39,14 +63,13 @@ func TestFashionMNIST(t *testing.T) {
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
 			var s *Source
-			var err error
 			if tc.viaPrefix {
-				s, err = Open("idx", filepath.Join(fmnistDir, tc.prefix), Options{})
+				s = fashionMNIST(t, tc.prefix)
 			} else {
-				s, err = Open("idx", filepath.Join(fmnistDir, tc.imagesFile), Options{})
-			}
-			if err != nil {
-				t.Fatal(err)
+				var err error
+				if s, err = Open("idx", filepath.Join(fmnistDir, tc.imagesFile), Options{}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if s.Len() != tc.n {
 				t.Fatalf("Len %d, want %d", s.Len(), tc.n)
@@ -86,10 +109,11 @@ func TestFashionMNIST(t *testing.T) {
 			if row := g.Pix[14*28+10 : 14*28+18]; !bytes.Equal(row, tc.row14) {
 				t.Errorf("image 0 row 14 [10:18] = %v, want %v", row, tc.row14)
 			}
-			if err := s.SetClasses(FashionMNISTClasses); err != nil {
+			named := *s
+			if err := named.SetClasses(FashionMNISTClasses); err != nil {
 				t.Fatal(err)
 			}
-			if c := s.Classes()[s.Label(0)]; c != "Ankle boot" {
+			if c := named.Classes()[named.Label(0)]; c != "Ankle boot" {
 				t.Errorf("first class %q, want Ankle boot", c)
 			}
 			if name := s.Name(3); name != filepath.Join(fmnistDir, tc.prefix+"-images-idx3-ubyte.gz")+"[3]" {
@@ -139,7 +163,14 @@ func TestIDXSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*Source{a, b} {
+	// Mixed: gzipped images, plain labels, found from the prefix.
+	writeFile(t, filepath.Join(dir, "c-images-idx3-ubyte.gz"), gz(im))
+	writeFile(t, filepath.Join(dir, "c-labels-idx1-ubyte"), lb)
+	c, err := Open("idx", filepath.Join(dir, "c"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Source{a, b, c} {
 		if s.Len() != 3 || s.NumClasses() != 5 || s.Label(2) != 4 {
 			t.Fatalf("Len %d, classes %v, label(2) %d", s.Len(), s.Classes(), s.Label(2))
 		}

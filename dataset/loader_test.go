@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -366,11 +365,7 @@ func TestLoaderDecodeError(t *testing.T) {
 
 // TestLoaderFashionMNIST batches real data and checks it against Preprocess.Apply.
 func TestLoaderFashionMNIST(t *testing.T) {
-	needFashionMNIST(t)
-	src, err := Open("idx", filepath.Join(fmnistDir, "t10k"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := fashionMNIST(t, "t10k")
 	_, sub := Split(src, 0.05, 1) // 500 examples, 50 per class
 	if sub.Len() != 500 {
 		t.Fatalf("%d examples", sub.Len())

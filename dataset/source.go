@@ -212,7 +212,8 @@ func checkBadImageOption(v string) (string, error) {
 // OpenImageFolder opens dir, which holds one subfolder per class (named after the class) with
 // PNG and JPEG files in it (.png, .jpg, .jpeg in any case; nested folders are searched too,
 // without following symbolic links below the class folders).
-// Classes are the subfolder names sorted; files are in path order within a class. Hidden files
+// Classes are the subfolder names sorted bytewise; files are in walk order within a class
+// (filepath.WalkDir: lexical by name in each folder). Hidden files
 // and folders (names starting with ".") and files with other extensions are ignored.
 //
 // Every file's header is checked with image.DecodeConfig (or fully decoded with Verify), in
@@ -410,22 +411,29 @@ func Open(format, path string, opts Options) (*Source, error) {
 func idxPaths(path string) (images, labels string, err error) {
 	base := filepath.Base(path)
 	if strings.Contains(base, "images-idx3") {
-		if _, err := os.Stat(path); err == nil {
+		if fileExists(path) {
 			return path, filepath.Join(filepath.Dir(path), strings.Replace(base, "images-idx3", "labels-idx1", 1)), nil
 		}
 	}
 	for _, suffix := range []string{"", ".gz"} {
 		im := path + "-images-idx3-ubyte" + suffix
-		if _, err := os.Stat(im); err == nil {
+		if fileExists(im) {
+			// The labels with the same suffix, else with the other one.
 			lab := path + "-labels-idx1-ubyte" + suffix
-			for _, alt := range []string{"", ".gz"} {
-				if _, err := os.Stat(path + "-labels-idx1-ubyte" + alt); err == nil {
-					lab = path + "-labels-idx1-ubyte" + alt
-					break
-				}
+			alt := strings.TrimSuffix(lab, ".gz")
+			if suffix == "" {
+				alt = lab + ".gz"
+			}
+			if !fileExists(lab) && fileExists(alt) {
+				lab = alt
 			}
 			return im, lab, nil
 		}
 	}
 	return "", "", fmt.Errorf("dataset: no IDX images at %s (give the images file, or a prefix P with P-images-idx3-ubyte[.gz] and P-labels-idx1-ubyte[.gz])", path)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

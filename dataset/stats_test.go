@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 )
@@ -12,11 +11,7 @@ import (
 // TestMeanStdFashionMNIST: numpy gives mean 0.2860405969887955 and population std
 // 0.35302424451492237 over the 60000 training images scaled to 0-1.
 func TestMeanStdFashionMNIST(t *testing.T) {
-	needFashionMNIST(t)
-	src, err := Open("idx", filepath.Join(fmnistDir, "train"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := fashionMNIST(t, "train")
 	mean, std, err := MeanStd(context.Background(), src, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func decode(r io.Reader, size int64, baseDir string) (*Model, error) {
 	if size == 0 {
 		return nil, fmt.Errorf("%w: empty file", ErrNotModel)
 	}
-	mp, err := newStreamer(r).model(size)
+	mp, err := newStreamer(r, size).model(size)
 	if err != nil {
 		if errors.Is(err, ErrNotModel) {
 			return nil, err

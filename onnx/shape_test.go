@@ -191,13 +191,19 @@ func TestWindows(t *testing.T) {
 		err  error
 		want string
 	}{
-		{func() error { _, err := PoolWindow(node("MaxPool", ints("kernel_shape", 2)), []int64{1, 1, 8}); return err }(),
+		{func() error {
+			_, err := PoolWindow(node("MaxPool", ints("kernel_shape", 2)), []int64{1, 1, 8})
+			return err
+		}(),
 			`node "MaxPool_1" (MaxPool): only 2-D spatial pooling (4-D NCHW input) is supported, input is [1 1 8]`},
 		{func() error {
 			_, err := ConvWindow(node("Conv"), []int64{1, 1, 4, 4, 4}, []int64{1, 1, 3, 3, 3})
 			return err
 		}(), `node "Conv_1" (Conv): only 2-D spatial convolutions (4-D NCHW input) are supported, input is [1 1 4 4 4]`},
-		{func() error { _, err := PoolWindow(node("MaxPool", ints("kernel_shape", 5, 5)), []int64{1, 1, 4, 4}); return err }(),
+		{func() error {
+			_, err := PoolWindow(node("MaxPool", ints("kernel_shape", 5, 5)), []int64{1, 1, 4, 4})
+			return err
+		}(),
 			`node "MaxPool_1" (MaxPool): window 5 (kernel 5, dilation 1) is larger than the padded input 4 on spatial axis 0`},
 		{func() error { _, err := PoolWindow(node("MaxPool"), []int64{1, 1, 4, 4}); return err }(),
 			`node "MaxPool_1" (MaxPool): kernel_shape attribute missing`},

@@ -24,8 +24,8 @@ type streamer struct {
 	pos int64
 }
 
-func newStreamer(r io.Reader) *streamer {
-	return &streamer{r: bufio.NewReaderSize(r, 1<<20)}
+func newStreamer(r io.Reader, size int64) *streamer {
+	return &streamer{r: bufio.NewReaderSize(r, int(min(max(size, 16), 1<<20)))}
 }
 
 // errWire marks malformed wire data that is not a truncation.

@@ -2,13 +2,14 @@
 // Runs ONNX models with ONNX Runtime (onnxruntime-node, CPU execution provider) on float32
 // .npy inputs and writes each model's first output as a float32 .npy file.
 //
-//   node tools/ort/run.js [--opt LEVEL] MODEL.onnx IN.npy OUT.npy [MODEL.onnx IN.npy OUT.npy ...]
+//   node tools/ort/run.js [--opt LEVEL] [--threads N] MODEL.onnx IN.npy OUT.npy [MODEL.onnx IN.npy OUT.npy ...]
 //
 // Several model/input/output triples can be given to one process, so that callers pay
 // Node's and ONNX Runtime's start-up once; a session is created once per distinct model
 // file (and reused for every triple naming it). The input feeds the model's first input,
 // whatever its name. LEVEL is ONNX Runtime's graph optimisation level: disabled, basic,
-// extended or all (the default, what a server gets).
+// extended or all (the default, what a server gets). N is the number of intra-op threads
+// per session (default: ONNX Runtime's, one per core).
 //
 // A triple that fails (its message on stderr names the model and input) writes no output
 // file; the others still run. Exit status: 0 when every triple ran, 1 when any failed,
@@ -20,7 +21,7 @@ const path = require('path');
 
 function usage(msg) {
   if (msg) process.stderr.write('run.js: ' + msg + '\n');
-  process.stderr.write('usage: node run.js [--opt disabled|basic|extended|all] MODEL.onnx IN.npy OUT.npy [MODEL IN OUT ...]\n');
+  process.stderr.write('usage: node run.js [--opt disabled|basic|extended|all] [--threads N] MODEL.onnx IN.npy OUT.npy [MODEL IN OUT ...]\n');
   process.exit(2);
 }
 
@@ -100,11 +101,15 @@ function writeNpy(file, shape, data) {
 async function main() {
   const args = process.argv.slice(2);
   let opt = 'all';
+  let threads = 0; // ONNX Runtime's default: one intra-op thread per core
   while (args.length && args[0].startsWith('--')) {
     const flag = args.shift();
     if (flag === '--opt') {
       opt = args.shift();
       if (!['disabled', 'basic', 'extended', 'all'].includes(opt)) usage('bad --opt ' + opt);
+    } else if (flag === '--threads') {
+      threads = Number(args.shift());
+      if (!Number.isInteger(threads) || threads < 0) usage('bad --threads');
     } else if (flag === '--help' || flag === '-h') {
       usage();
     } else {
@@ -119,7 +124,9 @@ async function main() {
     const [model, input, output] = args.slice(i, i + 3);
     try {
       if (!sessions.has(model)) {
-        sessions.set(model, ort.InferenceSession.create(model, { graphOptimizationLevel: opt, executionProviders: ['cpu'] }));
+        const options = { graphOptimizationLevel: opt, executionProviders: ['cpu'] };
+        if (threads > 0) options.intraOpNumThreads = threads;
+        sessions.set(model, ort.InferenceSession.create(model, options));
       }
       const sess = await sessions.get(model);
       const x = readNpy(input);

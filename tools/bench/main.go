@@ -1,0 +1,202 @@
+// Command bench times the toolkit's backend on an ONNX convolutional base: a forward
+// pass (inference) or a training step (forward and backward through every trainable
+// parameter, WeightedSum loss), and prints one result line per run.
+//
+//	go run ./tools/bench -model /tmp/vgg19-features.onnx -mode forward -size 224 -batch 1
+//	go run ./tools/bench -model /tmp/vgg19-features.onnx -mode train -size 32 -batch 8
+//	go run -tags openblas ./tools/bench ...   # OpenBLAS instead of gonum (cgo)
+//
+// -size replaces the input's height and width declared in the file (VGG19 exports fix
+// them at 224), so one file serves every resolution. The program is built once and run
+// -warmup times untimed, then -iters times timed. It reports the best and median wall
+// time per run, the process CPU time per run (other jobs on a shared machine inflate
+// wall time much more than CPU time), images per second of the best run, and the bytes
+// and GC cycles per run. -cpuprofile and -memprofile write pprof profiles of the timed
+// runs. With -json the line is a JSON object (tools/bench/compare.sh reads it).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"time"
+
+	"toolkit/backend"
+	"toolkit/backend/kernels"
+	"toolkit/onnx"
+)
+
+// Result is one benchmark's summary.
+type Result struct {
+	Impl        string  `json:"impl"`
+	Mode        string  `json:"mode"`
+	Size        int     `json:"size"`
+	Batch       int     `json:"batch"`
+	Iters       int     `json:"iters"`
+	BLAS        string  `json:"blas"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	BestSec     float64 `json:"best_s"`
+	MedianSec   float64 `json:"median_s"`
+	CPUSec      float64 `json:"cpu_s_per_run"`
+	ImagesPerS  float64 `json:"images_per_s"`
+	MedianImgPS float64 `json:"median_images_per_s"`
+	AllocMB     float64 `json:"alloc_mb_per_run"`
+	GCPerRun    float64 `json:"gc_per_run"`
+	BuildSec    float64 `json:"build_s"`
+}
+
+func main() {
+	model := flag.String("model", "/tmp/vgg19-features.onnx", "ONNX model (single NCHW input)")
+	mode := flag.String("mode", "forward", "forward or train")
+	size := flag.Int("size", 224, "input height and width")
+	batch := flag.Int("batch", 1, "batch size")
+	iters := flag.Int("iters", 3, "timed runs")
+	warmup := flag.Int("warmup", 1, "untimed runs first")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
+	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed runs")
+	asJSON := flag.Bool("json", false, "print the result as JSON")
+	flag.Parse()
+	if err := run(*model, *mode, *size, *batch, *iters, *warmup, *cpuprofile, *memprofile, *asJSON); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(path, mode string, size, batch, iters, warmup int, cpuprofile, memprofile string, asJSON bool) error {
+	t0 := time.Now()
+	ir, err := onnx.Read(path)
+	if err != nil {
+		return err
+	}
+	ins := ir.Graph.RealInputs()
+	if len(ins) != 1 || len(ins[0].Shape) != 4 {
+		return fmt.Errorf("%s: want one NCHW input", path)
+	}
+	// Free the spatial dimensions of the input and of every declared output, so that
+	// shape inference works at any size.
+	in := ins[0]
+	in.Shape[2], in.Shape[3] = onnx.Dim{Param: "H"}, onnx.Dim{Param: "W"}
+	for _, o := range ir.Graph.Outputs {
+		for i := 2; i < len(o.Shape); i++ {
+			o.Shape[i] = onnx.Dim{Param: fmt.Sprintf("d%d", i)}
+		}
+	}
+	m, err := backend.NewModel(ir)
+	if err != nil {
+		return err
+	}
+	c := int(in.Shape[1].Value)
+	opts := backend.Options{InputShapes: map[string][]int{in.Name: {batch, c, size, size}}}
+	switch mode {
+	case "forward":
+	case "train":
+		opts.Training = true
+		opts.Trainable = m.TrainableNames()
+		opts.Loss = backend.WeightedSum
+	default:
+		return fmt.Errorf("unknown mode %q (forward or train)", mode)
+	}
+	p, err := m.Program(opts)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, batch*c*size*size)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	var target []float32
+	if opts.Loss != backend.NoLoss {
+		// Run once to learn the output size.
+		if err := p.Run([][]float32{x}, make([]float32, outLen(p))); err != nil {
+			return err
+		}
+		target = make([]float32, outLen(p))
+		for i := range target {
+			target[i] = float32(rng.NormFloat64()) / float32(len(target))
+		}
+	}
+	build := time.Since(t0)
+	for range warmup {
+		if err := p.Run([][]float32{x}, target); err != nil {
+			return err
+		}
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
+	times := make([]float64, iters)
+	for i := range iters {
+		s := time.Now()
+		if err := p.Run([][]float32{x}, target); err != nil {
+			return err
+		}
+		times[i] = time.Since(s).Seconds()
+	}
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&ms1)
+	if cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	if memprofile != "" {
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+		f.Close()
+	}
+	slices.Sort(times)
+	r := Result{
+		Impl: "toolkit", Mode: mode, Size: size, Batch: batch, Iters: iters,
+		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		BestSec: times[0], MedianSec: times[len(times)/2],
+		CPUSec:    cpu.Seconds() / float64(iters),
+		AllocMB:   float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
+		GCPerRun:  float64(ms1.NumGC-ms0.NumGC) / float64(iters),
+		BuildSec:  build.Seconds(),
+		ImagesPerS: float64(batch) / times[0], MedianImgPS: float64(batch) / times[len(times)/2],
+	}
+	if asJSON {
+		b, _ := json.Marshal(r)
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Printf("toolkit %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.1fs)\n",
+		mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec)
+	return nil
+}
+
+func outLen(p *backend.Program) int {
+	n := 1
+	for _, d := range p.OutputShape(0) {
+		n *= d
+	}
+	return n
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
