@@ -67,7 +67,9 @@ type ortJob struct {
 func runORT(t *testing.T, jobs []ortJob) (stderr string) {
 	t.Helper()
 	node, script := ortRunner(t)
-	args := []string{script}
+	// One intra-op thread: the models are small, and a thread pool per session only
+	// spins on a busy machine.
+	args := []string{script, "--threads", "1"}
 	for _, j := range jobs {
 		args = append(args, j.model, j.in, j.out)
 	}

@@ -104,8 +104,10 @@ func (l *Loader) NumExamples() int {
 	return l.data.Len()
 }
 
-// Order is the order in which epoch visits the collection's examples: a seeded permutation
-// of 0..Len-1 with Shuffle (PCG keyed by Seed and epoch, Fisher-Yates), the identity without.
+// Order is the order in which epoch visits the collection's examples (indices 0..n-1 for a
+// collection of n): a seeded permutation with Shuffle (PCG keyed by Seed and epoch,
+// Fisher-Yates), the identity without. With DropLast the tail of it beyond the last full
+// batch is not visited.
 func (l *Loader) Order(epoch int) []int {
 	order := make([]int, l.data.Len())
 	for i := range order {

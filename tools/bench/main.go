@@ -169,10 +169,10 @@ func run(path, mode string, size, batch, iters, warmup int, cpuprofile, memprofi
 		Impl: "toolkit", Mode: mode, Size: size, Batch: batch, Iters: iters,
 		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		BestSec: times[0], MedianSec: times[len(times)/2],
-		CPUSec:    cpu.Seconds() / float64(iters),
-		AllocMB:   float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
-		GCPerRun:  float64(ms1.NumGC-ms0.NumGC) / float64(iters),
-		BuildSec:  build.Seconds(),
+		CPUSec:     cpu.Seconds() / float64(iters),
+		AllocMB:    float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
+		GCPerRun:   float64(ms1.NumGC-ms0.NumGC) / float64(iters),
+		BuildSec:   build.Seconds(),
 		ImagesPerS: float64(batch) / times[0], MedianImgPS: float64(batch) / times[len(times)/2],
 	}
 	if asJSON {
