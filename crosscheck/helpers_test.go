@@ -182,6 +182,10 @@ func (w *worst) record(what string, rel, abs float64) {
 
 func (w *worst) log(t *testing.T, against string) {
 	t.Helper()
+	if w.abs == 0 {
+		t.Logf("%d comparisons against %s: all bit-identical", w.n, against)
+		return
+	}
 	t.Logf("%d comparisons against %s: largest relative difference %.3g (%s), largest absolute %.3g (%s)",
 		w.n, against, w.rel, w.relAt, w.abs, w.absAt)
 }

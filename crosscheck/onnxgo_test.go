@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -63,7 +64,97 @@ type knownFailure struct {
 // in another way, is reported, as is any unlisted case that does not agree. For a
 // disagreement, the test also checks that the reference output (PyTorch's, or the node
 // test's) sides with the toolkit.
-var onnxgoCannotRun = map[string]knownFailure{}
+var onnxgoCannotRun = map[string]knownFailure{
+	// The parity fixtures.
+	"parity/bn_train": {errs, "BatchNormalization in training mode (opset 15, training_mode=1) with its running_mean and " +
+		"running_var outputs: onnx-go computes Y only, with the running statistics, and fails on the unconsumed " +
+		"outputs (root node is nil)"},
+	"parity/transpose_nhwc_opset9":  {errs, "AveragePool is not implemented"},
+	"parity/transpose_nhwc_opset13": {errs, "AveragePool is not implemented"},
+	"parity/transpose_nhwc_opset17": {errs, "AveragePool is not implemented"},
+	"parity/vgg_features_opset9":    {errs, "Pad is not implemented (nor AveragePool)"},
+	"parity/vgg_features_opset13":   {errs, "MaxPool ceil_mode is not implemented (nor Pad, AveragePool)"},
+	"parity/vgg_features_opset17":   {errs, "MaxPool ceil_mode is not implemented (nor Pad, AveragePool)"},
+	"parity/vgg_view_flatten_opset9": {errs, "Shape, Gather and LogSoftmax are not implemented; it fails first on an " +
+		"Unsqueeze of a Constant, whose gorgonia node onnx-go keeps outside the graph (No Graph Supplied)"},
+	"parity/vgg_view_flatten_opset13": {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the " +
+		"attribute (it ignores opset_import); Shape, Gather and LogSoftmax are not implemented either"},
+	"parity/vgg_view_flatten_opset17": {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the " +
+		"attribute (it ignores opset_import); Shape, Gather and LogSoftmax are not implemented either"},
+
+	// The ONNX node tests (opset 13 to 15 in onnx 1.12's test data).
+	"node/test_batchnorm_epsilon_training_mode": {errs, "training-mode BatchNormalization with three outputs (root node is nil)"},
+	"node/test_batchnorm_example_training_mode": {errs, "training-mode BatchNormalization with three outputs (root node is nil)"},
+	"node/test_concat_1d_axis_negative_1": {panics, "negative axis: index out of range [-1] in gorgonia's Concat, " +
+		"on the TapeMachine's goroutine, where it cannot be recovered"},
+	"node/test_concat_2d_axis_negative_1": {panics, "negative axis: index out of range [-1] in gorgonia's Concat, " +
+		"on the TapeMachine's goroutine, where it cannot be recovered"},
+	"node/test_concat_3d_axis_negative_1": {panics, "negative axis: index out of range [-1] in gorgonia's Concat, " +
+		"on the TapeMachine's goroutine, where it cannot be recovered"},
+	"node/test_concat_2d_axis_negative_2":                {errs, "negative axis: rejected by gorgonia's shape inference"},
+	"node/test_concat_3d_axis_negative_2":                {errs, "negative axis: rejected by gorgonia's shape inference"},
+	"node/test_concat_3d_axis_negative_3":                {errs, "negative axis: rejected by gorgonia's shape inference"},
+	"node/test_conv_with_autopad_same":                   {errs, "Conv auto_pad SAME_LOWER is not implemented"},
+	"node/test_conv_with_strides_and_asymmetric_padding": {errs, "Conv with asymmetric pads is not implemented"},
+	"node/test_flatten_negative_axis1":                   {disagree, "negative axis: onnx-go flattens everything into the second dimension ([1 120])"},
+	"node/test_flatten_negative_axis2":                   {disagree, "negative axis: onnx-go flattens everything into the second dimension ([1 120])"},
+	"node/test_flatten_negative_axis3":                   {disagree, "negative axis: onnx-go flattens everything into the second dimension ([1 120])"},
+	"node/test_gemm_default_no_bias":                     {errs, "Gemm without its optional C input (bad arity)"},
+	"node/test_gemm_default_scalar_bias":                 {errs, "Gemm's type wants a 2-D C: a scalar C fails gorgonia's type inference"},
+	"node/test_matmul_3d":                                {errs, "MatMul of more than two dimensions is not implemented"},
+	"node/test_matmul_4d":                                {errs, "MatMul of more than two dimensions is not implemented"},
+	"node/test_maxpool_2d_ceil":                          {errs, "MaxPool ceil_mode is not implemented"},
+	"node/test_maxpool_2d_dilations":                     {errs, "MaxPool dilations are not implemented"},
+	"node/test_maxpool_2d_same_lower":                    {errs, "MaxPool auto_pad SAME_LOWER is not implemented"},
+	"node/test_reshape_negative_extended_dims": {disagree, "Reshape to [-1 2 3 4] of a [2 3 4] tensor: onnx-go " +
+		"returns shape [2 3 4] instead of [1 2 3 4] (same values)"},
+	"node/test_reshape_zero_and_negative_dim": {errs, "Reshape's 0 (copy the input's dimension) is not implemented"},
+	"node/test_softmax_axis_0": {disagree, "Softmax: onnx-go coerces the input to 2-D at axis (the opset 1-11 " +
+		"semantics) whatever the opset; from opset 13 Softmax normalises along that one axis"},
+	"node/test_softmax_axis_1": {disagree, "Softmax: onnx-go coerces the input to 2-D at axis (the opset 1-11 " +
+		"semantics) whatever the opset; from opset 13 Softmax normalises along that one axis"},
+	"node/test_softmax_default_axis": {disagree, "Softmax: onnx-go's default axis is 0 (-1 from opset 13, 1 before) " +
+		"and it coerces the input to 2-D"},
+	"node/test_softmax_negative_axis": {disagree, "Softmax: a negative axis is not handled, and onnx-go coerces " +
+		"the input to 2-D (the opset 1-11 semantics)"},
+	"node/test_squeeze":                 {errs, "Squeeze's axes became an input in opset 13: bad arity"},
+	"node/test_squeeze_negative_axes":   {errs, "Squeeze's axes became an input in opset 13: bad arity"},
+	"node/test_transpose_default":       {errs, "Transpose without perm (reverse the axes) is not implemented"},
+	"node/test_unsqueeze_axis_0":        {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_axis_1":        {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_axis_2":        {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_negative_axes": {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_three_axes":    {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_two_axes":      {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+	"node/test_unsqueeze_unsorted_axes": {errs, "Unsqueeze's axes became an input in opset 13: onnx-go reads only the attribute"},
+}
+
+// mustAgree are cases that must stay compared: the conv / batchnorm / relu / maxpool /
+// gemm networks and their operators' basic node tests.
+var mustAgree = []string{
+	"parity/vgg_classifier_opset9", "parity/vgg_classifier_opset13", "parity/vgg_classifier_opset17",
+	"parity/vgg_bn_opset9", "parity/vgg_bn_opset13", "parity/vgg_bn_opset17",
+	"parity/vgg_bn_fused_opset9", "parity/vgg_bn_fused_opset13", "parity/vgg_bn_fused_opset17",
+	"node/test_basic_conv_with_padding", "node/test_conv_with_strides_padding", "node/test_relu",
+	"node/test_maxpool_2d_default", "node/test_maxpool_2d_pads", "node/test_gemm_all_attributes",
+	"node/test_batchnorm_example", "node/test_globalaveragepool", "node/test_flatten_axis1",
+}
+
+// notCompared lists the cases selected by operator type that the toolkit does not run,
+// or whose outputs its Program does not return, with the reason (the backend's own node
+// tests leave them out for the same reasons). A listed case that becomes comparable is
+// reported.
+var notCompared = map[string]string{
+	"node/test_constant":                                   "a Constant-only graph: the backend folds it, and a Program returns only the outputs it computes",
+	"node/test_dropout_default_mask":                       "the boolean mask output of Dropout is not supported",
+	"node/test_dropout_default_mask_ratio":                 "the boolean mask output of Dropout is not supported; the ratio is a run-time input",
+	"node/test_dropout_default_ratio":                      "the ratio is a run-time input: the backend needs a constant",
+	"node/test_maxpool_1d_default":                         "1-D pooling: the backend pools over 2-D NCHW input only",
+	"node/test_maxpool_3d_default":                         "3-D pooling: the backend pools over 2-D NCHW input only",
+	"node/test_maxpool_with_argmax_2d_precomputed_pads":    "the Indices output of MaxPool is not supported",
+	"node/test_maxpool_with_argmax_2d_precomputed_strides": "the Indices output of MaxPool is not supported",
+	"node/test_reshape_allowzero_reordered":                "zero-sized tensors are not supported",
+}
 
 // onnxgoCase is one model run by both implementations.
 type onnxgoCase struct {
@@ -378,6 +469,9 @@ func crashMessage(out string, err error) string {
 			msg := l
 			for _, f := range lines[i+1:] {
 				if f != "" && !strings.HasPrefix(f, "\t") && !strings.HasPrefix(f, "goroutine ") && !strings.HasPrefix(f, "[") {
+					if i := strings.LastIndex(f, "("); i > 0 {
+						f = f[:i] // drop the arguments
+					}
 					msg += " in " + f
 					break
 				}
@@ -397,13 +491,32 @@ func TestOnnxGo(t *testing.T) {
 	var w worst
 	seen := map[string]bool{}
 	count := map[outcome]int{}
+	outcomes := map[string]outcome{}
+	skipped := 0
 	for ci, c := range cases {
 		seen[c.name] = true
 		t.Run(c.name, func(t *testing.T) {
 			ours, err := toolkitOutputs(c)
-			if err != nil {
-				t.Logf("DUMPT %q: %q,", c.name, err.Error())
+			comparable := err == nil
+			if err == nil {
+				comparable = false
+				for j := range ours {
+					comparable = comparable || ours[j] != nil && c.reference[j] != nil
+				}
+				if !comparable {
+					err = errors.New("the toolkit computes none of the float outputs")
+				}
+			}
+			why, excluded := notCompared[c.name]
+			switch {
+			case !comparable && excluded:
+				t.Logf("not compared (%s): %v", why, err)
+				skipped++
+				return
+			case !comparable:
 				t.Fatalf("the toolkit cannot run it: %v", err)
+			case excluded:
+				t.Errorf("listed in notCompared (%s), but the toolkit runs it now: remove it from the list", why)
 			}
 			r := results[ci]
 			got := r.Outs
@@ -420,12 +533,10 @@ func TestOnnxGo(t *testing.T) {
 				result, detail = disagree, fmt.Sprintf("%d outputs, the toolkit %d", len(got), len(ours))
 			default:
 				result = agrees
-				compared := 0
 				for j := range ours {
 					if ours[j] == nil || c.reference[j] == nil {
 						continue // not a float output, or folded to a constant by the toolkit
 					}
-					compared++
 					name := fmt.Sprintf("%s output %d", c.name, j)
 					if got[j] == nil {
 						result, detail = disagree, fmt.Sprintf("output %d missing", j)
@@ -444,14 +555,9 @@ func TestOnnxGo(t *testing.T) {
 					rel, abs := diff(got[j].Data, ours[j].Data)
 					w.record(name, rel, abs)
 				}
-				if compared == 0 && result == agrees {
-					t.Fatalf("no float output compared")
-				}
 			}
 			count[result]++
-			if result != agrees {
-				t.Logf("DUMP %q: {%s, %q},", c.name, result, detail)
-			}
+			outcomes[c.name] = result
 			known, listed := onnxgoCannotRun[c.name]
 			switch {
 			case result == agrees && listed:
@@ -472,12 +578,22 @@ func TestOnnxGo(t *testing.T) {
 			stale = append(stale, name)
 		}
 	}
+	for name := range notCompared {
+		if !seen[name] {
+			stale = append(stale, name)
+		}
+	}
 	sort.Strings(stale)
 	for _, name := range stale {
-		t.Errorf("onnxgoCannotRun lists %s, which is not a case (renamed or no longer selected?)", name)
+		t.Errorf("onnxgoCannotRun or notCompared lists %s, which is not a case (renamed or no longer selected?)", name)
 	}
-	t.Logf("%d cases: %d agree, %d errors, %d panics, %d disagreements (all listed in onnxgoCannotRun unless reported)",
-		len(cases), count[agrees], count[errs], count[panics], count[disagree])
+	for _, name := range mustAgree {
+		if outcomes[name] != agrees {
+			t.Errorf("%s must be compared, and agree: outcome %q", name, outcomes[name])
+		}
+	}
+	t.Logf("%d cases: %d agree, %d errors, %d panics, %d disagreements (all listed in onnxgoCannotRun unless reported); %d not run by the toolkit",
+		len(cases), count[agrees], count[errs], count[panics], count[disagree], skipped)
 	w.log(t, "onnx-go")
 }
 

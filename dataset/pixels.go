@@ -54,6 +54,14 @@ func (s *scratch) toPlanes(img image.Image, gray bool) (n, w, h int) {
 		fast := ok && b.Min.X >= 0 && b.Min.Y >= 0
 		for y := range h {
 			yrow := m.Y[y*m.YStride : y*m.YStride+w]
+			if fast && !gray {
+				// Straight into the planes, the common case for colour JPEGs.
+				cy := ((b.Min.Y+y)>>vs - b.Min.Y>>vs) * m.CStride
+				o := y * w
+				ycbcrPlanes(s.planes[o:o+w], s.planes[hw+o:hw+o+w], s.planes[2*hw+o:2*hw+o+w],
+					yrow, m.Cb[cy:], m.Cr[cy:], b.Min.X, hs)
+				continue
+			}
 			if fast {
 				cy := ((b.Min.Y+y)>>vs - b.Min.Y>>vs) * m.CStride
 				ycbcrRow(rgb, yrow, m.Cb[cy:], m.Cr[cy:], b.Min.X, hs)
@@ -208,5 +216,36 @@ func ycbcrRow(rgb, yrow, cb, cr []uint8, minX int, hs uint) {
 			b = ^(b >> 31)
 		}
 		rgb[3*x], rgb[3*x+1], rgb[3*x+2] = uint8(r), uint8(g), uint8(b)
+	}
+}
+
+// ycbcrPlanes is ycbcrRow writing float32 R, G and B planes instead of interleaved bytes.
+func ycbcrPlanes(rp, gp, bp []float32, yrow, cb, cr []uint8, minX int, hs uint) {
+	cx0 := minX >> hs
+	rp, gp, bp = rp[:len(yrow)], gp[:len(yrow)], bp[:len(yrow)]
+	for x, yv := range yrow {
+		ci := (minX+x)>>hs - cx0
+		yy1 := int32(yv) * 0x10101
+		cb1 := int32(cb[ci]) - 128
+		cr1 := int32(cr[ci]) - 128
+		r := yy1 + 91881*cr1
+		if uint32(r)&0xff000000 == 0 {
+			r >>= 16
+		} else {
+			r = ^(r >> 31)
+		}
+		g := yy1 - 22554*cb1 - 46802*cr1
+		if uint32(g)&0xff000000 == 0 {
+			g >>= 16
+		} else {
+			g = ^(g >> 31)
+		}
+		b := yy1 + 116130*cb1
+		if uint32(b)&0xff000000 == 0 {
+			b >>= 16
+		} else {
+			b = ^(b >> 31)
+		}
+		rp[x], gp[x], bp[x] = float32(uint8(r)), float32(uint8(g)), float32(uint8(b))
 	}
 }

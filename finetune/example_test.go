@@ -43,4 +43,10 @@ func Example() {
 	}
 	_, err = os.Stat(filepath.Join(out, finetune.RunModel))
 	fmt.Println("model.onnx written:", err == nil)
+	// Output:
+	// block1 4
+	// block2 4
+	// block3 4
+	// head 4
+	// model.onnx written: true
 }

@@ -115,6 +115,8 @@ func matchGroups(specs []GroupConfig, params []string) ([]Group, error) {
 			return nil, fmt.Errorf("groups[%d]: missing name", i)
 		case s.Name == HeadGroup:
 			return nil, fmt.Errorf("groups[%d]: %q is the head's group, added after the base's groups; name the group otherwise", i, HeadGroup)
+		case strings.ToLower(s.Name) != s.Name:
+			return nil, fmt.Errorf("groups[%d]: name %q: use lowercase (config keys, as in per-group lr maps, are read case-insensitively)", i, s.Name)
 		case seen[s.Name]:
 			return nil, fmt.Errorf("groups[%d]: group %q is named twice", i, s.Name)
 		case len(s.Match) == 0:

@@ -1,31 +1,11 @@
-//go:build !openblas
-
 package kernels
 
 import "gonum.org/v1/gonum/blas/gonum"
 
-// defaultBLAS is gonum's pure-Go BLAS. A file built with the "openblas" tag
-// can define defaultBLAS to return a cgo implementation instead; nothing
-// else in the package needs to change. A sketch (Debian's libopenblas-dev,
-// netlib pinned at v0.0.0-20220323200511-14de99971b2d, CGO_LDFLAGS=-lopenblas):
-//
-//	//go:build openblas
-//
-//	package kernels
-//
-//	import "gonum.org/v1/netlib/blas/netlib"
-//
-//	func defaultBLAS() BLAS { return openBLAS{} }
-//
-//	type openBLAS struct{}
-//
-//	func (openBLAS) Name() string { return "openblas" }
-//	func (openBLAS) Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-//		netlib.Implementation{}.Sgemm(trans(tA), trans(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-//	}
-//	// and Dgemm likewise.
-func defaultBLAS() BLAS { return gonumBLAS{} }
-
+// gonumBLAS is gonum's pure-Go BLAS (blas/gonum). It is the default under
+// the purego build tag and where the assembly micro-kernel cannot run, and
+// it computes every float64 product (float64 serves the finite-difference
+// checks, where speed does not matter).
 type gonumBLAS struct{}
 
 func (gonumBLAS) Name() string { return "gonum" }

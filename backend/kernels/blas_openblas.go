@@ -2,47 +2,39 @@
 
 package kernels
 
-/*
-#cgo LDFLAGS: -lopenblas
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int num_threads);
-char *openblas_get_corename(void);
-*/
-import "C"
-
-import (
-	"gonum.org/v1/gonum/blas/gonum"
-	"gonum.org/v1/netlib/blas/netlib"
-)
+import "toolkit/backend/kernels/internal/openblas"
 
 // defaultBLAS is OpenBLAS through cgo (gonum.org/v1/netlib/blas/netlib,
-// linked against -lopenblas: Debian's libopenblas-dev). Build with
-// -tags openblas.
+// linked with -lopenblas: Debian's libopenblas-dev), under the openblas
+// build tag.
 //
-// OpenBLAS runs single-threaded: it is told so once, here, and every
-// product is split across goroutines by [Gemm] and the convolutions
-// instead (see parallel.go). One layer of parallelism means no
-// oversubscription when a convolution runs one product per image on every
-// core, and it keeps OpenBLAS's thread pool (which spins while waiting for
-// work) from competing with the Go scheduler for the same cores.
+// OpenBLAS is told once, here, to run every call on one thread, and the
+// parallelism comes from this package: [Gemm] splits a product into blocks
+// of C across GOMAXPROCS goroutines, and the convolutions run one serial
+// product per image (or band of rows) on each goroutine. A single layer of
+// parallelism means no oversubscription (goroutines splitting a batch, each
+// calling a BLAS that starts its own threads), and OpenBLAS's thread pool,
+// which spins while it waits for work, does not compete with the Go
+// scheduler for the same cores. Measured on VGG19 (BENCHMARKS.md), this is
+// as fast as OpenBLAS's own threads on large products and faster on the
+// small per-image products of 32×32 inputs.
 func defaultBLAS() BLAS {
-	C.openblas_set_num_threads(1)
-	return openBLAS{core: C.GoString(C.openblas_get_corename())}
+	openblas.SetNumThreads(1)
+	return openBLAS{core: openblas.CoreName()}
 }
 
 type openBLAS struct{ core string }
 
-func (b openBLAS) Name() string { return "openblas/" + b.core }
+func (b openBLAS) Name() string { return "openblas-" + b.core }
 
 func (openBLAS) serialSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	netlib.Implementation{}.Sgemm(trans(transA), trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	openblas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func (o openBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	parallelSgemm(o.serialSgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	parallelGemm(openblas.Sgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// Dgemm stays with gonum: float64 serves only the finite-difference checks.
-func (openBLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	gonum.Implementation{}.Dgemm(trans(transA), trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+func (o openBLAS) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	parallelGemm(openblas.Dgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

@@ -3,8 +3,9 @@
 // checkpointable state.
 //
 // The formulas are PyTorch's (torch.optim.SGD with dampening 0, Adam, AdamW, and
-// torch.nn.utils.clip_grad_norm_), computed in float32 in PyTorch's order of operations,
-// and the tests check them against PyTorch 1.13 step by step.
+// torch.nn.utils.clip_grad_norm_), computed in float32 in PyTorch's order of operations
+// (except that Adam folds its two divisions into one, see Adam), and the tests check them
+// against PyTorch 1.13 step by step to 1e-6.
 //
 // # Parameters and state
 //
@@ -29,6 +30,8 @@
 //
 // This is equivalent to PyTorch's param groups with one "lr" each, and the whole optimizer
 // state is one State for the checkpoint. Parameter names must be unique across groups.
+// One Optimizer per group works as well and gives the same numbers: state never mixes
+// between parameters either way.
 // Momentum (SGD) and beta1 (Adam) apply to every group and may change between steps, for
 // one-cycle's momentum cycle (SetMomentum).
 //
