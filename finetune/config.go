@@ -27,8 +27,8 @@ type Config struct {
 	Stages    []StageConfig   `mapstructure:"stages" yaml:"stages"`
 	Data      DataConfig      `mapstructure:"data" yaml:"data"`
 	Output    OutputConfig    `mapstructure:"output" yaml:"output"`
-	// EarlyStopping stops a stage when the validation loss has not improved for
-	// Patience epochs (0 disables).
+	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4
+	// for Patience epochs (0 disables); the next stage then starts.
 	EarlyStopping EarlyStoppingConfig `mapstructure:"early_stopping" yaml:"early_stopping"`
 }
 

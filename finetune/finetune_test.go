@@ -154,3 +154,27 @@ func TestResumeEndsWithTheSameWeights(t *testing.T) {
 		}
 	}
 }
+
+func TestEarlyStoppingEndsTheStage(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages = []StageConfig{
+		{Name: "stuck", Epochs: 6, Train: []any{"head"}, LR: 1e-9},
+		{Name: "next", Epochs: 1, Train: []any{"head"}, LR: 1e-3},
+	}
+	cfg.EarlyStopping.Patience = 2
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	for _, m := range tr.History() {
+		stages = append(stages, m.Stage)
+	}
+	// The first epoch sets the stage's best loss; two more without improvement end it.
+	if want := []string{"stuck", "stuck", "stuck", "next"}; !slices.Equal(stages, want) {
+		t.Errorf("epochs ran: %v, want %v", stages, want)
+	}
+}

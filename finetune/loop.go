@@ -14,6 +14,10 @@ import (
 	"toolkit/finetune/schedule"
 )
 
+// minDelta is the least decrease of the validation loss that counts as an improvement
+// for early stopping (Keras' min_delta).
+const minDelta = 1e-4
+
 // ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C): the hooks
 // have saved the position reached, and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
@@ -35,7 +39,8 @@ type Progress struct {
 	GradNorm map[string]float64 `json:"grad_norm_sum,omitempty"`
 	Seconds  float64            `json:"seconds"`
 
-	// Best validation accuracy so far and the epochs since it (early stopping).
+	// The best validation accuracy so far (best.onnx), and the best validation loss of
+	// the stage with the epochs since it improved by minDelta (early stopping).
 	BestValAcc  float64 `json:"best_val_acc"`
 	BestValLoss float64 `json:"best_val_loss"`
 	SinceBest   int     `json:"since_best"`
@@ -262,9 +267,12 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 			return false, fmt.Errorf("validation: %w", err)
 		}
 		m.ValLoss, m.ValAcc = &vl, &va
-		if p.Epoch == 0 || va > p.BestValAcc || (va == p.BestValAcc && vl < p.BestValLoss) {
-			p.BestValAcc, p.BestValLoss, p.SinceBest = va, vl, 0
+		if p.Epoch == 0 || va > p.BestValAcc {
+			p.BestValAcc = va
 			m.Best = true
+		}
+		if p.StageEpoch == 0 || vl < p.BestValLoss-minDelta {
+			p.BestValLoss, p.SinceBest = vl, 0
 		} else {
 			p.SinceBest++
 		}
