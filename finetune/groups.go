@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 
+	"toolkit/models"
 	"toolkit/onnx"
 )
 
@@ -31,7 +32,8 @@ func groupNames(groups []Group) []string {
 
 // ResolveGroups splits the trainable parameters into ordered layer groups, the head
 // last. spec is nil or "auto" (split the base at its pooling layers: block1, block2,
-// ...), or a list of {name, match} with globs over parameter names. Every trainable
+// ...), the name of a preset from package models (vgg16, vgg19, ...), or a list of
+// {name, match} with globs over parameter names. Every trainable
 // base parameter must fall in exactly one group, and no group may be empty.
 func ResolveGroups(spec any, base *onnx.Model, trainable []string, isHead func(string) bool) ([]Group, error) {
 	var baseParams, headParams []string
@@ -47,10 +49,21 @@ func ResolveGroups(spec any, base *onnx.Model, trainable []string, isHead func(s
 	case nil:
 		groups = autoGroups(base, baseParams)
 	case string:
-		if s != "auto" {
-			return nil, fmt.Errorf("groups: %q is not a group list; use auto or a list of {name, match}", s)
+		if s == "auto" {
+			groups = autoGroups(base, baseParams)
+			break
 		}
-		groups = autoGroups(base, baseParams)
+		preset, err := models.Preset(s)
+		if err != nil {
+			return nil, fmt.Errorf("groups: %w", err)
+		}
+		specs := make([]GroupConfig, len(preset))
+		for i, g := range preset {
+			specs[i] = GroupConfig{Name: g.Name, Match: g.Match}
+		}
+		if groups, err = matchGroups(specs, baseParams); err != nil {
+			return nil, fmt.Errorf("groups: preset %s: %w", s, err)
+		}
 	default:
 		var specs []GroupConfig
 		if err := mapstructure.Decode(spec, &specs); err != nil {
