@@ -3,8 +3,11 @@ package finetune
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"toolkit/onnx"
 )
 
 // snapshot copies every parameter of the trainer's model.
@@ -176,5 +179,29 @@ func TestEarlyStoppingEndsTheStage(t *testing.T) {
 	// The first epoch sets the stage's best loss; two more without improvement end it.
 	if want := []string{"stuck", "stuck", "stuck", "next"}; !slices.Equal(stages, want) {
 		t.Errorf("epochs ran: %v, want %v", stages, want)
+	}
+}
+
+func TestOldOpsetBaseExportsAtOpset13(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Model.ONNX = testBaseAt(t, 9)
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: "all", LR: 1e-3}}
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := tr.SaveModel(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Opset(""); got < 13 {
+		t.Errorf("exported at opset %d, want 13 or newer", got)
 	}
 }

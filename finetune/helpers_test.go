@@ -17,7 +17,13 @@ import (
 // vgg_classifier_opset13 cut before its classifier: two conv blocks, 3x16x16 input).
 func testBase(t testing.TB) string {
 	t.Helper()
-	m, err := onnx.Read("../testdata/parity/vgg_classifier_opset13/model.onnx")
+	return testBaseAt(t, 13)
+}
+
+// testBaseAt is testBase from the fixture exported at the given opset.
+func testBaseAt(t testing.TB, opset int) string {
+	t.Helper()
+	m, err := onnx.Read(fmt.Sprintf("../testdata/parity/vgg_classifier_opset%d/model.onnx", opset))
 	if err != nil {
 		t.Fatal(err)
 	}

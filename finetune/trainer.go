@@ -125,6 +125,9 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	return t, nil
 }
 
+// exportOpset is the least opset of the models the toolkit exports.
+const exportOpset = 13
+
 // buildModel reads the base, cuts it if asked, fixes its input size and appends the head.
 func buildModel(cfg Config) (*onnx.Model, error) {
 	base, err := onnx.Read(cfg.Model.ONNX)
@@ -138,6 +141,15 @@ func buildModel(cfg Config) (*onnx.Model, error) {
 	} else if !onnx.IsHeadless(base) {
 		cut, _ := onnx.HeadlessCut(base)
 		return nil, fmt.Errorf("model.onnx: %s has a classifier (it does not end in a feature map): set model.cut_at (the headless cut is %q) or import it with --headless", cfg.Model.ONNX, cut)
+	}
+	// PyTorch stores bit-identical initializers once (VGG's zero-initialised biases):
+	// fine-tuning gives each parameter its own tensor. An exported model is opset 13 or
+	// newer.
+	base = onnx.UntieInitializers(base)
+	if base.Opset("") < exportOpset {
+		if base, err = onnx.UpgradeOpset(base, exportOpset); err != nil {
+			return nil, fmt.Errorf("model.onnx: %w", err)
+		}
 	}
 	in := cfg.Model.Input
 	if base, err = withInputSize(base, in); err != nil {
