@@ -14,6 +14,11 @@
 //   - Surgery: Cut at a node or tensor, HeadlessCut to find where the classifier
 //     starts, IsHeadless, and Blocks to split a convolutional base at its pooling layers.
 //   - Summaries: Summarize and Summary.WriteText, the layer table of `toolkit import`.
+//   - Rewrites that return a new model: UntieInitializers gives every parameter its own
+//     initializer where PyTorch's exporter aliased bit-identical ones with Identity
+//     nodes; UpgradeOpset rewrites a model of ai.onnx opset 7 to 16 to opset 13 to 17
+//     (attributes that became inputs, Softmax's new axis semantics, BatchNormalization's
+//     inference form), so that what the toolkit writes runs in current runtimes.
 //
 // The protobuf message types live in the subpackage onnxpb and never leave this
 // package. This package knows nothing of gorgonia, YAML or training, and imports no

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,5 +146,55 @@ print(sum(p.numel() for p in m.parameters()))
 	back := roundTrip(t, m)
 	if s2, _ := Summarize(back); s2.TotalParams != s.TotalParams {
 		t.Error("round trip changed the parameter count")
+	}
+
+	// torchvision initialises every conv bias to zero, so the exporter keeps a few of
+	// them and aliases the rest with Identity nodes; untied, each conv has its own.
+	if s.OpCounts["Identity"] == 0 {
+		t.Error("the export has no Identity aliases: untying is not exercised")
+	}
+	nInits := len(m.Graph.Initializers)
+	u := UntieInitializers(m)
+	us, err := Summarize(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"Conv": 16, "Relu": 16, "MaxPool": 5}; !reflect.DeepEqual(us.OpCounts, want) {
+		t.Errorf("untied op counts %v, want %v", us.OpCounts, want)
+	}
+	if us.TotalParams != 20024384 {
+		t.Errorf("untied parameters %d, want 20,024,384", us.TotalParams)
+	}
+	biases := map[string]bool{}
+	for _, n := range u.Graph.Nodes {
+		if n.OpType != "Conv" {
+			continue
+		}
+		if len(n.Inputs) != 3 || u.Graph.Initializer(n.Inputs[1]) == nil || u.Graph.Initializer(n.Inputs[2]) == nil {
+			t.Errorf("conv %s: inputs %v are not all initializers", n.Name, n.Inputs)
+			continue
+		}
+		biases[n.Inputs[2]] = true
+	}
+	if len(biases) != 16 {
+		t.Errorf("%d distinct conv biases, want 16", len(biases))
+	}
+	var names []string
+	for _, init := range u.Graph.Initializers {
+		names = append(names, init.Name)
+	}
+	if len(names) != 32 || names[0] != "0.weight" || names[1] != "0.bias" || names[2] != "2.weight" || names[3] != "2.bias" || names[31] != "34.bias" {
+		t.Errorf("untied initializers in the order %v", names)
+	}
+	for i, b := range Blocks(u) {
+		if len(b.Params) != 2*convs[i] {
+			t.Errorf("untied block %d: %d params, want %d", i, len(b.Params), 2*convs[i])
+		}
+	}
+	if s, err := InferShapes(u, map[string][]int64{"input": {1, 3, 224, 224}}); err != nil || !slices.Equal(s.Dims["features"], []int64{1, 512, 7, 7}) {
+		t.Errorf("untied features %v, %v", s.Dims["features"], err)
+	}
+	if s2, _ := Summarize(m); !reflect.DeepEqual(s2, s) || len(m.Graph.Initializers) != nInits {
+		t.Error("UntieInitializers changed the original")
 	}
 }

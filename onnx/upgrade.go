@@ -77,36 +77,40 @@ func schemaAt(since []int64, v int64) int64 {
 // UpgradeOpset returns a copy of m rewritten from its ai.onnx opset (7 to 16) to target
 // (13 to 17), so that a model exported at an old opset can be written out at one that
 // ONNX Runtime and current tools expect. Attributes that became inputs become
-// initializers of the new model:
+// initializers of the new model, named after the node ("<node>_axes", ...):
 //
-//   - Slice (10): starts, ends, axes become int64 inputs.
-//   - Clip (11): min and max become float scalar inputs; Pad (11): pads becomes an int64
-//     input and value a float scalar input.
+//   - Slice (10): starts, ends and axes become int64 inputs.
+//   - Clip (11): min and max become float scalar inputs. Pad (11): pads becomes an int64
+//     input, and a non-zero value of constant mode a float scalar input.
 //   - Dropout (12): ratio becomes a float scalar input; is_test is dropped (seed, valid
-//     from 12 on, is kept). A mask output of a Dropout before opset 10 (then a float
+//     from 12 on, is kept). The mask output of a Dropout before opset 10 (then a float
 //     tensor, later bool) must not be used.
 //   - Unsqueeze and Squeeze (13): axes becomes an int64 input.
 //   - Softmax and LogSoftmax (13): before 13 the input is coerced to a matrix at axis
-//     (default 1), from 13 the function runs along that one axis (default -1). When
-//     the input's rank is known (from the model's declarations and shape inference) and
-//     axis is its last dimension, the node is kept as it is; otherwise it becomes Flatten(axis) ->
-//     Softmax(axis=1) -> Reshape to Shape(input), which holds for any rank.
+//     (default 1), from 13 the function runs along that one axis (default -1). When the
+//     input's rank is known (from the model's declarations or shape inference) and axis
+//     is its last dimension, the node is kept as it is; otherwise it becomes
+//     Flatten(axis) -> Softmax(axis=1) -> Reshape to Shape(input), which holds for any
+//     rank and batch size.
 //   - BatchNormalization (9, 14): spatial (must be 1), consumed_inputs and is_test are
-//     dropped; the optional training-mode outputs (running and saved statistics) are
-//     dropped when nothing uses them, since from 14 an inference BatchNormalization has
-//     one output.
+//     dropped, and so are the optional training-mode outputs (running and saved
+//     statistics) when nothing uses them: the node comes out in the one-output inference
+//     form, which is what opset 14 allows without training_mode. (The toolkit's backend
+//     leaves training mode to the caller; the ONNX specification before 14, and ONNX
+//     Runtime, read a node listing those outputs as training mode.) Used training-mode
+//     outputs are an error when the upgrade crosses opset 14.
 //
-// The other operators UpgradeOpsetOps lists changed only in the types they accept (or
-// gained attributes or inputs whose defaults keep the old meaning: Shape's start and
-// end, Reshape's allowzero, pooling's ceil_mode) and are copied as they are. Any other
+// The other operators UpgradeOpsetOps lists changed only in the types they accept, or
+// gained attributes or inputs whose defaults keep the old meaning (Shape's start and end,
+// Reshape's allowzero, pooling's ceil_mode), and are copied as they are. Any other
 // operator, and any operator of another domain, is an error naming the node. A model at
 // an opset below 7 is upgraded only when each of its operators has the definition it has
 // at opset 7.
 //
 // The ai.onnx opset import is set to target and the IR version raised to at least the
-// one target needs (7 for opsets 13 and 14, 8 from 15). A model already at target or
-// above comes back as an unchanged copy. m is not modified; the new model shares its
-// initializers with m.
+// one target needs (7 for opsets 13 and 14, 8 from 15). Value infos of outputs the
+// rewrite drops or retypes are dropped. A model already at target or above comes back
+// as an unchanged copy. m is not modified; the new model shares its initializers with m.
 func UpgradeOpset(m *Model, target int64) (*Model, error) {
 	if m == nil || m.Graph == nil {
 		return nil, errors.New("upgrade opset: no graph")
@@ -122,7 +126,7 @@ func UpgradeOpset(m *Model, target int64) (*Model, error) {
 	if from >= target {
 		return out, nil
 	}
-	u := &upgrader{from: from, to: target, orig: m, g: out.Graph, names: graphNames(out.Graph)}
+	u := &upgrader{from: from, to: target, orig: m, names: graphNames(out.Graph), stale: map[string]bool{}}
 	u.used = map[string]bool{}
 	for _, n := range out.Graph.Nodes {
 		for _, in := range n.Inputs {
@@ -145,6 +149,7 @@ func UpgradeOpset(m *Model, target int64) (*Model, error) {
 	}
 	out.Graph.Nodes = nodes
 	out.Graph.Initializers = append(out.Graph.Initializers, u.inits...)
+	out.Graph.ValueInfo = slices.DeleteFunc(out.Graph.ValueInfo, func(v *ValueInfo) bool { return u.stale[v.Name] })
 	found := false
 	for i, op := range out.OpsetImports {
 		if op.Domain == "" || op.Domain == "ai.onnx" {
@@ -166,11 +171,11 @@ func UpgradeOpset(m *Model, target int64) (*Model, error) {
 // upgrader rewrites the nodes of one graph from opset from to opset to.
 type upgrader struct {
 	from, to int64
-	orig     *Model // the model as read, for shape inference
-	g        *Graph
+	orig     *Model          // the model as read, for shape inference
 	names    map[string]bool // every node and tensor name in use
 	used     map[string]bool // tensors some node or the graph's outputs use
 	inits    []*Tensor       // initializers the rewrite adds
+	stale    map[string]bool // tensors whose value infos no longer hold
 
 	ranksDone bool
 	ranks     map[string]int
@@ -435,8 +440,11 @@ func (u *upgrader) pad(n *Node) ([]*Node, error) {
 
 // dropout drops is_test and moves ratio to an input (opset 12).
 func (u *upgrader) dropout(n *Node) ([]*Node, error) {
-	if u.crosses(10) && len(n.Outputs) > 1 && n.Outputs[1] != "" && u.used[n.Outputs[1]] {
-		return nil, fmt.Errorf("the mask output %q is used: it is a float tensor before opset 10 and bool after", n.Outputs[1])
+	if u.crosses(10) && len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		if u.used[n.Outputs[1]] {
+			return nil, fmt.Errorf("the mask output %q is used: it is a float tensor before opset 10 and bool after", n.Outputs[1])
+		}
+		u.stale[n.Outputs[1]] = true
 	}
 	n.Attributes = without(n.Attributes, "is_test")
 	if !u.crosses(12) {
@@ -462,11 +470,17 @@ func (u *upgrader) batchNorm(n *Node) ([]*Node, error) {
 		return nil, fmt.Errorf("spatial=%d (statistics per activation, not per channel) has no equivalent from opset 9", a.Int)
 	}
 	n.Attributes = without(n.Attributes, "spatial", "consumed_inputs", "is_test")
-	if u.crosses(14) && len(n.Outputs) > 1 {
+	if len(n.Outputs) > 1 {
 		for _, o := range n.Outputs[1:] {
 			if o != "" && u.used[o] {
-				return nil, fmt.Errorf("the training-mode output %q is used: from opset 14 an inference BatchNormalization has one output", o)
+				if u.crosses(14) {
+					return nil, fmt.Errorf("the training-mode output %q is used: from opset 14 an inference BatchNormalization has one output", o)
+				}
+				return []*Node{n}, nil
 			}
+		}
+		for _, o := range n.Outputs[1:] {
+			u.stale[o] = true
 		}
 		n.Outputs = n.Outputs[:1]
 	}
