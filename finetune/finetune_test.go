@@ -205,3 +205,15 @@ func TestOldOpsetBaseExportsAtOpset13(t *testing.T) {
 		t.Errorf("exported at opset %d, want 13 or newer", got)
 	}
 }
+
+func TestDiagnoseFlagsDeadGradientsAndChanceLoss(t *testing.T) {
+	m := EpochMetrics{Trained: []string{"block1", "head"}, GradNorm: map[string]float64{"block1": 0, "head": 0}, TrainLoss: 2.3026, TrainAcc: 0.1}
+	w := diagnose(m, 10)
+	if len(w) != 3 {
+		t.Fatalf("warnings %q, want two dead groups and the chance-level loss", w)
+	}
+	healthy := EpochMetrics{Trained: []string{"head"}, GradNorm: map[string]float64{"head": 0.5}, TrainLoss: 0.4, TrainAcc: 0.9}
+	if w := diagnose(healthy, 10); len(w) != 0 {
+		t.Errorf("a healthy epoch got warnings %q", w)
+	}
+}

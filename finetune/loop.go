@@ -63,6 +63,9 @@ type EpochMetrics struct {
 	Seconds    float64            `json:"seconds"`
 	Step       int                `json:"step"`
 	Best       bool               `json:"best,omitempty"` // the best validation accuracy so far
+	// Warnings are diagnostics of the epoch: trained groups whose gradients vanished,
+	// a loss stuck at chance level.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // StepInfo is what step hooks see after each optimizer step.
@@ -261,6 +264,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 	for g, s := range p.GradNorm {
 		m.GradNorm[g] = s / float64(max(batches, 1))
 	}
+	m.Warnings = diagnose(m, t.cfg.Head.Classes)
 	if t.valLoader != nil {
 		vl, va, err := t.evaluate(ctx, t.valLoader)
 		if err != nil {
@@ -441,4 +445,21 @@ func mix(seed, step uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
+}
+
+// diagnose flags the failure the toolkit exists to avoid: a randomly initialised head
+// trained together with a pretrained base at a high rate detunes the base, the head's
+// ReLUs die, the loss sits at ln(classes) and every gradient upstream is zero.
+func diagnose(m EpochMetrics, classes int) []string {
+	var warnings []string
+	for _, g := range m.Trained {
+		if m.GradNorm[g] == 0 {
+			warnings = append(warnings, fmt.Sprintf("group %s received no gradient this epoch (dead ReLUs?): train the head first with the base frozen, or lower the learning rate", g))
+		}
+	}
+	chance := math.Log(float64(classes))
+	if math.Abs(m.TrainLoss-chance) < 0.01*chance && m.TrainAcc <= 1.5/float64(classes) {
+		warnings = append(warnings, fmt.Sprintf("the training loss %.4f is at chance level ln(%d) = %.4f: the model predicts nothing; lower the learning rate or freeze the base for the first stage", m.TrainLoss, classes, chance))
+	}
+	return warnings
 }

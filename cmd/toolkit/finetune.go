@@ -142,5 +142,8 @@ func (h *progressHook) OnEpoch(t *finetune.Trainer, m finetune.EpochMetrics) err
 		line += "  *"
 	}
 	fmt.Fprintln(h.out, line)
+	for _, w := range m.Warnings {
+		fmt.Fprintln(h.out, "  warning:", w)
+	}
 	return nil
 }
