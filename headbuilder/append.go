@@ -83,7 +83,7 @@ func Append(base *onnx.Model, spec Spec, inputShape []int64) (*onnx.Model, error
 		return nil, err
 	}
 
-	m := cloneModel(base)
+	m := base.Clone()
 	// The base's output becomes an intermediate value: keep what it declared about it.
 	old := m.Graph.Outputs[0]
 	declared := slices.ContainsFunc(m.Graph.ValueInfo, func(v *onnx.ValueInfo) bool { return v.Name == old.Name })
