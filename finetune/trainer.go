@@ -349,7 +349,9 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) Classes() []string { return append([]string(nil), t.data.Classes...) }
 
 // Skipped lists the images left out because they did not decode (data.on_bad_image: skip).
-func (t *Trainer) Skipped() []dataset.BadImage { return append([]dataset.BadImage(nil), t.data.Skipped...) }
+func (t *Trainer) Skipped() []dataset.BadImage {
+	return append([]dataset.BadImage(nil), t.data.Skipped...)
+}
 
 // History returns the metrics of the epochs run so far.
 func (t *Trainer) History() []EpochMetrics { return append([]EpochMetrics(nil), t.history...) }
