@@ -214,6 +214,11 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 		if err != nil {
 			return false, err
 		}
+		if err := ctx.Err(); err != nil {
+			// Batches decoded ahead of the cancellation are not trained on: the
+			// checkpoint holds the position at the moment of the interruption.
+			return false, err
+		}
 		prog, err := t.program(b.N, params, true)
 		if err != nil {
 			return false, err

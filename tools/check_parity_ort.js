@@ -1,6 +1,6 @@
 // Runs every testdata/parity/*/model.onnx in ONNX Runtime (onnxruntime-node) on its input.npy
 // and compares with PyTorch's output.npy. Not part of the build; onnxruntime-node is installed
-// outside the repository:
+// outside the repository (or in tools/ort, as .ci/run does: npm ci --prefix tools/ort --ignore-scripts):
 //
 //   npm install --prefix /tmp/ort onnxruntime-node --ignore-scripts
 //   ORT_DIR=/tmp/ort node tools/check_parity_ort.js [testdata/parity]
@@ -10,7 +10,9 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const ortDir = process.env.ORT_DIR || '/tmp/ort';
+// ORT_DIR, else tools/ort (where .ci/run installs it with npm ci), else /tmp/ort.
+const ortDir = process.env.ORT_DIR ||
+  (fs.existsSync(path.join(__dirname, 'ort', 'node_modules', 'onnxruntime-node')) ? path.join(__dirname, 'ort') : '/tmp/ort');
 const ort = require(path.join(ortDir, 'node_modules', 'onnxruntime-node'));
 
 function readNpy(file) {

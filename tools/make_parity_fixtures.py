@@ -15,6 +15,7 @@ testdata/parity/<name>_opset<k>/ holding
     loss_weight.npy   fixed random R, same shape as the output; L = sum(output * R)
     grad_input.npy    dL/dinput (float64 computation, saved as float32)
     grads/<name>.npy  dL/dparam for every trainable parameter, keyed by ONNX initializer name
+                      (":" and "/" replaced by "_"; manifest.json maps names to files)
 
 plus testdata/parity/bn_train/ (a Conv + BatchNorm2d in training mode) and
 testdata/parity/manifest.json. Everything is seeded; running it twice gives the same bytes.

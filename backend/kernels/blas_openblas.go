@@ -27,10 +27,6 @@ type openBLAS struct{ core string }
 
 func (b openBLAS) Name() string { return "openblas-" + b.core }
 
-func (openBLAS) serialSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	openblas.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 func (o openBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	parallelGemm(openblas.Sgemm, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

@@ -146,24 +146,30 @@ func Im2Col[T Float](p Conv2DParams, x, col []T) {
 	p = p.norm()
 	need("Im2Col", "x", x, p.C*p.H*p.W)
 	need("Im2Col", "col", col, p.ColLen())
-	im2col(p, x, col, 0, p.OutH)
+	P := p.OutH * p.OutW
+	im2col(p, x, col, P, 0, p.OutH, 0, p.C)
 }
 
-// im2col fills col [(C*KH*KW), (oh1-oh0)*OutW] with the columns of output
-// rows [oh0, oh1).
-func im2col[T Float](p Conv2DParams, x, col []T, oh0, oh1 int) {
+// im2col fills, for channels [c0, c1) and output rows [oh0, oh1), the rows
+// (c*KH+kh)*KW+kw of col (leading dimension ld) with (oh1-oh0)*OutW
+// columns each, starting at col[0] for row 0.
+func im2col[T Float](p Conv2DParams, x, col []T, ld, oh0, oh1, c0, c1 int) {
+	if useGather(p, oh0, oh1) {
+		im2colSmall(p, x, col, ld, oh0, oh1, c0, c1)
+		return
+	}
 	H, W, OW := p.H, p.W, p.OutW
 	P := (oh1 - oh0) * OW
 	sh, sw := p.StrideH, p.StrideW
-	r := 0
-	for c := 0; c < p.C; c++ {
+	r := c0 * p.KH * p.KW
+	for c := c0; c < c1; c++ {
 		xc := x[c*H*W : (c+1)*H*W]
 		for kh := 0; kh < p.KH; kh++ {
 			hoff := kh*p.DilH - p.PadTop
 			for kw := 0; kw < p.KW; kw++ {
 				off := kw*p.DilW - p.PadLeft
 				lo, hi := colRange(off, sw, W, OW)
-				row := col[r*P : (r+1)*P]
+				row := col[r*ld : r*ld+P]
 				r++
 				for oh := oh0; oh < oh1; oh++ {
 					dst := row[(oh-oh0)*OW : (oh-oh0+1)*OW]
@@ -190,6 +196,81 @@ func im2col[T Float](p Conv2DParams, x, col []T, oh0, oh1 int) {
 	}
 }
 
+// maxGather bounds the gather table of im2colSmall (KH*KW*positions
+// entries, on the stack).
+const maxGather = 2304
+
+// im2colSmall is im2col for maps at most 4 wide (VGG19's 2×2 and 4×4 at
+// 32×32 input), where the row-by-row copies of im2col cost more in calls
+// than in copying: one table of source offsets per tap and output position
+// serves every channel (measured 2.5x faster at 4×4 and 3-5x at 2×2; at
+// 8×8 the row copies are faster again).
+func im2colSmall[T Float](p Conv2DParams, x, col []T, ld, oh0, oh1, c0, c1 int) {
+	var tbl [maxGather]int32
+	t, pt := gatherTable(p, oh0, oh1, tbl[:])
+	HW, KHW := p.H*p.W, p.KH*p.KW
+	for c := c0; c < c1; c++ {
+		xc := x[c*HW : (c+1)*HW]
+		for r := 0; r < KHW; r++ {
+			dst := col[(c*KHW+r)*ld : (c*KHW+r)*ld+pt]
+			for q, o := range t[r*pt : (r+1)*pt] {
+				var v T
+				if o >= 0 {
+					v = xc[o]
+				}
+				dst[q] = v
+			}
+		}
+	}
+}
+
+// col2imSmall is col2im for the maps im2colSmall serves.
+func col2imSmall[T Float](p Conv2DParams, col, dx []T, ld, oh0, oh1, c0, c1 int) {
+	var tbl [maxGather]int32
+	t, pt := gatherTable(p, oh0, oh1, tbl[:])
+	HW, KHW := p.H*p.W, p.KH*p.KW
+	for c := c0; c < c1; c++ {
+		xc := dx[c*HW : (c+1)*HW]
+		for r := 0; r < KHW; r++ {
+			src := col[(c*KHW+r)*ld : (c*KHW+r)*ld+pt]
+			for q, o := range t[r*pt : (r+1)*pt] {
+				if o >= 0 {
+					xc[o] += src[q]
+				}
+			}
+		}
+	}
+}
+
+// useGather reports whether im2col and col2im use the gather table for
+// output rows [oh0, oh1).
+func useGather(p Conv2DParams, oh0, oh1 int) bool {
+	return p.OutW <= 4 && p.KH*p.KW*(oh1-oh0)*p.OutW <= maxGather
+}
+
+// gatherTable fills tbl[(kh*KW+kw)*pt+q], for each tap and each output
+// position q of rows [oh0, oh1), with the offset in an input plane that
+// the tap reads, or -1 in the padding; it returns the table and pt.
+func gatherTable(p Conv2DParams, oh0, oh1 int, tbl []int32) ([]int32, int) {
+	OW := p.OutW
+	pt := (oh1 - oh0) * OW
+	t := tbl[:p.KH*p.KW*pt]
+	for kh := 0; kh < p.KH; kh++ {
+		for kw := 0; kw < p.KW; kw++ {
+			e := t[(kh*p.KW+kw)*pt : (kh*p.KW+kw+1)*pt]
+			for q := range e {
+				oh, ow := oh0+q/OW, q%OW
+				ih, iw := oh*p.StrideH+kh*p.DilH-p.PadTop, ow*p.StrideW+kw*p.DilW-p.PadLeft
+				e[q] = -1
+				if ih >= 0 && ih < p.H && iw >= 0 && iw < p.W {
+					e[q] = int32(ih*p.W + iw)
+				}
+			}
+		}
+	}
+	return t, pt
+}
+
 // Col2Im folds col [(C*KH*KW), (OutH*OutW)] back into one image dx
 // [C, H, W], summing the entries that map to the same input cell and
 // dropping those that fall in the padding: the adjoint of [Im2Col]. dx is
@@ -199,24 +280,29 @@ func Col2Im[T Float](p Conv2DParams, col, dx []T) {
 	need("Col2Im", "col", col, p.ColLen())
 	need("Col2Im", "dx", dx, p.C*p.H*p.W)
 	clear(dx[:p.C*p.H*p.W])
-	col2im(p, col, dx, 0, p.OutH)
+	col2im(p, col, dx, p.OutH*p.OutW, 0, p.OutH, 0, p.C)
 }
 
-// col2im accumulates into dx the columns of output rows [oh0, oh1) held in
-// col [(C*KH*KW), (oh1-oh0)*OutW].
-func col2im[T Float](p Conv2DParams, col, dx []T, oh0, oh1 int) {
+// col2im accumulates into the channels [c0, c1) of dx the columns of
+// output rows [oh0, oh1) held in col (leading dimension ld), laid out as
+// [im2col] writes them.
+func col2im[T Float](p Conv2DParams, col, dx []T, ld, oh0, oh1, c0, c1 int) {
+	if useGather(p, oh0, oh1) {
+		col2imSmall(p, col, dx, ld, oh0, oh1, c0, c1)
+		return
+	}
 	H, W, OW := p.H, p.W, p.OutW
 	P := (oh1 - oh0) * OW
 	sh, sw := p.StrideH, p.StrideW
-	r := 0
-	for c := 0; c < p.C; c++ {
+	r := c0 * p.KH * p.KW
+	for c := c0; c < c1; c++ {
 		xc := dx[c*H*W : (c+1)*H*W]
 		for kh := 0; kh < p.KH; kh++ {
 			hoff := kh*p.DilH - p.PadTop
 			for kw := 0; kw < p.KW; kw++ {
 				off := kw*p.DilW - p.PadLeft
 				lo, hi := colRange(off, sw, W, OW)
-				row := col[r*P : (r+1)*P]
+				row := col[r*ld : r*ld+P]
 				r++
 				if lo >= hi {
 					continue
@@ -246,30 +332,128 @@ func col2im[T Float](p Conv2DParams, col, dx []T, oh0, oh1 int) {
 	}
 }
 
-// convWorkers decides how many goroutines split the batch. BLAS already
-// parallelises each product whose output has enough 64×64 blocks; splitting
-// the batch on top of that also shares the im2col/col2im work and keeps
-// both cores busy when the per-image products are small.
-func convWorkers(p Conv2DParams) int {
-	return workers(p.N, p.M*p.OutH*p.OutW*p.C*p.KH*p.KW)
-}
+// maxColElems bounds the im2col buffer of one product (4 MB in float32, so
+// that it stays in the last-level cache between being written and being
+// packed by the GEMM). Small images are unfolded several at a time into one
+// buffer, and large ones in bands of output rows.
+const maxColElems = 1 << 20
 
-// maxColElems bounds one worker's im2col buffer: larger images are unfolded
-// and multiplied in bands of output rows (a 224×224 VGG layer would
-// otherwise need a 115 MB buffer per worker in float32).
-const maxColElems = 1 << 22
+// minBandCols is the fewest output positions a band of a large image holds.
+const minBandCols = 1024
+
+// plan returns how a convolution is cut into products: nb images at a time
+// (their columns side by side), or, when one image's columns exceed
+// maxColElems, one image at a time in bands of band output rows.
+//
+// Folding images together makes each product wide enough for the GEMM to
+// run at full speed (the 2×2 maps at the end of VGG19 at 32×32 would
+// otherwise be products only 4 columns wide) and packs the weights once per
+// group instead of once per image.
+func (p Conv2DParams) plan() (nb, band int) {
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	if K*P >= maxColElems/2 || p.N <= 1 {
+		// At least minBandCols columns per product, even past the buffer
+		// bound: the weights are packed once per product, and a 28×28 map
+		// with 512 channels would otherwise repack 9 MB of them for every
+		// 224 columns.
+		rows := max(maxColElems/max(1, K*p.OutW), (minBandCols+p.OutW-1)/p.OutW)
+		return 1, max(1, min(rows, p.OutH))
+	}
+	nb = min(p.N, max(1, maxColElems/(K*P)))
+	// Spread the images evenly over the groups.
+	groups := (p.N + nb - 1) / nb
+	return (p.N + groups - 1) / groups, p.OutH
+}
 
 // band returns how many output rows are unfolded at a time.
 func (p Conv2DParams) band() int {
-	rows := maxColElems / max(1, p.C*p.KH*p.KW*p.OutW)
-	return max(1, min(rows, p.OutH))
+	_, b := p.plan()
+	return b
+}
+
+// convGroups calls fn for each product of the plan: images [n0, n0+g) and
+// output rows [oh0, oh1) (all rows when g > 1).
+func convGroups(p Conv2DParams, fn func(n0, g, oh0, oh1 int)) {
+	nb, band := p.plan()
+	for n0 := 0; n0 < p.N; n0 += nb {
+		g := min(nb, p.N-n0)
+		for oh0 := 0; oh0 < p.OutH; oh0 += band {
+			fn(n0, g, oh0, min(oh0+band, p.OutH))
+		}
+	}
+}
+
+// im2colGroup unfolds images [n0, n0+g), output rows [oh0, oh1), into col
+// (leading dimension g*(oh1-oh0)*OutW, image i's columns at i*(oh1-oh0)*OutW),
+// splitting the images' channels across goroutines.
+func im2colGroup[T Float](p Conv2DParams, x, col []T, n0, g, oh0, oh1 int) {
+	xs, pt := p.C*p.H*p.W, (oh1-oh0)*p.OutW
+	ld := g * pt
+	units := g * p.C
+	parallelFor(units, workers(units, p.KH*p.KW*pt), func(_, lo, hi int) {
+		for u := lo; u < hi; {
+			i, c := u/p.C, u%p.C
+			c1 := min(p.C, c+hi-u)
+			im2col(p, x[(n0+i)*xs:(n0+i+1)*xs], col[i*pt:], ld, oh0, oh1, c, c1)
+			u += c1 - c
+		}
+	})
+}
+
+// col2imGroup is the adjoint of im2colGroup, accumulating into dx.
+func col2imGroup[T Float](p Conv2DParams, col, dx []T, n0, g, oh0, oh1 int) {
+	xs, pt := p.C*p.H*p.W, (oh1-oh0)*p.OutW
+	ld := g * pt
+	units := g * p.C
+	parallelFor(units, workers(units, p.KH*p.KW*pt), func(_, lo, hi int) {
+		for u := lo; u < hi; {
+			i, c := u/p.C, u%p.C
+			c1 := min(p.C, c+hi-u)
+			col2im(p, col[i*pt:], dx[(n0+i)*xs:(n0+i+1)*xs], ld, oh0, oh1, c, c1)
+			u += c1 - c
+		}
+	})
+}
+
+// gatherGroup copies the maps of images [n0, n0+g) of t [N, M, P] side by
+// side into dst [M, g*P]; scatterGroup does the reverse, adding bias[m]
+// when bias is not nil.
+func gatherGroup[T Float](M, P int, t, dst []T, n0, g int) {
+	parallelFor(M, workers(M, g*P), func(_, lo, hi int) {
+		for m := lo; m < hi; m++ {
+			for i := 0; i < g; i++ {
+				copy(dst[m*g*P+i*P:m*g*P+(i+1)*P], t[((n0+i)*M+m)*P:((n0+i)*M+m+1)*P])
+			}
+		}
+	})
+}
+
+func scatterGroup[T Float](M, P int, src, t, bias []T, n0, g int) {
+	parallelFor(M, workers(M, g*P), func(_, lo, hi int) {
+		for m := lo; m < hi; m++ {
+			for i := 0; i < g; i++ {
+				d := t[((n0+i)*M+m)*P : ((n0+i)*M+m+1)*P]
+				s := src[m*g*P+i*P : m*g*P+(i+1)*P]
+				if bias == nil {
+					copy(d, s)
+					continue
+				}
+				b := bias[m]
+				for j, v := range s {
+					d[j] = v + b
+				}
+			}
+		}
+	})
 }
 
 // Conv2DForward computes y = conv(x, w) + bias for x [N, C, H, W], w
-// [M, C, KH, KW] and y [N, M, OutH, OutW]; bias [M] may be nil. Each image
-// is unfolded with [Im2Col] (skipped for 1×1 unit-stride unpadded kernels,
-// whose image is its own column matrix) and multiplied by the weight with
-// [Gemm]; the batch is split across goroutines.
+// [M, C, KH, KW] and y [N, M, OutH, OutW]; bias [M] may be nil. Images are
+// unfolded with im2col (skipped for a whole image under a 1×1 unit-stride
+// unpadded kernel, whose image is its own column matrix), several small
+// images or one band of a large image at a time, and multiplied by the
+// weight with [Gemm]. Each step runs on every core: the unfolding split by
+// channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	const name = "Conv2DForward"
 	p = p.mustValid(name)
@@ -281,40 +465,39 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
-	direct, band := p.direct(), p.band()
-	parallelFor(p.N, convWorkers(p), func(_, lo, hi int) {
-		var col []T
-		if !direct {
-			col = getBuf[T](K * band * OW)
-			defer putBuf(col)
+	nb, band := p.plan()
+	direct := p.direct() && nb == 1 && band == p.OutH
+	var col, tmp []T
+	if !direct {
+		col = getBuf[T](K * nb * band * OW)
+		defer putBuf(col)
+	}
+	if nb > 1 {
+		tmp = getBuf[T](p.M * nb * P)
+		defer putBuf(tmp)
+	}
+	convGroups(p, func(n0, g, oh0, oh1 int) {
+		pt := (oh1 - oh0) * OW
+		if g > 1 {
+			im2colGroup(p, x, col, n0, g, oh0, oh1)
+			Gemm(false, false, p.M, g*pt, K, 1, w, K, col, g*pt, 0, tmp, g*pt)
+			scatterGroup(p.M, P, tmp, y, bias, n0, g)
+			return
 		}
-		for n := lo; n < hi; n++ {
-			xn := x[n*xs : (n+1)*xs]
-			yn := y[n*ys : (n+1)*ys]
-			var beta T
-			if bias != nil {
-				for m := 0; m < p.M; m++ {
-					fill(yn[m*P:(m+1)*P], bias[m])
-				}
-				beta = 1
-			}
-			if direct {
-				Gemm(false, false, p.M, P, K, 1, w, K, xn, P, beta, yn, P)
-				continue
-			}
-			for oh0 := 0; oh0 < p.OutH; oh0 += band {
-				oh1 := min(oh0+band, p.OutH)
-				pt := (oh1 - oh0) * OW
-				im2col(p, xn, col, oh0, oh1)
-				Gemm(false, false, p.M, pt, K, 1, w, K, col, pt, beta, yn[oh0*OW:], P)
-			}
+		yn := y[n0*ys : (n0+1)*ys]
+		if direct {
+			gemmBias(p.M, P, K, w, K, x[n0*xs:(n0+1)*xs], P, bias, yn, P)
+			return
 		}
+		im2colGroup(p, x, col, n0, 1, oh0, oh1)
+		gemmBias(p.M, pt, K, w, K, col, pt, bias, yn[oh0*OW:], P)
 	})
 }
 
 // Conv2DBackwardData computes dx [N, C, H, W], the gradient with respect to
 // the input, from the weight w and the output gradient dy [N, M, OutH,
-// OutW]: dx = col2im(wᵀ · dy) per image. dx is overwritten.
+// OutW]: dx = col2im(wᵀ · dy) per image, with the images grouped or banded
+// as in [Conv2DForward]. dx is overwritten.
 func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	const name = "Conv2DBackwardData"
 	p = p.mustValid(name)
@@ -323,39 +506,50 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	need(name, "dx", dx, p.XLen())
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
-	// wᵀ [K, M], so that every product is an untransposed GEMM (gonum's
-	// fastest case).
-	wt := getBuf[T](K * p.M)
-	defer putBuf(wt)
-	transpose2D(p.M, K, w, wt)
-	direct, band := p.direct(), p.band()
-	parallelFor(p.N, convWorkers(p), func(_, lo, hi int) {
-		var col []T
-		if !direct {
-			col = getBuf[T](K * band * OW)
-			defer putBuf(col)
+	// The products take wᵀ [K, M]. The packed GEMMs read w transposed as
+	// they pack it; for gonum, whose untransposed case is the fastest, w is
+	// transposed first.
+	wt, ldw, transW := w, K, true
+	if _, ok := blasImpl.(gonumBLAS); ok {
+		wt, ldw, transW = getBuf[T](K*p.M), p.M, false
+		defer putBuf(wt)
+		transpose2D(p.M, K, w, wt)
+	}
+	nb, band := p.plan()
+	direct := p.direct() && nb == 1 && band == p.OutH
+	var col, tmp []T
+	if !direct {
+		col = getBuf[T](K * nb * band * OW)
+		defer putBuf(col)
+	}
+	if nb > 1 {
+		tmp = getBuf[T](p.M * nb * P)
+		defer putBuf(tmp)
+	}
+	if !direct {
+		clear(dx[:p.XLen()])
+	}
+	convGroups(p, func(n0, g, oh0, oh1 int) {
+		pt := (oh1 - oh0) * OW
+		if direct {
+			Gemm(transW, false, K, P, p.M, 1, wt, ldw, dy[n0*ys:(n0+1)*ys], P, 0, dx[n0*xs:(n0+1)*xs], P)
+			return
 		}
-		for n := lo; n < hi; n++ {
-			dyn := dy[n*ys : (n+1)*ys]
-			dxn := dx[n*xs : (n+1)*xs]
-			if direct {
-				Gemm(false, false, K, P, p.M, 1, wt, p.M, dyn, P, 0, dxn, P)
-				continue
-			}
-			clear(dxn)
-			for oh0 := 0; oh0 < p.OutH; oh0 += band {
-				oh1 := min(oh0+band, p.OutH)
-				pt := (oh1 - oh0) * OW
-				Gemm(false, false, K, pt, p.M, 1, wt, p.M, dyn[oh0*OW:], P, 0, col, pt)
-				col2im(p, col, dxn, oh0, oh1)
-			}
+		src, ld := dy[n0*ys+oh0*OW:], P
+		if g > 1 {
+			gatherGroup(p.M, P, dy, tmp, n0, g)
+			src, ld = tmp, g*pt
 		}
+		Gemm(transW, false, K, g*pt, p.M, 1, wt, ldw, src, ld, 0, col, g*pt)
+		col2imGroup(p, col, dx, n0, g, oh0, oh1)
 	})
 }
 
 // Conv2DBackwardWeight computes dw [M, C, KH, KW], the gradient with respect
 // to the weight, from the input x and the output gradient dy: the sum over
-// the batch of dy[n] · im2col(x[n])ᵀ. dw is overwritten.
+// the batch of dy[n] · im2col(x[n])ᵀ, with the images grouped or banded as
+// in [Conv2DForward] (a group's images add up inside one product). dw is
+// overwritten.
 func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	const name = "Conv2DBackwardWeight"
 	p = p.mustValid(name)
@@ -369,44 +563,38 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		clear(dw)
 		return
 	}
-	direct, band := p.direct(), p.band()
-	nw := convWorkers(p)
-	// Worker 0 accumulates into dw itself, the others into partial sums
-	// added at the end.
-	var partial []T
-	if nw > 1 {
-		partial = getBuf[T]((nw - 1) * p.M * K)
-		defer putBuf(partial)
+	if packedWeightGrad[T](p) {
+		conv2DBackwardWeightPacked(p, as32(x), as32(dy), as32(dw))
+		return
 	}
-	parallelFor(p.N, nw, func(wk, lo, hi int) {
-		acc := dw
-		if wk > 0 {
-			acc = partial[(wk-1)*p.M*K : wk*p.M*K]
+	nb, band := p.plan()
+	direct := p.direct() && nb == 1 && band == p.OutH
+	var col, tmp []T
+	if !direct {
+		col = getBuf[T](K * nb * band * OW)
+		defer putBuf(col)
+	}
+	if nb > 1 {
+		tmp = getBuf[T](p.M * nb * P)
+		defer putBuf(tmp)
+	}
+	var beta T // the first product overwrites dw, the others add to it
+	convGroups(p, func(n0, g, oh0, oh1 int) {
+		pt := (oh1 - oh0) * OW
+		if direct {
+			Gemm(false, true, p.M, K, P, 1, dy[n0*ys:(n0+1)*ys], P, x[n0*xs:(n0+1)*xs], P, beta, dw, K)
+			beta = 1
+			return
 		}
-		clear(acc)
-		var col []T
-		if !direct {
-			col = getBuf[T](K * band * OW)
-			defer putBuf(col)
+		src, ld := dy[n0*ys+oh0*OW:], P
+		if g > 1 {
+			gatherGroup(p.M, P, dy, tmp, n0, g)
+			src, ld = tmp, g*pt
 		}
-		for n := lo; n < hi; n++ {
-			xn := x[n*xs : (n+1)*xs]
-			dyn := dy[n*ys : (n+1)*ys]
-			if direct {
-				Gemm(false, true, p.M, K, P, 1, dyn, P, xn, P, 1, acc, K)
-				continue
-			}
-			for oh0 := 0; oh0 < p.OutH; oh0 += band {
-				oh1 := min(oh0+band, p.OutH)
-				pt := (oh1 - oh0) * OW
-				im2col(p, xn, col, oh0, oh1)
-				Gemm(false, true, p.M, K, pt, 1, dyn[oh0*OW:], P, col, pt, 1, acc, K)
-			}
-		}
+		im2colGroup(p, x, col, n0, g, oh0, oh1)
+		Gemm(false, true, p.M, K, g*pt, 1, src, ld, col, g*pt, beta, dw, K)
+		beta = 1
 	})
-	for i := 1; i < nw; i++ {
-		addTo(dw, partial[(i-1)*p.M*K:i*p.M*K])
-	}
 }
 
 // Conv2DBackwardBias computes db [M], the gradient with respect to the bias:

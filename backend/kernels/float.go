@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -122,42 +123,69 @@ func parallelFor(n, w int, fn func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
-// Scratch buffers. The pools hold *[]float32 and *[]float64; a buffer for a
-// named float type is the same memory reinterpreted.
-var pool32, pool64 sync.Pool
+// Scratch buffers (im2col columns, packed GEMM operands, partial sums) are
+// kept on free lists by size class (powers of two), so that a request is
+// always served by a buffer that fits and the lists do not churn when
+// kernels of different sizes alternate. Unlike a sync.Pool, the lists are
+// not emptied by the garbage collector: a training step allocates hundreds
+// of megabytes of tensors, and buffers dropped at every GC cycle would be
+// allocated and cleared again on the next step. Each class keeps at most
+// maxFree buffers; the memory kept is bounded by what the largest layers
+// of a model need at once (tens of megabytes for VGG19 at 224×224).
+type freeList struct {
+	mu   sync.Mutex
+	bufs []unsafe.Pointer // *float32 or *float64 of capacity 1<<class
+}
+
+const maxFree = 8
+
+var free32, free64 [64]freeList
+
+// sizeClass returns the list index for n elements: ceil(log2(n)).
+func sizeClass(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
+
+func (l *freeList) get() unsafe.Pointer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.bufs) == 0 {
+		return nil
+	}
+	p := l.bufs[len(l.bufs)-1]
+	l.bufs = l.bufs[:len(l.bufs)-1]
+	return p
+}
+
+func (l *freeList) put(p unsafe.Pointer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.bufs) < maxFree {
+		l.bufs = append(l.bufs, p)
+	}
+}
 
 // getBuf returns a scratch slice of length n (contents undefined). Release it
 // with putBuf.
 func getBuf[T Float](n int) []T {
+	cl := sizeClass(n)
+	lists := &free64
 	if is32[T]() {
-		var s []float32
-		if p, ok := pool32.Get().(*[]float32); ok && cap(*p) >= n {
-			s = (*p)[:n]
-		} else {
-			s = make([]float32, n)
-		}
-		return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(s))), n)
+		lists = &free32
 	}
-	var s []float64
-	if p, ok := pool64.Get().(*[]float64); ok && cap(*p) >= n {
-		s = (*p)[:n]
-	} else {
-		s = make([]float64, n)
+	if p := lists[cl].get(); p != nil {
+		return unsafe.Slice((*T)(p), 1<<cl)[:n]
 	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(s))), n)
+	return make([]T, n, 1<<cl)
 }
 
-// putBuf returns a slice obtained from getBuf to its pool.
+// putBuf returns a slice obtained from getBuf to its free list.
 func putBuf[T Float](s []T) {
-	if cap(s) == 0 {
-		return
+	c := cap(s)
+	if c == 0 || c&(c-1) != 0 {
+		return // not from getBuf
 	}
-	s = s[:cap(s)]
+	lists := &free64
 	if is32[T]() {
-		f := as32(s)
-		pool32.Put(&f)
-		return
+		lists = &free32
 	}
-	f := as64(s)
-	pool64.Put(&f)
+	lists[sizeClass(c)].put(unsafe.Pointer(unsafe.SliceData(s[:c])))
 }

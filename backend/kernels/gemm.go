@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -31,18 +30,19 @@ const (
 	gemmNC = 4080
 )
 
-// gemmBufs are one goroutine's packing buffers, of fixed sizes so that the
-// pool always hands back a buffer that fits.
-type gemmBufs struct {
-	a [gemmMC * gemmKC]float32
-	b [gemmKC * gemmNC]float32
-}
-
-var gemmPool = sync.Pool{New: func() any { return new(gemmBufs) }}
+// gemmMinWork is the smallest product (multiply-adds) worth splitting
+// across goroutines: about 20 µs of work at the micro-kernel's speed.
+const gemmMinWork = 1 << 20
 
 // sgemmSerial computes C = alpha·op(A)·op(B) + beta·C on the calling
-// goroutine with the packed micro-kernel. With beta == 0, C is not read.
+// goroutine.
 func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemm computes C = alpha·op(A)·op(B) + beta·C with the packed
+// micro-kernel on up to nw goroutines. With beta == 0, C is not read.
+func sgemm(nw int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -51,24 +51,178 @@ func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		return
 	}
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	buf := gemmPool.Get().(*gemmBufs)
-	defer gemmPool.Put(buf)
-	for jc := 0; jc < n; jc += gemmNC {
-		nc := min(gemmNC, n-jc)
-		for pc := 0; pc < k; pc += gemmKC {
-			kc := min(gemmKC, k-pc)
-			packB(transB, b, ldb, pc, jc, kc, nc, buf.b[:])
-			bt := beta
-			if pc > 0 {
-				bt = 1
+	sgemmPacked(nw, gemmArgs{
+		m: m, n: n, k: k, alpha: alpha, beta: beta,
+		transA: transA, a: a, lda: lda,
+		b: denseB{trans: transB, b: b, ldb: ldb}, c: c, ldc: ldc,
+	})
+}
+
+// bPacker supplies the B operand of a packed product: packB writes
+// op(B)[p0:p0+kc, j0:j0+nc] into dst as panels of gemmNR columns (panel q
+// holds columns q*gemmNR.. as kc rows of gemmNR values, zero-padded past
+// nc). A dense matrix is one source ([denseB]); a convolution's unfolded
+// images are another, packed straight from the images without an im2col
+// buffer (conv_packed.go).
+type bPacker interface {
+	packB(p0, j0, kc, nc int, dst []float32)
+}
+
+// denseB is a row-major matrix B (op(B) = Bᵀ when trans is set).
+type denseB struct {
+	trans bool
+	b     []float32
+	ldb   int
+}
+
+func (d denseB) packB(p0, j0, kc, nc int, dst []float32) {
+	packB(d.trans, d.b, d.ldb, p0, j0, kc, nc, dst)
+}
+
+// gemmArgs is one product C = alpha·op(A)·op(B) + beta·C (+ bias[i] on
+// row i when bias is not nil) for sgemmPacked. The caller has checked the
+// sizes: m, n, k >= 1.
+type gemmArgs struct {
+	m, n, k     int
+	alpha, beta float32
+	transA      bool
+	a           []float32
+	lda         int
+	b           bPacker
+	c           []float32
+	ldc         int
+	bias        []float32
+}
+
+// sgemmPacked runs a product on up to nw goroutines.
+//
+// The product is split along the longer side of C. The operand that every
+// part needs (A when the columns are split, B when the rows are) is packed
+// once, by all goroutines together, and shared; each goroutine then packs
+// its own blocks of the other operand as it goes. Parts are handed out
+// dynamically, so that a goroutine slowed down by another process does not
+// hold up the rest.
+func sgemmPacked(nw int, g gemmArgs) {
+	if g.m*g.n*g.k < gemmMinWork {
+		nw = 1
+	}
+	if g.n >= g.m {
+		sgemmByCols(nw, g)
+	} else {
+		sgemmByRows(nw, g)
+	}
+}
+
+// chunks returns the width of the parts (a multiple of unit, at most
+// maxChunk and at least minChunk where dim allows) and their number, aiming
+// at about four parts per goroutine.
+func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
+	units := (dim + unit - 1) / unit
+	per := units
+	if nw > 1 {
+		per = max(minChunk/unit, (units+4*nw-1)/(4*nw))
+	}
+	per = max(1, min(per, maxChunk/unit))
+	width = per * unit
+	return width, (dim + width - 1) / width
+}
+
+// sgemmByCols packs all of op(A) once (block pc at ap[pc*mp:], its row panel
+// ir at ir*kc within the block) and shares it; goroutines take blocks of
+// columns, packing their part of op(B).
+func sgemmByCols(nw int, g gemmArgs) {
+	m, n, k := g.m, g.n, g.k
+	mp := (m + gemmMR - 1) / gemmMR * gemmMR
+	ap := getBuf[float32](mp * k)
+	defer putBuf(ap)
+	nkb, nib := (k+gemmKC-1)/gemmKC, (m+gemmMC-1)/gemmMC
+	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, ic := u/nib*gemmKC, u%nib*gemmMC
+			kc, mc := min(gemmKC, k-pc), min(gemmMC, m-ic)
+			packA(g.transA, g.a, g.lda, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
+		}
+	})
+	width, count := chunks(n, gemmNR, nw, 128, gemmNC)
+	var next atomic.Int64
+	nw = min(nw, count)
+	parallelFor(nw, nw, func(_, _, _ int) {
+		bbuf := getBuf[float32](gemmKC * width)
+		defer putBuf(bbuf)
+		for {
+			q := int(next.Add(1)) - 1
+			if q >= count {
+				return
 			}
-			for ic := 0; ic < m; ic += gemmMC {
-				mc := min(gemmMC, m-ic)
-				packA(transA, a, lda, ic, pc, mc, kc, buf.a[:])
-				macroKernel(mc, nc, kc, alpha, buf.a[:], buf.b[:], bt, c[ic*ldc+jc:], ldc)
+			j0 := q * width
+			nc := min(width, n-j0)
+			for pc := 0; pc < k; pc += gemmKC {
+				kc := min(gemmKC, k-pc)
+				g.b.packB(pc, j0, kc, nc, bbuf)
+				bt, bias := g.beta, g.bias
+				if pc > 0 {
+					bt, bias = 1, nil
+				}
+				for ic := 0; ic < m; ic += gemmMC {
+					mc := min(gemmMC, m-ic)
+					var bs []float32
+					if bias != nil {
+						bs = bias[ic:]
+					}
+					macroKernel(mc, nc, kc, g.alpha, ap[pc*mp+ic*kc:], bbuf, bt, bs, g.c[ic*g.ldc+j0:], g.ldc)
+				}
 			}
 		}
-	}
+	})
+}
+
+// sgemmByRows packs all of op(B) once (block pc at bp[pc*np:], its column
+// panel jr at jr*kc within the block) and shares it; goroutines take blocks
+// of rows, packing their part of op(A).
+func sgemmByRows(nw int, g gemmArgs) {
+	m, n, k := g.m, g.n, g.k
+	np := (n + gemmNR - 1) / gemmNR * gemmNR
+	bp := getBuf[float32](np * k)
+	defer putBuf(bp)
+	nkb, njb := (k+gemmKC-1)/gemmKC, (n+gemmNC-1)/gemmNC
+	parallelFor(nkb*njb, min(nw, nkb*njb), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, jc := u/njb*gemmKC, u%njb*gemmNC
+			kc, nc := min(gemmKC, k-pc), min(gemmNC, n-jc)
+			g.b.packB(pc, jc, kc, nc, bp[pc*np+jc*kc:])
+		}
+	})
+	height, count := chunks(m, gemmMR, nw, 4*gemmMR, gemmMC)
+	var next atomic.Int64
+	nw = min(nw, count)
+	parallelFor(nw, nw, func(_, _, _ int) {
+		abuf := getBuf[float32](gemmKC * height)
+		defer putBuf(abuf)
+		for {
+			q := int(next.Add(1)) - 1
+			if q >= count {
+				return
+			}
+			i0 := q * height
+			mc := min(height, m-i0)
+			for pc := 0; pc < k; pc += gemmKC {
+				kc := min(gemmKC, k-pc)
+				packA(g.transA, g.a, g.lda, i0, pc, mc, kc, abuf)
+				bt, bias := g.beta, g.bias
+				if pc > 0 {
+					bt, bias = 1, nil
+				}
+				var bs []float32
+				if bias != nil {
+					bs = bias[i0:]
+				}
+				for jc := 0; jc < n; jc += gemmNC {
+					nc := min(gemmNC, n-jc)
+					macroKernel(mc, nc, kc, g.alpha, abuf, bp[pc*np+jc*kc:], bt, bs, g.c[i0*g.ldc+jc:], g.ldc)
+				}
+			}
+		}
+	})
 }
 
 // scaleRows sets C = beta·C (C = 0 when beta == 0, whatever C held).
@@ -117,15 +271,20 @@ func packA(transA bool, a []float32, lda, i0, p0, mc, kc int, dst []float32) {
 		d := dst[ir*kc : ir*kc+kc*gemmMR]
 		if transA {
 			// op(A)[i][p] = A[p][i]: each p reads mr consecutive values.
+			if mr == gemmMR {
+				packA6T(kc, a[p0*lda+i0+ir:], lda, d)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				src := a[(p0+p)*lda+i0+ir:]
 				dp := d[p*gemmMR : p*gemmMR+gemmMR]
-				if mr == gemmMR {
-					copy(dp, src[:gemmMR])
-					continue
+				for r := range dp {
+					if r < mr {
+						dp[r] = src[r]
+					} else {
+						dp[r] = 0
+					}
 				}
-				copy(dp, src[:mr])
-				clear(dp[mr:])
 			}
 			continue
 		}
@@ -162,9 +321,7 @@ func packB(transB bool, b []float32, ldb, p0, j0, kc, nc int, dst []float32) {
 		d := dst[jr*kc : jr*kc+kc*gemmNR]
 		if !transB {
 			if nr == gemmNR {
-				for p := 0; p < kc; p++ {
-					*(*[gemmNR]float32)(d[p*gemmNR:]) = *(*[gemmNR]float32)(b[(p0+p)*ldb+j0+jr:])
-				}
+				packB16(kc, b[p0*ldb+j0+jr:], ldb, d)
 				continue
 			}
 			for p := 0; p < kc; p++ {
@@ -188,31 +345,40 @@ func packB(transB bool, b []float32, ldb, p0, j0, kc, nc int, dst []float32) {
 }
 
 // macroKernel multiplies the packed mc×kc block of A by the packed kc×nc
-// block of B into C (C = alpha·AB + beta·C, C not read when beta == 0).
-func macroKernel(mc, nc, kc int, alpha float32, ap, bp []float32, beta float32, c []float32, ldc int) {
+// block of B into C: C = alpha·AB + beta·C (C not read when beta == 0),
+// plus bias[i] on row i when bias is not nil.
+func macroKernel(mc, nc, kc int, alpha float32, ap, bp []float32, beta float32, bias []float32, c []float32, ldc int) {
 	for jr := 0; jr < nc; jr += gemmNR {
 		nr := min(gemmNR, nc-jr)
 		bpan := bp[jr*kc : jr*kc+kc*gemmNR]
 		for ir := 0; ir < mc; ir += gemmMR {
 			mr := min(gemmMR, mc-ir)
 			apan := ap[ir*kc : ir*kc+kc*gemmMR]
+			var bs []float32
+			if bias != nil {
+				bs = bias[ir : ir+mr]
+			}
 			if mr == gemmMR && nr == gemmNR {
 				ct := c[ir*ldc+jr : ir*ldc+jr+(gemmMR-1)*ldc+gemmNR]
-				microKernel(kc, apan, bpan, ct, ldc, alpha, beta)
+				microKernel(kc, apan, bpan, ct, ldc, alpha, beta, bs)
 				continue
 			}
 			var tile [gemmMR * gemmNR]float32
-			microKernel(kc, apan, bpan, tile[:], gemmNR, 1, 0)
+			microKernel(kc, apan, bpan, tile[:], gemmNR, 1, 0, nil)
 			for i := 0; i < mr; i++ {
 				row := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
 				t := tile[i*gemmNR : i*gemmNR+nr]
+				var b0 float32
+				if bs != nil {
+					b0 = bs[i]
+				}
 				if beta == 0 {
 					for j, v := range t {
-						row[j] = alpha * v
+						row[j] = alpha*v + b0
 					}
 				} else {
 					for j, v := range t {
-						row[j] = alpha*v + beta*row[j]
+						row[j] = alpha*v + b0 + beta*row[j]
 					}
 				}
 			}
@@ -221,9 +387,10 @@ func macroKernel(mc, nc, kc int, alpha float32, ap, bp []float32, beta float32, 
 }
 
 // microKernelGo is the portable micro-kernel: c[i*ldc+j] = alpha·Σ_p
-// a[p*6+i]·b[p*16+j] + beta·c[i*ldc+j] for the 6×16 tile (c not read when
-// beta == 0). The assembly kernels compute the same.
-func microKernelGo(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+// a[p*6+i]·b[p*16+j] + bias[i] + beta·c[i*ldc+j] for the 6×16 tile (c not
+// read when beta == 0; no bias when bias is nil). The assembly kernel
+// computes the same.
+func microKernelGo(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32) {
 	var acc [gemmMR][gemmNR]float32
 	a, b = a[:kc*gemmMR], b[:kc*gemmNR]
 	for p := 0; p < kc; p++ {
@@ -239,11 +406,15 @@ func microKernelGo(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	}
 	for i := range gemmMR {
 		row := c[i*ldc : i*ldc+gemmNR]
+		var b0 float32
+		if bias != nil {
+			b0 = bias[i]
+		}
 		for j := range gemmNR {
 			if beta == 0 {
-				row[j] = alpha * acc[i][j]
+				row[j] = alpha*acc[i][j] + b0
 			} else {
-				row[j] = alpha*acc[i][j] + beta*row[j]
+				row[j] = alpha*acc[i][j] + b0 + beta*row[j]
 			}
 		}
 	}
@@ -252,58 +423,74 @@ func microKernelGo(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 // gemmFunc is a serial GEMM with [BLAS.Sgemm]'s meaning.
 type gemmFunc[T Float] func(transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int)
 
-// gemmMinWork is the smallest product (multiply-adds) worth splitting
-// across goroutines: about 30 µs of work at the micro-kernel's speed.
-const gemmMinWork = 1 << 20
-
-// parallelGemm runs serial over parts of C on up to GOMAXPROCS goroutines:
-// blocks of columns when n is the larger dimension, else blocks of rows.
-// The blocks are multiples of the micro-kernel's tile and handed out
-// dynamically, so that a goroutine delayed by another process does not hold
-// up the rest.
+// parallelGemm runs a serial GEMM (OpenBLAS on one thread) over parts of C
+// on up to GOMAXPROCS goroutines: blocks of columns when n is the larger
+// dimension, else blocks of rows, handed out dynamically.
 func parallelGemm[T Float](serial gemmFunc[T], transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	nw := runtime.GOMAXPROCS(0)
 	if nw <= 1 || m*n*k < gemmMinWork || (m < 2*gemmMR && n < 2*gemmNR) {
 		serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	byCols := n >= m || m < 2*gemmMR
-	dim, unit := m, gemmMR
+	byCols := n >= m
+	width, count := splitEven(m, gemmMR, 2*nw)
 	if byCols {
-		dim, unit = n, gemmNR
+		width, count = splitEven(n, gemmNR, 2*nw)
 	}
-	// Aim for about 4 blocks per goroutine (load balance), each at least a
-	// few tiles wide.
-	units := (dim + unit - 1) / unit
-	chunk := max(1, units/(4*nw))
-	if byCols {
-		chunk = max(chunk, min(units/nw, 8)) // at least 128 columns when there are enough
-	}
-	chunk = max(1, min(chunk, (units+nw-1)/nw))
-	nChunks := (units + chunk - 1) / chunk
 	var next atomic.Int64
-	work := func(_, _, _ int) {
+	nw = min(nw, count)
+	parallelFor(nw, nw, func(_, _, _ int) {
 		for {
 			q := int(next.Add(1)) - 1
-			if q >= nChunks {
+			if q >= count {
 				return
 			}
-			lo := q * chunk * unit
-			hi := min(dim, lo+chunk*unit)
+			lo := q * width
 			if byCols {
-				bs := b[lo:]
+				hi := min(n, lo+width)
+				var bs []T
 				if transB {
 					bs = b[lo*ldb:]
+				} else {
+					bs = b[lo:]
 				}
 				serial(transA, transB, m, hi-lo, k, alpha, a, lda, bs, ldb, beta, c[lo:], ldc)
-			} else {
-				as := a[lo*lda:]
-				if transA {
-					as = a[lo:]
-				}
-				serial(transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
+				continue
 			}
+			hi := min(m, lo+width)
+			var as []T
+			if transA {
+				as = a[lo:]
+			} else {
+				as = a[lo*lda:]
+			}
+			serial(transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc)
 		}
+	})
+}
+
+// packB16Go copies kc rows of 16 values, ldb apart in src, into dst.
+func packB16Go(kc int, src []float32, ldb int, dst []float32) {
+	for p := 0; p < kc; p++ {
+		*(*[gemmNR]float32)(dst[p*gemmNR:]) = *(*[gemmNR]float32)(src[p*ldb:])
 	}
-	parallelFor(min(nw, nChunks), min(nw, nChunks), work)
+}
+
+// packA6TGo is the portable packA6T: dst[p*6+i] = src[p*lda+i].
+func packA6TGo(kc int, src []float32, lda int, dst []float32) {
+	for p := 0; p < kc; p++ {
+		s := (*[gemmMR]float32)(src[p*lda:])
+		d := (*[gemmMR]float32)(dst[p*gemmMR:])
+		d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
+	}
+}
+
+// splitEven cuts dim into at most parts parts of a multiple of unit. A
+// serial BLAS call packs the shared operand again for every part, so
+// parallelGemm makes few: two per goroutine, which still lets a goroutine
+// that another process slows down hand work to the other.
+func splitEven(dim, unit, parts int) (width, count int) {
+	units := (dim + unit - 1) / unit
+	width = (units + parts - 1) / parts * unit
+	return width, (dim + width - 1) / width
 }

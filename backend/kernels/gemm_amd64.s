@@ -2,11 +2,11 @@
 
 #include "textflag.h"
 
-// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 //
 // Accumulators: Y0..Y11, row i in Y(2i) (columns 0-7) and Y(2i+1) (8-15).
 // Y12, Y13 hold a row of the B panel, Y14, Y15 the broadcast A values.
-TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-48
+TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-56
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -163,6 +163,31 @@ done:
 	VMULPS Y14, Y9, Y9
 	VMULPS Y14, Y10, Y10
 	VMULPS Y14, Y11, Y11
+
+	// Add bias[i] to row i when bias is not nil.
+	MOVQ bias+48(FP), AX
+	TESTQ AX, AX
+	JZ   nobias
+	VBROADCASTSS 0(AX), Y14
+	VADDPS       Y14, Y0, Y0
+	VADDPS       Y14, Y1, Y1
+	VBROADCASTSS 4(AX), Y14
+	VADDPS       Y14, Y2, Y2
+	VADDPS       Y14, Y3, Y3
+	VBROADCASTSS 8(AX), Y14
+	VADDPS       Y14, Y4, Y4
+	VADDPS       Y14, Y5, Y5
+	VBROADCASTSS 12(AX), Y14
+	VADDPS       Y14, Y6, Y6
+	VADDPS       Y14, Y7, Y7
+	VBROADCASTSS 16(AX), Y14
+	VADDPS       Y14, Y8, Y8
+	VADDPS       Y14, Y9, Y9
+	VBROADCASTSS 20(AX), Y14
+	VADDPS       Y14, Y10, Y10
+	VADDPS       Y14, Y11, Y11
+
+nobias:
 	VBROADCASTSS beta+44(FP), Y15
 	VXORPS       X13, X13, X13
 	VUCOMISS     X13, X15
@@ -220,4 +245,45 @@ accumulate:
 	VMOVUPS     Y10, (DX)
 	VMOVUPS     Y11, 32(DX)
 	VZEROUPPER
+	RET
+
+// func packB16Asm(kc int, src *float32, ldb int, dst *float32)
+TEXT ·packB16Asm(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+
+pack:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    R8, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     pack
+	VZEROUPPER
+	RET
+
+// func packA6TAsm(kc int, src *float32, lda int, dst *float32)
+//
+// dst[p*6+i] = src[p*lda+i] for p < kc, i < 6: one panel of a transposed A.
+TEXT ·packA6TAsm(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lda+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+
+packa:
+	VMOVUPS (SI), X0
+	VMOVQ   16(SI), X1
+	VMOVUPS X0, (DI)
+	VMOVQ   X1, 16(DI)
+	ADDQ    R8, SI
+	ADDQ    $24, DI
+	DECQ    CX
+	JNZ     packa
 	RET

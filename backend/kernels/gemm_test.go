@@ -49,12 +49,16 @@ func TestSgemm(t *testing.T) {
 		{1, 1, 1}, {6, 16, 4}, {5, 15, 3}, {7, 17, 5}, {13, 33, 9}, {12, 32, 257},
 		{gemmMC + 7, 40, 30}, {20, gemmNC + 21, 3}, {31, 70, 2*gemmKC + 3}, {64, 300, 27},
 		{3, 500, 40}, {500, 3, 40}, {150, 130, 300},
+		{13, gemmNC + 50, 20}, {400, 50, 300}, {31, 4000, 9},
 	}
 	impls := []struct {
 		name string
 		f    gemmFunc[float32]
 	}{
 		{"serial", sgemmSerial},
+		{"goroutines", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			sgemm(3, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}},
 		{"parallel", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 			parallelGemm(sgemmSerial, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		}},
@@ -118,6 +122,10 @@ func TestMicroKernel(t *testing.T) {
 	rng := newRNG(82)
 	for kc := 1; kc <= 9; kc++ {
 		for _, beta := range []float32{0, 1, -0.5} {
+			var bias []float32
+			if kc%2 == 1 {
+				bias = to32(randn(rng, gemmMR))
+			}
 			a, b := to32(randn(rng, kc*gemmMR)), to32(randn(rng, kc*gemmNR))
 			ldc := gemmNR + 3
 			c0 := to32(randn(rng, gemmMR*ldc))
@@ -127,8 +135,8 @@ func TestMicroKernel(t *testing.T) {
 				}
 			}
 			got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-			microKernel(kc, a, b, got, ldc, 1.5, beta)
-			microKernelGo(kc, a, b, want, ldc, 1.5, beta)
+			microKernel(kc, a, b, got, ldc, 1.5, beta, bias)
+			microKernelGo(kc, a, b, want, ldc, 1.5, beta, bias)
 			for i := range got {
 				if i%ldc >= gemmNR {
 					if !(got[i] == c0[i] || math.IsNaN(float64(c0[i]))) {
@@ -139,6 +147,33 @@ func TestMicroKernel(t *testing.T) {
 				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
 					t.Fatalf("kc %d beta %g: c[%d] = %g, want %g (asm %v)", kc, beta, i, got[i], want[i], haveGemmAsm)
 				}
+			}
+		}
+	}
+}
+
+// TestPackPanels checks the panel-packing helpers in use (assembly where
+// available) against their portable versions.
+func TestPackPanels(t *testing.T) {
+	rng := newRNG(83)
+	for _, kc := range []int{1, 2, 7, 256} {
+		ld := 37
+		src := to32(randn(rng, (kc-1)*ld+gemmNR))
+		got, want := make([]float32, kc*gemmNR), make([]float32, kc*gemmNR)
+		packB16(kc, src, ld, got)
+		packB16Go(kc, src, ld, want)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("packB16 kc %d: [%d] = %g, want %g", kc, i, got[i], want[i])
+			}
+		}
+		src = src[:(kc-1)*ld+gemmMR]
+		got, want = make([]float32, kc*gemmMR), make([]float32, kc*gemmMR)
+		packA6T(kc, src, ld, got)
+		packA6TGo(kc, src, ld, want)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("packA6T kc %d: [%d] = %g, want %g", kc, i, got[i], want[i])
 			}
 		}
 	}

@@ -134,6 +134,10 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
+	// 2×2 windows with stride 2 (VGG's pooling) take a branch-free path for
+	// the windows inside the image; comparing branch by branch mispredicts
+	// on most windows.
+	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			xp := x[pl*HW : (pl+1)*HW]
@@ -143,38 +147,96 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 				ap = argmax[pl*OHW : (pl+1)*OHW]
 			}
 			for oh := 0; oh < p.OutH; oh++ {
-				hs := oh*p.StrideH - p.PadTop
-				khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+				ow0, ow1 := 0, 0 // outputs [ow0, ow1) of this row take the fast path
+				if hs := 2*oh - p.PadTop; fast && hs >= 0 && hs+1 < p.H {
+					ow0 = (p.PadLeft + 1) / 2
+					ow1 = max(ow0, min(p.OutW, (p.W+p.PadLeft)/2))
+					maxPool2x2Row(xp[hs*p.W:(hs+2)*p.W], p.W, 2*ow0-p.PadLeft, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
+				}
 				for ow := 0; ow < p.OutW; ow++ {
-					ws := ow*p.StrideW - p.PadLeft
-					kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
-					o := oh*p.OutW + ow
-					if khLo >= khHi || kwLo >= kwHi {
-						yp[o] = 0
-						if ap != nil {
-							ap[o] = -1
-						}
+					if ow == ow0 && ow1 > ow0 {
+						ow = ow1 - 1
 						continue
 					}
-					best := (hs+khLo*p.DilH)*p.W + ws + kwLo*p.DilW
-					bv := xp[best]
-					for kh := khLo; kh < khHi; kh++ {
-						row := (hs + kh*p.DilH) * p.W
-						for kw := kwLo; kw < kwHi; kw++ {
-							i := row + ws + kw*p.DilW
-							if v := xp[i]; v > bv || v != v {
-								bv, best = v, i
-							}
-						}
-					}
-					yp[o] = bv
-					if ap != nil {
-						ap[o] = int32(best)
-					}
+					maxPoolWindow(p, xp, yp, ap, oh, ow)
 				}
 			}
 		}
 	})
+}
+
+// maxPool2x2Row pools len(y) windows of 2×2 cells with stride 2 from the
+// two rows held in rows (row length w), the first window starting at
+// column c0; base is the plane index of rows[0], o the index of y[0] in
+// the plane's argmax (ap may be nil). Ties go to the first cell in
+// row-major order and a NaN wins (the last NaN), as in maxPoolWindow.
+func maxPool2x2Row[T Float](rows []T, w, c0, base int, y []T, ap []int32, o int) {
+	r0, r1 := rows[:w], rows[w:2*w]
+	for j := range y {
+		c := c0 + 2*j
+		a, b, cc, d := r0[c], r0[c+1], r1[c], r1[c+1]
+		m := max(max(a, b), max(cc, d))
+		y[j] = m
+		if ap == nil {
+			continue
+		}
+		i := c + w + 1
+		if cc == m {
+			i = c + w
+		}
+		if b == m {
+			i = c + 1
+		}
+		if a == m {
+			i = c
+		}
+		if m != m { // a NaN: the last one wins, as in maxPoolWindow
+			if a != a {
+				i = c
+			}
+			if b != b {
+				i = c + 1
+			}
+			if cc != cc {
+				i = c + w
+			}
+			if d != d {
+				i = c + w + 1
+			}
+		}
+		ap[o+j] = int32(base + i)
+	}
+}
+
+// maxPoolWindow computes output (oh, ow) of one plane by the general rule.
+func maxPoolWindow[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow int) {
+	hs := oh*p.StrideH - p.PadTop
+	khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+	ws := ow*p.StrideW - p.PadLeft
+	kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
+	o := oh*p.OutW + ow
+	if khLo >= khHi || kwLo >= kwHi {
+		yp[o] = 0
+		if ap != nil {
+			ap[o] = -1
+		}
+		return
+	}
+	best := (hs+khLo*p.DilH)*p.W + ws + kwLo*p.DilW
+	bv := xp[best]
+	for kh := khLo; kh < khHi; kh++ {
+		row := (hs + kh*p.DilH) * p.W
+		for kw := kwLo; kw < kwHi; kw++ {
+			i := row + ws + kw*p.DilW
+			if v := xp[i]; v > bv || v != v {
+				bv, best = v, i
+			}
+		}
+	}
+	yp[o] = bv
+	if ap != nil {
+		ap[o] = int32(best)
+	}
 }
 
 // MaxPool2DBackward computes dx, the gradient with respect to x, by adding

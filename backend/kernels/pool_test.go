@@ -190,3 +190,56 @@ func TestGlobalPools(t *testing.T) {
 	GlobalMaxPoolBackward(n, c, hw, dy, arg, dx)
 	checkGrad(t, "GlobalMaxPool dX", x, dy, dx, func() []float64 { GlobalMaxPoolForward(n, c, hw, x, y, nil); return y })
 }
+
+// TestMaxPool2x2FastPath checks the branch-free 2×2 stride-2 path against
+// the general window rule (maxPoolWindow) on inputs full of ties and NaNs,
+// with and without padding, odd sizes and ceil mode, in both precisions.
+func TestMaxPool2x2FastPath(t *testing.T) {
+	rng := newRNG(91)
+	for _, g := range []Pool2DParams{
+		{N: 2, C: 3, H: 8, W: 8},
+		{N: 1, C: 2, H: 7, W: 9},
+		{N: 1, C: 2, H: 9, W: 7, PadTop: 1, PadLeft: 1},
+		{N: 1, C: 2, H: 6, W: 7, PadTop: 1, PadLeft: 0, PadBottom: 1, PadRight: 1},
+	} {
+		for _, ceil := range []bool{false, true} {
+			g.KH, g.KW, g.StrideH, g.StrideW = 2, 2, 2, 2
+			p := g.WithOutSize(ceil)
+			x := make([]float64, p.XLen())
+			for i := range x {
+				switch r := rng.IntN(10); {
+				case r == 0:
+					x[i] = math.NaN()
+				case r < 5:
+					x[i] = float64(rng.IntN(3)) // ties
+				default:
+					x[i] = rng.NormFloat64()
+				}
+			}
+			check := func(name string, x, y []float64, arg []int32) {
+				q := p.norm()
+				HW, OHW := q.H*q.W, q.OutH*q.OutW
+				wy, warg := make([]float64, OHW), make([]int32, OHW)
+				for pl := 0; pl < q.N*q.C; pl++ {
+					for oh := 0; oh < q.OutH; oh++ {
+						for ow := 0; ow < q.OutW; ow++ {
+							maxPoolWindow(q, x[pl*HW:(pl+1)*HW], wy, warg, oh, ow)
+						}
+					}
+					for o := range wy {
+						got, want := y[pl*OHW+o], wy[o]
+						if arg[pl*OHW+o] != warg[o] || !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
+							t.Fatalf("%s %+v ceil %v: plane %d out %d: %g at %d, want %g at %d", name, g, ceil, pl, o, got, arg[pl*OHW+o], want, warg[o])
+						}
+					}
+				}
+			}
+			y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
+			MaxPool2DForward(p, x, y, arg)
+			check("float64", x, y, arg)
+			y32 := make([]float32, p.YLen())
+			MaxPool2DForward(p, to32(x), y32, arg)
+			check("float32", to64(to32(x)), to64(y32), arg)
+		}
+	}
+}

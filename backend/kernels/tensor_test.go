@@ -461,3 +461,45 @@ func TestNamedFloatType(t *testing.T) {
 	Conv2DForward(p, xm, wm, nil, y)
 	assertClose(t, "named float conv", to64(y), naiveConv(p, x, w, nil), 1e-5)
 }
+
+// TestReluEdgeCases checks the branch-free Relu on signed zeros, infinities,
+// subnormals and NaNs, in both precisions and at a size that goes parallel.
+func TestReluEdgeCases(t *testing.T) {
+	special := []float64{1, -1, 0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), 5e-324, -5e-324, 1e-45, -1e-45,
+		math.NaN(), -math.NaN(), math.MaxFloat32, -math.MaxFloat32}
+	x := make([]float64, 1<<18)
+	for i := range x {
+		x[i] = special[i%len(special)] * float64(1+i%3)
+	}
+	dy := make([]float64, len(x))
+	for i := range dy {
+		dy[i] = float64(i%7) - 3
+	}
+	check := func(name string, x, y, dx []float64) {
+		for i, v := range x {
+			wantY := math.Max(v, 0)
+			if v == 0 {
+				wantY = 0
+			}
+			if !(y[i] == wantY || math.IsNaN(y[i]) && math.IsNaN(wantY)) || (!math.IsNaN(y[i]) && math.Signbit(y[i])) {
+				t.Fatalf("%s: Relu(%g) = %g", name, v, y[i])
+			}
+			wantDx := 0.0
+			if v > 0 {
+				wantDx = dy[i]
+			}
+			if dx[i] != wantDx {
+				t.Fatalf("%s: Relu'(%g)·%g = %g, want %g", name, v, dy[i], dx[i], wantDx)
+			}
+		}
+	}
+	y, dx := make([]float64, len(x)), make([]float64, len(x))
+	ReluForward(x, y)
+	ReluBackward(x, dy, dx)
+	check("float64", x, y, dx)
+	x32, dy32 := to32(x), to32(dy)
+	y32, dx32 := make([]float32, len(x)), make([]float32, len(x))
+	ReluForward(x32, y32)
+	ReluBackward(x32, dy32, dx32)
+	check("float32", to64(x32), to64(y32), to64(dx32))
+}

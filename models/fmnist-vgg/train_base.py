@@ -3,7 +3,8 @@
 
 Run from the repository root with Debian's interpreter (torch 1.13.1, onnx 1.12):
 
-    /usr/bin/python3 models/fmnist-vgg/train_base.py [--epochs 3] [--out models/fmnist-vgg/base.onnx]
+    /usr/bin/python3 models/fmnist-vgg/train_base.py [--epochs 6] [--out models/fmnist-vgg/base.onnx]
+    /usr/bin/python3 models/fmnist-vgg/train_base.py --samples-only   # only rewrite sample_*.npy
 
 Data: Debian's dataset-fashion-mnist, /usr/share/datasets/fashion-mnist/*.gz (IDX format).
 Only classes 0-4 (T-shirt/top, Trouser, Pullover, Dress, Coat) are used: 30,000 training and
@@ -154,14 +155,42 @@ def export_base(features, path):
     return proto
 
 
+def write_samples(onnx_path, xte_u8, yte):
+    """sample_input.npy: the first 4 test images of classes 0-4, preprocessed (4x3x32x32);
+    sample_output.npy: the base's features for them (4x128x4x4), computed in PyTorch from the
+    initializers of onnx_path; sample_labels.txt: their labels."""
+    proto = onnx.load(onnx_path)
+    base = make_base()
+    base.load_state_dict(
+        {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}, strict=True
+    )
+    base.eval()
+    x = preprocess(xte_u8[:4])
+    with torch.no_grad():
+        y = base(x).numpy()
+    d = os.path.dirname(os.path.abspath(onnx_path))
+    np.save(os.path.join(d, "sample_input.npy"), x.numpy().astype("<f4"), allow_pickle=False)
+    np.save(os.path.join(d, "sample_output.npy"), y.astype("<f4"), allow_pickle=False)
+    with open(os.path.join(d, "sample_labels.txt"), "w") as f:
+        f.write(" ".join(str(int(v)) for v in yte[:4]) + "\n")
+    return y
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "base.onnx"))
+    ap.add_argument("--samples-only", action="store_true", help="only (re)write the sample_*.npy files from --out")
     args = ap.parse_args()
+
+    if args.samples_only:
+        xte_u8, yte = load_split("test", list(range(len(CLASSES))))
+        y = write_samples(args.out, xte_u8, yte)
+        print("wrote samples next to %s: features %s" % (args.out, y.shape))
+        return
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
@@ -222,7 +251,9 @@ def main():
     # The exported base must reproduce PyTorch's features.
     with torch.no_grad():
         ref = model.features(xte[:4]).numpy()
-    print("features of 4 test images: shape %s, mean %.4f" % (ref.shape, ref.mean()))
+    y = write_samples(args.out, xte_u8, yte)
+    assert np.array_equal(ref, y)
+    print("wrote sample_input.npy / sample_output.npy / sample_labels.txt (4 test images)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import (
 
 // Result is one benchmark's summary.
 type Result struct {
+	Label       string  `json:"label,omitempty"`
 	Impl        string  `json:"impl"`
 	Mode        string  `json:"mode"`
 	Size        int     `json:"size"`
@@ -61,14 +62,23 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runs")
 	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed runs")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
+	impl := flag.String("impl", "toolkit", "name of this build in the results (compare.sh names an older build toolkit-before)")
+	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
 	flag.Parse()
-	if err := run(*model, *mode, *size, *batch, *iters, *warmup, *cpuprofile, *memprofile, *asJSON); err != nil {
+	if *report != "" {
+		if err := printReport(*report); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*impl, *model, *mode, *size, *batch, *iters, *warmup, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(path, mode string, size, batch, iters, warmup int, cpuprofile, memprofile string, asJSON bool) error {
+func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, memprofile string, asJSON bool) error {
 	t0 := time.Now()
 	ir, err := onnx.Read(path)
 	if err != nil {
@@ -166,7 +176,8 @@ func run(path, mode string, size, batch, iters, warmup int, cpuprofile, memprofi
 	}
 	slices.Sort(times)
 	r := Result{
-		Impl: "toolkit", Mode: mode, Size: size, Batch: batch, Iters: iters,
+		Label: os.Getenv("BENCH_LABEL"),
+		Impl:  impl, Mode: mode, Size: size, Batch: batch, Iters: iters,
 		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		BestSec: times[0], MedianSec: times[len(times)/2],
 		CPUSec:     cpu.Seconds() / float64(iters),
@@ -180,8 +191,8 @@ func run(path, mode string, size, batch, iters, warmup int, cpuprofile, memprofi
 		fmt.Println(string(b))
 		return nil
 	}
-	fmt.Printf("toolkit %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.1fs)\n",
-		mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec)
+	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.1fs)\n",
+		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec)
 	return nil
 }
 
