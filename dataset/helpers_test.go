@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 // debianPython is Debian's interpreter, which has torch, numpy and PIL; the python3 first on
@@ -37,7 +38,7 @@ func needTorch(t testing.TB) {
 		}
 	})
 	if pyMissing != "" {
-		t.Skip("reference unavailable: " + pyMissing)
+		testref.Missing(t, "%s", "reference unavailable: "+pyMissing)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 const fmnistDir = "/usr/share/datasets/fashion-mnist"
@@ -16,7 +17,7 @@ const fmnistDir = "/usr/share/datasets/fashion-mnist"
 func needFashionMNIST(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(fmnistDir, "train-images-idx3-ubyte.gz")); err != nil {
-		t.Skipf("Fashion-MNIST not installed (Debian package dataset-fashion-mnist): %v", err)
+		testref.Missing(t, "Fashion-MNIST not installed (Debian package dataset-fashion-mnist): %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 // torchvisionNames returns the parameter names torchvision gives a model's features
@@ -16,7 +17,7 @@ m = getattr(torchvision.models, sys.argv[1])()
 print(json.dumps([list(m.features.state_dict().keys()), [k for k in m.state_dict().keys() if k.startswith("features.")]]))`
 	out, err := exec.Command("/usr/bin/python3", "-c", script, arch).Output()
 	if err != nil {
-		t.Skipf("/usr/bin/python3 with torchvision is not available: %v", err)
+		testref.Missing(t, "/usr/bin/python3 with torchvision is not available: %v", err)
 	}
 	var names [2][]string
 	if err := json.Unmarshal(out, &names); err != nil {

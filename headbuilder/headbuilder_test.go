@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"toolkit/internal/testref"
 
 	"toolkit/onnx"
 )
@@ -371,10 +372,10 @@ func runPythonCheck(t *testing.T, dir string, cases []manifestCase) {
 	t.Helper()
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
-		t.Skipf("skipping the ONNX checker and numpy reference: %s not found", python)
+		testref.Missing(t, "skipping the ONNX checker and numpy reference: %s not found", python)
 	}
 	if out, err := exec.Command(python, "-c", "import onnx, numpy").CombinedOutput(); err != nil {
-		t.Skipf("skipping the ONNX checker and numpy reference: %s cannot import onnx and numpy (install python3-onnx): %v\n%s",
+		testref.Missing(t, "skipping the ONNX checker and numpy reference: %s cannot import onnx and numpy (install python3-onnx): %v\n%s",
 			python, err, out)
 	}
 	if len(cases) == 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 const python = "/usr/bin/python3"
@@ -14,7 +15,7 @@ const python = "/usr/bin/python3"
 func havePythonNumpy(t *testing.T) {
 	t.Helper()
 	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("%s with numpy is not available: %v", python, err)
+		testref.Missing(t, "%s with numpy is not available: %v", python, err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 // nodeTestDir holds the ONNX backend node tests (Debian's libonnx-testdata).
@@ -18,11 +19,11 @@ const python = "/usr/bin/python3"
 func needPython(t testing.TB, modules ...string) {
 	t.Helper()
 	if _, err := os.Stat(python); err != nil {
-		t.Skipf("%s not found", python)
+		testref.Missing(t, "%s not found", python)
 	}
 	script := "import " + strings.Join(modules, ", ")
 	if out, err := exec.Command(python, "-c", script).CombinedOutput(); err != nil {
-		t.Skipf("%s cannot import %s: %v: %s", python, strings.Join(modules, ", "), err, out)
+		testref.Missing(t, "%s cannot import %s: %v: %s", python, strings.Join(modules, ", "), err, out)
 	}
 }
 
@@ -57,7 +58,7 @@ func nodeTests(t testing.TB) []string {
 	t.Helper()
 	dirs, err := filepath.Glob(filepath.Join(nodeTestDir, "test_*"))
 	if err != nil || len(dirs) == 0 {
-		t.Skipf("no ONNX node tests in %s", nodeTestDir)
+		testref.Missing(t, "no ONNX node tests in %s", nodeTestDir)
 	}
 	return dirs
 }

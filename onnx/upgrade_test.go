@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 // parityDir holds the PyTorch parity fixtures (testdata/parity/README.md).
@@ -235,7 +236,7 @@ func TestUpgradeOpsetNames(t *testing.T) {
 func TestUpgradeOpsetFixtures(t *testing.T) {
 	dirs, _ := filepath.Glob(filepath.Join(parityDir, "*_opset13"))
 	if len(dirs) == 0 {
-		t.Skipf("no parity fixtures under %s", parityDir)
+		testref.Missing(t, "no parity fixtures under %s", parityDir)
 	}
 	for _, dir := range dirs {
 		m := mustRead(t, filepath.Join(dir, "model.onnx"))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"toolkit/internal/testref"
 )
 
 // The PyTorch reference: Debian's torch 1.13 under /usr/bin/python3 (the
@@ -121,7 +122,7 @@ var torchAvailable = sync.OnceValue(func() error {
 func runTorch(t *testing.T, cases []map[string]any) []torchResult {
 	t.Helper()
 	if err := torchAvailable(); err != nil {
-		t.Skipf("PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch): %v", torchPython, err)
+		testref.Missing(t, "PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch): %v", torchPython, err)
 	}
 	dir := t.TempDir()
 	in, out, script := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ref.py")

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"toolkit/internal/testref"
 )
 
 // The Debian interpreter that has torch 1.13; the python3 first on PATH does not.
@@ -214,7 +215,7 @@ func torchReference(t *testing.T) (refInput, refOutput) {
 		t.Fatalf("running PyTorch: %v\n%s", reference.err, reference.skip)
 	}
 	if reference.skip != "" {
-		t.Skip(reference.skip)
+		testref.Missing(t, "%s", reference.skip)
 	}
 	return reference.in, reference.out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"toolkit/internal/testref"
 )
 
 // The Debian interpreter that has torch 1.13; the python3 first on PATH does not.
@@ -68,10 +69,10 @@ type torchSchedules struct {
 func haveTorch(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(torchPython); err != nil {
-		t.Skipf("PyTorch reference skipped: %s not found", torchPython)
+		testref.Missing(t, "PyTorch reference skipped: %s not found", torchPython)
 	}
 	if out, err := exec.Command(torchPython, "-c", "import torch").CombinedOutput(); err != nil {
-		t.Skipf("PyTorch reference skipped: %s cannot import torch (install Debian's python3-torch): %v\n%s",
+		testref.Missing(t, "PyTorch reference skipped: %s cannot import torch (install Debian's python3-torch): %v\n%s",
 			torchPython, err, out)
 	}
 }
