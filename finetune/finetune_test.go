@@ -217,3 +217,30 @@ func TestDiagnoseFlagsDeadGradientsAndChanceLoss(t *testing.T) {
 		t.Errorf("a healthy epoch got warnings %q", w)
 	}
 }
+
+func TestSameSeedSameNumbers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
+	var runs [2]*Trainer
+	for i := range runs {
+		tr, err := New(cfg, WithoutDefaultHooks())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = tr
+	}
+	a, b := snapshot(runs[0]), snapshot(runs[1])
+	for name, w := range a {
+		if !slices.Equal(w, b[name]) {
+			t.Errorf("parameter %s differs between two runs with seed %d", name, cfg.Seed)
+		}
+	}
+	for i, m := range runs[0].History() {
+		if m.TrainLoss != runs[1].History()[i].TrainLoss {
+			t.Errorf("epoch %d: train loss %v, then %v", i+1, m.TrainLoss, runs[1].History()[i].TrainLoss)
+		}
+	}
+}
