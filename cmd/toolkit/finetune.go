@@ -11,6 +11,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"toolkit"
 	"toolkit/finetune"
@@ -32,7 +33,7 @@ Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
-		progress := &progressHook{w: cmd.ErrOrStderr(), out: out}
+		progress := &progressHook{w: cmd.ErrOrStderr(), out: out, bars: isTerminal(cmd.ErrOrStderr())}
 		var (
 			t   *finetune.Trainer
 			err error
@@ -105,10 +106,20 @@ func describe(w io.Writer, t *finetune.Trainer) {
 // progressHook shows a progress bar per epoch and a line per finished epoch.
 type progressHook struct {
 	w, out io.Writer
+	bars   bool // draw bars: the writer is a terminal
 	bar    *progressbar.ProgressBar
 }
 
+// isTerminal reports whether w is a terminal (progress bars in a log file are noise).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func (h *progressHook) OnEpochStart(t *finetune.Trainer, info finetune.StepInfo) error {
+	if !h.bars {
+		return nil
+	}
 	h.bar = progressbar.NewOptions(info.Batches,
 		progressbar.OptionSetWriter(h.w),
 		progressbar.OptionSetDescription(fmt.Sprintf("%s %d/%d", info.Stage, info.StageEpoch, info.StageEpochs)),
