@@ -10,10 +10,12 @@ func init() {
 
 // batchNorm is BatchNormalization over NCHW (or [N C]) input. Inputs: X, scale, B,
 // mean, var. In inference it uses the running mean and variance. In training (a
-// training program, or training_mode=1 in the file) it normalises with the batch's
-// statistics; a training program also updates the running statistics in place, the
-// way PyTorch's train() mode does (unbiased variance), so that an exported model
-// carries them. The optional outputs 1 and 2 (running mean and variance, opset 14's
+// training program that trains the layer's scale or shift, or training_mode=1 in the
+// file) it normalises with the batch's statistics; a training program also updates the
+// running statistics in place, the way PyTorch's train() mode does (unbiased variance),
+// so that an exported model carries them. A layer whose scale and shift are frozen stays
+// in inference mode, statistics included, as a frozen Keras layer does: freezing a group
+// leaves all of it as it was. The optional outputs 1 and 2 (running mean and variance, opset 14's
 // training mode) follow the ONNX definition, with the biased batch variance.
 type batchNorm[T float] struct {
 	p        kernels.BatchNormParams
@@ -38,6 +40,7 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		}
 	}
 	fileTraining := c.node.AttrInt("training_mode", 0) != 0
+	programTraining := c.training && (c.trained(1) || c.trained(2))
 	p := kernels.BatchNormParams{
 		N: x[0], C: x[1], HW: numElements(x[2:]),
 		Epsilon:  float64(c.node.AttrFloat("epsilon", 1e-5)),
@@ -45,8 +48,8 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 	}
 	k := &batchNorm[T]{
 		p:             p,
-		training:      c.training || fileTraining,
-		updateRunning: c.training,
+		training:      programTraining || fileTraining,
+		updateRunning: programTraining,
 		mean:          make([]T, p.C),
 		invStd:        make([]T, p.C),
 	}

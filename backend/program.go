@@ -246,7 +246,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	if !ok {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
-	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng}
+	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

@@ -22,6 +22,8 @@ type opContext struct {
 	// batch statistics and updates its running averages.
 	training bool
 	rng      *rand.Rand
+	// trained reports whether input i is a parameter this program trains.
+	trained func(i int) bool
 }
 
 // has reports whether optional input i is present.
