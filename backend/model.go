@@ -2,7 +2,6 @@ package backend
 
 import (
 	"fmt"
-	"sort"
 
 	"toolkit/onnx"
 )
@@ -163,14 +162,6 @@ func int64sOf(dims []int) []int64 {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // Program is a model built for one set of input shapes, in inference or training mode,
 // with gradients for the parameters it trains. Programs are not safe for concurrent use.

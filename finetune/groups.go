@@ -3,7 +3,6 @@ package finetune
 import (
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -233,9 +232,3 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// sortedCopy returns a sorted copy of names.
-func sortedCopy(names []string) []string {
-	out := append([]string(nil), names...)
-	sort.Strings(out)
-	return out
-}

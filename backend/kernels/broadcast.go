@@ -116,7 +116,7 @@ func (pl *bplan) each(fn func(o, ia, ib, n, sa, sb int)) {
 		return
 	}
 	var idxBuf [8]int
-	idx := idxBuf[:0]
+	var idx []int
 	if r-1 > len(idxBuf) {
 		idx = make([]int, r-1)
 	} else {

@@ -36,10 +36,6 @@ func as64[T Float](s []T) []float64 {
 	return unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }
 
-func exp[T Float](x T) T  { return T(math.Exp(float64(x))) }
-func log[T Float](x T) T  { return T(math.Log(float64(x))) }
-func sqrt[T Float](x T) T { return T(math.Sqrt(float64(x))) }
-
 func negInf[T Float]() T { return T(math.Inf(-1)) }
 
 // fill sets every element of s to v.

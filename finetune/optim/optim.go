@@ -70,15 +70,6 @@ func clone(x []float32) []float32 {
 	return append(make([]float32, 0, len(x)), x...)
 }
 
-func (p ParamState) clone() ParamState {
-	return ParamState{
-		Step:           p.Step,
-		MomentumBuffer: clone(p.MomentumBuffer),
-		ExpAvg:         clone(p.ExpAvg),
-		ExpAvgSq:       clone(p.ExpAvgSq),
-	}
-}
-
 // checkStep validates the arguments common to every optimizer's Step. length returns the
 // length of a parameter's stored state, or -1 if it has none.
 func checkStep(params []Param, lr float64, length func(name string) int) error {
