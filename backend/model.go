@@ -162,7 +162,6 @@ func int64sOf(dims []int) []int64 {
 	return out
 }
 
-
 // Program is a model built for one set of input shapes, in inference or training mode,
 // with gradients for the parameters it trains. Programs are not safe for concurrent use.
 type Program struct {

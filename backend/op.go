@@ -36,6 +36,9 @@ type nodeOp[T float] struct {
 	outShape []int
 	k        kernel[T]
 	diff     []bool
+	// out is the output buffer, reused by every run of the program: a run's values live
+	// until the next run (Program.Output and Program.Grad say so).
+	out []T
 }
 
 func dtypeOf[T float]() tensor.Dtype {
@@ -73,11 +76,11 @@ func (op *nodeOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op.name, err)
 	}
-	out := make([]T, numElements(op.outShape))
-	if err := op.k.forward(ins, out); err != nil {
+	op.out = reuse(op.out, numElements(op.outShape))
+	if err := op.k.forward(ins, op.out); err != nil {
 		return nil, fmt.Errorf("%s: %w", op.name, err)
 	}
-	return valueOf(out, op.outShape), nil
+	return valueOf(op.out, op.outShape), nil
 }
 
 func (op *nodeOp[T]) ReturnsPtr() bool      { return false }
@@ -110,6 +113,7 @@ func (op *nodeOp[T]) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node)
 type gradOp[T float] struct {
 	op    *nodeOp[T]
 	input int
+	gin   []T // the gradient buffer, reused by every run
 }
 
 func (g *gradOp[T]) Arity() int { return len(g.op.inShapes) + 2 }
@@ -136,11 +140,12 @@ func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	n := len(g.op.inShapes)
 	shape := g.op.inShapes[g.input]
-	gin := make([]T, numElements(shape))
-	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], gin); err != nil {
+	g.gin = reuse(g.gin, numElements(shape))
+	clear(g.gin)
+	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], g.gin); err != nil {
 		return nil, fmt.Errorf("%s: %w", g, err)
 	}
-	return valueOf(gin, shape), nil
+	return valueOf(g.gin, shape), nil
 }
 
 func (g *gradOp[T]) ReturnsPtr() bool     { return false }
@@ -158,6 +163,14 @@ func hashOf(op hashWriter) uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
+}
+
+// reuse returns buf if it holds n elements, else a new slice of n.
+func reuse[T float](buf []T, n int) []T {
+	if len(buf) == n {
+		return buf
+	}
+	return make([]T, n)
 }
 
 func numElements(shape []int) int {
