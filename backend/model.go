@@ -201,7 +201,7 @@ func (p *Program) OutputNames() []string { return append([]string(nil), p.p.outN
 func (p *Program) Loss() float64 { return p.p.lossValue() }
 
 // Grad returns the gradient of a trained parameter (or of an input, with InputGrads)
-// computed by the last Run, or nil.
+// computed by the last Run, or nil. The slice is valid until the next Run.
 func (p *Program) Grad(name string) []float32 { return p.p.grad(name) }
 
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
