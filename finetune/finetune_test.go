@@ -244,3 +244,26 @@ func TestSameSeedSameNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestGradualUnfreezingAddsOneGroupPerEpoch(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages = []StageConfig{{Name: "gradual", Epochs: 4, Train: []any{"head"}, LR: 1e-3, Gradual: true}}
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"head"}, {"block2", "head"}, {"block1", "block2", "head"}, {"block1", "block2", "head"}}
+	for i, m := range tr.History() {
+		if !slices.Equal(m.Trained, want[i]) {
+			t.Errorf("epoch %d trained %v, want %v", i+1, m.Trained, want[i])
+		}
+		for g := range m.LR {
+			if !slices.Contains(want[i], g) {
+				t.Errorf("epoch %d has a learning rate for the frozen group %s", i+1, g)
+			}
+		}
+	}
+}
