@@ -3,7 +3,6 @@ package finetune
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"toolkit/backend"
 	"toolkit/dataset"
@@ -333,7 +332,7 @@ func checkWritable(dir string) error {
 		return fmt.Errorf("output.dir: cannot write in %s: %w", dir, err)
 	}
 	f.Close()
-	return os.Remove(filepath.Join(f.Name()))
+	return os.Remove(f.Name())
 }
 
 // Groups returns the layer groups, the head last.
