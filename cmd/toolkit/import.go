@@ -34,6 +34,9 @@ producer and input layout. --headless cuts a full model just before its classifi
 		if err != nil {
 			return err
 		}
+		// PyTorch's exporter stores bit-identical initializers once behind Identity
+		// nodes; every layer gets its own parameters back, as fine-tuning needs.
+		m = onnx.UntieInitializers(m)
 		cutAt, headless := v.GetString("cut-at"), v.GetBool("headless")
 		if cutAt != "" && headless {
 			return fmt.Errorf("give --headless or --cut-at, not both")
