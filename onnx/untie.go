@@ -143,22 +143,9 @@ func cloneModel(m *Model) *Model {
 		g.Nodes[i] = &cp
 	}
 	g.Initializers = slices.Clone(m.Graph.Initializers)
-	g.Inputs = cloneValueInfos(m.Graph.Inputs)
-	g.Outputs = cloneValueInfos(m.Graph.Outputs)
-	g.ValueInfo = cloneValueInfos(m.Graph.ValueInfo)
+	g.Inputs = deepValueInfos(m.Graph.Inputs)
+	g.Outputs = deepValueInfos(m.Graph.Outputs)
+	g.ValueInfo = deepValueInfos(m.Graph.ValueInfo)
 	out.Graph = &g
 	return &out
-}
-
-func cloneValueInfos(vs []*ValueInfo) []*ValueInfo {
-	if vs == nil {
-		return nil
-	}
-	out := make([]*ValueInfo, len(vs))
-	for i, v := range vs {
-		cp := *v
-		cp.Shape = slices.Clone(v.Shape)
-		out[i] = &cp
-	}
-	return out
 }

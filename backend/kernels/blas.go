@@ -35,16 +35,7 @@ func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	if k == 0 {
 		// Nothing to multiply: C = beta*C. Handled here so that callers
 		// need not satisfy BLAS's lda/ldb >= 1 rules for empty operands.
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			if beta == 0 {
-				clear(row)
-			} else if beta != 1 {
-				for j := range row {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleRows(m, n, beta, c, ldc)
 		return
 	}
 	if is32[T]() {
