@@ -2,9 +2,7 @@ package onnx
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -354,28 +352,7 @@ func TestUpgradeOpsetChecker(t *testing.T) {
 	for name, m := range recent {
 		write(name, m, 17)
 	}
-	list := filepath.Join(dir, "files.json")
-	data, _ := json.Marshal(files)
-	if err := os.WriteFile(list, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := runPython(t, `
-import json, sys, onnx
-bad = []
-for f in json.load(open(sys.argv[1])):
-    try:
-        onnx.checker.check_model(onnx.load(f), full_check=True)
-    except Exception as e:
-        bad.append("%s: %s" % (f, str(e).strip().splitlines()[0]))
-print(json.dumps(bad))
-`, list)
-	var bad []string
-	if err := json.Unmarshal(out, &bad); err != nil {
-		t.Fatalf("checker output %q: %v", out, err)
-	}
-	for _, b := range bad {
-		t.Errorf("ONNX checker: %s", b)
-	}
+	bad := checkWithONNX(t, dir, files, true)
 	t.Logf("the ONNX checker (full check) accepted %d of %d upgraded models (%d node tests below opset 13, %d at 13 to 16)",
 		len(files)-len(bad), len(files), len(old), len(recent))
 }

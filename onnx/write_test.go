@@ -92,28 +92,7 @@ func TestCheckerAcceptsWritten(t *testing.T) {
 			}
 		}
 	}
-	list := filepath.Join(dir, "files.json")
-	data, _ := json.Marshal(files)
-	if err := os.WriteFile(list, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := runPython(t, `
-import json, sys, onnx
-bad = []
-for f in json.load(open(sys.argv[1])):
-    try:
-        onnx.checker.check_model(onnx.load(f))
-    except Exception as e:
-        bad.append("%s: %s" % (f, str(e).splitlines()[0]))
-print(json.dumps(bad))
-`, list)
-	var bad []string
-	if err := json.Unmarshal(out, &bad); err != nil {
-		t.Fatalf("checker output %q: %v", out, err)
-	}
-	for _, b := range bad {
-		t.Errorf("ONNX checker: %s", b)
-	}
+	bad := checkWithONNX(t, dir, files, false)
 	t.Logf("the ONNX checker accepted %d of %d written models", len(files)-len(bad), len(files))
 }
 
@@ -147,4 +126,38 @@ func TestWriteReplacesAtomically(t *testing.T) {
 	if err := Write(filepath.Join(dir, "no", "such", "folder", "m.onnx"), m); err == nil {
 		t.Error("Write into a missing folder succeeded")
 	}
+}
+
+// checkWithONNX runs onnx.checker.check_model (with full_check: strict shape inference)
+// on the files in one Python process, reports each rejection as a test error and
+// returns them. dir holds the list of files passed to Python.
+func checkWithONNX(t *testing.T, dir string, files []string, full bool) []string {
+	t.Helper()
+	list := filepath.Join(dir, "files.json")
+	data, _ := json.Marshal(files)
+	if err := os.WriteFile(list, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fullCheck := "False"
+	if full {
+		fullCheck = "True"
+	}
+	out := runPython(t, `
+import json, sys, onnx
+bad = []
+for f in json.load(open(sys.argv[1])):
+    try:
+        onnx.checker.check_model(onnx.load(f), full_check=`+fullCheck+`)
+    except Exception as e:
+        bad.append("%s: %s" % (f, str(e).strip().splitlines()[0]))
+print(json.dumps(bad))
+`, list)
+	var bad []string
+	if err := json.Unmarshal(out, &bad); err != nil {
+		t.Fatalf("checker output %q: %v", out, err)
+	}
+	for _, b := range bad {
+		t.Errorf("ONNX checker: %s", b)
+	}
+	return bad
 }
