@@ -371,6 +371,22 @@ func (p Conv2DParams) band() int {
 	return b
 }
 
+// convScratch returns the scratch buffers the products of p's plan need: col for
+// the unfolded images, unless the products read the images directly (direct), and
+// tmp for the outputs of a group of images, when images are grouped. Buffers not
+// needed are nil; release both with putBuf.
+func convScratch[T Float](p Conv2DParams) (direct bool, col, tmp []T) {
+	nb, band := p.plan()
+	direct = p.direct() && nb == 1 && band == p.OutH
+	if !direct {
+		col = getBuf[T](p.C * p.KH * p.KW * nb * band * p.OutW)
+	}
+	if nb > 1 {
+		tmp = getBuf[T](p.M * nb * p.OutH * p.OutW)
+	}
+	return direct, col, tmp
+}
+
 // convGroups calls fn for each product of the plan: images [n0, n0+g) and
 // output rows [oh0, oh1) (all rows when g > 1).
 func convGroups(p Conv2DParams, fn func(n0, g, oh0, oh1 int)) {
@@ -465,17 +481,9 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
-	nb, band := p.plan()
-	direct := p.direct() && nb == 1 && band == p.OutH
-	var col, tmp []T
-	if !direct {
-		col = getBuf[T](K * nb * band * OW)
-		defer putBuf(col)
-	}
-	if nb > 1 {
-		tmp = getBuf[T](p.M * nb * P)
-		defer putBuf(tmp)
-	}
+	direct, col, tmp := convScratch[T](p)
+	defer putBuf(col)
+	defer putBuf(tmp)
 	convGroups(p, func(n0, g, oh0, oh1 int) {
 		pt := (oh1 - oh0) * OW
 		if g > 1 {
@@ -515,17 +523,9 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 		defer putBuf(wt)
 		transpose2D(p.M, K, w, wt)
 	}
-	nb, band := p.plan()
-	direct := p.direct() && nb == 1 && band == p.OutH
-	var col, tmp []T
-	if !direct {
-		col = getBuf[T](K * nb * band * OW)
-		defer putBuf(col)
-	}
-	if nb > 1 {
-		tmp = getBuf[T](p.M * nb * P)
-		defer putBuf(tmp)
-	}
+	direct, col, tmp := convScratch[T](p)
+	defer putBuf(col)
+	defer putBuf(tmp)
 	if !direct {
 		clear(dx[:p.XLen()])
 	}
@@ -567,17 +567,9 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		conv2DBackwardWeightPacked(p, as32(x), as32(dy), as32(dw))
 		return
 	}
-	nb, band := p.plan()
-	direct := p.direct() && nb == 1 && band == p.OutH
-	var col, tmp []T
-	if !direct {
-		col = getBuf[T](K * nb * band * OW)
-		defer putBuf(col)
-	}
-	if nb > 1 {
-		tmp = getBuf[T](p.M * nb * P)
-		defer putBuf(tmp)
-	}
+	direct, col, tmp := convScratch[T](p)
+	defer putBuf(col)
+	defer putBuf(tmp)
 	var beta T // the first product overwrites dw, the others add to it
 	convGroups(p, func(n0, g, oh0, oh1 int) {
 		pt := (oh1 - oh0) * OW
