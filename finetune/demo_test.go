@@ -70,7 +70,7 @@ func TestDemoRecipe(t *testing.T) {
 // evaluateModel evaluates another backend model on the trainer's test data.
 func evaluateModel(tr *Trainer, m *backend.Model) (loss, acc float64, err error) {
 	saved := tr.model
-	tr.model, tr.programs = m, map[string]*backend.Program{}
-	defer func() { tr.model, tr.programs = saved, map[string]*backend.Program{} }()
+	tr.model, tr.evalPrograms = m, map[int]*backend.Program{}
+	defer func() { tr.model, tr.evalPrograms = saved, map[int]*backend.Program{} }()
 	return tr.evaluate(context.Background(), tr.testLoader)
 }

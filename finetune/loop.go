@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"slices"
 	"time"
 
 	"toolkit/backend"
@@ -187,6 +187,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 			params = append(params, g.Params...)
 		}
 	}
+	t.train(params)
 	batches := t.trainLoader.Len()
 	total := st.cfg.Epochs * batches
 	info := StepInfo{
@@ -219,7 +220,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 			// checkpoint holds the position at the moment of the interruption.
 			return false, err
 		}
-		prog, err := t.program(b.N, params, true)
+		prog, err := t.program(b.N, true)
 		if err != nil {
 			return false, err
 		}
@@ -343,34 +344,35 @@ func (t *Trainer) update(prog *backend.Program, trained []string, rates []float6
 	return nil
 }
 
-// program returns a program for the batch size and trainable set, building it once.
-func (t *Trainer) program(batch int, trainable []string, training bool) (*backend.Program, error) {
-	set := strings.Join(trainable, "\x00")
-	if training && set != t.programsFor {
-		// A new trainable set: the old training programs will not be used again.
-		for k := range t.programs {
-			if strings.HasPrefix(k, "train/") {
-				delete(t.programs, k)
-			}
-		}
-		t.programsFor = set
+// train sets the parameters the training programs compute gradients for. A new set
+// drops the training programs built for the old one.
+func (t *Trainer) train(params []string) {
+	if slices.Equal(params, t.trained) {
+		return
 	}
-	key := fmt.Sprintf("eval/%d", batch)
+	t.trained = params
+	clear(t.trainPrograms)
+}
+
+// program returns the training (for the parameters set by train) or evaluation
+// program for a batch size, building it once.
+func (t *Trainer) program(batch int, training bool) (*backend.Program, error) {
+	cache := t.evalPrograms
 	if training {
-		key = fmt.Sprintf("train/%d", batch)
+		cache = t.trainPrograms
 	}
-	if p, ok := t.programs[key]; ok {
+	if p, ok := cache[batch]; ok {
 		return p, nil
 	}
 	opts := backend.Options{Batch: batch, Training: training, Loss: backend.CrossEntropy}
 	if training {
-		opts.Trainable = trainable
+		opts.Trainable = t.trained
 	}
 	p, err := t.model.Program(opts)
 	if err != nil {
 		return nil, err
 	}
-	t.programs[key] = p
+	cache[batch] = p
 	return p, nil
 }
 
@@ -382,7 +384,7 @@ func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc fl
 		if err != nil {
 			return 0, 0, err
 		}
-		prog, err := t.program(b.N, nil, false)
+		prog, err := t.program(b.N, false)
 		if err != nil {
 			return 0, 0, err
 		}

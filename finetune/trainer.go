@@ -27,9 +27,10 @@ type Trainer struct {
 	progress Progress
 	history  []EpochMetrics
 	hooks    []Hook
-	programs map[string]*backend.Program
-	// programsFor is the trainable set the cached training programs were built for.
-	programsFor string
+	// The programs built so far, by batch size; the training ones compute gradients
+	// for trained.
+	trainPrograms, evalPrograms map[int]*backend.Program
+	trained                     []string
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -82,7 +83,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, programs: map[string]*backend.Program{}}
+	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, trainPrograms: map[int]*backend.Program{}, evalPrograms: map[int]*backend.Program{}}
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err
 	}
