@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"toolkit/backend"
+	"toolkit/backend/kernels"
 	"toolkit/dataset"
 	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
@@ -235,7 +236,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err er
 			return false, fmt.Errorf("stage %s, epoch %d, batch %d: the loss is %v: lower the learning rate or set optimizer.clip_norm", st.cfg.Name, p.StageEpoch+1, b.Index+1, loss)
 		}
 		p.LossSum += loss * float64(b.N)
-		p.Correct += correct(prog.Output(0), b.Labels[:b.N], t.cfg.Head.Classes)
+		p.Correct += kernels.CorrectCount(b.N, t.cfg.Head.Classes, prog.Output(0), b.Labels[:b.N])
 		p.Seen += b.N
 		if err := t.update(prog, trained, rates, st.schedule, stageStep, total, lastLR); err != nil {
 			return false, err
@@ -393,7 +394,7 @@ func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc fl
 			return 0, 0, err
 		}
 		sum += prog.Loss() * float64(b.N)
-		right += correct(prog.Output(0), b.Labels[:b.N], t.cfg.Head.Classes)
+		right += kernels.CorrectCount(b.N, t.cfg.Head.Classes, prog.Output(0), b.Labels[:b.N])
 		seen += b.N
 	}
 	if seen == 0 {
@@ -426,24 +427,6 @@ func oneHot(labels []int, k int, eps float64) []float32 {
 		row[l] += float32(1 - eps)
 	}
 	return out
-}
-
-// correct counts the rows whose largest logit is at the label (ties go to the first).
-func correct(logits []float32, labels []int, k int) int {
-	n := 0
-	for i, l := range labels {
-		row := logits[i*k : (i+1)*k]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == l {
-			n++
-		}
-	}
-	return n
 }
 
 // mix derives a per-step seed (SplitMix64 of the run seed and the step).
