@@ -136,11 +136,42 @@ func BenchmarkConv2DVGG224(b *testing.B) {
 	}
 }
 
-// BenchmarkMicroKernel measures the GEMM micro-kernel alone on panels that
-// stay in the L1 cache (kc = 256): the ceiling for everything above it.
+// BenchmarkMicroKernel measures each GEMM micro-kernel alone on panels
+// that stay in the L1 cache (its kc): the ceiling for everything above it.
 func BenchmarkMicroKernel(b *testing.B) {
-	kc := gemmKC
-	a, bb := randf32(kc*gemmMR, 1), randf32(kc*gemmNR, 2)
-	c := make([]float32, gemmMR*gemmNR)
-	benchFLOPs(b, int64(2*kc*gemmMR*gemmNR), func() { microKernel(kc, a, bb, c, gemmNR, 1, 0, nil) })
+	for _, kern := range allKernels() {
+		kc, mr, nr := kern.kc, kern.mr, kern.nr
+		a, bb := randf32(kc*mr, 1), randf32(kc*nr, 2)
+		c := make([]float32, mr*nr)
+		b.Run(kern.name, func(b *testing.B) {
+			benchFLOPs(b, int64(2*kc*mr*nr), func() { kern.tile(kc, a, bb, c, nr, 1, 0, nil, mr, uint32(1)<<nr-1) })
+		})
+	}
+}
+
+// vgg19At32 lists the distinct convolutions of VGG19 at 32×32 input (how
+// many times each occurs), the training workload of BENCHMARKS.md.
+var vgg19At32 = []struct{ c, m, h, times int }{
+	{3, 64, 32, 1}, {64, 64, 32, 1}, {64, 128, 16, 1}, {128, 128, 16, 1},
+	{128, 256, 8, 1}, {256, 256, 8, 3}, {256, 512, 4, 1}, {512, 512, 4, 3}, {512, 512, 2, 4},
+}
+
+// BenchmarkConv2DVGG19Train measures the three passes of each distinct
+// VGG19 convolution at 32×32, batch 16 (GFLOP/s as in BenchmarkConv2D).
+func BenchmarkConv2DVGG19Train(b *testing.B) {
+	for _, l := range vgg19At32 {
+		p := Conv2DParams{N: 16, C: l.c, H: l.h, W: l.h, M: l.m, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
+		x, w, bias, dy := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3), randf32(p.YLen(), 4)
+		y, dx, dw := make([]float32, p.YLen()), make([]float32, p.XLen()), make([]float32, p.WLen())
+		name := fmt.Sprintf("%dto%d_%dx%d", l.c, l.m, l.h, l.h)
+		b.Run("forward/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForward(p, x, w, bias, y) })
+		})
+		b.Run("backwardData/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardData(p, w, dy, dx) })
+		})
+		b.Run("backwardWeight/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardWeight(p, x, dy, dw) })
+		})
+	}
 }

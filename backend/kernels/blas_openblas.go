@@ -4,7 +4,7 @@ package kernels
 
 import "toolkit/backend/kernels/internal/openblas"
 
-// defaultBLAS is OpenBLAS through cgo (gonum.org/v1/netlib/blas/netlib,
+// buildDefaultBLAS is OpenBLAS through cgo (gonum.org/v1/netlib/blas/netlib,
 // linked with -lopenblas: Debian's libopenblas-dev), under the openblas
 // build tag.
 //
@@ -18,9 +18,14 @@ import "toolkit/backend/kernels/internal/openblas"
 // scheduler for the same cores. Measured on VGG19 (BENCHMARKS.md), this is
 // as fast as OpenBLAS's own threads on large products and faster on the
 // small per-image products of 32×32 inputs.
-func defaultBLAS() BLAS {
+func buildDefaultBLAS() BLAS {
+	b, _ := openBLASImpl()
+	return b
+}
+
+func openBLASImpl() (BLAS, bool) {
 	openblas.SetNumThreads(1)
-	return openBLAS{core: openblas.CoreName()}
+	return openBLAS{core: openblas.CoreName()}, true
 }
 
 type openBLAS struct{ core string }

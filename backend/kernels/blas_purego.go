@@ -2,5 +2,7 @@
 
 package kernels
 
-// defaultBLAS is gonum's pure-Go BLAS under the purego build tag.
-func defaultBLAS() BLAS { return gonumBLAS{} }
+// buildDefaultBLAS is gonum's pure-Go BLAS under the purego build tag.
+func buildDefaultBLAS() BLAS { return gonumBLAS{} }
+
+func openBLASImpl() (BLAS, bool) { return nil, false }

@@ -479,6 +479,10 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	if bias != nil {
 		need(name, "bias", bias, p.M)
 	}
+	if kern := fastKernel[T](); kern != nil && !p.direct() {
+		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y))
+		return
+	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
 	direct, col, tmp := convScratch[T](p)
@@ -512,6 +516,14 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	need(name, "w", w, p.WLen())
 	need(name, "dy", dy, p.YLen())
 	need(name, "dx", dx, p.XLen())
+	if q, ok := p.flipped(); ok && !p.direct() {
+		if kern := fastKernel[T](); kern != nil {
+			wf, tab := flippedWeights(p, as32(w))
+			defer putInt32s(tab)
+			convForwardFast(kern, q, as32(dy), wf, nil, as32(dx))
+			return
+		}
+	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
 	// The products take wᵀ [K, M]. The packed GEMMs read w transposed as
@@ -563,8 +575,8 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		clear(dw)
 		return
 	}
-	if packedWeightGrad[T](p) {
-		conv2DBackwardWeightPacked(p, as32(x), as32(dy), as32(dw))
+	if kern := fastKernel[T](); kern != nil && !p.direct() {
+		convBackwardWeightFast(kern, p, as32(x), as32(dy), as32(dw))
 		return
 	}
 	direct, col, tmp := convScratch[T](p)

@@ -277,14 +277,17 @@ func TestConv2DBanded(t *testing.T) {
 	assertClose(t, "banded dW", dw, wdw, 1e-12)
 }
 
-// TestConv2DPackedPath checks float32 convolutions, which take the packed
-// path (im2col straight into the GEMM's panels, bias in the micro-kernel)
-// when the toolkit's own GEMM is in use, against the direct loops in
-// float64, over every geometry of convGeometries and sizes that make
-// several groups of images, odd widths (runs crossing output rows inside
-// one 16-column panel) and images wide enough for one product each.
-func TestConv2DPackedPath(t *testing.T) {
-	rng := newRNG(7)
+// TestConv2DPaths checks float32 convolutions on every GEMM this machine
+// runs (each takes its own paths: the padded grid with sparse stores on
+// AVX-512, the flipped convolution for the data gradient, grouped im2col
+// for narrow maps, col2im for strided ones, plain BLAS calls on gonum)
+// against the direct loops in float64, over every geometry of
+// convGeometries and sizes that make several groups of images, odd widths
+// (runs crossing output rows inside one panel), images wide enough for
+// the padded grid (with dilation, asymmetric pads, and pads larger than
+// the kernel, which the flipped convolution cannot take), and 1×1
+// kernels.
+func TestConv2DPaths(t *testing.T) {
 	geoms := append([]Conv2DParams{}, convGeometries...)
 	geoms = append(geoms,
 		Conv2DParams{N: 7, C: 5, H: 13, W: 11, M: 9, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
@@ -292,44 +295,59 @@ func TestConv2DPackedPath(t *testing.T) {
 		Conv2DParams{N: 2, C: 3, H: 35, W: 33, M: 13, KH: 2, KW: 3, StrideH: 2, StrideW: 3, DilH: 2, PadTop: 2, PadLeft: 1},
 		Conv2DParams{N: 20, C: 4, H: 2, W: 2, M: 5, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		Conv2DParams{N: 10, C: 3, H: 18, W: 17, M: 8, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 2, C: 6, H: 20, W: 19, M: 17, KH: 3, KW: 3, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 3, PadRight: 2},
+		Conv2DParams{N: 2, C: 3, H: 16, W: 16, M: 9, KH: 3, KW: 3, PadTop: 3, PadLeft: 1, PadBottom: 1, PadRight: 3},
+		Conv2DParams{N: 3, C: 16, H: 14, W: 15, M: 40, KH: 1, KW: 1},
+		Conv2DParams{N: 1, C: 3, H: 30, W: 64, M: 33, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
 	)
-	for gi, g := range geoms {
-		p := g.WithOutSize()
-		x, w, b, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M), randn(rng, p.YLen())
-		name := fmt.Sprintf("geometry %d %+v (packed %v)", gi, g, packedConv[float32]())
-		y32 := make([]float32, p.YLen())
-		for i := range y32 {
-			y32[i] = float32(math.NaN()) // overwritten, never read
+	forEachImplementation(t, func(t *testing.T) {
+		rng := newRNG(7)
+		for gi, g := range geoms {
+			p := g.WithOutSize()
+			x, w, b, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M), randn(rng, p.YLen())
+			name := fmt.Sprintf("geometry %d %+v (%s)", gi, g, CurrentBLAS().Name())
+			y32 := make([]float32, p.YLen())
+			for i := range y32 {
+				y32[i] = float32(math.NaN()) // overwritten, never read
+			}
+			Conv2DForward(p, to32(x), to32(w), to32(b), y32)
+			assertClose(t, name+" forward", to64(y32), naiveConv(p, x, w, b), 1e-4)
+			wdx, wdw := naiveConvBackward(p, x, w, dy)
+			dw32 := make([]float32, p.WLen())
+			for i := range dw32 {
+				dw32[i] = float32(math.NaN())
+			}
+			Conv2DBackwardWeight(p, to32(x), to32(dy), dw32)
+			assertClose(t, name+" dW", to64(dw32), wdw, 1e-4)
+			dx32 := make([]float32, p.XLen())
+			for i := range dx32 {
+				dx32[i] = float32(math.NaN())
+			}
+			Conv2DBackwardData(p, to32(w), to32(dy), dx32)
+			assertClose(t, name+" dX", to64(dx32), wdx, 1e-4)
 		}
-		Conv2DForward(p, to32(x), to32(w), to32(b), y32)
-		assertClose(t, name+" forward", to64(y32), naiveConv(p, x, w, b), 1e-4)
-		_, wdw := naiveConvBackward(p, x, w, dy)
-		dw32 := make([]float32, p.WLen())
-		for i := range dw32 {
-			dw32[i] = float32(math.NaN())
-		}
-		Conv2DBackwardWeight(p, to32(x), to32(dy), dw32)
-		assertClose(t, name+" dW", to64(dw32), wdw, 1e-4)
-	}
+	})
 }
 
 // TestSgemmBias checks the bias epilogue of the packed GEMM (full and
 // fringe tiles, several k blocks, with beta 0 and 1).
 func TestSgemmBias(t *testing.T) {
 	rng := newRNG(84)
-	for _, s := range [][3]int{{13, 37, 5}, {6, 16, 300}, {200, 40, 600}, {30, 900, 20}} {
-		m, n, k := s[0], s[1], s[2]
-		for _, beta := range []float32{0, 1} {
-			a, b, c := to32(randn(rng, m*k)), to32(randn(rng, k*n)), to32(randn(rng, m*n))
-			bias := to32(randn(rng, m))
-			want := naiveGemm64(false, false, m, n, k, 1, a, k, b, n, float64(beta), c, n)
-			sgemmPacked(3, gemmArgs{m: m, n: n, k: k, alpha: 1, beta: beta, a: a, lda: k,
-				b: denseB{b: b, ldb: n}, c: c, ldc: n, bias: bias})
-			for i := 0; i < m; i++ {
-				for j := 0; j < n; j++ {
-					w := want[i*n+j] + float64(bias[i])
-					if d := math.Abs(float64(c[i*n+j]) - w); d > 1e-4*(1+math.Abs(w)) {
-						t.Fatalf("%dx%dx%d beta %g: C[%d][%d] = %g, want %g", m, n, k, beta, i, j, c[i*n+j], w)
+	for _, kern := range allKernels() {
+		for _, s := range [][3]int{{13, 37, 5}, {6, 16, 300}, {200, 40, 600}, {30, 900, 20}} {
+			m, n, k := s[0], s[1], s[2]
+			for _, beta := range []float32{0, 1} {
+				a, b, c := to32(randn(rng, m*k)), to32(randn(rng, k*n)), to32(randn(rng, m*n))
+				bias := to32(randn(rng, m))
+				want := naiveGemm64(false, false, m, n, k, 1, a, k, b, n, float64(beta), c, n)
+				sgemmPacked(kern, 3, gemmArgs{m: m, n: n, k: k, alpha: 1, beta: beta, a: dense(a, k, false),
+					b: dense(b, n, false), c: c, ldc: n, bias: bias})
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						w := want[i*n+j] + float64(bias[i])
+						if d := math.Abs(float64(c[i*n+j]) - w); d > 1e-4*(1+math.Abs(w)) {
+							t.Fatalf("%s %dx%dx%d beta %g: C[%d][%d] = %g, want %g", kern.name, m, n, k, beta, i, j, c[i*n+j], w)
+						}
 					}
 				}
 			}

@@ -185,3 +185,17 @@ func putBuf[T Float](s []T) {
 	}
 	lists[sizeClass(c)].put(unsafe.Pointer(unsafe.SliceData(s[:c])))
 }
+
+// getInt32s returns a scratch slice of n int32 (offset tables) from the
+// float32 free lists; release it with putInt32s.
+func getInt32s(n int) []int32 {
+	f := getBuf[float32](max(n, 1))
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(f))), cap(f))[:n]
+}
+
+func putInt32s(s []int32) {
+	if cap(s) == 0 {
+		return
+	}
+	putBuf(unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s[:1]))), cap(s)))
+}

@@ -1,48 +1,183 @@
 package kernels
 
 import (
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 )
 
 // The toolkit's own float32 GEMM: the BLIS/GotoBLAS design in Go, with a
-// 6×16 register-blocked micro-kernel in assembly (AVX2 and FMA, see
-// gemm_amd64.s). gonum's pure-Go Sgemm is built on axpy and dot loops and
-// reaches about 3 GFLOP/s per core here; a packed, register-blocked kernel
-// runs an order of magnitude faster on the same cores and still needs no cgo.
+// register-blocked micro-kernel in assembly for the widest vector unit the
+// CPU has (chosen at run time, see gemmKernel). gonum's pure-Go Sgemm is
+// built on axpy and dot loops and reaches about 3 GFLOP/s per core; a
+// packed, register-blocked kernel runs an order of magnitude or two faster
+// on the same cores and still needs no cgo.
 //
-// Loop structure for C[m×n] = alpha·op(A)·op(B) + beta·C (row-major):
+// Loop structure for C[m×n] = alpha·op(A)·op(B) + beta·C (row-major), with
+// the micro-tile mr×nr and the blocks kc, mc, nc of the kernel:
 //
-//	for jc in steps of gemmNC over n            (B block: L3)
-//	  for pc in steps of gemmKC over k          (pack B[pc:, jc:] into 16-column panels)
-//	    for ic in steps of gemmMC over m        (pack A[ic:, pc:] into 6-row panels: L2)
-//	      for jr over the 16-column panels      (one B panel: L1)
-//	        for ir over the 6-row panels        (micro-kernel: 6×16 accumulators in registers)
+//	for jc in steps of nc over n             (B block: L3)
+//	  for pc in steps of kc over k           (pack B[pc:, jc:] into nr-column panels)
+//	    for ic in steps of mc over m         (A block, packed into mr-row panels: L2)
+//	      for jr over the nr-column panels   (one B panel: L1)
+//	        for ir over the mr-row panels    (micro-kernel: mr×nr accumulators in registers)
 //
-// Packing also absorbs the transpositions, so a single micro-kernel serves
-// every case; fringe tiles (fewer than 6 rows or 16 columns) go through a
-// small buffer.
-const (
-	gemmMR = 6
-	gemmNR = 16
-	gemmKC = 256
-	gemmMC = 144 // a multiple of gemmMR
-	gemmNC = 4080
-)
+// Operands are views ([matView]): an element's address is the sum of a
+// row offset and a column offset, each an arithmetic progression or a
+// table. Plain row-major matrices, their transposes and a convolution's
+// unfolded images (read straight from a zero-padded copy of the image, so
+// no im2col buffer is written) are all views, and packing absorbs the
+// difference, so a single micro-kernel serves every case.
+//
+// The micro-kernels store a tile through a column mask: the selected
+// columns of each row go one after another (AVX-512's compress). Fringe
+// tiles (fewer rows or columns) use the mask and the row count; a
+// convolution computed on the padded grid uses it to drop the columns
+// that fall on the padding, writing its output compactly in place.
+
+// gemmKernel is one micro-kernel with the blocking that suits it.
+type gemmKernel struct {
+	name       string
+	mr, nr     int // micro-tile rows and columns
+	kc, mc, nc int // blocks: k per packed panel, A rows per block, B columns per block
+	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
+	// + bias[i] (bias nil: none; else at least mr values) from packed panels
+	// and stores the columns of rows i < rows selected by mask one after
+	// another from c[i*ldc]; with beta != 0, beta·C is added to them first.
+	// kc >= 1, 1 <= rows <= mr, mask < 1<<nr.
+	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32)
+	// packCopy and packGather fill one panel of width w (mr for A, nr for
+	// B): dst[p*w+l] = src[koff[p]+l] (packCopy) or src[koff[p]+lane[l]]
+	// (packGather) for l < n, zero for n <= l < w. The offsets are
+	// checked by the caller.
+	packCopy   func(w int, src []float32, koff []int32, n int, dst []float32)
+	packGather func(w int, src []float32, koff, lane []int32, n int, dst []float32)
+	// sparse reports whether tile stores sparse masks natively (else it
+	// goes through a buffer, correct but slow).
+	sparse bool
+	// tileRows, when not nil, is tile with B read in place: row p of the
+	// kc×nr panel is b[koff[p]:][:nr] (all nr values are read, whatever
+	// mask says). kcRows is its k block.
+	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32)
+	kcRows   int
+}
 
 // gemmMinWork is the smallest product (multiply-adds) worth splitting
 // across goroutines: about 20 µs of work at the micro-kernel's speed.
 const gemmMinWork = 1 << 20
 
-// sgemmSerial computes C = alpha·op(A)·op(B) + beta·C on the calling
-// goroutine.
-func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+// maxKC bounds every kernel's kc (the offset tables are on the stack).
+const maxKC = 1024
+
+// axis maps an index along one dimension of a view to an element offset:
+// i*stride, or tab[i] when tab is set.
+type axis struct {
+	stride int
+	tab    []int32
 }
 
-// sgemm computes C = alpha·op(A)·op(B) + beta·C with the packed
-// micro-kernel on up to nw goroutines. With beta == 0, C is not read.
-func sgemm(nw int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (a axis) at(i int) int {
+	if a.tab != nil {
+		return int(a.tab[i])
+	}
+	return i * a.stride
+}
+
+// unit reports whether consecutive indices are consecutive elements.
+func (a axis) unit() bool { return a.tab == nil && a.stride == 1 }
+
+// span returns the smallest and largest offset over indices [i0, i0+n).
+func (a axis) span(i0, n int) (lo, hi int) {
+	if a.tab == nil {
+		lo, hi = i0*a.stride, (i0+n-1)*a.stride
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		return lo, hi
+	}
+	lo, hi = int(a.tab[i0]), int(a.tab[i0])
+	for _, v := range a.tab[i0 : i0+n] {
+		lo, hi = min(lo, int(v)), max(hi, int(v))
+	}
+	return lo, hi
+}
+
+// matView is a matrix whose element (r, c) is data[rows.at(r)+cols.at(c)].
+type matView struct {
+	data       []float32
+	rows, cols axis
+}
+
+// dense returns the view of the row-major r×c matrix in data with leading
+// dimension ld, transposed when trans is set (then data holds a c×r
+// matrix).
+func dense(data []float32, ld int, trans bool) matView {
+	if trans {
+		return matView{data: data, rows: axis{stride: 1}, cols: axis{stride: ld}}
+	}
+	return matView{data: data, rows: axis{stride: ld}, cols: axis{stride: 1}}
+}
+
+// checkView panics unless every element of the r×c view lies in its data,
+// so that the assembly never reads outside it.
+func checkView(name string, v matView, r, c int) {
+	rlo, rhi := v.rows.span(0, r)
+	clo, chi := v.cols.span(0, c)
+	if rlo+clo < 0 || rhi+chi >= len(v.data) || rhi+chi >= 1<<31 {
+		panic("kernels: Gemm: " + name + " view reaches outside its data")
+	}
+}
+
+// colMap describes C computed on a padded grid: columns j of the product
+// with j%wp >= ow fall on the padding and are not stored, and the others
+// are stored compactly, column j at (j/wp)*ow + j%wp.
+type colMap struct {
+	wp, ow int
+}
+
+// at returns the compact position of the first stored column at or after j.
+func (m *colMap) at(j int) int {
+	return j/m.wp*m.ow + min(j%m.wp, m.ow)
+}
+
+// mask returns the bits of the stored columns among [j0, j0+nr) that are
+// below n.
+func (m *colMap) mask(j0, nr, n int) uint32 {
+	var mask uint32
+	r := j0 % m.wp
+	for j := 0; j < nr && j0+j < n; j++ {
+		if r < m.ow {
+			mask |= 1 << j
+		}
+		if r++; r == m.wp {
+			r = 0
+		}
+	}
+	return mask
+}
+
+// gemmArgs is one product C = alpha·A·B + beta·C (+ bias[i] on row i when
+// bias is not nil) for sgemmPacked, with A an m×k view and B a k×n view.
+// The caller has checked the sizes: m, n, k >= 1. With cmap set, C's
+// columns are those of the padded grid (see colMap) and ldc is the
+// distance between its compact rows. bInPlace says that B's columns are
+// consecutive (cols unit) and that its data holds readable values up to
+// 64 past the last element of the view, so a kernel with tileRows may
+// read B where it is instead of packing it.
+type gemmArgs struct {
+	m, n, k     int
+	alpha, beta float32
+	a, b        matView
+	c           []float32
+	ldc         int
+	bias        []float32
+	cmap        *colMap
+	bInPlace    bool
+}
+
+// sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices
+// with kernel kern on up to nw goroutines. With beta == 0, C is not read.
+func sgemm(kern *gemmKernel, nw int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return
 	}
@@ -51,47 +186,10 @@ func sgemm(nw int, transA, transB bool, m, n, k int, alpha float32, a []float32,
 		return
 	}
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	sgemmPacked(nw, gemmArgs{
+	sgemmPacked(kern, nw, gemmArgs{
 		m: m, n: n, k: k, alpha: alpha, beta: beta,
-		transA: transA, a: a, lda: lda,
-		b: denseB{trans: transB, b: b, ldb: ldb}, c: c, ldc: ldc,
+		a: dense(a, lda, transA), b: dense(b, ldb, transB), c: c, ldc: ldc,
 	})
-}
-
-// bPacker supplies the B operand of a packed product: packB writes
-// op(B)[p0:p0+kc, j0:j0+nc] into dst as panels of gemmNR columns (panel q
-// holds columns q*gemmNR.. as kc rows of gemmNR values, zero-padded past
-// nc). A dense matrix is one source ([denseB]); a convolution's unfolded
-// images are another, packed straight from the images without an im2col
-// buffer (conv_packed.go).
-type bPacker interface {
-	packB(p0, j0, kc, nc int, dst []float32)
-}
-
-// denseB is a row-major matrix B (op(B) = Bᵀ when trans is set).
-type denseB struct {
-	trans bool
-	b     []float32
-	ldb   int
-}
-
-func (d denseB) packB(p0, j0, kc, nc int, dst []float32) {
-	packB(d.trans, d.b, d.ldb, p0, j0, kc, nc, dst)
-}
-
-// gemmArgs is one product C = alpha·op(A)·op(B) + beta·C (+ bias[i] on
-// row i when bias is not nil) for sgemmPacked. The caller has checked the
-// sizes: m, n, k >= 1.
-type gemmArgs struct {
-	m, n, k     int
-	alpha, beta float32
-	transA      bool
-	a           []float32
-	lda         int
-	b           bPacker
-	c           []float32
-	ldc         int
-	bias        []float32
 }
 
 // sgemmPacked runs a product on up to nw goroutines.
@@ -102,14 +200,34 @@ type gemmArgs struct {
 // its own blocks of the other operand as it goes. Parts are handed out
 // dynamically, so that a goroutine slowed down by another process does not
 // hold up the rest.
-func sgemmPacked(nw int, g gemmArgs) {
+func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
+	checkView("A", g.a, g.m, g.k)
+	checkView("B", g.b, g.k, g.n)
+	last := (g.m-1)*g.ldc + g.n - 1
+	if g.cmap != nil {
+		last = (g.m-1)*g.ldc + g.cmap.at(g.n-1)
+	}
+	if last >= len(g.c) {
+		panic("kernels: Gemm: C is too short")
+	}
 	if g.m*g.n*g.k < gemmMinWork {
 		nw = 1
 	}
+	if g.bInPlace && kern.tileRows != nil {
+		if !g.b.cols.unit() {
+			panic("kernels: Gemm: B read in place must have consecutive columns")
+		}
+		rlo, rhi := g.b.rows.span(0, g.k)
+		if rlo < 0 || rhi+g.n-1+64 >= len(g.b.data) {
+			panic("kernels: Gemm: B read in place has no room past its last row")
+		}
+		sgemmInPlace(kern, nw, g)
+		return
+	}
 	if g.n >= g.m {
-		sgemmByCols(nw, g)
+		sgemmByCols(kern, nw, g)
 	} else {
-		sgemmByRows(nw, g)
+		sgemmByRows(kern, nw, g)
 	}
 }
 
@@ -127,27 +245,27 @@ func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
 	return width, (dim + width - 1) / width
 }
 
-// sgemmByCols packs all of op(A) once (block pc at ap[pc*mp:], its row panel
+// sgemmByCols packs all of A once (block pc at ap[pc*mp:], its row panel
 // ir at ir*kc within the block) and shares it; goroutines take blocks of
-// columns, packing their part of op(B).
-func sgemmByCols(nw int, g gemmArgs) {
+// columns, packing their part of B.
+func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
-	mp := (m + gemmMR - 1) / gemmMR * gemmMR
+	mp := (m + kern.mr - 1) / kern.mr * kern.mr
 	ap := getBuf[float32](mp * k)
 	defer putBuf(ap)
-	nkb, nib := (k+gemmKC-1)/gemmKC, (m+gemmMC-1)/gemmMC
+	nkb, nib := (k+kern.kc-1)/kern.kc, (m+kern.mc-1)/kern.mc
 	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
-			pc, ic := u/nib*gemmKC, u%nib*gemmMC
-			kc, mc := min(gemmKC, k-pc), min(gemmMC, m-ic)
-			packA(g.transA, g.a, g.lda, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
+			pc, ic := u/nib*kern.kc, u%nib*kern.mc
+			kc, mc := min(kern.kc, k-pc), min(kern.mc, m-ic)
+			packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
 		}
 	})
-	width, count := chunks(n, gemmNR, nw, 128, gemmNC)
+	width, count := chunks(n, kern.nr, nw, 128, kern.nc)
 	var next atomic.Int64
 	nw = min(nw, count)
 	parallelFor(nw, nw, func(_, _, _ int) {
-		bbuf := getBuf[float32](gemmKC * width)
+		bbuf := getBuf[float32](kern.kc * width)
 		defer putBuf(bbuf)
 		for {
 			q := int(next.Add(1)) - 1
@@ -156,47 +274,47 @@ func sgemmByCols(nw int, g gemmArgs) {
 			}
 			j0 := q * width
 			nc := min(width, n-j0)
-			for pc := 0; pc < k; pc += gemmKC {
-				kc := min(gemmKC, k-pc)
-				g.b.packB(pc, j0, kc, nc, bbuf)
+			for pc := 0; pc < k; pc += kern.kc {
+				kc := min(kern.kc, k-pc)
+				packB(kern, g.b, pc, j0, kc, nc, bbuf)
 				bt, bias := g.beta, g.bias
 				if pc > 0 {
 					bt, bias = 1, nil
 				}
-				for ic := 0; ic < m; ic += gemmMC {
-					mc := min(gemmMC, m-ic)
+				for ic := 0; ic < m; ic += kern.mc {
+					mc := min(kern.mc, m-ic)
 					var bs []float32
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernel(mc, nc, kc, g.alpha, ap[pc*mp+ic*kc:], bbuf, bt, bs, g.c[ic*g.ldc+j0:], g.ldc)
+					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, bt, bs, ic, j0)
 				}
 			}
 		}
 	})
 }
 
-// sgemmByRows packs all of op(B) once (block pc at bp[pc*np:], its column
+// sgemmByRows packs all of B once (block pc at bp[pc*np:], its column
 // panel jr at jr*kc within the block) and shares it; goroutines take blocks
-// of rows, packing their part of op(A).
-func sgemmByRows(nw int, g gemmArgs) {
+// of rows, packing their part of A.
+func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
-	np := (n + gemmNR - 1) / gemmNR * gemmNR
+	np := (n + kern.nr - 1) / kern.nr * kern.nr
 	bp := getBuf[float32](np * k)
 	defer putBuf(bp)
-	nkb, njb := (k+gemmKC-1)/gemmKC, (n+gemmNC-1)/gemmNC
+	nkb, njb := (k+kern.kc-1)/kern.kc, (n+kern.nc-1)/kern.nc
 	parallelFor(nkb*njb, min(nw, nkb*njb), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
-			pc, jc := u/njb*gemmKC, u%njb*gemmNC
-			kc, nc := min(gemmKC, k-pc), min(gemmNC, n-jc)
-			g.b.packB(pc, jc, kc, nc, bp[pc*np+jc*kc:])
+			pc, jc := u/njb*kern.kc, u%njb*kern.nc
+			kc, nc := min(kern.kc, k-pc), min(kern.nc, n-jc)
+			packB(kern, g.b, pc, jc, kc, nc, bp[pc*np+jc*kc:])
 		}
 	})
-	height, count := chunks(m, gemmMR, nw, 4*gemmMR, gemmMC)
+	height, count := chunks(m, kern.mr, nw, 4*kern.mr, kern.mc)
 	var next atomic.Int64
 	nw = min(nw, count)
 	parallelFor(nw, nw, func(_, _, _ int) {
-		abuf := getBuf[float32](gemmKC * height)
+		abuf := getBuf[float32](kern.kc * height)
 		defer putBuf(abuf)
 		for {
 			q := int(next.Add(1)) - 1
@@ -205,9 +323,9 @@ func sgemmByRows(nw int, g gemmArgs) {
 			}
 			i0 := q * height
 			mc := min(height, m-i0)
-			for pc := 0; pc < k; pc += gemmKC {
-				kc := min(gemmKC, k-pc)
-				packA(g.transA, g.a, g.lda, i0, pc, mc, kc, abuf)
+			for pc := 0; pc < k; pc += kern.kc {
+				kc := min(kern.kc, k-pc)
+				packA(kern, g.a, i0, pc, mc, kc, abuf)
 				bt, bias := g.beta, g.bias
 				if pc > 0 {
 					bt, bias = 1, nil
@@ -216,13 +334,116 @@ func sgemmByRows(nw int, g gemmArgs) {
 				if bias != nil {
 					bs = bias[i0:]
 				}
-				for jc := 0; jc < n; jc += gemmNC {
-					nc := min(gemmNC, n-jc)
-					macroKernel(mc, nc, kc, g.alpha, abuf, bp[pc*np+jc*kc:], bt, bs, g.c[i0*g.ldc+jc:], g.ldc)
+				for jc := 0; jc < n; jc += kern.nc {
+					nc := min(kern.nc, n-jc)
+					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], bt, bs, i0, jc)
 				}
 			}
 		}
 	})
+}
+
+// sgemmInPlace runs a product whose B is read in place: all of A is
+// packed once and shared, and goroutines take blocks of columns (or of
+// rows, when C is narrow), each with the row offsets of B.
+func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
+	m, n, k := g.m, g.n, g.k
+	kcb := kern.kcRows
+	// Even blocks of k: 576 in one, 1152 in two of 576.
+	nkb := (k + kcb - 1) / kcb
+	kcb = (k + nkb - 1) / nkb
+	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	ap := getBuf[float32](mp * k)
+	defer putBuf(ap)
+	koff := getInt32s(k)
+	defer putInt32s(koff)
+	for p := range koff {
+		koff[p] = int32(g.b.rows.at(p))
+	}
+	nib := (m + kern.mc - 1) / kern.mc
+	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, ic := u/nib*kcb, u%nib*kern.mc
+			kc, mc := min(kcb, k-pc), min(kern.mc, m-ic)
+			packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
+		}
+	})
+	// Parts: column blocks, or row blocks of column blocks when the
+	// columns alone would leave a goroutine idle.
+	width, cols := chunks(n, kern.nr, nw, 128, kern.nc)
+	height, rowParts := m, 1
+	if cols < 2*nw && m >= 4*kern.mr {
+		height, rowParts = chunks(m, kern.mr, max(1, (2*nw+cols-1)/cols), 4*kern.mr, m)
+	}
+	count := cols * rowParts
+	var next atomic.Int64
+	nw = min(nw, count)
+	parallelFor(nw, nw, func(_, _, _ int) {
+		for {
+			q := int(next.Add(1)) - 1
+			if q >= count {
+				return
+			}
+			j0, i0 := q%cols*width, q/cols*height
+			nc, mh := min(width, n-j0), min(height, m-i0)
+			for pc := 0; pc < k; pc += kcb {
+				kc := min(kcb, k-pc)
+				bt, bias := g.beta, g.bias
+				if pc > 0 {
+					bt, bias = 1, nil
+				}
+				// A's row blocks of mc rows are packed at ic*kc within the
+				// block pc; a part's rows start on a panel boundary.
+				for ic := i0; ic < i0+mh; {
+					blk := ic / kern.mc * kern.mc
+					mc := min(kern.mc, m-blk)
+					end := min(blk+mc, i0+mh)
+					var bs []float32
+					if bias != nil {
+						bs = bias[ic:]
+					}
+					macroKernelInPlace(kern, &g, end-ic, nc, kc, ap[pc*mp+blk*kc+(ic-blk)*kc:], koff[pc:pc+kc], bt, bs, ic, j0)
+					ic = end
+				}
+			}
+		}
+	})
+}
+
+// macroKernelInPlace is macroKernel with B read in place through the row
+// offsets koff (for this k block).
+func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []float32, koff []int32, beta float32, bias []float32, i0, j0 int) {
+	mr, nr := kern.mr, kern.nr
+	var biasBuf [16]float32
+	for jr := 0; jr < nc; jr += nr {
+		n := min(nr, nc-jr)
+		mask := uint32(1)<<n - 1
+		col := j0 + jr
+		if g.cmap != nil {
+			mask = g.cmap.mask(col, nr, g.n)
+			if mask == 0 {
+				continue
+			}
+			col = g.cmap.at(col)
+		}
+		bsrc := g.b.data[j0+jr:]
+		for ir := 0; ir < mc; ir += mr {
+			rows := min(mr, mc-ir)
+			apan := ap[ir*kc : ir*kc+kc*mr]
+			var bs []float32
+			if bias != nil {
+				bs = bias[ir : ir+rows]
+				if rows < mr {
+					clear(biasBuf[:mr])
+					copy(biasBuf[:], bs)
+					bs = biasBuf[:mr]
+				}
+			}
+			off := (i0+ir)*g.ldc + col
+			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
+			kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask)
+		}
+	}
 }
 
 // scaleRows sets C = beta·C (C = 0 when beta == 0, whatever C held).
@@ -262,161 +483,143 @@ func checkGemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T,
 	}
 }
 
-// packA copies op(A)[i0:i0+mc, p0:p0+kc] into dst as panels of gemmMR rows:
-// panel q holds rows q*gemmMR.. as kc groups of gemmMR values (one per row),
-// zero-padded past mc.
-func packA(transA bool, a []float32, lda, i0, p0, mc, kc int, dst []float32) {
-	for ir := 0; ir < mc; ir += gemmMR {
-		mr := min(gemmMR, mc-ir)
-		d := dst[ir*kc : ir*kc+kc*gemmMR]
-		if transA {
-			// op(A)[i][p] = A[p][i]: each p reads mr consecutive values.
-			if mr == gemmMR {
-				packA6T(kc, a[p0*lda+i0+ir:], lda, d)
-				continue
-			}
-			for p := 0; p < kc; p++ {
-				src := a[(p0+p)*lda+i0+ir:]
-				dp := d[p*gemmMR : p*gemmMR+gemmMR]
-				for r := range dp {
-					if r < mr {
-						dp[r] = src[r]
-					} else {
-						dp[r] = 0
-					}
-				}
-			}
+// packA copies A[i0:i0+mc, p0:p0+kc] into dst as panels of mr rows: panel
+// q holds rows q*mr.. as kc groups of mr values (one per row), zero-padded
+// past mc.
+func packA(kern *gemmKernel, a matView, i0, p0, mc, kc int, dst []float32) {
+	packPanels(kern, kern.mr, a.data, a.cols, a.rows, p0, kc, i0, mc, dst)
+}
+
+// packB copies B[p0:p0+kc, j0:j0+nc] into dst as panels of nr columns:
+// panel q holds columns q*nr.. as kc rows of nr values, zero-padded past
+// nc.
+func packB(kern *gemmKernel, b matView, p0, j0, kc, nc int, dst []float32) {
+	packPanels(kern, kern.nr, b.data, b.rows, b.cols, p0, kc, j0, nc, dst)
+}
+
+// packPanels fills the panels of width w for lanes [l0, l0+nl): panel q
+// holds dst[q*w*kc+p*w+l] = src[kAxis.at(p0+p) + lanes.at(l0+q*w+l)] for
+// p < kc, zero past the last lane.
+func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, kc, l0, nl int, dst []float32) {
+	var koff [maxKC]int32
+	ko := koff[:kc]
+	for p := range ko {
+		ko[p] = int32(kAxis.at(p0 + p))
+	}
+	var lane [64]int32
+	for q := 0; q*w < nl; q++ {
+		n := min(w, nl-q*w)
+		d := dst[q*w*kc : (q+1)*w*kc]
+		if lanes.unit() {
+			kern.packCopy(w, src[l0+q*w:], ko, n, d)
 			continue
 		}
-		if mr == gemmMR {
-			base := (i0+ir)*lda + p0
-			r0 := a[base : base+kc]
-			r1 := a[base+lda : base+lda+kc]
-			r2 := a[base+2*lda : base+2*lda+kc]
-			r3 := a[base+3*lda : base+3*lda+kc]
-			r4 := a[base+4*lda : base+4*lda+kc]
-			r5 := a[base+5*lda : base+5*lda+kc]
-			for p := 0; p < kc; p++ {
-				dp := (*[gemmMR]float32)(d[p*gemmMR:])
-				dp[0], dp[1], dp[2], dp[3], dp[4], dp[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
-			}
-			continue
+		ln := lane[:w]
+		for l := range n {
+			ln[l] = int32(lanes.at(l0 + q*w + l))
 		}
-		clear(d)
-		for r := 0; r < mr; r++ {
-			row := a[(i0+ir+r)*lda+p0 : (i0+ir+r)*lda+p0+kc]
-			for p, v := range row {
-				d[p*gemmMR+r] = v
-			}
-		}
+		kern.packGather(w, src, ko, ln, n, d)
 	}
 }
 
-// packB copies op(B)[p0:p0+kc, j0:j0+nc] into dst as panels of gemmNR
-// columns: panel q holds columns q*gemmNR.. as kc rows of gemmNR values,
-// zero-padded past nc.
-func packB(transB bool, b []float32, ldb, p0, j0, kc, nc int, dst []float32) {
-	for jr := 0; jr < nc; jr += gemmNR {
-		nr := min(gemmNR, nc-jr)
-		d := dst[jr*kc : jr*kc+kc*gemmNR]
-		if !transB {
-			if nr == gemmNR {
-				packB16(kc, b[p0*ldb+j0+jr:], ldb, d)
+// macroKernel multiplies the packed mc×kc block of A (rows i0.. of C) by
+// the packed kc×nc block of B (columns j0..) into C: C = alpha·AB + beta·C
+// (C not read when beta == 0), plus bias[i] on row i when bias is not nil.
+func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, beta float32, bias []float32, i0, j0 int) {
+	mr, nr := kern.mr, kern.nr
+	var biasBuf [16]float32
+	for jr := 0; jr < nc; jr += nr {
+		n := min(nr, nc-jr)
+		mask := uint32(1)<<n - 1
+		col := j0 + jr
+		if g.cmap != nil {
+			mask = g.cmap.mask(col, nr, g.n)
+			if mask == 0 {
 				continue
 			}
-			for p := 0; p < kc; p++ {
-				dp := d[p*gemmNR : p*gemmNR+gemmNR]
-				copy(dp, b[(p0+p)*ldb+j0+jr:][:nr])
-				clear(dp[nr:])
-			}
-			continue
+			col = g.cmap.at(col)
 		}
-		// op(B)[p][j] = B[j][p]: read each of the nr rows of B once.
-		if nr < gemmNR {
-			clear(d)
-		}
-		for j := 0; j < nr; j++ {
-			col := b[(j0+jr+j)*ldb+p0:][:kc]
-			for p, v := range col {
-				d[p*gemmNR+j] = v
-			}
-		}
-	}
-}
-
-// macroKernel multiplies the packed mc×kc block of A by the packed kc×nc
-// block of B into C: C = alpha·AB + beta·C (C not read when beta == 0),
-// plus bias[i] on row i when bias is not nil.
-func macroKernel(mc, nc, kc int, alpha float32, ap, bp []float32, beta float32, bias []float32, c []float32, ldc int) {
-	for jr := 0; jr < nc; jr += gemmNR {
-		nr := min(gemmNR, nc-jr)
-		bpan := bp[jr*kc : jr*kc+kc*gemmNR]
-		for ir := 0; ir < mc; ir += gemmMR {
-			mr := min(gemmMR, mc-ir)
-			apan := ap[ir*kc : ir*kc+kc*gemmMR]
+		bpan := bp[jr*kc : jr*kc+kc*nr]
+		for ir := 0; ir < mc; ir += mr {
+			rows := min(mr, mc-ir)
+			apan := ap[ir*kc : ir*kc+kc*mr]
 			var bs []float32
 			if bias != nil {
-				bs = bias[ir : ir+mr]
-			}
-			if mr == gemmMR && nr == gemmNR {
-				ct := c[ir*ldc+jr : ir*ldc+jr+(gemmMR-1)*ldc+gemmNR]
-				microKernel(kc, apan, bpan, ct, ldc, alpha, beta, bs)
-				continue
-			}
-			var tile [gemmMR * gemmNR]float32
-			microKernel(kc, apan, bpan, tile[:], gemmNR, 1, 0, nil)
-			for i := 0; i < mr; i++ {
-				row := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
-				t := tile[i*gemmNR : i*gemmNR+nr]
-				var b0 float32
-				if bs != nil {
-					b0 = bs[i]
-				}
-				if beta == 0 {
-					for j, v := range t {
-						row[j] = alpha*v + b0
-					}
-				} else {
-					for j, v := range t {
-						row[j] = alpha*v + b0 + beta*row[j]
-					}
+				bs = bias[ir : ir+rows]
+				if rows < mr {
+					clear(biasBuf[:mr])
+					copy(biasBuf[:], bs)
+					bs = biasBuf[:mr]
 				}
 			}
+			off := (i0+ir)*g.ldc + col
+			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
+			kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask)
 		}
 	}
 }
 
-// microKernelGo is the portable micro-kernel: c[i*ldc+j] = alpha·Σ_p
-// a[p*6+i]·b[p*16+j] + bias[i] + beta·c[i*ldc+j] for the 6×16 tile (c not
-// read when beta == 0; no bias when bias is nil). The assembly kernel
-// computes the same.
-func microKernelGo(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32) {
-	var acc [gemmMR][gemmNR]float32
-	a, b = a[:kc*gemmMR], b[:kc*gemmNR]
-	for p := 0; p < kc; p++ {
-		bp := (*[gemmNR]float32)(b[p*gemmNR:])
-		ap := (*[gemmMR]float32)(a[p*gemmMR:])
-		for i := range gemmMR {
-			ai := ap[i]
-			row := &acc[i]
-			for j := range gemmNR {
-				row[j] += ai * bp[j]
+// microKernelGo is the portable micro-kernel for any mr×nr (the contract
+// of gemmKernel.tile).
+func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+	return func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+		var acc [16 * 32]float32
+		t := acc[:mr*nr]
+		a, b = a[:kc*mr], b[:kc*nr]
+		for p := 0; p < kc; p++ {
+			bp := b[p*nr : p*nr+nr]
+			for i, ai := range a[p*mr : p*mr+mr] {
+				row := t[i*nr : i*nr+nr]
+				for j, bv := range bp {
+					row[j] += ai * bv
+				}
 			}
 		}
+		storeTile(t, nr, c, ldc, alpha, beta, bias, rows, mask)
 	}
-	for i := range gemmMR {
-		row := c[i*ldc : i*ldc+gemmNR]
+}
+
+// storeTile stores the tile t (nr columns per row) with the contract of
+// gemmKernel.tile.
+func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+	for i := 0; i < rows; i++ {
 		var b0 float32
 		if bias != nil {
 			b0 = bias[i]
 		}
-		for j := range gemmNR {
-			if beta == 0 {
-				row[j] = alpha*acc[i][j] + b0
-			} else {
-				row[j] = alpha*acc[i][j] + b0 + beta*row[j]
+		q := i * ldc
+		for j, v := range t[i*nr : i*nr+nr] {
+			if mask&(1<<j) == 0 {
+				continue
 			}
+			v = alpha*v + b0
+			if beta != 0 {
+				v += beta * c[q]
+			}
+			c[q] = v
+			q++
 		}
+	}
+}
+
+// packCopyGo and packGatherGo are the portable panel packers (the contract
+// of gemmKernel.packCopy and packGather).
+func packCopyGo(w int, src []float32, koff []int32, n int, dst []float32) {
+	for p, o := range koff {
+		d := dst[p*w : p*w+w]
+		copy(d[:n], src[o:int(o)+n])
+		clear(d[n:])
+	}
+}
+
+func packGatherGo(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	lane = lane[:n]
+	for p, o := range koff {
+		d := dst[p*w : p*w+w]
+		for l, x := range lane {
+			d[l] = src[o+x]
+		}
+		clear(d[n:])
 	}
 }
 
@@ -428,14 +631,14 @@ type gemmFunc[T Float] func(transA, transB bool, m, n, k int, alpha T, a []T, ld
 // dimension, else blocks of rows, handed out dynamically.
 func parallelGemm[T Float](serial gemmFunc[T], transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	nw := runtime.GOMAXPROCS(0)
-	if nw <= 1 || m*n*k < gemmMinWork || (m < 2*gemmMR && n < 2*gemmNR) {
+	if nw <= 1 || m*n*k < gemmMinWork || (m < 16 && n < 32) {
 		serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	byCols := n >= m
-	width, count := splitEven(m, gemmMR, 2*nw)
+	width, count := splitEven(m, 8, 2*nw)
 	if byCols {
-		width, count = splitEven(n, gemmNR, 2*nw)
+		width, count = splitEven(n, 16, 2*nw)
 	}
 	var next atomic.Int64
 	nw = min(nw, count)
@@ -469,22 +672,6 @@ func parallelGemm[T Float](serial gemmFunc[T], transA, transB bool, m, n, k int,
 	})
 }
 
-// packB16Go copies kc rows of 16 values, ldb apart in src, into dst.
-func packB16Go(kc int, src []float32, ldb int, dst []float32) {
-	for p := 0; p < kc; p++ {
-		*(*[gemmNR]float32)(dst[p*gemmNR:]) = *(*[gemmNR]float32)(src[p*ldb:])
-	}
-}
-
-// packA6TGo is the portable packA6T: dst[p*6+i] = src[p*lda+i].
-func packA6TGo(kc int, src []float32, lda int, dst []float32) {
-	for p := 0; p < kc; p++ {
-		s := (*[gemmMR]float32)(src[p*lda:])
-		d := (*[gemmMR]float32)(dst[p*gemmMR:])
-		d[0], d[1], d[2], d[3], d[4], d[5] = s[0], s[1], s[2], s[3], s[4], s[5]
-	}
-}
-
 // splitEven cuts dim into at most parts parts of a multiple of unit. A
 // serial BLAS call packs the shared operand again for every part, so
 // parallelGemm makes few: two per goroutine, which still lets a goroutine
@@ -493,4 +680,20 @@ func splitEven(dim, unit, parts int) (width, count int) {
 	units := (dim + unit - 1) / unit
 	width = (units + parts - 1) / parts * unit
 	return width, (dim + width - 1) / width
+}
+
+func popcount(m uint32) int { return bits.OnesCount32(m) }
+
+// evenlySpaced reports whether koff is an arithmetic progression.
+func evenlySpaced(koff []int32) bool {
+	if len(koff) < 3 {
+		return true
+	}
+	step := koff[1] - koff[0]
+	for p := 2; p < len(koff); p++ {
+		if koff[p]-koff[p-1] != step {
+			return false
+		}
+	}
+	return true
 }

@@ -4,65 +4,172 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-// haveGemmAsm reports whether the AVX2/FMA micro-kernel can run here.
-var haveGemmAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+//go:generate go run ./internal/asmgen -o gemm_avx512_amd64.s
+
+// The assembly micro-kernels, fastest first; gemmKernels lists those this
+// CPU runs (AVX-512 needs the F and VL subsets, AVX2 needs FMA too).
+var (
+	kernelAVX512 = &gemmKernel{
+		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
+		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
+		tileRows: tileRowsAVX512, kcRows: 384,
+	}
+	kernelAVX2 = &gemmKernel{
+		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
+		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherGo,
+	}
+)
+
+func asmKernels() []*gemmKernel {
+	var ks []*gemmKernel
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {
+		ks = append(ks, kernelAVX512)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, kernelAVX2)
+	}
+	return ks
+}
+
+// sgemmKernel8x32 is the AVX-512 micro-kernel (gemm_avx512_amd64.s, made
+// by internal/asmgen) with the contract of gemmKernel.tile.
+//
+//go:noescape
+func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+
+// sgemmKernel8x32Rows is sgemmKernel8x32 with B read in place: row p of
+// the panel is the 32 values at b[koff[p]].
+//
+//go:noescape
+func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+
+//go:noescape
+func packCopy32(kc int, src *float32, koff *int32, n int, dst *float32)
+
+//go:noescape
+func packCopy8(kc int, src *float32, koff *int32, n int, dst *float32)
+
+//go:noescape
+func packGather32(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+
+//go:noescape
+func packGather8(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+
+// The wrappers check the slices; the assembly trusts them.
+
+func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+	_ = a[kc*8-1]
+	_ = b[kc*32-1]
+	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
+		panic("kernels: tileAVX512: bad tile")
+	}
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:8][0]
+	}
+	sgemmKernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask)
+}
+
+func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+	_ = a[kc*8-1]
+	_ = koff[kc-1]
+	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
+		panic("kernels: tileRowsAVX512: bad tile")
+	}
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:8][0]
+	}
+	sgemmKernel8x32Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask)
+}
+
+func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
+	kc := len(koff)
+	_ = dst[kc*w-1]
+	if len(src) == 0 { // n == 0 cannot happen; a view never has empty data
+		panic("kernels: packCopy: empty source")
+	}
+	switch w {
+	case 32:
+		packCopy32(kc, &src[0], &koff[0], n, &dst[0])
+	case 8:
+		packCopy8(kc, &src[0], &koff[0], n, &dst[0])
+	default:
+		packCopyGo(w, src, koff, n, dst)
+	}
+}
+
+func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	kc := len(koff)
+	_ = dst[kc*w-1]
+	_ = lane[w-1]
+	switch w {
+	case 32:
+		packGather32(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+	case 8:
+		packGather8(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+	default:
+		packGatherGo(w, src, koff, lane, n, dst)
+	}
+}
 
 // sgemmKernel6x16 computes the 6×16 tile c[i*ldc+j] = alpha·Σ_p
 // a[p*6+i]·b[p*16+j] + bias[i] + beta·c[i*ldc+j] (c not read when beta ==
 // 0; no bias when bias is nil) for packed panels a (kc×6) and b (kc×16). kc
-// must be at least 1.
+// must be at least 1. (gemm_amd64.s)
 //
 //go:noescape
 func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
-// microKernel runs the assembly kernel when the CPU has AVX2 and FMA, else
-// the portable one. The slices are checked here; the assembly trusts them.
-func microKernel(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32) {
-	_ = a[kc*gemmMR-1]
-	_ = b[kc*gemmNR-1]
-	_ = c[(gemmMR-1)*ldc+gemmNR-1]
-	if haveGemmAsm {
+// tileAVX2 runs the AVX2 kernel on full tiles and through a buffer on
+// fringe or sparse ones.
+func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+	_ = a[kc*6-1]
+	_ = b[kc*16-1]
+	if rows == 6 && mask == 0xffff {
+		_ = c[5*ldc+15]
 		var bp *float32
 		if bias != nil {
-			bp = &bias[:gemmMR][0]
+			bp = &bias[:6][0]
 		}
 		sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp)
 		return
 	}
-	microKernelGo(kc, a, b, c, ldc, alpha, beta, bias)
+	var t [6 * 16]float32
+	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil)
+	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask)
 }
 
 // packB16Asm copies kc rows of 16 float32, ldb elements apart in src, to
-// consecutive rows of dst.
+// consecutive rows of dst. (gemm_amd64.s)
 //
 //go:noescape
 func packB16Asm(kc int, src *float32, ldb int, dst *float32)
 
-// packB16 copies kc rows of 16 values, ldb apart in src, into dst (one
-// full panel of packed B).
-func packB16(kc int, src []float32, ldb int, dst []float32) {
-	_ = src[(kc-1)*ldb+gemmNR-1]
-	_ = dst[kc*gemmNR-1]
-	if haveGemmAsm {
-		packB16Asm(kc, &src[0], ldb, &dst[0])
-		return
-	}
-	packB16Go(kc, src, ldb, dst)
-}
-
 // packA6TAsm copies kc groups of 6 float32, lda elements apart in src, to
-// consecutive groups of dst.
+// consecutive groups of dst. (gemm_amd64.s)
 //
 //go:noescape
 func packA6TAsm(kc int, src *float32, lda int, dst *float32)
 
-// packA6T packs one full panel of a transposed A: dst[p*6+i] = src[p*lda+i].
-func packA6T(kc int, src []float32, lda int, dst []float32) {
-	_ = src[(kc-1)*lda+gemmMR-1]
-	_ = dst[kc*gemmMR-1]
-	if haveGemmAsm {
-		packA6TAsm(kc, &src[0], lda, &dst[0])
+// packCopyAVX2 uses the AVX2 panel copies where the offsets are evenly
+// spaced (a plain matrix), else the portable copy.
+func packCopyAVX2(w int, src []float32, koff []int32, n int, dst []float32) {
+	kc := len(koff)
+	if n == w && (w == 16 || w == 6) && evenlySpaced(koff) {
+		step := 0
+		if kc > 1 {
+			step = int(koff[1] - koff[0])
+		}
+		o := int(koff[0])
+		_ = src[o+(kc-1)*step+w-1]
+		_ = dst[kc*w-1]
+		if w == 16 {
+			packB16Asm(kc, &src[o], step, &dst[0])
+		} else {
+			packA6TAsm(kc, &src[o], step, &dst[0])
+		}
 		return
 	}
-	packA6TGo(kc, src, lda, dst)
+	packCopyGo(w, src, koff, n, dst)
 }

@@ -36,33 +36,64 @@ func naiveGemm64(transA, transB bool, m, n, k int, alpha float64, a []float32, l
 	return out
 }
 
-// TestSgemm checks the packed GEMM (serial and split across goroutines) and
-// whatever BLAS Gemm dispatches to against the triple loop, over shapes that
-// hit every fringe (rows mod 6, columns mod 16, k mod 4) and cross the KC,
-// MC and NC blocking boundaries, with leading dimensions larger than the
-// matrices, every transposition, and alpha/beta combinations (beta == 0
-// must ignore NaN in C).
+// allKernels returns the packed GEMM's micro-kernels this machine runs:
+// the assembly ones its CPU has and the portable one.
+func allKernels() []*gemmKernel { return append(asmKernels(), kernelGo) }
+
+// forEachImplementation runs f once with each GEMM of Implementations in
+// use, restoring the original afterwards, and logs which ran.
+func forEachImplementation(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	orig := blasImpl
+	defer func() { blasImpl = orig }()
+	for _, name := range Implementations() {
+		if err := Use(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, f)
+	}
+	t.Logf("ran on %v", Implementations())
+}
+
+// TestSgemm checks the packed GEMM on every micro-kernel (serial and split
+// across goroutines) and every implementation Gemm can dispatch to against
+// the triple loop, over shapes that hit every fringe (rows mod 6 and 8,
+// columns mod 16 and 32, k mod 4) and cross the kc, mc and nc blocking
+// boundaries, with leading dimensions larger than the matrices, every
+// transposition, and alpha/beta combinations (beta == 0 must ignore NaN
+// in C).
 func TestSgemm(t *testing.T) {
 	rng := newRNG(81)
 	type shape struct{ m, n, k int }
 	shapes := []shape{
-		{1, 1, 1}, {6, 16, 4}, {5, 15, 3}, {7, 17, 5}, {13, 33, 9}, {12, 32, 257},
-		{gemmMC + 7, 40, 30}, {20, gemmNC + 21, 3}, {31, 70, 2*gemmKC + 3}, {64, 300, 27},
+		{1, 1, 1}, {6, 16, 4}, {8, 32, 4}, {5, 15, 3}, {7, 17, 5}, {9, 33, 9}, {13, 33, 9}, {12, 32, 257},
+		{263, 40, 30}, {20, 4117, 3}, {31, 70, 515}, {64, 300, 27},
 		{3, 500, 40}, {500, 3, 40}, {150, 130, 300},
-		{13, gemmNC + 50, 20}, {400, 50, 300}, {31, 4000, 9},
+		{13, 4150, 20}, {400, 50, 300}, {31, 4000, 9},
 	}
-	impls := []struct {
+	type impl struct {
 		name string
 		f    gemmFunc[float32]
-	}{
-		{"serial", sgemmSerial},
-		{"goroutines", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			sgemm(3, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		}},
-		{"parallel", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			parallelGemm(sgemmSerial, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		}},
-		{"Gemm(" + CurrentBLAS().Name() + ")", Gemm[float32]},
+	}
+	var impls []impl
+	for _, kern := range allKernels() {
+		for _, nw := range []int{1, 3} {
+			impls = append(impls, impl{fmt.Sprintf("%s/%d goroutines", kern.name, nw), func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+				sgemm(kern, nw, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			}})
+		}
+		impls = append(impls, impl{kern.name + "/parallelGemm", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			parallelGemm(func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+				sgemm(kern, 1, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			}, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		}})
+	}
+	for _, name := range Implementations() {
+		b, err := blasNamed(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		impls = append(impls, impl{"Gemm(" + b.Name() + ")", b.Sgemm})
 	}
 	for _, s := range shapes {
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
@@ -113,67 +144,149 @@ func TestSgemm(t *testing.T) {
 			}
 		}
 	}
+	var names []string
+	for _, im := range impls {
+		names = append(names, im.name)
+	}
+	t.Logf("ran %v", names)
 }
 
-// TestMicroKernel checks the micro-kernel in use (assembly where available)
-// against the portable one, bit for bit up to float32 rounding, for k from 1
-// to 9 (every remainder of the four-step unrolling) and beta 0 with NaN in C.
-func TestMicroKernel(t *testing.T) {
+// TestMicroKernels checks each micro-kernel's tile against the portable
+// loops for k from 1 to 9 (every remainder of the four-step unrolling),
+// full and fringe tiles (fewer rows, the first n columns) and sparse
+// column masks (stored one after another), alpha 1 and not, with and
+// without bias, and beta 0 with NaN in C (never read).
+func TestMicroKernels(t *testing.T) {
 	rng := newRNG(82)
-	for kc := 1; kc <= 9; kc++ {
-		for _, beta := range []float32{0, 1, -0.5} {
-			var bias []float32
-			if kc%2 == 1 {
-				bias = to32(randn(rng, gemmMR))
-			}
-			a, b := to32(randn(rng, kc*gemmMR)), to32(randn(rng, kc*gemmNR))
-			ldc := gemmNR + 3
-			c0 := to32(randn(rng, gemmMR*ldc))
-			if beta == 0 {
-				for i := range c0 {
-					c0[i] = float32(math.NaN())
-				}
-			}
-			got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-			microKernel(kc, a, b, got, ldc, 1.5, beta, bias)
-			microKernelGo(kc, a, b, want, ldc, 1.5, beta, bias)
-			for i := range got {
-				if i%ldc >= gemmNR {
-					if !(got[i] == c0[i] || math.IsNaN(float64(c0[i]))) {
-						t.Fatalf("kc %d: wrote past the tile at %d", kc, i)
+	for _, kern := range allKernels() {
+		mr, nr := kern.mr, kern.nr
+		full := uint32(1)<<nr - 1
+		ref := microKernelGo(mr, nr)
+		for kc := 1; kc <= 9; kc++ {
+			for _, beta := range []float32{0, 1, -0.5} {
+				for _, alpha := range []float32{1, 1.5} {
+					for _, rows := range []int{mr, mr - 1, 1} {
+						masks := []uint32{full, full >> 3, 1, uint32(rng.Uint64()) & full, 0x5 & full}
+						for _, mask := range masks {
+							if mask == 0 {
+								continue
+							}
+							var bias []float32
+							if kc%2 == 1 {
+								bias = to32(randn(rng, mr))
+							}
+							a, b := to32(randn(rng, kc*mr)), to32(randn(rng, kc*nr))
+							ldc := nr + 3
+							c0 := to32(randn(rng, mr*ldc))
+							if beta == 0 {
+								for i := range c0 {
+									c0[i] = float32(math.NaN())
+								}
+							}
+							got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+							kern.tile(kc, a, b, got, ldc, alpha, beta, bias, rows, mask)
+							ref(kc, a, b, want, ldc, alpha, beta, bias, rows, mask)
+							for i := range got {
+								g, w := float64(got[i]), float64(want[i])
+								if math.IsNaN(g) && math.IsNaN(w) {
+									continue
+								}
+								if d := math.Abs(g - w); !(d <= 1e-5*(1+math.Abs(w))) {
+									t.Fatalf("%s kc %d beta %g alpha %g rows %d mask %#x: c[%d] = %g, want %g", kern.name, kc, beta, alpha, rows, mask, i, g, w)
+								}
+							}
+						}
 					}
-					continue
-				}
-				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
-					t.Fatalf("kc %d beta %g: c[%d] = %g, want %g (asm %v)", kc, beta, i, got[i], want[i], haveGemmAsm)
 				}
 			}
 		}
 	}
 }
 
-// TestPackPanels checks the panel-packing helpers in use (assembly where
-// available) against their portable versions.
+// TestPackPanels checks each kernel's panel packers (copy and gather, full
+// and partial panels, scattered offsets) against the portable ones.
 func TestPackPanels(t *testing.T) {
 	rng := newRNG(83)
-	for _, kc := range []int{1, 2, 7, 256} {
-		ld := 37
-		src := to32(randn(rng, (kc-1)*ld+gemmNR))
-		got, want := make([]float32, kc*gemmNR), make([]float32, kc*gemmNR)
-		packB16(kc, src, ld, got)
-		packB16Go(kc, src, ld, want)
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("packB16 kc %d: [%d] = %g, want %g", kc, i, got[i], want[i])
+	for _, kern := range allKernels() {
+		for _, w := range []int{kern.mr, kern.nr} {
+			for _, kc := range []int{1, 2, 7, 256} {
+				for _, n := range []int{w, w - 1, 1, w / 2} {
+					src := to32(randn(rng, 5000))
+					koff := make([]int32, kc)
+					lane := make([]int32, w)
+					for p := range koff {
+						koff[p] = int32(rng.IntN(2000))
+						if p%3 == 0 {
+							koff[p] = int32(37 * p % 2000) // even spacing now and then
+						}
+					}
+					for l := range lane {
+						lane[l] = int32(rng.IntN(2000))
+					}
+					for _, spaced := range []bool{false, true} {
+						if spaced {
+							for p := range koff {
+								koff[p] = int32(11 * p)
+							}
+						}
+						got, want := make([]float32, kc*w), make([]float32, kc*w)
+						for i := range got {
+							got[i] = float32(math.NaN())
+						}
+						kern.packCopy(w, src, koff, n, got)
+						packCopyGo(w, src, koff, n, want)
+						assertBits(t, fmt.Sprintf("%s packCopy w %d kc %d n %d", kern.name, w, kc, n), got, want)
+						for i := range got {
+							got[i] = float32(math.NaN())
+						}
+						kern.packGather(w, src, koff, lane, n, got)
+						packGatherGo(w, src, koff, lane, n, want)
+						assertBits(t, fmt.Sprintf("%s packGather w %d kc %d n %d", kern.name, w, kc, n), got, want)
+					}
+				}
 			}
 		}
-		src = src[:(kc-1)*ld+gemmMR]
-		got, want = make([]float32, kc*gemmMR), make([]float32, kc*gemmMR)
-		packA6T(kc, src, ld, got)
-		packA6TGo(kc, src, ld, want)
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("packA6T kc %d: [%d] = %g, want %g", kc, i, got[i], want[i])
+	}
+}
+
+func assertBits(t *testing.T, name string, got, want []float32) {
+	t.Helper()
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: [%d] = %g, want %g", name, i, got[i], want[i])
+		}
+	}
+}
+
+// TestSgemmColMap checks products whose columns lie on a padded grid
+// (colMap): the columns on the padding are dropped and the others stored
+// compactly, on every kernel that stores sparse masks.
+func TestSgemmColMap(t *testing.T) {
+	rng := newRNG(85)
+	for _, kern := range allKernels() {
+		for _, s := range [][5]int{{9, 3, 5, 34, 32}, {16, 40, 300, 18, 16}, {7, 10, 20, 4, 2}, {64, 12, 27, 226, 224}} {
+			m, rowsOut, k, wp, ow := s[0], s[1], s[2], s[3], s[4]
+			n := (rowsOut-1)*wp + ow
+			for _, beta := range []float32{0, 1} {
+				a, b := to32(randn(rng, m*k)), to32(randn(rng, k*n))
+				bias := to32(randn(rng, m))
+				ldc := rowsOut * ow
+				c := to32(randn(rng, m*ldc))
+				c0 := append([]float32(nil), c...)
+				full := naiveGemm64(false, false, m, n, k, 1, a, k, b, n, 0, make([]float32, m*n), n)
+				sgemmPacked(kern, 2, gemmArgs{m: m, n: n, k: k, alpha: 1, beta: beta, a: dense(a, k, false),
+					b: dense(b, n, false), c: c, ldc: ldc, bias: bias, cmap: &colMap{wp: wp, ow: ow}})
+				for i := 0; i < m; i++ {
+					for r := 0; r < rowsOut; r++ {
+						for j := 0; j < ow; j++ {
+							w := full[i*n+r*wp+j] + float64(bias[i]) + float64(beta)*float64(c0[i*ldc+r*ow+j])
+							g := float64(c[i*ldc+r*ow+j])
+							if d := math.Abs(g - w); !(d <= 1e-4*(1+math.Abs(w))) {
+								t.Fatalf("%s %v beta %g: C[%d][%d][%d] = %g, want %g", kern.name, s, beta, i, r, j, g, w)
+							}
+						}
+					}
+				}
 			}
 		}
 	}

@@ -1,0 +1,283 @@
+package kernels
+
+import "runtime"
+
+// Float32 convolutions on the toolkit's own GEMM ([goBLAS]) skip the
+// im2col buffer where they can: the products read the unfolded images
+// straight from a zero-padded copy of each image, through offset tables.
+//
+// With stride 1, the taps of a convolution computed on the padded grid
+// (width Wp = W + pads, output position q = oh*Wp + ow) are shifts of the
+// padded image: tap (c, kh, kw) at q is xpad[c][q + kh*dilH*Wp + kw*dilW].
+// So row (c, kh, kw) of the unfolded matrix is a contiguous run of xpad,
+// and packing the product's B operand copies runs of 32 values. The
+// positions q with ow >= OutW fall on the padding; the AVX-512 kernel
+// drops them as it stores (a sparse column mask), so the output is
+// written compactly in place. The weight gradient reads the same shifts
+// as the transposed operand, through gathers. The data gradient of a
+// stride-1 convolution is itself a stride-1 convolution of the output
+// gradient with the flipped, transposed weights (pads dil*(k-1) - pad),
+// so it runs on the forward path, with no col2im at all.
+//
+// The padded grid wastes (Wp - OutW)/Wp of the columns (2/34 at 32×32 with
+// 3×3 kernels), so narrow maps keep the im2col path, where several images
+// share one product.
+
+// paddedMinWidth is the narrowest output for which the padded-grid
+// products beat im2col (measured on VGG19's layers).
+const paddedMinWidth = 12
+
+// fastKernel returns the packed GEMM's micro-kernel when convolutions over
+// T run on it, else nil.
+func fastKernel[T Float]() *gemmKernel {
+	if b, ok := blasImpl.(goBLAS); ok && is32[T]() {
+		return b.kern
+	}
+	return nil
+}
+
+// padded reports whether p's products can read a padded image.
+func (p Conv2DParams) padded() bool {
+	return p.StrideH == 1 && p.StrideW == 1 && p.OutW >= paddedMinWidth
+}
+
+// paddedDims returns the padded image's height, width and plane size.
+func (p Conv2DParams) paddedDims() (hp, wp, plane int) {
+	hp, wp = p.H+p.PadTop+p.PadBottom, p.W+p.PadLeft+p.PadRight
+	return hp, wp, hp * wp
+}
+
+// tapOffsets fills tab[(c*KH+kh)*KW+kw] with the offset of tap (c, kh, kw)
+// in a padded image: c*plane + kh*dilH*wp + kw*dilW.
+func tapOffsets(p Conv2DParams, wp, plane int, tab []int32) {
+	for c := 0; c < p.C; c++ {
+		for kh := 0; kh < p.KH; kh++ {
+			for kw := 0; kw < p.KW; kw++ {
+				tab[(c*p.KH+kh)*p.KW+kw] = int32(c*plane + kh*p.DilH*wp + kw*p.DilW)
+			}
+		}
+	}
+}
+
+// padImages copies images [n0, n0+g) of x into xp, each as C planes of
+// hp×wp with zero borders, splitting the planes across goroutines.
+func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
+	hp, wp, plane := p.paddedDims()
+	xs := p.C * p.H * p.W
+	units := g * p.C
+	parallelFor(units, workers(units, plane), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			i, c := u/p.C, u%p.C
+			src := x[(n0+i)*xs+c*p.H*p.W : (n0+i)*xs+(c+1)*p.H*p.W]
+			dst := xp[u*plane : (u+1)*plane]
+			clear(dst[:p.PadTop*wp])
+			for h := 0; h < p.H; h++ {
+				row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
+				clear(row[:p.PadLeft])
+				copy(row[p.PadLeft:], src[h*p.W:(h+1)*p.W])
+				clear(row[p.PadLeft+p.W:])
+			}
+			clear(dst[(p.PadTop+p.H)*wp : hp*wp])
+		}
+	})
+}
+
+// convForwardFast is Conv2DForward on the packed GEMM for every geometry
+// but the direct one (1×1, stride 1, no padding, which multiplies the
+// images as they are): the padded grid where the kernel stores sparse
+// masks and the map is wide enough, else the gathered products. a is the
+// weight as an M×K view (the weights themselves, or the flipped weights
+// of a data gradient).
+func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+	if kern.sparse && p.padded() {
+		convForwardPadded(kern, p, x, a, bias, y)
+		return
+	}
+	convForwardGathered(kern, p, x, a, bias, y)
+}
+
+// convForwardPadded computes the convolution on the padded grid
+// (p.padded(), a kernel with sparse stores): one product per image,
+// M × Q × K with Q = (OutH-1)*Wp + OutW.
+func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+	_, wp, plane := p.paddedDims()
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	ys := p.M * P
+	// 64 values of slack: the kernel reads whole 32-column rows of B in
+	// place, past the last column of the last row.
+	xp := getBuf[float32](p.C*plane + 64)
+	defer putBuf(xp)
+	tab := getInt32s(K)
+	defer putInt32s(tab)
+	tapOffsets(p, wp, plane, tab)
+	q := (p.OutH-1)*wp + p.OutW
+	nw := runtime.GOMAXPROCS(0)
+	for n := 0; n < p.N; n++ {
+		padImages(p, x, xp, n, 1)
+		sgemmPacked(kern, nw, gemmArgs{
+			m: p.M, n: q, k: K, alpha: 1, a: a,
+			b: matView{data: xp, rows: axis{tab: tab}, cols: axis{stride: 1}},
+			c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
+			cmap: &colMap{wp: wp, ow: p.OutW}, bInPlace: true,
+		})
+	}
+}
+
+// gatherGroupSize is how many images share one product of the gathered
+// paths: enough for about 512 columns, with their padded copies within
+// about 16 MB.
+func gatherGroupSize(p Conv2DParams) int {
+	_, _, plane := p.paddedDims()
+	P := p.OutH * p.OutW
+	g := min(p.N, max(1, (512+P-1)/P))
+	return max(1, min(g, (1<<22)/max(1, p.C*plane)))
+}
+
+// positionOffsets fills tab[i*P + oh*OutW + ow] with the offset, in the
+// padded copies of a group of images, of output position (oh, ow) of
+// image i: i*C*plane + oh*StrideH*wp + ow*StrideW.
+func positionOffsets(p Conv2DParams, wp, plane, g int, tab []int32) {
+	P := p.OutH * p.OutW
+	for i := 0; i < g; i++ {
+		for oh := 0; oh < p.OutH; oh++ {
+			for ow := 0; ow < p.OutW; ow++ {
+				tab[i*P+oh*p.OutW+ow] = int32(i*p.C*plane + oh*p.StrideH*wp + ow*p.StrideW)
+			}
+		}
+	}
+}
+
+// convForwardGathered computes the convolution with B gathered from the
+// padded copies of a group of images (any stride, any width): tap rows
+// through tapOffsets, output positions through positionOffsets. A group's
+// output goes to a scratch matrix [M, g*P], then to y with the bias; a
+// group of one image is written to y directly.
+func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+	_, wp, plane := p.paddedDims()
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	ys := p.M * P
+	g := gatherGroupSize(p)
+	xp := getBuf[float32](g * p.C * plane)
+	defer putBuf(xp)
+	tab, pos := getInt32s(K), getInt32s(g*P)
+	defer putInt32s(tab)
+	defer putInt32s(pos)
+	tapOffsets(p, wp, plane, tab)
+	positionOffsets(p, wp, plane, g, pos)
+	var tmp []float32
+	if g > 1 {
+		tmp = getBuf[float32](p.M * g * P)
+		defer putBuf(tmp)
+	}
+	nw := runtime.GOMAXPROCS(0)
+	for n0 := 0; n0 < p.N; n0 += g {
+		gn := min(g, p.N-n0)
+		padImages(p, x, xp, n0, gn)
+		args := gemmArgs{
+			m: p.M, n: gn * P, k: K, alpha: 1, a: a,
+			b: matView{data: xp, rows: axis{tab: tab}, cols: axis{tab: pos[:gn*P]}},
+		}
+		if gn == 1 {
+			args.c, args.ldc, args.bias = y[n0*ys:(n0+1)*ys], P, bias
+			sgemmPacked(kern, nw, args)
+			continue
+		}
+		args.c, args.ldc = tmp, gn*P
+		sgemmPacked(kern, nw, args)
+		scatterGroup(p.M, P, tmp, y, bias, n0, gn)
+	}
+}
+
+// flipped returns the convolution whose forward pass is p's data
+// gradient, when p has stride 1 and no pad larger than the dilated
+// kernel: input dy [N, M, OutH, OutW], weights [C, M, KH, KW] (p's
+// flipped and transposed), output [N, C, H, W].
+func (p Conv2DParams) flipped() (Conv2DParams, bool) {
+	eh, ew := p.DilH*(p.KH-1), p.DilW*(p.KW-1)
+	if p.StrideH != 1 || p.StrideW != 1 || p.PadTop > eh || p.PadBottom > eh || p.PadLeft > ew || p.PadRight > ew {
+		return p, false
+	}
+	q := Conv2DParams{
+		N: p.N, C: p.M, H: p.OutH, W: p.OutW, M: p.C, KH: p.KH, KW: p.KW,
+		StrideH: 1, StrideW: 1, DilH: p.DilH, DilW: p.DilW,
+		PadTop: eh - p.PadTop, PadBottom: eh - p.PadBottom, PadLeft: ew - p.PadLeft, PadRight: ew - p.PadRight,
+		OutH: p.H, OutW: p.W, Group: 1,
+	}
+	return q, true
+}
+
+// flippedWeights returns p's weights w [M, C, KH, KW] as the C × (M*KH*KW)
+// weight view of the flipped convolution, wf[c][m][kh][kw] =
+// w[m][c][KH-1-kh][KW-1-kw], read in place (the packing gathers it), with
+// the offset table it uses; release the table with putInt32s.
+func flippedWeights(p Conv2DParams, w []float32) (matView, []int32) {
+	khw := p.KH * p.KW
+	tab := getInt32s(p.M * khw)
+	for m := 0; m < p.M; m++ {
+		for t := 0; t < khw; t++ {
+			tab[m*khw+t] = int32(m*p.C*khw + khw - 1 - t)
+		}
+	}
+	return matView{data: w, rows: axis{stride: khw}, cols: axis{tab: tab}}, tab
+}
+
+// convBackwardWeightFast is Conv2DBackwardWeight on the packed GEMM for
+// every geometry but the direct one: dW = Σ over images and positions of
+// dY · tapsᵀ, one product per group of images with the positions of every
+// image of the group as its inner dimension. A reads dy through a table
+// of position offsets, B the padded images through the tap and position
+// offsets (gathers).
+func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float32) {
+	_, wp, plane := p.paddedDims()
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
+	xp := getBuf[float32](g * p.C * plane)
+	defer putBuf(xp)
+	tab, pos, atab := getInt32s(K), getInt32s(g*P), getInt32s(g*P)
+	defer putInt32s(tab)
+	defer putInt32s(pos)
+	defer putInt32s(atab)
+	tapOffsets(p, wp, plane, tab)
+	positionOffsets(p, wp, plane, g, pos)
+	nw := runtime.GOMAXPROCS(0)
+	var beta float32
+	for n0 := 0; n0 < p.N; n0 += g {
+		gn := min(g, p.N-n0)
+		padImages(p, x, xp, n0, gn)
+		for i := 0; i < gn; i++ {
+			for y := 0; y < P; y++ {
+				atab[i*P+y] = int32((n0+i)*p.M*P + y)
+			}
+		}
+		sgemmPacked(kern, nw, gemmArgs{
+			m: p.M, n: K, k: gn * P, alpha: 1, beta: beta,
+			a: matView{data: dy, rows: axis{stride: P}, cols: axis{tab: atab[:gn*P]}},
+			b: matView{data: xp, rows: axis{tab: pos[:gn*P]}, cols: axis{tab: tab}},
+			c: dw, ldc: K,
+		})
+		beta = 1
+	}
+}
+
+// gemmBias computes c = a·b + bias[i] on row i (bias may be nil) for
+// row-major a [m, k], b [k, n] and c [m, n], overwriting c. On the packed
+// GEMM the bias is added by the micro-kernel; otherwise c is filled with
+// the bias first and the product added to it.
+func gemmBias[T Float](m, n, k int, a []T, lda int, b []T, ldb int, bias []T, c []T, ldc int) {
+	if kern := fastKernel[T](); kern != nil && bias != nil {
+		checkGemm(false, false, m, n, k, a, lda, b, ldb, c, ldc)
+		sgemmPacked(kern, runtime.GOMAXPROCS(0), gemmArgs{
+			m: m, n: n, k: k, alpha: 1, a: dense(as32(a), lda, false),
+			b: dense(as32(b), ldb, false), c: as32(c), ldc: ldc, bias: as32(bias),
+		})
+		return
+	}
+	var beta T
+	if bias != nil {
+		for i := 0; i < m; i++ {
+			fill(c[i*ldc:i*ldc+n], bias[i])
+		}
+		beta = 1
+	}
+	Gemm(false, false, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}

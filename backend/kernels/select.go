@@ -1,0 +1,76 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// The GEMM behind [Gemm] is chosen once, when the package starts: the
+// fastest assembly micro-kernel the CPU runs (detected at run time with
+// golang.org/x/sys/cpu), unless the TOOLKIT_KERNELS environment variable
+// names another of [Implementations], or a build tag chose a BLAS
+// (openblas, purego). [Use] changes it; like GOMAXPROCS it is process-wide,
+// meant for start-up, benchmarks and tests, and must not be called while
+// kernels run.
+
+// EnvKernels is the environment variable that selects the implementation.
+const EnvKernels = "TOOLKIT_KERNELS"
+
+// Implementations returns the names of the float32 GEMMs this build can
+// run on this CPU, fastest first: "avx512" and "avx2" (the toolkit's
+// assembly micro-kernels), "go" (the same packed GEMM with a portable
+// micro-kernel), "gonum", and "openblas" under the openblas tag.
+func Implementations() []string {
+	var names []string
+	for _, k := range asmKernels() {
+		names = append(names, k.name)
+	}
+	names = append(names, kernelGo.name, "gonum")
+	if _, ok := openBLASImpl(); ok {
+		names = append([]string{"openblas"}, names...)
+	}
+	return names
+}
+
+// Use selects the float32 GEMM by one of the names of [Implementations].
+func Use(name string) error {
+	b, err := blasNamed(name)
+	if err != nil {
+		return err
+	}
+	blasImpl = b
+	return nil
+}
+
+func blasNamed(name string) (BLAS, error) {
+	for _, k := range asmKernels() {
+		if k.name == name {
+			return goBLAS{kern: k}, nil
+		}
+	}
+	switch name {
+	case kernelGo.name:
+		return goBLAS{kern: kernelGo}, nil
+	case "gonum":
+		return gonumBLAS{}, nil
+	case "openblas":
+		if b, ok := openBLASImpl(); ok {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("kernels: no GEMM %q on this machine and build (have %s)", name, strings.Join(Implementations(), ", "))
+}
+
+// defaultBLAS is the implementation the package starts with. A bad
+// TOOLKIT_KERNELS value is reported once on standard error and ignored.
+func defaultBLAS() BLAS {
+	if name := os.Getenv(EnvKernels); name != "" {
+		b, err := blasNamed(name)
+		if err == nil {
+			return b
+		}
+		fmt.Fprintf(os.Stderr, "%s=%s ignored: %v\n", EnvKernels, name, err)
+	}
+	return buildDefaultBLAS()
+}
