@@ -10,9 +10,15 @@ func init() {
 }
 
 // conv is ONNX Conv over NCHW input with 2-D kernels: explicit or asymmetric pads,
-// auto_pad, strides, dilations and an optional bias.
+// auto_pad, strides, dilations and an optional bias; with relu, the Conv and the Relu
+// after it as one op (the kernels apply the Relu as they store the output).
 type conv[T float] struct {
-	p kernels.Conv2DParams
+	p    kernels.Conv2DParams
+	relu bool
+	// dz is the gradient at the convolution's output (before the Relu), computed by
+	// the first backward call after each forward pass and shared by the others.
+	dz      []T
+	dzValid bool
 }
 
 func newConv[T float](c *opContext) (*opKernels[T], error) {
@@ -36,7 +42,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: 1,
 	}
-	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p}}, data: []int{0, 1}, diff: []bool{true, true}}
+	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p, relu: c.fuseRelu}}, data: []int{0, 1}, diff: []bool{true, true}}
 	if c.has(2) {
 		if b := c.in[2]; len(b) != 1 || b[0] != p.M {
 			return nil, c.errorf("bias has shape %v, want [%d]", b, p.M)
@@ -52,11 +58,26 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	if len(ins) > 2 {
 		bias = ins[2]
 	}
+	if k.relu {
+		kernels.Conv2DForwardRelu(k.p, ins[0], ins[1], bias, out)
+		k.dzValid = false
+		return nil
+	}
 	kernels.Conv2DForward(k.p, ins[0], ins[1], bias, out)
 	return nil
 }
 
 func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	if k.relu {
+		if !k.dzValid {
+			if len(k.dz) != len(gout) {
+				k.dz = make([]T, len(gout))
+			}
+			kernels.ReluBackward(out, gout, k.dz) // out > 0 exactly where the conv's output is
+			k.dzValid = true
+		}
+		gout = k.dz
+	}
 	switch i {
 	case 0:
 		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"toolkit/backend/kernels"
 	"toolkit/npy"
 	"toolkit/onnx"
 )
@@ -42,7 +43,32 @@ func relErr(got, want []float32) float64 {
 	return diff / scale
 }
 
+// forEachKernels runs f with each GEMM implementation the machine and build have
+// (kernels.Implementations: the AVX-512 and AVX2 micro-kernels where the CPU has them,
+// the portable one, gonum), so that every path the convolutions and products take is
+// checked against the references; it restores the default afterwards.
+func forEachKernels(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	orig := kernels.Current()
+	defer func() {
+		if err := kernels.Use(orig); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, name := range kernels.Implementations() {
+		if err := kernels.Use(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, f)
+	}
+	t.Logf("ran on the GEMMs %v", kernels.Implementations())
+}
+
 func TestPyTorchParity(t *testing.T) {
+	forEachKernels(t, testPyTorchParity)
+}
+
+func testPyTorchParity(t *testing.T) {
 	dirs, _ := filepath.Glob(filepath.Join(parityDir, "*_opset*"))
 	if len(dirs) == 0 {
 		t.Fatalf("no parity fixtures under %s (regenerate with /usr/bin/python3 tools/make_parity_fixtures.py)", parityDir)

@@ -74,6 +74,43 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
+	// fusedRelu maps a Conv node to the Relu that is its output's only
+	// consumer: the pair is built as one op (the Relu applied as the
+	// convolution stores its output), and the Relu node is skipped.
+	fusedRelu map[*onnx.Node]*onnx.Node
+	skip      map[*onnx.Node]bool
+}
+
+// planFusions finds the Conv nodes whose output feeds only a Relu (and is
+// no graph output): a Conv+Relu pair computes as one op, with the Relu's
+// output name. The graph itself is not changed.
+func (b *builder[T]) planFusions() {
+	b.fusedRelu, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	g := b.m.ir.Graph
+	uses := map[string]int{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			uses[in]++
+		}
+	}
+	for _, o := range g.Outputs {
+		uses[o.Name]++
+	}
+	byInput := map[string]*onnx.Node{}
+	for _, n := range g.Nodes {
+		if n.OpType == "Relu" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
+			byInput[n.Inputs[0]] = n
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 {
+			continue
+		}
+		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
+			b.fusedRelu[n] = r
+			b.skip[r] = true
+		}
+	}
 }
 
 func resolveInputShapes(m *Model, opts Options) (map[string][]int, error) {
@@ -174,7 +211,11 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		p.inputs = append(p.inputs, n)
 		p.inShapes = append(p.inShapes, s)
 	}
+	b.planFusions()
 	for _, n := range m.ir.Graph.Nodes {
+		if b.skip[n] {
+			continue
+		}
 		if err := b.addNode(n); err != nil {
 			return nil, err
 		}
@@ -246,8 +287,15 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	if !ok {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
+	fuseRelu := false
+	if r, ok := b.fusedRelu[n]; ok {
+		// The pair's op writes the Relu's output.
+		fused := *n
+		fused.Outputs = r.Outputs
+		n, fuseRelu = &fused, true
+	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }}
+		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

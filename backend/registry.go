@@ -24,6 +24,9 @@ type opContext struct {
 	rng      *rand.Rand
 	// trained reports whether input i is a parameter this program trains.
 	trained func(i int) bool
+	// fuseRelu asks for the node's output to go through a Relu (a Conv
+	// whose only consumer is a Relu, built as one op; see planFusions).
+	fuseRelu bool
 }
 
 // has reports whether optional input i is present.

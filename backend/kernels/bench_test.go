@@ -144,7 +144,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 		a, bb := randf32(kc*mr, 1), randf32(kc*nr, 2)
 		c := make([]float32, mr*nr)
 		b.Run(kern.name, func(b *testing.B) {
-			benchFLOPs(b, int64(2*kc*mr*nr), func() { kern.tile(kc, a, bb, c, nr, 1, 0, nil, mr, uint32(1)<<nr-1) })
+			benchFLOPs(b, int64(2*kc*mr*nr), func() { kern.tile(kc, a, bb, c, nr, 1, 0, nil, mr, uint32(1)<<nr-1, 0) })
 		})
 	}
 }

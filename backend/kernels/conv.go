@@ -1,6 +1,9 @@
 package kernels
 
-import "errors"
+import (
+	"errors"
+	"runtime"
+)
 
 // Conv2DParams describes a 2-D convolution over NCHW input, with the ONNX
 // Conv attributes spelled out. X is [N, C, H, W], the weight W is
@@ -445,7 +448,12 @@ func gatherGroup[T Float](M, P int, t, dst []T, n0, g int) {
 }
 
 func scatterGroup[T Float](M, P int, src, t, bias []T, n0, g int) {
-	parallelFor(M, workers(M, g*P), func(_, lo, hi int) {
+	scatterGroupOn(runtime.GOMAXPROCS(0), M, P, src, t, bias, n0, g)
+}
+
+// scatterGroupOn is scatterGroup on up to nw goroutines.
+func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
+	parallelFor(M, min(nw, workers(M, g*P)), func(_, lo, hi int) {
 		for m := lo; m < hi; m++ {
 			for i := 0; i < g; i++ {
 				d := t[((n0+i)*M+m)*P : ((n0+i)*M+m+1)*P]
@@ -480,7 +488,7 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 		need(name, "bias", bias, p.M)
 	}
 	if kern := fastKernel[T](); kern != nil && !p.direct() {
-		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y))
+		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), false)
 		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
@@ -506,6 +514,27 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	})
 }
 
+// Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
+// convolution fused with the Relu after it. On the toolkit's own GEMM the
+// micro-kernel applies the Relu as it stores the output (no second pass
+// over y); elsewhere it is Conv2DForward followed by [ReluForward].
+func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
+	const name = "Conv2DForwardRelu"
+	if kern := fastKernel[T](); kern != nil && !p.direct() {
+		p = p.mustValid(name)
+		need(name, "x", x, p.XLen())
+		need(name, "w", w, p.WLen())
+		need(name, "y", y, p.YLen())
+		if bias != nil {
+			need(name, "bias", bias, p.M)
+		}
+		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), true)
+		return
+	}
+	Conv2DForward(p, x, w, bias, y)
+	ReluForward(y[:p.YLen()], y[:p.YLen()])
+}
+
 // Conv2DBackwardData computes dx [N, C, H, W], the gradient with respect to
 // the input, from the weight w and the output gradient dy [N, M, OutH,
 // OutW]: dx = col2im(wᵀ · dy) per image, with the images grouped or banded
@@ -520,7 +549,7 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 		if kern := fastKernel[T](); kern != nil {
 			wf, tab := flippedWeights(p, as32(w))
 			defer putInt32s(tab)
-			convForwardFast(kern, q, as32(dy), wf, nil, as32(dx))
+			convForwardFast(kern, q, as32(dy), wf, nil, as32(dx), false)
 			return
 		}
 	}

@@ -1,6 +1,9 @@
 package kernels
 
-import "runtime"
+import (
+	"runtime"
+	"sync/atomic"
+)
 
 // Float32 convolutions on the toolkit's own GEMM ([goBLAS]) skip the
 // im2col buffer where they can: the products read the unfolded images
@@ -62,10 +65,19 @@ func tapOffsets(p Conv2DParams, wp, plane int, tab []int32) {
 // padImages copies images [n0, n0+g) of x into xp, each as C planes of
 // hp×wp with zero borders, splitting the planes across goroutines.
 func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
+	padPlanes(p, x, xp, n0, g, runtime.GOMAXPROCS(0))
+}
+
+// padImage is padImages of image n on up to nw goroutines.
+func padImage(p Conv2DParams, x, xp []float32, n, nw int) {
+	padPlanes(p, x, xp, n, 1, nw)
+}
+
+func padPlanes(p Conv2DParams, x, xp []float32, n0, g, nw int) {
 	hp, wp, plane := p.paddedDims()
 	xs := p.C * p.H * p.W
 	units := g * p.C
-	parallelFor(units, workers(units, plane), func(_, lo, hi int) {
+	parallelFor(units, min(nw, workers(units, plane/4)), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			i, c := u/p.C, u%p.C
 			src := x[(n0+i)*xs+c*p.H*p.W : (n0+i)*xs+(c+1)*p.H*p.W]
@@ -88,39 +100,64 @@ func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
 // masks and the map is wide enough, else the gathered products. a is the
 // weight as an M×K view (the weights themselves, or the flipped weights
 // of a data gradient).
-func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+//
+// With relu, the products store max(y, 0): a convolution fused with the
+// Relu after it.
+func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
 	if kern.sparse && p.padded() {
-		convForwardPadded(kern, p, x, a, bias, y)
+		convForwardPadded(kern, p, x, a, bias, y, relu)
 		return
 	}
-	convForwardGathered(kern, p, x, a, bias, y)
+	convForwardGathered(kern, p, x, a, bias, y, relu)
 }
 
 // convForwardPadded computes the convolution on the padded grid
 // (p.padded(), a kernel with sparse stores): one product per image,
-// M × Q × K with Q = (OutH-1)*Wp + OutW.
-func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+// M × Q × K with Q = (OutH-1)*Wp + OutW. Batches are split over the
+// images (each goroutine pads and multiplies whole images, see
+// imagesInParallel); a single image splits its product.
+func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
-	// 64 values of slack: the kernel reads whole 32-column rows of B in
-	// place, past the last column of the last row.
-	xp := getBuf[float32](p.C*plane + 64)
-	defer putBuf(xp)
 	tab := getInt32s(K)
 	defer putInt32s(tab)
 	tapOffsets(p, wp, plane, tab)
 	q := (p.OutH-1)*wp + p.OutW
-	nw := runtime.GOMAXPROCS(0)
-	for n := 0; n < p.N; n++ {
-		padImages(p, x, xp, n, 1)
-		sgemmPacked(kern, nw, gemmArgs{
-			m: p.M, n: q, k: K, alpha: 1, a: a,
-			b: matView{data: xp, rows: axis{tab: tab}, cols: axis{stride: 1}},
-			c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
-			cmap: &colMap{wp: wp, ow: p.OutW}, bInPlace: true,
-		})
+	nw, gemmNW := imagesInParallel(p, int64(p.M)*int64(q)*int64(K))
+	var next atomic.Int64
+	parallelFor(nw, nw, func(_, _, _ int) {
+		// 64 values of slack: the kernel reads whole 32-column rows of B
+		// in place, past the last column of the last row.
+		xp := getBuf[float32](p.C*plane + 64)
+		defer putBuf(xp)
+		for {
+			n := int(next.Add(1)) - 1
+			if n >= p.N {
+				return
+			}
+			padImage(p, x, xp, n, gemmNW)
+			sgemmPacked(kern, gemmNW, gemmArgs{
+				m: p.M, n: q, k: K, alpha: 1, a: a,
+				b: matView{data: xp, rows: axis{tab: tab}, cols: axis{stride: 1}},
+				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
+				cmap: &colMap{wp: wp, ow: p.OutW}, bInPlace: true, relu: relu,
+			})
+		}
+	})
+}
+
+// imagesInParallel decides how the per-image products of a batch share
+// the cores: whole images per goroutine (nw goroutines, each product on
+// one) when there are images enough to keep every core busy, else one
+// image at a time with its product split (one goroutine, gemmNW for the
+// product). work is one image's multiply-adds.
+func imagesInParallel(p Conv2DParams, work int64) (nw, gemmNW int) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs > 1 && p.N >= procs && (p.N%procs == 0 || work < 1<<26) {
+		return min(procs, p.N), 1
 	}
+	return 1, procs
 }
 
 // gatherGroupSize is how many images share one product of the gathered
@@ -150,42 +187,53 @@ func positionOffsets(p Conv2DParams, wp, plane, g int, tab []int32) {
 // convForwardGathered computes the convolution with B gathered from the
 // padded copies of a group of images (any stride, any width): tap rows
 // through tapOffsets, output positions through positionOffsets. A group's
-// output goes to a scratch matrix [M, g*P], then to y with the bias; a
-// group of one image is written to y directly.
-func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32) {
+// output goes to a scratch matrix [M, g*P], then to y; a group of one
+// image is written to y directly.
+func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
 	g := gatherGroupSize(p)
-	xp := getBuf[float32](g * p.C * plane)
-	defer putBuf(xp)
 	tab, pos := getInt32s(K), getInt32s(g*P)
 	defer putInt32s(tab)
 	defer putInt32s(pos)
 	tapOffsets(p, wp, plane, tab)
 	positionOffsets(p, wp, plane, g, pos)
-	var tmp []float32
-	if g > 1 {
-		tmp = getBuf[float32](p.M * g * P)
-		defer putBuf(tmp)
-	}
-	nw := runtime.GOMAXPROCS(0)
-	for n0 := 0; n0 < p.N; n0 += g {
-		gn := min(g, p.N-n0)
-		padImages(p, x, xp, n0, gn)
-		args := gemmArgs{
-			m: p.M, n: gn * P, k: K, alpha: 1, a: a,
-			b: matView{data: xp, rows: axis{tab: tab}, cols: axis{tab: pos[:gn*P]}},
+	groups := (p.N + g - 1) / g
+	// Groups in parallel when there are enough of them, as images in
+	// convForwardPadded.
+	nw, gemmNW := imagesInParallel(Conv2DParams{N: groups}, int64(p.M)*int64(g*P)*int64(K))
+	var next atomic.Int64
+	parallelFor(nw, nw, func(_, _, _ int) {
+		xp := getBuf[float32](g * p.C * plane)
+		defer putBuf(xp)
+		var tmp []float32
+		if g > 1 {
+			tmp = getBuf[float32](p.M * g * P)
+			defer putBuf(tmp)
 		}
-		if gn == 1 {
-			args.c, args.ldc, args.bias = y[n0*ys:(n0+1)*ys], P, bias
-			sgemmPacked(kern, nw, args)
-			continue
+		for {
+			gi := int(next.Add(1)) - 1
+			if gi >= groups {
+				return
+			}
+			n0 := gi * g
+			gn := min(g, p.N-n0)
+			padPlanes(p, x, xp, n0, gn, gemmNW)
+			args := gemmArgs{
+				m: p.M, n: gn * P, k: K, alpha: 1, a: a, bias: bias, relu: relu,
+				b: matView{data: xp, rows: axis{tab: tab}, cols: axis{tab: pos[:gn*P]}},
+			}
+			if gn == 1 {
+				args.c, args.ldc = y[n0*ys:(n0+1)*ys], P
+				sgemmPacked(kern, gemmNW, args)
+				continue
+			}
+			args.c, args.ldc = tmp, gn*P
+			sgemmPacked(kern, gemmNW, args)
+			scatterGroupOn(gemmNW, p.M, P, tmp, y, nil, n0, gn)
 		}
-		args.c, args.ldc = tmp, gn*P
-		sgemmPacked(kern, nw, args)
-		scatterGroup(p.M, P, tmp, y, bias, n0, gn)
-	}
+	})
 }
 
 // flipped returns the convolution whose forward pass is p's data

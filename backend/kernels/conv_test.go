@@ -311,7 +311,16 @@ func TestConv2DPaths(t *testing.T) {
 				y32[i] = float32(math.NaN()) // overwritten, never read
 			}
 			Conv2DForward(p, to32(x), to32(w), to32(b), y32)
-			assertClose(t, name+" forward", to64(y32), naiveConv(p, x, w, b), 1e-4)
+			want := naiveConv(p, x, w, b)
+			assertClose(t, name+" forward", to64(y32), want, 1e-4)
+			for i := range y32 {
+				y32[i] = float32(math.NaN())
+			}
+			Conv2DForwardRelu(p, to32(x), to32(w), to32(b), y32)
+			for i, v := range want {
+				want[i] = max(v, 0)
+			}
+			assertClose(t, name+" forward+relu", to64(y32), want, 1e-4)
 			wdx, wdw := naiveConvBackward(p, x, w, dy)
 			dw32 := make([]float32, p.WLen())
 			for i := range dw32 {

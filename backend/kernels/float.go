@@ -133,7 +133,7 @@ type freeList struct {
 	bufs []unsafe.Pointer // *float32 or *float64 of capacity 1<<class
 }
 
-const maxFree = 8
+const maxFree = 16
 
 var free32, free64 [64]freeList
 

@@ -43,9 +43,10 @@ type gemmKernel struct {
 	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
 	// + bias[i] (bias nil: none; else at least mr values) from packed panels
 	// and stores the columns of rows i < rows selected by mask one after
-	// another from c[i*ldc]; with beta != 0, beta·C is added to them first.
+	// another from c[i*ldc]; with beta != 0, beta·C is added to them first;
+	// with flags&tileRelu, negative values are stored as 0.
 	// kc >= 1, 1 <= rows <= mr, mask < 1<<nr.
-	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32)
+	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32)
 	// packCopy and packGather fill one panel of width w (mr for A, nr for
 	// B): dst[p*w+l] = src[koff[p]+l] (packCopy) or src[koff[p]+lane[l]]
 	// (packGather) for l < n, zero for n <= l < w. The offsets are
@@ -58,9 +59,13 @@ type gemmKernel struct {
 	// tileRows, when not nil, is tile with B read in place: row p of the
 	// kc×nr panel is b[koff[p]:][:nr] (all nr values are read, whatever
 	// mask says). kcRows is its k block.
-	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32)
+	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32)
 	kcRows   int
 }
+
+// tileRelu is the tile flag that applies max(·, 0) to the stored values
+// (a convolution fused with the Relu after it).
+const tileRelu = 1
 
 // gemmMinWork is the smallest product (multiply-adds) worth splitting
 // across goroutines: about 20 µs of work at the micro-kernel's speed.
@@ -173,6 +178,17 @@ type gemmArgs struct {
 	bias        []float32
 	cmap        *colMap
 	bInPlace    bool
+	// relu stores max(C, 0) (the last k block's tiles carry tileRelu).
+	relu bool
+}
+
+// tileFlags returns the flags of the tiles of the k block starting at
+// pc, of width kc.
+func (g *gemmArgs) tileFlags(pc, kc int) uint32 {
+	if g.relu && pc+kc >= g.k {
+		return tileRelu
+	}
+	return 0
 }
 
 // sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices
@@ -287,7 +303,7 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, bt, bs, ic, j0)
+					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, bt, bs, ic, j0, g.tileFlags(pc, kc))
 				}
 			}
 		}
@@ -336,7 +352,7 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 				}
 				for jc := 0; jc < n; jc += kern.nc {
 					nc := min(kern.nc, n-jc)
-					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], bt, bs, i0, jc)
+					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], bt, bs, i0, jc, g.tileFlags(pc, kc))
 				}
 			}
 		}
@@ -402,7 +418,7 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernelInPlace(kern, &g, end-ic, nc, kc, ap[pc*mp+blk*kc+(ic-blk)*kc:], koff[pc:pc+kc], bt, bs, ic, j0)
+					macroKernelInPlace(kern, &g, end-ic, nc, kc, ap[pc*mp+blk*kc+(ic-blk)*kc:], koff[pc:pc+kc], bt, bs, ic, j0, g.tileFlags(pc, kc))
 					ic = end
 				}
 			}
@@ -412,7 +428,7 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 
 // macroKernelInPlace is macroKernel with B read in place through the row
 // offsets koff (for this k block).
-func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []float32, koff []int32, beta float32, bias []float32, i0, j0 int) {
+func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	mr, nr := kern.mr, kern.nr
 	var biasBuf [16]float32
 	for jr := 0; jr < nc; jr += nr {
@@ -441,7 +457,7 @@ func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []floa
 			}
 			off := (i0+ir)*g.ldc + col
 			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
-			kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask)
+			kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
 		}
 	}
 }
@@ -525,7 +541,7 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 // macroKernel multiplies the packed mc×kc block of A (rows i0.. of C) by
 // the packed kc×nc block of B (columns j0..) into C: C = alpha·AB + beta·C
 // (C not read when beta == 0), plus bias[i] on row i when bias is not nil.
-func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, beta float32, bias []float32, i0, j0 int) {
+func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	mr, nr := kern.mr, kern.nr
 	var biasBuf [16]float32
 	for jr := 0; jr < nc; jr += nr {
@@ -554,15 +570,15 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 			}
 			off := (i0+ir)*g.ldc + col
 			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
-			kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask)
+			kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
 		}
 	}
 }
 
 // microKernelGo is the portable micro-kernel for any mr×nr (the contract
 // of gemmKernel.tile).
-func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
-	return func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+	return func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 		var acc [16 * 32]float32
 		t := acc[:mr*nr]
 		a, b = a[:kc*mr], b[:kc*nr]
@@ -575,13 +591,13 @@ func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, b
 				}
 			}
 		}
-		storeTile(t, nr, c, ldc, alpha, beta, bias, rows, mask)
+		storeTile(t, nr, c, ldc, alpha, beta, bias, rows, mask, flags)
 	}
 }
 
 // storeTile stores the tile t (nr columns per row) with the contract of
 // gemmKernel.tile.
-func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 	for i := 0; i < rows; i++ {
 		var b0 float32
 		if bias != nil {
@@ -595,6 +611,9 @@ func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, b
 			v = alpha*v + b0
 			if beta != 0 {
 				v += beta * c[q]
+			}
+			if flags&tileRelu != 0 {
+				v = max(v, 0)
 			}
 			c[q] = v
 			q++

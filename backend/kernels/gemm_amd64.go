@@ -12,7 +12,7 @@ var (
 	kernelAVX512 = &gemmKernel{
 		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
-		tileRows: tileRowsAVX512, kcRows: 384,
+		tileRows: tileRowsAVX512, kcRows: 288,
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
@@ -35,13 +35,13 @@ func asmKernels() []*gemmKernel {
 // by internal/asmgen) with the contract of gemmKernel.tile.
 //
 //go:noescape
-func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
 
 // sgemmKernel8x32Rows is sgemmKernel8x32 with B read in place: row p of
 // the panel is the 32 values at b[koff[p]].
 //
 //go:noescape
-func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
 
 //go:noescape
 func packCopy32(kc int, src *float32, koff *int32, n int, dst *float32)
@@ -57,7 +57,7 @@ func packGather8(kc int, src *float32, koff *int32, lane *int32, n int, dst *flo
 
 // The wrappers check the slices; the assembly trusts them.
 
-func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 	_ = a[kc*8-1]
 	_ = b[kc*32-1]
 	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
@@ -67,10 +67,10 @@ func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []
 	if bias != nil {
 		bp = &bias[:8][0]
 	}
-	sgemmKernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask)
+	sgemmKernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
 }
 
-func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 	_ = a[kc*8-1]
 	_ = koff[kc-1]
 	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
@@ -80,7 +80,7 @@ func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, 
 	if bias != nil {
 		bp = &bias[:8][0]
 	}
-	sgemmKernel8x32Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask)
+	sgemmKernel8x32Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
 }
 
 func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
@@ -123,10 +123,10 @@ func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bia
 
 // tileAVX2 runs the AVX2 kernel on full tiles and through a buffer on
 // fringe or sparse ones.
-func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask uint32) {
+func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 	_ = a[kc*6-1]
 	_ = b[kc*16-1]
-	if rows == 6 && mask == 0xffff {
+	if rows == 6 && mask == 0xffff && flags == 0 {
 		_ = c[5*ldc+15]
 		var bp *float32
 		if bias != nil {
@@ -137,7 +137,7 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 	}
 	var t [6 * 16]float32
 	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil)
-	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask)
+	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
 }
 
 // packB16Asm copies kc rows of 16 float32, ldb elements apart in src, to

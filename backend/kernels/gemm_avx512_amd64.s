@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+// func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
 //
 // The 8×32 tile T[i][j] = alpha·Σ_p a[p*8+i]·b[p*32+j] + bias[i] (bias
 // may be nil) for packed panels a (kc×8) and b (kc×32), kc >= 1, is
@@ -13,11 +13,12 @@
 // AVX-512 compress operation), so mask = 1<<n - 1 stores the first n
 // columns and a sparse mask drops columns (convolution outputs computed on
 // a padded grid). With beta != 0 the stored values are beta·C + T, C read
-// from the same places.
+// from the same places. Flag 1 (relu) stores max(T, 0) (max(beta·C + T,
+// 0) with beta).
 //
 // Registers: accumulators Z0-Z15 (row i in Z(2i), Z(2i+1)), B row in Z16,
 // Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.
-TEXT ·sgemmKernel8x32(SB), NOSPLIT, $0-68
+TEXT ·sgemmKernel8x32(SB), NOSPLIT, $0-72
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -262,6 +263,9 @@ k8noalpha:
 	VADDPS Z20, Z14, Z14
 	VADDPS Z20, Z15, Z15
 k8nobias:
+	VPXORD Z26, Z26, Z26
+	MOVL flags+68(FP), R13
+	ANDL $1, R13
 	VBROADCASTSS beta+44(FP), Z21
 	MOVL beta+44(FP), R10
 	SHLL $1, R10 // drop the sign bit: -0 counts as 0
@@ -273,6 +277,25 @@ k8nobias:
 	JNE k8sparse
 	TESTL R10, R10
 	JNZ k8dense_beta
+	TESTL R13, R13
+	JZ k8dense_store
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8dense_store:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
 	ADDQ R8, DX
@@ -300,43 +323,83 @@ k8nobias:
 	RET
 k8dense_beta:
 	VFMADD231PS 0(DX), Z21, Z0
-	VMOVUPS Z0, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z1
+	TESTL R13, R13
+	JZ k8dense_beta0
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+k8dense_beta0:
+	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z2
-	VMOVUPS Z2, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z3
+	TESTL R13, R13
+	JZ k8dense_beta1
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+k8dense_beta1:
+	VMOVUPS Z2, 0(DX)
 	VMOVUPS Z3, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z4
-	VMOVUPS Z4, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z5
+	TESTL R13, R13
+	JZ k8dense_beta2
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+k8dense_beta2:
+	VMOVUPS Z4, 0(DX)
 	VMOVUPS Z5, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z6
-	VMOVUPS Z6, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z7
+	TESTL R13, R13
+	JZ k8dense_beta3
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+k8dense_beta3:
+	VMOVUPS Z6, 0(DX)
 	VMOVUPS Z7, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z8
-	VMOVUPS Z8, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z9
+	TESTL R13, R13
+	JZ k8dense_beta4
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+k8dense_beta4:
+	VMOVUPS Z8, 0(DX)
 	VMOVUPS Z9, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z10
-	VMOVUPS Z10, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z11
+	TESTL R13, R13
+	JZ k8dense_beta5
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+k8dense_beta5:
+	VMOVUPS Z10, 0(DX)
 	VMOVUPS Z11, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z12
-	VMOVUPS Z12, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z13
+	TESTL R13, R13
+	JZ k8dense_beta6
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+k8dense_beta6:
+	VMOVUPS Z12, 0(DX)
 	VMOVUPS Z13, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z14
-	VMOVUPS Z14, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z15
+	TESTL R13, R13
+	JZ k8dense_beta7
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8dense_beta7:
+	VMOVUPS Z14, 0(DX)
 	VMOVUPS Z15, 64(DX)
 	VZEROUPPER
 	RET
@@ -368,6 +431,11 @@ k8sparse:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z1
 k8row0_store:
+	TESTL R13, R13
+	JZ k8row0_store_norelu
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+k8row0_store_norelu:
 	VCOMPRESSPS.Z Z0, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z1, K2, Z25
@@ -382,6 +450,11 @@ k8row0_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z3
 k8row1_store:
+	TESTL R13, R13
+	JZ k8row1_store_norelu
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+k8row1_store_norelu:
 	VCOMPRESSPS.Z Z2, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z3, K2, Z25
@@ -396,6 +469,11 @@ k8row1_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z5
 k8row2_store:
+	TESTL R13, R13
+	JZ k8row2_store_norelu
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+k8row2_store_norelu:
 	VCOMPRESSPS.Z Z4, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z5, K2, Z25
@@ -410,6 +488,11 @@ k8row2_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z7
 k8row3_store:
+	TESTL R13, R13
+	JZ k8row3_store_norelu
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+k8row3_store_norelu:
 	VCOMPRESSPS.Z Z6, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z7, K2, Z25
@@ -424,6 +507,11 @@ k8row3_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z9
 k8row4_store:
+	TESTL R13, R13
+	JZ k8row4_store_norelu
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+k8row4_store_norelu:
 	VCOMPRESSPS.Z Z8, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z9, K2, Z25
@@ -438,6 +526,11 @@ k8row4_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z11
 k8row5_store:
+	TESTL R13, R13
+	JZ k8row5_store_norelu
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+k8row5_store_norelu:
 	VCOMPRESSPS.Z Z10, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z11, K2, Z25
@@ -452,6 +545,11 @@ k8row5_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z13
 k8row6_store:
+	TESTL R13, R13
+	JZ k8row6_store_norelu
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+k8row6_store_norelu:
 	VCOMPRESSPS.Z Z12, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z13, K2, Z25
@@ -466,6 +564,11 @@ k8row6_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z15
 k8row7_store:
+	TESTL R13, R13
+	JZ k8row7_store_norelu
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8row7_store_norelu:
 	VCOMPRESSPS.Z Z14, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z15, K2, Z25
@@ -474,11 +577,11 @@ k8end:
 	VZEROUPPER
 	RET
 
-// func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32)
+// func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
 //
 // sgemmKernel8x32 with B not packed: row p of the kc×32 panel is the 32
 // values from b[koff[p]] (all 32 are read, whatever mask says).
-TEXT ·sgemmKernel8x32Rows(SB), NOSPLIT, $0-76
+TEXT ·sgemmKernel8x32Rows(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -729,6 +832,9 @@ k8rnoalpha:
 	VADDPS Z20, Z14, Z14
 	VADDPS Z20, Z15, Z15
 k8rnobias:
+	VPXORD Z26, Z26, Z26
+	MOVL flags+76(FP), R13
+	ANDL $1, R13
 	VBROADCASTSS beta+52(FP), Z21
 	MOVL beta+52(FP), R10
 	SHLL $1, R10 // drop the sign bit: -0 counts as 0
@@ -740,6 +846,25 @@ k8rnobias:
 	JNE k8rsparse
 	TESTL R10, R10
 	JNZ k8rdense_beta
+	TESTL R13, R13
+	JZ k8rdense_store
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8rdense_store:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
 	ADDQ R8, DX
@@ -767,43 +892,83 @@ k8rnobias:
 	RET
 k8rdense_beta:
 	VFMADD231PS 0(DX), Z21, Z0
-	VMOVUPS Z0, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z1
+	TESTL R13, R13
+	JZ k8rdense_beta0
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+k8rdense_beta0:
+	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z2
-	VMOVUPS Z2, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z3
+	TESTL R13, R13
+	JZ k8rdense_beta1
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+k8rdense_beta1:
+	VMOVUPS Z2, 0(DX)
 	VMOVUPS Z3, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z4
-	VMOVUPS Z4, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z5
+	TESTL R13, R13
+	JZ k8rdense_beta2
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+k8rdense_beta2:
+	VMOVUPS Z4, 0(DX)
 	VMOVUPS Z5, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z6
-	VMOVUPS Z6, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z7
+	TESTL R13, R13
+	JZ k8rdense_beta3
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+k8rdense_beta3:
+	VMOVUPS Z6, 0(DX)
 	VMOVUPS Z7, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z8
-	VMOVUPS Z8, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z9
+	TESTL R13, R13
+	JZ k8rdense_beta4
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+k8rdense_beta4:
+	VMOVUPS Z8, 0(DX)
 	VMOVUPS Z9, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z10
-	VMOVUPS Z10, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z11
+	TESTL R13, R13
+	JZ k8rdense_beta5
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+k8rdense_beta5:
+	VMOVUPS Z10, 0(DX)
 	VMOVUPS Z11, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z12
-	VMOVUPS Z12, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z13
+	TESTL R13, R13
+	JZ k8rdense_beta6
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+k8rdense_beta6:
+	VMOVUPS Z12, 0(DX)
 	VMOVUPS Z13, 64(DX)
 	ADDQ R8, DX
 	VFMADD231PS 0(DX), Z21, Z14
-	VMOVUPS Z14, 0(DX)
 	VFMADD231PS 64(DX), Z21, Z15
+	TESTL R13, R13
+	JZ k8rdense_beta7
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8rdense_beta7:
+	VMOVUPS Z14, 0(DX)
 	VMOVUPS Z15, 64(DX)
 	VZEROUPPER
 	RET
@@ -835,6 +1000,11 @@ k8rsparse:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z1
 k8rrow0_store:
+	TESTL R13, R13
+	JZ k8rrow0_store_norelu
+	VMAXPS Z0, Z26, Z0
+	VMAXPS Z1, Z26, Z1
+k8rrow0_store_norelu:
 	VCOMPRESSPS.Z Z0, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z1, K2, Z25
@@ -849,6 +1019,11 @@ k8rrow0_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z3
 k8rrow1_store:
+	TESTL R13, R13
+	JZ k8rrow1_store_norelu
+	VMAXPS Z2, Z26, Z2
+	VMAXPS Z3, Z26, Z3
+k8rrow1_store_norelu:
 	VCOMPRESSPS.Z Z2, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z3, K2, Z25
@@ -863,6 +1038,11 @@ k8rrow1_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z5
 k8rrow2_store:
+	TESTL R13, R13
+	JZ k8rrow2_store_norelu
+	VMAXPS Z4, Z26, Z4
+	VMAXPS Z5, Z26, Z5
+k8rrow2_store_norelu:
 	VCOMPRESSPS.Z Z4, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z5, K2, Z25
@@ -877,6 +1057,11 @@ k8rrow2_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z7
 k8rrow3_store:
+	TESTL R13, R13
+	JZ k8rrow3_store_norelu
+	VMAXPS Z6, Z26, Z6
+	VMAXPS Z7, Z26, Z7
+k8rrow3_store_norelu:
 	VCOMPRESSPS.Z Z6, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z7, K2, Z25
@@ -891,6 +1076,11 @@ k8rrow3_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z9
 k8rrow4_store:
+	TESTL R13, R13
+	JZ k8rrow4_store_norelu
+	VMAXPS Z8, Z26, Z8
+	VMAXPS Z9, Z26, Z9
+k8rrow4_store_norelu:
 	VCOMPRESSPS.Z Z8, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z9, K2, Z25
@@ -905,6 +1095,11 @@ k8rrow4_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z11
 k8rrow5_store:
+	TESTL R13, R13
+	JZ k8rrow5_store_norelu
+	VMAXPS Z10, Z26, Z10
+	VMAXPS Z11, Z26, Z11
+k8rrow5_store_norelu:
 	VCOMPRESSPS.Z Z10, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z11, K2, Z25
@@ -919,6 +1114,11 @@ k8rrow5_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z13
 k8rrow6_store:
+	TESTL R13, R13
+	JZ k8rrow6_store_norelu
+	VMAXPS Z12, Z26, Z12
+	VMAXPS Z13, Z26, Z13
+k8rrow6_store_norelu:
 	VCOMPRESSPS.Z Z12, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z13, K2, Z25
@@ -933,6 +1133,11 @@ k8rrow6_store:
 	VEXPANDPS.Z (DX)(R9*1), K2, Z23
 	VFMADD231PS Z23, Z21, Z15
 k8rrow7_store:
+	TESTL R13, R13
+	JZ k8rrow7_store_norelu
+	VMAXPS Z14, Z26, Z14
+	VMAXPS Z15, Z26, Z15
+k8rrow7_store_norelu:
 	VCOMPRESSPS.Z Z14, K1, Z24
 	VMOVUPS Z24, K3, (DX)
 	VCOMPRESSPS.Z Z15, K2, Z25

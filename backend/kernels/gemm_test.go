@@ -44,8 +44,12 @@ func allKernels() []*gemmKernel { return append(asmKernels(), kernelGo) }
 // use, restoring the original afterwards, and logs which ran.
 func forEachImplementation(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	orig := blasImpl
-	defer func() { blasImpl = orig }()
+	orig := Current()
+	defer func() {
+		if err := Use(orig); err != nil {
+			t.Error(err)
+		}
+	}()
 	for _, name := range Implementations() {
 		if err := Use(name); err != nil {
 			t.Fatal(err)
@@ -165,38 +169,80 @@ func TestMicroKernels(t *testing.T) {
 		for kc := 1; kc <= 9; kc++ {
 			for _, beta := range []float32{0, 1, -0.5} {
 				for _, alpha := range []float32{1, 1.5} {
-					for _, rows := range []int{mr, mr - 1, 1} {
-						masks := []uint32{full, full >> 3, 1, uint32(rng.Uint64()) & full, 0x5 & full}
-						for _, mask := range masks {
-							if mask == 0 {
-								continue
-							}
-							var bias []float32
-							if kc%2 == 1 {
-								bias = to32(randn(rng, mr))
-							}
-							a, b := to32(randn(rng, kc*mr)), to32(randn(rng, kc*nr))
-							ldc := nr + 3
-							c0 := to32(randn(rng, mr*ldc))
-							if beta == 0 {
-								for i := range c0 {
-									c0[i] = float32(math.NaN())
-								}
-							}
-							got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-							kern.tile(kc, a, b, got, ldc, alpha, beta, bias, rows, mask)
-							ref(kc, a, b, want, ldc, alpha, beta, bias, rows, mask)
-							for i := range got {
-								g, w := float64(got[i]), float64(want[i])
-								if math.IsNaN(g) && math.IsNaN(w) {
+					for _, flags := range []uint32{0, tileRelu} {
+						for _, rows := range []int{mr, mr - 1, 1} {
+							masks := []uint32{full, full >> 3, 1, uint32(rng.Uint64()) & full, 0x5 & full}
+							for _, mask := range masks {
+								if mask == 0 {
 									continue
 								}
-								if d := math.Abs(g - w); !(d <= 1e-5*(1+math.Abs(w))) {
-									t.Fatalf("%s kc %d beta %g alpha %g rows %d mask %#x: c[%d] = %g, want %g", kern.name, kc, beta, alpha, rows, mask, i, g, w)
+								var bias []float32
+								if kc%2 == 1 {
+									bias = to32(randn(rng, mr))
+								}
+								a, b := to32(randn(rng, kc*mr)), to32(randn(rng, kc*nr))
+								if kc == 5 {
+									a[1] = float32(math.NaN()) // row 1 is NaN: the Relu keeps it NaN
+								}
+								ldc := nr + 3
+								c0 := to32(randn(rng, mr*ldc))
+								if beta == 0 {
+									for i := range c0 {
+										c0[i] = float32(math.NaN())
+									}
+								}
+								got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+								kern.tile(kc, a, b, got, ldc, alpha, beta, bias, rows, mask, flags)
+								ref(kc, a, b, want, ldc, alpha, beta, bias, rows, mask, flags)
+								for i := range got {
+									g, w := float64(got[i]), float64(want[i])
+									if math.IsNaN(g) && math.IsNaN(w) {
+										continue
+									}
+									if math.IsNaN(g) != math.IsNaN(w) {
+										t.Fatalf("%s kc %d flags %d rows %d mask %#x: c[%d] = %g, want %g", kern.name, kc, flags, rows, mask, i, g, w)
+									}
+									if d := math.Abs(g - w); !(d <= 1e-5*(1+math.Abs(w))) {
+										t.Fatalf("%s kc %d beta %g alpha %g flags %d rows %d mask %#x: c[%d] = %g, want %g", kern.name, kc, beta, alpha, flags, rows, mask, i, g, w)
+									}
 								}
 							}
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestMicroKernelsInPlace checks the micro-kernels that read B in place
+// (tileRows) against the packed ones, with rows of B scattered through a
+// buffer and read up to the panel's full width whatever the mask.
+func TestMicroKernelsInPlace(t *testing.T) {
+	rng := newRNG(86)
+	for _, kern := range allKernels() {
+		if kern.tileRows == nil {
+			continue
+		}
+		mr, nr := kern.mr, kern.nr
+		for _, kc := range []int{1, 3, 4, 7, 288} {
+			for _, mask := range []uint32{1<<nr - 1, 0x7fff, 0xf0f0f0f} {
+				for _, flags := range []uint32{0, tileRelu} {
+					src := to32(randn(rng, 4000))
+					koff := make([]int32, kc)
+					bp := make([]float32, kc*nr)
+					for p := range koff {
+						koff[p] = int32(rng.IntN(4000 - nr))
+						copy(bp[p*nr:(p+1)*nr], src[koff[p]:])
+					}
+					a := to32(randn(rng, kc*mr))
+					bias := to32(randn(rng, mr))
+					ldc := nr + 1
+					got, want := to32(randn(rng, mr*ldc)), make([]float32, mr*ldc)
+					copy(want, got)
+					kern.tileRows(kc, a, src, koff, got, ldc, 1, 0.5, bias, mr, mask, flags)
+					kern.tile(kc, a, bp, want, ldc, 1, 0.5, bias, mr, mask, flags)
+					assertBits(t, fmt.Sprintf("%s tileRows kc %d mask %#x flags %d", kern.name, kc, mask, flags), got, want)
 				}
 			}
 		}

@@ -33,6 +33,18 @@ func Implementations() []string {
 	return names
 }
 
+// Current returns the name, as in [Implementations], of the float32 GEMM in
+// use.
+func Current() string {
+	switch b := blasImpl.(type) {
+	case goBLAS:
+		return b.kern.name
+	case gonumBLAS:
+		return "gonum"
+	}
+	return "openblas"
+}
+
 // Use selects the float32 GEMM by one of the names of [Implementations].
 func Use(name string) error {
 	b, err := blasNamed(name)

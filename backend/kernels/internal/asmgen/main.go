@@ -67,11 +67,11 @@ func step(w *asm, aoff, boff int, breg string) {
 }
 
 func kernel(w *asm, direct bool) {
-	name, args, argsize := "sgemmKernel8x32", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32", 68
+	name, args, argsize := "sgemmKernel8x32", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32", 72
 	off := func(o int) int { return o }
 	lab := "k8"
 	if direct {
-		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask uint32", 76
+		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32", 80
 		off = func(o int) int {
 			if o >= 24 {
 				return o + 8
@@ -90,7 +90,8 @@ func kernel(w *asm, direct bool) {
 // AVX-512 compress operation), so mask = 1<<n - 1 stores the first n
 // columns and a sparse mask drops columns (convolution outputs computed on
 // a padded grid). With beta != 0 the stored values are beta·C + T, C read
-// from the same places.
+// from the same places. Flag 1 (relu) stores max(T, 0) (max(beta·C + T,
+// 0) with beta).
 //
 // Registers: accumulators Z0-Z15 (row i in Z(2i), Z(2i+1)), B row in Z16,
 // Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.`)
@@ -159,7 +160,7 @@ func kernel(w *asm, direct bool) {
 // (alpha at 40 and later) to the kernel's own.
 func epilogue(w *asm, lab string, off func(int) int) {
 	L := func(name string) string { return lab + name }
-	alpha, beta, bias, rows, mask := off(40), off(44), off(48), off(56), off(64)
+	alpha, beta, bias, rows, mask, flags := off(40), off(44), off(48), off(56), off(64), off(68)
 	w.p("%s:", L("done"))
 	w.p("\tMOVL alpha+%d(FP), AX\n\tCMPL AX, $0x3f800000\n\tJEQ %s", alpha, L("noalpha"))
 	w.p("\tVBROADCASTSS alpha+%d(FP), Z20", alpha)
@@ -175,6 +176,9 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		}
 	}
 	w.p("%s:", L("nobias"))
+	w.p("\tVPXORD Z26, Z26, Z26")
+	w.p("\tMOVL flags+%d(FP), R13", flags)
+	w.p("\tANDL $1, R13")
 	w.p("\tVBROADCASTSS beta+%d(FP), Z21", beta)
 	w.p("\tMOVL beta+%d(FP), R10", beta)
 	w.p("\tSHLL $1, R10 // drop the sign bit: -0 counts as 0")
@@ -184,6 +188,11 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	w.p("\tCMPQ R11, $8\n\tJNE %s", L("sparse"))
 	w.p("\tTESTL R10, R10\n\tJNZ %s", L("dense_beta"))
 	// Full tile, beta == 0.
+	w.p("\tTESTL R13, R13\n\tJZ %s", L("dense_store"))
+	for i := 0; i < mr*nv; i++ {
+		w.p("\tVMAXPS Z%d, Z26, Z%d", i, i)
+	}
+	w.p("%s:", L("dense_store"))
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
 			w.p("\tVMOVUPS %s, %d(DX)", acc(i, v), 64*v)
@@ -197,6 +206,13 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	for i := 0; i < mr; i++ {
 		for v := 0; v < nv; v++ {
 			w.p("\tVFMADD231PS %d(DX), Z21, %s", 64*v, acc(i, v))
+		}
+		w.p("\tTESTL R13, R13\n\tJZ %s", L(fmt.Sprintf("dense_beta%d", i)))
+		for v := 0; v < nv; v++ {
+			w.p("\tVMAXPS %s, Z26, %s", acc(i, v), acc(i, v))
+		}
+		w.p("%s:", L(fmt.Sprintf("dense_beta%d", i)))
+		for v := 0; v < nv; v++ {
 			w.p("\tVMOVUPS %s, %d(DX)", acc(i, v), 64*v)
 		}
 		if i < mr-1 {
@@ -237,6 +253,10 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		w.p("\tVEXPANDPS.Z (DX)(R9*1), K2, Z23")
 		w.p("\tVFMADD231PS Z23, Z21, %s", acc(i, 1))
 		w.p("%s:", store)
+		w.p("\tTESTL R13, R13\n\tJZ %s", store+"_norelu")
+		w.p("\tVMAXPS %s, Z26, %s", acc(i, 0), acc(i, 0))
+		w.p("\tVMAXPS %s, Z26, %s", acc(i, 1), acc(i, 1))
+		w.p("%s:", store+"_norelu")
 		w.p("\tVCOMPRESSPS.Z %s, K1, Z24", acc(i, 0))
 		w.p("\tVMOVUPS Z24, K3, (DX)")
 		w.p("\tVCOMPRESSPS.Z %s, K2, Z25", acc(i, 1))
