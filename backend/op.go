@@ -26,6 +26,13 @@ type kernel[T float] interface {
 	backward(i int, ins [][]T, out, gout, gin []T) error
 }
 
+// gradOverwriter is implemented by kernels whose backward writes every element of
+// gin (the kernels' own contract), so that the gradient buffer need not be cleared
+// first: a pass over the largest tensors of a training step saved.
+type gradOverwriter interface {
+	overwritesGrad() bool
+}
+
 // nodeOp adapts a kernel to gorgonia's Op and SDOp interfaces. Its shapes are fixed when
 // the program is built; diff says which inputs need a gradient in this program, so
 // gorgonia builds no backward nodes for frozen parameters.
@@ -141,7 +148,9 @@ func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	n := len(g.op.inShapes)
 	shape := g.op.inShapes[g.input]
 	g.gin = reuse(g.gin, numElements(shape))
-	clear(g.gin)
+	if o, ok := g.op.k.(gradOverwriter); !ok || !o.overwritesGrad() {
+		clear(g.gin)
+	}
 	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], g.gin); err != nil {
 		return nil, fmt.Errorf("%s: %w", g, err)
 	}

@@ -67,6 +67,9 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// overwritesGrad: the three convolution gradients overwrite their outputs.
+func (k *conv[T]) overwritesGrad() bool { return true }
+
 func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	if k.relu {
 		if !k.dzValid {

@@ -39,6 +39,9 @@ func (k *activation[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// overwritesGrad: the activations' backward functions write every element.
+func (k *activation[T]) overwritesGrad() bool { return true }
+
 func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	switch k.op {
 	case "Relu":

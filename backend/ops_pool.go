@@ -54,6 +54,9 @@ func (k *maxPool[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
+func (k *maxPool[T]) overwritesGrad() bool { return true }
+
 func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.MaxPool2DBackward(k.p, gout, k.argmax, gin)
 	return nil

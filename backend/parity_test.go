@@ -103,6 +103,15 @@ func testPyTorchParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A first run on other values: the buffers the program reuses must carry
+			// nothing into the next run.
+			other := make([]float32, len(x.Data))
+			for i, v := range x.Data {
+				other[len(other)-1-i] = 2 * v
+			}
+			if err := p.Run([][]float32{other}, target.Data); err != nil {
+				t.Fatal(err)
+			}
 			if err := p.Run([][]float32{x.Data}, target.Data); err != nil {
 				t.Fatal(err)
 			}

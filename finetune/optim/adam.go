@@ -156,7 +156,18 @@ func (a *Adam) Step(params []Param, lr float64) error {
 	return nil
 }
 
-func adamKernel(p, g, m, v []float32, c *adamCoef) {
+// namedAdamKernel is one implementation of the Adam update of a span.
+type namedAdamKernel struct {
+	name string
+	fn   func(p, g, m, v []float32, c *adamCoef)
+}
+
+// adamKernel is the fastest Adam update the CPU runs (AVX-512 or AVX2
+// assembly, else the Go loop), chosen once; all give the same bits.
+var adamKernel = adamKernels()[0].fn
+
+// adamKernelGo is the Adam update of one span of a parameter.
+func adamKernelGo(p, g, m, v []float32, c *adamCoef) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	b1, omb1, b2, omb2, wd, decay := c.b1, c.omb1, c.b2, c.omb2, c.wd, c.decay
 	negStep, eps := c.negStep, c.eps

@@ -532,3 +532,49 @@ func TestMomentumBufferStartsLate(t *testing.T) {
 		t.Errorf("p = %v, want %v", p[0], want)
 	}
 }
+
+// TestAdamKernelsAgree checks every Adam kernel the CPU runs against the Go
+// loop, bit for bit, over lengths that leave every remainder of the vector
+// widths, with Adam's and AdamW's coefficients, NaN, infinities and zeros
+// among the values.
+func TestAdamKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	coefs := []adamCoef{
+		{b1: 0.9, omb1: 0.1, b2: 0.999, omb2: 0.001, decay: 1, negStep: -1e-3, eps: 1e-8},
+		{b1: 0.9, omb1: 0.1, b2: 0.999, omb2: 0.001, wd: 0.01, decay: 1, negStep: -3e-4, eps: 1e-8},
+		{b1: 0.8, omb1: 0.2, b2: 0.99, omb2: 0.01, decay: 0.999, negStep: -2e-2, eps: 3e-7},
+	}
+	var names []string
+	for _, k := range adamKernels() {
+		names = append(names, k.name)
+		for _, n := range []int{0, 1, 7, 8, 15, 16, 17, 33, 1000} {
+			for ci := range coefs {
+				fill := func() []float32 {
+					s := make([]float32, n)
+					for i := range s {
+						s[i] = float32(rng.NormFloat64())
+					}
+					return s
+				}
+				p, g, m, v := fill(), fill(), fill(), fill()
+				for i := range v {
+					v[i] *= v[i] // a second moment is not negative
+				}
+				if n > 5 {
+					g[1], g[2], p[3], v[4], g[5] = float32(math.NaN()), float32(math.Inf(1)), 0, 0, 0
+				}
+				p2, m2, v2 := append([]float32(nil), p...), append([]float32(nil), m...), append([]float32(nil), v...)
+				k.fn(p, g, m, v, &coefs[ci])
+				adamKernelGo(p2, g, m2, v2, &coefs[ci])
+				for i := range p {
+					for _, pair := range [][2]float32{{p[i], p2[i]}, {m[i], m2[i]}, {v[i], v2[i]}} {
+						if math.Float32bits(pair[0]) != math.Float32bits(pair[1]) && !(pair[0] != pair[0] && pair[1] != pair[1]) {
+							t.Fatalf("%s n %d coef %d: element %d = %g, the Go loop %g", k.name, n, ci, i, pair[0], pair[1])
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("ran %v", names)
+}

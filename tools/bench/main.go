@@ -4,7 +4,14 @@
 //
 //	go run ./tools/bench -model /tmp/vgg19-features.onnx -mode forward -size 224 -batch 1
 //	go run ./tools/bench -model /tmp/vgg19-features.onnx -mode train -size 32 -batch 8
-//	go run -tags openblas ./tools/bench ...   # OpenBLAS instead of gonum (cgo)
+//	go run ./tools/bench -mode train -size 32 -batch 16 -classes 10 -adam   # + Linear head, Adam
+//	go run ./tools/bench -kernels avx2 ...      # one of kernels.Implementations()
+//	go run -tags openblas ./tools/bench ...     # OpenBLAS through cgo
+//
+// -classes N appends a Flatten + Linear(N) head (headbuilder) and trains with the
+// softmax cross-entropy of random labels; -adam adds an Adam step over every trained
+// parameter to each timed run (what one step of `toolkit finetune` does, without the
+// data loader).
 //
 // -size replaces the input's height and width declared in the file (VGG19 exports fix
 // them at 224), so one file serves every resolution. The program is built once and run
@@ -24,11 +31,14 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"toolkit/backend"
 	"toolkit/backend/kernels"
+	"toolkit/finetune/optim"
+	"toolkit/headbuilder"
 	"toolkit/onnx"
 )
 
@@ -37,6 +47,8 @@ type Result struct {
 	Label       string  `json:"label,omitempty"`
 	Impl        string  `json:"impl"`
 	Mode        string  `json:"mode"`
+	Classes     int     `json:"classes,omitempty"`
+	Adam        bool    `json:"adam,omitempty"`
 	Size        int     `json:"size"`
 	Batch       int     `json:"batch"`
 	Iters       int     `json:"iters"`
@@ -63,6 +75,9 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write an allocation profile after the timed runs")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	impl := flag.String("impl", "toolkit", "name of this build in the results (compare.sh names an older build toolkit-before)")
+	kernelsName := flag.String("kernels", "", "GEMM implementation (default: the fastest this CPU runs): "+strings.Join(kernels.Implementations(), ", "))
+	classes := flag.Int("classes", 0, "train mode: append a Flatten + Linear head with this many classes (cross-entropy loss)")
+	adam := flag.Bool("adam", false, "train mode: an Adam step after each forward and backward pass")
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
 	flag.Parse()
 	if *report != "" {
@@ -72,13 +87,29 @@ func main() {
 		}
 		return
 	}
-	if err := run(*impl, *model, *mode, *size, *batch, *iters, *warmup, *cpuprofile, *memprofile, *asJSON); err != nil {
+	if *kernelsName != "" {
+		if err := kernels.Use(*kernelsName); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam}
+	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, memprofile string, asJSON bool) error {
+// config is one workload.
+type config struct {
+	mode                       string
+	size, batch, iters, warmup int
+	classes                    int
+	adam                       bool
+}
+
+func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
+	mode, size, batch, iters, warmup := cfg.mode, cfg.size, cfg.batch, cfg.iters, cfg.warmup
 	t0 := time.Now()
 	ir, err := onnx.Read(path)
 	if err != nil {
@@ -97,11 +128,20 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 			o.Shape[i] = onnx.Dim{Param: fmt.Sprintf("d%d", i)}
 		}
 	}
+	c := int(in.Shape[1].Value)
+	if cfg.classes > 0 {
+		if mode != "train" {
+			return fmt.Errorf("-classes is for -mode train")
+		}
+		ir, err = headbuilder.Append(ir, headbuilder.Spec{Classes: cfg.classes, Seed: 1}, []int64{int64(batch), int64(c), int64(size), int64(size)})
+		if err != nil {
+			return err
+		}
+	}
 	m, err := backend.NewModel(ir)
 	if err != nil {
 		return err
 	}
-	c := int(in.Shape[1].Value)
 	opts := backend.Options{InputShapes: map[string][]int{in.Name: {batch, c, size, size}}}
 	switch mode {
 	case "forward":
@@ -109,6 +149,9 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 		opts.Training = true
 		opts.Trainable = m.TrainableNames()
 		opts.Loss = backend.WeightedSum
+		if cfg.classes > 0 {
+			opts.Loss = backend.CrossEntropy
+		}
 	default:
 		return fmt.Errorf("unknown mode %q (forward or train)", mode)
 	}
@@ -122,7 +165,8 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 		x[i] = float32(rng.NormFloat64())
 	}
 	var target []float32
-	if opts.Loss != backend.NoLoss {
+	switch opts.Loss {
+	case backend.WeightedSum:
 		// Run once to learn the output size.
 		if err := p.Run([][]float32{x}, make([]float32, outLen(p))); err != nil {
 			return err
@@ -131,10 +175,35 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 		for i := range target {
 			target[i] = float32(rng.NormFloat64()) / float32(len(target))
 		}
+	case backend.CrossEntropy:
+		target = make([]float32, batch*cfg.classes) // one-hot random labels
+		for i := range batch {
+			target[i*cfg.classes+rng.IntN(cfg.classes)] = 1
+		}
+	}
+	step := func() error { return p.Run([][]float32{x}, target) }
+	if cfg.adam {
+		if mode != "train" {
+			return fmt.Errorf("-adam is for -mode train")
+		}
+		opt, err := optim.New("adam", nil)
+		if err != nil {
+			return err
+		}
+		params := make([]optim.Param, len(opts.Trainable))
+		step = func() error {
+			if err := p.Run([][]float32{x}, target); err != nil {
+				return err
+			}
+			for i, name := range opts.Trainable {
+				params[i] = optim.Param{Name: name, Value: m.Param(name), Grad: p.Grad(name)}
+			}
+			return opt.Step(params, 1e-4)
+		}
 	}
 	build := time.Since(t0)
 	for range warmup {
-		if err := p.Run([][]float32{x}, target); err != nil {
+		if err := step(); err != nil {
 			return err
 		}
 	}
@@ -154,7 +223,7 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 	times := make([]float64, iters)
 	for i := range iters {
 		s := time.Now()
-		if err := p.Run([][]float32{x}, target); err != nil {
+		if err := step(); err != nil {
 			return err
 		}
 		times[i] = time.Since(s).Seconds()
@@ -177,7 +246,7 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 	slices.Sort(times)
 	r := Result{
 		Label: os.Getenv("BENCH_LABEL"),
-		Impl:  impl, Mode: mode, Size: size, Batch: batch, Iters: iters,
+		Impl:  impl, Mode: mode, Classes: cfg.classes, Adam: cfg.adam, Size: size, Batch: batch, Iters: iters,
 		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		BestSec: times[0], MedianSec: times[len(times)/2],
 		CPUSec:     cpu.Seconds() / float64(iters),
@@ -190,6 +259,12 @@ func run(impl, path, mode string, size, batch, iters, warmup int, cpuprofile, me
 		b, _ := json.Marshal(r)
 		fmt.Println(string(b))
 		return nil
+	}
+	if cfg.classes > 0 {
+		mode += fmt.Sprintf("+linear%d", cfg.classes)
+	}
+	if cfg.adam {
+		mode += "+adam"
 	}
 	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.1fs)\n",
 		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec)
