@@ -31,9 +31,12 @@ import (
 const paddedMinWidth = 12
 
 // fastKernel returns the packed GEMM's micro-kernel when convolutions over
-// T run on it, else nil.
+// T run on the paths of this file, else nil. They need a kernel with
+// sparse stores and hardware gathers (AVX-512); elsewhere convolutions
+// unfold the images with im2col, whose copies the AVX2 packers and CPUs
+// without fast gathers (AMD's, notably) handle better.
 func fastKernel[T Float]() *gemmKernel {
-	if b, ok := blasImpl.(goBLAS); ok && is32[T]() {
+	if b, ok := blasImpl.(goBLAS); ok && is32[T]() && b.kern.sparse {
 		return b.kern
 	}
 	return nil
@@ -104,7 +107,7 @@ func padPlanes(p Conv2DParams, x, xp []float32, n0, g, nw int) {
 // With relu, the products store max(y, 0): a convolution fused with the
 // Relu after it.
 func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
-	if kern.sparse && p.padded() {
+	if p.padded() {
 		convForwardPadded(kern, p, x, a, bias, y, relu)
 		return
 	}
@@ -312,9 +315,9 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float3
 // GEMM the bias is added by the micro-kernel; otherwise c is filled with
 // the bias first and the product added to it.
 func gemmBias[T Float](m, n, k int, a []T, lda int, b []T, ldb int, bias []T, c []T, ldc int) {
-	if kern := fastKernel[T](); kern != nil && bias != nil {
+	if gb, ok := blasImpl.(goBLAS); ok && is32[T]() && bias != nil {
 		checkGemm(false, false, m, n, k, a, lda, b, ldb, c, ldc)
-		sgemmPacked(kern, runtime.GOMAXPROCS(0), gemmArgs{
+		sgemmPacked(gb.kern, runtime.GOMAXPROCS(0), gemmArgs{
 			m: m, n: n, k: k, alpha: 1, a: dense(as32(a), lda, false),
 			b: dense(as32(b), ldb, false), c: as32(c), ldc: ldc, bias: as32(bias),
 		})

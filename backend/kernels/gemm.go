@@ -632,6 +632,9 @@ func packCopyGo(w int, src []float32, koff []int32, n int, dst []float32) {
 }
 
 func packGatherGo(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	if stridedGather(w, src, koff, lane, n, dst) {
+		return
+	}
 	lane = lane[:n]
 	for p, o := range koff {
 		d := dst[p*w : p*w+w]
@@ -640,6 +643,40 @@ func packGatherGo(w int, src []float32, koff, lane []int32, n int, dst []float32
 		}
 		clear(d[n:])
 	}
+}
+
+// stridedGather packs the common case of a gathered panel, lanes evenly
+// spaced and k offsets consecutive (a row-major A, a transposed B), one
+// lane (a run of kc consecutive values) at a time, and reports whether it
+// did: reading each run once, in order, is several times faster than
+// gathering w values at every k.
+func stridedGather(w int, src []float32, koff, lane []int32, n int, dst []float32) bool {
+	kc := len(koff)
+	if kc < 2 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) || !evenlySpaced(lane[:n]) {
+		return false
+	}
+	if n < w {
+		clear(dst[:kc*w])
+	}
+	o := int(koff[0])
+	if w == 6 && n == 6 {
+		s := int(lane[1] - lane[0])
+		base := o + int(lane[0])
+		r0, r1, r2 := src[base:base+kc], src[base+s:base+s+kc], src[base+2*s:base+2*s+kc]
+		r3, r4, r5 := src[base+3*s:base+3*s+kc], src[base+4*s:base+4*s+kc], src[base+5*s:base+5*s+kc]
+		for p := 0; p < kc; p++ {
+			dp := (*[6]float32)(dst[p*6:])
+			dp[0], dp[1], dp[2], dp[3], dp[4], dp[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+		}
+		return true
+	}
+	for l := 0; l < n; l++ {
+		run := src[o+int(lane[l]) : o+int(lane[l])+kc]
+		for p, v := range run {
+			dst[p*w+l] = v
+		}
+	}
+	return true
 }
 
 // gemmFunc is a serial GEMM with [BLAS.Sgemm]'s meaning.
