@@ -41,6 +41,15 @@ type Options struct {
 	Loss Loss
 	// Seed seeds the dropout masks.
 	Seed uint64
+	// Outputs, when set, names the tensors the program outputs instead of the graph's
+	// outputs (the loss, if any, is of the first); only the nodes they need are built.
+	Outputs []string
+	// From, when set, names a tensor the program takes as its single input instead of
+	// the model's inputs: the part of the graph upstream of it is not built, and Run
+	// takes that tensor's values. Its shape is the one it has when the model's inputs
+	// have the shapes InputShapes or Batch give. Nothing upstream of From may be needed
+	// by the nodes downstream of it other than through From (see Model.CutPoints).
+	From string
 }
 
 // program is a model built into a gorgonia graph for one set of shapes.
@@ -81,29 +90,31 @@ type builder[T float] struct {
 	skip      map[*onnx.Node]bool
 }
 
-// planFusions finds the Conv nodes whose output feeds only a Relu (and is
-// no graph output): a Conv+Relu pair computes as one op, with the Relu's
-// output name. The graph itself is not changed.
-func (b *builder[T]) planFusions() {
+// planFusions finds the Conv nodes (of those the program builds) whose output feeds
+// only a Relu and is no output of the program: a Conv+Relu pair computes as one op,
+// with the Relu's output name. The graph itself is not changed.
+func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedRelu, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			uses[in]++
+		if needed[n] {
+			for _, in := range n.Inputs {
+				uses[in]++
+			}
 		}
 	}
-	for _, o := range g.Outputs {
-		uses[o.Name]++
+	for _, o := range outputs {
+		uses[o]++
 	}
 	byInput := map[string]*onnx.Node{}
 	for _, n := range g.Nodes {
-		if n.OpType == "Relu" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
+		if needed[n] && n.OpType == "Relu" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
 			byInput[n.Inputs[0]] = n
 		}
 	}
 	for _, n := range g.Nodes {
-		if n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 {
+		if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 {
 			continue
 		}
 		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
@@ -203,34 +214,57 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		b.wrt[name] = true
 	}
 	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src}
-	for _, in := range m.Inputs() {
-		s := inShapes[in.Name]
-		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(in.Name))
-		b.nodes[in.Name] = n
+	addInput := func(name string, s []int) {
+		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(name))
+		b.nodes[name] = n
 		b.needGrad[n] = opts.InputGrads
 		p.inputs = append(p.inputs, n)
 		p.inShapes = append(p.inShapes, s)
 	}
-	b.planFusions()
+	outNames := opts.Outputs
+	if len(outNames) == 0 {
+		for _, vi := range m.ir.Graph.Outputs {
+			outNames = append(outNames, vi.Name)
+		}
+	}
+	if _, ok := shapes.Dims[opts.From]; opts.From != "" && !ok {
+		return nil, fmt.Errorf("Options.From: no tensor %q in the graph", opts.From)
+	}
+	needed, err := neededNodes(m.ir.Graph, outNames, opts.From)
+	if err != nil {
+		return nil, err
+	}
+	if opts.From != "" {
+		d := shapes.Dims[opts.From]
+		if _, c := shapes.Consts[opts.From]; c {
+			return nil, fmt.Errorf("Options.From: %q is a constant of the graph, not an activation", opts.From)
+		}
+		addInput(opts.From, intsOf(d))
+	} else {
+		for _, in := range m.Inputs() {
+			addInput(in.Name, inShapes[in.Name])
+		}
+	}
+	b.planFusions(needed, outNames)
 	for _, n := range m.ir.Graph.Nodes {
-		if b.skip[n] {
+		if b.skip[n] || !needed[n] {
 			continue
 		}
 		if err := b.addNode(n); err != nil {
 			return nil, err
 		}
 	}
-	for _, vi := range m.ir.Graph.Outputs {
-		if c, ok := shapes.Consts[vi.Name]; ok {
-			p.consts[vi.Name] = c
+	for _, name := range outNames {
+		if c, ok := shapes.Consts[name]; ok {
+			p.consts[name] = c
 			continue
 		}
-		n, ok := b.nodes[vi.Name]
+		n, ok := b.nodes[name]
 		if !ok {
-			return nil, fmt.Errorf("graph output %q is not computed by any node", vi.Name)
+			return nil, fmt.Errorf("output %q is not computed by any node", name)
 		}
 		p.outputs = append(p.outputs, n)
-		p.outNames = append(p.outNames, vi.Name)
+		p.outNames = append(p.outNames, name)
 	}
 	if err := b.addLoss(p); err != nil {
 		return nil, err
@@ -239,6 +273,55 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		p.vm = gorgonia.NewTapeMachine(b.g)
 	}
 	return p, nil
+}
+
+// neededNodes returns the nodes the outputs need, walking back from them and stopping
+// at from (when set). It fails when the walk reaches a real graph input although from
+// is set (the outputs need more than from).
+func neededNodes(g *onnx.Graph, outputs []string, from string) (map[*onnx.Node]bool, error) {
+	producer := map[string]*onnx.Node{}
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			if o != "" {
+				producer[o] = n
+			}
+		}
+	}
+	inits := map[string]bool{}
+	for _, t := range g.Initializers {
+		inits[t.Name] = true
+	}
+	needed := map[*onnx.Node]bool{}
+	seen := map[string]bool{}
+	reachedFrom := false
+	stack := append([]string(nil), outputs...)
+	for len(stack) > 0 {
+		name := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if name == from {
+			reachedFrom = true
+			continue
+		}
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		n, ok := producer[name]
+		if !ok {
+			if from != "" && !inits[name] {
+				return nil, fmt.Errorf("Options.From %q: the outputs also need %q, which is upstream of it or an input", from, name)
+			}
+			continue
+		}
+		if !needed[n] {
+			needed[n] = true
+			stack = append(stack, n.Inputs...)
+		}
+	}
+	if from != "" && !reachedFrom {
+		return nil, fmt.Errorf("Options.From %q: the outputs do not depend on it", from)
+	}
+	return needed, nil
 }
 
 // tensorNode returns the graph node of a float tensor, making parameter and constant
