@@ -7,7 +7,9 @@ import (
 
 func TestCutPoints(t *testing.T) {
 	vi := func(name string) *ValueInfo { return &ValueInfo{Name: name, ElemType: Float} }
-	init := func(name string) *Tensor { return &Tensor{Name: name, DataType: Float, Dims: []int64{1}, Floats: []float32{1}} }
+	init := func(name string) *Tensor {
+		return &Tensor{Name: name, DataType: Float, Dims: []int64{1}, Floats: []float32{1}}
+	}
 	// x -> conv1 -> a -> relu -> b -> conv2 -> c --+-> add -> d -> conv3 -> y
 	//                                 b -----------+   (a skip connection from b)
 	g := &Graph{
