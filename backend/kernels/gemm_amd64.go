@@ -99,10 +99,42 @@ func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
 	}
 }
 
+// packTrans8 packs 8 rows with kc consecutive values each (kc a multiple
+// of 8): dst[p*8+i] = src[lane[i]+p]. (gemm_avx512_amd64.s)
+//
+//go:noescape
+func packTrans8(kc int, src *float32, lane *int32, dst *float32)
+
 func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
 	kc := len(koff)
 	_ = dst[kc*w-1]
 	_ = lane[w-1]
+	if w == 8 && n == 8 && kc >= 8 {
+		// Runs of 8 consecutive k offsets go through the transpose.
+		p := 0
+		for p+8 <= kc {
+			o := koff[p]
+			if koff[p+7]-o != 7 || !evenlySpaced(koff[p:p+8]) {
+				packGather8(8, &src[0], &koff[p], &lane[0], 8, &dst[p*8])
+				p += 8
+				continue
+			}
+			q := p + 8
+			for q+8 <= kc && koff[q] == o+int32(q-p) && koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8]) {
+				q += 8
+			}
+			var ln [8]int32
+			for i := range ln {
+				ln[i] = lane[i] + o
+			}
+			packTrans8(q-p, &src[0], &ln[0], &dst[p*8])
+			p = q
+		}
+		if p < kc {
+			packGather8(kc-p, &src[0], &koff[p], &lane[0], 8, &dst[p*8])
+		}
+		return
+	}
 	switch w {
 	case 32:
 		packGather32(kc, &src[0], &koff[0], &lane[0], n, &dst[0])

@@ -269,8 +269,17 @@ func TestPackPanels(t *testing.T) {
 					for l := range lane {
 						lane[l] = int32(rng.IntN(2000))
 					}
-					for _, spaced := range []bool{false, true} {
-						if spaced {
+					for _, spacing := range []int{0, 11, 1, -1} {
+						switch spacing {
+						case 1: // consecutive
+							for p := range koff {
+								koff[p] = int32(37 + p)
+							}
+						case -1: // consecutive in runs broken now and then (image boundaries)
+							for p := range koff {
+								koff[p] = int32(37 + p + p/13*50)
+							}
+						case 11:
 							for p := range koff {
 								koff[p] = int32(11 * p)
 							}

@@ -41,6 +41,7 @@ func main() {
 	packCopy(&w, 8)
 	packGather(&w, 32)
 	packGather(&w, 8)
+	packTrans8(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -383,4 +384,86 @@ TEXT ·%s(SB), NOSPLIT, $0-48
 	}
 	w.p("\tADDQ $4, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %s_loop", 4*width, name)
 	w.p("\tVZEROUPPER\n\tRET\n")
+}
+
+// packTrans8 emits packTrans8: dst[p*8+i] = src[lane[i]+p] for p < kc (a
+// multiple of 8) and i < 8, eight columns at a time through an 8×8
+// transpose in registers: the packing of a row-major A (or of rows with
+// arbitrary starts), without gathers.
+func packTrans8(w *asm) {
+	w.p(`// func packTrans8(kc int, src *float32, lane *int32, dst *float32)
+//
+// dst[p*8+i] = src[lane[i]+p] for p < kc and i < 8; kc is a multiple of 8.
+TEXT ·packTrans8(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	SHRQ $3, CX
+	JZ   pt8done
+	MOVQ src+8(FP), SI
+	MOVQ lane+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVLQSX 0(BX), R8
+	MOVLQSX 4(BX), R9
+	MOVLQSX 8(BX), R10
+	MOVLQSX 12(BX), R11
+	MOVLQSX 16(BX), R12
+	MOVLQSX 20(BX), R13
+	MOVLQSX 24(BX), R14
+	MOVLQSX 28(BX), R15
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R10
+	SHLQ $2, R11
+	SHLQ $2, R12
+	SHLQ $2, R13
+	SHLQ $2, R14
+	SHLQ $2, R15
+pt8loop:
+	VMOVUPS (SI)(R8*1), Y0
+	VMOVUPS (SI)(R9*1), Y1
+	VMOVUPS (SI)(R10*1), Y2
+	VMOVUPS (SI)(R11*1), Y3
+	VMOVUPS (SI)(R12*1), Y4
+	VMOVUPS (SI)(R13*1), Y5
+	VMOVUPS (SI)(R14*1), Y6
+	VMOVUPS (SI)(R15*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xee, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xee, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xee, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS Y8, 0(DI)
+	VMOVUPS Y9, 32(DI)
+	VMOVUPS Y10, 64(DI)
+	VMOVUPS Y11, 96(DI)
+	VMOVUPS Y12, 128(DI)
+	VMOVUPS Y13, 160(DI)
+	VMOVUPS Y14, 192(DI)
+	VMOVUPS Y15, 224(DI)
+	ADDQ $32, SI
+	ADDQ $256, DI
+	DECQ CX
+	JNZ  pt8loop
+	VZEROUPPER
+pt8done:
+	RET
+`)
 }
