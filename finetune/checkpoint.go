@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"toolkit/finetune/optim"
+	"toolkit/internal/atomicfile"
 	"toolkit/onnx"
 )
 
@@ -126,23 +127,8 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	return nil
 }
 
-// writeFileWith writes a file through a temporary file and a rename.
+// writeFileWith writes a file through a temporary file and a rename (mode 0666 less
+// the umask).
 func writeFileWith(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, write)
 }
