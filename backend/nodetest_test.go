@@ -1,111 +1,164 @@
 package backend
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"toolkit/internal/testref"
 	"toolkit/onnx"
+	"toolkit/onnx/onnxpb"
 )
 
 // nodeTestDir holds the ONNX backend node tests of Debian's libonnx-testdata.
 const nodeTestDir = "/usr/share/libonnx-testdata/data/node"
 
-// unclaimedPrefixes lists families of node tests the backend does not claim.
-var unclaimedPrefixes = map[string]string{
-	"test_cast_":     "casts between float16, double, bfloat16 and string: the backend computes in float32 and supports Cast on shape arithmetic",
-	"test_castlike_": "casts between float16, double, bfloat16 and string: the backend computes in float32 and supports Cast on shape arithmetic",
+// The node tests the backend claims, and those of its ops it does not, are two committed
+// lists (see testdata/nodetests/README.md). Every node test whose ops the backend supports
+// is on exactly one of them: a claimed test must pass, an excluded one must still fail
+// (it is run, and one that passes must move to the claimed list), and a test on neither
+// list fails the suite, so that support cannot shrink or grow without the lists saying so.
+const (
+	claimedFile  = "testdata/nodetests/claimed.txt"
+	excludedFile = "testdata/nodetests/excluded.txt"
+)
+
+// nodeTestLists is the content of the two lists: the claimed names in file order, and
+// the reason for each excluded name.
+type nodeTestLists struct {
+	claimed  []string
+	excluded map[string]string
 }
 
-func isUnclaimed(name string) bool {
-	if _, ok := unclaimed[name]; ok {
-		return true
+// readNodeTestLists reads the lists. Blank lines and lines starting with '#' are
+// skipped; a claimed line is a test name, an excluded line a name, then the reason.
+func readNodeTestLists(t *testing.T) nodeTestLists {
+	t.Helper()
+	lists := nodeTestLists{excluded: map[string]string{}}
+	where := map[string]string{}
+	note := func(name, at string) {
+		if prev, dup := where[name]; dup {
+			t.Errorf("%s: %s is already listed at %s", at, name, prev)
+		}
+		where[name] = at
 	}
-	for prefix := range unclaimedPrefixes {
-		if strings.HasPrefix(name, prefix) {
-			return true
+	for _, file := range []string{claimedFile, excludedFile} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			at := fmt.Sprintf("%s:%d", file, i+1)
+			name, reason := line, ""
+			if i := strings.IndexAny(line, " \t"); i >= 0 {
+				name, reason = line[:i], strings.TrimSpace(line[i:])
+			}
+			if !strings.HasPrefix(name, "test_") {
+				t.Errorf("%s: %q is not a node test name (test_...)", at, name)
+				continue
+			}
+			note(name, at)
+			if file == claimedFile {
+				if reason != "" {
+					t.Errorf("%s: a claimed line holds only the test name, found %q after it", at, reason)
+				}
+				lists.claimed = append(lists.claimed, name)
+				continue
+			}
+			if reason == "" {
+				t.Errorf("%s: excluded test %s has no reason", at, name)
+			}
+			lists.excluded[name] = reason
 		}
 	}
-	return false
-}
-
-// unclaimed lists the node tests of supported op types that the backend does not claim,
-// with the reason. Every other test whose ops are all supported must pass.
-var unclaimed = map[string]string{
-	"test_averagepool_1d_default":                     "1-D pooling: only 2-D spatial pooling is supported",
-	"test_averagepool_3d_default":                     "3-D pooling: only 2-D spatial pooling is supported",
-	"test_maxpool_1d_default":                         "1-D pooling: only 2-D spatial pooling is supported",
-	"test_maxpool_3d_default":                         "3-D pooling: only 2-D spatial pooling is supported",
-	"test_maxpool_2d_uint8":                           "integer data: the backend computes in float",
-	"test_maxpool_with_argmax_2d_precomputed_pads":    "the Indices output of MaxPool is not supported",
-	"test_maxpool_with_argmax_2d_precomputed_strides": "the Indices output of MaxPool is not supported",
-	"test_add_uint8":                                  "integer data: the backend computes in float",
-	"test_sub_uint8":                                  "integer data: the backend computes in float",
-	"test_mul_uint8":                                  "integer data: the backend computes in float",
-	"test_div_uint8":                                  "integer data: the backend computes in float",
-	"test_dropout_default_mask":                       "the boolean mask output of Dropout is not supported",
-	"test_dropout_default_mask_ratio":                 "the boolean mask output of Dropout is not supported",
-	"test_dropout_random_old":                         "random training-mode output: not comparable",
-	"test_training_dropout":                           "random training-mode output: compared statistically elsewhere",
-	"test_training_dropout_default":                   "random training-mode output: compared statistically elsewhere",
-	"test_training_dropout_mask":                      "the boolean mask output of Dropout is not supported",
-	"test_training_dropout_default_mask":              "the boolean mask output of Dropout is not supported",
-	"test_training_dropout_zero_ratio":                "the boolean mask output of Dropout is not supported",
-	"test_training_dropout_zero_ratio_mask":           "the boolean mask output of Dropout is not supported",
-	"test_dropout_default_ratio":                      "the ratio is a run-time input: the backend needs a constant ratio",
-	"test_reshape_allowzero_reordered":                "zero-sized tensors are not supported",
-	"test_constant_pad":                               "the constant value is a run-time input: the backend needs a constant",
-	"test_edge_pad":                                   "integer data: the backend computes in float",
-	"test_reflect_pad":                                "integer data: the backend computes in float",
-	"test_identity_opt":                               "optional types are not supported",
-	"test_identity_sequence":                          "sequence types are not supported",
-	"test_gemm_default_single_elem_vector_bias":       "",
+	return lists
 }
 
 type nodeTest struct {
 	name, dir string
-	model     *onnx.Model
+	// ops are the op types of the graph's nodes (domain-qualified outside ai.onnx),
+	// read from the protobuf so that they are known for models onnx.Read rejects.
+	ops []string
+	// model is the model as onnx.Read gives it, nil when it rejects the file (readErr).
+	model   *onnx.Model
+	readErr error
 }
 
-func loadNodeTests(t *testing.T) (claimed []nodeTest, unsupported map[string][]string) {
+// supported reports whether the backend supports every op of the test's graph, and
+// names the first it does not.
+func (nt *nodeTest) supported() (bool, string) {
+	for _, op := range nt.ops {
+		if !Supports(op) {
+			return false, op
+		}
+	}
+	return true, ""
+}
+
+// loadNodeTests reads every node test in nodeTestDir, by name.
+func loadNodeTests(t *testing.T) map[string]*nodeTest {
 	t.Helper()
 	if _, err := os.Stat(nodeTestDir); err != nil {
-		t.Fatalf("the ONNX node tests are missing (%v): install Debian's libonnx-testdata (.ci/run does)", err)
+		testref.Missing(t, "the ONNX node tests are missing (%v): install Debian's libonnx-testdata (.ci/run does)", err)
 	}
 	dirs, err := filepath.Glob(filepath.Join(nodeTestDir, "test_*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	unsupported = map[string][]string{}
+	tests := map[string]*nodeTest{}
 	for _, dir := range dirs {
-		name := filepath.Base(dir)
-		m, err := onnx.Read(filepath.Join(dir, "model.onnx"))
+		path := filepath.Join(dir, "model.onnx")
+		data, err := os.ReadFile(path)
 		if err != nil {
-			unsupported["(unreadable)"] = append(unsupported["(unreadable)"], name)
-			continue
+			t.Fatal(err)
 		}
-		supported := true
-		for _, n := range m.Graph.Nodes {
-			if !Supports(n.OpType) || (n.Domain != "" && n.Domain != "ai.onnx") {
-				supported = false
-				unsupported[n.OpType] = append(unsupported[n.OpType], name)
-				break
+		var mp onnxpb.ModelProto
+		if err := mp.Unmarshal(data); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		nt := &nodeTest{name: filepath.Base(dir), dir: dir}
+		for _, n := range mp.GetGraph().GetNode() {
+			op := n.GetOpType()
+			if d := n.GetDomain(); d != "" && d != "ai.onnx" {
+				op = d + "." + op
 			}
+			nt.ops = append(nt.ops, op)
 		}
-		if !supported {
-			continue
-		}
-		if isUnclaimed(name) {
-			continue
-		}
-		claimed = append(claimed, nodeTest{name: name, dir: dir, model: m})
+		nt.model, nt.readErr = onnx.Read(path)
+		tests[nt.name] = nt
 	}
-	return claimed, unsupported
+	return tests
+}
+
+// claimedNodeTests returns the claimed tests in list order, failing t for each that is
+// missing from the test data or uses an op the backend does not support.
+func claimedNodeTests(t *testing.T, tests map[string]*nodeTest, lists nodeTestLists) []*nodeTest {
+	t.Helper()
+	var claimed []*nodeTest
+	for _, name := range lists.claimed {
+		nt, ok := tests[name]
+		if !ok {
+			t.Errorf("claimed node test %s is not in %s (libonnx-testdata changed?)", name, nodeTestDir)
+			continue
+		}
+		if ok, op := nt.supported(); !ok {
+			t.Errorf("claimed node test %s uses op %s, which the backend does not support", name, op)
+			continue
+		}
+		claimed = append(claimed, nt)
+	}
+	return claimed
 }
 
 // prepared is a node test's model with its integer inputs turned into initializers,
@@ -116,7 +169,7 @@ type prepared struct {
 	outputs []*onnx.Tensor
 }
 
-func prepare(nt nodeTest, set string) (*prepared, error) {
+func prepare(nt *nodeTest, set string) (*prepared, error) {
 	m := *nt.model
 	g := *m.Graph
 	m.Graph = &g
@@ -169,66 +222,125 @@ func (p *prepared) orderedInputs(m *Model) [][]float32 {
 	return ins
 }
 
-// TestNodeTests runs every ONNX backend node test whose ops the backend claims and
-// compares the outputs with the test's, at the ONNX runner's tolerance (rtol 1e-3,
-// atol 1e-7).
+// TestNodeTests runs every claimed ONNX backend node test and compares the outputs with
+// the test's, at the ONNX runner's tolerance (rtol 1e-3, atol 1e-7). It also runs every
+// excluded test, which must still fail, and fails for any test of supported ops that is
+// on neither list.
 func TestNodeTests(t *testing.T) {
-	claimed, unsupported := loadNodeTests(t)
-	passed := 0
+	lists := readNodeTestLists(t)
+	tests := loadNodeTests(t)
+	claimed := claimedNodeTests(t, tests, lists)
 	for _, nt := range claimed {
 		t.Run(nt.name, func(t *testing.T) {
-			sets, _ := filepath.Glob(filepath.Join(nt.dir, "test_data_set_*"))
-			if len(sets) == 0 {
-				t.Fatal("no test data sets")
-			}
-			for _, set := range sets {
-				p, err := prepare(nt, set)
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := NewModel(p.model)
-				if err != nil {
-					t.Fatal(err)
-				}
-				prog, err := newProgram(m, p.options(), m.params)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := prog.run(p.orderedInputs(m), nil); err != nil {
-					t.Fatal(err)
-				}
-				for j, vi := range p.model.Graph.Outputs {
-					want := p.outputs[j]
-					if c, ok := prog.consts[vi.Name]; ok {
-						if fmt.Sprint(c.Ints) != fmt.Sprint(want.Ints) || fmt.Sprint(c.Floats) != fmt.Sprint(want.Floats) {
-							t.Errorf("output %q: got %v%v, want %v%v", vi.Name, c.Ints, c.Floats, want.Ints, want.Floats)
-						}
-						continue
-					}
-					idx := indexOf(prog.outNames, vi.Name)
-					if idx < 0 {
-						t.Fatalf("output %q not computed", vi.Name)
-					}
-					if got := []int(prog.outputs[idx].Shape()); fmt.Sprint(got) != fmt.Sprint(intsOf(want.Dims)) {
-						t.Errorf("output %q: shape %v, want %v", vi.Name, got, want.Dims)
-						continue
-					}
-					if err := allClose(prog.output(idx), want.Floats, 1e-3, 1e-7); err != nil {
-						t.Errorf("output %q: %v", vi.Name, err)
-					}
-				}
+			if err := runNodeTest(nt); err != nil {
+				t.Error(err)
 			}
 		})
-		if !t.Failed() {
-			passed++
+	}
+
+	excluded := make([]string, 0, len(lists.excluded))
+	for name := range lists.excluded {
+		excluded = append(excluded, name)
+	}
+	sort.Strings(excluded)
+	for _, name := range excluded {
+		nt, ok := tests[name]
+		if !ok {
+			t.Errorf("excluded node test %s is not in %s: remove it from %s", name, nodeTestDir, excludedFile)
+			continue
+		}
+		if ok, op := nt.supported(); !ok {
+			t.Errorf("excluded node test %s uses op %s, which the backend does not support: "+
+				"only tests of supported ops are listed; remove it from %s", name, op, excludedFile)
+			continue
+		}
+		if err := runNodeTest(nt); err == nil {
+			t.Errorf("excluded node test %s (%s) passes now: move it to %s", name, lists.excluded[name], claimedFile)
 		}
 	}
-	var ops []string
-	for op := range unsupported {
-		ops = append(ops, op)
+
+	names := make([]string, 0, len(tests))
+	for name := range tests {
+		names = append(names, name)
 	}
-	sort.Strings(ops)
-	t.Logf("node tests: %d claimed, %d unclaimed by list; tests of unsupported ops: %d op types", len(claimed), len(unclaimed), len(ops))
+	sort.Strings(names)
+	unsupported := 0
+	for _, name := range names {
+		nt := tests[name]
+		if ok, _ := nt.supported(); !ok {
+			unsupported++
+			continue
+		}
+		if _, ok := lists.excluded[name]; ok || slices.Contains(lists.claimed, name) {
+			continue
+		}
+		status := "passes"
+		if err := runNodeTest(nt); err != nil {
+			status = "fails: " + err.Error()
+		}
+		t.Errorf("node test %s uses only supported ops (%s) and is on neither list; it %s. "+
+			"Add it to %s if it passes, or to %s with the reason it cannot",
+			name, strings.Join(nt.ops, ", "), status, claimedFile, excludedFile)
+	}
+	t.Logf("node tests: %d claimed, %d excluded, %d of unsupported ops", len(claimed), len(excluded), unsupported)
+}
+
+// runNodeTest runs every data set of a node test and returns the first mismatch.
+func runNodeTest(nt *nodeTest) error {
+	if nt.readErr != nil {
+		return nt.readErr
+	}
+	sets, _ := filepath.Glob(filepath.Join(nt.dir, "test_data_set_*"))
+	if len(sets) == 0 {
+		return fmt.Errorf("%s: no test data sets", nt.dir)
+	}
+	for _, set := range sets {
+		if err := runNodeTestSet(nt, set); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(set), err)
+		}
+	}
+	return nil
+}
+
+func runNodeTestSet(nt *nodeTest, set string) error {
+	p, err := prepare(nt, set)
+	if err != nil {
+		return err
+	}
+	m, err := NewModel(p.model)
+	if err != nil {
+		return err
+	}
+	prog, err := newProgram(m, p.options(), m.params)
+	if err != nil {
+		return err
+	}
+	if err := prog.run(p.orderedInputs(m), nil); err != nil {
+		return err
+	}
+	var errs []error
+	for j, vi := range p.model.Graph.Outputs {
+		want := p.outputs[j]
+		if c, ok := prog.consts[vi.Name]; ok {
+			if !slices.Equal(c.Dims, want.Dims) || fmt.Sprint(c.Ints) != fmt.Sprint(want.Ints) || fmt.Sprint(c.Floats) != fmt.Sprint(want.Floats) {
+				errs = append(errs, fmt.Errorf("output %q: got %v %v%v, want %v %v%v", vi.Name, c.Dims, c.Ints, c.Floats, want.Dims, want.Ints, want.Floats))
+			}
+			continue
+		}
+		idx := indexOf(prog.outNames, vi.Name)
+		if idx < 0 {
+			errs = append(errs, fmt.Errorf("output %q not computed", vi.Name))
+			continue
+		}
+		if got := []int(prog.outputs[idx].Shape()); fmt.Sprint(got) != fmt.Sprint(intsOf(want.Dims)) {
+			errs = append(errs, fmt.Errorf("output %q: shape %v, want %v", vi.Name, got, want.Dims))
+			continue
+		}
+		if err := allClose(prog.output(idx), want.Floats, 1e-3, 1e-7); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %v", vi.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func indexOf(list []string, s string) int {
@@ -265,7 +377,7 @@ func allClose(got, want []float32, rtol, atol float64) error {
 // respect to every float input of every claimed node test against central finite
 // differences.
 func TestNodeTestGradients(t *testing.T) {
-	claimed, _ := loadNodeTests(t)
+	claimed := claimedNodeTests(t, loadNodeTests(t), readNodeTestLists(t))
 	for _, nt := range claimed {
 		t.Run(nt.name, func(t *testing.T) {
 			p, err := prepare(nt, filepath.Join(nt.dir, "test_data_set_0"))

@@ -89,3 +89,16 @@ func (k *softmax[T]) backward(_ int, ins [][]T, y, gy, gx []T) error {
 	})
 	return nil
 }
+
+// logSumExp returns log(sum(exp(row))) in float64, computed stably.
+func logSumExp[T float](row []T) float64 {
+	m := math.Inf(-1)
+	for _, v := range row {
+		m = math.Max(m, float64(v))
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
+}

@@ -82,75 +82,81 @@ func testPyTorchParity(t *testing.T) {
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
-			ir, err := onnx.Read(filepath.Join(dir, "model.onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := NewModel(ir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			x := readNPY(t, filepath.Join(dir, "input.npy"))
-			want := readNPY(t, filepath.Join(dir, "output.npy"))
-			target := readNPY(t, filepath.Join(dir, "loss_weight.npy"))
-			in := m.Inputs()[0].Name
-			p, err := m.Program(Options{
-				InputShapes: map[string][]int{in: x.Shape},
-				Trainable:   m.TrainableNames(),
-				InputGrads:  true,
-				Loss:        WeightedSum,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A first run on other values: the buffers the program reuses must carry
-			// nothing into the next run.
-			other := make([]float32, len(x.Data))
-			for i, v := range x.Data {
-				other[len(other)-1-i] = 2 * v
-			}
-			if err := p.Run([][]float32{other}, target.Data); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Run([][]float32{x.Data}, target.Data); err != nil {
-				t.Fatal(err)
-			}
-			if got := p.OutputShape(0); fmt.Sprint(got) != fmt.Sprint(want.Shape) {
-				t.Fatalf("output shape %v, PyTorch %v", got, want.Shape)
-			}
-			check := func(what string, got, want []float32) {
-				e := relErr(got, want)
-				record(name+" "+what, e)
-				if e > parityTolerance {
-					t.Errorf("%s: relative error %.3g against PyTorch", what, e)
-				}
-			}
-			check("output", p.Output(0), want.Data)
-			check("input gradient", p.Grad(in), readNPY(t, filepath.Join(dir, "grad_input.npy")).Data)
-			if strings.Contains(name, "_fused") {
-				// BatchNormalization folded into the convolutions: the parameters are
-				// not PyTorch's, so only the input gradient is comparable.
-				return
-			}
-			grads, _ := filepath.Glob(filepath.Join(dir, "grads", "*.npy"))
-			if len(grads) == 0 {
-				t.Fatal("no parameter gradients in the fixture")
-			}
-			for _, g := range grads {
-				param := strings.TrimSuffix(filepath.Base(g), ".npy")
-				got := p.Grad(param)
-				if got == nil {
-					t.Errorf("parameter %s: no gradient computed", param)
-					continue
-				}
-				check("gradient of "+param, got, readNPY(t, g).Data)
-			}
-			if len(grads) != len(m.TrainableNames()) {
-				t.Errorf("PyTorch has %d parameter gradients, the model %d trainable parameters", len(grads), len(m.TrainableNames()))
-			}
+			// BatchNormalization folded into the convolutions: the parameters are not
+			// PyTorch's, so only the input gradient is comparable.
+			checkTorchFixture(t, dir, !strings.Contains(name, "_fused"), record)
 		})
 	}
 	t.Logf("largest relative error against PyTorch: %.3g (%s)", worst, worstAt)
+}
+
+// checkTorchFixture runs the fixture in dir (the layout of testdata/parity/README.md)
+// and compares the output, the input gradient and, when params is set, every
+// parameter's gradient with PyTorch's; record is told each relative error.
+func checkTorchFixture(t *testing.T, dir string, params bool, record func(what string, err float64)) {
+	t.Helper()
+	name := filepath.Base(dir)
+	ir, err := onnx.Read(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPY(t, filepath.Join(dir, "input.npy"))
+	want := readNPY(t, filepath.Join(dir, "output.npy"))
+	target := readNPY(t, filepath.Join(dir, "loss_weight.npy"))
+	in := m.Inputs()[0].Name
+	p, err := m.Program(Options{
+		InputShapes: map[string][]int{in: x.Shape},
+		Trainable:   m.TrainableNames(),
+		InputGrads:  true,
+		Loss:        WeightedSum,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A first run on other values: the buffers the program reuses must carry nothing
+	// into the next run.
+	other := make([]float32, len(x.Data))
+	for i, v := range x.Data {
+		other[len(other)-1-i] = 2 * v
+	}
+	if err := p.Run([][]float32{other}, target.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run([][]float32{x.Data}, target.Data); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.OutputShape(0); fmt.Sprint(got) != fmt.Sprint(want.Shape) {
+		t.Fatalf("output shape %v, PyTorch %v", got, want.Shape)
+	}
+	check := func(what string, got, want []float32) {
+		e := relErr(got, want)
+		record(name+" "+what, e)
+		if e > parityTolerance {
+			t.Errorf("%s: relative error %.3g against PyTorch", what, e)
+		}
+	}
+	check("output", p.Output(0), want.Data)
+	check("input gradient", p.Grad(in), readNPY(t, filepath.Join(dir, "grad_input.npy")).Data)
+	if !params {
+		return
+	}
+	grads, _ := filepath.Glob(filepath.Join(dir, "grads", "*.npy"))
+	for _, g := range grads {
+		param := strings.TrimSuffix(filepath.Base(g), ".npy")
+		got := p.Grad(param)
+		if got == nil {
+			t.Errorf("parameter %s: no gradient computed", param)
+			continue
+		}
+		check("gradient of "+param, got, readNPY(t, g).Data)
+	}
+	if len(grads) != len(m.TrainableNames()) {
+		t.Errorf("PyTorch has %d parameter gradients, the model %d trainable parameters", len(grads), len(m.TrainableNames()))
+	}
 }
 
 // TestPyTorchBatchNormTraining checks a training-mode program against PyTorch's

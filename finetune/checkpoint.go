@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"toolkit/finetune/optim"
+	"toolkit/internal/atomicfile"
 	"toolkit/onnx"
 )
 
@@ -92,16 +93,23 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	loaded := map[string]bool{}
 	for _, init := range weights.Graph.Initializers {
 		dst := t.model.Param(init.Name)
 		if dst == nil {
 			continue
 		}
+		loaded[init.Name] = true
 		if len(dst) != len(init.Floats) {
 			return fmt.Errorf("checkpoint: %s: parameter %q has %d values, the model %d: the checkpoint is of another recipe",
 				dir, init.Name, len(init.Floats), len(dst))
 		}
 		copy(dst, init.Floats)
+	}
+	for _, name := range t.model.ParamNames() {
+		if !loaded[name] {
+			return fmt.Errorf("checkpoint: %s: the model's parameter %q is not in it: the checkpoint is of another recipe", dir, name)
+		}
 	}
 	f, err := os.Open(filepath.Join(dir, checkpointOptimizer))
 	if err != nil {
@@ -115,7 +123,7 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	for name, s := range states {
 		o, ok := t.optims[name]
 		if !ok {
-			return fmt.Errorf("checkpoint: optimizer state of group %q, which the recipe does not have", name)
+			return fmt.Errorf("checkpoint: optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
 		}
 		if err := o.Load(s); err != nil {
 			return fmt.Errorf("checkpoint: group %s: %w", name, err)
@@ -126,23 +134,8 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	return nil
 }
 
-// writeFileWith writes a file through a temporary file and a rename.
+// writeFileWith writes a file through a temporary file and a rename (mode 0666 less
+// the umask).
 func writeFileWith(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, write)
 }

@@ -1,10 +1,14 @@
 package finetune
 
 import (
+	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigKeyTypos(t *testing.T) {
@@ -87,6 +91,52 @@ func TestRecipeErrors(t *testing.T) {
 		}, "data.train: "},
 		{"label smoothing", func(c *Config) { c.Loss.LabelSmoothing = 1 }, "loss.label_smoothing: 1; want a value in [0, 1)"},
 		{"optimizer", func(c *Config) { c.Optimizer.Name = "adagrad" }, `unknown optimizer "adagrad"`},
+		{"batch size", func(c *Config) { c.Data.BatchSize = 0 }, "data.batch_size: 0; want at least 1"},
+		{"data format", func(c *Config) { c.Data.Format = "png" }, `data.format: unknown "png"; valid: imagefolder, idx`},
+		{"on_bad_image", func(c *Config) { c.Data.OnBadImage = "ignore" }, `data.on_bad_image: unknown "ignore"; valid: fail, skip`},
+		{"patience", func(c *Config) { c.EarlyStopping.Patience = -1 }, "early_stopping.patience: -1; want 0 (off) or more"},
+		{"stage epochs", func(c *Config) { c.Stages[1].Epochs = 0 }, "stages[1] (all): epochs: 0; want at least 1"},
+		{"clip_norm", func(c *Config) { c.Optimizer.ClipNorm = -1 }, "optimizer.clip_norm: -1; want 0 (off) or a positive norm"},
+		{"clip_norm NaN", func(c *Config) { c.Optimizer.ClipNorm = math.NaN() }, "optimizer.clip_norm: NaN; want 0 (off) or a positive norm"},
+		{"group without name", func(c *Config) {
+			c.Groups = []any{map[string]any{"match": []any{"features.*"}}}
+		}, "groups[0]: missing name"},
+		{"group named head", func(c *Config) {
+			c.Groups = []any{map[string]any{"name": "head", "match": []any{"features.*"}}}
+		}, `groups[0]: "head" is the head's group, added after the base's groups; name the group otherwise`},
+		{"group name case", func(c *Config) {
+			c.Groups = []any{map[string]any{"name": "Early", "match": []any{"features.*"}}}
+		}, `groups[0]: name "Early": use lowercase`},
+		{"duplicate group", func(c *Config) {
+			c.Groups = []any{
+				map[string]any{"name": "early", "match": []any{"features.0.*"}},
+				map[string]any{"name": "early", "match": []any{"features.3.*"}},
+			}
+		}, `groups[1]: group "early" is named twice`},
+		{"overlapping groups", func(c *Config) {
+			c.Groups = []any{
+				map[string]any{"name": "early", "match": []any{"features.*"}},
+				map[string]any{"name": "weights", "match": []any{"*.weight"}},
+			}
+		}, `groups: parameter "features.0.weight" matches both "early" and "weights"`},
+		{"empty match", func(c *Config) {
+			c.Groups = []any{map[string]any{"name": "early", "match": []any{}}}
+		}, "groups[0] (early): match is empty"},
+		{"no model", func(c *Config) { c.Model.ONNX = "" }, "model.onnx: missing (the base model's file)"},
+		{"input channels", func(c *Config) { c.Model.Input.Channels = 2 }, "model.input.channels: 2; want 1 or 3"},
+		{"input size", func(c *Config) { c.Model.Input.Height = 0 }, "model.input: height 0 and width 16 must be positive"},
+		{"no train", func(c *Config) { c.Stages[0].Train = nil }, "stages[0] (head): train: missing (all, or a list of groups: block1, block2, head)"},
+		{"empty train", func(c *Config) { c.Stages[0].Train = []any{} }, "stages[0] (head): train: empty list (groups: block1, block2, head)"},
+		{"slice order", func(c *Config) { c.Stages[1].LR = map[string]any{"slice": []any{1e-3, 1e-5}} }, "stages[1] (all): lr slice [0.001, 1e-05]: lo must be <= hi"},
+		{"per-group lr gap", func(c *Config) { c.Stages[1].LR = map[string]any{"block1": 1e-5, "head": 1e-3} },
+			`stages[1] (all): lr: trained group "block2" has no rate`},
+		{"schedule option", func(c *Config) { c.Stages[1].Schedule = map[string]any{"name": "stlr", "cut": 0.2} },
+			`schedule "stlr": unknown option "cut"`},
+		{"val twice", func(c *Config) { c.Data.ValSplit = 0.1 }, "data: set val or val_split, not both"},
+		{"val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", 1 }, "data.val_split: 1 must be below 1"},
+		{"bad glob", func(c *Config) {
+			c.Groups = []any{map[string]any{"name": "early", "match": []any{"features.["}}}
+		}, `groups[0] (early): bad glob "features.["`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t)
@@ -119,5 +169,60 @@ func TestBadImages(t *testing.T) {
 	}
 	if n := tr.data.Train.Len(); n != 120 {
 		t.Errorf("%d training images after skipping, want 120", n)
+	}
+}
+
+// TestResumeFromAnotherRecipesCheckpoint resumes a run folder whose recipe no longer
+// matches its checkpoint (edited after the run, or the checkpoint copied from another
+// run): each mismatch is an error that says so, never a run that silently starts
+// some weights afresh.
+func TestResumeFromAnotherRecipesCheckpoint(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	run := cfg.Output.Dir
+	for _, c := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"narrower head", func(c *Config) { c.Head.Dense = []int{8} },
+			`parameter "head.dense0.weight" has 2048 values, the model 1024: the checkpoint is of another recipe`},
+		{"other pooling", func(c *Config) { c.Head.Pool = "avg" },
+			`parameter "head.dense0.weight" has 2048 values, the model 128: the checkpoint is of another recipe`},
+		{"deeper head", func(c *Config) { c.Head.Dense = []int{16, 16} },
+			`the model's parameter "head.dense1.weight" is not in it: the checkpoint is of another recipe`},
+		{"other groups", func(c *Config) {
+			c.Groups = []any{
+				map[string]any{"name": "early", "match": []any{"features.0.*"}},
+				map[string]any{"name": "late", "match": []any{"features.3.*"}},
+			}
+		}, `optimizer state of group "block1", which the recipe does not have: the checkpoint is of another recipe`},
+		{"other optimizer", func(c *Config) { c.Optimizer.Name = "sgd" },
+			`group block1: optim: state of a "adam" optimizer cannot load into "sgd"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			other := cfg
+			other.Head.Dense = append([]int(nil), cfg.Head.Dense...)
+			c.change(&other)
+			raw, err := yaml.Marshal(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(run, RunConfig), raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Resume(run)
+			t.Log(err)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), run) {
+				t.Errorf("got %v\nwant an error naming %s and containing %q", err, run, c.want)
+			}
+		})
 	}
 }

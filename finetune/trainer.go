@@ -217,7 +217,7 @@ func planStages(stages []StageConfig, groups []Group) ([]stagePlan, error) {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if _, err := p.spread.Rates(names, p.trained); err != nil {
-			return nil, fmt.Errorf("%s: lr: %w", where, err)
+			return nil, fmt.Errorf("%s: %w", where, err) // "lr: ..."
 		}
 		if p.schedule, err = parseSchedule(st.Schedule); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)

@@ -9,10 +9,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"toolkit/internal/atomicfile"
 )
 
 // Array is a float32 array in C (row-major) order.
@@ -160,19 +161,7 @@ func Write(w io.Writer, a *Array) error {
 }
 
 // WriteFile writes a to path through a temporary file in the same folder and a rename,
-// so that path never holds a partial file.
+// so that path never holds a partial file; a new file gets mode 0666 less the umask.
 func WriteFile(path string, a *Array) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := Write(tmp, a); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, func(f *os.File) error { return Write(f, a) })
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // FuzzDecode feeds arbitrary bytes to Decode. Whatever decodes must encode, decode
-// again to the same bytes, and survive every analysis without a panic. Crashers found
-// are kept in testdata/fuzz/FuzzDecode as regression cases.
+// again to the same bytes, and survive every analysis without a panic. The seeds are
+// the small testdata/*.onnx models and the committed corpus in testdata/fuzz/FuzzDecode
+// (see testdata/fuzz/README.md), where crashers found are kept as regression cases.
 func FuzzDecode(f *testing.F) {
 	seeds, _ := filepath.Glob(testdata("*.onnx"))
 	for _, s := range seeds {

@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
+	"toolkit/internal/atomicfile"
 	"toolkit/onnx/onnxpb"
 )
 
@@ -33,46 +32,15 @@ func Encode(m *Model) ([]byte, error) {
 }
 
 // Write writes m to path as an ONNX file. It writes a temporary file in the same
-// folder, syncs it and renames it over path, so path never holds a half-written model.
-func Write(path string, m *Model) (err error) {
+// folder, syncs it and renames it over path, so path never holds a half-written model;
+// a new file gets mode 0666 less the umask, as os.Create gives.
+func Write(path string, m *Model) error {
 	data, err := Encode(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return fmt.Errorf("write ONNX model: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write ONNX model %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write ONNX model %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write ONNX model %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write ONNX model %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write ONNX model: %w", err)
-	}
-	// Make the rename itself durable; not every system can sync a folder.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

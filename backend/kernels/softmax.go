@@ -168,6 +168,61 @@ func SoftmaxCrossEntropyBackward[T Float, L Label](n, k int, logits []T, labels 
 	}
 }
 
+// SoftmaxCrossEntropyProbs returns the mean over the n rows of the cross-entropy
+// between softmax(logits[i]) and the class probabilities target[i], as PyTorch's
+// nn.CrossEntropyLoss computes it for probability targets:
+//
+//	loss_i = -sum_j target_ij * log_softmax(logits_i)_j
+//
+// A smoothed one-hot target, (1-eps)*onehot(label) + eps/k, gives the loss of
+// [SoftmaxCrossEntropy] with label smoothing eps. logits and target are [n, k].
+// It is computed in float64.
+func SoftmaxCrossEntropyProbs[T Float](n, k int, logits, target []T) T {
+	const name = "SoftmaxCrossEntropyProbs"
+	need(name, "logits", logits, n*k)
+	need(name, "target", target, n*k)
+	if n == 0 {
+		return 0
+	}
+	var total float64
+	for i := 0; i < n; i++ {
+		row, ts := logits[i*k:(i+1)*k], target[i*k:(i+1)*k]
+		lse := logSumExp(row)
+		for j, v := range row {
+			if t := float64(ts[j]); t != 0 {
+				total -= t * (float64(v) - lse)
+			}
+		}
+	}
+	return T(total / float64(n))
+}
+
+// SoftmaxCrossEntropyProbsBackward computes dlogits = dloss * (softmax(logits) *
+// sum_j target_ij - target) / n, the gradient of [SoftmaxCrossEntropyProbs] scaled by
+// the upstream gradient dloss (the target rows need not sum to 1). dlogits is
+// overwritten.
+func SoftmaxCrossEntropyProbsBackward[T Float](n, k int, logits, target []T, dloss T, dlogits []T) {
+	const name = "SoftmaxCrossEntropyProbsBackward"
+	need(name, "logits", logits, n*k)
+	need(name, "target", target, n*k)
+	need(name, "dlogits", dlogits, n*k)
+	if n == 0 {
+		return
+	}
+	scale := float64(dloss) / float64(n)
+	for i := 0; i < n; i++ {
+		row, ts, ds := logits[i*k:(i+1)*k], target[i*k:(i+1)*k], dlogits[i*k:(i+1)*k]
+		lse := logSumExp(row)
+		var tsum float64
+		for _, t := range ts {
+			tsum += float64(t)
+		}
+		for j, v := range row {
+			ds[j] = T((math.Exp(float64(v)-lse)*tsum - float64(ts[j])) * scale)
+		}
+	}
+}
+
 func checkLabel[L Label](name string, l L, k int) int {
 	y := int(l)
 	if y < 0 || y >= k {

@@ -3,12 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"toolkit/backend"
 	"toolkit/finetune"
+	"toolkit/internal/atomicfile"
 	"toolkit/onnx"
 )
 
@@ -89,7 +89,7 @@ producer and input layout. --headless cuts a full model just before its classifi
 			if err != nil {
 				return err
 			}
-			if err := writeAtomic(c, raw); err != nil {
+			if err := atomicfile.WriteFile(c, raw); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: set head.classes and the data paths, then run: toolkit finetune -c %s\n", c, c)
@@ -97,14 +97,4 @@ producer and input layout. --headless cuts a full model just before its classifi
 		return nil
 	}
 	return cmd
-}
-
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }

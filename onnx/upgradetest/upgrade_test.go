@@ -70,19 +70,16 @@ func ortDir() string {
 	return defaultORTDir
 }
 
-// haveORT reports whether tools/ort is installed, logging why not.
-func haveORT(t *testing.T) bool {
+// needORT skips the test, or fails it under CI, unless tools/ort is installed.
+func needORT(t *testing.T) {
 	t.Helper()
 	ortDir := ortDir()
 	if _, err := os.Stat(filepath.Join(ortDir, "node_modules", "onnxruntime-node")); err != nil {
-		t.Logf("ONNX Runtime is not installed under %s (npm ci --prefix tools/ort --ignore-scripts): skipping the ONNX Runtime runs", ortDir)
-		return false
+		testref.Missing(t, "ONNX Runtime is not installed under %s (npm ci --prefix tools/ort --ignore-scripts)", ortDir)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Log("node is not installed: skipping the ONNX Runtime runs")
-		return false
+		testref.Missing(t, "node is not installed, so ONNX Runtime cannot run (Debian's nodejs)")
 	}
-	return true
 }
 
 // runORT runs the jobs in one ONNX Runtime process, graph optimisations off so that
@@ -100,15 +97,14 @@ func runORT(t *testing.T, jobs []ortJob) {
 }
 
 // checkModels has the ONNX checker check the files, strict shape inference included.
+// Without Python's onnx it skips the rest of the test, or fails it under CI.
 func checkModels(t *testing.T, files []string) {
 	t.Helper()
 	if _, err := os.Stat(python); err != nil {
-		t.Logf("%s not found: skipping the ONNX checker", python)
-		return
+		testref.Missing(t, "%s not found, so the ONNX checker cannot run", python)
 	}
-	if err := exec.Command(python, "-c", "import onnx").Run(); err != nil {
-		t.Logf("%s cannot import onnx: skipping the ONNX checker", python)
-		return
+	if out, err := exec.Command(python, "-c", "import onnx").CombinedOutput(); err != nil {
+		testref.Missing(t, "%s cannot import onnx (Debian's python3-onnx): %v: %s", python, err, out)
 	}
 	data, _ := json.Marshal(files)
 	list := filepath.Join(t.TempDir(), "files.json")
@@ -213,9 +209,7 @@ func TestUpgradedParityFixtures(t *testing.T) {
 		}
 	}
 	checkModels(t, files)
-	if !haveORT(t) {
-		return
-	}
+	needORT(t)
 	runORT(t, jobs)
 	for _, j := range jobs {
 		got, err := npy.ReadFile(j.out)
@@ -532,9 +526,7 @@ func TestUpgradedOps(t *testing.T) {
 		}
 	}
 	checkModels(t, files)
-	if !haveORT(t) {
-		return
-	}
+	needORT(t)
 	runORT(t, jobs)
 	for _, p := range pairs {
 		got, err := npy.ReadFile(p.upgraded)
@@ -639,9 +631,7 @@ func TestUpgradedNodeTests(t *testing.T) {
 		t.Errorf("only %d node tests below opset 13 with one float input use just the operators handled", len(names))
 	}
 	t.Logf("%d node tests, %d upgraded models run in the backend", len(names), inBackend)
-	if !haveORT(t) {
-		return
-	}
+	needORT(t)
 	runORT(t, jobs)
 	for _, j := range jobs {
 		got, err := npy.ReadFile(j.out)
