@@ -120,13 +120,17 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	if err := gob.NewDecoder(f).Decode(&states); err != nil {
 		return fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
 	}
-	for name, s := range states {
-		o, ok := t.optims[name]
-		if !ok {
+	for name := range states {
+		if _, ok := t.optims[name]; !ok {
 			return fmt.Errorf("checkpoint: optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
 		}
-		if err := o.Load(s); err != nil {
-			return fmt.Errorf("checkpoint: group %s: %w", name, err)
+	}
+	// In the recipe's group order, so that the first mismatch reported is always the same.
+	for _, g := range t.groups {
+		if s, ok := states[g.Name]; ok {
+			if err := t.optims[g.Name].Load(s); err != nil {
+				return fmt.Errorf("checkpoint: group %s: %w", g.Name, err)
+			}
 		}
 	}
 	t.progress = state.Progress

@@ -487,7 +487,7 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	if bias != nil {
 		need(name, "bias", bias, p.M)
 	}
-	if kern := fastKernel[T](); kern != nil && !p.direct() {
+	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), false)
 		return
 	}
@@ -520,7 +520,7 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 // over y); elsewhere it is Conv2DForward followed by [ReluForward].
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
 	const name = "Conv2DForwardRelu"
-	if kern := fastKernel[T](); kern != nil && !p.direct() {
+	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		p = p.mustValid(name)
 		need(name, "x", x, p.XLen())
 		need(name, "w", w, p.WLen())
@@ -545,8 +545,8 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	need(name, "w", w, p.WLen())
 	need(name, "dy", dy, p.YLen())
 	need(name, "dx", dx, p.XLen())
-	if q, ok := p.flipped(); ok && !p.direct() {
-		if kern := fastKernel[T](); kern != nil {
+	if q, ok := p.flipped(); ok {
+		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) {
 			wf, tab := flippedWeights(p, as32(w))
 			defer putInt32s(tab)
 			convForwardFast(kern, q, as32(dy), wf, nil, as32(dx), false)
@@ -604,7 +604,7 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		clear(dw)
 		return
 	}
-	if kern := fastKernel[T](); kern != nil && !p.direct() {
+	if kern := packedKernel[T](); kern != nil && kern.fastGather && !p.direct() {
 		convBackwardWeightFast(kern, p, as32(x), as32(dy), as32(dw))
 		return
 	}

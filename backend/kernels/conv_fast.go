@@ -30,16 +30,27 @@ import (
 // products beat im2col (measured on VGG19's layers).
 const paddedMinWidth = 12
 
-// fastKernel returns the packed GEMM's micro-kernel when convolutions over
-// T run on the paths of this file, else nil. They need a kernel with
-// sparse stores and hardware gathers (AVX-512); elsewhere convolutions
-// unfold the images with im2col, whose copies the AVX2 packers and CPUs
-// without fast gathers (AMD's, notably) handle better.
-func fastKernel[T Float]() *gemmKernel {
-	if b, ok := blasImpl.(goBLAS); ok && is32[T]() && b.kern.sparse {
+// packedKernel returns the packed GEMM's micro-kernel when float32
+// products over T run on it (the toolkit's own GEMM), else nil.
+func packedKernel[T Float]() *gemmKernel {
+	if b, ok := blasImpl.(goBLAS); ok && is32[T]() {
 		return b.kern
 	}
 	return nil
+}
+
+// paddedOn reports whether p's forward pass can run on the padded grid
+// with kernel kern: stride 1, a wide map, a kernel that reads B in place.
+func (p Conv2DParams) paddedOn(kern *gemmKernel) bool {
+	return kern.tileRows != nil && p.padded()
+}
+
+// forwardFastOn reports whether p's forward pass runs on this file's paths
+// with kern (the padded grid, or gathers where they are fast); otherwise
+// it unfolds the images with im2col, whose copies suit CPUs without fast
+// gathers (AMD's, notably) better.
+func (p Conv2DParams) forwardFastOn(kern *gemmKernel) bool {
+	return !p.direct() && (p.paddedOn(kern) || kern.fastGather)
 }
 
 // padded reports whether p's products can read a padded image.
@@ -97,17 +108,13 @@ func padPlanes(p Conv2DParams, x, xp []float32, n0, g, nw int) {
 	})
 }
 
-// convForwardFast is Conv2DForward on the packed GEMM for every geometry
-// but the direct one (1×1, stride 1, no padding, which multiplies the
-// images as they are): the padded grid where the kernel stores sparse
-// masks and the map is wide enough, else the gathered products. a is the
-// weight as an M×K view (the weights themselves, or the flipped weights
-// of a data gradient).
-//
-// With relu, the products store max(y, 0): a convolution fused with the
-// Relu after it.
+// convForwardFast is Conv2DForward on the packed GEMM where
+// p.forwardFastOn(kern): the padded grid, else the gathered products. a
+// is the weight as an M×K view (the weights themselves, or the flipped
+// weights of a data gradient). With relu, the products store max(y, 0): a
+// convolution fused with the Relu after it.
 func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
-	if p.padded() {
+	if p.paddedOn(kern) {
 		convForwardPadded(kern, p, x, a, bias, y, relu)
 		return
 	}
@@ -115,10 +122,15 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, b
 }
 
 // convForwardPadded computes the convolution on the padded grid
-// (p.padded(), a kernel with sparse stores): one product per image,
-// M × Q × K with Q = (OutH-1)*Wp + OutW. Batches are split over the
-// images (each goroutine pads and multiplies whole images, see
-// imagesInParallel); a single image splits its product.
+// (p.paddedOn(kern)): one product per image, B read in place from the
+// image's padded copy. On a kernel with sparse stores (AVX-512) the
+// product's columns are the padded grid's positions q = oh*Wp + ow up to
+// the last output, Q = (OutH-1)*Wp + OutW, and the stores drop the
+// padding columns; otherwise each output row starts a new panel (its
+// columns rounded up to whole panels) and the stores keep a prefix of
+// each. Batches are split over the images (each goroutine pads and
+// multiplies whole images, see imagesInParallel); a single image splits
+// its product.
 func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
@@ -127,11 +139,23 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	defer putInt32s(tab)
 	tapOffsets(p, wp, plane, tab)
 	q := (p.OutH-1)*wp + p.OutW
+	cmap := &colMap{wp: wp, ow: p.OutW}
+	cols := axis{stride: 1}
+	if !kern.sparse {
+		owp := (p.OutW + kern.nr - 1) / kern.nr * kern.nr
+		q, cmap = p.OutH*owp, &colMap{wp: owp, ow: p.OutW}
+		ctab := getInt32s(q)
+		defer putInt32s(ctab)
+		for j := range ctab {
+			ctab[j] = int32(j/owp*wp + j%owp)
+		}
+		cols = axis{tab: ctab}
+	}
 	nw, gemmNW := imagesInParallel(p, int64(p.M)*int64(q)*int64(K))
 	var next atomic.Int64
 	parallelFor(nw, nw, func(_, _, _ int) {
-		// 64 values of slack: the kernel reads whole 32-column rows of B
-		// in place, past the last column of the last row.
+		// 64 values of slack: the kernels read whole rows of B in place,
+		// past the last column of the last row.
 		xp := getBuf[float32](p.C*plane + 64)
 		defer putBuf(xp)
 		for {
@@ -142,9 +166,9 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 			padImage(p, x, xp, n, gemmNW)
 			sgemmPacked(kern, gemmNW, gemmArgs{
 				m: p.M, n: q, k: K, alpha: 1, a: a,
-				b: matView{data: xp, rows: axis{tab: tab}, cols: axis{stride: 1}},
+				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
 				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
-				cmap: &colMap{wp: wp, ow: p.OutW}, bInPlace: true, relu: relu,
+				cmap: cmap, bInPlace: true, relu: relu,
 			})
 		}
 	})

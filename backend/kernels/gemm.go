@@ -61,6 +61,9 @@ type gemmKernel struct {
 	// mask says). kcRows is its k block.
 	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32)
 	kcRows   int
+	// fastGather reports whether packGather runs on hardware gathers fast
+	// enough for the convolution paths that pack every operand by gathers.
+	fastGather bool
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values
@@ -86,6 +89,24 @@ func (a axis) at(i int) int {
 		return int(a.tab[i])
 	}
 	return i * a.stride
+}
+
+// panelsContiguous reports whether every panel of nr columns (from column
+// 0, the last one partial) has consecutive offsets, as a kernel reading B
+// in place needs.
+func panelsContiguous(cols axis, n, nr int) bool {
+	if cols.unit() {
+		return true
+	}
+	if cols.tab == nil {
+		return false
+	}
+	for j := 0; j < n; j++ {
+		if j%nr != 0 && cols.tab[j] != cols.tab[j-1]+1 {
+			return false
+		}
+	}
+	return true
 }
 
 // unit reports whether consecutive indices are consecutive elements.
@@ -166,9 +187,10 @@ func (m *colMap) mask(j0, nr, n int) uint32 {
 // The caller has checked the sizes: m, n, k >= 1. With cmap set, C's
 // columns are those of the padded grid (see colMap) and ldc is the
 // distance between its compact rows. bInPlace says that B's columns are
-// consecutive (cols unit) and that its data holds readable values up to
-// 64 past the last element of the view, so a kernel with tileRows may
-// read B where it is instead of packing it.
+// consecutive within every panel of the kernel's nr columns and that its
+// data holds readable values past the view for whole panels (nr values
+// from every panel's first column), so a kernel with tileRows may read B
+// where it is instead of packing it.
 type gemmArgs struct {
 	m, n, k     int
 	alpha, beta float32
@@ -221,7 +243,11 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 	checkView("B", g.b, g.k, g.n)
 	last := (g.m-1)*g.ldc + g.n - 1
 	if g.cmap != nil {
-		last = (g.m-1)*g.ldc + g.cmap.at(g.n-1)
+		jl := g.n - 1 // the last stored column
+		if jl%g.cmap.wp >= g.cmap.ow {
+			jl = jl/g.cmap.wp*g.cmap.wp + g.cmap.ow - 1
+		}
+		last = (g.m-1)*g.ldc + g.cmap.at(jl)
 	}
 	if last >= len(g.c) {
 		panic("kernels: Gemm: C is too short")
@@ -230,11 +256,15 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 		nw = 1
 	}
 	if g.bInPlace && kern.tileRows != nil {
-		if !g.b.cols.unit() {
-			panic("kernels: Gemm: B read in place must have consecutive columns")
+		if !panelsContiguous(g.b.cols, g.n, kern.nr) {
+			panic("kernels: Gemm: B read in place must have consecutive columns in every panel")
 		}
 		rlo, rhi := g.b.rows.span(0, g.k)
-		if rlo < 0 || rhi+g.n-1+64 >= len(g.b.data) {
+		last := 0 // the largest panel start
+		for j := 0; j < g.n; j += kern.nr {
+			last = max(last, g.b.cols.at(j))
+		}
+		if rlo < 0 || rhi+last+kern.nr > len(g.b.data) {
 			panic("kernels: Gemm: B read in place has no room past its last row")
 		}
 		sgemmInPlace(kern, nw, g)
@@ -442,7 +472,7 @@ func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []floa
 			}
 			col = g.cmap.at(col)
 		}
-		bsrc := g.b.data[j0+jr:]
+		bsrc := g.b.data[g.b.cols.at(j0+jr):]
 		for ir := 0; ir < mc; ir += mr {
 			rows := min(mr, mc-ir)
 			apan := ap[ir*kc : ir*kc+kc*mr]

@@ -4,7 +4,7 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-//go:generate go run ./internal/asmgen -o gemm_avx512_amd64.s
+//go:generate go run ./internal/asmgen -o gemm_gen_amd64.s
 
 // The assembly micro-kernels, fastest first; gemmKernels lists those this
 // CPU runs (AVX-512 needs the F and VL subsets, AVX2 needs FMA too).
@@ -12,11 +12,12 @@ var (
 	kernelAVX512 = &gemmKernel{
 		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
-		tileRows: tileRowsAVX512, kcRows: 288,
+		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherGo,
+		tileRows: tileRowsAVX2, kcRows: 256,
 	}
 )
 
@@ -31,7 +32,7 @@ func asmKernels() []*gemmKernel {
 	return ks
 }
 
-// sgemmKernel8x32 is the AVX-512 micro-kernel (gemm_avx512_amd64.s, made
+// sgemmKernel8x32 is the AVX-512 micro-kernel (gemm_gen_amd64.s, made
 // by internal/asmgen) with the contract of gemmKernel.tile.
 //
 //go:noescape
@@ -100,7 +101,7 @@ func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
 }
 
 // packTrans8 packs 8 rows with kc consecutive values each (kc a multiple
-// of 8): dst[p*8+i] = src[lane[i]+p]. (gemm_avx512_amd64.s)
+// of 8): dst[p*8+i] = src[lane[i]+p]. (gemm_gen_amd64.s)
 //
 //go:noescape
 func packTrans8(kc int, src *float32, lane *int32, dst *float32)
@@ -169,6 +170,32 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 	}
 	var t [6 * 16]float32
 	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil)
+	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
+}
+
+// sgemmKernel6x16Rows is the AVX2 micro-kernel with B read in place: row
+// p of the 6×16 tile's B panel is the 16 values at b[koff[p]]; whole tiles
+// only. (gemm_gen_amd64.s)
+//
+//go:noescape
+func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+
+// tileRowsAVX2 runs the in-place AVX2 kernel on whole tiles and through a
+// buffer on fringe ones.
+func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+	_ = a[kc*6-1]
+	_ = koff[kc-1]
+	if rows == 6 && mask == 0xffff {
+		_ = c[5*ldc+15]
+		var bp *float32
+		if bias != nil {
+			bp = &bias[:6][0]
+		}
+		sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, flags)
+		return
+	}
+	var t [6 * 16]float32
+	sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &t[0], 16, 1, 0, nil, 0)
 	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
 }
 
