@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"sync"
 
 	"toolkit/onnx"
 )
@@ -14,11 +15,34 @@ type Model struct {
 	shapes    map[string][]int
 	order     []string
 	trainable map[string]bool
+	// paramUses counts the nodes that read each parameter.
+	paramUses map[string]int
+	// grads are the parameters' gradient buffers, shared by the training programs.
+	gradMu sync.Mutex
+	grads  map[string][]float32
 }
 
 // NewModel checks that the backend supports every node of m and takes its float
 // initializers as parameters. The parameters are copied: m is not changed by training.
 func NewModel(m *onnx.Model) (*Model, error) {
+	return newModel(m, false)
+}
+
+// AdoptModel is NewModel without the copy, for a model that is the caller's alone (a
+// clone, a model just read): the values of the large float initializers (over adoptMin
+// elements) become the parameters, and m's initializers are left without them (Floats
+// nil), so the weights are held once. Small ones, which shape inference may read as
+// constants (a Dropout ratio, say), are copied as NewModel does. Export gives the model
+// with the current values.
+func AdoptModel(m *onnx.Model) (*Model, error) {
+	return newModel(m, true)
+}
+
+// adoptMin is the size from which AdoptModel takes an initializer's values over: past
+// the shape inference's constant folding limit.
+const adoptMin = 1 << 16
+
+func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 	if m == nil || m.Graph == nil {
 		return nil, fmt.Errorf("model has no graph")
 	}
@@ -30,16 +54,28 @@ func NewModel(m *onnx.Model) (*Model, error) {
 		params:    map[string][]float32{},
 		shapes:    map[string][]int{},
 		trainable: map[string]bool{},
+		paramUses: map[string]int{},
+		grads:     map[string][]float32{},
 	}
 	for _, t := range m.Graph.Initializers {
 		if t.DataType != onnx.Float {
 			continue
 		}
-		bm.params[t.Name] = append([]float32(nil), t.Floats...)
+		if adopt && len(t.Floats) > adoptMin {
+			bm.params[t.Name] = t.Floats
+			t.Floats = nil
+		} else {
+			bm.params[t.Name] = append([]float32(nil), t.Floats...)
+		}
 		bm.shapes[t.Name] = intsOf(t.Dims)
 		bm.order = append(bm.order, t.Name)
 	}
 	for _, n := range m.Graph.Nodes {
+		for _, in := range n.Inputs {
+			if _, ok := bm.params[in]; ok {
+				bm.paramUses[in]++
+			}
+		}
 		for _, i := range differentiableInputs(n) {
 			if _, ok := bm.params[n.Inputs[i]]; ok {
 				bm.trainable[n.Inputs[i]] = true
@@ -70,7 +106,8 @@ func differentiableInputs(n *onnx.Node) []int {
 }
 
 // IR returns the ONNX model the backend model was made from, with its original
-// initializer values. Use Export for the trained values.
+// initializer values (none for the float ones under AdoptModel). Use Export for the
+// trained values.
 func (m *Model) IR() *onnx.Model { return m.ir }
 
 // ParamNames returns the names of all float parameters in the graph's initializer order.
@@ -163,7 +200,9 @@ func int64sOf(dims []int) []int64 {
 }
 
 // Program is a model built for one set of input shapes, in inference or training mode,
-// with gradients for the parameters it trains. Programs are not safe for concurrent use.
+// with gradients for the parameters it trains. Programs are not safe for concurrent use,
+// and the programs of one model share the buffers of the parameters' gradients: run them
+// one at a time (a parameter's gradient is valid until the next Run of any of them).
 type Program struct {
 	p *program[float32]
 }
@@ -201,7 +240,8 @@ func (p *Program) OutputNames() []string { return append([]string(nil), p.p.outN
 func (p *Program) Loss() float64 { return p.p.lossValue() }
 
 // Grad returns the gradient of a trained parameter (or of an input, with InputGrads)
-// computed by the last Run, or nil. The slice is valid until the next Run.
+// computed by the last Run, or nil. The slice is valid until the next Run of a program
+// of the model.
 func (p *Program) Grad(name string) []float32 { return p.p.grad(name) }
 
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)

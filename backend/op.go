@@ -46,6 +46,9 @@ type nodeOp[T float] struct {
 	// out is the output buffer, reused by every run of the program: a run's values live
 	// until the next run (Program.Output and Program.Grad say so).
 	out []T
+	// gradBuf[i], when set, supplies the gradient buffer of input i: a parameter's
+	// gradient lives in one buffer that every training program of the model shares.
+	gradBuf []func(n int) []T
 }
 
 func dtypeOf[T float]() tensor.Dtype {
@@ -106,7 +109,11 @@ func (op *nodeOp[T]) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node)
 			continue
 		}
 		args := append(append(gorgonia.Nodes{}, inputs...), output, grad)
-		g, err := gorgonia.ApplyOp(&gradOp[T]{op: op, input: i}, args...)
+		gop := &gradOp[T]{op: op, input: i}
+		if i < len(op.gradBuf) {
+			gop.buf = op.gradBuf[i]
+		}
+		g, err := gorgonia.ApplyOp(gop, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gradient of input %d: %w", op.name, i, err)
 		}
@@ -120,6 +127,7 @@ func (op *nodeOp[T]) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node)
 type gradOp[T float] struct {
 	op    *nodeOp[T]
 	input int
+	buf   func(n int) []T // the shared buffer of a parameter's gradient, or nil
 	gin   []T // the gradient buffer, reused by every run
 }
 
@@ -147,7 +155,11 @@ func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	n := len(g.op.inShapes)
 	shape := g.op.inShapes[g.input]
-	g.gin = reuse(g.gin, numElements(shape))
+	if g.buf != nil {
+		g.gin = g.buf(numElements(shape))
+	} else {
+		g.gin = reuse(g.gin, numElements(shape))
+	}
 	if o, ok := g.op.k.(gradOverwriter); !ok || !o.overwritesGrad() {
 		clear(g.gin)
 	}

@@ -15,9 +15,8 @@ func init() {
 type conv[T float] struct {
 	p    kernels.Conv2DParams
 	relu bool
-	// dz is the gradient at the convolution's output (before the Relu), computed by
-	// the first backward call after each forward pass and shared by the others.
-	dz      []T
+	// dzValid says that the output gradient has been masked by the Relu's derivative
+	// in this run (by the first backward call after the forward pass).
 	dzValid bool
 }
 
@@ -71,15 +70,12 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 func (k *conv[T]) overwritesGrad() bool { return true }
 
 func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
-	if k.relu {
-		if !k.dzValid {
-			if len(k.dz) != len(gout) {
-				k.dz = make([]T, len(gout))
-			}
-			kernels.ReluBackward(out, gout, k.dz) // out > 0 exactly where the conv's output is
-			k.dzValid = true
-		}
-		gout = k.dz
+	if k.relu && !k.dzValid {
+		// The gradient at the Relu's output becomes the one at the convolution's, in
+		// place: the Relu output's only reader is this op (planFusions), so nothing else
+		// reads gout, and masking twice would change nothing.
+		kernels.ReluBackward(out, gout, gout) // out > 0 exactly where the conv's output is
+		k.dzValid = true
 	}
 	switch i {
 	case 0:

@@ -275,6 +275,43 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	return p, nil
 }
 
+// paramGradBuffers returns, for each data input of n that is a trained parameter read
+// by no other node, the buffer its gradient goes to: shared by every training program
+// of the model (float32), so that programs for several batch sizes hold one copy of
+// the parameters' gradients. A parameter read by several nodes gets per-node buffers,
+// which gorgonia sums.
+func (b *builder[T]) paramGradBuffers(n *onnx.Node, data []int, diff []bool) []func(int) []T {
+	var bufs []func(int) []T
+	for j, i := range data {
+		name := n.Inputs[i]
+		if !diff[j] || !b.wrt[name] || b.m.paramUses[name] != 1 {
+			continue
+		}
+		if bufs == nil {
+			bufs = make([]func(int) []T, len(data))
+		}
+		bufs[j] = func(size int) []T { return sharedGrad[T](b.m, name, size) }
+	}
+	return bufs
+}
+
+// sharedGrad returns the model's gradient buffer of a parameter, made on first use; it
+// is a program's own for float64 (finite-difference checks build those).
+func sharedGrad[T float](m *Model, name string, size int) []T {
+	var z T
+	if _, ok := any(z).(float32); !ok {
+		return make([]T, size)
+	}
+	m.gradMu.Lock()
+	defer m.gradMu.Unlock()
+	g := m.grads[name]
+	if len(g) != size {
+		g = make([]float32, size)
+		m.grads[name] = g
+	}
+	return any(g).([]T)
+}
+
 // neededNodes returns the nodes the outputs need, walking back from them and stopping
 // at from (when set). It fails when the walk reaches a real graph input although from
 // is set (the outputs need more than from).
@@ -419,6 +456,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			outShape: c.out[o],
 			k:        k,
 			diff:     diff,
+			gradBuf:  b.paramGradBuffers(n, ks.data, diff),
 		}
 		if o > 0 {
 			op.diff = make([]bool, len(diff)) // side outputs (running statistics) carry no gradient

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"toolkit/finetune/optim"
 	"toolkit/internal/atomicfile"
@@ -120,7 +122,7 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	if err := gob.NewDecoder(f).Decode(&states); err != nil {
 		return fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
 	}
-	for name := range states {
+	for _, name := range slices.Sorted(maps.Keys(states)) {
 		if _, ok := t.optims[name]; !ok {
 			return fmt.Errorf("checkpoint: optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
 		}

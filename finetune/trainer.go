@@ -75,7 +75,8 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	model, err := backend.NewModel(full)
+	// full is this trainer's own (headbuilder.Append made it): adopt its weights instead of copying them.
+	model, err := backend.AdoptModel(full)
 	if err != nil {
 		return nil, fmt.Errorf("model.onnx %s: %w", cfg.Model.ONNX, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,13 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// Nearly all of a training run's memory is the weights, their gradients and
+		// optimizer state and the activations, allocated once; the default GOGC=100 lets
+		// the heap grow to twice that before collecting. 25 keeps the peak near what is
+		// live, at the cost of a few more (cheap: almost no pointers) collections.
+		debug.SetGCPercent(25)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
