@@ -95,7 +95,15 @@ func (r *runFolder) finding(t *Trainer, f Finding) error {
 // repaired writes the repaired recipe and a checkpoint at the restarted stage, so that
 // a resumed run goes on with the repaired recipe.
 func (r *runFolder) repaired(t *Trainer, rep Repair) error {
-	raw, err := yaml.Marshal(t.cfg)
+	// The recipe sits in the run folder: its paths are made absolute so that it runs
+	// from there (toolkit finetune -c RUN/recipe.repaired.yaml).
+	cfg := t.cfg
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	cfg.resolvePaths(cwd)
+	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
