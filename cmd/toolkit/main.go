@@ -33,7 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand(), newEvaluateCommand(), newPredictCommand())
+	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand(), newEvaluateCommand(), newPredictCommand(), newLRFindCommand())
 	return root
 }
 
