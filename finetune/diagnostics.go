@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"toolkit/finetune/diagnose"
 )
@@ -20,6 +21,8 @@ type diagnostics struct {
 	every  int
 	mon    *diagnose.Monitor
 	probes []probe
+	// seconds is the time spent on diagnostics in the current epoch.
+	seconds float64
 }
 
 func newDiagnostics(cfg DiagnosticsConfig, classes int, probes []probe) *diagnostics {
@@ -47,6 +50,7 @@ func (d *diagnostics) hook() Hook {
 		Name:  "diagnostics",
 		State: &d.mon.State,
 		EpochStart: func(t *Trainer, info StepInfo) error {
+			d.seconds = 0
 			if d.enabled() && t.progress.StageEpoch == 0 && info.Batch == 0 {
 				d.mon.BeginStage(t.progress.Stage, info.Batches)
 			}
@@ -56,19 +60,26 @@ func (d *diagnostics) hook() Hook {
 			if !d.enabled() {
 				return nil
 			}
-			return d.handle(t, d.mon.Step(d.sample(t)))
+			began := time.Now()
+			sigs := d.mon.Step(d.sample(t))
+			d.seconds += time.Since(began).Seconds()
+			return d.handle(t, sigs)
 		},
 		Epoch: func(t *Trainer, m *EpochMetrics) error {
 			if !d.enabled() {
 				return nil
 			}
-			if err := t.checkWeights(m.Trained); err != nil {
+			began := time.Now()
+			err := t.checkWeights(m.Trained)
+			d.seconds += time.Since(began).Seconds()
+			if err != nil {
 				var nf *NonFiniteError
 				if errors.As(err, &nf) {
 					return d.nonFinite(t, nf)
 				}
 				return err
 			}
+			m.DiagnosticsSeconds = d.seconds
 			x := diagnose.Epoch{TrainAcc: m.TrainAcc}
 			if m.ValAcc != nil {
 				x.HasVal, x.ValAcc, x.ValLoss = true, *m.ValAcc, *m.ValLoss

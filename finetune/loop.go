@@ -46,6 +46,9 @@ type EpochMetrics struct {
 	GradNorm   map[string]float64 `json:"grad_norm"` // per trained group, mean over the epoch
 	ImagesPerS float64            `json:"images_per_sec"`
 	Seconds    float64            `json:"seconds"`
+	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
+	// detectors), a part of Seconds.
+	DiagnosticsSeconds float64 `json:"diagnostics_seconds,omitempty"`
 	Step       int                `json:"step"`
 	Best       bool               `json:"best,omitempty"` // the best validation accuracy so far
 }
@@ -374,7 +377,9 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)
 	}
 	if measure {
+		began := time.Now()
 		t.keepWeights(all)
+		t.diag.seconds += time.Since(began).Seconds()
 	}
 	sch := e.stage.schedule
 	stageStep := p.StageEpoch*e.batches + b.Index
@@ -396,6 +401,8 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		r.LR[g.Name] = lr
 	}
 	if measure {
+		began := time.Now()
+		defer func() { t.diag.seconds += time.Since(began).Seconds() }()
 		r.Measured = true
 		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
 		for g, params := range byGroup {
