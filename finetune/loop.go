@@ -49,8 +49,8 @@ type EpochMetrics struct {
 	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
 	// detectors), a part of Seconds.
 	DiagnosticsSeconds float64 `json:"diagnostics_seconds,omitempty"`
-	Step       int                `json:"step"`
-	Best       bool               `json:"best,omitempty"` // the best validation accuracy so far
+	Step               int     `json:"step"`
+	Best               bool    `json:"best,omitempty"` // the best validation accuracy so far
 }
 
 // StepInfo is what step hooks see after each optimizer step.
