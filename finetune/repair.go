@@ -85,8 +85,9 @@ func (t *Trainer) repairsOf(i int) int {
 //     head alone first (a third of its epochs, one-cycle), then its groups with ULMFiT
 //     rates (the head's rate, each group below divided by 2.6) and the slanted
 //     triangle, no rate above the optimizer's usual default;
-//   - otherwise the rates are lowered tenfold: the named group's, for a finding about a
-//     group the stage trains, else every group's.
+//   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
+//     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
+//     for a finding about a group the stage trains, else every group's.
 //
 // The epoch budget stays the same (a one-epoch stage split in two takes two).
 func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string) {
@@ -128,6 +129,8 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 		stages = slices.Replace(stages, i, i+1, head, rest)
 		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
 	}
+	sound := soundRate(t.cfg.Optimizer.Name)
+	lower := func(r float64) float64 { return min(r/10, sound) }
 	s := stages[i]
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
 	if perGroup {
@@ -138,17 +141,17 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 			}
 			r := rates[j]
 			if g == group {
-				r /= 10
+				r = lower(r)
 			}
 			lr[g] = roundRate(r)
 		}
 		s.LR = lr
 		stages[i] = s
-		return stages, fmt.Sprintf("group %s's rate ten times lower", group)
+		return stages, fmt.Sprintf("group %s's rate lower", group)
 	}
-	s.LR = scaleLR(s.LR, 0.1)
+	s.LR = scaleLR(s.LR, lower(headRate)/headRate)
 	stages[i] = s
-	return stages, fmt.Sprintf("stage %s's rates ten times lower", s.Name)
+	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
 }
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.

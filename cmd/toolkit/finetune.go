@@ -80,7 +80,7 @@ recipe.repaired.yaml in the run folder.`,
 		case n == 0 && !t.Config().Diagnostics.Off:
 			fmt.Fprintln(out, "diagnostics: no findings")
 		case n > 0:
-			fmt.Fprintf(out, "diagnostics: %d findings, %d repairs (metrics.jsonl lists them)\n", n, len(res.Repairs))
+			fmt.Fprintf(out, "diagnostics: %s, %s (metrics.jsonl lists them)\n", plural(n, "finding"), plural(len(res.Repairs), "repair"))
 		}
 		if res.HasTest {
 			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
@@ -214,4 +214,11 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 	}
 	fmt.Fprintln(h.out, line)
 	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
