@@ -2,10 +2,10 @@ package finetune
 
 import (
 	"encoding/gob"
+	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,14 +27,97 @@ const (
 	checkpointState     = "state.json"
 )
 
+// checkpointVersion 2: the position only in progress, the hooks' states beside it, the
+// log (epochs, findings, repairs) and the stages as run (a repair rewrites them).
+const checkpointVersion = 2
+
 type checkpointFile struct {
-	Version  int            `json:"version"`
-	Progress Progress       `json:"progress"`
-	History  []EpochMetrics `json:"history"`
+	Version  int                        `json:"version"`
+	Progress Progress                   `json:"progress"`
+	Stages   []StageConfig              `json:"stages"`
+	Log      []Record                   `json:"log"`
+	Hooks    map[string]json.RawMessage `json:"hooks"`
+}
+
+// snapshot is a trainer's whole state at one moment: a checkpoint in memory.
+type snapshot struct {
+	params   map[string][]float32
+	optims   map[string]*optim.State
+	progress Progress
+	stages   []StageConfig
+	log      []Record
+	hooks    map[string]json.RawMessage
+}
+
+// capture copies the trainer's state.
+func (t *Trainer) capture() (*snapshot, error) {
+	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
+		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
+	for _, name := range t.model.ParamNames() {
+		s.params[name] = slices.Clone(t.model.Param(name))
+	}
+	for name, o := range t.optims {
+		s.optims[name] = o.State()
+	}
+	var err error
+	if s.hooks, err = t.hookStates(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// restore puts a captured state back.
+func (t *Trainer) restore(s *snapshot) error {
+	// Everything is checked before anything changes, in a fixed order (the model's
+	// parameters, then the recipe's groups), so that the first mismatch reported is
+	// always the same.
+	for _, name := range t.model.ParamNames() {
+		v, ok := s.params[name]
+		if !ok {
+			return fmt.Errorf("the model's parameter %q is not in it: the checkpoint is of another recipe", name)
+		}
+		if dst := t.model.Param(name); len(dst) != len(v) {
+			return fmt.Errorf("parameter %q has %d values, the model %d: the checkpoint is of another recipe", name, len(v), len(dst))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.optims)) {
+		if _, ok := t.optims[name]; !ok {
+			return fmt.Errorf("optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
+		}
+	}
+	for _, name := range t.model.ParamNames() {
+		copy(t.model.Param(name), s.params[name])
+	}
+	for _, g := range t.groups {
+		if st, ok := s.optims[g.Name]; ok {
+			if err := t.optims[g.Name].Load(st); err != nil {
+				return fmt.Errorf("group %s: %w", g.Name, err)
+			}
+		}
+	}
+	if len(s.stages) > 0 && !slices.EqualFunc(s.stages, t.cfg.Stages, func(a, b StageConfig) bool { return StageLine(a) == StageLine(b) }) {
+		plans, err := planStages(s.stages, t.groups)
+		if err != nil {
+			return fmt.Errorf("the stages saved: %w", err)
+		}
+		t.cfg.Stages, t.stages = slices.Clone(s.stages), plans
+	}
+	t.progress = s.progress
+	t.log = slices.Clone(s.log)
+	return t.setHookStates(s.hooks)
 }
 
 // SaveCheckpoint writes the trainer's state into dir (replacing what is there).
 func (t *Trainer) SaveCheckpoint(dir string) error {
+	s, err := t.capture()
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return t.writeSnapshot(dir, s)
+}
+
+// writeSnapshot writes a captured state as a checkpoint folder.
+func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
 	tmp := dir + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -42,19 +125,15 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := onnx.Write(filepath.Join(tmp, checkpointWeights), t.model.Export()); err != nil {
+	if err := onnx.Write(filepath.Join(tmp, checkpointWeights), t.exportIR(s.params)); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	states := map[string]*optim.State{}
-	for name, o := range t.optims {
-		states[name] = o.State()
-	}
 	if err := writeFileWith(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
-		return gob.NewEncoder(f).Encode(states)
+		return gob.NewEncoder(f).Encode(s.optims)
 	}); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	state := checkpointFile{Version: 1, Progress: t.progress, History: t.history}
+	state := checkpointFile{Version: checkpointVersion, Progress: s.progress, Stages: s.stages, Log: s.log, Hooks: s.hooks}
 	if err := writeFileWith(filepath.Join(tmp, checkpointState), func(f *os.File) error {
 		enc := json.NewEncoder(f)
 		enc.SetIndent("", "  ")
@@ -75,9 +154,22 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	return os.RemoveAll(old)
 }
 
-// LoadCheckpoint restores weights, optimizer states, position and history from dir
-// (or from the previous checkpoint, if a save was cut short while swapping folders).
+// LoadCheckpoint restores weights, optimizer states, position, stages, log and hook
+// states from dir (or from the previous checkpoint, if a save was cut short while
+// swapping folders).
 func (t *Trainer) LoadCheckpoint(dir string) error {
+	s, err := t.readSnapshot(dir)
+	if err != nil {
+		return err
+	}
+	if err := t.restore(s); err != nil {
+		return fmt.Errorf("checkpoint: %s: %w", dir, err)
+	}
+	return nil
+}
+
+// readSnapshot reads a checkpoint folder.
+func (t *Trainer) readSnapshot(dir string) (*snapshot, error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if _, errOld := os.Stat(dir + ".old"); errOld == nil {
 			dir += ".old"
@@ -86,58 +178,35 @@ func (t *Trainer) LoadCheckpoint(dir string) error {
 	var state checkpointFile
 	raw, err := os.ReadFile(filepath.Join(dir, checkpointState))
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := json.Unmarshal(raw, &state); err != nil {
-		return fmt.Errorf("checkpoint: %s: %w", filepath.Join(dir, checkpointState), err)
+		return nil, fmt.Errorf("checkpoint: %s: %w", filepath.Join(dir, checkpointState), err)
+	}
+	if state.Version != checkpointVersion {
+		return nil, fmt.Errorf("checkpoint: %s is version %d; this toolkit reads version %d (start the run again)",
+			filepath.Join(dir, checkpointState), state.Version, checkpointVersion)
 	}
 	weights, err := onnx.Read(filepath.Join(dir, checkpointWeights))
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	loaded := map[string]bool{}
+	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: state.Progress,
+		stages: state.Stages, log: state.Log, hooks: state.Hooks}
 	for _, init := range weights.Graph.Initializers {
-		dst := t.model.Param(init.Name)
-		if dst == nil {
-			continue
-		}
-		loaded[init.Name] = true
-		if len(dst) != len(init.Floats) {
-			return fmt.Errorf("checkpoint: %s: parameter %q has %d values, the model %d: the checkpoint is of another recipe",
-				dir, init.Name, len(init.Floats), len(dst))
-		}
-		copy(dst, init.Floats)
-	}
-	for _, name := range t.model.ParamNames() {
-		if !loaded[name] {
-			return fmt.Errorf("checkpoint: %s: the model's parameter %q is not in it: the checkpoint is of another recipe", dir, name)
+		if t.model.Param(init.Name) != nil {
+			s.params[init.Name] = init.Floats
 		}
 	}
 	f, err := os.Open(filepath.Join(dir, checkpointOptimizer))
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
-	states := map[string]*optim.State{}
-	if err := gob.NewDecoder(f).Decode(&states); err != nil {
-		return fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
+	if err := gob.NewDecoder(f).Decode(&s.optims); err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
 	}
-	for _, name := range slices.Sorted(maps.Keys(states)) {
-		if _, ok := t.optims[name]; !ok {
-			return fmt.Errorf("checkpoint: optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
-		}
-	}
-	// In the recipe's group order, so that the first mismatch reported is always the same.
-	for _, g := range t.groups {
-		if s, ok := states[g.Name]; ok {
-			if err := t.optims[g.Name].Load(s); err != nil {
-				return fmt.Errorf("checkpoint: group %s: %w", g.Name, err)
-			}
-		}
-	}
-	t.progress = state.Progress
-	t.history = state.History
-	return nil
+	return s, nil
 }
 
 // writeFileWith writes a file through a temporary file and a rename (mode 0666 less

@@ -30,6 +30,8 @@ type Config struct {
 	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4
 	// for Patience epochs (0 disables); the next stage then starts.
 	EarlyStopping EarlyStoppingConfig `mapstructure:"early_stopping" yaml:"early_stopping"`
+	// Diagnostics watches the run for failing training (see Finding); on by default.
+	Diagnostics DiagnosticsConfig `mapstructure:"diagnostics" yaml:"diagnostics"`
 }
 
 // ModelConfig names the base model and the input size the head is built for.
@@ -144,6 +146,39 @@ type EarlyStoppingConfig struct {
 	Patience int `mapstructure:"patience" yaml:"patience"`
 }
 
+// DiagnosticsConfig configures the detectors of failing runs. In YAML, `diagnostics: off`
+// turns them off and `diagnostics: {repair: true}` repairs the recipe when a finding with
+// a known fix fires. The zero value is the default: detection on, no repair.
+type DiagnosticsConfig struct {
+	Off    bool `mapstructure:"off" yaml:"off"`
+	Repair bool `mapstructure:"repair" yaml:"repair"`
+	// Every is how often, in steps, the per-group statistics are sampled (0: every 5
+	// steps, and the first 3 of each stage); the loss and accuracy are watched at every
+	// step.
+	Every int `mapstructure:"every" yaml:"every"`
+}
+
+// diagnosticsFromScalar reads `diagnostics: off` (or on, true, false) into a
+// DiagnosticsConfig.
+func diagnosticsFromScalar(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(DiagnosticsConfig{}) {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case bool:
+		return DiagnosticsConfig{Off: !v}, nil
+	case string:
+		switch strings.ToLower(v) {
+		case "off", "false", "no":
+			return DiagnosticsConfig{Off: true}, nil
+		case "on", "true", "yes", "":
+			return DiagnosticsConfig{}, nil
+		}
+		return nil, fmt.Errorf("diagnostics: %q; want off, on, or {repair: true, every: N}", v)
+	}
+	return data, nil
+}
+
 // Default returns a config with every default filled in; LoadConfig starts from it.
 func Default() Config {
 	return Config{
@@ -208,6 +243,7 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 		dc.ErrorUnused = true
 		dc.WeaklyTypedInput = true
 		dc.ZeroFields = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(diagnosticsFromScalar, dc.DecodeHook)
 	}); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -341,7 +377,8 @@ func leafKeys(t reflect.Type, prefix string) []string {
 		if tag == "" {
 			continue
 		}
-		if f.Type.Kind() == reflect.Struct {
+		// diagnostics is one key: `diagnostics: off` is a scalar where a map may stand.
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(DiagnosticsConfig{}) {
 			keys = append(keys, leafKeys(f.Type, join(prefix, tag))...)
 		} else {
 			keys = append(keys, join(prefix, tag))

@@ -8,9 +8,23 @@
 // carries from stage to stage; a stage's learning-rate spec (scalar, ULMFiT's
 // {max, factor}, fastai's {slice}, or a rate per group) and schedule (subpackage
 // schedule) give every step's rate. Frozen groups get no gradient, no update and no
-// state. Hooks attach progress, metrics.jsonl, curves.png, checkpoints and the best
-// model to the loop; Resume continues a run from its checkpoint and ends with the
-// weights an uninterrupted run would have.
+// state.
+//
+// The loop is a short step (one batch in; loss, gradients and update out) fed by a
+// batch source, with named hooks (Hook, a struct of typed callbacks) in a fixed order:
+// metrics, validation, diagnostics, best, early_stopping, then the run folder's
+// (metrics.jsonl, curves.png, best.onnx, checkpoint/, model.onnx) and the caller's. A
+// hook's State is saved in the checkpoint, so the checkpoint's Progress holds only the
+// position; Resume continues a run and ends with the weights an uninterrupted run
+// would have.
+//
+// Diagnostics (subpackage diagnose) watch every run: each Finding is reported once, with
+// what was seen, what it means and the recipe lines that fix it, to the Finding hooks
+// and as a line of metrics.jsonl. With diagnostics: {repair: true} a finding with a known
+// fix sends the run back to the start of the failing stage with the rest of the recipe
+// rewritten (repair.go is the one place recipes are rewritten), recorded as a Repair and
+// written to recipe.repaired.yaml. LRFind is fastai's learning-rate range test on a
+// stage (subpackage lrfind).
 //
 // Every random draw is a pure function of the seed and the position (epoch, step,
 // example), so a checkpoint holds no generator state and a run is reproducible.

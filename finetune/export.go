@@ -20,7 +20,7 @@ const (
 // ONNX, with the class names, preprocessing and recipe in its metadata. Dropout nodes
 // stay in the graph: in inference they are the identity, as ONNX defines them.
 func (t *Trainer) ExportModel() (*onnx.Model, error) {
-	m := t.model.Export()
+	m := t.exportIR(nil)
 	classes, err := json.Marshal(t.data.Classes)
 	if err != nil {
 		return nil, err

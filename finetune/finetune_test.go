@@ -10,8 +10,8 @@ import (
 	"toolkit/onnx"
 )
 
-// snapshot copies every parameter of the trainer's model.
-func snapshot(t *Trainer) map[string][]float32 {
+// weightsOf copies every parameter of the trainer's model.
+func weightsOf(t *Trainer) map[string][]float32 {
 	out := map[string][]float32{}
 	for _, name := range t.model.ParamNames() {
 		out[name] = slices.Clone(t.model.Param(name))
@@ -26,11 +26,11 @@ func TestFreezingKeepsTheBaseBitIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(tr)
+	before := weightsOf(tr)
 	if _, err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	after := snapshot(tr)
+	after := weightsOf(tr)
 	changed := 0
 	for _, g := range tr.groups {
 		for _, p := range g.Params {
@@ -88,12 +88,14 @@ type cancelAfter struct {
 	cancel context.CancelFunc
 }
 
-func (c *cancelAfter) OnStep(t *Trainer, info StepInfo) error {
-	c.steps--
-	if c.steps == 0 {
-		c.cancel()
-	}
-	return nil
+func (c *cancelAfter) hook() Hook {
+	return Hook{Name: "cancel", Step: func(t *Trainer, info *StepInfo) error {
+		c.steps--
+		if c.steps == 0 {
+			c.cancel()
+		}
+		return nil
+	}}
 }
 
 func TestResumeEndsWithTheSameWeights(t *testing.T) {
@@ -124,7 +126,7 @@ func TestResumeEndsWithTheSameWeights(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		tr.hooks = append(tr.hooks, &cancelAfter{steps: stopAfter, cancel: cancel})
+		tr.hooks = append(tr.hooks, (&cancelAfter{steps: stopAfter, cancel: cancel}).hook())
 		_, err = tr.Run(ctx)
 		cancel()
 		if !errors.Is(err, ErrInterrupted) {
@@ -141,7 +143,7 @@ func TestResumeEndsWithTheSameWeights(t *testing.T) {
 	if _, err := resumed.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want, got := snapshot(straight), snapshot(resumed)
+	want, got := weightsOf(straight), weightsOf(resumed)
 	for name, w := range want {
 		if !slices.Equal(w, got[name]) {
 			t.Errorf("parameter %s differs between the uninterrupted and the resumed run", name)
@@ -206,18 +208,6 @@ func TestOldOpsetBaseExportsAtOpset13(t *testing.T) {
 	}
 }
 
-func TestDiagnoseFlagsDeadGradientsAndChanceLoss(t *testing.T) {
-	m := EpochMetrics{Trained: []string{"block1", "head"}, GradNorm: map[string]float64{"block1": 0, "head": 0}, TrainLoss: 2.3026, TrainAcc: 0.1}
-	w := diagnose(m, 10)
-	if len(w) != 3 {
-		t.Fatalf("warnings %q, want two dead groups and the chance-level loss", w)
-	}
-	healthy := EpochMetrics{Trained: []string{"head"}, GradNorm: map[string]float64{"head": 0.5}, TrainLoss: 0.4, TrainAcc: 0.9}
-	if w := diagnose(healthy, 10); len(w) != 0 {
-		t.Errorf("a healthy epoch got warnings %q", w)
-	}
-}
-
 func TestSameSeedSameNumbers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
@@ -232,7 +222,7 @@ func TestSameSeedSameNumbers(t *testing.T) {
 		}
 		runs[i] = tr
 	}
-	a, b := snapshot(runs[0]), snapshot(runs[1])
+	a, b := weightsOf(runs[0]), weightsOf(runs[1])
 	for name, w := range a {
 		if !slices.Equal(w, b[name]) {
 			t.Errorf("parameter %s differs between two runs with seed %d", name, cfg.Seed)

@@ -1,42 +1,118 @@
 package finetune
 
-// Hooks attach to a run the way GoMLX attaches them to its training loop: a hook
-// implements any of the interfaces below and is called at those points. Progress
-// display, metrics.jsonl, curves.png, checkpoints and the best model are hooks.
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
 
-// Hook is any value implementing one or more of the hook interfaces.
-type Hook any
+// Hook attaches callbacks to the training loop, the way GoMLX attaches them to its train
+// loop and fastai its callbacks: each field is one point of the loop, and a nil field is
+// a point the hook does not use. Because the points are typed fields, a misspelled one
+// does not compile (a method named OnStpe on an interface-typed hook would silently never
+// run).
+//
+// The loop calls hooks in a fixed order. First its own, always present:
+//
+//	metrics         the epoch's running totals (loss, accuracy, gradient norms, speed)
+//	validation      the validation loss and accuracy after each epoch
+//	diagnostics     detectors of failing runs (see Finding), sampled every few steps
+//	best            the best validation accuracy so far (EpochMetrics.Best)
+//	early_stopping  ends a stage whose validation loss stopped improving
+//
+// then the epoch is recorded in History, then the run folder's hooks (metrics.jsonl and
+// curves.png, best.onnx, checkpoint/, model.onnx; left out by WithoutDefaultHooks), then
+// the caller's hooks (WithHooks) in the order given.
+type Hook struct {
+	// Name identifies the hook in errors and, for a hook with State, in checkpoints.
+	Name string
 
-// StartHook is called once before the first step (also when resuming).
-type StartHook interface {
-	OnStart(t *Trainer) error
+	// Start is called once before the first step (also when resuming).
+	Start func(t *Trainer) error
+	// EpochStart is called before each training epoch; info.Batch is the number of
+	// batches already done (non-zero when resuming mid-epoch).
+	EpochStart func(t *Trainer, info StepInfo) error
+	// Step is called after every optimizer step. Hooks before this one may have filled
+	// in info (the metrics hook sets the running loss and accuracy).
+	Step func(t *Trainer, info *StepInfo) error
+	// Epoch is called after every epoch; hooks earlier in the order fill m in.
+	Epoch func(t *Trainer, m *EpochMetrics) error
+	// Finding is called when diagnostics report a finding, at the step it is seen.
+	Finding func(t *Trainer, f Finding) error
+	// Repair is called when a repair rewrites the recipe (diagnostics: {repair: true}),
+	// after the trainer has returned to the start of the failing stage.
+	Repair func(t *Trainer, r Repair) error
+	// Interrupt is called when the run's context is cancelled, with the position
+	// reached (Trainer.Progress) consistent with the weights.
+	Interrupt func(t *Trainer) error
+	// End is called once after the last stage, with the test metrics.
+	End func(t *Trainer, r *Result) error
+
+	// State, when not nil, is a pointer to the hook's state: it is saved as JSON in every
+	// checkpoint under Name, restored by Resume, and reset with the rest of the run when
+	// a repair returns to the start of a stage.
+	State any
 }
 
-// EpochStartHook is called before each training epoch; info.Batch is the number of
-// batches already done (non-zero when resuming mid-epoch).
-type EpochStartHook interface {
-	OnEpochStart(t *Trainer, info StepInfo) error
+// hookStates returns the JSON of every stateful hook's state, by name.
+func (t *Trainer) hookStates() (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	for _, h := range t.hooks {
+		if h.State == nil {
+			continue
+		}
+		raw, err := json.Marshal(h.State)
+		if err != nil {
+			return nil, fmt.Errorf("hook %s: state: %w", h.Name, err)
+		}
+		out[h.Name] = raw
+	}
+	return out, nil
 }
 
-// StepHook is called after every optimizer step.
-type StepHook interface {
-	OnStep(t *Trainer, info StepInfo) error
+// setHookStates restores the states saved by hookStates. A hook whose state is missing
+// starts from its zero state.
+func (t *Trainer) setHookStates(states map[string]json.RawMessage) error {
+	for _, h := range t.hooks {
+		if h.State == nil {
+			continue
+		}
+		v := reflect.ValueOf(h.State)
+		if v.Kind() != reflect.Pointer || v.IsNil() {
+			return fmt.Errorf("hook %s: State must be a non-nil pointer, got %T", h.Name, h.State)
+		}
+		v.Elem().SetZero()
+		raw, ok := states[h.Name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, h.State); err != nil {
+			return fmt.Errorf("hook %s: state: %w", h.Name, err)
+		}
+	}
+	return nil
 }
 
-// EpochHook is called after every epoch with its metrics.
-type EpochHook interface {
-	OnEpoch(t *Trainer, m EpochMetrics) error
-}
-
-// InterruptHook is called when the run's context is cancelled, with the position
-// reached (Trainer.Progress) consistent with the weights.
-type InterruptHook interface {
-	OnInterrupt(t *Trainer) error
-}
-
-// EndHook is called once after the last stage, with the test metrics.
-type EndHook interface {
-	OnEnd(t *Trainer, r *Result) error
+// checkHooks rejects hooks that cannot be checkpointed: two with state under one name,
+// or a state that is not a pointer.
+func checkHooks(hooks []Hook) error {
+	seen := map[string]bool{}
+	for i, h := range hooks {
+		if h.State == nil {
+			continue
+		}
+		if h.Name == "" {
+			return fmt.Errorf("hooks[%d]: a hook with State needs a Name (its key in checkpoints)", i)
+		}
+		if seen[h.Name] {
+			return fmt.Errorf("hooks[%d]: two hooks with state are named %q", i, h.Name)
+		}
+		seen[h.Name] = true
+		if v := reflect.ValueOf(h.State); v.Kind() != reflect.Pointer || v.IsNil() {
+			return fmt.Errorf("hook %s: State must be a non-nil pointer, got %T", h.Name, h.State)
+		}
+	}
+	return nil
 }
 
 // Progress returns where the run stands.

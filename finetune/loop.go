@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"time"
@@ -15,16 +16,12 @@ import (
 	"toolkit/finetune/schedule"
 )
 
-// minDelta is the least decrease of the validation loss that counts as an improvement
-// for early stopping (Keras' min_delta).
-const minDelta = 1e-4
-
 // ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C): the hooks
 // have saved the position reached, and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
 
-// Progress is where a run stands: the checkpointed position and the running totals of
-// the epoch in progress.
+// Progress is where a run stands: the position the checkpoint holds. What hooks keep
+// (running totals, the best validation scores, diagnostics) is in their own state.
 type Progress struct {
 	Stage      int  `json:"stage"`       // index of the current stage
 	StageEpoch int  `json:"stage_epoch"` // epochs of the current stage completed
@@ -32,22 +29,9 @@ type Progress struct {
 	Epoch      int  `json:"epoch"`       // epochs completed over all stages
 	Step       int  `json:"step"`        // optimizer steps over all stages
 	Done       bool `json:"done"`
-
-	// Running totals of the current epoch.
-	LossSum  float64            `json:"loss_sum"`
-	Correct  int                `json:"correct"`
-	Seen     int                `json:"seen"`
-	GradNorm map[string]float64 `json:"grad_norm_sum,omitempty"`
-	Seconds  float64            `json:"seconds"`
-
-	// The best validation accuracy so far (best.onnx), and the best validation loss of
-	// the stage with the epochs since it improved by minDelta (early stopping).
-	BestValAcc  float64 `json:"best_val_acc"`
-	BestValLoss float64 `json:"best_val_loss"`
-	SinceBest   int     `json:"since_best"`
 }
 
-// EpochMetrics is one line of metrics.jsonl.
+// EpochMetrics is one epoch's line of metrics.jsonl.
 type EpochMetrics struct {
 	Stage      string             `json:"stage"`
 	StageIndex int                `json:"stage_index"`
@@ -62,11 +46,11 @@ type EpochMetrics struct {
 	GradNorm   map[string]float64 `json:"grad_norm"` // per trained group, mean over the epoch
 	ImagesPerS float64            `json:"images_per_sec"`
 	Seconds    float64            `json:"seconds"`
-	Step       int                `json:"step"`
-	Best       bool               `json:"best,omitempty"` // the best validation accuracy so far
-	// Warnings are diagnostics of the epoch: trained groups whose gradients vanished,
-	// a loss stuck at chance level.
-	Warnings []string `json:"warnings,omitempty"`
+	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
+	// detectors), a part of Seconds.
+	DiagnosticsSeconds float64 `json:"diagnostics_seconds,omitempty"`
+	Step               int     `json:"step"`
+	Best               bool    `json:"best,omitempty"` // the best validation accuracy so far
 }
 
 // StepInfo is what step hooks see after each optimizer step.
@@ -78,6 +62,8 @@ type StepInfo struct {
 	Epoch        int // over all stages, from 1
 	Batch        int // from 1
 	Batches      int
+	Step         int     // optimizer steps over all stages, this one included
+	StepLoss     float64 // this step's loss
 	Loss         float64 // mean over the epoch so far
 	Acc          float64
 	ImagesPerSec float64
@@ -87,6 +73,8 @@ type StepInfo struct {
 // Result is what a finished run gives.
 type Result struct {
 	History  []EpochMetrics
+	Findings []Finding
+	Repairs  []Repair
 	TestLoss float64
 	TestAcc  float64
 	HasTest  bool
@@ -96,9 +84,9 @@ type Result struct {
 // (through the hooks) and returns ErrInterrupted.
 func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	for _, h := range t.hooks {
-		if sh, ok := h.(StartHook); ok {
-			if err := sh.OnStart(t); err != nil {
-				return nil, err
+		if h.Start != nil {
+			if err := h.Start(t); err != nil {
+				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
 			}
 		}
 	}
@@ -106,8 +94,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if errors.Is(err, context.Canceled) {
 		err = ErrInterrupted
 		for _, h := range t.hooks {
-			if ih, ok := h.(InterruptHook); ok {
-				if herr := ih.OnInterrupt(t); herr != nil {
+			if h.Interrupt != nil {
+				if herr := h.Interrupt(t); herr != nil {
 					err = fmt.Errorf("%w; saving the position: %v", ErrInterrupted, herr)
 				}
 			}
@@ -117,7 +105,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{History: t.History()}
+	res := &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	if t.testLoader != nil {
 		if res.TestLoss, res.TestAcc, err = t.evaluate(ctx, t.testLoader); err != nil {
 			return nil, fmt.Errorf("test: %w", err)
@@ -125,9 +113,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		res.HasTest = true
 	}
 	for _, h := range t.hooks {
-		if eh, ok := h.(EndHook); ok {
-			if err := eh.OnEnd(t, res); err != nil {
-				return nil, err
+		if h.End != nil {
+			if err := h.End(t, res); err != nil {
+				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
 			}
 		}
 	}
@@ -135,23 +123,47 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 }
 
 func (t *Trainer) runStages(ctx context.Context) error {
-	for t.progress.Stage < len(t.stages) {
-		st := t.stages[t.progress.Stage]
-		for t.progress.StageEpoch < st.cfg.Epochs {
-			stop, err := t.runEpoch(ctx, st)
+	p := &t.progress
+stages:
+	for p.Stage < len(t.stages) {
+		if p.StageEpoch == 0 && p.Batch == 0 {
+			if err := t.stageStarts(); err != nil {
+				return err
+			}
+		}
+		st := t.stages[p.Stage]
+		t.stopStage = false
+		for p.StageEpoch < st.cfg.Epochs && !t.stopStage {
+			err := t.runEpoch(ctx, st)
+			var req *repairRequest
+			if errors.As(err, &req) {
+				if err := t.repair(req); err != nil {
+					return err
+				}
+				continue stages // the stage, rewritten, starts again
+			}
 			if err != nil {
 				return err
 			}
-			if stop {
-				break
-			}
 		}
-		t.progress.Stage++
-		t.progress.StageEpoch = 0
-		t.progress.SinceBest = 0
+		p.Stage++
+		p.StageEpoch = 0
 	}
-	t.progress.Done = true
+	p.Done = true
 	return nil
+}
+
+// StopStage ends the current stage after the epoch in progress (early stopping).
+func (t *Trainer) StopStage() { t.stopStage = true }
+
+// epochPlan is what one epoch trains: the groups, their base rates and the schedule's
+// length.
+type epochPlan struct {
+	stage   stagePlan
+	trained []string  // group names, model order
+	rates   []float64 // one per group of the model, 0 for a frozen one
+	batches int
+	total   int // the stage's steps, for the schedule
 }
 
 // trainedAt returns the groups an epoch of a stage trains: the stage's groups, or with
@@ -171,178 +183,299 @@ func (t *Trainer) trainedAt(st stagePlan, stageEpoch int) []string {
 	return names[from:]
 }
 
-func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) (stop bool, err error) {
-	p := &t.progress
-	trained := t.trainedAt(st, p.StageEpoch)
+func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
+	trained := t.trainedAt(st, t.progress.StageEpoch)
 	rates, err := st.spread.Rates(groupNames(t.groups), trained)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var params []string
-	trainedGroups := map[string]bool{}
-	for _, g := range trained {
-		trainedGroups[g] = true
-	}
 	for _, g := range t.groups {
-		if trainedGroups[g.Name] {
+		if contains(trained, g.Name) {
 			params = append(params, g.Params...)
 		}
 	}
 	t.train(params)
 	batches := t.trainLoader.Len()
-	total := st.cfg.Epochs * batches
-	info := StepInfo{
-		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
-		Epoch: p.Epoch + 1, Batches: batches,
-	}
-	for _, h := range t.hooks {
-		if eh, ok := h.(EpochStartHook); ok {
-			if err := eh.OnEpochStart(t, info); err != nil {
-				return false, err
+	return &epochPlan{stage: st, trained: trained, rates: rates, batches: batches, total: st.cfg.Epochs * batches}, nil
+}
+
+// trainBatch is what one step consumes, however it was produced.
+type trainBatch struct {
+	Images []float32 // N x C x H x W, preprocessed
+	Labels []int
+	N      int
+	Index  int // position in the epoch, from 0
+}
+
+// batches yields the training batches of the current epoch from the current batch on.
+// The step sees only trainBatch values, so another source (cached features, say) can
+// stand in for the loader.
+func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
+	size := t.data.Preprocess.Size()
+	return func(yield func(trainBatch, error) bool) {
+		for b, err := range t.trainLoader.EpochFrom(ctx, t.progress.Epoch, t.progress.Batch) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+				return
 			}
 		}
 	}
-	if p.Batch == 0 {
-		p.LossSum, p.Correct, p.Seen, p.Seconds = 0, 0, 0, 0
-		p.GradNorm = nil
+}
+
+func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
+	p := &t.progress
+	e, err := t.planEpoch(st)
+	if err != nil {
+		return err
 	}
-	if p.GradNorm == nil {
-		p.GradNorm = map[string]float64{}
+	info := StepInfo{
+		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
+		Epoch: p.Epoch + 1, Batches: e.batches, Batch: p.Batch,
 	}
-	lastLR := map[string]float64{}
-	started := time.Now()
-	secondsBefore := p.Seconds
-	for b, err := range t.trainLoader.EpochFrom(ctx, p.Epoch, p.Batch) {
+	for _, h := range t.hooks {
+		if h.EpochStart != nil {
+			if err := h.EpochStart(t, info); err != nil {
+				return fmt.Errorf("hook %s: %w", h.Name, err)
+			}
+		}
+	}
+	for b, err := range t.batches(ctx) {
 		if err != nil {
-			return false, err
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			// Batches decoded ahead of the cancellation are not trained on: the
 			// checkpoint holds the position at the moment of the interruption.
-			return false, err
+			return err
 		}
-		prog, err := t.program(b.N, true)
+		started := time.Now()
+		res, err := t.step(e, b, t.diag.measureAt())
 		if err != nil {
-			return false, err
+			var nf *NonFiniteError
+			if errors.As(err, &nf) {
+				err = t.diag.nonFinite(t, nf)
+			}
+			return err
 		}
-		stageStep := p.StageEpoch*batches + b.Index
-		prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
-		target := oneHot(b.Labels[:b.N], t.cfg.Head.Classes, t.cfg.Loss.LabelSmoothing)
-		if err := prog.Run([][]float32{b.Images[:b.N*t.data.Preprocess.Size()]}, target); err != nil {
-			return false, fmt.Errorf("stage %s, epoch %d, batch %d: %w", st.cfg.Name, p.StageEpoch+1, b.Index+1, err)
-		}
-		loss := prog.Loss()
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return false, fmt.Errorf("stage %s, epoch %d, batch %d: the loss is %v: lower the learning rate or set optimizer.clip_norm", st.cfg.Name, p.StageEpoch+1, b.Index+1, loss)
-		}
-		p.LossSum += loss * float64(b.N)
-		p.Correct += kernels.CorrectCount(b.N, t.cfg.Head.Classes, prog.Output(0), b.Labels[:b.N])
-		p.Seen += b.N
-		if err := t.update(prog, trained, rates, st.schedule, stageStep, total, lastLR); err != nil {
-			return false, err
-		}
+		res.Seconds = time.Since(started).Seconds()
+		t.last = res
 		p.Step++
 		p.Batch = b.Index + 1
-		p.Seconds = secondsBefore + time.Since(started).Seconds()
-		info.Batch = p.Batch
-		info.Loss = p.LossSum / float64(p.Seen)
-		info.Acc = float64(p.Correct) / float64(p.Seen)
-		info.Elapsed = time.Duration(p.Seconds * float64(time.Second))
-		info.ImagesPerSec = float64(p.Seen) / p.Seconds
+		info.Batch, info.Step, info.StepLoss = p.Batch, p.Step, res.Loss
 		for _, h := range t.hooks {
-			if sh, ok := h.(StepHook); ok {
-				if err := sh.OnStep(t, info); err != nil {
-					return false, err
+			if h.Step != nil {
+				if err := h.Step(t, &info); err != nil {
+					return hookError(h, err)
 				}
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return err
 	}
-	m := EpochMetrics{
+	m := &EpochMetrics{
 		Stage: st.cfg.Name, StageIndex: p.Stage, Epoch: p.Epoch + 1, StageEpoch: p.StageEpoch + 1,
-		Trained: trained, TrainLoss: p.LossSum / float64(max(p.Seen, 1)), TrainAcc: float64(p.Correct) / float64(max(p.Seen, 1)),
-		LR: lastLR, GradNorm: map[string]float64{}, Seconds: p.Seconds, Step: p.Step,
+		Trained: e.trained, Step: p.Step,
 	}
-	if p.Seconds > 0 {
-		m.ImagesPerS = float64(p.Seen) / p.Seconds
-	}
-	for g, s := range p.GradNorm {
-		m.GradNorm[g] = s / float64(max(batches, 1))
-	}
-	m.Warnings = diagnose(m, t.cfg.Head.Classes)
-	if t.valLoader != nil {
-		vl, va, err := t.evaluate(ctx, t.valLoader)
-		if err != nil {
-			return false, fmt.Errorf("validation: %w", err)
+	for i, h := range t.hooks {
+		if i == t.coreHooks {
+			t.recordEpoch(m)
 		}
-		m.ValLoss, m.ValAcc = &vl, &va
-		if p.Epoch == 0 || va > p.BestValAcc {
-			p.BestValAcc = va
-			m.Best = true
-		}
-		if p.StageEpoch == 0 || vl < p.BestValLoss-minDelta {
-			p.BestValLoss, p.SinceBest = vl, 0
-		} else {
-			p.SinceBest++
-		}
-	}
-	p.Epoch++
-	p.StageEpoch++
-	p.Batch = 0
-	t.history = append(t.history, m)
-	for _, h := range t.hooks {
-		if eh, ok := h.(EpochHook); ok {
-			if err := eh.OnEpoch(t, m); err != nil {
-				return false, err
+		if h.Epoch != nil {
+			if err := h.Epoch(t, m); err != nil {
+				return hookError(h, err)
 			}
 		}
 	}
-	patience := t.cfg.EarlyStopping.Patience
-	return patience > 0 && t.valLoader != nil && p.SinceBest >= patience, nil
+	if len(t.hooks) <= t.coreHooks {
+		t.recordEpoch(m)
+	}
+	return nil
 }
 
-// update clips the gradients and takes one optimizer step per trained group.
-func (t *Trainer) update(prog *backend.Program, trained []string, rates []float64, sch schedule.Schedule, step, total int, lastLR map[string]float64) error {
-	var all []optim.Param
+// recordEpoch moves the position past the epoch and puts its metrics in the log.
+func (t *Trainer) recordEpoch(m *EpochMetrics) {
+	p := &t.progress
+	p.Epoch++
+	p.StageEpoch++
+	p.Batch = 0
+	t.log = append(t.log, Record{Epoch: m})
+}
+
+// hookError wraps a hook's error with its name; a repair request passes through.
+func hookError(h Hook, err error) error {
+	var req *repairRequest
+	if errors.As(err, &req) {
+		return err
+	}
+	return fmt.Errorf("hook %s: %w", h.Name, err)
+}
+
+// stepResult is what one training step computed. Slices are valid until the next step.
+type stepResult struct {
+	Loss    float64
+	Correct int
+	N       int
+	Logits  []float32
+	Labels  []int
+	prog    *backend.Program
+	// Per trained group: the gradient norm (before clipping) and the learning rate.
+	GradNorm map[string]float64
+	LR       map[string]float64
+	// With measure: per trained group, the norm of the update and of the weights after it.
+	Measured   bool
+	UpdateNorm map[string]float64
+	WeightNorm map[string]float64
+	Seconds    float64
+}
+
+// step runs one batch forward and backward and updates the trained groups. With
+// measure it also takes the norms of each group's update and weights (diagnostics'
+// sampled steps). A NaN or Inf loss or gradient stops it before any weight changes.
+func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, error) {
+	p := &t.progress
+	classes := t.cfg.Head.Classes
+	prog, err := t.program(b.N, true)
+	if err != nil {
+		return nil, err
+	}
+	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
+	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
+	if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing)); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	r := &stepResult{
+		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: b.Labels, prog: prog,
+		GradNorm: map[string]float64{}, LR: map[string]float64{},
+	}
+	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, b.Labels)
+	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+		return r, &NonFiniteError{Where: where, What: "loss", Tensor: "loss", Value: r.Loss}
+	}
 	byGroup := map[string][]optim.Param{}
+	var all []optim.Param
 	for _, g := range t.groups {
-		if !contains(trained, g.Name) {
+		if !contains(e.trained, g.Name) {
 			continue
 		}
 		for _, name := range g.Params {
 			grad := prog.Grad(name)
 			if grad == nil {
-				return fmt.Errorf("no gradient computed for %q", name)
+				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
 			}
-			p := optim.Param{Name: name, Value: t.model.Param(name), Grad: grad}
-			byGroup[g.Name] = append(byGroup[g.Name], p)
-			all = append(all, p)
+			op := optim.Param{Name: name, Value: t.model.Param(name), Grad: grad}
+			byGroup[g.Name] = append(byGroup[g.Name], op)
+			all = append(all, op)
 		}
-		t.progress.GradNorm[g.Name] += optim.GradNorm(byGroup[g.Name])
+		n := optim.GradNorm(byGroup[g.Name])
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return r, nonFiniteIn(where, "gradient", g.Name, byGroup[g.Name], true)
+		}
+		r.GradNorm[g.Name] = n
 	}
 	if t.cfg.Optimizer.ClipNorm > 0 {
 		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)
 	}
+	if measure {
+		began := time.Now()
+		t.keepWeights(all)
+		t.diag.seconds += time.Since(began).Seconds()
+	}
+	sch := e.stage.schedule
+	stageStep := p.StageEpoch*e.batches + b.Index
 	for i, g := range t.groups {
 		params, ok := byGroup[g.Name]
 		if !ok {
 			continue
 		}
 		o := t.optims[g.Name]
-		if m, ok := schedule.MomentumAt(sch, step, total); ok {
+		if m, ok := schedule.MomentumAt(sch, stageStep, e.total); ok {
 			if err := o.SetMomentum(m); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		lr := schedule.LR(sch, rates[i], step, total)
+		lr := schedule.LR(sch, e.rates[i], stageStep, e.total)
 		if err := o.Step(params, lr); err != nil {
-			return fmt.Errorf("group %s: %w", g.Name, err)
+			return nil, fmt.Errorf("%s: group %s: %w", where, g.Name, err)
 		}
-		lastLR[g.Name] = lr
+		r.LR[g.Name] = lr
 	}
-	return nil
+	if measure {
+		began := time.Now()
+		defer func() { t.diag.seconds += time.Since(began).Seconds() }()
+		r.Measured = true
+		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
+		for g, params := range byGroup {
+			var du, w float64
+			for _, op := range params {
+				old := t.kept[op.Name]
+				for j, v := range op.Value {
+					d := float64(v) - float64(old[j])
+					du += d * d
+					w += float64(v) * float64(v)
+				}
+			}
+			r.UpdateNorm[g], r.WeightNorm[g] = math.Sqrt(du), math.Sqrt(w)
+			if math.IsNaN(w) || math.IsInf(w, 0) {
+				return r, nonFiniteIn(where, "weight", g, params, false)
+			}
+		}
+	}
+	return r, nil
+}
+
+// keepWeights copies the values of params into reused buffers, to measure the update.
+func (t *Trainer) keepWeights(params []optim.Param) {
+	if t.kept == nil {
+		t.kept = map[string][]float32{}
+	}
+	for _, op := range params {
+		t.kept[op.Name] = append(t.kept[op.Name][:0], op.Value...)
+	}
+}
+
+// NonFiniteError reports a NaN or Inf in the loss, a gradient or a weight. The step that
+// saw it changed no weight (a weight is checked after its update: the run then stops
+// without saving it); the last checkpoint is the last good state.
+type NonFiniteError struct {
+	Where  string  // stage, epoch, batch
+	What   string  // loss, gradient or weight
+	Tensor string  // the parameter's ONNX name, or "loss"
+	Group  string  // the parameter's layer group
+	Count  int     // non-finite values in the tensor
+	Value  float64 // the first of them
+}
+
+func (e *NonFiniteError) Error() string {
+	if e.What == "loss" {
+		return fmt.Sprintf("%s: the loss is %v: lower the learning rate or set optimizer.clip_norm", e.Where, e.Value)
+	}
+	return fmt.Sprintf("%s: the %s of %s (group %s) has %d non-finite values (%v): lower the learning rate or set optimizer.clip_norm",
+		e.Where, e.What, e.Tensor, e.Group, e.Count, e.Value)
+}
+
+// nonFiniteIn names the first tensor of params whose gradient (or value) holds a NaN or Inf.
+func nonFiniteIn(where, what, group string, params []optim.Param, grad bool) *NonFiniteError {
+	for _, op := range params {
+		x := op.Value
+		if grad {
+			x = op.Grad
+		}
+		n, first := 0, 0.0
+		for _, v := range x {
+			f := float64(v)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				if n == 0 {
+					first = f
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			return &NonFiniteError{Where: where, What: what, Tensor: op.Name, Group: group, Count: n, Value: first}
+		}
+	}
+	return &NonFiniteError{Where: where, What: what, Tensor: "(group " + group + ")", Group: group, Value: math.NaN()}
 }
 
 // train sets the parameters the training programs compute gradients for. A new set
@@ -435,21 +568,4 @@ func mix(seed, step uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
-}
-
-// diagnose flags the failure the toolkit exists to avoid: a randomly initialised head
-// trained together with a pretrained base at a high rate detunes the base, the head's
-// ReLUs die, the loss sits at ln(classes) and every gradient upstream is zero.
-func diagnose(m EpochMetrics, classes int) []string {
-	var warnings []string
-	for _, g := range m.Trained {
-		if m.GradNorm[g] == 0 {
-			warnings = append(warnings, fmt.Sprintf("group %s received no gradient this epoch (dead ReLUs?): train the head first with the base frozen, or lower the learning rate", g))
-		}
-	}
-	chance := math.Log(float64(classes))
-	if math.Abs(m.TrainLoss-chance) < 0.01*chance && m.TrainAcc <= 1.5/float64(classes) {
-		warnings = append(warnings, fmt.Sprintf("the training loss %.4f is at chance level ln(%d) = %.4f: the model predicts nothing; lower the learning rate or freeze the base for the first stage", m.TrainLoss, classes, chance))
-	}
-	return warnings
 }

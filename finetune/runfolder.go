@@ -12,23 +12,27 @@ import (
 // Files of a run folder.
 const (
 	RunConfig     = "config.yaml"
+	RunRepaired   = "recipe.repaired.yaml"
 	RunMetrics    = "metrics.jsonl"
 	RunCurves     = "curves.png"
 	RunModel      = "model.onnx"
 	RunBest       = "best.onnx"
 	RunCheckpoint = "checkpoint"
+	RunStageStart = "checkpoint-stage"
 	RunSummary    = "summary.json"
 )
 
-// runFolder is the default hook: it keeps the run folder up to date.
+// runFolder keeps the run folder up to date:
 //
-//	config.yaml     the recipe as run (Resume reads it)
-//	metrics.jsonl   one line per epoch
-//	curves.png      loss and accuracy per epoch, stage boundaries marked
-//	checkpoint/     the position after each epoch, and where Ctrl-C stopped
-//	best.onnx       the model at its best validation accuracy
-//	model.onnx      the model after the last stage
-//	summary.json    the final metrics, with the test loss and accuracy
+//	config.yaml           the recipe as given (Resume reads it)
+//	recipe.repaired.yaml  the recipe as a repair rewrote it (diagnostics: {repair: true})
+//	metrics.jsonl         one line per epoch, finding and repair
+//	curves.png            loss and accuracy per epoch, stage boundaries marked
+//	checkpoint/           the position after each epoch, and where Ctrl-C stopped
+//	checkpoint-stage/     the state at the start of the current stage, when repairing
+//	best.onnx             the model at its best validation accuracy
+//	model.onnx            the model after the last stage
+//	summary.json          the final metrics, with the test loss and accuracy
 type runFolder struct {
 	dir string
 }
@@ -37,7 +41,16 @@ func newRunFolder(dir string) *runFolder { return &runFolder{dir: dir} }
 
 func (r *runFolder) path(name string) string { return filepath.Join(r.dir, name) }
 
-func (r *runFolder) OnStart(t *Trainer) error {
+// hooks are the run folder's hooks, in order: the metrics files, then the models and
+// checkpoints.
+func (r *runFolder) hooks() []Hook {
+	return []Hook{
+		{Name: "metrics_file", Start: r.start, Epoch: r.epochFiles, Finding: r.finding, Repair: r.repaired},
+		{Name: "checkpoint", Epoch: r.checkpoint, Interrupt: r.interrupt, End: r.end},
+	}
+}
+
+func (r *runFolder) start(t *Trainer) error {
 	raw, err := yaml.Marshal(t.cfg)
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
@@ -48,16 +61,16 @@ func (r *runFolder) OnStart(t *Trainer) error {
 	}); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	// metrics.jsonl holds exactly the checkpointed history: a resumed run drops the
-	// lines of epochs that ended after the last checkpoint.
-	return r.writeMetrics(t.history)
+	// metrics.jsonl holds exactly the checkpointed log: a resumed run drops the lines
+	// of what happened after the last checkpoint.
+	return r.writeMetrics(t.log)
 }
 
-func (r *runFolder) writeMetrics(history []EpochMetrics) error {
+func (r *runFolder) writeMetrics(log []Record) error {
 	return writeFileWith(r.path(RunMetrics), func(f *os.File) error {
 		enc := json.NewEncoder(f)
-		for _, m := range history {
-			if err := enc.Encode(m); err != nil {
+		for _, rec := range log {
+			if err := enc.Encode(rec); err != nil {
 				return err
 			}
 		}
@@ -65,13 +78,48 @@ func (r *runFolder) writeMetrics(history []EpochMetrics) error {
 	})
 }
 
-func (r *runFolder) OnEpoch(t *Trainer, m EpochMetrics) error {
-	if err := r.writeMetrics(t.history); err != nil {
+func (r *runFolder) epochFiles(t *Trainer, m *EpochMetrics) error {
+	if err := r.writeMetrics(t.log); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	if err := PlotCurves(r.path(RunCurves), t.history); err != nil {
+	if err := PlotCurves(r.path(RunCurves), t.History()); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
+	return nil
+}
+
+func (r *runFolder) finding(t *Trainer, f Finding) error {
+	return r.writeMetrics(t.log)
+}
+
+// repaired writes the repaired recipe and a checkpoint at the restarted stage, so that
+// a resumed run goes on with the repaired recipe.
+func (r *runFolder) repaired(t *Trainer, rep Repair) error {
+	// The recipe sits in the run folder: its paths are made absolute so that it runs
+	// from there (toolkit finetune -c RUN/recipe.repaired.yaml).
+	cfg := t.cfg
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	cfg.resolvePaths(cwd)
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	if err := writeFileWith(r.path(RunRepaired), func(f *os.File) error {
+		_, err := f.Write(raw)
+		return err
+	}); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	if err := r.writeMetrics(append(t.Log(), Record{Repair: &rep})); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	return nil
+}
+
+func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
 	if m.Best {
 		if err := t.SaveModel(r.path(RunBest)); err != nil {
 			return fmt.Errorf("run folder: %w", err)
@@ -80,15 +128,16 @@ func (r *runFolder) OnEpoch(t *Trainer, m EpochMetrics) error {
 	return t.SaveCheckpoint(r.path(RunCheckpoint))
 }
 
-func (r *runFolder) OnInterrupt(t *Trainer) error {
+func (r *runFolder) interrupt(t *Trainer) error {
 	return t.SaveCheckpoint(r.path(RunCheckpoint))
 }
 
-func (r *runFolder) OnEnd(t *Trainer, res *Result) error {
+func (r *runFolder) end(t *Trainer, res *Result) error {
 	if err := t.SaveModel(r.path(RunModel)); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	summary := map[string]any{"epochs": len(res.History), "classes": t.data.Classes}
+	summary := map[string]any{"epochs": len(res.History), "classes": t.data.Classes,
+		"findings": len(res.Findings), "repairs": len(res.Repairs)}
 	if n := len(res.History); n > 0 {
 		summary["final"] = res.History[n-1]
 	}
@@ -102,8 +151,9 @@ func (r *runFolder) OnEnd(t *Trainer, res *Result) error {
 	})
 }
 
-// Resume continues the run in dir from its checkpoint, with the recipe saved there.
-// The resumed run ends with the same weights as an uninterrupted one.
+// Resume continues the run in dir from its checkpoint, with the recipe saved there (and
+// the stages as a repair rewrote them, which the checkpoint holds). The resumed run
+// ends with the same weights as an uninterrupted one.
 func Resume(dir string, opts ...Option) (*Trainer, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, RunConfig))
 	if err != nil {
@@ -120,6 +170,17 @@ func Resume(dir string, opts ...Option) (*Trainer, error) {
 	}
 	if err := t.LoadCheckpoint(filepath.Join(dir, RunCheckpoint)); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if cfg.Diagnostics.Repair {
+		if _, err := os.Stat(filepath.Join(dir, RunStageStart)); err == nil {
+			snap, err := t.readSnapshot(filepath.Join(dir, RunStageStart))
+			if err != nil {
+				return nil, fmt.Errorf("resume %s: %w", dir, err)
+			}
+			if snap.progress.Stage == t.progress.Stage {
+				t.stageSnap = snap
+			}
+		}
 	}
 	return t, nil
 }

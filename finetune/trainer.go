@@ -3,6 +3,7 @@ package finetune
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"toolkit/backend"
 	"toolkit/dataset"
@@ -25,8 +26,23 @@ type Trainer struct {
 
 	optims   map[string]optim.Optimizer
 	progress Progress
-	history  []EpochMetrics
-	hooks    []Hook
+	// log holds the run's records: epochs, findings, repairs (metrics.jsonl).
+	log []Record
+	// hooks are the loop's own (the first coreHooks), then the run folder's and the
+	// caller's.
+	hooks     []Hook
+	coreHooks int
+	stopStage bool
+	diag      *diagnostics
+	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
+	outputs int
+	// last is the last step's result; kept holds weights before a sampled update.
+	last *stepResult
+	kept map[string][]float32
+	// stageSnap is the state at the start of the current stage, kept when repairing;
+	// runDir is the run folder (empty without the default hooks).
+	stageSnap *snapshot
+	runDir    string
 	// The programs built so far, by batch size; the training ones compute gradients
 	// for trained.
 	trainPrograms, evalPrograms map[int]*backend.Program
@@ -71,12 +87,19 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	for _, h := range s.hooks {
+		if h.Name == "" {
+			return nil, fmt.Errorf("WithHooks: a hook needs a Name")
+		}
+	}
 	full, err := buildModel(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// full is this trainer's own (headbuilder.Append made it): adopt its weights instead of copying them.
-	model, err := backend.AdoptModel(full)
+	probed, probes := withProbes(full)
+	// probed is this trainer's own (headbuilder.Append made it): adopt its weights
+	// instead of copying them.
+	model, err := backend.AdoptModel(probed)
 	if err != nil {
 		return nil, fmt.Errorf("model.onnx %s: %w", cfg.Model.ONNX, err)
 	}
@@ -84,7 +107,15 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, trainPrograms: map[int]*backend.Program{}, evalPrograms: map[int]*backend.Program{}}
+	for i, p := range probes {
+		for _, g := range groups {
+			if contains(g.Params, p.Param) {
+				probes[i].Group = g.Name
+			}
+		}
+	}
+	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[int]*backend.Program{}, evalPrograms: map[int]*backend.Program{}}
+	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err
 	}
@@ -116,13 +147,19 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, fmt.Errorf("data: %w", err)
 		}
 	}
+	t.hooks = t.newCoreHooks()
+	t.coreHooks = len(t.hooks)
 	if s.defaultHooks {
 		if err := checkWritable(cfg.Output.Dir); err != nil {
 			return nil, err
 		}
-		t.hooks = append(t.hooks, newRunFolder(cfg.Output.Dir))
+		t.runDir = cfg.Output.Dir
+		t.hooks = append(t.hooks, newRunFolder(cfg.Output.Dir).hooks()...)
 	}
 	t.hooks = append(t.hooks, s.hooks...)
+	if err := checkHooks(t.hooks); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -354,5 +391,42 @@ func (t *Trainer) Skipped() []dataset.BadImage {
 	return append([]dataset.BadImage(nil), t.data.Skipped...)
 }
 
-// History returns the metrics of the epochs run so far.
-func (t *Trainer) History() []EpochMetrics { return append([]EpochMetrics(nil), t.history...) }
+// exportIR returns the model with the given parameter values (nil: the current ones),
+// without the diagnostics' probe outputs.
+func (t *Trainer) exportIR(params map[string][]float32) *onnx.Model {
+	m := withoutProbes(t.model.Export(), t.outputs)
+	if params == nil {
+		return m
+	}
+	g := *m.Graph
+	g.Initializers = make([]*onnx.Tensor, len(m.Graph.Initializers))
+	for i, init := range m.Graph.Initializers {
+		if v, ok := params[init.Name]; ok {
+			c := *init
+			c.Floats = v
+			init = &c
+		}
+		g.Initializers[i] = init
+	}
+	out := *m
+	out.Graph = &g
+	return &out
+}
+
+// stageStarts keeps the state at the start of a stage when the run repairs: a repair
+// returns to it. With a run folder it is also saved there (checkpoint-stage/), so that
+// a resumed run can still repair the stage it resumes in.
+func (t *Trainer) stageStarts() error {
+	if !t.cfg.Diagnostics.Repair {
+		return nil
+	}
+	snap, err := t.capture()
+	if err != nil {
+		return err
+	}
+	t.stageSnap = snap
+	if t.runDir != "" {
+		return t.writeSnapshot(filepath.Join(t.runDir, RunStageStart), snap)
+	}
+	return nil
+}

@@ -49,6 +49,12 @@ func (c *Config) validate() error {
 	if c.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
 	}
+	if c.Diagnostics.Every < 0 {
+		return fmt.Errorf("diagnostics.every: %d; want 0 (the default, 5) or more", c.Diagnostics.Every)
+	}
+	if c.Diagnostics.Off && c.Diagnostics.Repair {
+		return fmt.Errorf("diagnostics: repair needs the detectors: remove off, or repair")
+	}
 	for i, st := range c.Stages {
 		if st.Epochs < 1 {
 			return fmt.Errorf("stages[%d] (%s): epochs: %d; want at least 1", i, st.Name, st.Epochs)

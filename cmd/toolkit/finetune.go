@@ -19,17 +19,24 @@ import (
 
 func newFinetuneCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "finetune [-c config.yaml] [--resume RUN_DIR]",
+		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair]",
 		Short: "Fine-tune a base model with a new head, in stages",
 		Long: `Runs the stages of a fine-tuning recipe and writes the run folder: model.onnx,
 best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
 
 Without -c it reads ./config.yaml, or the demo recipe built into the binary.
-Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
+Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.
+
+Diagnostics watch the run and print each finding once, with the recipe lines that
+fix it (diagnostics: off in the recipe turns them off). --repair (or diagnostics:
+{repair: true}) applies a fix when one fires: the run goes back to the start of the
+failing stage, goes on with the rewritten recipe and writes it to
+recipe.repaired.yaml in the run folder.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringP("config", "c", "", "the recipe (YAML)")
 	cmd.Flags().String("resume", "", "continue the run in this folder")
+	cmd.Flags().Bool("repair", false, "apply the fix of a finding and carry on (diagnostics: {repair: true})")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
@@ -39,7 +46,7 @@ Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
 			err error
 		)
 		if dir := v.GetString("resume"); dir != "" {
-			t, err = finetune.Resume(dir, finetune.WithHooks(progress))
+			t, err = finetune.Resume(dir, finetune.WithHooks(progress.hook()))
 			if err == nil {
 				p := t.Progress()
 				fmt.Fprintf(out, "resuming %s at stage %d, epoch %d, batch %d\n", dir, p.Stage+1, p.StageEpoch+1, p.Batch)
@@ -49,7 +56,10 @@ Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
 			if cfg, err = loadRecipe(v.GetString("config"), out); err != nil {
 				return err
 			}
-			t, err = finetune.New(*cfg, finetune.WithHooks(progress))
+			if v.GetBool("repair") {
+				cfg.Diagnostics.Repair = true
+			}
+			t, err = finetune.New(*cfg, finetune.WithHooks(progress.hook()))
 		}
 		if err != nil {
 			return err
@@ -66,6 +76,12 @@ Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.`,
 			return err
 		}
 		dir := t.Config().Output.Dir
+		switch n := len(res.Findings); {
+		case n == 0 && !t.Config().Diagnostics.Off:
+			fmt.Fprintln(out, "diagnostics: no findings")
+		case n > 0:
+			fmt.Fprintf(out, "diagnostics: %s, %s (metrics.jsonl lists them)\n", plural(n, "finding"), plural(len(res.Repairs), "repair"))
+		}
 		if res.HasTest {
 			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
 		}
@@ -108,6 +124,9 @@ type progressHook struct {
 	w, out io.Writer
 	bars   bool // draw bars: the writer is a terminal
 	bar    *progressbar.ProgressBar
+	// lastFix is the fix printed last: the next finding with the same fix says so
+	// instead of printing it again.
+	lastFix string
 }
 
 // isTerminal reports whether w is a terminal (progress bars in a log file are noise).
@@ -116,7 +135,11 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func (h *progressHook) OnEpochStart(t *finetune.Trainer, info finetune.StepInfo) error {
+func (h *progressHook) hook() finetune.Hook {
+	return finetune.Hook{Name: "progress", EpochStart: h.epochStart, Step: h.step, Epoch: h.epoch, Finding: h.finding, Repair: h.repair}
+}
+
+func (h *progressHook) epochStart(t *finetune.Trainer, info finetune.StepInfo) error {
 	if !h.bars {
 		return nil
 	}
@@ -133,7 +156,7 @@ func (h *progressHook) OnEpochStart(t *finetune.Trainer, info finetune.StepInfo)
 	return nil
 }
 
-func (h *progressHook) OnStep(t *finetune.Trainer, info finetune.StepInfo) error {
+func (h *progressHook) step(t *finetune.Trainer, info *finetune.StepInfo) error {
 	if h.bar == nil {
 		return nil
 	}
@@ -142,7 +165,41 @@ func (h *progressHook) OnStep(t *finetune.Trainer, info finetune.StepInfo) error
 	return h.bar.Set(info.Batch)
 }
 
-func (h *progressHook) OnEpoch(t *finetune.Trainer, m finetune.EpochMetrics) error {
+// clearBar removes the progress bar before a line is printed.
+func (h *progressHook) clearBar() {
+	if h.bar != nil {
+		h.bar.Clear()
+	}
+}
+
+func (h *progressHook) finding(t *finetune.Trainer, f finetune.Finding) error {
+	h.clearBar()
+	if f.Fix == h.lastFix {
+		_, err := fmt.Fprintf(h.out, "finding %s (stage %s, epoch %d, step %d%s): %s\n  meaning: %s\n  fix: as above\n",
+			f.Kind, f.Stage, f.Epoch, f.Step, groupSuffix(f.Group), f.Message, f.Meaning)
+		return err
+	}
+	h.lastFix = f.Fix
+	return f.WriteText(h.out)
+}
+
+func groupSuffix(g string) string {
+	if g == "" {
+		return ""
+	}
+	return ", group " + g
+}
+
+func (h *progressHook) repair(t *finetune.Trainer, r finetune.Repair) error {
+	h.clearBar()
+	if h.bar != nil {
+		h.bar.Finish()
+		h.bar = nil
+	}
+	return r.WriteText(h.out)
+}
+
+func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) error {
 	if h.bar != nil {
 		h.bar.Finish()
 		h.bar = nil
@@ -156,8 +213,12 @@ func (h *progressHook) OnEpoch(t *finetune.Trainer, m finetune.EpochMetrics) err
 		line += "  *"
 	}
 	fmt.Fprintln(h.out, line)
-	for _, w := range m.Warnings {
-		fmt.Fprintln(h.out, "  warning:", w)
-	}
 	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

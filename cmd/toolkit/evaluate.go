@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"toolkit/evaluate"
+	"toolkit/finetune"
+)
+
+func newEvaluateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "evaluate MODEL.onnx (--data DIR | -c config.yaml) [--top-k K] [--json] [--plot confusion.png]",
+		Short: "Measure a fine-tuned model on labelled images: accuracy, per-class scores, confusion matrix",
+		Long: `Runs a model written by toolkit finetune on an image folder (one subfolder per class),
+or on the test set of a recipe (-c), and prints the loss, accuracy, top-k accuracy,
+per-class precision, recall and F1, and the confusion matrix, which it also draws
+(confusion.png beside the model, or --plot). Input size, preprocessing and class names
+come from the model's metadata.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().String("data", "", "image folder with one subfolder per class")
+	cmd.Flags().StringP("config", "c", "", "evaluate on this recipe's test data")
+	cmd.Flags().Int("top-k", 5, "top-k accuracy")
+	cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.Flags().String("plot", "", "where to draw the confusion matrix (default: confusion.png beside the model)")
+	v := bindFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		dir, config := v.GetString("data"), v.GetString("config")
+		if (dir == "") == (config == "") {
+			return fmt.Errorf("evaluate needs --data DIR or -c config.yaml (one of them)")
+		}
+		c, err := evaluate.Load(args[0])
+		if err != nil {
+			return err
+		}
+		opts := evaluate.Options{TopK: v.GetInt("top-k")}
+		var rep *evaluate.Report
+		if dir != "" {
+			rep, err = evaluate.EvaluateFolder(cmd.Context(), c, dir, opts)
+		} else {
+			var cfg *finetune.Config
+			if cfg, err = finetune.LoadConfig(config); err != nil {
+				return err
+			}
+			rep, err = evaluate.EvaluateConfig(cmd.Context(), c, *cfg, opts)
+		}
+		if err != nil {
+			return err
+		}
+		plot := v.GetString("plot")
+		if plot == "" {
+			plot = filepath.Join(filepath.Dir(args[0]), "confusion.png")
+		}
+		if err := evaluate.PlotConfusion(plot, rep); err != nil {
+			return fmt.Errorf("confusion plot: %w", err)
+		}
+		out := cmd.OutOrStdout()
+		if v.GetBool("json") {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		}
+		if err := rep.WriteText(out); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nwrote %s\n", plot)
+		return nil
+	}
+	return cmd
+}

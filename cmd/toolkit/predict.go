@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"toolkit/evaluate"
+)
+
+func newPredictCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "predict MODEL.onnx IMAGE|DIR... [--top-k K] [--json]",
+		Short: "Classify images with a fine-tuned model: the top classes with probabilities",
+		Long: `Runs a model written by toolkit finetune on image files (PNG, JPEG; a folder gives
+all of its images) and prints each one's most probable classes. Preprocessing and
+class names come from the model's metadata; a model without class names gives indices.`,
+		Args: cobra.MinimumNArgs(2),
+	}
+	cmd.Flags().Int("top-k", 3, "how many classes to show per image")
+	cmd.Flags().Bool("json", false, "print the predictions as JSON")
+	v := bindFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := evaluate.Load(args[0])
+		if err != nil {
+			return err
+		}
+		preds, err := evaluate.Predict(c, args[1:], v.GetInt("top-k"))
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if v.GetBool("json") {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{"model": args[0], "notes": c.Notes, "predictions": preds})
+		}
+		for _, n := range c.Notes {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
+		}
+		return evaluate.WritePredictions(out, preds)
+	}
+	return cmd
+}

@@ -1,0 +1,143 @@
+package evaluate
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"os"
+	"strconv"
+
+	"toolkit/backend"
+	"toolkit/backend/kernels"
+	"toolkit/dataset"
+	"toolkit/finetune"
+	"toolkit/onnx"
+)
+
+// Classifier is a model ready to classify images.
+type Classifier struct {
+	Path string
+	// Classes are the class names in logit order; without class metadata, the indices
+	// ("0", "1", ...) and HasNames is false.
+	Classes  []string
+	HasNames bool
+	// Preprocess turns an image into the model's input.
+	Preprocess dataset.Preprocess
+	// Notes say what Load had to assume.
+	Notes []string
+
+	model    *backend.Model
+	programs map[int]*backend.Program
+}
+
+// Load reads a classifier from an ONNX file.
+func Load(path string) (*Classifier, error) {
+	m, err := onnx.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	bm, err := backend.NewModel(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ins := bm.Inputs()
+	if len(ins) != 1 || len(ins[0].Shape) != 4 {
+		return nil, fmt.Errorf("%s: want one image input [N C H W], the model has %d inputs %v", path, len(ins), ins)
+	}
+	c := &Classifier{Path: path, model: bm, programs: map[int]*backend.Program{}}
+	meta := map[string]string{}
+	for _, e := range m.Metadata {
+		meta[e.Key] = e.Value
+	}
+	shape := ins[0].Shape
+	if raw, ok := meta[finetune.MetaPreprocess]; ok {
+		if err := json.Unmarshal([]byte(raw), &c.Preprocess); err != nil {
+			return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaPreprocess, err)
+		}
+	} else {
+		if shape[1] <= 0 || shape[2] <= 0 || shape[3] <= 0 {
+			return nil, fmt.Errorf("%s: no %s metadata and the input %q has open dimensions %v: the input size is unknown",
+				path, finetune.MetaPreprocess, ins[0].Name, shape)
+		}
+		c.Preprocess = dataset.Preprocess{Mode: dataset.ModeTorch, Channels: shape[1], Height: shape[2], Width: shape[3]}
+		c.Notes = append(c.Notes, fmt.Sprintf("the model has no preprocessing metadata (%s): using mode torch (ImageNet mean and std) at %dx%d",
+			finetune.MetaPreprocess, shape[3], shape[2]))
+	}
+	if err := c.Preprocess.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaPreprocess, err)
+	}
+	prog, err := c.program(1)
+	if err != nil {
+		return nil, err
+	}
+	out := prog.OutputShape(0)
+	if len(out) != 2 {
+		return nil, fmt.Errorf("%s: the output %q has shape %v; a classifier gives [N classes]", path, prog.OutputNames()[0], out)
+	}
+	k := out[1]
+	if raw, ok := meta[finetune.MetaClasses]; ok {
+		if err := json.Unmarshal([]byte(raw), &c.Classes); err != nil {
+			return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaClasses, err)
+		}
+		if len(c.Classes) != k {
+			return nil, fmt.Errorf("%s: metadata %s names %d classes, the model outputs %d", path, finetune.MetaClasses, len(c.Classes), k)
+		}
+		c.HasNames = true
+	} else {
+		for i := 0; i < k; i++ {
+			c.Classes = append(c.Classes, strconv.Itoa(i))
+		}
+		c.Notes = append(c.Notes, fmt.Sprintf("the model has no class names (metadata %s): classes are shown as indices 0-%d", finetune.MetaClasses, k-1))
+	}
+	return c, nil
+}
+
+func (c *Classifier) program(batch int) (*backend.Program, error) {
+	if p, ok := c.programs[batch]; ok {
+		return p, nil
+	}
+	p, err := c.model.Program(backend.Options{Batch: batch})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
+	}
+	c.programs[batch] = p
+	return p, nil
+}
+
+// Logits runs n preprocessed images (n x C x H x W values) and returns n x classes
+// logits (valid until the next call).
+func (c *Classifier) Logits(images []float32, n int) ([]float32, error) {
+	p, err := c.program(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Run([][]float32{images[:n*c.Preprocess.Size()]}, nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
+	}
+	return p.Output(0)[:n*len(c.Classes)], nil
+}
+
+// Probabilities returns the softmax of one image's logits.
+func Probabilities(logits []float32) []float64 {
+	p := make([]float32, len(logits))
+	kernels.SoftmaxForward(1, len(logits), logits, p)
+	out := make([]float64, len(p))
+	for i, v := range p {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// decodeImage reads an image file, saying so plainly when it is not one.
+func decodeImage(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an image the toolkit reads (PNG or JPEG): %v", path, err)
+	}
+	return img, nil
+}

@@ -1,0 +1,162 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// minDelta is the least decrease of the validation loss that counts as an improvement
+// for early stopping (Keras' min_delta).
+const minDelta = 1e-4
+
+// coreHooks returns the loop's own hooks, in their fixed order: metrics, validation,
+// diagnostics, best, early_stopping.
+func (t *Trainer) newCoreHooks() []Hook {
+	return []Hook{newMetricsHook(), t.validationHook(), t.diag.hook(), newBestHook(), newEarlyStoppingHook()}
+}
+
+// epochTotals are the running totals of the epoch in progress.
+type epochTotals struct {
+	LossSum  float64            `json:"loss_sum"`
+	Correct  int                `json:"correct"`
+	Seen     int                `json:"seen"`
+	GradNorm map[string]float64 `json:"grad_norm_sum,omitempty"`
+	LR       map[string]float64 `json:"lr,omitempty"`
+	Seconds  float64            `json:"seconds"`
+}
+
+// newMetricsHook keeps the epoch's running totals (its state, so that an epoch resumed
+// in the middle reports the numbers of the whole epoch) and fills in the training side
+// of the epoch's metrics.
+func newMetricsHook() Hook {
+	s := &epochTotals{}
+	var last time.Time
+	return Hook{
+		Name:  "metrics",
+		State: s,
+		EpochStart: func(t *Trainer, info StepInfo) error {
+			if info.Batch == 0 {
+				*s = epochTotals{}
+			}
+			last = time.Now()
+			return nil
+		},
+		Step: func(t *Trainer, info *StepInfo) error {
+			r := t.last
+			now := time.Now()
+			s.Seconds += now.Sub(last).Seconds()
+			last = now
+			s.LossSum += r.Loss * float64(r.N)
+			s.Correct += r.Correct
+			s.Seen += r.N
+			if s.GradNorm == nil {
+				s.GradNorm = map[string]float64{}
+			}
+			for g, n := range r.GradNorm {
+				s.GradNorm[g] += n
+			}
+			s.LR = r.LR
+			info.Loss = s.LossSum / float64(s.Seen)
+			info.Acc = float64(s.Correct) / float64(s.Seen)
+			info.Elapsed = time.Duration(s.Seconds * float64(time.Second))
+			if s.Seconds > 0 {
+				info.ImagesPerSec = float64(s.Seen) / s.Seconds
+			}
+			return nil
+		},
+		Epoch: func(t *Trainer, m *EpochMetrics) error {
+			m.TrainLoss = s.LossSum / float64(max(s.Seen, 1))
+			m.TrainAcc = float64(s.Correct) / float64(max(s.Seen, 1))
+			m.Seconds = s.Seconds
+			if s.Seconds > 0 {
+				m.ImagesPerS = float64(s.Seen) / s.Seconds
+			}
+			m.LR = map[string]float64{}
+			for g, lr := range s.LR {
+				m.LR[g] = lr
+			}
+			m.GradNorm = map[string]float64{}
+			batches := max(t.trainLoader.Len(), 1)
+			for g, sum := range s.GradNorm {
+				m.GradNorm[g] = sum / float64(batches)
+			}
+			return nil
+		},
+	}
+}
+
+// validationHook evaluates the validation data after each epoch.
+func (t *Trainer) validationHook() Hook {
+	return Hook{
+		Name: "validation",
+		Epoch: func(t *Trainer, m *EpochMetrics) error {
+			if t.valLoader == nil {
+				return nil
+			}
+			vl, va, err := t.evaluate(context.Background(), t.valLoader)
+			if err != nil {
+				return fmt.Errorf("validation: %w", err)
+			}
+			m.ValLoss, m.ValAcc = &vl, &va
+			return nil
+		},
+	}
+}
+
+// bestState is the best validation accuracy of the run so far.
+type bestState struct {
+	Has    bool    `json:"has"`
+	ValAcc float64 `json:"val_acc"`
+}
+
+// newBestHook marks the epochs that reach the best validation accuracy so far; the run
+// folder writes best.onnx at those.
+func newBestHook() Hook {
+	s := &bestState{}
+	return Hook{
+		Name:  "best",
+		State: s,
+		Epoch: func(t *Trainer, m *EpochMetrics) error {
+			if m.ValAcc == nil {
+				return nil
+			}
+			if !s.Has || *m.ValAcc > s.ValAcc {
+				s.Has, s.ValAcc = true, *m.ValAcc
+				m.Best = true
+			}
+			return nil
+		},
+	}
+}
+
+// earlyStoppingState is the stage's best validation loss and the epochs since it
+// improved by minDelta.
+type earlyStoppingState struct {
+	ValLoss   float64 `json:"val_loss"`
+	SinceBest int     `json:"since_best"`
+}
+
+// newEarlyStoppingHook ends a stage when its validation loss has not improved for
+// early_stopping.patience epochs.
+func newEarlyStoppingHook() Hook {
+	s := &earlyStoppingState{}
+	return Hook{
+		Name:  "early_stopping",
+		State: s,
+		Epoch: func(t *Trainer, m *EpochMetrics) error {
+			if m.ValLoss == nil {
+				return nil
+			}
+			if m.StageEpoch == 1 || *m.ValLoss < s.ValLoss-minDelta {
+				s.ValLoss, s.SinceBest = *m.ValLoss, 0
+			} else {
+				s.SinceBest++
+			}
+			if patience := t.cfg.EarlyStopping.Patience; patience > 0 && s.SinceBest >= patience {
+				t.StopStage()
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,437 @@
+package diagnose
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Kind names a finding; the names are the "finding" values of metrics.jsonl.
+type Kind string
+
+// The kinds of finding (see the package documentation).
+const (
+	NonFinite     Kind = "non_finite"
+	LossExploding Kind = "loss_exploding"
+	LossRising    Kind = "loss_rising"
+	Chance        Kind = "chance"
+	GradVanishing Kind = "grad_vanishing"
+	GradExploding Kind = "grad_exploding"
+	DeadReLU      Kind = "dead_relu"
+	UpdateRatio   Kind = "update_ratio"
+	Overfitting   Kind = "overfitting"
+)
+
+// Kinds lists every kind.
+func Kinds() []Kind {
+	return []Kind{NonFinite, LossExploding, LossRising, Chance, GradVanishing, GradExploding, DeadReLU, UpdateRatio, Overfitting}
+}
+
+// Thresholds are the detectors' limits.
+type Thresholds struct {
+	// The loss and accuracy detectors compare windows of Window steps, Window being a
+	// third of an epoch clamped to [MinWindow, MaxWindow], and wait for two windows of
+	// the stage.
+	MinWindow, MaxWindow int
+	// LossExploding: the median loss of the last three steps above ExplodeFactor times
+	// the larger of ln(C) and the stage's first loss.
+	ExplodeFactor float64
+	// LossRising: the smoothed loss above RiseFactor times its lowest in the stage, and
+	// above ln(C).
+	RiseFactor float64
+	// Chance: the window's accuracy within two binomial standard deviations (plus
+	// ChanceSlack) of 1/C, and either its loss within ChanceLoss x ln(C) of ln(C) and
+	// not falling (above FlatFraction of the previous window's), or more than
+	// CollapseFraction of the window's predictions on one class.
+	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
+	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
+	VanishRatio float64
+	// GradExploding: |g| above ExplodeGradRatio x |w|.
+	ExplodeGradRatio float64
+	// DeadReLU: more than DeadFraction of a pretrained group's units dead (DeadFractionHead
+	// of the head's, which a sound run thins out to about half), and DeadRise more than in
+	// the run's first sample, in two sampled steps in a row.
+	DeadFraction, DeadFractionHead, DeadRise float64
+	// UpdateRatio: the median |dw|/|w| of a group's last RatioSamples sampled steps
+	// above UpdateRatioBase (pretrained groups) or UpdateRatioHead (the new head).
+	UpdateRatioBase, UpdateRatioHead float64
+	RatioSamples                     int
+	// Overfitting: training accuracy more than OverfitGap above validation accuracy,
+	// and the validation loss above OverfitLossRise times its best.
+	OverfitGap, OverfitLossRise float64
+}
+
+// DefaultThresholds returns the limits the toolkit uses.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		MinWindow: 3, MaxWindow: 10,
+		ExplodeFactor:    10,
+		RiseFactor:       2,
+		ChanceSlack:      0.02,
+		ChanceLoss:       0.1,
+		FlatFraction:     0.97,
+		CollapseFraction: 0.95,
+		VanishRatio:      1e-8,
+		ExplodeGradRatio: 100,
+		DeadFraction:     0.5,
+		DeadFractionHead: 0.9,
+		DeadRise:         0.25,
+		UpdateRatioBase:  0.1,
+		UpdateRatioHead:  1,
+		RatioSamples:     3,
+		OverfitGap:       0.15,
+		OverfitLossRise:  1.2,
+	}
+}
+
+// Reported says whether a kind was reported for a group ("" for the whole model).
+func (m *Monitor) Reported(kind Kind, group string) bool {
+	_, ok := m.State.Reported[string(kind)+"|"+group]
+	return ok
+}
+
+// Step is one training step's sample. Groups is filled on sampled steps only.
+type Step struct {
+	Loss      float64
+	N         int   // examples in the batch
+	Correct   int   // of them predicted right
+	Predicted []int // per class, how many of the batch were predicted as it
+	Sampled   bool
+	Groups    []Group
+}
+
+// Group is one layer group on a sampled step.
+type Group struct {
+	Name       string
+	Trained    bool
+	Pretrained bool    // false for the freshly initialised head
+	GradNorm   float64 // trained groups only
+	WeightNorm float64 // after the step
+	UpdateNorm float64 // the step's |dw|, trained groups only
+	DeadUnits  int     // ReLU units that output zero for the whole batch
+	Units      int     // ReLU units of the group (0: the group has none)
+}
+
+// Epoch is an epoch's sample, after validation.
+type Epoch struct {
+	TrainAcc float64
+	HasVal   bool
+	ValAcc   float64
+	ValLoss  float64
+}
+
+// Signal is a detector firing.
+type Signal struct {
+	Kind    Kind
+	Group   string // the layer group, for per-group kinds
+	Value   float64
+	Limit   float64
+	Seen    string // what was seen, with the numbers
+	Meaning string // what it means
+}
+
+// stepRecord is the part of a step the windows keep.
+type stepRecord struct {
+	Loss      float64 `json:"loss"`
+	N         int     `json:"n"`
+	Correct   int     `json:"correct"`
+	Predicted []int   `json:"predicted"`
+}
+
+// State is everything a Monitor remembers; it is made for encoding/json so that a
+// resumed run carries on where it stopped.
+type State struct {
+	Stage     int                  `json:"stage"`
+	StageStep int                  `json:"stage_step"`
+	Window    int                  `json:"window"`
+	Recent    []stepRecord         `json:"recent,omitempty"`
+	FirstLoss float64              `json:"first_loss"`
+	EMA       float64              `json:"ema"`
+	EMASteps  int                  `json:"ema_steps"`
+	MinEMA    float64              `json:"min_ema"`
+	Baseline  map[string]float64   `json:"dead_baseline,omitempty"`
+	Ratios    map[string][]float64 `json:"ratios,omitempty"`
+	Vanished  map[string]int       `json:"vanished,omitempty"`
+	Dead      map[string]int       `json:"dead,omitempty"`
+	HasBest   bool                 `json:"has_best"`
+	BestVal   float64              `json:"best_val_loss"`
+	// Reported maps kind|group to the stage it was reported in.
+	Reported map[string]int `json:"reported,omitempty"`
+}
+
+// Monitor runs the detectors over a run's samples.
+type Monitor struct {
+	Classes int
+	Limits  Thresholds
+	State   State
+}
+
+// New returns a monitor for a classifier with the given number of classes.
+func New(classes int, limits Thresholds) *Monitor {
+	return &Monitor{Classes: classes, Limits: limits}
+}
+
+// BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch.
+func (m *Monitor) BeginStage(index, stepsPerEpoch int) {
+	s := &m.State
+	s.Stage, s.StageStep = index, 0
+	s.Window = min(max(stepsPerEpoch/3, m.Limits.MinWindow), m.Limits.MaxWindow)
+	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss = nil, 0, 0, 0, 0
+	s.Ratios, s.Vanished, s.Dead = nil, nil, nil
+}
+
+// Forget drops what was reported from stage index on, so that a stage run again after a
+// repair is watched afresh.
+func (m *Monitor) Forget(index int) {
+	for k, st := range m.State.Reported {
+		if st >= index {
+			delete(m.State.Reported, k)
+		}
+	}
+}
+
+func (m *Monitor) chance() float64 { return math.Log(float64(m.Classes)) }
+
+// emit returns sig unless its kind was reported before for its group: each finding is
+// reported once in a run (once again after a repair).
+func (m *Monitor) emit(out []Signal, sig Signal) []Signal {
+	key := string(sig.Kind) + "|" + sig.Group
+	if _, ok := m.State.Reported[key]; ok {
+		return out
+	}
+	if m.State.Reported == nil {
+		m.State.Reported = map[string]int{}
+	}
+	m.State.Reported[key] = m.State.Stage
+	return append(out, sig)
+}
+
+// Step takes one step's sample and returns the signals it raises.
+func (m *Monitor) Step(x Step) []Signal {
+	s := &m.State
+	l := m.Limits
+	s.StageStep++
+	if s.StageStep == 1 {
+		s.FirstLoss = x.Loss
+	}
+	s.Recent = append(s.Recent, stepRecord{Loss: x.Loss, N: x.N, Correct: x.Correct, Predicted: slices.Clone(x.Predicted)})
+	if n := 2 * s.Window; len(s.Recent) > n {
+		s.Recent = slices.Delete(s.Recent, 0, len(s.Recent)-n)
+	}
+	const beta = 0.9
+	s.EMA = beta*s.EMA + (1-beta)*x.Loss
+	s.EMASteps++
+	smooth := s.EMA / (1 - math.Pow(beta, float64(s.EMASteps)))
+	if s.EMASteps == 1 || smooth < s.MinEMA {
+		s.MinEMA = smooth
+	}
+	var out []Signal
+	lnC := m.chance()
+	if n := len(s.Recent); n >= 3 {
+		last := []float64{s.Recent[n-1].Loss, s.Recent[n-2].Loss, s.Recent[n-3].Loss}
+		sort.Float64s(last)
+		ref := max(lnC, s.FirstLoss)
+		if med := last[1]; med > l.ExplodeFactor*ref {
+			out = m.emit(out, Signal{
+				Kind: LossExploding, Value: med, Limit: l.ExplodeFactor * ref,
+				Seen: fmt.Sprintf("the training loss is %.4g (median of the last 3 steps), %.0fx chance level ln(%d) = %.3f and %.0fx the stage's first loss %.3f",
+					med, med/lnC, m.Classes, lnC, med/s.FirstLoss, s.FirstLoss),
+				Meaning: "the steps are far too large: each update overshoots and the weights are thrown far from where they started",
+			})
+		}
+	}
+	warm := s.StageStep >= 2*s.Window
+	if warm && smooth > l.RiseFactor*s.MinEMA && smooth > lnC {
+		out = m.emit(out, Signal{
+			Kind: LossRising, Value: smooth, Limit: l.RiseFactor * s.MinEMA,
+			Seen: fmt.Sprintf("the smoothed training loss rose to %.4f from %.4f earlier in the stage, above chance level ln(%d) = %.3f",
+				smooth, s.MinEMA, m.Classes, lnC),
+			Meaning: "training is undoing what it learnt: the learning rate is too high for this stage",
+		})
+	}
+	if warm && len(s.Recent) == 2*s.Window {
+		out = m.chanceCheck(out)
+	}
+	if x.Sampled {
+		out = m.groupChecks(out, x.Groups)
+	}
+	return out
+}
+
+func (m *Monitor) chanceCheck(out []Signal) []Signal {
+	s := &m.State
+	l := m.Limits
+	prev, cur := s.Recent[:s.Window], s.Recent[s.Window:]
+	var n, correct int
+	var loss, prevLoss float64
+	counts := make([]int, m.Classes)
+	for i, r := range cur {
+		n += r.N
+		correct += r.Correct
+		loss += r.Loss
+		prevLoss += prev[i].Loss
+		for c, k := range r.Predicted {
+			if c < len(counts) {
+				counts[c] += k
+			}
+		}
+	}
+	if n == 0 {
+		return out
+	}
+	loss /= float64(len(cur))
+	prevLoss /= float64(len(prev))
+	p := 1 / float64(m.Classes)
+	acc := float64(correct) / float64(n)
+	limit := p + 2*math.Sqrt(p*(1-p)/float64(n)) + l.ChanceSlack
+	if acc > limit {
+		return out
+	}
+	top, topClass := 0, 0
+	for c, k := range counts {
+		if k > top {
+			top, topClass = k, c
+		}
+	}
+	lnC := m.chance()
+	flat := math.Abs(loss-lnC) <= l.ChanceLoss*lnC && loss >= l.FlatFraction*prevLoss
+	collapsed := float64(top) >= l.CollapseFraction*float64(n)
+	if !flat && !collapsed {
+		return out
+	}
+	seen := fmt.Sprintf("accuracy %.1f%% over the last %d steps (%d images), chance is %.1f%%; the loss %.4f is at ln(%d) = %.4f and not falling",
+		100*acc, len(cur), n, 100*p, loss, m.Classes, lnC)
+	if collapsed {
+		seen = fmt.Sprintf("accuracy %.1f%% over the last %d steps (%d images), chance is %.1f%%; %d%% of the predictions are class %d",
+			100*acc, len(cur), n, 100*p, 100*top/n, topClass)
+	}
+	return m.emit(out, Signal{
+		Kind: Chance, Value: acc, Limit: limit, Seen: seen,
+		Meaning: "the model predicts nothing: its output no longer depends on the image (a pretrained base detuned by large updates, or a dead head)",
+	})
+}
+
+func (m *Monitor) groupChecks(out []Signal, groups []Group) []Signal {
+	s := &m.State
+	l := m.Limits
+	if s.Baseline == nil {
+		s.Baseline = map[string]float64{}
+	}
+	for _, g := range groups {
+		if g.Units > 0 {
+			frac := float64(g.DeadUnits) / float64(g.Units)
+			base, ok := s.Baseline[g.Name]
+			if !ok {
+				s.Baseline[g.Name], base = frac, frac
+			}
+			limit := l.DeadFraction
+			if !g.Pretrained {
+				limit = l.DeadFractionHead
+			}
+			if frac > limit && frac > base+l.DeadRise {
+				s.Dead = increment(s.Dead, g.Name)
+			} else {
+				delete(s.Dead, g.Name)
+			}
+			if s.Dead[g.Name] >= 2 {
+				out = m.emit(out, Signal{
+					Kind: DeadReLU, Group: g.Name, Value: frac, Limit: max(limit, base+l.DeadRise),
+					Seen: fmt.Sprintf("%.0f%% of the ReLU units of group %s (%d of %d) output zero for every image of the batch, against %.0f%% at the start",
+						100*frac, g.Name, g.DeadUnits, g.Units, 100*base),
+					Meaning: "dead units pass no gradient: what they fed is lost and the layers below them stop learning",
+				})
+			}
+		}
+		if !g.Trained || g.WeightNorm == 0 {
+			continue
+		}
+		ratio := g.GradNorm / g.WeightNorm
+		if g.GradNorm == 0 || ratio < l.VanishRatio {
+			s.Vanished = increment(s.Vanished, g.Name)
+		} else {
+			delete(s.Vanished, g.Name)
+		}
+		if s.Vanished[g.Name] >= 2 {
+			out = m.emit(out, Signal{
+				Kind: GradVanishing, Group: g.Name, Value: g.GradNorm, Limit: l.VanishRatio * g.WeightNorm,
+				Seen:    fmt.Sprintf("the gradient norm of group %s is %.3g (weights %.3g) in the last sampled steps", g.Name, g.GradNorm, g.WeightNorm),
+				Meaning: "no gradient reaches the group: it is not learning (dead ReLUs above it, or a saturated output)",
+			})
+		}
+		if ratio > l.ExplodeGradRatio {
+			out = m.emit(out, Signal{
+				Kind: GradExploding, Group: g.Name, Value: ratio, Limit: l.ExplodeGradRatio,
+				Seen:    fmt.Sprintf("the gradient norm of group %s is %.3g, %.0fx its weight norm %.3g", g.Name, g.GradNorm, ratio, g.WeightNorm),
+				Meaning: "the gradients are exploding: the next updates will wreck the group's weights",
+			})
+		}
+		if s.Ratios == nil {
+			s.Ratios = map[string][]float64{}
+		}
+		r := append(s.Ratios[g.Name], g.UpdateNorm/g.WeightNorm)
+		if len(r) > l.RatioSamples {
+			r = r[len(r)-l.RatioSamples:]
+		}
+		s.Ratios[g.Name] = r
+		if len(r) < l.RatioSamples {
+			continue
+		}
+		med := median(r)
+		limit, meaning := l.UpdateRatioBase, fmt.Sprintf("the pretrained group %s is being rewritten, not fine-tuned: its features are lost (fine-tuning moves pretrained weights by about 1e-3 of their norm a step)", g.Name)
+		if !g.Pretrained {
+			limit, meaning = l.UpdateRatioHead, "each step replaces the head's weights rather than adjusting them: training cannot settle"
+		}
+		if med > limit {
+			out = m.emit(out, Signal{
+				Kind: UpdateRatio, Group: g.Name, Value: med, Limit: limit,
+				Seen:    fmt.Sprintf("the updates of group %s are %.3g of its weights per step (|dw|/|w|, median of %d sampled steps); the limit is %.3g", g.Name, med, len(r), limit),
+				Meaning: meaning,
+			})
+		}
+	}
+	return out
+}
+
+// Epoch takes an epoch's sample after validation and returns the signals it raises.
+func (m *Monitor) Epoch(x Epoch) []Signal {
+	if !x.HasVal {
+		return nil
+	}
+	s := &m.State
+	l := m.Limits
+	var out []Signal
+	if s.HasBest {
+		gap := x.TrainAcc - x.ValAcc
+		if gap > l.OverfitGap && x.ValLoss > l.OverfitLossRise*s.BestVal {
+			out = m.emit(out, Signal{
+				Kind: Overfitting, Value: gap, Limit: l.OverfitGap,
+				Seen: fmt.Sprintf("training accuracy %.1f%% against validation accuracy %.1f%%; the validation loss %.4f is up from its best %.4f",
+					100*x.TrainAcc, 100*x.ValAcc, x.ValLoss, s.BestVal),
+				Meaning: "the model is memorising the training images instead of learning the classes",
+			})
+		}
+	}
+	if !s.HasBest || x.ValLoss < s.BestVal {
+		s.HasBest, s.BestVal = true, x.ValLoss
+	}
+	return out
+}
+
+func increment(m map[string]int, k string) map[string]int {
+	if m == nil {
+		m = map[string]int{}
+	}
+	m[k]++
+	return m
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

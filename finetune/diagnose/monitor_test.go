@@ -1,0 +1,181 @@
+package diagnose
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// batch makes a step of 32 examples over 5 classes: acc of them right, the loss given,
+// predictions spread over the classes unless onto is >= 0.
+func batch(rng *rand.Rand, loss, acc float64, onto int) Step {
+	const n, classes = 32, 5
+	s := Step{Loss: loss, N: n, Predicted: make([]int, classes)}
+	for i := 0; i < n; i++ {
+		if rng.Float64() < acc {
+			s.Correct++
+		}
+		c := rng.IntN(classes)
+		if onto >= 0 {
+			c = onto
+		}
+		s.Predicted[c]++
+	}
+	return s
+}
+
+func kinds(sigs []Signal) map[Kind]int {
+	out := map[Kind]int{}
+	for _, s := range sigs {
+		out[s.Kind]++
+	}
+	return out
+}
+
+// run feeds steps to a fresh monitor (15 steps an epoch, as the demo) and returns the
+// signals with the step each came at.
+func run(steps []Step) (map[Kind]int, []Signal) {
+	m := New(5, DefaultThresholds())
+	m.BeginStage(0, 15)
+	var all []Signal
+	first := map[Kind]int{}
+	for i, s := range steps {
+		for _, sig := range m.Step(s) {
+			if _, ok := first[sig.Kind]; !ok {
+				first[sig.Kind] = i + 1
+			}
+			all = append(all, sig)
+		}
+	}
+	return first, all
+}
+
+func TestLearningRunRaisesNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var steps []Step
+	for i := 0; i < 60; i++ {
+		// The loss falls from a fresh head's 2.5 to 0.3, accuracy rises from chance.
+		f := float64(i) / 60
+		loss := 2.5*(1-f) + 0.3*f + 0.2*rng.Float64()
+		steps = append(steps, batch(rng, loss, 0.2+0.7*f, -1))
+	}
+	if _, sigs := run(steps); len(sigs) != 0 {
+		t.Errorf("a learning run raised %v", sigs)
+	}
+}
+
+func TestStuckAtChanceIsCaughtInTheFirstEpoch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	lnC := math.Log(5)
+	var steps []Step
+	for i := 0; i < 15; i++ {
+		steps = append(steps, batch(rng, lnC+0.01*rng.Float64(), 0.2, -1))
+	}
+	first, _ := run(steps)
+	if at, ok := first[Chance]; !ok || at > 15 {
+		t.Errorf("chance caught at step %d (%v), want within the 15 steps of the first epoch", at, ok)
+	}
+}
+
+func TestCollapsedPredictionsAreChance(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var steps []Step
+	for i := 0; i < 15; i++ {
+		// The loss is high and moving, but every prediction is class 2.
+		steps = append(steps, batch(rng, 4+rng.Float64(), 0.2, 2))
+	}
+	first, all := run(steps)
+	if _, ok := first[Chance]; !ok {
+		t.Fatalf("collapsed predictions not caught: %v", all)
+	}
+}
+
+func TestExplodingLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	steps := []Step{batch(rng, 1.9, 0.2, -1)}
+	for i := 0; i < 5; i++ {
+		steps = append(steps, batch(rng, 1e4*float64(i+1), 0.2, -1))
+	}
+	first, _ := run(steps)
+	if at, ok := first[LossExploding]; !ok || at > 4 {
+		t.Errorf("loss_exploding at step %d (%v), want by step 4 (three steps above the limit)", at, ok)
+	}
+}
+
+func TestGroupDetectors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	m := New(5, DefaultThresholds())
+	m.BeginStage(0, 15)
+	group := func(update, grad float64, dead int) []Group {
+		return []Group{{Name: "early", Trained: true, Pretrained: true, GradNorm: grad, WeightNorm: 10, UpdateNorm: update, DeadUnits: dead, Units: 100}}
+	}
+	got := map[Kind]int{}
+	// Three sound sampled steps: |dw|/|w| = 1e-3, a few dead units.
+	for i := 0; i < 3; i++ {
+		s := batch(rng, 1, 0.6, -1)
+		s.Sampled, s.Groups = true, group(0.01, 1, 2)
+		for k, n := range kinds(m.Step(s)) {
+			got[k] += n
+		}
+	}
+	if len(got) != 0 {
+		t.Fatalf("sound samples raised %v", got)
+	}
+	// Then the group is rewritten a third of its norm a step, its units die and its
+	// gradient vanishes.
+	for i := 0; i < 3; i++ {
+		s := batch(rng, 1, 0.6, -1)
+		s.Sampled, s.Groups = true, group(3, 0, 90)
+		for k, n := range kinds(m.Step(s)) {
+			got[k] += n
+		}
+	}
+	for _, k := range []Kind{UpdateRatio, DeadReLU, GradVanishing} {
+		if got[k] != 1 {
+			t.Errorf("%s raised %d times, want once", k, got[k])
+		}
+	}
+	s := batch(rng, 1, 0.6, -1)
+	s.Sampled, s.Groups = true, group(0.01, 5000, 2)
+	if k := kinds(m.Step(s)); k[GradExploding] != 1 {
+		t.Errorf("a gradient 500x the weights raised %v, want grad_exploding", k)
+	}
+}
+
+func TestOverfittingAfterValidation(t *testing.T) {
+	m := New(5, DefaultThresholds())
+	if sigs := m.Epoch(Epoch{TrainAcc: 0.8, HasVal: true, ValAcc: 0.78, ValLoss: 0.5}); len(sigs) != 0 {
+		t.Fatalf("first epoch raised %v", sigs)
+	}
+	if sigs := m.Epoch(Epoch{TrainAcc: 0.99, HasVal: true, ValAcc: 0.9, ValLoss: 0.55}); len(sigs) != 0 {
+		t.Errorf("a small gap raised %v", sigs)
+	}
+	sigs := m.Epoch(Epoch{TrainAcc: 1, HasVal: true, ValAcc: 0.7, ValLoss: 0.9})
+	if len(sigs) != 1 || sigs[0].Kind != Overfitting {
+		t.Errorf("train 100%% / val 70%% with the val loss up 80%%: %v, want overfitting", sigs)
+	}
+}
+
+func TestForgetReportsAgainAfterRepair(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	m := New(5, DefaultThresholds())
+	feed := func() int {
+		m.BeginStage(1, 15)
+		n := 0
+		m.Step(batch(rng, 1.9, 0.2, -1))
+		for i := 0; i < 4; i++ {
+			n += kinds(m.Step(batch(rng, 1e5, 0.2, -1)))[LossExploding]
+		}
+		return n
+	}
+	if n := feed(); n != 1 {
+		t.Fatalf("loss_exploding raised %d times, want once", n)
+	}
+	if n := feed(); n != 0 {
+		t.Errorf("reported again without a repair: %d", n)
+	}
+	m.Forget(1)
+	if n := feed(); n != 1 {
+		t.Errorf("after Forget(1) raised %d times, want once", n)
+	}
+}

@@ -1,0 +1,336 @@
+package finetune
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"toolkit/finetune/diagnose"
+	"toolkit/finetune/schedule"
+)
+
+// This file is the one place that rewrites recipes: the fixes of findings, the repairs
+// that apply them, and the stage lines lr-find suggests. It edits the decoded stages
+// (StageConfig) and writes YAML with the recipe's own keys.
+
+// maxRepairs is how often one stage may be repaired before the run gives up.
+const maxRepairs = 3
+
+// soundRate is the largest rate the fixes give a group: the usual default of the
+// optimizer (Keras' and fastai's 1e-3 for Adam, 1e-2 for SGD with momentum).
+func soundRate(optimizer string) float64 {
+	if optimizer == "sgd" {
+		return 1e-2
+	}
+	return 1e-3
+}
+
+// repairRequest asks the loop to go back to the start of the failing stage and go on
+// with stages in place of the recipe's.
+type repairRequest struct {
+	finding Finding
+	stages  []StageConfig
+}
+
+func (r *repairRequest) Error() string {
+	return fmt.Sprintf("repair of %s requested", r.finding.Kind)
+}
+
+// fill sets the finding's fix, and whether it can be repaired, and returns the recipe's
+// stages as the fix rewrites them (nil for an advice-only fix).
+func (t *Trainer) fill(f *Finding) []StageConfig {
+	i := t.progress.Stage
+	if diagnose.Kind(f.Kind) == diagnose.Overfitting {
+		f.Fix = "early_stopping: {patience: 2}        # stop a stage when validation stops improving\n" +
+			"optimizer: {weight_decay: 1e-4}       # or more: regularise the weights\n" +
+			"data: {augment: {hflip: true, pad_crop: 4}}   # more varied training images\n" +
+			"head: {dropout: 0.5}                  # or more"
+		return nil
+	}
+	stages, why := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
+	var b strings.Builder
+	if why != "" {
+		fmt.Fprintf(&b, "# %s\n", why)
+	}
+	b.WriteString("stages:\n")
+	for _, s := range stages {
+		fmt.Fprintf(&b, "  - %s\n", StageLine(s))
+	}
+	f.Fix = b.String()
+	f.Repairable = t.repairsOf(i) < maxRepairs
+	return stages
+}
+
+// repairsOf counts the repairs already made of stage i.
+func (t *Trainer) repairsOf(i int) int {
+	n := 0
+	for _, r := range t.log {
+		if r.Repair != nil && r.Repair.StageIndex == i {
+			n++
+		}
+	}
+	return n
+}
+
+// rewrite returns the recipe's stages with stage i rewritten to fix a finding, and a
+// comment saying why:
+//
+//   - when stage i trains pretrained groups together with a head that no earlier stage
+//     trained (the fresh head's large, noisy gradients detune the base), it is split: the
+//     head alone first (a third of its epochs, one-cycle), then its groups with ULMFiT
+//     rates (the head's rate, each group below divided by 2.6) and the slanted
+//     triangle, no rate above the optimizer's usual default;
+//   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
+//     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
+//     for a finding about a group the stage trains, else every group's.
+//
+// The epoch budget stays the same (a one-epoch stage split in two takes two).
+func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string) {
+	stages := slices.Clone(t.cfg.Stages)
+	st := t.stages[i]
+	names := groupNames(t.groups)
+	rates, err := st.spread.Rates(names, st.trained)
+	if err != nil {
+		return stages, ""
+	}
+	headRate := 0.0
+	for j, g := range names {
+		if rates[j] > headRate && (g == HeadGroup || !contains(st.trained, HeadGroup)) {
+			headRate = rates[j]
+		}
+	}
+	freshHead := true
+	for _, earlier := range t.stages[:i] {
+		if contains(earlier.trained, HeadGroup) {
+			freshHead = false
+		}
+	}
+	trainsBase := slices.ContainsFunc(st.trained, func(g string) bool { return g != HeadGroup })
+	if freshHead && trainsBase && contains(st.trained, HeadGroup) {
+		s := stages[i]
+		hr := roundRate(min(headRate, soundRate(t.cfg.Optimizer.Name)))
+		headEpochs := max(1, int(math.Round(float64(s.Epochs)/3)))
+		head := StageConfig{Name: t.freeStageName(s.Name + "-head"), Epochs: headEpochs, Train: []any{HeadGroup}, LR: hr, Schedule: "onecycle"}
+		rest := s
+		rest.Epochs = max(1, s.Epochs-headEpochs)
+		if _, scalar := st.spread.(schedule.Scalar); scalar {
+			rest.LR = map[string]any{"max": hr, "factor": schedule.DefaultFactor}
+		} else if headRate > hr {
+			rest.LR = scaleLR(s.LR, hr/headRate)
+		}
+		if name, _ := s.Schedule.(string); s.Schedule == nil || name == "constant" {
+			rest.Schedule = "stlr"
+		}
+		stages = slices.Replace(stages, i, i+1, head, rest)
+		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
+	}
+	sound := soundRate(t.cfg.Optimizer.Name)
+	lower := func(r float64) float64 { return min(r/10, sound) }
+	s := stages[i]
+	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
+	if perGroup {
+		lr := map[string]any{}
+		for j, g := range names {
+			if rates[j] == 0 {
+				continue
+			}
+			r := rates[j]
+			if g == group {
+				r = lower(r)
+			}
+			lr[g] = roundRate(r)
+		}
+		s.LR = lr
+		stages[i] = s
+		return stages, fmt.Sprintf("group %s's rate lower", group)
+	}
+	s.LR = scaleLR(s.LR, lower(headRate)/headRate)
+	stages[i] = s
+	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
+}
+
+// freeStageName returns "head" if no stage has that name, else base, numbered if taken.
+func (t *Trainer) freeStageName(base string) string {
+	used := map[string]bool{}
+	for _, s := range t.cfg.Stages {
+		used[s.Name] = true
+	}
+	if !used[HeadGroup] {
+		return HeadGroup
+	}
+	candidate := base
+	for n := 2; used[candidate]; n++ {
+		candidate = fmt.Sprintf("%s%d", base, n)
+	}
+	return candidate
+}
+
+// scaleLR multiplies every rate of a stage's lr spec by f, keeping its form.
+func scaleLR(lr any, f float64) any {
+	spread, err := schedule.ParseSpread(lr)
+	if err != nil {
+		return lr
+	}
+	switch s := spread.(type) {
+	case schedule.Scalar:
+		return roundRate(float64(s) * f)
+	case schedule.ULMFiT:
+		return map[string]any{"max": roundRate(s.Max * f), "factor": s.Factor}
+	case schedule.Slice:
+		if s.Lo == 0 {
+			return map[string]any{"slice": []any{roundRate(s.Hi * f)}}
+		}
+		return map[string]any{"slice": []any{roundRate(s.Lo * f), roundRate(s.Hi * f)}}
+	case schedule.PerGroup:
+		out := map[string]any{}
+		for g, r := range s {
+			out[g] = roundRate(r * f)
+		}
+		return out
+	}
+	return lr
+}
+
+// withRate returns the stage's lr spec scaled so that its largest rate is rate.
+func (t *Trainer) withRate(i int, rate float64) any {
+	st := t.stages[i]
+	rates, err := st.spread.Rates(groupNames(t.groups), st.trained)
+	if err != nil {
+		return roundRate(rate)
+	}
+	top := slices.Max(rates)
+	if _, scalar := st.spread.(schedule.Scalar); scalar || top == 0 {
+		return roundRate(rate)
+	}
+	return scaleLR(st.cfg.LR, rate/top)
+}
+
+// roundRate keeps two significant digits.
+func roundRate(r float64) float64 {
+	if r <= 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		return r
+	}
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(r, 'g', 2, 64), 64)
+	return f
+}
+
+// StageLine writes a stage as one YAML flow mapping with the recipe's keys, leaving out
+// unset ones: {name: head, epochs: 3, train: [head], lr: 0.001, schedule: onecycle}.
+func StageLine(s StageConfig) string {
+	var n yaml.Node
+	n.Kind = yaml.MappingNode
+	n.Style = yaml.FlowStyle
+	add := func(key string, v any) {
+		var val yaml.Node
+		if err := val.Encode(v); err != nil {
+			val = yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(v)}
+		}
+		flow(&val)
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &val)
+	}
+	add("name", s.Name)
+	add("epochs", s.Epochs)
+	if s.Train != nil {
+		add("train", s.Train)
+	}
+	if s.LR != nil {
+		add("lr", s.LR)
+	}
+	if s.Schedule != nil {
+		add("schedule", s.Schedule)
+	}
+	if s.Gradual {
+		add("gradual", true)
+	}
+	out, err := yaml.Marshal(&n)
+	if err != nil {
+		return fmt.Sprintf("%+v", s)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// flow puts every mapping and sequence of a node in flow style, with the rate keys of an
+// lr map in the order people write them.
+func flow(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		n.Style = yaml.FlowStyle
+	}
+	if n.Kind == yaml.MappingNode {
+		order := map[string]int{"name": -3, "max": -2, "factor": -1}
+		type kv struct{ k, v *yaml.Node }
+		var pairs []kv
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			pairs = append(pairs, kv{n.Content[i], n.Content[i+1]})
+		}
+		slices.SortStableFunc(pairs, func(a, b kv) int { return order[a.k.Value] - order[b.k.Value] })
+		n.Content = n.Content[:0]
+		for _, p := range pairs {
+			n.Content = append(n.Content, p.k, p.v)
+		}
+	}
+	for _, c := range n.Content {
+		flow(c)
+	}
+}
+
+// repair goes back to the start of the failing stage and goes on with the rewritten
+// recipe: the weights, optimizer states, position, history and hook states are those
+// the stage started with; the findings and the repair stay in the log.
+func (t *Trainer) repair(req *repairRequest) error {
+	i := t.progress.Stage
+	snap := t.stageSnap
+	if snap == nil || snap.progress.Stage != i {
+		return fmt.Errorf("repair: no saved state of the start of stage %s", t.stages[i].cfg.Name)
+	}
+	var keep []Record
+	for _, r := range t.log[min(len(snap.log), len(t.log)):] {
+		if r.Finding != nil || r.Repair != nil {
+			keep = append(keep, r)
+		}
+	}
+	rec := Repair{
+		Kind: req.finding.Kind, Epoch: req.finding.Epoch, Step: req.finding.Step,
+		Stage: t.stages[i].cfg.Name, StageIndex: i,
+	}
+	for _, s := range t.cfg.Stages[i:] {
+		rec.Before = append(rec.Before, StageLine(s))
+	}
+	for _, s := range req.stages[i:] {
+		rec.After = append(rec.After, StageLine(s))
+	}
+	plans, err := planStages(req.stages, t.groups)
+	if err != nil {
+		return fmt.Errorf("repair: the rewritten recipe: %w", err)
+	}
+	if err := t.restore(snap); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	t.log = append(t.log, keep...)
+	t.cfg.Stages, t.stages = req.stages, plans
+	rec.Epoch = t.progress.Epoch + 1
+	if t.runDir != "" {
+		rec.Recipe = filepath.Join(t.runDir, RunRepaired)
+	}
+	for _, h := range t.hooks {
+		if h.Repair != nil {
+			if err := h.Repair(t, rec); err != nil {
+				return fmt.Errorf("hook %s: %w", h.Name, err)
+			}
+		}
+	}
+	t.log = append(t.log, Record{Repair: &rec})
+	return nil
+}
+
+// SuggestedStage returns stage i of the recipe with its rates scaled so that the
+// largest is rate (the line lr-find prints).
+func (t *Trainer) SuggestedStage(i int, rate float64) StageConfig {
+	s := t.cfg.Stages[i]
+	s.LR = t.withRate(i, rate)
+	return s
+}
