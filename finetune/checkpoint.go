@@ -2,10 +2,10 @@ package finetune
 
 import (
 	"encoding/gob"
-	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
