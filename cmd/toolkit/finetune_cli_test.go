@@ -320,6 +320,7 @@ func metrics(t *testing.T, dir string) []map[string]any {
 		}
 		delete(m, "images_per_sec")
 		delete(m, "seconds")
+		delete(m, "diagnostics_seconds")
 		lines = append(lines, m)
 	}
 	if err := sc.Err(); err != nil {
