@@ -188,12 +188,18 @@ func imagesInParallel(p Conv2DParams, work int64) (nw, gemmNW int) {
 }
 
 // gatherGroupSize is how many images share one product of the gathered
-// paths: enough for about 512 columns, with their padded copies within
-// about 16 MB.
+// paths: enough for about 512 columns, no more than leaves a group for
+// every core, with their padded copies within about 16 MB.
 func gatherGroupSize(p Conv2DParams) int {
 	_, _, plane := p.paddedDims()
 	P := p.OutH * p.OutW
 	g := min(p.N, max(1, (512+P-1)/P))
+	// At least one group per core: the groups run in parallel, each on one core,
+	// which beats splitting one product across the cores (VGG19's 4×4 layers at
+	// batch 16: 18% faster).
+	if procs := runtime.GOMAXPROCS(0); p.N >= procs {
+		g = min(g, (p.N+procs-1)/procs)
+	}
 	return max(1, min(g, (1<<22)/max(1, p.C*plane)))
 }
 

@@ -75,7 +75,7 @@ const tileRelu = 1
 const gemmMinWork = 1 << 20
 
 // maxKC bounds every kernel's kc (the offset tables are on the stack).
-const maxKC = 1024
+const maxKC = 1152
 
 // axis maps an index along one dimension of a view to an element offset:
 // i*stride, or tab[i] when tab is set.
