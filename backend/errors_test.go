@@ -57,19 +57,37 @@ func TestShapeMismatchNamesTheNode(t *testing.T) {
 	}
 }
 
-func TestGroupedConvolutionIsRejectedClearly(t *testing.T) {
-	w := &onnx.Tensor{Name: "w", DataType: onnx.Float, Dims: []int64{4, 2, 3, 3}, Floats: make([]float32, 72)}
-	m := tinyModel([]*onnx.Node{{
-		Name: "dw", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"},
-		Attributes: []*onnx.Attribute{{Name: "group", Type: onnx.AttrInt, Int: 2}},
-	}}, []*onnx.Tensor{w}, []int64{1, 4, 8, 8})
-	bm, err := NewModel(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = bm.Program(Options{Batch: 1})
-	if err == nil || !strings.Contains(err.Error(), "group=2 is not supported") || !strings.Contains(err.Error(), `"dw"`) {
-		t.Errorf("got %v", err)
+func TestGroupedConvolutionMismatchIsNamed(t *testing.T) {
+	for _, tc := range []struct {
+		w     []int64
+		group int64
+		want  string
+	}{
+		{[]int64{4, 3, 3, 3}, 2, "X is [1 4 8 8] with 4 channels, W is [4 3 3 3] and expects 6 (group 2)"},
+		{[]int64{6, 2, 3, 3}, 2, ""}, // fine: 4 = 2 x 2 inputs, 6 outputs in 2 groups
+		{[]int64{5, 2, 3, 3}, 2, "group 2 does not divide X's 4 channels and W's 5 filters"},
+		{[]int64{4, 1, 3, 3}, 4, ""}, // depthwise
+	} {
+		n := int(tc.w[0] * tc.w[1] * tc.w[2] * tc.w[3])
+		w := &onnx.Tensor{Name: "w", DataType: onnx.Float, Dims: tc.w, Floats: make([]float32, n)}
+		m := tinyModel([]*onnx.Node{{
+			Name: "dw", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"y"},
+			Attributes: []*onnx.Attribute{{Name: "group", Type: onnx.AttrInt, Int: tc.group}},
+		}}, []*onnx.Tensor{w}, []int64{1, 4, 8, 8})
+		bm, err := NewModel(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bm.Program(Options{Batch: 1})
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("W %v group %d: %v", tc.w, tc.group, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"dw"`) {
+			t.Errorf("W %v group %d: got %v, want %q naming the node", tc.w, tc.group, err, tc.want)
+		}
 	}
 }
 

@@ -10,7 +10,7 @@ func init() {
 }
 
 // conv is ONNX Conv over NCHW input with 2-D kernels: explicit or asymmetric pads,
-// auto_pad, strides, dilations and an optional bias; with relu, the Conv and the Relu
+// auto_pad, strides, dilations, groups (depthwise included) and an optional bias; with relu, the Conv and the Relu
 // after it as one op (the kernels apply the Relu as they store the output).
 type conv[T float] struct {
 	p    kernels.Conv2DParams
@@ -25,21 +25,28 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 	if len(x) != 4 || len(w) != 4 {
 		return nil, c.errorf("only 2-D convolutions over NCHW input are supported: X is %v, W is %v", x, w)
 	}
-	if g := c.node.AttrInt("group", 1); g != 1 {
-		return nil, c.errorf("group=%d is not supported yet: only group=1 convolutions", g)
+	g := int(c.node.AttrInt("group", 1))
+	if g < 1 {
+		return nil, c.errorf("group=%d: must be at least 1", g)
 	}
 	win, err := onnx.ConvWindow(c.node, int64sOf(x), int64sOf(w))
 	if err != nil {
 		return nil, err
 	}
-	if x[1] != w[1] {
-		return nil, c.errorf("X has %d channels but W expects %d", x[1], w[1])
+	if x[1] != w[1]*g {
+		if g == 1 {
+			return nil, c.errorf("X has %d channels but W expects %d", x[1], w[1])
+		}
+		return nil, c.errorf("X has %d channels but W expects %d (group=%d times %d per group)", x[1], w[1]*g, g, w[1])
+	}
+	if w[0]%g != 0 {
+		return nil, c.errorf("W has %d output channels, not a multiple of group=%d", w[0], g)
 	}
 	p := kernels.Conv2DParams{
 		N: x[0], C: x[1], H: x[2], W: x[3], M: w[0], KH: w[2], KW: w[3],
 		StrideH: win.Strides[0], StrideW: win.Strides[1], DilH: win.Dilations[0], DilW: win.Dilations[1],
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
-		OutH: win.Out[0], OutW: win.Out[1], Group: 1,
+		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
 	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p, relu: c.fuseRelu}}, data: []int{0, 1}, diff: []bool{true, true}}
 	if c.has(2) {

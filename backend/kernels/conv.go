@@ -25,9 +25,7 @@ type Conv2DParams struct {
 	OutH, OutW int
 
 	// Group is the ONNX group attribute; 0 and 1 both mean an ordinary
-	// convolution. Grouped and depthwise convolutions are not implemented
-	// yet and fail validation; the field exists so that adding them does
-	// not change the struct.
+	// convolution. C and M must be multiples of it (conv_grouped.go).
 	Group int
 }
 
@@ -74,8 +72,8 @@ func (p Conv2DParams) Validate() error {
 		return errors.New("kernels: Conv2D: negative stride or dilation")
 	case q.PadTop < 0 || q.PadLeft < 0 || q.PadBottom < 0 || q.PadRight < 0:
 		return errors.New("kernels: Conv2D: negative padding")
-	case q.Group != 1:
-		return errors.New("kernels: Conv2D: group " + itoa(q.Group) + " is not supported (only group 1)")
+	case q.Group < 1 || q.C%q.Group != 0 || q.M%q.Group != 0:
+		return errors.New("kernels: Conv2D: group " + itoa(q.Group) + " does not divide the " + itoa(q.C) + " input and " + itoa(q.M) + " output channels")
 	}
 	w := q.WithOutSize()
 	if w.OutH < 1 || w.OutW < 1 {
@@ -487,6 +485,10 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 	if bias != nil {
 		need(name, "bias", bias, p.M)
 	}
+	if p.Group > 1 {
+		conv2DGroupedForward(p, x, w, bias, y, false)
+		return
+	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), false)
 		return
@@ -520,6 +522,14 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 // over y); elsewhere it is Conv2DForward followed by [ReluForward].
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
 	const name = "Conv2DForwardRelu"
+	if p.norm().Group > 1 {
+		p = p.mustValid(name)
+		need(name, "x", x, p.XLen())
+		need(name, "w", w, p.WLen())
+		need(name, "y", y, p.YLen())
+		conv2DGroupedForward(p, x, w, bias, y, true)
+		return
+	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		p = p.mustValid(name)
 		need(name, "x", x, p.XLen())
@@ -545,6 +555,10 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	need(name, "w", w, p.WLen())
 	need(name, "dy", dy, p.YLen())
 	need(name, "dx", dx, p.XLen())
+	if p.Group > 1 {
+		conv2DGroupedBackwardData(p, w, dy, dx)
+		return
+	}
 	if q, ok := p.flipped(); ok {
 		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) {
 			wf, tab := flippedWeights(p, as32(w))
@@ -597,13 +611,17 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.YLen())
 	need(name, "dw", dw, p.WLen())
+	if p.N == 0 {
+		clear(dw[:p.WLen()])
+		return
+	}
+	if p.Group > 1 {
+		conv2DGroupedBackwardWeight(p, x, dy, dw)
+		return
+	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
 	dw = dw[:p.M*K]
-	if p.N == 0 {
-		clear(dw)
-		return
-	}
 	if kern := packedKernel[T](); kern != nil && kern.fastGather && !p.direct() {
 		convBackwardWeightFast(kern, p, as32(x), as32(dy), as32(dw))
 		return

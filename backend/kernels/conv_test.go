@@ -9,6 +9,7 @@ import (
 // naiveConv is a direct seven-loop convolution, independent of im2col.
 func naiveConv(p Conv2DParams, x, w, bias []float64) []float64 {
 	p = p.norm()
+	cg, mg := p.C/p.Group, p.M/p.Group
 	y := make([]float64, p.N*p.M*p.OutH*p.OutW)
 	for n := 0; n < p.N; n++ {
 		for m := 0; m < p.M; m++ {
@@ -18,7 +19,7 @@ func naiveConv(p Conv2DParams, x, w, bias []float64) []float64 {
 					if bias != nil {
 						s = bias[m]
 					}
-					for c := 0; c < p.C; c++ {
+					for c := m / mg * cg; c < (m/mg+1)*cg; c++ {
 						for kh := 0; kh < p.KH; kh++ {
 							for kw := 0; kw < p.KW; kw++ {
 								ih := oh*p.StrideH - p.PadTop + kh*p.DilH
@@ -26,7 +27,7 @@ func naiveConv(p Conv2DParams, x, w, bias []float64) []float64 {
 								if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
 									continue
 								}
-								s += x[((n*p.C+c)*p.H+ih)*p.W+iw] * w[((m*p.C+c)*p.KH+kh)*p.KW+kw]
+								s += x[((n*p.C+c)*p.H+ih)*p.W+iw] * w[((m*cg+c%cg)*p.KH+kh)*p.KW+kw]
 							}
 						}
 					}
@@ -42,13 +43,14 @@ func naiveConv(p Conv2DParams, x, w, bias []float64) []float64 {
 // over its window with direct loops.
 func naiveConvBackward(p Conv2DParams, x, w, dy []float64) (dx, dw []float64) {
 	p = p.norm()
+	cg, mg := p.C/p.Group, p.M/p.Group
 	dx, dw = make([]float64, p.XLen()), make([]float64, p.WLen())
 	for n := 0; n < p.N; n++ {
 		for m := 0; m < p.M; m++ {
 			for oh := 0; oh < p.OutH; oh++ {
 				for ow := 0; ow < p.OutW; ow++ {
 					g := dy[((n*p.M+m)*p.OutH+oh)*p.OutW+ow]
-					for c := 0; c < p.C; c++ {
+					for c := m / mg * cg; c < (m/mg+1)*cg; c++ {
 						for kh := 0; kh < p.KH; kh++ {
 							for kw := 0; kw < p.KW; kw++ {
 								ih := oh*p.StrideH - p.PadTop + kh*p.DilH
@@ -57,7 +59,7 @@ func naiveConvBackward(p Conv2DParams, x, w, dy []float64) (dx, dw []float64) {
 									continue
 								}
 								xi := ((n*p.C+c)*p.H+ih)*p.W + iw
-								wi := ((m*p.C+c)*p.KH+kh)*p.KW + kw
+								wi := ((m*cg+c%cg)*p.KH+kh)*p.KW + kw
 								dx[xi] += g * w[wi]
 								dw[wi] += g * x[xi]
 							}
@@ -299,6 +301,13 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 3, H: 16, W: 16, M: 9, KH: 3, KW: 3, PadTop: 3, PadLeft: 1, PadBottom: 1, PadRight: 3},
 		Conv2DParams{N: 3, C: 16, H: 14, W: 15, M: 40, KH: 1, KW: 1},
 		Conv2DParams{N: 1, C: 3, H: 30, W: 64, M: 33, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
+		// Grouped: depthwise (stride 1 and 2, channel multiplier 1 and 2), groups of 2 and 4 channels.
+		Conv2DParams{N: 3, C: 8, H: 14, W: 13, M: 8, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 8},
+		Conv2DParams{N: 2, C: 6, H: 15, W: 16, M: 12, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 6},
+		Conv2DParams{N: 2, C: 4, H: 9, W: 7, M: 4, KH: 3, KW: 3, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 4},
+		Conv2DParams{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
+		Conv2DParams{N: 3, C: 6, H: 7, W: 6, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, Group: 3},
+		Conv2DParams{N: 2, C: 8, H: 5, W: 5, M: 16, KH: 1, KW: 1, Group: 2},
 	)
 	forEachImplementation(t, func(t *testing.T) {
 		rng := newRNG(7)
