@@ -128,7 +128,7 @@ type gradOp[T float] struct {
 	op    *nodeOp[T]
 	input int
 	buf   func(n int) []T // the shared buffer of a parameter's gradient, or nil
-	gin   []T // the gradient buffer, reused by every run
+	gin   []T             // the gradient buffer, reused by every run
 }
 
 func (g *gradOp[T]) Arity() int { return len(g.op.inShapes) + 2 }
