@@ -111,6 +111,11 @@ type DataConfig struct {
 	Workers    int              `mapstructure:"workers" yaml:"workers"`
 	// OnBadImage is "fail" (default) or "skip" (skip and count undecodable images).
 	OnBadImage string `mapstructure:"on_bad_image" yaml:"on_bad_image"`
+	// FeatureCache is "auto" (default) or "off". With auto, an epoch that trains only
+	// groups above a frozen part of the network, on images that nothing random changes
+	// (no augmentation), computes the frozen part's output once per image and trains
+	// on the stored activations.
+	FeatureCache string `mapstructure:"feature_cache" yaml:"feature_cache"`
 	// Classes, when set, are the class names of an IDX data set.
 	Classes []string `mapstructure:"classes" yaml:"classes"`
 }
@@ -187,7 +192,7 @@ func Default() Config {
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
 		Optimizer: OptimizerConfig{Name: "adam", Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		Data: DataConfig{
-			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail",
+			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto",
 			Preprocess: PreprocessConfig{Mode: "torch"},
 		},
 		Output: OutputConfig{Dir: "runs/run"},

@@ -41,6 +41,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
 	}
+	switch c.Data.FeatureCache {
+	case "auto", "off":
+	default:
+		return fmt.Errorf("data.feature_cache: unknown %q; valid: auto, off", c.Data.FeatureCache)
+	}
 	switch c.Data.OnBadImage {
 	case "", "fail", "skip":
 	default:
