@@ -70,7 +70,7 @@ func TestDemoRecipe(t *testing.T) {
 // evaluateModel evaluates another backend model on the trainer's test data.
 func evaluateModel(tr *Trainer, m *backend.Model) (loss, acc float64, err error) {
 	saved := tr.model
-	tr.model, tr.evalPrograms = m, map[int]*backend.Program{}
-	defer func() { tr.model, tr.evalPrograms = saved, map[int]*backend.Program{} }()
+	tr.model, tr.evalPrograms = m, map[programKey]*backend.Program{}
+	defer func() { tr.model, tr.evalPrograms = saved, map[programKey]*backend.Program{} }()
 	return tr.evaluate(context.Background(), tr.testLoader)
 }

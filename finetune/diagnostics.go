@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"toolkit/finetune/diagnose"
@@ -113,11 +114,15 @@ func (d *diagnostics) sample(t *Trainer) diagnose.Step {
 			gs.Trained = true
 			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = r.GradNorm[g.Name], r.WeightNorm[g.Name], r.UpdateNorm[g.Name]
 		}
+		names := r.prog.OutputNames()
 		for _, p := range d.probes {
-			if p.Group != g.Name || p.Output >= r.prog.NumOutputs() {
+			// By name: a program that starts at the feature cache's cut has only the
+			// probes after it, at other positions.
+			o := slices.Index(names, p.Tensor)
+			if p.Group != g.Name || o < 0 {
 				continue
 			}
-			dead, units := deadUnits(r.prog.Output(p.Output), r.prog.OutputShape(p.Output))
+			dead, units := deadUnits(r.prog.Output(o), r.prog.OutputShape(o))
 			gs.DeadUnits += dead
 			gs.Units += units
 		}

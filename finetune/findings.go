@@ -79,12 +79,13 @@ func (r Repair) WriteText(w io.Writer) error {
 	return err
 }
 
-// Record is one line of a run's log (metrics.jsonl): an epoch's metrics, a finding or a
-// repair.
+// Record is one line of a run's log (metrics.jsonl): an epoch's metrics, a finding, a
+// repair or a notice.
 type Record struct {
 	Epoch   *EpochMetrics
 	Finding *Finding
 	Repair  *Repair
+	Notice  *Notice
 }
 
 // MarshalJSON writes the record's one value.
@@ -94,6 +95,8 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		return json.Marshal(r.Finding)
 	case r.Repair != nil:
 		return json.Marshal(r.Repair)
+	case r.Notice != nil:
+		return json.Marshal(r.Notice)
 	}
 	return json.Marshal(r.Epoch)
 }
@@ -112,6 +115,10 @@ func (r *Record) UnmarshalJSON(raw []byte) error {
 	if _, ok := keys["repair"]; ok {
 		r.Repair = &Repair{}
 		return json.Unmarshal(raw, r.Repair)
+	}
+	if _, ok := keys["notice"]; ok {
+		r.Notice = &Notice{}
+		return json.Unmarshal(raw, r.Notice)
 	}
 	r.Epoch = &EpochMetrics{}
 	return json.Unmarshal(raw, r.Epoch)

@@ -42,6 +42,9 @@ type Hook struct {
 	// Repair is called when a repair rewrites the recipe (diagnostics: {repair: true}),
 	// after the trainer has returned to the start of the failing stage.
 	Repair func(t *Trainer, r Repair) error
+	// Notice is called when the trainer reports a decision (the feature cache), once
+	// per stage.
+	Notice func(t *Trainer, n Notice) error
 	// Interrupt is called when the run's context is cancelled, with the position
 	// reached (Trainer.Progress) consistent with the weights.
 	Interrupt func(t *Trainer) error

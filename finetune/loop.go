@@ -202,10 +202,13 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 
 // trainBatch is what one step consumes, however it was produced.
 type trainBatch struct {
-	Images []float32 // N x C x H x W, preprocessed
+	Images []float32 // N x C x H x W, preprocessed; from a cut, N activations at it
 	Labels []int
 	N      int
 	Index  int // position in the epoch, from 0
+	// From is the tensor the batch holds the values of (the feature cache's cut), empty
+	// for the model's input.
+	From string
 }
 
 // batches yields the training batches of the current epoch from the current batch on.
@@ -239,7 +242,11 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 			}
 		}
 	}
-	for b, err := range t.batches(ctx) {
+	batches, err := t.epochBatches(ctx)
+	if err != nil {
+		return err
+	}
+	for b, err := range batches {
 		if err != nil {
 			return err
 		}
@@ -335,7 +342,7 @@ type stepResult struct {
 func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, error) {
 	p := &t.progress
 	classes := t.cfg.Head.Classes
-	prog, err := t.program(b.N, true)
+	prog, err := t.programFrom(b.N, true, b.From)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +405,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		if err := o.Step(params, lr); err != nil {
 			return nil, fmt.Errorf("%s: group %s: %w", where, g.Name, err)
 		}
+		t.weightVersion[g.Name]++
 		r.LR[g.Name] = lr
 	}
 	if measure {
@@ -491,27 +499,47 @@ func (t *Trainer) train(params []string) {
 // program returns the training (for the parameters set by train) or evaluation
 // program for a batch size, building it once.
 func (t *Trainer) program(batch int, training bool) (*backend.Program, error) {
+	return t.programFrom(batch, training, "")
+}
+
+// programKey identifies a built program: its batch size and, for one that starts at a
+// cut of the feature cache, the cut.
+type programKey struct {
+	batch int
+	from  string
+}
+
+// programFrom is program for a program that takes the activations at tensor from
+// instead of images (all of the model when from is empty).
+func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.Program, error) {
 	cache := t.evalPrograms
 	if training {
 		cache = t.trainPrograms
 	}
-	if p, ok := cache[batch]; ok {
+	key := programKey{batch, from}
+	if p, ok := cache[key]; ok {
 		return p, nil
 	}
 	opts := backend.Options{Batch: batch, Training: training, Loss: backend.CrossEntropy}
 	if training {
 		opts.Trainable = t.trained
 	}
+	if from != "" {
+		opts.From, opts.Outputs = from, t.suffixOutputs(from)
+	}
 	p, err := t.model.Program(opts)
 	if err != nil {
 		return nil, err
 	}
-	cache[batch] = p
+	cache[key] = p
 	return p, nil
 }
 
 // evaluate returns the mean cross-entropy (without label smoothing) and the accuracy.
 func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc float64, err error) {
+	if loss, acc, ok, err := t.cachedEvaluate(ctx, l); ok || err != nil {
+		return loss, acc, err
+	}
 	var sum float64
 	var right, seen int
 	for b, err := range l.Epoch(ctx, 0) {

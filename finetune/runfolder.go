@@ -45,7 +45,7 @@ func (r *runFolder) path(name string) string { return filepath.Join(r.dir, name)
 // checkpoints.
 func (r *runFolder) hooks() []Hook {
 	return []Hook{
-		{Name: "metrics_file", Start: r.start, Epoch: r.epochFiles, Finding: r.finding, Repair: r.repaired},
+		{Name: "metrics_file", Start: r.start, Epoch: r.epochFiles, Finding: r.finding, Repair: r.repaired, Notice: r.notice},
 		{Name: "checkpoint", Epoch: r.checkpoint, Interrupt: r.interrupt, End: r.end},
 	}
 }
@@ -89,6 +89,10 @@ func (r *runFolder) epochFiles(t *Trainer, m *EpochMetrics) error {
 }
 
 func (r *runFolder) finding(t *Trainer, f Finding) error {
+	return r.writeMetrics(t.log)
+}
+
+func (r *runFolder) notice(t *Trainer, n Notice) error {
 	return r.writeMetrics(t.log)
 }
 

@@ -43,10 +43,17 @@ type Trainer struct {
 	// runDir is the run folder (empty without the default hooks).
 	stageSnap *snapshot
 	runDir    string
-	// The programs built so far, by batch size; the training ones compute gradients
-	// for trained.
-	trainPrograms, evalPrograms map[int]*backend.Program
+	// The programs built so far, by batch size (and cut); the training ones compute
+	// gradients for trained.
+	trainPrograms, evalPrograms map[programKey]*backend.Program
 	trained                     []string
+	// The feature cache (featurecache.go): the model's cut points, the epoch's cut (nil:
+	// the epoch trains on images), the cached activations of the training and
+	// validation data, and a version per group, raised by every update of its weights.
+	cuts                 []onnx.CutPoint
+	cut                  *cacheCut
+	trainCache, valCache *featureCache
+	weightVersion        map[string]int
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -114,7 +121,8 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			}
 		}
 	}
-	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[int]*backend.Program{}, evalPrograms: map[int]*backend.Program{}}
+	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
+		weightVersion: map[string]int{}}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err

@@ -136,7 +136,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func (h *progressHook) hook() finetune.Hook {
-	return finetune.Hook{Name: "progress", EpochStart: h.epochStart, Step: h.step, Epoch: h.epoch, Finding: h.finding, Repair: h.repair}
+	return finetune.Hook{Name: "progress", EpochStart: h.epochStart, Step: h.step, Epoch: h.epoch, Finding: h.finding, Repair: h.repair, Notice: h.notice}
 }
 
 func (h *progressHook) epochStart(t *finetune.Trainer, info finetune.StepInfo) error {
@@ -181,6 +181,16 @@ func (h *progressHook) finding(t *finetune.Trainer, f finetune.Finding) error {
 	}
 	h.lastFix = f.Fix
 	return f.WriteText(h.out)
+}
+
+func (h *progressHook) notice(t *finetune.Trainer, n finetune.Notice) error {
+	h.clearBar()
+	line := n.Message
+	if n.Seconds > 0 {
+		line += fmt.Sprintf(" (computed in %.1fs)", n.Seconds)
+	}
+	_, err := fmt.Fprintln(h.out, line)
+	return err
 }
 
 func groupSuffix(g string) string {
