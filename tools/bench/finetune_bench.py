@@ -71,7 +71,9 @@ def main():
 
     t1 = time.time()
     loss_sum = 0.0
+    epoch_s = []
     for ep in range(a.epochs):
+        te = time.time()
         model.train()
         if a.frozen:
             base.eval()
@@ -84,6 +86,7 @@ def main():
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(idx)
+        epoch_s.append(time.time() - te)
     train = time.time() - t1
 
     t2 = time.time()
@@ -95,7 +98,7 @@ def main():
     test = time.time() - t2
     print(json.dumps({
         "impl": "pytorch", "threads": torch.get_num_threads(), "epochs": a.epochs, "frozen": a.frozen,
-        "load_s": load, "train_s": train, "test_s": test,
+        "load_s": load, "train_s": train, "test_s": test, "epoch_s": epoch_s,
         "train_images_per_s": a.epochs * len(xtr) / train, "test_images_per_s": len(xte) / test,
         "train_loss": loss_sum / len(xtr), "test_accuracy": correct / len(xte),
     }))

@@ -60,8 +60,10 @@ for r in $(seq "$ROUNDS"); do
 	echo "== round $r ($EPOCHS epochs, frozen=$FROZEN)"
 	rm -rf "$OUT/run"
 	measure toolkit "$OUT/toolkit" finetune -c "$OUT/config.yaml"
-	grep -i 'test' "$OUT/toolkit.out" | tail -2 | sed 's/^/    /'
+	grep -i 'test\|feature cache' "$OUT/toolkit.out" | tail -3 | sed 's/^/    /'
+	$PY -c 'import json,sys; e=[json.loads(l)["seconds"] for l in open(sys.argv[1]) if "train_loss" in l]; print("    epochs: first %.3f s, the others %.3f s each (median)" % (e[0], sorted(e[1:])[len(e[1:])//2] if len(e)>1 else float("nan")))' "$OUT/run/metrics.jsonl"
 	measure pytorch $PY tools/bench/finetune_bench.py "$DIR" --epochs "$EPOCHS" --threads 2 $pyflags
 	sed 's/^/    /' "$OUT/pytorch.out"
+	$PY -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); e=d["epoch_s"]; print("    epochs: first %.3f s, the others %.3f s each (median)" % (e[0], sorted(e[1:])[len(e[1:])//2] if len(e)>1 else float("nan")))' "$OUT/pytorch.out"
 done
 echo "outputs in $OUT"
