@@ -279,14 +279,19 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 
 // chunks returns the width of the parts (a multiple of unit, at most
 // maxChunk and at least minChunk where dim allows) and their number, aiming
-// at about four parts per goroutine.
+// at about four parts per goroutine. The number is a multiple of nw where
+// the parts can be near equal (widths differing by at most a unit or two),
+// so that no goroutine is left with one part more than the others.
 func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
 	units := (dim + unit - 1) / unit
-	per := units
+	maxUnits, minUnits := max(1, maxChunk/unit), max(1, minChunk/unit)
+	count = (units + maxUnits - 1) / maxUnits // the fewest parts the cap allows
 	if nw > 1 {
-		per = max(minChunk/unit, (units+4*nw-1)/(4*nw))
+		count = max(count, min(4*nw, units/minUnits))
+		count = (count + nw - 1) / nw * nw
 	}
-	per = max(1, min(per, maxChunk/unit))
+	count = max(1, min(count, units))
+	per := (units + count - 1) / count
 	width = per * unit
 	return width, (dim + width - 1) / width
 }
