@@ -114,11 +114,7 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 						row := xc[ih*p.W : (ih+1)*p.W]
 						dst := yp[oh*p.OutW : (oh+1)*p.OutW]
 						if p.StrideW == 1 {
-							src := row[lo+off : hi+off]
-							d := dst[lo:hi]
-							for i, v := range src {
-								d[i] += wv * v
-							}
+							axpyT(wv, row[lo+off:hi+off], dst[lo:hi])
 							continue
 						}
 						for ow := lo; ow < hi; ow++ {
@@ -159,10 +155,7 @@ func depthwiseBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 							row := dxc[ih*p.W : (ih+1)*p.W]
 							src := dyp[oh*p.OutW : (oh+1)*p.OutW]
 							if p.StrideW == 1 {
-								d := row[lo+off : hi+off]
-								for i, v := range src[lo:hi] {
-									d[i] += wv * v
-								}
+								axpyT(wv, src[lo:hi], row[lo+off:hi+off])
 								continue
 							}
 							for ow := lo; ow < hi; ow++ {
@@ -199,6 +192,10 @@ func depthwiseBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 							}
 							row := xc[ih*p.W : (ih+1)*p.W]
 							g := dyp[oh*p.OutW : (oh+1)*p.OutW]
+							if p.StrideW == 1 {
+								s += float64(dotT(g[lo:hi], row[lo+off:hi+off]))
+								continue
+							}
 							var acc T
 							for ow := lo; ow < hi; ow++ {
 								acc += g[ow] * row[ow*p.StrideW+off]
@@ -211,4 +208,29 @@ func depthwiseBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 			}
 		}
 	})
+}
+
+// axpyT sets y[i] += a*x[i], with the vector kernel for float32.
+func axpyT[T Float](a T, x, y []T) {
+	if is32[T]() {
+		axpy32(float32(a), as32(x), as32(y))
+		return
+	}
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
+
+// dotT returns Σ x[i]*y[i], with the vector kernel for float32.
+func dotT[T Float](x, y []T) T {
+	if is32[T]() {
+		return T(dot32(as32(x), as32(y)))
+	}
+	y = y[:len(x)]
+	var s T
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
 }

@@ -43,6 +43,7 @@ func main() {
 	packGather(&w, 8)
 	packTrans8(&w)
 	kernelAVX2Rows(&w)
+	vectorOps(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -556,4 +557,124 @@ TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-68
 		}
 	}
 	w.p("\tVZEROUPPER\n\tRET\n")
+}
+
+// vectorOps emits the AVX-512 and AVX2 vector loops of the depthwise
+// convolutions: axpy (y[i] += a·x[i]) and dot (Σ x[i]·y[i]).
+func vectorOps(w *asm) {
+	w.p(`// func axpyAVX512(n int, a float32, x, y *float32)
+//
+// y[i] += a*x[i] for i < n (fused multiply-adds), 64 at a time, then 16,
+// then a masked remainder.
+TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS a+8(FP), Z0
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+axpy512_64:
+	CMPQ CX, $64
+	JL   axpy512_16
+	VMOVUPS (SI), Z1
+	VMOVUPS 64(SI), Z2
+	VMOVUPS 128(SI), Z3
+	VMOVUPS 192(SI), Z4
+	VFMADD213PS (DI), Z0, Z1
+	VFMADD213PS 64(DI), Z0, Z2
+	VFMADD213PS 128(DI), Z0, Z3
+	VFMADD213PS 192(DI), Z0, Z4
+	VMOVUPS Z1, (DI)
+	VMOVUPS Z2, 64(DI)
+	VMOVUPS Z3, 128(DI)
+	VMOVUPS Z4, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  axpy512_64
+axpy512_16:
+	CMPQ CX, $16
+	JL   axpy512_tail
+	VMOVUPS (SI), Z1
+	VFMADD213PS (DI), Z0, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  axpy512_16
+axpy512_tail:
+	TESTQ CX, CX
+	JZ   axpy512_done
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z1
+	VMOVUPS.Z (DI), K1, Z2
+	VFMADD231PS Z1, Z0, Z2
+	VMOVUPS Z2, K1, (DI)
+axpy512_done:
+	VZEROUPPER
+	RET
+
+// func dotAVX512(n int, x, y *float32) float32
+//
+// Σ x[i]*y[i] for i < n, in four vector accumulators (64 at a time), then
+// one, then a masked remainder; the lanes are summed at the end.
+TEXT ·dotAVX512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+dot512_64:
+	CMPQ CX, $64
+	JL   dot512_16
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z5, Z1
+	VFMADD231PS 128(DI), Z6, Z2
+	VFMADD231PS 192(DI), Z7, Z3
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  dot512_64
+dot512_16:
+	CMPQ CX, $16
+	JL   dot512_tail
+	VMOVUPS (SI), Z4
+	VFMADD231PS (DI), Z4, Z0
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  dot512_16
+dot512_tail:
+	TESTQ CX, CX
+	JZ   dot512_sum
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z4
+	VMOVUPS.Z (DI), K1, Z5
+	VFMADD231PS Z5, Z4, Z0
+dot512_sum:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF32X8 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VPSHUFD $1, X0, X1
+	VADDSS X1, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+`)
 }

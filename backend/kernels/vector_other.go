@@ -1,0 +1,21 @@
+//go:build !amd64 || purego
+
+package kernels
+
+const haveVectorAsm = false
+
+func axpy32(a float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
+
+func dot32(x, y []float32) float32 {
+	y = y[:len(x)]
+	var s float32
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
+}
