@@ -168,13 +168,27 @@ func (m *Model) Inputs() []Input {
 // Export returns a copy of the ONNX model whose initializers hold the current
 // parameter values. The rest of the graph is shared with the model m was made from.
 func (m *Model) Export() *onnx.Model {
+	return m.export(true)
+}
+
+// ExportShared is Export with the initializers holding the parameters themselves, not
+// copies: for writing the model out at once (onnx.Write), without a second copy of the
+// weights in memory. The result changes with the parameters.
+func (m *Model) ExportShared() *onnx.Model {
+	return m.export(false)
+}
+
+func (m *Model) export(copyValues bool) *onnx.Model {
 	out := *m.ir
 	g := *m.ir.Graph
 	g.Initializers = make([]*onnx.Tensor, len(m.ir.Graph.Initializers))
 	for i, t := range m.ir.Graph.Initializers {
 		if p, ok := m.params[t.Name]; ok {
 			c := *t
-			c.Floats = append([]float32(nil), p...)
+			c.Floats = p
+			if copyValues {
+				c.Floats = append([]float32(nil), p...)
+			}
 			t = &c
 		}
 		g.Initializers[i] = t

@@ -29,7 +29,23 @@ const (
 
 // checkpointVersion 2: the position only in progress, the hooks' states beside it, the
 // log (epochs, findings, repairs) and the stages as run (a repair rewrites them).
-const checkpointVersion = 2
+// Version 3: optimizer.gob is a header (the groups, their optimizers and parameters)
+// followed by one value per parameter, so that neither writing nor reading holds a
+// second copy of all the optimizer state in memory.
+const checkpointVersion = 3
+
+// optimHeader is the first value of optimizer.gob: each group's optimizer without its
+// per-parameter state, which follows, one ParamState per name, in this order.
+type optimHeader struct {
+	Groups []optimGroup
+}
+
+type optimGroup struct {
+	Name      string
+	Optimizer string
+	Hyper     optim.Hyper
+	Params    []string
+}
 
 type checkpointFile struct {
 	Version  int                        `json:"version"`
@@ -108,13 +124,70 @@ func (t *Trainer) restore(s *snapshot) error {
 	return t.setHookStates(s.hooks)
 }
 
-// SaveCheckpoint writes the trainer's state into dir (replacing what is there).
+// SaveCheckpoint writes the trainer's state into dir (replacing what is there). It
+// writes the live weights and optimizer state as they are (no copy of them in memory).
 func (t *Trainer) SaveCheckpoint(dir string) error {
-	s, err := t.capture()
-	if err != nil {
+	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
+		stages: t.cfg.Stages, log: t.log}
+	for _, name := range t.model.ParamNames() {
+		s.params[name] = t.model.Param(name)
+	}
+	for name, o := range t.optims {
+		s.optims[name] = o.StateView()
+	}
+	var err error
+	if s.hooks, err = t.hookStates(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return t.writeSnapshot(dir, s)
+}
+
+// writeOptimizers writes the optimizer states as optimHeader and then one ParamState per
+// parameter, in the recipe's group order.
+func (t *Trainer) writeOptimizers(f *os.File, states map[string]*optim.State) error {
+	var h optimHeader
+	for _, g := range t.groups {
+		st, ok := states[g.Name]
+		if !ok {
+			continue
+		}
+		h.Groups = append(h.Groups, optimGroup{Name: g.Name, Optimizer: st.Optimizer, Hyper: st.Hyper,
+			Params: slices.Sorted(maps.Keys(st.Params))})
+	}
+	enc := gob.NewEncoder(f)
+	if err := enc.Encode(h); err != nil {
+		return err
+	}
+	for _, g := range h.Groups {
+		for _, name := range g.Params {
+			if err := enc.Encode(states[g.Name].Params[name]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readOptimizers reads what writeOptimizers wrote.
+func readOptimizers(f *os.File) (map[string]*optim.State, error) {
+	dec := gob.NewDecoder(f)
+	var h optimHeader
+	if err := dec.Decode(&h); err != nil {
+		return nil, err
+	}
+	out := map[string]*optim.State{}
+	for _, g := range h.Groups {
+		st := &optim.State{Optimizer: g.Optimizer, Hyper: g.Hyper, Params: map[string]optim.ParamState{}}
+		for _, name := range g.Params {
+			var ps optim.ParamState
+			if err := dec.Decode(&ps); err != nil {
+				return nil, fmt.Errorf("group %s, parameter %s: %w", g.Name, name, err)
+			}
+			st.Params[name] = ps
+		}
+		out[g.Name] = st
+	}
+	return out, nil
 }
 
 // writeSnapshot writes a captured state as a checkpoint folder.
@@ -130,7 +203,7 @@ func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := writeFileWith(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
-		return gob.NewEncoder(f).Encode(s.optims)
+		return t.writeOptimizers(f, s.optims)
 	}); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -204,7 +277,7 @@ func (t *Trainer) readSnapshot(dir string) (*snapshot, error) {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
-	if err := gob.NewDecoder(f).Decode(&s.optims); err != nil {
+	if s.optims, err = readOptimizers(f); err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
 	}
 	return s, nil

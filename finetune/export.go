@@ -20,7 +20,11 @@ const (
 // ONNX, with the class names, preprocessing and recipe in its metadata. Dropout nodes
 // stay in the graph: in inference they are the identity, as ONNX defines them.
 func (t *Trainer) ExportModel() (*onnx.Model, error) {
-	m := t.exportIR(nil)
+	return t.exportModel(t.exportIR(nil))
+}
+
+// exportModel adds the metadata to an exported model.
+func (t *Trainer) exportModel(m *onnx.Model) (*onnx.Model, error) {
 	classes, err := json.Marshal(t.data.Classes)
 	if err != nil {
 		return nil, err
@@ -49,7 +53,8 @@ func (t *Trainer) ExportModel() (*onnx.Model, error) {
 
 // SaveModel writes the fine-tuned model to path (through a temporary file).
 func (t *Trainer) SaveModel(path string) error {
-	m, err := t.ExportModel()
+	// Written at once: the model may share the live weights instead of copying them.
+	m, err := t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
 	if err != nil {
 		return err
 	}

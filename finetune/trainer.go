@@ -403,6 +403,10 @@ func (t *Trainer) Skipped() []dataset.BadImage {
 // without the diagnostics' probe outputs.
 func (t *Trainer) exportIR(params map[string][]float32) *onnx.Model {
 	m := withoutProbes(t.model.Export(), t.outputs)
+	if params != nil {
+		// The given values replace the exported ones: no need for the copy.
+		m = withoutProbes(t.model.ExportShared(), t.outputs)
+	}
 	if params == nil {
 		return m
 	}

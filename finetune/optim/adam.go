@@ -188,14 +188,19 @@ func adamKernelGo(p, g, m, v []float32, c *adamCoef) {
 }
 
 // State implements Optimizer.
-func (a *Adam) State() *State {
+func (a *Adam) State() *State { return a.state2(clone) }
+
+// StateView implements Optimizer.
+func (a *Adam) StateView() *State { return a.state2(share) }
+
+func (a *Adam) state2(copyOf func([]float32) []float32) *State {
 	s := &State{
 		Optimizer: a.Name(),
 		Hyper:     Hyper{Momentum: a.cfg.Beta1, Beta2: a.cfg.Beta2, Eps: a.cfg.Eps, WeightDecay: a.cfg.WeightDecay},
 		Params:    make(map[string]ParamState, len(a.state)),
 	}
 	for name, st := range a.state {
-		s.Params[name] = ParamState{Step: st.step, ExpAvg: clone(st.m), ExpAvgSq: clone(st.v)}
+		s.Params[name] = ParamState{Step: st.step, ExpAvg: copyOf(st.m), ExpAvgSq: copyOf(st.v)}
 	}
 	return s
 }

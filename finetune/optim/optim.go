@@ -29,6 +29,9 @@ type Optimizer interface {
 	SetMomentum(m float64) error
 	// State returns a deep copy of the optimizer's state.
 	State() *State
+	// StateView returns the optimizer's state as State does, but sharing the live
+	// buffers: for writing it out, valid until the next Step or Load.
+	StateView() *State
 	// Load replaces the optimizer's state and hyperparameters with a copy of s, which must
 	// come from an optimizer of the same Name.
 	Load(s *State) error
@@ -60,6 +63,14 @@ type ParamState struct {
 	MomentumBuffer []float32 `json:"momentum_buffer,omitempty"`
 	ExpAvg         []float32 `json:"exp_avg,omitempty"`
 	ExpAvgSq       []float32 `json:"exp_avg_sq,omitempty"`
+}
+
+// share returns x itself (nil when empty, as clone gives it).
+func share(x []float32) []float32 {
+	if len(x) == 0 {
+		return nil
+	}
+	return x
 }
 
 // clone copies x; empty slices come back nil, as gob and omitempty JSON give them.

@@ -157,14 +157,19 @@ func sgdKernel(p, g, buf []float32, c *sgdCoef) {
 }
 
 // State implements Optimizer.
-func (o *SGD) State() *State {
+func (o *SGD) State() *State { return o.state2(clone) }
+
+// StateView implements Optimizer.
+func (o *SGD) StateView() *State { return o.state2(share) }
+
+func (o *SGD) state2(copyOf func([]float32) []float32) *State {
 	s := &State{
 		Optimizer: o.Name(),
 		Hyper:     Hyper{Momentum: o.cfg.Momentum, Nesterov: o.cfg.Nesterov, WeightDecay: o.cfg.WeightDecay},
 		Params:    make(map[string]ParamState, len(o.state)),
 	}
 	for name, st := range o.state {
-		s.Params[name] = ParamState{Step: st.step, MomentumBuffer: clone(st.buf)}
+		s.Params[name] = ParamState{Step: st.step, MomentumBuffer: copyOf(st.buf)}
 	}
 	return s
 }
