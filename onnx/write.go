@@ -1,9 +1,13 @@
 package onnx
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 
 	"toolkit/internal/atomicfile"
 	"toolkit/onnx/onnxpb"
@@ -35,14 +39,112 @@ func Encode(m *Model) ([]byte, error) {
 // folder, syncs it and renames it over path, so path never holds a half-written model;
 // a new file gets mode 0666 less the umask, as os.Create gives.
 func Write(path string, m *Model) error {
-	data, err := Encode(m)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if m == nil || m.Graph == nil {
+		return fmt.Errorf("%s: encode ONNX model: no graph", path)
 	}
-	if err := atomicfile.WriteFile(path, data); err != nil {
+	mp, err := modelProto(m)
+	if err != nil {
+		return fmt.Errorf("%s: encode ONNX model: %w", path, err)
+	}
+	if size := mp.Size(); size > math.MaxInt32 {
+		return fmt.Errorf("%s: encode ONNX model: %d bytes is over protobuf's 2 GB limit", path, size)
+	}
+	if err := atomicfile.Write(path, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		if err := writeModelProto(w, mp); err != nil {
+			return err
+		}
+		return w.Flush()
+	}); err != nil {
 		return fmt.Errorf("write ONNX model: %w", err)
 	}
 	return nil
+}
+
+// writeModelProto writes mp in the protobuf wire format without marshalling it into
+// one buffer: the tensors' raw data (the weights, which Encode would copy into the
+// buffer whole) goes to w from where it is. The bytes differ from Encode's only in the
+// order of fields (the graph and each initializer's raw_data come last), which the
+// format allows; parsers, Read included, give the same model.
+func writeModelProto(w io.Writer, mp *onnxpb.ModelProto) error {
+	graph := mp.Graph
+	rest := *mp
+	rest.Graph = nil
+	head, err := rest.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	if graph == nil {
+		return nil
+	}
+	inits := graph.Initializer
+	g := *graph
+	g.Initializer = nil
+	gHead, err := g.Marshal()
+	if err != nil {
+		return err
+	}
+	type part struct {
+		head []byte // the tensor without its raw data
+		raw  []byte
+		size int // of the whole TensorProto
+	}
+	parts := make([]part, len(inits))
+	gSize := len(gHead)
+	for i, t := range inits {
+		tc := *t
+		tc.RawData = nil
+		th, err := tc.Marshal()
+		if err != nil {
+			return err
+		}
+		size := len(th)
+		if t.RawData != nil {
+			size += 1 + varintLen(uint64(len(t.RawData))) + len(t.RawData) // raw_data = 9
+		}
+		parts[i] = part{th, t.RawData, size}
+		gSize += 1 + varintLen(uint64(size)) + size // initializer = 5
+	}
+	var buf [2 * binary.MaxVarintLen64]byte
+	tagged := func(field int, n int) []byte { // the tag of a length-delimited field, then n
+		b := binary.AppendUvarint(buf[:0], uint64(field<<3|2))
+		return binary.AppendUvarint(b, uint64(n))
+	}
+	if _, err := w.Write(tagged(7, gSize)); err != nil { // ModelProto.graph = 7
+		return err
+	}
+	if _, err := w.Write(gHead); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(tagged(5, p.size)); err != nil {
+			return err
+		}
+		if _, err := w.Write(p.head); err != nil {
+			return err
+		}
+		if p.raw != nil {
+			if _, err := w.Write(tagged(9, len(p.raw))); err != nil {
+				return err
+			}
+			if _, err := w.Write(p.raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 func modelProto(m *Model) (*onnxpb.ModelProto, error) {
