@@ -470,14 +470,26 @@ func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
 }
 
 // Conv2DForward computes y = conv(x, w) + bias for x [N, C, H, W], w
-// [M, C, KH, KW] and y [N, M, OutH, OutW]; bias [M] may be nil. Images are
-// unfolded with im2col (skipped for a whole image under a 1×1 unit-stride
-// unpadded kernel, whose image is its own column matrix), several small
-// images or one band of a large image at a time, and multiplied by the
-// weight with [Gemm]. Each step runs on every core: the unfolding split by
-// channels, the product by [Gemm].
+// [M, C/Group, KH, KW] and y [N, M, OutH, OutW]; bias [M] may be nil. On
+// the toolkit's own GEMM it takes the paths of conv_fast.go; otherwise
+// images are unfolded with im2col (skipped for a whole image under a 1×1
+// unit-stride unpadded kernel, whose image is its own column matrix),
+// several small images or one band of a large image at a time, and
+// multiplied by the weight with [Gemm]. Each step runs on every core: the
+// unfolding split by channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
-	const name = "Conv2DForward"
+	conv2DForward("Conv2DForward", p, x, w, bias, y, false)
+}
+
+// Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
+// convolution fused with the Relu after it. On the toolkit's own GEMM the
+// micro-kernel applies the Relu as it stores the output (no second pass
+// over y); elsewhere it is Conv2DForward followed by [ReluForward].
+func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
+	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, true)
+}
+
+func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu bool) {
 	p = p.mustValid(name)
 	need(name, "x", x, p.XLen())
 	need(name, "w", w, p.WLen())
@@ -486,11 +498,11 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 		need(name, "bias", bias, p.M)
 	}
 	if p.Group > 1 {
-		conv2DGroupedForward(p, x, w, bias, y, false)
+		conv2DGroupedForward(p, x, w, bias, y, relu)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
-		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), false)
+		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), relu)
 		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
@@ -514,35 +526,9 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 		im2colGroup(p, x, col, n0, 1, oh0, oh1)
 		gemmBias(p.M, pt, K, w, K, col, pt, bias, yn[oh0*OW:], P)
 	})
-}
-
-// Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
-// convolution fused with the Relu after it. On the toolkit's own GEMM the
-// micro-kernel applies the Relu as it stores the output (no second pass
-// over y); elsewhere it is Conv2DForward followed by [ReluForward].
-func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
-	const name = "Conv2DForwardRelu"
-	if p.norm().Group > 1 {
-		p = p.mustValid(name)
-		need(name, "x", x, p.XLen())
-		need(name, "w", w, p.WLen())
-		need(name, "y", y, p.YLen())
-		conv2DGroupedForward(p, x, w, bias, y, true)
-		return
+	if relu {
+		ReluForward(y[:p.YLen()], y[:p.YLen()])
 	}
-	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
-		p = p.mustValid(name)
-		need(name, "x", x, p.XLen())
-		need(name, "w", w, p.WLen())
-		need(name, "y", y, p.YLen())
-		if bias != nil {
-			need(name, "bias", bias, p.M)
-		}
-		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), true)
-		return
-	}
-	Conv2DForward(p, x, w, bias, y)
-	ReluForward(y[:p.YLen()], y[:p.YLen()])
 }
 
 // Conv2DBackwardData computes dx [N, C, H, W], the gradient with respect to

@@ -338,7 +338,7 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, bt, bs, ic, j0, g.tileFlags(pc, kc))
+					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, nil, bt, bs, ic, j0, g.tileFlags(pc, kc))
 				}
 			}
 		}
@@ -387,7 +387,7 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 				}
 				for jc := 0; jc < n; jc += kern.nc {
 					nc := min(kern.nc, n-jc)
-					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], bt, bs, i0, jc, g.tileFlags(pc, kc))
+					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], nil, bt, bs, i0, jc, g.tileFlags(pc, kc))
 				}
 			}
 		}
@@ -453,48 +453,12 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernelInPlace(kern, &g, end-ic, nc, kc, ap[pc*mp+blk*kc+(ic-blk)*kc:], koff[pc:pc+kc], bt, bs, ic, j0, g.tileFlags(pc, kc))
+					macroKernel(kern, &g, end-ic, nc, kc, ap[pc*mp+blk*kc+(ic-blk)*kc:], nil, koff[pc:pc+kc], bt, bs, ic, j0, g.tileFlags(pc, kc))
 					ic = end
 				}
 			}
 		}
 	})
-}
-
-// macroKernelInPlace is macroKernel with B read in place through the row
-// offsets koff (for this k block).
-func macroKernelInPlace(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
-	mr, nr := kern.mr, kern.nr
-	var biasBuf [16]float32
-	for jr := 0; jr < nc; jr += nr {
-		n := min(nr, nc-jr)
-		mask := uint32(1)<<n - 1
-		col := j0 + jr
-		if g.cmap != nil {
-			mask = g.cmap.mask(col, nr, g.n)
-			if mask == 0 {
-				continue
-			}
-			col = g.cmap.at(col)
-		}
-		bsrc := g.b.data[g.b.cols.at(j0+jr):]
-		for ir := 0; ir < mc; ir += mr {
-			rows := min(mr, mc-ir)
-			apan := ap[ir*kc : ir*kc+kc*mr]
-			var bs []float32
-			if bias != nil {
-				bs = bias[ir : ir+rows]
-				if rows < mr {
-					clear(biasBuf[:mr])
-					copy(biasBuf[:], bs)
-					bs = biasBuf[:mr]
-				}
-			}
-			off := (i0+ir)*g.ldc + col
-			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
-			kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
-		}
-	}
 }
 
 // scaleRows sets C = beta·C (C = 0 when beta == 0, whatever C held).
@@ -576,7 +540,10 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 // macroKernel multiplies the packed mc×kc block of A (rows i0.. of C) by
 // the packed kc×nc block of B (columns j0..) into C: C = alpha·AB + beta·C
 // (C not read when beta == 0), plus bias[i] on row i when bias is not nil.
-func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, beta float32, bias []float32, i0, j0 int, flags uint32) {
+//
+// With koff set, B is not packed: it is read in place (kern.tileRows), row p
+// of the block at g.b.data[cols.at(column) + koff[p]], and bp is unused.
+func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	mr, nr := kern.mr, kern.nr
 	var biasBuf [16]float32
 	for jr := 0; jr < nc; jr += nr {
@@ -590,7 +557,12 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 			}
 			col = g.cmap.at(col)
 		}
-		bpan := bp[jr*kc : jr*kc+kc*nr]
+		var bpan, bsrc []float32
+		if koff != nil {
+			bsrc = g.b.data[g.b.cols.at(j0+jr):]
+		} else {
+			bpan = bp[jr*kc : jr*kc+kc*nr]
+		}
 		for ir := 0; ir < mc; ir += mr {
 			rows := min(mr, mc-ir)
 			apan := ap[ir*kc : ir*kc+kc*mr]
@@ -605,7 +577,11 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 			}
 			off := (i0+ir)*g.ldc + col
 			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
-			kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
+			if koff != nil {
+				kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
+			} else {
+				kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
+			}
 		}
 	}
 }

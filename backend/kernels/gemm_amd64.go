@@ -148,28 +148,29 @@ func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []flo
 
 // sgemmKernel6x16 computes the 6×16 tile c[i*ldc+j] = alpha·Σ_p
 // a[p*6+i]·b[p*16+j] + bias[i] + beta·c[i*ldc+j] (c not read when beta ==
-// 0; no bias when bias is nil) for packed panels a (kc×6) and b (kc×16). kc
-// must be at least 1. (gemm_amd64.s)
+// 0; no bias when bias is nil; max(·, 0) with flags tileRelu) for packed
+// panels a (kc×6) and b (kc×16); whole tiles only. kc must be at least 1.
+// (gemm_gen_amd64.s)
 //
 //go:noescape
-func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
 
 // tileAVX2 runs the AVX2 kernel on full tiles and through a buffer on
 // fringe or sparse ones.
 func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
 	_ = a[kc*6-1]
 	_ = b[kc*16-1]
-	if rows == 6 && mask == 0xffff && flags == 0 {
+	if rows == 6 && mask == 0xffff {
 		_ = c[5*ldc+15]
 		var bp *float32
 		if bias != nil {
 			bp = &bias[:6][0]
 		}
-		sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp)
+		sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, flags)
 		return
 	}
 	var t [6 * 16]float32
-	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil)
+	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil, 0)
 	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
 }
 
@@ -200,13 +201,13 @@ func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, al
 }
 
 // packB16Asm copies kc rows of 16 float32, ldb elements apart in src, to
-// consecutive rows of dst. (gemm_amd64.s)
+// consecutive rows of dst. (gemm_gen_amd64.s)
 //
 //go:noescape
 func packB16Asm(kc int, src *float32, ldb int, dst *float32)
 
 // packA6TAsm copies kc groups of 6 float32, lda elements apart in src, to
-// consecutive groups of dst. (gemm_amd64.s)
+// consecutive groups of dst. (gemm_gen_amd64.s)
 //
 //go:noescape
 func packA6TAsm(kc int, src *float32, lda int, dst *float32)

@@ -1,5 +1,6 @@
-// Command asmgen writes the AVX-512 assembly of package kernels
-// (gemm_gen_amd64.s): the AVX-512 8×32 GEMM micro-kernel, the AVX2 6×16 one that reads B in place, and the panel packers.
+// Command asmgen writes the assembly of package kernels (gemm_gen_amd64.s):
+// the AVX-512 8×32 and AVX2 6×16 GEMM micro-kernels, the panel packers and
+// the vector loops.
 // The loops are unrolled, which is tedious and error-prone by hand, so
 // they are generated; run `go generate ./backend/kernels` after editing.
 package main
@@ -42,7 +43,9 @@ func main() {
 	packGather(&w, 32)
 	packGather(&w, 8)
 	packTrans8(&w)
-	kernelAVX2Rows(&w)
+	kernelAVX2(&w, false)
+	kernelAVX2(&w, true)
+	packAVX2(&w)
 	vectorOps(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
@@ -470,33 +473,52 @@ pt8done:
 `)
 }
 
-// kernelAVX2Rows emits sgemmKernel6x16Rows, the AVX2 micro-kernel (6×16,
-// ymm) with B read in place through row offsets, for CPUs without AVX-512.
-// It stores whole tiles only (its Go wrapper takes fringe tiles through a
+// kernelAVX2 emits the AVX2 micro-kernels (6×16, ymm), for CPUs without
+// AVX-512: sgemmKernel6x16 on packed panels and, with rows,
+// sgemmKernel6x16Rows, which reads B in place through row offsets. They
+// store whole tiles only (their Go wrappers take fringe tiles through a
 // buffer): alpha, bias, beta and the Relu flag as sgemmKernel8x32's.
-func kernelAVX2Rows(w *asm) {
-	const rows, vecs = 6, 2
+func kernelAVX2(w *asm, rows bool) {
+	const mr, vecs = 6, 2
 	acc := func(i, v int) string { return fmt.Sprintf("Y%d", i*vecs+v) }
-	w.p(`// func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+	name, lab, args, size := "sgemmKernel6x16", "k6", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32", 60
+	off := func(o int) int { return o } // offsets of sgemmKernel6x16's arguments from c on
+	if rows {
+		name, lab, args, size = "sgemmKernel6x16Rows", "k6r", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32", 68
+		off = func(o int) int { return o + 8 }
+	}
+	L := func(s string) string { return lab + s }
+	if rows {
+		w.p(`// func %s(%s)
 //
-// The 6×16 tile alpha·Σ_p a[p*6+i]·b[koff[p]+j] + bias[i] (+ beta·C, then
-// max(·, 0) with flag 1) stored whole into C, ldc elements apart.
-// Registers: accumulators Y0-Y11, B row Y12, Y13, broadcast A Y14, Y15.
-TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-68
-	MOVQ kc+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ koff+24(FP), R13
-	MOVQ c+32(FP), DX
-	MOVQ ldc+40(FP), R8
-	SHLQ $2, R8`)
-	for i := 0; i < rows*vecs; i++ {
+// sgemmKernel6x16 with B read in place: row p of the panel is the 16
+// values at b[koff[p]].`, name, args)
+	} else {
+		w.p(`// func %s(%s)
+//
+// The 6×16 tile alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[i] (+ beta·C, then
+// max(·, 0) with flag 1) of packed panels a (kc×6) and b (kc×16), kc >= 1,
+// stored whole into C, ldc elements apart. Registers: accumulators
+// Y0-Y11, B row Y12, Y13, broadcast A Y14, Y15.`, name, args)
+	}
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, size)
+	w.p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	if rows {
+		w.p("\tMOVQ koff+24(FP), R13")
+	}
+	w.p("\tMOVQ c+%d(FP), DX\n\tMOVQ ldc+%d(FP), R8\n\tSHLQ $2, R8", off(24), off(32))
+	for i := 0; i < mr*vecs; i++ {
 		w.p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
 	}
-	step := func(aoff int, breg string) {
-		w.p("\tVMOVUPS (DI)(%s*4), Y12", breg)
-		w.p("\tVMOVUPS 32(DI)(%s*4), Y13", breg)
-		for i := 0; i < rows; i++ {
+	step := func(aoff, boff int, breg string) {
+		for v := 0; v < vecs; v++ {
+			if breg != "" {
+				w.p("\tVMOVUPS %d(DI)(%s*4), Y%d", 32*v, breg, 12+v)
+			} else {
+				w.p("\tVMOVUPS %d(DI), Y%d", boff+32*v, 12+v)
+			}
+		}
+		for i := 0; i < mr; i++ {
 			br := 14 + i%2
 			w.p("\tVBROADCASTSS %d(SI), Y%d", aoff+4*i, br)
 			for v := 0; v < vecs; v++ {
@@ -505,58 +527,121 @@ TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-68
 		}
 	}
 	regs := []string{"AX", "R9", "R14", "R15"}
-	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ k6rtail")
-	w.p("k6rloop4:")
-	for s := 0; s < 4; s++ {
-		w.p("\tMOVLQSX %d(R13), %s", 4*s, regs[s])
+	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %s", L("tail"))
+	w.p("%s:", L("loop4"))
+	if rows {
+		for s := 0; s < 4; s++ {
+			w.p("\tMOVLQSX %d(R13), %s", 4*s, regs[s])
+		}
+	} else {
+		w.p("\tPREFETCHT0 512(DI)")
 	}
 	w.p("\tPREFETCHT0 384(SI)")
 	for s := 0; s < 4; s++ {
-		step(s*4*rows, regs[s])
+		if rows {
+			step(s*4*mr, 0, regs[s])
+		} else {
+			step(s*4*mr, s*64, "")
+		}
 	}
-	w.p("\tADDQ $%d, SI\n\tADDQ $16, R13\n\tDECQ BX\n\tJNZ k6rloop4", 4*4*rows)
-	w.p("k6rtail:\n\tANDQ $3, CX\n\tJZ k6rdone")
-	w.p("k6rloop1:\n\tMOVLQSX (R13), AX")
-	step(0, "AX")
-	w.p("\tADDQ $%d, SI\n\tADDQ $4, R13\n\tDECQ CX\n\tJNZ k6rloop1", 4*rows)
-	w.p("k6rdone:")
-	w.p("\tMOVL alpha+48(FP), AX\n\tCMPL AX, $0x3f800000\n\tJEQ k6rnoalpha")
-	w.p("\tVBROADCASTSS alpha+48(FP), Y12")
-	for i := 0; i < rows*vecs; i++ {
+	if rows {
+		w.p("\tADDQ $%d, SI\n\tADDQ $16, R13\n\tDECQ BX\n\tJNZ %s", 4*4*mr, L("loop4"))
+	} else {
+		w.p("\tADDQ $%d, SI\n\tADDQ $256, DI\n\tDECQ BX\n\tJNZ %s", 4*4*mr, L("loop4"))
+	}
+	w.p("%s:\n\tANDQ $3, CX\n\tJZ %s", L("tail"), L("done"))
+	w.p("%s:", L("loop1"))
+	if rows {
+		w.p("\tMOVLQSX (R13), AX")
+		step(0, 0, "AX")
+		w.p("\tADDQ $%d, SI\n\tADDQ $4, R13\n\tDECQ CX\n\tJNZ %s", 4*mr, L("loop1"))
+	} else {
+		step(0, 0, "")
+		w.p("\tADDQ $%d, SI\n\tADDQ $64, DI\n\tDECQ CX\n\tJNZ %s", 4*mr, L("loop1"))
+	}
+	w.p("%s:", L("done"))
+	w.p("\tMOVL alpha+%d(FP), AX\n\tCMPL AX, $0x3f800000\n\tJEQ %s", off(40), L("noalpha"))
+	w.p("\tVBROADCASTSS alpha+%d(FP), Y12", off(40))
+	for i := 0; i < mr*vecs; i++ {
 		w.p("\tVMULPS Y12, Y%d, Y%d", i, i)
 	}
-	w.p("k6rnoalpha:")
-	w.p("\tMOVQ bias+56(FP), AX\n\tTESTQ AX, AX\n\tJZ k6rnobias")
-	for i := 0; i < rows; i++ {
+	w.p("%s:", L("noalpha"))
+	w.p("\tMOVQ bias+%d(FP), AX\n\tTESTQ AX, AX\n\tJZ %s", off(48), L("nobias"))
+	for i := 0; i < mr; i++ {
 		w.p("\tVBROADCASTSS %d(AX), Y12", 4*i)
 		for v := 0; v < vecs; v++ {
 			w.p("\tVADDPS Y12, %s, %s", acc(i, v), acc(i, v))
 		}
 	}
-	w.p("k6rnobias:")
-	w.p("\tVBROADCASTSS beta+52(FP), Y13")
-	w.p("\tMOVL beta+52(FP), R10\n\tSHLL $1, R10")
-	w.p("\tMOVL flags+64(FP), R11\n\tANDL $1, R11")
+	w.p("%s:", L("nobias"))
+	w.p("\tVBROADCASTSS beta+%d(FP), Y13", off(44))
+	w.p("\tMOVL beta+%d(FP), R10\n\tSHLL $1, R10", off(44))
+	w.p("\tMOVL flags+%d(FP), R11\n\tANDL $1, R11", off(56))
 	w.p("\tVXORPS Y14, Y14, Y14")
-	for i := 0; i < rows; i++ {
-		w.p("\tTESTL R10, R10\n\tJZ k6rrow%d", i)
+	for i := 0; i < mr; i++ {
+		w.p("\tTESTL R10, R10\n\tJZ %s", L(fmt.Sprintf("row%d", i)))
 		for v := 0; v < vecs; v++ {
 			w.p("\tVFMADD231PS %d(DX), Y13, %s", 32*v, acc(i, v))
 		}
-		w.p("k6rrow%d:", i)
-		w.p("\tTESTL R11, R11\n\tJZ k6rstore%d", i)
+		w.p("%s:", L(fmt.Sprintf("row%d", i)))
+		w.p("\tTESTL R11, R11\n\tJZ %s", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
 			w.p("\tVMAXPS %s, Y14, %s", acc(i, v), acc(i, v))
 		}
-		w.p("k6rstore%d:", i)
+		w.p("%s:", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
 			w.p("\tVMOVUPS %s, %d(DX)", acc(i, v), 32*v)
 		}
-		if i < rows-1 {
+		if i < mr-1 {
 			w.p("\tADDQ R8, DX")
 		}
 	}
 	w.p("\tVZEROUPPER\n\tRET\n")
+}
+
+// packAVX2 emits the AVX2 panel copies: packB16Asm (kc rows of 16 values,
+// ldb apart, to consecutive rows) and packA6TAsm (kc groups of 6, lda
+// apart, to consecutive groups).
+func packAVX2(w *asm) {
+	w.p(`// func packB16Asm(kc int, src *float32, ldb int, dst *float32)
+TEXT ·packB16Asm(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+pb16loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    R8, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     pb16loop
+	VZEROUPPER
+	RET
+
+// func packA6TAsm(kc int, src *float32, lda int, dst *float32)
+//
+// dst[p*6+i] = src[p*lda+i] for p < kc, i < 6: one panel of a transposed A.
+TEXT ·packA6TAsm(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lda+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+pa6loop:
+	VMOVUPS (SI), X0
+	VMOVQ   16(SI), X1
+	VMOVUPS X0, (DI)
+	VMOVQ   X1, 16(DI)
+	ADDQ    R8, SI
+	ADDQ    $24, DI
+	DECQ    CX
+	JNZ     pa6loop
+	RET
+`)
 }
 
 // vectorOps emits the AVX-512 and AVX2 vector loops of the depthwise
