@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
 // printReport reads the JSON lines that compare.sh collected (one [Result] per
 // benchmark run, from this program, tools/bench/torch_bench.py and
-// tools/bench/ort_bench.js) and prints, for each environment label and workload,
-// every implementation's images per second and its ratio to PyTorch and to
-// ONNX Runtime (above 1: the toolkit is faster).
+// tools/bench/ort_bench.js), whose labels name the environment and the round, and
+// prints for each workload every implementation's best time per round, and the
+// toolkit's ratio to PyTorch and to ONNX Runtime in each round (the reference's best
+// time divided by the toolkit's: above 1, the toolkit is faster) with their median.
 func printReport(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -36,52 +38,86 @@ func printReport(path string) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	type key struct {
-		label, mode string
+	type workload struct {
+		env, mode   string
+		classes     int
+		adam        bool
 		size, batch int
 	}
-	var keys []key
-	groups := map[key][]Result{}
+	var keys []workload
+	byKey := map[workload][]Result{}
 	for _, r := range rs {
-		k := key{r.Label, r.Mode, r.Size, r.Batch}
-		if _, ok := groups[k]; !ok {
+		env, _, _ := strings.Cut(r.Label, ", round")
+		k := workload{env, r.Mode, r.Classes, r.Adam, r.Size, r.Batch}
+		if _, ok := byKey[k]; !ok {
 			keys = append(keys, k)
 		}
-		groups[k] = append(groups[k], r)
+		byKey[k] = append(byKey[k], r)
 	}
-	label := "\x00"
+	env := "\x00"
 	for _, k := range keys {
-		if k.label != label {
-			label = k.label
-			fmt.Printf("\n== %s\n", orDefault(label, "(no label)"))
-			fmt.Printf("%-8s %-10s %-14s %-20s %3s %9s %9s %9s %9s %9s %9s\n",
-				"mode", "input", "impl", "backend", "thr", "best s", "median s", "cpu s", "img/s", "vs torch", "vs ORT")
+		if k.env != env {
+			env = k.env
+			fmt.Printf("\n== %s\n", orDefault(env, "(no label)"))
 		}
-		// The reference is each runtime's best run over its thread settings.
-		ref := map[string]float64{}
-		for _, r := range groups[k] {
-			if !strings.HasPrefix(r.Impl, "toolkit") {
-				ref[r.Impl] = max(ref[r.Impl], r.ImagesPerS)
-			}
+		name := fmt.Sprintf("%s %dx3x%d", k.mode, k.batch, k.size)
+		if k.classes > 0 {
+			name += fmt.Sprintf(" +linear%d", k.classes)
 		}
-		for _, r := range groups[k] {
-			vsT, vsO := "", ""
-			if strings.HasPrefix(r.Impl, "toolkit") {
-				if t := ref["pytorch"]; t > 0 {
-					vsT = fmt.Sprintf("%.2fx", r.ImagesPerS/t)
-				}
-				if o := ref["onnxruntime"]; o > 0 {
-					vsO = fmt.Sprintf("%.2fx", r.ImagesPerS/o)
+		if k.adam {
+			name += " +adam"
+		}
+		fmt.Printf("\n%s\n", name)
+		// best[impl][round]
+		best := map[string]map[string]float64{}
+		var impls, rounds []string
+		for _, r := range byKey[k] {
+			if best[r.Impl] == nil {
+				best[r.Impl] = map[string]float64{}
+				impls = append(impls, r.Impl)
+			}
+			if !slices.Contains(rounds, r.Label) {
+				rounds = append(rounds, r.Label)
+			}
+			best[r.Impl][r.Label] = r.BestSec
+		}
+		for _, impl := range impls {
+			line := fmt.Sprintf("  %-17s", impl)
+			for _, rd := range rounds {
+				if v, ok := best[impl][rd]; ok {
+					line += fmt.Sprintf(" %8.3fs", v)
 				}
 			}
-			fmt.Printf("%-8s %-10s %-14s %-20s %3d %9.3f %9.3f %9.3f %9.2f %9s %9s\n",
-				k.mode, fmt.Sprintf("%dx3x%d", k.batch, k.size), r.Impl, trunc(r.BLAS, 20), r.GOMAXPROCS,
-				r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, vsT, vsO)
+			if strings.HasPrefix(impl, "toolkit") {
+				refs := []string{"pytorch", "onnxruntime"}
+				if impl == "toolkit-avx2" {
+					refs = []string{"pytorch-avx2", "pytorch", "onnxruntime"}
+				}
+				for _, ref := range refs {
+					var ratios []float64
+					for _, rd := range rounds {
+						a, okA := best[impl][rd]
+						b, okB := best[ref][rd]
+						if okA && okB && a > 0 {
+							ratios = append(ratios, b/a)
+						}
+					}
+					if len(ratios) == 0 {
+						continue
+					}
+					line += fmt.Sprintf("   vs %s:", ref)
+					for _, x := range ratios {
+						line += fmt.Sprintf(" %.2f", x)
+					}
+					slices.Sort(ratios)
+					line += fmt.Sprintf(" (median %.2fx)", ratios[len(ratios)/2])
+				}
+			}
+			fmt.Println(line)
 		}
 	}
-	fmt.Println("\nimg/s is batch / best wall time; vs torch and vs ORT divide the toolkit's img/s by the reference's")
-	fmt.Println("(its best over 1 and 2 threads; above 1: the toolkit is faster). thr: GOMAXPROCS, or the reference's threads.")
-	fmt.Println("cpu s is the process's CPU time per run: on a shared machine it moves much less than wall time.")
+	fmt.Println("\nEach column is one round: the best wall time of that command's timed runs. A ratio is the")
+	fmt.Println("reference's best time over the toolkit's in the same round (above 1: the toolkit is faster).")
 	return nil
 }
 
@@ -90,11 +126,4 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
-}
-
-func trunc(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

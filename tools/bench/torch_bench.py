@@ -93,7 +93,7 @@ def main():
     times.sort()
     med = statistics.median(times)
     print(json.dumps({
-        "label": os.environ.get("BENCH_LABEL", ""), "impl": "pytorch", "mode": a.mode, "size": a.size, "batch": a.batch, "iters": a.iters,
+        "label": os.environ.get("BENCH_LABEL", ""), "impl": os.environ.get("BENCH_IMPL", "pytorch"), "mode": a.mode, "size": a.size, "batch": a.batch, "iters": a.iters,
         "classes": a.classes, "adam": a.adam,
         "blas": "torch-%s/mkldnn=%s" % (torch.__version__, torch.backends.mkldnn.is_available()),
         "gomaxprocs": torch.get_num_threads(),
