@@ -501,6 +501,10 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		conv2DGroupedForward(p, x, w, bias, y, relu)
 		return
 	}
+	if kern := packedKernel[T](); kern != nil && p.winogradOn(kern) {
+		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), relu)
+		return
+	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), relu)
 		return
@@ -546,6 +550,10 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 		return
 	}
 	if q, ok := p.flipped(); ok {
+		if kern := packedKernel[T](); kern != nil && q.winogradOn(kern) {
+			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), false)
+			return
+		}
 		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) {
 			wf, tab := flippedWeights(p, as32(w))
 			defer putInt32s(tab)

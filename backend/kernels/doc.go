@@ -78,7 +78,7 @@
 // computed on a padded grid. float64 products (finite-difference checks
 // only) use gonum, or OpenBLAS under the openblas tag.
 //
-// Convolutions (conv.go, conv_fast.go, conv_grouped.go) on the packed GEMM
+// Convolutions (conv.go, conv_fast.go, conv_winograd.go, conv_grouped.go) on the packed GEMM
 // never write an im2col matrix where the CPU has AVX-512: a stride-1
 // convolution of a map at least 12 wide is computed on the zero-padded
 // grid, its taps read as shifted rows of a padded copy of the image (B read
@@ -90,7 +90,10 @@
 // AVX-512 (no fast gathers) the im2col path stays, with the forward pass
 // on the padded grid where the AVX2 kernel reads B in place. A Conv
 // followed by a Relu is computed as one (the micro-kernel applies the Relu
-// as it stores). Grouped convolutions run one ordinary convolution per
+// as it stores). On AVX-512, 3×3 stride-1 pad-1 convolutions of 16 or more
+// channels and maps at least 16 wide (forward and data gradient) run as
+// Winograd F(2×2, 3×3) (conv_winograd.go): 2.25 times fewer multiply-adds,
+// 1.3-1.8x faster measured, the same result to rounding. Grouped convolutions run one ordinary convolution per
 // image and group; depthwise ones run on direct loops.
 //
 // There is one layer of parallelism, in Go: every product is split across

@@ -64,6 +64,8 @@ type gemmKernel struct {
 	// fastGather reports whether packGather runs on hardware gathers fast
 	// enough for the convolution paths that pack every operand by gathers.
 	fastGather bool
+	// winograd reports whether the Winograd transforms run (AVX-512).
+	winograd bool
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values
@@ -200,6 +202,9 @@ type gemmArgs struct {
 	bias        []float32
 	cmap        *colMap
 	bInPlace    bool
+	// ap, when set, is A already packed as sgemmInPlace packs it
+	// (packedAIndex; B read in place only); a is then unused.
+	ap []float32
 	// relu stores max(C, 0) (the last k block's tiles carry tileRelu).
 	relu bool
 }
@@ -239,7 +244,13 @@ func sgemm(kern *gemmKernel, nw int, transA, transB bool, m, n, k int, alpha flo
 // dynamically, so that a goroutine slowed down by another process does not
 // hold up the rest.
 func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
-	checkView("A", g.a, g.m, g.k)
+	if g.ap != nil {
+		if !g.bInPlace || kern.tileRows == nil || len(g.ap) < packedALen(kern, g.m, g.k) {
+			panic("kernels: Gemm: packed A needs B read in place and room for every panel")
+		}
+	} else {
+		checkView("A", g.a, g.m, g.k)
+	}
 	checkView("B", g.b, g.k, g.n)
 	last := (g.m-1)*g.ldc + g.n - 1
 	if g.cmap != nil {
@@ -399,26 +410,27 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 // rows, when C is narrow), each with the row offsets of B.
 func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
-	kcb := kern.kcRows
-	// Even blocks of k: 576 in one, 1152 in two of 576.
+	kcb := inPlaceKBlock(kern, k)
 	nkb := (k + kcb - 1) / kcb
-	kcb = (k + nkb - 1) / nkb
 	mp := (m + kern.mr - 1) / kern.mr * kern.mr
-	ap := getBuf[float32](mp * k)
-	defer putBuf(ap)
 	koff := getInt32s(k)
 	defer putInt32s(koff)
 	for p := range koff {
 		koff[p] = int32(g.b.rows.at(p))
 	}
-	nib := (m + kern.mc - 1) / kern.mc
-	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
-		for u := lo; u < hi; u++ {
-			pc, ic := u/nib*kcb, u%nib*kern.mc
-			kc, mc := min(kcb, k-pc), min(kern.mc, m-ic)
-			packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
-		}
-	})
+	ap := g.ap
+	if ap == nil {
+		ap = getBuf[float32](mp * k)
+		defer putBuf(ap)
+		nib := (m + kern.mc - 1) / kern.mc
+		parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
+			for u := lo; u < hi; u++ {
+				pc, ic := u/nib*kcb, u%nib*kern.mc
+				kc, mc := min(kcb, k-pc), min(kern.mc, m-ic)
+				packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
+			}
+		})
+	}
 	// Parts: column blocks, or row blocks of column blocks when the
 	// columns alone would leave a goroutine idle.
 	width, cols := chunks(n, kern.nr, nw, 128, kern.nc)
@@ -459,6 +471,29 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 			}
 		}
 	})
+}
+
+// inPlaceKBlock returns the depth of sgemmInPlace's k blocks for depth k:
+// even blocks of at most kern.kcRows (576 in one, 1152 in two of 576).
+func inPlaceKBlock(kern *gemmKernel, k int) int {
+	nkb := (k + kern.kcRows - 1) / kern.kcRows
+	return (k + nkb - 1) / nkb
+}
+
+// packedALen is the length of an m×k A packed as sgemmInPlace packs it.
+func packedALen(kern *gemmKernel, m, k int) int {
+	return (m + kern.mr - 1) / kern.mr * kern.mr * k
+}
+
+// packedAIndex returns where sgemmInPlace's packed A (m rows; kcb from
+// inPlaceKBlock) holds A[i][p]: k block pc, row panel i/mr within it, then
+// p's group of mr values. The rows past m of the last panel are zeros.
+func packedAIndex(kern *gemmKernel, m, k, kcb, i, p int) int {
+	mr := kern.mr
+	mp := (m + mr - 1) / mr * mr
+	pc := p / kcb * kcb
+	kc := min(kcb, k-pc)
+	return pc*mp + (i-i%mr)*kc + (p-pc)*mr + i%mr
 }
 
 // scaleRows sets C = beta·C (C = 0 when beta == 0, whatever C held).

@@ -47,6 +47,7 @@ func main() {
 	kernelAVX2(&w, true)
 	packAVX2(&w)
 	vectorOps(&w)
+	winograd(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -762,4 +763,249 @@ dot512_sum:
 	VZEROUPPER
 	RET
 `)
+}
+
+// winograd emits the AVX-512 transforms of the Winograd F(2×2, 3×3)
+// convolution (conv_winograd.go), 16 tiles at a time, tiles side by side
+// in the lanes: winoInput16 (V = Bᵀ·d·B of the 4×4 input tiles) and
+// winoOutput16 (Y = Aᵀ·M·A, plus the bias and the Relu flag).
+func winograd(w *asm) {
+	// Lane indices for VPERMT2PS: the even and odd elements of two vectors
+	// (32 values), and the interleaving of two vectors' first and second
+	// halves.
+	var even, odd, lo, hi [16]int
+	for j := 0; j < 16; j++ {
+		even[j], odd[j] = 2*j, 2*j+1
+		if j%2 == 0 {
+			lo[j], hi[j] = j/2, 8+j/2
+		} else {
+			lo[j], hi[j] = 16+j/2, 24+j/2
+		}
+	}
+	for _, tbl := range []struct {
+		name string
+		v    [16]int
+	}{{"winoEven", even}, {"winoOdd", odd}, {"winoLo", lo}, {"winoHi", hi}} {
+		for j, v := range tbl.v {
+			w.p("DATA %s<>+%d(SB)/4, $%d", tbl.name, 4*j, v)
+		}
+		w.p("GLOBL %s<>(SB), RODATA, $64", tbl.name)
+	}
+	w.p("")
+	w.p(`// func winoInput16(x *float32, ldx int, v *float32, ldv int, n int)
+//
+// For the tiles j < n of one channel, whose 4×4 inputs are x[r*ldx + 2j + c]
+// (r, c < 4; the row is read up to x[r*ldx+33] whatever n is), writes the 16
+// values of Bᵀ·d·B to v[k*ldv + j], k = 4ξ+ν.
+//
+// Registers: Z20-Z23 the rows' columns 0-3 across the tiles, Z0-Z15 the row
+// transforms u[r][ν] (Z(4r+ν)), Z28-Z31 the lane indices.
+TEXT ·winoInput16(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ ldx+8(FP), R8
+	SHLQ $2, R8
+	MOVQ v+16(FP), DI
+	MOVQ ldv+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVDQU32 winoEven<>(SB), Z28
+	VMOVDQU32 winoOdd<>(SB), Z29`)
+	for r := 0; r < 4; r++ {
+		// c0..c3 = x[2j], x[2j+1], x[2j+2], x[2j+3]
+		w.p("\tVMOVUPS (SI), Z20")
+		w.p("\tVMOVUPS 64(SI), Z24")
+		w.p("\tVMOVUPS 8(SI), Z22")
+		w.p("\tVMOVUPS 72(SI), Z25")
+		w.p("\tVMOVAPS Z20, Z21")
+		w.p("\tVPERMT2PS Z24, Z28, Z20") // even of (Z20, Z24) -> Z20
+		w.p("\tVPERMT2PS Z24, Z29, Z21") // odd -> Z21
+		w.p("\tVMOVAPS Z22, Z23")
+		w.p("\tVPERMT2PS Z25, Z28, Z22")
+		w.p("\tVPERMT2PS Z25, Z29, Z23")
+		u := func(nu int) string { return fmt.Sprintf("Z%d", 4*r+nu) }
+		w.p("\tVSUBPS Z22, Z20, %s", u(0)) // c0 - c2
+		w.p("\tVADDPS Z22, Z21, %s", u(1)) // c1 + c2
+		w.p("\tVSUBPS Z21, Z22, %s", u(2)) // c2 - c1
+		w.p("\tVSUBPS Z23, Z21, %s", u(3)) // c1 - c3
+		if r < 3 {
+			w.p("\tADDQ R8, SI")
+		}
+	}
+	// V[ξ][ν] from the rows: ξ0 = u0 - u2, ξ1 = u1 + u2, ξ2 = u2 - u1, ξ3 = u1 - u3.
+	for nu := 0; nu < 4; nu++ {
+		u := func(r int) string { return fmt.Sprintf("Z%d", 4*r+nu) }
+		ops := []struct{ op, a, b string }{{"VSUBPS", u(2), u(0)}, {"VADDPS", u(2), u(1)}, {"VSUBPS", u(1), u(2)}, {"VSUBPS", u(3), u(1)}}
+		for xi, o := range ops {
+			w.p("\t%s %s, %s, Z24", o.op, o.a, o.b)
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tVMOVUPS Z24, K1, (DI)(AX*1)")
+		}
+	}
+	w.p("\tVZEROUPPER\n\tRET\n")
+
+	w.p(`// func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+//
+// For the tiles j < n, whose 16 products are m[k*ldm + j] (k = 4ξ+ν), writes
+// Aᵀ·M·A + bias (max(·, 0) with flag 1) to the output rows y (the first two
+// output rows of the tiles, ldy apart, the second only with rows == 2), as
+// the first cols values of each (2 per tile).
+TEXT ·winoOutput16(SB), NOSPLIT, $0-64
+	MOVQ m+0(FP), SI
+	MOVQ ldm+8(FP), R9
+	SHLQ $2, R9
+	MOVQ y+16(FP), DI
+	MOVQ ldy+24(FP), R8
+	SHLQ $2, R8`)
+	// t[i][ν] for i = 0, 1: t0 = m0 + m1 + m2, t1 = m1 - m2 - m3 (over ξ).
+	for nu := 0; nu < 4; nu++ {
+		for xi := 0; xi < 4; xi++ {
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tVMOVUPS (SI)(AX*1), Z%d", xi)
+		}
+		w.p("\tVADDPS Z1, Z0, Z%d", 4+2*nu)
+		w.p("\tVADDPS Z2, Z%d, Z%d", 4+2*nu, 4+2*nu)
+		w.p("\tVSUBPS Z2, Z1, Z%d", 5+2*nu)
+		w.p("\tVSUBPS Z3, Z%d, Z%d", 5+2*nu, 5+2*nu)
+	}
+	// y[i][0] = t[i][0] + t[i][1] + t[i][2], y[i][1] = t[i][1] - t[i][2] - t[i][3].
+	// t[i][ν] is Z(4 + 2ν + i).
+	t := func(i, nu int) string { return fmt.Sprintf("Z%d", 4+2*nu+i) }
+	for i := 0; i < 2; i++ {
+		w.p("\tVADDPS %s, %s, Z%d", t(i, 1), t(i, 0), 16+2*i)
+		w.p("\tVADDPS %s, Z%d, Z%d", t(i, 2), 16+2*i, 16+2*i)
+		w.p("\tVSUBPS %s, %s, Z%d", t(i, 2), t(i, 1), 17+2*i)
+		w.p("\tVSUBPS %s, Z%d, Z%d", t(i, 3), 17+2*i, 17+2*i)
+	}
+	w.p(`	VBROADCASTSS bias+56(FP), Z24
+	VADDPS Z24, Z16, Z16
+	VADDPS Z24, Z17, Z17
+	VADDPS Z24, Z18, Z18
+	VADDPS Z24, Z19, Z19
+	MOVL flags+60(FP), AX
+	TESTL $1, AX
+	JZ   wonorelu
+	VPXORD Z25, Z25, Z25
+	VMAXPS Z16, Z25, Z16
+	VMAXPS Z17, Z25, Z17
+	VMAXPS Z18, Z25, Z18
+	VMAXPS Z19, Z25, Z19
+wonorelu:
+	VMOVDQU32 winoLo<>(SB), Z28
+	VMOVDQU32 winoHi<>(SB), Z29
+	VMOVAPS Z16, Z20
+	VPERMT2PS Z17, Z28, Z20
+	VMOVAPS Z16, Z21
+	VPERMT2PS Z17, Z29, Z21
+	VMOVAPS Z18, Z22
+	VPERMT2PS Z19, Z28, Z22
+	VMOVAPS Z18, Z23
+	VPERMT2PS Z19, Z29, Z23
+	// Masks of the first cols values: K1 lanes 0-15, K2 lanes 16-31.
+	MOVQ cols+48(FP), CX
+	MOVQ CX, BX
+	CMPQ BX, $16
+	JLE  wom1
+	MOVQ $16, BX
+wom1:
+	MOVL $1, AX
+	MOVL BX, R10
+	MOVQ R10, CX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ cols+48(FP), CX
+	SUBQ $16, CX
+	JGE  wom2
+	XORQ CX, CX
+wom2:
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	VMOVUPS Z20, K1, (DI)
+	VMOVUPS Z21, K2, 64(DI)
+	MOVQ rows+40(FP), AX
+	CMPQ AX, $2
+	JL   wodone
+	VMOVUPS Z22, K1, (DI)(R8*1)
+	VMOVUPS Z23, K2, 64(DI)(R8*1)
+wodone:
+	VZEROUPPER
+	RET
+`)
+	winoFilter(w)
+}
+
+// winoFilter writes winoFilter16: the filter transform U = G·g·Gᵀ of 16 3×3
+// filters in the lanes, gathered from the weights and stored as two row panels
+// of sgemmInPlace's packed A.
+func winoFilter(w *asm) {
+	w.p(`// func winoFilter16(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
+//
+// For the lanes l < n, whose filter taps t (row-major 3×3) are src[idx[l] + t*tstep],
+// writes the 16 values of G·g·Gᵀ to u[k*ldk + l] (l < 8) and u[k*ldk + panel2 + l-8]
+// (8 ≤ l, only when n > 8), k = 4ξ+ν; lanes past n are written as zeros.
+//
+// Registers: Z0-Z8 the taps, Z9-Z14 the middle rows of G·g, Z30 the indices,
+// Z31 one half.
+TEXT ·winoFilter16(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ idx+8(FP), AX
+	VMOVDQU32 (AX), Z30
+	MOVQ tstep+16(FP), R10
+	SHLQ $2, R10
+	MOVQ u+24(FP), DI
+	MOVQ ldk+32(FP), R9
+	SHLQ $2, R9
+	MOVQ panel2+40(FP), R11
+	SHLQ $2, R11
+	MOVQ n+48(FP), CX
+	MOVL $1, BX
+	SHLL CX, BX
+	DECL BX`)
+	for t := 0; t < 9; t++ {
+		w.p("\tVPXORD Z%d, Z%d, Z%d", t, t, t)
+		w.p("\tKMOVW BX, K1")
+		w.p("\tVGATHERDPS (SI)(Z30*4), K1, Z%d", t)
+		if t < 8 {
+			w.p("\tADDQ R10, SI")
+		}
+	}
+	w.p("\tMOVL $0x3f000000, AX\n\tVPBROADCASTD AX, Z31")
+	// G·g: rows g0, (g0+g1+g2)/2 (Z9-Z11), (g0-g1+g2)/2 (Z12-Z14), g2 of g's rows.
+	for j := 0; j < 3; j++ {
+		w.p("\tVADDPS Z%d, Z%d, Z%d", 3+j, j, 9+j)
+		w.p("\tVADDPS Z%d, Z%d, Z%d", 6+j, 9+j, 9+j)
+		w.p("\tVMULPS Z31, Z%d, Z%d", 9+j, 9+j)
+		w.p("\tVSUBPS Z%d, Z%d, Z%d", 3+j, j, 12+j)
+		w.p("\tVADDPS Z%d, Z%d, Z%d", 6+j, 12+j, 12+j)
+		w.p("\tVMULPS Z31, Z%d, Z%d", 12+j, 12+j)
+	}
+	rows := [4][3]int{{0, 1, 2}, {9, 10, 11}, {12, 13, 14}, {6, 7, 8}}
+	for xi, r := range rows {
+		// (G·g)·Gᵀ on the row: r0, (r0+r1+r2)/2, (r0-r1+r2)/2, r2.
+		w.p("\tVADDPS Z%d, Z%d, Z24", r[1], r[0])
+		w.p("\tVADDPS Z%d, Z24, Z24", r[2])
+		w.p("\tVMULPS Z31, Z24, Z24")
+		w.p("\tVSUBPS Z%d, Z%d, Z25", r[1], r[0])
+		w.p("\tVADDPS Z%d, Z25, Z25", r[2])
+		w.p("\tVMULPS Z31, Z25, Z25")
+		for nu, reg := range []int{r[0], 24, 25, r[2]} {
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tVMOVUPS Y%d, (DI)(AX*1)", reg)
+			w.p("\tCMPQ CX, $8\n\tJLE wf%d", k)
+			w.p("\tVEXTRACTF64X4 $1, Z%d, Y26", reg)
+			w.p("\tADDQ R11, AX")
+			w.p("\tVMOVUPS Y26, (DI)(AX*1)")
+			w.p("wf%d:", k)
+		}
+	}
+	w.p("\tVZEROUPPER\n\tRET\n")
 }
