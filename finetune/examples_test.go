@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"toolkit/finetune/schedule"
 )
 
 // loadExample reads examples/NAME/config.yaml with its run folder in a temporary folder.
@@ -154,7 +156,7 @@ func TestNaiveExampleRepaired(t *testing.T) {
 // result must equal the uninterrupted repaired run's.
 func TestRepairedRunResumes(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Stages = []StageConfig{{Name: "all", Epochs: 3, Train: "all", LR: 0.5}}
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 3, Train: TrainAll(), LR: schedule.Rates{Rate: 0.5}}}
 	cfg.Diagnostics.Repair = true
 	straight, err := New(cfg)
 	if err != nil {
@@ -225,7 +227,7 @@ func TestDiagnosticsOff(t *testing.T) {
 		t.Errorf("a misspelled diagnostics key: %v", err)
 	}
 	cfg := testConfig(t)
-	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: "all", LR: 0.5}}
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: TrainAll(), LR: schedule.Rates{Rate: 0.5}}}
 	cfg.Diagnostics.Off = true
 	tr, err := New(cfg, WithoutDefaultHooks())
 	if err != nil {
