@@ -16,12 +16,15 @@ import (
 	"toolkit/internal/yamlnode"
 )
 
+//go:generate go run ./internal/recipegen -readme ../README.md -schema ../docs/recipe.schema.json
+
 // Config is a fine-tuning recipe: the base model, the head, the layer groups, the
 // optimizer, the stages, the data and where the run goes. It is the recipe's one
 // schema: its YAML keys (the yaml tags) are the toolkit's interface, its field comments
 // say what each key does, the types that decode themselves (GroupsConfig, TrainConfig,
 // schedule.Rates, schedule.Spec, DiagnosticsConfig) own their YAML forms, and Default
-// holds the defaults.
+// holds the defaults. The README's reference of every key and docs/recipe.schema.json
+// (for editors) are generated from it: go generate ./finetune.
 //
 // Tags beside yaml: enum lists a key's valid values, required marks a key without a
 // default, default shows a default that is not a plain value.
@@ -38,7 +41,7 @@ type Config struct {
 	Optimizer OptimizerConfig `yaml:"optimizer"`
 	// Loss is the softmax cross-entropy's options.
 	Loss LossConfig `yaml:"loss"`
-	// Stages are trained in order, each for its epochs, with its groups, rates and schedule.
+	// Stages is the list of stages, trained in order, each for its epochs, with its groups, rates and schedule.
 	Stages []StageConfig `yaml:"stages" required:"true"`
 	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4 for
 	// patience epochs; the next stage then starts.
@@ -63,7 +66,7 @@ type ModelConfig struct {
 
 // InputConfig is the model's input size (one image, without the batch).
 type InputConfig struct {
-	// Channels is 1 (grey) or 3 (RGB).
+	// Channels is the number of channels: 1 (grey) or 3 (RGB).
 	Channels int `yaml:"channels"`
 	// Height is the images' height after resizing, in pixels.
 	Height int `yaml:"height"`
@@ -73,17 +76,17 @@ type InputConfig struct {
 
 // HeadConfig is the classification head put on the base.
 type HeadConfig struct {
-	// Pool turns the base's feature map into a vector: flatten, avg (global average) or max.
+	// Pool is how the base's feature map becomes a vector: flatten, avg (global average) or max.
 	Pool string `yaml:"pool" enum:"flatten,avg,max"`
-	// Dense lists the hidden layers' widths, in order; [] for none.
+	// Dense is the hidden layers' widths, in order; [] for none.
 	Dense []int `yaml:"dense"`
-	// Activation follows each hidden layer.
+	// Activation is the function after each hidden layer.
 	Activation string `yaml:"activation" enum:"relu,leaky_relu,tanh,sigmoid,none"`
 	// Dropout is the rate of the dropout before each dense layer, in [0, 1).
 	Dropout float64 `yaml:"dropout"`
 	// Classes is the number of classes (the training data's class folders).
 	Classes int `yaml:"classes" required:"true"`
-	// Init initialises the dense layers' weights: he (Kaiming) or glorot (Xavier).
+	// Init is how the dense layers' weights are initialised: he (Kaiming) or glorot (Xavier).
 	Init string `yaml:"init" enum:"he,glorot"`
 }
 
@@ -122,13 +125,13 @@ type GroupConfig struct {
 
 // OptimizerConfig chooses the optimizer and its hyper-parameters.
 type OptimizerConfig struct {
-	// Name is sgd (with momentum), adam or adamw (decoupled weight decay).
+	// Name is the optimizer: sgd (with momentum), adam or adamw (decoupled weight decay).
 	Name string `yaml:"name" enum:"sgd,adam,adamw"`
 	// WeightDecay is the L2 penalty (sgd, adam) or the decoupled decay (adamw); frozen groups get none.
 	WeightDecay float64 `yaml:"weight_decay"`
-	// Momentum is sgd's momentum.
+	// Momentum is the momentum of sgd.
 	Momentum float64 `yaml:"momentum"`
-	// Nesterov makes sgd's momentum Nesterov's.
+	// Nesterov makes the momentum of sgd Nesterov's.
 	Nesterov bool `yaml:"nesterov"`
 	// Beta1 is adam's first-moment decay (cycled by the onecycle schedule).
 	Beta1 float64 `yaml:"beta1"`
@@ -152,7 +155,7 @@ type StageConfig struct {
 	Name string `yaml:"name" default:"stage1, stage2, ..."`
 	// Epochs is the stage's length, at least 1.
 	Epochs int `yaml:"epochs" required:"true"`
-	// Train is all, or the list of the groups the stage trains ([head]); the others are frozen.
+	// Train is the groups the stage trains: all, or a list such as [head]; the others are frozen.
 	Train TrainConfig `yaml:"train" required:"true"`
 	// LR is the trained groups' base rates: a number, {max, factor}, {slice: [lo, hi]} or a rate per group.
 	LR schedule.Rates `yaml:"lr" required:"true"`
@@ -165,7 +168,7 @@ type StageConfig struct {
 
 // DataConfig says where the images are and how they are prepared.
 type DataConfig struct {
-	// Format is imagefolder (PNG or JPEG files, one folder per class) or idx (MNIST's format).
+	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class) or idx (MNIST's format).
 	Format string `yaml:"format" enum:"imagefolder,idx"`
 	// Train is the training images' folder (or IDX file).
 	Train string `yaml:"train" required:"true"`
@@ -185,14 +188,14 @@ type DataConfig struct {
 	Augment AugmentConfig `yaml:"augment"`
 	// Workers is the number of image-decoding workers; 0: one per CPU.
 	Workers int `yaml:"workers"`
-	// OnBadImage is fail (stop at the first undecodable image) or skip (skip and count them).
+	// OnBadImage says what an undecodable image does: fail (the run stops, naming it) or skip (it is skipped and counted).
 	OnBadImage string `yaml:"on_bad_image" enum:"fail,skip"`
-	// FeatureCache is auto or off. With auto, an epoch that trains only groups above a
-	// frozen part of the network, on images that nothing random changes (no
-	// augmentation), computes the frozen part's output once per image and trains on
-	// the stored activations.
+	// FeatureCache is the cache of a frozen base's outputs, auto or off. With auto, an
+	// epoch that trains only groups above a frozen part of the network, on images that
+	// nothing random changes (no augmentation), computes the frozen part's output once
+	// per image and trains on the stored activations.
 	FeatureCache string `yaml:"feature_cache" enum:"auto,off"`
-	// Classes, when set, are the class names of an IDX data set, in label order.
+	// Classes are the class names of an IDX data set, in label order (empty: the labels' numbers).
 	Classes []string `yaml:"classes"`
 }
 
@@ -209,7 +212,7 @@ type LabelsConfig struct {
 
 // PreprocessConfig is the exporter's input normalisation.
 type PreprocessConfig struct {
-	// Mode is caffe (BGR, 0-255, mean subtracted), torch (0-1, mean and std), tf (-1 to 1) or none (0-1).
+	// Mode is the normalisation: caffe (BGR, 0-255, mean subtracted), torch (0-1, mean and std), tf (-1 to 1) or none (0-1).
 	Mode string `yaml:"mode" enum:"caffe,torch,tf,none"`
 	// Mean is the per-channel mean (torch; empty: ImageNet's); one value for all channels, or one per channel.
 	Mean []float64 `yaml:"mean"`

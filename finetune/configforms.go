@@ -133,7 +133,7 @@ func (GroupsConfig) JSONSchema() *jsonschema.Schema {
 		Default:     "auto",
 		OneOf: []*jsonschema.Schema{
 			{Type: "string", Enum: jsonschema.Strings(append([]string{"auto"}, presets...)...), EnumDescriptions: docs},
-			{Type: "array", MinItems: jsonschema.Count(1), Items: group},
+			{Type: "array", MinItems: jsonschema.Count(1), Items: group, Description: "the groups, earliest first"},
 		},
 	}
 }
@@ -186,7 +186,8 @@ func (TrainConfig) JSONSchema() *jsonschema.Schema {
 		Description: "The groups the stage trains: all, or a list of group names such as [head]; the others are frozen.",
 		OneOf: []*jsonschema.Schema{
 			{Const: "all", Description: "every group"},
-			{Type: "array", Items: &jsonschema.Schema{Type: "string"}, MinItems: jsonschema.Count(1), Examples: []any{[]any{HeadGroup}}},
+			{Type: "array", Items: &jsonschema.Schema{Type: "string"}, MinItems: jsonschema.Count(1), Examples: []any{[]any{HeadGroup}},
+				Description: "the groups by name, such as [head]"},
 		},
 	}
 }
@@ -235,10 +236,11 @@ func (d DiagnosticsConfig) MarshalYAML() (any, error) {
 func (DiagnosticsConfig) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{
 		Description: "The detectors of failing runs: off, on (the default), or {repair: true, every: N}.",
+		Default:     "on",
 		OneOf: []*jsonschema.Schema{
 			{Enum: jsonschema.Strings("off", "on"), EnumDescriptions: []string{"no detectors", "the detectors, no repair"}},
-			{Type: "boolean"},
-			{Type: "object"},
+			{Type: "boolean", Description: "true is on, false is off"},
+			{Type: "object", Description: "the detectors, with these settings"},
 		},
 	}
 }

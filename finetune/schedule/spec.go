@@ -484,7 +484,8 @@ func (Rates) JSONSchema() *jsonschema.Schema {
 	ulmfit.Set("factor", f)
 	slice := &jsonschema.Schema{Type: "object", Required: []string{"slice"}, AdditionalProperties: false,
 		Description: "fastai's slice: rates spread geometrically from lo (the first group) to hi (the head); [hi] gives hi/10 to all groups but the head"}
-	slice.Set("slice", &jsonschema.Schema{Type: "array", Items: positive(""), MinItems: jsonschema.Count(1), MaxItems: jsonschema.Count(2)})
+	slice.Set("slice", &jsonschema.Schema{Type: "array", Items: positive(""), MinItems: jsonschema.Count(1), MaxItems: jsonschema.Count(2),
+		Description: "[lo, hi], or [hi]"})
 	perGroup := &jsonschema.Schema{Type: "object", MinProperties: jsonschema.Count(1),
 		Description:          "a rate per group name (every trained group), names as written in groups",
 		PropertyNames:        &jsonschema.Schema{Not: &jsonschema.Schema{Enum: jsonschema.Strings(Reserved()...)}},

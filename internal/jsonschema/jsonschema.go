@@ -7,17 +7,15 @@ package jsonschema
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 )
 
 // Schema is one JSON Schema. Properties are kept in Order (the order of the recipe's
 // keys) for the generated reference; JSON objects have no order.
 type Schema struct {
 	Schema      string `json:"$schema,omitempty"`
-	ID          string `json:"$id,omitempty"`
 	Title       string `json:"title,omitempty"`
 	Description string `json:"description,omitempty"`
-	// Markdown is the description with Markdown (code spans), which VS Code shows on hover.
-	Markdown string `json:"markdownDescription,omitempty"`
 
 	Type  string `json:"type,omitempty"`
 	Enum  []any  `json:"enum,omitempty"`
@@ -25,7 +23,9 @@ type Schema struct {
 	// EnumDescriptions describe the values of Enum, one each (a VS Code extension).
 	EnumDescriptions []string `json:"enumDescriptions,omitempty"`
 	Default          any      `json:"default,omitempty"`
-	Examples         []any    `json:"examples,omitempty"`
+	// DefaultText says what a key without a plain default gets, for the reference.
+	DefaultText string `json:"-"`
+	Examples    []any  `json:"examples,omitempty"`
 
 	Minimum          *float64 `json:"minimum,omitempty"`
 	ExclusiveMinimum *float64 `json:"exclusiveMinimum,omitempty"`
@@ -74,8 +74,60 @@ func Strings(values ...string) []any {
 	return out
 }
 
-// MarshalIndent writes the schema as indented JSON with a final newline, Markdown and
-// comparison signs as written (no \u003c escapes).
+// MarshalJSON writes the schema with its properties in Order.
+func (s *Schema) MarshalJSON() ([]byte, error) {
+	type plain Schema
+	c := *s
+	c.Properties = nil
+	raw, err := encode((*plain)(&c))
+	if err != nil || len(s.Properties) == 0 {
+		return raw, err
+	}
+	var props bytes.Buffer
+	props.WriteString(`{`)
+	keys := append([]string(nil), s.Order...)
+	for k := range s.Properties {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for i, k := range keys {
+		if i > 0 {
+			props.WriteString(",")
+		}
+		name, err := encode(k)
+		if err != nil {
+			return nil, err
+		}
+		value, err := encode(s.Properties[k])
+		if err != nil {
+			return nil, err
+		}
+		props.Write(name)
+		props.WriteString(":")
+		props.Write(value)
+	}
+	props.WriteString("}")
+	out := append(bytes.TrimSuffix(raw, []byte("}")), []byte(`,"properties":`)...)
+	if bytes.Equal(raw, []byte("{}")) {
+		out = []byte(`{"properties":`)
+	}
+	out = append(out, props.Bytes()...)
+	return append(out, '}'), nil
+}
+
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(b.Bytes()), nil
+}
+
+// MarshalIndent writes the schema as indented JSON with a final newline, comparison
+// signs as written (no \u003c escapes).
 func MarshalIndent(s *Schema) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
