@@ -214,9 +214,9 @@ type LabelsConfig struct {
 type PreprocessConfig struct {
 	// Mode is the normalisation: caffe (BGR, 0-255, mean subtracted), torch (0-1, mean and std), tf (-1 to 1) or none (0-1).
 	Mode string `yaml:"mode" enum:"caffe,torch,tf,none"`
-	// Mean is the per-channel mean (torch; empty: ImageNet's); one value for all channels, or one per channel.
+	// Mean is the per-channel mean (torch and caffe; empty: ImageNet's); one value for all channels, or one per channel.
 	Mean []float64 `yaml:"mean"`
-	// Std is the per-channel standard deviation (torch; empty: ImageNet's), as mean.
+	// Std is the per-channel standard deviation (torch only; empty: ImageNet's), as mean.
 	Std []float64 `yaml:"std"`
 }
 

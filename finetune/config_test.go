@@ -41,6 +41,9 @@ func TestRecipeYAMLErrors(t *testing.T) {
 		{"groups:\n  - {name: early, macth: [\"0.*\"]}\n", `x.yaml:2: unknown key "groups[0].macth"; did you mean "match"?`},
 		{"diagnostics: sometimes\n", `x.yaml:1: diagnostics: "sometimes"; want off, on, or {repair: true, every: N}`},
 		{"diagnostics: {off: true}\n", `x.yaml:1: unknown key "diagnostics.off"`},
+		{"optimizer: {name: adam, momentum: 0.5}\n", `x.yaml:1: optimizer.momentum: an option of sgd, not of adam, which would ignore it`},
+		{"optimizer: {beta1: 0.5, name: sgd}\n", `x.yaml:1: optimizer.beta1: an option of adam and adamw, not of sgd`},
+		{"optimizer: {nesterov: true}\n", `x.yaml:1: optimizer.nesterov: an option of sgd, not of adam`},
 		{"- seed: 1\n", `x.yaml:1: the recipe is a list; want a mapping of seed, model, head`},
 		{"seed: [1\n", `x.yaml:1: did not find expected ',' or ']'`},
 	} {

@@ -3,6 +3,7 @@ package finetune
 import (
 	"fmt"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -243,4 +244,48 @@ func (DiagnosticsConfig) JSONSchema() *jsonschema.Schema {
 			{Type: "object", Description: "the detectors, with these settings"},
 		},
 	}
+}
+
+// plainOptimizer is OptimizerConfig without its YAML methods.
+type plainOptimizer OptimizerConfig
+
+// optimizerOptions says which optimizers take each option that not all of them take.
+var optimizerOptions = map[string][]string{
+	"momentum": {"sgd"}, "nesterov": {"sgd"},
+	"beta1": {"adam", "adamw"}, "beta2": {"adam", "adamw"}, "eps": {"adam", "adamw"},
+}
+
+// UnmarshalYAML reads the optimizer's mapping as its struct, and rejects an option of
+// another optimizer (momentum with adam), which would have no effect.
+func (o *OptimizerConfig) UnmarshalYAML(n *yaml.Node) error {
+	p := plainOptimizer(*o)
+	if err := yamlnode.Decode(n, &p); err != nil {
+		return err
+	}
+	if pairs, err := yamlnode.Pairs(n); err == nil {
+		for _, kv := range pairs {
+			if takers, ok := optimizerOptions[kv.Key.Value]; ok && !slices.Contains(takers, p.Name) {
+				return yamlnode.Under(yamlnode.Errorf(kv.Key, "an option of %s, not of %s, which would ignore it", strings.Join(takers, " and "), p.Name), kv.Key, kv.Key.Value)
+			}
+		}
+	}
+	*o = OptimizerConfig(p)
+	return nil
+}
+
+// MarshalYAML writes the name and the options the optimizer takes.
+func (o OptimizerConfig) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	v := reflect.ValueOf(o)
+	for _, f := range yamlnode.Fields(v.Type()) {
+		if takers, ok := optimizerOptions[f.Key]; ok && !slices.Contains(takers, o.Name) {
+			continue
+		}
+		var val yaml.Node
+		if err := val.Encode(v.FieldByIndex(f.Index).Interface()); err != nil {
+			return nil, err
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: f.Key}, &val)
+	}
+	return n, nil
 }

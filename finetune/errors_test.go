@@ -139,6 +139,10 @@ func TestRecipeErrors(t *testing.T) {
 			c.Stages[1].Schedule = schedule.Spec{Name: "stlr", Options: map[string]float64{"cut": 0.2}}
 		},
 			`schedule "stlr": unknown option "cut"`},
+		{"classes of an image folder", func(c *Config) { c.Data.Classes = []string{"a", "b", "c"} },
+			"data.classes: for IDX data only; an image folder's classes are its subfolders' names"},
+		{"labels of an image folder", func(c *Config) { c.Data.Labels.Train = "labels.gz" },
+			"data.labels: for IDX data only; an image folder's labels are its subfolders"},
 		{"val twice", func(c *Config) { c.Data.ValSplit = 0.1 }, "data: set val or val_split, not both"},
 		{"val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", 1 }, "data.val_split: 1; want a fraction of the training images in [0, 1), such as 0.1"},
 		{"negative val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", -0.1 }, "data.val_split: -0.1; want a fraction of the training images in [0, 1), such as 0.1"},

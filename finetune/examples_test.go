@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -118,6 +119,16 @@ func TestNaiveExampleRepaired(t *testing.T) {
 	repaired, err := LoadConfig(filepath.Join(cfg.Output.Dir, RunRepaired))
 	if err != nil {
 		t.Fatalf("recipe.repaired.yaml: %v", err)
+	}
+	// It reads back as the recipe the run ended with (its paths made absolute).
+	ran := tr.Config()
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran.resolvePaths(cwd)
+	if !reflect.DeepEqual(*repaired, ran) {
+		t.Errorf("recipe.repaired.yaml reads as\n%+v\nthe run's recipe is\n%+v", *repaired, ran)
 	}
 	var names []string
 	total := 0

@@ -44,6 +44,14 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
 	}
+	if c.Data.Format != "idx" {
+		if len(c.Data.Classes) > 0 {
+			return fmt.Errorf("data.classes: for IDX data only; an image folder's classes are its subfolders' names")
+		}
+		if c.Data.Labels != (LabelsConfig{}) {
+			return fmt.Errorf("data.labels: for IDX data only; an image folder's labels are its subfolders")
+		}
+	}
 	switch c.Data.FeatureCache {
 	case "auto", "off":
 	default:
