@@ -35,6 +35,7 @@ func TestRecipeYAMLErrors(t *testing.T) {
 		{"groups: {early: [a]}\n", `x.yaml:1: groups: a mapping; want auto, a preset's name or a list of {name, match}`},
 		{"groups:\n  - {name: early, match: [\"0.*\"]}\n  - {name: early, match: [\"2.*\"]}\n", `x.yaml:3: groups[1]: group "early" is named twice`},
 		{"groups:\n  - {name: all, match: [\"0.*\"]}\n", `x.yaml:2: groups[0]: "all" is reserved`},
+		{"groups:\n  - {name: Early, match: [\"0.*\"]}\n  - {name: early, match: [\"2.*\"]}\n", `x.yaml:3: groups[1]: group "early" differs from group "Early" only in case; name them apart`},
 		{"groups:\n  - {name: max, match: [\"0.*\"]}\n", `x.yaml:2: groups[0]: "max" is reserved`},
 		{"groups:\n  - {name: early, match: []}\n", `x.yaml:2: groups[0] (early): match is empty`},
 		{"groups:\n  - {name: early, match: \"0.*\"}\n", `x.yaml:2: groups[0].match: "0.*"; want a list of strings`},

@@ -44,6 +44,7 @@ func reservedGroupNames() []string { return append([]string{"all"}, schedule.Res
 // model's parameters are checked by matchGroups.
 func checkGroupSpecs(specs []GroupConfig) *groupSpecError {
 	seen := map[string]bool{}
+	folded := map[string]string{} // lowercased name -> the name as written
 	for i, s := range specs {
 		switch {
 		case s.Name == "":
@@ -54,6 +55,8 @@ func checkGroupSpecs(specs []GroupConfig) *groupSpecError {
 			return &groupSpecError{index: i, msg: fmt.Sprintf("%q is reserved (train: all means every group; max, factor and slice are lr's keys); name the group otherwise", s.Name)}
 		case seen[s.Name]:
 			return &groupSpecError{index: i, msg: fmt.Sprintf("group %q is named twice", s.Name)}
+		case folded[strings.ToLower(s.Name)] != "":
+			return &groupSpecError{index: i, msg: fmt.Sprintf("group %q differs from group %q only in case; name them apart", s.Name, folded[strings.ToLower(s.Name)])}
 		case len(s.Match) == 0:
 			return &groupSpecError{index: i, name: s.Name, msg: "match is empty"}
 		}
@@ -63,6 +66,7 @@ func checkGroupSpecs(specs []GroupConfig) *groupSpecError {
 			}
 		}
 		seen[s.Name] = true
+		folded[strings.ToLower(s.Name)] = s.Name
 	}
 	return nil
 }
