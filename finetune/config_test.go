@@ -1,15 +1,21 @@
 package finetune
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
+	"toolkit/dataset"
+	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
+	"toolkit/headbuilder"
+	"toolkit/internal/yamlnode"
 )
 
 // TestRecipeYAMLErrors checks the mistakes the decoder reports, each at its line and
@@ -176,5 +182,45 @@ func TestRecipesOfTheRepositoryParse(t *testing.T) {
 	}
 	if len(cfg.Stages) != 2 || !reflect.DeepEqual(cfg.Stages[1].LR, schedule.Rates{Max: 1e-3, Factor: 2.6}) {
 		t.Errorf("README.md's recipe: stages %+v", cfg.Stages)
+	}
+}
+
+// TestEnumsAgreeWithTheirPackages checks the valid values the schema lists (enum tags)
+// against the packages that act on them, so that the reference and the editors' schema
+// offer exactly what runs.
+func TestEnumsAgreeWithTheirPackages(t *testing.T) {
+	enum := func(v any, field string) []string {
+		f, ok := reflect.TypeOf(v).FieldByName(field)
+		if !ok {
+			t.Fatalf("%T has no field %s", v, field)
+		}
+		return yamlnode.Enum(f)
+	}
+	same := func(key string, tag, pkg []string) {
+		if !slices.Equal(slices.Sorted(slices.Values(tag)), slices.Sorted(slices.Values(pkg))) {
+			t.Errorf("%s: the schema lists %v, the package %v", key, tag, pkg)
+		}
+	}
+	same("optimizer.name", enum(OptimizerConfig{}, "Name"), optim.Names())
+	same("data.preprocess.mode", enum(PreprocessConfig{}, "Mode"), dataset.Modes)
+	same("data.on_bad_image", enum(DataConfig{}, "OnBadImage"), []string{dataset.BadImageFail, dataset.BadImageSkip})
+	// headbuilder lists its valid values in its errors.
+	for field, spec := range map[string]headbuilder.Spec{
+		"Pool": {Pool: "?", Classes: 2}, "Activation": {Activation: "?", Classes: 2}, "Init": {Init: "?", Classes: 2},
+	} {
+		err := spec.Validate()
+		_, valid, ok := strings.Cut(fmt.Sprint(err), "; valid: ")
+		if !ok {
+			t.Fatalf("headbuilder: %v", err)
+		}
+		same("head."+strings.ToLower(field), enum(HeadConfig{}, field), strings.Split(valid, ", "))
+	}
+	// The formats the decoder accepts are those validate accepts.
+	for _, format := range enum(DataConfig{}, "Format") {
+		cfg := Default()
+		cfg.Model.ONNX, cfg.Head.Classes, cfg.Data.Format = "b.onnx", 2, format
+		if err := cfg.validate(); err != nil {
+			t.Errorf("data.format %s: %v", format, err)
+		}
 	}
 }
