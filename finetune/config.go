@@ -1,187 +1,258 @@
 package finetune
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"regexp"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"toolkit/finetune/schedule"
+	"toolkit/internal/yamlnode"
 )
 
+//go:generate go run ./internal/recipegen -readme ../README.md -schema ../docs/recipe.schema.json
+
 // Config is a fine-tuning recipe: the base model, the head, the layer groups, the
-// optimizer, the stages, the data and where the run goes. Its YAML key names are the
-// toolkit's interface (see the README); Default gives a config with every default set.
+// optimizer, the stages, the data and where the run goes. It is the recipe's one
+// schema: its YAML keys (the yaml tags) are the toolkit's interface, its field comments
+// say what each key does, the types that decode themselves (GroupsConfig, TrainConfig,
+// schedule.Rates, schedule.Spec, DiagnosticsConfig) own their YAML forms, and Default
+// holds the defaults. The README's reference of every key and docs/recipe.schema.json
+// (for editors) are generated from it: go generate ./finetune.
+//
+// Tags beside yaml: enum lists a key's valid values, required marks a key without a
+// default, default shows a default that is not a plain value.
 type Config struct {
-	Seed      uint64          `mapstructure:"seed" yaml:"seed"`
-	Model     ModelConfig     `mapstructure:"model" yaml:"model"`
-	Head      HeadConfig      `mapstructure:"head" yaml:"head"`
-	Groups    any             `mapstructure:"groups" yaml:"groups"`
-	Optimizer OptimizerConfig `mapstructure:"optimizer" yaml:"optimizer"`
-	Loss      LossConfig      `mapstructure:"loss" yaml:"loss"`
-	Stages    []StageConfig   `mapstructure:"stages" yaml:"stages"`
-	Data      DataConfig      `mapstructure:"data" yaml:"data"`
-	Output    OutputConfig    `mapstructure:"output" yaml:"output"`
-	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4
-	// for Patience epochs (0 disables); the next stage then starts.
-	EarlyStopping EarlyStoppingConfig `mapstructure:"early_stopping" yaml:"early_stopping"`
-	// Diagnostics watches the run for failing training (see Finding); on by default.
-	Diagnostics DiagnosticsConfig `mapstructure:"diagnostics" yaml:"diagnostics"`
+	// Seed seeds everything random: the head's weights, shuffling, augmentation, dropout, val_split.
+	Seed uint64 `yaml:"seed"`
+	// Model is the base model and its input.
+	Model ModelConfig `yaml:"model"`
+	// Head is the new classification head put on the base.
+	Head HeadConfig `yaml:"head"`
+	// Groups splits the base's parameters into layer groups, earliest first; the head is always the last group, head.
+	Groups GroupsConfig `yaml:"groups"`
+	// Optimizer is the optimizer; each group has its own state, carried from stage to stage.
+	Optimizer OptimizerConfig `yaml:"optimizer"`
+	// Loss is the softmax cross-entropy's options.
+	Loss LossConfig `yaml:"loss"`
+	// Stages is the list of stages, trained in order, each for its epochs, with its groups, rates and schedule.
+	Stages []StageConfig `yaml:"stages" required:"true"`
+	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4 for
+	// patience epochs; the next stage then starts.
+	EarlyStopping EarlyStoppingConfig `yaml:"early_stopping"`
+	// Diagnostics watches the run for failing training (see the README's Diagnostics) and can repair the recipe.
+	Diagnostics DiagnosticsConfig `yaml:"diagnostics"`
+	// Data is where the images are and how they are prepared.
+	Data DataConfig `yaml:"data"`
+	// Output is where the run folder goes.
+	Output OutputConfig `yaml:"output"`
 }
 
 // ModelConfig names the base model and the input size the head is built for.
 type ModelConfig struct {
-	ONNX  string      `mapstructure:"onnx" yaml:"onnx"`
-	CutAt string      `mapstructure:"cut_at" yaml:"cut_at"`
-	Input InputConfig `mapstructure:"input" yaml:"input"`
+	// ONNX is the base model's file: a headless base, or a full model with cut_at.
+	ONNX string `yaml:"onnx" required:"true"`
+	// CutAt is the node or tensor to cut the model at; empty: use the graph's output.
+	CutAt string `yaml:"cut_at"`
+	// Input is the size of one input image.
+	Input InputConfig `yaml:"input"`
 }
 
 // InputConfig is the model's input size (one image, without the batch).
 type InputConfig struct {
-	Channels int `mapstructure:"channels" yaml:"channels"`
-	Height   int `mapstructure:"height" yaml:"height"`
-	Width    int `mapstructure:"width" yaml:"width"`
+	// Channels is the number of channels: 1 (grey) or 3 (RGB).
+	Channels int `yaml:"channels"`
+	// Height is the images' height after resizing, in pixels.
+	Height int `yaml:"height"`
+	// Width is the images' width after resizing, in pixels.
+	Width int `yaml:"width"`
 }
 
 // HeadConfig is the classification head put on the base.
 type HeadConfig struct {
-	Pool       string  `mapstructure:"pool" yaml:"pool"`
-	Dense      []int   `mapstructure:"dense" yaml:"dense"`
-	Activation string  `mapstructure:"activation" yaml:"activation"`
-	Dropout    float64 `mapstructure:"dropout" yaml:"dropout"`
-	Classes    int     `mapstructure:"classes" yaml:"classes"`
-	Init       string  `mapstructure:"init" yaml:"init"`
+	// Pool is how the base's feature map becomes a vector: flatten, avg (global average) or max.
+	Pool string `yaml:"pool" enum:"flatten,avg,max"`
+	// Dense is the hidden layers' widths, in order; [] for none.
+	Dense []int `yaml:"dense"`
+	// Activation is the function after each hidden layer.
+	Activation string `yaml:"activation" enum:"relu,leaky_relu,tanh,sigmoid,none"`
+	// Dropout is the rate of the dropout before each dense layer, in [0, 1).
+	Dropout float64 `yaml:"dropout"`
+	// Classes is the number of classes (the training data's class folders).
+	Classes int `yaml:"classes" required:"true"`
+	// Init is how the dense layers' weights are initialised: he (Kaiming) or glorot (Xavier).
+	Init string `yaml:"init" enum:"he,glorot"`
 }
+
+// GroupsConfig is the groups key: how the base's parameters split into layer groups,
+// earliest first (the head is always added last, as the group head). In YAML: auto
+// (the default), a preset's name, or a list of {name, match}.
+type GroupsConfig struct {
+	// Preset is auto (split the base at its pooling layers: block1, block2, ...; also
+	// when empty) or the name of a preset from package models (vgg16, vgg19, ...).
+	Preset string
+	// List names the groups (Preset then empty).
+	List []GroupConfig
+}
+
+// TrainConfig is a stage's train key: all, or the names of the groups it trains.
+type TrainConfig struct {
+	All bool // every group
+	// Groups are the groups by name (All false). Nil with All false is a missing train
+	// key; an empty list trains nothing (and is an error).
+	Groups []string
+}
+
+// Train returns a train key naming the groups.
+func Train(groups ...string) TrainConfig { return TrainConfig{Groups: append([]string{}, groups...)} }
+
+// TrainAll returns the train key all.
+func TrainAll() TrainConfig { return TrainConfig{All: true} }
 
 // GroupConfig is one explicit layer group: globs over initializer names.
 type GroupConfig struct {
-	Name  string   `mapstructure:"name" yaml:"name"`
-	Match []string `mapstructure:"match" yaml:"match"`
+	// Name is the group's name, as train and per-group lr refer to it (case kept).
+	Name string `yaml:"name" required:"true"`
+	// Match lists globs over the base's initializer names (path.Match syntax, such as "features.0.*").
+	Match []string `yaml:"match" required:"true"`
 }
 
 // OptimizerConfig chooses the optimizer and its hyper-parameters.
 type OptimizerConfig struct {
-	Name        string  `mapstructure:"name" yaml:"name"`
-	WeightDecay float64 `mapstructure:"weight_decay" yaml:"weight_decay"`
-	Momentum    float64 `mapstructure:"momentum" yaml:"momentum"`
-	Nesterov    bool    `mapstructure:"nesterov" yaml:"nesterov"`
-	Beta1       float64 `mapstructure:"beta1" yaml:"beta1"`
-	Beta2       float64 `mapstructure:"beta2" yaml:"beta2"`
-	Eps         float64 `mapstructure:"eps" yaml:"eps"`
+	// Name is the optimizer: sgd (with momentum), adam or adamw (decoupled weight decay).
+	Name string `yaml:"name" enum:"sgd,adam,adamw"`
+	// WeightDecay is the L2 penalty (sgd, adam) or the decoupled decay (adamw); frozen groups get none.
+	WeightDecay float64 `yaml:"weight_decay"`
+	// Momentum is the momentum of sgd.
+	Momentum float64 `yaml:"momentum"`
+	// Nesterov makes the momentum of sgd Nesterov's.
+	Nesterov bool `yaml:"nesterov"`
+	// Beta1 is adam's first-moment decay (cycled by the onecycle schedule).
+	Beta1 float64 `yaml:"beta1"`
+	// Beta2 is adam's second-moment decay.
+	Beta2 float64 `yaml:"beta2"`
+	// Eps is adam's epsilon.
+	Eps float64 `yaml:"eps"`
 	// ClipNorm clips the global gradient norm of the trained parameters (0: off).
-	ClipNorm float64 `mapstructure:"clip_norm" yaml:"clip_norm"`
+	ClipNorm float64 `yaml:"clip_norm"`
 }
 
 // LossConfig configures the softmax cross-entropy.
 type LossConfig struct {
-	LabelSmoothing float64 `mapstructure:"label_smoothing" yaml:"label_smoothing"`
+	// LabelSmoothing spreads this much of each label's weight over all classes, in [0, 1).
+	LabelSmoothing float64 `yaml:"label_smoothing"`
 }
 
 // StageConfig is one stage of the recipe.
 type StageConfig struct {
-	Name   string `mapstructure:"name" yaml:"name"`
-	Epochs int    `mapstructure:"epochs" yaml:"epochs"`
-	// Train is "all" or a list of group names.
-	Train any `mapstructure:"train" yaml:"train"`
-	// LR is a number, {max, factor}, {slice: [lo, hi]} or a rate per group name.
-	LR any `mapstructure:"lr" yaml:"lr"`
-	// Schedule is a name or {name: ..., options...}.
-	Schedule any `mapstructure:"schedule" yaml:"schedule"`
+	// Name names the stage in the output and in lr-find --stage.
+	Name string `yaml:"name" default:"stage1, stage2, ..."`
+	// Epochs is the stage's length, at least 1.
+	Epochs int `yaml:"epochs" required:"true"`
+	// Train is the groups the stage trains: all, or a list such as [head]; the others are frozen.
+	Train TrainConfig `yaml:"train" required:"true"`
+	// LR is the trained groups' base rates: a number, {max, factor}, {slice: [lo, hi]} or a rate per group.
+	LR schedule.Rates `yaml:"lr" required:"true"`
+	// Schedule shapes the rates over the stage's steps: a name, or {name: ..., options}.
+	Schedule schedule.Spec `yaml:"schedule,omitempty"`
 	// Gradual unfreezes one more group each epoch from the top down, starting from
-	// the groups listed in Train (ULMFiT's gradual unfreezing).
-	Gradual bool `mapstructure:"gradual" yaml:"gradual"`
+	// the groups listed in train (ULMFiT's gradual unfreezing).
+	Gradual bool `yaml:"gradual,omitempty"`
 }
 
 // DataConfig says where the images are and how they are prepared.
 type DataConfig struct {
-	Format     string           `mapstructure:"format" yaml:"format"`
-	Train      string           `mapstructure:"train" yaml:"train"`
-	Val        string           `mapstructure:"val" yaml:"val"`
-	ValSplit   float64          `mapstructure:"val_split" yaml:"val_split"`
-	Test       string           `mapstructure:"test" yaml:"test"`
-	Labels     LabelsConfig     `mapstructure:"labels" yaml:"labels"`
-	BatchSize  int              `mapstructure:"batch_size" yaml:"batch_size"`
-	Preprocess PreprocessConfig `mapstructure:"preprocess" yaml:"preprocess"`
-	Augment    AugmentConfig    `mapstructure:"augment" yaml:"augment"`
-	Workers    int              `mapstructure:"workers" yaml:"workers"`
-	// OnBadImage is "fail" (default) or "skip" (skip and count undecodable images).
-	OnBadImage string `mapstructure:"on_bad_image" yaml:"on_bad_image"`
-	// FeatureCache is "auto" (default) or "off". With auto, an epoch that trains only
-	// groups above a frozen part of the network, on images that nothing random changes
-	// (no augmentation), computes the frozen part's output once per image and trains
-	// on the stored activations.
-	FeatureCache string `mapstructure:"feature_cache" yaml:"feature_cache"`
-	// Classes, when set, are the class names of an IDX data set.
-	Classes []string `mapstructure:"classes" yaml:"classes"`
+	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class) or idx (MNIST's format).
+	Format string `yaml:"format" enum:"imagefolder,idx"`
+	// Train is the training images' folder (or IDX file).
+	Train string `yaml:"train" required:"true"`
+	// Val is the validation images' folder (or IDX file); or set val_split.
+	Val string `yaml:"val"`
+	// ValSplit holds this fraction of the training images out for validation, in [0, 1); 0: none.
+	ValSplit float64 `yaml:"val_split"`
+	// Test is the test images' folder (or IDX file), measured after training.
+	Test string `yaml:"test"`
+	// Labels names the label files of IDX data.
+	Labels LabelsConfig `yaml:"labels"`
+	// BatchSize is the number of images in a batch, at least 1.
+	BatchSize int `yaml:"batch_size"`
+	// Preprocess is the input normalisation the base was trained with.
+	Preprocess PreprocessConfig `yaml:"preprocess"`
+	// Augment is the training-time augmentation.
+	Augment AugmentConfig `yaml:"augment"`
+	// Workers is the number of image-decoding workers; 0: one per CPU.
+	Workers int `yaml:"workers"`
+	// OnBadImage says what an undecodable image does: fail (the run stops, naming it) or skip (it is skipped and counted).
+	OnBadImage string `yaml:"on_bad_image" enum:"fail,skip"`
+	// FeatureCache is the cache of a frozen base's outputs, auto or off. With auto, an
+	// epoch that trains only groups above a frozen part of the network, on images that
+	// nothing random changes (no augmentation), computes the frozen part's output once
+	// per image and trains on the stored activations.
+	FeatureCache string `yaml:"feature_cache" enum:"auto,off"`
+	// Classes are the class names of an IDX data set, in label order (empty: the labels' numbers).
+	Classes []string `yaml:"classes"`
 }
 
 // LabelsConfig names the label files of IDX data; empty: derived from the image files'
 // names (train-images-idx3-ubyte.gz -> train-labels-idx1-ubyte.gz).
 type LabelsConfig struct {
-	Train string `mapstructure:"train" yaml:"train"`
-	Val   string `mapstructure:"val" yaml:"val"`
-	Test  string `mapstructure:"test" yaml:"test"`
+	// Train is the training labels' file.
+	Train string `yaml:"train"`
+	// Val is the validation labels' file.
+	Val string `yaml:"val"`
+	// Test is the test labels' file.
+	Test string `yaml:"test"`
 }
 
 // PreprocessConfig is the exporter's input normalisation.
 type PreprocessConfig struct {
-	Mode string    `mapstructure:"mode" yaml:"mode"`
-	Mean []float64 `mapstructure:"mean" yaml:"mean"`
-	Std  []float64 `mapstructure:"std" yaml:"std"`
+	// Mode is the normalisation: caffe (BGR, 0-255, mean subtracted), torch (0-1, mean and std), tf (-1 to 1) or none (0-1).
+	Mode string `yaml:"mode" enum:"caffe,torch,tf,none"`
+	// Mean is the per-channel mean (torch and caffe; empty: ImageNet's); one value for all channels, or one per channel.
+	Mean []float64 `yaml:"mean"`
+	// Std is the per-channel standard deviation (torch only; empty: ImageNet's), as mean.
+	Std []float64 `yaml:"std"`
 }
 
 // AugmentConfig is the training-time augmentation.
 type AugmentConfig struct {
-	HFlip   bool `mapstructure:"hflip" yaml:"hflip"`
-	PadCrop int  `mapstructure:"pad_crop" yaml:"pad_crop"`
+	// HFlip flips half the training images left to right.
+	HFlip bool `yaml:"hflip"`
+	// PadCrop pads each training image by this many pixels and crops it back at a random place; 0: off.
+	PadCrop int `yaml:"pad_crop"`
 }
 
 // OutputConfig says where the run folder goes.
 type OutputConfig struct {
-	Dir string `mapstructure:"dir" yaml:"dir"`
+	// Dir is the run folder: model.onnx, best.onnx, checkpoint/, metrics.jsonl, curves.png.
+	Dir string `yaml:"dir"`
 }
 
 // EarlyStoppingConfig stops a stage early.
 type EarlyStoppingConfig struct {
-	Patience int `mapstructure:"patience" yaml:"patience"`
+	// Patience is the number of epochs without improvement before the stage ends; 0: off.
+	Patience int `yaml:"patience"`
 }
 
 // DiagnosticsConfig configures the detectors of failing runs. In YAML, `diagnostics: off`
 // turns them off and `diagnostics: {repair: true}` repairs the recipe when a finding with
 // a known fix fires. The zero value is the default: detection on, no repair.
 type DiagnosticsConfig struct {
-	Off    bool `mapstructure:"off" yaml:"off"`
-	Repair bool `mapstructure:"repair" yaml:"repair"`
+	// Off turns the detectors off (`diagnostics: off`).
+	Off bool `yaml:"-"`
+	// Repair rewrites the rest of the recipe when a finding with a known fix fires,
+	// and goes on from the start of the failing stage (as --repair).
+	Repair bool `yaml:"repair"`
 	// Every is how often, in steps, the per-group statistics are sampled (0: every 5
 	// steps, and the first 3 of each stage); the loss and accuracy are watched at every
 	// step.
-	Every int `mapstructure:"every" yaml:"every"`
-}
-
-// diagnosticsFromScalar reads `diagnostics: off` (or on, true, false) into a
-// DiagnosticsConfig.
-func diagnosticsFromScalar(from, to reflect.Type, data any) (any, error) {
-	if to != reflect.TypeOf(DiagnosticsConfig{}) {
-		return data, nil
-	}
-	switch v := data.(type) {
-	case bool:
-		return DiagnosticsConfig{Off: !v}, nil
-	case string:
-		switch strings.ToLower(v) {
-		case "off", "false", "no":
-			return DiagnosticsConfig{Off: true}, nil
-		case "on", "true", "yes", "":
-			return DiagnosticsConfig{}, nil
-		}
-		return nil, fmt.Errorf("diagnostics: %q; want off, on, or {repair: true, every: N}", v)
-	}
-	return data, nil
+	Every int `yaml:"every"`
 }
 
 // Default returns a config with every default filled in; LoadConfig starts from it.
@@ -199,10 +270,10 @@ func Default() Config {
 	}
 }
 
-// LoadConfig reads a YAML recipe. Unknown keys are errors that name the file, the line
-// and the nearest valid key; TOOLKIT_* environment variables override the file's values
-// (TOOLKIT_DATA_BATCH_SIZE for data.batch_size). Relative paths in the file are taken
-// relative to the file's folder.
+// LoadConfig reads a YAML recipe. Mistakes are errors that name the file, the line and
+// the key (an unknown key with the nearest valid one); TOOLKIT_* environment variables
+// override the file's values (TOOLKIT_DATA_BATCH_SIZE for data.batch_size). Relative
+// paths in the file are taken relative to the file's folder.
 func LoadConfig(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -216,43 +287,104 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// ParseConfig reads a YAML recipe from memory; name is used in error messages. Paths
-// are left as written.
+// ParseConfig reads a YAML recipe from memory over Default, then the TOOLKIT_*
+// environment variables; name is used in error messages. Paths are left as written.
+// Keys are read as written (group names keep their case).
 func ParseConfig(raw []byte, name string) (*Config, error) {
+	cfg := Default()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("%s:%s: %s", name, m[1], m[2])
+		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(doc.Content) > 0 {
-		if err := checkKeys(doc.Content[0], reflect.TypeOf(Config{}), ""); err != nil {
+	if root := yamlnode.Resolve(&doc); !yamlnode.IsNull(root) {
+		if root.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s:%d: the recipe is %s; want a mapping of %s", name, root.Line, yamlnode.Describe(root), strings.Join(topKeys(), ", "))
+		}
+		if err := yamlnode.Decode(root, &cfg); err != nil {
 			return nil, fmt.Errorf("%s:%w", name, err)
 		}
 	}
+	if err := cfg.applyEnv(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// yamlLine picks the line out of the YAML parser's syntax errors.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func topKeys() []string {
+	var keys []string
+	for _, f := range yamlnode.Fields(reflect.TypeFor[Config]()) {
+		keys = append(keys, f.Key)
+	}
+	return keys
+}
+
+// applyEnv sets every key that a TOOLKIT_* environment variable gives (through viper:
+// TOOLKIT_DATA_BATCH_SIZE for data.batch_size), the variable's value read as YAML
+// (text as it is for text keys): TOOLKIT_HEAD_DENSE='[512, 256]', TOOLKIT_DIAGNOSTICS=off.
+func (c *Config) applyEnv() error {
 	v := viper.New()
-	v.SetConfigType("yaml")
 	v.SetEnvPrefix("TOOLKIT")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	cfg := Default()
-	// Keys the file leaves out keep their defaults; environment variables can set
-	// any key, present in the file or not.
-	for _, key := range leafKeys(reflect.TypeOf(Config{}), "") {
-		if d := lookupDefault(cfg, key); d != nil {
-			v.SetDefault(key, d)
+	for _, k := range envKeys(reflect.ValueOf(c).Elem(), "") {
+		if !v.IsSet(k.key) {
+			continue
+		}
+		raw := v.GetString(k.key)
+		env := "TOOLKIT_" + strings.ToUpper(strings.ReplaceAll(k.key, ".", "_"))
+		if err := decodeEnv(raw, k.value); err != nil {
+			var e *yamlnode.Error
+			if errors.As(err, &e) {
+				c := *e
+				c.Line = 0
+				err = &c
+			}
+			return fmt.Errorf("%s=%s: %w", env, raw, yamlnode.Under(err, nil, k.key))
 		}
 	}
-	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
-		dc.WeaklyTypedInput = true
-		dc.ZeroFields = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(diagnosticsFromScalar, dc.DecodeHook)
-	}); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	return nil
+}
+
+type envKey struct {
+	key   string
+	value reflect.Value
+}
+
+// envKeys lists the keys that hold a value: every field but the structs that only group
+// keys (model, head, ...), whose fields are listed instead. A type that decodes itself
+// is one value, and its fields, if it has keys of its own (diagnostics.repair), follow it.
+func envKeys(v reflect.Value, prefix string) []envKey {
+	var keys []envKey
+	for _, f := range yamlnode.Fields(v.Type()) {
+		key, fv := yamlnode.Join(prefix, f.Key), v.FieldByIndex(f.Index)
+		custom := fv.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]())
+		if custom || fv.Kind() != reflect.Struct {
+			keys = append(keys, envKey{key, fv})
+		}
+		if fv.Kind() == reflect.Struct {
+			keys = append(keys, envKeys(fv, key)...)
+		}
 	}
-	return &cfg, nil
+	return keys
+}
+
+func decodeEnv(raw string, v reflect.Value) error {
+	custom := v.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]())
+	if v.Kind() == reflect.String && !custom {
+		v.SetString(raw)
+		return nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(raw), &doc); err != nil {
+		return fmt.Errorf("not YAML: %w", err)
+	}
+	return yamlnode.Decode(&doc, v.Addr().Interface())
 }
 
 func (c *Config) resolvePaths(dir string) {
@@ -269,139 +401,4 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Data.Labels.Val)
 	abs(&c.Data.Labels.Test)
 	abs(&c.Output.Dir)
-}
-
-// checkKeys walks a YAML mapping against the struct type that decodes it and reports
-// the first key that is not a field, with its line and the nearest valid key.
-func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil // a type mismatch: the decoder reports it
-		}
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]; tag != "" {
-				fields[tag] = f.Type
-			}
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			ft, ok := fields[key.Value]
-			if !ok {
-				names := make([]string, 0, len(fields))
-				for name := range fields {
-					names = append(names, name)
-				}
-				sort.Strings(names)
-				return fmt.Errorf("%d: unknown key %q; did you mean %q? (valid keys: %s)",
-					key.Line, join(path, key.Value), nearest(key.Value, names), strings.Join(names, ", "))
-			}
-			if err := checkKeys(val, ft, join(path, key.Value)); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return nil
-		}
-		for i, item := range n.Content {
-			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-// nearest returns the candidate closest to s: an abbreviation of it (lr for
-// learning_rate), else the one at the smallest edit distance.
-func nearest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		d := editDistance(s, c)
-		if c == initials(s) || s == initials(c) {
-			d = 0
-		}
-		if d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// initials returns the first letters of the words of an underscored name.
-func initials(s string) string {
-	out := ""
-	for _, w := range strings.Split(s, "_") {
-		if w != "" {
-			out += w[:1]
-		}
-	}
-	return out
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
-
-// leafKeys lists the dotted keys of the struct fields that hold values (not nested
-// structs), for viper's defaults and environment lookups.
-func leafKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" {
-			continue
-		}
-		// diagnostics is one key: `diagnostics: off` is a scalar where a map may stand.
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(DiagnosticsConfig{}) {
-			keys = append(keys, leafKeys(f.Type, join(prefix, tag))...)
-		} else {
-			keys = append(keys, join(prefix, tag))
-		}
-	}
-	return keys
-}
-
-func lookupDefault(cfg Config, key string) any {
-	v := reflect.ValueOf(cfg)
-	for _, part := range strings.Split(key, ".") {
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			if strings.Split(t.Field(i).Tag.Get("mapstructure"), ",")[0] == part {
-				v = v.Field(i)
-				break
-			}
-		}
-	}
-	return v.Interface()
 }

@@ -87,16 +87,16 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		d.Val = val
 		d.Skipped = append(d.Skipped, val.Skipped()...)
 	case c.ValSplit > 0:
-		if c.ValSplit >= 1 {
-			return nil, fmt.Errorf("data.val_split: %v must be below 1", c.ValSplit)
+		if err := checkValSplit(c.ValSplit); err != nil {
+			return nil, err
 		}
 		tr, val := dataset.Split(train, c.ValSplit, seed)
 		if tr.Len() == 0 || val.Len() == 0 {
 			return nil, fmt.Errorf("data.val_split: %v of %d images leaves an empty split", c.ValSplit, train.Len())
 		}
 		d.Train, d.Val = tr, val
-	case c.ValSplit < 0:
-		return nil, fmt.Errorf("data.val_split: %v must be in [0, 1)", c.ValSplit)
+	case c.ValSplit != 0:
+		return nil, checkValSplit(c.ValSplit)
 	}
 	if c.Test != "" {
 		test, err := open("test", c.Test, c.Labels.Test)

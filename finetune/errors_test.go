@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"toolkit/finetune/schedule"
 )
 
 func TestConfigKeyTypos(t *testing.T) {
@@ -61,20 +63,17 @@ func TestRecipeErrors(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{"unknown group", func(c *Config) { c.Stages[0].Train = []any{"block9"} }, `stages[0] (head): train: unknown group "block9"; the groups are: block1, block2, head`},
-		{"negative lr", func(c *Config) { c.Stages[1].LR = -1e-3 }, "stages[1] (all): lr -0.001: must be finite and > 0"},
-		{"missing lr", func(c *Config) { c.Stages[0].LR = nil }, "stages[0] (head): lr: missing"},
-		{"bad schedule", func(c *Config) { c.Stages[0].Schedule = "triangle" }, `unknown schedule "triangle"`},
+		{"unknown group", func(c *Config) { c.Stages[0].Train = Train("block9") }, `stages[0] (head): train: unknown group "block9"; the groups are: block1, block2, head`},
+		{"negative lr", func(c *Config) { c.Stages[1].LR = schedule.Rates{Rate: -1e-3} }, "stages[1] (all): lr -0.001: must be finite and > 0"},
+		{"missing lr", func(c *Config) { c.Stages[0].LR = schedule.Rates{} }, "stages[0] (head): lr: missing"},
+		{"bad schedule", func(c *Config) { c.Stages[0].Schedule = schedule.Spec{Name: "triangle"} }, `unknown schedule "triangle"`},
 		{"class count", func(c *Config) { c.Head.Classes = 5 }, "head.classes is 5 but the training data has 3 classes"},
 		{"no stages", func(c *Config) { c.Stages = nil }, "stages: none given"},
 		{"unplaced parameter", func(c *Config) {
-			c.Groups = []any{map[string]any{"name": "early", "match": []any{"features.0.*"}}}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{"features.0.*"}}}}
 		}, "groups: 2 parameter(s) are in no group: features.3.weight, features.3.bias"},
 		{"empty group", func(c *Config) {
-			c.Groups = []any{
-				map[string]any{"name": "all", "match": []any{"features.*"}},
-				map[string]any{"name": "none", "match": []any{"classifier.*"}},
-			}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "base", Match: []string{"features.*"}}, {Name: "none", Match: []string{"classifier.*"}}}}
 		}, "groups[1] (none): matches no parameter; the parameters are: features.0.weight"},
 		{"input too small", func(c *Config) { c.Model.Input.Height, c.Model.Input.Width = 2, 2 }, "[1 3 2 2]"},
 		{"channels", func(c *Config) { c.Model.Input.Channels = 1 }, `model.input: input "input" has 3 channels but model.input.channels is 1`},
@@ -99,43 +98,56 @@ func TestRecipeErrors(t *testing.T) {
 		{"clip_norm", func(c *Config) { c.Optimizer.ClipNorm = -1 }, "optimizer.clip_norm: -1; want 0 (off) or a positive norm"},
 		{"clip_norm NaN", func(c *Config) { c.Optimizer.ClipNorm = math.NaN() }, "optimizer.clip_norm: NaN; want 0 (off) or a positive norm"},
 		{"group without name", func(c *Config) {
-			c.Groups = []any{map[string]any{"match": []any{"features.*"}}}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Match: []string{"features.*"}}}}
 		}, "groups[0]: missing name"},
 		{"group named head", func(c *Config) {
-			c.Groups = []any{map[string]any{"name": "head", "match": []any{"features.*"}}}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "head", Match: []string{"features.*"}}}}
 		}, `groups[0]: "head" is the head's group, added after the base's groups; name the group otherwise`},
-		{"group name case", func(c *Config) {
-			c.Groups = []any{map[string]any{"name": "Early", "match": []any{"features.*"}}}
-		}, `groups[0]: name "Early": use lowercase`},
+		{"group named all", func(c *Config) {
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "all", Match: []string{"features.*"}}}}
+		}, `groups[0]: "all" is reserved (train: all means every group; max, factor and slice are lr's keys); name the group otherwise`},
+		{"train names a group in another case", func(c *Config) {
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "Early", Match: []string{"features.0.*"}}, {Name: "late", Match: []string{"features.3.*"}}}}
+			c.Stages[1].Train = Train("early", "late", "head")
+		}, `stages[1] (all): train: unknown group "early"; did you mean "Early"? the groups are: Early, late, head`},
+		{"train lists a group twice", func(c *Config) { c.Stages[0].Train = Train("head", "head") }, `stages[0] (head): train: group "head" listed twice`},
+		{"two lr forms", func(c *Config) { c.Stages[0].LR = schedule.Rates{Rate: 1e-3, Max: 1e-3} },
+			"stages[0] (head): lr: a rate and {max, factor} given together; give one"},
+		{"preset and list", func(c *Config) {
+			c.Groups = GroupsConfig{Preset: "vgg19", List: []GroupConfig{{Name: "early", Match: []string{"features.*"}}}}
+		}, "groups: preset vgg19 and a list given together; give one"},
 		{"duplicate group", func(c *Config) {
-			c.Groups = []any{
-				map[string]any{"name": "early", "match": []any{"features.0.*"}},
-				map[string]any{"name": "early", "match": []any{"features.3.*"}},
-			}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{"features.0.*"}}, {Name: "early", Match: []string{"features.3.*"}}}}
 		}, `groups[1]: group "early" is named twice`},
 		{"overlapping groups", func(c *Config) {
-			c.Groups = []any{
-				map[string]any{"name": "early", "match": []any{"features.*"}},
-				map[string]any{"name": "weights", "match": []any{"*.weight"}},
-			}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{"features.*"}}, {Name: "weights", Match: []string{"*.weight"}}}}
 		}, `groups: parameter "features.0.weight" matches both "early" and "weights"`},
 		{"empty match", func(c *Config) {
-			c.Groups = []any{map[string]any{"name": "early", "match": []any{}}}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{}}}}
 		}, "groups[0] (early): match is empty"},
 		{"no model", func(c *Config) { c.Model.ONNX = "" }, "model.onnx: missing (the base model's file)"},
 		{"input channels", func(c *Config) { c.Model.Input.Channels = 2 }, "model.input.channels: 2; want 1 or 3"},
 		{"input size", func(c *Config) { c.Model.Input.Height = 0 }, "model.input: height 0 and width 16 must be positive"},
-		{"no train", func(c *Config) { c.Stages[0].Train = nil }, "stages[0] (head): train: missing (all, or a list of groups: block1, block2, head)"},
-		{"empty train", func(c *Config) { c.Stages[0].Train = []any{} }, "stages[0] (head): train: empty list (groups: block1, block2, head)"},
-		{"slice order", func(c *Config) { c.Stages[1].LR = map[string]any{"slice": []any{1e-3, 1e-5}} }, "stages[1] (all): lr slice [0.001, 1e-05]: lo must be <= hi"},
-		{"per-group lr gap", func(c *Config) { c.Stages[1].LR = map[string]any{"block1": 1e-5, "head": 1e-3} },
+		{"no train", func(c *Config) { c.Stages[0].Train = TrainConfig{} }, "stages[0] (head): train: missing (all, or a list of groups: block1, block2, head)"},
+		{"empty train", func(c *Config) { c.Stages[0].Train = Train() }, "stages[0] (head): train: empty list (groups: block1, block2, head)"},
+		{"slice order", func(c *Config) { c.Stages[1].LR = schedule.Rates{Slice: []float64{1e-3, 1e-5}} }, "stages[1] (all): lr slice [0.001, 1e-05]: lo must be <= hi"},
+		{"per-group lr gap", func(c *Config) {
+			c.Stages[1].LR = schedule.Rates{PerGroup: map[string]float64{"block1": 1e-5, "head": 1e-3}}
+		},
 			`stages[1] (all): lr: trained group "block2" has no rate`},
-		{"schedule option", func(c *Config) { c.Stages[1].Schedule = map[string]any{"name": "stlr", "cut": 0.2} },
+		{"schedule option", func(c *Config) {
+			c.Stages[1].Schedule = schedule.Spec{Name: "stlr", Options: map[string]float64{"cut": 0.2}}
+		},
 			`schedule "stlr": unknown option "cut"`},
+		{"classes of an image folder", func(c *Config) { c.Data.Classes = []string{"a", "b", "c"} },
+			"data.classes: for IDX data only; an image folder's classes are its subfolders' names"},
+		{"labels of an image folder", func(c *Config) { c.Data.Labels.Train = "labels.gz" },
+			"data.labels: for IDX data only; an image folder's labels are its subfolders"},
 		{"val twice", func(c *Config) { c.Data.ValSplit = 0.1 }, "data: set val or val_split, not both"},
-		{"val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", 1 }, "data.val_split: 1 must be below 1"},
+		{"val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", 1 }, "data.val_split: 1; want a fraction of the training images in [0, 1), such as 0.1"},
+		{"negative val_split", func(c *Config) { c.Data.Val, c.Data.ValSplit = "", -0.1 }, "data.val_split: -0.1; want a fraction of the training images in [0, 1), such as 0.1"},
 		{"bad glob", func(c *Config) {
-			c.Groups = []any{map[string]any{"name": "early", "match": []any{"features.["}}}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{"features.["}}}}
 		}, `groups[0] (early): bad glob "features.["`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -199,10 +211,7 @@ func TestResumeFromAnotherRecipesCheckpoint(t *testing.T) {
 		{"deeper head", func(c *Config) { c.Head.Dense = []int{16, 16} },
 			`the model's parameter "head.dense1.weight" is not in it: the checkpoint is of another recipe`},
 		{"other groups", func(c *Config) {
-			c.Groups = []any{
-				map[string]any{"name": "early", "match": []any{"features.0.*"}},
-				map[string]any{"name": "late", "match": []any{"features.3.*"}},
-			}
+			c.Groups = GroupsConfig{List: []GroupConfig{{Name: "early", Match: []string{"features.0.*"}}, {Name: "late", Match: []string{"features.3.*"}}}}
 		}, `optimizer state of group "block1", which the recipe does not have: the checkpoint is of another recipe`},
 		{"other optimizer", func(c *Config) { c.Optimizer.Name = "sgd" },
 			`group block1: optim: state of a "adam" optimizer cannot load into "sgd"`},

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"toolkit/finetune"
+	"toolkit/finetune/schedule"
 )
 
 // A Go program runs a recipe without YAML: the Config is a plain struct. This one
@@ -25,7 +26,7 @@ func Example() {
 	cfg.Model.Input = finetune.InputConfig{Channels: 3, Height: 32, Width: 32}
 	cfg.Head = finetune.HeadConfig{Pool: "flatten", Dense: []int{64}, Activation: "relu", Dropout: 0.25, Classes: 5}
 	cfg.Stages = []finetune.StageConfig{
-		{Name: "head", Epochs: 1, Train: []any{"head"}, LR: 1e-3, Schedule: "onecycle"},
+		{Name: "head", Epochs: 1, Train: finetune.Train("head"), LR: schedule.Rates{Rate: 1e-3}, Schedule: schedule.Spec{Name: "onecycle"}},
 	}
 	cfg.Data.Train = "../data/fmnist-5to9/train"
 	cfg.Data.Preprocess = finetune.PreprocessConfig{Mode: "torch", Mean: []float64{0.286}, Std: []float64{0.353}}

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"toolkit/finetune/schedule"
 )
 
 // loadExample reads examples/NAME/config.yaml with its run folder in a temporary folder.
@@ -117,6 +120,16 @@ func TestNaiveExampleRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatalf("recipe.repaired.yaml: %v", err)
 	}
+	// It reads back as the recipe the run ended with (its paths made absolute).
+	ran := tr.Config()
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran.resolvePaths(cwd)
+	if !reflect.DeepEqual(*repaired, ran) {
+		t.Errorf("recipe.repaired.yaml reads as\n%+v\nthe run's recipe is\n%+v", *repaired, ran)
+	}
 	var names []string
 	total := 0
 	for _, s := range repaired.Stages {
@@ -154,7 +167,7 @@ func TestNaiveExampleRepaired(t *testing.T) {
 // result must equal the uninterrupted repaired run's.
 func TestRepairedRunResumes(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Stages = []StageConfig{{Name: "all", Epochs: 3, Train: "all", LR: 0.5}}
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 3, Train: TrainAll(), LR: schedule.Rates{Rate: 0.5}}}
 	cfg.Diagnostics.Repair = true
 	straight, err := New(cfg)
 	if err != nil {
@@ -225,7 +238,7 @@ func TestDiagnosticsOff(t *testing.T) {
 		t.Errorf("a misspelled diagnostics key: %v", err)
 	}
 	cfg := testConfig(t)
-	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: "all", LR: 0.5}}
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: TrainAll(), LR: schedule.Rates{Rate: 0.5}}}
 	cfg.Diagnostics.Off = true
 	tr, err := New(cfg, WithoutDefaultHooks())
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 func cacheConfig(t *testing.T) Config {
 	cfg := testConfig(t)
 	cfg.Data.Augment = AugmentConfig{}
-	cfg.Stages[1].Train = []any{"head"}
+	cfg.Stages[1].Train = Train("head")
 	cfg.Stages[1].Gradual = true
 	cfg.Stages[1].Epochs = 3
 	return cfg

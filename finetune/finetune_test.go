@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"toolkit/finetune/schedule"
 	"toolkit/onnx"
 )
 
@@ -53,8 +54,8 @@ func TestFreezingKeepsTheBaseBitIdentical(t *testing.T) {
 
 func TestTrainingLearnsThePatterns(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Stages[0].LR = 1e-2
-	cfg.Stages[1].LR = map[string]any{"max": 1e-2, "factor": 2.6}
+	cfg.Stages[0].LR = schedule.Rates{Rate: 1e-2}
+	cfg.Stages[1].LR = schedule.Rates{Max: 1e-2, Factor: 2.6}
 	cfg.Stages[1].Epochs = 6
 	tr, err := New(cfg, WithoutDefaultHooks())
 	if err != nil {
@@ -163,8 +164,8 @@ func TestResumeEndsWithTheSameWeights(t *testing.T) {
 func TestEarlyStoppingEndsTheStage(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Stages = []StageConfig{
-		{Name: "stuck", Epochs: 6, Train: []any{"head"}, LR: 1e-9},
-		{Name: "next", Epochs: 1, Train: []any{"head"}, LR: 1e-3},
+		{Name: "stuck", Epochs: 6, Train: Train("head"), LR: schedule.Rates{Rate: 1e-9}},
+		{Name: "next", Epochs: 1, Train: Train("head"), LR: schedule.Rates{Rate: 1e-3}},
 	}
 	cfg.EarlyStopping.Patience = 2
 	tr, err := New(cfg, WithoutDefaultHooks())
@@ -187,7 +188,7 @@ func TestEarlyStoppingEndsTheStage(t *testing.T) {
 func TestOldOpsetBaseExportsAtOpset13(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Model.ONNX = testBaseAt(t, 9)
-	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: "all", LR: 1e-3}}
+	cfg.Stages = []StageConfig{{Name: "all", Epochs: 1, Train: TrainAll(), LR: schedule.Rates{Rate: 1e-3}}}
 	tr, err := New(cfg, WithoutDefaultHooks())
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +238,7 @@ func TestSameSeedSameNumbers(t *testing.T) {
 
 func TestGradualUnfreezingAddsOneGroupPerEpoch(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Stages = []StageConfig{{Name: "gradual", Epochs: 4, Train: []any{"head"}, LR: 1e-3, Gradual: true}}
+	cfg.Stages = []StageConfig{{Name: "gradual", Epochs: 4, Train: Train("head"), LR: schedule.Rates{Rate: 1e-3}, Gradual: true}}
 	tr, err := New(cfg, WithoutDefaultHooks())
 	if err != nil {
 		t.Fatal(err)

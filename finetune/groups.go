@@ -5,8 +5,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
-
 	"toolkit/models"
 	"toolkit/onnx"
 )
@@ -30,11 +28,11 @@ func groupNames(groups []Group) []string {
 }
 
 // ResolveGroups splits the trainable parameters into ordered layer groups, the head
-// last. spec is nil or "auto" (split the base at its pooling layers: block1, block2,
-// ...), the name of a preset from package models (vgg16, vgg19, ...), or a list of
-// {name, match} with globs over parameter names. Every trainable
+// last. spec is auto (split the base at its pooling layers: block1, block2, ...; also
+// the zero GroupsConfig), the name of a preset from package models (vgg16, vgg19,
+// ...), or a list of {name, match} with globs over parameter names. Every trainable
 // base parameter must fall in exactly one group, and no group may be empty.
-func ResolveGroups(spec any, base *onnx.Model, trainable []string, isHead func(string) bool) ([]Group, error) {
+func ResolveGroups(spec GroupsConfig, base *onnx.Model, trainable []string, isHead func(string) bool) ([]Group, error) {
 	var baseParams, headParams []string
 	for _, p := range trainable {
 		if isHead(p) {
@@ -44,14 +42,17 @@ func ResolveGroups(spec any, base *onnx.Model, trainable []string, isHead func(s
 		}
 	}
 	var groups []Group
-	switch s := spec.(type) {
-	case nil:
-		groups = autoGroups(base, baseParams)
-	case string:
-		if s == "auto" {
-			groups = autoGroups(base, baseParams)
-			break
+	switch s := spec.Preset; {
+	case s != "" && len(spec.List) > 0:
+		return nil, fmt.Errorf("groups: preset %s and a list given together; give one", s)
+	case len(spec.List) > 0:
+		var err error
+		if groups, err = matchGroups(spec.List, baseParams); err != nil {
+			return nil, err
 		}
+	case s == "" || s == "auto":
+		groups = autoGroups(base, baseParams)
+	default:
 		preset, err := models.Preset(s)
 		if err != nil {
 			return nil, fmt.Errorf("groups: %w", err)
@@ -62,15 +63,6 @@ func ResolveGroups(spec any, base *onnx.Model, trainable []string, isHead func(s
 		}
 		if groups, err = matchGroups(specs, baseParams); err != nil {
 			return nil, fmt.Errorf("groups: preset %s: %w", s, err)
-		}
-	default:
-		var specs []GroupConfig
-		if err := mapstructure.Decode(spec, &specs); err != nil {
-			return nil, fmt.Errorf("groups: want auto or a list of {name, match}: %w", err)
-		}
-		var err error
-		if groups, err = matchGroups(specs, baseParams); err != nil {
-			return nil, err
 		}
 	}
 	if len(headParams) > 0 {
@@ -119,27 +111,11 @@ func autoGroups(base *onnx.Model, params []string) []Group {
 }
 
 func matchGroups(specs []GroupConfig, params []string) ([]Group, error) {
+	if err := checkGroupSpecs(specs); err != nil {
+		return nil, err
+	}
 	groups := make([]Group, len(specs))
-	seen := map[string]bool{}
 	for i, s := range specs {
-		switch {
-		case s.Name == "":
-			return nil, fmt.Errorf("groups[%d]: missing name", i)
-		case s.Name == HeadGroup:
-			return nil, fmt.Errorf("groups[%d]: %q is the head's group, added after the base's groups; name the group otherwise", i, HeadGroup)
-		case strings.ToLower(s.Name) != s.Name:
-			return nil, fmt.Errorf("groups[%d]: name %q: use lowercase (config keys, as in per-group lr maps, are read case-insensitively)", i, s.Name)
-		case seen[s.Name]:
-			return nil, fmt.Errorf("groups[%d]: group %q is named twice", i, s.Name)
-		case len(s.Match) == 0:
-			return nil, fmt.Errorf("groups[%d] (%s): match is empty", i, s.Name)
-		}
-		for _, pattern := range s.Match {
-			if _, err := path.Match(pattern, ""); err != nil {
-				return nil, fmt.Errorf("groups[%d] (%s): bad glob %q: %w", i, s.Name, pattern, err)
-			}
-		}
-		seen[s.Name] = true
 		groups[i].Name = s.Name
 	}
 	var unplaced []string
@@ -187,32 +163,27 @@ func limitList(items []string, max int) string {
 	return strings.Join(items[:max], ", ") + fmt.Sprintf(", ... (%d in all)", len(items))
 }
 
-// resolveTrain turns a stage's train value ("all" or a list of group names) into
-// group names in model order.
-func resolveTrain(train any, groups []Group) ([]string, error) {
+// resolveTrain turns a stage's train key (all or a list of group names) into group
+// names in model order.
+func resolveTrain(train TrainConfig, groups []Group) ([]string, error) {
 	names := groupNames(groups)
-	switch t := train.(type) {
-	case nil:
+	switch {
+	case train.All:
+		return names, nil
+	case train.Groups == nil:
 		return nil, fmt.Errorf("train: missing (all, or a list of groups: %s)", strings.Join(names, ", "))
-	case string:
-		if t == "all" {
-			return names, nil
-		}
-		train = []any{t}
-	}
-	var list []string
-	if err := mapstructure.Decode(train, &list); err != nil {
-		return nil, fmt.Errorf("train: want all or a list of group names: %w", err)
+	case len(train.Groups) == 0:
+		return nil, fmt.Errorf("train: empty list (groups: %s)", strings.Join(names, ", "))
 	}
 	want := map[string]bool{}
-	for _, name := range list {
+	for _, name := range train.Groups {
 		if !contains(names, name) {
-			return nil, fmt.Errorf("train: unknown group %q; the groups are: %s", name, strings.Join(names, ", "))
+			return nil, fmt.Errorf("train: unknown group %q; %sthe groups are: %s", name, didYouMean(name, names), strings.Join(names, ", "))
+		}
+		if want[name] {
+			return nil, fmt.Errorf("train: group %q listed twice", name)
 		}
 		want[name] = true
-	}
-	if len(want) == 0 {
-		return nil, fmt.Errorf("train: empty list (groups: %s)", strings.Join(names, ", "))
 	}
 	var out []string
 	for _, n := range names {
@@ -221,6 +192,16 @@ func resolveTrain(train any, groups []Group) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// didYouMean suggests the name that differs from s only in case, if there is one.
+func didYouMean(s string, names []string) string {
+	for _, n := range names {
+		if strings.EqualFold(n, s) {
+			return fmt.Sprintf("did you mean %q? ", n)
+		}
+	}
+	return ""
 }
 
 func contains(list []string, s string) bool {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"toolkit/finetune/schedule"
 	"toolkit/onnx"
 )
 
@@ -98,8 +99,8 @@ func testConfig(t testing.TB) Config {
 	cfg.Model = ModelConfig{ONNX: testBase(t), Input: InputConfig{Channels: 3, Height: 16, Width: 16}}
 	cfg.Head = HeadConfig{Pool: "flatten", Dense: []int{16}, Activation: "relu", Dropout: 0.25, Classes: 3, Init: "he"}
 	cfg.Stages = []StageConfig{
-		{Name: "head", Epochs: 2, Train: []any{"head"}, LR: 3e-3, Schedule: "onecycle"},
-		{Name: "all", Epochs: 2, Train: "all", LR: map[string]any{"max": 1e-3, "factor": 2.6}, Schedule: "stlr"},
+		{Name: "head", Epochs: 2, Train: Train("head"), LR: schedule.Rates{Rate: 3e-3}, Schedule: schedule.Spec{Name: "onecycle"}},
+		{Name: "all", Epochs: 2, Train: TrainAll(), LR: schedule.Rates{Max: 1e-3, Factor: 2.6}, Schedule: schedule.Spec{Name: "stlr"}},
 	}
 	cfg.Data.Train = filepath.Join(dir, "train")
 	cfg.Data.Val = filepath.Join(dir, "val")

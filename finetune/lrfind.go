@@ -35,7 +35,7 @@ func LRFind(ctx context.Context, cfg Config, stage string, opts lrfind.Options, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if list, ok := cfg.Stages[i].Train.([]any); ok && len(list) == 0 {
+	if tr := cfg.Stages[i].Train; !tr.All && tr.Groups != nil && len(tr.Groups) == 0 {
 		return nil, nil, fmt.Errorf("lr-find: stage %s (stages[%d]) trains nothing (train: []): a range test needs a trained group, e.g. train: [head] or train: all",
 			cfg.Stages[i].Name, i)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"toolkit/finetune/lrfind"
+	"toolkit/finetune/schedule"
 )
 
 func TestLRFindRestoresTheWeights(t *testing.T) {
@@ -79,7 +80,7 @@ func TestLRFindBadStage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no stage "warmup"; the stages are: head, all`) {
 		t.Errorf("unknown stage: %v", err)
 	}
-	cfg.Stages = append(cfg.Stages, StageConfig{Name: "nothing", Epochs: 1, Train: []any{}, LR: 1e-3})
+	cfg.Stages = append(cfg.Stages, StageConfig{Name: "nothing", Epochs: 1, Train: Train(), LR: schedule.Rates{Rate: 1e-3}})
 	_, _, err = LRFind(context.Background(), cfg, "nothing", lrfind.Defaults())
 	if err == nil || !strings.Contains(err.Error(), "stage nothing (stages[2]) trains nothing") {
 		t.Errorf("a stage that trains nothing: %v", err)

@@ -30,7 +30,7 @@ func TestVGGPresetsCoverTorchvision(t *testing.T) {
 	for arch, convs := range map[string][]int{"vgg16": {2, 2, 3, 3, 3}, "vgg19": {2, 2, 4, 4, 4}} {
 		features, full := torchvisionNames(t, arch)
 		for _, names := range [][]string{features, full} {
-			groups, err := ResolveGroups(arch, nil, names, func(string) bool { return false })
+			groups, err := ResolveGroups(GroupsConfig{Preset: arch}, nil, names, func(string) bool { return false })
 			if err != nil {
 				t.Fatalf("%s: %v", arch, err)
 			}
@@ -44,7 +44,7 @@ func TestVGGPresetsCoverTorchvision(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ResolveGroups("resnet50", nil, nil, func(string) bool { return false }); err == nil || !strings.Contains(err.Error(), "presets: vgg11, vgg13, vgg16, vgg19") {
+	if _, err := ResolveGroups(GroupsConfig{Preset: "resnet50"}, nil, nil, func(string) bool { return false }); err == nil || !strings.Contains(err.Error(), "presets: vgg11, vgg13, vgg16, vgg19") {
 		t.Errorf("unknown preset: %v", err)
 	}
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // This file is the one place that rewrites recipes: the fixes of findings, the repairs
-// that apply them, and the stage lines lr-find suggests. It edits the decoded stages
-// (StageConfig) and writes YAML with the recipe's own keys.
+// that apply them, and the stage lines lr-find suggests. It edits the typed stages
+// (StageConfig: TrainConfig, schedule.Rates, schedule.Spec) and writes them back with
+// the forms and keys the recipe uses, so that a rewritten recipe loads as the same
+// stages.
 
 // maxRepairs is how often one stage may be repaired before the run gives up.
 const maxRepairs = 3
@@ -115,16 +117,17 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 		s := stages[i]
 		hr := roundRate(min(headRate, soundRate(t.cfg.Optimizer.Name)))
 		headEpochs := max(1, int(math.Round(float64(s.Epochs)/3)))
-		head := StageConfig{Name: t.freeStageName(s.Name + "-head"), Epochs: headEpochs, Train: []any{HeadGroup}, LR: hr, Schedule: "onecycle"}
+		head := StageConfig{Name: t.freeStageName(s.Name + "-head"), Epochs: headEpochs, Train: Train(HeadGroup),
+			LR: schedule.Rates{Rate: hr}, Schedule: schedule.Spec{Name: "onecycle"}}
 		rest := s
 		rest.Epochs = max(1, s.Epochs-headEpochs)
 		if _, scalar := st.spread.(schedule.Scalar); scalar {
-			rest.LR = map[string]any{"max": hr, "factor": schedule.DefaultFactor}
+			rest.LR = schedule.Rates{Max: hr, Factor: schedule.DefaultFactor}
 		} else if headRate > hr {
 			rest.LR = scaleLR(s.LR, hr/headRate)
 		}
-		if name, _ := s.Schedule.(string); s.Schedule == nil || name == "constant" {
-			rest.Schedule = "stlr"
+		if s.Schedule.IsZero() || (s.Schedule.Name == "constant" && len(s.Schedule.Options) == 0) {
+			rest.Schedule = schedule.Spec{Name: "stlr"}
 		}
 		stages = slices.Replace(stages, i, i+1, head, rest)
 		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
@@ -134,7 +137,7 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 	s := stages[i]
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
 	if perGroup {
-		lr := map[string]any{}
+		lr := schedule.Rates{PerGroup: map[string]float64{}}
 		for j, g := range names {
 			if rates[j] == 0 {
 				continue
@@ -143,7 +146,7 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 			if g == group {
 				r = lower(r)
 			}
-			lr[g] = roundRate(r)
+			lr.PerGroup[g] = roundRate(r)
 		}
 		s.LR = lr
 		stages[i] = s
@@ -170,42 +173,38 @@ func (t *Trainer) freeStageName(base string) string {
 	return candidate
 }
 
-// scaleLR multiplies every rate of a stage's lr spec by f, keeping its form.
-func scaleLR(lr any, f float64) any {
-	spread, err := schedule.ParseSpread(lr)
-	if err != nil {
-		return lr
+// scaleLR multiplies every rate of a stage's lr by f, keeping its form (and a
+// ULMFiT factor as it is).
+func scaleLR(lr schedule.Rates, f float64) schedule.Rates {
+	out := schedule.Rates{Factor: lr.Factor}
+	if lr.Rate != 0 {
+		out.Rate = roundRate(lr.Rate * f)
 	}
-	switch s := spread.(type) {
-	case schedule.Scalar:
-		return roundRate(float64(s) * f)
-	case schedule.ULMFiT:
-		return map[string]any{"max": roundRate(s.Max * f), "factor": s.Factor}
-	case schedule.Slice:
-		if s.Lo == 0 {
-			return map[string]any{"slice": []any{roundRate(s.Hi * f)}}
-		}
-		return map[string]any{"slice": []any{roundRate(s.Lo * f), roundRate(s.Hi * f)}}
-	case schedule.PerGroup:
-		out := map[string]any{}
-		for g, r := range s {
-			out[g] = roundRate(r * f)
-		}
-		return out
+	if lr.Max != 0 {
+		out.Max = roundRate(lr.Max * f)
 	}
-	return lr
+	for _, r := range lr.Slice {
+		out.Slice = append(out.Slice, roundRate(r*f))
+	}
+	if lr.PerGroup != nil {
+		out.PerGroup = map[string]float64{}
+		for g, r := range lr.PerGroup {
+			out.PerGroup[g] = roundRate(r * f)
+		}
+	}
+	return out
 }
 
 // withRate returns the stage's lr spec scaled so that its largest rate is rate.
-func (t *Trainer) withRate(i int, rate float64) any {
+func (t *Trainer) withRate(i int, rate float64) schedule.Rates {
 	st := t.stages[i]
 	rates, err := st.spread.Rates(groupNames(t.groups), st.trained)
 	if err != nil {
-		return roundRate(rate)
+		return schedule.Rates{Rate: roundRate(rate)}
 	}
 	top := slices.Max(rates)
 	if _, scalar := st.spread.(schedule.Scalar); scalar || top == 0 {
-		return roundRate(rate)
+		return schedule.Rates{Rate: roundRate(rate)}
 	}
 	return scaleLR(st.cfg.LR, rate/top)
 }
@@ -235,13 +234,13 @@ func StageLine(s StageConfig) string {
 	}
 	add("name", s.Name)
 	add("epochs", s.Epochs)
-	if s.Train != nil {
+	if !s.Train.IsZero() {
 		add("train", s.Train)
 	}
-	if s.LR != nil {
+	if !s.LR.IsZero() {
 		add("lr", s.LR)
 	}
-	if s.Schedule != nil {
+	if !s.Schedule.IsZero() {
 		add("schedule", s.Schedule)
 	}
 	if s.Gradual {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"toolkit/finetune/diagnose"
+	"toolkit/finetune/schedule"
 )
 
 func TestRewrite(t *testing.T) {
@@ -16,21 +17,21 @@ func TestRewrite(t *testing.T) {
 		group  string
 		want   []string
 	}{
-		{"fresh head trained with the base: head first, then ULMFiT", []StageConfig{{Name: "all", Epochs: 8, Train: "all", LR: 0.1}}, 0,
+		{"fresh head trained with the base: head first, then ULMFiT", []StageConfig{{Name: "all", Epochs: 8, Train: TrainAll(), LR: schedule.Rates{Rate: 0.1}}}, 0,
 			diagnose.Chance, "", []string{
 				"{name: head, epochs: 3, train: [head], lr: 0.001, schedule: onecycle}",
 				"{name: all, epochs: 5, train: all, lr: {max: 0.001, factor: 2.6}, schedule: stlr}"}},
-		{"a slice spec keeps its form, scaled under the cap", []StageConfig{{Name: "all", Epochs: 3, Train: "all", LR: map[string]any{"slice": []any{1e-4, 1e-2}}, Schedule: "cosine"}}, 0,
+		{"a slice spec keeps its form, scaled under the cap", []StageConfig{{Name: "all", Epochs: 3, Train: TrainAll(), LR: schedule.Rates{Slice: []float64{1e-4, 1e-2}}, Schedule: schedule.Spec{Name: "cosine"}}}, 0,
 			diagnose.LossExploding, "", []string{
 				"{name: head, epochs: 1, train: [head], lr: 0.001, schedule: onecycle}",
 				"{name: all, epochs: 2, train: all, lr: {slice: [1e-05, 0.001]}, schedule: cosine}"}},
-		{"an exploding head stage goes down to the default rate at once", []StageConfig{{Name: "head", Epochs: 3, Train: []any{"head"}, LR: 50.0, Schedule: "onecycle"}}, 0,
+		{"an exploding head stage goes down to the default rate at once", []StageConfig{{Name: "head", Epochs: 3, Train: Train("head"), LR: schedule.Rates{Rate: 50.0}, Schedule: schedule.Spec{Name: "onecycle"}}}, 0,
 			diagnose.LossExploding, "", []string{"{name: head, epochs: 3, train: [head], lr: 0.001, schedule: onecycle}"}},
-		{"a sound rate is lowered tenfold", []StageConfig{{Name: "head", Epochs: 1, Train: []any{"head"}, LR: 1e-3}, {Name: "all", Epochs: 2, Train: "all", LR: map[string]any{"max": 1e-3, "factor": 2.6}}}, 1,
+		{"a sound rate is lowered tenfold", []StageConfig{{Name: "head", Epochs: 1, Train: Train("head"), LR: schedule.Rates{Rate: 1e-3}}, {Name: "all", Epochs: 2, Train: TrainAll(), LR: schedule.Rates{Max: 1e-3, Factor: 2.6}}}, 1,
 			diagnose.LossRising, "", []string{
 				"{name: head, epochs: 1, train: [head], lr: 0.001}",
 				"{name: all, epochs: 2, train: all, lr: {max: 0.0001, factor: 2.6}}"}},
-		{"a group's finding lowers that group's rate", []StageConfig{{Name: "head", Epochs: 1, Train: []any{"head"}, LR: 1e-3}, {Name: "all", Epochs: 2, Train: "all", LR: 1e-3}}, 1,
+		{"a group's finding lowers that group's rate", []StageConfig{{Name: "head", Epochs: 1, Train: Train("head"), LR: schedule.Rates{Rate: 1e-3}}, {Name: "all", Epochs: 2, Train: TrainAll(), LR: schedule.Rates{Rate: 1e-3}}}, 1,
 			diagnose.UpdateRatio, "block1", []string{
 				"{name: head, epochs: 1, train: [head], lr: 0.001}",
 				"{name: all, epochs: 2, train: all, lr: {block1: 0.0001, block2: 0.001, head: 0.001}}"}},

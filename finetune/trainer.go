@@ -256,96 +256,18 @@ func planStages(stages []StageConfig, groups []Group) ([]stagePlan, error) {
 		if p.trained, err = resolveTrain(st.Train, groups); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if st.LR == nil {
-			return nil, fmt.Errorf("%s: lr: missing (a rate such as 1e-3, {max: 1e-3, factor: 2.6}, {slice: [1e-5, 1e-3]} or a rate per group)", where)
-		}
-		if p.spread, err = schedule.ParseSpread(st.LR); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+		if p.spread, err = st.LR.Spread(); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err) // "lr: ..."
 		}
 		if _, err := p.spread.Rates(names, p.trained); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err) // "lr: ..."
 		}
-		if p.schedule, err = parseSchedule(st.Schedule); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+		if p.schedule, err = st.Schedule.Schedule(); err != nil {
+			return nil, fmt.Errorf("%s: schedule: %w", where, err)
 		}
 		plans[i] = p
 	}
 	return plans, nil
-}
-
-// parseSchedule reads a stage's schedule: a name, or a map with a name and options.
-func parseSchedule(v any) (schedule.Schedule, error) {
-	switch s := v.(type) {
-	case nil:
-		return schedule.Parse("constant", nil)
-	case string:
-		sch, err := schedule.Parse(s, nil)
-		if err != nil {
-			return nil, fmt.Errorf("schedule: %w", err)
-		}
-		return sch, nil
-	}
-	m, ok := toStringMap(v)
-	if !ok {
-		return nil, fmt.Errorf("schedule: want a name or {name: ..., options}, got %v", v)
-	}
-	name, _ := m["name"].(string)
-	if name == "" {
-		return nil, fmt.Errorf("schedule: the map needs a name (one of %v)", schedule.Names())
-	}
-	opts := map[string]float64{}
-	for k, val := range m {
-		if k == "name" {
-			continue
-		}
-		f, ok := toFloat(val)
-		if !ok {
-			return nil, fmt.Errorf("schedule %s: option %s: want a number, got %v", name, k, val)
-		}
-		opts[k] = f
-	}
-	sch, err := schedule.Parse(name, opts)
-	if err != nil {
-		return nil, fmt.Errorf("schedule: %w", err)
-	}
-	return sch, nil
-}
-
-func toStringMap(v any) (map[string]any, bool) {
-	switch m := v.(type) {
-	case map[string]any:
-		return m, true
-	case map[any]any:
-		out := map[string]any{}
-		for k, val := range m {
-			ks, ok := k.(string)
-			if !ok {
-				return nil, false
-			}
-			out[ks] = val
-		}
-		return out, true
-	}
-	return nil, false
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case bool:
-		if x {
-			return 1, true
-		}
-		return 0, true
-	}
-	return 0, false
 }
 
 func newOptimizer(c OptimizerConfig) (optim.Optimizer, error) {

@@ -36,10 +36,21 @@ func (c *Config) validate() error {
 	if c.Data.BatchSize < 1 {
 		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
 	}
+	if err := checkValSplit(c.Data.ValSplit); err != nil {
+		return err
+	}
 	switch c.Data.Format {
 	case "imagefolder", "idx":
 	default:
 		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
+	}
+	if c.Data.Format != "idx" {
+		if len(c.Data.Classes) > 0 {
+			return fmt.Errorf("data.classes: for IDX data only; an image folder's classes are its subfolders' names")
+		}
+		if c.Data.Labels != (LabelsConfig{}) {
+			return fmt.Errorf("data.labels: for IDX data only; an image folder's labels are its subfolders")
+		}
 	}
 	switch c.Data.FeatureCache {
 	case "auto", "off":
@@ -67,6 +78,14 @@ func (c *Config) validate() error {
 		if st.Name == "" {
 			c.Stages[i].Name = fmt.Sprintf("stage%d", i+1)
 		}
+	}
+	return nil
+}
+
+// checkValSplit checks data.val_split: a fraction in [0, 1), 0 for none.
+func checkValSplit(v float64) error {
+	if !(v >= 0 && v < 1) {
+		return fmt.Errorf("data.val_split: %v; want a fraction of the training images in [0, 1), such as 0.1", v)
 	}
 	return nil
 }

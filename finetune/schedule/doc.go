@@ -21,8 +21,12 @@
 //   - Warmup: linear warm-up over a number or a fraction of the steps, then constant or
 //     cosine annealing.
 //
-// Parse builds any of them from a name and an options map, the shape a YAML config gives,
-// with errors that name the offending option and the valid values.
+// Parse builds any of them from a name and an options map, with errors that name the
+// offending option and the valid values. Spec is a schedule as a recipe writes it
+// (`schedule: onecycle` or `schedule: {name: stlr, cut_frac: 0.2}`): it decodes itself
+// from YAML strictly (an option's value must be of its kind: a number, a whole number,
+// or true or false), writes itself back in the same form, and describes its forms and
+// options, with their defaults, as a JSON Schema.
 //
 // # Spreads
 //
@@ -40,8 +44,11 @@
 // Positions in ULMFiT and Slice count over ALL groups of the model, not only the trained
 // ones, as fastai does: a group's rate depends on where it sits in the model and not on
 // which other groups a stage happens to train. Rates returns one rate per model group, 0
-// for the groups the stage does not train. ParseSpread reads a spec from the values a YAML
-// decoder produces.
+// for the groups the stage does not train. Rates is a stage's lr as a recipe writes it
+// (1e-3, {max, factor}, {slice: [lo, hi]} or a rate per group, group names as written),
+// decoded strictly from YAML (a number, not a string holding one) and turned into a
+// Spread by its Spread method.
 //
-// The package depends on nothing but the standard library.
+// Besides the standard library, the package uses go.yaml.in/yaml/v3 for the recipe forms
+// of Spec and Rates.
 package schedule

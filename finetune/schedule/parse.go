@@ -17,17 +17,47 @@ func Names() []string {
 	return names
 }
 
-// parser builds one kind of schedule from options; keys lists its options with their
-// defaults, which Parse shows in errors.
-type parser struct {
-	keys  []string
-	build func(o opts) (Schedule, error)
+// kind is the kind of value an option takes.
+type kind int
+
+const (
+	number kind = iota // any number
+	whole              // a whole number
+	yesNo              // true or false; 1 or 0 in Parse's options
+)
+
+// option is one option of a schedule: its key, kind, default (NaN: none, it must be
+// given or left out as the schedule says) and meaning.
+type option struct {
+	key  string
+	kind kind
+	def  float64
+	doc  string
 }
 
+// parser builds one kind of schedule from options; doc says what it does and options
+// lists its options with their defaults, which Parse shows in errors and Spec's
+// JSONSchema in editors.
+type parser struct {
+	doc     string
+	options []option
+	build   func(o opts) (Schedule, error)
+}
+
+var none = math.NaN()
+
 var parsers = map[string]parser{
-	"constant": {nil, func(opts) (Schedule, error) { return Constant{}, nil }},
+	"constant": {"the stage's rates at every step", nil, func(opts) (Schedule, error) { return Constant{}, nil }},
 	"onecycle": {
-		[]string{"div", "div_final", "pct_start", "mom_max", "mom_min", "cycle_momentum"},
+		"fastai's fit_one_cycle: a cosine warm-up from rate/div to the rate, then cosine annealing to rate/(div*div_final); momentum (or Adam's beta1) cycles the other way",
+		[]option{
+			{"div", number, 25, "the first rate is the rate divided by div"},
+			{"div_final", number, 1e4, "the last rate is the first divided by div_final"},
+			{"pct_start", number, 0.25, "the fraction of the steps spent warming up"},
+			{"mom_max", number, 0.95, "the momentum at the start and the end"},
+			{"mom_min", number, 0.85, "the momentum at the peak rate"},
+			{"cycle_momentum", yesNo, 1, "whether the momentum cycles"},
+		},
 		func(o opts) (Schedule, error) {
 			s := DefaultOneCycle()
 			o.float("div", &s.Div)
@@ -42,7 +72,11 @@ var parsers = map[string]parser{
 		},
 	},
 	"stlr": {
-		[]string{"cut_frac", "ratio"},
+		"ULMFiT's slanted triangle: a short linear climb to the rate, then a long linear descent",
+		[]option{
+			{"cut_frac", number, 0.1, "the fraction of the steps spent climbing, in (0, 1)"},
+			{"ratio", number, 32, "how much smaller the lowest rate is than the peak, at least 1"},
+		},
 		func(o opts) (Schedule, error) {
 			s := DefaultSlantedTriangular()
 			o.float("cut_frac", &s.CutFrac)
@@ -51,7 +85,8 @@ var parsers = map[string]parser{
 		},
 	},
 	"cosine": {
-		[]string{"floor"},
+		"cosine annealing from the rate at the first step to floor times the rate at the last",
+		[]option{{"floor", number, 0, "the last rate as a fraction of the rate, in [0, 1]"}},
 		func(o opts) (Schedule, error) {
 			var s Cosine
 			o.float("floor", &s.Floor)
@@ -59,13 +94,21 @@ var parsers = map[string]parser{
 		},
 	},
 	"warmup": {
-		[]string{"warmup_steps", "warmup_pct", "start"},
+		"a linear warm-up from start times the rate, then the rate; the warm-up's length is warmup_steps or warmup_pct",
+		warmupOptions,
 		func(o opts) (Schedule, error) { return warmup(o, false) },
 	},
 	"warmup_cosine": {
-		[]string{"warmup_steps", "warmup_pct", "start", "floor"},
+		"a linear warm-up as warmup, then cosine annealing to floor times the rate",
+		append(warmupOptions[:len(warmupOptions):len(warmupOptions)], option{"floor", number, 0, "the last rate as a fraction of the rate, in [0, 1]"}),
 		func(o opts) (Schedule, error) { return warmup(o, true) },
 	},
+}
+
+var warmupOptions = []option{
+	{"warmup_steps", whole, none, "the warm-up's length in steps (or warmup_pct)"},
+	{"warmup_pct", number, none, "the warm-up's length as a fraction of the steps, in (0, 1] (or warmup_steps)"},
+	{"start", number, 0, "the first rate as a fraction of the rate, in [0, 1]"},
 }
 
 func warmup(o opts, cosine bool) (Schedule, error) {
@@ -97,8 +140,8 @@ func Parse(name string, options map[string]float64) (Schedule, error) {
 		return nil, fmt.Errorf("unknown schedule %q (valid: %s)", name, strings.Join(Names(), ", "))
 	}
 	valid := map[string]bool{}
-	for _, k := range p.keys {
-		valid[k] = true
+	for _, o := range p.options {
+		valid[o.key] = true
 	}
 	keys := make([]string, 0, len(options))
 	for k := range options {
@@ -108,10 +151,8 @@ func Parse(name string, options map[string]float64) (Schedule, error) {
 	for _, k := range keys {
 		if !valid[k] {
 			list := "none"
-			if len(p.keys) > 0 {
-				sorted := append([]string(nil), p.keys...)
-				sort.Strings(sorted)
-				list = strings.Join(sorted, ", ")
+			if len(p.options) > 0 {
+				list = strings.Join(p.optionKeys(), ", ")
 			}
 			return nil, fmt.Errorf("schedule %q: unknown option %q (valid options: %s)", name, k, list)
 		}
@@ -124,6 +165,16 @@ func Parse(name string, options map[string]float64) (Schedule, error) {
 		return nil, fmt.Errorf("schedule %q: %w", name, err)
 	}
 	return s, nil
+}
+
+// optionKeys returns the keys of the options, sorted.
+func (p parser) optionKeys() []string {
+	keys := make([]string, len(p.options))
+	for i, o := range p.options {
+		keys[i] = o.key
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type opts map[string]float64

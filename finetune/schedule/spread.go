@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -121,7 +120,13 @@ func (p PerGroup) Rates(groups, trained []string) ([]float64, error) {
 	}
 	for _, name := range sortedKeys(p) {
 		if _, ok := index[name]; !ok {
-			return nil, fmt.Errorf("lr: unknown group %q (valid groups: %s)", name, strings.Join(groups, ", "))
+			hint := ""
+			for _, g := range groups {
+				if strings.EqualFold(g, name) {
+					hint = fmt.Sprintf("; did you mean %q?", g)
+				}
+			}
+			return nil, fmt.Errorf("lr: unknown group %q%s (valid groups: %s)", name, hint, strings.Join(groups, ", "))
 		}
 	}
 	for _, name := range trained {
@@ -192,202 +197,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// ParseSpread reads a learning-rate spec from the values a YAML or JSON decoder produces:
-//
-//	1e-3                          Scalar (any Go number, or a string holding one)
-//	{max: 1e-3, factor: 2.6}      ULMFiT; factor defaults to DefaultFactor
-//	{slice: [1e-5, 1e-3]}         Slice{Lo, Hi}
-//	{slice: [1e-3]}               Slice{Hi}: fastai's slice(hi)
-//	{early: 1e-5, head: 1e-3}     PerGroup
-//
-// Maps may be map[string]any, map[any]any or map[string]float64. A map whose keys are only
-// max and factor is read as ULMFiT, so groups named exactly that need ULMFiT's form to be
-// avoided. ParseSpread checks the values it can check on its own (finite and > 0, lo <= hi);
-// Rates checks the rest against the model's groups.
-func ParseSpread(v any) (Spread, error) {
-	if f, ok, err := number(v); ok || err != nil {
-		if err != nil {
-			return nil, fmt.Errorf("lr: %w", err)
-		}
-		if !validRate(f) {
-			return nil, fmt.Errorf("lr %v: must be finite and > 0", f)
-		}
-		return Scalar(f), nil
-	}
-	m, err := stringMap(v)
-	if err != nil {
-		return nil, err
-	}
-	if len(m) == 0 {
-		return nil, fmt.Errorf("lr: empty map (want a number, {max, factor}, {slice: [lo, hi]} or a rate per group)")
-	}
-	if sv, ok := m["slice"]; ok {
-		if len(m) != 1 {
-			return nil, fmt.Errorf("lr: slice takes no other keys (got %s)", strings.Join(sortedKeys(m), ", "))
-		}
-		return parseSlice(sv)
-	}
-	_, hasMax := m["max"]
-	_, hasFactor := m["factor"]
-	onlyULMFiT := len(m) == b2i(hasMax)+b2i(hasFactor)
-	if onlyULMFiT {
-		if !hasMax {
-			return nil, fmt.Errorf("lr: factor needs max ({max: 1e-3, factor: 2.6})")
-		}
-		u := ULMFiT{Factor: DefaultFactor}
-		if u.Max, err = field(m, "max"); err != nil {
-			return nil, err
-		}
-		if !validRate(u.Max) {
-			return nil, fmt.Errorf("lr max %v: must be finite and > 0", u.Max)
-		}
-		if hasFactor {
-			if u.Factor, err = field(m, "factor"); err != nil {
-				return nil, err
-			}
-			if !validRate(u.Factor) {
-				return nil, fmt.Errorf("lr factor %v: must be finite and > 0", u.Factor)
-			}
-		}
-		return u, nil
-	}
-	p := PerGroup{}
-	for _, k := range sortedKeys(m) {
-		f, err := field(m, k)
-		if err != nil {
-			return nil, err
-		}
-		if !validRate(f) {
-			return nil, fmt.Errorf("lr: group %q rate %v: must be finite and > 0", k, f)
-		}
-		p[k] = f
-	}
-	return p, nil
-}
-
-func parseSlice(v any) (Spread, error) {
-	var xs []any
-	switch l := v.(type) {
-	case []any:
-		xs = l
-	case []float64:
-		for _, x := range l {
-			xs = append(xs, x)
-		}
-	case []float32:
-		for _, x := range l {
-			xs = append(xs, x)
-		}
-	case []int:
-		for _, x := range l {
-			xs = append(xs, x)
-		}
-	default:
-		return nil, fmt.Errorf("lr slice: want a list [lo, hi] or [hi], got %T", v)
-	}
-	fs := make([]float64, len(xs))
-	for i, x := range xs {
-		f, ok, err := number(x)
-		if err != nil || !ok {
-			return nil, fmt.Errorf("lr slice: element %d (%v) is not a number", i, x)
-		}
-		fs[i] = f
-	}
-	switch len(fs) {
-	case 1:
-		if !validRate(fs[0]) {
-			return nil, fmt.Errorf("lr slice hi %v: must be finite and > 0", fs[0])
-		}
-		return Slice{Hi: fs[0]}, nil
-	case 2:
-		if !validRate(fs[0]) {
-			return nil, fmt.Errorf("lr slice lo %v: must be finite and > 0", fs[0])
-		}
-		if !validRate(fs[1]) {
-			return nil, fmt.Errorf("lr slice hi %v: must be finite and > 0", fs[1])
-		}
-		if fs[0] > fs[1] {
-			return nil, fmt.Errorf("lr slice [%v, %v]: lo must be <= hi", fs[0], fs[1])
-		}
-		return Slice{Lo: fs[0], Hi: fs[1]}, nil
-	}
-	return nil, fmt.Errorf("lr slice: want [lo, hi] or [hi], got %d values", len(fs))
-}
-
-func field(m map[string]any, k string) (float64, error) {
-	f, ok, err := number(m[k])
-	if err != nil || !ok {
-		return 0, fmt.Errorf("lr: %s = %v is not a number", k, m[k])
-	}
-	return f, nil
-}
-
 func b2i(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
-}
-
-// number converts the scalar kinds decoders produce; ok is false for non-scalars.
-func number(v any) (f float64, ok bool, err error) {
-	switch x := v.(type) {
-	case float64:
-		return x, true, nil
-	case float32:
-		return float64(x), true, nil
-	case int:
-		return float64(x), true, nil
-	case int8:
-		return float64(x), true, nil
-	case int16:
-		return float64(x), true, nil
-	case int32:
-		return float64(x), true, nil
-	case int64:
-		return float64(x), true, nil
-	case uint:
-		return float64(x), true, nil
-	case uint8:
-		return float64(x), true, nil
-	case uint16:
-		return float64(x), true, nil
-	case uint32:
-		return float64(x), true, nil
-	case uint64:
-		return float64(x), true, nil
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("%q is not a number", x)
-		}
-		return f, true, nil
-	}
-	return 0, false, nil
-}
-
-func stringMap(v any) (map[string]any, error) {
-	switch m := v.(type) {
-	case map[string]any:
-		return m, nil
-	case map[string]float64:
-		out := make(map[string]any, len(m))
-		for k, x := range m {
-			out[k] = x
-		}
-		return out, nil
-	case map[any]any:
-		out := make(map[string]any, len(m))
-		for k, x := range m {
-			s, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("lr: map key %v is not a string", k)
-			}
-			out[s] = x
-		}
-		return out, nil
-	case nil:
-		return nil, fmt.Errorf("lr: missing")
-	}
-	return nil, fmt.Errorf("lr: want a number, {max, factor}, {slice: [lo, hi]} or a rate per group, got %T", v)
 }
