@@ -308,15 +308,17 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
 		Conv2DParams{N: 3, C: 6, H: 7, W: 6, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, Group: 3},
 		Conv2DParams{N: 2, C: 8, H: 5, W: 5, M: 16, KH: 1, KW: 1, Group: 2},
-		// Winograd F(2×2, 3×3) (AVX-512): odd heights and widths (part tiles),
+		// Winograd F(2×2, 3×3): odd heights and widths (part tiles),
 		// 16-tile groups with a remainder, M = 16 (the data gradient too), and
 		// images cut into several units (C = 272).
 		Conv2DParams{N: 2, C: 16, H: 17, W: 33, M: 24, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		Conv2DParams{N: 3, C: 20, H: 16, W: 16, M: 16, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		Conv2DParams{N: 1, C: 272, H: 21, W: 63, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		// Several small images per unit.
+		Conv2DParams{N: 5, C: 24, H: 8, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	)
 	forEachImplementation(t, func(t *testing.T) {
-		if kern := packedKernel[float32](); kern != nil && kern.winograd {
+		if kern := packedKernel[float32](); kern != nil && kern.wino != nil {
 			forward, data := 0, 0
 			for _, g := range geoms {
 				p := g.WithOutSize().norm()

@@ -18,22 +18,45 @@ import (
 // (G's halves are exact), so the result differs from the direct one by rounding alone
 // (about 1e-6 relative on VGG19; the parity tests hold it to 1e-4 against PyTorch).
 //
-// The transforms are AVX-512 assembly (winoInput16, winoOutput16: 16 tiles in the
-// lanes; winoFilter16: 16 filters, written straight into the packed A of the
-// products, so that A is packed once per call rather than once per unit), so the path
-// runs on the AVX-512 kernel only. Measured on one core of a Xeon with AVX-512 (family 6
-// model 207): VGG19's 3×3 layers at 224 px run 1.3x (64 channels) to 1.65x (128-512
-// channels) faster than the direct convolution of conv_fast.go. The tiles are cut into units of
-// whole tile rows of one image, small enough for their transformed inputs and products
-// to stay near the L2 cache; each goroutine takes whole units (input transform, the 16
-// products on one core, output transform with the bias and the Relu).
+// The transforms are assembly, generated for each kernel that has them
+// (winoTransforms): AVX-512 with 16 tiles in the lanes (winoInput16, winoOutput16) and
+// 16 filters (winoFilter16), AVX2 with 8 tiles and 6 filters; the filters are written
+// straight into the packed A of the products, so that A is packed once per call rather
+// than once per unit. Measured on one core of a Xeon with AVX-512 (family 6 model 207):
+// VGG19's 3×3 layers at 224 px run 1.3x (64 channels) to 1.65x (128-512 channels)
+// faster than the direct convolution of conv_fast.go, the AVX2 kernel's 1.4x to 2x
+// faster than its own. The tiles are cut into units, small enough for their
+// transformed inputs and products to stay near the L2 cache: whole tile rows of one
+// image, or several whole images where an image has few tiles; each goroutine takes
+// whole units (input transform, the 16 products on one core, output transform with
+// the bias and the Relu).
+
+// winoTransforms are a kernel's Winograd transforms. input and output take
+// tiles tiles at a time (tiles side by side in the lanes); filter takes one
+// channel of filterRows output channels (whole row panels of the kernel's
+// packed A).
+type winoTransforms struct {
+	tiles, filterRows int
+	// input writes Bᵀ·d·B of the tiles j < n whose 4×4 inputs are
+	// x[r*ldx + 2j + c] to v[k*ldv + j] (k = 4ξ+ν).
+	input func(x *float32, ldx int, v *float32, ldv int, n int)
+	// output writes Aᵀ·M·A + bias (Relu with flags 1) of the tiles j < n,
+	// whose products are m[k*ldm + j], as the first cols values of the
+	// output rows (2 per tile; the second row only with rows == 2).
+	output func(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+	// filter writes G·g·Gᵀ of the filters of rows l < n (taps
+	// src[idx[l] + t*tstep]) to u[k*ldk + l] of the packed panel (the
+	// second 8-row panel at panel2 on AVX-512); rows past n are zeros.
+	filter func(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
+}
 
 const (
 	// winoMinChannels and winoMinWidth bound the convolutions worth it: the
 	// first layer of a network (3 channels) gains nothing, and narrow maps
-	// have too few tiles per row for the 16-lane transforms and the products.
+	// have too few tiles per row for the transforms (4×4 maps of 512
+	// channels, batch 16: 0.8-1.1x the direct convolution; 8×8: 1.4x).
 	winoMinChannels = 16
-	winoMinWidth    = 16
+	winoMinWidth    = 6
 	// winoBudget bounds the floats of one unit's transformed inputs (and of
 	// its products): 16 × channels × tiles.
 	winoBudget = 1 << 19
@@ -41,7 +64,7 @@ const (
 
 // winogradOn reports whether p's forward pass runs as F(2×2, 3×3) on kern.
 func (p Conv2DParams) winogradOn(kern *gemmKernel) bool {
-	return kern.winograd && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
+	return kern.wino != nil && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
 		p.DilH == 1 && p.DilW == 1 && p.PadTop == 1 && p.PadLeft == 1 && p.PadBottom == 1 && p.PadRight == 1 &&
 		p.Group == 1 && p.C >= winoMinChannels && p.OutW >= winoMinWidth && p.OutH >= 2
 }
@@ -68,11 +91,12 @@ func winoFlipped(p Conv2DParams, w []float32) winoSource {
 
 // winoFilters writes the transformed filters U_k [M, C] (k = 4ξ+ν) of the
 // filters of src, each U_k packed as the A of sgemmInPlace at u[k*plen:]
-// (packedAIndex; plen = packedALen(kern, M, C)): 16 filters at a time, two
-// row panels of one channel (winoFilter16).
+// (packedAIndex; plen = packedALen(kern, M, C)): the filters of one channel
+// and kern.wino.filterRows output channels (whole row panels) at a time.
 func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
-	if kern.mr != 8 {
-		panic("kernels: Winograd: the filter transform writes panels of 8 rows")
+	wt := kern.wino
+	if wt.filterRows%kern.mr != 0 || wt.filterRows > 2*kern.mr {
+		panic("kernels: Winograd: the filter transform writes one or two whole row panels")
 	}
 	lo := src.t0 + min(0, 8*src.tstep)
 	hi := (M-1)*src.ms + (C-1)*src.cs + src.t0 + max(0, 8*src.tstep)
@@ -84,15 +108,16 @@ func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
 	for l := range idx {
 		idx[l] = int32(l * src.ms)
 	}
-	pairs := (M + 15) / 16
-	parallelFor(pairs, workers(pairs, 16*C*64), func(_, lo, hi int) {
+	fr := wt.filterRows
+	groups := (M + fr - 1) / fr
+	parallelFor(groups, workers(groups, fr*C*64), func(_, lo, hi int) {
 		for q := lo; q < hi; q++ {
-			m0 := 16 * q
-			n := min(16, M-m0)
+			m0 := fr * q
+			n := min(fr, M-m0)
 			for c := 0; c < C; c++ {
 				kc := min(kcb, C-c/kcb*kcb)
-				winoFilter16(&src.w[m0*src.ms+c*src.cs+src.t0], &idx[0], src.tstep,
-					&u[packedAIndex(kern, M, C, kcb, m0, c)], plen, 8*kc, n)
+				wt.filter(&src.w[m0*src.ms+c*src.cs+src.t0], &idx[0], src.tstep,
+					&u[packedAIndex(kern, M, C, kcb, m0, c)], plen, kern.mr*kc, n)
 			}
 		}
 	})
@@ -102,6 +127,8 @@ func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
 // the filters of filters: the weights, or the flipped weights of a data gradient.
 func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, relu bool) {
 	C, M := p.C, p.M
+	wt := kern.wino
+	lanes := wt.tiles
 	th, tw := (p.OutH+1)/2, (p.OutW+1)/2
 	// The padded image: one row and column of zeros before, enough after for every
 	// tile's 4×4 block (2·th+2 rows, 2·tw+2 columns), and slack after the last row for
@@ -112,13 +139,28 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 	u := getBuf[float32](16 * plen)
 	defer putBuf(u)
 	winoFilters(kern, M, C, filters, u)
-	// Units: rows tile rows of one image.
+	// Units: whole images where one image has few tiles (at least one unit per
+	// goroutine), else rows tile rows of one image.
 	tiles := max(16, winoBudget/(16*max(C, M)))
-	rows := max(1, min(th, tiles/tw))
-	perImage := (th + rows - 1) / rows
-	units := p.N * perImage
-	tb := rows * tw // tiles per unit (at most)
-	nw := min(runtime.GOMAXPROCS(0), units)
+	perImage := th * tw
+	maxNW := runtime.GOMAXPROCS(0)
+	var units []winoUnit
+	var tb int // tiles per unit (at most)
+	if g := min(tiles/perImage, (p.N+maxNW-1)/maxNW); g >= 2 {
+		for n0 := 0; n0 < p.N; n0 += g {
+			units = append(units, winoUnit{n0: n0, n1: min(p.N, n0+g), ti1: th})
+		}
+		tb = g * perImage
+	} else {
+		rows := max(1, min(th, tiles/tw))
+		for n := 0; n < p.N; n++ {
+			for ti0 := 0; ti0 < th; ti0 += rows {
+				units = append(units, winoUnit{n0: n, n1: n + 1, ti0: ti0, ti1: min(th, ti0+rows)})
+			}
+		}
+		tb = rows * tw
+	}
+	nw := min(maxNW, len(units))
 	var flags uint32
 	if relu {
 		flags = tileRelu
@@ -155,20 +197,22 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 		clear(v[16*C*tb:])
 		clear(mb[16*M*tb:])
 		for {
-			un := int(next.Add(1)) - 1
-			if un >= units {
+			q := int(next.Add(1)) - 1
+			if q >= len(units) {
 				return
 			}
-			n, ti0 := un/perImage, un%perImage*rows
-			ti1 := min(th, ti0+rows)
-			nt := (ti1 - ti0) * tw
+			un := units[q]
+			rt := (un.ti1 - un.ti0) * tw // tiles per image in the unit
+			nt := (un.n1 - un.n0) * rt
 			// Input transform: V[k][c][t], t the tile's index in the unit.
-			for c := 0; c < C; c++ {
-				base := xp[(n*C+c)*plane:]
-				for ti := ti0; ti < ti1; ti++ {
-					for tj := 0; tj < tw; tj += 16 {
-						t := (ti-ti0)*tw + tj
-						winoInput16(&base[2*ti*wp+2*tj], wp, &v[c*tb+t], C*tb, min(16, tw-tj))
+			for n := un.n0; n < un.n1; n++ {
+				for c := 0; c < C; c++ {
+					base := xp[(n*C+c)*plane:]
+					for ti := un.ti0; ti < un.ti1; ti++ {
+						for tj := 0; tj < tw; tj += lanes {
+							t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
+							wt.input(&base[2*ti*wp+2*tj], wp, &v[c*tb+t], C*tb, min(lanes, tw-tj))
+						}
 					}
 				}
 			}
@@ -183,21 +227,29 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 			}
 			// Output transform, bias and Relu.
 			ys := p.M * p.OutH * p.OutW
-			for m := 0; m < M; m++ {
-				var b float32
-				if bias != nil {
-					b = bias[m]
-				}
-				yp := y[n*ys+m*p.OutH*p.OutW:]
-				for ti := ti0; ti < ti1; ti++ {
-					oh := 2 * ti
-					for tj := 0; tj < tw; tj += 16 {
-						t := (ti-ti0)*tw + tj
-						winoOutput16(&mb[m*tb+t], M*tb, &yp[oh*p.OutW+2*tj], p.OutW,
-							min(16, tw-tj), min(2, p.OutH-oh), min(32, p.OutW-2*tj), b, flags)
+			for n := un.n0; n < un.n1; n++ {
+				for m := 0; m < M; m++ {
+					var b float32
+					if bias != nil {
+						b = bias[m]
+					}
+					yp := y[n*ys+m*p.OutH*p.OutW:]
+					for ti := un.ti0; ti < un.ti1; ti++ {
+						oh := 2 * ti
+						for tj := 0; tj < tw; tj += lanes {
+							t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
+							wt.output(&mb[m*tb+t], M*tb, &yp[oh*p.OutW+2*tj], p.OutW,
+								min(lanes, tw-tj), min(2, p.OutH-oh), min(2*lanes, p.OutW-2*tj), b, flags)
+						}
 					}
 				}
 			}
 		}
 	})
+}
+
+// winoUnit is one goroutine's share of convForwardWinograd: tile rows
+// [ti0, ti1) of images [n0, n1).
+type winoUnit struct {
+	n0, n1, ti0, ti1 int
 }

@@ -64,8 +64,9 @@ type gemmKernel struct {
 	// fastGather reports whether packGather runs on hardware gathers fast
 	// enough for the convolution paths that pack every operand by gathers.
 	fastGather bool
-	// winograd reports whether the Winograd transforms run (AVX-512).
-	winograd bool
+	// wino holds the Winograd transforms of this kernel (conv_winograd.go),
+	// nil where there are none.
+	wino *winoTransforms
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values

@@ -12,12 +12,14 @@ var (
 	kernelAVX512 = &gemmKernel{
 		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
-		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true, winograd: true,
+		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
+		wino: &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherGo,
 		tileRows: tileRowsAVX2, kcRows: 256,
+		wino: &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 	}
 )
 
@@ -235,7 +237,8 @@ func packCopyAVX2(w int, src []float32, koff []int32, n int, dst []float32) {
 }
 
 // winoInput16 and winoOutput16 are the Winograd transforms of 16 tiles,
-// winoFilter16 that of 16 filters (conv_winograd.go; gemm_gen_amd64.s).
+// winoFilter16 that of 16 filters; winoInput8, winoOutput8 and winoFilter6
+// their AVX2 forms (conv_winograd.go; gemm_gen_amd64.s).
 //
 //go:noescape
 func winoInput16(x *float32, ldx int, v *float32, ldv int, n int)
@@ -245,3 +248,12 @@ func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, b
 
 //go:noescape
 func winoFilter16(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
+
+//go:noescape
+func winoInput8(x *float32, ldx int, v *float32, ldv int, n int)
+
+//go:noescape
+func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+
+//go:noescape
+func winoFilter6(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)

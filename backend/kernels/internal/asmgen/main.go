@@ -48,6 +48,7 @@ func main() {
 	packAVX2(&w)
 	vectorOps(&w)
 	winograd(&w)
+	winogradAVX2(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -1007,5 +1008,227 @@ TEXT ·winoFilter16(SB), NOSPLIT, $0-56
 			w.p("wf%d:", k)
 		}
 	}
+	w.p("\tVZEROUPPER\n\tRET\n")
+}
+
+// winogradAVX2 emits the AVX2 transforms of the Winograd convolution, 8 tiles
+// (or one 6-row panel of filters) in the lanes: winoInput8, winoOutput8 and
+// winoFilter6. With 16 vector registers the input transform combines the
+// rows first (on the raw loads) and then each combination's columns.
+func winogradAVX2(w *asm) {
+	// winoMask8<>+4i: 8-i lanes of ones, then zeros (VMASKMOVPS masks).
+	for j := 0; j < 16; j++ {
+		v := "0xffffffff"
+		if j >= 8 {
+			v = "0"
+		}
+		w.p("DATA winoMask8<>+%d(SB)/4, $%s", 4*j, v)
+	}
+	w.p("GLOBL winoMask8<>(SB), RODATA, $64")
+	w.p("")
+	w.p(`// func winoInput8(x *float32, ldx int, v *float32, ldv int, n int)
+//
+// The AVX2 winoInput16: 8 tiles (j < n), rows read up to x[r*ldx+17].
+TEXT ·winoInput8(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ ldx+8(FP), R8
+	SHLQ $2, R8
+	MOVQ v+16(FP), DI
+	MOVQ ldv+24(FP), R9
+	SHLQ $2, R9
+	MOVQ n+32(FP), CX
+	MOVQ $8, AX
+	SUBQ CX, AX
+	LEAQ winoMask8<>(SB), BX
+	VMOVDQU (BX)(AX*4), Y15
+	LEAQ (SI)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R11)(R8*1), R12`)
+	rowReg := []string{"SI", "R10", "R11", "R12"}
+	// ξ0 = d0 - d2, ξ1 = d1 + d2, ξ2 = d2 - d1, ξ3 = d1 - d3 (rows).
+	combos := []struct {
+		a, b int
+		op   string
+	}{{0, 2, "VSUBPS"}, {1, 2, "VADDPS"}, {2, 1, "VSUBPS"}, {1, 3, "VSUBPS"}}
+	for xi, cb := range combos {
+		for i, off := range []int{0, 32, 8, 40} {
+			w.p("\tVMOVUPS %d(%s), Y%d", off, rowReg[cb.a], i)
+			w.p("\tVMOVUPS %d(%s), Y%d", off, rowReg[cb.b], 4+i)
+			w.p("\t%s Y%d, Y%d, Y%d", cb.op, 4+i, i, i) // a op b
+		}
+		// c0, c1 (even, odd of x[0..15]), c2, c3 (of x[2..17]).
+		w.p("\tVSHUFPS $0x88, Y1, Y0, Y8")
+		w.p("\tVSHUFPS $0xdd, Y1, Y0, Y9")
+		w.p("\tVSHUFPS $0x88, Y3, Y2, Y10")
+		w.p("\tVSHUFPS $0xdd, Y3, Y2, Y11")
+		for r := 8; r < 12; r++ {
+			w.p("\tVPERMPD $0xd8, Y%d, Y%d", r, r)
+		}
+		// ν0 = c0 - c2, ν1 = c1 + c2, ν2 = c2 - c1, ν3 = c1 - c3.
+		ops := []struct{ op, a, b string }{{"VSUBPS", "Y10", "Y8"}, {"VADDPS", "Y10", "Y9"}, {"VSUBPS", "Y9", "Y10"}, {"VSUBPS", "Y11", "Y9"}}
+		for nu, o := range ops {
+			w.p("\t%s %s, %s, Y12", o.op, o.a, o.b)
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tCMPQ CX, $8\n\tJL wi8m%d", k)
+			w.p("\tVMOVUPS Y12, (DI)(AX*1)\n\tJMP wi8d%d", k)
+			w.p("wi8m%d:\n\tVMASKMOVPS Y12, Y15, (DI)(AX*1)\nwi8d%d:", k, k)
+		}
+	}
+	w.p("\tVZEROUPPER\n\tRET\n")
+
+	w.p(`// func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+//
+// The AVX2 winoOutput16: 8 tiles, cols ≤ 16.
+TEXT ·winoOutput8(SB), NOSPLIT, $0-64
+	MOVQ m+0(FP), SI
+	MOVQ ldm+8(FP), R9
+	SHLQ $2, R9
+	MOVQ y+16(FP), DI
+	MOVQ ldy+24(FP), R8
+	SHLQ $2, R8`)
+	for nu := 0; nu < 4; nu++ {
+		for xi := 0; xi < 4; xi++ {
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tVMOVUPS (SI)(AX*1), Y%d", xi)
+		}
+		w.p("\tVADDPS Y1, Y0, Y%d", 4+2*nu)
+		w.p("\tVADDPS Y2, Y%d, Y%d", 4+2*nu, 4+2*nu)
+		w.p("\tVSUBPS Y2, Y1, Y%d", 5+2*nu)
+		w.p("\tVSUBPS Y3, Y%d, Y%d", 5+2*nu, 5+2*nu)
+	}
+	t := func(i, nu int) string { return fmt.Sprintf("Y%d", 4+2*nu+i) }
+	for i := 0; i < 2; i++ {
+		w.p("\tVADDPS %s, %s, Y%d", t(i, 1), t(i, 0), 12+2*i)
+		w.p("\tVADDPS %s, Y%d, Y%d", t(i, 2), 12+2*i, 12+2*i)
+		w.p("\tVSUBPS %s, %s, Y%d", t(i, 2), t(i, 1), 13+2*i)
+		w.p("\tVSUBPS %s, Y%d, Y%d", t(i, 3), 13+2*i, 13+2*i)
+	}
+	w.p(`	VBROADCASTSS bias+56(FP), Y0
+	VADDPS Y0, Y12, Y12
+	VADDPS Y0, Y13, Y13
+	VADDPS Y0, Y14, Y14
+	VADDPS Y0, Y15, Y15
+	MOVL flags+60(FP), AX
+	TESTL $1, AX
+	JZ   wo8norelu
+	VXORPS Y1, Y1, Y1
+	VMAXPS Y12, Y1, Y12
+	VMAXPS Y13, Y1, Y13
+	VMAXPS Y14, Y1, Y14
+	VMAXPS Y15, Y1, Y15
+wo8norelu:
+	// Interleave each row's two outputs per tile: Y4, Y5 row 0, Y6, Y7 row 1.
+	VUNPCKLPS Y13, Y12, Y0
+	VUNPCKHPS Y13, Y12, Y1
+	VPERM2F128 $0x20, Y1, Y0, Y4
+	VPERM2F128 $0x31, Y1, Y0, Y5
+	VUNPCKLPS Y15, Y14, Y0
+	VUNPCKHPS Y15, Y14, Y1
+	VPERM2F128 $0x20, Y1, Y0, Y6
+	VPERM2F128 $0x31, Y1, Y0, Y7
+	MOVQ rows+40(FP), DX
+	MOVQ cols+48(FP), CX
+	CMPQ CX, $16
+	JL   wo8mask
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	CMPQ DX, $2
+	JL   wo8done
+	VMOVUPS Y6, (DI)(R8*1)
+	VMOVUPS Y7, 32(DI)(R8*1)
+	JMP  wo8done
+wo8mask:
+	// Y8: the first min(cols, 8) lanes, Y9: the next max(cols-8, 0).
+	LEAQ winoMask8<>(SB), BX
+	MOVQ CX, AX
+	CMPQ AX, $8
+	JLE  wo8m1
+	MOVQ $8, AX
+wo8m1:
+	MOVQ $8, R10
+	SUBQ AX, R10
+	VMOVDQU (BX)(R10*4), Y8
+	MOVQ CX, AX
+	SUBQ $8, AX
+	JGE  wo8m2
+	XORQ AX, AX
+wo8m2:
+	MOVQ $8, R10
+	SUBQ AX, R10
+	VMOVDQU (BX)(R10*4), Y9
+	VMASKMOVPS Y4, Y8, (DI)
+	VMASKMOVPS Y5, Y9, 32(DI)
+	CMPQ DX, $2
+	JL   wo8done
+	VMASKMOVPS Y6, Y8, (DI)(R8*1)
+	VMASKMOVPS Y7, Y9, 32(DI)(R8*1)
+wo8done:
+	VZEROUPPER
+	RET
+`)
+
+	w.p(`// func winoFilter6(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
+//
+// The AVX2 winoFilter16 for one row panel of 6: lanes l < n ≤ 6 gathered, the
+// panel's 6 values of each k stored at u[k*ldk + l] (lanes past n as zeros);
+// panel2 is unused.
+//
+// Registers: Y0-Y8 the taps, Y9-Y11 a middle row of G·g, Y14 one half, Y15
+// the mask of 6 lanes.
+TEXT ·winoFilter6(SB), NOSPLIT, $0-56
+	MOVQ src+0(FP), SI
+	MOVQ idx+8(FP), AX
+	VMOVDQU (AX), Y12
+	MOVQ tstep+16(FP), R10
+	SHLQ $2, R10
+	MOVQ u+24(FP), DI
+	MOVQ ldk+32(FP), R9
+	SHLQ $2, R9
+	MOVQ n+48(FP), CX
+	MOVQ $8, AX
+	SUBQ CX, AX
+	LEAQ winoMask8<>(SB), BX
+	VMOVDQU (BX)(AX*4), Y14
+	VMOVDQU 8(BX), Y15`)
+	for t := 0; t < 9; t++ {
+		w.p("\tVMOVDQU Y14, Y13")
+		w.p("\tVXORPS Y%d, Y%d, Y%d", t, t, t)
+		w.p("\tVGATHERDPS Y13, (SI)(Y12*4), Y%d", t)
+		if t < 8 {
+			w.p("\tADDQ R10, SI")
+		}
+	}
+	w.p("\tMOVL $0x3f000000, AX\n\tMOVL AX, X14\n\tVBROADCASTSS X14, Y14")
+	// (G·g)·Gᵀ of one row r of G·g: r0, (r0+r1+r2)/2, (r0-r1+r2)/2, r2.
+	row := func(xi int, r [3]int) {
+		w.p("\tVADDPS Y%d, Y%d, Y12", r[1], r[0])
+		w.p("\tVADDPS Y%d, Y12, Y12", r[2])
+		w.p("\tVMULPS Y14, Y12, Y12")
+		w.p("\tVSUBPS Y%d, Y%d, Y13", r[1], r[0])
+		w.p("\tVADDPS Y%d, Y13, Y13", r[2])
+		w.p("\tVMULPS Y14, Y13, Y13")
+		for nu, reg := range []int{r[0], 12, 13, r[2]} {
+			k := 4*xi + nu
+			w.p("\tMOVQ $%d, AX\n\tIMULQ R9, AX", k)
+			w.p("\tVMASKMOVPS Y%d, Y15, (DI)(AX*1)", reg)
+		}
+	}
+	row(0, [3]int{0, 1, 2})
+	row(3, [3]int{6, 7, 8})
+	// Rows 1 and 2 of G·g: (g0+g1+g2)/2 and (g0-g1+g2)/2 of g's rows.
+	for j := 0; j < 3; j++ {
+		w.p("\tVADDPS Y%d, Y%d, Y%d", 3+j, j, 9+j)
+		w.p("\tVADDPS Y%d, Y%d, Y%d", 6+j, 9+j, 9+j)
+		w.p("\tVMULPS Y14, Y%d, Y%d", 9+j, 9+j)
+	}
+	row(1, [3]int{9, 10, 11})
+	for j := 0; j < 3; j++ {
+		w.p("\tVSUBPS Y%d, Y%d, Y%d", 3+j, j, 9+j)
+		w.p("\tVADDPS Y%d, Y%d, Y%d", 6+j, 9+j, 9+j)
+		w.p("\tVMULPS Y14, Y%d, Y%d", 9+j, 9+j)
+	}
+	row(2, [3]int{9, 10, 11})
 	w.p("\tVZEROUPPER\n\tRET\n")
 }
