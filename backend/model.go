@@ -76,33 +76,13 @@ func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 				bm.paramUses[in]++
 			}
 		}
-		for _, i := range differentiableInputs(n) {
+		for _, i := range schemaOf(n).DifferentiableInputs(n) {
 			if _, ok := bm.params[n.Inputs[i]]; ok {
 				bm.trainable[n.Inputs[i]] = true
 			}
 		}
 	}
 	return bm, nil
-}
-
-// differentiableInputs lists the inputs of n through which a gradient can flow to a
-// parameter: the data inputs of the op, not its shapes, indices or running statistics.
-func differentiableInputs(n *onnx.Node) []int {
-	switch n.OpType {
-	case "BatchNormalization":
-		return []int{0, 1, 2}
-	case "Reshape", "Unsqueeze", "Squeeze", "Dropout", "Clip", "Gather", "Slice", "Pad":
-		return []int{0}
-	case "Shape", "Constant", "Cast":
-		return nil
-	}
-	all := make([]int, 0, len(n.Inputs))
-	for i, in := range n.Inputs {
-		if in != "" {
-			all = append(all, i)
-		}
-	}
-	return all
 }
 
 // IR returns the ONNX model the backend model was made from, with its original

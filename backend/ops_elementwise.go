@@ -22,7 +22,7 @@ type activation[T float] struct {
 
 func newActivation[T float](c *opContext) (*opKernels[T], error) {
 	k := &activation[T]{op: c.node.OpType, alpha: T(c.node.AttrFloat("alpha", 0.01))}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *activation[T]) forward(ins [][]T, out []T) error {
@@ -67,7 +67,7 @@ func newBinary[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("A %v and B %v do not broadcast: %v", c.in[0], c.in[1], err)
 	}
 	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1]}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}, diff: []bool{true, true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}, nil
 }
 
 func (k *binary[T]) forward(ins [][]T, out []T) error {

@@ -36,7 +36,7 @@ func newCopy[T float](c *opContext) (*opKernels[T], error) {
 	if c.node.OpType == "Cast" && c.node.AttrInt("to", 1) != 1 {
 		return nil, c.errorf("cast of float data to a non-float type is not supported")
 	}
-	return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 }
 
 // newFoldedOnly serves ops whose outputs shape inference always knows when the program
@@ -81,9 +81,9 @@ func newDropout[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("ratio %v is outside [0, 1)", ratio)
 	}
 	if !training || ratio == 0 {
-		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 	}
-	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}}, nil
 }
 
 func (d *dropout[T]) forward(ins [][]T, out []T) error {
@@ -139,7 +139,7 @@ func newGather[T float](c *opContext) (*opKernels[T], error) {
 		}
 		g.idx = append(g.idx, i)
 	}
-	return &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0}}, nil
 }
 
 func (g *gather[T]) forward(ins [][]T, out []T) error {
@@ -192,7 +192,6 @@ func newConcat[T float](c *opContext) (*opKernels[T], error) {
 		}
 		k.chunk = append(k.chunk, numElements(s[axis:]))
 		ks.data = append(ks.data, i)
-		ks.diff = append(ks.diff, true)
 	}
 	return ks, nil
 }

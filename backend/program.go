@@ -407,6 +407,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	if !ok {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
+	schema := schemaOf(n)
 	fuseRelu := false
 	if r, ok := b.fusedRelu[n]; ok {
 		// The pair's op writes the Relu's output.
@@ -438,7 +439,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		}
 		children[j] = child
 		inShapes[j] = c.in[i]
-		diff[j] = ks.diff[j] && b.needGrad[child]
+		diff[j] = schema.IsDifferentiable(i) && b.needGrad[child]
 		if diff[j] {
 			b.usedDiff[child] = true
 		}

@@ -40,32 +40,42 @@ func (c *opContext) errorf(format string, args ...any) error {
 }
 
 // opKernels is what a constructor returns: the kernel of each output it computes (nil
-// for outputs it does not), the node inputs that flow into the kernels as tensors, and
-// which of those inputs are differentiable.
+// for outputs it does not) and the node inputs that flow into the kernels as tensors.
+// Which of those a gradient flows through is the op's schema's (onnx.OpSchema).
 type opKernels[T float] struct {
 	outputs []kernel[T]
 	data    []int
-	diff    []bool
 }
 
 type constructor[T float] func(*opContext) (*opKernels[T], error)
 
-// opDef is one entry of the op table: a constructor for each element type.
+// opDef is one entry of the op table: the op's schema (its shape inference, which
+// inputs are differentiable, its opset history: package onnx's op table) and its
+// kernels, a constructor for each element type.
 type opDef struct {
-	f32 constructor[float32]
-	f64 constructor[float64]
+	schema *onnx.OpSchema
+	f32    constructor[float32]
+	f64    constructor[float64]
 }
 
 // ops is the op table. It is filled by the init functions of the op files and never
 // changed afterwards.
 var ops = map[string]opDef{}
 
+// register adds the kernels of an op that package onnx has a schema for.
 func register(opType string, f32 constructor[float32], f64 constructor[float64]) {
 	if _, dup := ops[opType]; dup {
 		panic("backend: op registered twice: " + opType)
 	}
-	ops[opType] = opDef{f32: f32, f64: f64}
+	s := onnx.Schema(opType)
+	if s == nil {
+		panic("backend: op " + opType + " has no schema in package onnx")
+	}
+	ops[opType] = opDef{schema: s, f32: f32, f64: f64}
 }
+
+// schemaOf returns the schema of a node's op, which the backend supports.
+func schemaOf(n *onnx.Node) *onnx.OpSchema { return ops[n.OpType].schema }
 
 func constructorFor[T float](opType string) (constructor[T], bool) {
 	def, ok := ops[opType]

@@ -9,8 +9,14 @@
 //     tensors are always float32 in memory; integer and bool tensors are int64.
 //   - Lookups: Model.Opset, Graph.Initializer, Graph.RealInputs, Graph.Producer,
 //     Graph.Consumers, Node.Attr and the typed attribute getters.
-//   - Shape inference with constant folding (InferShapes) and the convolution and
-//     pooling geometry the backend needs (ConvWindow, PoolWindow).
+//   - The op table (optable.go): one OpSchema per ai.onnx operator the toolkit knows,
+//     defined in the file of its family (ops_elementwise.go, ops_shape.go, ops_conv.go,
+//     ...): the opsets at which its definition changed, its shape rule, which inputs a
+//     gradient flows through, and how UpgradeOpset rewrites it. Schema and SchemaOf look
+//     entries up; the backend registers its kernels against them (see below).
+//   - Shape inference with constant folding (InferShapes, driven by the schemas' rules)
+//     and the convolution and pooling geometry the backend needs (ConvWindow,
+//     PoolWindow).
 //   - Surgery: Cut at a node or tensor, HeadlessCut to find where the classifier
 //     starts, IsHeadless, and Blocks to split a convolutional base at its pooling layers.
 //   - Summaries: Summarize and Summary.WriteText, the layer table of `toolkit import`.
@@ -19,6 +25,14 @@
 //     nodes; UpgradeOpset rewrites a model of ai.onnx opset 7 to 16 to opset 13 to 17
 //     (attributes that became inputs, Softmax's new axis semantics, BatchNormalization's
 //     inference form), so that what the toolkit writes runs in current runtimes.
+//
+// Why the op table lives here: what an operator means (its shapes, its opset history,
+// which inputs the specification calls differentiable) is a fact of the file format, so
+// shape inference, cutting and summaries work with this package alone; how an operator
+// is computed is the backend's. Package backend has one file per family as well
+// (backend/ops_shape.go beside onnx/ops_shape.go), whose entries carry the onnx schema
+// with the kernels: together the two files of a family hold everything known about its
+// operators. TestSchemasAgainstSpec checks the schemas against onnx.defs.
 //
 // The protobuf message types live in the subpackage onnxpb and never leave this
 // package. This package knows nothing of gorgonia, YAML or training, and imports no

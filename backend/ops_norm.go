@@ -56,7 +56,6 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
 		data:    []int{0, 1, 2, 3, 4},
-		diff:    []bool{true, true, true, false, false},
 	}
 	if k.training && c.opset >= 14 {
 		ks.outputs = append(ks.outputs, &runningStat[T]{p: p, variance: false}, &runningStat[T]{p: p, variance: true})
