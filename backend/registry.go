@@ -41,10 +41,16 @@ func (c *opContext) errorf(format string, args ...any) error {
 
 // opKernels is what a constructor returns: the kernel of each output it computes (nil
 // for outputs it does not) and the node inputs that flow into the kernels as tensors.
-// Which of those a gradient flows through is the op's schema's (onnx.OpSchema).
+// Which of those a gradient flows through is the op's schema's (onnx.OpSchema). A
+// gradient flows back from the first output only (the others are statistics, as
+// BatchNormalization's running averages), unless allOutputs is set (Split). The data
+// inputs listed in castInts may be integer constants, given to the kernels as floats
+// (Pow's integer exponents).
 type opKernels[T float] struct {
-	outputs []kernel[T]
-	data    []int
+	outputs    []kernel[T]
+	data       []int
+	allOutputs bool
+	castInts   []int
 }
 
 type constructor[T float] func(*opContext) (*opKernels[T], error)

@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -96,6 +97,27 @@ func (c nodeCtx) clip() error {
 			}
 		}
 	}
+	if t := c.konst(0); t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit {
+		// Integer data with constant bounds (or none): fold.
+		lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+		for i, bound := range []*int64{&lo, &hi} {
+			if !c.has(i + 1) {
+				continue
+			}
+			k := c.konst(i + 1)
+			if k == nil || !k.DataType.IsInt() || len(k.Ints) != 1 {
+				c.set(0, x, c.typ(0))
+				return nil
+			}
+			*bound = k.Ints[0]
+		}
+		out := &Tensor{DataType: t.DataType, Dims: t.Dims, Ints: make([]int64, len(t.Ints))}
+		for i, v := range t.Ints {
+			out.Ints[i] = min(max(v, lo), hi)
+		}
+		c.setConst(0, out)
+		return nil
+	}
 	c.set(0, x, c.typ(0))
 	return nil
 }
@@ -152,7 +174,7 @@ func (c nodeCtx) broadcast() error {
 // foldBroadcast evaluates an elementwise op whose inputs are all integer constants.
 func (c nodeCtx) foldBroadcast(op string, out []int64, dt DataType) *Tensor {
 	switch op {
-	case "Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Sum", "Equal", "Less", "Greater", "Where":
+	case "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Equal", "Less", "Greater", "Where":
 	default:
 		return nil
 	}
@@ -204,6 +226,15 @@ func (c nodeCtx) foldBroadcast(op string, out []int64, dt DataType) *Tensor {
 				} else {
 					a = ((a % b) + b) % b
 				}
+			case "Pow":
+				if b < 0 {
+					return nil
+				}
+				p := int64(1)
+				for ; b > 0; b-- {
+					p *= a
+				}
+				a = p
 			case "Max":
 				a = max(a, b)
 			case "Min":

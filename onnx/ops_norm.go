@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"fmt"
+	"slices"
 )
 
 // The normalization family: BatchNormalization and LayerNormalization. The backend's
@@ -10,6 +11,7 @@ import (
 func init() {
 	define(&OpSchema{name: "BatchNormalization", since: v(1, 6, 7, 9, 14, 15), diff: []int{0, 1, 2},
 		infer: nodeCtx.batchNorm, upgrade: (*upgrader).batchNorm})
+	define(&OpSchema{name: "LayerNormalization", since: v(17), infer: nodeCtx.layerNorm})
 }
 
 func (c nodeCtx) batchNorm() error {
@@ -69,4 +71,52 @@ func (u *upgrader) batchNorm(n *Node) ([]*Node, error) {
 		n.Outputs = n.Outputs[:1]
 	}
 	return []*Node{n}, nil
+}
+
+// LayerNormAxis returns the first normalized axis of a LayerNormalization node for an
+// input of rank r: the axis attribute (default -1), normalized.
+func LayerNormAxis(n *Node, r int) (int, error) {
+	return normAxis(n.AttrInt("axis", -1), r, false)
+}
+
+func (c nodeCtx) layerNorm() error {
+	if err := c.inputs(2, 3); err != nil {
+		return err
+	}
+	if err := c.outputs(1, 3); err != nil {
+		return err
+	}
+	x, err := c.shape(0)
+	if err != nil {
+		return err
+	}
+	axis, err := LayerNormAxis(c.n, len(x))
+	if err != nil {
+		return err
+	}
+	norm := x[axis:]
+	for i, what := range []string{"Scale", "B"} {
+		if !c.has(i + 1) {
+			continue
+		}
+		s, err := c.shape(i + 1)
+		if err != nil {
+			return err
+		}
+		if b, err := broadcastShapes(norm, s); err != nil || !slices.Equal(b, norm) {
+			return fmt.Errorf("%s is %v, does not broadcast to the normalized shape %v of X %v", what, s, norm, x)
+		}
+	}
+	c.set(0, x, c.typ(0))
+	stats := slices.Clone(x)
+	for i := axis; i < len(stats); i++ {
+		stats[i] = 1
+	}
+	stash := Float
+	if st := c.n.AttrInt("stash_type", 1); st != 1 {
+		stash = DataType(st)
+	}
+	c.set(1, stats, stash)
+	c.set(2, slices.Clone(stats), stash)
+	return nil
 }

@@ -30,6 +30,9 @@ func init() {
 			upgrade: upgradeAt(10, (*upgrader).slice)},
 		&OpSchema{name: "Gather", since: v(1, 11, 13), diff: onlyData, infer: nodeCtx.gather},
 		&OpSchema{name: "Expand", since: v(8, 13), diff: onlyData, infer: nodeCtx.expand},
+		&OpSchema{name: "Split", since: v(1, 2, 11, 13), diff: onlyData, infer: nodeCtx.split,
+			upgrade: upgradeAt(13, (*upgrader).splitInput)},
+		&OpSchema{name: "Tile", since: v(1, 6, 13), diff: onlyData, infer: nodeCtx.tile},
 		&OpSchema{name: "Constant", since: v(1, 9, 11, 12, 13), noDiff: true, infer: nodeCtx.constant},
 		&OpSchema{name: "ConstantOfShape", since: v(9), noDiff: true, infer: nodeCtx.constantOfShape},
 		&OpSchema{name: "Shape", since: v(1, 13, 15), noDiff: true, infer: nodeCtx.shapeOp},
@@ -610,87 +613,15 @@ func (c nodeCtx) slice() error {
 	if err != nil {
 		return err
 	}
-	var starts, ends, axes, steps []int64
-	if c.opset < 10 {
-		starts = c.n.AttrInts("starts", nil)
-		ends = c.n.AttrInts("ends", nil)
-		axes = c.n.AttrInts("axes", nil)
-		if starts == nil || ends == nil {
-			return fmt.Errorf("attributes starts and ends are required")
-		}
-	} else {
-		if starts, err = c.intsInput(1, "starts"); err != nil {
-			return err
-		}
-		if ends, err = c.intsInput(2, "ends"); err != nil {
-			return err
-		}
-		if c.has(3) {
-			if axes, err = c.intsInput(3, "axes"); err != nil {
-				return err
-			}
-		}
-		if c.has(4) {
-			if steps, err = c.intsInput(4, "steps"); err != nil {
-				return err
-			}
-		}
+	consts := make([]*Tensor, 5)
+	for i := range consts {
+		consts[i] = c.konst(i)
 	}
-	if len(ends) != len(starts) {
-		return fmt.Errorf("starts %v and ends %v differ in length", starts, ends)
-	}
-	if axes == nil {
-		axes = make([]int64, len(starts))
-		for i := range axes {
-			axes[i] = int64(i)
-		}
-	}
-	if steps == nil {
-		steps = ones(len(starts))
-	}
-	if len(axes) != len(starts) || len(steps) != len(starts) {
-		return fmt.Errorf("starts %v, ends %v, axes %v and steps %v differ in length", starts, ends, axes, steps)
+	first, step, out, err := SliceGeometry(c.n, c.opset, x, consts)
+	if err != nil {
+		return err
 	}
 	r := len(x)
-	first := make([]int64, r)
-	step := ones(r)
-	out := slices.Clone(x)
-	seen := make([]bool, r)
-	for i := range starts {
-		ax, err := normAxis(axes[i], r, false)
-		if err != nil {
-			return fmt.Errorf("axes %v: %w", axes, err)
-		}
-		if seen[ax] {
-			return fmt.Errorf("axes %v repeat axis %d", axes, ax)
-		}
-		seen[ax] = true
-		s, e, st := starts[i], ends[i], steps[i]
-		if st == 0 {
-			return fmt.Errorf("steps %v: a step is 0", steps)
-		}
-		d := x[ax]
-		if s < 0 {
-			s += d
-		}
-		if e < 0 {
-			e += d
-		}
-		if st > 0 {
-			s = min(max(s, 0), d)
-			e = min(max(e, 0), d)
-		} else {
-			s = min(max(s, 0), d-1)
-			e = min(max(e, -1), d-1)
-		}
-		var n int64
-		if st > 0 && e > s {
-			n = (e - s + st - 1) / st
-		} else if st < 0 && s > e {
-			n = (s - e + (-st) - 1) / (-st)
-		}
-		out[ax], first[ax], step[ax] = n, s, st
-	}
 	if t := c.konst(0); t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit {
 		n, _ := countElements(out)
 		res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
@@ -794,6 +725,103 @@ func ceil(v float64) float64 {
 	return f
 }
 
+// SliceGeometry resolves a Slice node for an input of shape x: for each axis, the first
+// index read, the step, and the output's size (axes the node does not slice have first
+// 0, step 1 and their full size). consts holds the constant value of each of the
+// node's inputs (nil where not constant); from opset 10 starts, ends, axes and steps
+// are inputs and must be constants.
+func SliceGeometry(n *Node, opset int64, x []int64, consts []*Tensor) (first, step, out []int64, err error) {
+	input := func(i int, what string) ([]int64, error) {
+		if i >= len(n.Inputs) || n.Inputs[i] == "" {
+			return nil, nil
+		}
+		if i >= len(consts) || consts[i] == nil {
+			return nil, fmt.Errorf("%s input %q is not a constant", what, n.Inputs[i])
+		}
+		if !consts[i].DataType.IsInt() {
+			return nil, fmt.Errorf("%s input %q is %s, want integers", what, n.Inputs[i], consts[i].DataType)
+		}
+		return consts[i].Ints, nil
+	}
+	var starts, ends, axes, steps []int64
+	if opset < 10 {
+		starts = n.AttrInts("starts", nil)
+		ends = n.AttrInts("ends", nil)
+		axes = n.AttrInts("axes", nil)
+		if starts == nil || ends == nil {
+			return nil, nil, nil, fmt.Errorf("attributes starts and ends are required")
+		}
+	} else {
+		for i, p := range []*[]int64{&starts, &ends, &axes, &steps} {
+			if *p, err = input(i+1, [...]string{"starts", "ends", "axes", "steps"}[i]); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		if starts == nil || ends == nil {
+			return nil, nil, nil, fmt.Errorf("inputs starts and ends are required")
+		}
+	}
+	if len(ends) != len(starts) {
+		return nil, nil, nil, fmt.Errorf("starts %v and ends %v differ in length", starts, ends)
+	}
+	if axes == nil {
+		axes = make([]int64, len(starts))
+		for i := range axes {
+			axes[i] = int64(i)
+		}
+	}
+	if steps == nil {
+		steps = ones(len(starts))
+	}
+	if len(axes) != len(starts) || len(steps) != len(starts) {
+		return nil, nil, nil, fmt.Errorf("starts %v, ends %v, axes %v and steps %v differ in length", starts, ends, axes, steps)
+	}
+	r := len(x)
+	first = make([]int64, r)
+	step = ones(r)
+	out = slices.Clone(x)
+	seen := make([]bool, r)
+	for i := range starts {
+		ax, err := normAxis(axes[i], r, false)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("axes %v: %w", axes, err)
+		}
+		if seen[ax] {
+			return nil, nil, nil, fmt.Errorf("axes %v repeat axis %d", axes, ax)
+		}
+		seen[ax] = true
+		s, e, st := starts[i], ends[i], steps[i]
+		if st == 0 {
+			return nil, nil, nil, fmt.Errorf("steps %v: a step is 0", steps)
+		}
+		d := x[ax]
+		if s < 0 {
+			s += d
+		}
+		if e < 0 {
+			e += d
+		}
+		if st > 0 {
+			s = min(max(s, 0), d)
+			e = min(max(e, 0), d)
+		} else {
+			s = min(max(s, 0), d-1)
+			e = min(max(e, -1), d-1)
+		}
+		var n int64
+		if st > 0 && e > s {
+			n = (e - s + st - 1) / st
+		} else if st < 0 && s > e {
+			n = (s - e + (-st) - 1) / (-st)
+		}
+		if n == 0 {
+			s = 0
+		}
+		out[ax], first[ax], step[ax] = n, s, st
+	}
+	return first, step, out, nil
+}
+
 // axesInput moves the axes attribute of Unsqueeze or Squeeze to an input (opset 13).
 func (u *upgrader) axesInput(n *Node) ([]*Node, error) {
 	if len(n.Inputs) != 1 {
@@ -854,4 +882,142 @@ func (u *upgrader) dropout(n *Node) ([]*Node, error) {
 	}
 	n.Attributes = without(n.Attributes, "ratio")
 	return []*Node{n}, nil
+}
+
+// SplitSizes resolves a Split node for an input of shape x: the axis and the size of
+// each output along it, from the split attribute (before opset 13) or the constant
+// split input (split, nil when absent), or else equal parts, one per output.
+func SplitSizes(n *Node, opset int64, x []int64, split *Tensor) (axis int, sizes []int64, err error) {
+	if axis, err = normAxis(n.AttrInt("axis", 0), len(x), false); err != nil {
+		return 0, nil, err
+	}
+	if opset < 13 {
+		sizes = n.AttrInts("split", nil)
+	} else if len(n.Inputs) > 1 && n.Inputs[1] != "" {
+		if split == nil || !split.DataType.IsInt() {
+			return 0, nil, fmt.Errorf("the split input %q is not an integer constant", n.Inputs[1])
+		}
+		sizes = split.Ints
+	}
+	outs := len(n.Outputs)
+	if sizes == nil {
+		if outs == 0 || x[axis]%int64(outs) != 0 {
+			return 0, nil, fmt.Errorf("axis %d of %v does not split into %d equal parts", axis, x, outs)
+		}
+		sizes = make([]int64, outs)
+		for i := range sizes {
+			sizes[i] = x[axis] / int64(outs)
+		}
+		return axis, sizes, nil
+	}
+	if len(sizes) != outs {
+		return 0, nil, fmt.Errorf("split %v has %d sizes for %d outputs", sizes, len(sizes), outs)
+	}
+	var total int64
+	for _, d := range sizes {
+		if d < 0 {
+			return 0, nil, fmt.Errorf("split %v has a negative size", sizes)
+		}
+		total += d
+	}
+	if total != x[axis] {
+		return 0, nil, fmt.Errorf("split %v sums to %d, axis %d of %v is %d", sizes, total, axis, x, x[axis])
+	}
+	return axis, slices.Clone(sizes), nil
+}
+
+func (c nodeCtx) split() error {
+	if err := c.inputs(1, 2); err != nil {
+		return err
+	}
+	x, err := c.shape(0)
+	if err != nil {
+		return err
+	}
+	axis, sizes, err := SplitSizes(c.n, c.opset, x, c.konst(1))
+	if err != nil {
+		return err
+	}
+	t := c.konst(0)
+	fold := t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit
+	offset := int64(0)
+	for i, d := range sizes {
+		out := slices.Clone(x)
+		out[axis] = d
+		if !fold {
+			c.set(i, out, c.typ(0))
+			offset += d
+			continue
+		}
+		outer, inner := 1, 1
+		for _, v := range x[:axis] {
+			outer *= int(v)
+		}
+		for _, v := range x[axis+1:] {
+			inner *= int(v)
+		}
+		res := &Tensor{DataType: t.DataType, Dims: out, Ints: []int64{}}
+		for o := 0; o < outer; o++ {
+			base := (o*int(x[axis]) + int(offset)) * inner
+			res.Ints = append(res.Ints, t.Ints[base:base+int(d)*inner]...)
+		}
+		c.setConst(i, res)
+		offset += d
+	}
+	return nil
+}
+
+// splitInput moves Split's split attribute to an input (opset 13).
+func (u *upgrader) splitInput(n *Node) ([]*Node, error) {
+	if len(n.Inputs) != 1 {
+		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
+	}
+	if a := n.Attr("split"); a != nil {
+		n.Inputs = append(n.Inputs, u.constInput(n, "split", int64Tensor(a.Ints)))
+	}
+	n.Attributes = without(n.Attributes, "split")
+	return []*Node{n}, nil
+}
+
+func (c nodeCtx) tile() error {
+	if err := c.inputs(2, 2); err != nil {
+		return err
+	}
+	x, err := c.shape(0)
+	if err != nil {
+		return err
+	}
+	repeats, err := c.intsInput(1, "repeats")
+	if err != nil {
+		return err
+	}
+	if len(repeats) != len(x) {
+		return fmt.Errorf("repeats %v: want %d values for input %v", repeats, len(x), x)
+	}
+	out := make([]int64, len(x))
+	for i, r := range repeats {
+		if r < 0 {
+			return fmt.Errorf("repeats %v has a negative value", repeats)
+		}
+		out[i] = x[i] * r
+	}
+	if t := c.konst(0); t != nil && t.DataType.IsInt() {
+		if n, err := countElements(out); err == nil && n <= foldLimit {
+			res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
+			inStrides := stridesOf(x)
+			pos := make([]int64, len(out))
+			for k := 0; k < n; k++ {
+				src := 0
+				for i := range pos {
+					src += int(pos[i]%x[i]) * inStrides[i]
+				}
+				res.Ints[k] = t.Ints[src]
+				incr(pos, out)
+			}
+			c.setConst(0, res)
+			return nil
+		}
+	}
+	c.set(0, out, c.typ(0))
+	return nil
 }
