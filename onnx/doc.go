@@ -17,8 +17,11 @@
 //   - Shape inference with constant folding (InferShapes, driven by the schemas' rules)
 //     and the convolution and pooling geometry the backend needs (ConvWindow,
 //     PoolWindow).
-//   - Surgery: Cut at a node or tensor, HeadlessCut to find where the classifier
-//     starts, IsHeadless, and Blocks to split a convolutional base at its pooling layers.
+//   - Surgery: Cut at a node or tensor; FindHead and HeadlessCut to find where the
+//     classifier starts (before the final pooling, or after a transformer's class
+//     token) and how it pools; IsHeadless; Blocks to split a base into layer groups at
+//     its stage boundaries, where the spatial resolution halves (ModulePath reads the
+//     PyTorch module of a node from its scoped name).
 //   - Summaries: Summarize and Summary.WriteText, the layer table of `toolkit import`.
 //   - Rewrites that return a new model: UntieInitializers gives every parameter its own
 //     initializer where PyTorch's exporter aliased bit-identical ones with Identity
