@@ -22,6 +22,7 @@ func init() {
 		register(op, newBinary[float32], newBinary[float64])
 	}
 	register("PRelu", newPRelu[float32], newPRelu[float64])
+	register("Where", newWhere[float32], newWhere[float64])
 }
 
 // unaryOps maps the ONNX ops computed by kernels.UnaryForward to their function (Gelu
@@ -231,5 +232,60 @@ func (k *binary[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		"Pow": {kernels.PowBackwardA[T], kernels.PowBackwardB[T]},
 	}
 	fns[k.op][i](k.sa, a, k.sb, b, gout, gin)
+	return nil
+}
+
+// where is Where with a constant condition (integer constants, the only kind of
+// boolean tensor a program has) and float X and Y, all broadcast to the output. Where
+// all three are constants (shape arithmetic) shape inference has folded it already.
+type where[T float] struct {
+	out  []int
+	cond []bool // the condition broadcast to the output's shape
+	x, y []int  // the shapes of X and Y
+}
+
+func newWhere[T float](c *opContext) (*opKernels[T], error) {
+	k := c.consts[0]
+	if k == nil || !k.DataType.IsInt() {
+		return nil, c.errorf("the condition must be a constant (it is computed at run time)")
+	}
+	w := &where[T]{out: c.out[0], x: c.in[1], y: c.in[2], cond: make([]bool, numElements(c.out[0]))}
+	mask := make([]bool, len(k.Ints))
+	for i, v := range k.Ints {
+		mask[i] = v != 0
+	}
+	kernels.BroadcastTo(intsOf(k.Dims), mask, w.out, w.cond)
+	return &opKernels[T]{outputs: []kernel[T]{w}, data: []int{1, 2}}, nil
+}
+
+func (k *where[T]) forward(ins [][]T, out []T) error {
+	x, y := make([]T, len(out)), make([]T, len(out))
+	kernels.BroadcastTo(k.x, ins[0], k.out, x)
+	kernels.BroadcastTo(k.y, ins[1], k.out, y)
+	for i, c := range k.cond {
+		if c {
+			out[i] = x[i]
+		} else {
+			out[i] = y[i]
+		}
+	}
+	return nil
+}
+
+// overwritesGrad: ReduceToShape clears its output first.
+func (k *where[T]) overwritesGrad() bool { return true }
+
+func (k *where[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	g := make([]T, len(gout))
+	for j, c := range k.cond {
+		if c == (i == 0) {
+			g[j] = gout[j]
+		}
+	}
+	shape := k.x
+	if i == 1 {
+		shape = k.y
+	}
+	kernels.ReduceToShape(k.out, g, shape, gin)
 	return nil
 }

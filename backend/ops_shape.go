@@ -16,7 +16,10 @@ func init() {
 		register(op, newCopy[float32], newCopy[float64])
 	}
 	register("Dropout", newDropout[float32], newDropout[float64])
-	for _, op := range []string{"Constant", "Shape", "Cast"} {
+	// Shape arithmetic: computed on constants while the program is built (the
+	// exporters' x.size(0) -> Gather -> ... -> Reshape chains, ViT's Expand of its class
+	// token through ConstantOfShape, Equal and Where).
+	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Equal", "Range", "Size"} {
 		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
 	}
 	register("Gather", newGather[float32], newGather[float64])

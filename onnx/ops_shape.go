@@ -327,6 +327,14 @@ func (c nodeCtx) constantOfShape() error {
 		c.setConst(0, res)
 		return nil
 	}
+	if val.DataType == Float && len(val.Floats) == 1 && n <= foldLimit {
+		res := &Tensor{DataType: Float, Dims: out, Floats: make([]float32, n)}
+		for i := range res.Floats {
+			res.Floats[i] = val.Floats[0]
+		}
+		c.setConst(0, res)
+		return nil
+	}
 	c.set(0, out, val.DataType)
 	return nil
 }
