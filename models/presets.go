@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,6 +18,9 @@ import (
 type Group struct {
 	Name  string
 	Match []string
+	// Anchor, when set, is a module the group's parameters must include (its first): a
+	// model with fewer blocks than the architecture the preset describes does not fit.
+	Anchor string
 }
 
 // vggBlocks makes VGG's five blocks from torchvision's layer configuration (channel
@@ -56,7 +60,7 @@ func vggBlocks(cfg string, bn bool) []Group {
 func modules(groups ...any) []Group {
 	var out []Group
 	for i := 0; i < len(groups); i += 2 {
-		g := Group{Name: groups[i].(string)}
+		g := Group{Name: groups[i].(string), Anchor: groups[i+1].([]string)[0]}
 		for _, m := range groups[i+1].([]string) {
 			g.Match = append(g.Match, m, m+".*")
 		}
@@ -222,10 +226,16 @@ func AssignPreset(name string, m *onnx.Model, params []string) ([]Assigned, erro
 		return nil, fmt.Errorf("preset %s: %d parameter(s) are in no group: %s (is the model a %s? use groups: auto, or a list of {name, match})",
 			name, len(unplaced), limit(unplaced, 12), name)
 	}
-	for _, a := range out {
+	for i, a := range out {
 		if len(a.Params) == 0 {
 			return nil, fmt.Errorf("preset %s: group %s matches no parameter of the model (is the model a %s? use groups: auto, or a list of {name, match})",
 				name, a.Name, name)
+		}
+		if anchor := groups[i].Anchor; anchor != "" && !slices.ContainsFunc(a.Params, func(p string) bool {
+			return matches([]string{anchor, anchor + ".*"}, append([]string{p}, names[p]...))
+		}) {
+			return nil, fmt.Errorf("preset %s: group %s has no parameter of %s (is the model a %s? use groups: auto, or a list of {name, match})",
+				name, a.Name, anchor, name)
 		}
 	}
 	return out, nil
@@ -295,5 +305,64 @@ func ParamModuleNames(m *onnx.Model) map[string][]string {
 			out[in] = append(out[in], module+"."+role)
 		}
 	}
+	return out
+}
+
+// MatchingPresets returns the presets that place every trainable parameter of the base
+// m (onnx.DifferentiableParams) and leave no group empty, one name for presets that
+// group alike (the shortest: resnet, not resnet18), sorted. When some of them group the
+// parameters as onnx.Blocks does (groups: auto), only those.
+func MatchingPresets(m *onnx.Model) []string {
+	params := onnx.DifferentiableParams(m)
+	if len(params) == 0 {
+		return nil
+	}
+	isParam := map[string]bool{}
+	for _, p := range params {
+		isParam[p] = true
+	}
+	var auto [][]string
+	for _, b := range onnx.Blocks(m) {
+		var ps []string
+		for _, p := range b.Params {
+			if isParam[p] {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) > 0 {
+			auto = append(auto, ps)
+		}
+	}
+	byGroups := map[string]string{}
+	agrees := map[string]bool{}
+	for _, name := range PresetNames() {
+		a, err := AssignPreset(name, m, params)
+		if err != nil {
+			continue
+		}
+		key := fmt.Sprint(a)
+		if prev, ok := byGroups[key]; !ok || len(name) < len(prev) || (len(name) == len(prev) && name < prev) {
+			byGroups[key] = name
+		}
+		same := len(a) == len(auto)
+		for i := 0; same && i < len(a); i++ {
+			x, y := slices.Clone(a[i].Params), slices.Clone(auto[i])
+			slices.Sort(x)
+			slices.Sort(y)
+			same = slices.Equal(x, y)
+		}
+		agrees[key] = same
+	}
+	var out, agreeing []string
+	for key, n := range byGroups {
+		out = append(out, n)
+		if agrees[key] {
+			agreeing = append(agreeing, n)
+		}
+	}
+	if len(agreeing) > 0 {
+		out = agreeing
+	}
+	sort.Strings(out)
 	return out
 }

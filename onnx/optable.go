@@ -132,3 +132,27 @@ func (in *inferer) node(n *Node) error {
 	}
 	return s.infer(nodeCtx{in, n})
 }
+
+// DifferentiableParams lists the float initializers of m that a gradient can reach
+// (through an input its schema calls differentiable), in initializer order: the
+// parameters fine-tuning trains, without BatchNormalization's running statistics.
+func DifferentiableParams(m *Model) []string {
+	if m == nil || m.Graph == nil {
+		return nil
+	}
+	reached := map[string]bool{}
+	for _, n := range m.Graph.Nodes {
+		if s := SchemaOf(n); s != nil {
+			for _, i := range s.DifferentiableInputs(n) {
+				reached[n.Inputs[i]] = true
+			}
+		}
+	}
+	var out []string
+	for _, t := range m.Graph.Initializers {
+		if t.DataType == Float && reached[t.Name] {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
