@@ -105,6 +105,29 @@ func (m *Model) TrainableNames() []string {
 	return names
 }
 
+// BatchNormParams returns the scales and shifts of the model's BatchNormalization
+// layers (not their running statistics), in initializer order: what fastai's train_bn
+// keeps training in frozen layer groups.
+func (m *Model) BatchNormParams() []string {
+	bn := map[string]bool{}
+	for _, n := range m.ir.Graph.Nodes {
+		if n.OpType == "BatchNormalization" && (n.Domain == "" || n.Domain == "ai.onnx") {
+			for _, i := range []int{1, 2} {
+				if i < len(n.Inputs) {
+					bn[n.Inputs[i]] = true
+				}
+			}
+		}
+	}
+	var names []string
+	for _, name := range m.order {
+		if bn[name] && m.trainable[name] {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // Param returns the live values of a parameter (nil if there is none of that name).
 // Writing to the slice changes the model.
 func (m *Model) Param(name string) []float32 { return m.params[name] }

@@ -47,6 +47,10 @@ type Trainer struct {
 	// for trained.
 	trainPrograms, evalPrograms map[int]*backend.Program
 	trained                     []string
+	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
+	// train_bn): bn holds their scales and shifts, by group.
+	trainBN bool
+	bn      map[string][]string
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -64,6 +68,7 @@ type setup struct {
 	hooks        []Hook
 	data         *Data
 	defaultHooks bool
+	trainBN      bool
 }
 
 // WithHooks adds hooks to the run, after the default ones.
@@ -71,6 +76,15 @@ func WithHooks(h ...Hook) Option { return func(s *setup) { s.hooks = append(s.ho
 
 // WithData uses the given data instead of opening what the config's data section names.
 func WithData(d *Data) Option { return func(s *setup) { s.data = d } }
+
+// WithTrainBN keeps the BatchNormalization layers of frozen groups training, as
+// fastai's train_bn does: their scales and shifts get gradients and updates at the rate
+// their group would have if the stage trained it (the stage's lr spread over every
+// group), and they normalise with batch statistics, updating their running averages.
+// The other parameters of a frozen group stay as they are. Without it (the default)
+// a frozen group is left exactly as it was, BatchNormalization included, as a frozen
+// Keras layer is.
+func WithTrainBN(on bool) Option { return func(s *setup) { s.trainBN = on } }
 
 // WithoutDefaultHooks leaves out the run folder's hooks (metrics.jsonl, curves.png,
 // checkpoints, best.onnx): for a program that only wants the trained model.
@@ -115,6 +129,17 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[int]*backend.Program{}, evalPrograms: map[int]*backend.Program{}}
+	if s.trainBN {
+		t.trainBN, t.bn = true, map[string][]string{}
+		bn := model.BatchNormParams()
+		for _, g := range groups {
+			for _, p := range g.Params {
+				if contains(bn, p) {
+					t.bn[g.Name] = append(t.bn[g.Name], p)
+				}
+			}
+		}
+	}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err

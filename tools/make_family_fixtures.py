@@ -34,6 +34,14 @@ every BatchNorm's running statistics, puts it in eval mode, and writes <family>/
     loss_weight.npy   fixed random R of the output's shape; L = sum(output * R)
     grad_input.npy    dL/dinput (float64)
     grads/<file>.npy  dL/dparam for every parameter (file names in the manifest's grad_files)
+    train_*           for resnet18 and mobilenet_v2, the same in train() mode (BatchNorm with
+                      the batch's statistics) on a batch of 8 (train_input.npy,
+                      train_loss_weight.npy): train_output.npy, train_grad_input.npy,
+                      train_grads/, and train_running/<name>.npy, the running means and
+                      variances after the pass (momentum 0.1, unbiased variance); the
+                      manifest's train_float32_error holds, per tensor, how far PyTorch's own
+                      float32 pass is from its float64 one (ReLU6 masks and small-batch
+                      statistics make mobilenet_v2's gradients ill-conditioned in float32)
 
 and manifest.json: per family the opsets, input shape, parameter names and count, the
 classifier's parameters (what a headless cut removes), the pooling the classifier does, and
@@ -159,6 +167,38 @@ def references(model, x32, r32):
     return out.detach().numpy(), x.grad.detach().numpy(), grads
 
 
+# Families that also get references in training mode (BatchNorm with batch statistics).
+TRAIN_REFERENCES = ("resnet18", "mobilenet_v2")
+
+
+def train_pass(model, x32, r32, dtype):
+    """The outputs, gradients and updated running statistics of one forward and backward
+    pass in train() mode (BatchNorm normalising with the batch's statistics, momentum 0.1;
+    Dropout left in eval mode, as the eval-mode export has none), in dtype."""
+    m = __import__("copy").deepcopy(model).to(dtype).train()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.eval()
+    x = torch.from_numpy(x32).to(dtype).requires_grad_(True)
+    out = m(x)
+    (out * torch.from_numpy(r32).to(dtype)).sum().backward()
+    tensors = {"output": out.detach().double().numpy(), "input gradient": x.grad.detach().double().numpy()}
+    for n, p in m.named_parameters():
+        tensors[n] = p.grad.detach().double().numpy()
+    for n, b in m.named_buffers():
+        if n.endswith("running_mean") or n.endswith("running_var"):
+            tensors[n] = b.detach().double().numpy()
+    return tensors
+
+
+def train_references(model, x32, r32):
+    """train_pass in float64, and how far PyTorch's own float32 pass is from it per tensor
+    (max|f32 - f64| / max|f64|): a float32 implementation cannot be held closer than that."""
+    ref, f32 = train_pass(model, x32, r32, torch.float64), train_pass(model, x32, r32, torch.float32)
+    err = {k: float(np.abs(f32[k] - v).max() / max(np.abs(v).max(), 1e-300)) for k, v in ref.items()}
+    return ref, err
+
+
 def resolution_stages(model, modules, x):
     """Group the stage-level modules by the spatial resolution of their outputs."""
     res = {}
@@ -238,9 +278,9 @@ def make(out, name, size, seed, full):
     params = [n for n, _ in model.named_parameters()]
     head = [n for n in params if any(n == h or n.startswith(h + ".") for h in head_modules)]
     if stages is None:
-        ref = vit_stages(model)
+        stage_ref = vit_stages(model)
     else:
-        ref = group_params(model, resolution_stages(model, stages(model), x))
+        stage_ref = group_params(model, resolution_stages(model, stages(model), x))
     d = os.path.join(out, name)
     os.makedirs(os.path.join(d, "grads"), exist_ok=True)
     models = {}
@@ -262,9 +302,27 @@ def make(out, name, size, seed, full):
     save(os.path.join(d, "grad_input.npy"), gin)
     for p, g in grads.items():
         save(os.path.join(d, "grads", grad_file(p)), g)
+    train = name in TRAIN_REFERENCES
+    if train:
+        # Batch 8: at 32x32 the last stage's BatchNorms see 1x1 maps, and with batch 2 their
+        # two-sample statistics are so ill-conditioned that PyTorch's own float32 pass is
+        # 4e-3 away from its float64 one (4e-6 at batch 8).
+        tx32 = torch.randn((8, 3, size, size), generator=gen).numpy()
+        tr32 = torch.randn((8,) + tuple(out32.shape[1:]), generator=gen).numpy()
+        ref, train_err = train_references(model, tx32, tr32)
+        os.makedirs(os.path.join(d, "train_grads"), exist_ok=True)
+        os.makedirs(os.path.join(d, "train_running"), exist_ok=True)
+        save(os.path.join(d, "train_input.npy"), tx32)
+        save(os.path.join(d, "train_loss_weight.npy"), tr32)
+        save(os.path.join(d, "train_output.npy"), ref.pop("output"))
+        save(os.path.join(d, "train_grad_input.npy"), ref.pop("input gradient"))
+        for k, v in ref.items():
+            sub = "train_grads" if k in grads else "train_running"
+            save(os.path.join(d, sub, grad_file(k)), v)
     return {"models": models, "input_shape": list(x32.shape), "output_shape": list(out32.shape), "params": params,
             "param_count": int(sum(p.numel() for p in model.parameters())), "classifier_params": head,
-            "pool": pool, "preset": preset, "stages": ref, "full": full,
+            "pool": pool, "preset": preset, "stages": stage_ref, "full": full, "train_references": train,
+            "train_float32_error": train_err if train else None,
             "grad_files": {p: grad_file(p) for p in params}}
 
 

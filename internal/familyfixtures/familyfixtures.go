@@ -70,6 +70,13 @@ type Family struct {
 	// GradFiles maps parameter names to their files under grads/.
 	GradFiles map[string]string `json:"grad_files"`
 	Full      bool
+	// TrainReferences says that train_output.npy, train_grad_input.npy, train_grads/
+	// and train_running/ hold PyTorch's train() mode pass (BatchNorm batch statistics).
+	TrainReferences bool `json:"train_references"`
+	// TrainFloat32Error is, per tensor of the train() references ("output", "input
+	// gradient", parameter and running statistic names), max|torch float32 - torch
+	// float64| / max|torch float64|: how close PyTorch itself gets in float32.
+	TrainFloat32Error map[string]float64 `json:"train_float32_error"`
 }
 
 // Stage is a reference layer group: stage-level modules and their parameters.
