@@ -108,3 +108,31 @@ func TestRunChecksInputSizes(t *testing.T) {
 		t.Error("no error for a missing input")
 	}
 }
+
+// TestComputedFromAWeightIsTrained checks that what is computed from a parameter alone
+// (a Reshape and an Unsqueeze of a weight, which shape inference could fold into a
+// constant) stays computed in the program, so that the weight gets its gradient:
+// against finite differences, in float64.
+func TestComputedFromAWeightIsTrained(t *testing.T) {
+	w := &onnx.Tensor{Name: "w", DataType: onnx.Float, Dims: []int64{12}, Floats: make([]float32, 12)}
+	for i := range w.Floats {
+		w.Floats[i] = float32(i%5) - 2
+	}
+	shape := &onnx.Tensor{Name: "shape", DataType: onnx.Int64, Dims: []int64{2}, Ints: []int64{4, 3}}
+	axes := &onnx.Tensor{Name: "axes", DataType: onnx.Int64, Dims: []int64{1}, Ints: []int64{0}}
+	m := tinyModel([]*onnx.Node{
+		{Name: "r", OpType: "Reshape", Inputs: []string{"w", "shape"}, Outputs: []string{"w2"}},
+		{Name: "u", OpType: "Unsqueeze", Inputs: []string{"w2", "axes"}, Outputs: []string{"w3"}},
+		{Name: "mm", OpType: "MatMul", Inputs: []string{"x", "w3"}, Outputs: []string{"y"}},
+	}, []*onnx.Tensor{w, shape, axes}, []int64{2, 4})
+	m.Graph.Inputs[0].Shape = []onnx.Dim{{Value: 1}, {Value: 2}, {Value: 4}}
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bm.TrainableNames(); len(got) != 1 || got[0] != "w" {
+		t.Fatalf("trainable %v, want [w]", got)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{1, 2, 4}, Floats: []float32{1, -2, 0.5, 3, -1, 2, 0.25, -0.5}}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
+}

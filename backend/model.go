@@ -38,8 +38,8 @@ func AdoptModel(m *onnx.Model) (*Model, error) {
 	return newModel(m, true)
 }
 
-// adoptMin is the size from which AdoptModel takes an initializer's values over: past
-// the shape inference's constant folding limit.
+// adoptMin is the size from which AdoptModel takes an initializer's values over (shape
+// inference folds nothing computed from a float initializer, so it never needs them).
 const adoptMin = 1 << 16
 
 func newModel(m *onnx.Model, adopt bool) (*Model, error) {

@@ -19,7 +19,7 @@ func init() {
 	// Shape arithmetic: computed on constants while the program is built (the
 	// exporters' x.size(0) -> Gather -> ... -> Reshape chains, ViT's Expand of its class
 	// token through ConstantOfShape, Equal and Where).
-	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Equal", "Range", "Size"} {
+	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Equal", "Range", "Size", "Mod", "Not", "ScatterND"} {
 		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
 	}
 	register("Gather", newGather[float32], newGather[float64])

@@ -158,6 +158,8 @@ func presets() map[string][]Group {
 	alias(modules("stem", f(0, 0), "stage1", f(3, 4), "stage2", f(6, 7), "stage3", f(9, 12)), "squeezenet1_1")
 	alias(vitGroups(12), "vit", "vit_b_16", "vit_b_32")
 	alias(vitGroups(24), "vit_l", "vit_l_16", "vit_l_32")
+	alias(modules("stem", f(0, 1), "stage1", f(2, 3), "stage2", f(4, 5), "stage3", append(f(6, 7), "norm")),
+		"swin", "swin_t", "swin_s", "swin_b")
 	alias(vitGroups(32), "vit_h", "vit_h_14")
 	alias(modules("stem", f(0, 0), "stage1", f(3, 3), "stage2", f(6, 10)), "alexnet")
 	return p

@@ -21,6 +21,7 @@ var familyNames = map[string][]string{
 	"efficientnet_b0":    {"stem", "stage1", "stage2", "stage3", "stage4"},
 	"convnext_tiny":      {"stem", "stage1", "stage2", "stage3"},
 	"vit_b_16":           {"stem", "stage1", "stage2", "stage3", "stage4"},
+	"swin_t":             {"stem", "stage1", "stage2", "stage3"},
 }
 
 // TestFamilyHeadsAndStages checks, on every torchvision family (tools/

@@ -61,11 +61,14 @@ func (c nodeCtx) unary() error {
 		return err
 	}
 	dt := c.typ(0)
-	if c.n.OpType == "Neg" || c.n.OpType == "Abs" {
+	if op := c.n.OpType; op == "Neg" || op == "Abs" || op == "Not" {
 		if t := c.konst(0); t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit {
 			out := &Tensor{DataType: t.DataType, Dims: t.Dims, Ints: make([]int64, len(t.Ints))}
 			for i, v := range t.Ints {
-				if c.n.OpType == "Neg" || v < 0 {
+				switch {
+				case op == "Not":
+					v = 1 - min(max(v, 0), 1)
+				case op == "Neg" || v < 0:
 					v = -v
 				}
 				out.Ints[i] = v
@@ -171,7 +174,9 @@ func (c nodeCtx) broadcast() error {
 	return nil
 }
 
-// foldBroadcast evaluates an elementwise op whose inputs are all integer constants.
+// foldBroadcast evaluates an elementwise op whose inputs are all constants: integers,
+// or floats (computed in float32, as a runtime would; setConst keeps those computed
+// from parameters from being folded).
 func (c nodeCtx) foldBroadcast(op string, out []int64, dt DataType) *Tensor {
 	switch op {
 	case "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Equal", "Less", "Greater", "Where":
@@ -179,16 +184,21 @@ func (c nodeCtx) foldBroadcast(op string, out []int64, dt DataType) *Tensor {
 		return nil
 	}
 	ins := make([]*Tensor, len(c.n.Inputs))
+	floats := false
 	for i := range ins {
 		t := c.konst(i)
-		if t == nil || !t.DataType.IsInt() || len(t.Ints) > foldLimit {
+		if t == nil || !(t.DataType.IsInt() || t.DataType == Float) || t.NumElements() > foldLimit {
 			return nil
 		}
+		floats = floats || (t.DataType == Float && !(op == "Where" && i == 0))
 		ins[i] = t
 	}
 	n, err := countElements(out)
 	if err != nil || n > foldLimit {
 		return nil
+	}
+	if floats {
+		return foldFloatBroadcast(op, out, dt, ins, n)
 	}
 	idx := make([][]int, len(ins))
 	for i, t := range ins {
@@ -269,4 +279,65 @@ func (u *upgrader) clip(n *Node) ([]*Node, error) {
 	n.Inputs = trimInputs(in)
 	n.Attributes = without(n.Attributes, "min", "max")
 	return []*Node{n}, nil
+}
+
+// foldFloatBroadcast is foldBroadcast with float inputs (a Where's condition stays an
+// integer tensor): Add, Sub, Mul, Div, Max, Min, Sum, the comparisons and Where.
+func foldFloatBroadcast(op string, out []int64, dt DataType, ins []*Tensor, n int) *Tensor {
+	for i, t := range ins {
+		if t.DataType != Float && !(op == "Where" && i == 0) {
+			return nil // mixed integer and float operands
+		}
+	}
+	idx := make([][]int, len(ins))
+	for i, t := range ins {
+		idx[i] = broadcastIndex(out, t.Dims)
+	}
+	res := &Tensor{DataType: dt, Dims: out}
+	switch op {
+	case "Equal", "Less", "Greater":
+		res.Ints = make([]int64, n)
+	case "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Where":
+		res.Floats = make([]float32, n)
+	default:
+		return nil
+	}
+	for k := 0; k < n; k++ {
+		if op == "Where" {
+			if ins[0].Ints[idx[0][k]] != 0 {
+				res.Floats[k] = ins[1].Floats[idx[1][k]]
+			} else {
+				res.Floats[k] = ins[2].Floats[idx[2][k]]
+			}
+			continue
+		}
+		a := ins[0].Floats[idx[0][k]]
+		for i := 1; i < len(ins); i++ {
+			b := ins[i].Floats[idx[i][k]]
+			switch op {
+			case "Add", "Sum":
+				a += b
+			case "Sub":
+				a -= b
+			case "Mul":
+				a *= b
+			case "Div":
+				a /= b
+			case "Max":
+				a = max(a, b)
+			case "Min":
+				a = min(a, b)
+			case "Equal", "Less", "Greater":
+				r := (op == "Equal" && a == b) || (op == "Less" && a < b) || (op == "Greater" && a > b)
+				res.Ints[k] = 0
+				if r {
+					res.Ints[k] = 1
+				}
+			}
+		}
+		if res.Floats != nil {
+			res.Floats[k] = a
+		}
+	}
+	return res
 }

@@ -81,7 +81,7 @@ func (c nodeCtx) transpose() error {
 		seen[p] = true
 		out[i] = x[p]
 	}
-	if t := c.konst(0); t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit {
+	if t, back := c.movable(0); t != nil && len(t.Ints) <= foldLimit {
 		// Element at output position o comes from input position with o permuted back.
 		n := len(t.Ints)
 		res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
@@ -95,7 +95,7 @@ func (c nodeCtx) transpose() error {
 			res.Ints[k] = t.Ints[src]
 			incr(pos, out)
 		}
-		c.setConst(0, res)
+		c.setConst(0, back(res))
 		return nil
 	}
 	c.set(0, out, c.typ(0))

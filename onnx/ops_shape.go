@@ -33,6 +33,7 @@ func init() {
 		&OpSchema{name: "Split", since: v(1, 2, 11, 13), diff: onlyData, infer: nodeCtx.split,
 			upgrade: upgradeAt(13, (*upgrader).splitInput)},
 		&OpSchema{name: "Tile", since: v(1, 6, 13), diff: onlyData, infer: nodeCtx.tile},
+		&OpSchema{name: "ScatterND", since: v(11, 13, 16), diff: []int{0, 2}, infer: nodeCtx.scatterND},
 		&OpSchema{name: "Constant", since: v(1, 9, 11, 12, 13), noDiff: true, infer: nodeCtx.constant},
 		&OpSchema{name: "ConstantOfShape", since: v(9), noDiff: true, infer: nodeCtx.constantOfShape},
 		&OpSchema{name: "Shape", since: v(1, 13, 15), noDiff: true, infer: nodeCtx.shapeOp},
@@ -411,8 +412,8 @@ func (c nodeCtx) gather() error {
 			}
 		}
 	}
-	t := c.konst(0)
-	if t != nil && it != nil && t.DataType.IsInt() && it.DataType.IsInt() {
+	t, back := c.movable(0)
+	if t != nil && it != nil && it.DataType.IsInt() {
 		n, err := countElements(out)
 		if err == nil && n <= foldLimit {
 			outer, inner := 1, 1
@@ -432,7 +433,7 @@ func (c nodeCtx) gather() error {
 					res.Ints = append(res.Ints, t.Ints[base:base+inner]...)
 				}
 			}
-			c.setConst(0, res)
+			c.setConst(0, back(res))
 			return nil
 		}
 	}
@@ -579,14 +580,28 @@ func (c nodeCtx) concat() error {
 		}
 		out[axis] += s[axis]
 	}
-	// Fold when every input is an integer constant.
+	// Fold when every input is an integer constant, or every one a float constant not
+	// read from a parameter (positions into their values, one after another).
 	ts := make([]*Tensor, len(c.n.Inputs))
+	var values []float32
 	for i := range ts {
-		ts[i] = c.konst(i)
-		if ts[i] == nil || !ts[i].DataType.IsInt() || len(ts[i].Ints) > foldLimit {
+		t, _ := c.movable(i)
+		if t == nil || len(t.Ints) > foldLimit || (i > 0 && (values == nil) != (c.konst(i).DataType.IsInt())) {
 			ts = nil
 			break
 		}
+		if k := c.konst(i); k.DataType == Float {
+			if i == 0 {
+				values = []float32{}
+			}
+			shifted := &Tensor{DataType: Int64, Dims: t.Dims, Ints: make([]int64, len(t.Ints))}
+			for j, p := range t.Ints {
+				shifted.Ints[j] = p + int64(len(values))
+			}
+			values = append(values, k.Floats...)
+			t = shifted
+		}
+		ts[i] = t
 	}
 	if ts != nil {
 		outer := 1
@@ -605,6 +620,13 @@ func (c nodeCtx) concat() error {
 		}
 		if res.Ints == nil {
 			res.Ints = []int64{}
+		}
+		if values != nil {
+			f := &Tensor{DataType: Float, Dims: res.Dims, Floats: make([]float32, len(res.Ints))}
+			for k, p := range res.Ints {
+				f.Floats[k] = values[p]
+			}
+			res = f
 		}
 		c.setConst(0, res)
 		return nil
@@ -630,7 +652,7 @@ func (c nodeCtx) slice() error {
 		return err
 	}
 	r := len(x)
-	if t := c.konst(0); t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit {
+	if t, back := c.movable(0); t != nil && len(t.Ints) <= foldLimit {
 		n, _ := countElements(out)
 		res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
 		inStrides := stridesOf(x)
@@ -643,7 +665,7 @@ func (c nodeCtx) slice() error {
 			res.Ints[k] = t.Ints[src]
 			incr(pos, out)
 		}
-		c.setConst(0, res)
+		c.setConst(0, back(res))
 		return nil
 	}
 	c.set(0, out, c.typ(0))
@@ -666,12 +688,20 @@ func (c nodeCtx) expand() error {
 	if err != nil {
 		return err
 	}
-	if t := c.konst(0); t != nil && t.DataType.IsInt() {
+	if t := c.konst(0); t != nil && (t.DataType.IsInt() || t.DataType == Float) {
 		if n, err := countElements(out); err == nil && n <= foldLimit {
 			idx := broadcastIndex(out, x)
-			res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
-			for k, i := range idx {
-				res.Ints[k] = t.Ints[i]
+			res := &Tensor{DataType: t.DataType, Dims: out}
+			if t.DataType == Float {
+				res.Floats = make([]float32, n)
+				for k, i := range idx {
+					res.Floats[k] = t.Floats[i]
+				}
+			} else {
+				res.Ints = make([]int64, n)
+				for k, i := range idx {
+					res.Ints[k] = t.Ints[i]
+				}
 			}
 			c.setConst(0, res)
 			return nil
@@ -946,8 +976,8 @@ func (c nodeCtx) split() error {
 	if err != nil {
 		return err
 	}
-	t := c.konst(0)
-	fold := t != nil && t.DataType.IsInt() && len(t.Ints) <= foldLimit
+	t, back := c.movable(0)
+	fold := t != nil && len(t.Ints) <= foldLimit
 	offset := int64(0)
 	for i, d := range sizes {
 		out := slices.Clone(x)
@@ -969,7 +999,7 @@ func (c nodeCtx) split() error {
 			base := (o*int(x[axis]) + int(offset)) * inner
 			res.Ints = append(res.Ints, t.Ints[base:base+int(d)*inner]...)
 		}
-		c.setConst(i, res)
+		c.setConst(i, back(res))
 		offset += d
 	}
 	return nil
@@ -1009,7 +1039,7 @@ func (c nodeCtx) tile() error {
 		}
 		out[i] = x[i] * r
 	}
-	if t := c.konst(0); t != nil && t.DataType.IsInt() {
+	if t, back := c.movable(0); t != nil {
 		if n, err := countElements(out); err == nil && n <= foldLimit {
 			res := &Tensor{DataType: t.DataType, Dims: out, Ints: make([]int64, n)}
 			inStrides := stridesOf(x)
@@ -1022,10 +1052,84 @@ func (c nodeCtx) tile() error {
 				res.Ints[k] = t.Ints[src]
 				incr(pos, out)
 			}
-			c.setConst(0, res)
+			c.setConst(0, back(res))
 			return nil
 		}
 	}
 	c.set(0, out, c.typ(0))
+	return nil
+}
+
+// scatterND is ScatterND: data with the slices that indices name replaced by updates.
+// With constant inputs (a Swin transformer's attention mask, built by slice assignment
+// into zeros) it is folded, float data included.
+func (c nodeCtx) scatterND() error {
+	if err := c.inputs(3, 3); err != nil {
+		return err
+	}
+	x, err := c.shape(0)
+	if err != nil {
+		return err
+	}
+	ind, err := c.shape(1)
+	if err != nil {
+		return err
+	}
+	upd, err := c.shape(2)
+	if err != nil {
+		return err
+	}
+	if len(ind) == 0 {
+		return fmt.Errorf("indices is a scalar")
+	}
+	k := ind[len(ind)-1]
+	if k < 1 || int(k) > len(x) {
+		return fmt.Errorf("indices %v address %d axes of data %v", ind, k, x)
+	}
+	want := append(slices.Clone(ind[:len(ind)-1]), x[k:]...)
+	if !slices.Equal(upd, want) {
+		return fmt.Errorf("updates is %v, want %v for data %v and indices %v", upd, want, x, ind)
+	}
+	if red := c.n.AttrString("reduction", "none"); red != "none" {
+		c.set(0, x, c.typ(0))
+		return nil
+	}
+	data, idx, up := c.konst(0), c.konst(1), c.konst(2)
+	if data == nil || idx == nil || up == nil || !idx.DataType.IsInt() || data.DataType != up.DataType ||
+		data.NumElements() > foldLimit || data.DataType == String {
+		c.set(0, x, c.typ(0))
+		return nil
+	}
+	out := &Tensor{DataType: data.DataType, Dims: x}
+	if data.DataType.IsFloat() {
+		out.Floats = slices.Clone(data.Floats)
+	} else {
+		out.Ints = slices.Clone(data.Ints)
+	}
+	strides := stridesOf(x)
+	slice := 1
+	for _, d := range x[k:] {
+		slice *= int(d)
+	}
+	n := len(idx.Ints) / int(k)
+	for i := 0; i < n; i++ {
+		off := 0
+		for j := 0; j < int(k); j++ {
+			v := idx.Ints[i*int(k)+j]
+			if v < 0 {
+				v += x[j]
+			}
+			if v < 0 || v >= x[j] {
+				return fmt.Errorf("index %d out of range for axis %d of size %d", idx.Ints[i*int(k)+j], j, x[j])
+			}
+			off += int(v) * strides[j]
+		}
+		if out.Floats != nil {
+			copy(out.Floats[off:off+slice], up.Floats[i*slice:(i+1)*slice])
+		} else {
+			copy(out.Ints[off:off+slice], up.Ints[i*slice:(i+1)*slice])
+		}
+	}
+	c.setConst(0, out)
 	return nil
 }

@@ -16,8 +16,10 @@ type Shapes struct {
 }
 
 // foldLimit bounds the element count of a computed constant: folding is for shape
-// arithmetic, not for precomputing weights.
-const foldLimit = 1 << 16
+// arithmetic and the masks computed from shapes (a Swin transformer's attention masks,
+// 150k values), not for precomputing weights (nothing computed from a float initializer
+// is folded: see setConst).
+const foldLimit = 1 << 20
 
 // InferShapes computes the concrete shape of every tensor in m's main graph for the
 // given shapes of its real inputs (those not backed by an initializer). An input whose
@@ -42,11 +44,13 @@ func inferShapes(m *Model, inputs map[string][]int64) (*inferer, error) {
 		dims:   make(map[string][]int64),
 		consts: make(map[string]*Tensor),
 		types:  make(map[string]DataType),
+		params: make(map[string]bool),
 	}
 	for _, t := range g.Initializers {
 		in.dims[t.Name] = t.Dims
 		in.consts[t.Name] = t
 		in.types[t.Name] = t.DataType
+		in.params[t.Name] = t.DataType == Float
 	}
 	real := g.RealInputs()
 	isReal := make(map[string]bool, len(real))
@@ -133,6 +137,8 @@ type inferer struct {
 	dims   map[string][]int64
 	consts map[string]*Tensor
 	types  map[string]DataType
+	// params are the float initializers (see setConst).
+	params map[string]bool
 }
 
 // nodeCtx is the view of one node during inference.
@@ -209,10 +215,20 @@ func (c nodeCtx) set(i int, dims []int64, dt DataType) {
 	c.types[c.n.Outputs[i]] = dt
 }
 
-// setConst records output i as a constant.
+// setConst records output i as a constant. A float tensor computed from a float
+// initializer is not one: initializers are the parameters training changes, and a
+// gradient must flow through what is computed from them (a Reshape of a weight).
 func (c nodeCtx) setConst(i int, t *Tensor) {
 	if i >= len(c.n.Outputs) || c.n.Outputs[i] == "" || t == nil {
 		return
+	}
+	if t.DataType == Float {
+		for _, in := range c.n.Inputs {
+			if c.params[in] {
+				c.set(i, t.Dims, Float)
+				return
+			}
+		}
 	}
 	c.dims[c.n.Outputs[i]] = t.Dims
 	c.types[c.n.Outputs[i]] = t.DataType
@@ -345,5 +361,34 @@ func incr(pos, s []int64) {
 			return
 		}
 		pos[i] = 0
+	}
+}
+
+// movable returns constant input i for the folding of an op that only moves values
+// (Transpose, Slice, Gather, Concat, Split, Tile), which is written over integer
+// tensors: an integer constant as it is, or, for a float constant not read from a
+// parameter, an Int64 tensor of its element positions, with back turning a folded
+// result of positions into the float values. nil when input i is neither.
+func (c nodeCtx) movable(i int) (t *Tensor, back func(*Tensor) *Tensor) {
+	t = c.konst(i)
+	switch {
+	case t == nil:
+		return nil, nil
+	case t.DataType.IsInt():
+		return t, func(r *Tensor) *Tensor { return r }
+	case t.DataType != Float || c.params[c.n.Inputs[i]] || len(t.Floats) > foldLimit:
+		return nil, nil
+	}
+	values := t.Floats
+	pos := &Tensor{DataType: Int64, Dims: t.Dims, Ints: make([]int64, len(values))}
+	for k := range pos.Ints {
+		pos.Ints[k] = int64(k)
+	}
+	return pos, func(r *Tensor) *Tensor {
+		out := &Tensor{DataType: Float, Dims: r.Dims, Floats: make([]float32, len(r.Ints))}
+		for k, p := range r.Ints {
+			out.Floats[k] = values[p]
+		}
+		return out
 	}
 }

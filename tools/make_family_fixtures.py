@@ -10,11 +10,12 @@ file's contents; nothing it writes is committed (the models are megabytes each).
 
 The families are torchvision's models as torchvision.models builds them (weights=None,
 num_classes=10: the classifier is cut off for fine-tuning anyway);
-the three whose real size would make CI slow are built from the same torchvision classes
+the four whose real size would make CI slow are built from the same torchvision classes
 at a reduced size unless --full is given: resnet50 is ResNet(Bottleneck, [1, 1, 2, 1]),
 convnext_tiny a ConvNeXt of half the widths and depths [1, 1, 2, 1], vit_b_16 a
-VisionTransformer of 8 layers of width 64 (patch 8 at 32x32). With --full they are the real
-resnet50, convnext_tiny and vit_b_16 (image size --size).
+VisionTransformer of 8 layers of width 64 (patch 8 at 32x32), swin_t a SwinTransformer of
+width 24 and depths [2, 2, 2, 2]. With --full they are the real resnet50, convnext_tiny,
+vit_b_16 (image size --size) and swin_t.
 
 For every family it builds the model with random weights (seeded), perturbs every
 parameter (so that no two initializers are bit-identical and the exporter merges none) and
@@ -108,6 +109,14 @@ def vit(size, full):
         image_size=size, patch_size=8, num_layers=8, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10)
 
 
+def swin(size, full):
+    if full:
+        return torchvision.models.swin_t(weights=None, num_classes=10)
+    return torchvision.models.swin_transformer.SwinTransformer(
+        patch_size=[4, 4], embed_dim=24, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=[7, 7],
+        num_classes=10)
+
+
 # name -> (constructor, stage-level modules, classifier modules, pooling of the classifier, preset)
 FAMILIES = {
     "resnet18": (tv("resnet18"), children(""), ["fc"], "avg", "resnet"),
@@ -123,6 +132,7 @@ FAMILIES = {
     "googlenet": (tv("googlenet", aux_logits=False, init_weights=True), children(""), ["fc"], "avg", "googlenet"),
     "squeezenet1_1": (tv("squeezenet1_1"), children("features"), ["classifier"], "avg", "squeezenet1_1"),
     "vit_b_16": (vit, None, ["heads"], "token", "vit"),
+    "swin_t": (swin, lambda m: children("features")(m) + ["norm"], ["head"], "avg", "swin"),
 }
 
 
@@ -199,6 +209,16 @@ def train_references(model, x32, r32):
     return ref, err
 
 
+def spatial(model, o):
+    """The number of spatial positions of a module's output: NCHW, or NHWC for the Swin
+    transformer, whose stages keep channels last."""
+    if o.dim() != 4:
+        return None
+    if isinstance(model, torchvision.models.swin_transformer.SwinTransformer):
+        return o.shape[1] * o.shape[2]
+    return o.shape[2] * o.shape[3]
+
+
 def resolution_stages(model, modules, x):
     """Group the stage-level modules by the spatial resolution of their outputs."""
     res = {}
@@ -206,7 +226,7 @@ def resolution_stages(model, modules, x):
     for path in modules:
         mod = model.get_submodule(path)
         hooks.append(mod.register_forward_hook(
-            lambda m, i, o, path=path: res.__setitem__(path, o.shape[2] * o.shape[3] if o.dim() == 4 else None)))
+            lambda m, i, o, path=path: res.__setitem__(path, spatial(model, o))))
     with torch.no_grad():
         model(x)
     for h in hooks:
