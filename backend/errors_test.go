@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestUnsupportedOpsAreNamedAtImport(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for LSTM and Einsum")
 	}
-	for _, want := range []string{`"rnn" (LSTM)`, `"b" (Einsum)`, "2 node(s)"} {
+	for _, want := range []string{`LSTM (1): "rnn"`, `Einsum (1): "b"`, "2 node(s) use 2 op(s)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -135,4 +136,31 @@ func TestComputedFromAWeightIsTrained(t *testing.T) {
 	}
 	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{1, 2, 4}, Floats: []float32{1, -2, 0.5, 3, -1, 2, 0.25, -0.5}}
 	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
+}
+
+// TestEveryUnsupportedNodeIsNamed checks that the refusal names every node of an op the
+// backend lacks, however many there are.
+func TestEveryUnsupportedNodeIsNamed(t *testing.T) {
+	var nodes []*onnx.Node
+	in := "x"
+	for i := 0; i < 30; i++ {
+		out := fmt.Sprintf("t%d", i)
+		if i == 29 {
+			out = "y"
+		}
+		nodes = append(nodes, &onnx.Node{Name: fmt.Sprintf("rnn%d", i), OpType: "LSTM", Inputs: []string{in}, Outputs: []string{out}})
+		in = out
+	}
+	_, err := NewModel(tinyModel(nodes, nil, []int64{1, 4}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for i := 0; i < 30; i++ {
+		if !strings.Contains(err.Error(), fmt.Sprintf(`"rnn%d"`, i)) {
+			t.Errorf("the error does not name node rnn%d: %v", i, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "LSTM (30): ") {
+		t.Errorf("error %v", err)
+	}
 }

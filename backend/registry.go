@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 
 	"toolkit/onnx"
 )
@@ -112,35 +113,35 @@ func Supports(opType string) bool {
 }
 
 // CheckSupported returns an error naming every node whose op the backend cannot build,
-// or nil.
+// grouped by op, or nil:
+//
+//	3 node(s) use 2 op(s) the backend does not support: Einsum (1): "b"; LSTM (2): "rnn", "rnn2"; supported ops: [...]
 func CheckSupported(m *onnx.Model) error {
-	var bad []string
+	byOp := map[string][]string{}
+	var ops []string
+	count := 0
 	for _, n := range m.Graph.Nodes {
-		if (n.Domain != "" && n.Domain != "ai.onnx") || !Supports(n.OpType) {
-			op := n.OpType
-			if n.Domain != "" && n.Domain != "ai.onnx" {
-				op = n.Domain + "." + op
-			}
-			bad = append(bad, fmt.Sprintf("%q (%s)", n.Name, op))
+		if (n.Domain == "" || n.Domain == "ai.onnx") && Supports(n.OpType) {
+			continue
 		}
+		op := n.OpType
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			op = n.Domain + "." + op
+		}
+		if byOp[op] == nil {
+			ops = append(ops, op)
+		}
+		byOp[op] = append(byOp[op], fmt.Sprintf("%q", n.Name))
+		count++
 	}
-	if len(bad) == 0 {
+	if count == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d node(s) use ops the backend does not support: %s; supported ops: %v",
-		len(bad), joinLimited(bad, 20), SupportedOps())
-}
-
-func joinLimited(items []string, max int) string {
-	s := ""
-	for i, it := range items {
-		if i == max {
-			return s + fmt.Sprintf(", and %d more", len(items)-max)
-		}
-		if i > 0 {
-			s += ", "
-		}
-		s += it
+	sort.Strings(ops)
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s (%d): %s", op, len(byOp[op]), strings.Join(byOp[op], ", "))
 	}
-	return s
+	return fmt.Errorf("%d node(s) use %d op(s) the backend does not support: %s; supported ops: %v",
+		count, len(ops), strings.Join(parts, "; "), SupportedOps())
 }
