@@ -164,3 +164,31 @@ func TestEveryUnsupportedNodeIsNamed(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestMultiOutputAndGeluGradients checks against finite differences, in float64, two
+// ops no ONNX node test differentiates: Split, whose every output sends a gradient back
+// to its input (the node tests take the loss of the first output only), and Gelu (ONNX
+// opset 20, no node tests in onnx 1.12), both of its approximations.
+func TestMultiOutputAndGeluGradients(t *testing.T) {
+	scale := func(name string, v float32) *onnx.Tensor {
+		return &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{1}, Floats: []float32{v}}
+	}
+	split := &onnx.Tensor{Name: "split", DataType: onnx.Int64, Dims: []int64{3}, Ints: []int64{1, 2, 3}}
+	m := tinyModel([]*onnx.Node{
+		{Name: "s", OpType: "Split", Inputs: []string{"x", "split"}, Outputs: []string{"a", "b", "c"},
+			Attributes: []*onnx.Attribute{{Name: "axis", Type: onnx.AttrInt, Int: 1}}},
+		{Name: "ga", OpType: "Gelu", Inputs: []string{"a"}, Outputs: []string{"a2"}},
+		{Name: "gb", OpType: "Gelu", Inputs: []string{"b"}, Outputs: []string{"b2"},
+			Attributes: []*onnx.Attribute{{Name: "approximate", Type: onnx.AttrString, String: "tanh"}}},
+		{Name: "mc", OpType: "Mul", Inputs: []string{"c", "k"}, Outputs: []string{"c2"}},
+		{Name: "cat", OpType: "Concat", Inputs: []string{"c2", "a2", "b2"}, Outputs: []string{"y"},
+			Attributes: []*onnx.Attribute{{Name: "axis", Type: onnx.AttrInt, Int: 1}}},
+	}, []*onnx.Tensor{split, scale("k", -1.5)}, []int64{2, 6})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, 6},
+		Floats: []float32{-2.5, -1, -0.3, 0.2, 0.9, 2.2, 1.7, -0.6, 0.4, -1.9, 3.1, -0.05}}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
+}
