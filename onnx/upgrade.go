@@ -39,7 +39,8 @@ func schemaAt(since []int64, v int64) int64 {
 //   - Dropout (12): ratio becomes a float scalar input; is_test is dropped (seed, valid
 //     from 12 on, is kept). The mask output of a Dropout before opset 10 (then a float
 //     tensor, later bool) must not be used.
-//   - Unsqueeze and Squeeze (13): axes becomes an int64 input.
+//   - Unsqueeze, Squeeze and ReduceSum (13): axes becomes an int64 input. Split (13): split
+//     becomes an int64 input.
 //   - Softmax, LogSoftmax and Hardmax (13): before 13 the input is coerced to a matrix at axis
 //     (default 1), from 13 the function runs along that one axis (default -1). When the
 //     input's rank is known (from the model's declarations or shape inference) and axis
@@ -54,10 +55,12 @@ func schemaAt(since []int64, v int64) int64 {
 //     Runtime, read a node listing those outputs as training mode.) Used training-mode
 //     outputs are an error when the upgrade crosses opset 14.
 //
-// The other operators UpgradeOpsetOps lists changed only in the types they accept, or
-// gained attributes or inputs whose defaults keep the old meaning (Shape's start and end,
-// Reshape's allowzero, pooling's ceil_mode), and are copied as they are. Any other
-// operator, and any operator of another domain, is an error naming the node. A model at
+// The other operators UpgradeOpsetOps lists (every operator of the op table; each
+// schema's upgrade rule is in its family's file) changed only in the types they accept,
+// or gained attributes or inputs whose defaults keep the old meaning (Shape's start and
+// end, Reshape's allowzero, pooling's ceil_mode), and are copied as they are. An operator
+// that does not exist yet at the model's opset, any other operator, and any operator of
+// another domain are errors naming the node. A model at
 // an opset below 7 is upgraded only when each of its operators has the definition it has
 // at opset 7.
 //
