@@ -23,6 +23,11 @@ func init() {
 	}
 	register("PRelu", newPRelu[float32], newPRelu[float64])
 	register("Where", newWhere[float32], newWhere[float64])
+	// Comparisons, Mod and Not of shapes and masks: computed on constants while the
+	// program is built (newFoldedOnly).
+	for _, op := range []string{"Equal", "Mod", "Not"} {
+		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
+	}
 }
 
 // unaryOps maps the ONNX ops computed by kernels.UnaryForward to their function (Gelu

@@ -18,8 +18,8 @@ func init() {
 	register("Dropout", newDropout[float32], newDropout[float64])
 	// Shape arithmetic: computed on constants while the program is built (the
 	// exporters' x.size(0) -> Gather -> ... -> Reshape chains, ViT's Expand of its class
-	// token through ConstantOfShape, Equal and Where).
-	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Equal", "Range", "Size", "Mod", "Not", "ScatterND"} {
+	// token through ConstantOfShape, a Swin transformer's masks through ScatterND).
+	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Range", "Size", "ScatterND"} {
 		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
 	}
 	register("Gather", newGather[float32], newGather[float64])
