@@ -216,10 +216,10 @@ func generate(root string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
 		return dir, nil
 	}
-	// Older versions of the fixtures are of no use any more.
+	// Older versions of the fixtures (and their locks) are of no use any more.
 	if old, _ := filepath.Glob(filepath.Join(base, "*")); len(old) > 0 {
 		for _, o := range old {
-			if o != dir && o != dir+".lock" && !strings.HasSuffix(o, ".lock") {
+			if o != dir && o != dir+".lock" {
 				os.RemoveAll(o)
 			}
 		}
