@@ -3,7 +3,12 @@
 //
 // Every ONNX op the toolkit supports is a gorgonia Op whose forward and backward passes
 // are plain kernels from toolkit/backend/kernels; each op family lives in one file and
-// registers itself in the op table, the way image formats register decoders.
+// registers itself in the op table, the way image formats register decoders. An entry
+// of the table is the op's onnx.OpSchema (its shape inference, which inputs are
+// differentiable, its opset history: package onnx owns those, in its file of the same
+// family, onnx/ops_<family>.go) with the constructors of its kernels; an op without a
+// schema cannot be registered. CheckSupported refuses a model naming every node whose
+// op has no entry.
 // Parameters are float32 tensors keyed by their ONNX initializer names, so the training
 // code can address them by the names users see in `toolkit import`.
 //

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,13 +30,13 @@ func TestUnsupportedOpsAreNamedAtImport(t *testing.T) {
 	m := tinyModel([]*onnx.Node{
 		{Name: "a", OpType: "Relu", Inputs: []string{"x"}, Outputs: []string{"r"}},
 		{Name: "rnn", OpType: "LSTM", Inputs: []string{"r"}, Outputs: []string{"l"}},
-		{Name: "b", OpType: "Erf", Inputs: []string{"l"}, Outputs: []string{"y"}},
+		{Name: "b", OpType: "Einsum", Inputs: []string{"l"}, Outputs: []string{"y"}},
 	}, nil, []int64{1, 4})
 	_, err := NewModel(m)
 	if err == nil {
-		t.Fatal("no error for LSTM and Erf")
+		t.Fatal("no error for LSTM and Einsum")
 	}
-	for _, want := range []string{`"rnn" (LSTM)`, `"b" (Erf)`, "2 node(s)"} {
+	for _, want := range []string{`LSTM (1): "rnn"`, `Einsum (1): "b"`, "2 node(s) use 2 op(s)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -107,4 +108,87 @@ func TestRunChecksInputSizes(t *testing.T) {
 	if err := p.Run(nil, nil); err == nil {
 		t.Error("no error for a missing input")
 	}
+}
+
+// TestComputedFromAWeightIsTrained checks that what is computed from a parameter alone
+// (a Reshape and an Unsqueeze of a weight, which shape inference could fold into a
+// constant) stays computed in the program, so that the weight gets its gradient:
+// against finite differences, in float64.
+func TestComputedFromAWeightIsTrained(t *testing.T) {
+	w := &onnx.Tensor{Name: "w", DataType: onnx.Float, Dims: []int64{12}, Floats: make([]float32, 12)}
+	for i := range w.Floats {
+		w.Floats[i] = float32(i%5) - 2
+	}
+	shape := &onnx.Tensor{Name: "shape", DataType: onnx.Int64, Dims: []int64{2}, Ints: []int64{4, 3}}
+	axes := &onnx.Tensor{Name: "axes", DataType: onnx.Int64, Dims: []int64{1}, Ints: []int64{0}}
+	m := tinyModel([]*onnx.Node{
+		{Name: "r", OpType: "Reshape", Inputs: []string{"w", "shape"}, Outputs: []string{"w2"}},
+		{Name: "u", OpType: "Unsqueeze", Inputs: []string{"w2", "axes"}, Outputs: []string{"w3"}},
+		{Name: "mm", OpType: "MatMul", Inputs: []string{"x", "w3"}, Outputs: []string{"y"}},
+	}, []*onnx.Tensor{w, shape, axes}, []int64{2, 4})
+	m.Graph.Inputs[0].Shape = []onnx.Dim{{Value: 1}, {Value: 2}, {Value: 4}}
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bm.TrainableNames(); len(got) != 1 || got[0] != "w" {
+		t.Fatalf("trainable %v, want [w]", got)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{1, 2, 4}, Floats: []float32{1, -2, 0.5, 3, -1, 2, 0.25, -0.5}}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
+}
+
+// TestEveryUnsupportedNodeIsNamed checks that the refusal names every node of an op the
+// backend lacks, however many there are.
+func TestEveryUnsupportedNodeIsNamed(t *testing.T) {
+	var nodes []*onnx.Node
+	in := "x"
+	for i := 0; i < 30; i++ {
+		out := fmt.Sprintf("t%d", i)
+		if i == 29 {
+			out = "y"
+		}
+		nodes = append(nodes, &onnx.Node{Name: fmt.Sprintf("rnn%d", i), OpType: "LSTM", Inputs: []string{in}, Outputs: []string{out}})
+		in = out
+	}
+	_, err := NewModel(tinyModel(nodes, nil, []int64{1, 4}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for i := 0; i < 30; i++ {
+		if !strings.Contains(err.Error(), fmt.Sprintf(`"rnn%d"`, i)) {
+			t.Errorf("the error does not name node rnn%d: %v", i, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "LSTM (30): ") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// TestMultiOutputAndGeluGradients checks against finite differences, in float64, two
+// ops no ONNX node test differentiates: Split, whose every output sends a gradient back
+// to its input (the node tests take the loss of the first output only), and Gelu (ONNX
+// opset 20, no node tests in onnx 1.12), both of its approximations.
+func TestMultiOutputAndGeluGradients(t *testing.T) {
+	scale := func(name string, v float32) *onnx.Tensor {
+		return &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{1}, Floats: []float32{v}}
+	}
+	split := &onnx.Tensor{Name: "split", DataType: onnx.Int64, Dims: []int64{3}, Ints: []int64{1, 2, 3}}
+	m := tinyModel([]*onnx.Node{
+		{Name: "s", OpType: "Split", Inputs: []string{"x", "split"}, Outputs: []string{"a", "b", "c"},
+			Attributes: []*onnx.Attribute{{Name: "axis", Type: onnx.AttrInt, Int: 1}}},
+		{Name: "ga", OpType: "Gelu", Inputs: []string{"a"}, Outputs: []string{"a2"}},
+		{Name: "gb", OpType: "Gelu", Inputs: []string{"b"}, Outputs: []string{"b2"},
+			Attributes: []*onnx.Attribute{{Name: "approximate", Type: onnx.AttrString, String: "tanh"}}},
+		{Name: "mc", OpType: "Mul", Inputs: []string{"c", "k"}, Outputs: []string{"c2"}},
+		{Name: "cat", OpType: "Concat", Inputs: []string{"c2", "a2", "b2"}, Outputs: []string{"y"},
+			Attributes: []*onnx.Attribute{{Name: "axis", Type: onnx.AttrInt, Int: 1}}},
+	}, []*onnx.Tensor{split, scale("k", -1.5)}, []int64{2, 6})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, 6},
+		Floats: []float32{-2.5, -1, -0.3, 0.2, 0.9, 2.2, 1.7, -0.6, 0.4, -1.9, 3.1, -0.05}}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
 }

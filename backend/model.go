@@ -38,8 +38,8 @@ func AdoptModel(m *onnx.Model) (*Model, error) {
 	return newModel(m, true)
 }
 
-// adoptMin is the size from which AdoptModel takes an initializer's values over: past
-// the shape inference's constant folding limit.
+// adoptMin is the size from which AdoptModel takes an initializer's values over (shape
+// inference folds nothing computed from a float initializer, so it never needs them).
 const adoptMin = 1 << 16
 
 func newModel(m *onnx.Model, adopt bool) (*Model, error) {
@@ -76,33 +76,13 @@ func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 				bm.paramUses[in]++
 			}
 		}
-		for _, i := range differentiableInputs(n) {
+		for _, i := range schemaOf(n).DifferentiableInputs(n) {
 			if _, ok := bm.params[n.Inputs[i]]; ok {
 				bm.trainable[n.Inputs[i]] = true
 			}
 		}
 	}
 	return bm, nil
-}
-
-// differentiableInputs lists the inputs of n through which a gradient can flow to a
-// parameter: the data inputs of the op, not its shapes, indices or running statistics.
-func differentiableInputs(n *onnx.Node) []int {
-	switch n.OpType {
-	case "BatchNormalization":
-		return []int{0, 1, 2}
-	case "Reshape", "Unsqueeze", "Squeeze", "Dropout", "Clip", "Gather", "Slice", "Pad":
-		return []int{0}
-	case "Shape", "Constant", "Cast":
-		return nil
-	}
-	all := make([]int, 0, len(n.Inputs))
-	for i, in := range n.Inputs {
-		if in != "" {
-			all = append(all, i)
-		}
-	}
-	return all
 }
 
 // IR returns the ONNX model the backend model was made from, with its original
@@ -120,6 +100,29 @@ func (m *Model) TrainableNames() []string {
 	for _, n := range m.order {
 		if m.trainable[n] {
 			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// BatchNormParams returns the scales and shifts of the model's BatchNormalization
+// layers (not their running statistics), in initializer order: what fastai's train_bn
+// keeps training in frozen layer groups.
+func (m *Model) BatchNormParams() []string {
+	bn := map[string]bool{}
+	for _, n := range m.ir.Graph.Nodes {
+		if n.OpType == "BatchNormalization" && (n.Domain == "" || n.Domain == "ai.onnx") {
+			for _, i := range []int{1, 2} {
+				if i < len(n.Inputs) {
+					bn[n.Inputs[i]] = true
+				}
+			}
+		}
+	}
+	var names []string
+	for _, name := range m.order {
+		if bn[name] && m.trainable[name] {
+			names = append(names, name)
 		}
 	}
 	return names

@@ -224,6 +224,9 @@ func slicesOf[T float](vals []gorgonia.Value, shapes [][]int) ([][]T, error) {
 func sliceOf[T float](v gorgonia.Value) ([]T, error) {
 	switch x := v.(type) {
 	case *tensor.Dense:
+		if x.Shape().TotalSize() == 0 && x.Dtype() == dtypeOf[T]() {
+			return []T{}, nil // an empty tensor (its Data panics)
+		}
 		if s, ok := x.Data().([]T); ok {
 			return s, nil
 		}

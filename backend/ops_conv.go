@@ -48,13 +48,12 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p, relu: c.fuseRelu}}, data: []int{0, 1}, diff: []bool{true, true}}
+	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p, relu: c.fuseRelu}}, data: []int{0, 1}}
 	if c.has(2) {
 		if b := c.in[2]; len(b) != 1 || b[0] != p.M {
 			return nil, c.errorf("bias has shape %v, want [%d]", b, p.M)
 		}
 		ks.data = append(ks.data, 2)
-		ks.diff = append(ks.diff, true)
 	}
 	return ks, nil
 }

@@ -1,17 +1,151 @@
 package backend
 
 import (
+	"math"
+
 	"toolkit/backend/kernels"
 )
+
+// The element-wise family (schemas in onnx/ops_elementwise.go): activations, the
+// one-input functions of kernels.Unary, Clip, and the broadcasting binary ops.
 
 func init() {
 	register("Relu", newActivation[float32], newActivation[float64])
 	register("LeakyRelu", newActivation[float32], newActivation[float64])
 	register("Sigmoid", newActivation[float32], newActivation[float64])
 	register("Tanh", newActivation[float32], newActivation[float64])
-	for _, op := range []string{"Add", "Sub", "Mul", "Div"} {
+	for op := range unaryOps {
+		register(op, newUnary[float32], newUnary[float64])
+	}
+	register("Clip", newUnary[float32], newUnary[float64])
+	for _, op := range []string{"Add", "Sub", "Mul", "Div", "Pow"} {
 		register(op, newBinary[float32], newBinary[float64])
 	}
+	register("PRelu", newPRelu[float32], newPRelu[float64])
+	register("Where", newWhere[float32], newWhere[float64])
+	// Comparisons, Mod and Not of shapes and masks: computed on constants while the
+	// program is built (newFoldedOnly).
+	for _, op := range []string{"Equal", "Mod", "Not"} {
+		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
+	}
+}
+
+// unaryOps maps the ONNX ops computed by kernels.UnaryForward to their function (Gelu
+// and Clip are resolved from their attributes and inputs).
+var unaryOps = map[string]kernels.UnaryOp{
+	"Exp": kernels.Exp, "Log": kernels.Log, "Sqrt": kernels.Sqrt, "Neg": kernels.Neg, "Abs": kernels.Abs,
+	"Reciprocal": kernels.Reciprocal, "Erf": kernels.Erf, "Gelu": kernels.Gelu, "Elu": kernels.Elu,
+	"Selu": kernels.Selu, "Softplus": kernels.Softplus, "Softsign": kernels.Softsign,
+	"HardSigmoid": kernels.HardSigmoid, "HardSwish": kernels.HardSwish,
+}
+
+// unary is a one-input element-wise function of kernels.Unary. For Clip, bound[i] is
+// the index among the kernel's inputs of the min (0) or max (1) bound when it is
+// computed at run time, -1 when it is a constant (in u).
+type unary[T float] struct {
+	u     kernels.Unary
+	bound [2]int
+}
+
+// params returns the function with Clip's run-time bounds read from ins.
+func (k *unary[T]) params(ins [][]T) kernels.Unary {
+	u := k.u
+	if k.bound[0] > 0 {
+		u.Lo = float64(ins[k.bound[0]][0])
+	}
+	if k.bound[1] > 0 {
+		u.Hi = float64(ins[k.bound[1]][0])
+	}
+	return u
+}
+
+func newUnary[T float](c *opContext) (*opKernels[T], error) {
+	n := c.node
+	u := kernels.Unary{Op: unaryOps[n.OpType]}
+	switch n.OpType {
+	case "Elu":
+		u.Alpha = float64(n.AttrFloat("alpha", 1))
+	case "Selu":
+		u.Alpha = float64(n.AttrFloat("alpha", 1.67326319217681884765625))
+		u.Gamma = float64(n.AttrFloat("gamma", 1.05070102214813232421875))
+	case "HardSigmoid":
+		u.Alpha = float64(n.AttrFloat("alpha", 0.2))
+		u.Beta = float64(n.AttrFloat("beta", 0.5))
+	case "Gelu":
+		switch a := n.AttrString("approximate", "none"); a {
+		case "none":
+		case "tanh":
+			u.Op = kernels.GeluTanh
+		default:
+			return nil, c.errorf("approximate=%q: want none or tanh", a)
+		}
+	case "Clip":
+		u.Op = kernels.Clip
+		u.Lo, u.Hi = math.Inf(-1), math.Inf(1)
+		if c.opset < 11 {
+			u.Lo = float64(n.AttrFloat("min", -math.MaxFloat32))
+			u.Hi = float64(n.AttrFloat("max", math.MaxFloat32))
+			break
+		}
+		// Bounds are constants in exported models; a bound computed at run time is a
+		// data input that the kernel reads on each run.
+		k := &unary[T]{u: u, bound: [2]int{-1, -1}}
+		ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}
+		for i, bound := range []*float64{&k.u.Lo, &k.u.Hi} {
+			if !c.has(i + 1) {
+				continue
+			}
+			if numElements(c.in[i+1]) != 1 {
+				return nil, c.errorf("the %s input has shape %v, want a scalar", [...]string{"min", "max"}[i], c.in[i+1])
+			}
+			if kc := c.consts[i+1]; kc != nil && len(kc.Floats) == 1 {
+				*bound = float64(kc.Floats[0])
+				continue
+			}
+			k.bound[i] = len(ks.data)
+			ks.data = append(ks.data, i+1)
+		}
+		return ks, nil
+	}
+	return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: u}}, data: []int{0}}, nil
+}
+
+func (k *unary[T]) forward(ins [][]T, out []T) error {
+	kernels.UnaryForward(k.params(ins), ins[0], out)
+	return nil
+}
+
+// overwritesGrad: UnaryBackward writes every element.
+func (k *unary[T]) overwritesGrad() bool { return true }
+
+func (k *unary[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.UnaryBackward(k.params(ins), ins[0], out, gout, gin)
+	return nil
+}
+
+// pRelu is PRelu: the slope broadcasts to X.
+type pRelu[T float] struct{ sx, ss []int }
+
+func newPRelu[T float](c *opContext) (*opKernels[T], error) {
+	if out, err := kernels.BroadcastShape(c.in[0], c.in[1]); err != nil || numElements(out) != numElements(c.in[0]) {
+		return nil, c.errorf("slope %v does not broadcast to X %v", c.in[1], c.in[0])
+	}
+	k := &pRelu[T]{sx: c.in[0], ss: c.in[1]}
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}, nil
+}
+
+func (k *pRelu[T]) forward(ins [][]T, out []T) error {
+	kernels.PReluForward(k.sx, ins[0], k.ss, ins[1], out)
+	return nil
+}
+
+func (k *pRelu[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	if i == 0 {
+		kernels.PReluBackwardX(k.sx, ins[0], k.ss, ins[1], gout, gin)
+	} else {
+		kernels.PReluBackwardSlope(k.sx, ins[0], k.ss, ins[1], gout, gin)
+	}
+	return nil
 }
 
 // activation is a one-input element-wise function.
@@ -22,7 +156,7 @@ type activation[T float] struct {
 
 func newActivation[T float](c *opContext) (*opKernels[T], error) {
 	k := &activation[T]{op: c.node.OpType, alpha: T(c.node.AttrFloat("alpha", 0.01))}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *activation[T]) forward(ins [][]T, out []T) error {
@@ -56,7 +190,7 @@ func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	return nil
 }
 
-// binary is Add, Sub, Mul or Div with numpy broadcasting.
+// binary is Add, Sub, Mul, Div or Pow with numpy broadcasting.
 type binary[T float] struct {
 	op     string
 	sa, sb []int
@@ -67,7 +201,12 @@ func newBinary[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("A %v and B %v do not broadcast: %v", c.in[0], c.in[1], err)
 	}
 	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1]}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}, diff: []bool{true, true}}, nil
+	// Pow's exponent may be an integer tensor; a constant one is used as floats.
+	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
+	if k.op == "Pow" {
+		ks.castInts = []int{1}
+	}
+	return ks, nil
 }
 
 func (k *binary[T]) forward(ins [][]T, out []T) error {
@@ -81,6 +220,8 @@ func (k *binary[T]) forward(ins [][]T, out []T) error {
 		kernels.Mul(k.sa, a, k.sb, b, out)
 	case "Div":
 		kernels.Div(k.sa, a, k.sb, b, out)
+	case "Pow":
+		kernels.PowForward(k.sa, a, k.sb, b, out)
 	}
 	return nil
 }
@@ -93,7 +234,63 @@ func (k *binary[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		"Sub": {kernels.SubBackwardA[T], kernels.SubBackwardB[T]},
 		"Mul": {kernels.MulBackwardA[T], kernels.MulBackwardB[T]},
 		"Div": {kernels.DivBackwardA[T], kernels.DivBackwardB[T]},
+		"Pow": {kernels.PowBackwardA[T], kernels.PowBackwardB[T]},
 	}
 	fns[k.op][i](k.sa, a, k.sb, b, gout, gin)
+	return nil
+}
+
+// where is Where with a constant condition (integer constants, the only kind of
+// boolean tensor a program has) and float X and Y, all broadcast to the output. Where
+// all three are constants (shape arithmetic) shape inference has folded it already.
+type where[T float] struct {
+	out  []int
+	cond []bool // the condition broadcast to the output's shape
+	x, y []int  // the shapes of X and Y
+}
+
+func newWhere[T float](c *opContext) (*opKernels[T], error) {
+	k := c.consts[0]
+	if k == nil || !k.DataType.IsInt() {
+		return nil, c.errorf("the condition must be a constant (it is computed at run time)")
+	}
+	w := &where[T]{out: c.out[0], x: c.in[1], y: c.in[2], cond: make([]bool, numElements(c.out[0]))}
+	mask := make([]bool, len(k.Ints))
+	for i, v := range k.Ints {
+		mask[i] = v != 0
+	}
+	kernels.BroadcastTo(intsOf(k.Dims), mask, w.out, w.cond)
+	return &opKernels[T]{outputs: []kernel[T]{w}, data: []int{1, 2}}, nil
+}
+
+func (k *where[T]) forward(ins [][]T, out []T) error {
+	x, y := make([]T, len(out)), make([]T, len(out))
+	kernels.BroadcastTo(k.x, ins[0], k.out, x)
+	kernels.BroadcastTo(k.y, ins[1], k.out, y)
+	for i, c := range k.cond {
+		if c {
+			out[i] = x[i]
+		} else {
+			out[i] = y[i]
+		}
+	}
+	return nil
+}
+
+// overwritesGrad: ReduceToShape clears its output first.
+func (k *where[T]) overwritesGrad() bool { return true }
+
+func (k *where[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	g := make([]T, len(gout))
+	for j, c := range k.cond {
+		if c == (i == 0) {
+			g[j] = gout[j]
+		}
+	}
+	shape := k.x
+	if i == 1 {
+		shape = k.y
+	}
+	kernels.ReduceToShape(k.out, g, shape, gin)
 	return nil
 }

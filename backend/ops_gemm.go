@@ -38,7 +38,7 @@ func newGemm[T float](c *opContext) (*opKernels[T], error) {
 	}
 	p.N = nb
 	g := &gemm[T]{p: p}
-	ks := &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0, 1}, diff: []bool{true, true}}
+	ks := &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0, 1}}
 	if c.has(2) {
 		s := c.in[2]
 		out, err := kernels.BroadcastShape(s, []int{p.M, p.N})
@@ -47,7 +47,6 @@ func newGemm[T float](c *opContext) (*opKernels[T], error) {
 		}
 		g.cShape = append([]int{}, s...)
 		ks.data = append(ks.data, 2)
-		ks.diff = append(ks.diff, true)
 	}
 	return ks, nil
 }

@@ -17,7 +17,7 @@ func newMatMul[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("A %v and B %v: %v", c.in[0], c.in[1], err)
 	}
 	k := &matMul[T]{sa: c.in[0], sb: c.in[1]}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}, diff: []bool{true, true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}, nil
 }
 
 func (k *matMul[T]) forward(ins [][]T, out []T) error {
@@ -59,7 +59,7 @@ func newTranspose[T float](c *opContext) (*opKernels[T], error) {
 		seen[p] = true
 	}
 	k := &transpose[T]{shape: shape, perm: perm}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *transpose[T]) forward(ins [][]T, out []T) error {

@@ -56,7 +56,7 @@ func newPad[T float](c *opContext) (*opKernels[T], error) {
 			return nil, c.errorf("reflect pads %v must be smaller than the input %v", pads, k.in)
 		}
 	}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 // source maps an output coordinate along axis d to the input coordinate it copies, or

@@ -46,7 +46,7 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 	if c.node.OpType == "MaxPool" {
 		k = &maxPool[T]{p: p, argmax: make([]int32, p.N*p.C*p.OutH*p.OutW)}
 	}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *maxPool[T]) forward(ins [][]T, out []T) error {
@@ -88,7 +88,7 @@ func newGlobalPool[T float](c *opContext) (*opKernels[T], error) {
 	if k.max {
 		k.argmax = make([]int32, k.n*k.c)
 	}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *globalPool[T]) forward(ins [][]T, out []T) error {

@@ -1,6 +1,11 @@
 package backend
 
-import "fmt"
+import (
+	"fmt"
+
+	"toolkit/backend/kernels"
+	"toolkit/onnx"
+)
 
 // Ops that only move data: their forward copies the input, their backward copies the
 // gradient back. Output shapes come from shape inference (and its constant folding of
@@ -11,11 +16,18 @@ func init() {
 		register(op, newCopy[float32], newCopy[float64])
 	}
 	register("Dropout", newDropout[float32], newDropout[float64])
-	for _, op := range []string{"Constant", "Shape", "Cast"} {
+	// Shape arithmetic: computed on constants while the program is built (the
+	// exporters' x.size(0) -> Gather -> ... -> Reshape chains, ViT's Expand of its class
+	// token through ConstantOfShape, a Swin transformer's masks through ScatterND).
+	for _, op := range []string{"Constant", "Shape", "Cast", "ConstantOfShape", "Range", "Size", "ScatterND"} {
 		register(op, newFoldedOnly[float32], newFoldedOnly[float64])
 	}
 	register("Gather", newGather[float32], newGather[float64])
 	register("Concat", newConcat[float32], newConcat[float64])
+	register("Slice", newSlice[float32], newSlice[float64])
+	register("Split", newSplit[float32], newSplit[float64])
+	register("Expand", newExpand[float32], newExpand[float64])
+	register("Tile", newTile[float32], newTile[float64])
 }
 
 type copyKernel[T float] struct{}
@@ -36,7 +48,7 @@ func newCopy[T float](c *opContext) (*opKernels[T], error) {
 	if c.node.OpType == "Cast" && c.node.AttrInt("to", 1) != 1 {
 		return nil, c.errorf("cast of float data to a non-float type is not supported")
 	}
-	return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 }
 
 // newFoldedOnly serves ops whose outputs shape inference always knows when the program
@@ -81,9 +93,9 @@ func newDropout[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("ratio %v is outside [0, 1)", ratio)
 	}
 	if !training || ratio == 0 {
-		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}, diff: []bool{true}}, nil
+		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 	}
-	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}}, nil
 }
 
 func (d *dropout[T]) forward(ins [][]T, out []T) error {
@@ -139,7 +151,7 @@ func newGather[T float](c *opContext) (*opKernels[T], error) {
 		}
 		g.idx = append(g.idx, i)
 	}
-	return &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0}}, nil
 }
 
 func (g *gather[T]) forward(ins [][]T, out []T) error {
@@ -192,7 +204,6 @@ func newConcat[T float](c *opContext) (*opKernels[T], error) {
 		}
 		k.chunk = append(k.chunk, numElements(s[axis:]))
 		ks.data = append(ks.data, i)
-		ks.diff = append(ks.diff, true)
 	}
 	return ks, nil
 }
@@ -222,5 +233,105 @@ func (k *concat[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	for a := 0; a < k.outer; a++ {
 		copy(gin[a*k.chunk[i]:(a+1)*k.chunk[i]], gout[a*stride+offset:])
 	}
+	return nil
+}
+
+// slice is Slice, and one output of Split: a strided sub-tensor of its input.
+type slice[T float] struct{ p kernels.SliceParams }
+
+func (k *slice[T]) forward(ins [][]T, out []T) error {
+	kernels.SliceForward(k.p, ins[0], out)
+	return nil
+}
+
+// overwritesGrad: SliceBackward clears the input gradient before scattering.
+func (k *slice[T]) overwritesGrad() bool { return true }
+
+func (k *slice[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.SliceBackward(k.p, gout, gin)
+	return nil
+}
+
+func newSlice[T float](c *opContext) (*opKernels[T], error) {
+	first, step, out, err := onnx.SliceGeometry(c.node, c.opset, int64sOf(c.in[0]), c.consts)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	p := kernels.SliceParams{In: c.in[0], Out: intsOf(out), Start: intsOf(first), Step: intsOf(step)}
+	if err := p.Validate(); err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	return &opKernels[T]{outputs: []kernel[T]{&slice[T]{p: p}}, data: []int{0}}, nil
+}
+
+// newSplit makes one slice kernel per output of Split.
+func newSplit[T float](c *opContext) (*opKernels[T], error) {
+	var split *onnx.Tensor
+	if len(c.consts) > 1 {
+		split = c.consts[1]
+	}
+	x := c.in[0]
+	axis, sizes, err := onnx.SplitSizes(c.node, c.opset, int64sOf(x), split)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	ks := &opKernels[T]{data: []int{0}, allOutputs: true}
+	offset := 0
+	for _, d := range sizes {
+		p := kernels.SliceParams{In: x, Out: append([]int(nil), x...), Start: make([]int, len(x)), Step: make([]int, len(x))}
+		for i := range p.Step {
+			p.Step[i] = 1
+		}
+		p.Out[axis], p.Start[axis] = int(d), offset
+		offset += int(d)
+		ks.outputs = append(ks.outputs, &slice[T]{p: p})
+	}
+	return ks, nil
+}
+
+// expand is Expand: the input broadcast to the output's shape.
+type expand[T float] struct{ in, out []int }
+
+func newExpand[T float](c *opContext) (*opKernels[T], error) {
+	if c.in[0] == nil || c.out[0] == nil {
+		return nil, c.errorf("shapes unknown")
+	}
+	return &opKernels[T]{outputs: []kernel[T]{&expand[T]{in: c.in[0], out: c.out[0]}}, data: []int{0}}, nil
+}
+
+func (k *expand[T]) forward(ins [][]T, out []T) error {
+	kernels.BroadcastTo(k.in, ins[0], k.out, out)
+	return nil
+}
+
+// overwritesGrad: ReduceToShape clears its output first.
+func (k *expand[T]) overwritesGrad() bool { return true }
+
+func (k *expand[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.ReduceToShape(k.out, gout, k.in, gin)
+	return nil
+}
+
+// tile is Tile: the input repeated along each axis.
+type tile[T float] struct{ shape, repeats []int }
+
+func newTile[T float](c *opContext) (*opKernels[T], error) {
+	k := c.consts[1]
+	if k == nil || len(k.Ints) != len(c.in[0]) {
+		return nil, c.errorf("repeats must be a constant with one value per axis of the input %v", c.in[0])
+	}
+	return &opKernels[T]{outputs: []kernel[T]{&tile[T]{shape: c.in[0], repeats: intsOf(k.Ints)}}, data: []int{0}}, nil
+}
+
+func (k *tile[T]) forward(ins [][]T, out []T) error {
+	kernels.TileForward(k.shape, k.repeats, ins[0], out)
+	return nil
+}
+
+// overwritesGrad: TileBackward clears its output first.
+func (k *tile[T]) overwritesGrad() bool { return true }
+
+func (k *tile[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	kernels.TileBackward(k.shape, k.repeats, gout, gin)
 	return nil
 }

@@ -36,7 +36,7 @@ func newSoftmax[T float](c *opContext) (*opKernels[T], error) {
 	} else {
 		k.outer, k.n, k.inner = numElements(shape[:axis]), shape[axis], numElements(shape[axis+1:])
 	}
-	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}, diff: []bool{true}}, nil
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 // rows calls f for every softmax row as strided index lists.

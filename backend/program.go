@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -363,7 +364,7 @@ func neededNodes(g *onnx.Graph, outputs []string, from string) (map[*onnx.Node]b
 
 // tensorNode returns the graph node of a float tensor, making parameter and constant
 // nodes on first use.
-func (b *builder[T]) tensorNode(c *opContext, i int) (*gorgonia.Node, error) {
+func (b *builder[T]) tensorNode(c *opContext, i int, castInts bool) (*gorgonia.Node, error) {
 	name := c.node.Inputs[i]
 	if n, ok := b.nodes[name]; ok {
 		return n, nil
@@ -376,6 +377,11 @@ func (b *builder[T]) tensorNode(c *opContext, i int) (*gorgonia.Node, error) {
 	} else if k, ok := b.shapes.Consts[name]; ok && k.DataType == onnx.Float {
 		data, shape = make([]T, len(k.Floats)), intsOf(k.Dims)
 		for j, v := range k.Floats {
+			data[j] = T(v)
+		}
+	} else if ok && castInts && k.DataType.IsInt() && len(k.Ints) == k.NumElements() {
+		data, shape = make([]T, len(k.Ints)), intsOf(k.Dims)
+		for j, v := range k.Ints {
 			data[j] = T(v)
 		}
 	} else {
@@ -407,6 +413,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	if !ok {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
+	schema := schemaOf(n)
 	fuseRelu := false
 	if r, ok := b.fusedRelu[n]; ok {
 		// The pair's op writes the Relu's output.
@@ -432,13 +439,13 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	inShapes := make([][]int, len(ks.data))
 	anyGrad := false
 	for j, i := range ks.data {
-		child, err := b.tensorNode(c, i)
+		child, err := b.tensorNode(c, i, slices.Contains(ks.castInts, i))
 		if err != nil {
 			return err
 		}
 		children[j] = child
 		inShapes[j] = c.in[i]
-		diff[j] = ks.diff[j] && b.needGrad[child]
+		diff[j] = schema.IsDifferentiable(i) && b.needGrad[child]
 		if diff[j] {
 			b.usedDiff[child] = true
 		}
@@ -456,10 +463,15 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			outShape: c.out[o],
 			k:        k,
 			diff:     diff,
-			gradBuf:  b.paramGradBuffers(n, ks.data, diff),
+		}
+		if !ks.allOutputs || len(ks.outputs) == 1 {
+			// Outputs that each send a gradient to the same input cannot share its buffer.
+			op.gradBuf = b.paramGradBuffers(n, ks.data, diff)
 		}
 		if o > 0 {
-			op.diff = make([]bool, len(diff)) // side outputs (running statistics) carry no gradient
+			if !ks.allOutputs {
+				op.diff = make([]bool, len(diff)) // side outputs (running statistics) carry no gradient
+			}
 			op.name = fmt.Sprintf("%s(%s)#%d", n.OpType, n.Name, o)
 		}
 		node, err := gorgonia.ApplyOp(op, children...)
@@ -467,7 +479,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			return fmt.Errorf("node %q (%s): %w", n.Name, n.OpType, err)
 		}
 		b.nodes[n.Outputs[o]] = node
-		b.needGrad[node] = anyGrad && o == 0
+		b.needGrad[node] = anyGrad && (o == 0 || ks.allOutputs)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 
 	"toolkit/onnx"
 )
@@ -40,32 +41,48 @@ func (c *opContext) errorf(format string, args ...any) error {
 }
 
 // opKernels is what a constructor returns: the kernel of each output it computes (nil
-// for outputs it does not), the node inputs that flow into the kernels as tensors, and
-// which of those inputs are differentiable.
+// for outputs it does not) and the node inputs that flow into the kernels as tensors.
+// Which of those a gradient flows through is the op's schema's (onnx.OpSchema). A
+// gradient flows back from the first output only (the others are statistics, as
+// BatchNormalization's running averages), unless allOutputs is set (Split). The data
+// inputs listed in castInts may be integer constants, given to the kernels as floats
+// (Pow's integer exponents).
 type opKernels[T float] struct {
-	outputs []kernel[T]
-	data    []int
-	diff    []bool
+	outputs    []kernel[T]
+	data       []int
+	allOutputs bool
+	castInts   []int
 }
 
 type constructor[T float] func(*opContext) (*opKernels[T], error)
 
-// opDef is one entry of the op table: a constructor for each element type.
+// opDef is one entry of the op table: the op's schema (its shape inference, which
+// inputs are differentiable, its opset history: package onnx's op table) and its
+// kernels, a constructor for each element type.
 type opDef struct {
-	f32 constructor[float32]
-	f64 constructor[float64]
+	schema *onnx.OpSchema
+	f32    constructor[float32]
+	f64    constructor[float64]
 }
 
 // ops is the op table. It is filled by the init functions of the op files and never
 // changed afterwards.
 var ops = map[string]opDef{}
 
+// register adds the kernels of an op that package onnx has a schema for.
 func register(opType string, f32 constructor[float32], f64 constructor[float64]) {
 	if _, dup := ops[opType]; dup {
 		panic("backend: op registered twice: " + opType)
 	}
-	ops[opType] = opDef{f32: f32, f64: f64}
+	s := onnx.Schema(opType)
+	if s == nil {
+		panic("backend: op " + opType + " has no schema in package onnx")
+	}
+	ops[opType] = opDef{schema: s, f32: f32, f64: f64}
 }
+
+// schemaOf returns the schema of a node's op, which the backend supports.
+func schemaOf(n *onnx.Node) *onnx.OpSchema { return ops[n.OpType].schema }
 
 func constructorFor[T float](opType string) (constructor[T], bool) {
 	def, ok := ops[opType]
@@ -96,35 +113,35 @@ func Supports(opType string) bool {
 }
 
 // CheckSupported returns an error naming every node whose op the backend cannot build,
-// or nil.
+// grouped by op, or nil:
+//
+//	3 node(s) use 2 op(s) the backend does not support: Einsum (1): "b"; LSTM (2): "rnn", "rnn2"; supported ops: [...]
 func CheckSupported(m *onnx.Model) error {
-	var bad []string
+	byOp := map[string][]string{}
+	var ops []string
+	count := 0
 	for _, n := range m.Graph.Nodes {
-		if (n.Domain != "" && n.Domain != "ai.onnx") || !Supports(n.OpType) {
-			op := n.OpType
-			if n.Domain != "" && n.Domain != "ai.onnx" {
-				op = n.Domain + "." + op
-			}
-			bad = append(bad, fmt.Sprintf("%q (%s)", n.Name, op))
+		if (n.Domain == "" || n.Domain == "ai.onnx") && Supports(n.OpType) {
+			continue
 		}
+		op := n.OpType
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			op = n.Domain + "." + op
+		}
+		if byOp[op] == nil {
+			ops = append(ops, op)
+		}
+		byOp[op] = append(byOp[op], fmt.Sprintf("%q", n.Name))
+		count++
 	}
-	if len(bad) == 0 {
+	if count == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d node(s) use ops the backend does not support: %s; supported ops: %v",
-		len(bad), joinLimited(bad, 20), SupportedOps())
-}
-
-func joinLimited(items []string, max int) string {
-	s := ""
-	for i, it := range items {
-		if i == max {
-			return s + fmt.Sprintf(", and %d more", len(items)-max)
-		}
-		if i > 0 {
-			s += ", "
-		}
-		s += it
+	sort.Strings(ops)
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s (%d): %s", op, len(byOp[op]), strings.Join(byOp[op], ", "))
 	}
-	return s
+	return fmt.Errorf("%d node(s) use %d op(s) the backend does not support: %s; supported ops: %v",
+		count, len(ops), strings.Join(parts, "; "), SupportedOps())
 }

@@ -37,6 +37,8 @@ type Config struct {
 	Head HeadConfig `yaml:"head"`
 	// Groups splits the base's parameters into layer groups, earliest first; the head is always the last group, head.
 	Groups GroupsConfig `yaml:"groups"`
+	// TrainBN keeps the BatchNormalization layers of frozen groups training, as fastai's train_bn does: their scales and shifts are updated at the rate their group would have, with batch statistics. Off: a frozen group stays exactly as it was, as a frozen Keras layer does.
+	TrainBN bool `yaml:"train_bn"`
 	// Optimizer is the optimizer; each group has its own state, carried from stage to stage.
 	Optimizer OptimizerConfig `yaml:"optimizer"`
 	// Loss is the softmax cross-entropy's options.

@@ -111,6 +111,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		{Name: "warm", Epochs: 1, Train: TrainAll(), LR: schedule.Rates{Slice: []float64{1e-3}}, Schedule: schedule.Spec{Name: "warmup_cosine", Options: map[string]float64{"warmup_steps": 5}}},
 	}
 	every.Diagnostics = DiagnosticsConfig{Repair: true, Every: 2}
+	every.TrainBN = true
 	off := Default()
 	off.Groups = GroupsConfig{Preset: "vgg19"}
 	off.Diagnostics.Off = true

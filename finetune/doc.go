@@ -8,7 +8,10 @@
 // carries from stage to stage; a stage's learning-rate spec (scalar, ULMFiT's
 // {max, factor}, fastai's {slice}, or a rate per group) and schedule (subpackage
 // schedule) give every step's rate. Frozen groups get no gradient, no update and no
-// state.
+// state, BatchNormalization included (it stays in inference mode); with WithTrainBN the
+// BatchNorm layers of frozen groups keep training, as fastai's train_bn does. The layer
+// groups are the base's stages (groups: auto, onnx.Blocks), a preset of package models,
+// or globs.
 //
 // The loop is a short step (one batch in; loss, gradients and update out) fed by a
 // batch source, with named hooks (Hook, a struct of typed callbacks) in a fixed order:

@@ -28,9 +28,10 @@ func groupNames(groups []Group) []string {
 }
 
 // ResolveGroups splits the trainable parameters into ordered layer groups, the head
-// last. spec is auto (split the base at its pooling layers: block1, block2, ...; also
-// the zero GroupsConfig), the name of a preset from package models (vgg16, vgg19,
-// ...), or a list of {name, match} with globs over parameter names. Every trainable
+// last. spec is auto (split the base at its stage boundaries, onnx.Blocks: stem,
+// layer1 ... for a ResNet; also the zero GroupsConfig), the name of a preset from
+// package models (resnet, mobilenet_v2, vgg16, ...), or a list of {name, match} with
+// globs over parameter names. Every trainable
 // base parameter must fall in exactly one group, and no group may be empty.
 func ResolveGroups(spec GroupsConfig, base *onnx.Model, trainable []string, isHead func(string) bool) ([]Group, error) {
 	var baseParams, headParams []string
@@ -53,16 +54,12 @@ func ResolveGroups(spec GroupsConfig, base *onnx.Model, trainable []string, isHe
 	case s == "" || s == "auto":
 		groups = autoGroups(base, baseParams)
 	default:
-		preset, err := models.Preset(s)
+		assigned, err := models.AssignPreset(s, base, baseParams)
 		if err != nil {
 			return nil, fmt.Errorf("groups: %w", err)
 		}
-		specs := make([]GroupConfig, len(preset))
-		for i, g := range preset {
-			specs[i] = GroupConfig{Name: g.Name, Match: g.Match}
-		}
-		if groups, err = matchGroups(specs, baseParams); err != nil {
-			return nil, fmt.Errorf("groups: preset %s: %w", s, err)
+		for _, a := range assigned {
+			groups = append(groups, Group{Name: a.Name, Params: a.Params})
 		}
 	}
 	if len(headParams) > 0 {
@@ -74,7 +71,7 @@ func ResolveGroups(spec GroupsConfig, base *onnx.Model, trainable []string, isHe
 	return groups, nil
 }
 
-// autoGroups puts each pooling block's parameters in a group of its own.
+// autoGroups puts each stage's parameters (onnx.Blocks) in a group of its own.
 func autoGroups(base *onnx.Model, params []string) []Group {
 	want := map[string]bool{}
 	for _, p := range params {

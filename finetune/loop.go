@@ -162,6 +162,9 @@ type epochPlan struct {
 	stage   stagePlan
 	trained []string  // group names, model order
 	rates   []float64 // one per group of the model, 0 for a frozen one
+	// bnOnly holds, with WithTrainBN, the BatchNormalization parameters trained in
+	// frozen groups, by group (their rates are in rates).
+	bnOnly  map[string][]string
 	batches int
 	total   int // the stage's steps, for the schedule
 }
@@ -190,14 +193,27 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 		return nil, err
 	}
 	var params []string
-	for _, g := range t.groups {
-		if contains(trained, g.Name) {
+	var bnOnly map[string][]string
+	var all []float64 // with train_bn: every group's rate as if the stage trained it
+	for i, g := range t.groups {
+		switch {
+		case contains(trained, g.Name):
 			params = append(params, g.Params...)
+		case t.trainBN && len(t.bn[g.Name]) > 0:
+			if all == nil {
+				if all, err = st.spread.Rates(groupNames(t.groups), groupNames(t.groups)); err != nil {
+					return nil, err
+				}
+				bnOnly = map[string][]string{}
+			}
+			params = append(params, t.bn[g.Name]...)
+			bnOnly[g.Name] = t.bn[g.Name]
+			rates[i] = all[i]
 		}
 	}
 	t.train(params)
 	batches := t.trainLoader.Len()
-	return &epochPlan{stage: st, trained: trained, rates: rates, batches: batches, total: st.cfg.Epochs * batches}, nil
+	return &epochPlan{stage: st, trained: trained, rates: rates, bnOnly: bnOnly, batches: batches, total: st.cfg.Epochs * batches}, nil
 }
 
 // trainBatch is what one step consumes, however it was produced.
@@ -362,10 +378,13 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	byGroup := map[string][]optim.Param{}
 	var all []optim.Param
 	for _, g := range t.groups {
+		names := g.Params
 		if !contains(e.trained, g.Name) {
-			continue
+			if names = e.bnOnly[g.Name]; len(names) == 0 {
+				continue
+			}
 		}
-		for _, name := range g.Params {
+		for _, name := range names {
 			grad := prog.Grad(name)
 			if grad == nil {
 				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)

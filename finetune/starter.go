@@ -6,13 +6,19 @@ import (
 	"strings"
 	"text/template"
 
+	"toolkit/headbuilder"
+	"toolkit/models"
 	"toolkit/onnx"
 )
 
 // StarterConfig writes a commented starter recipe for a headless base model: its input
-// size, automatic layer groups, a head, and the two stages of the ULMFiT recipe (the
-// head with the base frozen, then everything with rates falling by 2.6 per group).
-func StarterConfig(modelPath string, m *onnx.Model) ([]byte, error) {
+// size, automatic layer groups (and the presets that fit, in a comment), a head, and
+// the two stages of the ULMFiT recipe (the head with the base frozen, then everything
+// with rates falling by 2.6 per group). pool is the head's pooling (flatten, avg or
+// max): the one the original classifier used (onnx.FindHead's Head.Pool, a token
+// pooling becoming flatten), or, when empty, avg for a base that ends in a feature
+// map and flatten for one that ends in [N features].
+func StarterConfig(modelPath string, m *onnx.Model, pool string) ([]byte, error) {
 	inputs := m.Graph.RealInputs()
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("starter config: the model has %d inputs; fine-tuning takes one image input", len(inputs))
@@ -40,9 +46,22 @@ func StarterConfig(modelPath string, m *onnx.Model) ([]byte, error) {
 			blocks = append(blocks, b.Name)
 		}
 	}
+	switch pool {
+	case onnx.PoolToken:
+		pool = headbuilder.PoolFlatten
+	case "":
+		pool = headbuilder.PoolAvg
+		if out := m.Graph.Outputs; len(out) == 1 && out[0].HasShape && len(out[0].Shape) == 2 {
+			pool = headbuilder.PoolFlatten
+		}
+	}
+	presets := ""
+	if names := models.MatchingPresets(m); len(names) > 0 {
+		presets = "; or the preset " + strings.Join(names, " or ")
+	}
 	data := map[string]any{
-		"Model": modelPath, "C": c, "H": h, "W": w, "Mode": mode, "Note": note,
-		"Producer": m.ProducerName, "Groups": strings.Join(append(blocks, HeadGroup), ", "),
+		"Model": modelPath, "C": c, "H": h, "W": w, "Mode": mode, "Note": note, "Pool": pool,
+		"Producer": m.ProducerName, "Groups": strings.Join(append(blocks, HeadGroup), ", "), "Presets": presets,
 	}
 	var buf bytes.Buffer
 	if err := starterTemplate.Execute(&buf, data); err != nil {
@@ -62,12 +81,12 @@ model:
   cut_at: ""                  # a node or tensor to cut at; empty: the graph's output
   input: {channels: {{.C}}, height: {{.H}}, width: {{.W}}}
 head:
-  pool: avg                   # flatten | avg | max
+  pool: {{.Pool}}                   # flatten | avg | max
   dense: [256]                # hidden layer widths
   activation: relu
   dropout: 0.5
   classes: 2                  # CHANGE: the number of class folders in data.train
-groups: auto                  # split at the pooling layers: {{.Groups}}
+groups: auto                  # split where the resolution halves: {{.Groups}}{{.Presets}}
 optimizer: {name: adam, weight_decay: 0.0}
 loss: {label_smoothing: 0.0}
 stages:

@@ -54,6 +54,10 @@ type Trainer struct {
 	cut                  *cacheCut
 	trainCache, valCache *featureCache
 	weightVersion        map[string]int
+	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
+	// train_bn): bn holds their scales and shifts, by group.
+	trainBN bool
+	bn      map[string][]string
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -71,6 +75,7 @@ type setup struct {
 	hooks        []Hook
 	data         *Data
 	defaultHooks bool
+	trainBN      bool
 }
 
 // WithHooks adds hooks to the run, after the default ones.
@@ -78,6 +83,15 @@ func WithHooks(h ...Hook) Option { return func(s *setup) { s.hooks = append(s.ho
 
 // WithData uses the given data instead of opening what the config's data section names.
 func WithData(d *Data) Option { return func(s *setup) { s.data = d } }
+
+// WithTrainBN keeps the BatchNormalization layers of frozen groups training, as
+// fastai's train_bn does: their scales and shifts get gradients and updates at the rate
+// their group would have if the stage trained it (the stage's lr spread over every
+// group), and they normalise with batch statistics, updating their running averages.
+// The other parameters of a frozen group stay as they are. Without it (the default)
+// a frozen group is left exactly as it was, BatchNormalization included, as a frozen
+// Keras layer is. The recipe's train_bn: true does the same.
+func WithTrainBN(on bool) Option { return func(s *setup) { s.trainBN = on } }
 
 // WithoutDefaultHooks leaves out the run folder's hooks (metrics.jsonl, curves.png,
 // checkpoints, best.onnx): for a program that only wants the trained model.
@@ -123,6 +137,17 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
 		weightVersion: map[string]int{}}
+	if s.trainBN || cfg.TrainBN {
+		t.trainBN, t.bn = true, map[string][]string{}
+		bn := model.BatchNormParams()
+		for _, g := range groups {
+			for _, p := range g.Params {
+				if contains(bn, p) {
+					t.bn[g.Name] = append(t.bn[g.Name], p)
+				}
+			}
+		}
+	}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err

@@ -22,8 +22,20 @@ type Summary struct {
 	OpCounts        map[string]int `json:"op_counts"`
 	TotalParams     int64          `json:"total_params"`
 	Headless        bool           `json:"headless"`
-	// HeadlessCut is the tensor to cut a full model at for its convolutional base.
+	// HeadlessCut is the tensor to cut a full model at for its base, and HeadPool how
+	// its classifier pools the base's output (Head.Pool).
 	HeadlessCut string `json:"headless_cut,omitempty"`
+	HeadPool    string `json:"head_pool,omitempty"`
+	// Groups are the layer groups of `groups: auto` (Blocks), the classifier last for a
+	// full model.
+	Groups []GroupSum `json:"groups"`
+}
+
+// GroupSum is one layer group: its name, layer count and parameter elements.
+type GroupSum struct {
+	Name   string `json:"name"`
+	Layers int    `json:"layers"`
+	Params int64  `json:"params"`
 }
 
 // OpsetInfo is one operator set import ("" is the default ai.onnx domain).
@@ -95,12 +107,21 @@ func Summarize(m *Model) (*Summary, error) {
 		s.Outputs = append(s.Outputs, ValueSum{Name: v.Name, Shape: shapeOf(v.Name)})
 	}
 	group := map[string]string{}
+	params := paramNames(g)
+	inGroup := map[*Tensor]bool{}
 	for _, b := range Blocks(m) {
+		gs := GroupSum{Name: b.Name, Layers: len(b.Nodes)}
 		for _, n := range b.Nodes {
 			group[n] = b.Name
 		}
+		for _, p := range b.Params {
+			if t := params[p]; t != nil && !inGroup[t] {
+				inGroup[t] = true
+				gs.Params += int64(t.NumElements())
+			}
+		}
+		s.Groups = append(s.Groups, gs)
 	}
-	params := paramNames(g)
 	counted := map[string]bool{}
 	for _, n := range g.Nodes {
 		l := LayerSum{Name: n.Name, Op: n.OpType, Group: group[n.Name]}
@@ -119,12 +140,12 @@ func Summarize(m *Model) (*Summary, error) {
 		s.OpCounts[n.OpType]++
 		s.Layers = append(s.Layers, l)
 	}
-	if cut, err := HeadlessCut(m); err == nil {
-		s.HeadlessCut = cut
+	if h, err := FindHead(m); err == nil {
+		s.HeadlessCut, s.HeadPool = h.Cut, h.Pool
 	}
 	s.Headless = IsHeadless(m)
 	if s.Headless {
-		s.HeadlessCut = ""
+		s.HeadlessCut, s.HeadPool = "", ""
 	}
 	return s, nil
 }
@@ -217,11 +238,16 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\nLayers:      %d (%s)\n", len(s.Layers), strings.Join(counts, ", "))
 	fmt.Fprintf(&b, "Parameters:  %s\n", thousands(s.TotalParams))
+	var groups []string
+	for _, g := range s.Groups {
+		groups = append(groups, fmt.Sprintf("%s (%d layers, %s)", g.Name, g.Layers, thousands(g.Params)))
+	}
+	fmt.Fprintf(&b, "Groups:      %s\n", orDash(strings.Join(groups, ", ")))
 	switch {
 	case s.Headless:
-		b.WriteString("Headless:    yes (ends in a feature map)\n")
+		b.WriteString("Headless:    yes (no classifier)\n")
 	case s.HeadlessCut != "":
-		fmt.Fprintf(&b, "Headless:    no (cut at %q for the convolutional base)\n", s.HeadlessCut)
+		fmt.Fprintf(&b, "Headless:    no (cut at %q for the base; the classifier pools: %s)\n", s.HeadlessCut, s.HeadPool)
 	default:
 		b.WriteString("Headless:    no\n")
 	}

@@ -114,8 +114,9 @@ func TestBlocks(t *testing.T) {
 	if want := []string{"classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"}; !slices.Equal(blocks[2].Params, want) {
 		t.Errorf("classifier params %v, want %v", blocks[2].Params, want)
 	}
-	if blocks[0].Nodes[len(blocks[0].Nodes)-1] != "/features/features.4/MaxPool" {
-		t.Errorf("block1 ends at %s", blocks[0].Nodes[len(blocks[0].Nodes)-1])
+	// The MaxPool halves the resolution: it begins block2 (its output's resolution).
+	if blocks[1].Nodes[0] != "/features/features.4/MaxPool" {
+		t.Errorf("block2 starts at %s", blocks[1].Nodes[0])
 	}
 	total := 0
 	for _, b := range blocks {
@@ -124,7 +125,8 @@ func TestBlocks(t *testing.T) {
 	if total != len(m.Graph.Nodes) {
 		t.Errorf("blocks hold %d nodes, the graph %d", total, len(m.Graph.Nodes))
 	}
-	// A base with convolutions after its last pooling layer: they join the last block.
+	// conv1, MaxPool, a residual conv2: the pooling halves the resolution and begins
+	// the second stage; the stages are named after their modules.
 	m = mustRead(t, testdata("gap_net.onnx"))
 	cut, _ := HeadlessCut(m)
 	base, err := Cut(m, cut)
@@ -132,7 +134,8 @@ func TestBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks = Blocks(base)
-	if len(blocks) != 1 || blocks[0].Name != "block1" || len(blocks[0].Params) != 4 {
+	if len(blocks) != 2 || blocks[0].Name != "conv1" || blocks[1].Name != "conv2" ||
+		!slices.Equal(blocks[1].Params, []string{"conv2.weight", "conv2.bias"}) || blocks[1].Nodes[0] != "/MaxPool" {
 		t.Errorf("gap_net base blocks %+v", blocks)
 	}
 }

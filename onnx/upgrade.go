@@ -3,7 +3,6 @@ package onnx
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 )
@@ -14,54 +13,9 @@ const (
 	MaxUpgradeOpset = 17
 )
 
-// upgradeOps lists, for every operator UpgradeOpset handles, the opsets at which its
-// ai.onnx definition changed (the since_version of each schema, as onnx.defs reports
-// them), up to opset 17.
-var upgradeOps = map[string][]int64{
-	"Conv":               {1, 11},
-	"Relu":               {1, 6, 13, 14},
-	"LeakyRelu":          {1, 6, 16},
-	"Sigmoid":            {1, 6, 13},
-	"Tanh":               {1, 6, 13},
-	"MaxPool":            {1, 8, 10, 11, 12},
-	"AveragePool":        {1, 7, 10, 11},
-	"GlobalAveragePool":  {1},
-	"GlobalMaxPool":      {1},
-	"Flatten":            {1, 9, 11, 13},
-	"Reshape":            {1, 5, 13, 14},
-	"Gemm":               {1, 6, 7, 9, 11, 13},
-	"MatMul":             {1, 9, 13},
-	"Add":                {1, 6, 7, 13, 14},
-	"Sub":                {1, 6, 7, 13, 14},
-	"Mul":                {1, 6, 7, 13, 14},
-	"Div":                {1, 6, 7, 13, 14},
-	"Dropout":            {1, 6, 7, 10, 12, 13},
-	"Identity":           {1, 13, 14, 16},
-	"Transpose":          {1, 13},
-	"Softmax":            {1, 11, 13},
-	"LogSoftmax":         {1, 11, 13},
-	"BatchNormalization": {1, 6, 7, 9, 14, 15},
-	"Constant":           {1, 9, 11, 12, 13},
-	"Shape":              {1, 13, 15},
-	"Gather":             {1, 11, 13},
-	"Unsqueeze":          {1, 11, 13},
-	"Squeeze":            {1, 11, 13},
-	"Concat":             {1, 4, 11, 13},
-	"Slice":              {1, 10, 11, 13},
-	"Cast":               {1, 6, 9, 13},
-	"Clip":               {1, 6, 11, 12, 13},
-	"Pad":                {1, 2, 11, 13},
-}
-
-// UpgradeOpsetOps returns the operators UpgradeOpset handles, sorted.
-func UpgradeOpsetOps() []string {
-	ops := make([]string, 0, len(upgradeOps))
-	for op := range upgradeOps {
-		ops = append(ops, op)
-	}
-	slices.Sort(ops)
-	return ops
-}
+// UpgradeOpsetOps returns the operators UpgradeOpset handles (those of the op table,
+// KnownOps), sorted.
+func UpgradeOpsetOps() []string { return KnownOps() }
 
 // schemaAt returns the since_version of op's definition in force at opset v.
 func schemaAt(since []int64, v int64) int64 {
@@ -85,8 +39,9 @@ func schemaAt(since []int64, v int64) int64 {
 //   - Dropout (12): ratio becomes a float scalar input; is_test is dropped (seed, valid
 //     from 12 on, is kept). The mask output of a Dropout before opset 10 (then a float
 //     tensor, later bool) must not be used.
-//   - Unsqueeze and Squeeze (13): axes becomes an int64 input.
-//   - Softmax and LogSoftmax (13): before 13 the input is coerced to a matrix at axis
+//   - Unsqueeze, Squeeze and ReduceSum (13): axes becomes an int64 input. Split (13): split
+//     becomes an int64 input.
+//   - Softmax, LogSoftmax and Hardmax (13): before 13 the input is coerced to a matrix at axis
 //     (default 1), from 13 the function runs along that one axis (default -1). When the
 //     input's rank is known (from the model's declarations or shape inference) and axis
 //     is its last dimension, the node is kept as it is; otherwise it becomes
@@ -100,10 +55,12 @@ func schemaAt(since []int64, v int64) int64 {
 //     Runtime, read a node listing those outputs as training mode.) Used training-mode
 //     outputs are an error when the upgrade crosses opset 14.
 //
-// The other operators UpgradeOpsetOps lists changed only in the types they accept, or
-// gained attributes or inputs whose defaults keep the old meaning (Shape's start and end,
-// Reshape's allowzero, pooling's ceil_mode), and are copied as they are. Any other
-// operator, and any operator of another domain, is an error naming the node. A model at
+// The other operators UpgradeOpsetOps lists (every operator of the op table; each
+// schema's upgrade rule is in its family's file) changed only in the types they accept,
+// or gained attributes or inputs whose defaults keep the old meaning (Shape's start and
+// end, Reshape's allowzero, pooling's ceil_mode), and are copied as they are. An operator
+// that does not exist yet at the model's opset, any other operator, and any operator of
+// another domain are errors naming the node. A model at
 // an opset below 7 is upgraded only when each of its operators has the definition it has
 // at opset 7.
 //
@@ -261,41 +218,21 @@ func (u *upgrader) node(n *Node) ([]*Node, error) {
 	if n.Domain != "" && n.Domain != "ai.onnx" {
 		return nil, fmt.Errorf("operator %s of domain %q is not supported by the upgrade", n.OpType, n.Domain)
 	}
-	since, ok := upgradeOps[n.OpType]
-	if !ok {
+	s := schemas[n.OpType]
+	if s == nil {
 		return nil, fmt.Errorf("operator %s is not supported by the upgrade (supported: %v)", n.OpType, UpgradeOpsetOps())
 	}
-	if u.from < 7 && schemaAt(since, u.from) != schemaAt(since, 7) {
+	if s.DefinitionAt(u.from) == 0 {
+		return nil, fmt.Errorf("operator %s does not exist at opset %d (it was added at opset %d)", n.OpType, u.from, s.since[0])
+	}
+	if u.from < 7 && s.DefinitionAt(u.from) != s.DefinitionAt(7) {
 		return nil, fmt.Errorf("%s of opset %d (definition of opset %d) predates opset 7, the oldest the upgrade handles",
-			n.OpType, u.from, schemaAt(since, u.from))
+			n.OpType, u.from, s.DefinitionAt(u.from))
 	}
-	switch n.OpType {
-	case "Softmax", "LogSoftmax":
-		if u.crosses(13) {
-			return u.softmax(n)
-		}
-	case "Unsqueeze", "Squeeze":
-		if u.crosses(13) {
-			return u.axesInput(n)
-		}
-	case "Slice":
-		if u.crosses(10) {
-			return u.slice(n)
-		}
-	case "Clip":
-		if u.crosses(11) {
-			return u.clip(n)
-		}
-	case "Pad":
-		if u.crosses(11) {
-			return u.pad(n)
-		}
-	case "Dropout":
-		return u.dropout(n)
-	case "BatchNormalization":
-		return u.batchNorm(n)
+	if s.upgrade == nil {
+		return []*Node{n}, nil
 	}
-	return []*Node{n}, nil
+	return s.upgrade(u, n)
 }
 
 // rank returns the rank of tensor in the original model, or -1 when it is not known:
@@ -329,160 +266,4 @@ func (u *upgrader) rank(tensor string) int {
 		return r
 	}
 	return -1
-}
-
-// softmax rewrites Softmax or LogSoftmax from the coerce-to-matrix definition of opsets
-// 1 and 11 to the single-axis one of opset 13.
-func (u *upgrader) softmax(n *Node) ([]*Node, error) {
-	if len(n.Inputs) != 1 || len(n.Outputs) != 1 || n.Inputs[0] == "" {
-		return nil, fmt.Errorf("has %d inputs and %d outputs, want 1 and 1", len(n.Inputs), len(n.Outputs))
-	}
-	axis := n.AttrInt("axis", 1)
-	x := n.Inputs[0]
-	if r := u.rank(x); r >= 0 {
-		a, err := normAxis(axis, r, false)
-		if err != nil {
-			return nil, err
-		}
-		if a == r-1 {
-			// One axis, the last: both definitions agree. (Without the attribute,
-			// axis 1 is the last only for rank 2, where the new default -1 is 1 too.)
-			return []*Node{n}, nil
-		}
-	}
-	b := base(n)
-	shape := &Node{Name: u.fresh(b + "_shape"), OpType: "Shape", Inputs: []string{x}, Outputs: []string{u.fresh(b + "_input_shape")}}
-	flat := &Node{
-		Name: u.fresh(b + "_flatten"), OpType: "Flatten", Inputs: []string{x}, Outputs: []string{u.fresh(b + "_flat")},
-		Attributes: []*Attribute{{Name: "axis", Type: AttrInt, Int: axis}},
-	}
-	y := n.Outputs[0]
-	soft := n
-	soft.Inputs = []string{flat.Outputs[0]}
-	soft.Outputs = []string{u.fresh(b + "_2d")}
-	soft.Attributes = append(without(n.Attributes, "axis"), &Attribute{Name: "axis", Type: AttrInt, Int: 1})
-	reshape := &Node{
-		Name: u.fresh(b + "_reshape"), OpType: "Reshape",
-		Inputs: []string{soft.Outputs[0], shape.Outputs[0]}, Outputs: []string{y},
-	}
-	return []*Node{shape, flat, soft, reshape}, nil
-}
-
-// axesInput moves the axes attribute of Unsqueeze or Squeeze to an input (opset 13).
-func (u *upgrader) axesInput(n *Node) ([]*Node, error) {
-	if len(n.Inputs) != 1 {
-		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
-	}
-	a := n.Attr("axes")
-	if a == nil {
-		if n.OpType == "Unsqueeze" {
-			return nil, errors.New("attribute \"axes\" missing")
-		}
-		return []*Node{n}, nil
-	}
-	n.Inputs = append(n.Inputs, u.constInput(n, "axes", int64Tensor(a.Ints)))
-	n.Attributes = without(n.Attributes, "axes")
-	return []*Node{n}, nil
-}
-
-// slice moves Slice's starts, ends and axes attributes to inputs (opset 10).
-func (u *upgrader) slice(n *Node) ([]*Node, error) {
-	if len(n.Inputs) != 1 {
-		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
-	}
-	starts, ends := n.Attr("starts"), n.Attr("ends")
-	if starts == nil || ends == nil {
-		return nil, errors.New("attributes \"starts\" and \"ends\" are required")
-	}
-	if len(starts.Ints) != len(ends.Ints) {
-		return nil, fmt.Errorf("%d starts and %d ends", len(starts.Ints), len(ends.Ints))
-	}
-	n.Inputs = append(n.Inputs, u.constInput(n, "starts", int64Tensor(starts.Ints)), u.constInput(n, "ends", int64Tensor(ends.Ints)))
-	if axes := n.Attr("axes"); axes != nil {
-		n.Inputs = append(n.Inputs, u.constInput(n, "axes", int64Tensor(axes.Ints)))
-	}
-	n.Attributes = without(n.Attributes, "starts", "ends", "axes")
-	return []*Node{n}, nil
-}
-
-// clip moves Clip's min and max attributes to inputs (opset 11).
-func (u *upgrader) clip(n *Node) ([]*Node, error) {
-	if len(n.Inputs) != 1 {
-		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
-	}
-	in := []string{n.Inputs[0], "", ""}
-	for i, name := range []string{"min", "max"} {
-		if a := n.Attr(name); a != nil {
-			in[i+1] = u.constInput(n, name, floatScalar(a.Float))
-		}
-	}
-	n.Inputs = trimInputs(in)
-	n.Attributes = without(n.Attributes, "min", "max")
-	return []*Node{n}, nil
-}
-
-// pad moves Pad's pads and value attributes to inputs (opset 11).
-func (u *upgrader) pad(n *Node) ([]*Node, error) {
-	if len(n.Inputs) != 1 {
-		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
-	}
-	pads := n.Attr("pads")
-	if pads == nil {
-		return nil, errors.New("attribute \"pads\" missing")
-	}
-	n.Inputs = append(n.Inputs, u.constInput(n, "pads", int64Tensor(pads.Ints)))
-	if v := n.Attr("value"); v != nil && v.Float != 0 && n.AttrString("mode", "constant") == "constant" {
-		n.Inputs = append(n.Inputs, u.constInput(n, "value", floatScalar(v.Float)))
-	}
-	n.Attributes = without(n.Attributes, "pads", "value")
-	return []*Node{n}, nil
-}
-
-// dropout drops is_test and moves ratio to an input (opset 12).
-func (u *upgrader) dropout(n *Node) ([]*Node, error) {
-	if u.crosses(10) && len(n.Outputs) > 1 && n.Outputs[1] != "" {
-		if u.used[n.Outputs[1]] {
-			return nil, fmt.Errorf("the mask output %q is used: it is a float tensor before opset 10 and bool after", n.Outputs[1])
-		}
-		u.stale[n.Outputs[1]] = true
-	}
-	n.Attributes = without(n.Attributes, "is_test")
-	if !u.crosses(12) {
-		return []*Node{n}, nil
-	}
-	if len(n.Inputs) != 1 {
-		return nil, fmt.Errorf("has %d inputs, want 1", len(n.Inputs))
-	}
-	if r := n.Attr("ratio"); r != nil {
-		if r.Float < 0 || r.Float >= 1 || math.IsNaN(float64(r.Float)) {
-			return nil, fmt.Errorf("ratio %v is outside [0, 1)", r.Float)
-		}
-		n.Inputs = append(n.Inputs, u.constInput(n, "ratio", floatScalar(r.Float)))
-	}
-	n.Attributes = without(n.Attributes, "ratio")
-	return []*Node{n}, nil
-}
-
-// batchNorm drops spatial (opset 9), consumed_inputs and is_test, and the unused
-// training-mode outputs (opset 14).
-func (u *upgrader) batchNorm(n *Node) ([]*Node, error) {
-	if a := n.Attr("spatial"); a != nil && a.Int != 1 {
-		return nil, fmt.Errorf("spatial=%d (statistics per activation, not per channel) has no equivalent from opset 9", a.Int)
-	}
-	n.Attributes = without(n.Attributes, "spatial", "consumed_inputs", "is_test")
-	if len(n.Outputs) > 1 {
-		for _, o := range n.Outputs[1:] {
-			if o != "" && u.used[o] {
-				if u.crosses(14) {
-					return nil, fmt.Errorf("the training-mode output %q is used: from opset 14 an inference BatchNormalization has one output", o)
-				}
-				return []*Node{n}, nil
-			}
-		}
-		for _, o := range n.Outputs[1:] {
-			u.stale[o] = true
-		}
-		n.Outputs = n.Outputs[:1]
-	}
-	return []*Node{n}, nil
 }

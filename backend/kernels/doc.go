@@ -49,6 +49,11 @@
 //     [ReduceToShape]; broadcasting [Add], [Sub], [Mul], [Div].
 //   - Element-wise: [ReluForward], [LeakyReluForward], [SigmoidForward],
 //     [TanhForward], [DropoutMask] and [DropoutForward].
+//   - One-input functions (unary.go): [UnaryForward] and [UnaryBackward] for each [UnaryOp] (Exp ... Gelu, HardSwish, Clip).
+//   - Broadcasting Pow and PRelu (binary.go): [PowForward], [PReluForward] and their backward functions.
+//   - Reductions (reduce.go): [ReduceSum], [ReduceMean], [ReduceMax] over axes, and their backward functions.
+//   - Selection (slice.go): [SliceForward] with [SliceParams], [TileForward], and their backward functions.
+//   - Layer normalization (layernorm.go): [LayerNormForward] and its backward functions.
 //
 // # Parallelism and BLAS
 //

@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"toolkit/backend"
 	"toolkit/finetune"
 	"toolkit/internal/atomicfile"
+	"toolkit/models"
 	"toolkit/onnx"
 )
 
@@ -18,7 +20,9 @@ func newImportCommand() *cobra.Command {
 		Short: "Check a model, show its layers, cut it to a headless base, write a starter config",
 		Long: `Reads an ONNX model, checks that every op is supported, and prints a table of its
 layers (name, op, output shape, parameters, suggested layer group) with totals, opset,
-producer and input layout. --headless cuts a full model just before its classifier;
+producer, input layout, the layer groups of groups: auto (split where the resolution
+halves) and the presets that fit. --headless cuts a full model just before its
+classifier's pooling (after a transformer's class token);
 --cut-at cuts at a named node or tensor; -o writes the (cut) model.`,
 		Args: cobra.ExactArgs(1),
 	}
@@ -41,10 +45,13 @@ producer and input layout. --headless cuts a full model just before its classifi
 		if cutAt != "" && headless {
 			return fmt.Errorf("give --headless or --cut-at, not both")
 		}
+		pool := "" // the head's pooling in the starter config
 		if headless {
-			if cutAt, err = onnx.HeadlessCut(m); err != nil {
+			h, err := onnx.FindHead(m)
+			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
+			cutAt, pool = h.Cut, h.Pool
 		}
 		if cutAt != "" {
 			if m, err = onnx.Cut(m, cutAt); err != nil {
@@ -72,6 +79,9 @@ producer and input layout. --headless cuts a full model just before its classifi
 			if err := summary.WriteText(out); err != nil {
 				return err
 			}
+			if presets := models.MatchingPresets(m); len(presets) > 0 {
+				fmt.Fprintf(out, "Presets:     %s (groups: %s in the config, instead of auto)\n", strings.Join(presets, ", "), presets[0])
+			}
 		}
 		modelPath := path
 		if o := v.GetString("output"); o != "" {
@@ -85,7 +95,7 @@ producer and input layout. --headless cuts a full model just before its classifi
 			if cutAt != "" && v.GetString("output") == "" {
 				return fmt.Errorf("--write-config with a cut needs -o OUT.onnx for the cut model the config points at")
 			}
-			raw, err := finetune.StarterConfig(modelPath, m)
+			raw, err := finetune.StarterConfig(modelPath, m, pool)
 			if err != nil {
 				return err
 			}

@@ -76,7 +76,7 @@ func TestSchemaAgreesWithTheDecoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	starter, err := finetune.StarterConfig("base.onnx", base)
+	starter, err := finetune.StarterConfig("base.onnx", base, "")
 	if err != nil {
 		t.Fatal(err)
 	}

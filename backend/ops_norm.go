@@ -2,10 +2,15 @@ package backend
 
 import (
 	"toolkit/backend/kernels"
+	"toolkit/onnx"
 )
+
+// The normalization family (schemas in onnx/ops_norm.go): BatchNormalization and
+// LayerNormalization.
 
 func init() {
 	register("BatchNormalization", newBatchNorm[float32], newBatchNorm[float64])
+	register("LayerNormalization", newLayerNorm[float32], newLayerNorm[float64])
 }
 
 // batchNorm is BatchNormalization over NCHW (or [N C]) input. Inputs: X, scale, B,
@@ -56,7 +61,6 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
 		data:    []int{0, 1, 2, 3, 4},
-		diff:    []bool{true, true, true, false, false},
 	}
 	if k.training && c.opset >= 14 {
 		ks.outputs = append(ks.outputs, &runningStat[T]{p: p, variance: false}, &runningStat[T]{p: p, variance: true})
@@ -129,3 +133,90 @@ func (k *runningStat[T]) forward(ins [][]T, out []T) error {
 }
 
 func (k *runningStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }
+
+// layerNorm is LayerNormalization (opset 17): X viewed as rows × cols, cols the
+// product of the dimensions from axis on, each row normalised; Scale and B have the
+// normalized shape. The optional outputs Mean and InvStdDev are the saved statistics
+// (no gradient flows back through them).
+type layerNorm[T float] struct {
+	rows, cols   int
+	eps          float64
+	bias         bool
+	mean, invStd []T
+}
+
+func newLayerNorm[T float](c *opContext) (*opKernels[T], error) {
+	x := c.in[0]
+	axis, err := onnx.LayerNormAxis(c.node, len(x))
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	if st := c.node.AttrInt("stash_type", 1); st != 1 {
+		return nil, c.errorf("stash_type=%d: only float statistics (1) are supported", st)
+	}
+	rows, cols := numElements(x[:axis]), numElements(x[axis:])
+	for i := 1; i < 3; i++ {
+		if c.has(i) && numElements(c.in[i]) != cols {
+			return nil, c.errorf("input %d has shape %v; want the normalized shape %v (broadcasting it is not supported)", i, c.in[i], x[axis:])
+		}
+	}
+	k := &layerNorm[T]{rows: rows, cols: cols, eps: float64(c.node.AttrFloat("epsilon", 1e-5)), bias: c.has(2),
+		mean: make([]T, rows), invStd: make([]T, rows)}
+	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
+	if k.bias {
+		ks.data = append(ks.data, 2)
+	}
+	ks.outputs = append(ks.outputs, &layerNormStat[T]{ln: k, invStd: false}, &layerNormStat[T]{ln: k, invStd: true})
+	return ks, nil
+}
+
+func (k *layerNorm[T]) forward(ins [][]T, out []T) error {
+	var bias []T
+	if k.bias {
+		bias = ins[2]
+	}
+	kernels.LayerNormForward(k.rows, k.cols, k.eps, ins[0], ins[1], bias, out, k.mean, k.invStd)
+	return nil
+}
+
+// overwritesGrad: the three gradients overwrite their outputs.
+func (k *layerNorm[T]) overwritesGrad() bool { return true }
+
+func (k *layerNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	switch i {
+	case 0:
+		kernels.LayerNormBackwardData(k.rows, k.cols, ins[0], ins[1], k.mean, k.invStd, gout, gin)
+	case 1:
+		kernels.LayerNormBackwardScale(k.rows, k.cols, ins[0], k.mean, k.invStd, gout, gin)
+	case 2:
+		kernels.LayerNormBackwardBias(k.rows, k.cols, gout, gin)
+	}
+	return nil
+}
+
+// layerNormStat is output 1 (Mean) or 2 (InvStdDev) of a LayerNormalization: the
+// statistics are computed again (the outputs' kernels may run in any order).
+type layerNormStat[T float] struct {
+	ln     *layerNorm[T]
+	invStd bool
+	y      []T
+}
+
+func (k *layerNormStat[T]) forward(ins [][]T, out []T) error {
+	ln := k.ln
+	k.y = reuse(k.y, ln.rows*ln.cols)
+	mean, inv := make([]T, ln.rows), make([]T, ln.rows)
+	var bias []T
+	if ln.bias {
+		bias = ins[2]
+	}
+	kernels.LayerNormForward(ln.rows, ln.cols, ln.eps, ins[0], ins[1], bias, k.y, mean, inv)
+	if k.invStd {
+		copy(out, inv)
+	} else {
+		copy(out, mean)
+	}
+	return nil
+}
+
+func (k *layerNormStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }

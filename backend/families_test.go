@@ -1,0 +1,291 @@
+package backend
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"toolkit/internal/familyfixtures"
+	"toolkit/onnx"
+)
+
+// TestFamiliesPyTorchParity runs every torchvision family fixture (random weights,
+// perturbed BatchNorm statistics, eval mode; see tools/make_family_fixtures.py) at opsets
+// 13 and 17, exported with its BatchNormalization nodes and parameter names, and in the
+// default export that folds them into the convolutions: the output, the gradient of
+// L = sum(output * R) with respect to the input and, for the unfolded exports, with
+// respect to every parameter must match PyTorch's (float64) within 1e-4 relative. It
+// logs the table of the largest errors per family.
+func TestFamiliesPyTorchParity(t *testing.T) {
+	fx := familyfixtures.Load(t)
+	type row struct {
+		family, file       string
+		out, input, params float64
+		worstParam         string
+	}
+	var rows []row
+	for _, name := range fx.Names() {
+		f := fx.Families[name]
+		for _, file := range f.ModelFiles() {
+			info := f.Models[file]
+			t.Run(name+"/"+strings.TrimSuffix(file, ".onnx"), func(t *testing.T) {
+				r := row{family: name, file: file}
+				checkFamily(t, f, file, !info.Fused, func(what string, e float64) {
+					switch {
+					case what == "output":
+						r.out = e
+					case what == "input gradient":
+						r.input = e
+					case e > r.params:
+						r.params, r.worstParam = e, what
+					}
+				})
+				rows = append(rows, r)
+			})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].family+rows[i].file < rows[j].family+rows[j].file })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-20s %-26s %10s %10s %10s  %s\n", "family", "model", "output", "d input", "d params", "worst parameter")
+	for _, r := range rows {
+		params := fmt.Sprintf("%10.2e", r.params)
+		if r.worstParam == "" {
+			params = fmt.Sprintf("%10s", "-")
+		}
+		fmt.Fprintf(&b, "%-20s %-26s %10.2e %10.2e %s  %s\n", r.family, r.file, r.out, r.input, params, r.worstParam)
+	}
+	t.Logf("largest relative errors against PyTorch (max|ours - torch| / max|torch| per tensor):\n%s", b.String())
+}
+
+// checkFamily is checkTorchFixture for the layout of a family fixture: one folder, the
+// model file given, the gradients of the parameters (when params is set) under grads/.
+func checkFamily(t *testing.T, f *familyfixtures.Family, file string, params bool, record func(what string, err float64)) {
+	t.Helper()
+	ir, err := onnx.Read(f.Path(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := AdoptModel(ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPY(t, f.Path("input.npy"))
+	want := readNPY(t, f.Path("output.npy"))
+	target := readNPY(t, f.Path("loss_weight.npy"))
+	in := m.Inputs()[0].Name
+	opts := Options{InputShapes: map[string][]int{in: x.Shape}, InputGrads: true, Loss: WeightedSum}
+	if params {
+		opts.Trainable = m.TrainableNames()
+	}
+	p, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run([][]float32{x.Data}, target.Data); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.OutputShape(0); fmt.Sprint(got) != fmt.Sprint(want.Shape) {
+		t.Fatalf("output shape %v, PyTorch %v", got, want.Shape)
+	}
+	check := func(what string, got, want []float32) {
+		e := relErr(got, want)
+		record(what, e)
+		if e > parityTolerance {
+			t.Errorf("%s: relative error %.3g against PyTorch", what, e)
+		}
+	}
+	check("output", p.Output(0), want.Data)
+	check("input gradient", p.Grad(in), readNPY(t, f.Path("grad_input.npy")).Data)
+	if !params {
+		return
+	}
+	trainable := map[string]bool{}
+	for _, n := range m.TrainableNames() {
+		trainable[n] = true
+	}
+	for _, name := range f.Params {
+		if !trainable[name] {
+			t.Errorf("parameter %s: not trainable in the model (the export has %d trainable parameters)", name, len(trainable))
+			continue
+		}
+		got := p.Grad(name)
+		if got == nil {
+			t.Errorf("parameter %s: no gradient computed", name)
+			continue
+		}
+		check(name, got, readNPY(t, filepath.Join(f.Dir, "grads", f.GradFiles[name])).Data)
+	}
+	if len(trainable) != len(f.Params) {
+		t.Errorf("PyTorch has %d parameters, the model %d trainable ones", len(f.Params), len(trainable))
+	}
+}
+
+// TestFamiliesTrainingModeBatchNorm runs the families with train() references
+// (resnet18, mobilenet_v2) in training programs that train every parameter, so that
+// the BatchNormalization layers normalise with the batch's statistics and update their
+// running averages, against PyTorch's train() mode in float64:
+//
+//   - in float64 (the kernels the float32 programs run, in double precision): the
+//     output, the gradients of the input and of every parameter, and the running
+//     statistics after the pass, within 1e-5;
+//   - in float32, as training runs: the output and the running statistics within 1e-4
+//     (or three times the distance of PyTorch's own float32 pass, where larger), and the
+//     gradients of every tensor PyTorch's own float32 pass gets within 1e-5 of float64.
+//     The others are ill-conditioned in float32 (mobilenet_v2's: ReLU6 masks flip under
+//     the rounding of small-batch statistics, PyTorch's float32 input gradient is 6e-3
+//     from its float64 one), and are checked by the float64 program only.
+func TestFamiliesTrainingModeBatchNorm(t *testing.T) {
+	fx := familyfixtures.Load(t)
+	checked := 0
+	for _, name := range fx.Names() {
+		f := fx.Families[name]
+		if !f.TrainReferences {
+			continue
+		}
+		for _, file := range []string{"model_opset13.onnx", "model_opset17.onnx"} {
+			t.Run(name+"/"+file, func(t *testing.T) {
+				x := readNPY(t, f.Path("train_input.npy"))
+				target := readNPY(t, f.Path("train_loss_weight.npy"))
+				want := map[string][]float32{
+					"output":         readNPY(t, f.Path("train_output.npy")).Data,
+					"input gradient": readNPY(t, f.Path("train_grad_input.npy")).Data,
+				}
+				for _, p := range f.Params {
+					want[p] = readNPY(t, filepath.Join(f.Dir, "train_grads", f.GradFiles[p])).Data
+				}
+				stats, _ := filepath.Glob(filepath.Join(f.Dir, "train_running", "*.npy"))
+				var statNames []string
+				for _, s := range stats {
+					name := strings.TrimSuffix(filepath.Base(s), ".npy")
+					statNames = append(statNames, name)
+					want[name] = readNPY(t, s).Data
+				}
+				if len(stats) == 0 {
+					t.Fatal("no running statistics in the fixture")
+				}
+				// A gradient PyTorch finds zero up to rounding (a BatchNormalization shift
+				// whose channel the next training-mode BatchNormalization centres away) is
+				// measured against a floor: 1e-7 of the largest gradient of the model.
+				var largest float64
+				for what, w := range want {
+					if what != "output" && !slices.Contains(statNames, what) {
+						largest = max(largest, maxAbs(w))
+					}
+				}
+				floor := 1e-7 * largest
+				for _, double := range []bool{true, false} {
+					got, err := trainPass(f.Path(file), x.Shape, x.Data, target.Data, f.Params, statNames, double)
+					if err != nil {
+						t.Fatal(err)
+					}
+					worst, compared := 0.0, 0
+					for what, w := range want {
+						torch32 := f.TrainFloat32Error[what]
+						tol := 1e-5
+						if !double {
+							tol = max(parityTolerance, 3*torch32)
+							isGrad := what == "input gradient" || slices.Contains(f.Params, what)
+							if isGrad && torch32 > 1e-5 {
+								continue // ill-conditioned in float32: the float64 pass checks it
+							}
+						}
+						e := relErrFloor(got[what], w, floor)
+						worst = max(worst, e)
+						compared++
+						if e > tol {
+							t.Errorf("float64 %v: %s: relative error %.3g against PyTorch's train() mode (tolerance %.3g; PyTorch's float32: %.3g)",
+								double, what, e, tol, torch32)
+						}
+					}
+					t.Logf("float64 %v: %d of %d tensors compared, largest relative error %.3g", double, compared, len(want), worst)
+				}
+				checked++
+			})
+		}
+	}
+	if checked == 0 {
+		t.Error("no family fixture has train() references")
+	}
+}
+
+// trainPass runs one training pass of the model file (every parameter trained, the
+// loss sum(output * target)) in float64 or float32 and returns the output, the input
+// gradient, the parameters' gradients and the running statistics after the pass.
+func trainPass(file string, shape []int, x, target []float32, params, stats []string, double bool) (map[string][]float32, error) {
+	ir, err := onnx.Read(file)
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewModel(ir)
+	if err != nil {
+		return nil, err
+	}
+	opts := Options{InputShapes: map[string][]int{m.Inputs()[0].Name: shape}, Training: true,
+		Trainable: m.TrainableNames(), InputGrads: true, Loss: WeightedSum}
+	out := map[string][]float32{}
+	if !double {
+		p, err := m.Program(opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.Run([][]float32{x}, target); err != nil {
+			return nil, err
+		}
+		out["output"], out["input gradient"] = p.Output(0), p.Grad(m.Inputs()[0].Name)
+		for _, n := range params {
+			out[n] = p.Grad(n)
+		}
+		for _, n := range stats {
+			out[n] = m.Param(n)
+		}
+		return out, nil
+	}
+	p64 := map[string][]float64{}
+	for n, v := range m.params {
+		p64[n] = to64(v)
+	}
+	p, err := newProgram(m, opts, p64)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.run([][]float64{to64(x)}, to64(target)); err != nil {
+		return nil, err
+	}
+	out["output"], out["input gradient"] = to32(p.output(0)), to32(p.grad(m.Inputs()[0].Name))
+	for _, n := range params {
+		out[n] = to32(p.grad(n))
+	}
+	for _, n := range stats {
+		out[n] = to32(p64[n])
+	}
+	return out, nil
+}
+
+func to32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func maxAbs(v []float32) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, math.Abs(float64(x)))
+	}
+	return m
+}
+
+// relErrFloor is relErr with the scale at least floor.
+func relErrFloor(got, want []float32, floor float64) float64 {
+	var diff float64
+	for i := range want {
+		diff = max(diff, math.Abs(float64(got[i])-float64(want[i])))
+	}
+	return diff / max(maxAbs(want), floor)
+}

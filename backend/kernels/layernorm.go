@@ -1,0 +1,111 @@
+package kernels
+
+import "math"
+
+// Layer normalization (ONNX LayerNormalization, PyTorch's layer_norm) over rows: x is
+// rows × cols, each row normalised with its own mean and (biased) variance, then scaled
+// and shifted by per-column scale and bias:
+//
+//	y = (x - mean) · invStd · scale + bias,   invStd = 1 / √(var + eps).
+
+// LayerNormForward computes y and saves each row's mean and invStd (rows values each)
+// for the backward pass. bias may be nil.
+func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, mean, invStd []T) {
+	const name = "LayerNormForward"
+	need(name, "x", x, rows*cols)
+	need(name, "scale", scale, cols)
+	need(name, "y", y, rows*cols)
+	need(name, "mean", mean, rows)
+	need(name, "invStd", invStd, rows)
+	if bias != nil {
+		need(name, "bias", bias, cols)
+	}
+	parallelFor(rows, workers(rows, 4*cols), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
+			var s float64
+			for _, v := range xs {
+				s += float64(v)
+			}
+			m := s / float64(cols)
+			var q float64
+			for _, v := range xs {
+				d := float64(v) - m
+				q += d * d
+			}
+			inv := 1 / math.Sqrt(q/float64(cols)+eps)
+			mean[r], invStd[r] = T(m), T(inv)
+			for j, v := range xs {
+				z := (float64(v) - m) * inv * float64(scale[j])
+				if bias != nil {
+					z += float64(bias[j])
+				}
+				ys[j] = T(z)
+			}
+		}
+	})
+}
+
+// LayerNormBackwardData computes dx from dy, given the forward pass's x, scale and
+// saved statistics: with g = dy·scale and xhat the normalised x,
+// dx = invStd · (g - mean(g) - xhat · mean(g·xhat)) per row.
+func LayerNormBackwardData[T Float](rows, cols int, x, scale, mean, invStd, dy, dx []T) {
+	const name = "LayerNormBackwardData"
+	need(name, "x", x, rows*cols)
+	need(name, "dy", dy, rows*cols)
+	need(name, "dx", dx, rows*cols)
+	parallelFor(rows, workers(rows, 6*cols), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xs, gs, ds := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
+			m, inv := float64(mean[r]), float64(invStd[r])
+			var sg, sgx float64
+			for j, v := range xs {
+				g := float64(gs[j]) * float64(scale[j])
+				sg += g
+				sgx += g * (float64(v) - m) * inv
+			}
+			sg /= float64(cols)
+			sgx /= float64(cols)
+			for j, v := range xs {
+				g := float64(gs[j]) * float64(scale[j])
+				xhat := (float64(v) - m) * inv
+				ds[j] = T(inv * (g - sg - xhat*sgx))
+			}
+		}
+	})
+}
+
+// LayerNormBackwardScale computes dscale = Σ_rows dy · xhat.
+func LayerNormBackwardScale[T Float](rows, cols int, x, mean, invStd, dy, dscale []T) {
+	const name = "LayerNormBackwardScale"
+	need(name, "x", x, rows*cols)
+	need(name, "dy", dy, rows*cols)
+	need(name, "dscale", dscale, cols)
+	acc := make([]float64, cols)
+	for r := 0; r < rows; r++ {
+		xs, gs := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols]
+		m, inv := float64(mean[r]), float64(invStd[r])
+		for j, v := range xs {
+			acc[j] += float64(gs[j]) * (float64(v) - m) * inv
+		}
+	}
+	for j, v := range acc {
+		dscale[j] = T(v)
+	}
+}
+
+// LayerNormBackwardBias computes dbias = Σ_rows dy.
+func LayerNormBackwardBias[T Float](rows, cols int, dy, dbias []T) {
+	const name = "LayerNormBackwardBias"
+	need(name, "dy", dy, rows*cols)
+	need(name, "dbias", dbias, cols)
+	acc := make([]float64, cols)
+	for r := 0; r < rows; r++ {
+		for j, g := range dy[r*cols : (r+1)*cols] {
+			acc[j] += float64(g)
+		}
+	}
+	for j, v := range acc {
+		dbias[j] = T(v)
+	}
+}

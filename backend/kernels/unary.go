@@ -1,0 +1,283 @@
+package kernels
+
+import "math"
+
+// UnaryOp names an element-wise function of one input computed by [UnaryForward] and
+// [UnaryBackward].
+type UnaryOp int
+
+// The element-wise functions, with the ONNX operator each one computes. Parameters come
+// from [Unary]'s fields as noted.
+const (
+	Exp         UnaryOp = iota // e^x
+	Log                        // ln x
+	Sqrt                       // √x
+	Neg                        // -x
+	Abs                        // |x| (derivative sign(x), 0 at 0)
+	Reciprocal                 // 1/x
+	Erf                        // erf(x)
+	Gelu                       // x·Φ(x), Φ the standard normal CDF (Gelu, approximate "none")
+	GeluTanh                   // Gelu with approximate "tanh": 0.5x(1+tanh(√(2/π)(x+0.044715x³)))
+	Elu                        // x > 0 ? x : Alpha(e^x-1)
+	Selu                       // Gamma·(x > 0 ? x : Alpha(e^x-1))
+	Softplus                   // ln(1+e^x)
+	Softsign                   // x/(1+|x|)
+	HardSigmoid                // max(0, min(1, Alpha·x+Beta))
+	HardSwish                  // x·max(0, min(1, x/6+1/2))
+	Clip                       // min(max(x, Lo), Hi)
+)
+
+// Unary is an element-wise function and its parameters.
+type Unary struct {
+	Op UnaryOp
+	// Alpha and Beta are Elu's and Selu's alpha, HardSigmoid's slope and offset; Gamma
+	// is Selu's scale; Lo and Hi are Clip's bounds (±Inf when absent).
+	Alpha, Beta, Gamma, Lo, Hi float64
+}
+
+var unaryNames = [...]string{"Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf", "Gelu", "GeluTanh",
+	"Elu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Clip"}
+
+func (op UnaryOp) String() string {
+	if int(op) >= 0 && int(op) < len(unaryNames) {
+		return unaryNames[op]
+	}
+	return "UnaryOp(" + itoa(int(op)) + ")"
+}
+
+// unaryCost is the work of one element in multiply-add units, for the split across
+// goroutines: the transcendental functions cost tens of them.
+func unaryCost(op UnaryOp) int {
+	switch op {
+	case Neg, Abs, Clip, HardSigmoid, HardSwish, Softsign, Reciprocal:
+		return 1
+	}
+	return 16
+}
+
+const (
+	sqrt2      = math.Sqrt2
+	invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
+	geluTanhK  = 0.7978845608028654 // √(2/π)
+	twoSqrtPi  = 1.1283791670955126 // 2/√π
+)
+
+// UnaryForward sets y = f(x) element-wise; y may alias x. The functions follow the ONNX
+// operators (and PyTorch, which agrees with them): Softplus is computed stably as
+// max(x, 0) + ln(1+e^-|x|).
+func UnaryForward[T Float](u Unary, x, y []T) {
+	need2("UnaryForward", x, y)
+	y = y[:len(x)]
+	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
+		unaryForward(u, x[lo:hi], y[lo:hi])
+	})
+}
+
+func unaryForward[T Float](u Unary, x, y []T) {
+	switch u.Op {
+	case Exp:
+		for i, v := range x {
+			y[i] = T(math.Exp(float64(v)))
+		}
+	case Log:
+		for i, v := range x {
+			y[i] = T(math.Log(float64(v)))
+		}
+	case Sqrt:
+		for i, v := range x {
+			y[i] = T(math.Sqrt(float64(v)))
+		}
+	case Neg:
+		for i, v := range x {
+			y[i] = -v
+		}
+	case Abs:
+		for i, v := range x {
+			y[i] = T(math.Abs(float64(v)))
+		}
+	case Reciprocal:
+		for i, v := range x {
+			y[i] = 1 / v
+		}
+	case Erf:
+		for i, v := range x {
+			y[i] = T(math.Erf(float64(v)))
+		}
+	case Gelu:
+		for i, v := range x {
+			f := float64(v)
+			y[i] = T(0.5 * f * (1 + math.Erf(f/sqrt2)))
+		}
+	case GeluTanh:
+		for i, v := range x {
+			f := float64(v)
+			y[i] = T(0.5 * f * (1 + math.Tanh(geluTanhK*(f+0.044715*f*f*f))))
+		}
+	case Elu, Selu:
+		gamma := 1.0
+		if u.Op == Selu {
+			gamma = u.Gamma
+		}
+		for i, v := range x {
+			f := float64(v)
+			if f <= 0 {
+				f = u.Alpha * math.Expm1(f)
+			}
+			y[i] = T(gamma * f)
+		}
+	case Softplus:
+		for i, v := range x {
+			f := float64(v)
+			y[i] = T(math.Max(f, 0) + math.Log1p(math.Exp(-math.Abs(f))))
+		}
+	case Softsign:
+		for i, v := range x {
+			y[i] = v / (1 + T(math.Abs(float64(v))))
+		}
+	case HardSigmoid:
+		a, b := T(u.Alpha), T(u.Beta)
+		for i, v := range x {
+			y[i] = min(max(a*v+b, 0), 1)
+		}
+	case HardSwish:
+		for i, v := range x {
+			y[i] = v * min(max(v/6+0.5, 0), 1)
+		}
+	case Clip:
+		lo, hi := T(u.Lo), T(u.Hi)
+		for i, v := range x {
+			y[i] = min(max(v, lo), hi)
+		}
+	default:
+		panic("kernels: UnaryForward: unknown op " + u.Op.String())
+	}
+}
+
+// UnaryBackward sets dx = dy · f'(x) element-wise, given the forward pass's input x and
+// output y (dx may alias dy). At kinks it follows PyTorch: Abs has derivative 0 at 0;
+// Clip (PyTorch's hardtanh, which ReLU6 is) and HardSigmoid pass the gradient strictly
+// inside their linear range; HardSwish's derivative is x/3+1/2 on [-3, 3].
+func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
+	need2("UnaryBackward", x, y)
+	need2("UnaryBackward", x, dy)
+	need2("UnaryBackward", x, dx)
+	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
+		unaryBackward(u, x[lo:hi], y[lo:hi], dy[lo:hi], dx[lo:hi])
+	})
+}
+
+func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
+	switch u.Op {
+	case Exp:
+		for i, g := range dy[:len(x)] {
+			dx[i] = g * y[i]
+		}
+	case Log:
+		for i, g := range dy[:len(x)] {
+			dx[i] = g / x[i]
+		}
+	case Sqrt:
+		for i, g := range dy[:len(x)] {
+			dx[i] = g / (2 * y[i])
+		}
+	case Neg:
+		for i, g := range dy[:len(x)] {
+			dx[i] = -g
+		}
+	case Abs:
+		for i, g := range dy[:len(x)] {
+			switch v := x[i]; {
+			case v > 0:
+				dx[i] = g
+			case v < 0:
+				dx[i] = -g
+			default:
+				dx[i] = 0
+			}
+		}
+	case Reciprocal:
+		for i, g := range dy[:len(x)] {
+			dx[i] = -g * y[i] * y[i]
+		}
+	case Erf:
+		for i, g := range dy[:len(x)] {
+			f := float64(x[i])
+			dx[i] = T(float64(g) * twoSqrtPi * math.Exp(-f*f))
+		}
+	case Gelu:
+		for i, g := range dy[:len(x)] {
+			f := float64(x[i])
+			cdf := 0.5 * (1 + math.Erf(f/sqrt2))
+			pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
+			dx[i] = T(float64(g) * (cdf + f*pdf))
+		}
+	case GeluTanh:
+		for i, g := range dy[:len(x)] {
+			f := float64(x[i])
+			t := math.Tanh(geluTanhK * (f + 0.044715*f*f*f))
+			d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluTanhK*(1+3*0.044715*f*f)
+			dx[i] = T(float64(g) * d)
+		}
+	case Elu, Selu:
+		gamma := 1.0
+		if u.Op == Selu {
+			gamma = u.Gamma
+		}
+		for i, g := range dy[:len(x)] {
+			f := float64(x[i])
+			d := gamma
+			if f <= 0 {
+				d = gamma * u.Alpha * math.Exp(f)
+			}
+			dx[i] = T(float64(g) * d)
+		}
+	case Softplus:
+		for i, g := range dy[:len(x)] {
+			f := float64(x[i])
+			var s float64 // the logistic function, computed stably
+			if f >= 0 {
+				s = 1 / (1 + math.Exp(-f))
+			} else {
+				e := math.Exp(f)
+				s = e / (1 + e)
+			}
+			dx[i] = T(float64(g) * s)
+		}
+	case Softsign:
+		for i, g := range dy[:len(x)] {
+			d := 1 + T(math.Abs(float64(x[i])))
+			dx[i] = g / (d * d)
+		}
+	case HardSigmoid:
+		a, b := T(u.Alpha), T(u.Beta)
+		for i, g := range dy[:len(x)] {
+			if z := a*x[i] + b; z > 0 && z < 1 {
+				dx[i] = g * a
+			} else {
+				dx[i] = 0
+			}
+		}
+	case HardSwish:
+		for i, g := range dy[:len(x)] {
+			switch v := x[i]; {
+			case v < -3:
+				dx[i] = 0
+			case v <= 3:
+				dx[i] = g * (v/3 + 0.5)
+			default:
+				dx[i] = g
+			}
+		}
+	case Clip:
+		lo, hi := T(u.Lo), T(u.Hi)
+		for i, g := range dy[:len(x)] {
+			if v := x[i]; v > lo && v < hi {
+				dx[i] = g
+			} else {
+				dx[i] = 0
+			}
+		}
+	default:
+		panic("kernels: UnaryBackward: unknown op " + u.Op.String())
+	}
+}
