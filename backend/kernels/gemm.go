@@ -67,6 +67,9 @@ type gemmKernel struct {
 	// wino holds the Winograd transforms of this kernel (conv_winograd.go),
 	// nil where there are none.
 	wino *winoTransforms
+	// sigmoid, when set, is [SigmoidForward] of n float32 values in this
+	// kernel's instruction set.
+	sigmoid func(n int, x, y *float32)
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values

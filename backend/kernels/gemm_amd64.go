@@ -13,13 +13,15 @@ var (
 		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
-		wino: &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
+		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
+		sigmoid: sigmoidAVX512,
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherGo,
 		tileRows: tileRowsAVX2, kcRows: 256,
-		wino: &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
+		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
+		sigmoid: sigmoidAVX2,
 	}
 )
 
@@ -257,3 +259,12 @@ func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bi
 
 //go:noescape
 func winoFilter6(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
+
+// sigmoidAVX512 and sigmoidAVX2 set y[i] = 1/(1+e^-x[i]) for i < n, the same
+// bits on both (gemm_gen_amd64.s).
+//
+//go:noescape
+func sigmoidAVX512(n int, x, y *float32)
+
+//go:noescape
+func sigmoidAVX2(n int, x, y *float32)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 )
 
 const (
@@ -49,6 +50,7 @@ func main() {
 	vectorOps(&w)
 	winograd(&w)
 	winogradAVX2(&w)
+	sigmoid(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -1231,4 +1233,121 @@ TEXT ·winoFilter6(SB), NOSPLIT, $0-56
 	}
 	row(2, [3]int{9, 10, 11})
 	w.p("\tVZEROUPPER\n\tRET\n")
+}
+
+// sigmoid emits sigmoidAVX512 and sigmoidAVX2: y = 1/(1+e^-x), e^t as Cephes's expf
+// computes it (t clamped to [-87, 89], where 2^n overflows to +Inf and y to 0; t = n·ln2 + r with n = round(t·log2 e), e^r
+// by a degree-6 polynomial, times 2^n built in the exponent bits). Both give the same bits: the same operations in
+// the same order, fused multiply-adds included. NaN stays NaN (the clamps return it).
+func sigmoid(w *asm) {
+	consts := []struct {
+		name string
+		v    string
+	}{
+		{"sigSign", "$0x80000000"}, {"sigLo", "$-87.0"}, {"sigHi", "$89.0"},
+		{"sigLog2e", "$1.44269504088896341"}, {"sigC1", "$0.693359375"}, {"sigC2", "$-2.12194440e-4"},
+		{"sigP0", "$1.9875691500e-4"}, {"sigP1", "$1.3981999507e-3"}, {"sigP2", "$8.3334519073e-3"},
+		{"sigP3", "$4.1665795894e-2"}, {"sigP4", "$1.6666665459e-1"}, {"sigP5", "$5.0000001201e-1"},
+		{"sigOne", "$1.0"}, {"sig127", "$127"},
+	}
+	// 8 copies of each (32 bytes: AVX2 memory operands; AVX-512 broadcasts the first).
+	for _, c := range consts {
+		for j := 0; j < 8; j++ {
+			if strings.HasPrefix(c.v, "$0x") || c.name == "sig127" {
+				w.p("DATA %s<>+%d(SB)/4, %s", c.name, 4*j, c.v)
+			} else {
+				w.p("DATA %s<>+%d(SB)/4, $(%s)", c.name, 4*j, strings.TrimPrefix(c.v, "$"))
+			}
+		}
+		w.p("GLOBL %s<>(SB), RODATA, $32", c.name)
+	}
+	w.p("")
+	// AVX-512: constants in Z19-Z31.
+	w.p(`// func sigmoidAVX512(n int, x, y *float32)
+TEXT ·sigmoidAVX512(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI`)
+	for i, c := range consts[:13] {
+		w.p("\tVBROADCASTSS %s<>(SB), Z%d", c.name, 19+i)
+	}
+	body512 := func() {
+		w.p(`	VPXORD Z19, Z0, Z1
+	VMAXPS Z1, Z20, Z1
+	VMINPS Z1, Z21, Z1
+	VMULPS Z22, Z1, Z2
+	VRNDSCALEPS $0, Z2, Z2
+	VFNMADD231PS Z23, Z2, Z1
+	VFNMADD231PS Z24, Z2, Z1
+	VMULPS Z1, Z1, Z3
+	VMOVAPS Z25, Z4
+	VFMADD213PS Z26, Z1, Z4
+	VFMADD213PS Z27, Z1, Z4
+	VFMADD213PS Z28, Z1, Z4
+	VFMADD213PS Z29, Z1, Z4
+	VFMADD213PS Z30, Z1, Z4
+	VFMADD213PS Z1, Z3, Z4
+	VADDPS Z31, Z4, Z4
+	VCVTPS2DQ Z2, Z2
+	VPADDD.BCST sig127<>(SB), Z2, Z2
+	VPSLLD $23, Z2, Z2
+	VMULPS Z2, Z4, Z4
+	VADDPS Z31, Z4, Z4
+	VDIVPS Z4, Z31, Z0`)
+	}
+	w.p("sig512loop:\n\tCMPQ CX, $16\n\tJL sig512tail\n\tVMOVUPS (SI), Z0")
+	body512()
+	w.p("\tVMOVUPS Z0, (DI)\n\tADDQ $64, SI\n\tADDQ $64, DI\n\tSUBQ $16, CX\n\tJMP sig512loop")
+	w.p("sig512tail:\n\tTESTQ CX, CX\n\tJZ sig512done\n\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
+	body512()
+	w.p("\tVMOVUPS Z0, K1, (DI)\nsig512done:\n\tVZEROUPPER\n\tRET\n")
+
+	// AVX2: constants as memory operands.
+	w.p(`// func sigmoidAVX2(n int, x, y *float32)
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI`)
+	body256 := func() {
+		w.p(`	VXORPS sigSign<>(SB), Y0, Y1
+	VMOVUPS sigLo<>(SB), Y5
+	VMAXPS Y1, Y5, Y1
+	VMOVUPS sigHi<>(SB), Y5
+	VMINPS Y1, Y5, Y1
+	VMULPS sigLog2e<>(SB), Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VMOVUPS sigC1<>(SB), Y5
+	VFNMADD231PS Y5, Y2, Y1
+	VMOVUPS sigC2<>(SB), Y5
+	VFNMADD231PS Y5, Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS sigP0<>(SB), Y4
+	VFMADD213PS sigP1<>(SB), Y1, Y4
+	VFMADD213PS sigP2<>(SB), Y1, Y4
+	VFMADD213PS sigP3<>(SB), Y1, Y4
+	VFMADD213PS sigP4<>(SB), Y1, Y4
+	VFMADD213PS sigP5<>(SB), Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VMOVUPS sigOne<>(SB), Y5
+	VADDPS Y5, Y4, Y4
+	VCVTPS2DQ Y2, Y2
+	VPADDD sig127<>(SB), Y2, Y2
+	VPSLLD $23, Y2, Y2
+	VMULPS Y2, Y4, Y4
+	VADDPS Y5, Y4, Y4
+	VDIVPS Y4, Y5, Y0`)
+	}
+	w.p("sig256loop:\n\tCMPQ CX, $8\n\tJL sig256tail\n\tVMOVUPS (SI), Y0")
+	body256()
+	w.p("\tVMOVUPS Y0, (DI)\n\tADDQ $32, SI\n\tADDQ $32, DI\n\tSUBQ $8, CX\n\tJMP sig256loop")
+	w.p(`sig256tail:
+	TESTQ CX, CX
+	JZ sig256done
+	MOVQ $8, AX
+	SUBQ CX, AX
+	LEAQ winoMask8<>(SB), BX
+	VMOVDQU (BX)(AX*4), Y6
+	VMASKMOVPS (SI), Y6, Y0`)
+	body256()
+	w.p("\tVMASKMOVPS Y0, Y6, (DI)\nsig256done:\n\tVZEROUPPER\n\tRET\n")
 }
