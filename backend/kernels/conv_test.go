@@ -305,6 +305,7 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 3, C: 8, H: 14, W: 13, M: 8, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 8},
 		Conv2DParams{N: 2, C: 6, H: 15, W: 16, M: 12, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 6},
 		Conv2DParams{N: 2, C: 4, H: 9, W: 7, M: 4, KH: 3, KW: 3, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 4},
+		Conv2DParams{N: 2, C: 3, H: 6, W: 5, M: 6, KH: 3, KW: 2, PadTop: 0, PadLeft: 2, PadBottom: 1, PadRight: 0, Group: 3},
 		Conv2DParams{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
 		Conv2DParams{N: 3, C: 6, H: 7, W: 6, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, Group: 3},
 		Conv2DParams{N: 2, C: 8, H: 5, W: 5, M: 16, KH: 1, KW: 1, Group: 2},

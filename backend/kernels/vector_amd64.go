@@ -4,8 +4,8 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-// axpyAVX512 sets y[i] += a*x[i] for i < n; dotAVX512 returns Σ x[i]*y[i].
-// (gemm_gen_amd64.s)
+// axpyAVX512 and axpyAVX2 set y[i] += a*x[i] for i < n; dotAVX512 and
+// dotAVX2 return Σ x[i]*y[i]. (gemm_gen_amd64.s)
 //
 //go:noescape
 func axpyAVX512(n int, a float32, x, y *float32)
@@ -13,25 +13,45 @@ func axpyAVX512(n int, a float32, x, y *float32)
 //go:noescape
 func dotAVX512(n int, x, y *float32) float32
 
-var haveVectorAsm = cpu.X86.HasAVX512F
+//go:noescape
+func axpyAVX2(n int, a float32, x, y *float32)
 
-// axpy32 sets y[i] += a*x[i], in AVX-512 where the CPU has it.
+//go:noescape
+func dotAVX2(n int, x, y *float32) float32
+
+var (
+	haveVectorAsm  = cpu.X86.HasAVX512F
+	haveVectorAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+)
+
+// axpy32 sets y[i] += a*x[i], in AVX-512 or AVX2 where the CPU has it.
 func axpy32(a float32, x, y []float32) {
 	y = y[:len(x)]
-	if haveVectorAsm && len(x) >= 8 {
-		axpyAVX512(len(x), a, &x[0], &y[0])
-		return
+	if len(x) >= 8 {
+		switch {
+		case haveVectorAsm:
+			axpyAVX512(len(x), a, &x[0], &y[0])
+			return
+		case haveVectorAVX2:
+			axpyAVX2(len(x), a, &x[0], &y[0])
+			return
+		}
 	}
 	for i, v := range x {
 		y[i] += a * v
 	}
 }
 
-// dot32 returns Σ x[i]*y[i], in AVX-512 where the CPU has it.
+// dot32 returns Σ x[i]*y[i], in AVX-512 or AVX2 where the CPU has it.
 func dot32(x, y []float32) float32 {
 	y = y[:len(x)]
-	if haveVectorAsm && len(x) >= 8 {
-		return dotAVX512(len(x), &x[0], &y[0])
+	if len(x) >= 8 {
+		switch {
+		case haveVectorAsm:
+			return dotAVX512(len(x), &x[0], &y[0])
+		case haveVectorAVX2:
+			return dotAVX2(len(x), &x[0], &y[0])
+		}
 	}
 	var s float32
 	for i, v := range x {

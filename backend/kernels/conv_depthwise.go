@@ -1,0 +1,198 @@
+package kernels
+
+// Depthwise convolutions (MobileNet's and EfficientNet's) on padded planes.
+// The input plane is copied once into a zero-bordered buffer, split by
+// stride into phases (phase (a, b) holds the padded rows a, a+StrideH, ...
+// and columns b, b+StrideW, ...; stride 1 has one phase, the padded plane),
+// each wq = ⌈Wp/StrideW⌉ wide. The output is computed in rows of the same
+// width (the last wq-OutW values of each row are not wanted). A filter tap
+// (kh, kw) is then one phase shifted by a constant, so each tap is one axpy
+// or dot over the whole plane instead of one per output row, or a scalar
+// loop for strides above 1: on the 7×7 and 14×14 maps of these networks the
+// per-row calls were most of the work.
+//
+// The gradients take zeros where the unwanted values sit. An infinite input
+// value can therefore turn the weight gradient of a tap that never reads it
+// into NaN (0·Inf); a run with infinite activations has diverged anyway.
+
+// depthwisePadded is the phase layout of a depthwise convolution's planes.
+type depthwisePadded struct {
+	wq, hq int // a phase's width and height
+	phase  int // values per phase: wq·hq
+	span   int // values an output plane covers in rows of wq: (OutH-1)·wq+OutW
+}
+
+// paddedLayout returns the phase layout of p's planes.
+func (p Conv2DParams) paddedLayout() depthwisePadded {
+	wp, hp := p.PadLeft+p.W+p.PadRight, p.PadTop+p.H+p.PadBottom
+	wq, hq := (wp+p.StrideW-1)/p.StrideW, (hp+p.StrideH-1)/p.StrideH
+	return depthwisePadded{wq: wq, hq: hq, phase: wq * hq, span: (p.OutH-1)*wq + p.OutW}
+}
+
+// size is the length of the phase buffer.
+func (l depthwisePadded) size(p Conv2DParams) int { return p.StrideH * p.StrideW * l.phase }
+
+// tap returns the offset, in the phase buffer, of filter tap (kh, kw).
+func (l depthwisePadded) tap(p Conv2DParams, kh, kw int) int {
+	dh, dw := kh*p.DilH, kw*p.DilW
+	ph := (dh%p.StrideH)*p.StrideW + dw%p.StrideW
+	return ph*l.phase + dh/p.StrideH*l.wq + dw/p.StrideW
+}
+
+// padPlane copies the H×W plane x into the phase buffer xp, zeros around.
+func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
+	xp = xp[:l.size(p)]
+	if p.StrideH == 1 && p.StrideW == 1 {
+		wp := l.wq
+		clear(xp[:p.PadTop*wp])
+		for h := 0; h < p.H; h++ {
+			row := xp[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
+			clear(row[:p.PadLeft])
+			copy(row[p.PadLeft:], x[h*p.W:(h+1)*p.W])
+			clear(row[p.PadLeft+p.W:])
+		}
+		clear(xp[(p.PadTop+p.H)*wp:])
+		return
+	}
+	clear(xp)
+	for h := 0; h < p.H; h++ {
+		r := p.PadTop + h
+		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
+		for w, v := range x[h*p.W : (h+1)*p.W] {
+			c := p.PadLeft + w
+			xp[base+(c%p.StrideW)*l.phase+c/p.StrideW] = v
+		}
+	}
+}
+
+// unpadPlane adds nothing and copies the inner H×W values of the phase
+// buffer xp into the plane x: the inverse of padPlane.
+func unpadPlane[T Float](p Conv2DParams, l depthwisePadded, xp, x []T) {
+	for h := 0; h < p.H; h++ {
+		r := p.PadTop + h
+		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
+		row := x[h*p.W : (h+1)*p.W]
+		if p.StrideW == 1 {
+			copy(row, xp[base+p.PadLeft:])
+			continue
+		}
+		for w := range row {
+			c := p.PadLeft + w
+			row[w] = xp[base+(c%p.StrideW)*l.phase+c/p.StrideW]
+		}
+	}
+}
+
+// spreadPlane copies the OutH×OutW plane y into rows of width wq, zeros
+// between them (span values).
+func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
+	for oh := 0; oh < p.OutH; oh++ {
+		row := yq[oh*l.wq : min(l.span, (oh+1)*l.wq)]
+		copy(row, y[oh*p.OutW:(oh+1)*p.OutW])
+		clear(row[p.OutW:])
+	}
+}
+
+// depthwiseForward computes a depthwise convolution plane by plane: output
+// channel m reads input channel m/(M/C) through its KH×KW filter.
+func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T) {
+	l := p.paddedLayout()
+	mult := p.M / p.C
+	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	planes := p.N * p.M
+	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
+		xp := getBuf[T](l.size(p))
+		yq := getBuf[T](l.span)
+		defer putBuf(xp)
+		defer putBuf(yq)
+		lastInput := -1
+		for pl := lo; pl < hi; pl++ {
+			n, m := pl/p.M, pl%p.M
+			if in := n*p.C + m/mult; in != lastInput {
+				padPlane(p, l, x[in*HW:(in+1)*HW], xp)
+				lastInput = in
+			}
+			var b T
+			if bias != nil {
+				b = bias[m]
+			}
+			for i := range yq {
+				yq[i] = b
+			}
+			wm := w[m*KHW : (m+1)*KHW]
+			for kh := 0; kh < p.KH; kh++ {
+				for kw := 0; kw < p.KW; kw++ {
+					o := l.tap(p, kh, kw)
+					axpyT(wm[kh*p.KW+kw], xp[o:o+l.span], yq)
+				}
+			}
+			yp := y[pl*OHW : (pl+1)*OHW]
+			for oh := 0; oh < p.OutH; oh++ {
+				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
+			}
+		}
+	})
+}
+
+// depthwiseBackwardData computes dx plane by plane: input channel c gathers
+// the gradients of its M/C output channels through their filters.
+func depthwiseBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
+	l := p.paddedLayout()
+	mult := p.M / p.C
+	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, mult*OHW*KHW), func(_, lo, hi int) {
+		dxp := getBuf[T](l.size(p))
+		dyq := getBuf[T](l.span)
+		defer putBuf(dxp)
+		defer putBuf(dyq)
+		for pl := lo; pl < hi; pl++ {
+			n, c := pl/p.C, pl%p.C
+			clear(dxp)
+			for j := 0; j < mult; j++ {
+				m := c*mult + j
+				spreadPlane(p, l, dy[(n*p.M+m)*OHW:(n*p.M+m+1)*OHW], dyq)
+				wm := w[m*KHW : (m+1)*KHW]
+				for kh := 0; kh < p.KH; kh++ {
+					for kw := 0; kw < p.KW; kw++ {
+						o := l.tap(p, kh, kw)
+						axpyT(wm[kh*p.KW+kw], dyq, dxp[o:o+l.span])
+					}
+				}
+			}
+			unpadPlane(p, l, dxp, dx[pl*HW:(pl+1)*HW])
+		}
+	})
+}
+
+// depthwiseBackwardWeight computes dw filter by filter, summing over the
+// batch in order (deterministically).
+func depthwiseBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
+	l := p.paddedLayout()
+	mult := p.M / p.C
+	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	parallelFor(p.M, workers(p.M, p.N*OHW*KHW), func(_, lo, hi int) {
+		xp := getBuf[T](l.size(p))
+		dyq := getBuf[T](l.span)
+		sums := make([]float64, KHW)
+		defer putBuf(xp)
+		defer putBuf(dyq)
+		for m := lo; m < hi; m++ {
+			c := m / mult
+			clear(sums)
+			for n := 0; n < p.N; n++ {
+				padPlane(p, l, x[(n*p.C+c)*HW:(n*p.C+c+1)*HW], xp)
+				spreadPlane(p, l, dy[(n*p.M+m)*OHW:(n*p.M+m+1)*OHW], dyq)
+				for kh := 0; kh < p.KH; kh++ {
+					for kw := 0; kw < p.KW; kw++ {
+						o := l.tap(p, kh, kw)
+						sums[kh*p.KW+kw] += float64(dotT(dyq, xp[o:o+l.span]))
+					}
+				}
+			}
+			for i, s := range sums {
+				dw[m*KHW+i] = T(s)
+			}
+		}
+	})
+}

@@ -1,0 +1,19 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// vectorVariants lists the assembly axpy and dot loops this CPU runs, for TestVectorOps.
+func vectorVariants() []vectorVariant {
+	var vs []vectorVariant
+	if haveVectorAsm {
+		vs = append(vs, vectorVariant{"avx512",
+			func(a float32, x, y []float32) { axpyAVX512(len(x), a, &x[0], &y[0]) },
+			func(x, y []float32) float32 { return dotAVX512(len(x), &x[0], &y[0]) }})
+	}
+	if haveVectorAVX2 {
+		vs = append(vs, vectorVariant{"avx2",
+			func(a float32, x, y []float32) { axpyAVX2(len(x), a, &x[0], &y[0]) },
+			func(x, y []float32) float32 { return dotAVX2(len(x), &x[0], &y[0]) }})
+	}
+	return vs
+}
