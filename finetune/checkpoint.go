@@ -1,14 +1,17 @@
 package finetune
 
 import (
+	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"toolkit/finetune/optim"
 	"toolkit/internal/atomicfile"
@@ -32,7 +35,43 @@ const (
 // Version 3: optimizer.gob is a header (the groups, their optimizers and parameters)
 // followed by one value per parameter, so that neither writing nor reading holds a
 // second copy of all the optimizer state in memory.
-const checkpointVersion = 3
+// Version 4: the per-parameter values are paramStateFile, the float32 state as raw
+// little-endian bytes: gob's encoding of a []float32 value by value took 1.6 s for
+// VGG19's Adam state, a tenth of an epoch on one core.
+const checkpointVersion = 4
+
+// paramStateFile is an optim.ParamState as optimizer.gob holds it.
+type paramStateFile struct {
+	Step                             int64
+	MomentumBuffer, ExpAvg, ExpAvgSq []byte // float32, little-endian
+}
+
+// float32Bytes appends the little-endian bytes of f to buf[:0].
+func float32Bytes(buf []byte, f []float32) []byte {
+	if f == nil {
+		return nil
+	}
+	buf = buf[:0]
+	for _, v := range f {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	return buf
+}
+
+// bytesFloat32 is the inverse of float32Bytes.
+func bytesFloat32(b []byte, what string) ([]float32, error) {
+	if b == nil {
+		return nil, nil
+	}
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%s: %d bytes, not a whole number of float32 values", what, len(b))
+	}
+	f := make([]float32, len(b)/4)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return f, nil
+}
 
 // optimHeader is the first value of optimizer.gob: each group's optimizer without its
 // per-parameter state, which follows, one ParamState per name, in this order.
@@ -158,9 +197,12 @@ func (t *Trainer) writeOptimizers(f *os.File, states map[string]*optim.State) er
 	if err := enc.Encode(h); err != nil {
 		return err
 	}
+	var b1, b2, b3 []byte // reused from parameter to parameter
 	for _, g := range h.Groups {
 		for _, name := range g.Params {
-			if err := enc.Encode(states[g.Name].Params[name]); err != nil {
+			ps := states[g.Name].Params[name]
+			b1, b2, b3 = float32Bytes(b1, ps.MomentumBuffer), float32Bytes(b2, ps.ExpAvg), float32Bytes(b3, ps.ExpAvgSq)
+			if err := enc.Encode(paramStateFile{Step: ps.Step, MomentumBuffer: b1, ExpAvg: b2, ExpAvgSq: b3}); err != nil {
 				return err
 			}
 		}
@@ -179,9 +221,21 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 	for _, g := range h.Groups {
 		st := &optim.State{Optimizer: g.Optimizer, Hyper: g.Hyper, Params: map[string]optim.ParamState{}}
 		for _, name := range g.Params {
-			var ps optim.ParamState
-			if err := dec.Decode(&ps); err != nil {
+			var pf paramStateFile
+			if err := dec.Decode(&pf); err != nil {
 				return nil, fmt.Errorf("group %s, parameter %s: %w", g.Name, name, err)
+			}
+			ps := optim.ParamState{Step: pf.Step}
+			var err error
+			what := "group " + g.Name + ", parameter " + name
+			if ps.MomentumBuffer, err = bytesFloat32(pf.MomentumBuffer, what+", momentum"); err != nil {
+				return nil, err
+			}
+			if ps.ExpAvg, err = bytesFloat32(pf.ExpAvg, what+", exp_avg"); err != nil {
+				return nil, err
+			}
+			if ps.ExpAvgSq, err = bytesFloat32(pf.ExpAvgSq, what+", exp_avg_sq"); err != nil {
+				return nil, err
 			}
 			st.Params[name] = ps
 		}
@@ -199,12 +253,16 @@ func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := onnx.Write(filepath.Join(tmp, checkpointWeights), t.exportIR(s.params)); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := writeFileWith(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
+	// The two large files are written side by side, one per core: training waits for
+	// the checkpoint, and each file is a single-threaded encoding.
+	var weightsErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { weightsErr = onnx.Write(filepath.Join(tmp, checkpointWeights), t.exportIR(s.params)) })
+	optimErr := writeFileWith(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
 		return t.writeOptimizers(f, s.optims)
-	}); err != nil {
+	})
+	wg.Wait()
+	if err := errors.Join(weightsErr, optimErr); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	state := checkpointFile{Version: checkpointVersion, Progress: s.progress, Stages: s.stages, Log: s.log, Hooks: s.hooks}
