@@ -18,6 +18,9 @@ type conv[T float] struct {
 	// dzValid says that the output gradient has been masked by the Relu's derivative
 	// in this run (by the first backward call after the forward pass).
 	dzValid bool
+	// filters keeps what the kernels derive from W alone from run to run, when the
+	// program does not train W (nil when it does).
+	filters *kernels.FilterCache
 }
 
 func newConv[T float](c *opContext) (*opKernels[T], error) {
@@ -48,7 +51,11 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	ks := &opKernels[T]{outputs: []kernel[T]{&conv[T]{p: p, relu: c.fuseRelu}}, data: []int{0, 1}}
+	k := &conv[T]{p: p, relu: c.fuseRelu}
+	if !c.trained(1) {
+		k.filters = new(kernels.FilterCache)
+	}
+	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
 	if c.has(2) {
 		if b := c.in[2]; len(b) != 1 || b[0] != p.M {
 			return nil, c.errorf("bias has shape %v, want [%d]", b, p.M)
@@ -63,12 +70,8 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	if len(ins) > 2 {
 		bias = ins[2]
 	}
-	if k.relu {
-		kernels.Conv2DForwardRelu(k.p, ins[0], ins[1], bias, out)
-		k.dzValid = false
-		return nil
-	}
-	kernels.Conv2DForward(k.p, ins[0], ins[1], bias, out)
+	kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+	k.dzValid = false
 	return nil
 }
 

@@ -478,7 +478,14 @@ func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
 // multiplied by the weight with [Gemm]. Each step runs on every core: the
 // unfolding split by channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForward", p, x, w, bias, y, false)
+	conv2DForward("Conv2DForward", p, x, w, bias, y, false, nil)
+}
+
+// Conv2DForwardCached is Conv2DForward (with relu, Conv2DForwardRelu) that
+// keeps what it derives from the weights alone in cache from call to call
+// while they stay the same (see [FilterCache]).
+func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, relu bool) {
+	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, relu, cache)
 }
 
 // Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
@@ -486,10 +493,10 @@ func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 // micro-kernel applies the Relu as it stores the output (no second pass
 // over y); elsewhere it is Conv2DForward followed by [ReluForward].
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, true)
+	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, true, nil)
 }
 
-func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu bool) {
+func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu bool, cache *FilterCache) {
 	p = p.mustValid(name)
 	need(name, "x", x, p.XLen())
 	need(name, "w", w, p.WLen())
@@ -502,7 +509,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.winogradOn(kern) {
-		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), relu)
+		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), relu, cache)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
@@ -551,7 +558,7 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	}
 	if q, ok := p.flipped(); ok {
 		if kern := packedKernel[T](); kern != nil && q.winogradOn(kern) {
-			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), false)
+			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), false, nil)
 			return
 		}
 		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) {

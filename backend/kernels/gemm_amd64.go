@@ -18,7 +18,7 @@ var (
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
-		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherGo,
+		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherAVX2,
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2,
@@ -215,6 +215,39 @@ func packB16Asm(kc int, src *float32, ldb int, dst *float32)
 //
 //go:noescape
 func packA6TAsm(kc int, src *float32, lda int, dst *float32)
+
+// packTrans6Asm interleaves six rows of 4·kc4 consecutive values, ld
+// apart in src, into a 6-wide panel: dst[p*6+i] = src[i*ld+p].
+// (gemm_gen_amd64.s)
+//
+//go:noescape
+func packTrans6Asm(kc4 int, src *float32, ld int, dst *float32)
+
+// packGatherAVX2 packs the AVX2 kernel's 6-row panels of a transposed A
+// (six evenly spaced rows, consecutive k) with the assembly interleave, four
+// k at a time, and everything else with the portable gather.
+func packGatherAVX2(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	kc := len(koff)
+	if w != 6 || n != 6 || kc < 4 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) || !evenlySpaced(lane[:6]) {
+		packGatherGo(w, src, koff, lane, n, dst)
+		return
+	}
+	ld := int(lane[1] - lane[0])
+	base := int(koff[0] + lane[0])
+	if ld < 0 {
+		packGatherGo(w, src, koff, lane, n, dst)
+		return
+	}
+	_ = src[base+5*ld+kc-1]
+	_ = dst[kc*6-1]
+	k4 := kc &^ 3
+	packTrans6Asm(k4/4, &src[base], ld, &dst[0])
+	for p := k4; p < kc; p++ {
+		for i := range 6 {
+			dst[p*6+i] = src[base+i*ld+p]
+		}
+	}
+}
 
 // packCopyAVX2 uses the AVX2 panel copies where the offsets are evenly
 // spaced (a plain matrix), else the portable copy.

@@ -1987,6 +1987,54 @@ pa6loop:
 	JNZ     pa6loop
 	RET
 
+// func packTrans6Asm(kc4 int, src *float32, ld int, dst *float32)
+//
+// dst[p*6+i] = src[i*ld+p] for p < 4*kc4, i < 6: six rows of consecutive
+// values interleaved into a panel (a transposed A). Four values of each row
+// at a time: a 4×4 transpose of rows 0-3 and the pairs of rows 4-5.
+TEXT ·packTrans6Asm(SB), NOSPLIT, $0-32
+	MOVQ kc4+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+	LEAQ (SI)(R8*1), AX
+	LEAQ (AX)(R8*1), BX
+	LEAQ (BX)(R8*1), DX
+	LEAQ (DX)(R8*1), R9
+	LEAQ (R9)(R8*1), R10
+	XORQ R11, R11
+pt6loop:
+	VMOVUPS (SI)(R11*1), X0
+	VMOVUPS (AX)(R11*1), X1
+	VMOVUPS (BX)(R11*1), X2
+	VMOVUPS (DX)(R11*1), X3
+	VMOVUPS (R9)(R11*1), X4
+	VMOVUPS (R10)(R11*1), X5
+	VUNPCKLPS X1, X0, X6
+	VUNPCKHPS X1, X0, X7
+	VUNPCKLPS X3, X2, X8
+	VUNPCKHPS X3, X2, X9
+	VUNPCKLPS X5, X4, X10
+	VUNPCKHPS X5, X4, X11
+	VMOVLHPS X8, X6, X12
+	VMOVHLPS X6, X8, X13
+	VMOVLHPS X9, X7, X14
+	VMOVHLPS X7, X9, X15
+	VMOVUPS X12, (DI)
+	VMOVQ   X10, 16(DI)
+	VMOVUPS X13, 24(DI)
+	VMOVHPS X10, 40(DI)
+	VMOVUPS X14, 48(DI)
+	VMOVQ   X11, 64(DI)
+	VMOVUPS X15, 72(DI)
+	VMOVHPS X11, 88(DI)
+	ADDQ $16, R11
+	ADDQ $96, DI
+	DECQ CX
+	JNZ  pt6loop
+	RET
+
 // func axpyAVX512(n int, a float32, x, y *float32)
 //
 // y[i] += a*x[i] for i < n (fused multiply-adds), 64 at a time, then 16,

@@ -1,0 +1,64 @@
+package kernels
+
+import (
+	"math"
+	"testing"
+)
+
+// TestFilterCache checks Conv2DForwardCached against Conv2DForward on every
+// implementation: the same bits on the first call, on a second call served
+// from the cache, after one weight changes in place (the fingerprint must
+// notice), and with the Relu; and that a Winograd geometry does fill the
+// cache where the implementation has Winograd.
+func TestFilterCache(t *testing.T) {
+	p := Conv2DParams{N: 2, C: 16, H: 12, W: 14, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
+	rng := newRNG(31)
+	x, w, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
+	forEachImplementation(t, func(t *testing.T) {
+		var cache FilterCache
+		check := func(what string, relu bool) {
+			t.Helper()
+			want, got := make([]float32, p.YLen()), make([]float32, p.YLen())
+			if relu {
+				Conv2DForwardRelu(p, x, w, bias, want)
+			} else {
+				Conv2DForward(p, x, w, bias, want)
+			}
+			Conv2DForwardCached(&cache, p, x, w, bias, got, relu)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s: y[%d] = %v, uncached %v", what, i, got[i], want[i])
+				}
+			}
+		}
+		check("first call", false)
+		if kern := packedKernel[float32](); kern != nil && p.norm().winogradOn(kern) && cache.u == nil {
+			t.Fatalf("a Winograd convolution left the cache empty")
+		}
+		check("second call (cached)", false)
+		check("with Relu", true)
+		old := w[p.WLen()/2]
+		w[p.WLen()/2] = old + 0.5
+		check("after a weight changed", false)
+		w[p.WLen()/2] = old
+		check("after it changed back", true)
+	})
+}
+
+// TestFingerprint checks that the fingerprint changes with any single value,
+// at every position of the four lanes and the tail.
+func TestFingerprint(t *testing.T) {
+	w := to32(randn(newRNG(5), 37))
+	base := fingerprint(w)
+	for i := range w {
+		old := w[i]
+		w[i] = math.Nextafter32(old, float32(math.Inf(1)))
+		if fingerprint(w) == base {
+			t.Errorf("changing w[%d] by one ulp leaves the fingerprint", i)
+		}
+		w[i] = old
+	}
+	if fingerprint(w[:36]) == base {
+		t.Errorf("dropping the last value leaves the fingerprint")
+	}
+}
