@@ -18,7 +18,7 @@
 // activations do). Temporary buffers (im2col columns, packed GEMM panels,
 // gathered gradients) come from the package's scratch free lists; nothing
 // else is allocated in the hot loops, and the free lists are the only global
-// mutable state.
+// mutable state (a [FilterCache] is the caller's).
 //
 // Each backward pass is split into one function per input (for example
 // [Conv2DBackwardData], [Conv2DBackwardWeight] and [Conv2DBackwardBias]) so
@@ -34,10 +34,11 @@
 //   - Matrix products: [Gemm] (BLAS-style), [GemmOpForward] and its
 //     backward functions (the ONNX Gemm operator), [MatMul] (ONNX MatMul,
 //     batch broadcasting and 1-D promotion).
-//   - Convolution: [Conv2DForward] (and [Conv2DForwardRelu]),
-//     [Conv2DBackwardData], [Conv2DBackwardWeight], [Conv2DBackwardBias],
-//     with [Conv2DParams] (groups and depthwise included); [Im2Col] and
-//     [Col2Im].
+//   - Convolution: [Conv2DForward] (and [Conv2DForwardRelu]; with
+//     [Conv2DForwardCached], a [FilterCache] keeps the Winograd transform of
+//     weights that do not change from call to call), [Conv2DBackwardData],
+//     [Conv2DBackwardWeight], [Conv2DBackwardBias], with [Conv2DParams]
+//     (groups and depthwise included); [Im2Col] and [Col2Im].
 //   - Pooling: [MaxPool2DForward] (with argmax) and [AvgPool2DForward] with
 //     [Pool2DParams] and [PoolOutSize]; [GlobalAvgPoolForward],
 //     [GlobalMaxPoolForward]; and their backward functions.
