@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,15 +45,12 @@ type paramStateFile struct {
 	MomentumBuffer, ExpAvg, ExpAvgSq []byte // float32, little-endian
 }
 
-// float32Bytes appends the little-endian bytes of f to buf[:0].
+// float32Bytes puts the little-endian bytes of f into buf[:0] (nil for nil f).
 func float32Bytes(buf []byte, f []float32) []byte {
 	if f == nil {
 		return nil
 	}
-	buf = buf[:0]
-	for _, v := range f {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-	}
+	buf, _ = binary.Append(buf[:0], binary.LittleEndian, f) // a []float32 cannot fail
 	return buf
 }
 
@@ -67,8 +63,8 @@ func bytesFloat32(b []byte, what string) ([]float32, error) {
 		return nil, fmt.Errorf("%s: %d bytes, not a whole number of float32 values", what, len(b))
 	}
 	f := make([]float32, len(b)/4)
-	for i := range f {
-		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	if _, err := binary.Decode(b, binary.LittleEndian, f); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return f, nil
 }

@@ -43,16 +43,12 @@ func ReluBackward[T Float](x, dy, dx []T) {
 	})
 }
 
-// reluMask32 sets dx[i] = dy[i] where x[i] > 0, else 0, without branches:
-// an int32 view t of x[i] is positive exactly for x > 0 and for positive
-// NaNs (t > 0x7f800000), which the second mask removes.
+// reluMask32 sets dx[i] = dy[i] where x[i] > 0, else 0, without branches
+// (positiveMask).
 func reluMask32(x, dy, dx []float32) {
 	dy, dx = dy[:len(x)], dx[:len(x)]
 	for i, v := range x {
-		t := int32(math.Float32bits(v))
-		m := ((-t) &^ t) >> 31 // all ones where t > 0
-		m &^= (0x7f800000 - t) >> 31
-		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & uint32(m))
+		dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & positiveMask(v))
 	}
 }
 

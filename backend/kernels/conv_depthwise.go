@@ -42,16 +42,8 @@ func (l depthwisePadded) tap(p Conv2DParams, kh, kw int) int {
 // padPlane copies the H×W plane x into the phase buffer xp, zeros around.
 func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 	xp = xp[:l.size(p)]
-	if p.StrideH == 1 && p.StrideW == 1 {
-		wp := l.wq
-		clear(xp[:p.PadTop*wp])
-		for h := 0; h < p.H; h++ {
-			row := xp[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
-			clear(row[:p.PadLeft])
-			copy(row[p.PadLeft:], x[h*p.W:(h+1)*p.W])
-			clear(row[p.PadLeft+p.W:])
-		}
-		clear(xp[(p.PadTop+p.H)*wp:])
+	if p.StrideH == 1 && p.StrideW == 1 { // one phase: the padded plane
+		padOnePlane(p, x, xp)
 		return
 	}
 	clear(xp)

@@ -88,24 +88,30 @@ func padImage(p Conv2DParams, x, xp []float32, n, nw int) {
 }
 
 func padPlanes(p Conv2DParams, x, xp []float32, n0, g, nw int) {
-	hp, wp, plane := p.paddedDims()
+	_, _, plane := p.paddedDims()
 	xs := p.C * p.H * p.W
 	units := g * p.C
 	parallelFor(units, min(nw, workers(units, plane/4)), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			i, c := u/p.C, u%p.C
 			src := x[(n0+i)*xs+c*p.H*p.W : (n0+i)*xs+(c+1)*p.H*p.W]
-			dst := xp[u*plane : (u+1)*plane]
-			clear(dst[:p.PadTop*wp])
-			for h := 0; h < p.H; h++ {
-				row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
-				clear(row[:p.PadLeft])
-				copy(row[p.PadLeft:], src[h*p.W:(h+1)*p.W])
-				clear(row[p.PadLeft+p.W:])
-			}
-			clear(dst[(p.PadTop+p.H)*wp : hp*wp])
+			padOnePlane(p, src, xp[u*plane:(u+1)*plane])
 		}
 	})
+}
+
+// padOnePlane copies the H×W plane src into dst, hp×wp (p.paddedDims), with
+// a zero border.
+func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
+	hp, wp, _ := p.paddedDims()
+	clear(dst[:p.PadTop*wp])
+	for h := 0; h < p.H; h++ {
+		row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
+		clear(row[:p.PadLeft])
+		copy(row[p.PadLeft:], src[h*p.W:(h+1)*p.W])
+		clear(row[p.PadLeft+p.W:])
+	}
+	clear(dst[(p.PadTop+p.H)*wp : hp*wp])
 }
 
 // convForwardFast is Conv2DForward on the packed GEMM where

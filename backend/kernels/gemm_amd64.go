@@ -228,16 +228,12 @@ func packTrans6Asm(kc4 int, src *float32, ld int, dst *float32)
 // k at a time, and everything else with the portable gather.
 func packGatherAVX2(w int, src []float32, koff, lane []int32, n int, dst []float32) {
 	kc := len(koff)
-	if w != 6 || n != 6 || kc < 4 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) || !evenlySpaced(lane[:6]) {
+	if w != 6 || n != 6 || kc < 4 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) ||
+		!evenlySpaced(lane[:6]) || lane[1] < lane[0] {
 		packGatherGo(w, src, koff, lane, n, dst)
 		return
 	}
-	ld := int(lane[1] - lane[0])
-	base := int(koff[0] + lane[0])
-	if ld < 0 {
-		packGatherGo(w, src, koff, lane, n, dst)
-		return
-	}
+	ld, base := int(lane[1]-lane[0]), int(koff[0]+lane[0])
 	_ = src[base+5*ld+kc-1]
 	_ = dst[kc*6-1]
 	k4 := kc &^ 3

@@ -320,7 +320,9 @@ func unaryMasked32(u Unary, x, dy, dx []float32) bool {
 	return true
 }
 
-// positiveMask is all ones where v > 0 (+Inf included, NaN not), else 0.
+// positiveMask is all ones where v > 0 (+Inf included, NaN not), else 0: an
+// int32 view t of v is positive exactly for v > 0 and for positive NaNs
+// (t > 0x7f800000), which the second mask removes.
 func positiveMask(v float32) uint32 {
 	t := int32(math.Float32bits(v))
 	m := ((-t) &^ t) >> 31

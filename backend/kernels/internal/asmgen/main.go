@@ -697,7 +697,10 @@ pt6loop:
 }
 
 // vectorOps emits the AVX-512 and AVX2 vector loops of the depthwise
-// convolutions: axpy (y[i] += a·x[i]) and dot (Σ x[i]·y[i]).
+// convolutions: axpy (y[i] += a·x[i]) and dot (Σ x[i]·y[i]). The two widths
+// share their main loops (four vectors at a time, then one, vectorLoops);
+// their remainders differ (masked loads on AVX-512, one value at a time on
+// AVX2).
 func vectorOps(w *asm) {
 	w.p(`// func axpyAVX512(n int, a float32, x, y *float32)
 //
@@ -707,37 +710,20 @@ TEXT ·axpyAVX512(SB), NOSPLIT, $0-32
 	MOVQ n+0(FP), CX
 	VBROADCASTSS a+8(FP), Z0
 	MOVQ x+16(FP), SI
-	MOVQ y+24(FP), DI
-axpy512_64:
-	CMPQ CX, $64
-	JL   axpy512_16
-	VMOVUPS (SI), Z1
-	VMOVUPS 64(SI), Z2
-	VMOVUPS 128(SI), Z3
-	VMOVUPS 192(SI), Z4
-	VFMADD213PS (DI), Z0, Z1
-	VFMADD213PS 64(DI), Z0, Z2
-	VFMADD213PS 128(DI), Z0, Z3
-	VFMADD213PS 192(DI), Z0, Z4
-	VMOVUPS Z1, (DI)
-	VMOVUPS Z2, 64(DI)
-	VMOVUPS Z3, 128(DI)
-	VMOVUPS Z4, 192(DI)
-	ADDQ $256, SI
-	ADDQ $256, DI
-	SUBQ $64, CX
-	JMP  axpy512_64
-axpy512_16:
-	CMPQ CX, $16
-	JL   axpy512_tail
-	VMOVUPS (SI), Z1
-	VFMADD213PS (DI), Z0, Z1
-	VMOVUPS Z1, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  axpy512_16
-axpy512_tail:
+	MOVQ y+24(FP), DI`)
+	vectorLoops(w, "axpy512", "Z", 16, "axpy512_tail")
+	w.p(`%s// func dotAVX512(n int, x, y *float32) float32
+//
+// Σ x[i]*y[i] for i < n, in four vector accumulators (64 at a time), then
+// one, then a masked remainder; the lanes are summed at the end.
+TEXT ·dotAVX512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3`, `axpy512_tail:
 	TESTQ CX, CX
 	JZ   axpy512_done
 	MOVL $1, AX
@@ -752,43 +738,9 @@ axpy512_done:
 	VZEROUPPER
 	RET
 
-// func dotAVX512(n int, x, y *float32) float32
-//
-// Σ x[i]*y[i] for i < n, in four vector accumulators (64 at a time), then
-// one, then a masked remainder; the lanes are summed at the end.
-TEXT ·dotAVX512(SB), NOSPLIT, $0-28
-	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-dot512_64:
-	CMPQ CX, $64
-	JL   dot512_16
-	VMOVUPS (SI), Z4
-	VMOVUPS 64(SI), Z5
-	VMOVUPS 128(SI), Z6
-	VMOVUPS 192(SI), Z7
-	VFMADD231PS (DI), Z4, Z0
-	VFMADD231PS 64(DI), Z5, Z1
-	VFMADD231PS 128(DI), Z6, Z2
-	VFMADD231PS 192(DI), Z7, Z3
-	ADDQ $256, SI
-	ADDQ $256, DI
-	SUBQ $64, CX
-	JMP  dot512_64
-dot512_16:
-	CMPQ CX, $16
-	JL   dot512_tail
-	VMOVUPS (SI), Z4
-	VFMADD231PS (DI), Z4, Z0
-	ADDQ $64, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  dot512_16
-dot512_tail:
+`)
+	vectorLoops(w, "dot512", "Z", 16, "dot512_tail")
+	w.p(`dot512_tail:
 	TESTQ CX, CX
 	JZ   dot512_sum
 	MOVL $1, AX
@@ -821,37 +773,20 @@ TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
 	MOVQ n+0(FP), CX
 	VBROADCASTSS a+8(FP), Y0
 	MOVQ x+16(FP), SI
-	MOVQ y+24(FP), DI
-axpy256_32:
-	CMPQ CX, $32
-	JL   axpy256_8
-	VMOVUPS (SI), Y1
-	VMOVUPS 32(SI), Y2
-	VMOVUPS 64(SI), Y3
-	VMOVUPS 96(SI), Y4
-	VFMADD213PS (DI), Y0, Y1
-	VFMADD213PS 32(DI), Y0, Y2
-	VFMADD213PS 64(DI), Y0, Y3
-	VFMADD213PS 96(DI), Y0, Y4
-	VMOVUPS Y1, (DI)
-	VMOVUPS Y2, 32(DI)
-	VMOVUPS Y3, 64(DI)
-	VMOVUPS Y4, 96(DI)
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	JMP  axpy256_32
-axpy256_8:
-	CMPQ CX, $8
-	JL   axpy256_tail
-	VMOVUPS (SI), Y1
-	VFMADD213PS (DI), Y0, Y1
-	VMOVUPS Y1, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  axpy256_8
-axpy256_tail:
+	MOVQ y+24(FP), DI`)
+	vectorLoops(w, "axpy256", "Y", 8, "axpy256_tail")
+	w.p(`%s// func dotAVX2(n int, x, y *float32) float32
+//
+// dotAVX512 on 8-lane vectors: four accumulators (32 at a time), then one,
+// then one by one into the lowest lane; the lanes are summed at the end.
+TEXT ·dotAVX2(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3`, `axpy256_tail:
 	TESTQ CX, CX
 	JZ   axpy256_done
 	VMOVSS (SI), X1
@@ -865,43 +800,9 @@ axpy256_done:
 	VZEROUPPER
 	RET
 
-// func dotAVX2(n int, x, y *float32) float32
-//
-// dotAVX512 on 8-lane vectors: four accumulators (32 at a time), then one,
-// then one by one into the lowest lane; the lanes are summed at the end.
-TEXT ·dotAVX2(SB), NOSPLIT, $0-28
-	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), DI
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-dot256_32:
-	CMPQ CX, $32
-	JL   dot256_8
-	VMOVUPS (SI), Y4
-	VMOVUPS 32(SI), Y5
-	VMOVUPS 64(SI), Y6
-	VMOVUPS 96(SI), Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	JMP  dot256_32
-dot256_8:
-	CMPQ CX, $8
-	JL   dot256_sum
-	VMOVUPS (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  dot256_8
-dot256_sum:
+`)
+	vectorLoops(w, "dot256", "Y", 8, "dot256_sum")
+	w.p(`dot256_sum:
 	VADDPS Y1, Y0, Y0
 	VADDPS Y3, Y2, Y2
 	VADDPS Y2, Y0, Y0
@@ -925,6 +826,51 @@ dot256_done:
 	VZEROUPPER
 	RET
 `)
+}
+
+// vectorLoops emits the main loops of axpy or dot (by the label prefix):
+// four vectors of lanes values at a time, then one, then a jump to next.
+// Registers: reg+"0" holds a (axpy) or the first accumulator (dot, whose
+// four accumulators are 0-3 and loads 4-7).
+func vectorLoops(w *asm, label, reg string, lanes int, next string) {
+	vb := 4 * lanes // bytes per vector
+	dot := strings.HasPrefix(label, "dot")
+	at := func(i int, base string) string {
+		if i == 0 {
+			return "(" + base + ")"
+		}
+		return fmt.Sprintf("%d(%s)", i*vb, base)
+	}
+	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
+	loop := func(name string, nvec int, after string) {
+		w.p("%s:", name)
+		w.p("\tCMPQ CX, $%d", nvec*lanes)
+		w.p("\tJL   %s", after)
+		if dot {
+			for i := 0; i < nvec; i++ {
+				w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			}
+			for i := 0; i < nvec; i++ {
+				w.p("\tVFMADD231PS %s, %s, %s", at(i, "DI"), r(4+i), r(i))
+			}
+		} else {
+			for i := 0; i < nvec; i++ {
+				w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(1+i))
+			}
+			for i := 0; i < nvec; i++ {
+				w.p("\tVFMADD213PS %s, %s, %s", at(i, "DI"), r(0), r(1+i))
+			}
+			for i := 0; i < nvec; i++ {
+				w.p("\tVMOVUPS %s, %s", r(1+i), at(i, "DI"))
+			}
+		}
+		w.p("\tADDQ $%d, SI", nvec*vb)
+		w.p("\tADDQ $%d, DI", nvec*vb)
+		w.p("\tSUBQ $%d, CX", nvec*lanes)
+		w.p("\tJMP  %s", name)
+	}
+	loop(fmt.Sprintf("%s_%d", label, 4*lanes), 4, fmt.Sprintf("%s_%d", label, lanes))
+	loop(fmt.Sprintf("%s_%d", label, lanes), 1, next)
 }
 
 // winograd emits the AVX-512 transforms of the Winograd F(2×2, 3×3)
