@@ -561,10 +561,11 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), false, nil)
 			return
 		}
-		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) {
-			wf, tab := flippedWeights(p, as32(w))
-			defer putInt32s(tab)
-			convForwardFast(kern, q, as32(dy), wf, nil, as32(dx), false)
+		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) && p.flipPays() {
+			wf := getBuf[float32](p.WLen())
+			defer putBuf(wf)
+			flipWeights(p, as32(w), wf, runtime.GOMAXPROCS(0))
+			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, as32(dx), false)
 			return
 		}
 	}

@@ -105,49 +105,75 @@ func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
 }
 
 // packTrans8 packs 8 rows with kc consecutive values each (kc a multiple
-// of 8): dst[p*8+i] = src[lane[i]+p]. (gemm_gen_amd64.s)
+// of 8) into 8 columns of a panel ld wide: dst[p*ld+i] = src[lane[i]+p].
+// (gemm_gen_amd64.s)
 //
 //go:noescape
-func packTrans8(kc int, src *float32, lane *int32, dst *float32)
+func packTrans8(kc int, src *float32, lane *int32, dst *float32, ld int)
+
+// packRuns packs a full panel w wide (a multiple of 8) whose k offsets run
+// consecutively for at least 8 steps at a time, eight lanes at a time
+// through packTrans8: the transposed A of a forward convolution, and the B
+// of a weight gradient, whose lanes are filter taps and whose k offsets
+// are a row of output positions. The steps outside such runs go to
+// gather(p, q), which packs koff[p:q] into dst[p*w:q*w].
+func packRuns(w int, src []float32, koff, lane []int32, dst []float32, gather func(p, q int)) {
+	kc := len(koff)
+	var ln [8]int32
+	p := 0
+	for p+8 <= kc {
+		o := koff[p]
+		if koff[p+7]-o != 7 || !evenlySpaced(koff[p:p+8]) {
+			q := p + 8
+			for q+8 <= kc && !(koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8])) {
+				q += 8
+			}
+			gather(p, q)
+			p = q
+			continue
+		}
+		q := p + 8
+		for q+8 <= kc && koff[q] == o+int32(q-p) && koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8]) {
+			q += 8
+		}
+		for g := 0; g < w; g += 8 {
+			for i := range ln {
+				ln[i] = lane[g+i] + o
+			}
+			packTrans8(q-p, &src[0], &ln[0], &dst[p*w+g], w)
+		}
+		p = q
+	}
+	if p < kc {
+		gather(p, kc)
+	}
+}
+
+// runsPay says whether packRuns suits a full panel: its first eight k
+// offsets are consecutive (the runs of a convolution's rows are all alike).
+func runsPay(w, n int, koff []int32) bool {
+	return w%8 == 0 && n == w && len(koff) >= 8 && koff[7]-koff[0] == 7 && evenlySpaced(koff[:8])
+}
 
 func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
 	kc := len(koff)
 	_ = dst[kc*w-1]
 	_ = lane[w-1]
-	if w == 8 && n == 8 && kc >= 8 {
-		// Runs of 8 consecutive k offsets go through the transpose.
-		p := 0
-		for p+8 <= kc {
-			o := koff[p]
-			if koff[p+7]-o != 7 || !evenlySpaced(koff[p:p+8]) {
-				packGather8(8, &src[0], &koff[p], &lane[0], 8, &dst[p*8])
-				p += 8
-				continue
-			}
-			q := p + 8
-			for q+8 <= kc && koff[q] == o+int32(q-p) && koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8]) {
-				q += 8
-			}
-			var ln [8]int32
-			for i := range ln {
-				ln[i] = lane[i] + o
-			}
-			packTrans8(q-p, &src[0], &ln[0], &dst[p*8])
-			p = q
+	gather := func(kc int, koff []int32, dst []float32) {
+		switch w {
+		case 32:
+			packGather32(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+		case 8:
+			packGather8(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+		default:
+			packGatherGo(w, src, koff, lane, n, dst)
 		}
-		if p < kc {
-			packGather8(kc-p, &src[0], &koff[p], &lane[0], 8, &dst[p*8])
-		}
+	}
+	if runsPay(w, n, koff) {
+		packRuns(w, src, koff, lane, dst, func(p, q int) { gather(q-p, koff[p:q], dst[p*w:q*w]) })
 		return
 	}
-	switch w {
-	case 32:
-		packGather32(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
-	case 8:
-		packGather8(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
-	default:
-		packGatherGo(w, src, koff, lane, n, dst)
-	}
+	gather(kc, koff, dst)
 }
 
 // sgemmKernel6x16 computes the 6×16 tile c[i*ldc+j] = alpha·Σ_p
@@ -223,11 +249,18 @@ func packA6TAsm(kc int, src *float32, lda int, dst *float32)
 //go:noescape
 func packTrans6Asm(kc4 int, src *float32, ld int, dst *float32)
 
-// packGatherAVX2 packs the AVX2 kernel's 6-row panels of a transposed A
-// (six evenly spaced rows, consecutive k) with the assembly interleave, four
-// k at a time, and everything else with the portable gather.
+// packGatherAVX2 packs 16-wide panels with runs of consecutive k offsets
+// through packRuns, the AVX2 kernel's 6-row panels of a transposed A (six
+// evenly spaced rows, consecutive k) with the assembly interleave, four k
+// at a time, and everything else with the portable gather.
 func packGatherAVX2(w int, src []float32, koff, lane []int32, n int, dst []float32) {
 	kc := len(koff)
+	if runsPay(w, n, koff) {
+		_ = dst[kc*w-1]
+		_ = lane[w-1]
+		packRuns(w, src, koff, lane, dst, func(p, q int) { packGatherGo(w, src, koff[p:q], lane, n, dst[p*w:q*w]) })
+		return
+	}
 	if w != 6 || n != 6 || kc < 4 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) ||
 		!evenlySpaced(lane[:6]) || lane[1] < lane[0] {
 		packGatherGo(w, src, koff, lane, n, dst)

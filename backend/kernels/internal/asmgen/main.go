@@ -395,21 +395,25 @@ TEXT ·%s(SB), NOSPLIT, $0-48
 	w.p("\tVZEROUPPER\n\tRET\n")
 }
 
-// packTrans8 emits packTrans8: dst[p*8+i] = src[lane[i]+p] for p < kc (a
+// packTrans8 emits packTrans8: dst[p*ld+i] = src[lane[i]+p] for p < kc (a
 // multiple of 8) and i < 8, eight columns at a time through an 8×8
-// transpose in registers: the packing of a row-major A (or of rows with
-// arbitrary starts), without gathers.
+// transpose in registers: the packing of a row-major A, or of eight lanes
+// of a wider panel whose k offsets run consecutively (a convolution's
+// taps over a row of positions), without gathers.
 func packTrans8(w *asm) {
-	w.p(`// func packTrans8(kc int, src *float32, lane *int32, dst *float32)
+	w.p(`// func packTrans8(kc int, src *float32, lane *int32, dst *float32, ld int)
 //
-// dst[p*8+i] = src[lane[i]+p] for p < kc and i < 8; kc is a multiple of 8.
-TEXT ·packTrans8(SB), NOSPLIT, $0-32
+// dst[p*ld+i] = src[lane[i]+p] for p < kc and i < 8; kc is a multiple of 8.
+TEXT ·packTrans8(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), CX
 	SHRQ $3, CX
 	JZ   pt8done
 	MOVQ src+8(FP), SI
 	MOVQ lane+16(FP), BX
 	MOVQ dst+24(FP), DI
+	MOVQ ld+32(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), DX
 	MOVLQSX 0(BX), R8
 	MOVLQSX 4(BX), R9
 	MOVLQSX 8(BX), R10
@@ -459,16 +463,17 @@ pt8loop:
 	VPERM2F128 $0x31, Y5, Y1, Y13
 	VPERM2F128 $0x31, Y6, Y2, Y14
 	VPERM2F128 $0x31, Y7, Y3, Y15
-	VMOVUPS Y8, 0(DI)
-	VMOVUPS Y9, 32(DI)
-	VMOVUPS Y10, 64(DI)
-	VMOVUPS Y11, 96(DI)
-	VMOVUPS Y12, 128(DI)
-	VMOVUPS Y13, 160(DI)
-	VMOVUPS Y14, 192(DI)
-	VMOVUPS Y15, 224(DI)
+	LEAQ (DI)(AX*4), BX
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(AX*1)
+	VMOVUPS Y10, (DI)(AX*2)
+	VMOVUPS Y11, (DI)(DX*1)
+	VMOVUPS Y12, (BX)
+	VMOVUPS Y13, (BX)(AX*1)
+	VMOVUPS Y14, (BX)(AX*2)
+	VMOVUPS Y15, (BX)(DX*1)
 	ADDQ $32, SI
-	ADDQ $256, DI
+	LEAQ (DI)(AX*8), DI
 	DECQ CX
 	JNZ  pt8loop
 	VZEROUPPER
