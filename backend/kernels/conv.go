@@ -658,13 +658,17 @@ func Conv2DBackwardBias[T Float](p Conv2DParams, dy, db []T) {
 	P := p.OutH * p.OutW
 	need(name, "dy", dy, p.N*p.M*P)
 	need(name, "db", db, p.M)
-	for m := 0; m < p.M; m++ {
-		var s float64
-		for n := 0; n < p.N; n++ {
-			s += sum(dy[(n*p.M+m)*P : (n*p.M+m+1)*P])
+	// Channels in parallel; each channel's sum runs in the same order
+	// whatever the split, so db does not depend on the number of cores.
+	parallelFor(p.M, workers(p.M, p.N*P), func(_, lo, hi int) {
+		for m := lo; m < hi; m++ {
+			var s float64
+			for n := 0; n < p.N; n++ {
+				s += sum(dy[(n*p.M+m)*P : (n*p.M+m+1)*P])
+			}
+			db[m] = T(s)
 		}
-		db[m] = T(s)
-	}
+	})
 }
 
 // sum adds s up in float64 with four accumulators.

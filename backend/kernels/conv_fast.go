@@ -296,12 +296,14 @@ func (p Conv2DParams) flipped() (Conv2DParams, bool) {
 // flipPays says whether p's data gradient should run as the flipped
 // convolution with its weights rewritten (flipWeights) rather than as wᵀ·dy
 // and col2im: the rewrite moves the M·C·KH·KW weights, col2im the
-// C·KH·KW·N·OutH·OutW columns, so the flip pays where the images hold more
-// output positions than p has filters. 1×1 filters never need col2im. On
-// VGG19's 2×2 maps at batch 16 the wᵀ·dy product took 2.6 ms to the flip's
-// 4.2; on 5×5 filters over 28×28 maps, 15 ms to the flip's 7.3 (Zen 4).
+// C·KH·KW·N·OutH·OutW columns twice (written by the product, read back), so
+// the flip pays where the images hold at least half as many output
+// positions as p has filters. 1×1 filters never need col2im. Zen 4, VGG19
+// at batch 16: on 2×2 maps wᵀ·dy took 2.6 ms to the flip's 4.2; on 4×4
+// maps the flip was 1.3 ms faster inside a training step; on 5×5 filters
+// over 28×28 maps the flip took 7.3 ms to wᵀ·dy's 15.
 func (p Conv2DParams) flipPays() bool {
-	return p.KH*p.KW > 1 && p.N*p.OutH*p.OutW >= p.M
+	return p.KH*p.KW > 1 && 2*p.N*p.OutH*p.OutW >= p.M
 }
 
 // reverse9 writes s reversed to d (a 3×3 filter turned by 180°).
