@@ -82,7 +82,13 @@ type Result struct {
 
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
 // (through the hooks) and returns ErrInterrupted.
-func (t *Trainer) Run(ctx context.Context) (*Result, error) {
+func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
+	// A checkpoint still syncing in the background is waited for on every way out.
+	defer func() {
+		if werr := t.waitCheckpoint(); werr != nil && err == nil {
+			res, err = nil, fmt.Errorf("run folder: %w", werr)
+		}
+	}()
 	for _, h := range t.hooks {
 		if h.Start != nil {
 			if err := h.Start(t); err != nil {
@@ -90,7 +96,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			}
 		}
 	}
-	err := t.runStages(ctx)
+	err = t.runStages(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = ErrInterrupted
 		for _, h := range t.hooks {
@@ -105,7 +111,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
+	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	if t.testLoader != nil {
 		if res.TestLoss, res.TestAcc, err = t.evaluate(ctx, t.testLoader); err != nil {
 			return nil, fmt.Errorf("test: %w", err)

@@ -129,7 +129,7 @@ func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
 			return fmt.Errorf("run folder: %w", err)
 		}
 	}
-	return t.SaveCheckpoint(r.path(RunCheckpoint))
+	return t.startCheckpoint(r.path(RunCheckpoint))
 }
 
 func (r *runFolder) interrupt(t *Trainer) error {
@@ -137,6 +137,9 @@ func (r *runFolder) interrupt(t *Trainer) error {
 }
 
 func (r *runFolder) end(t *Trainer, res *Result) error {
+	if err := t.waitCheckpoint(); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
 	if err := t.SaveModel(r.path(RunModel)); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}

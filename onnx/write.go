@@ -39,26 +39,30 @@ func Encode(m *Model) ([]byte, error) {
 // folder, syncs it and renames it over path, so path never holds a half-written model;
 // a new file gets mode 0666 less the umask, as os.Create gives.
 func Write(path string, m *Model) error {
-	if m == nil || m.Graph == nil {
-		return fmt.Errorf("%s: encode ONNX model: no graph", path)
-	}
-	mp, err := modelProto(m)
-	if err != nil {
-		return fmt.Errorf("%s: encode ONNX model: %w", path, err)
-	}
-	if size := mp.Size(); size > math.MaxInt32 {
-		return fmt.Errorf("%s: encode ONNX model: %d bytes is over protobuf's 2 GB limit", path, size)
-	}
-	if err := atomicfile.Write(path, func(f *os.File) error {
-		w := bufio.NewWriterSize(f, 1<<20)
-		if err := writeModelProto(w, mp); err != nil {
-			return err
-		}
-		return w.Flush()
-	}); err != nil {
+	if err := atomicfile.Write(path, func(f *os.File) error { return WriteTo(f, m) }); err != nil {
 		return fmt.Errorf("write ONNX model: %w", err)
 	}
 	return nil
+}
+
+// WriteTo writes m to w as an ONNX file, streaming the weights from where they are
+// (Encode's bytes, but for the order of fields; see writeModelProto).
+func WriteTo(w io.Writer, m *Model) error {
+	if m == nil || m.Graph == nil {
+		return errors.New("encode ONNX model: no graph")
+	}
+	mp, err := modelProto(m)
+	if err != nil {
+		return fmt.Errorf("encode ONNX model: %w", err)
+	}
+	if size := mp.Size(); size > math.MaxInt32 {
+		return fmt.Errorf("encode ONNX model: %d bytes is over protobuf's 2 GB limit", size)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := writeModelProto(bw, mp); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // writeModelProto writes mp in the protobuf wire format without marshalling it into
