@@ -49,6 +49,8 @@ type nodeOp[T float] struct {
 	// gradBuf[i], when set, supplies the gradient buffer of input i: a parameter's
 	// gradient lives in one buffer that every training program of the model shares.
 	gradBuf []func(n int) []T
+	// async runs the program's asynchronous gradients (asyncGradient).
+	async *asyncGroup
 }
 
 func dtypeOf[T float]() tensor.Dtype {
@@ -162,6 +164,14 @@ func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	if o, ok := g.op.k.(gradOverwriter); !ok || !o.overwritesGrad() {
 		clear(g.gin)
+	}
+	if a, ok := g.op.k.(asyncGradient[T]); ok && g.buf != nil && g.op.async != nil {
+		// A parameter's gradient, read by nothing in the program: it may run beside
+		// the rest of the backward pass (program.run waits for it).
+		if fn := a.asyncBackward(g.input, all[:n], all[n], all[n+1], g.gin); fn != nil {
+			g.op.async.goRun(g.String(), fn)
+			return valueOf(g.gin, shape), nil
+		}
 	}
 	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], g.gin); err != nil {
 		return nil, fmt.Errorf("%s: %w", g, err)

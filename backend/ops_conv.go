@@ -78,7 +78,20 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: the three convolution gradients overwrite their outputs.
 func (k *conv[T]) overwritesGrad() bool { return true }
 
-func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+// asyncBackward: the weight gradient runs beside the backward pass once the output
+// gradient is masked by the Relu's derivative (which the data and bias gradients read
+// too, so it is done first, here).
+func (k *conv[T]) asyncBackward(i int, ins [][]T, out, gout, gin []T) func() {
+	if i != 1 {
+		return nil
+	}
+	k.maskRelu(out, gout)
+	return func() { kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin) }
+}
+
+// maskRelu turns the gradient at a fused Relu's output into the one at the
+// convolution's, once per run.
+func (k *conv[T]) maskRelu(out, gout []T) {
 	if k.relu && !k.dzValid {
 		// The gradient at the Relu's output becomes the one at the convolution's, in
 		// place: the Relu output's only reader is this op (planFusions), so nothing else
@@ -86,6 +99,10 @@ func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		kernels.ReluBackward(out, gout, gout) // out > 0 exactly where the conv's output is
 		k.dzValid = true
 	}
+}
+
+func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	k.maskRelu(out, gout)
 	switch i {
 	case 0:
 		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)

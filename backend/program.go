@@ -68,6 +68,9 @@ type program[T float] struct {
 	grads    map[string]*gorgonia.Node
 	gradName []string
 	rngSrc   *rand.PCG
+	// async runs the gradients that go beside the backward pass (asyncGradient); run
+	// waits for them.
+	async *asyncGroup
 }
 
 // builder holds the state of one program build.
@@ -84,6 +87,7 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
+	async    *asyncGroup
 	// fusedRelu maps a Conv node to the Relu that is its output's only
 	// consumer: the pair is built as one op (the Relu applied as the
 	// convolution stores its output), and the Relu node is skipped.
@@ -204,6 +208,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		usedDiff: map[*gorgonia.Node]bool{},
 		wrt:      map[string]bool{},
 		rng:      rand.New(src),
+		async:    new(asyncGroup),
 	}
 	for _, name := range opts.Trainable {
 		if !m.trainable[name] {
@@ -214,7 +219,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		}
 		b.wrt[name] = true
 	}
-	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src}
+	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src, async: b.async}
 	addInput := func(name string, s []int) {
 		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(name))
 		b.nodes[name] = n
@@ -463,6 +468,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			outShape: c.out[o],
 			k:        k,
 			diff:     diff,
+			async:    b.async,
 		}
 		if !ks.allOutputs || len(ks.outputs) == 1 {
 			// Outputs that each send a gradient to the same input cannot share its buffer.
@@ -593,7 +599,13 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		return nil // everything is constant
 	}
 	p.vm.Reset()
-	if err := p.vm.RunAll(); err != nil {
+	err = p.vm.RunAll()
+	// The asynchronous gradients write into buffers the caller reads: every way out
+	// waits for them.
+	if aerr := p.async.wait(); err == nil && aerr != nil {
+		err = aerr
+	}
+	if err != nil {
 		return fmt.Errorf("running the program: %w", err)
 	}
 	return nil

@@ -38,10 +38,10 @@ type Trainer struct {
 	outputs int
 	// last is the last step's result; kept holds weights before a sampled update.
 	last *stepResult
+	kept map[string][]float32
 	// committing delivers the result of the checkpoint being synced in the background
 	// (startCheckpoint), or is nil.
 	committing chan error
-	kept       map[string][]float32
 	// stageSnap is the state at the start of the current stage, kept when repairing;
 	// runDir is the run folder (empty without the default hooks).
 	stageSnap *snapshot
