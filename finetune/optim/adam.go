@@ -3,6 +3,8 @@ package optim
 import (
 	"fmt"
 	"math"
+
+	"toolkit/backend/kernels"
 )
 
 // AdamConfig holds the hyperparameters of Adam and AdamW.
@@ -149,9 +151,10 @@ func (a *Adam) Step(params []Param, lr float64) error {
 		coefs[i] = c
 	}
 	ss, total := spans(params)
+	kernel := adamKernel()
 	forSpans(ss, total, func(_ int, sp span) {
 		p, s := params[sp.p], states[sp.p]
-		adamKernel(p.Value[sp.lo:sp.hi], p.Grad[sp.lo:sp.hi], s.m[sp.lo:sp.hi], s.v[sp.lo:sp.hi], &coefs[sp.p])
+		kernel(p.Value[sp.lo:sp.hi], p.Grad[sp.lo:sp.hi], s.m[sp.lo:sp.hi], s.v[sp.lo:sp.hi], &coefs[sp.p])
 	})
 	return nil
 }
@@ -162,9 +165,24 @@ type namedAdamKernel struct {
 	fn   func(p, g, m, v []float32, c *adamCoef)
 }
 
-// adamKernel is the fastest Adam update the CPU runs (AVX-512 or AVX2
-// assembly, else the Go loop), chosen once; all give the same bits.
-var adamKernel = adamKernels()[0].fn
+// adamKernelList is adamKernels, made once.
+var adamKernelList = adamKernels()
+
+// adamKernel returns the Adam update that goes with the convolution kernels in use
+// (kernels.Current): the AVX2 assembly beside the AVX2 micro-kernels
+// (TOOLKIT_KERNELS=avx2 on an AVX-512 CPU, what an AVX2-only machine runs), the Go
+// loop beside the portable ones, else the fastest the CPU runs. All give the same bits.
+func adamKernel() func(p, g, m, v []float32, c *adamCoef) {
+	switch cur := kernels.Current(); cur {
+	case "avx2", "go":
+		for _, k := range adamKernelList {
+			if k.name == cur {
+				return k.fn
+			}
+		}
+	}
+	return adamKernelList[0].fn
+}
 
 // adamKernelGo is the Adam update of one span of a parameter.
 func adamKernelGo(p, g, m, v []float32, c *adamCoef) {
