@@ -17,4 +17,8 @@
 // trained one cost no backward work. Programs run in inference mode (Dropout is the
 // identity, BatchNormalization uses running statistics) or training mode (inverted
 // dropout from a seeded generator, batch statistics with running-average updates).
+//
+// A program runs its ops in the tape's order, except the weight gradients of
+// convolutions whose weights no other op reads: those run on a goroutine beside the rest
+// of the backward pass (async.go), and a run returns only when they are done.
 package backend

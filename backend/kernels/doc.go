@@ -91,8 +91,11 @@
 // in place by the micro-kernel, no packing), the padding columns dropped
 // as the tiles are stored; other geometries gather their B operand from
 // padded copies of a group of images. The data gradient of a stride-1
-// convolution is the forward pass of the flipped convolution (no col2im),
-// and the weight gradient gathers the taps of the padded images. Without
+// convolution is the forward pass of the flipped convolution (its weights
+// rewritten once, no col2im) where the images hold at least half as many
+// output positions as the layer has filters, else wᵀ·dy and col2im
+// (flipPays); the weight gradient packs the taps of the padded images by
+// 8×8 register transposes of each row of positions (packRuns). Without
 // AVX-512 (no fast gathers) the im2col path stays, with the forward pass
 // on the padded grid where the AVX2 kernel reads B in place. A Conv
 // followed by a Relu is computed as one (the micro-kernel applies the Relu
