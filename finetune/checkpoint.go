@@ -125,6 +125,7 @@ func (t *Trainer) capture() (*snapshot, error) {
 
 // restore puts a captured state back.
 func (t *Trainer) restore(s *snapshot) error {
+	t.waitCheckpointFiles() // a checkpoint being written reads the state restore changes
 	// Everything is checked before anything changes, in a fixed order (the model's
 	// parameters, then the recipe's groups), so that the first mismatch reported is
 	// always the same.
@@ -174,18 +175,22 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	return t.waitCheckpoint()
 }
 
-// startCheckpoint writes the checkpoint's files and leaves it to a goroutine to make
-// them durable and put the folder in place of the previous checkpoint (commitSnapshot):
-// the disk's sync, a quarter to half a second for VGG19's 240 MB, then overlaps the
-// next epoch instead of leaving both cores idle. The files hold the state as it is
-// now, so the training may go on changing it. waitCheckpoint waits for the goroutine;
-// the next checkpoint, an interruption and the end of the run do.
+// startCheckpoint saves the trainer's state into dir on a goroutine: it writes the
+// checkpoint's files from the live weights and optimizer state (no copy of them in
+// memory), then makes them durable and puts the folder in place of the previous
+// checkpoint (commitSnapshot). The writing overlaps the next epoch's first forward and
+// backward pass, the sync (a quarter to half a second for VGG19's 240 MB) the rest of
+// it, instead of leaving both cores idle. Until waitCheckpointFiles returns nothing
+// may change the state: the step waits before its optimizer update (before its forward
+// pass when BatchNormalization updates running statistics there), restore before
+// putting a state back. waitCheckpoint waits for the whole save; the next checkpoint,
+// an interruption and the end of the run do.
 func (t *Trainer) startCheckpoint(dir string) error {
 	if err := t.waitCheckpoint(); err != nil {
 		return err
 	}
 	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-		stages: t.cfg.Stages, log: t.log}
+		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
 	for _, name := range t.model.ParamNames() {
 		s.params[name] = t.model.Param(name)
 	}
@@ -196,18 +201,36 @@ func (t *Trainer) startCheckpoint(dir string) error {
 	if s.hooks, err = t.hookStates(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := t.writeSnapshotFiles(dir+".tmp", s); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- commitSnapshot(dir) }()
-	t.committing = done
+	// What the writer reads of the trainer itself (the model's graph, the recipe's
+	// groups) does not change during training; the state it reads is s.
+	weights := t.exportIR(s.params)
+	groups := slices.Clone(t.groups)
+	written, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		err := writeSnapshotFiles(dir+".tmp", weights, groups, s)
+		close(written)
+		if err == nil {
+			err = commitSnapshot(dir)
+		}
+		done <- err
+	}()
+	t.checkpointReading, t.committing = written, done
 	return nil
 }
 
-// waitCheckpoint waits for the checkpoint startCheckpoint left to commit, if any, and
+// waitCheckpointFiles waits until the checkpoint being saved no longer reads the
+// trainer's state.
+func (t *Trainer) waitCheckpointFiles() {
+	if t.checkpointReading != nil {
+		<-t.checkpointReading
+		t.checkpointReading = nil
+	}
+}
+
+// waitCheckpoint waits for the checkpoint startCheckpoint is saving, if any, and
 // returns its error.
 func (t *Trainer) waitCheckpoint() error {
+	t.waitCheckpointFiles()
 	if t.committing == nil {
 		return nil
 	}
@@ -218,9 +241,9 @@ func (t *Trainer) waitCheckpoint() error {
 
 // writeOptimizers writes the optimizer states as optimHeader and then one ParamState per
 // parameter, in the recipe's group order.
-func (t *Trainer) writeOptimizers(f *os.File, states map[string]*optim.State) error {
+func writeOptimizers(f *os.File, groups []Group, states map[string]*optim.State) error {
 	var h optimHeader
-	for _, g := range t.groups {
+	for _, g := range groups {
 		st, ok := states[g.Name]
 		if !ok {
 			continue
@@ -281,32 +304,32 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 
 // writeSnapshot writes a captured state as a checkpoint folder.
 func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
-	if err := t.writeSnapshotFiles(dir+".tmp", s); err != nil {
+	if err := writeSnapshotFiles(dir+".tmp", t.exportIR(s.params), t.groups, s); err != nil {
 		return err
 	}
 	return commitSnapshot(dir)
 }
 
 // writeSnapshotFiles writes the files of a checkpoint into the folder tmp (made anew),
-// without syncing them: commitSnapshot does.
-func (t *Trainer) writeSnapshotFiles(tmp string, s *snapshot) error {
+// without syncing them (commitSnapshot does): the model with the snapshot's weights,
+// the optimizer states in the groups' order, the rest of the state.
+func writeSnapshotFiles(tmp string, weights *onnx.Model, groups []Group, s *snapshot) error {
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	// The two large files are written side by side, one per core: training waits for
-	// them, and each file is a single-threaded encoding.
+	// The two large files are written side by side, one per core.
 	var weightsErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		weightsErr = createFile(filepath.Join(tmp, checkpointWeights), func(f *os.File) error {
-			return onnx.WriteTo(f, t.exportIR(s.params))
+			return onnx.WriteTo(f, weights)
 		})
 	})
 	optimErr := createFile(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
-		return t.writeOptimizers(f, s.optims)
+		return writeOptimizers(f, groups, s.optims)
 	})
 	wg.Wait()
 	if err := errors.Join(weightsErr, optimErr); err != nil {

@@ -370,6 +370,9 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	}
 	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
 	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
+	if len(t.model.BatchNormParams()) > 0 {
+		t.waitCheckpointFiles() // the forward pass updates running statistics
+	}
 	if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing)); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -413,6 +416,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		t.keepWeights(all)
 		t.diag.seconds += time.Since(began).Seconds()
 	}
+	t.waitCheckpointFiles() // the update changes what a checkpoint being written reads
 	sch := e.stage.schedule
 	stageStep := p.StageEpoch*e.batches + b.Index
 	for i, g := range t.groups {

@@ -39,9 +39,11 @@ type Trainer struct {
 	// last is the last step's result; kept holds weights before a sampled update.
 	last *stepResult
 	kept map[string][]float32
-	// committing delivers the result of the checkpoint being synced in the background
-	// (startCheckpoint), or is nil.
-	committing chan error
+	// checkpointReading is closed when the checkpoint being saved in the background
+	// (startCheckpoint) has written its files, committing then delivers its result;
+	// both are nil when no save is under way.
+	checkpointReading chan struct{}
+	committing        chan error
 	// stageSnap is the state at the start of the current stage, kept when repairing;
 	// runDir is the run folder (empty without the default hooks).
 	stageSnap *snapshot
