@@ -19,9 +19,10 @@
 // (metrics.jsonl, curves.png, best.onnx, checkpoint/, model.onnx) and the caller's. A
 // hook's State is saved in the checkpoint, so the checkpoint's Progress holds only the
 // position; Resume continues a run and ends with the weights an uninterrupted run
-// would have. The epoch's checkpoint files are written when the epoch ends and made
-// durable (synced, then swapped in for the previous checkpoint) by a goroutine while the
-// next epoch trains; the next checkpoint, an interruption and the end of Run wait for it.
+// would have. The epoch's checkpoint is saved by a goroutine while the next epoch
+// trains: its files are written from the live state, which the next step's optimizer
+// update waits for, then synced and swapped in for the previous checkpoint; the next
+// checkpoint, an interruption and the end of Run wait for the whole save.
 //
 // Diagnostics (subpackage diagnose) watch every run: each Finding is reported once, with
 // what was seen, what it means and the recipe lines that fix it, to the Finding hooks
