@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"toolkit/onnx"
@@ -105,13 +106,24 @@ func (m *Model) TrainableNames() []string {
 	return names
 }
 
+// UpdatesRunningStatistics reports whether a training program's forward pass changes
+// parameters of the model in place: the running mean and variance of its
+// BatchNormalization layers.
+func (m *Model) UpdatesRunningStatistics() bool {
+	return slices.ContainsFunc(m.ir.Graph.Nodes, isBatchNorm)
+}
+
+func isBatchNorm(n *onnx.Node) bool {
+	return n.OpType == "BatchNormalization" && (n.Domain == "" || n.Domain == "ai.onnx")
+}
+
 // BatchNormParams returns the scales and shifts of the model's BatchNormalization
 // layers (not their running statistics), in initializer order: what fastai's train_bn
 // keeps training in frozen layer groups.
 func (m *Model) BatchNormParams() []string {
 	bn := map[string]bool{}
 	for _, n := range m.ir.Graph.Nodes {
-		if n.OpType == "BatchNormalization" && (n.Domain == "" || n.Domain == "ai.onnx") {
+		if isBatchNorm(n) {
 			for _, i := range []int{1, 2} {
 				if i < len(n.Inputs) {
 					bn[n.Inputs[i]] = true

@@ -202,12 +202,11 @@ func (t *Trainer) startCheckpoint(dir string) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// What the writer reads of the trainer itself (the model's graph, the recipe's
-	// groups) does not change during training; the state it reads is s.
+	// groups) is fixed when the trainer is made; the state it reads is s.
 	weights := t.exportIR(s.params)
-	groups := slices.Clone(t.groups)
 	written, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		err := writeSnapshotFiles(dir+".tmp", weights, groups, s)
+		err := writeSnapshotFiles(dir+".tmp", weights, t.groups, s)
 		close(written)
 		if err == nil {
 			err = commitSnapshot(dir)
@@ -353,7 +352,7 @@ func writeSnapshotFiles(tmp string, weights *onnx.Model, groups []Group, s *snap
 func commitSnapshot(dir string) error {
 	tmp := dir + ".tmp"
 	for _, name := range []string{checkpointWeights, checkpointOptimizer, checkpointState, ""} {
-		if err := syncPath(filepath.Join(tmp, name)); err != nil {
+		if err := atomicfile.Sync(filepath.Join(tmp, name)); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
@@ -371,18 +370,8 @@ func commitSnapshot(dir string) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// The renames themselves; not every system can sync a folder.
-	syncPath(filepath.Dir(dir))
+	atomicfile.Sync(filepath.Dir(dir))
 	return nil
-}
-
-// syncPath flushes a file or folder to the disk.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // createFile writes a new file (mode 0666 less the umask) with what write puts in it.

@@ -370,8 +370,8 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	}
 	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
 	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
-	if len(t.model.BatchNormParams()) > 0 {
-		t.waitCheckpointFiles() // the forward pass updates running statistics
+	if t.forwardUpdates {
+		t.waitCheckpointFiles()
 	}
 	if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing)); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)

@@ -137,9 +137,6 @@ func (r *runFolder) interrupt(t *Trainer) error {
 }
 
 func (r *runFolder) end(t *Trainer, res *Result) error {
-	if err := t.waitCheckpoint(); err != nil {
-		return fmt.Errorf("run folder: %w", err)
-	}
 	if err := t.SaveModel(r.path(RunModel)); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}

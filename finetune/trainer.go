@@ -44,6 +44,9 @@ type Trainer struct {
 	// both are nil when no save is under way.
 	checkpointReading chan struct{}
 	committing        chan error
+	// forwardUpdates says that the training forward pass changes parameters
+	// (BatchNormalization's running statistics), so it too waits for checkpointReading.
+	forwardUpdates bool
 	// stageSnap is the state at the start of the current stage, kept when repairing;
 	// runDir is the run folder (empty without the default hooks).
 	stageSnap *snapshot
@@ -141,7 +144,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		weightVersion: map[string]int{}}
+		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics()}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()

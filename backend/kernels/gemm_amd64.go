@@ -115,25 +115,24 @@ func packTrans8(kc int, src *float32, lane *int32, dst *float32, ld int)
 // consecutively for at least 8 steps at a time, eight lanes at a time
 // through packTrans8: the transposed A of a forward convolution, and the B
 // of a weight gradient, whose lanes are filter taps and whose k offsets
-// are a row of output positions. The steps outside such runs go to
-// gather(p, q), which packs koff[p:q] into dst[p*w:q*w].
-func packRuns(w int, src []float32, koff, lane []int32, dst []float32, gather func(p, q int)) {
+// are a row of output positions. The steps outside such runs go to gather,
+// which packs the k offsets it is given into the rows of dst it is given.
+func packRuns(w int, src []float32, koff, lane []int32, dst []float32, gather func(koff []int32, dst []float32)) {
 	kc := len(koff)
 	var ln [8]int32
 	p := 0
 	for p+8 <= kc {
-		o := koff[p]
-		if koff[p+7]-o != 7 || !evenlySpaced(koff[p:p+8]) {
-			q := p + 8
-			for q+8 <= kc && !(koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8])) {
+		q := p + 8
+		if !run8(koff[p:q]) {
+			for q+8 <= kc && !run8(koff[q:q+8]) {
 				q += 8
 			}
-			gather(p, q)
+			gather(koff[p:q], dst[p*w:q*w])
 			p = q
 			continue
 		}
-		q := p + 8
-		for q+8 <= kc && koff[q] == o+int32(q-p) && koff[q+7]-koff[q] == 7 && evenlySpaced(koff[q:q+8]) {
+		o := koff[p]
+		for q+8 <= kc && koff[q] == o+int32(q-p) && run8(koff[q:q+8]) {
 			q += 8
 		}
 		for g := 0; g < w; g += 8 {
@@ -145,35 +144,37 @@ func packRuns(w int, src []float32, koff, lane []int32, dst []float32, gather fu
 		p = q
 	}
 	if p < kc {
-		gather(p, kc)
+		gather(koff[p:], dst[p*w:])
 	}
 }
+
+// run8 says whether the eight k offsets are consecutive.
+func run8(koff []int32) bool { return koff[7]-koff[0] == 7 && evenlySpaced(koff[:8]) }
 
 // runsPay says whether packRuns suits a full panel: its first eight k
 // offsets are consecutive (the runs of a convolution's rows are all alike).
 func runsPay(w, n int, koff []int32) bool {
-	return w%8 == 0 && n == w && len(koff) >= 8 && koff[7]-koff[0] == 7 && evenlySpaced(koff[:8])
+	return w%8 == 0 && n == w && len(koff) >= 8 && run8(koff)
 }
 
 func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
-	kc := len(koff)
-	_ = dst[kc*w-1]
+	_ = dst[len(koff)*w-1]
 	_ = lane[w-1]
-	gather := func(kc int, koff []int32, dst []float32) {
+	gather := func(koff []int32, dst []float32) {
 		switch w {
 		case 32:
-			packGather32(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+			packGather32(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
 		case 8:
-			packGather8(kc, &src[0], &koff[0], &lane[0], n, &dst[0])
+			packGather8(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
 		default:
 			packGatherGo(w, src, koff, lane, n, dst)
 		}
 	}
 	if runsPay(w, n, koff) {
-		packRuns(w, src, koff, lane, dst, func(p, q int) { gather(q-p, koff[p:q], dst[p*w:q*w]) })
+		packRuns(w, src, koff, lane, dst, gather)
 		return
 	}
-	gather(kc, koff, dst)
+	gather(koff, dst)
 }
 
 // sgemmKernel6x16 computes the 6×16 tile c[i*ldc+j] = alpha·Σ_p
@@ -258,7 +259,7 @@ func packGatherAVX2(w int, src []float32, koff, lane []int32, n int, dst []float
 	if runsPay(w, n, koff) {
 		_ = dst[kc*w-1]
 		_ = lane[w-1]
-		packRuns(w, src, koff, lane, dst, func(p, q int) { packGatherGo(w, src, koff[p:q], lane, n, dst[p*w:q*w]) })
+		packRuns(w, src, koff, lane, dst, func(koff []int32, dst []float32) { packGatherGo(w, src, koff, lane, n, dst) })
 		return
 	}
 	if w != 6 || n != 6 || kc < 4 || koff[kc-1]-koff[0] != int32(kc-1) || !evenlySpaced(koff) ||

@@ -41,11 +41,18 @@ func Write(path string, write func(f *os.File) error) (err error) {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	// Make the rename itself durable; not every system can sync a folder.
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		d.Sync()
-		d.Close()
-	}
+	Sync(filepath.Dir(path))
 	return nil
+}
+
+// Sync flushes the file or folder at path to the disk.
+func Sync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // WriteFile writes data to path as Write does.
