@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 
 	"toolkit/finetune/optim"
@@ -19,10 +23,13 @@ import (
 )
 
 // A checkpoint is a folder: weights.onnx (the whole model, base and head, with the
-// current weights and running statistics), optimizer.gob (each group's optimizer
+// current weights and running statistics; each layer group's parameters in a file of
+// external data beside it, weights-N-GROUP.bin), optimizer.gob (each group's optimizer
 // state) and state.json (the position and the metrics history). It is written into a
 // temporary folder that then replaces the previous checkpoint, so an interruption at
-// any moment leaves one complete checkpoint.
+// any moment leaves one complete checkpoint. A group's weights that have not changed
+// since the checkpoint the folder holds (a frozen base, every epoch of a head-only
+// stage) are linked from it rather than written and synced again.
 
 const (
 	checkpointWeights   = "weights.onnx"
@@ -202,19 +209,90 @@ func (t *Trainer) startCheckpoint(dir string) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	// What the writer reads of the trainer itself (the model's graph, the recipe's
-	// groups) is fixed when the trainer is made; the state it reads is s.
-	weights := t.exportIR(s.params)
+	// groups) is fixed when the trainer is made; the state it reads is s, and of the
+	// saved data files only dir's record, which nothing else touches until the save is
+	// waited for.
+	weights, saved := t.exportIR(s.params), t.savedData(dir)
 	written, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		err := writeSnapshotFiles(dir+".tmp", weights, t.groups, s)
+		err := writeSnapshotFiles(dir, weights, t.groups, s, saved)
 		close(written)
 		if err == nil {
-			err = commitSnapshot(dir)
+			err = commitSnapshot(dir, saved)
 		}
 		done <- err
 	}()
 	t.checkpointReading, t.committing = written, done
 	return nil
+}
+
+// savedData returns the record of the data files that the checkpoint in dir holds.
+func (t *Trainer) savedData(dir string) *dataRecord {
+	if t.saved == nil {
+		t.saved = map[string]*dataRecord{}
+	}
+	r, ok := t.saved[dir]
+	if !ok {
+		r = &dataRecord{seed: maphash.MakeSeed()}
+		t.saved[dir] = r
+	}
+	return r
+}
+
+// dataRecord says which weights the external data files of one checkpoint folder hold,
+// as a fingerprint per file (under seed, the folder's own); committed is the record of
+// the folder on disk, pending that of the folder being written beside it.
+type dataRecord struct {
+	seed               maphash.Seed
+	committed, pending map[string]uint64
+}
+
+// dataFiles places each layer group's parameters in a file of external data.
+func dataFiles(weights *onnx.Model, groups []Group) []onnx.ExternalFile {
+	var files []onnx.ExternalFile
+	for i, g := range groups {
+		f := onnx.ExternalFile{Location: dataFileName(i, g.Name)}
+		for _, p := range g.Params {
+			if init := weights.Graph.Initializer(p); init != nil && init.DataType.IsFloat() {
+				f.Tensors = append(f.Tensors, p)
+			}
+		}
+		if len(f.Tensors) > 0 {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// dataFileName names the data file of the i-th group (from 0).
+func dataFileName(i int, group string) string {
+	return fmt.Sprintf("weights-%d-%s.bin", i+1, fileSafe(group))
+}
+
+// fileSafe keeps the letters, digits, '-' and '_' of a group name for a file name.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// fingerprint identifies the contents of a data file: its tensors' names, shapes and
+// values.
+func fingerprint(seed maphash.Seed, weights *onnx.Model, f onnx.ExternalFile) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, name := range f.Tensors {
+		init := weights.Graph.Initializer(name)
+		h.WriteString(name)
+		for _, d := range init.Dims {
+			maphash.WriteComparable(&h, d)
+		}
+		h.Write(float32Bytes(nil, init.Floats))
+	}
+	return h.Sum64()
 }
 
 // waitCheckpointFiles waits until the checkpoint being saved no longer reads the
@@ -303,16 +381,21 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 
 // writeSnapshot writes a captured state as a checkpoint folder.
 func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
-	if err := writeSnapshotFiles(dir+".tmp", t.exportIR(s.params), t.groups, s); err != nil {
+	saved := t.savedData(dir)
+	if err := writeSnapshotFiles(dir, t.exportIR(s.params), t.groups, s, saved); err != nil {
 		return err
 	}
-	return commitSnapshot(dir)
+	return commitSnapshot(dir, saved)
 }
 
-// writeSnapshotFiles writes the files of a checkpoint into the folder tmp (made anew),
-// without syncing them (commitSnapshot does): the model with the snapshot's weights,
-// the optimizer states in the groups' order, the rest of the state.
-func writeSnapshotFiles(tmp string, weights *onnx.Model, groups []Group, s *snapshot) error {
+// writeSnapshotFiles writes the files of the checkpoint for dir into the folder dir.tmp
+// (made anew), without syncing them (commitSnapshot does): the model with the
+// snapshot's weights, each group's in a data file (linked from dir where saved says it
+// holds the same weights), the optimizer states in the groups' order, the rest of the
+// state. saved.pending records the data files written.
+func writeSnapshotFiles(dir string, weights *onnx.Model, groups []Group, s *snapshot, saved *dataRecord) error {
+	tmp := dir + ".tmp"
+	saved.pending = nil
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -322,11 +405,7 @@ func writeSnapshotFiles(tmp string, weights *onnx.Model, groups []Group, s *snap
 	// The two large files are written side by side, one per core.
 	var weightsErr error
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		weightsErr = createFile(filepath.Join(tmp, checkpointWeights), func(f *os.File) error {
-			return onnx.WriteTo(f, weights)
-		})
-	})
+	wg.Go(func() { weightsErr = writeWeights(dir, weights, groups, saved) })
 	optimErr := createFile(filepath.Join(tmp, checkpointOptimizer), func(f *os.File) error {
 		return writeOptimizers(f, groups, s.optims)
 	})
@@ -345,16 +424,49 @@ func writeSnapshotFiles(tmp string, weights *onnx.Model, groups []Group, s *snap
 	return nil
 }
 
+// writeWeights writes weights.onnx into dir.tmp and each group's weights into its data
+// file there, or links the file from dir where saved says dir holds the same weights.
+func writeWeights(dir string, weights *onnx.Model, groups []Group, saved *dataRecord) error {
+	tmp := dir + ".tmp"
+	files := dataFiles(weights, groups)
+	pending := map[string]uint64{}
+	for _, f := range files {
+		fp := fingerprint(saved.seed, weights, f)
+		pending[f.Location] = fp
+		if old, ok := saved.committed[f.Location]; ok && old == fp &&
+			os.Link(filepath.Join(dir, f.Location), filepath.Join(tmp, f.Location)) == nil {
+			continue
+		}
+		if err := createFile(filepath.Join(tmp, f.Location), func(w *os.File) error {
+			return onnx.WriteExternalData(w, weights, f)
+		}); err != nil {
+			return err
+		}
+	}
+	saved.pending = pending
+	return createFile(filepath.Join(tmp, checkpointWeights), func(w *os.File) error {
+		return onnx.WriteToExternal(w, weights, files)
+	})
+}
+
 // commitSnapshot makes the files writeSnapshotFiles put in dir.tmp durable and swaps
 // that folder in for dir: dir moves to dir.old, dir.tmp to dir, and dir.old goes, so
 // that at every moment one complete checkpoint is on disk (readSnapshot falls back on
-// dir.old).
-func commitSnapshot(dir string) error {
+// dir.old). saved's pending record becomes the committed one.
+func commitSnapshot(dir string, saved *dataRecord) error {
 	tmp := dir + ".tmp"
-	for _, name := range []string{checkpointWeights, checkpointOptimizer, checkpointState, ""} {
-		if err := atomicfile.Sync(filepath.Join(tmp, name)); err != nil {
+	saved.committed = nil // until the swap is done, dir holds nothing known
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	for _, e := range entries {
+		if err := atomicfile.Sync(filepath.Join(tmp, e.Name())); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
+	}
+	if err := atomicfile.Sync(tmp); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	old := dir + ".old"
 	if err := os.RemoveAll(old); err != nil {
@@ -371,6 +483,7 @@ func commitSnapshot(dir string) error {
 	}
 	// The renames themselves; not every system can sync a folder.
 	atomicfile.Sync(filepath.Dir(dir))
+	saved.committed, saved.pending = saved.pending, nil
 	return nil
 }
 

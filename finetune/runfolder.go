@@ -2,9 +2,11 @@ package finetune
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -35,7 +37,16 @@ const (
 //	summary.json          the final metrics, with the test loss and accuracy
 type runFolder struct {
 	dir string
+	// plotted is when curves.png was last drawn; stale says that epochs were recorded
+	// since. Drawing takes tens of milliseconds, as long as a whole epoch of a head
+	// trained on cached features: it is skipped while the last drawing is under
+	// curvesEvery old, and the end of the run and an interruption draw what is missing.
+	plotted time.Time
+	stale   bool
 }
+
+// curvesEvery is how often curves.png is redrawn at most while epochs go by.
+const curvesEvery = time.Second
 
 func newRunFolder(dir string) *runFolder { return &runFolder{dir: dir} }
 
@@ -82,9 +93,22 @@ func (r *runFolder) epochFiles(t *Trainer, m *EpochMetrics) error {
 	if err := r.writeMetrics(t.log); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
+	r.stale = true
+	if time.Since(r.plotted) < curvesEvery {
+		return nil
+	}
+	return r.plot(t)
+}
+
+// plot draws curves.png if epochs were recorded since it was last drawn.
+func (r *runFolder) plot(t *Trainer) error {
+	if !r.stale {
+		return nil
+	}
 	if err := PlotCurves(r.path(RunCurves), t.History()); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
+	r.plotted, r.stale = time.Now(), false
 	return nil
 }
 
@@ -133,10 +157,13 @@ func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
 }
 
 func (r *runFolder) interrupt(t *Trainer) error {
-	return t.SaveCheckpoint(r.path(RunCheckpoint))
+	return errors.Join(t.SaveCheckpoint(r.path(RunCheckpoint)), r.plot(t))
 }
 
 func (r *runFolder) end(t *Trainer, res *Result) error {
+	if err := r.plot(t); err != nil {
+		return err
+	}
 	if err := t.SaveModel(r.path(RunModel)); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}

@@ -44,6 +44,8 @@ type Trainer struct {
 	// both are nil when no save is under way.
 	checkpointReading chan struct{}
 	committing        chan error
+	// saved records, by checkpoint folder, the weights its data files hold.
+	saved map[string]*dataRecord
 	// forwardUpdates says that the training forward pass changes parameters
 	// (BatchNormalization's running statistics), so it too waits for checkpointReading.
 	forwardUpdates bool
@@ -357,14 +359,11 @@ func (t *Trainer) Skipped() []dataset.BadImage {
 // exportIR returns the model with the given parameter values (nil: the current ones),
 // without the diagnostics' probe outputs.
 func (t *Trainer) exportIR(params map[string][]float32) *onnx.Model {
-	m := withoutProbes(t.model.Export(), t.outputs)
-	if params != nil {
-		// The given values replace the exported ones: no need for the copy.
-		m = withoutProbes(t.model.ExportShared(), t.outputs)
-	}
 	if params == nil {
-		return m
+		return withoutProbes(t.model.Export(), t.outputs)
 	}
+	// The given values replace the exported ones: no need for the copy.
+	m := withoutProbes(t.model.ExportShared(), t.outputs)
 	g := *m.Graph
 	g.Initializers = make([]*onnx.Tensor, len(m.Graph.Initializers))
 	for i, init := range m.Graph.Initializers {

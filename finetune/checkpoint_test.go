@@ -1,0 +1,75 @@
+package finetune
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckpointLinksUnchangedGroups checks that a checkpoint writes only the layer
+// groups whose weights changed since the one before: in a head-only stage the base's
+// data files are the previous checkpoint's (the same file, linked), the head's is new;
+// once the base trains, every file is new. The resume tests check that what is saved
+// reads back as the run's state.
+func TestCheckpointLinksUnchangedGroups(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 1
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cfg.Output.Dir, RunCheckpoint)
+	var epochs []map[string]os.FileInfo // each epoch's data files, by name
+	tr.hooks = append(tr.hooks, Hook{Name: "stat", Epoch: func(tr *Trainer, m *EpochMetrics) error {
+		if err := tr.waitCheckpoint(); err != nil {
+			return err
+		}
+		files := map[string]os.FileInfo{}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".bin") {
+				if files[e.Name()], err = os.Stat(filepath.Join(dir, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+		epochs = append(epochs, files)
+		return nil
+	}})
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(epochs) != 3 {
+		t.Fatalf("%d epochs seen, want 3", len(epochs))
+	}
+	if len(epochs[0]) != len(tr.groups) {
+		t.Fatalf("data files %v, want one per group (%d)", names(epochs[0]), len(tr.groups))
+	}
+	for i, g := range tr.groups {
+		name := dataFileName(i, g.Name)
+		first, second, third := epochs[0][name], epochs[1][name], epochs[2][name]
+		if first == nil || second == nil || third == nil {
+			t.Fatalf("group %s: no %s in every checkpoint: %v", g.Name, name, names(epochs[1]))
+		}
+		// Epoch 2 trains the head alone; epoch 3 every group.
+		if linked := os.SameFile(first, second); linked != (g.Name != HeadGroup) {
+			t.Errorf("group %s, head-only epoch: %s linked from the checkpoint before: %v, want %v", g.Name, name, linked, g.Name != HeadGroup)
+		}
+		if os.SameFile(second, third) {
+			t.Errorf("group %s: %s linked after an epoch that trained it", g.Name, name)
+		}
+	}
+}
+
+func names(m map[string]os.FileInfo) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
