@@ -53,7 +53,8 @@ func (d *diagnostics) hook() Hook {
 		EpochStart: func(t *Trainer, info StepInfo) error {
 			d.seconds = 0
 			if d.enabled() && t.progress.StageEpoch == 0 && info.Batch == 0 {
-				d.mon.BeginStage(t.progress.Stage, info.Batches)
+				st := t.stages[t.progress.Stage]
+				d.mon.BeginStage(t.progress.Stage, info.Batches, slices.Equal(st.trained, []string{HeadGroup}))
 			}
 			return nil
 		},

@@ -54,6 +54,9 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 			"head: {dropout: 0.5}                  # or more"
 		return nil
 	}
+	if _, slow := t.slowHead(i, diagnose.Kind(f.Kind)); slow {
+		f.Meaning = "the new head has not learned yet: the base is frozen, so nothing pretrained was detuned; at this rate the head moves too slowly to leave chance"
+	}
 	stages, why := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
 	var b strings.Builder
 	if why != "" {
@@ -87,6 +90,9 @@ func (t *Trainer) repairsOf(i int) int {
 //     head alone first (a third of its epochs, one-cycle), then its groups with ULMFiT
 //     rates (the head's rate, each group below divided by 2.6) and the slanted
 //     triangle, no rate above the optimizer's usual default;
+//   - when stage i trains only the head and its predictions sit at chance with its rate
+//     below the optimizer's usual default (slowHead), nothing pretrained can have been
+//     detuned: the rate is raised tenfold, up to that default;
 //   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
 //     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
 //     for a finding about a group the stage trains, else every group's.
@@ -133,8 +139,13 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
 	}
 	sound := soundRate(t.cfg.Optimizer.Name)
-	lower := func(r float64) float64 { return min(r/10, sound) }
 	s := stages[i]
+	if raised, slow := t.slowHead(i, kind); slow {
+		s.LR = scaleLR(s.LR, raised/headRate)
+		stages[i] = s
+		return stages, fmt.Sprintf("stage %s trains the head alone: its rate higher (at most %g)", s.Name, sound)
+	}
+	lower := func(r float64) float64 { return min(r/10, sound) }
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
 	if perGroup {
 		lr := schedule.Rates{PerGroup: map[string]float64{}}
@@ -155,6 +166,27 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 	s.LR = scaleLR(s.LR, lower(headRate)/headRate)
 	stages[i] = s
 	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
+}
+
+// slowHead says whether a finding of kind in stage i is a head too slow to learn: the
+// stage trains the head alone (the base frozen, so no pretrained weight moves), its
+// predictions are at chance, and its rate is below the optimizer's usual default. It
+// returns the raised rate: tenfold, at most that default.
+func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
+	st := t.stages[i]
+	if kind != diagnose.Chance || !slices.Equal(st.trained, []string{HeadGroup}) {
+		return 0, false
+	}
+	names := groupNames(t.groups)
+	rates, err := st.spread.Rates(names, st.trained)
+	if err != nil {
+		return 0, false
+	}
+	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
+	if head <= 0 || head >= sound {
+		return 0, false
+	}
+	return roundRate(min(head*10, sound)), true
 }
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.

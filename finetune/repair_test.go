@@ -35,6 +35,12 @@ func TestRewrite(t *testing.T) {
 			diagnose.UpdateRatio, "block1", []string{
 				"{name: head, epochs: 1, train: [head], lr: 0.001}",
 				"{name: all, epochs: 2, train: all, lr: {block1: 0.0001, block2: 0.001, head: 0.001}}"}},
+		{"a head alone at chance with a low rate: the rate higher", []StageConfig{{Name: "head", Epochs: 3, Train: Train("head"), LR: schedule.Rates{Rate: 1e-4}, Schedule: schedule.Spec{Name: "onecycle"}}}, 0,
+			diagnose.Chance, "", []string{"{name: head, epochs: 3, train: [head], lr: 0.001, schedule: onecycle}"}},
+		{"a head alone at chance with a high rate: the rate lower", []StageConfig{{Name: "head", Epochs: 3, Train: Train("head"), LR: schedule.Rates{Rate: 1e-2}}}, 0,
+			diagnose.Chance, "", []string{"{name: head, epochs: 3, train: [head], lr: 0.001}"}},
+		{"a head alone, rising loss, low rate: lower still", []StageConfig{{Name: "head", Epochs: 3, Train: Train("head"), LR: schedule.Rates{Rate: 1e-4}}}, 0,
+			diagnose.LossRising, "", []string{"{name: head, epochs: 3, train: [head], lr: 1e-05}"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t)

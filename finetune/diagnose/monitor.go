@@ -43,7 +43,9 @@ type Thresholds struct {
 	// Chance: the window's accuracy within two binomial standard deviations (plus
 	// ChanceSlack) of 1/C, and either its loss within ChanceLoss x ln(C) of ln(C) and
 	// not falling (above FlatFraction of the previous window's), or more than
-	// CollapseFraction of the window's predictions on one class.
+	// CollapseFraction of the window's predictions on one class. In a stage that trains
+	// the head alone, only after an epoch, and with the loss not below FlatFraction of
+	// the stage's first window's either.
 	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
 	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
 	VanishRatio float64
@@ -142,20 +144,25 @@ type stepRecord struct {
 // State is everything a Monitor remembers; it is made for encoding/json so that a
 // resumed run carries on where it stopped.
 type State struct {
-	Stage     int                  `json:"stage"`
-	StageStep int                  `json:"stage_step"`
-	Window    int                  `json:"window"`
-	Recent    []stepRecord         `json:"recent,omitempty"`
-	FirstLoss float64              `json:"first_loss"`
-	EMA       float64              `json:"ema"`
-	EMASteps  int                  `json:"ema_steps"`
-	MinEMA    float64              `json:"min_ema"`
-	Baseline  map[string]float64   `json:"dead_baseline,omitempty"`
-	Ratios    map[string][]float64 `json:"ratios,omitempty"`
-	Vanished  map[string]int       `json:"vanished,omitempty"`
-	Dead      map[string]int       `json:"dead,omitempty"`
-	HasBest   bool                 `json:"has_best"`
-	BestVal   float64              `json:"best_val_loss"`
+	Stage     int          `json:"stage"`
+	StageStep int          `json:"stage_step"`
+	Window    int          `json:"window"`
+	Recent    []stepRecord `json:"recent,omitempty"`
+	FirstLoss float64      `json:"first_loss"`
+	// HeadOnly says the stage trains the new head alone; EpochSteps is the stage's
+	// steps per epoch; FirstWindow is the mean loss of the stage's first window.
+	HeadOnly    bool                 `json:"head_only,omitempty"`
+	EpochSteps  int                  `json:"epoch_steps,omitempty"`
+	FirstWindow float64              `json:"first_window_loss,omitempty"`
+	EMA         float64              `json:"ema"`
+	EMASteps    int                  `json:"ema_steps"`
+	MinEMA      float64              `json:"min_ema"`
+	Baseline    map[string]float64   `json:"dead_baseline,omitempty"`
+	Ratios      map[string][]float64 `json:"ratios,omitempty"`
+	Vanished    map[string]int       `json:"vanished,omitempty"`
+	Dead        map[string]int       `json:"dead,omitempty"`
+	HasBest     bool                 `json:"has_best"`
+	BestVal     float64              `json:"best_val_loss"`
 	// Reported maps kind|group to the stage it was reported in.
 	Reported map[string]int `json:"reported,omitempty"`
 }
@@ -172,12 +179,13 @@ func New(classes int, limits Thresholds) *Monitor {
 	return &Monitor{Classes: classes, Limits: limits}
 }
 
-// BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch.
-func (m *Monitor) BeginStage(index, stepsPerEpoch int) {
+// BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch;
+// headOnly says that the stage trains only the new head (the base frozen).
+func (m *Monitor) BeginStage(index, stepsPerEpoch int, headOnly bool) {
 	s := &m.State
-	s.Stage, s.StageStep = index, 0
+	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps = index, 0, headOnly, stepsPerEpoch
 	s.Window = min(max(stepsPerEpoch/3, m.Limits.MinWindow), m.Limits.MaxWindow)
-	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss = nil, 0, 0, 0, 0
+	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss, s.FirstWindow = nil, 0, 0, 0, 0, 0
 	s.Ratios, s.Vanished, s.Dead = nil, nil, nil
 }
 
@@ -219,6 +227,11 @@ func (m *Monitor) Step(x Step) []Signal {
 	if n := 2 * s.Window; len(s.Recent) > n {
 		s.Recent = slices.Delete(s.Recent, 0, len(s.Recent)-n)
 	}
+	if s.StageStep == s.Window {
+		for _, r := range s.Recent {
+			s.FirstWindow += r.Loss / float64(len(s.Recent))
+		}
+	}
 	const beta = 0.9
 	s.EMA = beta*s.EMA + (1-beta)*x.Loss
 	s.EMASteps++
@@ -250,7 +263,9 @@ func (m *Monitor) Step(x Step) []Signal {
 			Meaning: "training is undoing what it learnt: the learning rate is too high for this stage",
 		})
 	}
-	if warm && len(s.Recent) == 2*s.Window {
+	// A head trained alone starts at chance and cannot detune a frozen base: it is
+	// given an epoch before it is judged.
+	if warm && len(s.Recent) == 2*s.Window && (!s.HeadOnly || s.StageStep >= s.EpochSteps) {
 		out = m.chanceCheck(out)
 	}
 	if x.Sampled {
@@ -296,6 +311,10 @@ func (m *Monitor) chanceCheck(out []Signal) []Signal {
 	}
 	lnC := m.chance()
 	flat := math.Abs(loss-lnC) <= l.ChanceLoss*lnC && loss >= l.FlatFraction*prevLoss
+	if s.HeadOnly {
+		// A head alone is stuck only if its loss has not fallen since the stage began.
+		flat = flat && loss >= l.FlatFraction*s.FirstWindow
+	}
 	collapsed := float64(top) >= l.CollapseFraction*float64(n)
 	if !flat && !collapsed {
 		return out

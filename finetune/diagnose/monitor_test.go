@@ -36,7 +36,7 @@ func kinds(sigs []Signal) map[Kind]int {
 // signals with the step each came at.
 func run(steps []Step) (map[Kind]int, []Signal) {
 	m := New(5, DefaultThresholds())
-	m.BeginStage(0, 15)
+	m.BeginStage(0, 15, false)
 	var all []Signal
 	first := map[Kind]int{}
 	for i, s := range steps {
@@ -77,6 +77,49 @@ func TestStuckAtChanceIsCaughtInTheFirstEpoch(t *testing.T) {
 	}
 }
 
+// TestHeadAloneIsGivenTime checks a stage that trains the new head alone: a head
+// whose loss falls slowly from ln(C), its accuracy still near chance, raises nothing
+// (in a stage that also trains the base, the same steps are the failure chance
+// catches); a head whose loss stays at ln(C) for an epoch is reported, after the epoch.
+func TestHeadAloneIsGivenTime(t *testing.T) {
+	lnC := math.Log(5)
+	slow := func() []Step {
+		rng := rand.New(rand.NewPCG(13, 14))
+		var steps []Step
+		for i := 0; i < 45; i++ {
+			steps = append(steps, batch(rng, lnC+0.1-0.006*float64(i)+0.03*rng.Float64(), 0.21, -1))
+		}
+		return steps
+	}
+	feed := func(headOnly bool, steps []Step) map[Kind]int {
+		m := New(5, DefaultThresholds())
+		m.BeginStage(0, 15, headOnly)
+		first := map[Kind]int{}
+		for i, s := range steps {
+			for _, sig := range m.Step(s) {
+				if _, ok := first[sig.Kind]; !ok {
+					first[sig.Kind] = i + 1
+				}
+			}
+		}
+		return first
+	}
+	if first := feed(true, slow()); len(first) != 0 {
+		t.Errorf("a head alone learning slowly raised %v", first)
+	}
+	if first := feed(false, slow()); first[Chance] == 0 {
+		t.Errorf("the same steps in a stage that trains the base raised %v, want chance", first)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	var flat []Step
+	for i := 0; i < 30; i++ {
+		flat = append(flat, batch(rng, lnC+0.01*rng.Float64(), 0.2, -1))
+	}
+	if at := feed(true, flat)[Chance]; at < 15 || at > 20 {
+		t.Errorf("a head alone stuck at ln(C): chance at step %d, want after the first epoch (15 steps), by step 20", at)
+	}
+}
+
 func TestCollapsedPredictionsAreChance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var steps []Step
@@ -105,7 +148,7 @@ func TestExplodingLoss(t *testing.T) {
 func TestGroupDetectors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	m := New(5, DefaultThresholds())
-	m.BeginStage(0, 15)
+	m.BeginStage(0, 15, false)
 	group := func(update, grad float64, dead int) []Group {
 		return []Group{{Name: "early", Trained: true, Pretrained: true, GradNorm: grad, WeightNorm: 10, UpdateNorm: update, DeadUnits: dead, Units: 100}}
 	}
@@ -160,7 +203,7 @@ func TestForgetReportsAgainAfterRepair(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	m := New(5, DefaultThresholds())
 	feed := func() int {
-		m.BeginStage(1, 15)
+		m.BeginStage(1, 15, false)
 		n := 0
 		m.Step(batch(rng, 1.9, 0.2, -1))
 		for i := 0; i < 4; i++ {
