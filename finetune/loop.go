@@ -443,16 +443,8 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		r.Measured = true
 		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
 		for g, params := range byGroup {
-			var du, w float64
-			for _, op := range params {
-				old := t.kept[op.Name]
-				for j, v := range op.Value {
-					d := float64(v) - float64(old[j])
-					du += d * d
-					w += float64(v) * float64(v)
-				}
-			}
-			r.UpdateNorm[g], r.WeightNorm[g] = math.Sqrt(du), math.Sqrt(w)
+			du, w := optim.UpdateNorms(params, t.kept)
+			r.UpdateNorm[g], r.WeightNorm[g] = du, w
 			if math.IsNaN(w) || math.IsInf(w, 0) {
 				return r, nonFiniteIn(where, "weight", g, params, false)
 			}
@@ -466,9 +458,7 @@ func (t *Trainer) keepWeights(params []optim.Param) {
 	if t.kept == nil {
 		t.kept = map[string][]float32{}
 	}
-	for _, op := range params {
-		t.kept[op.Name] = append(t.kept[op.Name][:0], op.Value...)
-	}
+	optim.Keep(t.kept, params)
 }
 
 // NonFiniteError reports a NaN or Inf in the loss, a gradient or a weight. The step that
