@@ -32,7 +32,7 @@ func TestCheckpointLinksUnchangedGroups(t *testing.T) {
 			return err
 		}
 		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".bin") {
+			if strings.HasPrefix(e.Name(), "weights-") {
 				if files[e.Name()], err = os.Stat(filepath.Join(dir, e.Name())); err != nil {
 					return err
 				}
@@ -72,4 +72,62 @@ func names(m map[string]os.FileInfo) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestDamagedCheckpoint resumes from checkpoints whose files were cut short or
+// overwritten: each is an error naming the file, never a panic or a run that starts
+// from wrong state.
+func TestDamagedCheckpoint(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(cfg.Output.Dir, RunCheckpoint)
+	optimizer := filepath.Join(ckpt, checkpointOptimizer)
+	good, err := os.ReadFile(optimizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(cfg.Output.Dir); err != nil {
+		t.Fatalf("the intact checkpoint: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"cut in the header", good[:20], "header"},
+		{"cut in the state", good[:len(good)-4], "unexpected EOF"},
+		{"bytes after it", append(append([]byte(nil), good...), 0), "bytes after the last parameter's state"},
+		{"not a state file", []byte("\xff\xff\xff\xff\xff\xff\xff\xffxyz"), "not an optimizer state file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(optimizer, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Resume(cfg.Output.Dir)
+			if err == nil || !strings.Contains(err.Error(), optimizer) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant an error naming %s and containing %q", err, optimizer, c.want)
+			}
+		})
+	}
+	if err := os.WriteFile(optimizer, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(ckpt, dataFileName(0, tr.groups[0].Name))
+	raw, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(data, raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(cfg.Output.Dir); err == nil || !strings.Contains(err.Error(), filepath.Base(data)) {
+		t.Errorf("a data file cut in half: %v, want an error naming %s", err, filepath.Base(data))
+	}
 }
