@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,7 @@ import (
 func TestCheckpointLinksUnchangedGroups(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 1
+	cfg.Output.CheckpointEvery = 0 // every epoch
 	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -129,5 +131,48 @@ func TestDamagedCheckpoint(t *testing.T) {
 	}
 	if _, err := Resume(cfg.Output.Dir); err == nil || !strings.Contains(err.Error(), filepath.Base(data)) {
 		t.Errorf("a data file cut in half: %v, want an error naming %s", err, filepath.Base(data))
+	}
+}
+
+// TestCheckpointEvery checks output.checkpoint_every: with a long interval an epoch is
+// saved only where it ends its stage; with 0, every epoch.
+func TestCheckpointEvery(t *testing.T) {
+	for _, c := range []struct {
+		every float64
+		want  []int // the epoch the checkpoint holds after each epoch (0: none yet)
+	}{
+		{1e9, []int{0, 2, 2, 4}},
+		{0, []int{1, 2, 3, 4}},
+	} {
+		cfg := testConfig(t)
+		cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 2
+		cfg.Output.CheckpointEvery = c.every
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(cfg.Output.Dir, RunCheckpoint)
+		var got []int
+		tr.hooks = append(tr.hooks, Hook{Name: "look", Epoch: func(tr *Trainer, m *EpochMetrics) error {
+			if err := tr.waitCheckpoint(); err != nil {
+				return err
+			}
+			if _, err := os.Stat(dir); err != nil {
+				got = append(got, 0)
+				return nil
+			}
+			s, err := tr.readSnapshot(dir)
+			if err != nil {
+				return err
+			}
+			got = append(got, s.progress.Epoch)
+			return nil
+		}})
+		if _, err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("checkpoint_every %v: the checkpoint held epochs %v, want %v", c.every, got, c.want)
+		}
 	}
 }

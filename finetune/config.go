@@ -234,6 +234,8 @@ type AugmentConfig struct {
 type OutputConfig struct {
 	// Dir is the run folder: model.onnx, best.onnx, checkpoint/, metrics.jsonl, curves.png.
 	Dir string `yaml:"dir"`
+	// CheckpointEvery is the least time between two epoch checkpoints, in seconds: an epoch that ends sooner after the last one is not saved, unless it ends its stage; 0: every epoch. Ctrl-C saves whenever it comes.
+	CheckpointEvery float64 `yaml:"checkpoint_every"`
 }
 
 // EarlyStoppingConfig stops a stage early.
@@ -268,7 +270,7 @@ func Default() Config {
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto",
 			Preprocess: PreprocessConfig{Mode: "torch"},
 		},
-		Output: OutputConfig{Dir: "runs/run"},
+		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60},
 	}
 }
 

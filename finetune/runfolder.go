@@ -30,7 +30,8 @@ const (
 //	recipe.repaired.yaml  the recipe as a repair rewrote it (diagnostics: {repair: true})
 //	metrics.jsonl         one line per epoch, finding and repair
 //	curves.png            loss and accuracy per epoch, stage boundaries marked
-//	checkpoint/           the position after each epoch, and where Ctrl-C stopped
+//	checkpoint/           the position after an epoch (at a stage's end, else at most
+//	                      every output.checkpoint_every seconds), and where Ctrl-C stopped
 //	checkpoint-stage/     the state at the start of the current stage, when repairing
 //	best.onnx             the model at its best validation accuracy
 //	model.onnx            the model after the last stage
@@ -43,6 +44,8 @@ type runFolder struct {
 	// curvesEvery old, and the end of the run and an interruption draw what is missing.
 	plotted time.Time
 	stale   bool
+	// saved is when the last epoch checkpoint was started (the run's start before it).
+	saved time.Time
 }
 
 // curvesEvery is how often curves.png is redrawn at most while epochs go by.
@@ -62,6 +65,7 @@ func (r *runFolder) hooks() []Hook {
 }
 
 func (r *runFolder) start(t *Trainer) error {
+	r.saved = time.Now()
 	raw, err := yaml.Marshal(t.cfg)
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
@@ -147,12 +151,20 @@ func (r *runFolder) repaired(t *Trainer, rep Repair) error {
 	return nil
 }
 
+// checkpoint saves the epoch's checkpoint (in the background) when output.checkpoint_every
+// seconds have passed since the last one or the epoch ends its stage, and best.onnx
+// when the epoch is the best yet.
 func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
 	if m.Best {
 		if err := t.SaveModel(r.path(RunBest)); err != nil {
 			return fmt.Errorf("run folder: %w", err)
 		}
 	}
+	stageEnds := t.stopStage || m.StageEpoch >= t.stages[m.StageIndex].cfg.Epochs
+	if !stageEnds && time.Since(r.saved).Seconds() < t.cfg.Output.CheckpointEvery {
+		return nil
+	}
+	r.saved = time.Now()
 	return t.startCheckpoint(r.path(RunCheckpoint))
 }
 

@@ -62,6 +62,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.on_bad_image: unknown %q; valid: fail, skip", c.Data.OnBadImage)
 	}
+	if ce := c.Output.CheckpointEvery; !(ce >= 0) || math.IsInf(ce, 0) {
+		return fmt.Errorf("output.checkpoint_every: %v; want 0 (every epoch) or a number of seconds", ce)
+	}
 	if c.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
 	}
