@@ -187,51 +187,73 @@ func (t *Trainer) restore(s *snapshot) error {
 // SaveCheckpoint writes the trainer's state into dir (replacing what is there). It
 // writes the live weights and optimizer state as they are (no copy of them in memory).
 func (t *Trainer) SaveCheckpoint(dir string) error {
-	if err := t.startCheckpoint(dir); err != nil {
+	if err := t.startSave(dir, ""); err != nil {
 		return err
 	}
 	return t.waitCheckpoint()
 }
 
-// startCheckpoint saves the trainer's state into dir on a goroutine: it writes the
-// checkpoint's files from the live weights and optimizer state (no copy of them in
-// memory), then makes them durable and puts the folder in place of the previous
-// checkpoint (commitSnapshot). The writing overlaps the next epoch's first forward and
-// backward pass, the sync (a quarter to half a second for VGG19's 240 MB) the rest of
-// it, instead of leaving both cores idle. Until waitCheckpointFiles returns nothing
-// may change the state: the step waits before its optimizer update (before its forward
-// pass when BatchNormalization updates running statistics there), restore before
-// putting a state back. waitCheckpoint waits for the whole save; the next checkpoint,
-// an interruption and the end of the run do.
-func (t *Trainer) startCheckpoint(dir string) error {
+// startSave saves, on a goroutine, the trainer's state into the checkpoint folder dir
+// and the model into the ONNX file model (either may be "" for none). It writes the
+// files from the live weights and optimizer state (no copy of them in memory), the
+// model durably in place, then makes the checkpoint's files durable and puts the
+// folder in place of the previous checkpoint (commitSnapshot). The writing overlaps the
+// next epoch's first forward and backward pass, the sync (a quarter to half a second
+// for VGG19's 240 MB) the rest of it, instead of leaving both cores idle. Until
+// waitCheckpointFiles returns nothing may change the state: the step waits before its
+// optimizer update (before its forward pass when BatchNormalization updates running
+// statistics there), restore before putting a state back. waitCheckpoint waits for
+// the whole save; the next save, an interruption and the end of the run do.
+func (t *Trainer) startSave(dir, model string) error {
 	if err := t.waitCheckpoint(); err != nil {
 		return err
 	}
-	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
-	for _, name := range t.model.ParamNames() {
-		s.params[name] = t.model.Param(name)
+	var write func() error // the model file, or nil
+	if model != "" {
+		m, err := t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
+		if err != nil {
+			return err
+		}
+		write = func() error { return onnx.Write(model, m) }
 	}
-	for name, o := range t.optims {
-		s.optims[name] = o.StateView()
+	var weights *onnx.Model
+	var s *snapshot
+	var saved *dataRecord
+	if dir != "" {
+		s = &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
+			stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
+		for _, name := range t.model.ParamNames() {
+			s.params[name] = t.model.Param(name)
+		}
+		for name, o := range t.optims {
+			s.optims[name] = o.StateView()
+		}
+		var err error
+		if s.hooks, err = t.hookStates(); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		// What the writer reads of the trainer itself (the model's graph, the recipe's
+		// groups) is fixed when the trainer is made; the state it reads is s, and of the
+		// saved data files only dir's record, which nothing else touches until the save
+		// is waited for.
+		weights, saved = t.exportIR(s.params), t.savedData(dir)
 	}
-	var err error
-	if s.hooks, err = t.hookStates(); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	// What the writer reads of the trainer itself (the model's graph, the recipe's
-	// groups) is fixed when the trainer is made; the state it reads is s, and of the
-	// saved data files only dir's record, which nothing else touches until the save is
-	// waited for.
-	weights, saved := t.exportIR(s.params), t.savedData(dir)
 	written, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		err := writeSnapshotFiles(dir, weights, t.groups, s, saved)
+		var modelErr, err error
+		var wg sync.WaitGroup
+		if write != nil {
+			wg.Go(func() { modelErr = write() })
+		}
+		if dir != "" {
+			err = writeSnapshotFiles(dir, weights, t.groups, s, saved)
+		}
+		wg.Wait()
 		close(written)
-		if err == nil {
+		if err == nil && dir != "" {
 			err = commitSnapshot(dir, saved)
 		}
-		done <- err
+		done <- errors.Join(modelErr, err)
 	}()
 	t.checkpointReading, t.committing = written, done
 	return nil
@@ -315,7 +337,7 @@ func (t *Trainer) waitCheckpointFiles() {
 	}
 }
 
-// waitCheckpoint waits for the checkpoint startCheckpoint is saving, if any, and
+// waitCheckpoint waits for the save startSave started, if any, and
 // returns its error.
 func (t *Trainer) waitCheckpoint() error {
 	t.waitCheckpointFiles()

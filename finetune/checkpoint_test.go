@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"toolkit/onnx"
 )
 
 // TestCheckpointLinksUnchangedGroups checks that a checkpoint writes only the layer
@@ -175,4 +177,41 @@ func TestCheckpointEvery(t *testing.T) {
 			t.Errorf("checkpoint_every %v: the checkpoint held epochs %v, want %v", c.every, got, c.want)
 		}
 	}
+}
+
+// TestBestModelHoldsTheBestEpoch checks that best.onnx, written in the background while
+// the next epoch trains, holds the weights of the epoch with the best validation
+// accuracy, not those of a later step.
+func TestBestModelHoldsTheBestEpoch(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 2
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var best map[string][]float32
+	bestEpochs := 0
+	tr.hooks = append(tr.hooks, Hook{Name: "keep", Epoch: func(tr *Trainer, m *EpochMetrics) error {
+		if m.Best {
+			best, bestEpochs = weightsOf(tr), bestEpochs+1
+		}
+		return nil
+	}})
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if bestEpochs == 0 {
+		t.Fatal("no epoch was the best")
+	}
+	m, err := onnx.Read(filepath.Join(cfg.Output.Dir, RunBest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range best {
+		init := m.Graph.Initializer(name)
+		if init == nil || !slices.Equal(init.Floats, want) {
+			t.Errorf("best.onnx: %s differs from the best epoch's weights", name)
+		}
+	}
+	t.Logf("%d epochs were the best so far", bestEpochs)
 }

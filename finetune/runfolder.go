@@ -151,21 +151,25 @@ func (r *runFolder) repaired(t *Trainer, rep Repair) error {
 	return nil
 }
 
-// checkpoint saves the epoch's checkpoint (in the background) when output.checkpoint_every
-// seconds have passed since the last one or the epoch ends its stage, and best.onnx
-// when the epoch is the best yet.
+// checkpoint saves, in the background, the epoch's checkpoint when
+// output.checkpoint_every seconds have passed since the last one or the epoch ends its
+// stage, and best.onnx when the epoch is the best yet.
 func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
+	var dir, best string
 	if m.Best {
-		if err := t.SaveModel(r.path(RunBest)); err != nil {
-			return fmt.Errorf("run folder: %w", err)
-		}
+		best = r.path(RunBest)
 	}
 	stageEnds := t.stopStage || m.StageEpoch >= t.stages[m.StageIndex].cfg.Epochs
-	if !stageEnds && time.Since(r.saved).Seconds() < t.cfg.Output.CheckpointEvery {
+	if stageEnds || time.Since(r.saved).Seconds() >= t.cfg.Output.CheckpointEvery {
+		dir, r.saved = r.path(RunCheckpoint), time.Now()
+	}
+	if dir == "" && best == "" {
 		return nil
 	}
-	r.saved = time.Now()
-	return t.startCheckpoint(r.path(RunCheckpoint))
+	if err := t.startSave(dir, best); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	return nil
 }
 
 func (r *runFolder) interrupt(t *Trainer) error {

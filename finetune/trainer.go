@@ -40,7 +40,7 @@ type Trainer struct {
 	last *stepResult
 	kept map[string][]float32
 	// checkpointReading is closed when the checkpoint being saved in the background
-	// (startCheckpoint) has written its files, committing then delivers its result;
+	// (startSave) has written its files, committing then delivers its result;
 	// both are nil when no save is under way.
 	checkpointReading chan struct{}
 	committing        chan error
