@@ -377,17 +377,14 @@ func writeOptimizers(w io.Writer, groups []Group, states map[string]*optim.State
 	if _, err := w.Write(head.Bytes()); err != nil {
 		return err
 	}
-	var buf []byte // for big-endian hosts
+	var buf []byte // reused on big-endian hosts; on little-endian ones each buffer's own memory
 	for _, g := range h.Groups {
 		for _, p := range g.Params {
 			ps := states[g.Name].Params[p.Name]
 			for _, f := range [][]float32{ps.MomentumBuffer, ps.ExpAvg, ps.ExpAvgSq} {
-				b := float32Bytes(buf, f)
-				if _, err := w.Write(b); err != nil {
+				buf = float32Bytes(buf, f)
+				if _, err := w.Write(buf); err != nil {
 					return err
-				}
-				if !hostLittleEndian() {
-					buf = b
 				}
 			}
 		}

@@ -82,15 +82,7 @@ func names(m map[string]os.FileInfo) []string {
 // overwritten: each is an error naming the file, never a panic or a run that starts
 // from wrong state.
 func TestDamagedCheckpoint(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
-	tr, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	cfg, tr := shortRun(t)
 	ckpt := filepath.Join(cfg.Output.Dir, RunCheckpoint)
 	optimizer := filepath.Join(ckpt, checkpointOptimizer)
 	good, err := os.ReadFile(optimizer)
@@ -214,4 +206,20 @@ func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 		}
 	}
 	t.Logf("%d epochs were the best so far", bestEpochs)
+}
+
+// shortRun runs testConfig's two stages for an epoch each and returns the recipe and
+// the trainer.
+func shortRun(t *testing.T) (Config, *Trainer) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, tr
 }

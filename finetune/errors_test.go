@@ -1,7 +1,6 @@
 package finetune
 
 import (
-	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -189,15 +188,7 @@ func TestBadImages(t *testing.T) {
 // run): each mismatch is an error that says so, never a run that silently starts
 // some weights afresh.
 func TestResumeFromAnotherRecipesCheckpoint(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 1, 1
-	tr, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := shortRun(t)
 	run := cfg.Output.Dir
 	for _, c := range []struct {
 		name   string

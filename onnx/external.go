@@ -1,11 +1,9 @@
 package onnx
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"path/filepath"
 	"strconv"
 
@@ -51,14 +49,7 @@ func WriteToExternal(w io.Writer, m *Model, files []ExternalFile) error {
 			{Key: "length", Value: strconv.FormatInt(p.length, 10)},
 		}
 	}
-	if size := mp.Size(); size > math.MaxInt32 {
-		return fmt.Errorf("encode ONNX model: %d bytes is over protobuf's 2 GB limit", size)
-	}
-	bw := bufio.NewWriterSize(w, 1<<20)
-	if err := writeModelProto(bw, mp); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return streamModelProto(w, mp)
 }
 
 // WriteExternalData writes the external data file f of m: its tensors' raw bytes in

@@ -55,6 +55,11 @@ func WriteTo(w io.Writer, m *Model) error {
 	if err != nil {
 		return fmt.Errorf("encode ONNX model: %w", err)
 	}
+	return streamModelProto(w, mp)
+}
+
+// streamModelProto checks mp's size and writes it to w through writeModelProto.
+func streamModelProto(w io.Writer, mp *onnxpb.ModelProto) error {
 	if size := mp.Size(); size > math.MaxInt32 {
 		return fmt.Errorf("encode ONNX model: %d bytes is over protobuf's 2 GB limit", size)
 	}
