@@ -53,8 +53,7 @@ func (d *diagnostics) hook() Hook {
 		EpochStart: func(t *Trainer, info StepInfo) error {
 			d.seconds = 0
 			if d.enabled() && t.progress.StageEpoch == 0 && info.Batch == 0 {
-				st := t.stages[t.progress.Stage]
-				d.mon.BeginStage(t.progress.Stage, info.Batches, slices.Equal(st.trained, []string{HeadGroup}))
+				d.mon.BeginStage(t.progress.Stage, info.Batches, t.stages[t.progress.Stage].headOnly())
 			}
 			return nil
 		},

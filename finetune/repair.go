@@ -168,13 +168,19 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
 }
 
+// headOnly says that the stage trains the head alone in every epoch (no gradual
+// unfreezing): the base stays frozen, so no pretrained weight moves.
+func (st stagePlan) headOnly() bool {
+	return !st.cfg.Gradual && slices.Equal(st.trained, []string{HeadGroup})
+}
+
 // slowHead says whether a finding of kind in stage i is a head too slow to learn: the
 // stage trains the head alone (the base frozen, so no pretrained weight moves), its
 // predictions are at chance, and its rate is below the optimizer's usual default. It
 // returns the raised rate: tenfold, at most that default.
 func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	st := t.stages[i]
-	if kind != diagnose.Chance || !slices.Equal(st.trained, []string{HeadGroup}) {
+	if kind != diagnose.Chance || !st.headOnly() {
 		return 0, false
 	}
 	names := groupNames(t.groups)
