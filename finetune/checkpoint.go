@@ -210,7 +210,7 @@ func (t *Trainer) startSave(dir, model string) error {
 	}
 	var write func() error // the model file, or nil
 	if model != "" {
-		m, err := t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
+		m, err := t.liveModel()
 		if err != nil {
 			return err
 		}

@@ -53,10 +53,15 @@ func (t *Trainer) exportModel(m *onnx.Model) (*onnx.Model, error) {
 
 // SaveModel writes the fine-tuned model to path (through a temporary file).
 func (t *Trainer) SaveModel(path string) error {
-	// Written at once: the model may share the live weights instead of copying them.
-	m, err := t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
+	m, err := t.liveModel()
 	if err != nil {
 		return err
 	}
 	return onnx.Write(path, m)
+}
+
+// liveModel is the model as SaveModel writes it, sharing the live weights instead of
+// copying them: to be written before they change.
+func (t *Trainer) liveModel() (*onnx.Model, error) {
+	return t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
 }
