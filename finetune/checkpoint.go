@@ -410,6 +410,11 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 	if err := gob.NewDecoder(io.LimitReader(r, int64(n))).Decode(&h); err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	left := fi.Size() - 8 - int64(n) // the bytes the header's buffers may claim
 	out := map[string]*optim.State{}
 	for _, g := range h.Groups {
 		st := &optim.State{Optimizer: g.Optimizer, Hyper: g.Hyper, Params: map[string]optim.ParamState{}}
@@ -423,8 +428,8 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 				if b.n < 0 {
 					continue
 				}
-				if b.n > 1<<32 {
-					return nil, fmt.Errorf("group %s, parameter %s, %s: %d values claimed", g.Name, p.Name, b.what, b.n)
+				if left -= 4 * int64(b.n); left < 0 {
+					return nil, fmt.Errorf("group %s, parameter %s, %s: %d values claimed, more than the file holds: %w", g.Name, p.Name, b.what, b.n, io.ErrUnexpectedEOF)
 				}
 				v, err := readFloat32s(r, b.n)
 				if err != nil {
