@@ -7,6 +7,8 @@ import (
 	"image"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -148,6 +150,150 @@ func BenchmarkLoaderIDXTo3x32(b *testing.B) {
 	l, err := NewLoader(src, LoaderOptions{BatchSize: 64, Shuffle: true,
 		Preprocess: Preprocess{Mode: ModeTorch, Mean: []float64{0.286}, Std: []float64{0.353}, Channels: 3, Height: 32, Width: 32},
 		Augment:    Augment{HFlip: true, PadCrop: 4}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, epoch := 0, 0
+	m := startMeter()
+	for b.Loop() {
+		for batch, err := range l.Epoch(context.Background(), epoch) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += batch.N
+		}
+		epoch++
+	}
+	m.report(b, n)
+}
+
+// phonePhoto is a 12-megapixel JPEG like a phone's: the file TOOLKIT_BENCH_PHOTO names,
+// else the 640x480 fixture enlarged bilinearly to 4000x3000 with Gaussian noise of
+// sigma 8 (grain and detail), encoded at quality 90, 4:2:0: about 3-4 MB, as phone photos
+// are. The Pillow side of BENCHMARKS.md reads the same bytes (tools/bench/photo_bench.py).
+func phonePhoto(b *testing.B) []byte {
+	b.Helper()
+	if p := os.Getenv("TOOLKIT_BENCH_PHOTO"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	src := decodeFixture(&testing.T{}, filepath.Join(photos, "face_640x480.jpg"), false)
+	const W, H = 4000, 3000
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	r := rand.New(rand.NewPCG(8, 8))
+	for y := range H {
+		sy := min(float64(y)*float64(src.h)/H, float64(src.h-1))
+		y0 := int(sy)
+		y1 := min(y0+1, src.h-1)
+		fy := sy - float64(y0)
+		for x := range W {
+			sx := min(float64(x)*float64(src.w)/W, float64(src.w-1))
+			x0 := int(sx)
+			x1 := min(x0+1, src.w-1)
+			fx := sx - float64(x0)
+			for c := range 3 {
+				p := src.plane(c)
+				v := (float64(p[y0*src.w+x0])*(1-fx)+float64(p[y0*src.w+x1])*fx)*(1-fy) +
+					(float64(p[y1*src.w+x0])*(1-fx)+float64(p[y1*src.w+x1])*fx)*fy
+				img.Pix[img.PixOffset(x, y)+c] = uint8(min(max(v+r.NormFloat64()*8, 0), 255))
+			}
+			img.Pix[img.PixOffset(x, y)+3] = 255
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		b.Fatal(err)
+	}
+	if p := os.Getenv("TOOLKIT_BENCH_PHOTO_OUT"); p != "" {
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// benchPhoto runs one example's whole path on one goroutine, from the file's bytes to the
+// normalised input: header, crop draw, decoding (at reduced scale with draft), resampling,
+// augmentation, normalisation.
+func benchPhoto(b *testing.B, p Preprocess, a Augment, train, draft bool) {
+	data := phonePhoto(b)
+	tr, err := p.compile(a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, p.Size())
+	var s scratch
+	i := 0
+	m := startMeter()
+	for b.Loop() {
+		if err := tr.run(dst, input{data: data}, deriveKey(uint64(i)), train, draft, &s); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	m.report(b, i)
+	b.ReportMetric(float64(len(data))/1e6, "MB/file")
+}
+
+var imagenet224 = Preprocess{Mode: ModeTorch, Channels: 3, Height: 224, Width: 224, Resize: ResizeCrop}
+
+// A 12-MP phone photo to a 224x224 training input: RandomResizedCrop + hflip, DCT-domain
+// reduction on (the default) and off; and to the evaluation input (Resize(256) +
+// CenterCrop(224), full decode).
+func BenchmarkPhoto12MPTrainDraft(b *testing.B) {
+	benchPhoto(b, imagenet224, Augment{RandomResizedCrop: &DefaultRandomResizedCrop, HFlip: true}, true, true)
+}
+
+func BenchmarkPhoto12MPTrainFull(b *testing.B) {
+	benchPhoto(b, imagenet224, Augment{RandomResizedCrop: &DefaultRandomResizedCrop, HFlip: true}, true, false)
+}
+
+func BenchmarkPhoto12MPTrainTrivialAugment(b *testing.B) {
+	benchPhoto(b, imagenet224, Augment{RandomResizedCrop: &DefaultRandomResizedCrop, HFlip: true, TrivialAugment: true}, true, true)
+}
+
+func BenchmarkPhoto12MPEval(b *testing.B) {
+	benchPhoto(b, imagenet224, Augment{}, false, false)
+}
+
+// The resampler alone: a 4000x3000 picture to the 341x256 grid of Resize(256), its
+// 224x224 centre (the evaluation transform's work after decoding).
+func BenchmarkResample12MPTo224(b *testing.B) {
+	src := &picture{}
+	src.reset(3, 4000, 3000)
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range src.pix {
+		src.pix[i] = uint8(r.IntN(256))
+	}
+	dst := make([]uint8, 3*224*224)
+	var rs resampler
+	pl := evalPlacement(ResizeCrop, DefaultCropPct, 4000, 3000, 224, 224)
+	m := startMeter()
+	n := 0
+	for b.Loop() {
+		rs.resample(dst, src, pl.src, InterpBilinear, pl.outW, pl.outH, pl.ox, pl.oy, pl.ow, pl.oh)
+		n++
+	}
+	m.report(b, n)
+}
+
+// The Loader over the photo folder TOOLKIT_BENCH_FOLDER (tools/bench/photos_bench.sh):
+// RandomResizedCrop + hflip to 224, with JPEG draft decoding, GOMAXPROCS workers, one epoch
+// per iteration.
+func BenchmarkLoaderFolder(b *testing.B) {
+	dir := os.Getenv("TOOLKIT_BENCH_FOLDER")
+	if dir == "" {
+		b.Skip("TOOLKIT_BENCH_FOLDER names no photo folder (tools/bench/photos_bench.sh sets it)")
+	}
+	src, err := OpenImageFolder(dir, Options{OnBadImage: BadImageSkip})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := NewLoader(src, LoaderOptions{BatchSize: 16, Shuffle: true, Draft: true, Preprocess: imagenet224,
+		Augment: Augment{RandomResizedCrop: &DefaultRandomResizedCrop, HFlip: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

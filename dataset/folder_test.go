@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/png"
 	"os"
@@ -24,7 +25,7 @@ func TestOpenImageFolder(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "dog", ".DS_Store"), []byte("junk"))
 	writeFile(t, filepath.Join(dir, "dog", "._b.PNG"), []byte("AppleDouble junk"))
 	writeFile(t, filepath.Join(dir, "cat", "notes.txt"), []byte("hello"))
-	writeFile(t, filepath.Join(dir, "cat", "x.gif"), []byte("GIF89a"))
+	writeFile(t, filepath.Join(dir, "cat", "x.psd"), []byte("8BPS"))
 	writePNG(t, filepath.Join(dir, "cat", ".hidden", "h.png"), randomGray(3, 3, 3))
 	writePNG(t, filepath.Join(dir, ".trash", "z.png"), randomGray(3, 3, 3))
 	writeFile(t, filepath.Join(dir, "README.md"), []byte("# data"))
@@ -123,7 +124,11 @@ func TestOpenImageFolderBadImages(t *testing.T) {
 	writeJPEG(t, filepath.Join(dir, "b", "ok.jpg"), smoothRGB(8, 8, 0))
 
 	_, err := OpenImageFolder(dir, Options{})
-	contains(t, err, filepath.Join(dir, "a", "bad.png"), "1 more bad file", `"skip"`)
+	contains(t, err, filepath.Join(dir, "a", "bad.png"), "1 more file that does not decode")
+	var bie *BadImagesError
+	if !errors.As(err, &bie) || len(bie.Bad) != 2 {
+		t.Fatalf("want a BadImagesError listing 2 files, got %v", err)
+	}
 	_, err = OpenImageFolder(dir, Options{OnBadImage: "fail"})
 	contains(t, err, filepath.Join(dir, "a", "bad.png"))
 	_, err = OpenImageFolder(dir, Options{OnBadImage: "ignore"})
@@ -152,8 +157,8 @@ func TestOpenImageFolderBadImages(t *testing.T) {
 	contains(t, err, filepath.Join(dir, "c"), "no decodable images")
 }
 
-// A truncated PNG passes the header check: without Verify the failure comes when the image is
-// decoded (clearly, naming the file); with Verify it is caught at open time.
+// A truncated PNG passes the header check: with Quick the failure comes when the image is
+// decoded (clearly, naming the file); by default it is caught at open time.
 func TestOpenImageFolderTruncated(t *testing.T) {
 	dir := t.TempDir()
 	var buf bytes.Buffer
@@ -165,12 +170,12 @@ func TestOpenImageFolderTruncated(t *testing.T) {
 	writePNG(t, filepath.Join(dir, "a", "ok.png"), randomRGB(6, 20, 20))
 	writePNG(t, filepath.Join(dir, "b", "ok.png"), randomRGB(7, 20, 20))
 
-	s, err := OpenImageFolder(dir, Options{})
+	s, err := OpenImageFolder(dir, Options{Quick: true})
 	if err != nil {
 		t.Fatalf("the header check should pass a truncated file: %v", err)
 	}
 	_, err = s.Image(1) // a/trunc.png sorts after a/ok.png
-	contains(t, err, trunc, "header check", "Verify")
+	contains(t, err, trunc, "Quick", "truncated")
 
 	l, err := NewLoader(s, LoaderOptions{BatchSize: 2, Workers: 2, Preprocess: Preprocess{Mode: ModeNone, Channels: 3, Height: 8, Width: 8}})
 	if err != nil {
@@ -190,9 +195,9 @@ func TestOpenImageFolderTruncated(t *testing.T) {
 		t.Fatalf("%d batches before the error, want 0 (the bad file is in the first batch)", batches)
 	}
 
-	_, err = OpenImageFolder(dir, Options{Verify: true})
+	_, err = OpenImageFolder(dir, Options{})
 	contains(t, err, trunc)
-	s, err = OpenImageFolder(dir, Options{Verify: true, OnBadImage: BadImageSkip})
+	s, err = OpenImageFolder(dir, Options{OnBadImage: BadImageSkip})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func contains(t testing.TB, err error, subs ...string) {
 
 func decodeForTest(t testing.TB, path string) image.Image {
 	t.Helper()
-	img, err := decodeFile(path, true)
+	img, err := DecodeFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,3 +222,12 @@ func (l imageList) Len() int                         { return len(l) }
 func (l imageList) Label(int) int                    { return 0 }
 func (l imageList) Name(i int) string                { return fmt.Sprintf("image%d", i) }
 func (l imageList) Image(i int) (image.Image, error) { return l[i], nil }
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}

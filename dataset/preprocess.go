@@ -31,22 +31,19 @@ var (
 	ImageNetStd  = []float64{0.229, 0.224, 0.225}
 )
 
-// Preprocess turns a decoded image into the float32 CHW tensor a model takes. In order:
+// Preprocess turns a decoded image into the float32 CHW tensor a model takes: the
+// evaluation transform, which training extends with an Augment. In order:
 //
 //  1. the image becomes 8-bit channels: grayscale images stay one channel; colour images
 //     become RGB (alpha dropped, as PIL's convert("RGB") does), or, when Channels is 1,
 //     ITU-R 601-2 luma L = (19595 R + 38470 G + 7471 B + 32768) >> 16, PIL's convert("L");
-//  2. each channel is resized to Height x Width with bilinear interpolation as PyTorch's
-//     F.interpolate(mode="bilinear", align_corners=False, antialias=False) does it, on
-//     float32 values 0-255 (no resize when the size already matches);
-//  3. training augmentation (Augment), if any: padding with black and a random crop, then a
-//     random horizontal flip;
+//  2. the resize to Height x Width: with Resize set, torchvision's transform on a PIL
+//     image (squish, crop or pad; Pillow's antialiased resampling, rounded to 8 bits);
+//     without, the float path: bilinear as PyTorch's F.interpolate(align_corners=False,
+//     antialias=False) on float32 values 0-255 (no resize when the size already matches);
+//  3. training augmentation (Augment), if any;
 //  4. a grayscale image feeding a 3-channel model is replicated to 3 channels, and the
 //     channels are normalised according to Mode.
-//
-// Resizing, flipping and cropping commute with the per-channel affine normalisation except
-// for the padding, which is black (0) before normalisation, as torchvision's
-// RandomCrop(padding=P) on a PIL image gives.
 type Preprocess struct {
 	// Mode is caffe, torch, tf or none; see the Mode constants.
 	Mode string `json:"mode" yaml:"mode" mapstructure:"mode"`
@@ -59,15 +56,18 @@ type Preprocess struct {
 	Channels int `json:"channels" yaml:"channels" mapstructure:"channels"`
 	Height   int `json:"height" yaml:"height" mapstructure:"height"`
 	Width    int `json:"width" yaml:"width" mapstructure:"width"`
-}
-
-// Augment is the training-time augmentation (leave it zero for evaluation).
-type Augment struct {
-	// HFlip flips each image horizontally with probability 0.5.
-	HFlip bool `json:"hflip" yaml:"hflip" mapstructure:"hflip"`
-	// PadCrop pads the resized image with PadCrop black pixels on every side and crops a
-	// random Height x Width window back out (torchvision's RandomCrop(size, padding=PadCrop)).
-	PadCrop int `json:"pad_crop" yaml:"pad_crop" mapstructure:"pad_crop"`
+	// Resize is how a picture of another size becomes Height x Width: squish, crop or pad
+	// (see the Resize constants), resampled as Pillow does (antialiased when downscaling)
+	// and rounded to 8 bits. Empty: the tensor resize of the toolkit's first versions, a
+	// stretch with PyTorch's F.interpolate (bilinear, no antialiasing) on float values,
+	// kept so that recipes and models written before the key existed give the same inputs.
+	Resize string `json:"resize,omitempty" yaml:"resize,omitempty" mapstructure:"resize"`
+	// CropPct is the centre crop's share of the resized picture for Resize crop, in (0, 1];
+	// 0 means DefaultCropPct (0.875: 224 of 256).
+	CropPct float64 `json:"crop_pct,omitempty" yaml:"crop_pct,omitempty" mapstructure:"crop_pct"`
+	// Interpolation is the resampling filter, bilinear (the default, also for "") or
+	// bicubic; ignored without Resize.
+	Interpolation string `json:"interpolation,omitempty" yaml:"interpolation,omitempty" mapstructure:"interpolation"`
 }
 
 // Size is the number of float32 values of one preprocessed image: Channels*Height*Width.
@@ -79,11 +79,9 @@ func (p Preprocess) Validate() error {
 	return err
 }
 
-// Validate checks the augmentation's parameters against the preprocessing's size.
-func (a Augment) Validate(p Preprocess) error {
-	_, err := p.compile(a)
-	return err
-}
+// Validate checks the augmentation's parameters against the preprocessing's size. Its
+// errors are *AugmentError values naming the key.
+func (a Augment) Validate(p Preprocess) error { return a.validate(p) }
 
 // Apply preprocesses one image without augmentation (for evaluation and prediction),
 // returning Channels*Height*Width values in CHW order.
@@ -110,6 +108,12 @@ type transform struct {
 	pad      int
 	hflip    bool
 	augments bool
+
+	resize   string  // "" (the tensor resize), squish, crop or pad
+	cropPct  float64 // for crop
+	interp   string  // bilinear or bicubic
+	aug      Augment // the whole augmentation (pad and hflip are also above)
+	eightBit bool    // the 8-bit picture pipeline runs (Resize set, or 8-bit augmentations)
 }
 
 func (p Preprocess) compile(a Augment) (*transform, error) {
@@ -196,11 +200,33 @@ func (p Preprocess) compile(a Augment) (*transform, error) {
 			t.scale[c], t.bias[c] = 1, 0
 		}
 	}
-	if a.PadCrop < 0 || a.PadCrop > max(p.Height, p.Width) {
-		return nil, fmt.Errorf("dataset: augment pad_crop %d out of range [0, %d]", a.PadCrop, max(p.Height, p.Width))
+	switch p.Resize {
+	case "", ResizeSquish, ResizeCrop, ResizePad:
+	default:
+		return nil, fmt.Errorf("dataset: preprocess: unknown resize %q (valid: %s)", p.Resize, strings.Join(ResizeModes, ", "))
 	}
+	switch p.Interpolation {
+	case "", InterpBilinear, InterpBicubic:
+	default:
+		return nil, fmt.Errorf("dataset: preprocess: unknown interpolation %q (valid: %s)", p.Interpolation, strings.Join(Interpolations, ", "))
+	}
+	if !(p.CropPct >= 0 && p.CropPct <= 1) {
+		return nil, fmt.Errorf("dataset: preprocess: crop_pct %v; want a fraction in (0, 1] (0: the default, %v)", p.CropPct, DefaultCropPct)
+	}
+	t.resize, t.cropPct, t.interp = p.Resize, p.CropPct, p.Interpolation
+	if t.cropPct == 0 {
+		t.cropPct = DefaultCropPct
+	}
+	if t.interp == "" {
+		t.interp = InterpBilinear
+	}
+	if err := a.validate(p); err != nil {
+		return nil, err
+	}
+	t.aug = a
 	t.pad, t.hflip = a.PadCrop, a.HFlip
-	t.augments = a.PadCrop > 0 || a.HFlip
+	t.augments = a.Random()
+	t.eightBit = p.Resize != "" || a.eightBit()
 	return t, nil
 }
 
@@ -228,14 +254,27 @@ func (t *transform) draw(key uint64) augDraw {
 type scratch struct {
 	planes  []float32 // the image's channels at its own size, 0-255
 	resized []float32 // the channels at the model's size
+	dec     decoder
+	canvas  picture // the 8-bit input being built
+	part    []uint8 // the resampled part of a letterboxed picture
+	rsm     resampler
+	ops     opScratch
 	rs      resizer
 	row     []uint8    // one row of interleaved RGB
 	pal     [][3]uint8 // a paletted image's colours as RGB
 }
 
-// apply writes the preprocessed image into dst (length c*h*w).
+// apply writes the preprocessed image into dst (length c*h*w) along the float path (no
+// Resize, no 8-bit augmentation): see applyPlanes.
 func (t *transform) apply(dst []float32, img image.Image, s *scratch, d augDraw) {
 	n, w0, h0 := s.toPlanes(img, t.c == 1)
+	t.applyPlanes(dst, n, w0, h0, s, d)
+}
+
+// applyPlanes is the float path from the n planes of w0 x h0 in s.planes: the tensor
+// resize (F.interpolate, bilinear, no antialiasing), pad-crop and flip on floats,
+// normalisation.
+func (t *transform) applyPlanes(dst []float32, n, w0, h0 int, s *scratch, d augDraw) {
 	planes := s.planes
 	if w0 != t.w || h0 != t.h {
 		s.resized = grow(s.resized, n*t.h*t.w)

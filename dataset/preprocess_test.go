@@ -235,8 +235,8 @@ func TestPreprocessErrors(t *testing.T) {
 	if err := (Preprocess{Mode: ModeCaffe, Channels: 1, Height: 2, Width: 2, Mean: []float64{100}}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	contains(t, Augment{PadCrop: -1}.Validate(base), "pad_crop -1")
-	contains(t, Augment{PadCrop: 9}.Validate(base), "pad_crop 9")
+	contains(t, Augment{PadCrop: -1}.Validate(base), "pad_crop: -1")
+	contains(t, Augment{PadCrop: 9}.Validate(base), "pad_crop: 9")
 	if err := (Augment{PadCrop: 4, HFlip: true}).Validate(base); err != nil {
 		t.Fatal(err)
 	}

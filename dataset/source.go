@@ -1,12 +1,8 @@
 package dataset
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"image"
-	_ "image/jpeg" // register the JPEG decoder
-	_ "image/png"  // register the PNG decoder
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,13 +35,14 @@ const (
 
 // Options controls OpenImageFolder. The zero value is ready to use.
 type Options struct {
-	// OnBadImage is what to do with a file whose header does not decode (or, with Verify,
-	// that does not decode fully): "fail" (the default, also for "") or "skip".
+	// OnBadImage is what to do with a file that does not decode (with Quick, whose header
+	// does not): "fail" (the default, also for "") or "skip".
 	OnBadImage string
-	// Verify decodes every image fully while opening, instead of only checking its header
-	// with image.DecodeConfig. It finds truncated files up front at the cost of a full
-	// decoding pass.
-	Verify bool
+	// Quick checks only each file's header while opening instead of decoding it whole. It
+	// saves a decoding pass over the folder (a JPEG's check decodes it at 1/8 scale, a few
+	// milliseconds for a phone photo), but a truncated or corrupt file then passes the
+	// check and fails when a loader reaches it.
+	Quick bool
 	// Classes, when set, is the exact class list the folder must have, in label order:
 	// open the validation and test folders with the training source's Classes so that the
 	// label indices agree. A folder whose class subfolders differ is an error.
@@ -82,6 +79,7 @@ type Source struct {
 	// image folder
 	paths   []string
 	skipped []BadImage
+	quick   bool // opened with Options.Quick
 
 	// IDX
 	pix        []byte
@@ -125,65 +123,81 @@ func (s *Source) Name(i int) string {
 	return s.paths[i]
 }
 
-// Image decodes example i. For IDX data the result is an *image.Gray sharing the source's
-// memory: do not modify it.
+// Image decodes example i, upright (its EXIF orientation applied), as 8-bit grey
+// (*image.Gray) or RGB (*image.RGBA). For IDX data the result is an *image.Gray sharing the
+// source's memory: do not modify it.
 func (s *Source) Image(i int) (image.Image, error) {
 	if s.kind == kindIDX {
 		n := s.rows * s.cols
 		return &image.Gray{Pix: s.pix[i*n : (i+1)*n : (i+1)*n], Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}, nil
 	}
-	img, err := decodeFile(s.paths[i], true)
+	img, err := DecodeFile(s.paths[i])
+	if err != nil && s.quick {
+		return nil, fmt.Errorf("dataset: %w (the folder %s was opened with Quick, which checks only headers: "+
+			"the file is probably truncated or corrupt)", err, s.root)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("dataset: decoding %s: %w (the file passed the header check when %s was opened, "+
-			"so it is probably truncated or corrupt; remove it, or open the folder with Verify to find such files up front)",
-			s.paths[i], err, s.root)
+		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	return img, nil
 }
 
-// decodeFile decodes the file fully (full) or only its header.
-func decodeFile(path string, full bool) (image.Image, error) {
-	if full {
-		// One read of the whole file: fewer system calls than a buffered reader, and the
-		// decoders read from memory.
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		img, _, err := image.Decode(bytes.NewReader(data))
-		if err != nil {
-			return nil, err
-		}
-		if b := img.Bounds(); b.Empty() {
-			return nil, fmt.Errorf("empty image (%dx%d)", b.Dx(), b.Dy())
-		}
-		return img, nil
+// File is the image file of example i, or "" for IDX data (see Files).
+func (s *Source) File(i int) string {
+	if s.kind == kindIDX {
+		return ""
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cfg, _, err := image.DecodeConfig(bufio.NewReaderSize(f, 4096))
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("empty image (%dx%d)", cfg.Width, cfg.Height)
-	}
-	if cfg.Width*cfg.Height > maxPixels {
-		return nil, fmt.Errorf("image too large (%dx%d)", cfg.Width, cfg.Height)
-	}
-	return nil, nil
+	return s.paths[i]
 }
 
-func isImageFile(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".png", ".jpg", ".jpeg":
-		return true
-	}
-	return false
+// Files is implemented by collections whose examples are image files (a Source of an
+// image folder, a View of one, FileList). A Loader reads such files itself, which lets it
+// decode a JPEG at the reduced scale its crop needs; File returns "" for an example that
+// is not a file, which the loader then gets from Image.
+type Files interface {
+	File(i int) string
 }
+
+// DecodeFile decodes an image file (JPEG, PNG, GIF, BMP, TIFF or WebP), upright: the
+// EXIF orientation of a JPEG is applied as Pillow's ImageOps.exif_transpose does. The
+// result is an *image.Gray for grey files and an *image.RGBA (opaque: alpha is dropped,
+// as Pillow's convert("RGB") does) otherwise. Errors name the file.
+func DecodeFile(path string) (image.Image, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	p, err := d.decodeWhole(data, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p.image(), nil
+}
+
+// checkFile reads path's header, and with verify decodes the whole file (a JPEG at 1/8
+// scale: every byte of its scan is still read and checked).
+func checkFile(path string, verify bool, d *decoder) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	h, err := readHeader(data)
+	if err != nil || !verify {
+		return err
+	}
+	_, _, err = d.decode(data, h, 8, image.Rectangle{}, false)
+	return err
+}
+
+// IsImageFile reports whether a file's name has an image extension an image folder
+// accepts (see ImageExtensions).
+func IsImageFile(name string) bool {
+	return slices.Contains(imageExtensions, strings.ToLower(filepath.Ext(name)))
+}
+
+// ImageExtensions lists the file name extensions of image files (in any case).
+func ImageExtensions() []string { return slices.Clone(imageExtensions) }
 
 func isHidden(name string) bool { return strings.HasPrefix(name, ".") }
 
@@ -245,7 +259,7 @@ func OpenImageFolder(dir string, opts Options) (*Source, error) {
 		classes = slices.Clone(opts.Classes)
 	}
 
-	s := &Source{kind: kindFolder, root: dir, classes: classes}
+	s := &Source{kind: kindFolder, root: dir, classes: classes, quick: opts.Quick}
 	var paths []string
 	var labels []int32
 	for label, c := range classes {
@@ -284,7 +298,7 @@ func OpenImageFolder(dir string, opts Options) (*Source, error) {
 			} else if !d.Type().IsRegular() {
 				return nil
 			}
-			if isImageFile(d.Name()) {
+			if IsImageFile(d.Name()) {
 				paths = append(paths, p)
 				labels = append(labels, int32(label))
 				n++
@@ -299,7 +313,47 @@ func OpenImageFolder(dir string, opts Options) (*Source, error) {
 		}
 	}
 
-	// Check every file, in parallel; results land by index so the outcome is deterministic.
+	good, bad := checkFiles(paths, opts)
+	if len(bad) > 0 && onBad == BadImageFail {
+		return nil, &BadImagesError{Bad: bad}
+	}
+	counts := make([]int, len(classes))
+	for _, i := range good {
+		s.paths = append(s.paths, paths[i])
+		s.labels = append(s.labels, labels[i])
+		counts[labels[i]]++
+	}
+	s.skipped = bad
+	for label, n := range counts {
+		if n == 0 {
+			return nil, fmt.Errorf("dataset: class folder %s has no decodable images (all were skipped as bad)",
+				filepath.Join(dir, classes[label]))
+		}
+	}
+	return s, nil
+}
+
+// BadImagesError is the error of opening files of which some do not decode, with
+// OnBadImage fail.
+type BadImagesError struct {
+	Bad []BadImage // in path order
+}
+
+func (e *BadImagesError) Error() string {
+	more := ""
+	if len(e.Bad) > 1 {
+		more = fmt.Sprintf(" (and %d more files that do not decode)", len(e.Bad)-1)
+		if len(e.Bad) == 2 {
+			more = " (and 1 more file that does not decode)"
+		}
+	}
+	return fmt.Sprintf("dataset: %s: not a decodable image: %v%s", e.Bad[0].Path, e.Bad[0].Err, more)
+}
+
+// checkFiles checks every file in parallel (checkFile; results land by index, so the
+// outcome does not depend on timing) and returns the indices of the good ones and the bad
+// ones with their errors, both in paths' order.
+func checkFiles(paths []string, opts Options) (good []int, bad []BadImage) {
 	errs := make([]error, len(paths))
 	workers := opts.Workers
 	if workers <= 0 {
@@ -309,45 +363,43 @@ func OpenImageFolder(dir string, opts Options) (*Source, error) {
 	var wg sync.WaitGroup
 	for range min(workers, len(paths)) {
 		wg.Go(func() {
+			var d decoder
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(paths) {
 					return
 				}
-				_, errs[i] = decodeFile(paths[i], opts.Verify)
+				errs[i] = checkFile(paths[i], !opts.Quick, &d)
 			}
 		})
 	}
 	wg.Wait()
-
-	var bad []BadImage
 	for i, e := range errs {
 		if e != nil {
 			bad = append(bad, BadImage{Path: paths[i], Err: e})
+		} else {
+			good = append(good, i)
 		}
 	}
+	return good, bad
+}
+
+// OpenFiles opens a list of image files as a collection of one unnamed class (label 0),
+// in the list's order: images to classify. Each file is checked as OpenImageFolder checks
+// them, and opts.OnBadImage says what a bad one does.
+func OpenFiles(paths []string, opts Options) (*Source, error) {
+	onBad, err := checkBadImageOption(opts.OnBadImage)
+	if err != nil {
+		return nil, err
+	}
+	good, bad := checkFiles(paths, opts)
 	if len(bad) > 0 && onBad == BadImageFail {
-		more := ""
-		if len(bad) > 1 {
-			more = fmt.Sprintf(" (and %d more bad files)", len(bad)-1)
-		}
-		return nil, fmt.Errorf("dataset: %s: not a decodable image: %w%s; OnBadImage %q would skip bad files",
-			bad[0].Path, bad[0].Err, more, BadImageSkip)
+		return nil, &BadImagesError{Bad: bad}
 	}
-	counts := make([]int, len(classes))
-	for i, e := range errs {
-		if e == nil {
-			s.paths = append(s.paths, paths[i])
-			s.labels = append(s.labels, labels[i])
-			counts[labels[i]]++
-		}
-	}
-	s.skipped = bad
-	for label, n := range counts {
-		if n == 0 {
-			return nil, fmt.Errorf("dataset: class folder %s has no decodable images (all were skipped as bad)",
-				filepath.Join(dir, classes[label]))
-		}
+	s := &Source{kind: kindFolder, root: "", classes: []string{""}, quick: opts.Quick, skipped: bad}
+	for _, i := range good {
+		s.paths = append(s.paths, paths[i])
+		s.labels = append(s.labels, 0)
 	}
 	return s, nil
 }

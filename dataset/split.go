@@ -38,6 +38,15 @@ func (v View) Image(i int) (image.Image, error) { return v.base.Image(v.idx[i]) 
 // Name names the view's example i.
 func (v View) Name(i int) string { return v.base.Name(v.idx[i]) }
 
+// File is the file of the view's example i when the collection is made of files (see
+// Files), else "".
+func (v View) File(i int) string {
+	if f, ok := v.base.(Files); ok {
+		return f.File(v.idx[i])
+	}
+	return ""
+}
+
 // Base is the collection the view selects from.
 func (v View) Base() Examples { return v.base }
 
