@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -18,6 +19,33 @@ type Options struct {
 	TopK      int // top-k accuracy; 0: 5, at most the number of classes
 	BatchSize int // 0: 32
 	Workers   int // image decoders; 0: the loader's default
+	// OnBadImage is what a file that does not decode does: fail (the default, naming it)
+	// or skip (it is left out and listed in Report.Skipped). With a recipe, "" keeps the
+	// recipe's data.on_bad_image.
+	OnBadImage string
+}
+
+// SkippedImage is a file an evaluation or prediction left out because it does not decode.
+type SkippedImage struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
+func skippedImages(bad []dataset.BadImage) []SkippedImage {
+	var out []SkippedImage
+	for _, b := range bad {
+		out = append(out, SkippedImage{File: b.Path, Error: b.Err.Error()})
+	}
+	return out
+}
+
+// badImageAdvice adds how to go on to an error about files that do not decode.
+func badImageAdvice(err error) error {
+	var bad *dataset.BadImagesError
+	if errors.As(err, &bad) {
+		return fmt.Errorf("%w; --on-bad-image skip leaves such files out (and lists them)", err)
+	}
+	return err
 }
 
 // ClassMetrics are one class's scores (scikit-learn's classification_report, with 0
@@ -45,15 +73,21 @@ type Report struct {
 	// Confusion[i][j] counts the images of class i predicted as class j.
 	Confusion [][]int  `json:"confusion"`
 	Notes     []string `json:"notes,omitempty"`
+	// Skipped lists the files left out because they do not decode (OnBadImage skip).
+	Skipped []SkippedImage `json:"skipped,omitempty"`
 }
 
 // EvaluateFolder evaluates the classifier on an image folder (one subfolder per class).
 func EvaluateFolder(ctx context.Context, c *Classifier, dir string, opts Options) (*Report, error) {
-	src, err := dataset.OpenImageFolder(dir, dataset.Options{Workers: opts.Workers})
+	src, err := dataset.OpenImageFolder(dir, dataset.Options{Workers: opts.Workers, OnBadImage: opts.OnBadImage})
 	if err != nil {
-		return nil, err
+		return nil, badImageAdvice(err)
 	}
-	return Evaluate(ctx, c, src, src.Classes(), dir, opts)
+	r, err := Evaluate(ctx, c, src, src.Classes(), dir, opts)
+	if r != nil {
+		r.Skipped = skippedImages(src.Skipped())
+	}
+	return r, err
 }
 
 // Evaluate evaluates the classifier on labelled examples whose labels index
@@ -191,6 +225,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
+	for _, sk := range r.Skipped {
+		fmt.Fprintf(&b, "skipped %s: %s\n", sk.File, sk.Error)
+	}
 	fmt.Fprintf(&b, "loss %.4f  accuracy %.2f%%  top-%d accuracy %.2f%%  macro F1 %.4f\n\n", r.Loss, 100*r.Accuracy, r.TopK, 100*r.TopKAccuracy, r.MacroF1)
 	width := 5
 	for i, c := range r.Classes {
@@ -222,9 +259,16 @@ func EvaluateConfig(ctx context.Context, c *Classifier, cfg finetune.Config, opt
 	if cfg.Data.Test == "" {
 		return nil, fmt.Errorf("the recipe has no test data (data.test)")
 	}
+	if opts.OnBadImage != "" {
+		cfg.Data.OnBadImage = opts.OnBadImage
+	}
 	d, err := finetune.OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
-	return Evaluate(ctx, c, d.Test, d.Classes, cfg.Data.Test, opts)
+	r, err := Evaluate(ctx, c, d.Test, d.Classes, cfg.Data.Test, opts)
+	if r != nil {
+		r.Skipped = skippedImages(d.Skipped)
+	}
+	return r, err
 }

@@ -124,11 +124,12 @@ func TestPredict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	preds, err := Predict(c, []string{"../data/fmnist-5to9/test/8_bag/00078.png", "../data/fmnist-5to9/test/6_shirt"}, 3)
+	res, err := Predict(context.Background(), c, []string{"../data/fmnist-5to9/test/8_bag/00078.png", "../data/fmnist-5to9/test/6_shirt"}, 3, Options{BatchSize: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(preds) != 201 {
+	preds := res.Predictions
+	if len(preds) != 201 || len(res.Skipped) != 0 {
 		t.Fatalf("%d predictions, want 1 + the 200 images of 6_shirt", len(preds))
 	}
 	right := 0
@@ -150,6 +151,42 @@ func TestPredict(t *testing.T) {
 	}
 	if right < 150 {
 		t.Errorf("%d of 201 predictions right after a head epoch (about 88%% on the test set)", right)
+	}
+}
+
+// A folder holding a file that does not decode: with fail, an error naming it and no
+// predictions; with skip, the others predicted in order and the bad one listed.
+func TestPredictBadFiles(t *testing.T) {
+	model, _, _ := demoModel(t)
+	c, err := Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good, err := os.ReadFile("../data/fmnist-5to9/test/8_bag/00078.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "a.png"), good, 0o644)
+	os.WriteFile(filepath.Join(dir, "b.jpg"), []byte{0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F'}, 0o644)
+	os.WriteFile(filepath.Join(dir, "c.png"), good[:len(good)/2], 0o644)
+	os.WriteFile(filepath.Join(dir, "d.png"), good, 0o644)
+	res, err := Predict(context.Background(), c, []string{dir}, 2, Options{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "b.jpg")) || !strings.Contains(err.Error(), "--on-bad-image skip") || res != nil {
+		t.Fatalf("fail: got %v, %v; want an error naming b.jpg and the flag", res, err)
+	}
+	res, err = Predict(context.Background(), c, []string{dir}, 2, Options{OnBadImage: "skip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Predictions) != 2 || res.Predictions[0].File != filepath.Join(dir, "a.png") || res.Predictions[1].File != filepath.Join(dir, "d.png") {
+		t.Fatalf("predictions %+v, want a.png and d.png", res.Predictions)
+	}
+	if len(res.Skipped) != 2 || res.Skipped[0].File != filepath.Join(dir, "b.jpg") || res.Skipped[1].File != filepath.Join(dir, "c.png") {
+		t.Fatalf("skipped %+v, want b.jpg and c.png", res.Skipped)
+	}
+	if res.Predictions[0].Top[0] != res.Predictions[1].Top[0] {
+		t.Errorf("the same image predicted differently: %+v, %+v", res.Predictions[0].Top, res.Predictions[1].Top)
 	}
 }
 
@@ -176,7 +213,7 @@ func TestBadInput(t *testing.T) {
 	// A file that is not an image.
 	text := filepath.Join(dir, "notes.png")
 	os.WriteFile(text, []byte("not an image\n"), 0o644)
-	if _, err := Predict(c, []string{text}, 1); err == nil || !strings.Contains(err.Error(), "notes.png: not an image") {
+	if _, err := Predict(context.Background(), c, []string{text}, 1, Options{}); err == nil || !strings.Contains(err.Error(), "notes.png: not a decodable image: not an image") {
 		t.Errorf("predict on a text file: %v", err)
 	}
 	// A model without class names: indices, and a note saying so.
@@ -202,12 +239,12 @@ func TestBadInput(t *testing.T) {
 	if c.HasNames || strings.Join(c.Classes, ",") != "0,1,2,3,4" || len(c.Notes) != 1 || !strings.Contains(c.Notes[0], "no class names") {
 		t.Errorf("a model without class names: classes %v, notes %v", c.Classes, c.Notes)
 	}
-	preds, err := Predict(c, []string{"../data/fmnist-5to9/test/8_bag/00078.png"}, 1)
+	res, err := Predict(context.Background(), c, []string{"../data/fmnist-5to9/test/8_bag/00078.png"}, 1, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if preds[0].Top[0].Class != "3" {
-		t.Errorf("the bag predicted as %+v, want index 3", preds[0].Top)
+	if res.Predictions[0].Top[0].Class != "3" {
+		t.Errorf("the bag predicted as %+v, want index 3", res.Predictions[0].Top)
 	}
 }
 

@@ -1,12 +1,15 @@
 package evaluate
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"toolkit/dataset"
 )
 
 // Score is one class's probability for an image.
@@ -22,8 +25,9 @@ type Prediction struct {
 	Top  []Score `json:"top"`
 }
 
-// ImageFiles expands paths: a file stays as given, a folder gives its PNG and JPEG
-// files (and those of its subfolders), sorted.
+// ImageFiles expands paths: a file stays as given, a folder gives its image files (those
+// of an image folder: JPEG, PNG, GIF, BMP, TIFF, WebP; its subfolders' too, hidden ones
+// left out), sorted.
 func ImageFiles(paths []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
@@ -40,14 +44,14 @@ func ImageFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
-				return filepath.SkipDir
-			}
-			switch strings.ToLower(filepath.Ext(path)) {
-			case ".png", ".jpg", ".jpeg":
-				if !d.IsDir() {
-					found = append(found, path)
+			if path != p && strings.HasPrefix(d.Name(), ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
 				}
+				return nil
+			}
+			if !d.IsDir() && dataset.IsImageFile(path) {
+				found = append(found, path)
 			}
 			return nil
 		})
@@ -55,7 +59,7 @@ func ImageFiles(paths []string) ([]string, error) {
 			return nil, err
 		}
 		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: no PNG or JPEG files", p)
+			return nil, fmt.Errorf("%s: no image files (%s)", p, strings.Join(dataset.ImageExtensions(), ", "))
 		}
 		slices.Sort(found)
 		files = append(files, found...)
@@ -63,37 +67,58 @@ func ImageFiles(paths []string) ([]string, error) {
 	return files, nil
 }
 
+// Predictions are the results of Predict: one per image that decoded, in the order of
+// the files, and the files left out.
+type Predictions struct {
+	Predictions []Prediction   `json:"predictions"`
+	Skipped     []SkippedImage `json:"skipped,omitempty"`
+}
+
 // Predict classifies image files (folders are expanded by ImageFiles) and returns each
-// one's k most probable classes.
-func Predict(c *Classifier, paths []string, k int) ([]Prediction, error) {
+// one's k most probable classes. The files are checked first: with opts.OnBadImage fail
+// (the default) a file that does not decode is an error naming it, before anything is
+// predicted; with skip it is left out and listed. Images are decoded in parallel and run
+// in batches of opts.BatchSize, with the model's evaluation transform.
+func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Options) (*Predictions, error) {
 	files, err := ImageFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	if k <= 0 {
-		k = 1
+	src, err := dataset.OpenFiles(files, dataset.Options{OnBadImage: opts.OnBadImage, Workers: opts.Workers})
+	if err != nil {
+		return nil, badImageAdvice(err)
 	}
-	k = min(k, len(c.Classes))
-	out := make([]Prediction, 0, len(files))
-	for _, f := range files {
-		img, err := decodeImage(f)
+	out := &Predictions{Skipped: skippedImages(src.Skipped())}
+	if src.Len() == 0 {
+		return out, nil
+	}
+	k = min(max(k, 1), len(c.Classes))
+	batch := opts.BatchSize
+	if batch <= 0 {
+		batch = 32
+	}
+	loader, err := dataset.NewLoader(src, dataset.LoaderOptions{BatchSize: batch, Workers: opts.Workers, Preprocess: c.Preprocess})
+	if err != nil {
+		return nil, err
+	}
+	n := len(c.Classes)
+	for b, err := range loader.Epoch(ctx, 0) {
 		if err != nil {
 			return nil, err
 		}
-		x, err := c.Preprocess.Apply(img)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		logits, err := c.Logits(x, 1)
+		logits, err := c.Logits(b.Images, b.N)
 		if err != nil {
 			return nil, err
 		}
-		probs := Probabilities(logits)
-		p := Prediction{File: f}
-		for _, i := range ranking(logits)[:k] {
-			p.Top = append(p.Top, Score{Class: c.Classes[i], Index: i, Probability: probs[i]})
+		for i := range b.N {
+			row := logits[i*n : (i+1)*n]
+			probs := Probabilities(row)
+			p := Prediction{File: src.Name(b.Indices[i])}
+			for _, j := range ranking(row)[:k] {
+				p.Top = append(p.Top, Score{Class: c.Classes[j], Index: j, Probability: probs[j]})
+			}
+			out.Predictions = append(out.Predictions, p)
 		}
-		out = append(out, p)
 	}
 	return out, nil
 }

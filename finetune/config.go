@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"toolkit/dataset"
 	"toolkit/finetune/schedule"
 	"toolkit/internal/yamlnode"
 )
@@ -192,6 +193,8 @@ type DataConfig struct {
 	Workers int `yaml:"workers"`
 	// OnBadImage says what an undecodable image does: fail (the run stops, naming it) or skip (it is skipped and counted).
 	OnBadImage string `yaml:"on_bad_image" enum:"fail,skip"`
+	// JPEGDraft decodes a training JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain when its crop or resize reduces it at least that much (Pillow's draft mode): a 12-megapixel photo several times faster, its pixels slightly different from a full decode's. Validation, test, evaluate and predict always decode in full.
+	JPEGDraft bool `yaml:"jpeg_draft"`
 	// FeatureCache is the cache of a frozen base's outputs, auto or off. With auto, an
 	// epoch that trains only groups above a frozen part of the network, on images that
 	// nothing random changes (no augmentation), computes the frozen part's output once
@@ -212,7 +215,10 @@ type LabelsConfig struct {
 	Test string `yaml:"test"`
 }
 
-// PreprocessConfig is the exporter's input normalisation.
+// PreprocessConfig is how an image becomes the model's input: the resize, and the
+// normalisation the base was trained with. Evaluation and test use it as it is; training
+// adds the augmentation. It is stored in the exported model, so that evaluate and predict
+// prepare images the same way.
 type PreprocessConfig struct {
 	// Mode is the normalisation: caffe (BGR, 0-255, mean subtracted), torch (0-1, mean and std), tf (-1 to 1) or none (0-1).
 	Mode string `yaml:"mode" enum:"caffe,torch,tf,none"`
@@ -220,14 +226,62 @@ type PreprocessConfig struct {
 	Mean []float64 `yaml:"mean"`
 	// Std is the per-channel standard deviation (torch only; empty: ImageNet's), as mean.
 	Std []float64 `yaml:"std"`
+	// Resize is how a photo of another size becomes the input size, as torchvision does it on PIL images: squish (stretch to the size), crop (the shorter side to size/crop_pct, then the centre: the ImageNet evaluation transform, Resize(256) + CenterCrop(224)) or pad (fit inside, keeping the aspect ratio, black around). Not set: the stretch of the toolkit's first versions (bilinear without antialiasing, on floats), for recipes written before this key.
+	Resize string `yaml:"resize,omitempty" enum:"squish,crop,pad" default:"not set"`
+	// CropPct is the centre crop's share of the resized photo for resize: crop, in (0, 1] (timm's crop_pct; 0.875 is 224 of 256).
+	CropPct float64 `yaml:"crop_pct"`
+	// Interpolation is the resampling filter of resize and random_resized_crop: bilinear or bicubic, antialiased when downscaling, as Pillow.
+	Interpolation string `yaml:"interpolation,omitempty" enum:"bilinear,bicubic" default:"bilinear"`
 }
 
-// AugmentConfig is the training-time augmentation.
+// AugmentConfig is the training-time augmentation, each step as torchvision does it on a
+// PIL image, in this order: random_resized_crop (instead of the resize), pad_crop, hflip,
+// vflip, rotate, color_jitter, trivial_augment, normalisation, random_erasing; then mixup
+// or cutmix over the batch. Validation and test images get the resize alone.
 type AugmentConfig struct {
-	// HFlip flips half the training images left to right.
-	HFlip bool `yaml:"hflip"`
+	// RandomResizedCrop replaces the resize in training: a random box of the photo, its area a fraction in scale and its aspect ratio (width/height) in ratio, resized to the input (torchvision's RandomResizedCrop). true: scale [0.08, 1], ratio [0.75, 1.3333]; or {scale: [lo, hi], ratio: [lo, hi]}.
+	RandomResizedCrop RandomResizedCropConfig `yaml:"random_resized_crop"`
 	// PadCrop pads each training image by this many pixels and crops it back at a random place; 0: off.
 	PadCrop int `yaml:"pad_crop"`
+	// HFlip flips half the training images left to right.
+	HFlip bool `yaml:"hflip"`
+	// VFlip turns half the training images upside down.
+	VFlip bool `yaml:"vflip"`
+	// Rotate rotates each training image by a random angle in [-rotate, rotate] degrees (RandomRotation; nearest neighbour, black corners).
+	Rotate float64 `yaml:"rotate"`
+	// ColorJitter changes brightness, contrast and saturation by random factors in [1-v, 1+v] and the hue by up to hue (at most 0.5), in a random order (ColorJitter).
+	ColorJitter ColorJitterConfig `yaml:"color_jitter"`
+	// TrivialAugment applies one random operation of TrivialAugmentWide at a random strength to each training image.
+	TrivialAugment bool `yaml:"trivial_augment"`
+	// RandomErasing erases a random box of each training image with this probability (RandomErasing; the box set to 0 after normalisation).
+	RandomErasing float64 `yaml:"random_erasing"`
+	// Mixup blends each training image with the one before it in the batch, by a weight drawn per batch from Beta(mixup, mixup) (0.2 is usual); the loss takes the blended targets, accuracy the dominant label.
+	Mixup float64 `yaml:"mixup"`
+	// Cutmix pastes a box of the image before it in the batch into each training image, its area drawn per batch from Beta(cutmix, cutmix) (1.0 is usual); with mixup also set, each batch takes one of the two.
+	Cutmix float64 `yaml:"cutmix"`
+}
+
+// RandomResizedCropConfig is the random_resized_crop key: false (off, the default), true
+// (torchvision's scale and ratio) or {scale, ratio}.
+type RandomResizedCropConfig struct {
+	// On turns it on.
+	On bool `yaml:"-"`
+	// Scale is the range of the box's area, as a fraction of the photo's: 0 < lo <= hi <= 1.
+	Scale [2]float64 `yaml:"scale"`
+	// Ratio is the range of the box's aspect ratio (width/height), drawn log-uniformly: 0 < lo <= hi.
+	Ratio [2]float64 `yaml:"ratio"`
+}
+
+// ColorJitterConfig is torchvision's ColorJitter; 0 leaves a property alone.
+type ColorJitterConfig struct {
+	// Brightness draws the brightness factor from [max(0, 1-v), 1+v].
+	Brightness float64 `yaml:"brightness"`
+	// Contrast draws the contrast factor from [max(0, 1-v), 1+v].
+	Contrast float64 `yaml:"contrast"`
+	// Saturation draws the saturation factor from [max(0, 1-v), 1+v].
+	Saturation float64 `yaml:"saturation"`
+	// Hue draws the hue shift from [-v, v], a fraction of the colour circle, v at most 0.5.
+	Hue float64 `yaml:"hue"`
 }
 
 // OutputConfig says where the run folder goes.
@@ -267,8 +321,8 @@ func Default() Config {
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
 		Optimizer: OptimizerConfig{Name: "adam", Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		Data: DataConfig{
-			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto",
-			Preprocess: PreprocessConfig{Mode: "torch"},
+			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true,
+			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
 		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60},
 	}
@@ -313,6 +367,14 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 	}
 	if err := cfg.applyEnv(); err != nil {
 		return nil, err
+	}
+	// Mistakes that need more than one key (an augmentation against the batch size, say)
+	// are found here too, to report them at their line.
+	if key, err := cfg.dataError(); err != nil {
+		if l := yamlnode.Line(&doc, key); l > 0 {
+			return nil, fmt.Errorf("%s:%d: %s: %w", name, l, key, err)
+		}
+		return nil, fmt.Errorf("%s: %s: %w", name, key, err)
 	}
 	return &cfg, nil
 }

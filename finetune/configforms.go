@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"toolkit/dataset"
 	"toolkit/finetune/schedule"
 	"toolkit/internal/jsonschema"
 	"toolkit/internal/yamlnode"
@@ -292,4 +294,88 @@ func (o OptimizerConfig) MarshalYAML() (any, error) {
 		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: f.Key}, &val)
 	}
 	return n, nil
+}
+
+// plainRandomResizedCrop is RandomResizedCropConfig without its YAML methods: its mapping form.
+type plainRandomResizedCrop RandomResizedCropConfig
+
+const rrcWant = "want false, true (scale [0.08, 1], ratio [0.75, 1.3333]) or {scale: [lo, hi], ratio: [lo, hi]}"
+
+// UnmarshalYAML reads false, true or a mapping of scale and ratio (each defaulting to
+// torchvision's), and checks the ranges at their lines.
+func (r *RandomResizedCropConfig) UnmarshalYAML(n *yaml.Node) error {
+	n = yamlnode.Resolve(n)
+	def := RandomResizedCropConfig{Scale: dataset.DefaultRandomResizedCrop.Scale, Ratio: dataset.DefaultRandomResizedCrop.Ratio}
+	switch {
+	case yamlnode.IsNull(n):
+		*r = RandomResizedCropConfig{}
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool":
+		*r = RandomResizedCropConfig{}
+		if strings.EqualFold(n.Value, "true") {
+			*r = def
+			r.On = true
+		}
+	case n.Kind == yaml.MappingNode:
+		p := plainRandomResizedCrop(def)
+		if err := yamlnode.Decode(n, &p); err != nil {
+			return err
+		}
+		p.On = true
+		crop := dataset.RandomResizedCrop{Scale: p.Scale, Ratio: p.Ratio}
+		if err := (dataset.Augment{RandomResizedCrop: &crop}).Validate(dataset.Preprocess{Mode: dataset.ModeNone, Channels: 3, Height: 1, Width: 1}); err != nil {
+			var ae *dataset.AugmentError
+			if errors.As(err, &ae) {
+				key := strings.TrimPrefix(ae.Key, "random_resized_crop.")
+				return &yamlnode.Error{Line: valueLine(n, key), Key: key, Msg: ae.Msg}
+			}
+			return yamlnode.Errorf(n, "%v", err)
+		}
+		*r = RandomResizedCropConfig(p)
+	default:
+		return yamlnode.Errorf(n, "%s; %s", yamlnode.Describe(n), rrcWant)
+	}
+	return nil
+}
+
+// valueLine is the line of key's value in mapping n, or n's own line.
+func valueLine(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Line
+		}
+	}
+	return n.Line
+}
+
+// MarshalYAML writes false, true for torchvision's defaults, or the mapping.
+func (r RandomResizedCropConfig) MarshalYAML() (any, error) {
+	switch {
+	case !r.On:
+		return false, nil
+	case r.Scale == dataset.DefaultRandomResizedCrop.Scale && r.Ratio == dataset.DefaultRandomResizedCrop.Ratio:
+		return true, nil
+	}
+	return plainRandomResizedCrop(r), nil
+}
+
+// MarshalJSON writes the recipe's form as JSON.
+func (r RandomResizedCropConfig) MarshalJSON() ([]byte, error) { return yamlnode.MarshalJSON(r) }
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (r *RandomResizedCropConfig) UnmarshalJSON(b []byte) error { return yamlnode.UnmarshalJSON(b, r) }
+
+// JSONSchema describes false, true and the mapping.
+func (RandomResizedCropConfig) JSONSchema() *jsonschema.Schema {
+	pair := func(desc string) *jsonschema.Schema {
+		return &jsonschema.Schema{Type: "array", Description: desc, MinItems: jsonschema.Count(2), MaxItems: jsonschema.Count(2),
+			Items: &jsonschema.Schema{Type: "number", ExclusiveMinimum: jsonschema.Number(0)}}
+	}
+	obj := &jsonschema.Schema{Type: "object", Description: "the box's ranges", AdditionalProperties: false}
+	obj.Set("scale", pair("the range of the box's area as a fraction of the photo's, 0 < lo <= hi <= 1 (default [0.08, 1])"))
+	obj.Set("ratio", pair("the range of the box's aspect ratio, width/height, 0 < lo <= hi (default [0.75, 1.3333])"))
+	return &jsonschema.Schema{
+		Description: "RandomResizedCrop in training instead of the resize: false (the default), true (torchvision's scale and ratio), or {scale, ratio}.",
+		Default:     false,
+		OneOf:       []*jsonschema.Schema{{Type: "boolean"}, obj},
+	}
 }

@@ -1,7 +1,10 @@
 package finetune
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 
 	"toolkit/dataset"
@@ -19,6 +22,8 @@ type Data struct {
 	// Skipped lists the images left out because they failed to decode
 	// (data.on_bad_image: skip).
 	Skipped []dataset.BadImage
+
+	trainSource, valSource, testSource *dataset.Source // as opened, for the summary
 }
 
 // OpenData opens the collections a DataConfig names, for a model input of the given
@@ -42,6 +47,10 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 			src, err = dataset.Open(c.Format, path, opts)
 		}
 		if err != nil {
+			var bad *dataset.BadImagesError
+			if errors.As(err, &bad) {
+				return nil, fmt.Errorf("data.%s: %w; data.on_bad_image: skip leaves such files out (they are listed)", field, err)
+			}
 			return nil, fmt.Errorf("data.%s: %w", field, err)
 		}
 		if src.Len() == 0 {
@@ -57,20 +66,18 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		return nil, err
 	}
 	d := &Data{
-		Classes: train.Classes(),
-		Train:   train,
-		Preprocess: dataset.Preprocess{
-			Mode: c.Preprocess.Mode, Mean: nilIfEmpty(c.Preprocess.Mean), Std: nilIfEmpty(c.Preprocess.Std),
-			Channels: input.Channels, Height: input.Height, Width: input.Width,
-		},
-		Augment: dataset.Augment{HFlip: c.Augment.HFlip, PadCrop: c.Augment.PadCrop},
-		Skipped: train.Skipped(),
+		Classes:     train.Classes(),
+		Train:       train,
+		Preprocess:  c.Preprocess.dataset(input),
+		Augment:     c.Augment.dataset(),
+		Skipped:     train.Skipped(),
+		trainSource: train,
 	}
 	if err := d.Preprocess.Validate(); err != nil {
 		return nil, fmt.Errorf("data.preprocess: %w", err)
 	}
 	if err := d.Augment.Validate(d.Preprocess); err != nil {
-		return nil, fmt.Errorf("data.augment: %w", err)
+		return nil, augmentError(err)
 	}
 	opts.Classes = d.Classes
 	switch {
@@ -84,7 +91,7 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		if err := sameClasses("val", val.Classes(), d.Classes); err != nil {
 			return nil, err
 		}
-		d.Val = val
+		d.Val, d.valSource = val, val
 		d.Skipped = append(d.Skipped, val.Skipped()...)
 	case c.ValSplit > 0:
 		if err := checkValSplit(c.ValSplit); err != nil {
@@ -106,7 +113,7 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		if err := sameClasses("test", test.Classes(), d.Classes); err != nil {
 			return nil, err
 		}
-		d.Test = test
+		d.Test, d.testSource = test, test
 		d.Skipped = append(d.Skipped, test.Skipped()...)
 	}
 	return d, nil
@@ -130,8 +137,55 @@ func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, trai
 	}
 	if train {
 		opts.Augment = d.Augment
+		opts.Draft = c.JPEGDraft
 	}
-	return dataset.NewLoader(examples, opts)
+	l, err := dataset.NewLoader(examples, opts)
+	if err != nil {
+		return nil, augmentError(err)
+	}
+	return l, nil
+}
+
+// augmentError names an augmentation mistake by its recipe key.
+func augmentError(err error) error {
+	var ae *dataset.AugmentError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("data.augment.%s: %s", ae.Key, ae.Msg)
+	}
+	return fmt.Errorf("data.augment: %w", err)
+}
+
+// dataset is the preprocessing of an input of the given size.
+func (p PreprocessConfig) dataset(input InputConfig) dataset.Preprocess {
+	out := dataset.Preprocess{
+		Mode: p.Mode, Mean: nilIfEmpty(p.Mean), Std: nilIfEmpty(p.Std),
+		Channels: input.Channels, Height: input.Height, Width: input.Width,
+		Resize: p.Resize,
+	}
+	if p.Resize != "" {
+		// Without a resize key the float path runs, which has neither.
+		out.CropPct, out.Interpolation = p.CropPct, p.Interpolation
+		if p.Resize != dataset.ResizeCrop {
+			out.CropPct = 0
+		}
+	}
+	return out
+}
+
+// dataset is the augmentation as package dataset takes it.
+func (a AugmentConfig) dataset() dataset.Augment {
+	out := dataset.Augment{
+		HFlip: a.HFlip, PadCrop: a.PadCrop, VFlip: a.VFlip, Rotate: a.Rotate,
+		TrivialAugment: a.TrivialAugment, RandomErasing: a.RandomErasing, Mixup: a.Mixup, Cutmix: a.Cutmix,
+	}
+	if a.RandomResizedCrop.On {
+		out.RandomResizedCrop = &dataset.RandomResizedCrop{Scale: a.RandomResizedCrop.Scale, Ratio: a.RandomResizedCrop.Ratio}
+	}
+	if a.ColorJitter != (ColorJitterConfig{}) {
+		j := a.ColorJitter
+		out.ColorJitter = &dataset.ColorJitter{Brightness: j.Brightness, Contrast: j.Contrast, Saturation: j.Saturation, Hue: j.Hue}
+	}
+	return out
 }
 
 func nilIfEmpty(v []float64) []float64 {
@@ -139,4 +193,117 @@ func nilIfEmpty(v []float64) []float64 {
 		return nil
 	}
 	return v
+}
+
+// active names the augmentations that are on, as the recipe writes them.
+func (a AugmentConfig) active() []string {
+	var on []string
+	add := func(cond bool, format string, args ...any) {
+		if cond {
+			on = append(on, fmt.Sprintf(format, args...))
+		}
+	}
+	add(a.RandomResizedCrop.On, "random_resized_crop")
+	add(a.PadCrop > 0, "pad_crop: %d", a.PadCrop)
+	add(a.HFlip, "hflip")
+	add(a.VFlip, "vflip")
+	add(a.Rotate != 0, "rotate: %v", a.Rotate)
+	add(a.ColorJitter != (ColorJitterConfig{}), "color_jitter")
+	add(a.TrivialAugment, "trivial_augment")
+	add(a.RandomErasing > 0, "random_erasing: %v", a.RandomErasing)
+	add(a.Mixup > 0, "mixup: %v", a.Mixup)
+	add(a.Cutmix > 0, "cutmix: %v", a.Cutmix)
+	return on
+}
+
+// SplitSummary is what a split holds: its images per class.
+type SplitSummary struct {
+	Split    string `json:"split"`
+	Images   int    `json:"images"`
+	PerClass []int  `json:"per_class"`
+	Skipped  int    `json:"skipped,omitempty"`
+}
+
+// SkippedImage is a file left out because it does not decode.
+type SkippedImage struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
+// DataSummary is what a run found in its data, the first line of metrics.jsonl
+// ({"data": [...], "classes": [...], "skipped": [...]}).
+type DataSummary struct {
+	Splits  []SplitSummary `json:"data"`
+	Classes []string       `json:"classes"`
+	Skipped []SkippedImage `json:"skipped,omitempty"`
+}
+
+// Summary counts the images of each split by class and lists the skipped files.
+func (d *Data) Summary() DataSummary {
+	s := DataSummary{Classes: slices.Clone(d.Classes)}
+	skippedIn := map[string]int{}
+	for _, b := range d.Skipped {
+		s.Skipped = append(s.Skipped, SkippedImage{File: b.Path, Error: b.Err.Error()})
+	}
+	add := func(name string, ex dataset.Examples, skipped int) {
+		if ex == nil {
+			return
+		}
+		per := make([]int, len(d.Classes))
+		for i := range ex.Len() {
+			per[ex.Label(i)]++
+		}
+		s.Splits = append(s.Splits, SplitSummary{Split: name, Images: ex.Len(), PerClass: per, Skipped: skipped})
+	}
+	for _, src := range []struct {
+		name string
+		s    *dataset.Source
+	}{{"train", d.trainSource}, {"val", d.valSource}, {"test", d.testSource}} {
+		if src.s != nil {
+			skippedIn[src.name] = len(src.s.Skipped())
+		}
+	}
+	add("train", d.Train, skippedIn["train"])
+	add("val", d.Val, skippedIn["val"])
+	add("test", d.Test, skippedIn["test"])
+	return s
+}
+
+// WriteText prints one line per split, as Keras' "Found 1,234 files belonging to 10
+// classes": the images, the classes and how many per class (each, for up to 10 classes,
+// else the range), and the files skipped.
+func (s DataSummary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	for _, sp := range s.Splits {
+		fmt.Fprintf(&b, "data: %-5s %s in %d classes", sp.Split, plural(sp.Images, "image"), len(sp.PerClass))
+		if len(sp.PerClass) <= 10 {
+			parts := make([]string, len(sp.PerClass))
+			for i, n := range sp.PerClass {
+				parts[i] = fmt.Sprintf("%s %d", s.Classes[i], n)
+			}
+			fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+		} else {
+			fmt.Fprintf(&b, " (%d-%d per class)", slices.Min(sp.PerClass), slices.Max(sp.PerClass))
+		}
+		if sp.Skipped > 0 {
+			fmt.Fprintf(&b, "; %s skipped", plural(sp.Skipped, "file"))
+		}
+		b.WriteString("\n")
+	}
+	for i, sk := range s.Skipped {
+		if i == 10 {
+			fmt.Fprintf(&b, "  ... and %d more (metrics.jsonl lists them all)\n", len(s.Skipped)-10)
+			break
+		}
+		fmt.Fprintf(&b, "  skipped %s: %s\n", sk.File, sk.Error)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

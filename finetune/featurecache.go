@@ -134,14 +134,7 @@ func (t *Trainer) epochCut() (*cacheCut, string) {
 	if slices.Contains(best.PrefixOps, "Dropout") {
 		return nil, fmt.Sprintf("the frozen layers up to %s hold a Dropout, which is random in training", best.Tensor)
 	}
-	if a := t.cfg.Data.Augment; a.HFlip || a.PadCrop > 0 {
-		var what []string
-		if a.HFlip {
-			what = append(what, "hflip")
-		}
-		if a.PadCrop > 0 {
-			what = append(what, fmt.Sprintf("pad_crop: %d", a.PadCrop))
-		}
+	if what := t.cfg.Data.Augment.active(); len(what) > 0 {
 		return nil, fmt.Sprintf("data.augment (%s) changes the images every epoch, so the output of the frozen layers (up to %s) differs each time; without augmentation it is computed once and reused",
 			strings.Join(what, ", "), best.Tensor)
 	}

@@ -79,13 +79,14 @@ func (r Repair) WriteText(w io.Writer) error {
 	return err
 }
 
-// Record is one line of a run's log (metrics.jsonl): an epoch's metrics, a finding, a
-// repair or a notice.
+// Record is one line of a run's log (metrics.jsonl): the data summary (the first line), an
+// epoch's metrics, a finding, a repair or a notice.
 type Record struct {
 	Epoch   *EpochMetrics
 	Finding *Finding
 	Repair  *Repair
 	Notice  *Notice
+	Data    *DataSummary // the first line: what the run found in its data
 }
 
 // MarshalJSON writes the record's one value.
@@ -97,6 +98,8 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		return json.Marshal(r.Repair)
 	case r.Notice != nil:
 		return json.Marshal(r.Notice)
+	case r.Data != nil:
+		return json.Marshal(r.Data)
 	}
 	return json.Marshal(r.Epoch)
 }
@@ -119,6 +122,10 @@ func (r *Record) UnmarshalJSON(raw []byte) error {
 	if _, ok := keys["notice"]; ok {
 		r.Notice = &Notice{}
 		return json.Unmarshal(raw, r.Notice)
+	}
+	if _, ok := keys["data"]; ok {
+		r.Data = &DataSummary{}
+		return json.Unmarshal(raw, r.Data)
 	}
 	r.Epoch = &EpochMetrics{}
 	return json.Unmarshal(raw, r.Epoch)

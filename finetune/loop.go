@@ -231,6 +231,8 @@ type trainBatch struct {
 	// From is the tensor the batch holds the values of (the feature cache's cut), empty
 	// for the model's input.
 	From string
+	// Mix is how mixup or cutmix blended the images (nil: they did not).
+	Mix *dataset.Mix
 }
 
 // batches yields the training batches of the current epoch from the current batch on.
@@ -240,7 +242,7 @@ func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
 		for b, err := range t.trainLoader.EpochFrom(ctx, t.progress.Epoch, t.progress.Batch) {
-			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
 				return
 			}
 		}
@@ -373,14 +375,18 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	if t.forwardUpdates {
 		t.waitCheckpointFiles()
 	}
-	if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing)); err != nil {
+	targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
+	if b.Mix != nil {
+		targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
+	}
+	if err := prog.Run([][]float32{b.Images}, targets); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	r := &stepResult{
-		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: b.Labels, prog: prog,
+		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog,
 		GradNorm: map[string]float64{}, LR: map[string]float64{},
 	}
-	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, b.Labels)
+	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
 	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 		return r, &NonFiniteError{Where: where, What: "loss", Tensor: "loss", Value: r.Loss}
 	}
@@ -607,6 +613,22 @@ func oneHot(labels []int, k int, eps float64) []float32 {
 		row[l] += float32(1 - eps)
 	}
 	return out
+}
+
+// mixedTargets are the targets of a blended batch, as torchvision's references make them:
+// Lambda of each image's own smoothed one-hot target plus 1-Lambda of its partner's; and
+// the dominant labels, against which accuracy is counted.
+func mixedTargets(labels []int, m *dataset.Mix, k int, eps float64) ([]float32, []int) {
+	own, partner := oneHot(labels, k, eps), oneHot(m.PartnerLabels[:len(labels)], k, eps)
+	l, r := float32(m.Lambda), float32(1-m.Lambda)
+	dominant := make([]int, len(labels))
+	for i := range labels {
+		dominant[i] = m.Dominant(labels, i)
+	}
+	for i := range own {
+		own[i] = own[i]*l + partner[i]*r
+	}
+	return own, dominant
 }
 
 // mix derives a per-step seed (SplitMix64 of the run seed and the step).

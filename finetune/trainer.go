@@ -173,6 +173,8 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, err
 		}
 	}
+	sum := t.data.Summary()
+	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
 		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
 			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
@@ -350,6 +352,17 @@ func (t *Trainer) Config() Config { return t.cfg }
 
 // Classes returns the class names, in label order.
 func (t *Trainer) Classes() []string { return append([]string(nil), t.data.Classes...) }
+
+// DataSummary is what the run found in its data: the images of each split by class, and
+// the files skipped.
+func (t *Trainer) DataSummary() DataSummary {
+	for _, r := range t.log {
+		if r.Data != nil {
+			return *r.Data
+		}
+	}
+	return t.data.Summary()
+}
 
 // Skipped lists the images left out because they did not decode (data.on_bad_image: skip).
 func (t *Trainer) Skipped() []dataset.BadImage {

@@ -1,9 +1,11 @@
 package finetune
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
+	"toolkit/dataset"
 	"toolkit/headbuilder"
 )
 
@@ -57,6 +59,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.feature_cache: unknown %q; valid: auto, off", c.Data.FeatureCache)
 	}
+	if key, err := c.dataError(); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
 	switch c.Data.OnBadImage {
 	case "", "fail", "skip":
 	default:
@@ -91,4 +96,33 @@ func checkValSplit(v float64) error {
 		return fmt.Errorf("data.val_split: %v; want a fraction of the training images in [0, 1), such as 0.1", v)
 	}
 	return nil
+}
+
+// dataError checks the data's preprocessing and augmentation against each other and the
+// batch size, returning the key at fault (data.augment.mixup, ...) and what is wrong.
+// ParseConfig reports it at the key's line.
+func (c *Config) dataError() (string, error) {
+	p := c.Data.Preprocess
+	if p.Resize != "" {
+		if !(p.CropPct >= 0 && p.CropPct <= 1) {
+			return "data.preprocess.crop_pct", fmt.Errorf("%v; want a fraction in (0, 1], such as 0.875 (224 of 256)", p.CropPct)
+		}
+	}
+	pre := p.dataset(c.Model.Input)
+	a := c.Data.Augment.dataset()
+	if err := a.Validate(pre); err != nil {
+		var ae *dataset.AugmentError
+		if errors.As(err, &ae) {
+			return "data.augment." + ae.Key, errors.New(ae.Msg)
+		}
+		return "data.augment", err
+	}
+	if err := a.ValidateBatch(c.Data.BatchSize); err != nil {
+		var ae *dataset.AugmentError
+		if errors.As(err, &ae) {
+			return "data.augment." + ae.Key, errors.New(ae.Msg)
+		}
+		return "data.augment", err
+	}
+	return "", nil
 }

@@ -26,6 +26,7 @@ come from the model's metadata.`,
 	cmd.Flags().StringP("config", "c", "", "evaluate on this recipe's test data")
 	cmd.Flags().Int("top-k", 5, "top-k accuracy")
 	cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.Flags().String("on-bad-image", "", "what a file that does not decode does: fail (naming it) or skip (left out and listed); default: the recipe's data.on_bad_image, else fail")
 	cmd.Flags().String("plot", "", "where to draw the confusion matrix (default: confusion.png beside the model)")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -37,7 +38,7 @@ come from the model's metadata.`,
 		if err != nil {
 			return err
 		}
-		opts := evaluate.Options{TopK: v.GetInt("top-k")}
+		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image")}
 		var rep *evaluate.Report
 		if dir != "" {
 			rep, err = evaluate.EvaluateFolder(cmd.Context(), c, dir, opts)

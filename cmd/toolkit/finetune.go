@@ -114,9 +114,7 @@ func describe(w io.Writer, t *finetune.Trainer) {
 		}
 		fmt.Fprintf(w, "  group %-10s %3d tensors %10d values\n", g.Name, len(g.Params), n)
 	}
-	if bad := t.Skipped(); len(bad) > 0 {
-		fmt.Fprintf(w, "skipped %d images that do not decode, the first: %s: %v\n", len(bad), bad[0].Path, bad[0].Err)
-	}
+	t.DataSummary().WriteText(w)
 }
 
 // progressHook shows a progress bar per epoch and a line per finished epoch.

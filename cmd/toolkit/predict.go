@@ -20,13 +20,14 @@ class names come from the model's metadata; a model without class names gives in
 	}
 	cmd.Flags().Int("top-k", 3, "how many classes to show per image")
 	cmd.Flags().Bool("json", false, "print the predictions as JSON")
+	cmd.Flags().String("on-bad-image", "fail", "what a file that does not decode does: fail (naming it, before any prediction) or skip (left out and listed)")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := evaluate.Load(args[0])
 		if err != nil {
 			return err
 		}
-		preds, err := evaluate.Predict(c, args[1:], v.GetInt("top-k"))
+		preds, err := evaluate.Predict(cmd.Context(), c, args[1:], v.GetInt("top-k"), evaluate.Options{OnBadImage: v.GetString("on-bad-image")})
 		if err != nil {
 			return err
 		}
@@ -34,12 +35,15 @@ class names come from the model's metadata; a model without class names gives in
 		if v.GetBool("json") {
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"model": args[0], "notes": c.Notes, "predictions": preds})
+			return enc.Encode(map[string]any{"model": args[0], "notes": c.Notes, "predictions": preds.Predictions, "skipped": preds.Skipped})
 		}
 		for _, n := range c.Notes {
 			fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
 		}
-		return evaluate.WritePredictions(out, preds)
+		for _, s := range preds.Skipped {
+			fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s: %s\n", s.File, s.Error)
+		}
+		return evaluate.WritePredictions(out, preds.Predictions)
 	}
 	return cmd
 }

@@ -90,6 +90,30 @@ func Join(path, key string) string {
 	return path + "." + key
 }
 
+// Line is the line of the value at a dotted path of mapping keys below n ("data.augment.mixup"),
+// or of the deepest key of the path that is there; 0 when not even the first is.
+func Line(n *yaml.Node, path string) int {
+	n = Resolve(n)
+	found := 0
+	for _, key := range strings.Split(path, ".") {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return found
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				found = n.Content[i].Line
+				next = Resolve(n.Content[i+1])
+			}
+		}
+		if next == nil {
+			return found
+		}
+		n = next
+	}
+	return found
+}
+
 func line(n *yaml.Node) int {
 	if n == nil {
 		return 0
@@ -241,6 +265,16 @@ func decode(n *yaml.Node, v reflect.Value) error {
 		}
 		v.Set(s)
 		return nil
+	case reflect.Array:
+		if n.Kind != yaml.SequenceNode || len(n.Content) != v.Len() {
+			return wrong(n, v.Type())
+		}
+		for i, item := range n.Content {
+			if err := decode(item, v.Index(i)); err != nil {
+				return Under(err, item, fmt.Sprintf("[%d]", i))
+			}
+		}
+		return nil
 	case reflect.Map:
 		if v.Type().Key().Kind() != reflect.String {
 			return fmt.Errorf("yamlnode: cannot decode into %s (map keys are strings)", v.Type())
@@ -363,6 +397,8 @@ func Want(t reflect.Type) string {
 		return "a number"
 	case reflect.Slice:
 		return "a list of " + plural(t.Elem())
+	case reflect.Array:
+		return fmt.Sprintf("a list of %d %s", t.Len(), plural(t.Elem()))
 	case reflect.Map:
 		return "a mapping of names to " + plural(t.Elem())
 	case reflect.Struct:
