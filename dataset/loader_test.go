@@ -408,3 +408,65 @@ func TestLoaderFashionMNIST(t *testing.T) {
 		t.Fatalf("corner pixel %v", x[0])
 	}
 }
+
+// A cached evaluation loader gives the same batches as an uncached one, every epoch, and
+// within its budget keeps only as many inputs as fit.
+func TestLoaderInputCache(t *testing.T) {
+	dir := makeFolder(t, []string{"a", "b"}, 7)
+	src, err := OpenImageFolder(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Preprocess{Mode: ModeTorch, Channels: 3, Height: 20, Width: 18, Resize: ResizeCrop}
+	plain, err := NewLoader(src, LoaderOptions{BatchSize: 3, Preprocess: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := int64(5 * p.Size()) // five to fifteen of the fourteen inputs (grey ones take a third)
+	cached, err := NewLoader(src, LoaderOptions{BatchSize: 3, Preprocess: p, CacheBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.cache == nil {
+		t.Fatal("no cache")
+	}
+	var want []float32
+	for b, err := range plain.Epoch(context.Background(), 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b.Images...)
+	}
+	for epoch := range 3 {
+		var got []float32
+		for b, err := range cached.Epoch(context.Background(), epoch) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b.Images...)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("epoch %d: the cached loader's batches differ", epoch)
+		}
+	}
+	var used int64
+	for _, e := range cached.cache.entries {
+		used += int64(len(e.pix))
+	}
+	if n := len(cached.cache.entries); n < 5 || n == src.Len() || used+cached.cache.left != budget || cached.cache.left >= int64(p.Size()) {
+		t.Fatalf("%d inputs cached in %d bytes, %d left of %d", n, used, cached.cache.left, budget)
+	}
+	// Augmenting loaders and the float path do not cache.
+	for _, opts := range []LoaderOptions{
+		{BatchSize: 3, Preprocess: p, CacheBytes: budget, Augment: Augment{HFlip: true}},
+		{BatchSize: 3, Preprocess: Preprocess{Mode: ModeTorch, Channels: 3, Height: 20, Width: 18}, CacheBytes: budget},
+	} {
+		l, err := NewLoader(src, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.cache != nil {
+			t.Errorf("%+v: a cache", opts)
+		}
+	}
+}

@@ -195,6 +195,8 @@ type DataConfig struct {
 	OnBadImage string `yaml:"on_bad_image" enum:"fail,skip"`
 	// JPEGDraft decodes a training JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain when its crop or resize reduces it at least that much (Pillow's draft mode): a 12-megapixel photo several times faster, its pixels slightly different from a full decode's. Validation, test, evaluate and predict always decode in full.
 	JPEGDraft bool `yaml:"jpeg_draft"`
+	// EvalCacheMB keeps the validation and test images, decoded and resized (with data.preprocess.resize set), in memory up to this many megabytes, so that epochs after the first skip decoding them (a 224x224 image takes 0.15 MB); 0: off.
+	EvalCacheMB int `yaml:"eval_cache_mb"`
 	// FeatureCache is the cache of a frozen base's outputs, auto or off. With auto, an
 	// epoch that trains only groups above a frozen part of the network, on images that
 	// nothing random changes (no augmentation), computes the frozen part's output once
@@ -321,7 +323,7 @@ func Default() Config {
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
 		Optimizer: OptimizerConfig{Name: "adam", Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		Data: DataConfig{
-			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true,
+			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256,
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
 		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60},

@@ -138,6 +138,8 @@ func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, trai
 	if train {
 		opts.Augment = d.Augment
 		opts.Draft = c.JPEGDraft
+	} else {
+		opts.CacheBytes = int64(c.EvalCacheMB) << 20
 	}
 	l, err := dataset.NewLoader(examples, opts)
 	if err != nil {

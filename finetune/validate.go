@@ -54,6 +54,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("data.labels: for IDX data only; an image folder's labels are its subfolders")
 		}
 	}
+	if c.Data.EvalCacheMB < 0 {
+		return fmt.Errorf("data.eval_cache_mb: %d; want 0 (off) or a number of megabytes", c.Data.EvalCacheMB)
+	}
 	switch c.Data.FeatureCache {
 	case "auto", "off":
 	default:
