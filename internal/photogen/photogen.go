@@ -1,5 +1,6 @@
 // Package photogen makes the photo set of examples/photos: JPEG "photographs" of three
-// kinds of pattern (stripes, spots, checks) in random colours, under uneven light, with
+// kinds of pattern (checks in reds, spots in greens, stripes in blues, on dull backgrounds
+// of any colour), under uneven light, with
 // sensor noise, at the sizes and aspect ratios of phone pictures (280-640 pixels wide,
 // width/height 0.56-1.33), some stored rotated with an EXIF orientation tag as cameras
 // do, one in grey, one PNG, and one truncated file that does not decode. Everything is a
@@ -68,7 +69,11 @@ func picture(r *rand.Rand, ci, k int) ([]byte, string, error) {
 	w := 280 + r.IntN(361)
 	aspect := 0.56 + r.Float64()*(1.33-0.56)
 	h := int(math.Round(float64(w) / aspect))
-	fg, bg := randomColour(r), randomColour(r)
+	// Each kind has its own range of hues for the pattern (reds, greens, blues), on a
+	// dull background of any colour: like real classes, they differ in colour as well as
+	// in shape.
+	fg := hsv(float64(ci)/3+r.Float64()*0.15, 0.5+0.5*r.Float64(), 150+100*r.Float64())
+	bg := hsv(r.Float64(), 0.3*r.Float64(), 40+120*r.Float64())
 	angle := r.Float64() * math.Pi
 	period := 10 + r.Float64()*30
 	radius := 5 + r.Float64()*20
@@ -149,8 +154,25 @@ func picture(r *rand.Rand, ci, k int) ([]byte, string, error) {
 	return buf.Bytes(), ".jpg", nil
 }
 
-func randomColour(r *rand.Rand) [3]float64 {
-	return [3]float64{30 + 200*r.Float64(), 30 + 200*r.Float64(), 30 + 200*r.Float64()}
+// hsv is the colour of hue h (in turns), saturation s (0-1) and value v (0-255).
+func hsv(h, s, v float64) [3]float64 {
+	h = (h - math.Floor(h)) * 6
+	i := math.Floor(h)
+	f := h - i
+	p, q, t := v*(1-s), v*(1-s*f), v*(1-s*(1-f))
+	switch int(i) {
+	case 0:
+		return [3]float64{v, t, p}
+	case 1:
+		return [3]float64{q, v, p}
+	case 2:
+		return [3]float64{p, v, t}
+	case 3:
+		return [3]float64{p, q, v}
+	case 4:
+		return [3]float64{t, p, v}
+	}
+	return [3]float64{v, p, q}
 }
 
 // rotateClockwise stores an upright picture as a camera does for orientation 6 (turned
