@@ -25,9 +25,9 @@ type bitReader struct {
 	n   int    // valid bits in acc
 }
 
-// padZeros is the number of zero bytes after a segment. The refill loads
-// eight bytes at pos while consuming at most 32 bits past the data, so a
-// well-formed stream never reads beyond real+12.
+// padZeros is the number of zero bytes after a segment. A well-formed
+// stream consumes no bit past the data, so with at most 63 bits buffered
+// pos stays below real+8 and the eight-byte loads within the padding.
 const padZeros = 16
 
 // reset starts a new entropy-coded segment at data[pos:], unstuffing it
@@ -70,6 +70,17 @@ func (br *bitReader) fill() { br.acc, br.n, br.pos = refill(br.buf, br.acc, br.n
 // data (bits loaded minus bits left): the scan's data ended too early.
 func (br *bitReader) overrun() bool {
 	return br.pos*8-br.n > br.real*8
+}
+
+// blockError turns an error met while decoding a block into ErrTruncated
+// when the data ended within the 32 bits the decoder was looking at: then
+// the early end, not damage, is the likelier cause (decoding the zero
+// padding can trip any structural check).
+func (br *bitReader) blockError(err error) error {
+	if br.pos*8-br.n+32 > br.real*8 {
+		return ErrTruncated
+	}
+	return err
 }
 
 // bits returns the next k (1..16) bits.
@@ -134,4 +145,28 @@ func decodeLong(h *huffTable, acc uint64) (uint8, uint, error) {
 		code = int32(acc >> (64 - l))
 	}
 	return h.vals[uint8(h.valOff[l]+code)], l, nil
+}
+
+// skipEntropyData returns where the entropy-coded data starting at
+// data[pos] end, restart markers included: at the next other marker (its
+// first 0xff), or len(data).
+func skipEntropyData(data []byte, pos int) int {
+	for {
+		i := bytes.IndexByte(data[pos:], 0xff)
+		if i < 0 {
+			return len(data)
+		}
+		pos += i
+		p := pos + 1
+		for p < len(data) && data[p] == 0xff {
+			p++
+		}
+		if p == len(data) {
+			return pos
+		}
+		if m := data[p]; m != 0 && (m < rst0Marker || m > rst7Marker) {
+			return pos
+		}
+		pos = p + 1
+	}
 }

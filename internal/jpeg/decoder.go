@@ -34,12 +34,6 @@ type Image struct {
 	Pix                     []uint8
 }
 
-// Plane returns channel c's pixels.
-func (m *Image) Plane(c int) []uint8 {
-	n := m.Width * m.Height
-	return m.Pix[c*n : (c+1)*n]
-}
-
 // Decoder holds reusable buffers; use one per goroutine. The zero value is
 // ready.
 type Decoder struct {
@@ -54,6 +48,7 @@ type Decoder struct {
 	minSS      int // block size after the IDCT for the largest components
 	outW, outH int
 	reg        image.Rectangle // the output pixels wanted
+	cropped    bool            // reg is not the whole output
 	scans      int
 	rowsDone   int // output rows already converted
 	br         bitReader
@@ -63,6 +58,7 @@ type Decoder struct {
 	// Buffers kept between decodes.
 	planeBuf [maxComponents][]uint8
 	coefBuf  [maxComponents][]int16
+	maskBuf  [maxComponents][]uint64
 	rowBuf   [maxComponents][]uint8
 
 	// rawCMYK (set by tests) makes 4-component files decode to libjpeg's
@@ -78,11 +74,12 @@ type component struct {
 	tq     uint8 // quantization table index
 	bw, bh int   // blocks inside the image (libjpeg's width_in_blocks, height_in_blocks)
 
-	ss       int     // samples per block side after the (reduced) IDCT: 1, 2, 4 or 8
-	dsW, dsH int     // size in samples after the IDCT (libjpeg's downsampled_width, _height)
-	stride   int     // plane row length: every block of the MCU grid
-	plane    []uint8 // IDCT output, stride x (MCU rows * v * ss)
-	coef     []int16 // progressive only: coefficients, 64 per block, natural order
+	ss       int      // samples per block side after the (reduced) IDCT: 1, 2, 4 or 8
+	dsW, dsH int      // size in samples after the IDCT (libjpeg's downsampled_width, _height)
+	stride   int      // plane row length: every block of the MCU grid
+	plane    []uint8  // IDCT output, stride x (MCU rows * v * ss)
+	coef     []int16  // progressive only: coefficients, 64 per block, natural order
+	nz       []uint64 // progressive only: per block, bit k set if AC coefficient k (zig-zag) is non-zero
 	up       upsampler
 	// Blocks whose samples the output (Region) needs: [bx0, bx1) x [by0, by1).
 	bx0, bx1, by0, by1 int
@@ -91,6 +88,10 @@ type component struct {
 	latched bool
 	pred    int32 // DC predictor
 	scanned bool  // has had a sequential scan or, progressive, a DC scan
+	// al[k], progressive only, is the Al (the bit position) of the last
+	// scan that coded coefficient k (zig-zag), -1 before any: libjpeg's
+	// coef_bits. The image is complete when every one is 0.
+	al [64]int8
 }
 
 // Decode decodes data into dst, reusing dst.Pix when it is large enough.
@@ -193,6 +194,7 @@ func (d *Decoder) layout() error {
 			return fmt.Errorf("jpeg: Region %v is outside the %dx%d output", d.opts.Region, d.outW, d.outH)
 		}
 	}
+	d.cropped = d.reg != out
 	for i := 0; i < f.nComp; i++ {
 		c := &f.comp[i]
 		// Scale chroma up through the IDCT rather than by upsampling
@@ -240,6 +242,13 @@ func (d *Decoder) allocate() {
 				clear(d.coefBuf[i])
 			}
 			c.coef = d.coefBuf[i]
+			if nb := n / 64; cap(d.maskBuf[i]) < nb {
+				d.maskBuf[i] = make([]uint64, nb)
+			} else {
+				d.maskBuf[i] = d.maskBuf[i][:nb]
+				clear(d.maskBuf[i])
+			}
+			c.nz = d.maskBuf[i]
 		}
 		grow(&d.rowBuf[i], d.outW+1)
 	}
@@ -318,18 +327,32 @@ func (d *Decoder) parseSOS(seg []byte) (scan, error) {
 // decodeScan decodes one scan whose entropy-coded data start at data[pos],
 // and returns where they end.
 func (d *Decoder) decodeScan(seg, data []byte, pos int) (int, error) {
-	s, err := d.parseSOS(seg)
-	if err != nil {
-		return 0, err
-	}
 	if d.scans == 0 {
 		if err := d.start(); err != nil {
 			return 0, err
 		}
 	}
 	d.scans++
+	next, err := d.scan(seg, data, pos)
+	if err != nil {
+		return 0, scanError{d.scans, err}
+	}
+	return next, nil
+}
+
+// scan does decodeScan's work for one scan.
+func (d *Decoder) scan(seg, data []byte, pos int) (int, error) {
+	s, err := d.parseSOS(seg)
+	if err != nil {
+		return 0, err
+	}
 	for i := 0; i < s.nc; i++ {
 		c := &d.f.comp[s.comp[i]]
+		if d.f.progressive() && !c.latched {
+			for k := range c.al {
+				c.al[k] = -1
+			}
+		}
 		if !c.latched {
 			// libjpeg latches a component's table at its first scan
 			// (jdinput.c latch_quant_tables); later DQTs do not change it.
@@ -338,6 +361,17 @@ func (d *Decoder) decodeScan(seg, data []byte, pos int) (int, error) {
 				return 0, FormatError(fmt.Sprintf("quantization table %d used by component %d is not defined", c.tq, c.id))
 			}
 			c.q, c.latched = t.q, true
+		}
+	}
+	if d.f.progressive() {
+		if err := d.checkProgressiveScan(&s); err != nil {
+			return 0, err
+		}
+		if s.ss > 0 && d.f.comp[s.comp[0]].ss == 1 {
+			// An AC band of a component reduced to one sample per block
+			// (luma at scale 1/8): the 1x1 IDCT reads only the DC, so the
+			// scan's data are stepped over unread.
+			return skipEntropyData(data, pos), nil
 		}
 	}
 	d.br.data = data
@@ -382,8 +416,15 @@ func (d *Decoder) checkTables(s *scan, needDC, needAC bool) error {
 func (d *Decoder) finish() error {
 	f := &d.f
 	for i := 0; i < f.nComp; i++ {
-		if !f.comp[i].scanned {
-			return FormatError(fmt.Sprintf("component %d has no scan data", f.comp[i].id))
+		c := &f.comp[i]
+		if !c.scanned {
+			return FormatError(fmt.Sprintf("component %d has no scan data", c.id))
+		}
+		if f.progressive() && c.al != [64]int8{} {
+			// Scans are missing, or stop short of full precision: what a
+			// progressive file cut between scans looks like. libjpeg would
+			// show the coarser image; the loader wants to skip the file.
+			return fmt.Errorf("%w: the progressive scans of component %d do not complete its coefficients", ErrTruncated, c.id)
 		}
 	}
 	if f.progressive() {

@@ -55,12 +55,20 @@
 // Every malformed or truncated input is an error, never a panic: where
 // libjpeg warns and fills the rest of the image with grey (scan data that
 // end early, a missing EOI), this package returns ErrTruncated or another
-// FormatError naming what was wrong, so that the loader can skip the
-// file. A damaged restart marker, a Huffman code that is not in its table
-// or a coefficient run past the end of a block, which libjpeg recovers
-// from with a warning, are errors too. Frames of more than 1<<27 pixels,
-// or with more blocks than the file has bits, are refused before anything
-// is allocated.
+// FormatError naming what was wrong (and in which scan), so that the
+// loader can skip the file. A damaged restart marker, a Huffman code that
+// is not in its table or a coefficient run past the end of a block, which
+// libjpeg recovers from with a warning, are errors too, and so is a
+// progressive file whose scans leave some coefficient short of full
+// precision (what a download cut between scans looks like; libjpeg shows
+// the coarser image). Frames of more than 1<<27 pixels, or with more
+// blocks than the file has bits, are refused before anything is
+// allocated.
+//
+// One thing goes unchecked by design: at scale 1/8 the AC scans of a
+// progressive file's full-resolution components are stepped over unread
+// (the 1x1 IDCT uses only the DC), so damage inside them goes unnoticed;
+// it cannot change the output either.
 //
 // # Speed
 //
@@ -77,7 +85,14 @@
 // buffer travels between the block decoders in registers. Sequential
 // files are converted to RGB one MCU row behind the entropy decoder, with
 // the triangle filters working on four samples per 64-bit word; only
-// progressive files keep a whole-image coefficient buffer.
+// progressive files keep a whole-image coefficient buffer, with a bit mask
+// of each block's non-zero coefficients so that refinement scans touch
+// only those.
+//
+// On an AMD EPYC (Zen 5, 2 vCPUs, other jobs running), a 4000x3000
+// quality-90 4:2:0 photo of 3.6 MB took about 79 CPU-ms at full size, 42
+// at 1/2, 32 at 1/4 and 20 at 1/8 (18 for a 224x224 crop at 1/8), where
+// image/jpeg took 150 and Pillow 9.4 about 90 (draft mode, 1/8: 29).
 //
 // # Origin
 //

@@ -1,5 +1,10 @@
 package jpeg
 
+import (
+	"fmt"
+	"strings"
+)
+
 // FormatError reports that the input is not a valid JPEG file: the message
 // names what was wrong (a marker, a segment, the scan data).
 type FormatError string
@@ -22,3 +27,16 @@ const ErrTruncated = FormatError("truncated scan data")
 // errMissingEOI is the truncation of a file whose scans are complete but
 // whose EOI marker (or a later scan) is missing.
 const errMissingEOI = FormatError("file ends before the EOI marker (truncated)")
+
+// scanError gives an error met in a scan the scan's number (1 for the
+// first), keeping it reachable through errors.Is and errors.As.
+type scanError struct {
+	scan int
+	err  error
+}
+
+func (e scanError) Error() string {
+	return fmt.Sprintf("jpeg: scan %d: %s", e.scan, strings.TrimPrefix(e.err.Error(), "jpeg: "))
+}
+
+func (e scanError) Unwrap() error { return e.err }

@@ -6,10 +6,12 @@ import (
 	"image"
 	"image/color"
 	stdjpeg "image/jpeg"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -114,7 +116,9 @@ func TestMatchesDjpegGoEncoded(t *testing.T) {
 	dir := t.TempDir()
 	var d Decoder
 	var m Image
-	for name, data := range goEncoded(t) {
+	files := goEncoded(t)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
 		file := filepath.Join(dir, name)
 		if err := os.WriteFile(file, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -290,6 +294,17 @@ func TestCMYKMatchesDjpeg(t *testing.T) {
 			}
 			if desc, _, _ := imageDiff(got, want, image.Rectangle{}); desc != "" {
 				t.Errorf("%s at 1/%d: %s", file, scale, desc)
+			}
+			// And a region of it, decoded on its own.
+			r := image.Rect(m.Width/3, m.Height/4, m.Width/3+max(m.Width/2, 1), m.Height/4+max(m.Height/3, 1))
+			full := append([]uint8(nil), m.Pix...)
+			if err := d.Decode(data, Options{Scale: scale, Region: r}, &m); err != nil {
+				t.Errorf("%s at 1/%d, region %v: %v", file, scale, r, err)
+				continue
+			}
+			wantRegion := &Image{Width: m.Width, Height: m.Height, Channels: 4, Pix: full}
+			if desc, _, _ := imageDiff(&m, wantRegion, r); desc != "" {
+				t.Errorf("%s at 1/%d, region %v: %s", file, scale, r, desc)
 			}
 		}
 	}

@@ -227,6 +227,13 @@ func markerName(m byte) string {
 		return "SOS"
 	case comMarker:
 		return "COM"
+	case eoiMarker:
+		return "EOI"
+	case soiMarker:
+		return "SOI"
+	}
+	if m >= rst0Marker && m <= rst7Marker {
+		return "RST" + strconv.Itoa(int(m-rst0Marker))
 	}
 	if m >= app0Marker && m <= app15 {
 		return "APP" + strconv.Itoa(int(m-app0Marker))

@@ -10,12 +10,14 @@
 
 package jpeg
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
-// decodeProgressiveScan decodes one scan of a progressive (SOF2) file
-// into the components' coefficient buffers.
-func (d *Decoder) decodeProgressiveScan(s *scan) error {
-	f := &d.f
+// checkProgressiveScan validates a progressive scan's parameters as
+// start_pass_phuff_decoder does, and its Huffman tables.
+func (d *Decoder) checkProgressiveScan(s *scan) error {
 	dcBand := s.ss == 0
 	bad := s.al > 13 || s.ah != 0 && s.al != s.ah-1
 	if dcBand {
@@ -29,6 +31,20 @@ func (d *Decoder) decodeProgressiveScan(s *scan) error {
 	if err := d.checkTables(s, dcBand && s.ah == 0, !dcBand); err != nil {
 		return err
 	}
+	for i := 0; i < s.nc; i++ {
+		c := &d.f.comp[s.comp[i]]
+		for k := s.ss; k <= s.se; k++ {
+			c.al[k] = int8(s.al)
+		}
+	}
+	return nil
+}
+
+// decodeProgressiveScan decodes one scan of a progressive (SOF2) file
+// into the components' coefficient buffers.
+func (d *Decoder) decodeProgressiveScan(s *scan) error {
+	f := &d.f
+	dcBand := s.ss == 0
 	for i := 0; i < s.nc; i++ {
 		c := &f.comp[s.comp[i]]
 		c.pred = 0
@@ -59,14 +75,14 @@ func (d *Decoder) decodeProgressiveScan(s *scan) error {
 				c := &f.comp[s.comp[i]]
 				if s.nc == 1 {
 					if err := d.progressiveBlock(s, i, c, mx, my); err != nil {
-						return err
+						return d.br.blockError(err)
 					}
 					continue
 				}
 				for by := my * c.v; by < (my+1)*c.v; by++ {
 					for bx := mx * c.h; bx < (mx+1)*c.h; bx++ {
 						if err := d.progressiveBlock(s, i, c, bx, by); err != nil {
-							return err
+							return d.br.blockError(err)
 						}
 					}
 				}
@@ -82,8 +98,9 @@ func (d *Decoder) decodeProgressiveScan(s *scan) error {
 // progressiveBlock decodes the part of block (bx, by) of c that scan s
 // carries; i is c's index in the scan.
 func (d *Decoder) progressiveBlock(s *scan, i int, c *component, bx, by int) error {
-	off := (by*d.f.mcusX*c.h + bx) * 64
-	b := (*[64]int16)(c.coef[off : off+64])
+	bi := by*d.f.mcusX*c.h + bx
+	b := (*[64]int16)(c.coef[bi*64 : bi*64+64])
+	nz := &c.nz[bi]
 	br := &d.br
 	switch {
 	case s.ss == 0 && s.ah == 0: // DC first (G.1.2.1)
@@ -99,26 +116,47 @@ func (d *Decoder) progressiveBlock(s *scan, i int, c *component, bx, by int) err
 			b[0] |= 1 << s.al
 		}
 	case s.ah == 0:
-		return d.acFirst(s, b, &d.huff[1][s.ta[i]])
+		return d.acFirst(s, b, nz, &d.huff[1][s.ta[i]])
 	default:
-		return d.acRefine(s, b, &d.huff[1][s.ta[i]])
+		return d.acRefine(s, b, nz, &d.huff[1][s.ta[i]])
 	}
 	return nil
 }
 
-// acFirst decodes the first pass of an AC band (G.1.2.2).
-func (d *Decoder) acFirst(s *scan, b *[64]int16, h *huffTable) error {
+// The AC band decoders below keep the bit buffer in locals, as the
+// sequential decoder does, and write it back to d.br when done.
+
+// symbol decodes one Huffman-coded symbol at the top of acc (which must
+// hold 16 bits) and returns it with its code length.
+func symbol(h *huffTable, acc uint64) (uint, uint, error) {
+	e := h.lut[acc>>(64-lutBits)]
+	if l := uint(e & 0xff); l != 0 {
+		return uint(e >> 8), l, nil
+	}
+	sym, l, err := decodeLong(h, acc)
+	return uint(sym), l, err
+}
+
+// acFirst decodes the first pass of an AC band (G.1.2.2), recording the
+// non-zero coefficients in *nz.
+func (d *Decoder) acFirst(s *scan, b *[64]int16, nz *uint64, h *huffTable) error {
 	if d.eobRun > 0 {
 		d.eobRun--
 		return nil
 	}
 	br := &d.br
+	buf, acc, n, pos := br.buf, br.acc, br.n, br.pos
 	for k := s.ss; k <= s.se; k++ {
-		rs, err := br.decodeSymbol(h)
+		// 32 bits: a code, and up to 15 extra bits or 14 EOB-run bits.
+		acc, n, pos = refill(buf, acc, n, pos)
+		rs, l, err := symbol(h, acc)
 		if err != nil {
+			br.acc, br.n, br.pos = acc, n, pos
 			return err
 		}
-		r, sz := int(rs>>4), int(rs&15)
+		acc <<= l
+		n -= int(l)
+		r, sz := rs>>4, rs&15
 		if sz == 0 {
 			if r == 15 {
 				k += 15 // ZRL
@@ -126,90 +164,132 @@ func (d *Decoder) acFirst(s *scan, b *[64]int16, h *huffTable) error {
 			}
 			d.eobRun = 1 << r
 			if r != 0 {
-				d.eobRun += int(br.bits(r))
+				d.eobRun += int(acc >> (64 - r))
+				acc <<= r
+				n -= int(r)
 			}
 			d.eobRun--
 			break
 		}
-		k += r
+		k += int(r)
 		if k > s.se {
+			br.acc, br.n, br.pos = acc, n, pos
 			return FormatError("progressive AC coefficients run past the end of the band")
 		}
-		b[unzig[k]&63] = int16(br.receiveExtend(sz) << s.al)
+		v := int16(extend(int32(acc>>(64-sz)), int(sz)) << s.al)
+		acc <<= sz
+		n -= int(sz)
+		b[unzig[k]&63] = v
+		if v != 0 {
+			*nz |= 1 << uint(k)
+		} else {
+			*nz &^= 1 << uint(k) // only a 16-bit overflow gets here
+		}
 	}
+	br.acc, br.n, br.pos = acc, n, pos
 	return nil
 }
 
 // acRefine decodes a successive-approximation refinement of an AC band
-// (G.1.2.3), as decode_mcu_AC_refine does.
-func (d *Decoder) acRefine(s *scan, b *[64]int16, h *huffTable) error {
+// (G.1.2.3), as decode_mcu_AC_refine does; *nz marks the block's non-zero
+// coefficients.
+func (d *Decoder) acRefine(s *scan, b *[64]int16, nz *uint64, h *huffTable) error {
 	br := &d.br
+	buf, acc, n, pos := br.buf, br.acc, br.n, br.pos
 	p1 := int16(1) << s.al
 	k := s.ss
 	if d.eobRun == 0 {
 		for ; k <= s.se; k++ {
-			rs, err := br.decodeSymbol(h)
+			acc, n, pos = refill(buf, acc, n, pos)
+			rs, l, err := symbol(h, acc)
 			if err != nil {
+				br.acc, br.n, br.pos = acc, n, pos
 				return err
 			}
-			r, sz := int(rs>>4), int(rs&15)
+			acc <<= l
+			n -= int(l)
+			r, sz := rs>>4, rs&15
 			var z int16
 			switch {
 			case sz == 1:
 				z = -p1
-				if br.bit() {
+				if int64(acc) < 0 {
 					z = p1
 				}
+				acc <<= 1
+				n--
 			case sz != 0:
+				br.acc, br.n, br.pos = acc, n, pos
 				return FormatError("bad Huffman symbol in progressive refinement scan")
 			case r != 15:
 				d.eobRun = 1 << r
 				if r != 0 {
-					d.eobRun += int(br.bits(r))
+					d.eobRun += int(acc >> (64 - r))
+					acc <<= r
+					n -= int(r)
 				}
 				goto eob
 			}
 			// Skip r zero coefficients (and the target one if sz == 1),
 			// appending correction bits to the non-zero ones.
-			k = refineNonZeroes(br, b, k, s.se, r, p1)
+			k, acc, n, pos = refineNonZeroes(b, *nz, k, s.se, int(r), p1, buf, acc, n, pos)
 			if z != 0 {
 				if k > s.se {
+					br.acc, br.n, br.pos = acc, n, pos
 					return FormatError("progressive refinement runs past the end of the band")
 				}
 				b[unzig[k]&63] = z
+				*nz |= 1 << uint(k)
 			}
 		}
+		br.acc, br.n, br.pos = acc, n, pos
 		return nil
 	}
 eob:
-	refineNonZeroes(br, b, k, s.se, -1, p1)
+	_, br.acc, br.n, br.pos = refineNonZeroes(b, *nz, k, s.se, -1, p1, buf, acc, n, pos)
 	d.eobRun--
 	return nil
 }
 
-// refineNonZeroes walks the band from zig-zag index k, appending a
-// correction bit to each non-zero coefficient, until it has passed nz zero
-// coefficients and stands on the next one (nz < 0: to the end of the band).
-// It returns the index it stopped at.
-func refineNonZeroes(br *bitReader, b *[64]int16, k, se, nz int, p1 int16) int {
-	for ; k <= se; k++ {
-		u := unzig[k] & 63
-		if b[u] == 0 {
-			if nz == 0 {
-				break
-			}
-			nz--
-			continue
+// refineNonZeroes walks the band [k, se] (zig-zag) until it has passed
+// skip zero coefficients and stands on the next one (skip < 0: to the end
+// of the band), appending a correction bit to each non-zero coefficient it
+// passes (nz marks them): the bit adds p1 to the magnitude, unless that
+// bit of the coefficient is already set (libjpeg's check for damaged
+// data). It returns the index it stopped at (se+1 past the end) and the
+// bit buffer. Working from the mask, it touches only the non-zero
+// coefficients and takes no data-dependent branch per coefficient.
+func refineNonZeroes(b *[64]int16, nz uint64, k, se, skip int, p1 int16, buf []byte, acc uint64, n, pos int) (int, uint64, int, int) {
+	if k > se {
+		return k, acc, n, pos
+	}
+	band := ^uint64(0) << uint(k) & (^uint64(0) >> uint(63-se))
+	stop := se + 1
+	if skip >= 0 {
+		zeros := ^nz & band
+		for ; skip > 0 && zeros != 0; skip-- {
+			zeros &= zeros - 1
 		}
-		if br.bit() && b[u]&p1 == 0 {
-			if b[u] >= 0 {
-				b[u] += p1
-			} else {
-				b[u] -= p1
-			}
+		if zeros != 0 {
+			stop = bits.TrailingZeros64(zeros)
+		}
+		band &= 1<<uint(stop) - 1
+	}
+	for m := nz & band; m != 0; m &= m - 1 {
+		if n < 1 {
+			acc, n, pos = refill(buf, acc, n, pos)
+		}
+		bit := int16(acc >> 63)
+		acc <<= 1
+		n--
+		u := unzig[bits.TrailingZeros64(m)] & 63
+		c := b[u]
+		if c&p1 == 0 {
+			sign := c >> 15                  // 0 or -1
+			b[u] = c + ((p1^sign)-sign)&-bit // +-p1 towards larger magnitude, if bit
 		}
 	}
-	return k
+	return stop, acc, n, pos
 }
 
 // reconstructProgressive dequantizes the coefficients of the blocks the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"image"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -95,32 +97,79 @@ func scanRanges(t testing.TB, data []byte) [][2]int {
 // TestTruncatedScanWithEOI cuts files inside their scan data and appends
 // an EOI marker, so that nothing but the short scan is wrong: libjpeg
 // would fill the rest with grey; this decoder must say the data are
-// truncated.
+// truncated (ErrTruncated, or for files with restart markers possibly a
+// missing-marker error). The exception: at scale 1/8 the AC scans of a
+// progressive file's luma are not read (only the DC matters), so a cut
+// there can go unnoticed, but then the output is exactly that of the
+// whole file, not a grey fill.
 func TestTruncatedScanWithEOI(t *testing.T) {
 	var d Decoder
 	var m Image
 	files := map[string][]byte{}
-	for _, name := range []string{"pil_420_q90_320x240.jpg", "pil_422_prog_256x192.jpg", "cj_420_rst2b.jpg", "cj_grey_rst.jpg", "im_cmyk.jpg"} {
+	for _, name := range []string{
+		"pil_420_q90_320x240.jpg", "pil_422_prog_256x192.jpg", "cj_420_rst2b.jpg", "cj_grey_rst.jpg",
+		"im_cmyk.jpg", "pil_420_q90.jpg", "pil_420_q75_prog.jpg", "cj_440.jpg", "im_ycck.jpg",
+	} {
 		files[name] = readTestFile(t, name)
 	}
 	files["big"] = bigTestJPEG(t)
 	rng := rand.New(rand.NewPCG(5, 6))
-	for name, data := range files {
+	var whole Image
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
+		if err := d.Decode(data, Options{Scale: 8}, &whole); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		whole.Pix = bytes.Clone(whole.Pix)
 		for _, r := range scanRanges(t, data) {
-			cuts := []int{r[0], r[0] + 1, r[1] - 1}
-			for i := 0; i < 40; i++ {
-				cuts = append(cuts, r[0]+rng.IntN(r[1]-r[0]))
+			// Every cut in small files, some in the big ones.
+			var cuts []int
+			if len(data) < 8000 {
+				for c := r[0]; c < r[1]; c++ {
+					cuts = append(cuts, c)
+				}
+			} else {
+				cuts = []int{r[0], r[0] + 1, r[1] - 1}
+				for i := 0; i < 40; i++ {
+					cuts = append(cuts, r[0]+rng.IntN(r[1]-r[0]))
+				}
 			}
 			for _, cut := range cuts {
 				cutData := append(bytes.Clone(data[:cut]), 0xff, eoiMarker)
 				scale := []int{1, 2, 4, 8}[cut%4]
 				err := decodeNoPanic(t, &d, &m, cutData, Options{Scale: scale}, name)
+				if err == nil && scale == 8 && strings.Contains(name, "prog") {
+					if desc, _, _ := imageDiff(&m, &whole, image.Rectangle{}); desc != "" {
+						t.Fatalf("%s cut at %d, scale 1/8: no error, and %s", name, cut, desc)
+					}
+					continue
+				}
 				if err == nil {
-					t.Fatalf("%s cut at %d in scan data [%d, %d): no error", name, cut, r[0], r[1])
+					t.Fatalf("%s cut at %d in scan data [%d, %d), scale 1/%d: no error", name, cut, r[0], r[1], scale)
 				}
 				restarts := strings.Contains(name, "rst")
 				if !restarts && !errors.Is(err, ErrTruncated) {
 					t.Errorf("%s cut at %d: %v, want ErrTruncated", name, cut, err)
+				}
+			}
+		}
+	}
+}
+
+// TestProgressiveMissingScans drops the last scans of progressive files,
+// keeping the EOI: the coarser image libjpeg would show is an error here.
+func TestProgressiveMissingScans(t *testing.T) {
+	var d Decoder
+	var m Image
+	for _, name := range []string{"pil_420_q75_prog.jpg", "cj_420_prog_rst.jpg", "pil_grey_prog.jpg", "im_cmyk_prog.jpg"} {
+		data := readTestFile(t, name)
+		ranges := scanRanges(t, data)
+		for i, r := range ranges[:len(ranges)-1] {
+			cut := append(bytes.Clone(data[:r[1]]), 0xff, eoiMarker)
+			for _, scale := range []int{1, 8} {
+				err := d.Decode(cut, Options{Scale: scale}, &m)
+				if !errors.Is(err, ErrTruncated) {
+					t.Errorf("%s without the scans after scan %d, scale 1/%d: %v, want ErrTruncated", name, i, scale, err)
 				}
 			}
 		}

@@ -15,7 +15,7 @@ type blockJob struct {
 
 // decodeSequentialScan decodes a baseline or extended sequential scan,
 // putting every block the output needs through the IDCT as soon as it is
-// decoded; blocks outside the Region (and, at scale 1/8, the AC
+// decoded; blocks outside a Region (and, at scale 1/8, the AC
 // coefficients libjpeg's 1x1 IDCT ignores) are entropy-decoded without
 // being stored. A scan that holds every component is converted to RGB one
 // MCU row behind the decoding, while its rows are still in cache.
@@ -83,7 +83,8 @@ func (d *Decoder) decodeSequentialScan(s *scan) error {
 				}
 				var err error
 				if acc, n, pos, err = d.sequentialBlock(j, bx, by, acc, n, pos); err != nil {
-					return err
+					br.acc, br.n, br.pos = acc, n, pos
+					return br.blockError(err)
 				}
 			}
 		}
@@ -113,7 +114,9 @@ func (d *Decoder) sequentialBlock(j *blockJob, bx, by int, acc uint64, n, pos in
 	c.pred += diff
 	dc := int32(int16(c.pred)) // libjpeg stores coefficients as 16-bit JCOEFs
 	need := bx >= c.bx0 && bx < c.bx1 && by >= c.by0 && by < c.by1
-	if !need || c.ss == 1 {
+	// Skipping needs the skip table, which costs more to build than it
+	// saves on the few MCU-padding blocks of a whole-image decode.
+	if c.ss == 1 || !need && d.cropped {
 		acc, n, pos, err = skipAC(j.ac, buf, acc, n, pos)
 		if need {
 			c.plane[by*c.stride+bx] = idct1x1(dc * c.q[0])
@@ -124,7 +127,7 @@ func (d *Decoder) sequentialBlock(j *blockJob, bx, by int, acc uint64, n, pos in
 	d.blk[0] = dc * c.q[0]
 	k, acc, n, pos, err := decodeAC(&d.blk, j.ac, &c.q, buf, acc, n, pos)
 	blk := (*[64]int32)(d.blk[:64])
-	if err != nil {
+	if err != nil || !need {
 		return acc, n, pos, err
 	}
 	ss := c.ss
