@@ -93,7 +93,7 @@ func (p *picture) fromImage(img image.Image, gray bool) {
 		for y := range h {
 			for x := range w {
 				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bb := ycbcrToRGB(m.Y[m.YOffset(b.Min.X+x, b.Min.Y+y)], m.Cb[ci], m.Cr[ci])
+				r, g, bb := color.YCbCrToRGB(m.Y[m.YOffset(b.Min.X+x, b.Min.Y+y)], m.Cb[ci], m.Cr[ci])
 				set(y*w+x, r, g, bb)
 			}
 		}
@@ -157,6 +157,11 @@ func (p *picture) fromImage(img image.Image, gray bool) {
 	if gray {
 		p.toGray()
 	}
+}
+
+// luma is ITU-R 601-2 luma as PIL's convert("L") computes it on 8-bit RGB.
+func luma(r, g, b uint8) uint8 {
+	return uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(b)*7471 + 0x8000) >> 16)
 }
 
 // cmykToRGB is Pillow's cmyk2rgb (Convert.c): each channel is (255-k) - c*(255-k)/255,

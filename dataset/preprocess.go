@@ -260,15 +260,13 @@ type scratch struct {
 	rsm     resampler
 	ops     opScratch
 	rs      resizer
-	row     []uint8    // one row of interleaved RGB
-	pal     [][3]uint8 // a paletted image's colours as RGB
 }
 
 // apply writes the preprocessed image into dst (length c*h*w) along the float path (no
 // Resize, no 8-bit augmentation): see applyPlanes.
 func (t *transform) apply(dst []float32, img image.Image, s *scratch, d augDraw) {
-	n, w0, h0 := s.toPlanes(img, t.c == 1)
-	t.applyPlanes(dst, n, w0, h0, s, d)
+	s.dec.stored.fromImage(img, t.c == 1)
+	t.applyPlanes(dst, s.planesFrom(&s.dec.stored), s.dec.stored.w, s.dec.stored.h, s, d)
 }
 
 // applyPlanes is the float path from the n planes of w0 x h0 in s.planes: the tensor

@@ -36,7 +36,7 @@ func MeanStd(ctx context.Context, data Examples, channels int) (mean, std []floa
 	defer cancel()
 	for range min(runtime.GOMAXPROCS(0), n) {
 		wg.Go(func() {
-			var sc scratch
+			var pic picture
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {
@@ -48,12 +48,12 @@ func MeanStd(ctx context.Context, data Examples, channels int) (mean, std []floa
 					cancel()
 					return
 				}
-				k, w, h := sc.toPlanes(img, channels == 1)
-				hw := w * h
+				pic.fromImage(img, channels == 1)
+				k, hw := pic.c, pic.w*pic.h
 				var r sums
 				for p := range k {
 					var s, ss float64
-					for _, v := range sc.planes[p*hw : (p+1)*hw] {
+					for _, v := range pic.plane(p) {
 						x := float64(v) / 255
 						s += x
 						ss += x * x
