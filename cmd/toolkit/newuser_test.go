@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"toolkit/finetune"
+)
+
+// The tests of what a new user trips over (issue 16), through the CLI.
+
+// TestStarterFromAnotherFolder follows the README as a new user does: `toolkit import
+// BASE --write-config OTHER/starter.yaml` with the model named relative to the working
+// folder, then loads the recipe as `toolkit finetune -c OTHER/starter.yaml` does. The
+// recipe's model path must lead to the same file from the recipe's folder. A second
+// --write-config to the same file is refused, naming --overwrite, and leaves the
+// (edited) recipe alone; --overwrite replaces it.
+func TestStarterFromAnotherFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nc")
+	recipe := filepath.Join(dir, "starter.yaml")
+	model := "../../models/fmnist-vgg/base.onnx"
+	if out, err := runCLI(t, "import", model, "--write-config", recipe); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cfg, err := finetune.LoadConfig(recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.Stat(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.Stat(cfg.Model.ONNX)
+	if err != nil || !os.SameFile(got, want) {
+		t.Errorf("the starter's model.onnx resolves to %s (%v), not to %s", cfg.Model.ONNX, err, model)
+	}
+	if cfg.Head.Pool != "flatten" {
+		t.Errorf("the starter for the demo's VGG-style base pools with %s, want flatten", cfg.Head.Pool)
+	}
+
+	edited := []byte("# edited\n")
+	if err := os.WriteFile(recipe, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "import", model, "--write-config", recipe)
+	if err == nil || !strings.Contains(err.Error(), recipe) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("--write-config over an existing recipe: %v, want an error naming it and --overwrite\n%s", err, out)
+	}
+	if raw, _ := os.ReadFile(recipe); string(raw) != string(edited) {
+		t.Errorf("the edited recipe was replaced:\n%s", raw)
+	}
+	if out, err := runCLI(t, "import", model, "--write-config", recipe, "--overwrite"); err != nil {
+		t.Fatalf("--overwrite: %v\n%s", err, out)
+	}
+	if _, err := finetune.LoadConfig(recipe); err != nil {
+		t.Errorf("--overwrite did not write the starter: %v", err)
+	}
+}
+
+// TestImportHeadlessOfAHeadlessBase checks that --headless on a model that is headless
+// already is a note, not an error, and writes the model and starter as asked.
+func TestImportHeadlessOfAHeadlessBase(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runCLI(t, "import", "../../models/fmnist-vgg/base.onnx", "--headless", "-o", filepath.Join(dir, "base.onnx"), "--write-config", filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatalf("--headless on a headless base: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "already headless") {
+		t.Errorf("no note that the base is already headless:\n%s", out)
+	}
+	cfg, err := finetune.LoadConfig(filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Model.ONNX != filepath.Join(dir, "base.onnx") {
+		t.Errorf("model.onnx %s, want the written base", cfg.Model.ONNX)
+	}
+}
