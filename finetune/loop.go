@@ -16,7 +16,7 @@ import (
 	"toolkit/finetune/schedule"
 )
 
-// ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C): the hooks
+// ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C, SIGTERM): the hooks
 // have saved the position reached, and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
 

@@ -25,7 +25,8 @@ func newFinetuneCommand() *cobra.Command {
 best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
 
 Without -c it reads ./config.yaml, or the demo recipe built into the binary.
-Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.
+Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits with status 130 or 143;
+--resume RUN_DIR continues from it.
 
 Diagnostics watch the run and print each finding once, with the recipe lines that
 fix it (diagnostics: off in the recipe turns them off). --repair (or diagnostics:
@@ -70,7 +71,9 @@ recipe.repaired.yaml in the run folder.`,
 			p := t.Progress()
 			fmt.Fprintf(out, "\ninterrupted: checkpoint saved at stage %d, epoch %d, batch %d; continue with: toolkit finetune --resume %s\n",
 				p.Stage+1, p.StageEpoch+1, p.Batch, t.Config().Output.Dir)
-			return nil
+			// The exit status says so (130 for SIGINT, 143 for SIGTERM): the run has
+			// not written its model.
+			return errors.Join(err, errReported)
 		}
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -242,8 +243,8 @@ func TestFinetuneResumeAfterInterrupt(t *testing.T) {
 	cmd.SetOut(w)
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs([]string{"finetune", "-c", cfg})
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		t.Fatalf("interrupted run: %v\n%s", err, w.buf.String())
+	if err := cmd.ExecuteContext(ctx); !errors.Is(err, finetune.ErrInterrupted) {
+		t.Fatalf("interrupted run: %v, want finetune.ErrInterrupted (exit status 130)\n%s", err, w.buf.String())
 	}
 	if !strings.Contains(w.buf.String(), "interrupted: checkpoint saved") || strings.Contains(w.buf.String(), "epoch  2 ") {
 		t.Fatalf("the run was not interrupted after its first epoch:\n%s", w.buf.String())

@@ -8,14 +8,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"toolkit/finetune"
 )
 
 func main() {
@@ -26,12 +31,67 @@ func main() {
 		// live, at the cost of a few more (cheap: almost no pointers) collections.
 		debug.SetGCPercent(25)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "toolkit:", err)
-		os.Exit(1)
+	ctx, received := stopOnSignals(context.Background())
+	err := newRootCommand().ExecuteContext(ctx)
+	os.Exit(exitStatus(err, received(), os.Stderr))
+}
+
+// stopOnSignals returns a context cancelled by the first SIGINT (Ctrl-C) or SIGTERM
+// (what timeout, Kubernetes and Slurm send before they kill), so that a command stops
+// where it is and finetune saves its checkpoint, and a function that returns the signal
+// received (nil before one). A second signal gets the default action: the process ends
+// at once, as a second Ctrl-C does in Keras.
+func stopOnSignals(parent context.Context) (context.Context, func() os.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value
+	go func() {
+		s := <-ch
+		got.Store(s)
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		fmt.Fprintf(os.Stderr, "\n%s: stopping (finetune saves a checkpoint first); send it again to quit at once\n", signalName(s))
+		cancel()
+	}()
+	return ctx, func() os.Signal {
+		s, _ := got.Load().(os.Signal)
+		return s
 	}
+}
+
+// exitStatus prints err and returns the process's exit status: 0 on success; for a
+// command stopped by a signal, 128 plus the signal's number as shells report it (130
+// for SIGINT, 143 for SIGTERM), so that `toolkit finetune ... && next` does not go on
+// without a model; 1 for any other error. An interrupted finetune has printed where
+// its checkpoint is and how to resume.
+func exitStatus(err error, sig os.Signal, stderr *os.File) int {
+	if err == nil {
+		return 0
+	}
+	if !errors.Is(err, errReported) {
+		fmt.Fprintln(stderr, "toolkit:", err)
+	}
+	interrupted := errors.Is(err, finetune.ErrInterrupted) || (sig != nil && errors.Is(err, context.Canceled))
+	if !interrupted {
+		return 1
+	}
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// errReported marks an error the command has already told the user about.
+var errReported = errors.New("reported")
+
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
 }
 
 func newRootCommand() *cobra.Command {
