@@ -19,14 +19,15 @@ import (
 
 func newFinetuneCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair]",
+		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair] [--overwrite]",
 		Short: "Fine-tune a base model with a new head, in stages",
 		Long: `Runs the stages of a fine-tuning recipe and writes the run folder: model.onnx,
 best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
 
 Without -c it reads ./config.yaml, or the demo recipe built into the binary.
 Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits with status 130 or 143;
---resume RUN_DIR continues from it.
+--resume RUN_DIR continues from it. An output.dir that holds another run is refused:
+--resume continues that run, --overwrite removes its files and starts over.
 
 Diagnostics watch the run and print each finding once, with the recipe lines that
 fix it (diagnostics: off in the recipe turns them off). --repair (or diagnostics:
@@ -38,6 +39,7 @@ recipe.repaired.yaml in the run folder.`,
 	cmd.Flags().StringP("config", "c", "", "the recipe (YAML)")
 	cmd.Flags().String("resume", "", "continue the run in this folder")
 	cmd.Flags().Bool("repair", false, "apply the fix of a finding and carry on (diagnostics: {repair: true})")
+	cmd.Flags().Bool("overwrite", false, "start over in an output.dir that holds another run, removing that run's files first")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
@@ -60,7 +62,11 @@ recipe.repaired.yaml in the run folder.`,
 			if v.GetBool("repair") {
 				cfg.Diagnostics.Repair = true
 			}
-			t, err = finetune.New(*cfg, finetune.WithHooks(progress.hook()))
+			opts := []finetune.Option{finetune.WithHooks(progress.hook())}
+			if v.GetBool("overwrite") {
+				opts = append(opts, finetune.WithOverwrite())
+			}
+			t, err = finetune.New(*cfg, opts...)
 		}
 		if err != nil {
 			return err

@@ -78,3 +78,28 @@ func TestImportHeadlessOfAHeadlessBase(t *testing.T) {
 		t.Errorf("model.onnx %s, want the written base", cfg.Model.ONNX)
 	}
 }
+
+// TestFinetuneIntoAnEarlierRun runs a reduced starter recipe twice into the same
+// output.dir: the second run is refused with a message naming --resume and
+// --overwrite, and runs with --overwrite.
+func TestFinetuneIntoAnEarlierRun(t *testing.T) {
+	dir := t.TempDir()
+	testData(t, dir)
+	run := filepath.Join(dir, "run")
+	cfg := writeFile(t, filepath.Join(dir, "config.yaml"), reduce(t, starterRecipe(t, dir), dir, run, 1))
+	if out, err := runCLI(t, "finetune", "-c", cfg); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := runCLI(t, "finetune", "-c", cfg)
+	if err == nil {
+		t.Fatalf("a second run into %s was not refused:\n%s", run, out)
+	}
+	for _, want := range []string{run, "--resume " + run, "--overwrite", finetune.RunModel} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q lacks %q", err, want)
+		}
+	}
+	if out, err := runCLI(t, "finetune", "-c", cfg, "--overwrite"); err != nil {
+		t.Fatalf("--overwrite: %v\n%s", err, out)
+	}
+}
