@@ -17,7 +17,7 @@ import (
 //	metrics         the epoch's running totals (loss, accuracy, gradient norms, speed)
 //	validation      the validation loss and accuracy after each epoch
 //	diagnostics     detectors of failing runs (see Finding), sampled every few steps
-//	best            the best validation accuracy so far (EpochMetrics.Best)
+//	best            the best epoch so far by output.best (EpochMetrics.Best, Trainer.Best)
 //	early_stopping  ends a stage whose validation loss stopped improving
 //
 // then the epoch is recorded in History, then the run folder's hooks (metrics.jsonl and

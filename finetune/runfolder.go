@@ -69,7 +69,7 @@ func existingRunFiles(dir string) []string {
 //	checkpoint/           the position after an epoch (at a stage's end, else at most
 //	                      every output.checkpoint_every seconds), and where Ctrl-C stopped
 //	checkpoint-stage/     the state at the start of the current stage, when repairing
-//	best.onnx             the model at its best validation accuracy
+//	best.onnx             the model at its best epoch by output.best (summary.json says which)
 //	model.onnx            the model after the last stage
 //	summary.json          the final metrics, with the test loss and accuracy
 type runFolder struct {
@@ -235,6 +235,9 @@ func (r *runFolder) end(t *Trainer, res *Result) error {
 	}
 	if res.HasTest {
 		summary["test_loss"], summary["test_acc"] = res.TestLoss, res.TestAcc
+	}
+	if res.HasBest {
+		summary["best"] = res.Best
 	}
 	return writeFileWith(r.path(RunSummary), func(f *os.File) error {
 		enc := json.NewEncoder(f)

@@ -369,6 +369,10 @@ func (t *Trainer) Config() Config { return t.cfg }
 // Classes returns the class names, in label order.
 func (t *Trainer) Classes() []string { return append([]string(nil), t.data.Classes...) }
 
+// HasValidation says whether the run has validation data (data.val or data.val_split):
+// the validation metrics, best.onnx and early stopping need it.
+func (t *Trainer) HasValidation() bool { return t.valLoader != nil }
+
 // Skipped lists the images left out because they did not decode (data.on_bad_image: skip).
 func (t *Trainer) Skipped() []dataset.BadImage {
 	return append([]dataset.BadImage(nil), t.data.Skipped...)

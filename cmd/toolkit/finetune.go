@@ -94,7 +94,13 @@ recipe.repaired.yaml in the run folder.`,
 		if res.HasTest {
 			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
 		}
-		fmt.Fprintf(out, "wrote %s (and best.onnx, metrics.jsonl, curves.png, checkpoint/)\n", filepath.Join(dir, finetune.RunModel))
+		also := "metrics.jsonl, curves.png, checkpoint/, summary.json"
+		if res.HasBest {
+			also = finetune.RunBest + ", " + also
+			fmt.Fprintf(out, "best.onnx: epoch %d (stage %s, epoch %d), %s (output.best: %s)\n",
+				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), res.Best.Metric)
+		}
+		fmt.Fprintf(out, "wrote %s (and %s)\n", filepath.Join(dir, finetune.RunModel), also)
 		return nil
 	}
 	return cmd
@@ -122,6 +128,13 @@ func describe(w io.Writer, t *finetune.Trainer) {
 			n += len(m.Param(p))
 		}
 		fmt.Fprintf(w, "  group %-10s %3d tensors %10d values\n", g.Name, len(g.Params), n)
+	}
+	if t.HasValidation() {
+		what := "the lowest validation loss"
+		if t.Config().Output.Best == "val_acc" {
+			what = "the highest validation accuracy"
+		}
+		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n", what, t.Config().Output.Best)
 	}
 	if bad := t.Skipped(); len(bad) > 0 {
 		fmt.Fprintf(w, "skipped %d images that do not decode, the first: %s: %v\n", len(bad), bad[0].Path, bad[0].Err)
@@ -233,6 +246,14 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 	}
 	fmt.Fprintln(h.out, line)
 	return nil
+}
+
+// describeBest says the best epoch's score: "the lowest validation loss 0.3377".
+func describeBest(b finetune.BestEpoch) string {
+	if b.Metric == "val_acc" {
+		return fmt.Sprintf("the highest validation accuracy %.2f%%", 100*b.Value)
+	}
+	return fmt.Sprintf("the lowest validation loss %.4f", b.Value)
 }
 
 func plural(n int, noun string) string {

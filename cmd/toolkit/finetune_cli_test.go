@@ -135,7 +135,8 @@ func TestWriteConfigRunsInFinetune(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"group block1", "group head", "epoch  1  head", "epoch  2  all", "test: loss", "wrote " + filepath.Join(run, finetune.RunModel)} {
+	for _, want := range []string{"group block1", "group head", "epoch  1  head", "epoch  2  all", "test: loss", "wrote " + filepath.Join(run, finetune.RunModel),
+		"* marks each epoch that is the best so far", "best.onnx: epoch "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("finetune output lacks %q:\n%s", want, out)
 		}
