@@ -20,7 +20,7 @@ import (
 // the forms and keys the recipe uses, so that a rewritten recipe loads as the same
 // stages.
 
-// maxRepairs is how often one stage may be repaired before the run gives up.
+// maxRepairs is how often one stage may be repaired before the run stops repairing it.
 const maxRepairs = 3
 
 // soundRate is the largest rate the fixes give a group: the usual default of the
@@ -37,6 +37,7 @@ func soundRate(optimizer string) float64 {
 type repairRequest struct {
 	finding Finding
 	stages  []StageConfig
+	dir     string // the fix's direction (rewrite)
 }
 
 func (r *repairRequest) Error() string {
@@ -57,7 +58,7 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 	if _, slow := t.slowHead(i, diagnose.Kind(f.Kind)); slow {
 		f.Meaning = "the new head has not learned yet: the base is frozen, so nothing pretrained was detuned; at this rate the head moves too slowly to leave chance"
 	}
-	stages, why := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
+	stages, why, dir := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
 	var b strings.Builder
 	if why != "" {
 		fmt.Fprintf(&b, "# %s\n", why)
@@ -67,19 +68,42 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 		fmt.Fprintf(&b, "  - %s\n", StageLine(s))
 	}
 	f.Fix = b.String()
-	f.Repairable = t.repairsOf(i) < maxRepairs
+	f.Direction = dir
+	f.NotRepaired = t.repairRefused(i, dir)
+	f.Repairable = f.NotRepaired == ""
 	return stages
 }
 
-// repairsOf counts the repairs already made of stage i.
-func (t *Trainer) repairsOf(i int) int {
+// The directions of a fix: the stage split into the head alone then its groups, or
+// its rates made lower or higher.
+const (
+	fixSplit  = "split"
+	fixLower  = "lower"
+	fixHigher = "higher"
+)
+
+// repairRefused says why a fix of stage i in direction dir is not applied ("" when it
+// may be): it would undo an earlier repair of the stage (rates raised after they were
+// lowered, or lowered after they were raised: a repair that goes back and forth never
+// ends and leaves the run worse), or the stage has had maxRepairs repairs.
+func (t *Trainer) repairRefused(i int, dir string) string {
 	n := 0
+	name := t.stages[i].cfg.Name
 	for _, r := range t.log {
-		if r.Repair != nil && r.Repair.StageIndex == i {
-			n++
+		rep := r.Repair
+		if rep == nil || rep.StageIndex != i {
+			continue
+		}
+		n++
+		if dir == fixLower && rep.Direction == fixHigher || dir == fixHigher && rep.Direction == fixLower {
+			return fmt.Sprintf("the fix (stage %s's rates %s) would undo the repair of %s at epoch %d, which made them %s",
+				name, dir, rep.Kind, rep.Epoch, rep.Direction)
 		}
 	}
-	return n
+	if n >= maxRepairs {
+		return fmt.Sprintf("stage %s has been repaired %d times, the most a stage is", name, n)
+	}
+	return ""
 }
 
 // rewrite returns the recipe's stages with stage i rewritten to fix a finding, and a
@@ -98,13 +122,13 @@ func (t *Trainer) repairsOf(i int) int {
 //     for a finding about a group the stage trains, else every group's.
 //
 // The epoch budget stays the same (a one-epoch stage split in two takes two).
-func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string) {
+func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string, string) {
 	stages := slices.Clone(t.cfg.Stages)
 	st := t.stages[i]
 	names := groupNames(t.groups)
 	rates, err := st.spread.Rates(names, st.trained)
 	if err != nil {
-		return stages, ""
+		return stages, "", ""
 	}
 	headRate := 0.0
 	for j, g := range names {
@@ -136,14 +160,14 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 			rest.Schedule = schedule.Spec{Name: "stlr"}
 		}
 		stages = slices.Replace(stages, i, i+1, head, rest)
-		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
+		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr), fixSplit
 	}
 	sound := soundRate(t.cfg.Optimizer.Name)
 	s := stages[i]
 	if raised, slow := t.slowHead(i, kind); slow {
 		s.LR = scaleLR(s.LR, raised/headRate)
 		stages[i] = s
-		return stages, fmt.Sprintf("stage %s trains the head alone: its rate higher (at most %g)", s.Name, sound)
+		return stages, fmt.Sprintf("stage %s trains the head alone: its rate higher (at most %g)", s.Name, sound), fixHigher
 	}
 	lower := func(r float64) float64 { return min(r/10, sound) }
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
@@ -161,11 +185,11 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 		}
 		s.LR = lr
 		stages[i] = s
-		return stages, fmt.Sprintf("group %s's rate lower", group)
+		return stages, fmt.Sprintf("group %s's rate lower", group), fixLower
 	}
 	s.LR = scaleLR(s.LR, lower(headRate)/headRate)
 	stages[i] = s
-	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
+	return stages, fmt.Sprintf("stage %s's rates lower", s.Name), fixLower
 }
 
 // headOnly says that the stage trains the head alone in every epoch (no gradual
@@ -332,7 +356,7 @@ func (t *Trainer) repair(req *repairRequest) error {
 	}
 	rec := Repair{
 		Kind: req.finding.Kind, Epoch: req.finding.Epoch, Step: req.finding.Step,
-		Stage: t.stages[i].cfg.Name, StageIndex: i,
+		Stage: t.stages[i].cfg.Name, StageIndex: i, Direction: req.dir,
 	}
 	for _, s := range t.cfg.Stages[i:] {
 		rec.Before = append(rec.Before, StageLine(s))

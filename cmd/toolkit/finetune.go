@@ -199,6 +199,9 @@ func (h *progressHook) finding(t *finetune.Trainer, f finetune.Finding) error {
 	if f.Fix == h.lastFix {
 		_, err := fmt.Fprintf(h.out, "finding %s (stage %s, epoch %d, step %d%s): %s\n  meaning: %s\n  fix: as above\n",
 			f.Kind, f.Stage, f.Epoch, f.Step, groupSuffix(f.Group), f.Message, f.Meaning)
+		if err == nil && f.NotRepaired != "" {
+			_, err = fmt.Fprintf(h.out, "  (not repaired: %s)\n", f.NotRepaired)
+		}
 		return err
 	}
 	h.lastFix = f.Fix

@@ -44,8 +44,10 @@ type Thresholds struct {
 	// ChanceSlack) of 1/C, and either its loss within ChanceLoss x ln(C) of ln(C) and
 	// not falling (above FlatFraction of the previous window's), or more than
 	// CollapseFraction of the window's predictions on one class. In a stage that trains
-	// the head alone, only after an epoch, and with the loss not below FlatFraction of
-	// the stage's first window's either.
+	// the head alone it is judged at the end of an epoch instead (Monitor.Epoch): the
+	// epoch's training accuracy at chance (within the same bound) and the validation
+	// accuracy at chance too, or, without validation data, two epochs in a row at
+	// chance with the loss not below FlatFraction of the previous epoch's.
 	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
 	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
 	VanishRatio float64
@@ -117,10 +119,13 @@ type Group struct {
 
 // Epoch is an epoch's sample, after validation.
 type Epoch struct {
-	TrainAcc float64
-	HasVal   bool
-	ValAcc   float64
-	ValLoss  float64
+	TrainAcc  float64
+	TrainLoss float64
+	TrainN    int // training examples in the epoch
+	HasVal    bool
+	ValAcc    float64
+	ValLoss   float64
+	ValN      int // validation examples
 }
 
 // Signal is a detector firing.
@@ -131,6 +136,13 @@ type Signal struct {
 	Limit   float64
 	Seen    string // what was seen, with the numbers
 	Meaning string // what it means
+}
+
+// epochRecord is the part of an epoch a head-only stage's chance check keeps.
+type epochRecord struct {
+	Acc  float64 `json:"acc"`
+	Loss float64 `json:"loss"`
+	N    int     `json:"n"`
 }
 
 // stepRecord is the part of a step the windows keep.
@@ -150,19 +162,19 @@ type State struct {
 	Recent    []stepRecord `json:"recent,omitempty"`
 	FirstLoss float64      `json:"first_loss"`
 	// HeadOnly says the stage trains the new head alone; EpochSteps is the stage's
-	// steps per epoch; FirstWindow is the mean loss of the stage's first window.
-	HeadOnly    bool                 `json:"head_only,omitempty"`
-	EpochSteps  int                  `json:"epoch_steps,omitempty"`
-	FirstWindow float64              `json:"first_window_loss,omitempty"`
-	EMA         float64              `json:"ema"`
-	EMASteps    int                  `json:"ema_steps"`
-	MinEMA      float64              `json:"min_ema"`
-	Baseline    map[string]float64   `json:"dead_baseline,omitempty"`
-	Ratios      map[string][]float64 `json:"ratios,omitempty"`
-	Vanished    map[string]int       `json:"vanished,omitempty"`
-	Dead        map[string]int       `json:"dead,omitempty"`
-	HasBest     bool                 `json:"has_best"`
-	BestVal     float64              `json:"best_val_loss"`
+	// steps per epoch; HeadEpochs are the epochs of such a stage so far.
+	HeadOnly   bool                 `json:"head_only,omitempty"`
+	EpochSteps int                  `json:"epoch_steps,omitempty"`
+	HeadEpochs []epochRecord        `json:"head_epochs,omitempty"`
+	EMA        float64              `json:"ema"`
+	EMASteps   int                  `json:"ema_steps"`
+	MinEMA     float64              `json:"min_ema"`
+	Baseline   map[string]float64   `json:"dead_baseline,omitempty"`
+	Ratios     map[string][]float64 `json:"ratios,omitempty"`
+	Vanished   map[string]int       `json:"vanished,omitempty"`
+	Dead       map[string]int       `json:"dead,omitempty"`
+	HasBest    bool                 `json:"has_best"`
+	BestVal    float64              `json:"best_val_loss"`
 	// Reported maps kind|group to the stage it was reported in.
 	Reported map[string]int `json:"reported,omitempty"`
 }
@@ -183,9 +195,9 @@ func New(classes int, limits Thresholds) *Monitor {
 // headOnly says that the stage trains only the new head (the base frozen).
 func (m *Monitor) BeginStage(index, stepsPerEpoch int, headOnly bool) {
 	s := &m.State
-	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps = index, 0, headOnly, stepsPerEpoch
+	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps, s.HeadEpochs = index, 0, headOnly, stepsPerEpoch, nil
 	s.Window = min(max(stepsPerEpoch/3, m.Limits.MinWindow), m.Limits.MaxWindow)
-	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss, s.FirstWindow = nil, 0, 0, 0, 0, 0
+	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss = nil, 0, 0, 0, 0
 	s.Ratios, s.Vanished, s.Dead = nil, nil, nil
 }
 
@@ -227,11 +239,6 @@ func (m *Monitor) Step(x Step) []Signal {
 	if n := 2 * s.Window; len(s.Recent) > n {
 		s.Recent = slices.Delete(s.Recent, 0, len(s.Recent)-n)
 	}
-	if s.StageStep == s.Window {
-		for _, r := range s.Recent {
-			s.FirstWindow += r.Loss / float64(len(s.Recent))
-		}
-	}
 	const beta = 0.9
 	s.EMA = beta*s.EMA + (1-beta)*x.Loss
 	s.EMASteps++
@@ -263,9 +270,10 @@ func (m *Monitor) Step(x Step) []Signal {
 			Meaning: "training is undoing what it learnt: the learning rate is too high for this stage",
 		})
 	}
-	// A head trained alone starts at chance and cannot detune a frozen base: it is
-	// given an epoch before it is judged.
-	if warm && len(s.Recent) == 2*s.Window && (!s.HeadOnly || s.StageStep >= s.EpochSteps) {
+	// A head trained alone starts at chance, learns through dropout and augmentation
+	// that keep its training windows noisy, and cannot detune a frozen base: it is
+	// judged at the end of an epoch, on validation data where there is some (Epoch).
+	if warm && len(s.Recent) == 2*s.Window && !s.HeadOnly {
 		out = m.chanceCheck(out)
 	}
 	if x.Sampled {
@@ -311,10 +319,6 @@ func (m *Monitor) chanceCheck(out []Signal) []Signal {
 	}
 	lnC := m.chance()
 	flat := math.Abs(loss-lnC) <= l.ChanceLoss*lnC && loss >= l.FlatFraction*prevLoss
-	if s.HeadOnly {
-		// A head alone is stuck only if its loss has not fallen since the stage began.
-		flat = flat && loss >= l.FlatFraction*s.FirstWindow
-	}
 	collapsed := float64(top) >= l.CollapseFraction*float64(n)
 	if !flat && !collapsed {
 		return out
@@ -412,14 +416,61 @@ func (m *Monitor) groupChecks(out []Signal, groups []Group) []Signal {
 	return out
 }
 
+// chanceLimit is the accuracy at chance over n examples: 1/C plus two binomial standard
+// deviations and ChanceSlack.
+func (m *Monitor) chanceLimit(n int) float64 {
+	p := 1 / float64(m.Classes)
+	return p + 2*math.Sqrt(p*(1-p)/float64(max(n, 1))) + m.Limits.ChanceSlack
+}
+
+// headChance judges a stage that trains the head alone at the end of an epoch: its
+// training accuracy at chance, and its validation accuracy too (or, without validation
+// data, the previous epoch's training accuracy at chance and the loss not falling).
+func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
+	s := &m.State
+	s.HeadEpochs = append(s.HeadEpochs, epochRecord{Acc: x.TrainAcc, Loss: x.TrainLoss, N: x.TrainN})
+	p := 1 / float64(m.Classes)
+	if x.TrainN == 0 || x.TrainAcc > m.chanceLimit(x.TrainN) {
+		return out
+	}
+	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
+	n := len(s.HeadEpochs)
+	if x.HasVal && x.ValN > 0 {
+		limit := m.chanceLimit(x.ValN)
+		if x.ValAcc > limit {
+			return out
+		}
+		return m.emit(out, Signal{
+			Kind: Chance, Value: x.ValAcc, Limit: limit, Meaning: meaning,
+			Seen: fmt.Sprintf("after epoch %d of the stage, validation accuracy %.1f%% (%d images) and training accuracy %.1f%% (%d images); chance is %.1f%%",
+				n, 100*x.ValAcc, x.ValN, 100*x.TrainAcc, x.TrainN, 100*p),
+		})
+	}
+	if n < 2 {
+		return out
+	}
+	prev := s.HeadEpochs[n-2]
+	if prev.Acc > m.chanceLimit(prev.N) || x.TrainLoss < m.Limits.FlatFraction*prev.Loss {
+		return out
+	}
+	return m.emit(out, Signal{
+		Kind: Chance, Value: x.TrainAcc, Limit: m.chanceLimit(x.TrainN), Meaning: meaning,
+		Seen: fmt.Sprintf("training accuracy %.1f%% and %.1f%% in epochs %d and %d of the stage (no validation data), chance is %.1f%%; the loss %.4f is not below %.4f",
+			100*prev.Acc, 100*x.TrainAcc, n-1, n, 100*p, x.TrainLoss, prev.Loss),
+	})
+}
+
 // Epoch takes an epoch's sample after validation and returns the signals it raises.
 func (m *Monitor) Epoch(x Epoch) []Signal {
-	if !x.HasVal {
-		return nil
-	}
 	s := &m.State
 	l := m.Limits
 	var out []Signal
+	if s.HeadOnly {
+		out = m.headChance(out, x)
+	}
+	if !x.HasVal {
+		return out
+	}
 	if s.HasBest {
 		gap := x.TrainAcc - x.ValAcc
 		if gap > l.OverfitGap && x.ValLoss > l.OverfitLossRise*s.BestVal {
