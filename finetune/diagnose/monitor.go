@@ -44,10 +44,10 @@ type Thresholds struct {
 	// ChanceSlack) of 1/C, and either its loss within ChanceLoss x ln(C) of ln(C) and
 	// not falling (above FlatFraction of the previous window's), or more than
 	// CollapseFraction of the window's predictions on one class. In a stage that trains
-	// the head alone it is judged at the end of an epoch instead (Monitor.Epoch): the
-	// epoch's training accuracy at chance (within the same bound) and the validation
-	// accuracy at chance too, or, without validation data, two epochs in a row at
-	// chance with the loss not below FlatFraction of the previous epoch's.
+	// the head alone it is judged at the end of its epochs instead (Monitor.Epoch): two
+	// epochs in a row with the training accuracy at chance (within the same bound), and
+	// the validation accuracy too where there is validation data, the loss (validation,
+	// else training) not below FlatFraction of the previous epoch's.
 	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
 	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
 	VanishRatio float64
@@ -140,9 +140,21 @@ type Signal struct {
 
 // epochRecord is the part of an epoch a head-only stage's chance check keeps.
 type epochRecord struct {
-	Acc  float64 `json:"acc"`
-	Loss float64 `json:"loss"`
-	N    int     `json:"n"`
+	Acc     float64 `json:"acc"`
+	Loss    float64 `json:"loss"`
+	N       int     `json:"n"`
+	HasVal  bool    `json:"has_val,omitempty"`
+	ValAcc  float64 `json:"val_acc,omitempty"`
+	ValLoss float64 `json:"val_loss,omitempty"`
+	ValN    int     `json:"val_n,omitempty"`
+}
+
+// loss is the epoch's validation loss, or its training loss without validation data.
+func (e epochRecord) loss() float64 {
+	if e.HasVal {
+		return e.ValLoss
+	}
+	return e.Loss
 }
 
 // stepRecord is the part of a step the windows keep.
@@ -423,41 +435,49 @@ func (m *Monitor) chanceLimit(n int) float64 {
 	return p + 2*math.Sqrt(p*(1-p)/float64(max(n, 1))) + m.Limits.ChanceSlack
 }
 
-// headChance judges a stage that trains the head alone at the end of an epoch: its
-// training accuracy at chance, and its validation accuracy too (or, without validation
-// data, the previous epoch's training accuracy at chance and the loss not falling).
+// headChance judges a stage that trains the head alone at the end of an epoch: two
+// epochs in a row at chance (the training accuracy, and the validation accuracy where
+// there is validation data), the loss not falling from one to the other (the
+// validation loss, else the training loss). One epoch is not enough: a head on
+// globally pooled features can sit at chance for its first epoch and learn in the next.
 func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
 	s := &m.State
-	s.HeadEpochs = append(s.HeadEpochs, epochRecord{Acc: x.TrainAcc, Loss: x.TrainLoss, N: x.TrainN})
-	p := 1 / float64(m.Classes)
-	if x.TrainN == 0 || x.TrainAcc > m.chanceLimit(x.TrainN) {
-		return out
-	}
-	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
-	n := len(s.HeadEpochs)
+	cur := epochRecord{Acc: x.TrainAcc, Loss: x.TrainLoss, N: x.TrainN}
 	if x.HasVal && x.ValN > 0 {
-		limit := m.chanceLimit(x.ValN)
-		if x.ValAcc > limit {
-			return out
-		}
-		return m.emit(out, Signal{
-			Kind: Chance, Value: x.ValAcc, Limit: limit, Meaning: meaning,
-			Seen: fmt.Sprintf("after epoch %d of the stage, validation accuracy %.1f%% (%d images) and training accuracy %.1f%% (%d images); chance is %.1f%%",
-				n, 100*x.ValAcc, x.ValN, 100*x.TrainAcc, x.TrainN, 100*p),
-		})
+		cur.HasVal, cur.ValAcc, cur.ValLoss, cur.ValN = true, x.ValAcc, x.ValLoss, x.ValN
 	}
+	s.HeadEpochs = append(s.HeadEpochs, cur)
+	n := len(s.HeadEpochs)
 	if n < 2 {
 		return out
 	}
 	prev := s.HeadEpochs[n-2]
-	if prev.Acc > m.chanceLimit(prev.N) || x.TrainLoss < m.Limits.FlatFraction*prev.Loss {
+	if !m.epochAtChance(prev) || !m.epochAtChance(cur) || cur.loss() < m.Limits.FlatFraction*prev.loss() {
 		return out
 	}
+	p := 1 / float64(m.Classes)
+	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
+	if cur.HasVal {
+		return m.emit(out, Signal{
+			Kind: Chance, Value: cur.ValAcc, Limit: m.chanceLimit(cur.ValN), Meaning: meaning,
+			Seen: fmt.Sprintf("validation accuracy %.1f%% and %.1f%% (%d images) in epochs %d and %d of the stage, training accuracy %.1f%% and %.1f%%; chance is %.1f%%; the validation loss %.4f is not below %.4f",
+				100*prev.ValAcc, 100*cur.ValAcc, cur.ValN, n-1, n, 100*prev.Acc, 100*cur.Acc, 100*p, cur.ValLoss, prev.ValLoss),
+		})
+	}
 	return m.emit(out, Signal{
-		Kind: Chance, Value: x.TrainAcc, Limit: m.chanceLimit(x.TrainN), Meaning: meaning,
-		Seen: fmt.Sprintf("training accuracy %.1f%% and %.1f%% in epochs %d and %d of the stage (no validation data), chance is %.1f%%; the loss %.4f is not below %.4f",
-			100*prev.Acc, 100*x.TrainAcc, n-1, n, 100*p, x.TrainLoss, prev.Loss),
+		Kind: Chance, Value: cur.Acc, Limit: m.chanceLimit(cur.N), Meaning: meaning,
+		Seen: fmt.Sprintf("training accuracy %.1f%% and %.1f%% in epochs %d and %d of the stage (no validation data); chance is %.1f%%; the loss %.4f is not below %.4f",
+			100*prev.Acc, 100*cur.Acc, n-1, n, 100*p, cur.Loss, prev.Loss),
 	})
+}
+
+// epochAtChance says whether an epoch's training accuracy, and its validation accuracy
+// if it has one, are at chance.
+func (m *Monitor) epochAtChance(e epochRecord) bool {
+	if e.N == 0 || e.Acc > m.chanceLimit(e.N) {
+		return false
+	}
+	return !e.HasVal || e.ValAcc <= m.chanceLimit(e.ValN)
 }
 
 // Epoch takes an epoch's sample after validation and returns the signals it raises.
