@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,4 +120,32 @@ func listFolder(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPosition checks the position in words that resuming and interrupting print: a
+// stage whose epochs are done is over (issue 16: "resuming at stage 1, epoch 4" meant
+// the start of stage 2).
+func TestPosition(t *testing.T) {
+	cfg := testConfig(t) // stages head (2 epochs) and all (2 epochs)
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := tr.trainLoader.Len()
+	for _, c := range []struct {
+		p    Progress
+		want string
+	}{
+		{Progress{}, "at the start of stage head (1 of 2)"},
+		{Progress{StageEpoch: 1}, "at the start of epoch 2 of stage head (1 of 2)"},
+		{Progress{StageEpoch: 1, Batch: 3}, fmt.Sprintf("in epoch 2 of stage head (1 of 2), after batch 3 of %d", batches)},
+		{Progress{StageEpoch: 2}, "at the start of stage all (2 of 2)"},
+		{Progress{Stage: 1, StageEpoch: 2}, "at the end of the run"},
+		{Progress{Stage: 2, Done: true}, "at the end of the run"},
+	} {
+		tr.progress = c.p
+		if got := tr.Position(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.p, got, c.want)
+		}
+	}
 }

@@ -28,7 +28,7 @@ already is left as it is); --cut-at cuts at a named node or tensor; -o writes th
 (cut) model. --write-config writes a starter recipe whose paths are relative to its
 own folder, as recipes are read; it never replaces an existing file unless
 --overwrite is given.`,
-		Args: cobra.ExactArgs(1),
+		Args: withUsage(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().String("cut-at", "", "cut the model at this node or tensor")
 	cmd.Flags().Bool("headless", false, "cut a full model just before its classifier")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -100,9 +101,54 @@ func newRootCommand() *cobra.Command {
 		Short:         "Transfer learning on imported ONNX networks",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("toolkit {{.Version}}\n")
 	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand(), newEvaluateCommand(), newPredictCommand(), newLRFindCommand())
+	// A mistake in the flags or arguments ends with the command's usage line.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())
+	})
 	return root
+}
+
+// withUsage adds the command's usage line to the error of an argument check.
+func withUsage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return fmt.Errorf("%s %w\nusage: %s", cmd.Name(), err, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// version is the toolkit's version as the Go build recorded it: the module's version
+// (devel for a build from a clone), the commit and its time, whether the work tree had
+// changes, and the Go release and platform.
+func version() string {
+	v := "(unknown)"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	}
+	v = info.Main.Version
+	var rev, at, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (commit %.12s, %s%s)", rev, at, modified)
+	}
+	return v + ", " + info.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 // bindFlags lets every flag of cmd also come from a TOOLKIT_* environment variable

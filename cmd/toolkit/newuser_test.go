@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,4 +162,124 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestCommandLineMistakes checks the CLI's answers to a new user's mistakes: a missing
+// argument or an unknown flag ends with the usage line; the recipe is taken as
+// finetune's one argument as well as with -c, but not both differently; --resume
+// refuses -c (the run's own recipe is used), --overwrite and --repair; outside a clone
+// of the repository, finetune without a recipe says how to get one instead of running
+// the demo recipe on paths that are not there.
+func TestCommandLineMistakes(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"predict without images", []string{"predict", "model.onnx"}, []string{"predict needs a model and at least one image", "usage: toolkit predict MODEL.onnx IMAGE|DIR..."}},
+		{"run without a model", []string{"run"}, []string{"accepts 1 arg", "usage: toolkit run MODEL.onnx"}},
+		{"an unknown flag", []string{"evaluate", "m.onnx", "--bogus"}, []string{"unknown flag: --bogus", "usage: toolkit evaluate MODEL.onnx"}},
+		{"two recipes", []string{"finetune", "-c", "a.yaml", "b.yaml"}, []string{"two recipes: -c a.yaml and b.yaml"}},
+		{"resume with a recipe", []string{"finetune", "--resume", "runs/x", "-c", "a.yaml"}, []string{"--resume runs/x continues that run with the recipe it saved", "a.yaml would be ignored"}},
+		{"resume with overwrite", []string{"finetune", "--resume", "runs/x", "--overwrite"}, []string{"give one of them"}},
+		{"resume with repair", []string{"finetune", "--resume", "runs/x", "--repair"}, []string{"--repair cannot change it"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := runCLI(t, c.args...)
+			if err == nil {
+				t.Fatalf("no error; output:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("no recipe outside the repository", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		out, err := runCLI(t, "finetune")
+		if err == nil || !strings.Contains(err.Error(), "no recipe: give one with -c config.yaml") {
+			t.Errorf("finetune without a recipe outside the repository: %v\n%s", err, out)
+		}
+	})
+	out, err := runCLI(t, "--version")
+	if err != nil || !strings.HasPrefix(out, "toolkit ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("--version: %v %q", err, out)
+	}
+}
+
+// TestFinetuneDescribesTheModel checks the lines finetune starts with: the parameter
+// count is that of the layer groups listed below it (which add up to it), in tensors,
+// with the constants counted apart; the * of the epoch lines is explained; and the
+// recipe is accepted as the one argument.
+func TestFinetuneDescribesTheModel(t *testing.T) {
+	dir := t.TempDir()
+	testData(t, dir)
+	run := filepath.Join(dir, "run")
+	cfg := writeFile(t, filepath.Join(dir, "config.yaml"), reduce(t, starterRecipe(t, dir), dir, run, 1))
+	out, err := runCLI(t, "finetune", cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var total, tensors, groups int
+	var sum, sumTensors, listed int
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "model: ") {
+			var count string
+			if _, err := fmt.Sscanf(line, "model: %s parameters in %d tensors, in %d layer groups", &count, &tensors, &groups); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			total = atoiCommas(t, count)
+		}
+		if strings.HasPrefix(line, "  group ") {
+			f := strings.Fields(line)
+			n, _ := strconv.Atoi(f[2])
+			sumTensors += n
+			sum += atoiCommas(t, f[4])
+			listed++
+		}
+	}
+	if total == 0 || total != sum || tensors != sumTensors || groups != listed {
+		t.Errorf("model line: %d parameters in %d tensors, %d groups; the groups list %d parameters in %d tensors, %d groups:\n%s", total, tensors, groups, sum, sumTensors, listed, out)
+	}
+	if !strings.Contains(out, "value is never trained (constants such as Dropout's ratio") {
+		t.Errorf("the Dropout ratio constant is not counted apart:\n%s", out)
+	}
+}
+
+func atoiCommas(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.ReplaceAll(s, ",", ""))
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return n
+}
+
+// TestLRFindRatiosInModelOrder runs lr-find on the demo recipe's second stage: the
+// ratios of its groups are listed earliest group first, as the recipe's groups are
+// (early, late, head), not alphabetically; lr-find.png gets os.Create's mode.
+func TestLRFindRatiosInModelOrder(t *testing.T) {
+	dir := t.TempDir()
+	plot := filepath.Join(dir, "lr-find.png")
+	out, err := runCLI(t, "lr-find", "-c", "../../config.yaml", "--stage", "all", "--steps", "12", "-o", plot)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	_, ratios, _ := strings.Cut(out, "ratios")
+	i, j, k := strings.Index(ratios, " early "), strings.Index(ratios, " late "), strings.Index(ratios, " head ")
+	if i < 0 || j < i || k < j {
+		t.Errorf("the ratios are not in the groups' order early, late, head:\n%s", out)
+	}
+	probe := filepath.Join(dir, "probe")
+	f, err := os.Create(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want, _ := os.Stat(probe)
+	if got, err := os.Stat(plot); err != nil || got.Mode().Perm() != want.Mode().Perm() {
+		t.Errorf("lr-find.png: %v, mode %v, want %v", err, got.Mode().Perm(), want.Mode().Perm())
+	}
 }
