@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"toolkit/finetune/lrfind"
+	"toolkit/finetune/schedule"
 )
 
 // cacheConfig is testConfig without augmentation, with gradual unfreezing in the
@@ -151,5 +154,89 @@ func TestFeatureCacheResume(t *testing.T) {
 	}
 	if a, b := len(notices(straight)), len(notices(resumed)); a != b {
 		t.Errorf("%d notices, resumed %d", a, b)
+	}
+}
+
+// TestFeatureCacheWithARepair repairs a head stage that trains from cached activations
+// (its rate far too high: the loss explodes), so that the run goes back to the start of
+// the stage with the weights restored while the cache is in use: the repaired run must
+// end with the weights of a fresh run of the repaired recipe, and with those of the same
+// repaired run without the cache.
+func TestFeatureCacheWithARepair(t *testing.T) {
+	var runs [2]*Trainer
+	for i, mode := range []string{"auto", "off"} {
+		cfg := cacheConfig(t)
+		cfg.Data.FeatureCache = mode
+		cfg.Stages[0].LR = schedule.Rates{Rate: 50}
+		cfg.Diagnostics.Repair = true
+		tr, err := New(cfg, WithoutDefaultHooks())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Repairs()) == 0 {
+			t.Fatalf("cache %s: no repair of a head stage at lr 50: findings %+v", mode, tr.Findings())
+		}
+		runs[i] = tr
+	}
+	cached := runs[0]
+	if !slices.ContainsFunc(notices(cached), func(n Notice) bool { return n.Notice == "feature_cache" && n.Stage == "head" }) {
+		t.Fatalf("the head stage did not train from the cache: notices %+v", notices(cached))
+	}
+	fresh := cached.Config()
+	fresh.Diagnostics.Repair = false
+	tr, err := New(fresh, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := weightsOf(tr)
+	for name, w := range want {
+		if !slices.Equal(w, weightsOf(cached)[name]) {
+			t.Errorf("parameter %s: the repaired run with the cache differs from a fresh run of the repaired recipe", name)
+		}
+		if !slices.Equal(w, weightsOf(runs[1])[name]) {
+			t.Errorf("parameter %s: the repaired run without the cache differs from a fresh run of the repaired recipe", name)
+		}
+	}
+	t.Logf("repairs: %d; stages %v", len(cached.Repairs()), cached.Repairs()[0].After)
+}
+
+// TestFeatureCacheWithLRFind runs lr-find on the second stage of a trainer whose first
+// stage trains from cached activations: the sweep trains, then restores every weight;
+// the run that follows must end with the weights of a run without the sweep.
+func TestFeatureCacheWithLRFind(t *testing.T) {
+	cfg := cacheConfig(t)
+	straight, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := straight.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := New(cfg, WithoutDefaultHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := lrfind.Defaults()
+	opts.Steps = 8
+	if _, err := tr.LRFind(context.Background(), 1, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(notices(tr), func(n Notice) bool { return n.Notice == "feature_cache" && n.Stage == "head" }) {
+		t.Fatalf("the first stage did not train from the cache: notices %+v", notices(tr))
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want, got := weightsOf(straight), weightsOf(tr)
+	for name, w := range want {
+		if !slices.Equal(w, got[name]) {
+			t.Errorf("parameter %s differs after lr-find's sweep and restore", name)
+		}
 	}
 }

@@ -144,3 +144,13 @@ func TestPlot(t *testing.T) {
 		t.Errorf("the legend %+v lies on the data area %+v", legend, data)
 	}
 }
+
+// TestValleyOfAShortStretch checks a curve whose longest falling stretch is its first
+// two points (fastai's valley indexes one before the stretch, -1 here): the suggestion
+// is the stretch's first point, not a panic.
+func TestValleyOfAShortStretch(t *testing.T) {
+	v := Valley([]float64{1e-3, 1e-2, 1e-1}, []float64{1.0, 0.5, 2.0})
+	if v.LR != 1e-3 || v.Loss != 1.0 {
+		t.Errorf("valley %+v, want the first point", v)
+	}
+}
