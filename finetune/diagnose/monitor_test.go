@@ -86,8 +86,8 @@ func TestStuckAtChanceIsCaughtInTheFirstEpoch(t *testing.T) {
 // chance clears it (issue 16: the starter recipe's head was reported at chance with
 // 25.8% training and 52% validation accuracy); so does a first epoch at chance (a head
 // on globally pooled features at 3e-3 was at 22% after its first epoch, 36% after its
-// second); two epochs at chance on training and validation data with a flat
-// validation loss are reported, with a meaning that does not blame the frozen base;
+// second); two epochs at chance on training and validation data with a validation
+// loss flat since the stage's first epoch are reported, with a meaning that does not blame the frozen base;
 // without validation data, two epochs at chance with a flat training loss are.
 func TestHeadAloneIsJudgedByEpochs(t *testing.T) {
 	lnC := math.Log(5)
@@ -154,6 +154,17 @@ func TestHeadAloneIsJudgedByEpochs(t *testing.T) {
 	falling.TrainLoss = 0.9 * lnC
 	if first, _ := feed(true, slow(), noVal, falling); first[Chance] != 0 {
 		t.Errorf("a falling loss in the second epoch raised %v", first)
+	}
+	// The matrix's slow head (flatten, no hidden layer, 1e-4): 20% on 50 validation
+	// images in its second and third epochs with a flat loss, but 9% below its first
+	// epoch's: learning, slowly (30% on the test images).
+	slowHead := []Epoch{
+		{TrainAcc: 0.18, TrainLoss: 1.75, TrainN: 450, HasVal: true, ValAcc: 0.18, ValLoss: 1.714, ValN: 50},
+		{TrainAcc: 0.218, TrainLoss: 1.70, TrainN: 450, HasVal: true, ValAcc: 0.20, ValLoss: 1.579, ValN: 50},
+		{TrainAcc: 0.251, TrainLoss: 1.66, TrainN: 450, HasVal: true, ValAcc: 0.20, ValLoss: 1.556, ValN: 50},
+	}
+	if first, _ := feed(true, slow(), slowHead...); first[Chance] != 0 {
+		t.Errorf("a slow head whose validation loss fell since its first epoch raised %v", first)
 	}
 }
 
