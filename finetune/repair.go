@@ -115,8 +115,8 @@ func (t *Trainer) repairRefused(i int, dir string) string {
 //     rates (the head's rate, each group below divided by 2.6) and the slanted
 //     triangle, no rate above the optimizer's usual default;
 //   - when stage i trains only the head and its predictions sit at chance with its rate
-//     below the optimizer's usual default (slowHead), nothing pretrained can have been
-//     detuned: the rate is raised tenfold, up to that default;
+//     below ten times the optimizer's usual default (slowHead), nothing pretrained can
+//     have been detuned: the rate is raised tenfold, up to that;
 //   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
 //     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
 //     for a finding about a group the stage trains, else every group's.
@@ -167,7 +167,7 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 	if raised, slow := t.slowHead(i, kind); slow {
 		s.LR = scaleLR(s.LR, raised/headRate)
 		stages[i] = s
-		return stages, fmt.Sprintf("stage %s trains the head alone: its rate higher (at most %g)", s.Name, sound), fixHigher
+		return stages, fmt.Sprintf("stage %s trains the head alone, the base frozen: its rate higher (at most %g)", s.Name, headRateCap(t.cfg.Optimizer.Name)), fixHigher
 	}
 	lower := func(r float64) float64 { return min(r/10, sound) }
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
@@ -200,8 +200,10 @@ func (st stagePlan) headOnly() bool {
 
 // slowHead says whether a finding of kind in stage i is a head too slow to learn: the
 // stage trains the head alone (the base frozen, so no pretrained weight moves), its
-// predictions are at chance, and its rate is below the optimizer's usual default. It
-// returns the raised rate: tenfold, at most that default.
+// predictions are at chance with a flat loss, and its rate is below ten times the
+// optimizer's usual default (a frozen base cannot be detuned, and a head on globally
+// pooled features stays at chance for three epochs at Adam 1e-3: the full diagnostics
+// matrix, and PyTorch). It returns the raised rate: tenfold, at most that.
 func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	st := t.stages[i]
 	if kind != diagnose.Chance || !st.headOnly() {
@@ -212,12 +214,16 @@ func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
-	if head <= 0 || head >= sound {
+	head, most := rates[slices.Index(names, HeadGroup)], headRateCap(t.cfg.Optimizer.Name)
+	if head <= 0 || head >= most {
 		return 0, false
 	}
-	return roundRate(min(head*10, sound)), true
+	return roundRate(min(head*10, most)), true
 }
+
+// headRateCap is the highest rate a fix gives a head trained alone: ten times the
+// optimizer's usual default (Adam 1e-2, SGD 1e-1); the base is frozen.
+func headRateCap(optimizer string) float64 { return 10 * soundRate(optimizer) }
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.
 func (t *Trainer) freeStageName(base string) string {

@@ -175,10 +175,16 @@ type State struct {
 	Recent    []stepRecord `json:"recent,omitempty"`
 	FirstLoss float64      `json:"first_loss"`
 	// HeadOnly says the stage trains the new head alone; EpochSteps is the stage's
-	// steps per epoch; HeadEpochs are the epochs of such a stage so far.
+	// steps per epoch. ByEpoch says that the stage's chance is judged at the end of its
+	// epochs (Epoch), not on its steps: a head trained alone, or a stage that started
+	// with the training accuracy already at chance; HeadEpochs are its epochs so far.
+	// Last is the run's last epoch before now (HasLast false before the first).
 	HeadOnly   bool                 `json:"head_only,omitempty"`
 	EpochSteps int                  `json:"epoch_steps,omitempty"`
+	ByEpoch    bool                 `json:"by_epoch,omitempty"`
 	HeadEpochs []epochRecord        `json:"head_epochs,omitempty"`
+	HasLast    bool                 `json:"has_last,omitempty"`
+	Last       epochRecord          `json:"last,omitempty"`
 	EMA        float64              `json:"ema"`
 	EMASteps   int                  `json:"ema_steps"`
 	MinEMA     float64              `json:"min_ema"`
@@ -206,9 +212,18 @@ func New(classes int, limits Thresholds) *Monitor {
 
 // BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch;
 // headOnly says that the stage trains only the new head (the base frozen).
+//
+// Chance is judged on the stage's steps (two windows, so that it is caught within the
+// first epoch) in a stage that trains the base from the start of the run (a fresh head:
+// the failure this toolkit exists for) or from a model whose training accuracy was above
+// chance (a fall to chance is a detuned base); otherwise at the end of its epochs: a
+// head trained alone, or a stage that starts with the training accuracy at chance
+// (dropout and augmentation can keep it there while the validation accuracy is not),
+// has nothing to lose yet.
 func (m *Monitor) BeginStage(index, stepsPerEpoch int, headOnly bool) {
 	s := &m.State
 	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps, s.HeadEpochs = index, 0, headOnly, stepsPerEpoch, nil
+	s.ByEpoch = headOnly || s.HasLast && s.Last.N > 0 && s.Last.Acc <= m.chanceLimit(s.Last.N)
 	s.Window = min(max(stepsPerEpoch/3, m.Limits.MinWindow), m.Limits.MaxWindow)
 	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss = nil, 0, 0, 0, 0
 	s.Ratios, s.Vanished, s.Dead = nil, nil, nil
@@ -285,8 +300,9 @@ func (m *Monitor) Step(x Step) []Signal {
 	}
 	// A head trained alone starts at chance, learns through dropout and augmentation
 	// that keep its training windows noisy, and cannot detune a frozen base: it is
-	// judged at the end of an epoch, on validation data where there is some (Epoch).
-	if warm && len(s.Recent) == 2*s.Window && !s.HeadOnly {
+	// judged at the end of an epoch, on validation data where there is some (Epoch);
+	// so is a stage that starts at chance (BeginStage).
+	if warm && len(s.Recent) == 2*s.Window && !s.ByEpoch {
 		out = m.chanceCheck(out)
 	}
 	if x.Sampled {
@@ -436,7 +452,8 @@ func (m *Monitor) chanceLimit(n int) float64 {
 	return p + 2*math.Sqrt(p*(1-p)/float64(max(n, 1))) + m.Limits.ChanceSlack
 }
 
-// headChance judges a stage that trains the head alone at the end of an epoch: two
+// headChance records the epoch and judges a stage whose chance is judged by epochs
+// (ByEpoch: a head trained alone, say) at its end: two
 // epochs in a row at chance (the training accuracy, and the validation accuracy where
 // there is validation data), the loss (the validation loss, else the training loss)
 // not falling from one to the other, nor since the stage's first epoch. One epoch is
@@ -451,6 +468,10 @@ func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
 		cur.HasVal, cur.ValAcc, cur.ValLoss, cur.ValN = true, x.ValAcc, x.ValLoss, x.ValN
 	}
 	s.HeadEpochs = append(s.HeadEpochs, cur)
+	s.HasLast, s.Last = true, cur
+	if !s.ByEpoch {
+		return out
+	}
 	n := len(s.HeadEpochs)
 	if n < 2 {
 		return out
@@ -462,6 +483,9 @@ func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
 	}
 	p := 1 / float64(m.Classes)
 	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
+	if !s.HeadOnly {
+		meaning = "the model predicts nothing: its output does not depend on the image (a pretrained base detuned by large updates, or a dead head)"
+	}
 	if cur.HasVal {
 		return m.emit(out, Signal{
 			Kind: Chance, Value: cur.ValAcc, Limit: m.chanceLimit(cur.ValN), Meaning: meaning,
@@ -490,9 +514,7 @@ func (m *Monitor) Epoch(x Epoch) []Signal {
 	s := &m.State
 	l := m.Limits
 	var out []Signal
-	if s.HeadOnly {
-		out = m.headChance(out, x)
-	}
+	out = m.headChance(out, x)
 	if !x.HasVal {
 		return out
 	}

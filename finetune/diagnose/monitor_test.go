@@ -270,3 +270,48 @@ func TestForgetReportsAgainAfterRepair(t *testing.T) {
 		t.Errorf("after Forget(1) raised %d times, want once", n)
 	}
 }
+
+// TestStageFromChanceIsJudgedByEpochs checks when a stage that trains the base is judged
+// on its steps: from the start of the run (a fresh head: the failure the detector
+// exists for, caught in the first epoch) and after an epoch whose training accuracy
+// was above chance (a fall to chance is a detuned base); not after an epoch at chance
+// (issue 16's matrix: a head on globally pooled features with dropout 0.5 ended its
+// stage at 24% training and 40% validation accuracy, and the next stage's first windows,
+// at 25%, were reported at chance while it learnt): that stage is judged at the end of
+// its epochs, as a head trained alone is.
+func TestStageFromChanceIsJudgedByEpochs(t *testing.T) {
+	lnC := math.Log(5)
+	flat := func() []Step {
+		rng := rand.New(rand.NewPCG(21, 22))
+		var steps []Step
+		for i := 0; i < 15; i++ {
+			steps = append(steps, batch(rng, 0.97*lnC+0.01*rng.Float64(), 0.25, -1))
+		}
+		return steps
+	}
+	caught := func(last *Epoch) bool {
+		m := New(5, DefaultThresholds())
+		if last != nil {
+			m.BeginStage(0, 15, true)
+			m.Epoch(*last)
+		}
+		m.BeginStage(1, 15, false)
+		for _, s := range flat() {
+			for _, sig := range m.Step(s) {
+				if sig.Kind == Chance {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !caught(nil) {
+		t.Error("a stage training the base from the start of the run, flat at chance: not caught on its steps")
+	}
+	if !caught(&Epoch{TrainAcc: 0.8, TrainLoss: 0.6, TrainN: 450, HasVal: true, ValAcc: 0.85, ValLoss: 0.5, ValN: 50}) {
+		t.Error("a fall to chance after an epoch at 80%: not caught on the stage's steps")
+	}
+	if caught(&Epoch{TrainAcc: 0.24, TrainLoss: 1.55, TrainN: 450, HasVal: true, ValAcc: 0.40, ValLoss: 1.50, ValN: 50}) {
+		t.Error("a stage starting after an epoch at 24% training accuracy was judged at chance on its first windows")
+	}
+}
