@@ -459,6 +459,17 @@ func checkGradients(t *testing.T, m *Model, p *prepared) {
 	for i, in := range m.Inputs() {
 		if g, ok := grads[in.Name]; ok {
 			check("input "+in.Name, inputs[i], g)
+			continue
+		}
+		// No gradient: every node that reads the input must read it where the ONNX
+		// specification says no gradient flows (an index, a shape, a running mean).
+		for _, n := range m.IR().Graph.Nodes {
+			s := onnx.SchemaOf(n)
+			for j, name := range n.Inputs {
+				if name == in.Name && (s == nil || s.IsDifferentiable(j)) {
+					t.Errorf("input %s: no gradient computed, but it is input %d of %s (%s), through which a gradient flows", in.Name, j, n.Name, n.OpType)
+				}
+			}
 		}
 	}
 	for _, name := range opts.Trainable {

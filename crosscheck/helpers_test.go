@@ -105,12 +105,17 @@ func runBackend(m *backend.Model, x *npy.Array) (*npy.Array, error) {
 // diff compares got with a reference: the largest absolute difference, and that divided
 // by the largest absolute reference value (the absolute difference when the reference is
 // all zero). NaN anywhere makes both NaN unless both sides have NaN at the same place.
+// Infinite and NaN reference values do not count in the scale (an infinity both sides
+// agree on would make every other difference look like 0, a NaN every one NaN); one side
+// infinite where the other is not is an infinite difference.
 func diff(got, want []float32) (rel, abs float64) {
 	var scale float64
 	for i := range want {
 		g, w := float64(got[i]), float64(want[i])
 		if math.IsNaN(g) && math.IsNaN(w) || g == w {
-			scale = math.Max(scale, math.Abs(w))
+			if !math.IsInf(w, 0) && !math.IsNaN(w) {
+				scale = math.Max(scale, math.Abs(w))
+			}
 			continue
 		}
 		d := math.Abs(g - w)

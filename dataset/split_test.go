@@ -122,9 +122,11 @@ func TestSplitEdges(t *testing.T) {
 	}()
 }
 
-// The split depends only on the seed, fraction and labels: pin a few values so that a change
-// of algorithm (which would change users' splits) is noticed.
-func TestSplitPinned(t *testing.T) {
+// TestSplitStabilityPin is a change detector, not a correctness check: the validation
+// indices of one split, recorded from this implementation, so that a change of
+// algorithm (which would change every user's split) is noticed. TestSplitUniform checks
+// the split against a reference distribution.
+func TestSplitStabilityPin(t *testing.T) {
 	src := fakeExamples{make([]int, 20)}
 	_, va := Split(src, 0.25, 42)
 	got := va.Indices()
@@ -133,6 +135,35 @@ func TestSplitPinned(t *testing.T) {
 	}
 	want := []int{3, 4, 11, 13, 16} // recorded from this implementation
 	if !slices.Equal(got, want) {
-		t.Fatalf("split of 20 with seed 42: %v, want %v", got, want)
+		t.Fatalf("split of 20 with seed 42: %v, want %v (the split changed: users' validation sets change with it)", got, want)
 	}
+}
+
+// TestSplitUniform checks that a split draws its validation examples uniformly: over
+// 4,000 seeds, each of 20 examples of a class must be held out a quarter of the time.
+// Pearson's statistic of the counts is compared with the 0.999 quantile of the
+// chi-square distribution with 19 degrees of freedom, 43.82 (scipy.stats.chi2.ppf(0.999,
+// 19); the counts of a draw without replacement vary less than a multinomial's, so the
+// test errs on the side of passing a fair split). A shuffle that favours or never picks
+// some positions fails it.
+func TestSplitUniform(t *testing.T) {
+	const n, seeds, frac = 20, 4000, 0.25
+	src := fakeExamples{make([]int, n)}
+	counts := make([]float64, n)
+	for seed := range uint64(seeds) {
+		_, va := Split(src, frac, seed)
+		for _, i := range va.Indices() {
+			counts[i]++
+		}
+	}
+	expected := seeds * frac
+	var chi2 float64
+	for _, c := range counts {
+		chi2 += (c - expected) * (c - expected) / expected
+	}
+	const critical = 43.82
+	if chi2 > critical {
+		t.Errorf("held-out counts %v: chi-square %.1f above %.2f: the split is not uniform", counts, chi2, critical)
+	}
+	t.Logf("chi-square %.1f (19 degrees of freedom)", chi2)
 }

@@ -16,7 +16,7 @@ import (
 
 // Options tune an evaluation.
 type Options struct {
-	TopK      int // top-k accuracy; 0: 5, at most the number of classes
+	TopK      int // top-k accuracy; 0: 5; none when k is the number of classes or more (it is 100% by definition)
 	BatchSize int // 0: 32
 	Workers   int // image decoders; 0: the loader's default
 	// OnBadImage is what a file that does not decode does: fail (the default, naming it)
@@ -66,8 +66,8 @@ type Report struct {
 	Images       int            `json:"images"`
 	Loss         float64        `json:"loss"` // mean cross-entropy
 	Accuracy     float64        `json:"accuracy"`
-	TopK         int            `json:"top_k"`
-	TopKAccuracy float64        `json:"top_k_accuracy"`
+	TopK         int            `json:"top_k,omitempty"` // 0: not measured (k would cover every class)
+	TopKAccuracy float64        `json:"top_k_accuracy,omitempty"`
 	PerClass     []ClassMetrics `json:"per_class"`
 	MacroF1      float64        `json:"macro_f1"`
 	// Confusion[i][j] counts the images of class i predicted as class j.
@@ -128,7 +128,10 @@ func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataCla
 	if r.TopK <= 0 {
 		r.TopK = 5
 	}
-	r.TopK = min(r.TopK, k)
+	if r.TopK >= k {
+		// Every class is among the top k: the accuracy is 100% whatever the model.
+		r.TopK = 0
+	}
 	batch := opts.BatchSize
 	if batch <= 0 {
 		batch = 32
@@ -161,7 +164,7 @@ func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataCla
 			row := logits[i*k : (i+1)*k]
 			order := ranking(row)
 			r.Confusion[want][order[0]]++
-			if slices.Contains(order[:r.TopK], want) {
+			if r.TopK > 0 && slices.Contains(order[:r.TopK], want) {
 				topk++
 			}
 		}
@@ -171,7 +174,9 @@ func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataCla
 		return nil, fmt.Errorf("%s: no images", name)
 	}
 	r.Loss = lossSum / float64(r.Images)
-	r.TopKAccuracy = float64(topk) / float64(r.Images)
+	if r.TopK > 0 {
+		r.TopKAccuracy = float64(topk) / float64(r.Images)
+	}
 	correct := 0
 	for i := 0; i < k; i++ {
 		correct += r.Confusion[i][i]
@@ -228,7 +233,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, sk := range r.Skipped {
 		fmt.Fprintf(&b, "skipped %s: %s\n", sk.File, sk.Error)
 	}
-	fmt.Fprintf(&b, "loss %.4f  accuracy %.2f%%  top-%d accuracy %.2f%%  macro F1 %.4f\n\n", r.Loss, 100*r.Accuracy, r.TopK, 100*r.TopKAccuracy, r.MacroF1)
+	fmt.Fprintf(&b, "loss %.4f  accuracy %.2f%%", r.Loss, 100*r.Accuracy)
+	if r.TopK > 0 {
+		fmt.Fprintf(&b, "  top-%d accuracy %.2f%%", r.TopK, 100*r.TopKAccuracy)
+	}
+	fmt.Fprintf(&b, "  macro F1 %.4f\n\n", r.MacroF1)
 	width := 5
 	for i, c := range r.Classes {
 		width = max(width, len(fmt.Sprintf("%d %s", i, c)))

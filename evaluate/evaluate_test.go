@@ -2,14 +2,24 @@ package evaluate
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"toolkit/dataset"
 	"toolkit/finetune"
+	"toolkit/internal/testref"
+	"toolkit/npy"
 	"toolkit/onnx"
 )
 
@@ -254,4 +264,168 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(trained.model))
 	}
 	os.Exit(code)
+}
+
+// TestConfusionLabelsApart checks that the predicted classes' names under the columns
+// of confusion.png do not run together: with the names level, neighbours' half widths
+// and an em must fit in a column (in the plot of issue 16, "8_bag" and "9_ankle_boot"
+// were half a point further apart than a space); slanted, the distance between neighbouring (parallel) names,
+// the column's width times the sine of the slant, must be at least a name's height.
+// The names are the demo's; the plot is written with os.Create's mode.
+func TestConfusionLabelsApart(t *testing.T) {
+	r := &Report{Classes: []string{"5_sandal", "6_shirt", "7_sneaker", "8_bag", "9_ankle_boot"}, Accuracy: 0.9}
+	for i := range r.Classes {
+		row := make([]int, len(r.Classes))
+		row[i] = 200
+		r.Confusion = append(r.Confusion, row)
+	}
+	p, w, h, err := confusionPlot(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := vgimg.New(w, h)
+	column := p.DataCanvas(draw.New(img)).Size().X / vg.Length(len(r.Classes))
+	sty := p.X.Tick.Label
+	level := sty
+	level.Rotation = 0 // measured level, along the text
+	height, gap := level.Rectangle("Xg").Size().Y, level.Rectangle("M").Size().X
+	for i := 1; i < len(r.Classes); i++ {
+		a, b := level.Rectangle(r.Classes[i-1]).Size().X, level.Rectangle(r.Classes[i]).Size().X
+		if sty.Rotation == 0 && a/2+b/2+gap > column {
+			t.Errorf("level names %q and %q (%.0f and %.0f pt wide) run together in columns %.0f pt wide", r.Classes[i-1], r.Classes[i], a, b, column)
+		}
+		if sty.Rotation != 0 && column*vg.Length(math.Abs(math.Sin(sty.Rotation))) < height {
+			t.Errorf("slanted names %.0f pt high, %.0f pt apart: they run together", height, column*vg.Length(math.Abs(math.Sin(sty.Rotation))))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "confusion.png")
+	if err := PlotConfusion(path, r); err != nil {
+		t.Fatal(err)
+	}
+	probe := filepath.Join(filepath.Dir(path), "probe")
+	f, err := os.Create(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, _ := os.Stat(path)
+	want, _ := os.Stat(probe)
+	if got.Mode().Perm() != want.Mode().Perm() {
+		t.Errorf("confusion.png has mode %04o, want %04o as os.Create gives", got.Mode().Perm(), want.Mode().Perm())
+	}
+}
+
+// TestReportAgainstScikitLearn scores the demo model's logits on the 1,000 test images
+// with scikit-learn (Debian's python3-sklearn): the confusion matrix, per-class
+// precision, recall, F1 and support, macro F1, accuracy, top-2 accuracy and the mean
+// cross-entropy (log_loss of the softmax) must be the report's.
+func TestReportAgainstScikitLearn(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import sklearn.metrics, numpy").CombinedOutput(); err != nil {
+		testref.Missing(t, "scikit-learn for /usr/bin/python3 (Debian python3-sklearn): %v %s", err, out)
+		return
+	}
+	model, _, _ := demoModel(t)
+	c, err := Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dir = "../data/fmnist-5to9/test"
+	r, err := EvaluateFolder(context.Background(), c, dir, Options{TopK: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := dataset.OpenImageFolder(dir, dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, k := src.Len(), len(c.Classes)
+	l, err := dataset.NewLoader(src, dataset.LoaderOptions{BatchSize: n, Preprocess: c.Preprocess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	for b, err := range l.Epoch(context.Background(), 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits, err := c.Logits(b.Images, b.N)
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := make([]float32, b.N)
+		for i, y := range b.Labels[:b.N] {
+			labels[i] = float32(y)
+		}
+		if err := npy.WriteFile(filepath.Join(tmp, "logits.npy"), &npy.Array{Shape: []int{b.N, k}, Data: logits[:b.N*k]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := npy.WriteFile(filepath.Join(tmp, "labels.npy"), &npy.Array{Shape: []int{b.N}, Data: labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const script = `
+import json, sys
+import numpy as np
+from sklearn import metrics
+z = np.load(sys.argv[1]).astype(np.float64)
+y = np.load(sys.argv[2]).astype(np.int64)
+labels = list(range(z.shape[1]))
+p = np.exp(z - z.max(axis=1, keepdims=True)); p /= p.sum(axis=1, keepdims=True)
+prec, rec, f1, sup = metrics.precision_recall_fscore_support(y, z.argmax(axis=1), labels=labels, zero_division=0)
+print(json.dumps({
+  "confusion": metrics.confusion_matrix(y, z.argmax(axis=1), labels=labels).tolist(),
+  "precision": prec.tolist(), "recall": rec.tolist(), "f1": f1.tolist(), "support": sup.tolist(),
+  "macro_f1": metrics.f1_score(y, z.argmax(axis=1), labels=labels, average="macro", zero_division=0),
+  "accuracy": metrics.accuracy_score(y, z.argmax(axis=1)),
+  "top2": metrics.top_k_accuracy_score(y, z, k=2, labels=labels),
+  "log_loss": metrics.log_loss(y, p, labels=labels),
+}))
+`
+	out, err := exec.Command(py, "-c", script, filepath.Join(tmp, "logits.npy"), filepath.Join(tmp, "labels.npy")).Output()
+	if err != nil {
+		t.Fatalf("scikit-learn: %v", err)
+	}
+	var ref struct {
+		Confusion             [][]int
+		Precision, Recall, F1 []float64
+		Support               []int
+		MacroF1               float64 `json:"macro_f1"`
+		Accuracy, Top2        float64
+		LogLoss               float64 `json:"log_loss"`
+	}
+	if err := json.Unmarshal(out, &ref); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !reflect.DeepEqual(r.Confusion, ref.Confusion) {
+		t.Errorf("confusion matrix %v, scikit-learn %v", r.Confusion, ref.Confusion)
+	}
+	close := func(a, b float64) bool { return math.Abs(a-b) <= 1e-12 }
+	for i, m := range r.PerClass {
+		if !close(m.Precision, ref.Precision[i]) || !close(m.Recall, ref.Recall[i]) || !close(m.F1, ref.F1[i]) || m.Support != ref.Support[i] {
+			t.Errorf("class %s: precision %v recall %v F1 %v support %d; scikit-learn %v %v %v %d",
+				m.Class, m.Precision, m.Recall, m.F1, m.Support, ref.Precision[i], ref.Recall[i], ref.F1[i], ref.Support[i])
+		}
+	}
+	if !close(r.MacroF1, ref.MacroF1) || !close(r.Accuracy, ref.Accuracy) || r.TopK != 2 || !close(r.TopKAccuracy, ref.Top2) {
+		t.Errorf("macro F1 %v, accuracy %v, top-%d %v; scikit-learn %v, %v, top-2 %v", r.MacroF1, r.Accuracy, r.TopK, r.TopKAccuracy, ref.MacroF1, ref.Accuracy, ref.Top2)
+	}
+	if math.Abs(r.Loss-ref.LogLoss) > 1e-5*ref.LogLoss {
+		t.Errorf("loss %v, scikit-learn's log_loss %v", r.Loss, ref.LogLoss)
+	}
+	if r.Accuracy == ref.Top2 || ref.Precision[0] == ref.Recall[0] {
+		t.Errorf("the model's scores do not tell the metrics apart (accuracy %v, top-2 %v): the check is weak", r.Accuracy, ref.Top2)
+	}
+	// Top-k over every class is 100% whatever the model: not reported.
+	r5, err := EvaluateFolder(context.Background(), c, dir, Options{TopK: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := r5.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if r5.TopK != 0 || strings.Contains(text.String(), "top-") {
+		t.Errorf("top-5 of a 5-class model: TopK %d, report:\n%s", r5.TopK, text.String())
+	}
 }

@@ -3,8 +3,8 @@ package evaluate
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
@@ -13,6 +13,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"toolkit/internal/atomicfile"
 )
 
 // confusionGrid is the confusion matrix as a heat-map grid: column j (predicted) at
@@ -25,12 +27,27 @@ func (g confusionGrid) X(c int) float64    { return float64(c) }
 func (g confusionGrid) Y(r int) float64    { return float64(r) }
 
 // PlotConfusion draws the report's confusion matrix (rows the true class, columns the
-// predicted one, each cell with its count) into a PNG at path, written through a
-// temporary file.
+// predicted one, each cell with its count) into a PNG at path, the predicted classes'
+// names slanted so that they do not run together, written through a temporary file
+// with the mode os.Create would give it.
 func PlotConfusion(path string, r *Report) error {
+	p, w, h, err := confusionPlot(r)
+	if err != nil {
+		return err
+	}
+	img := vgimg.New(w, h)
+	p.Draw(draw.New(img))
+	return atomicfile.Write(path, func(f *os.File) error {
+		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(f)
+		return err
+	})
+}
+
+// confusionPlot makes the plot of the confusion matrix and the image size it is drawn at.
+func confusionPlot(r *Report) (*plot.Plot, vg.Length, vg.Length, error) {
 	k := len(r.Classes)
 	if k == 0 {
-		return fmt.Errorf("confusion plot: no classes")
+		return nil, 0, 0, fmt.Errorf("confusion plot: no classes")
 	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Confusion matrix (accuracy %.1f%%)", 100*r.Accuracy)
@@ -39,7 +56,7 @@ func PlotConfusion(path string, r *Report) error {
 	// Light for few images, dark for many.
 	cmap, err := moreland.NewLuminance([]color.Color{color.RGBA{R: 8, G: 48, B: 107, A: 255}, color.RGBA{R: 247, G: 251, B: 255, A: 255}})
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
 	pal := palette.Reverse(cmap)
 	hi := 1.0
@@ -62,7 +79,7 @@ func PlotConfusion(path string, r *Report) error {
 	}
 	labels, err := plotter.NewLabels(xys)
 	if err != nil {
-		return err
+		return nil, 0, 0, err
 	}
 	for i := range labels.TextStyle {
 		labels.TextStyle[i].XAlign, labels.TextStyle[i].YAlign = -0.5, -0.5
@@ -78,26 +95,14 @@ func PlotConfusion(path string, r *Report) error {
 		yt = append(yt, plot.Tick{Value: float64(k - 1 - i), Label: c})
 	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.ConstantTicks(xt), plot.ConstantTicks(yt)
+	// The class names under the columns slant, so that long ones do not run together.
+	p.X.Tick.Label.Rotation = xLabelAngle
+	p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 	p.X.Min, p.X.Max = -0.5, float64(k)-0.5
 	p.Y.Min, p.Y.Max = -0.5, float64(k)-0.5
 	size := vg.Length(120+40*k) * vg.Millimeter / 4
-	img := vgimg.New(size+vg.Inch, size)
-	p.Draw(draw.New(img))
-	return writePNG(path, img)
+	return p, size + vg.Inch, size + vg.Inch/2, nil
 }
 
-func writePNG(path string, img *vgimg.Canvas) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// xLabelAngle is the slant of the class names under the columns (counter-clockwise).
+const xLabelAngle = math.Pi / 4

@@ -49,7 +49,9 @@ const (
 // Version 5: optimizer.bin, the gob header then the raw bytes themselves, unframed (gob's
 // framing of 160 MB of Adam state cost a copy through its buffer: 0.5-0.9 s a checkpoint
 // against 0.1 s); each group's weights in a data file beside weights.onnx.
-const checkpointVersion = 5
+// Version 6: the best hook's state is the best epoch by output.best (val_loss by
+// default), not the best validation accuracy.
+const checkpointVersion = 6
 
 // float32Bytes returns the little-endian bytes of f (nil for nil f): on a
 // little-endian CPU f's own memory, without a copy, elsewhere a conversion into

@@ -2,12 +2,14 @@ package finetune
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"toolkit/finetune/schedule"
 	"toolkit/onnx"
 )
 
@@ -171,41 +173,111 @@ func TestCheckpointEvery(t *testing.T) {
 	}
 }
 
-// TestBestModelHoldsTheBestEpoch checks that best.onnx, written in the background while
-// the next epoch trains, holds the weights of the epoch with the best validation
-// accuracy, not those of a later step.
+// TestBestModelHoldsTheBestEpoch checks, for output.best val_loss (the default) and
+// val_acc, that best.onnx, written in the background while the next epoch trains, holds
+// the weights of the epoch that the metrics in metrics.jsonl make the best (the lowest
+// validation loss, or the highest validation accuracy, the earliest of a tie), not those
+// of a later step, and that summary.json and Result.Best name that epoch.
+//
+// The recipe (seed 4, high rates) is one where the two metrics choose different epochs:
+// the last one has the lowest validation loss, an earlier one the highest accuracy.
 func TestBestModelHoldsTheBestEpoch(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 2
-	tr, err := New(cfg)
+	chosen := map[string]int{}
+	for _, metric := range []string{"val_loss", "val_acc"} {
+		t.Run(metric, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Seed = 4
+			cfg.Stages[0].Epochs, cfg.Stages[1].Epochs = 2, 3
+			cfg.Stages[0].LR = schedule.Rates{Rate: 3e-2}
+			cfg.Stages[1].LR = schedule.Rates{Max: 1e-2, Factor: 2.6}
+			if metric != "val_loss" {
+				cfg.Output.Best = metric
+			}
+			tr, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			weights := map[int]map[string][]float32{}
+			tr.hooks = append(tr.hooks, Hook{Name: "keep", Epoch: func(tr *Trainer, m *EpochMetrics) error {
+				weights[m.Epoch] = weightsOf(tr)
+				return nil
+			}})
+			res, err := tr.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logged []EpochMetrics
+			for _, r := range readLog(t, filepath.Join(cfg.Output.Dir, RunMetrics)) {
+				if r.Epoch != nil {
+					logged = append(logged, *r.Epoch)
+				}
+			}
+			if len(logged) != 5 {
+				t.Fatalf("metrics.jsonl holds %d epochs, want 5", len(logged))
+			}
+			best := 0
+			for i, m := range logged {
+				if metric == "val_loss" && *m.ValLoss < *logged[best].ValLoss || metric == "val_acc" && *m.ValAcc > *logged[best].ValAcc {
+					best = i
+				}
+			}
+			want := logged[best]
+			if !res.HasBest || res.Best.Epoch != want.Epoch || res.Best.Metric != metric {
+				t.Errorf("Result.Best %+v (has %v), want epoch %d by %s", res.Best, res.HasBest, want.Epoch, metric)
+			}
+			var summary struct{ Best BestEpoch }
+			raw, err := os.ReadFile(filepath.Join(cfg.Output.Dir, RunSummary))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(raw, &summary); err != nil {
+				t.Fatal(err)
+			}
+			value := *want.ValLoss
+			if metric == "val_acc" {
+				value = *want.ValAcc
+			}
+			if w := (BestEpoch{Metric: metric, Value: value, Epoch: want.Epoch, Stage: want.Stage, StageEpoch: want.StageEpoch}); summary.Best != w {
+				t.Errorf("summary.json best %+v, want %+v", summary.Best, w)
+			}
+			m, err := onnx.Read(filepath.Join(cfg.Output.Dir, RunBest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, w := range weights[want.Epoch] {
+				init := m.Graph.Initializer(name)
+				if init == nil || !slices.Equal(init.Floats, w) {
+					t.Errorf("best.onnx: %s differs from epoch %d's weights", name, want.Epoch)
+				}
+			}
+			for _, m := range logged {
+				t.Logf("epoch %d val loss %.4f acc %.3f", m.Epoch, *m.ValLoss, *m.ValAcc)
+			}
+			t.Logf("best by %s: epoch %d of %d", metric, want.Epoch, len(logged))
+			chosen[metric] = want.Epoch
+		})
+	}
+	if chosen["val_loss"] == chosen["val_acc"] {
+		t.Errorf("both metrics chose epoch %d: the recipe does not tell them apart", chosen["val_loss"])
+	}
+}
+
+// readLog reads a metrics.jsonl.
+func readLog(t *testing.T, path string) []Record {
+	t.Helper()
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var best map[string][]float32
-	bestEpochs := 0
-	tr.hooks = append(tr.hooks, Hook{Name: "keep", Epoch: func(tr *Trainer, m *EpochMetrics) error {
-		if m.Best {
-			best, bestEpochs = weightsOf(tr), bestEpochs+1
+	var out []Record
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		return nil
-	}})
-	if _, err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
+		out = append(out, r)
 	}
-	if bestEpochs == 0 {
-		t.Fatal("no epoch was the best")
-	}
-	m, err := onnx.Read(filepath.Join(cfg.Output.Dir, RunBest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, want := range best {
-		init := m.Graph.Initializer(name)
-		if init == nil || !slices.Equal(init.Floats, want) {
-			t.Errorf("best.onnx: %s differs from the best epoch's weights", name)
-		}
-	}
-	t.Logf("%d epochs were the best so far", bestEpochs)
+	return out
 }
 
 // shortRun runs testConfig's two stages for an epoch each and returns the recipe and

@@ -292,6 +292,8 @@ type OutputConfig struct {
 	Dir string `yaml:"dir"`
 	// CheckpointEvery is the least time between two epoch checkpoints, in seconds: an epoch that ends sooner after the last one is not saved, unless it ends its stage; 0: every epoch. Ctrl-C saves whenever it comes.
 	CheckpointEvery float64 `yaml:"checkpoint_every"`
+	// Best is the validation metric best.onnx is chosen by: val_loss (the lowest, as Keras' ModelCheckpoint monitors by default) or val_acc (the highest); a tie keeps the earlier epoch.
+	Best string `yaml:"best" enum:"val_loss,val_acc"`
 }
 
 // EarlyStoppingConfig stops a stage early.
@@ -326,7 +328,7 @@ func Default() Config {
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256,
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
-		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60},
+		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: "val_loss"},
 	}
 }
 

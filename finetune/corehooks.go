@@ -104,14 +104,25 @@ func (t *Trainer) validationHook() Hook {
 	}
 }
 
-// bestState is the best validation accuracy of the run so far.
-type bestState struct {
-	Has    bool    `json:"has"`
-	ValAcc float64 `json:"val_acc"`
+// BestEpoch is the epoch best.onnx holds: the best by output.best so far.
+type BestEpoch struct {
+	Metric     string  `json:"metric"` // val_loss or val_acc
+	Value      float64 `json:"value"`
+	Epoch      int     `json:"epoch"` // over all stages, from 1
+	Stage      string  `json:"stage"`
+	StageEpoch int     `json:"stage_epoch"`
 }
 
-// newBestHook marks the epochs that reach the best validation accuracy so far; the run
-// folder writes best.onnx at those.
+// bestState is the best epoch so far by output.best.
+type bestState struct {
+	Has  bool      `json:"has"`
+	Best BestEpoch `json:"best"`
+}
+
+// newBestHook marks the epochs that are the best so far by output.best (the lowest
+// validation loss, or the highest validation accuracy; a tie is no improvement, so the
+// earlier epoch stays, as in Keras' ModelCheckpoint); the run folder writes best.onnx
+// at those.
 func newBestHook() Hook {
 	s := &bestState{}
 	return Hook{
@@ -121,13 +132,30 @@ func newBestHook() Hook {
 			if m.ValAcc == nil {
 				return nil
 			}
-			if !s.Has || *m.ValAcc > s.ValAcc {
-				s.Has, s.ValAcc = true, *m.ValAcc
+			metric := t.cfg.Output.Best
+			v, better := *m.ValLoss, *m.ValLoss < s.Best.Value
+			if metric == "val_acc" {
+				v, better = *m.ValAcc, *m.ValAcc > s.Best.Value
+			}
+			if !s.Has || s.Best.Metric != metric || better {
+				s.Has = true
+				s.Best = BestEpoch{Metric: metric, Value: v, Epoch: m.Epoch, Stage: m.Stage, StageEpoch: m.StageEpoch}
 				m.Best = true
 			}
 			return nil
 		},
 	}
+}
+
+// Best returns the epoch best.onnx holds (false before a validated epoch, or without
+// validation data).
+func (t *Trainer) Best() (BestEpoch, bool) {
+	for _, h := range t.hooks[:t.coreHooks] {
+		if s, ok := h.State.(*bestState); ok && s.Has {
+			return s.Best, true
+		}
+	}
+	return BestEpoch{}, false
 }
 
 // earlyStoppingState is the stage's best validation loss and the epochs since it

@@ -12,38 +12,68 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// PlotCurves draws the training and validation loss and accuracy per epoch into a PNG
-// at path, with a dashed line at each stage boundary.
+// PlotCurves draws the training and validation loss and accuracy (in percent, as the
+// console prints it) per epoch into a PNG at path, with a dashed line at each stage
+// boundary and the legend in a column of its own beside the plots, never on the data.
 func PlotCurves(path string, history []EpochMetrics) error {
 	if len(history) == 0 {
 		return nil
 	}
-	loss, err := curvePlot("Loss", history, func(m EpochMetrics) (float64, *float64) { return m.TrainLoss, m.ValLoss })
+	img, _, err := drawCurves(history)
 	if err != nil {
 		return err
 	}
-	acc, err := curvePlot("Accuracy", history, func(m EpochMetrics) (float64, *float64) { return m.TrainAcc, m.ValAcc })
-	if err != nil {
-		return err
-	}
-	const w, h = 10 * vg.Inch, 4 * vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{{loss, acc}}, tiles, dc)
-	loss.Draw(canvases[0][0])
-	acc.Draw(canvases[0][1])
 	return writeFileWith(path, func(f *os.File) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(f)
 		return err
 	})
 }
 
-func curvePlot(title string, history []EpochMetrics, get func(EpochMetrics) (float64, *float64)) (*plot.Plot, error) {
+// curvesLegendWidth is the width of the legend's column beside the plots.
+const curvesLegendWidth = 1.3 * vg.Inch
+
+// drawCurves draws the curves and returns the image and where things went: the data
+// areas of the two plots, then the legend's rectangle.
+func drawCurves(history []EpochMetrics) (*vgimg.Canvas, []vg.Rectangle, error) {
+	legend := plot.NewLegend()
+	loss, err := curvePlot("Loss", "cross-entropy", history, &legend, func(m EpochMetrics) (float64, *float64) { return m.TrainLoss, m.ValLoss })
+	if err != nil {
+		return nil, nil, err
+	}
+	percent := func(v *float64) *float64 {
+		if v == nil {
+			return nil
+		}
+		p := 100 * *v
+		return &p
+	}
+	acc, err := curvePlot("Accuracy", "%", history, nil, func(m EpochMetrics) (float64, *float64) { return 100 * m.TrainAcc, percent(m.ValAcc) })
+	if err != nil {
+		return nil, nil, err
+	}
+	const w, h = 10*vg.Inch + curvesLegendWidth, 4 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	plots := draw.Crop(dc, 0, -curvesLegendWidth, 0, 0)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
+	canvases := plot.Align([][]*plot.Plot{{loss, acc}}, tiles, plots)
+	loss.Draw(canvases[0][0])
+	acc.Draw(canvases[0][1])
+	areas := []vg.Rectangle{loss.DataCanvas(canvases[0][0]).Rectangle, acc.DataCanvas(canvases[0][1]).Rectangle}
+	// The legend's column, its top level with the top of the data.
+	column := draw.Crop(dc, w-curvesLegendWidth+vg.Millimeter*2, 0, 0, -(h - areas[0].Max.Y))
+	legend.Top, legend.Left = true, true
+	legend.Draw(column)
+	return img, append(areas, legend.Rectangle(column)), nil
+}
+
+// curvePlot makes one plot of the curves, adding their entries to legend when it is
+// not nil.
+func curvePlot(title, unit string, history []EpochMetrics, legend *plot.Legend, get func(EpochMetrics) (float64, *float64)) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "epoch"
-	p.Legend.Top = true
+	p.Y.Label.Text = unit
 	var train, val plotter.XYs
 	lo, hi := 0.0, 0.0
 	for i, m := range history {
@@ -68,7 +98,9 @@ func curvePlot(title string, history []EpochMetrics, get func(EpochMetrics) (flo
 		}
 		l.Color, s.Color = c, c
 		p.Add(l, s)
-		p.Legend.Add(name, l, s)
+		if legend != nil {
+			legend.Add(name, l, s)
+		}
 		return nil
 	}
 	if err := add("train", train, color.RGBA{R: 31, G: 119, B: 180, A: 255}); err != nil {

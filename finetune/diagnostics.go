@@ -81,9 +81,9 @@ func (d *diagnostics) hook() Hook {
 				return err
 			}
 			m.DiagnosticsSeconds = d.seconds
-			x := diagnose.Epoch{TrainAcc: m.TrainAcc}
+			x := diagnose.Epoch{TrainAcc: m.TrainAcc, TrainLoss: m.TrainLoss, TrainN: t.data.Train.Len()}
 			if m.ValAcc != nil {
-				x.HasVal, x.ValAcc, x.ValLoss = true, *m.ValAcc, *m.ValLoss
+				x.HasVal, x.ValAcc, x.ValLoss, x.ValN = true, *m.ValAcc, *m.ValLoss, t.data.Val.Len()
 			}
 			return d.handle(t, d.mon.Epoch(x))
 		},
@@ -142,14 +142,29 @@ func (d *diagnostics) handle(t *Trainer, sigs []diagnose.Signal) error {
 		if err := t.report(f); err != nil {
 			return err
 		}
-		if req == nil && d.cfg.Repair && f.Repairable {
-			req = &repairRequest{finding: f, stages: stages}
+		if d.cfg.Repair && stages != nil {
+			if err := d.repairOrStop(t, f, stages, &req); err != nil {
+				return err
+			}
 		}
 	}
 	if req != nil {
 		return req
 	}
 	return nil
+}
+
+// repairOrStop sets *req to the repair of a finding with a fix, unless one is set
+// already; a fix that may not be applied (Finding.NotRepaired) is said once per stage
+// as a repair_stopped notice: the run goes on with its recipe as it is.
+func (d *diagnostics) repairOrStop(t *Trainer, f Finding, stages []StageConfig, req **repairRequest) error {
+	if f.Repairable {
+		if *req == nil {
+			*req = &repairRequest{finding: f, stages: stages, dir: f.Direction}
+		}
+		return nil
+	}
+	return t.notice("repair_stopped", fmt.Sprintf("repair stopped in stage %s: %s; the run goes on with the recipe as it is (finding %s)", f.Stage, f.NotRepaired, f.Kind), 0)
 }
 
 // nonFinite reports a NaN or Inf as a finding; without repair the run stops with the
@@ -171,8 +186,14 @@ func (d *diagnostics) nonFinite(t *Trainer, nf *NonFiniteError) error {
 	if err := t.report(f); err != nil {
 		return err
 	}
-	if d.cfg.Repair && f.Repairable {
-		return &repairRequest{finding: f, stages: stages}
+	if d.cfg.Repair {
+		var req *repairRequest
+		if err := d.repairOrStop(t, f, stages, &req); err != nil {
+			return err
+		}
+		if req != nil {
+			return req
+		}
 	}
 	return fmt.Errorf("%w; the last checkpoint (after epoch %d) holds the last good weights", nf, t.progress.Epoch)
 }

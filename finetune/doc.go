@@ -15,8 +15,11 @@
 //
 // The loop is a short step (one batch in; loss, gradients and update out) fed by a
 // batch source, with named hooks (Hook, a struct of typed callbacks) in a fixed order:
-// metrics, validation, diagnostics, best, early_stopping, then the run folder's
-// (metrics.jsonl, curves.png, best.onnx, checkpoint/, model.onnx) and the caller's. A
+// metrics, validation, diagnostics, best (the best epoch by output.best, val_loss by
+// default: best.onnx), early_stopping, then the run folder's (metrics.jsonl,
+// curves.png, best.onnx, checkpoint/, model.onnx) and the caller's. A run folder holds
+// one run: New refuses one with another run's files (RunExistsError) unless
+// WithOverwrite, which removes them; Resume continues the run in it. A
 // hook's State is saved in the checkpoint, so the checkpoint's Progress holds only the
 // position; Resume continues a run and ends with the weights an uninterrupted run
 // would have. An epoch's checkpoint is saved where the epoch ends its stage, else at

@@ -92,6 +92,7 @@ func TestRecipeErrors(t *testing.T) {
 		{"batch size", func(c *Config) { c.Data.BatchSize = 0 }, "data.batch_size: 0; want at least 1"},
 		{"data format", func(c *Config) { c.Data.Format = "png" }, `data.format: unknown "png"; valid: imagefolder, idx`},
 		{"on_bad_image", func(c *Config) { c.Data.OnBadImage = "ignore" }, `data.on_bad_image: unknown "ignore"; valid: fail, skip`},
+		{"output.best", func(c *Config) { c.Output.Best = "val_accuracy" }, `output.best: unknown "val_accuracy"; valid: val_loss, val_acc`},
 		{"patience", func(c *Config) { c.EarlyStopping.Patience = -1 }, "early_stopping.patience: -1; want 0 (off) or more"},
 		{"stage epochs", func(c *Config) { c.Stages[1].Epochs = 0 }, "stages[1] (all): epochs: 0; want at least 1"},
 		{"clip_norm", func(c *Config) { c.Optimizer.ClipNorm = -1 }, "optimizer.clip_norm: -1; want 0 (off) or a positive norm"},

@@ -25,7 +25,7 @@ import (
 // repair or lr-find), and by the data and preprocessing, which a trainer never changes.
 //
 // The frozen part runs in inference mode, as it does in a training program (its
-// BatchNormalization layers are frozen, and a prefix with a Dropout is not cached), and
+// BatchNormalization layers are frozen, and the cache ends before any Dropout), and
 // its results do not depend on the batch it is computed in, so training on the cache
 // gives the same numbers, bit for bit, as training without it (TestFeatureCacheSameRun).
 
@@ -122,17 +122,25 @@ func (t *Trainer) epochCut() (*cacheCut, string) {
 			break
 		}
 	}
-	var best *onnx.CutPoint
+	// The latest cut above the frozen layers whose prefix holds no Dropout (random in
+	// training): Keras's usual head (pooling, Dropout, Dense) is cached up to its
+	// pooling, and its Dropout runs in the trained part.
+	var best, latest *onnx.CutPoint
 	for i := range t.cuts {
-		if t.cuts[i].Node < first && len(t.cuts[i].PrefixParams) > 0 {
-			best = &t.cuts[i]
+		c := &t.cuts[i]
+		if c.Node >= first || len(c.PrefixParams) == 0 {
+			continue
+		}
+		latest = c
+		if !slices.Contains(c.PrefixOps, "Dropout") {
+			best = c
 		}
 	}
 	if best == nil {
+		if latest != nil {
+			return nil, fmt.Sprintf("the frozen layers up to %s hold a Dropout, which is random in training", latest.Tensor)
+		}
 		return nil, ""
-	}
-	if slices.Contains(best.PrefixOps, "Dropout") {
-		return nil, fmt.Sprintf("the frozen layers up to %s hold a Dropout, which is random in training", best.Tensor)
 	}
 	if what := t.cfg.Data.Augment.active(); len(what) > 0 {
 		return nil, fmt.Sprintf("data.augment (%s) changes the images every epoch, so the output of the frozen layers (up to %s) differs each time; without augmentation it is computed once and reused",

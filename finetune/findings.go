@@ -26,6 +26,12 @@ type Finding struct {
 	// diagnostics: {repair: true} (toolkit finetune --repair) applies it by itself.
 	Fix        string `json:"fix"`
 	Repairable bool   `json:"repairable"`
+	// Direction is the fix's: split (the head alone first), lower or higher rates;
+	// empty for advice.
+	Direction string `json:"direction,omitempty"`
+	// NotRepaired says why a fix is not applied: it would undo an earlier repair of
+	// the stage, or the stage has been repaired as often as a stage may be.
+	NotRepaired string `json:"not_repaired,omitempty"`
 }
 
 // WriteText prints the finding for a person: what was seen, what it means, the fix.
@@ -41,8 +47,11 @@ func (f Finding) WriteText(w io.Writer) error {
 	for _, line := range strings.Split(strings.TrimRight(f.Fix, "\n"), "\n") {
 		fmt.Fprintf(&b, "    %s\n", line)
 	}
-	if f.Repairable {
+	switch {
+	case f.Repairable:
 		fmt.Fprintf(&b, "  (toolkit finetune --repair, or diagnostics: {repair: true}, applies this fix and carries on)\n")
+	case f.NotRepaired != "":
+		fmt.Fprintf(&b, "  (not repaired: %s)\n", f.NotRepaired)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -57,7 +66,8 @@ type Repair struct {
 	Step       int      `json:"step"`
 	Stage      string   `json:"stage"`
 	StageIndex int      `json:"stage_index"`
-	Before     []string `json:"before"` // the stages replaced, one YAML line each
+	Direction  string   `json:"direction,omitempty"` // split, lower or higher (Finding.Direction)
+	Before     []string `json:"before"`              // the stages replaced, one YAML line each
 	After      []string `json:"after"`
 	Recipe     string   `json:"recipe,omitempty"` // where the repaired recipe was written
 }

@@ -229,6 +229,9 @@ func TestSameSeedSameNumbers(t *testing.T) {
 			t.Errorf("parameter %s differs between two runs with seed %d", name, cfg.Seed)
 		}
 	}
+	if a, b := len(runs[0].History()), len(runs[1].History()); a == 0 || a != b {
+		t.Fatalf("histories of %d and %d epochs", a, b)
+	}
 	for i, m := range runs[0].History() {
 		if m.TrainLoss != runs[1].History()[i].TrainLoss {
 			t.Errorf("epoch %d: train loss %v, then %v", i+1, m.TrainLoss, runs[1].History()[i].TrainLoss)
@@ -247,6 +250,9 @@ func TestGradualUnfreezingAddsOneGroupPerEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{{"head"}, {"block2", "head"}, {"block1", "block2", "head"}, {"block1", "block2", "head"}}
+	if n := len(tr.History()); n != len(want) {
+		t.Fatalf("%d epochs in the history, want the stage's %d", n, len(want))
+	}
 	for i, m := range tr.History() {
 		if !slices.Equal(m.Trained, want[i]) {
 			t.Errorf("epoch %d trained %v, want %v", i+1, m.Trained, want[i])

@@ -17,7 +17,7 @@ import (
 //	metrics         the epoch's running totals (loss, accuracy, gradient norms, speed)
 //	validation      the validation loss and accuracy after each epoch
 //	diagnostics     detectors of failing runs (see Finding), sampled every few steps
-//	best            the best validation accuracy so far (EpochMetrics.Best)
+//	best            the best epoch so far by output.best (EpochMetrics.Best, Trainer.Best)
 //	early_stopping  ends a stage whose validation loss stopped improving
 //
 // then the epoch is recorded in History, then the run folder's hooks (metrics.jsonl and
@@ -120,3 +120,25 @@ func checkHooks(hooks []Hook) error {
 
 // Progress returns where the run stands.
 func (t *Trainer) Progress() Progress { return t.progress }
+
+// Position says where the run stands in words, as a person counts: "at the start of
+// stage all (2 of 2)" (a stage whose epochs are all done is over: the position is the
+// start of the next), "at the start of epoch 3 of stage head (1 of 2)", "in epoch 3 of
+// stage head (1 of 2), after batch 5 of 15", or "at the end of the run".
+func (t *Trainer) Position() string {
+	p := t.progress
+	for p.Stage < len(t.stages) && p.Batch == 0 && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs {
+		p.Stage, p.StageEpoch = p.Stage+1, 0
+	}
+	if p.Done || p.Stage >= len(t.stages) {
+		return "at the end of the run"
+	}
+	stage := fmt.Sprintf("stage %s (%d of %d)", t.stages[p.Stage].cfg.Name, p.Stage+1, len(t.stages))
+	switch {
+	case p.StageEpoch == 0 && p.Batch == 0:
+		return "at the start of " + stage
+	case p.Batch == 0:
+		return fmt.Sprintf("at the start of epoch %d of %s", p.StageEpoch+1, stage)
+	}
+	return fmt.Sprintf("in epoch %d of %s, after batch %d of %d", p.StageEpoch+1, stage, p.Batch, t.trainLoader.Len())
+}

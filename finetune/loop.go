@@ -16,7 +16,7 @@ import (
 	"toolkit/finetune/schedule"
 )
 
-// ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C): the hooks
+// ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C, SIGTERM): the hooks
 // have saved the position reached, and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
 
@@ -50,7 +50,7 @@ type EpochMetrics struct {
 	// detectors), a part of Seconds.
 	DiagnosticsSeconds float64 `json:"diagnostics_seconds,omitempty"`
 	Step               int     `json:"step"`
-	Best               bool    `json:"best,omitempty"` // the best validation accuracy so far
+	Best               bool    `json:"best,omitempty"` // the best so far by output.best: best.onnx holds it
 }
 
 // StepInfo is what step hooks see after each optimizer step.
@@ -72,7 +72,10 @@ type StepInfo struct {
 
 // Result is what a finished run gives.
 type Result struct {
-	History  []EpochMetrics
+	History []EpochMetrics
+	// Best is the epoch best.onnx holds (HasBest false without validation data).
+	Best     BestEpoch
+	HasBest  bool
 	Findings []Finding
 	Repairs  []Repair
 	TestLoss float64
@@ -112,6 +115,7 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 		return nil, err
 	}
 	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
+	res.Best, res.HasBest = t.Best()
 	if t.testLoader != nil {
 		if res.TestLoss, res.TestAcc, err = t.evaluate(ctx, t.testLoader); err != nil {
 			return nil, fmt.Errorf("test: %w", err)

@@ -20,7 +20,7 @@ import (
 // the forms and keys the recipe uses, so that a rewritten recipe loads as the same
 // stages.
 
-// maxRepairs is how often one stage may be repaired before the run gives up.
+// maxRepairs is how often one stage may be repaired before the run stops repairing it.
 const maxRepairs = 3
 
 // soundRate is the largest rate the fixes give a group: the usual default of the
@@ -37,6 +37,7 @@ func soundRate(optimizer string) float64 {
 type repairRequest struct {
 	finding Finding
 	stages  []StageConfig
+	dir     string // the fix's direction (rewrite)
 }
 
 func (r *repairRequest) Error() string {
@@ -57,7 +58,7 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 	if _, slow := t.slowHead(i, diagnose.Kind(f.Kind)); slow {
 		f.Meaning = "the new head has not learned yet: the base is frozen, so nothing pretrained was detuned; at this rate the head moves too slowly to leave chance"
 	}
-	stages, why := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
+	stages, why, dir := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
 	var b strings.Builder
 	if why != "" {
 		fmt.Fprintf(&b, "# %s\n", why)
@@ -67,19 +68,42 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 		fmt.Fprintf(&b, "  - %s\n", StageLine(s))
 	}
 	f.Fix = b.String()
-	f.Repairable = t.repairsOf(i) < maxRepairs
+	f.Direction = dir
+	f.NotRepaired = t.repairRefused(i, dir)
+	f.Repairable = f.NotRepaired == ""
 	return stages
 }
 
-// repairsOf counts the repairs already made of stage i.
-func (t *Trainer) repairsOf(i int) int {
+// The directions of a fix: the stage split into the head alone then its groups, or
+// its rates made lower or higher.
+const (
+	fixSplit  = "split"
+	fixLower  = "lower"
+	fixHigher = "higher"
+)
+
+// repairRefused says why a fix of stage i in direction dir is not applied ("" when it
+// may be): it would undo an earlier repair of the stage (rates raised after they were
+// lowered, or lowered after they were raised: a repair that goes back and forth never
+// ends and leaves the run worse), or the stage has had maxRepairs repairs.
+func (t *Trainer) repairRefused(i int, dir string) string {
 	n := 0
+	name := t.stages[i].cfg.Name
 	for _, r := range t.log {
-		if r.Repair != nil && r.Repair.StageIndex == i {
-			n++
+		rep := r.Repair
+		if rep == nil || rep.StageIndex != i {
+			continue
+		}
+		n++
+		if dir == fixLower && rep.Direction == fixHigher || dir == fixHigher && rep.Direction == fixLower {
+			return fmt.Sprintf("the fix (stage %s's rates %s) would undo the repair of %s at epoch %d, which made them %s",
+				name, dir, rep.Kind, rep.Epoch, rep.Direction)
 		}
 	}
-	return n
+	if n >= maxRepairs {
+		return fmt.Sprintf("stage %s has been repaired %d times, the most a stage is", name, n)
+	}
+	return ""
 }
 
 // rewrite returns the recipe's stages with stage i rewritten to fix a finding, and a
@@ -91,20 +115,20 @@ func (t *Trainer) repairsOf(i int) int {
 //     rates (the head's rate, each group below divided by 2.6) and the slanted
 //     triangle, no rate above the optimizer's usual default;
 //   - when stage i trains only the head and its predictions sit at chance with its rate
-//     below the optimizer's usual default (slowHead), nothing pretrained can have been
-//     detuned: the rate is raised tenfold, up to that default;
+//     below ten times the optimizer's usual default (slowHead), nothing pretrained can
+//     have been detuned: the rate is raised tenfold, up to that;
 //   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
 //     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
 //     for a finding about a group the stage trains, else every group's.
 //
 // The epoch budget stays the same (a one-epoch stage split in two takes two).
-func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string) {
+func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfig, string, string) {
 	stages := slices.Clone(t.cfg.Stages)
 	st := t.stages[i]
 	names := groupNames(t.groups)
 	rates, err := st.spread.Rates(names, st.trained)
 	if err != nil {
-		return stages, ""
+		return stages, "", ""
 	}
 	headRate := 0.0
 	for j, g := range names {
@@ -136,14 +160,14 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 			rest.Schedule = schedule.Spec{Name: "stlr"}
 		}
 		stages = slices.Replace(stages, i, i+1, head, rest)
-		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr)
+		return stages, fmt.Sprintf("train the new head alone first, then stage %s's groups with ULMFiT rates (at most %g)", s.Name, hr), fixSplit
 	}
 	sound := soundRate(t.cfg.Optimizer.Name)
 	s := stages[i]
 	if raised, slow := t.slowHead(i, kind); slow {
 		s.LR = scaleLR(s.LR, raised/headRate)
 		stages[i] = s
-		return stages, fmt.Sprintf("stage %s trains the head alone: its rate higher (at most %g)", s.Name, sound)
+		return stages, fmt.Sprintf("stage %s trains the head alone, the base frozen: its rate higher (at most %g)", s.Name, headRateCap(t.cfg.Optimizer.Name)), fixHigher
 	}
 	lower := func(r float64) float64 { return min(r/10, sound) }
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
@@ -161,11 +185,11 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 		}
 		s.LR = lr
 		stages[i] = s
-		return stages, fmt.Sprintf("group %s's rate lower", group)
+		return stages, fmt.Sprintf("group %s's rate lower", group), fixLower
 	}
 	s.LR = scaleLR(s.LR, lower(headRate)/headRate)
 	stages[i] = s
-	return stages, fmt.Sprintf("stage %s's rates lower", s.Name)
+	return stages, fmt.Sprintf("stage %s's rates lower", s.Name), fixLower
 }
 
 // headOnly says that the stage trains the head alone in every epoch (no gradual
@@ -176,8 +200,10 @@ func (st stagePlan) headOnly() bool {
 
 // slowHead says whether a finding of kind in stage i is a head too slow to learn: the
 // stage trains the head alone (the base frozen, so no pretrained weight moves), its
-// predictions are at chance, and its rate is below the optimizer's usual default. It
-// returns the raised rate: tenfold, at most that default.
+// predictions are at chance with a flat loss, and its rate is below ten times the
+// optimizer's usual default (a frozen base cannot be detuned, and a head on globally
+// pooled features stays at chance for three epochs at Adam 1e-3: the full diagnostics
+// matrix, and PyTorch). It returns the raised rate: tenfold, at most that.
 func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	st := t.stages[i]
 	if kind != diagnose.Chance || !st.headOnly() {
@@ -188,12 +214,16 @@ func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
-	if head <= 0 || head >= sound {
+	head, most := rates[slices.Index(names, HeadGroup)], headRateCap(t.cfg.Optimizer.Name)
+	if head <= 0 || head >= most {
 		return 0, false
 	}
-	return roundRate(min(head*10, sound)), true
+	return roundRate(min(head*10, most)), true
 }
+
+// headRateCap is the highest rate a fix gives a head trained alone: ten times the
+// optimizer's usual default (Adam 1e-2, SGD 1e-1); the base is frozen.
+func headRateCap(optimizer string) float64 { return 10 * soundRate(optimizer) }
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.
 func (t *Trainer) freeStageName(base string) string {
@@ -332,7 +362,7 @@ func (t *Trainer) repair(req *repairRequest) error {
 	}
 	rec := Repair{
 		Kind: req.finding.Kind, Epoch: req.finding.Epoch, Step: req.finding.Step,
-		Stage: t.stages[i].cfg.Name, StageIndex: i,
+		Stage: t.stages[i].cfg.Name, StageIndex: i, Direction: req.dir,
 	}
 	for _, s := range t.cfg.Stages[i:] {
 		rec.Before = append(rec.Before, StageLine(s))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -24,6 +25,41 @@ const (
 	RunSummary    = "summary.json"
 )
 
+// RunFiles lists what a run writes in its folder, files and folders (the checkpoints'
+// with the .tmp and .old folders a save swaps through), and confusion.png, which toolkit
+// evaluate draws beside a run's model: the names a new run refuses to mix with
+// (RunExistsError) and that WithOverwrite removes. Anything else in the folder (an
+// lr-find.png, the user's own files) is left alone.
+var RunFiles = []string{
+	RunConfig, RunRepaired, RunMetrics, RunCurves, RunModel, RunBest, RunSummary,
+	RunCheckpoint, RunCheckpoint + ".tmp", RunCheckpoint + ".old",
+	RunStageStart, RunStageStart + ".tmp", RunStageStart + ".old",
+	"confusion.png",
+}
+
+// RunExistsError is New's refusal to start a run in a folder that holds another run's
+// files.
+type RunExistsError struct {
+	Dir   string
+	Files []string // the run files found, in RunFiles' order
+}
+
+func (e *RunExistsError) Error() string {
+	return fmt.Sprintf("output.dir %s holds another run (%s): continue it with toolkit finetune --resume %s (finetune.Resume), or start over with --overwrite (finetune.WithOverwrite), which removes those files first, or set another output.dir",
+		e.Dir, strings.Join(e.Files, ", "), e.Dir)
+}
+
+// existingRunFiles returns the names of RunFiles present in dir.
+func existingRunFiles(dir string) []string {
+	var found []string
+	for _, name := range RunFiles {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			found = append(found, name)
+		}
+	}
+	return found
+}
+
 // runFolder keeps the run folder up to date:
 //
 //	config.yaml           the recipe as given (Resume reads it)
@@ -33,7 +69,7 @@ const (
 //	checkpoint/           the position after an epoch (at a stage's end, else at most
 //	                      every output.checkpoint_every seconds), and where Ctrl-C stopped
 //	checkpoint-stage/     the state at the start of the current stage, when repairing
-//	best.onnx             the model at its best validation accuracy
+//	best.onnx             the model at its best epoch by output.best (summary.json says which)
 //	model.onnx            the model after the last stage
 //	summary.json          the final metrics, with the test loss and accuracy
 type runFolder struct {
@@ -46,6 +82,9 @@ type runFolder struct {
 	stale   bool
 	// saved is when the last epoch checkpoint was started (the run's start before it).
 	saved time.Time
+	// remove lists an earlier run's files to remove before this run writes its own
+	// (WithOverwrite).
+	remove []string
 }
 
 // curvesEvery is how often curves.png is redrawn at most while epochs go by.
@@ -66,6 +105,12 @@ func (r *runFolder) hooks() []Hook {
 
 func (r *runFolder) start(t *Trainer) error {
 	r.saved = time.Now()
+	for _, name := range r.remove {
+		if err := os.RemoveAll(r.path(name)); err != nil {
+			return fmt.Errorf("run folder: removing the earlier run's files: %w", err)
+		}
+	}
+	r.remove = nil
 	raw, err := yaml.Marshal(t.cfg)
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
@@ -191,6 +236,9 @@ func (r *runFolder) end(t *Trainer, res *Result) error {
 	if res.HasTest {
 		summary["test_loss"], summary["test_acc"] = res.TestLoss, res.TestAcc
 	}
+	if res.HasBest {
+		summary["best"] = res.Best
+	}
 	return writeFileWith(r.path(RunSummary), func(f *os.File) error {
 		enc := json.NewEncoder(f)
 		enc.SetIndent("", "  ")
@@ -211,7 +259,7 @@ func Resume(dir string, opts ...Option) (*Trainer, error) {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
 	cfg.Output.Dir = dir
-	t, err := New(*cfg, opts...)
+	t, err := New(*cfg, append(opts, func(s *setup) { s.resuming = true })...)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}

@@ -86,6 +86,9 @@ type setup struct {
 	data         *Data
 	defaultHooks bool
 	trainBN      bool
+	// overwrite lets a run start in a folder holding another run's files, removing
+	// them first; resuming continues the run in the folder (Resume).
+	overwrite, resuming bool
 }
 
 // WithHooks adds hooks to the run, after the default ones.
@@ -102,6 +105,12 @@ func WithData(d *Data) Option { return func(s *setup) { s.data = d } }
 // a frozen group is left exactly as it was, BatchNormalization included, as a frozen
 // Keras layer is. The recipe's train_bn: true does the same.
 func WithTrainBN(on bool) Option { return func(s *setup) { s.trainBN = on } }
+
+// WithOverwrite lets a run start in an output folder that holds another run's files
+// (RunFiles), which the run removes before it writes its own (toolkit finetune
+// --overwrite). Without it New refuses such a folder with a *RunExistsError, so that a
+// second run never mixes its files with an earlier one's nor silently replaces them.
+func WithOverwrite() Option { return func(s *setup) { s.overwrite = true } }
 
 // WithoutDefaultHooks leaves out the run folder's hooks (metrics.jsonl, curves.png,
 // checkpoints, best.onnx): for a program that only wants the trained model.
@@ -198,8 +207,17 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		if err := checkWritable(cfg.Output.Dir); err != nil {
 			return nil, err
 		}
+		rf := newRunFolder(cfg.Output.Dir)
+		if !s.resuming {
+			if found := existingRunFiles(cfg.Output.Dir); len(found) > 0 {
+				if !s.overwrite {
+					return nil, &RunExistsError{Dir: cfg.Output.Dir, Files: found}
+				}
+				rf.remove = found
+			}
+		}
 		t.runDir = cfg.Output.Dir
-		t.hooks = append(t.hooks, newRunFolder(cfg.Output.Dir).hooks()...)
+		t.hooks = append(t.hooks, rf.hooks()...)
 	}
 	t.hooks = append(t.hooks, s.hooks...)
 	if err := checkHooks(t.hooks); err != nil {
@@ -363,6 +381,10 @@ func (t *Trainer) DataSummary() DataSummary {
 	}
 	return t.data.Summary()
 }
+
+// HasValidation says whether the run has validation data (data.val or data.val_split):
+// the validation metrics, best.onnx and early stopping need it.
+func (t *Trainer) HasValidation() bool { return t.valLoader != nil }
 
 // Skipped lists the images left out because they did not decode (data.on_bad_image: skip).
 func (t *Trainer) Skipped() []dataset.BadImage {

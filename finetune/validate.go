@@ -73,6 +73,11 @@ func (c *Config) validate() error {
 	if ce := c.Output.CheckpointEvery; !(ce >= 0) || math.IsInf(ce, 0) {
 		return fmt.Errorf("output.checkpoint_every: %v; want 0 (every epoch) or a number of seconds", ce)
 	}
+	switch c.Output.Best {
+	case "val_loss", "val_acc":
+	default:
+		return fmt.Errorf("output.best: unknown %q; valid: val_loss, val_acc", c.Output.Best)
+	}
 	if c.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"toolkit/internal/testref"
+	"toolkit/npy"
 
 	"toolkit/onnx"
 )
@@ -480,19 +481,80 @@ func TestInitScheme(t *testing.T) {
 	}
 }
 
-// TestInitGolden pins the first values of both schemes, so that a change in the
+// TestInitStabilityPin is a change detector, not a correctness check: the first
+// values of both schemes, recorded from this implementation, so that a change in the
 // random stream (a Go release, an edit) shows up as a failure rather than as quietly
-// different experiments.
-func TestInitGolden(t *testing.T) {
+// different experiments. TestInitAgainstPyTorch checks the distributions against
+// PyTorch's initialisers.
+func TestInitStabilityPin(t *testing.T) {
 	he := initWeights(42, "head.dense0.weight", 2, 3, heNormal)
 	gl := initWeights(42, "head.logits.weight", 2, 3, glorotUniform)
-	t.Logf("he %v", he)
-	t.Logf("glorot %v", gl)
-	wantHe := []float32{1.335485, 0.50048286, -0.6575613, 1.4885212, -0.22273985, -0.17451952}
-	wantGl := []float32{0.38825086, -0.9886856, -0.4231537, 0.07639242, -0.2224162, -1.0767672}
+	wantHe := []float32{1.335485, 0.50048286, -0.6575613, 1.4885212, -0.22273985, -0.17451952}  // recorded
+	wantGl := []float32{0.38825086, -0.9886856, -0.4231537, 0.07639242, -0.2224162, -1.0767672} // recorded
 	for i := range he {
 		if math.Abs(float64(he[i]-wantHe[i])) > 1e-6 || math.Abs(float64(gl[i]-wantGl[i])) > 1e-6 {
 			t.Fatalf("the random stream changed:\nhe     %v, want %v\nglorot %v, want %v", he, wantHe, gl, wantGl)
+		}
+	}
+}
+
+// TestInitAgainstPyTorch compares the weights of a 512x2048 layer under both schemes
+// with PyTorch's initialisers of a Linear(2048, 512) weight: the distribution's
+// parameters come from torch (calculate_gain("relu") and the fans of
+// kaiming_normal_; xavier_uniform_'s bound), and scipy's Kolmogorov-Smirnov tests
+// compare the values with that distribution and with torch's own draws. A scale off by
+// a factor, a wrong fan or a uniform for a normal gives p-values of 0.
+func TestInitAgainstPyTorch(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import torch, scipy.stats, numpy").CombinedOutput(); err != nil {
+		testref.Missing(t, "%s with torch, scipy and numpy (Debian python3-torch, python3-scipy): %v %s", py, err, out)
+		return
+	}
+	dir := t.TempDir()
+	const out, in = 512, 2048
+	for name, scheme := range map[string]initScheme{"he": heNormal, "glorot": glorotUniform} {
+		w := initWeights(7, "head.dense0.weight", out, in, scheme)
+		if err := npy.WriteFile(filepath.Join(dir, name+".npy"), &npy.Array{Shape: []int{out, in}, Data: w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const script = `
+import json, math, sys
+import numpy as np, scipy.stats as st, torch
+torch.manual_seed(0)
+res = {}
+for name in ("he", "glorot"):
+    w = np.load(sys.argv[1] + "/" + name + ".npy").astype(np.float64).ravel()
+    ref = torch.empty(512, 2048)
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(ref)
+    if name == "he":
+        std = torch.nn.init.calculate_gain("relu") / math.sqrt(fan_in)
+        torch.nn.init.kaiming_normal_(ref, mode="fan_in", nonlinearity="relu")
+        p = st.kstest(w, "norm", args=(0, std)).pvalue
+    else:
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        torch.nn.init.xavier_uniform_(ref)
+        p = st.kstest(w, "uniform", args=(-bound, 2 * bound)).pvalue
+    p2 = st.ks_2samp(w, ref.numpy().astype(np.float64).ravel()).pvalue
+    res[name] = {"p_formula": p, "p_torch": p2}
+print(json.dumps(res))
+`
+	raw, err := exec.Command(py, "-c", script, dir).Output()
+	if err != nil {
+		t.Fatalf("torch and scipy: %v", err)
+	}
+	var res map[string]struct {
+		PFormula float64 `json:"p_formula"`
+		PTorch   float64 `json:"p_torch"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	for _, name := range []string{"he", "glorot"} {
+		r := res[name]
+		t.Logf("%s: Kolmogorov-Smirnov p %.3g against torch's distribution, %.3g against torch's draws", name, r.PFormula, r.PTorch)
+		if r.PFormula < 1e-3 || r.PTorch < 1e-3 {
+			t.Errorf("%s weights are not distributed as PyTorch's initialiser: p %.3g (distribution), %.3g (draws)", name, r.PFormula, r.PTorch)
 		}
 	}
 }

@@ -2,11 +2,15 @@ package npy
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
 	"toolkit/internal/testref"
 )
 
@@ -33,12 +37,29 @@ func TestNumPyReadsOurFiles(t *testing.T) {
 		if err := WriteFile(path, a); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(python, "-c", `import numpy,sys; a=numpy.load(sys.argv[1]); print(a.dtype, a.shape, a.flatten().tolist())`, path).CombinedOutput()
+		// numpy's view of the file: dtype, shape, order and every value's bits.
+		out, err := exec.Command(python, "-c", `import json,numpy,sys
+a=numpy.load(sys.argv[1])
+print(json.dumps({"dtype": a.dtype.str, "shape": list(a.shape), "c": bool(a.flags.c_contiguous), "bits": [int(b) for b in a.reshape(-1).view(numpy.uint32)]}))`, path).Output()
 		if err != nil {
 			t.Fatalf("case %d: numpy.load: %v\n%s", i, err, out)
 		}
-		if !strings.HasPrefix(string(out), "float32 ") {
-			t.Errorf("case %d: numpy sees %s", i, out)
+		var seen struct {
+			Dtype string
+			Shape []int
+			C     bool
+			Bits  []uint32
+		}
+		if err := json.Unmarshal(out, &seen); err != nil {
+			t.Fatalf("case %d: %v: %s", i, err, out)
+		}
+		if seen.Dtype != "<f4" || !slices.Equal(seen.Shape, a.Shape) || !seen.C || len(seen.Bits) != len(a.Data) {
+			t.Fatalf("case %d: numpy sees dtype %s, shape %v, C order %v, %d values; wrote <f4 %v, %d values", i, seen.Dtype, seen.Shape, seen.C, len(seen.Bits), a.Shape, len(a.Data))
+		}
+		for j, b := range seen.Bits {
+			if b != math.Float32bits(a.Data[j]) {
+				t.Errorf("case %d: value %d: numpy reads %v, wrote %v", i, j, math.Float32frombits(b), a.Data[j])
+			}
 		}
 		back, err := ReadFile(path)
 		if err != nil {

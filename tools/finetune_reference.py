@@ -4,6 +4,13 @@ data/fmnist-5to9 (500 training images, 1,000 test images). A sanity check for th
 Go toolkit should reach; it writes nothing.
 
     /usr/bin/python3 tools/finetune_reference.py [--seeds 0,1,2] [--schedule recipe|constant]
+        [--pool flatten|avg] [--dense 256|none] [--dropout 0.5] [--head-lr 1e-3] [--head-only]
+
+The head options make the heads of the diagnostics matrix (finetune/matrix_test.go): avg
+pools globally, --dense none puts the dropout and the classifier straight on the pooled
+features (Keras's usual head); hidden layers are initialised He-normal and the classifier
+Glorot-uniform with zero biases, as the toolkit's headbuilder does. --head-only stops after
+the head stage.
 
 Recipe (the one in design.md's example config):
   head  flatten -> Linear(2048, 256) -> ReLU -> Dropout(0.5) -> Linear(256, 5)
@@ -99,11 +106,29 @@ def accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, all_epochs=5):
+def make_head(pool, dense, dropout, classes=5):
+    layers = [nn.Flatten()] if pool == "flatten" else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    width = 2048 if pool == "flatten" else 128
+    if dense:
+        hidden = nn.Linear(width, dense)
+        nn.init.kaiming_normal_(hidden.weight, nonlinearity="relu")
+        nn.init.zeros_(hidden.bias)
+        layers += [hidden, nn.ReLU(inplace=True)]
+        width = dense
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    out = nn.Linear(width, classes)
+    nn.init.xavier_uniform_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*layers, out)
+
+
+def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, all_epochs=5,
+        pool="flatten", dense=256, dropout=0.5, head_lr=1e-3, head_only=False):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 100)
     base = load_base(base_path)
-    head = nn.Sequential(nn.Flatten(), nn.Linear(2048, 256), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(256, 5))
+    head = make_head(pool, dense, dropout)
     model = nn.Sequential(base, head)
     groups = {
         "early": [p for i in (0, 2, 5, 7) for p in base[i].parameters()],
@@ -141,7 +166,9 @@ def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, 
             log.append((name, ep + 1, tl / len(xtr), acc))
             print("  seed %d %-4s epoch %d: train loss %.4f  test acc %.4f" % (seed, name, ep + 1, tl / len(xtr), acc), flush=True)
 
-    stage("head", head_epochs, ["head"], {"head": 1e-3}, onecycle)
+    stage("head", head_epochs, ["head"], {"head": head_lr}, onecycle)
+    if head_only:
+        return log
     stage("all", all_epochs, ["early", "late", "head"], {"head": 1e-3, "late": 1e-3 / 2.6, "early": 1e-3 / 2.6**2}, stlr)
     return log
 
@@ -152,6 +179,11 @@ def main():
     ap.add_argument("--data", default="data/fmnist-5to9")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--schedule", default="recipe", choices=["recipe", "constant"])
+    ap.add_argument("--pool", default="flatten", choices=["flatten", "avg"])
+    ap.add_argument("--dense", default="256", help="hidden width, or none")
+    ap.add_argument("--dropout", type=float, default=0.5)
+    ap.add_argument("--head-lr", type=float, default=1e-3)
+    ap.add_argument("--head-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -162,7 +194,9 @@ def main():
     finals = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         t0 = time.time()
-        log = run(seed, args.base, xtr, ytr, xte, yte, args.schedule)
+        log = run(seed, args.base, xtr, ytr, xte, yte, args.schedule, pool=args.pool,
+                  dense=0 if args.dense == "none" else int(args.dense), dropout=args.dropout,
+                  head_lr=args.head_lr, head_only=args.head_only)
         finals.append((log[2][3], log[-1][3]))
         print("seed %d: after head stage %.4f, final %.4f (%.0fs)" % (seed, log[2][3], log[-1][3], time.time() - t0))
     h = np.array(finals)

@@ -37,7 +37,11 @@ import (
 
 // gemmKernel is one micro-kernel with the blocking that suits it.
 type gemmKernel struct {
-	name       string
+	name string
+	// runs counts the blocks this kernel has multiplied (macroKernel calls): one
+	// atomic add per block of thousands of products, so that a test can tell which
+	// kernel paths ran (KernelRuns).
+	runs       atomic.Int64
 	mr, nr     int // micro-tile rows and columns
 	kc, mc, nc int // blocks: k per packed panel, A rows per block, B columns per block
 	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
@@ -583,6 +587,7 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 // With koff set, B is not packed: it is read in place (kern.tileRows), row p
 // of the block at g.b.data[cols.at(column) + koff[p]], and bp is unused.
 func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
+	kern.runs.Add(1)
 	mr, nr := kern.mr, kern.nr
 	for jr := 0; jr < nc; jr += nr {
 		n := min(nr, nc-jr)

@@ -33,6 +33,17 @@ func Implementations() []string {
 	return names
 }
 
+// KernelRuns returns, for each GEMM micro-kernel this build has (avx512 and avx2 where
+// the CPU runs them, go), how many blocks it has multiplied in this process: the tests
+// use it to check that every kernel path the CPU supports ran.
+func KernelRuns() map[string]int64 {
+	out := map[string]int64{kernelGo.name: kernelGo.runs.Load()}
+	for _, k := range asmKernels() {
+		out[k.name] = k.runs.Load()
+	}
+	return out
+}
+
 // Current returns the name, as in [Implementations], of the float32 GEMM in
 // use.
 func Current() string {

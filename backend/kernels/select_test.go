@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,8 +30,22 @@ func TestUseAndCurrent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no GEMM "avx1024"`) || !strings.Contains(err.Error(), names[0]) {
 		t.Errorf("Use of an unknown name: %v, want an error listing %v", err, names)
 	}
-	if b, err := blasNamed(orig); err != nil || defaultBLAS().Name() != b.Name() {
-		t.Logf("default %s (TOOLKIT_KERNELS may be set)", defaultBLAS().Name())
+	// The default is TOOLKIT_KERNELS's choice when set, else the build's: the fastest
+	// kernel the CPU runs (the first implementation but openblas), or OpenBLAS under
+	// the openblas tag, gonum under purego.
+	want := buildDefaultBLAS().Name()
+	if env := os.Getenv(EnvKernels); env != "" {
+		b, err := blasNamed(env)
+		if err != nil {
+			t.Fatalf("%s=%s: %v", EnvKernels, env, err)
+		}
+		want = b.Name()
+	}
+	if got := defaultBLAS().Name(); got != want {
+		t.Errorf("the default BLAS is %s, want %s", got, want)
+	}
+	if ks := asmKernels(); len(ks) > 0 && buildDefaultBLAS().Name() != (goBLAS{kern: ks[0]}).Name() && !slices.Contains(names, "openblas") {
+		t.Errorf("the build's default %s is not the fastest kernel the CPU runs, %s", buildDefaultBLAS().Name(), ks[0].name)
 	}
 	t.Logf("implementations on this machine: %v", names)
 }

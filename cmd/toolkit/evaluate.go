@@ -20,7 +20,7 @@ or on the test set of a recipe (-c), and prints the loss, accuracy, top-k accura
 per-class precision, recall and F1, and the confusion matrix, which it also draws
 (confusion.png beside the model, or --plot). Input size, preprocessing and class names
 come from the model's metadata.`,
-		Args: cobra.ExactArgs(1),
+		Args: withUsage(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().String("data", "", "image folder with one subfolder per class")
 	cmd.Flags().StringP("config", "c", "", "evaluate on this recipe's test data")

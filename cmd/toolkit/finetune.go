@@ -19,47 +19,66 @@ import (
 
 func newFinetuneCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair]",
+		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair] [--overwrite]",
 		Short: "Fine-tune a base model with a new head, in stages",
 		Long: `Runs the stages of a fine-tuning recipe and writes the run folder: model.onnx,
 best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
 
 Without -c it reads ./config.yaml, or the demo recipe built into the binary.
-Ctrl-C saves a checkpoint; --resume RUN_DIR continues from it.
+Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits with status 130 or 143;
+--resume RUN_DIR continues from it. An output.dir that holds another run is refused:
+--resume continues that run, --overwrite removes its files and starts over.
 
 Diagnostics watch the run and print each finding once, with the recipe lines that
 fix it (diagnostics: off in the recipe turns them off). --repair (or diagnostics:
 {repair: true}) applies a fix when one fires: the run goes back to the start of the
 failing stage, goes on with the rewritten recipe and writes it to
 recipe.repaired.yaml in the run folder.`,
-		Args: cobra.NoArgs,
+		Args: withUsage(cobra.MaximumNArgs(1)),
 	}
-	cmd.Flags().StringP("config", "c", "", "the recipe (YAML)")
+	cmd.Flags().StringP("config", "c", "", "the recipe (YAML); also as the one argument")
 	cmd.Flags().String("resume", "", "continue the run in this folder")
 	cmd.Flags().Bool("repair", false, "apply the fix of a finding and carry on (diagnostics: {repair: true})")
+	cmd.Flags().Bool("overwrite", false, "start over in an output.dir that holds another run, removing that run's files first")
 	v := bindFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		out := cmd.OutOrStdout()
 		progress := &progressHook{w: cmd.ErrOrStderr(), out: out, bars: isTerminal(cmd.ErrOrStderr())}
 		var (
 			t   *finetune.Trainer
 			err error
 		)
+		config, err := recipeArg(v.GetString("config"), args)
+		if err != nil {
+			return err
+		}
 		if dir := v.GetString("resume"); dir != "" {
+			switch {
+			case config != "":
+				return fmt.Errorf("--resume %s continues that run with the recipe it saved (%s); the recipe %s would be ignored: drop it, or start a new run with it (--overwrite replaces the old run)",
+					dir, filepath.Join(dir, finetune.RunConfig), config)
+			case v.GetBool("overwrite"):
+				return fmt.Errorf("--resume continues a run and --overwrite starts one over: give one of them")
+			case v.GetBool("repair"):
+				return fmt.Errorf("--resume continues a run with its own recipe, whose diagnostics decide whether it repairs; --repair cannot change it")
+			}
 			t, err = finetune.Resume(dir, finetune.WithHooks(progress.hook()))
 			if err == nil {
-				p := t.Progress()
-				fmt.Fprintf(out, "resuming %s at stage %d, epoch %d, batch %d\n", dir, p.Stage+1, p.StageEpoch+1, p.Batch)
+				fmt.Fprintf(out, "resuming %s %s\n", dir, t.Position())
 			}
 		} else {
 			var cfg *finetune.Config
-			if cfg, err = loadRecipe(v.GetString("config"), out); err != nil {
+			if cfg, err = loadRecipe(config, out); err != nil {
 				return err
 			}
 			if v.GetBool("repair") {
 				cfg.Diagnostics.Repair = true
 			}
-			t, err = finetune.New(*cfg, finetune.WithHooks(progress.hook()))
+			opts := []finetune.Option{finetune.WithHooks(progress.hook())}
+			if v.GetBool("overwrite") {
+				opts = append(opts, finetune.WithOverwrite())
+			}
+			t, err = finetune.New(*cfg, opts...)
 		}
 		if err != nil {
 			return err
@@ -67,10 +86,11 @@ recipe.repaired.yaml in the run folder.`,
 		describe(out, t)
 		res, err := t.Run(cmd.Context())
 		if errors.Is(err, finetune.ErrInterrupted) {
-			p := t.Progress()
-			fmt.Fprintf(out, "\ninterrupted: checkpoint saved at stage %d, epoch %d, batch %d; continue with: toolkit finetune --resume %s\n",
-				p.Stage+1, p.StageEpoch+1, p.Batch, t.Config().Output.Dir)
-			return nil
+			fmt.Fprintf(out, "\ninterrupted: checkpoint saved %s; continue with: toolkit finetune --resume %s\n",
+				t.Position(), t.Config().Output.Dir)
+			// The exit status says so (130 for SIGINT, 143 for SIGTERM): the run has
+			// not written its model.
+			return errors.Join(err, errReported)
 		}
 		if err != nil {
 			return err
@@ -85,13 +105,32 @@ recipe.repaired.yaml in the run folder.`,
 		if res.HasTest {
 			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
 		}
-		fmt.Fprintf(out, "wrote %s (and best.onnx, metrics.jsonl, curves.png, checkpoint/)\n", filepath.Join(dir, finetune.RunModel))
+		also := "metrics.jsonl, curves.png, checkpoint/, summary.json"
+		if res.HasBest {
+			also = finetune.RunBest + ", " + also
+			fmt.Fprintf(out, "best.onnx: epoch %d (stage %s, epoch %d), %s (output.best: %s)\n",
+				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), res.Best.Metric)
+		}
+		fmt.Fprintf(out, "wrote %s (and %s)\n", filepath.Join(dir, finetune.RunModel), also)
 		return nil
 	}
 	return cmd
 }
 
-// loadRecipe reads the config file, ./config.yaml, or the built-in demo recipe.
+// recipeArg returns the recipe named by -c or as the command's one argument (toolkit
+// finetune config.yaml), refusing two different ones.
+func recipeArg(flag string, args []string) (string, error) {
+	if len(args) == 0 {
+		return flag, nil
+	}
+	if flag != "" && flag != args[0] {
+		return "", fmt.Errorf("two recipes: -c %s and %s; give one", flag, args[0])
+	}
+	return args[0], nil
+}
+
+// loadRecipe reads the config file, ./config.yaml, or, in a clone of the repository,
+// the built-in demo recipe (whose paths are the repository's).
 func loadRecipe(path string, out io.Writer) (*finetune.Config, error) {
 	if path != "" {
 		return finetune.LoadConfig(path)
@@ -100,19 +139,45 @@ func loadRecipe(path string, out io.Writer) (*finetune.Config, error) {
 		fmt.Fprintln(out, "using ./config.yaml")
 		return finetune.LoadConfig("config.yaml")
 	}
+	cfg, err := finetune.ParseConfig(toolkit.DemoConfig, "built-in config.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.Model.ONNX); err != nil {
+		return nil, fmt.Errorf("no recipe: give one with -c config.yaml (toolkit import MODEL.onnx --write-config config.yaml writes a starter); without one, ./config.yaml is read, or in a clone of the repository the built-in demo recipe runs (%s is not here)", cfg.Model.ONNX)
+	}
 	fmt.Fprintln(out, "using the built-in demo recipe (paths relative to the current folder)")
-	return finetune.ParseConfig(toolkit.DemoConfig, "built-in config.yaml")
+	return cfg, nil
 }
 
 func describe(w io.Writer, t *finetune.Trainer) {
 	m := t.Model()
-	fmt.Fprintf(w, "model: %d parameters, %d trainable; classes: %s\n", m.NumParams(), len(m.TrainableNames()), strings.Join(t.Classes(), ", "))
-	for _, g := range t.Groups() {
+	groups := t.Groups()
+	params, tensors := 0, 0
+	for _, g := range groups {
+		for _, p := range g.Params {
+			params += len(m.Param(p))
+		}
+		tensors += len(g.Params)
+	}
+	line := fmt.Sprintf("model: %s parameters in %d tensors, in %d layer groups", thousands(params), tensors, len(groups))
+	if other := m.NumParams() - params; other > 0 {
+		line += fmt.Sprintf("; %s more %s never trained (constants such as Dropout's ratio, BatchNorm's running statistics)", thousands(other), pluralWord(other, "value is", "values are"))
+	}
+	fmt.Fprintf(w, "%s\nclasses: %s\n", line, strings.Join(t.Classes(), ", "))
+	for _, g := range groups {
 		n := 0
 		for _, p := range g.Params {
 			n += len(m.Param(p))
 		}
-		fmt.Fprintf(w, "  group %-10s %3d tensors %10d values\n", g.Name, len(g.Params), n)
+		fmt.Fprintf(w, "  group %-10s %3d tensors %12s parameters\n", g.Name, len(g.Params), thousands(n))
+	}
+	if t.HasValidation() {
+		what := "the lowest validation loss"
+		if t.Config().Output.Best == "val_acc" {
+			what = "the highest validation accuracy"
+		}
+		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n", what, t.Config().Output.Best)
 	}
 	t.DataSummary().WriteText(w)
 }
@@ -175,6 +240,9 @@ func (h *progressHook) finding(t *finetune.Trainer, f finetune.Finding) error {
 	if f.Fix == h.lastFix {
 		_, err := fmt.Fprintf(h.out, "finding %s (stage %s, epoch %d, step %d%s): %s\n  meaning: %s\n  fix: as above\n",
 			f.Kind, f.Stage, f.Epoch, f.Step, groupSuffix(f.Group), f.Message, f.Meaning)
+		if err == nil && f.NotRepaired != "" {
+			_, err = fmt.Fprintf(h.out, "  (not repaired: %s)\n", f.NotRepaired)
+		}
 		return err
 	}
 	h.lastFix = f.Fix
@@ -222,6 +290,33 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 	}
 	fmt.Fprintln(h.out, line)
 	return nil
+}
+
+// describeBest says the best epoch's score: "the lowest validation loss 0.3377".
+func describeBest(b finetune.BestEpoch) string {
+	if b.Metric == "val_acc" {
+		return fmt.Sprintf("the highest validation accuracy %.2f%%", 100*b.Value)
+	}
+	return fmt.Sprintf("the lowest validation loss %.4f", b.Value)
+}
+
+// thousands writes n with commas between thousands: 812,837.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func plural(n int, noun string) string {

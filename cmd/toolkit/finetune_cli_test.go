@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -134,7 +135,8 @@ func TestWriteConfigRunsInFinetune(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{"group block1", "group head", "epoch  1  head", "epoch  2  all", "test: loss", "wrote " + filepath.Join(run, finetune.RunModel)} {
+	for _, want := range []string{"group block1", "group head", "epoch  1  head", "epoch  2  all", "test: loss", "wrote " + filepath.Join(run, finetune.RunModel),
+		"* marks each epoch that is the best so far", "best.onnx: epoch "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("finetune output lacks %q:\n%s", want, out)
 		}
@@ -242,8 +244,8 @@ func TestFinetuneResumeAfterInterrupt(t *testing.T) {
 	cmd.SetOut(w)
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs([]string{"finetune", "-c", cfg})
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		t.Fatalf("interrupted run: %v\n%s", err, w.buf.String())
+	if err := cmd.ExecuteContext(ctx); !errors.Is(err, finetune.ErrInterrupted) {
+		t.Fatalf("interrupted run: %v, want finetune.ErrInterrupted (exit status 130)\n%s", err, w.buf.String())
 	}
 	if !strings.Contains(w.buf.String(), "interrupted: checkpoint saved") || strings.Contains(w.buf.String(), "epoch  2 ") {
 		t.Fatalf("the run was not interrupted after its first epoch:\n%s", w.buf.String())
@@ -255,7 +257,8 @@ func TestFinetuneResumeAfterInterrupt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resumed run: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "resuming "+interrupted+" at stage") {
+	// Interrupted after the head stage's one epoch: the run goes on at the next stage.
+	if !strings.Contains(out, "resuming "+interrupted+" at the start of stage all (2 of 2)\n") {
 		t.Errorf("resume output:\n%s", out)
 	}
 	sameRun(t, straight, interrupted)

@@ -2,34 +2,39 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"toolkit/backend"
 	"toolkit/finetune"
-	"toolkit/internal/atomicfile"
 	"toolkit/models"
 	"toolkit/onnx"
 )
 
 func newImportCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "import MODEL.onnx [--headless | --cut-at NODE] [-o OUT.onnx] [--write-config config.yaml] [--json]",
+		Use:   "import MODEL.onnx [--headless | --cut-at NODE] [-o OUT.onnx] [--write-config config.yaml [--overwrite]] [--json]",
 		Short: "Check a model, show its layers, cut it to a headless base, write a starter config",
 		Long: `Reads an ONNX model, checks that every op is supported, and prints a table of its
 layers (name, op, output shape, parameters, suggested layer group) with totals, opset,
 producer, input layout, the layer groups of groups: auto (split where the resolution
 halves) and the presets that fit. --headless cuts a full model just before its
-classifier's pooling (after a transformer's class token);
---cut-at cuts at a named node or tensor; -o writes the (cut) model.`,
-		Args: cobra.ExactArgs(1),
+classifier's pooling (after a transformer's class token; a model that is headless
+already is left as it is); --cut-at cuts at a named node or tensor; -o writes the
+(cut) model. --write-config writes a starter recipe whose paths are relative to its
+own folder, as recipes are read; it never replaces an existing file unless
+--overwrite is given.`,
+		Args: withUsage(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().String("cut-at", "", "cut the model at this node or tensor")
 	cmd.Flags().Bool("headless", false, "cut a full model just before its classifier")
 	cmd.Flags().StringP("output", "o", "", "write the (cut) model here")
-	cmd.Flags().String("write-config", "", "write a starter fine-tuning config here")
+	cmd.Flags().String("write-config", "", "write a starter fine-tuning config here (never over an existing file without --overwrite)")
+	cmd.Flags().Bool("overwrite", false, "let --write-config replace an existing file")
 	cmd.Flags().Bool("json", false, "print the summary as JSON")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -48,10 +53,15 @@ classifier's pooling (after a transformer's class token);
 		pool := "" // the head's pooling in the starter config
 		if headless {
 			h, err := onnx.FindHead(m)
-			if err != nil {
+			switch {
+			case errors.Is(err, onnx.ErrHeadless):
+				// Nothing to cut: the model is a base already.
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is already headless, nothing to cut (%v)\n", path, err)
+			case err != nil:
 				return fmt.Errorf("%s: %w", path, err)
+			default:
+				cutAt, pool = h.Cut, h.Pool
 			}
-			cutAt, pool = h.Cut, h.Pool
 		}
 		if cutAt != "" {
 			if m, err = onnx.Cut(m, cutAt); err != nil {
@@ -95,11 +105,10 @@ classifier's pooling (after a transformer's class token);
 			if cutAt != "" && v.GetString("output") == "" {
 				return fmt.Errorf("--write-config with a cut needs -o OUT.onnx for the cut model the config points at")
 			}
-			raw, err := finetune.StarterConfig(modelPath, m, pool)
-			if err != nil {
-				return err
-			}
-			if err := atomicfile.WriteFile(c, raw); err != nil {
+			if err := finetune.WriteStarterConfig(c, modelPath, m, pool, v.GetBool("overwrite")); err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("%w; write it elsewhere, or give --overwrite to replace it", err)
+				}
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: set head.classes and the data paths, then run: toolkit finetune -c %s\n", c, c)

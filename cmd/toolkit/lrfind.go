@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -22,19 +21,23 @@ diverges, restores the weights, and suggests a rate: valley (fastai's default) a
 steepest descent. Stages before the named one are trained first, as the run would.
 Prints the stage's recipe line with the suggested rate and draws lr-find.png (in the
 recipe's output.dir unless -o says otherwise).`,
-		Args: cobra.NoArgs,
+		Args: withUsage(cobra.MaximumNArgs(1)),
 	}
 	d := lrfind.Defaults()
-	cmd.Flags().StringP("config", "c", "", "the recipe (YAML)")
+	cmd.Flags().StringP("config", "c", "", "the recipe (YAML); also as the one argument")
 	cmd.Flags().String("stage", "", "the stage to test (default: the first)")
 	cmd.Flags().Float64("start", d.Start, "the first rate")
 	cmd.Flags().Float64("end", d.End, "the last rate")
 	cmd.Flags().Int("steps", d.Steps, "steps of the sweep")
 	cmd.Flags().StringP("output", "o", "", "where to draw the plot (default: OUTPUT_DIR/lr-find.png)")
 	v := bindFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		out := cmd.OutOrStdout()
-		cfg, err := loadRecipe(v.GetString("config"), out)
+		config, err := recipeArg(v.GetString("config"), args)
+		if err != nil {
+			return err
+		}
+		cfg, err := loadRecipe(config, out)
 		if err != nil {
 			return err
 		}
@@ -44,13 +47,11 @@ recipe's output.dir unless -o says otherwise).`,
 		if err != nil {
 			return err
 		}
-		groups := make([]string, 0, len(res.Ratios))
-		for g := range res.Ratios {
-			groups = append(groups, g)
-		}
-		sort.Strings(groups)
 		fmt.Fprintf(out, "stage %s: %d steps over %v (the rate of the fastest group; ratios", res.Stage, len(res.Recorder.LRs), res.Trained)
-		for _, g := range groups {
+		for _, g := range res.Trained { // the model's order, earliest group first
+			if _, ok := res.Ratios[g]; !ok {
+				continue
+			}
 			fmt.Fprintf(out, " %s %.3g", g, res.Ratios[g])
 		}
 		fmt.Fprintln(out, ")")

@@ -16,7 +16,12 @@ func newPredictCommand() *cobra.Command {
 		Long: `Runs a model written by toolkit finetune on image files (PNG, JPEG; a folder gives
 all of its images) and prints each one's most probable classes. Preprocessing and
 class names come from the model's metadata; a model without class names gives indices.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return fmt.Errorf("predict needs a model and at least one image or folder\nusage: %s", cmd.UseLine())
+			}
+			return nil
+		},
 	}
 	cmd.Flags().Int("top-k", 3, "how many classes to show per image")
 	cmd.Flags().Bool("json", false, "print the predictions as JSON")

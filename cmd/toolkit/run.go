@@ -15,7 +15,7 @@ func newRunCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run MODEL.onnx -i INPUT.npy -o OUTPUT.npy",
 		Short: "Run one forward pass on a float32 NumPy tensor",
-		Args:  cobra.ExactArgs(1),
+		Args:  withUsage(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().StringP("input", "i", "", "input tensor (.npy, float32, NCHW)")
 	cmd.Flags().StringP("output", "o", "", "where to write the first output (.npy)")

@@ -13,8 +13,10 @@
 //	loss_exploding  the loss far above chance (ln C) and above where the stage started
 //	loss_rising     the smoothed loss well above the lowest it reached in the stage
 //	chance          predictions at chance: accuracy near 1/C with the loss flat at ln(C),
-//	                or every prediction on one class (a head trained alone: after an
-//	                epoch, its loss no lower than at the stage's start)
+//	                or every prediction on one class (a head trained alone, the base
+//	                frozen, or a stage that starts at chance: judged at the end of its
+//	                epochs, two in a row with training and validation accuracy at chance
+//	                and the loss flat since the stage's first epoch)
 //	grad_vanishing  a trained group's gradient is zero (or negligible against its weights)
 //	grad_exploding  a trained group's gradient norm far above its weight norm
 //	dead_relu       most ReLU units of a group output zero for the whole batch

@@ -44,8 +44,11 @@ type Thresholds struct {
 	// ChanceSlack) of 1/C, and either its loss within ChanceLoss x ln(C) of ln(C) and
 	// not falling (above FlatFraction of the previous window's), or more than
 	// CollapseFraction of the window's predictions on one class. In a stage that trains
-	// the head alone, only after an epoch, and with the loss not below FlatFraction of
-	// the stage's first window's either.
+	// the head alone it is judged at the end of its epochs instead (Monitor.Epoch): two
+	// epochs in a row with the training accuracy at chance (within the same bound), and
+	// the validation accuracy too where there is validation data, the loss (validation,
+	// else training) not below FlatFraction of the previous epoch's nor of the stage's
+	// first epoch's.
 	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
 	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
 	VanishRatio float64
@@ -117,10 +120,13 @@ type Group struct {
 
 // Epoch is an epoch's sample, after validation.
 type Epoch struct {
-	TrainAcc float64
-	HasVal   bool
-	ValAcc   float64
-	ValLoss  float64
+	TrainAcc  float64
+	TrainLoss float64
+	TrainN    int // training examples in the epoch
+	HasVal    bool
+	ValAcc    float64
+	ValLoss   float64
+	ValN      int // validation examples
 }
 
 // Signal is a detector firing.
@@ -131,6 +137,25 @@ type Signal struct {
 	Limit   float64
 	Seen    string // what was seen, with the numbers
 	Meaning string // what it means
+}
+
+// epochRecord is the part of an epoch a head-only stage's chance check keeps.
+type epochRecord struct {
+	Acc     float64 `json:"acc"`
+	Loss    float64 `json:"loss"`
+	N       int     `json:"n"`
+	HasVal  bool    `json:"has_val,omitempty"`
+	ValAcc  float64 `json:"val_acc,omitempty"`
+	ValLoss float64 `json:"val_loss,omitempty"`
+	ValN    int     `json:"val_n,omitempty"`
+}
+
+// loss is the epoch's validation loss, or its training loss without validation data.
+func (e epochRecord) loss() float64 {
+	if e.HasVal {
+		return e.ValLoss
+	}
+	return e.Loss
 }
 
 // stepRecord is the part of a step the windows keep.
@@ -150,19 +175,25 @@ type State struct {
 	Recent    []stepRecord `json:"recent,omitempty"`
 	FirstLoss float64      `json:"first_loss"`
 	// HeadOnly says the stage trains the new head alone; EpochSteps is the stage's
-	// steps per epoch; FirstWindow is the mean loss of the stage's first window.
-	HeadOnly    bool                 `json:"head_only,omitempty"`
-	EpochSteps  int                  `json:"epoch_steps,omitempty"`
-	FirstWindow float64              `json:"first_window_loss,omitempty"`
-	EMA         float64              `json:"ema"`
-	EMASteps    int                  `json:"ema_steps"`
-	MinEMA      float64              `json:"min_ema"`
-	Baseline    map[string]float64   `json:"dead_baseline,omitempty"`
-	Ratios      map[string][]float64 `json:"ratios,omitempty"`
-	Vanished    map[string]int       `json:"vanished,omitempty"`
-	Dead        map[string]int       `json:"dead,omitempty"`
-	HasBest     bool                 `json:"has_best"`
-	BestVal     float64              `json:"best_val_loss"`
+	// steps per epoch. ByEpoch says that the stage's chance is judged at the end of its
+	// epochs (Epoch), not on its steps: a head trained alone, or a stage that started
+	// with the training accuracy already at chance; HeadEpochs are its epochs so far.
+	// Last is the run's last epoch before now (HasLast false before the first).
+	HeadOnly   bool                 `json:"head_only,omitempty"`
+	EpochSteps int                  `json:"epoch_steps,omitempty"`
+	ByEpoch    bool                 `json:"by_epoch,omitempty"`
+	HeadEpochs []epochRecord        `json:"head_epochs,omitempty"`
+	HasLast    bool                 `json:"has_last,omitempty"`
+	Last       epochRecord          `json:"last,omitempty"`
+	EMA        float64              `json:"ema"`
+	EMASteps   int                  `json:"ema_steps"`
+	MinEMA     float64              `json:"min_ema"`
+	Baseline   map[string]float64   `json:"dead_baseline,omitempty"`
+	Ratios     map[string][]float64 `json:"ratios,omitempty"`
+	Vanished   map[string]int       `json:"vanished,omitempty"`
+	Dead       map[string]int       `json:"dead,omitempty"`
+	HasBest    bool                 `json:"has_best"`
+	BestVal    float64              `json:"best_val_loss"`
 	// Reported maps kind|group to the stage it was reported in.
 	Reported map[string]int `json:"reported,omitempty"`
 }
@@ -181,11 +212,20 @@ func New(classes int, limits Thresholds) *Monitor {
 
 // BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch;
 // headOnly says that the stage trains only the new head (the base frozen).
+//
+// Chance is judged on the stage's steps (two windows, so that it is caught within the
+// first epoch) in a stage that trains the base from the start of the run (a fresh head:
+// the failure this toolkit exists for) or from a model whose training accuracy was above
+// chance (a fall to chance is a detuned base); otherwise at the end of its epochs: a
+// head trained alone, or a stage that starts with the training accuracy at chance
+// (dropout and augmentation can keep it there while the validation accuracy is not),
+// has nothing to lose yet.
 func (m *Monitor) BeginStage(index, stepsPerEpoch int, headOnly bool) {
 	s := &m.State
-	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps = index, 0, headOnly, stepsPerEpoch
+	s.Stage, s.StageStep, s.HeadOnly, s.EpochSteps, s.HeadEpochs = index, 0, headOnly, stepsPerEpoch, nil
+	s.ByEpoch = headOnly || s.HasLast && s.Last.N > 0 && s.Last.Acc <= m.chanceLimit(s.Last.N)
 	s.Window = min(max(stepsPerEpoch/3, m.Limits.MinWindow), m.Limits.MaxWindow)
-	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss, s.FirstWindow = nil, 0, 0, 0, 0, 0
+	s.Recent, s.EMA, s.EMASteps, s.MinEMA, s.FirstLoss = nil, 0, 0, 0, 0
 	s.Ratios, s.Vanished, s.Dead = nil, nil, nil
 }
 
@@ -227,11 +267,6 @@ func (m *Monitor) Step(x Step) []Signal {
 	if n := 2 * s.Window; len(s.Recent) > n {
 		s.Recent = slices.Delete(s.Recent, 0, len(s.Recent)-n)
 	}
-	if s.StageStep == s.Window {
-		for _, r := range s.Recent {
-			s.FirstWindow += r.Loss / float64(len(s.Recent))
-		}
-	}
 	const beta = 0.9
 	s.EMA = beta*s.EMA + (1-beta)*x.Loss
 	s.EMASteps++
@@ -263,9 +298,11 @@ func (m *Monitor) Step(x Step) []Signal {
 			Meaning: "training is undoing what it learnt: the learning rate is too high for this stage",
 		})
 	}
-	// A head trained alone starts at chance and cannot detune a frozen base: it is
-	// given an epoch before it is judged.
-	if warm && len(s.Recent) == 2*s.Window && (!s.HeadOnly || s.StageStep >= s.EpochSteps) {
+	// A head trained alone starts at chance, learns through dropout and augmentation
+	// that keep its training windows noisy, and cannot detune a frozen base: it is
+	// judged at the end of an epoch, on validation data where there is some (Epoch);
+	// so is a stage that starts at chance (BeginStage).
+	if warm && len(s.Recent) == 2*s.Window && !s.ByEpoch {
 		out = m.chanceCheck(out)
 	}
 	if x.Sampled {
@@ -311,10 +348,6 @@ func (m *Monitor) chanceCheck(out []Signal) []Signal {
 	}
 	lnC := m.chance()
 	flat := math.Abs(loss-lnC) <= l.ChanceLoss*lnC && loss >= l.FlatFraction*prevLoss
-	if s.HeadOnly {
-		// A head alone is stuck only if its loss has not fallen since the stage began.
-		flat = flat && loss >= l.FlatFraction*s.FirstWindow
-	}
 	collapsed := float64(top) >= l.CollapseFraction*float64(n)
 	if !flat && !collapsed {
 		return out
@@ -412,14 +445,79 @@ func (m *Monitor) groupChecks(out []Signal, groups []Group) []Signal {
 	return out
 }
 
+// chanceLimit is the accuracy at chance over n examples: 1/C plus two binomial standard
+// deviations and ChanceSlack.
+func (m *Monitor) chanceLimit(n int) float64 {
+	p := 1 / float64(m.Classes)
+	return p + 2*math.Sqrt(p*(1-p)/float64(max(n, 1))) + m.Limits.ChanceSlack
+}
+
+// headChance records the epoch and judges a stage whose chance is judged by epochs
+// (ByEpoch: a head trained alone, say) at its end: two
+// epochs in a row at chance (the training accuracy, and the validation accuracy where
+// there is validation data), the loss (the validation loss, else the training loss)
+// not falling from one to the other, nor since the stage's first epoch. One epoch is
+// not enough: a head on globally pooled features can sit at chance for its first epoch
+// and learn in the next; nor is a flat last epoch: a slow head at 1e-4 was at 20% on
+// 50 validation images twice while its validation loss had fallen 9% since its first
+// epoch, and 30% on the test images.
+func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
+	s := &m.State
+	cur := epochRecord{Acc: x.TrainAcc, Loss: x.TrainLoss, N: x.TrainN}
+	if x.HasVal && x.ValN > 0 {
+		cur.HasVal, cur.ValAcc, cur.ValLoss, cur.ValN = true, x.ValAcc, x.ValLoss, x.ValN
+	}
+	s.HeadEpochs = append(s.HeadEpochs, cur)
+	s.HasLast, s.Last = true, cur
+	if !s.ByEpoch {
+		return out
+	}
+	n := len(s.HeadEpochs)
+	if n < 2 {
+		return out
+	}
+	prev, first := s.HeadEpochs[n-2], s.HeadEpochs[0]
+	flat := cur.loss() >= m.Limits.FlatFraction*prev.loss() && cur.loss() >= m.Limits.FlatFraction*first.loss()
+	if !m.epochAtChance(prev) || !m.epochAtChance(cur) || !flat {
+		return out
+	}
+	p := 1 / float64(m.Classes)
+	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
+	if !s.HeadOnly {
+		meaning = "the model predicts nothing: its output does not depend on the image (a pretrained base detuned by large updates, or a dead head)"
+	}
+	if cur.HasVal {
+		return m.emit(out, Signal{
+			Kind: Chance, Value: cur.ValAcc, Limit: m.chanceLimit(cur.ValN), Meaning: meaning,
+			Seen: fmt.Sprintf("validation accuracy %.1f%% and %.1f%% (%d images) in epochs %d and %d of the stage, training accuracy %.1f%% and %.1f%%; chance is %.1f%%; the validation loss %.4f is not below %.4f",
+				100*prev.ValAcc, 100*cur.ValAcc, cur.ValN, n-1, n, 100*prev.Acc, 100*cur.Acc, 100*p, cur.ValLoss, prev.ValLoss),
+		})
+	}
+	return m.emit(out, Signal{
+		Kind: Chance, Value: cur.Acc, Limit: m.chanceLimit(cur.N), Meaning: meaning,
+		Seen: fmt.Sprintf("training accuracy %.1f%% and %.1f%% in epochs %d and %d of the stage (no validation data); chance is %.1f%%; the loss %.4f is not below %.4f",
+			100*prev.Acc, 100*cur.Acc, n-1, n, 100*p, cur.Loss, prev.Loss),
+	})
+}
+
+// epochAtChance says whether an epoch's training accuracy, and its validation accuracy
+// if it has one, are at chance.
+func (m *Monitor) epochAtChance(e epochRecord) bool {
+	if e.N == 0 || e.Acc > m.chanceLimit(e.N) {
+		return false
+	}
+	return !e.HasVal || e.ValAcc <= m.chanceLimit(e.ValN)
+}
+
 // Epoch takes an epoch's sample after validation and returns the signals it raises.
 func (m *Monitor) Epoch(x Epoch) []Signal {
-	if !x.HasVal {
-		return nil
-	}
 	s := &m.State
 	l := m.Limits
 	var out []Signal
+	out = m.headChance(out, x)
+	if !x.HasVal {
+		return out
+	}
 	if s.HasBest {
 		gap := x.TrainAcc - x.ValAcc
 		if gap > l.OverfitGap && x.ValLoss > l.OverfitLossRise*s.BestVal {

@@ -117,7 +117,10 @@ func Valley(lrs, losses []float64) Suggestion {
 		}
 	}
 	sections := float64(maxEnd-maxStart) / 3
-	idx := maxStart + int(sections) + int(sections/2)
+	// fastai's maxStart is one before the stretch: for a stretch from the first point
+	// that is -1, and a short stretch then gives -1, which Python reads as the last
+	// point; the first is the stretch's.
+	idx := max(0, maxStart+int(sections)+int(sections/2))
 	return Suggestion{Name: "valley", LR: lrs[idx], Loss: losses[idx]}
 }
 

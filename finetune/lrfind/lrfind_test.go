@@ -118,7 +118,39 @@ func TestPlot(t *testing.T) {
 	if err := Plot(path, "test", r, v, s); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
-		t.Errorf("lr-find.png: %v", err)
+	st, err := os.Stat(path)
+	if err != nil || st.Size() < 1000 {
+		t.Fatalf("lr-find.png: %v", err)
+	}
+	// The mode os.Create gives a new file there (0666 less the umask), as every other
+	// file the toolkit writes; os.CreateTemp's 0600 would survive the rename.
+	probe := filepath.Join(filepath.Dir(path), "probe")
+	f, err := os.Create(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want, _ := os.Stat(probe)
+	if st.Mode().Perm() != want.Mode().Perm() {
+		t.Errorf("lr-find.png has mode %04o, want %04o as os.Create gives", st.Mode().Perm(), want.Mode().Perm())
+	}
+	// The legend lies beside the curve, not on it.
+	_, rects, err := draw2("test", r, []Suggestion{v, s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, legend := rects[0], rects[1]
+	if legend.Size().X <= 0 || legend.Min.X < data.Max.X && data.Min.X < legend.Max.X && legend.Min.Y < data.Max.Y && data.Min.Y < legend.Max.Y {
+		t.Errorf("the legend %+v lies on the data area %+v", legend, data)
+	}
+}
+
+// TestValleyOfAShortStretch checks a curve whose longest falling stretch is its first
+// two points (fastai's valley indexes one before the stretch, -1 here): the suggestion
+// is the stretch's first point, not a panic.
+func TestValleyOfAShortStretch(t *testing.T) {
+	v := Valley([]float64{1e-3, 1e-2, 1e-1}, []float64{1.0, 0.5, 2.0})
+	if v.LR != 1e-3 || v.Loss != 1.0 {
+		t.Errorf("valley %+v, want the first point", v)
 	}
 }

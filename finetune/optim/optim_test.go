@@ -547,6 +547,7 @@ func TestAdamKernelsAgree(t *testing.T) {
 	var names []string
 	for _, k := range adamKernels() {
 		names = append(names, k.name)
+		adamRan[k.name] = true
 		for _, n := range []int{0, 1, 7, 8, 15, 16, 17, 33, 1000} {
 			for ci := range coefs {
 				fill := func() []float32 {

@@ -45,6 +45,43 @@ func Write(path string, write func(f *os.File) error) (err error) {
 	return nil
 }
 
+// WriteNew creates path as Write does, but only if nothing is there: an existing file is
+// left as it is and the error wraps fs.ErrExist. The file appears whole or not at all.
+func WriteNew(path string, write func(f *os.File) error) (err error) {
+	f, err := createTemp(path)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err = write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// A hard link fails where a file exists, where a rename would replace it.
+	if err = os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already exists: %w", path, fs.ErrExist)
+		}
+		// A file system without hard links: check, then rename.
+		if _, serr := os.Lstat(path); serr == nil {
+			return fmt.Errorf("%s already exists: %w", path, fs.ErrExist)
+		}
+		if err = os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	Sync(filepath.Dir(path))
+	return nil
+}
+
 // Sync flushes the file or folder at path to the disk.
 func Sync(path string) error {
 	f, err := os.Open(path)

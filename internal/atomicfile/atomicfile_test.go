@@ -75,3 +75,40 @@ func TestWriteReplacesOrLeavesAlone(t *testing.T) {
 		t.Error("writing into a missing folder succeeded")
 	}
 }
+
+// TestWriteNewLeavesAnExistingFile checks that WriteNew creates a missing file, refuses
+// an existing one with fs.ErrExist, leaves it as it was, and leaves no temporary file.
+func TestWriteNewLeavesAnExistingFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.txt")
+	write := func(s string) func(f *os.File) error {
+		return func(f *os.File) error { _, err := f.Write([]byte(s)); return err }
+	}
+	if err := WriteNew(path, write("first")); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteNew(path, write("second"))
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("WriteNew over an existing file: %v, want fs.ErrExist", err)
+	}
+	if raw, _ := os.ReadFile(path); string(raw) != "first" {
+		t.Errorf("the existing file holds %q, want %q", raw, "first")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in the folder, want 1 (no temporary file left)", len(entries))
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := filepath.Join(dir, "created")
+	f, err := os.Create(created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cst, _ := os.Stat(created)
+	if st.Mode().Perm() != cst.Mode().Perm() {
+		t.Errorf("mode %04o, want %04o as os.Create gives", st.Mode().Perm(), cst.Mode().Perm())
+	}
+}

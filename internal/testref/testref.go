@@ -20,3 +20,15 @@ func Missing(t testing.TB, format string, args ...any) {
 	}
 	t.Skip(msg)
 }
+
+// Partial reports that a part of a test's references is missing while the rest of the
+// test can run: under CI the test fails (and goes on), elsewhere the message is logged.
+func Partial(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		t.Errorf("reference missing in CI (.ci/run installs it): %s", msg)
+		return
+	}
+	t.Logf("left out: %s", msg)
+}

@@ -1,0 +1,5 @@
+//go:build purego
+
+package optim
+
+const puregoBuild = true
