@@ -56,8 +56,8 @@ type readEvent struct {
 	What        string  `json:"what"`
 	FileVersion string  `json:"file_version"`
 	Values      []struct {
-		Tag         string  `json:"tag"`
-		Kind        string  `json:"kind"`
+		Tag         string `json:"tag"`
+		Kind        string `json:"kind"`
 		SimpleValue string `json:"simple_value"` // Python's repr, inf and nan included
 	} `json:"values"`
 }
