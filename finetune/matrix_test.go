@@ -133,9 +133,10 @@ func TestDiagnosticsMatrix(t *testing.T) {
 			cfg.Diagnostics.Repair = true
 			repaired, _ := matrixRun(t, cfg)
 			line += fmt.Sprintf("; the head stage ends at chance: repaired, test %.1f%% (%d repairs)", 100*repaired.TestAcc, len(repaired.Repairs))
-			// Worse beyond the noise: a standard error of an accuracy of 80-90% on
-			// 1,000 images is about 1.2 points.
-			if repaired.TestAcc < res.TestAcc-0.012 {
+			// Worse beyond the noise: the difference of two accuracies of 80-90% on
+			// 1,000 images has a standard error of about 1.6 points; the issue's
+			// bound for a repair is 2 points.
+			if res.TestAcc-repaired.TestAcc > 0.02+1e-9 {
 				t.Errorf("%s: the repair made the run worse: test %.1f%%, without it %.1f%%", r, 100*repaired.TestAcc, 100*res.TestAcc)
 			}
 		}

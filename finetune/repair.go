@@ -58,6 +58,14 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 	if _, slow := t.slowHead(i, diagnose.Kind(f.Kind)); slow {
 		f.Meaning = "the new head has not learned yet: the base is frozen, so nothing pretrained was detuned; at this rate the head moves too slowly to leave chance"
 	}
+	if rate, ok := t.stuckHead(i, diagnose.Kind(f.Kind)); ok {
+		name := t.stages[i].cfg.Name
+		f.Fix = fmt.Sprintf("# stage %s's head stays at chance at lr %g, the optimizer's usual rate or above; the base is frozen, so nothing was\n", name, rate) +
+			"# lost: a higher rate or more epochs may move it (toolkit lr-find --stage " + name + " suggests a rate), or its inputs\n" +
+			"# carry no signal (check data.preprocess against how the base was trained; head.pool: flatten keeps the\n" +
+			"# positions that global pooling averages away)"
+		return nil
+	}
 	stages, why, dir := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
 	var b strings.Builder
 	if why != "" {
@@ -115,8 +123,9 @@ func (t *Trainer) repairRefused(i int, dir string) string {
 //     rates (the head's rate, each group below divided by 2.6) and the slanted
 //     triangle, no rate above the optimizer's usual default;
 //   - when stage i trains only the head and its predictions sit at chance with its rate
-//     below ten times the optimizer's usual default (slowHead), nothing pretrained can
-//     have been detuned: the rate is raised tenfold, up to that;
+//     below the optimizer's usual default (slowHead), nothing pretrained can have been
+//     detuned: the rate is raised tenfold, up to that default (at that default or up to
+//     ten times it, fill gives advice instead: stuckHead);
 //   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
 //     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
 //     for a finding about a group the stage trains, else every group's.
@@ -167,7 +176,7 @@ func (t *Trainer) rewrite(i int, kind diagnose.Kind, group string) ([]StageConfi
 	if raised, slow := t.slowHead(i, kind); slow {
 		s.LR = scaleLR(s.LR, raised/headRate)
 		stages[i] = s
-		return stages, fmt.Sprintf("stage %s trains the head alone, the base frozen: its rate higher (at most %g)", s.Name, headRateCap(t.cfg.Optimizer.Name)), fixHigher
+		return stages, fmt.Sprintf("stage %s trains the head alone, the base frozen: its rate higher (at most %g)", s.Name, sound), fixHigher
 	}
 	lower := func(r float64) float64 { return min(r/10, sound) }
 	perGroup := group != "" && contains(st.trained, group) && (kind == diagnose.UpdateRatio || kind == diagnose.GradExploding || kind == diagnose.DeadReLU)
@@ -200,10 +209,8 @@ func (st stagePlan) headOnly() bool {
 
 // slowHead says whether a finding of kind in stage i is a head too slow to learn: the
 // stage trains the head alone (the base frozen, so no pretrained weight moves), its
-// predictions are at chance with a flat loss, and its rate is below ten times the
-// optimizer's usual default (a frozen base cannot be detuned, and a head on globally
-// pooled features stays at chance for three epochs at Adam 1e-3: the full diagnostics
-// matrix, and PyTorch). It returns the raised rate: tenfold, at most that.
+// predictions are at chance with a flat loss, and its rate is below the optimizer's
+// usual default. It returns the raised rate: tenfold, at most that default.
 func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	st := t.stages[i]
 	if kind != diagnose.Chance || !st.headOnly() {
@@ -214,16 +221,32 @@ func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	head, most := rates[slices.Index(names, HeadGroup)], headRateCap(t.cfg.Optimizer.Name)
-	if head <= 0 || head >= most {
+	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
+	if head <= 0 || head >= sound {
 		return 0, false
 	}
-	return roundRate(min(head*10, most)), true
+	return roundRate(min(head*10, sound)), true
 }
 
-// headRateCap is the highest rate a fix gives a head trained alone: ten times the
-// optimizer's usual default (Adam 1e-2, SGD 1e-1); the base is frozen.
-func headRateCap(optimizer string) float64 { return 10 * soundRate(optimizer) }
+// stuckHead says whether a finding of kind in stage i is a head alone at chance at the
+// optimizer's usual rate or up to ten times it, and returns that rate. Such a head is
+// told what may move it, but not repaired: on the full diagnostics matrix, a head on
+// globally pooled features at Adam 1e-3 stayed at chance for its three epochs (in
+// PyTorch too), lowering its rate made the runs worse, and raising it to 1e-2 made one
+// base's runs worse by 2 points as often as it made the other's better.
+func (t *Trainer) stuckHead(i int, kind diagnose.Kind) (float64, bool) {
+	st := t.stages[i]
+	if kind != diagnose.Chance || !st.headOnly() {
+		return 0, false
+	}
+	names := groupNames(t.groups)
+	rates, err := st.spread.Rates(names, st.trained)
+	if err != nil {
+		return 0, false
+	}
+	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
+	return head, head >= sound && head < 10*sound
+}
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.
 func (t *Trainer) freeStageName(base string) string {

@@ -129,3 +129,31 @@ func TestRepairNeverUndoesARepair(t *testing.T) {
 		tr.log = append(tr.log, Record{Repair: &Repair{Kind: "chance", Epoch: 1, StageIndex: 0, Stage: "head", Direction: fixLower}})
 	}
 }
+
+// TestStuckHeadIsAdvised checks the fix of a head trained alone at chance: below the
+// optimizer's usual rate it is raised (repairable), at that rate or up to ten times it
+// the finding is advice (nothing the toolkit can tell helps: lowering made the full
+// matrix's runs worse, raising as often worse as better), and far above it the rate is
+// lowered.
+func TestStuckHeadIsAdvised(t *testing.T) {
+	for _, c := range []struct {
+		rate       float64
+		repairable bool
+		dir        string
+	}{{1e-4, true, fixHigher}, {1e-3, false, ""}, {3e-3, false, ""}, {1e-2, true, fixLower}} {
+		cfg := testConfig(t)
+		cfg.Stages = []StageConfig{{Name: "head", Epochs: 3, Train: Train("head"), LR: schedule.Rates{Rate: c.rate}, Schedule: schedule.Spec{Name: "onecycle"}}}
+		tr, err := New(cfg, WithoutDefaultHooks())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := tr.newFinding(diagnose.Chance, "")
+		stages := tr.fill(&f)
+		if f.Repairable != c.repairable || f.Direction != c.dir || (stages != nil) != c.repairable {
+			t.Errorf("head alone at chance at %g: repairable %v, direction %q, stages %v; want %v, %q", c.rate, f.Repairable, f.Direction, stages != nil, c.repairable, c.dir)
+		}
+		if !c.repairable && (!strings.Contains(f.Fix, "toolkit lr-find --stage head") || f.NotRepaired != "") {
+			t.Errorf("head alone at chance at %g: advice %q (not repaired %q)", c.rate, f.Fix, f.NotRepaired)
+		}
+	}
+}
