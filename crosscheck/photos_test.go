@@ -1,12 +1,14 @@
 package crosscheck
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"toolkit/evaluate"
@@ -19,14 +21,29 @@ import (
 // float32 N x 3 x H x W .npy: Pillow opens each file, applies its EXIF orientation
 // (ImageOps.exif_transpose) and converts it to RGB; then Resize(int(size / crop_pct)),
 // CenterCrop(size), ToTensor and Normalize, as a PyTorch user evaluates an ImageNet model.
+// With "tta", each file gives ten inputs in a row: the centre crop and the crops at the
+// four corners of the resized picture (top-left, top-right, bottom-left, bottom-right),
+// each followed by its horizontal flip.
 const evalTransformScript = `
 import sys, json, numpy as np, torch
 from PIL import Image, ImageOps
 import torchvision.transforms as T
+import torchvision.transforms.functional as TF
 job = json.load(open(sys.argv[1]))
-tf = T.Compose([T.Resize(int(job['size'] / job['crop_pct'])), T.CenterCrop(job['size']), T.ToTensor(),
-                T.Normalize(job['mean'], job['std'])])
-xs = [tf(ImageOps.exif_transpose(Image.open(f)).convert('RGB')) for f in job['files']]
+s = job['size']
+resize = T.Resize(int(s / job['crop_pct']))
+norm = T.Compose([T.ToTensor(), T.Normalize(job['mean'], job['std'])])
+xs = []
+for f in job['files']:
+    im = resize(ImageOps.exif_transpose(Image.open(f)).convert('RGB'))
+    if not job.get('tta'):
+        xs.append(norm(TF.center_crop(im, s)))
+        continue
+    w, h = im.size
+    for crop in [TF.center_crop(im, s), TF.crop(im, 0, 0, s, s), TF.crop(im, 0, w - s, s, s),
+                 TF.crop(im, h - s, 0, s, s), TF.crop(im, h - s, w - s, s, s)]:
+        xs.append(norm(crop))
+        xs.append(norm(TF.hflip(crop)))
 x = torch.stack(xs).numpy().astype('<f4')
 with open(job['out'], 'wb') as f:
     np.save(f, x)
@@ -107,6 +124,62 @@ func TestPhotosExampleAgreesWithTorchvisionAndORT(t *testing.T) {
 	t.Logf("%d test photos: largest probability difference %.2g", len(res.Predictions), worstP)
 	if worstP > 1e-4 {
 		t.Errorf("probabilities differ by up to %.3g (want 1e-4)", worstP)
+	}
+
+	// Test-time augmentation: predict --tta against the mean of ONNX Runtime's
+	// probabilities on torchvision's ten views of each photo.
+	ttaRes, err := evaluate.Predict(context.Background(), c, []string{filepath.Join(data, "test")}, k, evaluate.Options{TTA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttaIn := filepath.Join(dir, "tta.npy")
+	writeJSONAndRun(t, python, evalTransformScript, map[string]any{
+		"files": files, "size": cfg.Model.Input.Height, "crop_pct": pre.CropPct, "tta": true,
+		"mean": []float64{pre.Mean[0], pre.Mean[0], pre.Mean[0]}, "std": []float64{pre.Std[0], pre.Std[0], pre.Std[0]}, "out": ttaIn,
+	})
+	ttaJob := ortJob{model: model, in: ttaIn, out: filepath.Join(dir, "ort-tta.npy")}
+	ttaLogits := readORT(t, ttaJob, runORT(t, []ortJob{ttaJob}))
+	worstP = 0
+	for i, p := range ttaRes.Predictions {
+		mean := make([]float64, k)
+		for v := range 10 {
+			for j, q := range evaluate.Probabilities(ttaLogits.Data[(10*i+v)*k : (10*i+v+1)*k]) {
+				mean[j] += q / 10
+			}
+		}
+		for _, s := range p.Top {
+			worstP = max(worstP, math.Abs(s.Probability-mean[s.Index]))
+		}
+	}
+	t.Logf("TTA: largest probability difference %.2g", worstP)
+	if worstP > 1e-4 {
+		t.Errorf("TTA probabilities differ by up to %.3g (want 1e-4)", worstP)
+	}
+
+	// The top losses: the images with the highest cross-entropy under ONNX Runtime's
+	// logits of the plain views, with those losses.
+	rep, err := evaluate.EvaluateFolder(context.Background(), c, filepath.Join(data, "test"), evaluate.Options{TopLosses: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fileLoss struct {
+		file string
+		loss float64
+	}
+	var ref []fileLoss
+	for i, f := range files {
+		row := logits.Data[i*k : (i+1)*k]
+		y := slices.Index(c.Classes, filepath.Base(filepath.Dir(f)))
+		ref = append(ref, fileLoss{f, -math.Log(evaluate.Probabilities(row)[y])})
+	}
+	slices.SortStableFunc(ref, func(a, b fileLoss) int { return cmp.Compare(b.loss, a.loss) })
+	if len(rep.TopLosses) != 5 {
+		t.Fatalf("%d top losses, want 5", len(rep.TopLosses))
+	}
+	for i, tl := range rep.TopLosses {
+		if tl.File != ref[i].file || math.Abs(tl.Loss-ref[i].loss) > 1e-4 {
+			t.Errorf("top loss %d: %s %.5f, ONNX Runtime's %s %.5f", i+1, tl.File, tl.Loss, ref[i].file, ref[i].loss)
+		}
 	}
 }
 

@@ -41,6 +41,11 @@ func pyRound(v float64) int { return int(math.RoundToEven(v)) }
 // evalPlacement is the deterministic transform of mode for a W x H picture and a th x tw
 // input.
 func evalPlacement(mode string, cropPct float64, W, H, tw, th int) placement {
+	return anchoredPlacement(mode, cropPct, "", W, H, tw, th)
+}
+
+// anchoredPlacement is evalPlacement with crop's window at anchor ("" the centre).
+func anchoredPlacement(mode string, cropPct float64, anchor string, W, H, tw, th int) placement {
 	whole := box{0, 0, float64(W), float64(H)}
 	switch mode {
 	case ResizeCrop:
@@ -57,9 +62,19 @@ func evalPlacement(mode string, cropPct float64, W, H, tw, th int) placement {
 			nh = int(float64(sw*H) / float64(W))
 		}
 		nw, nh = max(nw, tw), max(nh, th)
-		// torchvision's CenterCrop: int(round((size - crop) / 2.0)).
+		// torchvision's CenterCrop: int(round((size - crop) / 2.0)); or a corner.
 		top := pyRound(float64(nh-th) / 2)
 		left := pyRound(float64(nw-tw) / 2)
+		switch anchor {
+		case AnchorTopLeft:
+			top, left = 0, 0
+		case AnchorTopRight:
+			top, left = 0, nw-tw
+		case AnchorBottomLeft:
+			top, left = nh-th, 0
+		case AnchorBottomRight:
+			top, left = nh-th, nw-tw
+		}
 		return placement{src: whole, outW: nw, outH: nh, ox: left, oy: top, ow: tw, oh: th}
 	case ResizePad:
 		var nw, nh int

@@ -103,7 +103,7 @@ func (t *transform) place(W, H int, key uint64, train bool) placement {
 		return placement{src: box{float64(j), float64(i), float64(j + w), float64(i + h)},
 			outW: t.w, outH: t.h, ow: t.w, oh: t.h}
 	}
-	return evalPlacement(t.resize, t.cropPct, W, H, t.w, t.h)
+	return anchoredPlacement(t.resize, t.cropPct, t.anchor, W, H, t.w, t.h)
 }
 
 // tensorResize8 stretches pic onto the canvas with the float path's resize (no Resize

@@ -68,7 +68,21 @@ type Preprocess struct {
 	// Interpolation is the resampling filter, bilinear (the default, also for "") or
 	// bicubic; ignored without Resize.
 	Interpolation string `json:"interpolation,omitempty" yaml:"interpolation,omitempty" mapstructure:"interpolation"`
+	// Anchor is where Resize crop cuts the input out of the resized picture: "" (the
+	// centre) or one of the corners, AnchorTopLeft ... (test-time augmentation's views).
+	Anchor string `json:"anchor,omitempty" yaml:"anchor,omitempty" mapstructure:"anchor"`
 }
+
+// Crop anchors, for test-time augmentation.
+const (
+	AnchorTopLeft     = "top-left"
+	AnchorTopRight    = "top-right"
+	AnchorBottomLeft  = "bottom-left"
+	AnchorBottomRight = "bottom-right"
+)
+
+// Corners lists the four corner anchors.
+var Corners = []string{AnchorTopLeft, AnchorTopRight, AnchorBottomLeft, AnchorBottomRight}
 
 // Size is the number of float32 values of one preprocessed image: Channels*Height*Width.
 func (p Preprocess) Size() int { return p.Channels * p.Height * p.Width }
@@ -112,6 +126,7 @@ type transform struct {
 	resize   string  // "" (the tensor resize), squish, crop or pad
 	cropPct  float64 // for crop
 	interp   string  // bilinear or bicubic
+	anchor   string  // where crop cuts: the centre, or a corner
 	aug      Augment // the whole augmentation (pad and hflip are also above)
 	eightBit bool    // the 8-bit picture pipeline runs (Resize set, or 8-bit augmentations)
 }
@@ -213,7 +228,12 @@ func (p Preprocess) compile(a Augment) (*transform, error) {
 	if !(p.CropPct >= 0 && p.CropPct <= 1) {
 		return nil, fmt.Errorf("dataset: preprocess: crop_pct %v; want a fraction in (0, 1] (0: the default, %v)", p.CropPct, DefaultCropPct)
 	}
-	t.resize, t.cropPct, t.interp = p.Resize, p.CropPct, p.Interpolation
+	switch p.Anchor {
+	case "", AnchorTopLeft, AnchorTopRight, AnchorBottomLeft, AnchorBottomRight:
+	default:
+		return nil, fmt.Errorf("dataset: preprocess: unknown anchor %q (valid: the centre, \"\", or %s)", p.Anchor, strings.Join(Corners, ", "))
+	}
+	t.resize, t.cropPct, t.interp, t.anchor = p.Resize, p.CropPct, p.Interpolation, p.Anchor
 	if t.cropPct == 0 {
 		t.cropPct = DefaultCropPct
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"slices"
 	"sort"
 	"strings"
 
-	"toolkit/backend/kernels"
 	"toolkit/dataset"
 	"toolkit/finetune"
 )
@@ -19,6 +19,14 @@ type Options struct {
 	TopK      int // top-k accuracy; 0: 5; none when k is the number of classes or more (it is 100% by definition)
 	BatchSize int // 0: 32
 	Workers   int // image decoders; 0: the loader's default
+	// TTA adds test-time augmentation: each image is also seen flipped left to right
+	// and, with the crop resize, cropped at the corners (dataset.TTAViews), and the
+	// probabilities averaged; the report then holds both evaluations.
+	TTA bool
+	// MostConfused lists the pairs of classes most often confused.
+	MostConfused bool
+	// TopLosses keeps the images with the highest loss, this many (0: none).
+	TopLosses int
 	// OnBadImage is what a file that does not decode does: fail (the default, naming it)
 	// or skip (it is left out and listed in Report.Skipped). With a recipe, "" keeps the
 	// recipe's data.on_bad_image.
@@ -60,19 +68,22 @@ type ClassMetrics struct {
 
 // Report is an evaluation's result.
 type Report struct {
-	Model        string         `json:"model"`
-	Data         string         `json:"data"`
-	Classes      []string       `json:"classes"` // the model's, in logit order
-	Images       int            `json:"images"`
-	Loss         float64        `json:"loss"` // mean cross-entropy
-	Accuracy     float64        `json:"accuracy"`
-	TopK         int            `json:"top_k,omitempty"` // 0: not measured (k would cover every class)
-	TopKAccuracy float64        `json:"top_k_accuracy,omitempty"`
-	PerClass     []ClassMetrics `json:"per_class"`
-	MacroF1      float64        `json:"macro_f1"`
-	// Confusion[i][j] counts the images of class i predicted as class j.
-	Confusion [][]int  `json:"confusion"`
-	Notes     []string `json:"notes,omitempty"`
+	Model   string   `json:"model"`
+	Data    string   `json:"data"`
+	Classes []string `json:"classes"` // the model's, in logit order
+	Images  int      `json:"images"`
+	// Scores are the plain evaluation's (the model's evaluation transform).
+	Scores
+	// TTA, with Options.TTA, are the scores of the probabilities averaged over TTAViews
+	// views (test-time augmentation).
+	TTA      *Scores `json:"tta,omitempty"`
+	TTAViews int     `json:"tta_views,omitempty"`
+	// MostConfused lists, with Options.MostConfused, the pairs of classes most often
+	// mistaken for each other, most often first (fastai's most_confused).
+	MostConfused []ConfusedPair `json:"most_confused,omitempty"`
+	// TopLosses lists, with Options.TopLosses, the images with the highest loss.
+	TopLosses []TopLoss `json:"top_losses,omitempty"`
+	Notes     []string  `json:"notes,omitempty"`
 	// Skipped lists the files left out because they do not decode (OnBadImage skip).
 	Skipped []SkippedImage `json:"skipped,omitempty"`
 }
@@ -132,89 +143,46 @@ func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataCla
 		// Every class is among the top k: the accuracy is 100% whatever the model.
 		r.TopK = 0
 	}
-	batch := opts.BatchSize
-	if batch <= 0 {
-		batch = 32
+	n := data.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no images", name)
 	}
-	loader, err := dataset.NewLoader(data, dataset.LoaderOptions{BatchSize: batch, Workers: opts.Workers, Preprocess: c.Preprocess})
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = toModel[data.Label(i)]
+	}
+	logits, tta, err := c.run(ctx, data, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	r.Confusion = make([][]int, k)
-	for i := range r.Confusion {
-		r.Confusion[i] = make([]int, k)
+	r.Images = n
+	losses := make([]float64, n)
+	for i, y := range labels {
+		row := logits[i*k : (i+1)*k]
+		losses[i] = logSumExp(row) - float64(row[y])
 	}
-	var lossSum float64
-	var topk int
-	labels := make([]int, 0, batch)
-	for b, err := range loader.Epoch(ctx, 0) {
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+	r.Scores = score(k, r.TopK, r.Classes, labels, losses, func(i int) []int { return ranking(logits[i*k : (i+1)*k]) })
+	if opts.TTA {
+		ttaLosses := make([]float64, n)
+		for i, y := range labels {
+			ttaLosses[i] = -math.Log(max(tta[i*k+y], 1e-300))
 		}
-		logits, err := c.Logits(b.Images, b.N)
-		if err != nil {
+		s := score(k, r.TopK, r.Classes, labels, ttaLosses, func(i int) []int { return ranking(tta[i*k : (i+1)*k]) })
+		r.TTA, r.TTAViews = &s, 2*len(dataset.TTAViews(c.Preprocess))
+	}
+	if opts.MostConfused {
+		r.MostConfused = mostConfused(r.Classes, r.Confusion)
+	}
+	if opts.TopLosses > 0 {
+		if err := r.topLosses(ctx, c, data, opts, labels, losses, logits); err != nil {
 			return nil, err
 		}
-		labels = labels[:0]
-		for _, l := range b.Labels[:b.N] {
-			labels = append(labels, toModel[l])
-		}
-		lossSum += float64(kernels.SoftmaxCrossEntropy(b.N, k, logits, labels, 0)) * float64(b.N)
-		for i, want := range labels {
-			row := logits[i*k : (i+1)*k]
-			order := ranking(row)
-			r.Confusion[want][order[0]]++
-			if r.TopK > 0 && slices.Contains(order[:r.TopK], want) {
-				topk++
-			}
-		}
-		r.Images += b.N
-	}
-	if r.Images == 0 {
-		return nil, fmt.Errorf("%s: no images", name)
-	}
-	r.Loss = lossSum / float64(r.Images)
-	if r.TopK > 0 {
-		r.TopKAccuracy = float64(topk) / float64(r.Images)
-	}
-	correct := 0
-	for i := 0; i < k; i++ {
-		correct += r.Confusion[i][i]
-	}
-	r.Accuracy = float64(correct) / float64(r.Images)
-	var f1Sum float64
-	classesWithSupport := 0
-	for i, cl := range r.Classes {
-		var predicted, support int
-		for j := 0; j < k; j++ {
-			predicted += r.Confusion[j][i]
-			support += r.Confusion[i][j]
-		}
-		m := ClassMetrics{Class: cl, Support: support}
-		tp := float64(r.Confusion[i][i])
-		if predicted > 0 {
-			m.Precision = tp / float64(predicted)
-		}
-		if support > 0 {
-			m.Recall = tp / float64(support)
-		}
-		if m.Precision+m.Recall > 0 {
-			m.F1 = 2 * m.Precision * m.Recall / (m.Precision + m.Recall)
-		}
-		if support > 0 {
-			f1Sum += m.F1
-			classesWithSupport++
-		}
-		r.PerClass = append(r.PerClass, m)
-	}
-	if classesWithSupport > 0 {
-		r.MacroF1 = f1Sum / float64(classesWithSupport)
 	}
 	return r, nil
 }
 
 // ranking returns the class indices by decreasing logit (ties: the lower index first).
-func ranking(row []float32) []int {
+func ranking[T float32 | float64](row []T) []int {
 	order := make([]int, len(row))
 	for i := range order {
 		order[i] = i
@@ -233,11 +201,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, sk := range r.Skipped {
 		fmt.Fprintf(&b, "skipped %s: %s\n", sk.File, sk.Error)
 	}
-	fmt.Fprintf(&b, "loss %.4f  accuracy %.2f%%", r.Loss, 100*r.Accuracy)
-	if r.TopK > 0 {
-		fmt.Fprintf(&b, "  top-%d accuracy %.2f%%", r.TopK, 100*r.TopKAccuracy)
+	line := func(label string, s *Scores) {
+		fmt.Fprintf(&b, "%sloss %.4f  accuracy %.2f%%", label, s.Loss, 100*s.Accuracy)
+		if s.TopK > 0 {
+			fmt.Fprintf(&b, "  top-%d accuracy %.2f%%", s.TopK, 100*s.TopKAccuracy)
+		}
+		fmt.Fprintf(&b, "  macro F1 %.4f\n", s.MacroF1)
 	}
-	fmt.Fprintf(&b, "  macro F1 %.4f\n\n", r.MacroF1)
+	if r.TTA == nil {
+		line("", &r.Scores)
+	} else {
+		line(fmt.Sprintf("%-18s", "plain:"), &r.Scores)
+		line(fmt.Sprintf("%-18s", fmt.Sprintf("TTA (%d views):", r.TTAViews)), r.TTA)
+		b.WriteString("(the tables below are the plain evaluation's)\n")
+	}
+	b.WriteString("\n")
 	width := 5
 	for i, c := range r.Classes {
 		width = max(width, len(fmt.Sprintf("%d %s", i, c)))
@@ -257,6 +235,18 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, " %6d", n)
 		}
 		b.WriteString("\n")
+	}
+	if r.MostConfused != nil {
+		b.WriteString("\nmost confused (true -> predicted: images)\n")
+		for _, p := range r.MostConfused {
+			fmt.Fprintf(&b, "  %s -> %s: %d\n", p.True, p.Predicted, p.Count)
+		}
+	}
+	if len(r.TopLosses) > 0 {
+		b.WriteString("\ntop losses (loss, true, predicted with its probability, file)\n")
+		for _, t := range r.TopLosses {
+			fmt.Fprintf(&b, "  %7.4f  %s  %s %.3f  %s\n", t.Loss, t.True, t.Predicted, t.Probability, t.File)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,7 +274,7 @@ func TestMain(m *testing.M) {
 // the column's width times the sine of the slant, must be at least a name's height.
 // The names are the demo's; the plot is written with os.Create's mode.
 func TestConfusionLabelsApart(t *testing.T) {
-	r := &Report{Classes: []string{"5_sandal", "6_shirt", "7_sneaker", "8_bag", "9_ankle_boot"}, Accuracy: 0.9}
+	r := &Report{Classes: []string{"5_sandal", "6_shirt", "7_sneaker", "8_bag", "9_ankle_boot"}, Scores: Scores{Accuracy: 0.9}}
 	for i := range r.Classes {
 		row := make([]int, len(r.Classes))
 		row[i] = 200
@@ -427,5 +428,21 @@ print(json.dumps({
 	}
 	if r5.TopK != 0 || strings.Contains(text.String(), "top-") {
 		t.Errorf("top-5 of a 5-class model: TopK %d, report:\n%s", r5.TopK, text.String())
+	}
+}
+
+// The most confused pairs are the confusion matrix's off-diagonal cells that are not
+// zero, the largest first, ties in the matrix's order (fastai's most_confused).
+func TestMostConfused(t *testing.T) {
+	classes := []string{"a", "b", "c"}
+	confusion := [][]int{
+		{9, 2, 0},
+		{5, 7, 2},
+		{0, 1, 3},
+	}
+	got := mostConfused(classes, confusion)
+	want := []ConfusedPair{{"b", "a", 5}, {"a", "b", 2}, {"b", "c", 2}, {"c", "b", 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }

@@ -78,7 +78,9 @@ type Predictions struct {
 // one's k most probable classes. The files are checked first: with opts.OnBadImage fail
 // (the default) a file that does not decode is an error naming it, before anything is
 // predicted; with skip it is left out and listed. Images are decoded in parallel and run
-// in batches of opts.BatchSize, with the model's evaluation transform.
+// in batches of opts.BatchSize, with the model's evaluation transform; with opts.TTA the
+// probabilities are those averaged over the test-time views (dataset.TTAViews and their
+// flips).
 func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Options) (*Predictions, error) {
 	files, err := ImageFiles(paths)
 	if err != nil {
@@ -93,32 +95,23 @@ func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Opt
 		return out, nil
 	}
 	k = min(max(k, 1), len(c.Classes))
-	batch := opts.BatchSize
-	if batch <= 0 {
-		batch = 32
-	}
-	loader, err := dataset.NewLoader(src, dataset.LoaderOptions{BatchSize: batch, Workers: opts.Workers, Preprocess: c.Preprocess})
+	logits, tta, err := c.run(ctx, src, opts)
 	if err != nil {
 		return nil, err
 	}
 	n := len(c.Classes)
-	for b, err := range loader.Epoch(ctx, 0) {
-		if err != nil {
-			return nil, err
+	for i := range src.Len() {
+		var probs []float64
+		if opts.TTA {
+			probs = tta[i*n : (i+1)*n]
+		} else {
+			probs = Probabilities(logits[i*n : (i+1)*n])
 		}
-		logits, err := c.Logits(b.Images, b.N)
-		if err != nil {
-			return nil, err
+		p := Prediction{File: src.Name(i)}
+		for _, j := range ranking(probs)[:k] {
+			p.Top = append(p.Top, Score{Class: c.Classes[j], Index: j, Probability: probs[j]})
 		}
-		for i := range b.N {
-			row := logits[i*n : (i+1)*n]
-			probs := Probabilities(row)
-			p := Prediction{File: src.Name(b.Indices[i])}
-			for _, j := range ranking(row)[:k] {
-				p.Top = append(p.Top, Score{Class: c.Classes[j], Index: j, Probability: probs[j]})
-			}
-			out.Predictions = append(out.Predictions, p)
-		}
+		out.Predictions = append(out.Predictions, p)
 	}
 	return out, nil
 }

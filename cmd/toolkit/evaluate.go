@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,7 @@ import (
 
 func newEvaluateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "evaluate MODEL.onnx (--data DIR | -c config.yaml) [--top-k K] [--json] [--plot confusion.png]",
+		Use:   "evaluate MODEL.onnx (--data DIR | -c config.yaml) [--top-k K] [--tta] [--most-confused] [--top-losses N] [--json] [--plot confusion.png]",
 		Short: "Measure a fine-tuned model on labelled images: accuracy, per-class scores, confusion matrix",
 		Long: `Runs a model written by toolkit finetune on an image folder (one subfolder per class),
 or on the test set of a recipe (-c), and prints the loss, accuracy, top-k accuracy,
@@ -27,6 +28,9 @@ come from the model's metadata.`,
 	cmd.Flags().Int("top-k", 5, "top-k accuracy")
 	cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.Flags().String("on-bad-image", "", "what a file that does not decode does: fail (naming it) or skip (left out and listed); default: the recipe's data.on_bad_image, else fail")
+	cmd.Flags().Bool("tta", false, "also evaluate with test-time augmentation (each image flipped, and with resize: crop cropped at the corners; probabilities averaged), reported beside the plain figures")
+	cmd.Flags().Bool("most-confused", false, "list the pairs of classes most often confused")
+	cmd.Flags().Int("top-losses", 0, "draw the N images with the highest loss (top_losses.png beside the confusion plot) and list them (top_losses.csv)")
 	cmd.Flags().String("plot", "", "where to draw the confusion matrix (default: confusion.png beside the model)")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -38,7 +42,8 @@ come from the model's metadata.`,
 		if err != nil {
 			return err
 		}
-		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image")}
+		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image"),
+			TTA: v.GetBool("tta"), MostConfused: v.GetBool("most-confused"), TopLosses: v.GetInt("top-losses")}
 		var rep *evaluate.Report
 		if dir != "" {
 			rep, err = evaluate.EvaluateFolder(cmd.Context(), c, dir, opts)
@@ -59,6 +64,15 @@ come from the model's metadata.`,
 		if err := evaluate.PlotConfusion(plot, rep); err != nil {
 			return fmt.Errorf("confusion plot: %w", err)
 		}
+		var wrote []string
+		if len(rep.TopLosses) > 0 {
+			dir := filepath.Dir(plot)
+			png, csv := filepath.Join(dir, "top_losses.png"), filepath.Join(dir, "top_losses.csv")
+			if err := rep.WriteTopLosses(png, csv, c.Preprocess); err != nil {
+				return fmt.Errorf("top losses: %w", err)
+			}
+			wrote = append(wrote, png, csv)
+		}
 		out := cmd.OutOrStdout()
 		if v.GetBool("json") {
 			enc := json.NewEncoder(out)
@@ -68,7 +82,7 @@ come from the model's metadata.`,
 		if err := rep.WriteText(out); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nwrote %s\n", plot)
+		fmt.Fprintf(out, "\nwrote %s\n", strings.Join(append([]string{plot}, wrote...), ", "))
 		return nil
 	}
 	return cmd

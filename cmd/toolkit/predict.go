@@ -25,6 +25,7 @@ class names come from the model's metadata; a model without class names gives in
 	}
 	cmd.Flags().Int("top-k", 3, "how many classes to show per image")
 	cmd.Flags().Bool("json", false, "print the predictions as JSON")
+	cmd.Flags().Bool("tta", false, "test-time augmentation: the probabilities averaged over each image, its flip and, with resize: crop, its corner crops")
 	cmd.Flags().String("on-bad-image", "fail", "what a file that does not decode does: fail (naming it, before any prediction) or skip (left out and listed)")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -32,7 +33,7 @@ class names come from the model's metadata; a model without class names gives in
 		if err != nil {
 			return err
 		}
-		preds, err := evaluate.Predict(cmd.Context(), c, args[1:], v.GetInt("top-k"), evaluate.Options{OnBadImage: v.GetString("on-bad-image")})
+		preds, err := evaluate.Predict(cmd.Context(), c, args[1:], v.GetInt("top-k"), evaluate.Options{OnBadImage: v.GetString("on-bad-image"), TTA: v.GetBool("tta")})
 		if err != nil {
 			return err
 		}
