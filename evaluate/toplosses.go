@@ -75,7 +75,6 @@ func (r *Report) TopLossTiles(pre dataset.Preprocess) ([]dataset.GridTile, error
 	return tiles, nil
 }
 
-
 // WriteTopLosses draws the top losses as a labelled grid (PNG, fastai's plot_top_losses:
 // each image as the model received it, captioned true/predicted, the predicted class's
 // probability and the loss) and lists them in a CSV (file, true, predicted, probability,
