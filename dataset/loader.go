@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -18,6 +19,12 @@ type LoaderOptions struct {
 	// Shuffle draws a new example order every epoch (training); without it, batches follow
 	// the collection's order (evaluation).
 	Shuffle bool
+	// Balanced draws each epoch's examples as PyTorch's WeightedRandomSampler with the
+	// weights 1/(its class's count) does: as many draws as examples, with replacement,
+	// each class equally likely at every draw (a class with fewer examples repeats them).
+	// It replaces Shuffle. The draws depend only on Seed and the epoch; each draw's
+	// augmentation on its position in the epoch, so that repeats differ.
+	Balanced bool
 	// DropLast drops the last batch when it is smaller than BatchSize; by default it is kept.
 	DropLast bool
 	// Seed drives the shuffle and the augmentation. Everything an epoch yields is a pure
@@ -175,6 +182,15 @@ func (l *Loader) NumExamples() int {
 // batch is not visited.
 func (l *Loader) Order(epoch int) []int {
 	order := make([]int, l.data.Len())
+	if l.opts.Balanced {
+		r := newPCG(deriveKey(l.opts.Seed, purposeBalance, uint64(int64(epoch))))
+		byClass := l.byClass()
+		for i := range order {
+			c := byClass[bounded(r.Uint64(), len(byClass))]
+			order[i] = c[bounded(r.Uint64(), len(c))]
+		}
+		return order
+	}
 	for i := range order {
 		order[i] = i
 	}
@@ -182,6 +198,25 @@ func (l *Loader) Order(epoch int) []int {
 		shuffleInts(newPCG(deriveKey(l.opts.Seed, purposeShuffle, uint64(int64(epoch)))), order)
 	}
 	return order
+}
+
+// byClass lists the examples of each class that has any, in label order.
+func (l *Loader) byClass() [][]int {
+	m := map[int][]int{}
+	var labels []int
+	for i := range l.data.Len() {
+		y := l.data.Label(i)
+		if _, ok := m[y]; !ok {
+			labels = append(labels, y)
+		}
+		m[y] = append(m[y], i)
+	}
+	slices.Sort(labels)
+	out := make([][]int, len(labels))
+	for i, y := range labels {
+		out[i] = m[y]
+	}
+	return out
 }
 
 // Epoch iterates over one epoch's batches:
@@ -327,7 +362,7 @@ func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch,
 			for j := range jobs {
 				b := j.buf
 				if ctx.Err() == nil {
-					b.errs[j.slot] = l.prepare(b.images[j.slot*l.size:(j.slot+1)*l.size], b.indices[j.slot], epoch, &s)
+					b.errs[j.slot] = l.prepare(b.images[j.slot*l.size:(j.slot+1)*l.size], b.indices[j.slot], b.index*bs+j.slot, epoch, &s)
 				} else {
 					b.errs[j.slot] = fmt.Errorf("dataset: loader stopped: %w", context.Cause(ctx))
 				}
@@ -381,7 +416,7 @@ func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch,
 }
 
 // prepare decodes and preprocesses one example into dst.
-func (l *Loader) prepare(dst []float32, ix, epoch int, s *scratch) error {
+func (l *Loader) prepare(dst []float32, ix, pos, epoch int, s *scratch) error {
 	if l.cache != nil {
 		if p, ok := l.cache.get(ix); ok {
 			l.t.normalise8(dst, &p)
@@ -406,6 +441,9 @@ func (l *Loader) prepare(dst []float32, ix, epoch int, s *scratch) error {
 		in.img = img
 	}
 	key := deriveKey(l.opts.Seed, purposeAugment, uint64(int64(epoch)), uint64(ix))
+	if l.opts.Balanced {
+		key = deriveKey(l.opts.Seed, purposeAugment, uint64(int64(epoch)), uint64(pos), 1)
+	}
 	if err := l.t.run(dst, in, key, l.t.augments, l.opts.Draft, s); err != nil {
 		return fmt.Errorf("dataset: decoding %s: %w", l.data.Name(ix), err)
 	}

@@ -470,3 +470,68 @@ func TestLoaderInputCache(t *testing.T) {
 		}
 	}
 }
+
+// labelList is an Examples of given labels (no pictures needed to test an order).
+type labelList []int
+
+func (l labelList) Len() int                         { return len(l) }
+func (l labelList) Label(i int) int                  { return l[i] }
+func (l labelList) Name(i int) string                { return fmt.Sprint("example", i) }
+func (l labelList) Image(int) (image.Image, error)   { return randomGray(1, 2, 2), nil }
+
+// The balanced sampler draws as many examples as there are, each class equally often in
+// expectation and each example of a class equally often, as PyTorch's
+// WeightedRandomSampler with 1/count weights does: over 200 epochs of a 100/20/5 split the
+// class counts and the rarest class's example counts pass a chi-square test of uniformity
+// at the 0.001 level; and the order is a function of the seed and the epoch.
+func TestBalancedSampler(t *testing.T) {
+	var labels labelList
+	for c, n := range []int{100, 20, 5} {
+		for range n {
+			labels = append(labels, c)
+		}
+	}
+	l, err := NewLoader(labels, LoaderOptions{BatchSize: 8, Balanced: true, Seed: 4, Preprocess: Preprocess{Mode: ModeNone, Channels: 1, Height: 2, Width: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	classCount := make([]float64, 3)
+	rare := make([]float64, 5) // examples 120..124
+	for epoch := range 200 {
+		order := l.Order(epoch)
+		if len(order) != len(labels) {
+			t.Fatalf("%d draws, want %d", len(order), len(labels))
+		}
+		if !slices.Equal(order, l.Order(epoch)) {
+			t.Fatal("the order of an epoch changes")
+		}
+		for _, ix := range order {
+			classCount[labels[ix]]++
+			if ix >= 120 {
+				rare[ix-120]++
+			}
+		}
+	}
+	chi2 := func(obs []float64) float64 {
+		var total float64
+		for _, o := range obs {
+			total += o
+		}
+		e := total / float64(len(obs))
+		var x float64
+		for _, o := range obs {
+			x += (o - e) * (o - e) / e
+		}
+		return x
+	}
+	// Critical values of chi-square at 0.001: 13.82 (2 degrees of freedom), 18.47 (4).
+	if x := chi2(classCount); x > 13.82 {
+		t.Errorf("class counts %v: chi-square %.2f > 13.82", classCount, x)
+	}
+	if x := chi2(rare); x > 18.47 {
+		t.Errorf("the rare class's examples drawn %v times: chi-square %.2f > 18.47", rare, x)
+	}
+	if slices.Equal(l.Order(0), l.Order(1)) {
+		t.Error("two epochs draw the same order")
+	}
+}

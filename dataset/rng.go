@@ -16,6 +16,7 @@ const (
 	purposeShuffle uint64 = 0x5348554646 // "SHUFF"
 	purposeAugment uint64 = 0x4155474d   // "AUGM"
 	purposeSplit   uint64 = 0x53504c4954 // "SPLIT"
+	purposeBalance uint64 = 0x42414c     // "BAL"
 )
 
 // mix64 is SplitMix64's finaliser: a bijection on uint64 with good avalanche.

@@ -189,6 +189,8 @@ type DataConfig struct {
 	Preprocess PreprocessConfig `yaml:"preprocess"`
 	// Augment is the training-time augmentation.
 	Augment AugmentConfig `yaml:"augment"`
+	// Sampler is how each training epoch draws its images: shuffle (each image once, in a new order) or balanced (as many draws, with replacement, each class equally likely: PyTorch's WeightedRandomSampler with 1/count weights, for imbalanced classes).
+	Sampler string `yaml:"sampler" enum:"shuffle,balanced"`
 	// Workers is the number of image-decoding workers; 0: one per CPU.
 	Workers int `yaml:"workers"`
 	// OnBadImage says what an undecodable image does: fail (the run stops, naming it) or skip (it is skipped and counted).
@@ -325,7 +327,7 @@ func Default() Config {
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
 		Optimizer: OptimizerConfig{Name: "adam", Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		Data: DataConfig{
-			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256,
+			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
 		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: "val_loss"},

@@ -138,6 +138,7 @@ func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, trai
 	if train {
 		opts.Augment = d.Augment
 		opts.Draft = c.JPEGDraft
+		opts.Balanced = c.Sampler == "balanced"
 	} else {
 		opts.CacheBytes = int64(c.EvalCacheMB) << 20
 	}

@@ -57,6 +57,11 @@ func (c *Config) validate() error {
 	if c.Data.EvalCacheMB < 0 {
 		return fmt.Errorf("data.eval_cache_mb: %d; want 0 (off) or a number of megabytes", c.Data.EvalCacheMB)
 	}
+	switch c.Data.Sampler {
+	case "", "shuffle", "balanced":
+	default:
+		return fmt.Errorf("data.sampler: unknown %q; valid: shuffle, balanced", c.Data.Sampler)
+	}
 	switch c.Data.FeatureCache {
 	case "auto", "off":
 	default:
