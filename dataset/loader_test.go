@@ -474,10 +474,10 @@ func TestLoaderInputCache(t *testing.T) {
 // labelList is an Examples of given labels (no pictures needed to test an order).
 type labelList []int
 
-func (l labelList) Len() int                         { return len(l) }
-func (l labelList) Label(i int) int                  { return l[i] }
-func (l labelList) Name(i int) string                { return fmt.Sprint("example", i) }
-func (l labelList) Image(int) (image.Image, error)   { return randomGray(1, 2, 2), nil }
+func (l labelList) Len() int                       { return len(l) }
+func (l labelList) Label(i int) int                { return l[i] }
+func (l labelList) Name(i int) string              { return fmt.Sprint("example", i) }
+func (l labelList) Image(int) (image.Image, error) { return randomGray(1, 2, 2), nil }
 
 // The balanced sampler draws as many examples as there are, each class equally often in
 // expectation and each example of a class equally often, as PyTorch's
