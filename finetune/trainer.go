@@ -326,17 +326,7 @@ func planStages(stages []StageConfig, groups []Group) ([]stagePlan, error) {
 }
 
 func newOptimizer(c OptimizerConfig) (optim.Optimizer, error) {
-	opts := map[string]float64{"weight_decay": c.WeightDecay}
-	switch c.Name {
-	case "sgd":
-		opts["momentum"] = c.Momentum
-		if c.Nesterov {
-			opts["nesterov"] = 1
-		}
-	case "adam", "adamw":
-		opts["beta1"], opts["beta2"], opts["eps"] = c.Beta1, c.Beta2, c.Eps
-	}
-	o, err := optim.New(c.Name, opts)
+	o, err := optim.New(c.Name, c.options())
 	if err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
 	}
