@@ -19,6 +19,7 @@ import (
 	"toolkit/dataset"
 	"toolkit/finetune"
 	"toolkit/internal/testref"
+	"toolkit/modelmeta"
 	"toolkit/npy"
 	"toolkit/onnx"
 )
@@ -233,7 +234,7 @@ func TestBadInput(t *testing.T) {
 	}
 	var meta []onnx.MetadataEntry
 	for _, e := range m.Metadata {
-		if e.Key != finetune.MetaClasses {
+		if e.Key != modelmeta.Classes {
 			meta = append(meta, e)
 		}
 	}
