@@ -207,14 +207,7 @@ func (t *Trainer) newFinding(kind diagnose.Kind, group string) Finding {
 // report logs a finding and hands it to the hooks.
 func (t *Trainer) report(f Finding) error {
 	t.log = append(t.log, Record{Finding: &f})
-	for _, h := range t.hooks {
-		if h.Finding != nil {
-			if err := h.Finding(t, f); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
-	}
-	return nil
+	return fire(t, Hook.onFinding, f)
 }
 
 // checkWeights looks for NaN or Inf in the weights of the trained groups.

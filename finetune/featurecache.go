@@ -74,14 +74,7 @@ func (t *Trainer) notice(kind, msg string, seconds float64) error {
 	}
 	n := Notice{Notice: kind, Stage: stage, Epoch: t.progress.Epoch + 1, Message: msg, Seconds: seconds}
 	t.log = append(t.log, Record{Notice: &n})
-	for _, h := range t.hooks {
-		if h.Notice != nil {
-			if err := h.Notice(t, n); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
-	}
-	return nil
+	return fire(t, Hook.onNotice, n)
 }
 
 // weightsChanged marks every group's weights as changed (a restore, a repair, lr-find):

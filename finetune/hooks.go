@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -12,17 +13,19 @@ import (
 // does not compile (a method named OnStpe on an interface-typed hook would silently never
 // run).
 //
-// The loop calls hooks in a fixed order. First its own, always present:
+// The loop calls hooks in a fixed order (one dispatch, fire, calls them all). First its
+// own, always present:
 //
 //	metrics         the epoch's running totals (loss, accuracy, gradient norms, speed)
 //	validation      the validation loss and accuracy after each epoch
 //	diagnostics     detectors of failing runs (see Finding), sampled every few steps
 //	best            the best epoch so far by output.best (EpochMetrics.Best, Trainer.Best)
 //	early_stopping  ends a stage whose validation loss stopped improving
+//	history         records the epoch (History, Log) and moves the position past it
 //
-// then the epoch is recorded in History, then the run folder's hooks (metrics.jsonl and
-// curves.png, best.onnx, checkpoint/, model.onnx; left out by WithoutDefaultHooks), then
-// the caller's hooks (WithHooks) in the order given.
+// then the run folder's hooks (metrics.jsonl and curves.png, best.onnx, checkpoint/,
+// model.onnx; left out by WithoutDefaultHooks), then the caller's hooks (WithHooks) in
+// the order given.
 type Hook struct {
 	// Name identifies the hook in errors and, for a hook with State, in checkpoints.
 	Name string
@@ -55,6 +58,50 @@ type Hook struct {
 	// checkpoint under Name, restored by Resume, and reset with the rest of the run when
 	// a repair returns to the start of a stage.
 	State any
+}
+
+// none is the argument of the points that take none but the trainer.
+type none struct{}
+
+// The points of a Hook as fire takes them: each returns the hook's callback there (nil
+// for none), in the one signature func(*Trainer, A) error.
+func (h Hook) onStart() func(*Trainer, none) error          { return noArg(h.Start) }
+func (h Hook) onEpochStart() func(*Trainer, StepInfo) error { return h.EpochStart }
+func (h Hook) onStep() func(*Trainer, *StepInfo) error      { return h.Step }
+func (h Hook) onEpoch() func(*Trainer, *EpochMetrics) error { return h.Epoch }
+func (h Hook) onFinding() func(*Trainer, Finding) error     { return h.Finding }
+func (h Hook) onRepair() func(*Trainer, Repair) error       { return h.Repair }
+func (h Hook) onNotice() func(*Trainer, Notice) error       { return h.Notice }
+func (h Hook) onInterrupt() func(*Trainer, none) error      { return noArg(h.Interrupt) }
+func (h Hook) onEnd() func(*Trainer, *Result) error         { return h.End }
+
+func noArg(f func(*Trainer) error) func(*Trainer, none) error {
+	if f == nil {
+		return nil
+	}
+	return func(t *Trainer, _ none) error { return f(t) }
+}
+
+// fire calls the callback that at picks of every hook that has one, in the hooks'
+// order, with a, and stops at the first error, which names the hook (hookError).
+func fire[A any](t *Trainer, at func(Hook) func(*Trainer, A) error, a A) error {
+	for _, h := range t.hooks {
+		if f := at(h); f != nil {
+			if err := f(t, a); err != nil {
+				return hookError(h, err)
+			}
+		}
+	}
+	return nil
+}
+
+// hookError wraps a hook's error with its name; a repair request passes through.
+func hookError(h Hook, err error) error {
+	var req *repairRequest
+	if errors.As(err, &req) {
+		return err
+	}
+	return fmt.Errorf("hook %s: %w", h.Name, err)
 }
 
 // hookStates returns the JSON of every stateful hook's state, by name.

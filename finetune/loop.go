@@ -92,23 +92,26 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 			res, err = nil, fmt.Errorf("run folder: %w", werr)
 		}
 	}()
-	for _, h := range t.hooks {
-		if h.Start != nil {
-			if err := h.Start(t); err != nil {
-				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onStart, none{}); err != nil {
+		return nil, err
 	}
 	err = t.runStages(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = ErrInterrupted
-		for _, h := range t.hooks {
-			if h.Interrupt != nil {
-				if herr := h.Interrupt(t); herr != nil {
+		// Every hook saves what it keeps, even after another failed: the error says
+		// the last failure.
+		fire(t, func(h Hook) func(*Trainer, none) error {
+			f := h.onInterrupt()
+			if f == nil {
+				return nil
+			}
+			return func(t *Trainer, a none) error {
+				if herr := f(t, a); herr != nil {
 					err = fmt.Errorf("%w; saving the position: %v", ErrInterrupted, herr)
 				}
+				return nil
 			}
-		}
+		}, none{})
 		return nil, err
 	}
 	if err != nil {
@@ -122,12 +125,8 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 		}
 		res.HasTest = true
 	}
-	for _, h := range t.hooks {
-		if h.End != nil {
-			if err := h.End(t, res); err != nil {
-				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onEnd, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -263,12 +262,8 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
 		Epoch: p.Epoch + 1, Batches: e.batches, Batch: p.Batch,
 	}
-	for _, h := range t.hooks {
-		if h.EpochStart != nil {
-			if err := h.EpochStart(t, info); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onEpochStart, info); err != nil {
+		return err
 	}
 	batches, err := t.epochBatches(ctx)
 	if err != nil {
@@ -297,12 +292,8 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		p.Step++
 		p.Batch = b.Index + 1
 		info.Batch, info.Step, info.StepLoss = p.Batch, p.Step, res.Loss
-		for _, h := range t.hooks {
-			if h.Step != nil {
-				if err := h.Step(t, &info); err != nil {
-					return hookError(h, err)
-				}
-			}
+		if err := fire(t, Hook.onStep, &info); err != nil {
+			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -312,20 +303,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		Stage: st.cfg.Name, StageIndex: p.Stage, Epoch: p.Epoch + 1, StageEpoch: p.StageEpoch + 1,
 		Trained: e.trained, Step: p.Step,
 	}
-	for i, h := range t.hooks {
-		if i == t.coreHooks {
-			t.recordEpoch(m)
-		}
-		if h.Epoch != nil {
-			if err := h.Epoch(t, m); err != nil {
-				return hookError(h, err)
-			}
-		}
-	}
-	if len(t.hooks) <= t.coreHooks {
-		t.recordEpoch(m)
-	}
-	return nil
+	return fire(t, Hook.onEpoch, m)
 }
 
 // recordEpoch moves the position past the epoch and puts its metrics in the log.
@@ -335,15 +313,6 @@ func (t *Trainer) recordEpoch(m *EpochMetrics) {
 	p.StageEpoch++
 	p.Batch = 0
 	t.log = append(t.log, Record{Epoch: m})
-}
-
-// hookError wraps a hook's error with its name; a repair request passes through.
-func hookError(h Hook, err error) error {
-	var req *repairRequest
-	if errors.As(err, &req) {
-		return err
-	}
-	return fmt.Errorf("hook %s: %w", h.Name, err)
 }
 
 // stepResult is what one training step computed. Slices are valid until the next step.

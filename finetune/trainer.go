@@ -28,10 +28,8 @@ type Trainer struct {
 	progress Progress
 	// log holds the run's records: epochs, findings, repairs (metrics.jsonl).
 	log []Record
-	// hooks are the loop's own (the first coreHooks), then the run folder's and the
-	// caller's.
+	// hooks are the loop's own (newCoreHooks), then the run folder's and the caller's.
 	hooks     []Hook
-	coreHooks int
 	stopStage bool
 	diag      *diagnostics
 	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
@@ -202,7 +200,6 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t.hooks = t.newCoreHooks()
-	t.coreHooks = len(t.hooks)
 	if s.defaultHooks {
 		if err := checkWritable(cfg.Output.Dir); err != nil {
 			return nil, err
