@@ -88,7 +88,7 @@ type Result struct {
 func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	// A checkpoint still syncing in the background is waited for on every way out.
 	defer func() {
-		if werr := t.waitCheckpoint(); werr != nil && err == nil {
+		if werr := t.ckpt.Wait(); werr != nil && err == nil {
 			res, err = nil, fmt.Errorf("run folder: %w", werr)
 		}
 	}()
@@ -346,7 +346,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
 	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
 	if t.forwardUpdates {
-		t.waitCheckpointFiles()
+		t.ckpt.waitRead()
 	}
 	targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
 	if b.Mix != nil {
@@ -395,7 +395,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		t.keepWeights(all)
 		t.diag.seconds += time.Since(began).Seconds()
 	}
-	t.waitCheckpointFiles() // the update changes what a checkpoint being written reads
+	t.ckpt.waitRead() // the update changes what a checkpoint being written reads
 	sch := e.stage.schedule
 	stageStep := p.StageEpoch*e.batches + b.Index
 	for i, g := range t.groups {

@@ -37,15 +37,11 @@ type Trainer struct {
 	// last is the last step's result; kept holds weights before a sampled update.
 	last *stepResult
 	kept map[string][]float32
-	// checkpointReading is closed when the checkpoint being saved in the background
-	// (startSave) has written its files, committing then delivers its result;
-	// both are nil when no save is under way.
-	checkpointReading chan struct{}
-	committing        chan error
-	// saved records, by checkpoint folder, the weights its data files hold.
-	saved map[string]*dataRecord
+	// ckpt writes the checkpoints.
+	ckpt *checkpointWriter
 	// forwardUpdates says that the training forward pass changes parameters
-	// (BatchNormalization's running statistics), so it too waits for checkpointReading.
+	// (BatchNormalization's running statistics), so it too waits for a checkpoint being
+	// written (ckpt.waitRead).
 	forwardUpdates bool
 	// stageSnap is the state at the start of the current stage, kept when repairing;
 	// runDir is the run folder (empty without the default hooks).
@@ -153,7 +149,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics()}
+		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()
