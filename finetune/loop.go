@@ -413,7 +413,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		if err := o.Step(params, lr); err != nil {
 			return nil, fmt.Errorf("%s: group %s: %w", where, g.Name, err)
 		}
-		t.weightVersion[g.Name]++
+		t.cache.bump(g.Name)
 		r.LR[g.Name] = lr
 	}
 	if measure {
@@ -523,7 +523,7 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		opts.Trainable = t.trained
 	}
 	if from != "" {
-		opts.From, opts.Outputs = from, t.suffixOutputs(from)
+		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
 	}
 	p, err := t.model.Program(opts)
 	if err != nil {
@@ -535,31 +535,57 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 
 // evaluate returns the mean cross-entropy (without label smoothing) and the accuracy.
 func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc float64, err error) {
-	if loss, acc, ok, err := t.cachedEvaluate(ctx, l); ok || err != nil {
-		return loss, acc, err
+	batches, err := t.evalBatches(ctx, l)
+	if err != nil {
+		return 0, 0, err
 	}
+	classes := t.cfg.Head.Classes
 	var sum float64
 	var right, seen int
-	for b, err := range l.Epoch(ctx, 0) {
+	for b, err := range batches {
 		if err != nil {
 			return 0, 0, err
 		}
-		prog, err := t.program(b.N, false)
+		prog, err := t.programFrom(b.N, false, b.From)
 		if err != nil {
 			return 0, 0, err
 		}
-		target := oneHot(b.Labels[:b.N], t.cfg.Head.Classes, 0)
-		if err := prog.Run([][]float32{b.Images[:b.N*t.data.Preprocess.Size()]}, target); err != nil {
+		if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, 0)); err != nil {
 			return 0, 0, err
 		}
 		sum += prog.Loss() * float64(b.N)
-		right += kernels.CorrectCount(b.N, t.cfg.Head.Classes, prog.Output(0), b.Labels[:b.N])
+		right += kernels.CorrectCount(b.N, classes, prog.Output(0), b.Labels)
 		seen += b.N
 	}
 	if seen == 0 {
 		return 0, 0, nil
 	}
 	return sum / float64(seen), float64(right) / float64(seen), nil
+}
+
+// evalBatches yields the batches l loads, in order: the activations the feature cache
+// keeps when the epoch trains from a cut and l is the validation loader (the validation
+// images are never augmented), else the images.
+func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2[trainBatch, error], error) {
+	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil {
+		fc, _, err := t.cache.features(ctx, cut, t.data.Val, &t.cache.val)
+		if err != nil {
+			return nil, err
+		}
+		order := make([]int, t.data.Val.Len())
+		for i := range order {
+			order[i] = i
+		}
+		return fc.batches(order, 0, t.cfg.Data.BatchSize, t.data.Val), nil
+	}
+	size := t.data.Preprocess.Size()
+	return func(yield func(trainBatch, error) bool) {
+		for b, err := range l.Epoch(ctx, 0) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+				return
+			}
+		}
+	}, nil
 }
 
 // Evaluate returns the model's loss and accuracy on the test data (or the validation

@@ -60,7 +60,7 @@ func (t *Trainer) restore(s *snapshot) error {
 	for _, name := range t.model.ParamNames() {
 		copy(t.model.Param(name), s.params[name])
 	}
-	t.weightsChanged()
+	t.cache.invalidate()
 	for _, g := range t.groups {
 		if st, ok := s.optims[g.Name]; ok {
 			if err := t.optims[g.Name].Load(st); err != nil {

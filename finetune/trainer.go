@@ -51,13 +51,8 @@ type Trainer struct {
 	// gradients for trained.
 	trainPrograms, evalPrograms map[programKey]*backend.Program
 	trained                     []string
-	// The feature cache (featurecache.go): the model's cut points, the epoch's cut (nil:
-	// the epoch trains on images), the cached activations of the training and
-	// validation data, and a version per group, raised by every update of its weights.
-	cuts                 []onnx.CutPoint
-	cut                  *cacheCut
-	trainCache, valCache *featureCache
-	weightVersion        map[string]int
+	// cache is the frozen-base feature cache (featurecache.go).
+	cache *featureCache
 	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
@@ -149,7 +144,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
+		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()
@@ -176,6 +171,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, err
 		}
 	}
+	t.cache = newFeatureCache(model, t.outputs, groups, t.data, cfg)
 	sum := t.data.Summary()
 	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
