@@ -63,10 +63,11 @@ func newMetricsHook() Hook {
 			if s.GradNorm == nil {
 				s.GradNorm = map[string]float64{}
 			}
-			for g, n := range r.GradNorm {
-				s.GradNorm[g] += n
+			s.LR = map[string]float64{}
+			for _, g := range r.Update.Groups {
+				s.GradNorm[g.Name] += g.GradNorm
+				s.LR[g.Name] = g.LR
 			}
-			s.LR = r.LR
 			info.Loss = s.LossSum / float64(s.Seen)
 			info.Acc = float64(s.Correct) / float64(s.Seen)
 			info.Elapsed = time.Duration(s.Seconds * float64(time.Second))

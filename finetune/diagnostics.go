@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"toolkit/finetune/diagnose"
+	"toolkit/finetune/optim"
 )
 
 // defaultEvery is how often, in steps, diagnostics sample the per-group statistics
@@ -24,6 +25,17 @@ type diagnostics struct {
 	probes []probe
 	// seconds is the time spent on diagnostics in the current epoch.
 	seconds float64
+	// sampled says that the step under way is measured: kept holds its trained weights
+	// before the update, measured the norms per group after it.
+	sampled  bool
+	kept     map[string][]float32
+	measured map[string]groupNorms
+}
+
+// groupNorms are a trained group's norms at a sampled step: its gradient (before
+// clipping), its update and its weights after the update.
+type groupNorms struct {
+	grad, update, weight float64
 }
 
 func newDiagnostics(cfg DiagnosticsConfig, classes int, probes []probe) *diagnostics {
@@ -57,15 +69,19 @@ func (d *diagnostics) hook() Hook {
 			}
 			return nil
 		},
+		BeforeUpdate: d.beforeUpdate,
+		AfterUpdate:  d.afterUpdate,
 		Step: func(t *Trainer, info *StepInfo) error {
 			if !d.enabled() {
 				return nil
 			}
 			began := time.Now()
 			sigs := d.mon.Step(d.sample(t))
+			d.sampled = false
 			d.seconds += time.Since(began).Seconds()
 			return d.handle(t, sigs)
 		},
+		nonFinite: d.nonFinite,
 		Epoch: func(t *Trainer, m *EpochMetrics) error {
 			if !d.enabled() {
 				return nil
@@ -90,11 +106,48 @@ func (d *diagnostics) hook() Hook {
 	}
 }
 
+// beforeUpdate decides whether the step is sampled (measureAt) and, if so, keeps the
+// trained weights to measure the update by.
+func (d *diagnostics) beforeUpdate(t *Trainer, u *Update) error {
+	d.sampled = d.measureAt()
+	if !d.sampled {
+		return nil
+	}
+	began := time.Now()
+	if d.kept == nil {
+		d.kept = map[string][]float32{}
+	}
+	for _, g := range u.Groups {
+		optim.Keep(d.kept, g.Params)
+	}
+	d.seconds += time.Since(began).Seconds()
+	return nil
+}
+
+// afterUpdate measures a sampled step: each group's gradient, update and weight norms;
+// a NaN or Inf in the weights is a *NonFiniteError.
+func (d *diagnostics) afterUpdate(t *Trainer, u *Update) error {
+	if !d.sampled {
+		return nil
+	}
+	began := time.Now()
+	defer func() { d.seconds += time.Since(began).Seconds() }()
+	d.measured = map[string]groupNorms{}
+	for _, g := range u.Groups {
+		du, w := optim.UpdateNorms(g.Params, d.kept)
+		d.measured[g.Name] = groupNorms{grad: g.GradNorm, update: du, weight: w}
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			return nonFiniteIn(u.where, "weight", g.Name, g.Params, false)
+		}
+	}
+	return nil
+}
+
 // sample turns the last step into the monitor's sample.
 func (d *diagnostics) sample(t *Trainer) diagnose.Step {
 	r := t.last
 	classes := t.cfg.Head.Classes
-	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: make([]int, classes), Sampled: r.Measured}
+	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: make([]int, classes), Sampled: d.sampled}
 	for i := 0; i < r.N; i++ {
 		row := r.Logits[i*classes : (i+1)*classes]
 		best := 0
@@ -105,14 +158,14 @@ func (d *diagnostics) sample(t *Trainer) diagnose.Step {
 		}
 		x.Predicted[best]++
 	}
-	if !r.Measured {
+	if !d.sampled {
 		return x
 	}
 	for _, g := range t.groups {
 		gs := diagnose.Group{Name: g.Name, Pretrained: g.Name != HeadGroup}
-		if _, ok := r.GradNorm[g.Name]; ok {
+		if n, ok := d.measured[g.Name]; ok {
 			gs.Trained = true
-			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = r.GradNorm[g.Name], r.WeightNorm[g.Name], r.UpdateNorm[g.Name]
+			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = n.grad, n.weight, n.update
 		}
 		names := r.prog.OutputNames()
 		for _, p := range d.probes {

@@ -35,6 +35,11 @@ type Hook struct {
 	// EpochStart is called before each training epoch; info.Batch is the number of
 	// batches already done (non-zero when resuming mid-epoch).
 	EpochStart func(t *Trainer, info StepInfo) error
+	// BeforeUpdate is called in every step once its gradients are computed, before the
+	// optimizers update the weights: it may change the update's rates and momentum.
+	BeforeUpdate func(t *Trainer, u *Update) error
+	// AfterUpdate is called in every step after the optimizers updated the weights.
+	AfterUpdate func(t *Trainer, u *Update) error
 	// Step is called after every optimizer step. Hooks before this one may have filled
 	// in info (the metrics hook sets the running loss and accuracy).
 	Step func(t *Trainer, info *StepInfo) error
@@ -53,6 +58,9 @@ type Hook struct {
 	Interrupt func(t *Trainer) error
 	// End is called once after the last stage, with the test metrics.
 	End func(t *Trainer, r *Result) error
+	// nonFinite is called when a step meets a NaN or Inf; the first hook that returns
+	// an error gives the run's error (diagnostics report it, and may repair).
+	nonFinite func(t *Trainer, e *NonFiniteError) error
 
 	// State, when not nil, is a pointer to the hook's state: it is saved as JSON in every
 	// checkpoint under Name, restored by Resume, and reset with the rest of the run when
@@ -65,9 +73,14 @@ type none struct{}
 
 // The points of a Hook as fire takes them: each returns the hook's callback there (nil
 // for none), in the one signature func(*Trainer, A) error.
-func (h Hook) onStart() func(*Trainer, none) error          { return noArg(h.Start) }
-func (h Hook) onEpochStart() func(*Trainer, StepInfo) error { return h.EpochStart }
-func (h Hook) onStep() func(*Trainer, *StepInfo) error      { return h.Step }
+func (h Hook) onStart() func(*Trainer, none) error           { return noArg(h.Start) }
+func (h Hook) onEpochStart() func(*Trainer, StepInfo) error  { return h.EpochStart }
+func (h Hook) onStep() func(*Trainer, *StepInfo) error       { return h.Step }
+func (h Hook) onBeforeUpdate() func(*Trainer, *Update) error { return h.BeforeUpdate }
+func (h Hook) onAfterUpdate() func(*Trainer, *Update) error  { return h.AfterUpdate }
+func (h Hook) onNonFinite() func(*Trainer, *NonFiniteError) error {
+	return h.nonFinite
+}
 func (h Hook) onEpoch() func(*Trainer, *EpochMetrics) error { return h.Epoch }
 func (h Hook) onFinding() func(*Trainer, Finding) error     { return h.Finding }
 func (h Hook) onRepair() func(*Trainer, Repair) error       { return h.Repair }
@@ -95,10 +108,12 @@ func fire[A any](t *Trainer, at func(Hook) func(*Trainer, A) error, a A) error {
 	return nil
 }
 
-// hookError wraps a hook's error with its name; a repair request passes through.
+// hookError wraps a hook's error with its name; the loop's own errors, a repair
+// request and a NaN or Inf met in training, pass through as they are.
 func hookError(h Hook, err error) error {
 	var req *repairRequest
-	if errors.As(err, &req) {
+	var nf *NonFiniteError
+	if errors.As(err, &req) || errors.As(err, &nf) {
 		return err
 	}
 	return fmt.Errorf("hook %s: %w", h.Name, err)

@@ -279,11 +279,13 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 			return err
 		}
 		started := time.Now()
-		res, err := t.step(e, b, t.diag.measureAt())
+		res, err := t.step(e, b)
 		if err != nil {
 			var nf *NonFiniteError
 			if errors.As(err, &nf) {
-				err = t.diag.nonFinite(t, nf)
+				if herr := fire(t, Hook.onNonFinite, nf); herr != nil {
+					return herr
+				}
 			}
 			return err
 		}
@@ -323,28 +325,55 @@ type stepResult struct {
 	Logits  []float32
 	Labels  []int
 	prog    *backend.Program
-	// Per trained group: the gradient norm (before clipping) and the learning rate.
-	GradNorm map[string]float64
-	LR       map[string]float64
-	// With measure: per trained group, the norm of the update and of the weights after it.
-	Measured   bool
-	UpdateNorm map[string]float64
-	WeightNorm map[string]float64
-	Seconds    float64
+	// Update is the step's optimizer update: per trained group, the gradient norm
+	// (before clipping) and the learning rate.
+	Update  *Update
+	Seconds float64
 }
 
-// step runs one batch forward and backward and updates the trained groups. With
-// measure it also takes the norms of each group's update and weights (diagnostics'
-// sampled steps). A NaN or Inf loss or gradient stops it before any weight changes.
-func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, error) {
-	p := &t.progress
+// Update is one step's optimizer update as the BeforeUpdate and AfterUpdate hooks see
+// it: every updated group, in the model's order, with its parameters (values and, after
+// optimizer.clip_norm, gradients), its gradient norm before clipping, and the learning
+// rate the stage's schedule gives it at this step; Momentum is SGD's momentum or Adam's
+// beta1 the schedule sets for the step (SetsMomentum false: it sets none, as most
+// schedules but one-cycle). A BeforeUpdate hook may change the rates and the momentum
+// (lr-find sweeps the rate so); an AfterUpdate hook sees the values updated.
+type Update struct {
+	Groups       []GroupUpdate
+	Momentum     float64
+	SetsMomentum bool
+	// where is the step's position, for errors.
+	where string
+}
+
+// GroupUpdate is one layer group's part of an Update.
+type GroupUpdate struct {
+	Name     string
+	Params   []optim.Param
+	GradNorm float64
+	LR       float64
+}
+
+// step trains on one batch: its gradients, then the update of the trained groups.
+func (t *Trainer) step(e *epochPlan, b trainBatch) (*stepResult, error) {
+	r, err := t.gradients(e, b)
+	if err != nil {
+		return r, err
+	}
+	return r, t.update(e, b, r.Update)
+}
+
+// gradients runs the batch forward and backward and returns the loss, the logits and,
+// in r.Update, each trained group's gradients, clipped by optimizer.clip_norm; no weight
+// changes. A NaN or Inf loss or gradient is a *NonFiniteError.
+func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 	classes := t.cfg.Head.Classes
 	prog, err := t.programFrom(b.N, true, b.From)
 	if err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
-	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
+	u := &Update{where: fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, t.progress.StageEpoch+1, b.Index+1)}
+	prog.Reseed(mix(t.cfg.Seed, uint64(t.progress.Step)))
 	if t.forwardUpdates {
 		t.ckpt.waitRead()
 	}
@@ -353,17 +382,13 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 		targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
 	}
 	if err := prog.Run([][]float32{b.Images}, targets); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
+		return nil, fmt.Errorf("%s: %w", u.where, err)
 	}
-	r := &stepResult{
-		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog,
-		GradNorm: map[string]float64{}, LR: map[string]float64{},
-	}
+	r := &stepResult{Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog, Update: u}
 	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
 	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
-		return r, &NonFiniteError{Where: where, What: "loss", Tensor: "loss", Value: r.Loss}
+		return r, &NonFiniteError{Where: u.where, What: "loss", Tensor: "loss", Value: r.Loss}
 	}
-	byGroup := map[string][]optim.Param{}
 	var all []optim.Param
 	for _, g := range t.groups {
 		names := g.Params
@@ -372,72 +397,59 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 				continue
 			}
 		}
+		gu := GroupUpdate{Name: g.Name}
 		for _, name := range names {
 			grad := prog.Grad(name)
 			if grad == nil {
-				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
+				return nil, fmt.Errorf("%s: no gradient computed for %q", u.where, name)
 			}
-			op := optim.Param{Name: name, Value: t.model.Param(name), Grad: grad}
-			byGroup[g.Name] = append(byGroup[g.Name], op)
-			all = append(all, op)
+			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad})
 		}
-		n := optim.GradNorm(byGroup[g.Name])
-		if math.IsNaN(n) || math.IsInf(n, 0) {
-			return r, nonFiniteIn(where, "gradient", g.Name, byGroup[g.Name], true)
+		all = append(all, gu.Params...)
+		if gu.GradNorm = optim.GradNorm(gu.Params); math.IsNaN(gu.GradNorm) || math.IsInf(gu.GradNorm, 0) {
+			return r, nonFiniteIn(u.where, "gradient", g.Name, gu.Params, true)
 		}
-		r.GradNorm[g.Name] = n
+		u.Groups = append(u.Groups, gu)
 	}
 	if t.cfg.Optimizer.ClipNorm > 0 {
 		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)
 	}
-	if measure {
-		began := time.Now()
-		t.keepWeights(all)
-		t.diag.seconds += time.Since(began).Seconds()
-	}
-	t.ckpt.waitRead() // the update changes what a checkpoint being written reads
-	sch := e.stage.schedule
-	stageStep := p.StageEpoch*e.batches + b.Index
-	for i, g := range t.groups {
-		params, ok := byGroup[g.Name]
-		if !ok {
-			continue
-		}
-		o := t.optims[g.Name]
-		if m, ok := schedule.MomentumAt(sch, stageStep, e.total); ok {
-			if err := o.SetMomentum(m); err != nil {
-				return nil, err
-			}
-		}
-		lr := schedule.LR(sch, e.rates[i], stageStep, e.total)
-		if err := o.Step(params, lr); err != nil {
-			return nil, fmt.Errorf("%s: group %s: %w", where, g.Name, err)
-		}
-		t.cache.bump(g.Name)
-		r.LR[g.Name] = lr
-	}
-	if measure {
-		began := time.Now()
-		defer func() { t.diag.seconds += time.Since(began).Seconds() }()
-		r.Measured = true
-		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
-		for g, params := range byGroup {
-			du, w := optim.UpdateNorms(params, t.kept)
-			r.UpdateNorm[g], r.WeightNorm[g] = du, w
-			if math.IsNaN(w) || math.IsInf(w, 0) {
-				return r, nonFiniteIn(where, "weight", g, params, false)
-			}
-		}
-	}
 	return r, nil
 }
 
-// keepWeights copies the values of params into reused buffers, to measure the update.
-func (t *Trainer) keepWeights(params []optim.Param) {
-	if t.kept == nil {
-		t.kept = map[string][]float32{}
+// update gives each group of u its rate (and the momentum) of the stage's schedule at
+// this step, calls the BeforeUpdate hooks, steps the groups' optimizers, then calls the
+// AfterUpdate hooks.
+func (t *Trainer) update(e *epochPlan, b trainBatch, u *Update) error {
+	sch := e.stage.schedule
+	stageStep := t.progress.StageEpoch*e.batches + b.Index
+	u.Momentum, u.SetsMomentum = schedule.MomentumAt(sch, stageStep, e.total)
+	for i := range u.Groups {
+		g := &u.Groups[i]
+		g.LR = schedule.LR(sch, e.rates[groupIndex(t.groups, g.Name)], stageStep, e.total)
 	}
-	optim.Keep(t.kept, params)
+	if err := fire(t, Hook.onBeforeUpdate, u); err != nil {
+		return err
+	}
+	t.ckpt.waitRead() // the update changes what a checkpoint being written reads
+	for _, g := range u.Groups {
+		o := t.optims[g.Name]
+		if u.SetsMomentum {
+			if err := o.SetMomentum(u.Momentum); err != nil {
+				return err
+			}
+		}
+		if err := o.Step(g.Params, g.LR); err != nil {
+			return fmt.Errorf("%s: group %s: %w", u.where, g.Name, err)
+		}
+		t.cache.bump(g.Name)
+	}
+	return fire(t, Hook.onAfterUpdate, u)
+}
+
+// groupIndex is the position of the group called name.
+func groupIndex(groups []Group, name string) int {
+	return slices.IndexFunc(groups, func(g Group) bool { return g.Name == name })
 }
 
 // NonFiniteError reports a NaN or Inf in the loss, a gradient or a weight. The step that

@@ -126,7 +126,7 @@ sweep:
 			for j := range e.rates {
 				e.rates[j] = base[j] / top * lr
 			}
-			r, err := t.step(e, trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, false)
+			r, err := t.step(e, trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index})
 			loss := 0.0
 			var nf *NonFiniteError
 			switch {

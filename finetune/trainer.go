@@ -34,9 +34,8 @@ type Trainer struct {
 	diag      *diagnostics
 	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
 	outputs int
-	// last is the last step's result; kept holds weights before a sampled update.
+	// last is the last step's result.
 	last *stepResult
-	kept map[string][]float32
 	// ckpt writes the checkpoints.
 	ckpt *checkpointWriter
 	// forwardUpdates says that the training forward pass changes parameters
