@@ -95,7 +95,7 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	if err := fire(t, Hook.onStart, none{}); err != nil {
 		return nil, err
 	}
-	err = t.runStages(ctx)
+	err = t.runStages(ctx, -1)
 	if errors.Is(err, context.Canceled) {
 		err = ErrInterrupted
 		// Every hook saves what it keeps, even after another failed: the error says
@@ -131,10 +131,12 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	return res, nil
 }
 
-func (t *Trainer) runStages(ctx context.Context) error {
+// runStages trains the stages from the position on, up to (not including) stage until,
+// or to the end of the run for until -1 (a repair may add stages).
+func (t *Trainer) runStages(ctx context.Context, until int) error {
 	p := &t.progress
 stages:
-	for p.Stage < len(t.stages) {
+	for p.Stage < len(t.stages) && (until < 0 || p.Stage < until) {
 		if p.StageEpoch == 0 && p.Batch == 0 {
 			if err := t.stageStarts(); err != nil {
 				return err
@@ -158,7 +160,7 @@ stages:
 		p.Stage++
 		p.StageEpoch = 0
 	}
-	p.Done = true
+	p.Done = p.Stage >= len(t.stages)
 	return nil
 }
 
