@@ -345,7 +345,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.resolvePaths(filepath.Dir(path))
+	cfg.ResolvePaths(filepath.Dir(path))
 	return cfg, nil
 }
 
@@ -457,7 +457,8 @@ func decodeEnv(raw string, v reflect.Value) error {
 	return yamlnode.Decode(&doc, v.Addr().Interface())
 }
 
-func (c *Config) resolvePaths(dir string) {
+// ResolvePaths makes the recipe's relative paths (model, data, output) absolute under dir.
+func (c *Config) ResolvePaths(dir string) {
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)

@@ -126,7 +126,7 @@ func TestNaiveExampleRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran.resolvePaths(cwd)
+	ran.ResolvePaths(cwd)
 	if !reflect.DeepEqual(*repaired, ran) {
 		t.Errorf("recipe.repaired.yaml reads as\n%+v\nthe run's recipe is\n%+v", *repaired, ran)
 	}

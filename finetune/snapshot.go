@@ -83,19 +83,20 @@ func (t *Trainer) restore(s *snapshot) error {
 // SaveCheckpoint writes the trainer's state into dir (replacing what is there). It
 // writes the live weights and optimizer state as they are (no copy of them in memory).
 func (t *Trainer) SaveCheckpoint(dir string) error {
-	if err := t.startSave(dir, ""); err != nil {
+	if err := t.StartSave(dir, ""); err != nil {
 		return err
 	}
 	return t.ckpt.Wait()
 }
 
-// startSave saves, in the background (checkpointWriter.start), the trainer's state into
-// the checkpoint folder dir and the model into the ONNX file model (either may be ""
-// for none), from the live weights and optimizer state: no copy of them in memory. The
-// writing overlaps the next epoch's first forward and backward pass, the sync (a
-// quarter to half a second for VGG19's 240 MB) the rest of it, instead of leaving both
-// cores idle.
-func (t *Trainer) startSave(dir, model string) error {
+// StartSave saves, in the background, the trainer's state into the checkpoint folder dir
+// and the model into the ONNX file model (either may be "" for none), from the live
+// weights and optimizer state: no copy of them in memory. The writing overlaps the next
+// epoch's first forward and backward pass, the sync (a quarter to half a second for
+// VGG19's 240 MB) the rest of it, instead of leaving both cores idle; the next step's
+// update waits until the files are written, the next save, an interruption and the end
+// of Run until the whole save is done. For hooks (the run folder's checkpoints).
+func (t *Trainer) StartSave(dir, model string) error {
 	if err := t.ckpt.Wait(); err != nil {
 		return err
 	}

@@ -337,6 +337,13 @@ func checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
+// StageOver says, after an epoch is recorded (the history hook), whether it ended its
+// stage: the stage's last epoch, or early stopping ended the stage.
+func (t *Trainer) StageOver() bool {
+	p := t.progress
+	return t.stopStage || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
+}
+
 // Groups returns the layer groups, the head last.
 func (t *Trainer) Groups() []Group { return append([]Group(nil), t.groups...) }
 
@@ -408,4 +415,38 @@ func (t *Trainer) stageStarts() error {
 		return t.writeSnapshot(filepath.Join(t.runDir, RunStageStart), snap)
 	}
 	return nil
+}
+
+// Resume continues the run in dir from its checkpoint, with the recipe saved there (and
+// the stages as a repair rewrote them, which the checkpoint holds). The resumed run
+// ends with the same weights as an uninterrupted one.
+func Resume(dir string, opts ...Option) (*Trainer, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, RunConfig))
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	cfg, err := ParseConfig(raw, filepath.Join(dir, RunConfig))
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	cfg.Output.Dir = dir
+	t, err := New(*cfg, append(opts, func(s *setup) { s.resuming = true })...)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := t.LoadCheckpoint(filepath.Join(dir, RunCheckpoint)); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if cfg.Diagnostics.Repair {
+		if _, err := os.Stat(filepath.Join(dir, RunStageStart)); err == nil {
+			snap, err := t.readSnapshot(filepath.Join(dir, RunStageStart))
+			if err != nil {
+				return nil, fmt.Errorf("resume %s: %w", dir, err)
+			}
+			if snap.progress.Stage == t.progress.Stage {
+				t.stageSnap = snap
+			}
+		}
+	}
+	return t, nil
 }
