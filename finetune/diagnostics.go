@@ -76,7 +76,11 @@ func (d *diagnostics) hook() Hook {
 				return nil
 			}
 			began := time.Now()
-			sigs := d.mon.Step(d.sample(t))
+			x, err := d.sample(t)
+			if err != nil {
+				return err
+			}
+			sigs := d.mon.Step(x)
 			d.sampled = false
 			d.seconds += time.Since(began).Seconds()
 			return d.handle(t, sigs)
@@ -144,22 +148,15 @@ func (d *diagnostics) afterUpdate(t *Trainer, u *Update) error {
 }
 
 // sample turns the last step into the monitor's sample.
-func (d *diagnostics) sample(t *Trainer) diagnose.Step {
+func (d *diagnostics) sample(t *Trainer) (diagnose.Step, error) {
 	r := t.last
-	classes := t.cfg.Head.Classes
-	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: make([]int, classes), Sampled: d.sampled}
-	for i := 0; i < r.N; i++ {
-		row := r.Logits[i*classes : (i+1)*classes]
-		best := 0
-		for c, v := range row {
-			if v > row[best] {
-				best = c
-			}
-		}
-		x.Predicted[best]++
-	}
+	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: slices.Clone(r.Predicted), Sampled: d.sampled}
 	if !d.sampled {
-		return x
+		return x, nil
+	}
+	dead, err := d.deadUnits(t, r)
+	if err != nil {
+		return x, err
 	}
 	for _, g := range t.groups {
 		gs := diagnose.Group{Name: g.Name, Pretrained: g.Name != HeadGroup}
@@ -167,21 +164,69 @@ func (d *diagnostics) sample(t *Trainer) diagnose.Step {
 			gs.Trained = true
 			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = n.grad, n.weight, n.update
 		}
-		names := r.prog.OutputNames()
-		for _, p := range d.probes {
-			// By name: a program that starts at the feature cache's cut has only the
-			// probes after it, at other positions.
-			o := slices.Index(names, p.Tensor)
-			if p.Group != g.Name || o < 0 {
-				continue
+		for i, p := range d.probes {
+			if p.Group == g.Name {
+				gs.DeadUnits += dead[i][0]
+				gs.Units += dead[i][1]
 			}
-			dead, units := deadUnits(r.prog.Output(o), r.prog.OutputShape(o))
-			gs.DeadUnits += dead
-			gs.Units += units
 		}
 		x.Groups = append(x.Groups, gs)
 	}
-	return x
+	return x, nil
+}
+
+// deadUnits counts, per probe, the units that no example of the step's batch activated
+// and the units, over every rank's share of the batch (a unit is dead when it is on
+// every rank); a probe before the program's start (the feature cache's cut) counts none.
+func (d *diagnostics) deadUnits(t *Trainer, r *stepResult) ([][2]int, error) {
+	prog := r.prog
+	if prog == nil { // this rank had no example: the program's outputs by name and shape
+		from := ""
+		if t.cache.cut != nil {
+			from = t.cache.cut.Tensor
+		}
+		var err error
+		if prog, err = t.programFrom(1, true, from); err != nil {
+			return nil, err
+		}
+	}
+	names := prog.OutputNames()
+	var alive []float32
+	units := make([]int, len(d.probes))
+	for i, p := range d.probes {
+		// By name: a program that starts at the feature cache's cut has only the
+		// probes after it, at other positions.
+		o := slices.Index(names, p.Tensor)
+		if o < 0 {
+			continue
+		}
+		shape := prog.OutputShape(o)
+		if len(shape) < 2 {
+			continue
+		}
+		flags := make([]float32, shape[1])
+		if r.prog != nil && !aliveUnits(flags, r.prog.Output(o), shape) {
+			continue
+		}
+		units[i] = len(flags)
+		alive = append(alive, flags...)
+	}
+	if t.comm.Size() > 1 {
+		if err := t.comm.AllreduceFloat32(alive); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][2]int, len(d.probes))
+	for i, n := range units {
+		for _, a := range alive[:n] {
+			if a == 0 {
+				out[i][0]++
+			}
+		}
+		out[i][1] = n
+		alive = alive[n:]
+	}
+	return out, nil
 }
 
 // handle reports the signals as findings and returns a repair request for the first

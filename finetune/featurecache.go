@@ -253,17 +253,19 @@ func (t *Trainer) epochBatches(ctx context.Context) (iter.Seq2[trainBatch, error
 	if err := t.notice("feature_cache", msg, seconds); err != nil {
 		return nil, err
 	}
-	return fc.batches(t.trainLoader.Order(t.progress.Epoch), t.progress.Batch, t.cfg.Data.BatchSize, t.data.Train), nil
+	return fc.batches(t.trainLoader.Order(t.progress.Epoch), t.progress.Batch, t.cfg.Data.BatchSize, t.data.Train, t.shard()), nil
 }
 
 // batches yields the batches of examples in order (as the loader orders an epoch),
-// from batch from on, made of the cached activations; each batch's values are valid
-// until the next.
-func (fc *cachedSet) batches(order []int, from, size int, examples dataset.Examples) iter.Seq2[trainBatch, error] {
+// from batch from on, made of the cached activations, each of them shard's share; each
+// batch's values are valid until the next.
+func (fc *cachedSet) batches(order []int, from, size int, examples dataset.Examples, shard dataset.Shard) iter.Seq2[trainBatch, error] {
 	return func(yield func(trainBatch, error) bool) {
 		buf := make([]float32, size*fc.size)
 		for bi := from; bi*size < len(order); bi++ {
 			idx := order[bi*size : min(len(order), (bi+1)*size)]
+			lo, hi := shard.Bounds(len(idx))
+			idx = idx[lo:hi]
 			labels := make([]int, len(idx))
 			for j, i := range idx {
 				copy(buf[j*fc.size:(j+1)*fc.size], fc.feats[i*fc.size:(i+1)*fc.size])

@@ -89,6 +89,9 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 			res, err = nil, fmt.Errorf("run folder: %w", werr)
 		}
 	}()
+	if err := t.syncStart(); err != nil {
+		return nil, err
+	}
 	if err := fire(t, Hook.onStart, none{}); err != nil {
 		return nil, err
 	}
@@ -117,7 +120,7 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	res.Best, res.HasBest = t.Best()
 	if t.testLoader != nil {
-		if res.TestLoss, res.TestAcc, err = t.evaluate(ctx, t.testLoader); err != nil {
+		if res.TestLoss, res.TestAcc, err = t.evaluate(t.loaderContext(ctx), t.testLoader); err != nil {
 			return nil, fmt.Errorf("test: %w", err)
 		}
 		res.HasTest = true
@@ -243,7 +246,7 @@ type trainBatch struct {
 func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
-		for b, err := range t.trainLoader.EpochFrom(ctx, t.progress.Epoch, t.progress.Batch) {
+		for b, err := range t.trainLoader.EpochFrom(t.loaderContext(ctx), t.progress.Epoch, t.progress.Batch) {
 			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
 				return
 			}
@@ -272,10 +275,11 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		if err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			// Batches decoded ahead of the cancellation are not trained on: the
-			// checkpoint holds the position at the moment of the interruption.
-			return err
+		// Batches decoded ahead of the cancellation are not trained on: the checkpoint
+		// holds the position at the moment of the interruption. Over several ranks the
+		// step agrees on it first (reduceStep).
+		if t.stop = ctx.Err() != nil; t.stop && t.comm.Size() == 1 {
+			return ctx.Err()
 		}
 		started := time.Now()
 		res, err := t.step(e, b)
@@ -297,7 +301,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 			return err
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := t.agreeStop(ctx); err != nil {
 		return err
 	}
 	m := &EpochMetrics{
@@ -373,6 +377,9 @@ func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc fl
 		if err != nil {
 			return 0, 0, err
 		}
+		if b.N == 0 { // this rank's share of a short last batch
+			continue
+		}
 		prog, err := t.programFrom(b.N, false, b.From)
 		if err != nil {
 			return 0, 0, err
@@ -384,10 +391,14 @@ func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc fl
 		right += kernels.CorrectCount(b.N, classes, prog.Output(0), b.Labels)
 		seen += b.N
 	}
-	if seen == 0 {
+	r, n := float64(right), float64(seen)
+	if err := t.reduceSums(&sum, &r, &n); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
 		return 0, 0, nil
 	}
-	return sum / float64(seen), float64(right) / float64(seen), nil
+	return sum / n, r / n, nil
 }
 
 // evalBatches yields the batches l loads, in order: the activations the feature cache
@@ -403,7 +414,7 @@ func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2
 		for i := range order {
 			order[i] = i
 		}
-		return fc.batches(order, 0, t.cfg.Data.BatchSize, t.data.Val), nil
+		return fc.batches(order, 0, t.cfg.Data.BatchSize, t.data.Val, t.shard()), nil
 	}
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
@@ -413,6 +424,11 @@ func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2
 			}
 		}
 	}, nil
+}
+
+// shard is this rank's share of every batch.
+func (t *Trainer) shard() dataset.Shard {
+	return dataset.Shard{Index: t.comm.Rank(), Count: t.comm.Size()}
 }
 
 // Evaluate returns the model's loss and accuracy on the test data (or the validation

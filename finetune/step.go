@@ -19,7 +19,9 @@ type stepResult struct {
 	N       int
 	Logits  []float32
 	Labels  []int
-	prog    *backend.Program
+	// Predicted counts the batch's predictions per class.
+	Predicted []int
+	prog      *backend.Program
 	// Update is the step's optimizer update: per trained group, the gradient norm
 	// (before clipping) and the learning rate.
 	Update  *Update
@@ -55,43 +57,72 @@ func (t *Trainer) step(e *epochPlan, b trainBatch) (*stepResult, error) {
 	if err != nil {
 		return r, err
 	}
-	return r, t.update(e, b, r.Update)
+	if err := t.update(e, b, r.Update); err != nil {
+		return r, err
+	}
+	return r, t.syncRunningStats()
 }
 
 // gradients runs the batch forward and backward and returns the loss, the logits and,
 // in r.Update, each trained group's gradients, clipped by optimizer.clip_norm; no weight
-// changes. A NaN or Inf loss or gradient is a *NonFiniteError.
+// changes. Over several ranks (WithComm) the statistics and the gradients are then the
+// whole batch's. A NaN or Inf loss or gradient is a *NonFiniteError.
 func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 	classes := t.cfg.Head.Classes
-	prog, err := t.programFrom(b.N, true, b.From)
-	if err != nil {
-		return nil, err
-	}
 	u := &Update{where: fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, t.progress.StageEpoch+1, b.Index+1)}
-	prog.Reseed(mix(t.cfg.Seed, uint64(t.progress.Step)))
-	if t.forwardUpdates {
-		t.ckpt.waitRead()
+	r := &stepResult{N: b.N, Predicted: make([]int, classes), Update: u}
+	if b.N > 0 { // a rank's share of a short last batch may be empty
+		prog, err := t.programFrom(b.N, true, b.From)
+		if err != nil {
+			return nil, err
+		}
+		prog.Reseed(t.stepSeed())
+		if t.forwardUpdates {
+			t.ckpt.waitRead()
+		}
+		targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
+		if b.Mix != nil {
+			targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
+		}
+		if err := prog.Run([][]float32{b.Images}, targets); err != nil {
+			return nil, fmt.Errorf("%s: %w", u.where, err)
+		}
+		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog
+		r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
+		predictions(r.Predicted, r.Logits, classes)
 	}
-	targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
-	if b.Mix != nil {
-		targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
+	local := r.N
+	if err := t.reduceStep(r); err != nil {
+		return r, err
 	}
-	if err := prog.Run([][]float32{b.Images}, targets); err != nil {
-		return nil, fmt.Errorf("%s: %w", u.where, err)
-	}
-	r := &stepResult{Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog, Update: u}
-	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
 	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 		return r, &NonFiniteError{Where: u.where, What: "loss", Tensor: "loss", Value: r.Loss}
 	}
-	u.Groups, err = t.groupGradients(e, prog, u.where)
+	var err error
+	u.Groups, err = t.groupGradients(e, r.prog, u.where, local, r.N)
 	return r, err
 }
 
+// predictions counts, into counts, the rows of logits whose largest value is each class's.
+func predictions(counts []int, logits []float32, classes int) {
+	for i := 0; i+classes <= len(logits); i += classes {
+		row := logits[i : i+classes]
+		best := 0
+		for c, v := range row {
+			if v > row[best] {
+				best = c
+			}
+		}
+		counts[best]++
+	}
+}
+
 // groupGradients collects the gradients of the groups the epoch updates (the trained
-// ones, and with train_bn the BatchNormalization parameters of the others), with their
-// norms before clipping, then clips them together by optimizer.clip_norm.
-func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string) ([]GroupUpdate, error) {
+// ones, and with train_bn the BatchNormalization parameters of the others), the whole
+// batch's over several ranks (reduceGradients: local of the global examples were this
+// rank's; prog is nil where it had none), with their norms before clipping, then clips
+// them together by optimizer.clip_norm.
+func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string, local, global int) ([]GroupUpdate, error) {
 	var groups []GroupUpdate
 	var all []optim.Param
 	for _, g := range t.groups {
@@ -103,17 +134,28 @@ func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where stri
 		}
 		gu := GroupUpdate{Name: g.Name}
 		for _, name := range names {
-			grad := prog.Grad(name)
-			if grad == nil {
+			var grad []float32
+			switch {
+			case prog == nil:
+				grad = t.zeroGrad(name)
+			case prog.Grad(name) == nil:
 				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
+			default:
+				grad = prog.Grad(name)
 			}
 			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad})
 		}
 		all = append(all, gu.Params...)
-		if gu.GradNorm = optim.GradNorm(gu.Params); math.IsNaN(gu.GradNorm) || math.IsInf(gu.GradNorm, 0) {
-			return nil, nonFiniteIn(where, "gradient", g.Name, gu.Params, true)
-		}
 		groups = append(groups, gu)
+	}
+	if err := t.reduceGradients(groups, local, global); err != nil {
+		return nil, err
+	}
+	for i := range groups {
+		gu := &groups[i]
+		if gu.GradNorm = optim.GradNorm(gu.Params); math.IsNaN(gu.GradNorm) || math.IsInf(gu.GradNorm, 0) {
+			return nil, nonFiniteIn(where, "gradient", gu.Name, gu.Params, true)
+		}
 	}
 	if t.cfg.Optimizer.ClipNorm > 0 {
 		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)

@@ -7,6 +7,7 @@ import (
 
 	"toolkit/backend"
 	"toolkit/dataset"
+	"toolkit/distrib"
 	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
 	"toolkit/headbuilder"
@@ -52,6 +53,12 @@ type Trainer struct {
 	trained                     []string
 	// cache is the frozen-base feature cache (featurecache.go).
 	cache *featureCache
+	// comm is the group of ranks the run trains with (ranks.go); stop is a rank's wish
+	// to stop (its context cancelled), which the next step agrees on with the others.
+	comm distrib.Comm
+	stop bool
+	// zeros are the gradients of a rank whose share of a batch is empty.
+	zeros map[string][]float32
 	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
@@ -77,7 +84,15 @@ type setup struct {
 	// overwrite lets a run start in a folder holding another run's files, removing
 	// them first; resuming continues the run in the folder (Resume).
 	overwrite, resuming bool
+	comm                distrib.Comm
 }
+
+// WithComm trains as one rank of a data-parallel group (package distrib; MPI under
+// mpirun): every rank runs the same recipe on its share of every batch (of
+// data.batch_size, the global batch), the gradients summed over the ranks before every
+// update, which every rank applies alike; rank 0 alone writes the run folder. See
+// ranks.go.
+func WithComm(c distrib.Comm) Option { return func(s *setup) { s.comm = c } }
 
 // WithHooks adds hooks to the run, after the default ones.
 func WithHooks(h ...Hook) Option { return func(s *setup) { s.hooks = append(s.hooks, h...) } }
@@ -171,27 +186,31 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t.cache = newFeatureCache(model, t.outputs, groups, t.data, cfg)
+	if t.comm = s.comm; t.comm == nil {
+		t.comm = distrib.Single{}
+	}
+	shard := t.shard()
 	sum := t.data.Summary()
 	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
 		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
 			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
 	}
-	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true); err != nil {
+	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true, shard); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	if t.data.Val != nil {
-		if t.valLoader, err = t.data.loader(t.data.Val, cfg.Data, cfg.Seed, false); err != nil {
+		if t.valLoader, err = t.data.loader(t.data.Val, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
 	}
 	if t.data.Test != nil {
-		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false); err != nil {
+		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
 	}
 	t.hooks = t.newCoreHooks()
-	if s.defaultHooks {
+	if s.defaultHooks && t.comm.Rank() == 0 {
 		if err := checkWritable(cfg.Output.Dir); err != nil {
 			return nil, err
 		}
