@@ -49,6 +49,27 @@ type LoaderOptions struct {
 	// of 3 x 224 x 224 takes 150 KB), so that later epochs skip decoding and resizing them;
 	// 0: no cache. The batches are the same with or without it.
 	CacheBytes int64
+	// Shard makes every batch hold only its share of the batch it would be without it:
+	// of a batch of n examples, those from Index*n/Count to (Index+1)*n/Count, so that
+	// the shards of Count loaders over the same collection with the same options, taken
+	// in order, are the batch one loader gives (data-parallel training: each rank
+	// prepares and trains on its share). A shard may be empty (a short last batch over
+	// many ranks): its batch has N 0. The zero value is the whole batch. Mixup and Cutmix
+	// blend neighbours across the whole batch and take no shard.
+	Shard Shard
+}
+
+// Shard is one of Count parts of every batch (LoaderOptions.Shard).
+type Shard struct {
+	Index, Count int
+}
+
+// Bounds returns the part [lo, hi) of a batch of n examples that the shard holds.
+func (s Shard) Bounds(n int) (lo, hi int) {
+	if s.Count <= 1 {
+		return 0, n
+	}
+	return s.Index * n / s.Count, (s.Index + 1) * n / s.Count
 }
 
 // Batch is one batch of preprocessed images.
@@ -151,6 +172,12 @@ func NewLoader(data Examples, opts LoaderOptions) (*Loader, error) {
 	}
 	if err := opts.Augment.ValidateBatch(opts.BatchSize); err != nil {
 		return nil, err
+	}
+	if sh := opts.Shard; sh.Count < 0 || sh.Count > 0 && (sh.Index < 0 || sh.Index >= sh.Count) {
+		return nil, fmt.Errorf("dataset: loader shard %d of %d: want an index from 0 to the count less one", sh.Index, sh.Count)
+	}
+	if opts.Shard.Count > 1 && opts.Augment.Mixes() {
+		return nil, &AugmentError{Key: "mixup", Msg: "mixup and cutmix blend each image with its neighbour in the whole batch: they cannot be split over ranks (run them in one process)"}
 	}
 	l := &Loader{data: data, opts: opts, t: t, size: opts.Preprocess.Size()}
 	if opts.CacheBytes > 0 && t.eightBit && !t.augments {
@@ -262,6 +289,7 @@ type batchBuf struct {
 	indices []int
 	n       int
 	index   int
+	pos     int // the epoch position of the first example (with a shard, its share's)
 	errs    []error
 	pending atomic.Int32
 	done    chan struct{}
@@ -337,7 +365,9 @@ func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch,
 			}
 			lo := bi * bs
 			hi := min(lo+bs, n)
-			buf.n, buf.index = hi-lo, bi
+			slo, shi := l.opts.Shard.Bounds(hi - lo)
+			lo, hi = lo+slo, lo+shi
+			buf.n, buf.index, buf.pos = hi-lo, bi, lo
 			copy(buf.indices, order[lo:hi])
 			for k, ix := range buf.indices[:buf.n] {
 				buf.labels[k] = l.data.Label(ix)
@@ -345,6 +375,9 @@ func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch,
 			clear(buf.errs)
 			buf.pending.Store(int32(buf.n))
 			buf.done = make(chan struct{})
+			if buf.n == 0 {
+				close(buf.done) // an empty shard: nothing to prepare
+			}
 			ready <- buf // never blocks: at most nbuf buffers exist
 			for k := range buf.n {
 				select {
@@ -362,7 +395,7 @@ func (l *Loader) run(parent context.Context, epoch, start int, yield func(Batch,
 			for j := range jobs {
 				b := j.buf
 				if ctx.Err() == nil {
-					b.errs[j.slot] = l.prepare(b.images[j.slot*l.size:(j.slot+1)*l.size], b.indices[j.slot], b.index*bs+j.slot, epoch, &s)
+					b.errs[j.slot] = l.prepare(b.images[j.slot*l.size:(j.slot+1)*l.size], b.indices[j.slot], b.pos+j.slot, epoch, &s)
 				} else {
 					b.errs[j.slot] = fmt.Errorf("dataset: loader stopped: %w", context.Cause(ctx))
 				}

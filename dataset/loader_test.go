@@ -10,6 +10,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -533,5 +534,77 @@ func TestBalancedSampler(t *testing.T) {
 	}
 	if slices.Equal(l.Order(0), l.Order(1)) {
 		t.Error("two epochs draw the same order")
+	}
+}
+
+// TestLoaderShards checks that the shards of a batch, taken in order, are the batch the
+// unsharded loader gives (the same examples, labels and augmented pixels: every draw is
+// keyed by the example, not by its place in a batch), that a shard of a short last batch
+// may be empty without hanging the epoch, and that a mixing augmentation refuses shards.
+func TestLoaderShards(t *testing.T) {
+	src := fakeExamples{make([]int, 13)}
+	opts := LoaderOptions{
+		BatchSize: 4, Shuffle: true, Seed: 5,
+		Preprocess: Preprocess{Mode: ModeTF, Channels: 3, Height: 6, Width: 6},
+		Augment:    Augment{HFlip: true, PadCrop: 1},
+	}
+	for _, balanced := range []bool{false, true} {
+		opts.Balanced = balanced // the balanced sampler keys augmentation by position
+		checkShards(t, src, opts)
+	}
+	o := opts
+	o.Augment, o.Shard = Augment{Mixup: 0.2}, Shard{Index: 0, Count: 2}
+	if _, err := NewLoader(src, o); err == nil || !strings.Contains(err.Error(), "ranks") {
+		t.Errorf("mixup over shards: error %v", err)
+	}
+	o.Augment, o.Shard = Augment{}, Shard{Index: 2, Count: 2}
+	if _, err := NewLoader(src, o); err == nil {
+		t.Error("shard 2 of 2 accepted")
+	}
+}
+
+func checkShards(t *testing.T, src Examples, opts LoaderOptions) {
+	t.Helper()
+	whole, err := NewLoader(src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Batch
+	for b, err := range whole.Epoch(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, Batch{Images: slices.Clone(b.Images), Labels: slices.Clone(b.Labels), Indices: slices.Clone(b.Indices), N: b.N})
+	}
+	const count = 3
+	got := make([]Batch, len(want))
+	sizes := make([][]int, count)
+	for r := range count {
+		o := opts
+		o.Shard = Shard{Index: r, Count: count}
+		l, err := NewLoader(src, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b, err := range l.Epoch(context.Background(), 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := &got[b.Index]
+			g.Images = append(g.Images, b.Images...)
+			g.Labels = append(g.Labels, b.Labels...)
+			g.Indices = append(g.Indices, b.Indices...)
+			g.N += b.N
+			sizes[r] = append(sizes[r], b.N)
+		}
+	}
+	for i := range want {
+		if got[i].N != want[i].N || !slices.Equal(got[i].Images, want[i].Images) || !slices.Equal(got[i].Labels, want[i].Labels) || !slices.Equal(got[i].Indices, want[i].Indices) {
+			t.Errorf("batch %d: the shards together differ from the whole batch", i)
+		}
+	}
+	// 13 examples in batches of 4: the last batch holds 1, and only the last shard has it.
+	if !slices.Equal(sizes[0], []int{1, 1, 1, 0}) || !slices.Equal(sizes[2], []int{2, 2, 2, 1}) {
+		t.Errorf("shard sizes %v", sizes)
 	}
 }

@@ -1,7 +1,6 @@
 package evaluate
 
 import (
-	"encoding/json"
 	"fmt"
 	"image"
 	"os"
@@ -10,7 +9,7 @@ import (
 	"toolkit/backend"
 	"toolkit/backend/kernels"
 	"toolkit/dataset"
-	"toolkit/finetune"
+	"toolkit/modelmeta"
 	"toolkit/onnx"
 )
 
@@ -45,26 +44,24 @@ func Load(path string) (*Classifier, error) {
 		return nil, fmt.Errorf("%s: want one image input [N C H W], the model has %d inputs %v", path, len(ins), ins)
 	}
 	c := &Classifier{Path: path, model: bm, programs: map[int]*backend.Program{}}
-	meta := map[string]string{}
-	for _, e := range m.Metadata {
-		meta[e.Key] = e.Value
+	meta, err := modelmeta.Get(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	shape := ins[0].Shape
-	if raw, ok := meta[finetune.MetaPreprocess]; ok {
-		if err := json.Unmarshal([]byte(raw), &c.Preprocess); err != nil {
-			return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaPreprocess, err)
-		}
+	if meta.Preprocess != nil {
+		c.Preprocess = *meta.Preprocess
 	} else {
 		if shape[1] <= 0 || shape[2] <= 0 || shape[3] <= 0 {
 			return nil, fmt.Errorf("%s: no %s metadata and the input %q has open dimensions %v: the input size is unknown",
-				path, finetune.MetaPreprocess, ins[0].Name, shape)
+				path, modelmeta.Preprocess, ins[0].Name, shape)
 		}
 		c.Preprocess = dataset.Preprocess{Mode: dataset.ModeTorch, Channels: shape[1], Height: shape[2], Width: shape[3]}
 		c.Notes = append(c.Notes, fmt.Sprintf("the model has no preprocessing metadata (%s): using mode torch (ImageNet mean and std) at %dx%d",
-			finetune.MetaPreprocess, shape[3], shape[2]))
+			modelmeta.Preprocess, shape[3], shape[2]))
 	}
 	if err := c.Preprocess.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaPreprocess, err)
+		return nil, fmt.Errorf("%s: metadata %s: %w", path, modelmeta.Preprocess, err)
 	}
 	prog, err := c.program(1)
 	if err != nil {
@@ -75,19 +72,17 @@ func Load(path string) (*Classifier, error) {
 		return nil, fmt.Errorf("%s: the output %q has shape %v; a classifier gives [N classes]", path, prog.OutputNames()[0], out)
 	}
 	k := out[1]
-	if raw, ok := meta[finetune.MetaClasses]; ok {
-		if err := json.Unmarshal([]byte(raw), &c.Classes); err != nil {
-			return nil, fmt.Errorf("%s: metadata %s: %w", path, finetune.MetaClasses, err)
-		}
+	if meta.Classes != nil {
+		c.Classes = meta.Classes
 		if len(c.Classes) != k {
-			return nil, fmt.Errorf("%s: metadata %s names %d classes, the model outputs %d", path, finetune.MetaClasses, len(c.Classes), k)
+			return nil, fmt.Errorf("%s: metadata %s names %d classes, the model outputs %d", path, modelmeta.Classes, len(c.Classes), k)
 		}
 		c.HasNames = true
 	} else {
 		for i := 0; i < k; i++ {
 			c.Classes = append(c.Classes, strconv.Itoa(i))
 		}
-		c.Notes = append(c.Notes, fmt.Sprintf("the model has no class names (metadata %s): classes are shown as indices 0-%d", finetune.MetaClasses, k-1))
+		c.Notes = append(c.Notes, fmt.Sprintf("the model has no class names (metadata %s): classes are shown as indices 0-%d", modelmeta.Classes, k-1))
 	}
 	return c, nil
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"toolkit/dataset"
-	"toolkit/finetune"
 )
 
 // Options tune an evaluation.
@@ -39,7 +38,8 @@ type SkippedImage struct {
 	Error string `json:"error"`
 }
 
-func skippedImages(bad []dataset.BadImage) []SkippedImage {
+// SkippedImages lists the files a data set left out, as a Report does.
+func SkippedImages(bad []dataset.BadImage) []SkippedImage {
 	var out []SkippedImage
 	for _, b := range bad {
 		out = append(out, SkippedImage{File: b.Path, Error: b.Err.Error()})
@@ -96,7 +96,7 @@ func EvaluateFolder(ctx context.Context, c *Classifier, dir string, opts Options
 	}
 	r, err := Evaluate(ctx, c, src, src.Classes(), dir, opts)
 	if r != nil {
-		r.Skipped = skippedImages(src.Skipped())
+		r.Skipped = SkippedImages(src.Skipped())
 	}
 	return r, err
 }
@@ -250,24 +250,4 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// EvaluateConfig evaluates the classifier on a recipe's test data (data.test, in the
-// recipe's format), with the preprocessing the model's metadata gives.
-func EvaluateConfig(ctx context.Context, c *Classifier, cfg finetune.Config, opts Options) (*Report, error) {
-	if cfg.Data.Test == "" {
-		return nil, fmt.Errorf("the recipe has no test data (data.test)")
-	}
-	if opts.OnBadImage != "" {
-		cfg.Data.OnBadImage = opts.OnBadImage
-	}
-	d, err := finetune.OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
-	r, err := Evaluate(ctx, c, d.Test, d.Classes, cfg.Data.Test, opts)
-	if r != nil {
-		r.Skipped = skippedImages(d.Skipped)
-	}
-	return r, err
 }

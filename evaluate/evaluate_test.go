@@ -20,6 +20,7 @@ import (
 	"toolkit/dataset"
 	"toolkit/finetune"
 	"toolkit/internal/testref"
+	"toolkit/modelmeta"
 	"toolkit/npy"
 	"toolkit/onnx"
 )
@@ -234,7 +235,7 @@ func TestBadInput(t *testing.T) {
 	}
 	var meta []onnx.MetadataEntry
 	for _, e := range m.Metadata {
-		if e.Key != finetune.MetaClasses {
+		if e.Key != modelmeta.Classes {
 			meta = append(meta, e)
 		}
 	}

@@ -90,7 +90,7 @@ func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Opt
 	if err != nil {
 		return nil, badImageAdvice(err)
 	}
-	out := &Predictions{Skipped: skippedImages(src.Skipped())}
+	out := &Predictions{Skipped: SkippedImages(src.Skipped())}
 	if src.Len() == 0 {
 		return out, nil
 	}

@@ -116,164 +116,6 @@ type checkpointFile struct {
 	Hooks    map[string]json.RawMessage `json:"hooks"`
 }
 
-// snapshot is a trainer's whole state at one moment: a checkpoint in memory.
-type snapshot struct {
-	params   map[string][]float32
-	optims   map[string]*optim.State
-	progress Progress
-	stages   []StageConfig
-	log      []Record
-	hooks    map[string]json.RawMessage
-}
-
-// capture copies the trainer's state.
-func (t *Trainer) capture() (*snapshot, error) {
-	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
-	for _, name := range t.model.ParamNames() {
-		s.params[name] = slices.Clone(t.model.Param(name))
-	}
-	for name, o := range t.optims {
-		s.optims[name] = o.State()
-	}
-	var err error
-	if s.hooks, err = t.hookStates(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// restore puts a captured state back.
-func (t *Trainer) restore(s *snapshot) error {
-	t.waitCheckpointFiles() // a checkpoint being written reads the state restore changes
-	// Everything is checked before anything changes, in a fixed order (the model's
-	// parameters, then the recipe's groups), so that the first mismatch reported is
-	// always the same.
-	for _, name := range t.model.ParamNames() {
-		v, ok := s.params[name]
-		if !ok {
-			return fmt.Errorf("the model's parameter %q is not in it: the checkpoint is of another recipe", name)
-		}
-		if dst := t.model.Param(name); len(dst) != len(v) {
-			return fmt.Errorf("parameter %q has %d values, the model %d: the checkpoint is of another recipe", name, len(v), len(dst))
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(s.optims)) {
-		if _, ok := t.optims[name]; !ok {
-			return fmt.Errorf("optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
-		}
-	}
-	for _, name := range t.model.ParamNames() {
-		copy(t.model.Param(name), s.params[name])
-	}
-	t.weightsChanged()
-	for _, g := range t.groups {
-		if st, ok := s.optims[g.Name]; ok {
-			if err := t.optims[g.Name].Load(st); err != nil {
-				return fmt.Errorf("group %s: %w", g.Name, err)
-			}
-		}
-	}
-	if len(s.stages) > 0 && !slices.EqualFunc(s.stages, t.cfg.Stages, func(a, b StageConfig) bool { return StageLine(a) == StageLine(b) }) {
-		plans, err := planStages(s.stages, t.groups)
-		if err != nil {
-			return fmt.Errorf("the stages saved: %w", err)
-		}
-		t.cfg.Stages, t.stages = slices.Clone(s.stages), plans
-	}
-	t.progress = s.progress
-	t.log = slices.Clone(s.log)
-	return t.setHookStates(s.hooks)
-}
-
-// SaveCheckpoint writes the trainer's state into dir (replacing what is there). It
-// writes the live weights and optimizer state as they are (no copy of them in memory).
-func (t *Trainer) SaveCheckpoint(dir string) error {
-	if err := t.startSave(dir, ""); err != nil {
-		return err
-	}
-	return t.waitCheckpoint()
-}
-
-// startSave saves, on a goroutine, the trainer's state into the checkpoint folder dir
-// and the model into the ONNX file model (either may be "" for none). It writes the
-// files from the live weights and optimizer state (no copy of them in memory), the
-// model durably in place, then makes the checkpoint's files durable and puts the
-// folder in place of the previous checkpoint (commitSnapshot). The writing overlaps the
-// next epoch's first forward and backward pass, the sync (a quarter to half a second
-// for VGG19's 240 MB) the rest of it, instead of leaving both cores idle. Until
-// waitCheckpointFiles returns nothing may change the state: the step waits before its
-// optimizer update (before its forward pass when BatchNormalization updates running
-// statistics there), restore before putting a state back. waitCheckpoint waits for
-// the whole save; the next save, an interruption and the end of the run do.
-func (t *Trainer) startSave(dir, model string) error {
-	if err := t.waitCheckpoint(); err != nil {
-		return err
-	}
-	var write func() error // the model file, or nil
-	if model != "" {
-		m, err := t.liveModel()
-		if err != nil {
-			return err
-		}
-		write = func() error { return onnx.Write(model, m) }
-	}
-	var weights *onnx.Model
-	var s *snapshot
-	var saved *dataRecord
-	if dir != "" {
-		s = &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-			stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
-		for _, name := range t.model.ParamNames() {
-			s.params[name] = t.model.Param(name)
-		}
-		for name, o := range t.optims {
-			s.optims[name] = o.StateView()
-		}
-		var err error
-		if s.hooks, err = t.hookStates(); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		// What the writer reads of the trainer itself (the model's graph, the recipe's
-		// groups) is fixed when the trainer is made; the state it reads is s, and of the
-		// saved data files only dir's record, which nothing else touches until the save
-		// is waited for.
-		weights, saved = t.exportIR(s.params), t.savedData(dir)
-	}
-	written, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		var modelErr, err error
-		var wg sync.WaitGroup
-		if write != nil {
-			wg.Go(func() { modelErr = write() })
-		}
-		if dir != "" {
-			err = writeSnapshotFiles(dir, weights, t.groups, s, saved)
-		}
-		wg.Wait()
-		close(written)
-		if err == nil && dir != "" {
-			err = commitSnapshot(dir, saved)
-		}
-		done <- errors.Join(modelErr, err)
-	}()
-	t.checkpointReading, t.committing = written, done
-	return nil
-}
-
-// savedData returns the record of the data files that the checkpoint in dir holds.
-func (t *Trainer) savedData(dir string) *dataRecord {
-	if t.saved == nil {
-		t.saved = map[string]*dataRecord{}
-	}
-	r, ok := t.saved[dir]
-	if !ok {
-		r = &dataRecord{seed: maphash.MakeSeed()}
-		t.saved[dir] = r
-	}
-	return r
-}
-
 // dataRecord says which weights the external data files of one checkpoint folder hold,
 // as a fingerprint per file (under seed, the folder's own); committed is the record of
 // the folder on disk, pending that of the folder being written beside it.
@@ -328,27 +170,6 @@ func fingerprint(seed maphash.Seed, weights *onnx.Model, f onnx.ExternalFile) ui
 		h.Write(float32Bytes(nil, init.Floats))
 	}
 	return h.Sum64()
-}
-
-// waitCheckpointFiles waits until the checkpoint being saved no longer reads the
-// trainer's state.
-func (t *Trainer) waitCheckpointFiles() {
-	if t.checkpointReading != nil {
-		<-t.checkpointReading
-		t.checkpointReading = nil
-	}
-}
-
-// waitCheckpoint waits for the save startSave started, if any, and
-// returns its error.
-func (t *Trainer) waitCheckpoint() error {
-	t.waitCheckpointFiles()
-	if t.committing == nil {
-		return nil
-	}
-	err := <-t.committing
-	t.committing = nil
-	return err
 }
 
 // writeOptimizers writes the optimizer states: the length of the gob-encoded
@@ -447,15 +268,6 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 		return nil, errors.New("bytes after the last parameter's state")
 	}
 	return out, nil
-}
-
-// writeSnapshot writes a captured state as a checkpoint folder.
-func (t *Trainer) writeSnapshot(dir string, s *snapshot) error {
-	saved := t.savedData(dir)
-	if err := writeSnapshotFiles(dir, t.exportIR(s.params), t.groups, s, saved); err != nil {
-		return err
-	}
-	return commitSnapshot(dir, saved)
 }
 
 // writeSnapshotFiles writes the files of the checkpoint for dir into the folder dir.tmp
@@ -577,22 +389,110 @@ func createFile(path string, write func(*os.File) error) error {
 	return nil
 }
 
-// LoadCheckpoint restores weights, optimizer states, position, stages, log and hook
-// states from dir (or from the previous checkpoint, if a save was cut short while
-// swapping folders).
-func (t *Trainer) LoadCheckpoint(dir string) error {
-	s, err := t.readSnapshot(dir)
-	if err != nil {
+// writeFileWith writes a file through a temporary file and a rename (mode 0666 less
+// the umask).
+func writeFileWith(path string, write func(*os.File) error) error {
+	return atomicfile.Write(path, write)
+}
+
+// checkpointWriter writes checkpoint folders in the format above, one save at a time in
+// the background (start): the save writes its files from the live state while the
+// training goes on, so nothing may change that state until waitRead returns (the step
+// waits before its optimizer update, before its forward pass where BatchNormalization
+// updates running statistics there, a restore before putting a state back); it then
+// syncs them and swaps the folder in for the previous checkpoint until Wait returns
+// (the next save, an interruption and the end of the run wait).
+type checkpointWriter struct {
+	groups []Group
+	// saved records, by checkpoint folder, the weights its data files hold.
+	saved map[string]*dataRecord
+	// reading is closed when the save under way has written its files; done then
+	// delivers its result. Both are nil when no save is under way.
+	reading chan struct{}
+	done    chan error
+}
+
+func newCheckpointWriter(groups []Group) *checkpointWriter {
+	return &checkpointWriter{groups: groups, saved: map[string]*dataRecord{}}
+}
+
+// start saves, on a goroutine, the state s with the model weights into the checkpoint
+// folder dir (none for "") and runs model (a model file's writing; nil for none) beside
+// it, after waiting for the save before. What the save reads of the trainer is s and
+// weights, which share the live values, and dir's record of data files, which nothing
+// else touches until the save is waited for.
+func (w *checkpointWriter) start(dir string, weights *onnx.Model, s *snapshot, model func() error) error {
+	if err := w.Wait(); err != nil {
 		return err
 	}
-	if err := t.restore(s); err != nil {
-		return fmt.Errorf("checkpoint: %s: %w", dir, err)
+	var saved *dataRecord
+	if dir != "" {
+		saved = w.record(dir)
 	}
+	reading, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		var modelErr, err error
+		var wg sync.WaitGroup
+		if model != nil {
+			wg.Go(func() { modelErr = model() })
+		}
+		if dir != "" {
+			err = writeSnapshotFiles(dir, weights, w.groups, s, saved)
+		}
+		wg.Wait()
+		close(reading)
+		if err == nil && dir != "" {
+			err = commitSnapshot(dir, saved)
+		}
+		done <- errors.Join(modelErr, err)
+	}()
+	w.reading, w.done = reading, done
 	return nil
 }
 
-// readSnapshot reads a checkpoint folder.
-func (t *Trainer) readSnapshot(dir string) (*snapshot, error) {
+// write saves the state s with the model weights into dir now, beside any save under
+// way (into another folder).
+func (w *checkpointWriter) write(dir string, weights *onnx.Model, s *snapshot) error {
+	saved := w.record(dir)
+	if err := writeSnapshotFiles(dir, weights, w.groups, s, saved); err != nil {
+		return err
+	}
+	return commitSnapshot(dir, saved)
+}
+
+// record returns the record of the data files that the checkpoint in dir holds.
+func (w *checkpointWriter) record(dir string) *dataRecord {
+	r, ok := w.saved[dir]
+	if !ok {
+		r = &dataRecord{seed: maphash.MakeSeed()}
+		w.saved[dir] = r
+	}
+	return r
+}
+
+// waitRead waits until the save under way no longer reads the trainer's state.
+func (w *checkpointWriter) waitRead() {
+	if w.reading != nil {
+		<-w.reading
+		w.reading = nil
+	}
+}
+
+// Wait waits for the save under way, if any, and returns its error.
+func (w *checkpointWriter) Wait() error {
+	w.waitRead()
+	if w.done == nil {
+		return nil
+	}
+	err := <-w.done
+	w.done = nil
+	return err
+}
+
+// readCheckpoint reads a checkpoint folder (or the previous checkpoint, dir.old, if a
+// save was cut short while swapping folders); params keeps the values of the weights
+// whose names it accepts.
+func readCheckpoint(dir string, param func(name string) bool) (*snapshot, error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if _, errOld := os.Stat(dir + ".old"); errOld == nil {
 			dir += ".old"
@@ -617,7 +517,7 @@ func (t *Trainer) readSnapshot(dir string) (*snapshot, error) {
 	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: state.Progress,
 		stages: state.Stages, log: state.Log, hooks: state.Hooks}
 	for _, init := range weights.Graph.Initializers {
-		if t.model.Param(init.Name) != nil {
+		if param(init.Name) {
 			s.params[init.Name] = init.Floats
 		}
 	}
@@ -630,10 +530,4 @@ func (t *Trainer) readSnapshot(dir string) (*snapshot, error) {
 		return nil, fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
 	}
 	return s, nil
-}
-
-// writeFileWith writes a file through a temporary file and a rename (mode 0666 less
-// the umask).
-func writeFileWith(path string, write func(*os.File) error) error {
-	return atomicfile.Write(path, write)
 }

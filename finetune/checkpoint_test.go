@@ -29,7 +29,7 @@ func TestCheckpointLinksUnchangedGroups(t *testing.T) {
 	dir := filepath.Join(cfg.Output.Dir, RunCheckpoint)
 	var epochs []map[string]os.FileInfo // each epoch's data files, by name
 	tr.hooks = append(tr.hooks, Hook{Name: "stat", Epoch: func(tr *Trainer, m *EpochMetrics) error {
-		if err := tr.waitCheckpoint(); err != nil {
+		if err := tr.ckpt.Wait(); err != nil {
 			return err
 		}
 		files := map[string]os.FileInfo{}
@@ -150,7 +150,7 @@ func TestCheckpointEvery(t *testing.T) {
 		dir := filepath.Join(cfg.Output.Dir, RunCheckpoint)
 		var got []int
 		tr.hooks = append(tr.hooks, Hook{Name: "look", Epoch: func(tr *Trainer, m *EpochMetrics) error {
-			if err := tr.waitCheckpoint(); err != nil {
+			if err := tr.ckpt.Wait(); err != nil {
 				return err
 			}
 			if _, err := os.Stat(dir); err != nil {

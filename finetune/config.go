@@ -130,8 +130,8 @@ type GroupConfig struct {
 type OptimizerConfig struct {
 	// Name is the optimizer: sgd (with momentum), adam or adamw (decoupled weight decay).
 	Name string `yaml:"name" enum:"sgd,adam,adamw"`
-	// WeightDecay is the L2 penalty (sgd, adam) or the decoupled decay (adamw); frozen groups get none.
-	WeightDecay float64 `yaml:"weight_decay"`
+	// WeightDecay is the L2 penalty (sgd, adam) or the decoupled decay (adamw, PyTorch's default 0.01); frozen groups get none.
+	WeightDecay float64 `yaml:"weight_decay" default:"0 (adamw: 0.01)"`
 	// Momentum is the momentum of sgd.
 	Momentum float64 `yaml:"momentum"`
 	// Nesterov makes the momentum of sgd Nesterov's.
@@ -325,7 +325,7 @@ func Default() Config {
 		Seed:      42,
 		Model:     ModelConfig{Input: InputConfig{Channels: 3, Height: 224, Width: 224}},
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
-		Optimizer: OptimizerConfig{Name: "adam", Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		Optimizer: optimizerDefaults("adam"),
 		Data: DataConfig{
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
@@ -347,7 +347,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.resolvePaths(filepath.Dir(path))
+	cfg.ResolvePaths(filepath.Dir(path))
 	return cfg, nil
 }
 
@@ -459,7 +459,8 @@ func decodeEnv(raw string, v reflect.Value) error {
 	return yamlnode.Decode(&doc, v.Addr().Interface())
 }
 
-func (c *Config) resolvePaths(dir string) {
+// ResolvePaths makes the recipe's relative paths (model, data, output) absolute under dir.
+func (c *Config) ResolvePaths(dir string) {
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)

@@ -225,3 +225,54 @@ func TestEnumsAgreeWithTheirPackages(t *testing.T) {
 		}
 	}
 }
+
+// TestOptimizerDefaults checks that a recipe reaches each optimizer with the defaults
+// of package optim's one table (PyTorch's, tested there against torch.optim): a recipe
+// that names adamw and no weight_decay decays by 1e-2, as PyTorch's AdamW, and one that
+// sets it gets what it sets; every option of the table is a recipe key.
+func TestOptimizerDefaults(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want optim.Hyper
+	}{
+		{"", optim.Hyper{Momentum: 0.9, Beta2: 0.999, Eps: 1e-8}},
+		{"optimizer: {name: adamw}\n", optim.Hyper{Momentum: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}},
+		{"optimizer: {name: adamw, weight_decay: 0}\n", optim.Hyper{Momentum: 0.9, Beta2: 0.999, Eps: 1e-8}},
+		{"optimizer: {name: adamw, beta2: 0.99, weight_decay: 1e-3}\n", optim.Hyper{Momentum: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 1e-3}},
+		{"optimizer: {name: sgd}\n", optim.Hyper{Momentum: 0.9}},
+		{"optimizer: {name: sgd, nesterov: true, clip_norm: 1}\n", optim.Hyper{Momentum: 0.9, Nesterov: true}},
+	} {
+		cfg, err := ParseConfig([]byte(c.yaml), "x.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		o, err := newOptimizer(cfg.Optimizer)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if got := o.State().Hyper; got != c.want {
+			t.Errorf("%q: %+v, want %+v", c.yaml, got, c.want)
+		}
+		// Written back and read again, the recipe makes the same optimizer.
+		raw, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseConfig(raw, "again.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Optimizer != cfg.Optimizer {
+			t.Errorf("%q: written and read back %+v, was %+v", c.yaml, again.Optimizer, cfg.Optimizer)
+		}
+	}
+	keys := map[string]bool{}
+	for _, f := range yamlnode.Fields(reflect.TypeFor[OptimizerConfig]()) {
+		keys[f.Key] = true
+	}
+	for _, o := range optim.Options {
+		if !keys[o.Key] {
+			t.Errorf("optim's option %s is not a key of the recipe's optimizer section", o.Key)
+		}
+	}
+}

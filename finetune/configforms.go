@@ -3,6 +3,7 @@ package finetune
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"toolkit/dataset"
+	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
 	"toolkit/internal/jsonschema"
 	"toolkit/internal/yamlnode"
@@ -255,24 +257,80 @@ func (DiagnosticsConfig) JSONSchema() *jsonschema.Schema {
 // plainOptimizer is OptimizerConfig without its YAML methods.
 type plainOptimizer OptimizerConfig
 
-// optimizerOptions says which optimizers take each option that not all of them take.
-var optimizerOptions = map[string][]string{
-	"momentum": {"sgd"}, "nesterov": {"sgd"},
-	"beta1": {"adam", "adamw"}, "beta2": {"adam", "adamw"}, "eps": {"adam", "adamw"},
+// optimizerDefaults is the optimizer section of a recipe that names the optimizer name
+// and none of its options: each option at name's default (optim.Options, the one table
+// of them), the options only other optimizers take at theirs (unused).
+func optimizerDefaults(name string) OptimizerConfig {
+	all := map[string]float64{}
+	for _, n := range optim.Names() {
+		maps.Copy(all, optim.Defaults(n))
+	}
+	maps.Copy(all, optim.Defaults(name))
+	c := OptimizerConfig{Name: name}
+	v := reflect.ValueOf(&c).Elem()
+	for _, f := range yamlnode.Fields(v.Type()) {
+		if d, ok := all[f.Key]; ok {
+			setOption(v.FieldByIndex(f.Index), d)
+		}
+	}
+	return c
+}
+
+// options returns the options of the named optimizer as optim.New takes them, from
+// the fields with their keys (a flag as 0 or 1).
+func (o OptimizerConfig) options() map[string]float64 {
+	out := map[string]float64{}
+	takes := optim.Defaults(o.Name)
+	v := reflect.ValueOf(o)
+	for _, f := range yamlnode.Fields(v.Type()) {
+		if _, ok := takes[f.Key]; !ok {
+			continue
+		}
+		switch fv := v.FieldByIndex(f.Index); fv.Kind() {
+		case reflect.Bool:
+			out[f.Key] = 0
+			if fv.Bool() {
+				out[f.Key] = 1
+			}
+		default:
+			out[f.Key] = fv.Float()
+		}
+	}
+	return out
+}
+
+func setOption(fv reflect.Value, x float64) {
+	if fv.Kind() == reflect.Bool {
+		fv.SetBool(x == 1)
+		return
+	}
+	fv.SetFloat(x)
 }
 
 // UnmarshalYAML reads the optimizer's mapping as its struct, and rejects an option of
-// another optimizer (momentum with adam), which would have no effect.
+// another optimizer (momentum with adam), which would have no effect. A mapping that
+// names the optimizer gives the options it leaves out that optimizer's defaults
+// (optim.Options: {name: adamw} decays by 1e-2, as PyTorch's AdamW).
 func (o *OptimizerConfig) UnmarshalYAML(n *yaml.Node) error {
 	p := plainOptimizer(*o)
 	if err := yamlnode.Decode(n, &p); err != nil {
 		return err
 	}
 	if pairs, err := yamlnode.Pairs(n); err == nil {
+		named := false
 		for _, kv := range pairs {
-			if takers, ok := optimizerOptions[kv.Key.Value]; ok && !slices.Contains(takers, p.Name) {
+			if takers := optim.Takers(kv.Key.Value); takers != nil && !slices.Contains(takers, p.Name) {
 				return yamlnode.Under(yamlnode.Errorf(kv.Key, "an option of %s, not of %s, which would ignore it", strings.Join(takers, " and "), p.Name), kv.Key, kv.Key.Value)
 			}
+			named = named || kv.Key.Value == "name"
+		}
+		if named {
+			d := plainOptimizer(optimizerDefaults(p.Name))
+			d.ClipNorm = o.ClipNorm
+			if err := yamlnode.Decode(n, &d); err != nil {
+				return err
+			}
+			p = d
 		}
 	}
 	*o = OptimizerConfig(p)
@@ -284,7 +342,7 @@ func (o OptimizerConfig) MarshalYAML() (any, error) {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	v := reflect.ValueOf(o)
 	for _, f := range yamlnode.Fields(v.Type()) {
-		if takers, ok := optimizerOptions[f.Key]; ok && !slices.Contains(takers, o.Name) {
+		if takers := optim.Takers(f.Key); takers != nil && !slices.Contains(takers, o.Name) {
 			continue
 		}
 		var val yaml.Node

@@ -11,9 +11,19 @@ import (
 const minDelta = 1e-4
 
 // coreHooks returns the loop's own hooks, in their fixed order: metrics, validation,
-// diagnostics, best, early_stopping.
+// diagnostics, best, early_stopping, history.
 func (t *Trainer) newCoreHooks() []Hook {
-	return []Hook{newMetricsHook(), t.validationHook(), t.diag.hook(), newBestHook(), newEarlyStoppingHook()}
+	return []Hook{newMetricsHook(), t.validationHook(), t.diag.hook(), newBestHook(), newEarlyStoppingHook(), historyHook()}
+}
+
+// historyHook records each epoch: its metrics go into the log (History, Log,
+// metrics.jsonl) and the position moves past it. The hooks after it (the run
+// folder's, the caller's) see the epoch recorded; those before it, the position in it.
+func historyHook() Hook {
+	return Hook{Name: "history", Epoch: func(t *Trainer, m *EpochMetrics) error {
+		t.recordEpoch(m)
+		return nil
+	}}
 }
 
 // epochTotals are the running totals of the epoch in progress.
@@ -53,10 +63,11 @@ func newMetricsHook() Hook {
 			if s.GradNorm == nil {
 				s.GradNorm = map[string]float64{}
 			}
-			for g, n := range r.GradNorm {
-				s.GradNorm[g] += n
+			s.LR = map[string]float64{}
+			for _, g := range r.Update.Groups {
+				s.GradNorm[g.Name] += g.GradNorm
+				s.LR[g.Name] = g.LR
 			}
-			s.LR = r.LR
 			info.Loss = s.LossSum / float64(s.Seen)
 			info.Acc = float64(s.Correct) / float64(s.Seen)
 			info.Elapsed = time.Duration(s.Seconds * float64(time.Second))
@@ -150,7 +161,7 @@ func newBestHook() Hook {
 // Best returns the epoch best.onnx holds (false before a validated epoch, or without
 // validation data).
 func (t *Trainer) Best() (BestEpoch, bool) {
-	for _, h := range t.hooks[:t.coreHooks] {
+	for _, h := range t.hooks {
 		if s, ok := h.State.(*bestState); ok && s.Has {
 			return s.Best, true
 		}

@@ -126,14 +126,16 @@ func sameClasses(field string, got, want []string) error {
 	return nil
 }
 
-// loader makes a loader over examples with the recipe's preprocessing.
-func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, train bool) (*dataset.Loader, error) {
+// loader makes a loader over examples with the recipe's preprocessing, whose batches
+// hold shard's share of every batch (the whole batch for the zero Shard).
+func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, train bool, shard dataset.Shard) (*dataset.Loader, error) {
 	opts := dataset.LoaderOptions{
 		BatchSize:  c.BatchSize,
 		Shuffle:    train,
 		Seed:       seed,
 		Workers:    c.Workers,
 		Preprocess: d.Preprocess,
+		Shard:      shard,
 	}
 	if train {
 		opts.Augment = d.Augment

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"toolkit/backend"
+	"toolkit/modelmeta"
 	"toolkit/onnx"
 )
 
@@ -47,12 +48,12 @@ func TestDemoRecipe(t *testing.T) {
 	}
 	var classes string
 	for _, e := range exported.Metadata {
-		if e.Key == MetaClasses {
+		if e.Key == modelmeta.Classes {
 			classes = e.Value
 		}
 	}
 	if classes != `["5_sandal","6_shirt","7_sneaker","8_bag","9_ankle_boot"]` {
-		t.Errorf("metadata %s = %q", MetaClasses, classes)
+		t.Errorf("metadata %s = %q", modelmeta.Classes, classes)
 	}
 	m, err := backend.NewModel(exported)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"toolkit/finetune/diagnose"
+	"toolkit/finetune/optim"
 )
 
 // defaultEvery is how often, in steps, diagnostics sample the per-group statistics
@@ -24,6 +25,17 @@ type diagnostics struct {
 	probes []probe
 	// seconds is the time spent on diagnostics in the current epoch.
 	seconds float64
+	// sampled says that the step under way is measured: kept holds its trained weights
+	// before the update, measured the norms per group after it.
+	sampled  bool
+	kept     map[string][]float32
+	measured map[string]groupNorms
+}
+
+// groupNorms are a trained group's norms at a sampled step: its gradient (before
+// clipping), its update and its weights after the update.
+type groupNorms struct {
+	grad, update, weight float64
 }
 
 func newDiagnostics(cfg DiagnosticsConfig, classes int, probes []probe) *diagnostics {
@@ -57,15 +69,23 @@ func (d *diagnostics) hook() Hook {
 			}
 			return nil
 		},
+		BeforeUpdate: d.beforeUpdate,
+		AfterUpdate:  d.afterUpdate,
 		Step: func(t *Trainer, info *StepInfo) error {
 			if !d.enabled() {
 				return nil
 			}
 			began := time.Now()
-			sigs := d.mon.Step(d.sample(t))
+			x, err := d.sample(t)
+			if err != nil {
+				return err
+			}
+			sigs := d.mon.Step(x)
+			d.sampled = false
 			d.seconds += time.Since(began).Seconds()
 			return d.handle(t, sigs)
 		},
+		nonFinite: d.nonFinite,
 		Epoch: func(t *Trainer, m *EpochMetrics) error {
 			if !d.enabled() {
 				return nil
@@ -90,45 +110,123 @@ func (d *diagnostics) hook() Hook {
 	}
 }
 
-// sample turns the last step into the monitor's sample.
-func (d *diagnostics) sample(t *Trainer) diagnose.Step {
-	r := t.last
-	classes := t.cfg.Head.Classes
-	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: make([]int, classes), Sampled: r.Measured}
-	for i := 0; i < r.N; i++ {
-		row := r.Logits[i*classes : (i+1)*classes]
-		best := 0
-		for c, v := range row {
-			if v > row[best] {
-				best = c
-			}
-		}
-		x.Predicted[best]++
+// beforeUpdate decides whether the step is sampled (measureAt) and, if so, keeps the
+// trained weights to measure the update by.
+func (d *diagnostics) beforeUpdate(t *Trainer, u *Update) error {
+	d.sampled = d.measureAt()
+	if !d.sampled {
+		return nil
 	}
-	if !r.Measured {
-		return x
+	began := time.Now()
+	if d.kept == nil {
+		d.kept = map[string][]float32{}
+	}
+	for _, g := range u.Groups {
+		optim.Keep(d.kept, g.Params)
+	}
+	d.seconds += time.Since(began).Seconds()
+	return nil
+}
+
+// afterUpdate measures a sampled step: each group's gradient, update and weight norms;
+// a NaN or Inf in the weights is a *NonFiniteError.
+func (d *diagnostics) afterUpdate(t *Trainer, u *Update) error {
+	if !d.sampled {
+		return nil
+	}
+	began := time.Now()
+	defer func() { d.seconds += time.Since(began).Seconds() }()
+	d.measured = map[string]groupNorms{}
+	for _, g := range u.Groups {
+		du, w := optim.UpdateNorms(g.Params, d.kept)
+		d.measured[g.Name] = groupNorms{grad: g.GradNorm, update: du, weight: w}
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			return nonFiniteIn(u.where, "weight", g.Name, g.Params, false)
+		}
+	}
+	return nil
+}
+
+// sample turns the last step into the monitor's sample.
+func (d *diagnostics) sample(t *Trainer) (diagnose.Step, error) {
+	r := t.last
+	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: slices.Clone(r.Predicted), Sampled: d.sampled}
+	if !d.sampled {
+		return x, nil
+	}
+	dead, err := d.deadUnits(t, r)
+	if err != nil {
+		return x, err
 	}
 	for _, g := range t.groups {
 		gs := diagnose.Group{Name: g.Name, Pretrained: g.Name != HeadGroup}
-		if _, ok := r.GradNorm[g.Name]; ok {
+		if n, ok := d.measured[g.Name]; ok {
 			gs.Trained = true
-			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = r.GradNorm[g.Name], r.WeightNorm[g.Name], r.UpdateNorm[g.Name]
+			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = n.grad, n.weight, n.update
 		}
-		names := r.prog.OutputNames()
-		for _, p := range d.probes {
-			// By name: a program that starts at the feature cache's cut has only the
-			// probes after it, at other positions.
-			o := slices.Index(names, p.Tensor)
-			if p.Group != g.Name || o < 0 {
-				continue
+		for i, p := range d.probes {
+			if p.Group == g.Name {
+				gs.DeadUnits += dead[i][0]
+				gs.Units += dead[i][1]
 			}
-			dead, units := deadUnits(r.prog.Output(o), r.prog.OutputShape(o))
-			gs.DeadUnits += dead
-			gs.Units += units
 		}
 		x.Groups = append(x.Groups, gs)
 	}
-	return x
+	return x, nil
+}
+
+// deadUnits counts, per probe, the units that no example of the step's batch activated
+// and the units, over every rank's share of the batch (a unit is dead when it is on
+// every rank); a probe before the program's start (the feature cache's cut) counts none.
+func (d *diagnostics) deadUnits(t *Trainer, r *stepResult) ([][2]int, error) {
+	prog := r.prog
+	if prog == nil { // this rank had no example: the program's outputs by name and shape
+		from := ""
+		if t.cache.cut != nil {
+			from = t.cache.cut.Tensor
+		}
+		var err error
+		if prog, err = t.programFrom(1, true, from); err != nil {
+			return nil, err
+		}
+	}
+	names := prog.OutputNames()
+	var alive []float32
+	units := make([]int, len(d.probes))
+	for i, p := range d.probes {
+		// By name: a program that starts at the feature cache's cut has only the
+		// probes after it, at other positions.
+		o := slices.Index(names, p.Tensor)
+		if o < 0 {
+			continue
+		}
+		shape := prog.OutputShape(o)
+		if len(shape) < 2 {
+			continue
+		}
+		flags := make([]float32, shape[1])
+		if r.prog != nil && !aliveUnits(flags, r.prog.Output(o), shape) {
+			continue
+		}
+		units[i] = len(flags)
+		alive = append(alive, flags...)
+	}
+	if t.comm.Size() > 1 {
+		if err := t.comm.AllreduceFloat32(alive); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][2]int, len(d.probes))
+	for i, n := range units {
+		for _, a := range alive[:n] {
+			if a == 0 {
+				out[i][0]++
+			}
+		}
+		out[i][1] = n
+		alive = alive[n:]
+	}
+	return out, nil
 }
 
 // handle reports the signals as findings and returns a repair request for the first
@@ -207,14 +305,7 @@ func (t *Trainer) newFinding(kind diagnose.Kind, group string) Finding {
 // report logs a finding and hands it to the hooks.
 func (t *Trainer) report(f Finding) error {
 	t.log = append(t.log, Record{Finding: &f})
-	for _, h := range t.hooks {
-		if h.Finding != nil {
-			if err := h.Finding(t, f); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
-	}
-	return nil
+	return fire(t, Hook.onFinding, f)
 }
 
 // checkWeights looks for NaN or Inf in the weights of the trained groups.

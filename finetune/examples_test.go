@@ -126,7 +126,7 @@ func TestNaiveExampleRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran.resolvePaths(cwd)
+	ran.ResolvePaths(cwd)
 	if !reflect.DeepEqual(*repaired, ran) {
 		t.Errorf("recipe.repaired.yaml reads as\n%+v\nthe run's recipe is\n%+v", *repaired, ran)
 	}
@@ -273,11 +273,13 @@ func TestDeadUnits(t *testing.T) {
 		1, 0, 0, 0, 0, 0,
 		0, 2, 0, 0, 0, 3,
 	}
-	if dead, units := deadUnits(act, []int{2, 3, 2}); dead != 1 || units != 3 {
-		t.Errorf("deadUnits: %d of %d, want 1 of 3", dead, units)
+	alive := make([]float32, 3)
+	if !aliveUnits(alive, act, []int{2, 3, 2}) || !slices.Equal(alive, []float32{1, 0, 1}) {
+		t.Errorf("aliveUnits: %v, want [1 0 1]", alive)
 	}
 	// [N F]: feature 0 is zero in both examples, feature 1 fires in the first.
-	if dead, units := deadUnits([]float32{0, 1, 0, 0}, []int{2, 2}); dead != 1 || units != 2 {
-		t.Errorf("deadUnits of [N F]: %d of %d, want 1 of 2", dead, units)
+	alive = make([]float32, 2)
+	if !aliveUnits(alive, []float32{0, 1, 0, 0}, []int{2, 2}) || !slices.Equal(alive, []float32{0, 1}) {
+		t.Errorf("aliveUnits of [N F]: %v, want [0 1]", alive)
 	}
 }

@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -12,17 +13,19 @@ import (
 // does not compile (a method named OnStpe on an interface-typed hook would silently never
 // run).
 //
-// The loop calls hooks in a fixed order. First its own, always present:
+// The loop calls hooks in a fixed order (one dispatch, fire, calls them all). First its
+// own, always present:
 //
 //	metrics         the epoch's running totals (loss, accuracy, gradient norms, speed)
 //	validation      the validation loss and accuracy after each epoch
 //	diagnostics     detectors of failing runs (see Finding), sampled every few steps
 //	best            the best epoch so far by output.best (EpochMetrics.Best, Trainer.Best)
 //	early_stopping  ends a stage whose validation loss stopped improving
+//	history         records the epoch (History, Log) and moves the position past it
 //
-// then the epoch is recorded in History, then the run folder's hooks (metrics.jsonl and
-// curves.png, best.onnx, checkpoint/, model.onnx; left out by WithoutDefaultHooks), then
-// the caller's hooks (WithHooks) in the order given.
+// then the run folder's hooks (metrics.jsonl and curves.png, best.onnx, checkpoint/,
+// model.onnx; left out by WithoutDefaultHooks), then the caller's hooks (WithHooks) in
+// the order given.
 type Hook struct {
 	// Name identifies the hook in errors and, for a hook with State, in checkpoints.
 	Name string
@@ -32,6 +35,11 @@ type Hook struct {
 	// EpochStart is called before each training epoch; info.Batch is the number of
 	// batches already done (non-zero when resuming mid-epoch).
 	EpochStart func(t *Trainer, info StepInfo) error
+	// BeforeUpdate is called in every step once its gradients are computed, before the
+	// optimizers update the weights: it may change the update's rates and momentum.
+	BeforeUpdate func(t *Trainer, u *Update) error
+	// AfterUpdate is called in every step after the optimizers updated the weights.
+	AfterUpdate func(t *Trainer, u *Update) error
 	// Step is called after every optimizer step. Hooks before this one may have filled
 	// in info (the metrics hook sets the running loss and accuracy).
 	Step func(t *Trainer, info *StepInfo) error
@@ -50,11 +58,65 @@ type Hook struct {
 	Interrupt func(t *Trainer) error
 	// End is called once after the last stage, with the test metrics.
 	End func(t *Trainer, r *Result) error
+	// nonFinite is called when a step meets a NaN or Inf; the first hook that returns
+	// an error gives the run's error (diagnostics report it, and may repair).
+	nonFinite func(t *Trainer, e *NonFiniteError) error
 
 	// State, when not nil, is a pointer to the hook's state: it is saved as JSON in every
 	// checkpoint under Name, restored by Resume, and reset with the rest of the run when
 	// a repair returns to the start of a stage.
 	State any
+}
+
+// none is the argument of the points that take none but the trainer.
+type none struct{}
+
+// The points of a Hook as fire takes them: each returns the hook's callback there (nil
+// for none), in the one signature func(*Trainer, A) error.
+func (h Hook) onStart() func(*Trainer, none) error           { return noArg(h.Start) }
+func (h Hook) onEpochStart() func(*Trainer, StepInfo) error  { return h.EpochStart }
+func (h Hook) onStep() func(*Trainer, *StepInfo) error       { return h.Step }
+func (h Hook) onBeforeUpdate() func(*Trainer, *Update) error { return h.BeforeUpdate }
+func (h Hook) onAfterUpdate() func(*Trainer, *Update) error  { return h.AfterUpdate }
+func (h Hook) onNonFinite() func(*Trainer, *NonFiniteError) error {
+	return h.nonFinite
+}
+func (h Hook) onEpoch() func(*Trainer, *EpochMetrics) error { return h.Epoch }
+func (h Hook) onFinding() func(*Trainer, Finding) error     { return h.Finding }
+func (h Hook) onRepair() func(*Trainer, Repair) error       { return h.Repair }
+func (h Hook) onNotice() func(*Trainer, Notice) error       { return h.Notice }
+func (h Hook) onInterrupt() func(*Trainer, none) error      { return noArg(h.Interrupt) }
+func (h Hook) onEnd() func(*Trainer, *Result) error         { return h.End }
+
+func noArg(f func(*Trainer) error) func(*Trainer, none) error {
+	if f == nil {
+		return nil
+	}
+	return func(t *Trainer, _ none) error { return f(t) }
+}
+
+// fire calls the callback that at picks of every hook that has one, in the hooks'
+// order, with a, and stops at the first error, which names the hook (hookError).
+func fire[A any](t *Trainer, at func(Hook) func(*Trainer, A) error, a A) error {
+	for _, h := range t.hooks {
+		if f := at(h); f != nil {
+			if err := f(t, a); err != nil {
+				return hookError(h, err)
+			}
+		}
+	}
+	return nil
+}
+
+// hookError wraps a hook's error with its name; the loop's own errors, a repair
+// request and a NaN or Inf met in training, pass through as they are.
+func hookError(h Hook, err error) error {
+	var req *repairRequest
+	var nf *NonFiniteError
+	if errors.As(err, &req) || errors.As(err, &nf) {
+		return err
+	}
+	return fmt.Errorf("hook %s: %w", h.Name, err)
 }
 
 // hookStates returns the JSON of every stateful hook's state, by name.

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"slices"
 	"time"
 
 	"toolkit/backend"
 	"toolkit/backend/kernels"
 	"toolkit/dataset"
-	"toolkit/finetune/optim"
-	"toolkit/finetune/schedule"
 )
 
 // ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C, SIGTERM): the hooks
@@ -88,27 +85,33 @@ type Result struct {
 func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	// A checkpoint still syncing in the background is waited for on every way out.
 	defer func() {
-		if werr := t.waitCheckpoint(); werr != nil && err == nil {
+		if werr := t.ckpt.Wait(); werr != nil && err == nil {
 			res, err = nil, fmt.Errorf("run folder: %w", werr)
 		}
 	}()
-	for _, h := range t.hooks {
-		if h.Start != nil {
-			if err := h.Start(t); err != nil {
-				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := t.syncStart(); err != nil {
+		return nil, err
 	}
-	err = t.runStages(ctx)
+	if err := fire(t, Hook.onStart, none{}); err != nil {
+		return nil, err
+	}
+	err = t.runStages(ctx, -1)
 	if errors.Is(err, context.Canceled) {
 		err = ErrInterrupted
-		for _, h := range t.hooks {
-			if h.Interrupt != nil {
-				if herr := h.Interrupt(t); herr != nil {
+		// Every hook saves what it keeps, even after another failed: the error says
+		// the last failure.
+		fire(t, func(h Hook) func(*Trainer, none) error {
+			f := h.onInterrupt()
+			if f == nil {
+				return nil
+			}
+			return func(t *Trainer, a none) error {
+				if herr := f(t, a); herr != nil {
 					err = fmt.Errorf("%w; saving the position: %v", ErrInterrupted, herr)
 				}
+				return nil
 			}
-		}
+		}, none{})
 		return nil, err
 	}
 	if err != nil {
@@ -117,25 +120,23 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	res.Best, res.HasBest = t.Best()
 	if t.testLoader != nil {
-		if res.TestLoss, res.TestAcc, err = t.evaluate(ctx, t.testLoader); err != nil {
+		if res.TestLoss, res.TestAcc, err = t.evaluate(t.loaderContext(ctx), t.testLoader); err != nil {
 			return nil, fmt.Errorf("test: %w", err)
 		}
 		res.HasTest = true
 	}
-	for _, h := range t.hooks {
-		if h.End != nil {
-			if err := h.End(t, res); err != nil {
-				return nil, fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onEnd, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
-func (t *Trainer) runStages(ctx context.Context) error {
+// runStages trains the stages from the position on, up to (not including) stage until,
+// or to the end of the run for until -1 (a repair may add stages).
+func (t *Trainer) runStages(ctx context.Context, until int) error {
 	p := &t.progress
 stages:
-	for p.Stage < len(t.stages) {
+	for p.Stage < len(t.stages) && (until < 0 || p.Stage < until) {
 		if p.StageEpoch == 0 && p.Batch == 0 {
 			if err := t.stageStarts(); err != nil {
 				return err
@@ -159,7 +160,7 @@ stages:
 		p.Stage++
 		p.StageEpoch = 0
 	}
-	p.Done = true
+	p.Done = p.Stage >= len(t.stages)
 	return nil
 }
 
@@ -245,7 +246,7 @@ type trainBatch struct {
 func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
-		for b, err := range t.trainLoader.EpochFrom(ctx, t.progress.Epoch, t.progress.Batch) {
+		for b, err := range t.trainLoader.EpochFrom(t.loaderContext(ctx), t.progress.Epoch, t.progress.Batch) {
 			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
 				return
 			}
@@ -263,12 +264,8 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
 		Epoch: p.Epoch + 1, Batches: e.batches, Batch: p.Batch,
 	}
-	for _, h := range t.hooks {
-		if h.EpochStart != nil {
-			if err := h.EpochStart(t, info); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onEpochStart, info); err != nil {
+		return err
 	}
 	batches, err := t.epochBatches(ctx)
 	if err != nil {
@@ -278,17 +275,20 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		if err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			// Batches decoded ahead of the cancellation are not trained on: the
-			// checkpoint holds the position at the moment of the interruption.
-			return err
+		// Batches decoded ahead of the cancellation are not trained on: the checkpoint
+		// holds the position at the moment of the interruption. Over several ranks the
+		// step agrees on it first (reduceStep).
+		if t.stop = ctx.Err() != nil; t.stop && t.comm.Size() == 1 {
+			return ctx.Err()
 		}
 		started := time.Now()
-		res, err := t.step(e, b, t.diag.measureAt())
+		res, err := t.step(e, b)
 		if err != nil {
 			var nf *NonFiniteError
 			if errors.As(err, &nf) {
-				err = t.diag.nonFinite(t, nf)
+				if herr := fire(t, Hook.onNonFinite, nf); herr != nil {
+					return herr
+				}
 			}
 			return err
 		}
@@ -297,35 +297,18 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		p.Step++
 		p.Batch = b.Index + 1
 		info.Batch, info.Step, info.StepLoss = p.Batch, p.Step, res.Loss
-		for _, h := range t.hooks {
-			if h.Step != nil {
-				if err := h.Step(t, &info); err != nil {
-					return hookError(h, err)
-				}
-			}
+		if err := fire(t, Hook.onStep, &info); err != nil {
+			return err
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := t.agreeStop(ctx); err != nil {
 		return err
 	}
 	m := &EpochMetrics{
 		Stage: st.cfg.Name, StageIndex: p.Stage, Epoch: p.Epoch + 1, StageEpoch: p.StageEpoch + 1,
 		Trained: e.trained, Step: p.Step,
 	}
-	for i, h := range t.hooks {
-		if i == t.coreHooks {
-			t.recordEpoch(m)
-		}
-		if h.Epoch != nil {
-			if err := h.Epoch(t, m); err != nil {
-				return hookError(h, err)
-			}
-		}
-	}
-	if len(t.hooks) <= t.coreHooks {
-		t.recordEpoch(m)
-	}
-	return nil
+	return fire(t, Hook.onEpoch, m)
 }
 
 // recordEpoch moves the position past the epoch and puts its metrics in the log.
@@ -335,184 +318,6 @@ func (t *Trainer) recordEpoch(m *EpochMetrics) {
 	p.StageEpoch++
 	p.Batch = 0
 	t.log = append(t.log, Record{Epoch: m})
-}
-
-// hookError wraps a hook's error with its name; a repair request passes through.
-func hookError(h Hook, err error) error {
-	var req *repairRequest
-	if errors.As(err, &req) {
-		return err
-	}
-	return fmt.Errorf("hook %s: %w", h.Name, err)
-}
-
-// stepResult is what one training step computed. Slices are valid until the next step.
-type stepResult struct {
-	Loss    float64
-	Correct int
-	N       int
-	Logits  []float32
-	Labels  []int
-	prog    *backend.Program
-	// Per trained group: the gradient norm (before clipping) and the learning rate.
-	GradNorm map[string]float64
-	LR       map[string]float64
-	// With measure: per trained group, the norm of the update and of the weights after it.
-	Measured   bool
-	UpdateNorm map[string]float64
-	WeightNorm map[string]float64
-	Seconds    float64
-}
-
-// step runs one batch forward and backward and updates the trained groups. With
-// measure it also takes the norms of each group's update and weights (diagnostics'
-// sampled steps). A NaN or Inf loss or gradient stops it before any weight changes.
-func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, error) {
-	p := &t.progress
-	classes := t.cfg.Head.Classes
-	prog, err := t.programFrom(b.N, true, b.From)
-	if err != nil {
-		return nil, err
-	}
-	where := fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, p.StageEpoch+1, b.Index+1)
-	prog.Reseed(mix(t.cfg.Seed, uint64(p.Step)))
-	if t.forwardUpdates {
-		t.waitCheckpointFiles()
-	}
-	targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
-	if b.Mix != nil {
-		targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
-	}
-	if err := prog.Run([][]float32{b.Images}, targets); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	r := &stepResult{
-		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog,
-		GradNorm: map[string]float64{}, LR: map[string]float64{},
-	}
-	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
-	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
-		return r, &NonFiniteError{Where: where, What: "loss", Tensor: "loss", Value: r.Loss}
-	}
-	byGroup := map[string][]optim.Param{}
-	var all []optim.Param
-	for _, g := range t.groups {
-		names := g.Params
-		if !contains(e.trained, g.Name) {
-			if names = e.bnOnly[g.Name]; len(names) == 0 {
-				continue
-			}
-		}
-		for _, name := range names {
-			grad := prog.Grad(name)
-			if grad == nil {
-				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
-			}
-			op := optim.Param{Name: name, Value: t.model.Param(name), Grad: grad}
-			byGroup[g.Name] = append(byGroup[g.Name], op)
-			all = append(all, op)
-		}
-		n := optim.GradNorm(byGroup[g.Name])
-		if math.IsNaN(n) || math.IsInf(n, 0) {
-			return r, nonFiniteIn(where, "gradient", g.Name, byGroup[g.Name], true)
-		}
-		r.GradNorm[g.Name] = n
-	}
-	if t.cfg.Optimizer.ClipNorm > 0 {
-		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)
-	}
-	if measure {
-		began := time.Now()
-		t.keepWeights(all)
-		t.diag.seconds += time.Since(began).Seconds()
-	}
-	t.waitCheckpointFiles() // the update changes what a checkpoint being written reads
-	sch := e.stage.schedule
-	stageStep := p.StageEpoch*e.batches + b.Index
-	for i, g := range t.groups {
-		params, ok := byGroup[g.Name]
-		if !ok {
-			continue
-		}
-		o := t.optims[g.Name]
-		if m, ok := schedule.MomentumAt(sch, stageStep, e.total); ok {
-			if err := o.SetMomentum(m); err != nil {
-				return nil, err
-			}
-		}
-		lr := schedule.LR(sch, e.rates[i], stageStep, e.total)
-		if err := o.Step(params, lr); err != nil {
-			return nil, fmt.Errorf("%s: group %s: %w", where, g.Name, err)
-		}
-		t.weightVersion[g.Name]++
-		r.LR[g.Name] = lr
-	}
-	if measure {
-		began := time.Now()
-		defer func() { t.diag.seconds += time.Since(began).Seconds() }()
-		r.Measured = true
-		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
-		for g, params := range byGroup {
-			du, w := optim.UpdateNorms(params, t.kept)
-			r.UpdateNorm[g], r.WeightNorm[g] = du, w
-			if math.IsNaN(w) || math.IsInf(w, 0) {
-				return r, nonFiniteIn(where, "weight", g, params, false)
-			}
-		}
-	}
-	return r, nil
-}
-
-// keepWeights copies the values of params into reused buffers, to measure the update.
-func (t *Trainer) keepWeights(params []optim.Param) {
-	if t.kept == nil {
-		t.kept = map[string][]float32{}
-	}
-	optim.Keep(t.kept, params)
-}
-
-// NonFiniteError reports a NaN or Inf in the loss, a gradient or a weight. The step that
-// saw it changed no weight (a weight is checked after its update: the run then stops
-// without saving it); the last checkpoint is the last good state.
-type NonFiniteError struct {
-	Where  string  // stage, epoch, batch
-	What   string  // loss, gradient or weight
-	Tensor string  // the parameter's ONNX name, or "loss"
-	Group  string  // the parameter's layer group
-	Count  int     // non-finite values in the tensor
-	Value  float64 // the first of them
-}
-
-func (e *NonFiniteError) Error() string {
-	if e.What == "loss" {
-		return fmt.Sprintf("%s: the loss is %v: lower the learning rate or set optimizer.clip_norm", e.Where, e.Value)
-	}
-	return fmt.Sprintf("%s: the %s of %s (group %s) has %d non-finite values (%v): lower the learning rate or set optimizer.clip_norm",
-		e.Where, e.What, e.Tensor, e.Group, e.Count, e.Value)
-}
-
-// nonFiniteIn names the first tensor of params whose gradient (or value) holds a NaN or Inf.
-func nonFiniteIn(where, what, group string, params []optim.Param, grad bool) *NonFiniteError {
-	for _, op := range params {
-		x := op.Value
-		if grad {
-			x = op.Grad
-		}
-		n, first := 0, 0.0
-		for _, v := range x {
-			f := float64(v)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				if n == 0 {
-					first = f
-				}
-				n++
-			}
-		}
-		if n > 0 {
-			return &NonFiniteError{Where: where, What: what, Tensor: op.Name, Group: group, Count: n, Value: first}
-		}
-	}
-	return &NonFiniteError{Where: where, What: what, Tensor: "(group " + group + ")", Group: group, Value: math.NaN()}
 }
 
 // train sets the parameters the training programs compute gradients for. A new set
@@ -525,12 +330,6 @@ func (t *Trainer) train(params []string) {
 	clear(t.trainPrograms)
 }
 
-// program returns the training (for the parameters set by train) or evaluation
-// program for a batch size, building it once.
-func (t *Trainer) program(batch int, training bool) (*backend.Program, error) {
-	return t.programFrom(batch, training, "")
-}
-
 // programKey identifies a built program: its batch size and, for one that starts at a
 // cut of the feature cache, the cut.
 type programKey struct {
@@ -538,8 +337,9 @@ type programKey struct {
 	from  string
 }
 
-// programFrom is program for a program that takes the activations at tensor from
-// instead of images (all of the model when from is empty).
+// programFrom returns the training (for the parameters set by train) or evaluation
+// program for a batch size, building it once; one that takes the activations at tensor
+// from instead of images (all of the model when from is empty).
 func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.Program, error) {
 	cache := t.evalPrograms
 	if training {
@@ -554,7 +354,7 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		opts.Trainable = t.trained
 	}
 	if from != "" {
-		opts.From, opts.Outputs = from, t.suffixOutputs(from)
+		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
 	}
 	p, err := t.model.Program(opts)
 	if err != nil {
@@ -566,31 +366,69 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 
 // evaluate returns the mean cross-entropy (without label smoothing) and the accuracy.
 func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc float64, err error) {
-	if loss, acc, ok, err := t.cachedEvaluate(ctx, l); ok || err != nil {
-		return loss, acc, err
+	batches, err := t.evalBatches(ctx, l)
+	if err != nil {
+		return 0, 0, err
 	}
+	classes := t.cfg.Head.Classes
 	var sum float64
 	var right, seen int
-	for b, err := range l.Epoch(ctx, 0) {
+	for b, err := range batches {
 		if err != nil {
 			return 0, 0, err
 		}
-		prog, err := t.program(b.N, false)
+		if b.N == 0 { // this rank's share of a short last batch
+			continue
+		}
+		prog, err := t.programFrom(b.N, false, b.From)
 		if err != nil {
 			return 0, 0, err
 		}
-		target := oneHot(b.Labels[:b.N], t.cfg.Head.Classes, 0)
-		if err := prog.Run([][]float32{b.Images[:b.N*t.data.Preprocess.Size()]}, target); err != nil {
+		if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, 0)); err != nil {
 			return 0, 0, err
 		}
 		sum += prog.Loss() * float64(b.N)
-		right += kernels.CorrectCount(b.N, t.cfg.Head.Classes, prog.Output(0), b.Labels[:b.N])
+		right += kernels.CorrectCount(b.N, classes, prog.Output(0), b.Labels)
 		seen += b.N
 	}
-	if seen == 0 {
+	r, n := float64(right), float64(seen)
+	if err := t.reduceSums(&sum, &r, &n); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
 		return 0, 0, nil
 	}
-	return sum / float64(seen), float64(right) / float64(seen), nil
+	return sum / n, r / n, nil
+}
+
+// evalBatches yields the batches l loads, in order: the activations the feature cache
+// keeps when the epoch trains from a cut and l is the validation loader (the validation
+// images are never augmented), else the images.
+func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2[trainBatch, error], error) {
+	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil {
+		fc, _, err := t.cache.features(ctx, cut, t.data.Val, &t.cache.val)
+		if err != nil {
+			return nil, err
+		}
+		order := make([]int, t.data.Val.Len())
+		for i := range order {
+			order[i] = i
+		}
+		return fc.batches(order, 0, t.cfg.Data.BatchSize, t.data.Val, t.shard()), nil
+	}
+	size := t.data.Preprocess.Size()
+	return func(yield func(trainBatch, error) bool) {
+		for b, err := range l.Epoch(ctx, 0) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+				return
+			}
+		}
+	}, nil
+}
+
+// shard is this rank's share of every batch.
+func (t *Trainer) shard() dataset.Shard {
+	return dataset.Shard{Index: t.comm.Rank(), Count: t.comm.Size()}
 }
 
 // Evaluate returns the model's loss and accuracy on the test data (or the validation
@@ -603,42 +441,4 @@ func (t *Trainer) Evaluate(ctx context.Context) (loss, acc float64, err error) {
 		return t.evaluate(ctx, t.valLoader)
 	}
 	return 0, 0, fmt.Errorf("no test or validation data")
-}
-
-// oneHot returns label-smoothed targets: (1-eps) on the label plus eps/k everywhere.
-func oneHot(labels []int, k int, eps float64) []float32 {
-	out := make([]float32, len(labels)*k)
-	off := float32(eps / float64(k))
-	for i, l := range labels {
-		row := out[i*k : (i+1)*k]
-		for j := range row {
-			row[j] = off
-		}
-		row[l] += float32(1 - eps)
-	}
-	return out
-}
-
-// mixedTargets are the targets of a blended batch, as torchvision's references make them:
-// Lambda of each image's own smoothed one-hot target plus 1-Lambda of its partner's; and
-// the dominant labels, against which accuracy is counted.
-func mixedTargets(labels []int, m *dataset.Mix, k int, eps float64) ([]float32, []int) {
-	own, partner := oneHot(labels, k, eps), oneHot(m.PartnerLabels[:len(labels)], k, eps)
-	l, r := float32(m.Lambda), float32(1-m.Lambda)
-	dominant := make([]int, len(labels))
-	for i := range labels {
-		dominant[i] = m.Dominant(labels, i)
-	}
-	for i := range own {
-		own[i] = own[i]*l + partner[i]*r
-	}
-	return own, dominant
-}
-
-// mix derives a per-step seed (SplitMix64 of the run seed and the step).
-func mix(seed, step uint64) uint64 {
-	z := seed + 0x9e3779b97f4a7c15*(step+1)
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"toolkit/finetune/lrfind"
-	"toolkit/finetune/schedule"
 )
 
 // LRFindResult is a range test of one stage.
@@ -70,18 +69,18 @@ func stageIndex(stages []StageConfig, name string) (int, error) {
 }
 
 // LRFind runs the range test on stage i from the trainer's state, training the stages
-// before it first if the run has not reached it. Everything is restored afterwards.
+// before it first if the run has not reached it. The sweep is a hook on the training
+// loop, as fastai's LRFinder is a callback: the stage's epochs run with the sweep's
+// hook alone (no validation, diagnostics or checkpoints), on the images (a feature
+// cache would cost a pass over every training image for a sweep of a hundred batches),
+// until the hook ends them. Everything is restored afterwards.
 func (t *Trainer) LRFind(ctx context.Context, i int, opts lrfind.Options) (out *LRFindResult, err error) {
 	if i < 0 || i >= len(t.stages) {
 		return nil, fmt.Errorf("lr-find: stage %d: the recipe has %d stages", i, len(t.stages))
 	}
 	if t.progress.Stage < i {
-		all := t.stages
-		t.stages = all[:i]
-		err = t.runStages(ctx)
-		t.stages = all
-		if err != nil {
-			return nil, fmt.Errorf("lr-find: training the stages before %s: %w", all[i].cfg.Name, err)
+		if err := t.runStages(ctx, i); err != nil {
+			return nil, fmt.Errorf("lr-find: training the stages before %s: %w", t.stages[i].cfg.Name, err)
 		}
 		t.progress = Progress{Stage: i, Epoch: t.progress.Epoch, Step: t.progress.Step}
 	}
@@ -89,7 +88,9 @@ func (t *Trainer) LRFind(ctx context.Context, i int, opts lrfind.Options) (out *
 	if err != nil {
 		return nil, err
 	}
+	hooks, cacheOff := t.hooks, t.cache.off
 	defer func() {
+		t.hooks, t.cache.off = hooks, cacheOff
 		if rerr := t.restore(saved); rerr != nil && err == nil {
 			err = rerr
 		}
@@ -105,52 +106,70 @@ func (t *Trainer) LRFind(ctx context.Context, i int, opts lrfind.Options) (out *
 	}
 	top := slices.Max(e.rates)
 	out = &LRFindResult{Stage: st.cfg.Name, StageIndex: i, Trained: e.trained, Ratios: map[string]float64{}}
-	base := slices.Clone(e.rates)
 	for j, g := range groupNames(t.groups) {
-		if base[j] > 0 {
-			out.Ratios[g] = base[j] / top
+		if e.rates[j] > 0 {
+			out.Ratios[g] = e.rates[j] / top
 		}
 	}
-	// The sweep: a constant schedule, every group at its ratio of the swept rate.
-	e.stage.schedule = schedule.Constant{}
-	rec := lrfind.NewRecorder(opts)
-	size := t.data.Preprocess.Size()
-	epoch := t.progress.Epoch
-sweep:
-	for step := 0; ; epoch++ {
-		for b, err := range t.trainLoader.Epoch(ctx, epoch) {
-			if err != nil {
-				return nil, err
-			}
-			lr := opts.Rate(step)
-			for j := range e.rates {
-				e.rates[j] = base[j] / top * lr
-			}
-			r, err := t.step(e, trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, false)
-			loss := 0.0
-			var nf *NonFiniteError
-			switch {
-			case errors.As(err, &nf):
-				loss = nf.Value
-				if nf.What != "loss" {
-					loss = r.Loss + nf.Value // NaN or Inf: the gradient diverged
-				}
-			case err != nil:
-				return nil, err
-			default:
-				loss = r.Loss
-			}
-			t.progress.Step++
-			step++
-			if rec.Add(lr, loss) || step >= opts.Steps {
-				break sweep
-			}
-		}
+	sw := &sweep{opts: opts, rec: lrfind.NewRecorder(opts), ratios: out.Ratios}
+	t.hooks, t.cache.off = []Hook{sw.hook()}, true
+	t.progress.Batch = 0 // the sweep starts an epoch
+	for err == nil {
+		err = t.runEpoch(ctx, st)
 	}
-	out.Recorder = rec
-	if out.Valley, out.Steep, err = rec.Suggest(); err != nil {
+	if !errors.Is(err, errSweepDone) {
+		return nil, err
+	}
+	out.Recorder = sw.rec
+	if out.Valley, out.Steep, err = sw.rec.Suggest(); err != nil {
 		return out, err
 	}
 	out.Line = StageLine(t.SuggestedStage(i, out.Valley.LR))
 	return out, nil
+}
+
+// errSweepDone is how the sweep's hook ends the epochs of lr-find.
+var errSweepDone = errors.New("the sweep is done")
+
+// sweep is lr-find's hook: at step k every trained group learns at its ratio of the
+// swept rate opts.Rate(k) (the schedule's momentum left as it is); each step's loss goes
+// to the recorder, which says when to stop; the sweep's epochs follow each other in the
+// loader's order, all planned as the stage's first.
+type sweep struct {
+	opts   lrfind.Options
+	rec    *lrfind.Recorder
+	ratios map[string]float64
+	steps  int
+}
+
+func (s *sweep) hook() Hook {
+	return Hook{
+		Name: "lr_find",
+		BeforeUpdate: func(t *Trainer, u *Update) error {
+			lr := s.opts.Rate(s.steps)
+			for i := range u.Groups {
+				u.Groups[i].LR = s.ratios[u.Groups[i].Name] * lr
+			}
+			u.SetsMomentum = false
+			return nil
+		},
+		Step:      func(t *Trainer, info *StepInfo) error { return s.add(info.StepLoss) },
+		nonFinite: func(t *Trainer, nf *NonFiniteError) error { return s.add(nf.Value) },
+		Epoch: func(t *Trainer, m *EpochMetrics) error {
+			t.progress.Epoch++
+			t.progress.Batch = 0
+			return nil
+		},
+	}
+}
+
+// add records a step's loss and ends the sweep when the recorder stops or the steps
+// are done.
+func (s *sweep) add(loss float64) error {
+	lr := s.opts.Rate(s.steps)
+	s.steps++
+	if s.rec.Add(lr, loss) || s.steps >= s.opts.Steps {
+		return errSweepDone
+	}
+	return nil
 }

@@ -61,7 +61,7 @@ func Preview(ctx context.Context, cfg Config, split string, n int) ([]PreviewExa
 		key := map[string]string{SplitVal: "data.val or data.val_split", SplitTest: "data.test"}[split]
 		return nil, d.Preprocess, fmt.Errorf("preview: the recipe has no %s split (%s)", split, key)
 	}
-	loader, err := d.loader(examples, cfg.Data, cfg.Seed, split == SplitTrain)
+	loader, err := d.loader(examples, cfg.Data, cfg.Seed, split == SplitTrain, dataset.Shard{})
 	if err != nil {
 		return nil, d.Preprocess, err
 	}

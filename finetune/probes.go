@@ -85,34 +85,27 @@ func withoutProbes(m *onnx.Model, outputs int) *onnx.Model {
 	return &out
 }
 
-// deadUnits counts the units (channels of an [N C ...] activation, features of [N F])
-// that are zero for every example and position.
-func deadUnits(act []float32, shape []int) (dead, units int) {
-	if len(shape) < 2 {
-		return 0, 0
-	}
+// aliveUnits marks, in alive, the units (channels of an [N C ...] activation, features
+// of [N F]) that are above zero for some example and position; it reports false when
+// act does not hold the shape's values.
+func aliveUnits(alive []float32, act []float32, shape []int) bool {
 	n, c := shape[0], shape[1]
 	spatial := 1
 	for _, d := range shape[2:] {
 		spatial *= d
 	}
-	if len(act) < n*c*spatial {
-		return 0, 0
+	if len(act) < n*c*spatial || len(alive) != c {
+		return false
 	}
 	for ch := 0; ch < c; ch++ {
-		alive := false
-		for i := 0; i < n && !alive; i++ {
-			row := act[(i*c+ch)*spatial : (i*c+ch+1)*spatial]
-			for _, v := range row {
+		for i := 0; i < n && alive[ch] == 0; i++ {
+			for _, v := range act[(i*c+ch)*spatial : (i*c+ch+1)*spatial] {
 				if v > 0 {
-					alive = true
+					alive[ch] = 1
 					break
 				}
 			}
 		}
-		if !alive {
-			dead++
-		}
 	}
-	return dead, c
+	return true
 }

@@ -406,12 +406,8 @@ func (t *Trainer) repair(req *repairRequest) error {
 	if t.runDir != "" {
 		rec.Recipe = filepath.Join(t.runDir, RunRepaired)
 	}
-	for _, h := range t.hooks {
-		if h.Repair != nil {
-			if err := h.Repair(t, rec); err != nil {
-				return fmt.Errorf("hook %s: %w", h.Name, err)
-			}
-		}
+	if err := fire(t, Hook.onRepair, rec); err != nil {
+		return err
 	}
 	t.log = append(t.log, Record{Repair: &rec})
 	return nil

@@ -60,7 +60,8 @@ func existingRunFiles(dir string) []string {
 	return found
 }
 
-// runFolder keeps the run folder up to date:
+// runFolder keeps the run folder up to date, through the trainer's exported methods
+// alone:
 //
 //	config.yaml           the recipe as given (Resume reads it)
 //	recipe.repaired.yaml  the recipe as a repair rewrote it (diagnostics: {repair: true})
@@ -111,7 +112,7 @@ func (r *runFolder) start(t *Trainer) error {
 		}
 	}
 	r.remove = nil
-	raw, err := yaml.Marshal(t.cfg)
+	raw, err := yaml.Marshal(t.Config())
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
@@ -123,7 +124,7 @@ func (r *runFolder) start(t *Trainer) error {
 	}
 	// metrics.jsonl holds exactly the checkpointed log: a resumed run drops the lines
 	// of what happened after the last checkpoint.
-	return r.writeMetrics(t.log)
+	return r.writeMetrics(t.Log())
 }
 
 func (r *runFolder) writeMetrics(log []Record) error {
@@ -139,7 +140,7 @@ func (r *runFolder) writeMetrics(log []Record) error {
 }
 
 func (r *runFolder) epochFiles(t *Trainer, m *EpochMetrics) error {
-	if err := r.writeMetrics(t.log); err != nil {
+	if err := r.writeMetrics(t.Log()); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
 	r.stale = true
@@ -162,11 +163,11 @@ func (r *runFolder) plot(t *Trainer) error {
 }
 
 func (r *runFolder) finding(t *Trainer, f Finding) error {
-	return r.writeMetrics(t.log)
+	return r.writeMetrics(t.Log())
 }
 
 func (r *runFolder) notice(t *Trainer, n Notice) error {
-	return r.writeMetrics(t.log)
+	return r.writeMetrics(t.Log())
 }
 
 // repaired writes the repaired recipe and a checkpoint at the restarted stage, so that
@@ -174,12 +175,12 @@ func (r *runFolder) notice(t *Trainer, n Notice) error {
 func (r *runFolder) repaired(t *Trainer, rep Repair) error {
 	// The recipe sits in the run folder: its paths are made absolute so that it runs
 	// from there (toolkit finetune -c RUN/recipe.repaired.yaml).
-	cfg := t.cfg
+	cfg := t.Config()
 	cwd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	cfg.resolvePaths(cwd)
+	cfg.ResolvePaths(cwd)
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("run folder: %w", err)
@@ -204,14 +205,13 @@ func (r *runFolder) checkpoint(t *Trainer, m *EpochMetrics) error {
 	if m.Best {
 		best = r.path(RunBest)
 	}
-	stageEnds := t.stopStage || m.StageEpoch >= t.stages[m.StageIndex].cfg.Epochs
-	if stageEnds || time.Since(r.saved).Seconds() >= t.cfg.Output.CheckpointEvery {
+	if t.StageOver() || time.Since(r.saved).Seconds() >= t.Config().Output.CheckpointEvery {
 		dir, r.saved = r.path(RunCheckpoint), time.Now()
 	}
 	if dir == "" && best == "" {
 		return nil
 	}
-	if err := t.startSave(dir, best); err != nil {
+	if err := t.StartSave(dir, best); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
 	return nil
@@ -228,7 +228,7 @@ func (r *runFolder) end(t *Trainer, res *Result) error {
 	if err := t.SaveModel(r.path(RunModel)); err != nil {
 		return fmt.Errorf("run folder: %w", err)
 	}
-	summary := map[string]any{"epochs": len(res.History), "classes": t.data.Classes,
+	summary := map[string]any{"epochs": len(res.History), "classes": t.Classes(),
 		"findings": len(res.Findings), "repairs": len(res.Repairs)}
 	if n := len(res.History); n > 0 {
 		summary["final"] = res.History[n-1]
@@ -244,38 +244,4 @@ func (r *runFolder) end(t *Trainer, res *Result) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(summary)
 	})
-}
-
-// Resume continues the run in dir from its checkpoint, with the recipe saved there (and
-// the stages as a repair rewrote them, which the checkpoint holds). The resumed run
-// ends with the same weights as an uninterrupted one.
-func Resume(dir string, opts ...Option) (*Trainer, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, RunConfig))
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	cfg, err := ParseConfig(raw, filepath.Join(dir, RunConfig))
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	cfg.Output.Dir = dir
-	t, err := New(*cfg, append(opts, func(s *setup) { s.resuming = true })...)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	if err := t.LoadCheckpoint(filepath.Join(dir, RunCheckpoint)); err != nil {
-		return nil, fmt.Errorf("resume %s: %w", dir, err)
-	}
-	if cfg.Diagnostics.Repair {
-		if _, err := os.Stat(filepath.Join(dir, RunStageStart)); err == nil {
-			snap, err := t.readSnapshot(filepath.Join(dir, RunStageStart))
-			if err != nil {
-				return nil, fmt.Errorf("resume %s: %w", dir, err)
-			}
-			if snap.progress.Stage == t.progress.Stage {
-				t.stageSnap = snap
-			}
-		}
-	}
-	return t, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"toolkit/backend"
 	"toolkit/dataset"
+	"toolkit/distrib"
 	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
 	"toolkit/headbuilder"
@@ -28,26 +29,19 @@ type Trainer struct {
 	progress Progress
 	// log holds the run's records: epochs, findings, repairs (metrics.jsonl).
 	log []Record
-	// hooks are the loop's own (the first coreHooks), then the run folder's and the
-	// caller's.
+	// hooks are the loop's own (newCoreHooks), then the run folder's and the caller's.
 	hooks     []Hook
-	coreHooks int
 	stopStage bool
 	diag      *diagnostics
 	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
 	outputs int
-	// last is the last step's result; kept holds weights before a sampled update.
+	// last is the last step's result.
 	last *stepResult
-	kept map[string][]float32
-	// checkpointReading is closed when the checkpoint being saved in the background
-	// (startSave) has written its files, committing then delivers its result;
-	// both are nil when no save is under way.
-	checkpointReading chan struct{}
-	committing        chan error
-	// saved records, by checkpoint folder, the weights its data files hold.
-	saved map[string]*dataRecord
+	// ckpt writes the checkpoints.
+	ckpt *checkpointWriter
 	// forwardUpdates says that the training forward pass changes parameters
-	// (BatchNormalization's running statistics), so it too waits for checkpointReading.
+	// (BatchNormalization's running statistics), so it too waits for a checkpoint being
+	// written (ckpt.waitRead).
 	forwardUpdates bool
 	// stageSnap is the state at the start of the current stage, kept when repairing;
 	// runDir is the run folder (empty without the default hooks).
@@ -57,13 +51,14 @@ type Trainer struct {
 	// gradients for trained.
 	trainPrograms, evalPrograms map[programKey]*backend.Program
 	trained                     []string
-	// The feature cache (featurecache.go): the model's cut points, the epoch's cut (nil:
-	// the epoch trains on images), the cached activations of the training and
-	// validation data, and a version per group, raised by every update of its weights.
-	cuts                 []onnx.CutPoint
-	cut                  *cacheCut
-	trainCache, valCache *featureCache
-	weightVersion        map[string]int
+	// cache is the frozen-base feature cache (featurecache.go).
+	cache *featureCache
+	// comm is the group of ranks the run trains with (ranks.go); stop is a rank's wish
+	// to stop (its context cancelled), which the next step agrees on with the others.
+	comm distrib.Comm
+	stop bool
+	// zeros are the gradients of a rank whose share of a batch is empty.
+	zeros map[string][]float32
 	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
@@ -89,7 +84,15 @@ type setup struct {
 	// overwrite lets a run start in a folder holding another run's files, removing
 	// them first; resuming continues the run in the folder (Resume).
 	overwrite, resuming bool
+	comm                distrib.Comm
 }
+
+// WithComm trains as one rank of a data-parallel group (package distrib; MPI under
+// mpirun): every rank runs the same recipe on its share of every batch (of
+// data.batch_size, the global batch), the gradients summed over the ranks before every
+// update, which every rank applies alike; rank 0 alone writes the run folder. See
+// ranks.go.
+func WithComm(c distrib.Comm) Option { return func(s *setup) { s.comm = c } }
 
 // WithHooks adds hooks to the run, after the default ones.
 func WithHooks(h ...Hook) Option { return func(s *setup) { s.hooks = append(s.hooks, h...) } }
@@ -155,7 +158,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics()}
+		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()
@@ -182,28 +185,32 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, err
 		}
 	}
+	t.cache = newFeatureCache(model, t.outputs, groups, t.data, cfg)
+	if t.comm = s.comm; t.comm == nil {
+		t.comm = distrib.Single{}
+	}
+	shard := t.shard()
 	sum := t.data.Summary()
 	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
 		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
 			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
 	}
-	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true); err != nil {
+	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true, shard); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	if t.data.Val != nil {
-		if t.valLoader, err = t.data.loader(t.data.Val, cfg.Data, cfg.Seed, false); err != nil {
+		if t.valLoader, err = t.data.loader(t.data.Val, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
 	}
 	if t.data.Test != nil {
-		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false); err != nil {
+		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
 	}
 	t.hooks = t.newCoreHooks()
-	t.coreHooks = len(t.hooks)
-	if s.defaultHooks {
+	if s.defaultHooks && t.comm.Rank() == 0 {
 		if err := checkWritable(cfg.Output.Dir); err != nil {
 			return nil, err
 		}
@@ -326,17 +333,7 @@ func planStages(stages []StageConfig, groups []Group) ([]stagePlan, error) {
 }
 
 func newOptimizer(c OptimizerConfig) (optim.Optimizer, error) {
-	opts := map[string]float64{"weight_decay": c.WeightDecay}
-	switch c.Name {
-	case "sgd":
-		opts["momentum"] = c.Momentum
-		if c.Nesterov {
-			opts["nesterov"] = 1
-		}
-	case "adam", "adamw":
-		opts["beta1"], opts["beta2"], opts["eps"] = c.Beta1, c.Beta2, c.Eps
-	}
-	o, err := optim.New(c.Name, opts)
+	o, err := optim.New(c.Name, c.options())
 	if err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)
 	}
@@ -357,6 +354,13 @@ func checkWritable(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// StageOver says, after an epoch is recorded (the history hook), whether it ended its
+// stage: the stage's last epoch, or early stopping ended the stage.
+func (t *Trainer) StageOver() bool {
+	p := t.progress
+	return t.stopStage || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
 }
 
 // Groups returns the layer groups, the head last.
@@ -430,4 +434,38 @@ func (t *Trainer) stageStarts() error {
 		return t.writeSnapshot(filepath.Join(t.runDir, RunStageStart), snap)
 	}
 	return nil
+}
+
+// Resume continues the run in dir from its checkpoint, with the recipe saved there (and
+// the stages as a repair rewrote them, which the checkpoint holds). The resumed run
+// ends with the same weights as an uninterrupted one.
+func Resume(dir string, opts ...Option) (*Trainer, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, RunConfig))
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	cfg, err := ParseConfig(raw, filepath.Join(dir, RunConfig))
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	cfg.Output.Dir = dir
+	t, err := New(*cfg, append(opts, func(s *setup) { s.resuming = true })...)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := t.LoadCheckpoint(filepath.Join(dir, RunCheckpoint)); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if cfg.Diagnostics.Repair {
+		if _, err := os.Stat(filepath.Join(dir, RunStageStart)); err == nil {
+			snap, err := t.readSnapshot(filepath.Join(dir, RunStageStart))
+			if err != nil {
+				return nil, fmt.Errorf("resume %s: %w", dir, err)
+			}
+			if snap.progress.Stage == t.progress.Stage {
+				t.stageSnap = snap
+			}
+		}
+	}
+	return t, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -48,11 +49,7 @@ come from the model's metadata.`,
 		if dir != "" {
 			rep, err = evaluate.EvaluateFolder(cmd.Context(), c, dir, opts)
 		} else {
-			var cfg *finetune.Config
-			if cfg, err = finetune.LoadConfig(config); err != nil {
-				return err
-			}
-			rep, err = evaluate.EvaluateConfig(cmd.Context(), c, *cfg, opts)
+			rep, err = evaluateRecipe(cmd.Context(), c, config, opts)
 		}
 		if err != nil {
 			return err
@@ -86,4 +83,28 @@ come from the model's metadata.`,
 		return nil
 	}
 	return cmd
+}
+
+// evaluateRecipe evaluates the classifier on a recipe's test data (data.test, in the
+// recipe's format), with the preprocessing the model's metadata gives.
+func evaluateRecipe(ctx context.Context, c *evaluate.Classifier, path string, opts evaluate.Options) (*evaluate.Report, error) {
+	cfg, err := finetune.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Data.Test == "" {
+		return nil, fmt.Errorf("the recipe has no test data (data.test)")
+	}
+	if opts.OnBadImage != "" {
+		cfg.Data.OnBadImage = opts.OnBadImage
+	}
+	d, err := finetune.OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	r, err := evaluate.Evaluate(ctx, c, d.Test, d.Classes, cfg.Data.Test, opts)
+	if r != nil {
+		r.Skipped = evaluate.SkippedImages(d.Skipped)
+	}
+	return r, err
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"toolkit"
+	"toolkit/distrib"
 	"toolkit/finetune"
 )
 
@@ -41,17 +42,32 @@ recipe.repaired.yaml in the run folder.`,
 	cmd.Flags().Bool("repair", false, "apply the fix of a finding and carry on (diagnostics: {repair: true})")
 	cmd.Flags().Bool("overwrite", false, "start over in an output.dir that holds another run, removing that run's files first")
 	v := bindFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		out := cmd.OutOrStdout()
 		progress := &progressHook{w: cmd.ErrOrStderr(), out: out, bars: isTerminal(cmd.ErrOrStderr())}
-		var (
-			t   *finetune.Trainer
-			err error
-		)
 		config, err := recipeArg(v.GetString("config"), args)
 		if err != nil {
 			return err
 		}
+		// Under mpirun each process is a rank of one run (distrib.Open); rank 0 prints
+		// and writes the run folder, the others train in silence.
+		comm, err := distrib.Open()
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, comm.Close()) }()
+		opts := []finetune.Option{finetune.WithComm(comm)}
+		if comm.Rank() == 0 {
+			opts = append(opts, finetune.WithHooks(progress.hook()))
+		} else {
+			out = io.Discard
+			defer func() {
+				if err != nil && !errors.Is(err, errReported) {
+					err = fmt.Errorf("rank %d: %w", comm.Rank(), err)
+				}
+			}()
+		}
+		var t *finetune.Trainer
 		if dir := v.GetString("resume"); dir != "" {
 			switch {
 			case config != "":
@@ -62,7 +78,7 @@ recipe.repaired.yaml in the run folder.`,
 			case v.GetBool("repair"):
 				return fmt.Errorf("--resume continues a run with its own recipe, whose diagnostics decide whether it repairs; --repair cannot change it")
 			}
-			t, err = finetune.Resume(dir, finetune.WithHooks(progress.hook()))
+			t, err = finetune.Resume(dir, opts...)
 			if err == nil {
 				fmt.Fprintf(out, "resuming %s %s\n", dir, t.Position())
 			}
@@ -74,7 +90,6 @@ recipe.repaired.yaml in the run folder.`,
 			if v.GetBool("repair") {
 				cfg.Diagnostics.Repair = true
 			}
-			opts := []finetune.Option{finetune.WithHooks(progress.hook())}
 			if v.GetBool("overwrite") {
 				opts = append(opts, finetune.WithOverwrite())
 			}

@@ -15,13 +15,17 @@ type AdamConfig struct {
 	WeightDecay float64 // >= 0: L2 (added to the gradient) for Adam, decoupled for AdamW
 }
 
-// DefaultAdam returns PyTorch's Adam defaults: betas (0.9, 0.999), eps 1e-8, no weight
-// decay.
-func DefaultAdam() AdamConfig { return AdamConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8} }
+// DefaultAdam returns PyTorch's Adam defaults (Options): betas (0.9, 0.999), eps 1e-8,
+// no weight decay.
+func DefaultAdam() AdamConfig { return adamDefaults("adam") }
 
-// DefaultAdamW returns PyTorch's AdamW defaults: as Adam's, with weight decay 1e-2.
-func DefaultAdamW() AdamConfig {
-	return AdamConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2}
+// DefaultAdamW returns PyTorch's AdamW defaults (Options): as Adam's, with weight decay
+// 1e-2.
+func DefaultAdamW() AdamConfig { return adamDefaults("adamw") }
+
+func adamDefaults(name string) AdamConfig {
+	d := Defaults(name)
+	return AdamConfig{Beta1: d["beta1"], Beta2: d["beta2"], Eps: d["eps"], WeightDecay: d["weight_decay"]}
 }
 
 func (c AdamConfig) validate() error {

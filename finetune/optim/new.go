@@ -3,6 +3,7 @@ package optim
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -10,14 +11,69 @@ import (
 // Names lists the optimizer names New accepts.
 func Names() []string { return []string{"adam", "adamw", "sgd"} }
 
-var newKeys = map[string][]string{
-	"sgd":   {"momentum", "nesterov", "weight_decay"},
-	"adam":  {"beta1", "beta2", "eps", "weight_decay"},
-	"adamw": {"beta1", "beta2", "eps", "weight_decay"},
+// Option is one hyperparameter that New takes by name, with its default for each
+// optimizer that takes it. Options is the one table of them: New, the recipe's
+// optimizer section and its documentation all read it.
+type Option struct {
+	Key      string             // as New and the recipe write it
+	Defaults map[string]float64 // by optimizer name: the optimizers that take it
+}
+
+// Options lists the hyperparameters, their takers and their defaults: PyTorch's
+// (torch.optim.SGD, Adam, AdamW), but for SGD's momentum, fastai's 0.9 (PyTorch's is 0).
+// nesterov is 0 or 1.
+var Options = []Option{
+	{"weight_decay", map[string]float64{"sgd": 0, "adam": 0, "adamw": 1e-2}},
+	{"momentum", map[string]float64{"sgd": 0.9}},
+	{"nesterov", map[string]float64{"sgd": 0}},
+	{"beta1", map[string]float64{"adam": 0.9, "adamw": 0.9}},
+	{"beta2", map[string]float64{"adam": 0.999, "adamw": 0.999}},
+	{"eps", map[string]float64{"adam": 1e-8, "adamw": 1e-8}},
+}
+
+// Takers lists the optimizers that take the option key, sorted (none for an unknown key).
+func Takers(key string) []string {
+	for _, o := range Options {
+		if o.Key == key {
+			var out []string
+			for name := range o.Defaults {
+				out = append(out, name)
+			}
+			sort.Strings(out)
+			return out
+		}
+	}
+	return nil
+}
+
+// Defaults returns the options the optimizer called name takes, with their defaults (nil
+// for an unknown name).
+func Defaults(name string) map[string]float64 {
+	if !slices.Contains(Names(), name) {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, o := range Options {
+		if v, ok := o.Defaults[name]; ok {
+			out[o.Key] = v
+		}
+	}
+	return out
+}
+
+// keys lists the options of name in the table's order.
+func keys(name string) []string {
+	var out []string
+	for _, o := range Options {
+		if _, ok := o.Defaults[name]; ok {
+			out = append(out, o.Key)
+		}
+	}
+	return out
 }
 
 // New returns the optimizer called name with the given options; options left out take
-// their defaults:
+// their defaults from Options:
 //
 //	sgd    momentum 0.9 (fastai's default; PyTorch's is 0), nesterov 0 (0 or 1),
 //	       weight_decay 0
@@ -26,8 +82,8 @@ var newKeys = map[string][]string{
 //
 // Errors name the option and list the valid names or options.
 func New(name string, opts map[string]float64) (Optimizer, error) {
-	keys, ok := newKeys[name]
-	if !ok {
+	c := Defaults(name)
+	if c == nil {
 		return nil, fmt.Errorf("unknown optimizer %q (valid: %s)", name, strings.Join(Names(), ", "))
 	}
 	given := make([]string, 0, len(opts))
@@ -36,21 +92,13 @@ func New(name string, opts map[string]float64) (Optimizer, error) {
 	}
 	sort.Strings(given)
 	for _, k := range given {
-		known := false
-		for _, v := range keys {
-			known = known || k == v
-		}
-		if !known {
-			return nil, fmt.Errorf("optimizer %q: unknown option %q (valid options: %s)", name, k, strings.Join(keys, ", "))
+		if _, ok := c[k]; !ok {
+			return nil, fmt.Errorf("optimizer %q: unknown option %q (valid options: %s)", name, k, strings.Join(sorted(keys(name)), ", "))
 		}
 		if math.IsNaN(opts[k]) {
 			return nil, fmt.Errorf("optimizer %q: option %q is NaN", name, k)
 		}
-	}
-	set := func(k string, dst *float64) {
-		if v, ok := opts[k]; ok {
-			*dst = v
-		}
+		c[k] = opts[k]
 	}
 	var (
 		o   Optimizer
@@ -58,33 +106,26 @@ func New(name string, opts map[string]float64) (Optimizer, error) {
 	)
 	switch name {
 	case "sgd":
-		c := SGDConfig{Momentum: 0.9}
-		set("momentum", &c.Momentum)
-		set("weight_decay", &c.WeightDecay)
-		if v, ok := opts["nesterov"]; ok {
-			if v != 0 && v != 1 {
-				return nil, fmt.Errorf("optimizer %q: option %q = %v: must be 0 or 1", name, "nesterov", v)
-			}
-			c.Nesterov = v == 1
+		if v := c["nesterov"]; v != 0 && v != 1 {
+			return nil, fmt.Errorf("optimizer %q: option %q = %v: must be 0 or 1", name, "nesterov", v)
 		}
-		o, err = NewSGD(c)
+		o, err = NewSGD(SGDConfig{Momentum: c["momentum"], Nesterov: c["nesterov"] == 1, WeightDecay: c["weight_decay"]})
 	case "adam", "adamw":
-		c := DefaultAdam()
-		if name == "adamw" {
-			c = DefaultAdamW()
-		}
-		set("beta1", &c.Beta1)
-		set("beta2", &c.Beta2)
-		set("eps", &c.Eps)
-		set("weight_decay", &c.WeightDecay)
+		ac := AdamConfig{Beta1: c["beta1"], Beta2: c["beta2"], Eps: c["eps"], WeightDecay: c["weight_decay"]}
 		if name == "adam" {
-			o, err = NewAdam(c)
+			o, err = NewAdam(ac)
 		} else {
-			o, err = NewAdamW(c)
+			o, err = NewAdamW(ac)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("optimizer %q: %w", name, err)
 	}
 	return o, nil
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
 }

@@ -411,3 +411,65 @@ func TestClipGradNormMatchesPyTorch(t *testing.T) {
 		t.Logf("step %d: norm %.6g max_norm %g, largest relative deviation %.3g", k, norm, st.MaxNorm, worst)
 	}
 }
+
+// TestDefaultsArePyTorchs checks the option table's defaults against those of
+// torch.optim's SGD, Adam and AdamW, but for SGD's momentum, which is fastai's 0.9
+// (PyTorch's is 0).
+func TestDefaultsArePyTorchs(t *testing.T) {
+	if _, err := os.Stat(torchPython); err != nil {
+		testref.Missing(t, "PyTorch reference skipped: %s not found", torchPython)
+		return
+	}
+	const script = `
+import json, torch
+p = [torch.nn.Parameter(torch.zeros(1))]
+out = {}
+for name, o in [("sgd", torch.optim.SGD(p, lr=0.1)), ("adam", torch.optim.Adam(p)), ("adamw", torch.optim.AdamW(p))]:
+    d = o.defaults
+    opts = {"weight_decay": d["weight_decay"]}
+    if "betas" in d:
+        opts.update(beta1=d["betas"][0], beta2=d["betas"][1], eps=d["eps"])
+    else:
+        opts.update(momentum=d["momentum"], nesterov=float(d["nesterov"]))
+    out[name] = opts
+print(json.dumps(out))
+`
+	raw, err := exec.Command(torchPython, "-c", script).Output()
+	if err != nil {
+		testref.Missing(t, "PyTorch reference skipped: %s cannot run torch (install Debian's python3-torch): %v", torchPython, err)
+		return
+	}
+	var torch map[string]map[string]float64
+	if err := json.Unmarshal(raw, &torch); err != nil {
+		t.Fatal(err)
+	}
+	if torch["sgd"]["momentum"] != 0 {
+		t.Fatalf("PyTorch's SGD momentum default is %v, not 0", torch["sgd"]["momentum"])
+	}
+	torch["sgd"]["momentum"] = 0.9 // fastai's
+	for _, name := range Names() {
+		got := Defaults(name)
+		if len(got) != len(torch[name]) {
+			t.Errorf("%s: options %v, PyTorch's %v", name, got, torch[name])
+		}
+		for k, v := range torch[name] {
+			if got[k] != v {
+				t.Errorf("%s: %s defaults to %v, PyTorch's to %v", name, k, got[k], v)
+			}
+		}
+		// New without options builds the optimizer with these defaults.
+		o, err := New(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := o.State().Hyper
+		if h.WeightDecay != got["weight_decay"] {
+			t.Errorf("New(%q, nil): weight decay %v, want %v", name, h.WeightDecay, got["weight_decay"])
+		}
+	}
+	for _, o := range Options {
+		if len(Takers(o.Key)) == 0 {
+			t.Errorf("option %s: no optimizer takes it", o.Key)
+		}
+	}
+}

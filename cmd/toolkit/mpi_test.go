@@ -1,0 +1,181 @@
+//go:build mpi && linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"toolkit/finetune"
+)
+
+// mpirunArgs runs np ranks of this test binary as the toolkit (runMainEnv) on loopback,
+// as root on a box of two cores: the flags CI and the README use.
+func mpirunArgs(np int, extraEnv ...string) []string {
+	args := []string{"--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+		"--mca", "btl", "self,vader,tcp", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo",
+		"-np", strconv.Itoa(np), "-x", "GOMAXPROCS=1", "-x", runMainEnv + "=1"}
+	for _, e := range extraEnv {
+		args = append(args, "-x", e)
+	}
+	return append(args, os.Args[0])
+}
+
+// rankPID finds the process of rank of the job started by mpirun's process parent.
+func rankPID(t *testing.T, parent, rank int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid ...
+			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+				continue
+			}
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if bytes.Contains(env, []byte("OMPI_COMM_WORLD_RANK="+strconv.Itoa(rank)+"\x00")) {
+				return pid
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no process of rank %d under mpirun %d", rank, parent)
+	return 0
+}
+
+// TestMPIRankKilled runs toolkit finetune on two ranks under mpirun (the build tag mpi
+// and Open MPI's mpirun on the PATH; CI runs it), kills rank 1 with SIGKILL once an
+// epoch's checkpoint is saved, and checks that the job ends within a minute with an
+// error that names rank 1, and that the checkpoint is intact: the run resumes from it
+// in one process and ends.
+func TestMPIRankKilled(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	recipe := starterRecipe(t, dir)
+	run := filepath.Join(dir, "run")
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), reduce(t, recipe, dir, run, 30))
+	cmd := exec.Command("mpirun", append(mpirunArgs(2, "TOOLKIT_OUTPUT_CHECKPOINT_EVERY=0"), "finetune", "-c", cfg)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	var killed time.Time
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if killed.IsZero() && strings.HasPrefix(line, "epoch  3 ") {
+			if err := syscall.Kill(rankPID(t, cmd.Process.Pid, 1), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = time.Now()
+		}
+	}
+	err = cmd.Wait()
+	took := time.Since(killed)
+	if killed.IsZero() {
+		t.Fatalf("the run ended before rank 1 was killed: %v\n%s%s", err, out.String(), stderr.String())
+	}
+	t.Logf("the job ended %.1f s after rank 1 was killed, exit status %d", took.Seconds(), cmd.ProcessState.ExitCode())
+	if err == nil || took > time.Minute {
+		t.Errorf("after rank 1 was killed: %v after %v, want a failure within a minute", err, took)
+	}
+	if !strings.Contains(stderr.String(), "rank 1") {
+		t.Errorf("the job's error does not name rank 1:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(run, finetune.RunModel)); err == nil {
+		t.Errorf("a failed run wrote its final %s", finetune.RunModel)
+	}
+	tr, err := finetune.Resume(run)
+	if err != nil {
+		t.Fatalf("the checkpoint after the kill does not load: %v", err)
+	}
+	if p := tr.Progress(); p.Epoch < 2 {
+		t.Errorf("the checkpoint holds epoch %d, want at least the second of the epochs printed", p.Epoch)
+	}
+	res, err := runCLI(t, "finetune", "--resume", run)
+	if err != nil {
+		t.Fatalf("resumed in one process: %v\n%s", err, res)
+	}
+	if !strings.Contains(res, "resuming "+run) || !strings.Contains(res, "wrote "+filepath.Join(run, finetune.RunModel)) {
+		t.Errorf("the resumed run did not end:\n%s", res)
+	}
+}
+
+// TestMPIRankHangs stops rank 1 (SIGSTOP) and checks that rank 0's collective gives up
+// after TOOLKIT_MPI_TIMEOUT with an error naming the rank that waited, and that the
+// job ends.
+func TestMPIRankHangs(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	recipe := starterRecipe(t, dir)
+	run := filepath.Join(dir, "run")
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), reduce(t, recipe, dir, run, 30))
+	cmd := exec.Command("mpirun", append(mpirunArgs(2, "TOOLKIT_MPI_TIMEOUT=5"), "finetune", "-c", cfg)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var stopped time.Time
+	var pid int
+	for sc.Scan() {
+		if stopped.IsZero() && strings.HasPrefix(sc.Text(), "epoch  2 ") {
+			pid = rankPID(t, cmd.Process.Pid, 1)
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			stopped = time.Now()
+		}
+	}
+	err = cmd.Wait()
+	took := time.Since(stopped)
+	if pid != 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if stopped.IsZero() {
+		t.Fatalf("the run ended before rank 1 was stopped: %v\n%s", err, stderr.String())
+	}
+	t.Logf("the job ended %.1f s after rank 1 was stopped", took.Seconds())
+	if err == nil || took > time.Minute {
+		t.Errorf("after rank 1 hung: %v after %v, want a failure soon after the 5 s timeout", err, took)
+	}
+	if !strings.Contains(stderr.String(), "rank 0: allreduce waited 5s for the other ranks") {
+		t.Errorf("rank 0 does not say that it gave up:\n%s", stderr.String())
+	}
+}

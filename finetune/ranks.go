@@ -1,0 +1,274 @@
+package finetune
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"unsafe"
+
+	"toolkit/distrib"
+	"toolkit/onnx"
+)
+
+// Data parallelism (WithComm). Every rank runs the whole recipe with the same model,
+// groups, stages and hooks; its loaders give it its share of every batch
+// (dataset.Shard: data.batch_size stays the global batch), keyed like one process's
+// (seed, epoch, example), so that the shares of a step together are exactly one
+// process's batch. A step's forward and backward passes run on the share alone; then
+// the step's statistics (loss, correct predictions, predictions per class, examples,
+// the ranks' wishes to stop) and its gradients are summed over the ranks (each share's
+// mean gradient times its size, in one fused buffer, one allreduce, divided by the
+// batch's size), so that every rank sees the batch's numbers and applies the same
+// update: the diagnostics, early stopping, the best epoch and repairs decide alike on
+// every rank. Validation and test data are sharded too and their sums reduced.
+//
+// What differs from one process: Dropout draws each rank's masks from its own stream
+// (rank 0's is one process's); BatchNormalization normalises each share by its own
+// batch statistics, and after every step the running statistics become rank 0's, as
+// PyTorch's DistributedDataParallel broadcasts its buffers. A Ctrl-C or SIGTERM (which
+// mpirun passes to every rank) is agreed on at the next step: every rank stops at the
+// same position, and rank 0, which alone writes the run folder, saves it. Checkpoints
+// hold the global position only, so a run resumes on another number of ranks.
+
+// stepSeed is the dropout seed of the step on this rank: one process's on rank 0, a
+// stream of its own on each other rank, so that the ranks' shares of a batch do not
+// draw the same masks.
+func (t *Trainer) stepSeed() uint64 {
+	s := mix(t.cfg.Seed, uint64(t.progress.Step))
+	if r := t.comm.Rank(); r > 0 {
+		s = mix(s, uint64(r))
+	}
+	return s
+}
+
+// reduceStep sums the step's statistics over the ranks, so that r holds the whole
+// batch's loss, correct predictions, examples and predictions per class; a rank's
+// wish to stop, on any rank, is context.Canceled on every rank, before the update.
+func (t *Trainer) reduceStep(r *stepResult) error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	buf := make([]float64, 4+len(r.Predicted))
+	if r.N > 0 {
+		buf[0] = r.Loss * float64(r.N)
+	}
+	buf[1], buf[2] = float64(r.Correct), float64(r.N)
+	if t.stop {
+		buf[3] = 1
+	}
+	for i, c := range r.Predicted {
+		buf[4+i] = float64(c)
+	}
+	if err := t.comm.AllreduceFloat64(buf); err != nil {
+		return err
+	}
+	if buf[3] > 0 {
+		return context.Canceled
+	}
+	r.Loss, r.Correct, r.N = buf[0]/buf[2], int(buf[1]), int(buf[2])
+	for i := range r.Predicted {
+		r.Predicted[i] = int(buf[4+i])
+	}
+	return nil
+}
+
+// reduceGradients replaces the groups' gradients, on every rank, by the whole batch's:
+// each rank's mean over its share of local examples, times local, summed over the ranks
+// in one fused buffer (one allreduce), divided by the batch's global examples.
+func (t *Trainer) reduceGradients(groups []GroupUpdate, local, global int) error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	n := 0
+	for _, g := range groups {
+		for _, p := range g.Params {
+			n += len(p.Grad)
+		}
+	}
+	buf := make([]float32, n)
+	off, scale := 0, float32(local)
+	for _, g := range groups {
+		for _, p := range g.Params {
+			for i, v := range p.Grad {
+				buf[off+i] = v * scale
+			}
+			off += len(p.Grad)
+		}
+	}
+	if err := t.comm.AllreduceFloat32(buf); err != nil {
+		return err
+	}
+	off, div := 0, float32(global)
+	for _, g := range groups {
+		for _, p := range g.Params {
+			for i := range p.Grad {
+				p.Grad[i] = buf[off+i] / div
+			}
+			off += len(p.Grad)
+		}
+	}
+	return nil
+}
+
+// zeroGrad is the gradient of a parameter on a rank whose share of the batch is empty.
+func (t *Trainer) zeroGrad(name string) []float32 {
+	if t.zeros == nil {
+		t.zeros = map[string][]float32{}
+	}
+	z, ok := t.zeros[name]
+	if !ok {
+		z = make([]float32, len(t.model.Param(name)))
+		t.zeros[name] = z
+	}
+	clear(z) // the last reduction wrote the batch's gradient into it
+	return z
+}
+
+// reduceSums sums evaluation totals over the ranks.
+func (t *Trainer) reduceSums(sums ...*float64) error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	buf := make([]float64, len(sums))
+	for i, s := range sums {
+		buf[i] = *s
+	}
+	if err := t.comm.AllreduceFloat64(buf); err != nil {
+		return err
+	}
+	for i, s := range sums {
+		*s = buf[i]
+	}
+	return nil
+}
+
+// agreeStop says on every rank whether any rank's context was cancelled.
+func (t *Trainer) agreeStop(ctx context.Context) error {
+	if t.comm.Size() == 1 {
+		return ctx.Err()
+	}
+	buf := []float64{0}
+	if ctx.Err() != nil {
+		buf[0] = 1
+	}
+	if err := t.comm.AllreduceFloat64(buf); err != nil {
+		return err
+	}
+	if buf[0] > 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// loaderContext is the context the loaders run under: a rank's own cancellation must
+// not stop its loader before the ranks have agreed to stop (agreeStop, reduceStep).
+func (t *Trainer) loaderContext(ctx context.Context) context.Context {
+	if t.comm.Size() == 1 {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
+// syncStart makes every rank start from rank 0's weights (broadcast), and checks that
+// the ranks agree on them, on the optimizers' state and on the position (Agree): at the
+// start of every Run, a resumed one too.
+func (t *Trainer) syncStart() error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	names := t.model.ParamNames()
+	n := 0
+	for _, name := range names {
+		n += len(t.model.Param(name))
+	}
+	buf := make([]float32, n)
+	off := 0
+	for _, name := range names {
+		off += copy(buf[off:], t.model.Param(name))
+	}
+	if err := t.comm.Broadcast(float32Raw(buf)); err != nil {
+		return err
+	}
+	t.ckpt.waitRead()
+	off = 0
+	for _, name := range names {
+		off += copy(t.model.Param(name), buf[off:])
+	}
+	t.cache.invalidate()
+	return distrib.Agree(t.comm, "weights, optimizer state and position", t.stateFingerprint())
+}
+
+// syncRunningStats gives every rank rank 0's BatchNormalization running statistics,
+// after a step that may have changed them.
+func (t *Trainer) syncRunningStats() error {
+	if t.comm.Size() == 1 || !t.forwardUpdates {
+		return nil
+	}
+	names := runningStats(t.model.IR())
+	n := 0
+	for _, name := range names {
+		n += len(t.model.Param(name))
+	}
+	buf := make([]float32, 0, n)
+	for _, name := range names {
+		buf = append(buf, t.model.Param(name)...)
+	}
+	if err := t.comm.Broadcast(float32Raw(buf)); err != nil {
+		return err
+	}
+	off := 0
+	for _, name := range names {
+		off += copy(t.model.Param(name), buf[off:])
+	}
+	return nil
+}
+
+// runningStats names the running means and variances of the model's
+// BatchNormalization layers.
+func runningStats(m *onnx.Model) []string {
+	var out []string
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "BatchNormalization" && len(n.Inputs) == 5 {
+			for _, in := range n.Inputs[3:] {
+				if init := m.Graph.Initializer(in); init != nil {
+					out = append(out, in)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// stateFingerprint fingerprints the weights, the optimizers' state and the position.
+func (t *Trainer) stateFingerprint() uint64 {
+	h := fnv.New64a()
+	for _, name := range t.model.ParamNames() {
+		h.Write(float32Raw(t.model.Param(name)))
+	}
+	for _, g := range slices.Sorted(maps.Keys(t.optims)) {
+		st := t.optims[g].StateView()
+		hyper, _ := json.Marshal(st.Hyper)
+		h.Write(hyper)
+		for _, p := range slices.Sorted(maps.Keys(st.Params)) {
+			ps := st.Params[p]
+			h.Write([]byte(p))
+			h.Write(float32Raw([]float32{float32(ps.Step)}))
+			for _, b := range [][]float32{ps.MomentumBuffer, ps.ExpAvg, ps.ExpAvgSq} {
+				h.Write(float32Raw(b))
+			}
+		}
+	}
+	pos, _ := json.Marshal(t.progress)
+	h.Write(pos)
+	return h.Sum64()
+}
+
+// float32Raw is f's memory as bytes (the ranks share a byte order).
+func float32Raw(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*len(f))
+}

@@ -1,0 +1,281 @@
+package finetune
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"toolkit/backend"
+	"toolkit/backend/kernels"
+	"toolkit/dataset"
+	"toolkit/finetune/optim"
+	"toolkit/finetune/schedule"
+)
+
+// stepResult is what one training step computed. Slices are valid until the next step.
+type stepResult struct {
+	Loss    float64
+	Correct int
+	N       int
+	Logits  []float32
+	Labels  []int
+	// Predicted counts the batch's predictions per class.
+	Predicted []int
+	prog      *backend.Program
+	// Update is the step's optimizer update: per trained group, the gradient norm
+	// (before clipping) and the learning rate.
+	Update  *Update
+	Seconds float64
+}
+
+// Update is one step's optimizer update as the BeforeUpdate and AfterUpdate hooks see
+// it: every updated group, in the model's order, with its parameters (values and, after
+// optimizer.clip_norm, gradients), its gradient norm before clipping, and the learning
+// rate the stage's schedule gives it at this step; Momentum is SGD's momentum or Adam's
+// beta1 the schedule sets for the step (SetsMomentum false: it sets none, as most
+// schedules but one-cycle). A BeforeUpdate hook may change the rates and the momentum
+// (lr-find sweeps the rate so); an AfterUpdate hook sees the values updated.
+type Update struct {
+	Groups       []GroupUpdate
+	Momentum     float64
+	SetsMomentum bool
+	// where is the step's position, for errors.
+	where string
+}
+
+// GroupUpdate is one layer group's part of an Update.
+type GroupUpdate struct {
+	Name     string
+	Params   []optim.Param
+	GradNorm float64
+	LR       float64
+}
+
+// step trains on one batch: its gradients, then the update of the trained groups.
+func (t *Trainer) step(e *epochPlan, b trainBatch) (*stepResult, error) {
+	r, err := t.gradients(e, b)
+	if err != nil {
+		return r, err
+	}
+	if err := t.update(e, b, r.Update); err != nil {
+		return r, err
+	}
+	return r, t.syncRunningStats()
+}
+
+// gradients runs the batch forward and backward and returns the loss, the logits and,
+// in r.Update, each trained group's gradients, clipped by optimizer.clip_norm; no weight
+// changes. Over several ranks (WithComm) the statistics and the gradients are then the
+// whole batch's. A NaN or Inf loss or gradient is a *NonFiniteError.
+func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
+	classes := t.cfg.Head.Classes
+	u := &Update{where: fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, t.progress.StageEpoch+1, b.Index+1)}
+	r := &stepResult{N: b.N, Predicted: make([]int, classes), Update: u}
+	if b.N > 0 { // a rank's share of a short last batch may be empty
+		prog, err := t.programFrom(b.N, true, b.From)
+		if err != nil {
+			return nil, err
+		}
+		prog.Reseed(t.stepSeed())
+		if t.forwardUpdates {
+			t.ckpt.waitRead()
+		}
+		targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
+		if b.Mix != nil {
+			targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
+		}
+		if err := prog.Run([][]float32{b.Images}, targets); err != nil {
+			return nil, fmt.Errorf("%s: %w", u.where, err)
+		}
+		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog
+		r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
+		predictions(r.Predicted, r.Logits, classes)
+	}
+	local := r.N
+	if err := t.reduceStep(r); err != nil {
+		return r, err
+	}
+	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+		return r, &NonFiniteError{Where: u.where, What: "loss", Tensor: "loss", Value: r.Loss}
+	}
+	var err error
+	u.Groups, err = t.groupGradients(e, r.prog, u.where, local, r.N)
+	return r, err
+}
+
+// predictions counts, into counts, the rows of logits whose largest value is each class's.
+func predictions(counts []int, logits []float32, classes int) {
+	for i := 0; i+classes <= len(logits); i += classes {
+		row := logits[i : i+classes]
+		best := 0
+		for c, v := range row {
+			if v > row[best] {
+				best = c
+			}
+		}
+		counts[best]++
+	}
+}
+
+// groupGradients collects the gradients of the groups the epoch updates (the trained
+// ones, and with train_bn the BatchNormalization parameters of the others), the whole
+// batch's over several ranks (reduceGradients: local of the global examples were this
+// rank's; prog is nil where it had none), with their norms before clipping, then clips
+// them together by optimizer.clip_norm.
+func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string, local, global int) ([]GroupUpdate, error) {
+	var groups []GroupUpdate
+	var all []optim.Param
+	for _, g := range t.groups {
+		names := g.Params
+		if !contains(e.trained, g.Name) {
+			if names = e.bnOnly[g.Name]; len(names) == 0 {
+				continue
+			}
+		}
+		gu := GroupUpdate{Name: g.Name}
+		for _, name := range names {
+			var grad []float32
+			switch {
+			case prog == nil:
+				grad = t.zeroGrad(name)
+			case prog.Grad(name) == nil:
+				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
+			default:
+				grad = prog.Grad(name)
+			}
+			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad})
+		}
+		all = append(all, gu.Params...)
+		groups = append(groups, gu)
+	}
+	if err := t.reduceGradients(groups, local, global); err != nil {
+		return nil, err
+	}
+	for i := range groups {
+		gu := &groups[i]
+		if gu.GradNorm = optim.GradNorm(gu.Params); math.IsNaN(gu.GradNorm) || math.IsInf(gu.GradNorm, 0) {
+			return nil, nonFiniteIn(where, "gradient", gu.Name, gu.Params, true)
+		}
+	}
+	if t.cfg.Optimizer.ClipNorm > 0 {
+		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)
+	}
+	return groups, nil
+}
+
+// update gives each group of u its rate (and the momentum) of the stage's schedule at
+// this step, calls the BeforeUpdate hooks, steps the groups' optimizers, then calls the
+// AfterUpdate hooks.
+func (t *Trainer) update(e *epochPlan, b trainBatch, u *Update) error {
+	sch := e.stage.schedule
+	stageStep := t.progress.StageEpoch*e.batches + b.Index
+	u.Momentum, u.SetsMomentum = schedule.MomentumAt(sch, stageStep, e.total)
+	for i := range u.Groups {
+		g := &u.Groups[i]
+		g.LR = schedule.LR(sch, e.rates[groupIndex(t.groups, g.Name)], stageStep, e.total)
+	}
+	if err := fire(t, Hook.onBeforeUpdate, u); err != nil {
+		return err
+	}
+	t.ckpt.waitRead() // the update changes what a checkpoint being written reads
+	for _, g := range u.Groups {
+		o := t.optims[g.Name]
+		if u.SetsMomentum {
+			if err := o.SetMomentum(u.Momentum); err != nil {
+				return err
+			}
+		}
+		if err := o.Step(g.Params, g.LR); err != nil {
+			return fmt.Errorf("%s: group %s: %w", u.where, g.Name, err)
+		}
+		t.cache.bump(g.Name)
+	}
+	return fire(t, Hook.onAfterUpdate, u)
+}
+
+// groupIndex is the position of the group called name.
+func groupIndex(groups []Group, name string) int {
+	return slices.IndexFunc(groups, func(g Group) bool { return g.Name == name })
+}
+
+// NonFiniteError reports a NaN or Inf in the loss, a gradient or a weight. The step that
+// saw it changed no weight (a weight is checked after its update: the run then stops
+// without saving it); the last checkpoint is the last good state.
+type NonFiniteError struct {
+	Where  string  // stage, epoch, batch
+	What   string  // loss, gradient or weight
+	Tensor string  // the parameter's ONNX name, or "loss"
+	Group  string  // the parameter's layer group
+	Count  int     // non-finite values in the tensor
+	Value  float64 // the first of them
+}
+
+func (e *NonFiniteError) Error() string {
+	if e.What == "loss" {
+		return fmt.Sprintf("%s: the loss is %v: lower the learning rate or set optimizer.clip_norm", e.Where, e.Value)
+	}
+	return fmt.Sprintf("%s: the %s of %s (group %s) has %d non-finite values (%v): lower the learning rate or set optimizer.clip_norm",
+		e.Where, e.What, e.Tensor, e.Group, e.Count, e.Value)
+}
+
+// nonFiniteIn names the first tensor of params whose gradient (or value) holds a NaN or Inf.
+func nonFiniteIn(where, what, group string, params []optim.Param, grad bool) *NonFiniteError {
+	for _, op := range params {
+		x := op.Value
+		if grad {
+			x = op.Grad
+		}
+		n, first := 0, 0.0
+		for _, v := range x {
+			f := float64(v)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				if n == 0 {
+					first = f
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			return &NonFiniteError{Where: where, What: what, Tensor: op.Name, Group: group, Count: n, Value: first}
+		}
+	}
+	return &NonFiniteError{Where: where, What: what, Tensor: "(group " + group + ")", Group: group, Value: math.NaN()}
+}
+
+// oneHot returns label-smoothed targets: (1-eps) on the label plus eps/k everywhere.
+func oneHot(labels []int, k int, eps float64) []float32 {
+	out := make([]float32, len(labels)*k)
+	off := float32(eps / float64(k))
+	for i, l := range labels {
+		row := out[i*k : (i+1)*k]
+		for j := range row {
+			row[j] = off
+		}
+		row[l] += float32(1 - eps)
+	}
+	return out
+}
+
+// mixedTargets are the targets of a blended batch, as torchvision's references make them:
+// Lambda of each image's own smoothed one-hot target plus 1-Lambda of its partner's; and
+// the dominant labels, against which accuracy is counted.
+func mixedTargets(labels []int, m *dataset.Mix, k int, eps float64) ([]float32, []int) {
+	own, partner := oneHot(labels, k, eps), oneHot(m.PartnerLabels[:len(labels)], k, eps)
+	l, r := float32(m.Lambda), float32(1-m.Lambda)
+	dominant := make([]int, len(labels))
+	for i := range labels {
+		dominant[i] = m.Dominant(labels, i)
+	}
+	for i := range own {
+		own[i] = own[i]*l + partner[i]*r
+	}
+	return own, dominant
+}
+
+// mix derives a per-step seed (SplitMix64 of the run seed and the step).
+func mix(seed, step uint64) uint64 {
+	z := seed + 0x9e3779b97f4a7c15*(step+1)
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
