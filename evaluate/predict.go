@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -26,48 +24,6 @@ type Prediction struct {
 	Top  []Score `json:"top"`
 }
 
-// ImageFiles expands paths: a file stays as given, a folder gives its image files (those
-// of an image folder: JPEG, PNG, GIF, BMP, TIFF, WebP; its subfolders' too, hidden ones
-// left out), sorted.
-func ImageFiles(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if path != p && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && dataset.IsImageFile(path) {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: no image files (%s)", p, strings.Join(dataset.ImageExtensions(), ", "))
-		}
-		slices.Sort(found)
-		files = append(files, found...)
-	}
-	return files, nil
-}
-
 // Predictions are the results of Predict: one per image that decoded, in the order of
 // the files, and the files left out; with the model's path and its notes (Classifier).
 type Predictions struct {
@@ -77,7 +33,7 @@ type Predictions struct {
 	Skipped     []SkippedImage `json:"skipped,omitempty"`
 }
 
-// Predict classifies image files (folders are expanded by ImageFiles) and returns each
+// Predict classifies image files (folders are expanded by dataset.ImageFiles) and returns each
 // one's k most probable classes. The files are checked first: with opts.OnBadImage fail
 // (the default) a file that does not decode is an error naming it, before anything is
 // predicted; with skip it is left out and listed. Images are decoded in parallel and run
@@ -127,7 +83,7 @@ type predictShared struct {
 
 // predictShard runs the images of shard s's batches (all of them for the zero Spec).
 func predictShard(ctx context.Context, c *Classifier, paths []string, k int, opts Options, s shard.Spec) (*prediction, error) {
-	files, err := ImageFiles(paths)
+	files, err := dataset.ImageFiles(paths)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,5 +192,57 @@ func TestShardErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExtractShardsMergeCLI extracts the demo base's features of 40 images in batches of
+// 6 in one process (GOMAXPROCS as the test runs), then as three processes side by side
+// with GOMAXPROCS=1, each a task of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX of
+// JOB_COMPLETIONS=3) writing its part to OUT_DIR/parts, and merges them: features.npy,
+// files.txt and what the command prints are one process's, byte for byte.
+func TestExtractShardsMergeCLI(t *testing.T) {
+	data := tenClassFolder(t, 4)
+	out := filepath.Join(t.TempDir(), "features")
+	args := []string{"extract", "../../models/fmnist-vgg/base.onnx", "--data", data, "-o", out, "--batch-size", "6"}
+	one, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, one)
+	}
+	files := []string{filepath.Join(out, "features.npy"), filepath.Join(out, "files.txt")}
+	want := readAndRemove(t, files...)
+	var cmds []*exec.Cmd
+	var outputs []*bytes.Buffer
+	for i := range 3 {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), runMainEnv+"=1", "GOMAXPROCS=1", fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "JOB_COMPLETIONS=3")
+		var b bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &b, &b
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outputs = append(cmds, cmd), append(outputs, &b)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("shard %d: %v\n%s", i, err, outputs[i])
+		}
+		if want := fmt.Sprintf("shard %d/3: ", i); !strings.HasPrefix(outputs[i].String(), want) || !strings.Contains(outputs[i].String(), filepath.Join(out, "parts", fmt.Sprintf("extract-%d-of-3.part", i))) {
+			t.Errorf("shard %d says %q", i, outputs[i])
+		}
+	}
+	merged, err := runCLI(t, append(args, "--merge")...)
+	if err != nil {
+		t.Fatalf("merge: %v\n%s", err, merged)
+	}
+	if merged != one || !strings.Contains(one, "(40 x 128 x 4 x 4, float32)") {
+		t.Errorf("the merge printed\n%s\none process printed\n%s", merged, one)
+	}
+	for name, raw := range readAndRemove(t, files...) {
+		if !bytes.Equal(raw, want[name]) {
+			t.Errorf("the merge wrote another %s than one process (%d bytes, one process %d)", filepath.Base(name), len(raw), len(want[name]))
+		}
+	}
+	if _, err := runCLI(t, "extract", "../../models/fmnist-vgg/base.onnx", "-c", "../../config.yaml", "--data", data, "-o", out); err == nil || !strings.Contains(err.Error(), "a model file or -c config.yaml (one of them)") {
+		t.Errorf("a model and a recipe: %v", err)
 	}
 }
