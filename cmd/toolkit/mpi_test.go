@@ -179,3 +179,47 @@ func TestMPIRankHangs(t *testing.T) {
 		t.Errorf("rank 0 does not say that it gave up:\n%s", stderr.String())
 	}
 }
+
+// TestMPILRFind runs toolkit lr-find on stage all (after the head stage, trained first)
+// on two ranks under mpirun and in one process, without dropout: rank 0 alone prints
+// and draws, and the sweep suggests what one process suggests (the ranks' losses are
+// the whole batch's, within float rounding of one process's).
+func TestMPILRFind(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	// Without dropout, whose masks each rank draws from a stream of its own.
+	recipe := strings.Replace(reduce(t, starterRecipe(t, dir), dir, filepath.Join(dir, "run"), 1), "dropout: 0.5", "dropout: 0", 1)
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), recipe)
+	args := []string{"lr-find", "-c", cfg, "--stage", "all", "--steps", "15"}
+	one, err := runCLI(t, append(args, "-o", filepath.Join(dir, "one.png"))...)
+	if err != nil {
+		t.Fatalf("one process: %v\n%s", err, one)
+	}
+	cmd := exec.Command("mpirun", append(mpirunArgs(2), append(args, "-o", filepath.Join(dir, "ranks.png"))...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
+	}
+	pick := func(s, prefix string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	if n := strings.Count(string(out), "suggested: "); n != 1 {
+		t.Errorf("%d suggestions printed, want rank 0's alone:\n%s", n, out)
+	}
+	for _, p := range []string{"stage all: ", "- {name: all"} {
+		if got, want := pick(string(out), p), pick(one, p); got != want || want == "" {
+			t.Errorf("two ranks print %q, one process %q", got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ranks.png")); err != nil {
+		t.Errorf("rank 0 drew no plot: %v", err)
+	}
+}
