@@ -91,7 +91,9 @@ type setup struct {
 // mpirun): every rank runs the same recipe on its share of every batch (of
 // data.batch_size, the global batch), the gradients summed over the ranks before every
 // update, which every rank applies alike; rank 0 alone writes the run folder. See
-// ranks.go.
+// ranks.go. A rank whose New, Run or LRFind fails on its own (its share's image, rank
+// 0's disk) leaves the others waiting for it in a collective: it should end the group
+// with the Comm's Abort, as toolkit finetune does.
 func WithComm(c distrib.Comm) Option { return func(s *setup) { s.comm = c } }
 
 // WithHooks adds hooks to the run, after the default ones.

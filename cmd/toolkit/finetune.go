@@ -50,7 +50,7 @@ recipe.repaired.yaml in the run folder.`,
 		}
 		// Under mpirun each process is a rank of one run; rank 0 prints and writes the
 		// run folder, the others train in silence.
-		rk, err := openRanks()
+		rk, err := openRanks(cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}

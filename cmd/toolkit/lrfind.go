@@ -35,7 +35,7 @@ recipe's output.dir unless -o says otherwise). Under mpirun (a toolkit built wit
 	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		// Under mpirun each process is a rank of one sweep, as of one finetune run:
 		// rank 0 prints and draws, the others sweep in silence.
-		rk, err := openRanks()
+		rk, err := openRanks(cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}

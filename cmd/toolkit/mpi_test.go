@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -221,5 +222,49 @@ func TestMPILRFind(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ranks.png")); err != nil {
 		t.Errorf("rank 0 drew no plot: %v", err)
+	}
+}
+
+// TestMPIRankFails runs toolkit finetune on two ranks whose rank 1 alone sees a
+// training image that does not decode (its data.train, through the environment of
+// mpirun's second program, is a copy with one file truncated): rank 1 fails while rank
+// 0 waits for it in the weights' broadcast. The job ends with rank 1's error, naming
+// the file, and with no rank left waiting until TOOLKIT_MPI_TIMEOUT (60 s here; the
+// collective's timeout message would say so).
+func TestMPIRankFails(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	copyImages(t, filepath.Join(dir, "train"), filepath.Join(dir, "train-bad"), 12)
+	bad, err := filepath.Glob(filepath.Join(dir, "train-bad", "*", "*.png"))
+	if err != nil || len(bad) == 0 {
+		t.Fatal(bad, err)
+	}
+	raw, err := os.ReadFile(bad[7])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad[7], raw[:len(raw)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), reduce(t, starterRecipe(t, dir), dir, filepath.Join(dir, "run"), 1))
+	// Two programs (mpirun's app contexts), each taking its own -x.
+	rank0 := mpirunArgs(1, "TOOLKIT_MPI_TIMEOUT=60")
+	rank1 := mpirunArgs(1, "TOOLKIT_MPI_TIMEOUT=60", "TOOLKIT_DATA_TRAIN="+filepath.Join(dir, "train-bad"))
+	at := slices.Index(rank1, "-np")
+	args := append(append(rank0, "finetune", "-c", cfg, ":"), append(rank1[at:], "finetune", "-c", cfg)...)
+	started := time.Now()
+	out, err := exec.Command("mpirun", args...).CombinedOutput()
+	t.Logf("the job ended after %.1f s: %v", time.Since(started).Seconds(), err)
+	if err == nil {
+		t.Fatalf("the job succeeded:\n%s", out)
+	}
+	if want := "toolkit: rank 1: data.train: dataset: " + bad[7] + ": not a decodable image"; !strings.Contains(string(out), want) {
+		t.Errorf("the job's output lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(string(out), "for the other ranks") {
+		t.Errorf("a rank waited for the failed one until its timeout:\n%s", out)
 	}
 }
