@@ -45,7 +45,7 @@ what one process prints and draws.`,
 		if (dir == "") == (config == "") {
 			return fmt.Errorf("evaluate needs --data DIR or -c config.yaml (one of them)")
 		}
-		sh, err := shardingOf(v, os.Getenv, "")
+		sh, err := shardingOf(cmd, v, os.Getenv, "")
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ into exactly the files one process writes.`,
 		if data == "" || out == "" {
 			return fmt.Errorf("extract needs --data DIR and -o OUT_DIR\nusage: %s", cmd.UseLine())
 		}
-		sh, err := shardingOf(v, os.Getenv, filepath.Join(out, "parts"))
+		sh, err := shardingOf(cmd, v, os.Getenv, filepath.Join(out, "parts"))
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ what one process prints.`,
 	addShardFlags(cmd, "")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		sh, err := shardingOf(v, os.Getenv, "")
+		sh, err := shardingOf(cmd, v, os.Getenv, "")
 		if err != nil {
 			return err
 		}

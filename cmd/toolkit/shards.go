@@ -30,21 +30,24 @@ func addShardFlags(cmd *cobra.Command, defaultParts string) {
 	cmd.Flags().Bool("merge", false, "join the parts in --parts into what one process writes (give the shards' arguments)")
 }
 
-// shardingOf reads the flags of addShardFlags, and the shard from the environment
-// (getenv) when neither --shard nor --merge is given. defaultParts is the parts'
+// shardingOf reads the flags of addShardFlags of cmd (--shard also as TOOLKIT_SHARD),
+// and the shard from the environment (getenv) when neither --shard nor --merge is given. defaultParts is the parts'
 // folder without --parts ("": --parts is required with a shard or --merge).
-func shardingOf(v *viper.Viper, getenv func(string) string, defaultParts string) (sharding, error) {
+func shardingOf(cmd *cobra.Command, v *viper.Viper, getenv func(string) string, defaultParts string) (sharding, error) {
 	s := sharding{merge: v.GetBool("merge"), parts: v.GetString("parts")}
-	flag := v.GetString("shard")
+	flag, name := v.GetString("shard"), "--shard"
+	if !cmd.Flags().Changed("shard") {
+		name = "TOOLKIT_SHARD"
+	}
 	switch {
 	case s.merge && flag != "":
-		return s, fmt.Errorf("--shard %s runs one shard and --merge joins the shards' parts: give one of them", flag)
+		return s, fmt.Errorf("%s %s runs one shard and --merge joins the shards' parts: give one of them", name, flag)
 	case flag != "":
 		spec, err := shard.Parse(flag)
 		if err != nil {
-			return s, fmt.Errorf("--shard: %w", err)
+			return s, fmt.Errorf("%s: %w", name, err)
 		}
-		s.shard, s.from = spec, "--shard"
+		s.shard, s.from = spec, name
 	case !s.merge:
 		spec, from, err := shard.FromEnv(getenv)
 		if err != nil {

@@ -62,7 +62,8 @@ func readAndRemove(t *testing.T, paths ...string) map[string][]byte {
 
 // TestEvaluateShardsMergeCLI runs toolkit evaluate on 70 images in batches of 8 (9
 // batches) with --tta, --most-confused and --top-losses in one process, then as 4
-// shards (one from Kubernetes' variables, one from Slurm's) and as 12 (three of them
+// shards (one from Kubernetes' variables, one from Slurm's, one from TOOLKIT_SHARD in a
+// one-task array) and as 12 (three of them
 // empty), each merged: the merge prints what the one process printed and writes its
 // confusion.png, top_losses.png and top_losses.csv, byte for byte.
 func TestEvaluateShardsMergeCLI(t *testing.T) {
@@ -89,12 +90,20 @@ func TestEvaluateShardsMergeCLI(t *testing.T) {
 				t.Setenv("SLURM_ARRAY_TASK_ID", "3") // --array=1-4
 				t.Setenv("SLURM_ARRAY_TASK_MIN", "1")
 				t.Setenv("SLURM_ARRAY_TASK_COUNT", "4")
+			case count == 4 && i == 3:
+				// A task run again alone (sbatch --array=0) keeps its shard through
+				// TOOLKIT_SHARD, which the one-task array's variables do not override.
+				t.Setenv("SLURM_ARRAY_TASK_ID", "0")
+				t.Setenv("SLURM_ARRAY_TASK_MIN", "0")
+				t.Setenv("SLURM_ARRAY_TASK_COUNT", "1")
+				t.Setenv("TOOLKIT_SHARD", "3/4")
 			default:
 				shardArgs = append(shardArgs, "--shard", fmt.Sprintf("%d/%d", i, count))
 			}
 			got, err := runCLI(t, shardArgs...)
 			os.Unsetenv("JOB_COMPLETION_INDEX")
 			os.Unsetenv("SLURM_ARRAY_TASK_ID")
+			os.Unsetenv("TOOLKIT_SHARD")
 			if err != nil {
 				t.Fatalf("shard %d/%d: %v\n%s", i, count, err, got)
 			}
