@@ -229,14 +229,14 @@ func TestRanksResume(t *testing.T) {
 	}
 }
 
-// TestRanksLRFind runs lr-find's sweep of the demo's every-group stage (12 steps of the
+// TestRanksLRFind runs lr-find's sweep of the demo's every-group stage (8 steps of the
 // global batch of 32) on two ranks of 16 images each and in one process: the ranks
 // record the same losses, bit for bit, and suggest the same rate; the losses are one
 // process's within 1e-5 relative, and so is the suggestion.
 func TestRanksLRFind(t *testing.T) {
 	cfg := demoRanksConfig(t)
 	opts := lrfind.Defaults()
-	opts.Steps = 12
+	opts.Steps = 8
 	one, _, err := LRFind(context.Background(), cfg, "", opts)
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,8 @@ func readAndRemove(t *testing.T, paths ...string) map[string][]byte {
 // shards (one from Kubernetes' variables, one from Slurm's, one from TOOLKIT_SHARD in a
 // one-task array) and as 12 (three of them
 // empty), each merged: the merge prints what the one process printed and writes its
-// confusion.png, top_losses.png and top_losses.csv, byte for byte.
+// confusion.png, top_losses.png and top_losses.csv, byte for byte. A shard run again
+// writes the same part.
 func TestEvaluateShardsMergeCLI(t *testing.T) {
 	data := tenClassFolder(t, 7)
 	model := filepath.Join(fixture, "model.onnx")
@@ -110,6 +111,18 @@ func TestEvaluateShardsMergeCLI(t *testing.T) {
 			if !strings.Contains(got, fmt.Sprintf("shard %d/%d: ", i, count)) {
 				t.Errorf("shard %d/%d says: %s", i, count, got)
 			}
+		}
+		// A shard run again (a retried pod) writes the same part.
+		part := filepath.Join(parts, fmt.Sprintf("evaluate-0-of-%d.part", count))
+		before, err := os.ReadFile(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCLI(t, append(args, "--parts", parts, "--shard", fmt.Sprintf("0/%d", count))...); err != nil {
+			t.Fatalf("shard 0 again: %v\n%s", err, out)
+		}
+		if after, err := os.ReadFile(part); err != nil || !bytes.Equal(before, after) {
+			t.Errorf("shard 0/%d run again wrote another part (%v)", count, err)
 		}
 		merged, err := runCLI(t, append(args, "--merge", "--parts", parts)...)
 		if err != nil {
