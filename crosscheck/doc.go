@@ -6,7 +6,9 @@
 //     batch and at batch sizes 1, 3 and 7; fixtures rewritten by onnx.Write and
 //     backend.Model.Export give ONNX Runtime the same outputs as the original files;
 //     heads appended by headbuilder onto the fixtures' convolutional bases, fine-tuned
-//     for a few steps and exported, serve in ONNX Runtime with the backend's logits.
+//     for a few steps and exported, serve in ONNX Runtime with the backend's logits;
+//     the features toolkit extract writes (package extract) are ONNX Runtime's on the
+//     same inputs, from a recipe's base file and from a classifier cut at its head.
 //   - onnx-go v0.5.0 with its gorgonia backend (gorgonnx): every parity fixture and
 //     every ONNX backend node test (Debian's libonnx-testdata) whose operators both
 //     implement, decoded and run by onnx-go and by the toolkit. The cases onnx-go

@@ -3,6 +3,8 @@ package deploy
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,11 +157,10 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestSlurmScript checks the batch script: bash's syntax, the #SBATCH lines Slurm needs
-// before the first command, and that it runs toolkit finetune under mpirun on the
-// allocation's tasks, resuming when the run has a checkpoint.
-func TestSlurmScript(t *testing.T) {
-	const path = "slurm-finetune.sh"
+// sbatchLines checks a batch script's bash syntax and first line, and returns its
+// #SBATCH options (each before the first command, where Slurm reads them) and text.
+func sbatchLines(t *testing.T, path string) (map[string]string, string) {
+	t.Helper()
 	if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
 		t.Fatalf("bash -n %s: %v\n%s", path, err, out)
 	}
@@ -169,7 +170,7 @@ func TestSlurmScript(t *testing.T) {
 	}
 	lines := strings.Split(string(raw), "\n")
 	if !strings.HasPrefix(lines[0], "#!/bin/bash") {
-		t.Errorf("first line %q: want #!/bin/bash", lines[0])
+		t.Errorf("%s: first line %q: want #!/bin/bash", path, lines[0])
 	}
 	sbatch := map[string]string{}
 	commands := false
@@ -177,7 +178,7 @@ func TestSlurmScript(t *testing.T) {
 		switch {
 		case strings.HasPrefix(l, "#SBATCH "):
 			if commands {
-				t.Errorf("%q after the first command: Slurm ignores it", l)
+				t.Errorf("%s: %q after the first command: Slurm ignores it", path, l)
 			}
 			k, v, _ := strings.Cut(strings.TrimPrefix(l, "#SBATCH "), "=")
 			sbatch[k] = v
@@ -185,15 +186,201 @@ func TestSlurmScript(t *testing.T) {
 			commands = true
 		}
 	}
-	for _, k := range []string{"--job-name", "--nodes", "--ntasks-per-node", "--cpus-per-task", "--time"} {
+	for _, k := range []string{"--job-name", "--cpus-per-task", "--time"} {
+		if sbatch[k] == "" {
+			t.Errorf("%s: no #SBATCH %s", path, k)
+		}
+	}
+	return sbatch, string(raw)
+}
+
+// TestSlurmScript checks the batch script: bash's syntax, the #SBATCH lines Slurm needs
+// before the first command, and that it runs toolkit finetune under mpirun on the
+// allocation's tasks, resuming when the run has a checkpoint.
+func TestSlurmScript(t *testing.T) {
+	sbatch, body := sbatchLines(t, "slurm-finetune.sh")
+	for _, k := range []string{"--nodes", "--ntasks-per-node"} {
 		if sbatch[k] == "" {
 			t.Errorf("no #SBATCH %s", k)
 		}
 	}
-	body := string(raw)
 	for _, want := range []string{`mpirun --bind-to none -np "$SLURM_NTASKS"`, "toolkit finetune", "--resume", "GOMAXPROCS=$SLURM_CPUS_PER_TASK"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the script lacks %q", want)
 		}
+	}
+}
+
+// job is the part of a Kubernetes Job (batch/v1) the toolkit's manifests use, decoded
+// strictly: a key the struct does not know (a misspelling) is an error.
+type job struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		CompletionMode       string `yaml:"completionMode"`
+		Completions          *int   `yaml:"completions"`
+		Parallelism          *int   `yaml:"parallelism"`
+		BackoffLimit         *int   `yaml:"backoffLimit"`
+		BackoffLimitPerIndex *int   `yaml:"backoffLimitPerIndex"`
+		Template             struct {
+			Spec struct {
+				RestartPolicy string `yaml:"restartPolicy"`
+				Containers    []struct {
+					Name    string   `yaml:"name"`
+					Image   string   `yaml:"image"`
+					Command []string `yaml:"command"`
+					Env     []struct {
+						Name  string `yaml:"name"`
+						Value string `yaml:"value"`
+					} `yaml:"env"`
+					Resources    map[string]any `yaml:"resources"`
+					VolumeMounts []struct {
+						Name      string `yaml:"name"`
+						MountPath string `yaml:"mountPath"`
+					} `yaml:"volumeMounts"`
+				} `yaml:"containers"`
+				Volumes []struct {
+					Name                  string         `yaml:"name"`
+					PersistentVolumeClaim map[string]any `yaml:"persistentVolumeClaim"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// readJob decodes a Job manifest strictly and checks what every Job needs: its kind,
+// a name, one container with an image and a command, a restart policy a Job allows
+// (Never or OnFailure), and every volume it mounts declared.
+func readJob(t *testing.T, path string) *job {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j job
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&j); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	pod := j.Spec.Template.Spec
+	if j.APIVersion != "batch/v1" || j.Kind != "Job" || j.Metadata.Name == "" {
+		t.Errorf("%s: apiVersion %q kind %q name %q", path, j.APIVersion, j.Kind, j.Metadata.Name)
+	}
+	if pod.RestartPolicy != "Never" && pod.RestartPolicy != "OnFailure" {
+		t.Errorf("%s: restartPolicy %q: a Job's pods take Never or OnFailure", path, pod.RestartPolicy)
+	}
+	if len(pod.Containers) != 1 || pod.Containers[0].Image == "" || len(pod.Containers[0].Command) == 0 {
+		t.Fatalf("%s: want one container with an image and a command", path)
+	}
+	var declared []string
+	for _, v := range pod.Volumes {
+		declared = append(declared, v.Name)
+	}
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if !slices.Contains(declared, m.Name) {
+			t.Errorf("%s mounts volume %q, which it does not declare", path, m.Name)
+		}
+	}
+	return &j
+}
+
+// TestIndexedJobs checks the Indexed Jobs of sharded extraction and evaluation and the
+// Jobs that merge their parts: each task's shard comes from Kubernetes
+// (JOB_COMPLETION_INDEX, and JOB_COMPLETIONS set to spec.completions, which Kubernetes
+// does not set), retried alone (backoffLimitPerIndex, which needs restartPolicy Never);
+// the merge runs the same command with --merge, on the same volume.
+func TestIndexedJobs(t *testing.T) {
+	for _, command := range []string{"extract", "evaluate"} {
+		t.Run(command, func(t *testing.T) {
+			ix := readJob(t, "job-"+command+".yaml")
+			merge := readJob(t, "job-"+command+"-merge.yaml")
+			s := ix.Spec
+			if s.CompletionMode != "Indexed" || s.Completions == nil || *s.Completions < 1 || s.Parallelism == nil || *s.Parallelism < 1 {
+				t.Fatalf("completionMode %q, completions %v, parallelism %v: want an Indexed Job of one or more completions", s.CompletionMode, s.Completions, s.Parallelism)
+			}
+			if s.BackoffLimitPerIndex != nil && s.Template.Spec.RestartPolicy != "Never" {
+				t.Errorf("backoffLimitPerIndex needs restartPolicy Never, not %q", s.Template.Spec.RestartPolicy)
+			}
+			c := s.Template.Spec.Containers[0]
+			count := ""
+			for _, e := range c.Env {
+				if e.Name == "JOB_COMPLETIONS" {
+					count = e.Value
+				}
+			}
+			if count != strconv.Itoa(*s.Completions) {
+				t.Errorf("env JOB_COMPLETIONS %q, completions %d: the shards would not cover the job", count, *s.Completions)
+			}
+			if len(c.Command) < 2 || c.Command[0] != "toolkit" || c.Command[1] != command || slices.Contains(c.Command, "--shard") || slices.Contains(c.Command, "--merge") {
+				t.Errorf("command %v: want toolkit %s, its shard from the environment", c.Command, command)
+			}
+			if command == "evaluate" && !slices.Contains(c.Command, "--parts") {
+				t.Errorf("command %v: evaluate needs --parts for its part", c.Command)
+			}
+			m := merge.Spec
+			if m.CompletionMode == "Indexed" || m.Completions != nil && *m.Completions != 1 {
+				t.Errorf("the merge: completionMode %q, completions %v: want one pod", m.CompletionMode, m.Completions)
+			}
+			mc := m.Template.Spec.Containers[0]
+			if !slices.Equal(mc.Command, append(slices.Clone(c.Command), "--merge")) {
+				t.Errorf("the merge runs %v; want the shards' command %v with --merge", mc.Command, c.Command)
+			}
+			if mc.Image != c.Image || !reflect.DeepEqual(m.Template.Spec.Volumes, s.Template.Spec.Volumes) || !reflect.DeepEqual(mc.VolumeMounts, c.VolumeMounts) {
+				t.Errorf("the merge's image or volumes differ from the shards'")
+			}
+		})
+	}
+}
+
+// TestSlurmArrays checks the job array scripts of sharded extraction and evaluation:
+// bash's syntax, the #SBATCH lines (an array from 0), and what each runs: the script is
+// run as one task of its array with a stand-in toolkit on the PATH, which records its
+// arguments and environment; the header shows the merge after the array.
+func TestSlurmArrays(t *testing.T) {
+	for _, c := range []struct {
+		script, command string
+		args, want      []string
+	}{
+		{"slurm-extract.sh", "extract", []string{"m.onnx", "imgs", "out"}, []string{"extract", "m.onnx", "--data", "imgs", "-o", "out", "--batch-size", "32"}},
+		{"slurm-extract.sh", "extract", []string{"r.yaml", "imgs", "out"}, []string{"extract", "-c", "r.yaml", "--data", "imgs", "-o", "out", "--batch-size", "32"}},
+		{"slurm-evaluate.sh", "evaluate", []string{"m.onnx", "test", "out"}, []string{"evaluate", "m.onnx", "--data", "test", "--tta", "--most-confused", "--top-losses", "16", "--plot", "out/confusion.png", "--parts", "out/parts"}},
+	} {
+		t.Run(c.script+" "+c.args[0], func(t *testing.T) {
+			sbatch, body := sbatchLines(t, c.script)
+			if !regexp.MustCompile(`^0-[0-9]+$`).MatchString(sbatch["--array"]) {
+				t.Errorf("#SBATCH --array=%s: want 0-N", sbatch["--array"])
+			}
+			for _, want := range []string{"--dependency=afterok:$jid", "toolkit " + c.command, "--merge", "TOOLKIT_SHARD="} {
+				if !strings.Contains(body, want) {
+					t.Errorf("the script lacks %q", want)
+				}
+			}
+			bin := t.TempDir()
+			record := filepath.Join(bin, "record")
+			fake := "#!/bin/bash\nprintf '%s\\n' \"$@\" > " + record + "\necho \"GOMAXPROCS=$GOMAXPROCS\" >> " + record + "\n"
+			if err := os.WriteFile(filepath.Join(bin, "toolkit"), []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			run := exec.Command("bash", append([]string{c.script}, c.args...)...)
+			run.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "SLURM_CPUS_PER_TASK=8", "SLURM_ARRAY_TASK_ID=1", "SLURM_ARRAY_TASK_COUNT=4")
+			if out, err := run.CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			raw, err := os.ReadFile(record)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSpace(string(raw)), "\n")
+			if want := append(slices.Clone(c.want), "GOMAXPROCS=8"); !slices.Equal(got, want) {
+				t.Errorf("the script ran toolkit %q, want %q", got, want)
+			}
+			if err := exec.Command("bash", c.script).Run(); err == nil {
+				t.Error("the script ran without its arguments")
+			}
+		})
 	}
 }

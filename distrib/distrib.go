@@ -28,7 +28,25 @@ type Comm interface {
 	Broadcast(buf []byte) error
 	// Close ends this rank's part in the group.
 	Close() error
+	// Abort ends the whole group because this rank failed with err, so that the other
+	// ranks, which may be waiting for it in a collective, end now rather than at their
+	// timeout: under MPI the job ends (MPI_Abort, which does not return); the ranks of
+	// NewLocal fail their pending and later collectives with an *AbortError naming this
+	// rank and err; Single does nothing.
+	Abort(err error)
 }
+
+// AbortError is a collective that ended because another rank failed (Comm.Abort).
+type AbortError struct {
+	Rank int   // the rank that failed
+	Err  error // its error
+}
+
+func (e *AbortError) Error() string {
+	return fmt.Sprintf("rank %d failed, which ends every rank: %v", e.Rank, e.Err)
+}
+
+func (e *AbortError) Unwrap() error { return e.Err }
 
 // DefaultTimeout bounds each collective unless TOOLKIT_MPI_TIMEOUT (seconds) says
 // otherwise: long enough for a rank to build its feature cache or validate while the
@@ -80,6 +98,7 @@ func (Single) AllreduceFloat32([]float32) error { return nil }
 func (Single) AllreduceFloat64([]float64) error { return nil }
 func (Single) Broadcast([]byte) error           { return nil }
 func (Single) Close() error                     { return nil }
+func (Single) Abort(error)                      {}
 
 // BroadcastBytes returns rank 0's data on every rank, whatever the length of the
 // other ranks' data.

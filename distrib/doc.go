@@ -2,7 +2,9 @@
 // train together: a Comm sums float buffers across the ranks in place (allreduce),
 // sends rank 0's bytes to every rank (broadcast) and bounds each such collective by a
 // timeout, after which the rank gives up with an error that names it (MPI then ends
-// the job). Agree checks that every rank holds the same fingerprint of a state.
+// the job). Abort ends every rank at once when one fails on its own, rather than leave
+// the others waiting for it until their timeout. Agree checks that every rank holds the
+// same fingerprint of a state.
 //
 // Three implementations: Single, the one process of a run without MPI; NewLocal, ranks
 // as goroutines of one process that sum in rank order (the reduction logic of training

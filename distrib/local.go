@@ -32,6 +32,8 @@ type localGroup struct {
 	arrived int
 	bufs    []any
 	op      string
+	// aborted is set once a rank aborts the group (Abort).
+	aborted *AbortError
 }
 
 type local struct {
@@ -42,6 +44,16 @@ type local struct {
 func (c *local) Rank() int    { return c.rank }
 func (c *local) Size() int    { return c.g.n }
 func (c *local) Close() error { return nil }
+
+// Abort fails the other ranks' pending and later collectives with an *AbortError.
+func (c *local) Abort(err error) {
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	if c.g.aborted == nil {
+		c.g.aborted = &AbortError{Rank: c.rank, Err: err}
+	}
+	c.g.cond.Broadcast()
+}
 
 func (c *local) AllreduceFloat32(buf []float32) error {
 	return c.g.join(c.rank, "allreduce", buf, func(bufs []any) { sumInto[float32](bufs) })
@@ -89,6 +101,9 @@ func length(b any) int {
 func (g *localGroup) join(rank int, op string, buf any, combine func([]any)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.aborted != nil {
+		return g.aborted
+	}
 	if g.arrived > 0 && (g.op != op || length(g.bufs[firstArrived(g.bufs)]) != length(buf)) {
 		return fmt.Errorf("rank %d: %s of %d values while another rank runs %s of %d", rank, op, length(buf), g.op, length(g.bufs[firstArrived(g.bufs)]))
 	}
@@ -111,6 +126,11 @@ func (g *localGroup) join(rank int, op string, buf any, combine func([]any)) err
 	defer timer.Stop()
 	deadline := time.Now().Add(g.timeout)
 	for g.round == round {
+		if g.aborted != nil {
+			g.bufs[rank] = nil
+			g.arrived--
+			return g.aborted
+		}
 		if !time.Now().Before(deadline) {
 			g.bufs[rank] = nil
 			g.arrived--

@@ -98,3 +98,27 @@ func TestLocalTimeout(t *testing.T) {
 		t.Error("allreduces of 1 and 2 values accepted")
 	}
 }
+
+// TestLocalAbort: while ranks 0 and 2 wait in an allreduce, rank 1 fails and aborts the
+// group: both collectives end with an *AbortError naming rank 1 and its error (not a
+// *TimeoutError, the collectives' timeout being a minute), and so does a later one.
+func TestLocalAbort(t *testing.T) {
+	comms := NewLocal(3, time.Minute)
+	failure := errors.New("an image that does not decode")
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for _, r := range []int{0, 2} {
+		wg.Go(func() { errs[r] = comms[r].AllreduceFloat32(make([]float32, 4)) })
+	}
+	comms[1].Abort(failure)
+	wg.Wait()
+	for _, r := range []int{0, 2} {
+		var ae *AbortError
+		if !errors.As(errs[r], &ae) || ae.Rank != 1 || !errors.Is(errs[r], failure) {
+			t.Errorf("rank %d: %v, want an *AbortError of rank 1", r, errs[r])
+		}
+	}
+	if err := comms[0].Broadcast(make([]byte, 3)); !errors.Is(err, failure) || !strings.Contains(err.Error(), "rank 1 failed") {
+		t.Errorf("a collective after the abort: %v", err)
+	}
+}

@@ -172,9 +172,14 @@ func (c *mpiComm) collective(op string, p unsafe.Pointer, n int, start func(unsa
 	var te *TimeoutError
 	if errors.As(err, &te) {
 		fmt.Fprintf(os.Stderr, "toolkit: %v; aborting the job\n", err)
-		c.on(func() { C.tk_abort(1) })
+		c.Abort(err)
 	}
 	return err
+}
+
+// Abort ends the job (MPI_Abort): mpirun kills every rank. It does not return.
+func (c *mpiComm) Abort(error) {
+	c.on(func() { C.tk_abort(1) })
 }
 
 // Close finalises MPI; the communicator is not usable afterwards.

@@ -9,4 +9,12 @@
 // class names reports class indices and says so in Classifier.Notes; one without
 // preprocessing metadata gets PyTorch's ImageNet normalisation (mode torch), the most
 // common, and says so too.
+//
+// Both run in shards over processes (package shard): EvaluateShard and PredictShard
+// compute the whole batches of one shard, exactly as one process computes them, and
+// write them to a part file; MergeEvaluation and MergePredictions join the parts and
+// finish them with the code that finishes one process's run, so that the report, its
+// plots and the predictions are one process's, byte for byte. Every shard opens the
+// whole folder (each file is decoded once then, to find those that do not decode) so
+// that all agree on the images and their order; only the model's work is divided.
 package evaluate

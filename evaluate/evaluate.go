@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"toolkit/dataset"
+	"toolkit/shard"
 )
 
 // Options tune an evaluation.
@@ -30,6 +31,22 @@ type Options struct {
 	// or skip (it is left out and listed in Report.Skipped). With a recipe, "" keeps the
 	// recipe's data.on_bad_image.
 	OnBadImage string
+}
+
+// topK is the top-k accuracy's k.
+func (o Options) topK() int {
+	if o.TopK <= 0 {
+		return 5
+	}
+	return o.TopK
+}
+
+// batch is the batch size.
+func (o Options) batch() int {
+	if o.BatchSize <= 0 {
+		return 32
+	}
+	return o.BatchSize
 }
 
 // SkippedImage is a file an evaluation or prediction left out because it does not decode.
@@ -86,32 +103,109 @@ type Report struct {
 	Notes     []string  `json:"notes,omitempty"`
 	// Skipped lists the files left out because they do not decode (OnBadImage skip).
 	Skipped []SkippedImage `json:"skipped,omitempty"`
+	// Preprocess is the model's preprocessing, which the top losses' inputs went through.
+	Preprocess dataset.Preprocess `json:"-"`
+}
+
+// Labelled is labelled data to evaluate on.
+type Labelled struct {
+	Examples dataset.Examples
+	// Classes are the data's class names, which its labels index.
+	Classes []string
+	// Name is what the report calls the data: its folder, or a recipe's data.test.
+	Name string
+	// Skipped are the files left out because they do not decode (OnBadImage skip).
+	Skipped []dataset.BadImage
+}
+
+// OpenFolder opens an image folder (one subfolder per class) to evaluate on; every file
+// is decoded once, to find those that do not decode (dataset.OpenImageFolder).
+func OpenFolder(dir string, opts Options) (Labelled, error) {
+	src, err := dataset.OpenImageFolder(dir, dataset.Options{Workers: opts.Workers, OnBadImage: opts.OnBadImage})
+	if err != nil {
+		return Labelled{}, badImageAdvice(err)
+	}
+	return Labelled{Examples: src, Classes: src.Classes(), Name: dir, Skipped: src.Skipped()}, nil
 }
 
 // EvaluateFolder evaluates the classifier on an image folder (one subfolder per class).
 func EvaluateFolder(ctx context.Context, c *Classifier, dir string, opts Options) (*Report, error) {
-	src, err := dataset.OpenImageFolder(dir, dataset.Options{Workers: opts.Workers, OnBadImage: opts.OnBadImage})
+	data, err := OpenFolder(dir, opts)
 	if err != nil {
-		return nil, badImageAdvice(err)
+		return nil, err
 	}
-	r, err := Evaluate(ctx, c, src, src.Classes(), dir, opts)
-	if r != nil {
-		r.Skipped = SkippedImages(src.Skipped())
-	}
-	return r, err
+	return Evaluate(ctx, c, data, opts)
 }
 
-// Evaluate evaluates the classifier on labelled examples whose labels index
-// dataClasses. Classes are matched by name: every class of the data must be one of the
-// model's (the data may hold fewer). A model without class names takes the data's
-// classes in order, if there are as many.
-func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataClasses []string, name string, opts Options) (*Report, error) {
+// Evaluate evaluates the classifier on labelled data. Classes are matched by name:
+// every class of the data must be one of the model's (the data may hold fewer). A model
+// without class names takes the data's classes in order, if there are as many.
+func Evaluate(ctx context.Context, c *Classifier, data Labelled, opts Options) (*Report, error) {
+	e, err := evaluateShard(ctx, c, data, opts, shard.Spec{})
+	if err != nil {
+		return nil, err
+	}
+	return e.report()
+}
+
+// evaluation is what an evaluation computes of the examples [lo, hi) of total: by
+// example, the label (the model's class index), the logits and, with TTA, the averaged
+// probabilities; and the inputs of the examples with the highest losses among them
+// (the candidates for the top losses). report finishes it into the Report, for one
+// process's evaluation and for the parts of a sharded one joined (MergeEvaluation).
+type evaluation struct {
+	job           evalJob
+	shared        evalShared
+	lo, hi, total int
+	labels        []int
+	logits        []float32
+	tta           []float64
+	cands         []candidate
+}
+
+// evalJob is an evaluation as it was asked for: every shard of it and its merge agree.
+type evalJob struct {
+	Model        string `json:"model"`
+	Data         string `json:"data"`
+	TopK         int    `json:"top_k"`
+	BatchSize    int    `json:"batch_size"`
+	TTA          bool   `json:"tta"`
+	MostConfused bool   `json:"most_confused"`
+	TopLosses    int    `json:"top_losses"`
+	OnBadImage   string `json:"on_bad_image"`
+}
+
+func newEvalJob(model, data string, opts Options) evalJob {
+	return evalJob{Model: model, Data: data, TopK: opts.topK(), BatchSize: opts.batch(), TTA: opts.TTA,
+		MostConfused: opts.MostConfused, TopLosses: opts.TopLosses, OnBadImage: opts.OnBadImage}
+}
+
+// evalShared is what every shard of an evaluation finds of the whole data and model.
+type evalShared struct {
+	Classes    []string           `json:"classes"` // the report's
+	Notes      []string           `json:"notes"`
+	Skipped    []SkippedImage     `json:"skipped"`
+	Preprocess dataset.Preprocess `json:"preprocess"`
+	TTAViews   int                `json:"tta_views"`
+}
+
+// candidate is one of the examples with the highest losses of a shard, with its input.
+type candidate struct {
+	Index int       `json:"index"`
+	File  string    `json:"file"`
+	Input []float32 `json:"-"`
+}
+
+// evaluateShard evaluates the examples of shard s's batches (all of them for the zero
+// Spec).
+func evaluateShard(ctx context.Context, c *Classifier, data Labelled, opts Options, s shard.Spec) (*evaluation, error) {
 	k := len(c.Classes)
-	toModel := make([]int, len(dataClasses))
-	r := &Report{Model: c.Path, Data: name, Classes: slices.Clone(c.Classes), Notes: slices.Clone(c.Notes)}
+	name := data.Name
+	toModel := make([]int, len(data.Classes))
+	sh := evalShared{Classes: slices.Clone(c.Classes), Notes: slices.Clone(c.Notes), Skipped: SkippedImages(data.Skipped), Preprocess: c.Preprocess}
 	if c.HasNames {
 		var unknown []string
-		for i, dc := range dataClasses {
+		for i, dc := range data.Classes {
 			toModel[i] = slices.Index(c.Classes, dc)
 			if toModel[i] < 0 {
 				unknown = append(unknown, dc)
@@ -119,62 +213,98 @@ func Evaluate(ctx context.Context, c *Classifier, data dataset.Examples, dataCla
 		}
 		if len(unknown) > 0 {
 			return nil, fmt.Errorf("%s: classes %v are not the model's: the data has classes [%s], the model (%s) [%s]",
-				name, unknown, strings.Join(dataClasses, " "), c.Path, strings.Join(c.Classes, " "))
+				name, unknown, strings.Join(data.Classes, " "), c.Path, strings.Join(c.Classes, " "))
 		}
-		if len(dataClasses) < k {
-			r.Notes = append(r.Notes, fmt.Sprintf("the data has %d of the model's %d classes", len(dataClasses), k))
+		if len(data.Classes) < k {
+			sh.Notes = append(sh.Notes, fmt.Sprintf("the data has %d of the model's %d classes", len(data.Classes), k))
 		}
 	} else {
-		if len(dataClasses) != k {
+		if len(data.Classes) != k {
 			return nil, fmt.Errorf("%s: the model has no class names and %d outputs, the data %d classes [%s]: cannot tell which is which",
-				name, k, len(dataClasses), strings.Join(dataClasses, " "))
+				name, k, len(data.Classes), strings.Join(data.Classes, " "))
 		}
 		for i := range toModel {
 			toModel[i] = i
 		}
-		r.Classes = slices.Clone(dataClasses)
-		r.Notes = append(r.Notes, fmt.Sprintf("the model has no class names: the data's classes, in sorted order, are taken as outputs 0-%d", k-1))
+		sh.Classes = slices.Clone(data.Classes)
+		sh.Notes = append(sh.Notes, fmt.Sprintf("the model has no class names: the data's classes, in sorted order, are taken as outputs 0-%d", k-1))
 	}
-	r.TopK = opts.TopK
-	if r.TopK <= 0 {
-		r.TopK = 5
+	if opts.TTA {
+		sh.TTAViews = 2 * len(dataset.TTAViews(c.Preprocess))
 	}
+	n := data.Examples.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no images", name)
+	}
+	lo, hi := s.Range(n, opts.batch())
+	e := &evaluation{job: newEvalJob(c.Path, name, opts), shared: sh, lo: lo, hi: hi, total: n, labels: make([]int, hi-lo)}
+	for i := range e.labels {
+		e.labels[i] = toModel[data.Examples.Label(lo+i)]
+	}
+	view := dataset.NewView(data.Examples, span(lo, hi))
+	var err error
+	if e.logits, e.tta, err = c.run(ctx, view, opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if opts.TopLosses > 0 {
+		if e.cands, err = c.candidates(ctx, view, lo, e.labels, e.logits, opts); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return e, nil
+}
+
+// span is the indices lo, lo+1, ..., hi-1.
+func span(lo, hi int) []int {
+	out := make([]int, hi-lo)
+	for i := range out {
+		out[i] = lo + i
+	}
+	return out
+}
+
+// losses are the cross-entropies of the examples with these labels and logits.
+func losses(labels []int, logits []float32, k int) []float64 {
+	out := make([]float64, len(labels))
+	for i, y := range labels {
+		row := logits[i*k : (i+1)*k]
+		out[i] = logSumExp(row) - float64(row[y])
+	}
+	return out
+}
+
+// report finishes a whole evaluation (lo 0, hi total) into its Report.
+func (e *evaluation) report() (*Report, error) {
+	k := len(e.shared.Classes)
+	if e.lo != 0 || e.hi != e.total || len(e.labels) != e.total || len(e.logits) != e.total*k {
+		return nil, fmt.Errorf("evaluate: an evaluation of examples %d to %d of %d (%d labels, %d logits) is not whole", e.lo, e.hi, e.total, len(e.labels), len(e.logits))
+	}
+	r := &Report{Model: e.job.Model, Data: e.job.Data, Classes: e.shared.Classes, Images: e.total, Notes: e.shared.Notes,
+		Skipped: e.shared.Skipped, Preprocess: e.shared.Preprocess}
+	r.TopK = e.job.TopK
 	if r.TopK >= k {
 		// Every class is among the top k: the accuracy is 100% whatever the model.
 		r.TopK = 0
 	}
-	n := data.Len()
-	if n == 0 {
-		return nil, fmt.Errorf("%s: no images", name)
-	}
-	labels := make([]int, n)
-	for i := range labels {
-		labels[i] = toModel[data.Label(i)]
-	}
-	logits, tta, err := c.run(ctx, data, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	r.Images = n
-	losses := make([]float64, n)
-	for i, y := range labels {
-		row := logits[i*k : (i+1)*k]
-		losses[i] = logSumExp(row) - float64(row[y])
-	}
-	r.Scores = score(k, r.TopK, r.Classes, labels, losses, func(i int) []int { return ranking(logits[i*k : (i+1)*k]) })
-	if opts.TTA {
-		ttaLosses := make([]float64, n)
-		for i, y := range labels {
-			ttaLosses[i] = -math.Log(max(tta[i*k+y], 1e-300))
+	losses := losses(e.labels, e.logits, k)
+	r.Scores = score(k, r.TopK, r.Classes, e.labels, losses, func(i int) []int { return ranking(e.logits[i*k : (i+1)*k]) })
+	if e.job.TTA {
+		if len(e.tta) != e.total*k {
+			return nil, fmt.Errorf("evaluate: %d averaged probabilities for %d examples of %d classes", len(e.tta), e.total, k)
 		}
-		s := score(k, r.TopK, r.Classes, labels, ttaLosses, func(i int) []int { return ranking(tta[i*k : (i+1)*k]) })
-		r.TTA, r.TTAViews = &s, 2*len(dataset.TTAViews(c.Preprocess))
+		ttaLosses := make([]float64, e.total)
+		for i, y := range e.labels {
+			ttaLosses[i] = -math.Log(max(e.tta[i*k+y], 1e-300))
+		}
+		s := score(k, r.TopK, r.Classes, e.labels, ttaLosses, func(i int) []int { return ranking(e.tta[i*k : (i+1)*k]) })
+		r.TTA, r.TTAViews = &s, e.shared.TTAViews
 	}
-	if opts.MostConfused {
+	if e.job.MostConfused {
 		r.MostConfused = mostConfused(r.Classes, r.Confusion)
 	}
-	if opts.TopLosses > 0 {
-		if err := r.topLosses(ctx, c, data, opts, labels, losses, logits); err != nil {
+	if e.job.TopLosses > 0 {
+		var err error
+		if r.TopLosses, err = e.topLosses(losses); err != nil {
 			return nil, err
 		}
 	}

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"toolkit/dataset"
+	"toolkit/shard"
 )
 
 // Score is one class's probability for an image.
@@ -25,56 +24,16 @@ type Prediction struct {
 	Top  []Score `json:"top"`
 }
 
-// ImageFiles expands paths: a file stays as given, a folder gives its image files (those
-// of an image folder: JPEG, PNG, GIF, BMP, TIFF, WebP; its subfolders' too, hidden ones
-// left out), sorted.
-func ImageFiles(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if path != p && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.IsDir() && dataset.IsImageFile(path) {
-				found = append(found, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: no image files (%s)", p, strings.Join(dataset.ImageExtensions(), ", "))
-		}
-		slices.Sort(found)
-		files = append(files, found...)
-	}
-	return files, nil
-}
-
 // Predictions are the results of Predict: one per image that decoded, in the order of
-// the files, and the files left out.
+// the files, and the files left out; with the model's path and its notes (Classifier).
 type Predictions struct {
+	Model       string         `json:"model"`
+	Notes       []string       `json:"notes"`
 	Predictions []Prediction   `json:"predictions"`
 	Skipped     []SkippedImage `json:"skipped,omitempty"`
 }
 
-// Predict classifies image files (folders are expanded by ImageFiles) and returns each
+// Predict classifies image files (folders are expanded by dataset.ImageFiles) and returns each
 // one's k most probable classes. The files are checked first: with opts.OnBadImage fail
 // (the default) a file that does not decode is an error naming it, before anything is
 // predicted; with skip it is left out and listed. Images are decoded in parallel and run
@@ -82,7 +41,49 @@ type Predictions struct {
 // probabilities are those averaged over the test-time views (dataset.TTAViews and their
 // flips).
 func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Options) (*Predictions, error) {
-	files, err := ImageFiles(paths)
+	p, err := predictShard(ctx, c, paths, k, opts, shard.Spec{})
+	if err != nil {
+		return nil, err
+	}
+	return p.predictions()
+}
+
+// prediction is what a prediction computes of the images [lo, hi) of total: their
+// files, logits and, with TTA, averaged probabilities. predictions finishes it, for one
+// process's prediction and for the parts of a sharded one joined (MergePredictions).
+type prediction struct {
+	job           predictJob
+	shared        predictShared
+	lo, hi, total int
+	files         []string
+	logits        []float32
+	tta           []float64
+}
+
+// predictJob is a prediction as it was asked for: every shard of it and its merge agree.
+type predictJob struct {
+	Model      string   `json:"model"`
+	Paths      []string `json:"paths"`
+	TopK       int      `json:"top_k"`
+	BatchSize  int      `json:"batch_size"`
+	TTA        bool     `json:"tta"`
+	OnBadImage string   `json:"on_bad_image"`
+}
+
+func newPredictJob(model string, paths []string, k int, opts Options) predictJob {
+	return predictJob{Model: model, Paths: paths, TopK: k, BatchSize: opts.batch(), TTA: opts.TTA, OnBadImage: opts.OnBadImage}
+}
+
+// predictShared is what every shard of a prediction finds of the model and the files.
+type predictShared struct {
+	Classes []string       `json:"classes"`
+	Notes   []string       `json:"notes"`
+	Skipped []SkippedImage `json:"skipped"`
+}
+
+// predictShard runs the images of shard s's batches (all of them for the zero Spec).
+func predictShard(ctx context.Context, c *Classifier, paths []string, k int, opts Options, s shard.Spec) (*prediction, error) {
+	files, err := dataset.ImageFiles(paths)
 	if err != nil {
 		return nil, err
 	}
@@ -90,28 +91,44 @@ func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Opt
 	if err != nil {
 		return nil, badImageAdvice(err)
 	}
-	out := &Predictions{Skipped: SkippedImages(src.Skipped())}
-	if src.Len() == 0 {
-		return out, nil
+	n := src.Len()
+	lo, hi := s.Range(n, opts.batch())
+	p := &prediction{
+		job:    newPredictJob(c.Path, paths, k, opts),
+		shared: predictShared{Classes: slices.Clone(c.Classes), Notes: slices.Clone(c.Notes), Skipped: SkippedImages(src.Skipped())},
+		lo:     lo, hi: hi, total: n,
 	}
-	k = min(max(k, 1), len(c.Classes))
-	logits, tta, err := c.run(ctx, src, opts)
-	if err != nil {
-		return nil, err
+	for i := lo; i < hi; i++ {
+		p.files = append(p.files, src.Name(i))
 	}
-	n := len(c.Classes)
-	for i := range src.Len() {
+	if hi > lo {
+		if p.logits, p.tta, err = c.run(ctx, dataset.NewView(src, span(lo, hi)), opts); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// predictions finishes a whole prediction (lo 0, hi total).
+func (p *prediction) predictions() (*Predictions, error) {
+	n := len(p.shared.Classes)
+	if p.lo != 0 || p.hi != p.total || len(p.files) != p.total || len(p.logits) != p.total*n || p.job.TTA && len(p.tta) != p.total*n {
+		return nil, fmt.Errorf("predict: a prediction of images %d to %d of %d (%d files, %d logits) is not whole", p.lo, p.hi, p.total, len(p.files), len(p.logits))
+	}
+	out := &Predictions{Model: p.job.Model, Notes: p.shared.Notes, Skipped: p.shared.Skipped}
+	k := min(max(p.job.TopK, 1), n)
+	for i, file := range p.files {
 		var probs []float64
-		if opts.TTA {
-			probs = tta[i*n : (i+1)*n]
+		if p.job.TTA {
+			probs = p.tta[i*n : (i+1)*n]
 		} else {
-			probs = Probabilities(logits[i*n : (i+1)*n])
+			probs = Probabilities(p.logits[i*n : (i+1)*n])
 		}
-		p := Prediction{File: src.Name(i)}
+		pr := Prediction{File: file}
 		for _, j := range ranking(probs)[:k] {
-			p.Top = append(p.Top, Score{Class: c.Classes[j], Index: j, Probability: probs[j]})
+			pr.Top = append(pr.Top, Score{Class: p.shared.Classes[j], Index: j, Probability: probs[j]})
 		}
-		out.Predictions = append(out.Predictions, p)
+		out.Predictions = append(out.Predictions, pr)
 	}
 	return out, nil
 }

@@ -121,10 +121,7 @@ func mostConfused(classes []string, confusion [][]int) []ConfusedPair {
 // example index (n x classes), and with opts.TTA the probabilities averaged over the
 // test-time views (dataset.TTAViews, each also flipped left to right).
 func (c *Classifier) run(ctx context.Context, data dataset.Examples, opts Options) (logits []float32, tta []float64, err error) {
-	batch := opts.BatchSize
-	if batch <= 0 {
-		batch = 32
-	}
+	batch := opts.batch()
 	n, k := data.Len(), len(c.Classes)
 	views := []dataset.Preprocess{c.Preprocess}
 	if opts.TTA {

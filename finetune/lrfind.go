@@ -78,6 +78,11 @@ func (t *Trainer) LRFind(ctx context.Context, i int, opts lrfind.Options) (out *
 	if i < 0 || i >= len(t.stages) {
 		return nil, fmt.Errorf("lr-find: stage %d: the recipe has %d stages", i, len(t.stages))
 	}
+	// On several ranks (WithComm) every rank starts from rank 0's weights, as Run does;
+	// the sweep's steps then reduce their losses and gradients as training's do.
+	if err := t.syncStart(); err != nil {
+		return nil, err
+	}
 	if t.progress.Stage < i {
 		if err := t.runStages(ctx, i); err != nil {
 			return nil, fmt.Errorf("lr-find: training the stages before %s: %w", t.stages[i].cfg.Name, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"toolkit/distrib"
+	"toolkit/finetune/lrfind"
 	"toolkit/finetune/schedule"
 )
 
@@ -225,5 +226,46 @@ func TestRanksResume(t *testing.T) {
 			}
 			checkRanks(t, trs, want)
 		})
+	}
+}
+
+// TestRanksLRFind runs lr-find's sweep of the demo's every-group stage (8 steps of the
+// global batch of 32) on two ranks of 16 images each and in one process: the ranks
+// record the same losses, bit for bit, and suggest the same rate; the losses are one
+// process's within 1e-5 relative, and so is the suggestion.
+func TestRanksLRFind(t *testing.T) {
+	cfg := demoRanksConfig(t)
+	opts := lrfind.Defaults()
+	opts.Steps = 8
+	one, _, err := LRFind(context.Background(), cfg, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([]*LRFindResult, 2)
+	_, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
+		return New(cfg, WithoutDefaultHooks(), WithComm(c))
+	}, func(r int, tr *Trainer) (err error) {
+		res[r], err = tr.LRFind(context.Background(), 0, opts)
+		return err
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if !slices.Equal(res[0].Recorder.Losses, res[1].Recorder.Losses) || res[0].Valley != res[1].Valley || res[0].Line != res[1].Line {
+		t.Errorf("the ranks differ: losses %v and %v, valley %+v and %+v", res[0].Recorder.Losses, res[1].Recorder.Losses, res[0].Valley, res[1].Valley)
+	}
+	got, want := res[0].Recorder.Losses, one.Recorder.Losses
+	if len(got) != len(want) || len(got) != opts.Steps {
+		t.Fatalf("%d losses on the ranks, %d in one process, want %d", len(got), len(want), opts.Steps)
+	}
+	worst := 0.0
+	for i := range want {
+		worst = max(worst, math.Abs(got[i]-want[i])/want[i])
+	}
+	t.Logf("losses: largest relative difference from one process %.2g; valley %.3g (one process %.3g)", worst, res[0].Valley.LR, one.Valley.LR)
+	if worst > 1e-5 || res[0].Valley.LR != one.Valley.LR {
+		t.Errorf("the ranks' sweep: losses %.3g relative from one process's, valley %v (one process %v)", worst, res[0].Valley.LR, one.Valley.LR)
 	}
 }

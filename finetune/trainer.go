@@ -91,7 +91,9 @@ type setup struct {
 // mpirun): every rank runs the same recipe on its share of every batch (of
 // data.batch_size, the global batch), the gradients summed over the ranks before every
 // update, which every rank applies alike; rank 0 alone writes the run folder. See
-// ranks.go.
+// ranks.go. A rank whose New, Run or LRFind fails on its own (its share's image, rank
+// 0's disk) leaves the others waiting for it in a collective: it should end the group
+// with the Comm's Abort, as toolkit finetune does.
 func WithComm(c distrib.Comm) Option { return func(s *setup) { s.comm = c } }
 
 // WithHooks adds hooks to the run, after the default ones.
@@ -236,8 +238,20 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 // exportOpset is the least opset of the models the toolkit exports.
 const exportOpset = 13
 
-// buildModel reads the base, cuts it if asked, fixes its input size and appends the head.
-func buildModel(cfg Config) (*onnx.Model, error) {
+// Base returns the recipe's base as fine-tuning reads it (model.onnx, cut at
+// model.cut_at, its input sized by model.input) and the preprocessing of its input
+// (data.preprocess at model.input): what toolkit extract -c computes features with.
+func Base(cfg Config) (*onnx.Model, dataset.Preprocess, error) {
+	pre := cfg.Data.Preprocess.dataset(cfg.Model.Input)
+	if err := pre.Validate(); err != nil {
+		return nil, pre, fmt.Errorf("data.preprocess: %w", err)
+	}
+	base, err := readBase(cfg)
+	return base, pre, err
+}
+
+// readBase reads the base, cuts it if asked and fixes its input size.
+func readBase(cfg Config) (*onnx.Model, error) {
 	base, err := onnx.Read(cfg.Model.ONNX)
 	if err != nil {
 		return nil, fmt.Errorf("model.onnx: %w", err)
@@ -259,10 +273,19 @@ func buildModel(cfg Config) (*onnx.Model, error) {
 			return nil, fmt.Errorf("model.onnx: %w", err)
 		}
 	}
-	in := cfg.Model.Input
-	if base, err = withInputSize(base, in); err != nil {
+	if base, err = withInputSize(base, cfg.Model.Input); err != nil {
 		return nil, fmt.Errorf("model.input: %w", err)
 	}
+	return base, nil
+}
+
+// buildModel reads the base (readBase) and appends the head.
+func buildModel(cfg Config) (*onnx.Model, error) {
+	base, err := readBase(cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := cfg.Model.Input
 	spec := headbuilder.Spec{
 		Pool: cfg.Head.Pool, Dense: cfg.Head.Dense, Activation: cfg.Head.Activation,
 		Dropout: cfg.Head.Dropout, Classes: cfg.Head.Classes, Init: cfg.Head.Init, Seed: cfg.Seed,

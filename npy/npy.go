@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,37 +128,81 @@ func parseHeader(h string) (descr string, fortran bool, shape []int, err error) 
 
 // Write writes a as a version 1.0 .npy stream.
 func Write(w io.Writer, a *Array) error {
-	n := 1
-	for _, d := range a.Shape {
-		n *= d
+	sw, err := NewWriter(w, a.Shape)
+	if err != nil {
+		return err
 	}
-	if n != len(a.Data) {
-		return fmt.Errorf("shape %v needs %d values, have %d", a.Shape, n, len(a.Data))
+	if err := sw.Float32s(a.Data); err != nil {
+		return err
 	}
-	dims := make([]string, len(a.Shape))
-	for i, d := range a.Shape {
+	return sw.Close()
+}
+
+// Writer streams a float32 array of a known shape as a version 1.0 .npy stream: the
+// header first, then the values in C order, in as many calls as suit.
+type Writer struct {
+	w    io.Writer
+	left int64 // bytes of values still to come
+	b    []byte
+}
+
+// NewWriter writes the header of an array of shape to w.
+func NewWriter(w io.Writer, shape []int) (*Writer, error) {
+	n := int64(1)
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("shape %v: a negative dimension", shape)
+		}
+		n *= int64(d)
 		dims[i] = strconv.Itoa(d)
 	}
-	shape := strings.Join(dims, ", ")
+	dimList := strings.Join(dims, ", ")
 	if len(dims) == 1 {
-		shape += ","
+		dimList += ","
 	}
-	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape)
+	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dimList)
 	// Pad so that the data starts at a multiple of 64 bytes, ending the header in '\n'.
 	total := len(magic) + 2 + 2 + len(header) + 1
 	header += strings.Repeat(" ", (64-total%64)%64) + "\n"
-	buf := bytes.NewBuffer(make([]byte, 0, 10+len(header)+4*n))
+	var buf bytes.Buffer
 	buf.Write(magic)
 	buf.Write([]byte{1, 0})
-	binary.Write(buf, binary.LittleEndian, uint16(len(header)))
+	binary.Write(&buf, binary.LittleEndian, uint16(len(header)))
 	buf.WriteString(header)
-	var b [4]byte
-	for _, v := range a.Data {
-		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-		buf.Write(b[:])
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return nil, err
 	}
-	_, err := w.Write(buf.Bytes())
+	return &Writer{w: w, left: 4 * n}, nil
+}
+
+// Float32s writes values.
+func (w *Writer) Float32s(v []float32) error {
+	w.b = slices.Grow(w.b[:0], 4*len(v))[:4*len(v)]
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(w.b[4*i:], math.Float32bits(x))
+	}
+	_, err := w.Write(w.b)
 	return err
+}
+
+// Write writes values as their little-endian bytes (a whole number of values over the
+// calls), so that such bytes can be copied in (io.Copy).
+func (w *Writer) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.left {
+		return 0, fmt.Errorf("%d bytes of values more than the shape holds", int64(len(p))-w.left)
+	}
+	n, err := w.w.Write(p)
+	w.left -= int64(n)
+	return n, err
+}
+
+// Close checks that every value of the shape was written.
+func (w *Writer) Close() error {
+	if w.left != 0 {
+		return fmt.Errorf("%d values of the shape not written", w.left/4)
+	}
+	return nil
 }
 
 // WriteFile writes a to path through a temporary file in the same folder and a rename,

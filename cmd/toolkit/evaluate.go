@@ -1,9 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -15,13 +15,17 @@ import (
 
 func newEvaluateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "evaluate MODEL.onnx (--data DIR | -c config.yaml) [--top-k K] [--tta] [--most-confused] [--top-losses N] [--json] [--plot confusion.png]",
+		Use:   "evaluate MODEL.onnx (--data DIR | -c config.yaml) [--top-k K] [--tta] [--most-confused] [--top-losses N] [--json] [--plot confusion.png] [--shard I/N --parts DIR | --merge --parts DIR]",
 		Short: "Measure a fine-tuned model on labelled images: accuracy, per-class scores, confusion matrix",
 		Long: `Runs a model written by toolkit finetune on an image folder (one subfolder per class),
 or on the test set of a recipe (-c), and prints the loss, accuracy, top-k accuracy,
 per-class precision, recall and F1, and the confusion matrix, which it also draws
 (confusion.png beside the model, or --plot). Input size, preprocessing and class names
-come from the model's metadata.`,
+come from the model's metadata.
+
+--shard I/N evaluates shard I of N (its whole batches) and writes its part to
+--parts DIR; the same command with --merge instead joins the parts into exactly
+what one process prints and draws.`,
 		Args: withUsage(cobra.ExactArgs(1)),
 	}
 	cmd.Flags().String("data", "", "image folder with one subfolder per class")
@@ -33,26 +37,59 @@ come from the model's metadata.`,
 	cmd.Flags().Bool("most-confused", false, "list the pairs of classes most often confused")
 	cmd.Flags().Int("top-losses", 0, "draw the N images with the highest loss (top_losses.png beside the confusion plot) and list them (top_losses.csv)")
 	cmd.Flags().String("plot", "", "where to draw the confusion matrix (default: confusion.png beside the model)")
+	cmd.Flags().Int("batch-size", 32, "images per batch")
+	addShardFlags(cmd, "")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		dir, config := v.GetString("data"), v.GetString("config")
 		if (dir == "") == (config == "") {
 			return fmt.Errorf("evaluate needs --data DIR or -c config.yaml (one of them)")
 		}
-		c, err := evaluate.Load(args[0])
+		sh, err := shardingOf(cmd, v, os.Getenv, "")
 		if err != nil {
 			return err
 		}
-		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image"),
+		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image"), BatchSize: v.GetInt("batch-size"),
 			TTA: v.GetBool("tta"), MostConfused: v.GetBool("most-confused"), TopLosses: v.GetInt("top-losses")}
 		var rep *evaluate.Report
-		if dir != "" {
-			rep, err = evaluate.EvaluateFolder(cmd.Context(), c, dir, opts)
+		if sh.merge {
+			name := dir
+			if config != "" {
+				cfg, err := finetune.LoadConfig(config)
+				if err != nil {
+					return err
+				}
+				if name = cfg.Data.Test; name == "" {
+					return fmt.Errorf("the recipe has no test data (data.test)")
+				}
+			}
+			if rep, err = evaluate.MergeEvaluation(sh.parts, args[0], name, opts); err != nil {
+				return err
+			}
 		} else {
-			rep, err = evaluateRecipe(cmd.Context(), c, config, opts)
-		}
-		if err != nil {
-			return err
+			c, err := evaluate.Load(args[0])
+			if err != nil {
+				return err
+			}
+			var data evaluate.Labelled
+			if dir != "" {
+				data, err = evaluate.OpenFolder(dir, opts)
+			} else {
+				data, err = recipeTestData(config, opts)
+			}
+			if err != nil {
+				return err
+			}
+			if sh.shard.Sharded() {
+				w, err := evaluate.EvaluateShard(cmd.Context(), c, data, opts, sh.shard, sh.parts)
+				if err == nil {
+					fmt.Fprintln(cmd.OutOrStdout(), w)
+				}
+				return err
+			}
+			if rep, err = evaluate.Evaluate(cmd.Context(), c, data, opts); err != nil {
+				return err
+			}
 		}
 		plot := v.GetString("plot")
 		if plot == "" {
@@ -65,7 +102,7 @@ come from the model's metadata.`,
 		if len(rep.TopLosses) > 0 {
 			dir := filepath.Dir(plot)
 			png, csv := filepath.Join(dir, "top_losses.png"), filepath.Join(dir, "top_losses.csv")
-			if err := rep.WriteTopLosses(png, csv, c.Preprocess); err != nil {
+			if err := rep.WriteTopLosses(png, csv); err != nil {
 				return fmt.Errorf("top losses: %w", err)
 			}
 			wrote = append(wrote, png, csv)
@@ -85,26 +122,22 @@ come from the model's metadata.`,
 	return cmd
 }
 
-// evaluateRecipe evaluates the classifier on a recipe's test data (data.test, in the
-// recipe's format), with the preprocessing the model's metadata gives.
-func evaluateRecipe(ctx context.Context, c *evaluate.Classifier, path string, opts evaluate.Options) (*evaluate.Report, error) {
+// recipeTestData opens a recipe's test data (data.test, in the recipe's format), with
+// the files its data.on_bad_image (or opts.OnBadImage) left out of any split.
+func recipeTestData(path string, opts evaluate.Options) (evaluate.Labelled, error) {
 	cfg, err := finetune.LoadConfig(path)
 	if err != nil {
-		return nil, err
+		return evaluate.Labelled{}, err
 	}
 	if cfg.Data.Test == "" {
-		return nil, fmt.Errorf("the recipe has no test data (data.test)")
+		return evaluate.Labelled{}, fmt.Errorf("the recipe has no test data (data.test)")
 	}
 	if opts.OnBadImage != "" {
 		cfg.Data.OnBadImage = opts.OnBadImage
 	}
 	d, err := finetune.OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
 	if err != nil {
-		return nil, err
+		return evaluate.Labelled{}, err
 	}
-	r, err := evaluate.Evaluate(ctx, c, d.Test, d.Classes, cfg.Data.Test, opts)
-	if r != nil {
-		r.Skipped = evaluate.SkippedImages(d.Skipped)
-	}
-	return r, err
+	return evaluate.Labelled{Examples: d.Test, Classes: d.Classes, Name: cfg.Data.Test, Skipped: d.Skipped}, nil
 }

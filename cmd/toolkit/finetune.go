@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"toolkit"
-	"toolkit/distrib"
 	"toolkit/finetune"
 )
 
@@ -49,24 +48,18 @@ recipe.repaired.yaml in the run folder.`,
 		if err != nil {
 			return err
 		}
-		// Under mpirun each process is a rank of one run (distrib.Open); rank 0 prints
-		// and writes the run folder, the others train in silence.
-		comm, err := distrib.Open()
+		// Under mpirun each process is a rank of one run; rank 0 prints and writes the
+		// run folder, the others train in silence.
+		rk, err := openRanks(cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, comm.Close()) }()
-		opts := []finetune.Option{finetune.WithComm(comm)}
-		if comm.Rank() == 0 {
+		defer func() { err = rk.end(err) }()
+		opts := []finetune.Option{finetune.WithComm(rk.comm)}
+		if rk.comm.Rank() == 0 {
 			opts = append(opts, finetune.WithHooks(progress.hook()))
-		} else {
-			out = io.Discard
-			defer func() {
-				if err != nil && !errors.Is(err, errReported) {
-					err = fmt.Errorf("rank %d: %w", comm.Rank(), err)
-				}
-			}()
 		}
+		out = rk.out(out)
 		var t *finetune.Trainer
 		if dir := v.GetString("resume"); dir != "" {
 			switch {

@@ -20,7 +20,8 @@ func newLRFindCommand() *cobra.Command {
 diverges, restores the weights, and suggests a rate: valley (fastai's default) and
 steepest descent. Stages before the named one are trained first, as the run would.
 Prints the stage's recipe line with the suggested rate and draws lr-find.png (in the
-recipe's output.dir unless -o says otherwise).`,
+recipe's output.dir unless -o says otherwise). Under mpirun (a toolkit built with
+-tags mpi) it sweeps as finetune trains, each rank on its share of every batch.`,
 		Args: withUsage(cobra.MaximumNArgs(1)),
 	}
 	d := lrfind.Defaults()
@@ -31,8 +32,15 @@ recipe's output.dir unless -o says otherwise).`,
 	cmd.Flags().Int("steps", d.Steps, "steps of the sweep")
 	cmd.Flags().StringP("output", "o", "", "where to draw the plot (default: OUTPUT_DIR/lr-find.png)")
 	v := bindFlags(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		out := cmd.OutOrStdout()
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
+		// Under mpirun each process is a rank of one sweep, as of one finetune run:
+		// rank 0 prints and draws, the others sweep in silence.
+		rk, err := openRanks(cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer func() { err = rk.end(err) }()
+		out := rk.out(cmd.OutOrStdout())
 		config, err := recipeArg(v.GetString("config"), args)
 		if err != nil {
 			return err
@@ -43,7 +51,7 @@ recipe's output.dir unless -o says otherwise).`,
 		}
 		opts := d
 		opts.Start, opts.End, opts.Steps = v.GetFloat64("start"), v.GetFloat64("end"), v.GetInt("steps")
-		res, _, err := finetune.LRFind(cmd.Context(), *cfg, v.GetString("stage"), opts)
+		res, _, err := finetune.LRFind(cmd.Context(), *cfg, v.GetString("stage"), opts, finetune.WithComm(rk.comm))
 		if err != nil {
 			return err
 		}
@@ -60,6 +68,9 @@ recipe's output.dir unless -o says otherwise).`,
 		}
 		fmt.Fprintf(out, "suggested: valley %.2g (loss %.4f), steepest %.2g (loss %.4f)\n", res.Valley.LR, res.Valley.Loss, res.Steep.LR, res.Steep.Loss)
 		fmt.Fprintf(out, "in the recipe:\n  - %s\n", res.Line)
+		if rk.comm.Rank() != 0 {
+			return nil
+		}
 		path := v.GetString("output")
 		if path == "" {
 			if err := os.MkdirAll(cfg.Output.Dir, 0o755); err != nil {

@@ -104,7 +104,7 @@ func newRootCommand() *cobra.Command {
 		Version:       version(),
 	}
 	root.SetVersionTemplate("toolkit {{.Version}}\n")
-	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand(), newEvaluateCommand(), newPredictCommand(), newLRFindCommand(), newPreviewCommand())
+	root.AddCommand(newImportCommand(), newFinetuneCommand(), newRunCommand(), newEvaluateCommand(), newPredictCommand(), newExtractCommand(), newLRFindCommand(), newPreviewCommand())
 	// A mistake in the flags or arguments ends with the command's usage line.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())

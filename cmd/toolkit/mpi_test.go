@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,5 +178,93 @@ func TestMPIRankHangs(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "rank 0: allreduce waited 5s for the other ranks") {
 		t.Errorf("rank 0 does not say that it gave up:\n%s", stderr.String())
+	}
+}
+
+// TestMPILRFind runs toolkit lr-find on stage all (after the head stage, trained first)
+// on two ranks under mpirun and in one process, without dropout: rank 0 alone prints
+// and draws, and the sweep suggests what one process suggests (the ranks' losses are
+// the whole batch's, within float rounding of one process's).
+func TestMPILRFind(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	// Without dropout, whose masks each rank draws from a stream of its own.
+	recipe := strings.Replace(reduce(t, starterRecipe(t, dir), dir, filepath.Join(dir, "run"), 1), "dropout: 0.5", "dropout: 0", 1)
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), recipe)
+	args := []string{"lr-find", "-c", cfg, "--stage", "all", "--steps", "15"}
+	one, err := runCLI(t, append(args, "-o", filepath.Join(dir, "one.png"))...)
+	if err != nil {
+		t.Fatalf("one process: %v\n%s", err, one)
+	}
+	cmd := exec.Command("mpirun", append(mpirunArgs(2), append(args, "-o", filepath.Join(dir, "ranks.png"))...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mpirun -np 2: %v\n%s", err, out)
+	}
+	pick := func(s, prefix string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	if n := strings.Count(string(out), "suggested: "); n != 1 {
+		t.Errorf("%d suggestions printed, want rank 0's alone:\n%s", n, out)
+	}
+	for _, p := range []string{"stage all: ", "- {name: all"} {
+		if got, want := pick(string(out), p), pick(one, p); got != want || want == "" {
+			t.Errorf("two ranks print %q, one process %q", got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ranks.png")); err != nil {
+		t.Errorf("rank 0 drew no plot: %v", err)
+	}
+}
+
+// TestMPIRankFails runs toolkit finetune on two ranks whose rank 1 alone sees a
+// training image that does not decode (its data.train, through the environment of
+// mpirun's second program, is a copy with one file truncated): rank 1 fails while rank
+// 0 waits for it in the weights' broadcast. The job ends with rank 1's error, naming
+// the file, and with no rank left waiting until TOOLKIT_MPI_TIMEOUT (60 s here; the
+// collective's timeout message would say so).
+func TestMPIRankFails(t *testing.T) {
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Skip("mpirun not found (Debian's openmpi-bin)")
+	}
+	dir := t.TempDir()
+	testData(t, dir)
+	copyImages(t, filepath.Join(dir, "train"), filepath.Join(dir, "train-bad"), 12)
+	bad, err := filepath.Glob(filepath.Join(dir, "train-bad", "*", "*.png"))
+	if err != nil || len(bad) == 0 {
+		t.Fatal(bad, err)
+	}
+	raw, err := os.ReadFile(bad[7])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad[7], raw[:len(raw)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, filepath.Join(dir, "ranks.yaml"), reduce(t, starterRecipe(t, dir), dir, filepath.Join(dir, "run"), 1))
+	// Two programs (mpirun's app contexts), each taking its own -x.
+	rank0 := mpirunArgs(1, "TOOLKIT_MPI_TIMEOUT=60")
+	rank1 := mpirunArgs(1, "TOOLKIT_MPI_TIMEOUT=60", "TOOLKIT_DATA_TRAIN="+filepath.Join(dir, "train-bad"))
+	at := slices.Index(rank1, "-np")
+	args := append(append(rank0, "finetune", "-c", cfg, ":"), append(rank1[at:], "finetune", "-c", cfg)...)
+	started := time.Now()
+	out, err := exec.Command("mpirun", args...).CombinedOutput()
+	t.Logf("the job ended after %.1f s: %v", time.Since(started).Seconds(), err)
+	if err == nil {
+		t.Fatalf("the job succeeded:\n%s", out)
+	}
+	if want := "toolkit: rank 1: data.train: dataset: " + bad[7] + ": not a decodable image"; !strings.Contains(string(out), want) {
+		t.Errorf("the job's output lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(string(out), "for the other ranks") {
+		t.Errorf("a rank waited for the failed one until its timeout:\n%s", out)
 	}
 }
