@@ -234,6 +234,18 @@ func (d *diagnostics) deadUnits(t *Trainer, r *stepResult) ([][2]int, error) {
 func (d *diagnostics) handle(t *Trainer, sigs []diagnose.Signal) error {
 	var req *repairRequest
 	for _, s := range sigs {
+		if rate, stuck := t.stuckHead(t.progress.Stage, s.Kind); stuck {
+			// A head trained alone at chance at the optimizer's usual rate or above:
+			// nothing is failing that the toolkit knows how to fix (the base is frozen):
+			// a notice, not a finding.
+			name := t.stages[t.progress.Stage].cfg.Name
+			msg := fmt.Sprintf("head at chance: stage %s trains the head alone at lr %g and it is still at chance: %s. The base is frozen, so nothing was lost; a higher rate or more epochs may move it (toolkit lr-find --stage %s suggests a rate), or its inputs carry little signal (check data.preprocess against how the base was trained; head.pool: flatten keeps the positions that global pooling averages away)",
+				name, rate, s.Seen, name)
+			if err := t.notice("head_at_chance", msg, 0); err != nil {
+				return err
+			}
+			continue
+		}
 		f := t.newFinding(s.Kind, s.Group)
 		f.Value, f.Limit, f.Message, f.Meaning = s.Value, s.Limit, s.Seen, s.Meaning
 		stages := t.fill(&f)

@@ -36,9 +36,12 @@ const featureCacheBudget = 2 << 30
 const featureCacheBatch = 64
 
 // Notice is a line of the run's log that is neither an epoch nor a finding: what the
-// trainer decided about the feature cache. Kinds: feature_cache (the cache is built or
-// in use: Message says where the frozen part ends and the size), feature_cache_off (an
-// epoch with a frozen part that cannot use it, and why).
+// trainer decided, or saw without a fix to offer. Kinds: feature_cache (the cache is
+// built or in use: Message says where the frozen part ends and the size),
+// feature_cache_off (an epoch with a frozen part that cannot use it, and why),
+// repair_stopped (a fix not applied: it would undo an earlier repair, or the stage has
+// had its repairs), head_at_chance (a head trained alone still at chance at the
+// optimizer's usual rate or above, and what may move it).
 type Notice struct {
 	Notice  string `json:"notice"`
 	Stage   string `json:"stage"`

@@ -58,14 +58,6 @@ func (t *Trainer) fill(f *Finding) []StageConfig {
 	if _, slow := t.slowHead(i, diagnose.Kind(f.Kind)); slow {
 		f.Meaning = "the new head has not learned yet: the base is frozen, so nothing pretrained was detuned; at this rate the head moves too slowly to leave chance"
 	}
-	if rate, ok := t.stuckHead(i, diagnose.Kind(f.Kind)); ok {
-		name := t.stages[i].cfg.Name
-		f.Fix = fmt.Sprintf("# stage %s's head stays at chance at lr %g, the optimizer's usual rate or above; the base is frozen, so nothing was\n", name, rate) +
-			"# lost: a higher rate or more epochs may move it (toolkit lr-find --stage " + name + " suggests a rate), or its inputs\n" +
-			"# carry no signal (check data.preprocess against how the base was trained; head.pool: flatten keeps the\n" +
-			"# positions that global pooling averages away)"
-		return nil
-	}
 	stages, why, dir := t.rewrite(i, diagnose.Kind(f.Kind), f.Group)
 	var b strings.Builder
 	if why != "" {
@@ -125,7 +117,7 @@ func (t *Trainer) repairRefused(i int, dir string) string {
 //   - when stage i trains only the head and its predictions sit at chance with its rate
 //     below the optimizer's usual default (slowHead), nothing pretrained can have been
 //     detuned: the rate is raised tenfold, up to that default (at that default or up to
-//     ten times it, fill gives advice instead: stuckHead);
+//     ten times it, the diagnostics give a notice instead: stuckHead);
 //   - otherwise the rates are lowered tenfold, or further down to the optimizer's usual
 //     default when they are above it (lr 50 becomes 1e-3 at once): the named group's,
 //     for a finding about a group the stage trains, else every group's.
@@ -228,12 +220,13 @@ func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 	return roundRate(min(head*10, sound)), true
 }
 
-// stuckHead says whether a finding of kind in stage i is a head alone at chance at the
+// stuckHead says whether a signal of kind in stage i is a head alone at chance at the
 // optimizer's usual rate or up to ten times it, and returns that rate. Such a head is
-// told what may move it, but not repaired: on the full diagnostics matrix, a head on
-// globally pooled features at Adam 1e-3 stayed at chance for its three epochs (in
-// PyTorch too), lowering its rate made the runs worse, and raising it to 1e-2 made one
-// base's runs worse by 2 points as often as it made the other's better.
+// a notice (head_at_chance) saying what may move it, not a finding with a fix: on the
+// full diagnostics matrix, a head on globally pooled features at Adam 1e-3 stayed at
+// chance for its three epochs (in PyTorch too), lowering its rate made the runs worse,
+// and raising it to 1e-2 made one base's runs worse by 2 points as often as it made the
+// other's better.
 func (t *Trainer) stuckHead(i int, kind diagnose.Kind) (float64, bool) {
 	st := t.stages[i]
 	if kind != diagnose.Chance || !st.headOnly() {

@@ -50,6 +50,11 @@ type Thresholds struct {
 	// else training) not below FlatFraction of the previous epoch's nor of the stage's
 	// first epoch's.
 	ChanceSlack, ChanceLoss, FlatFraction, CollapseFraction float64
+	// EpochFlatFraction is FlatFraction for the epochs of a stage judged by epochs: a
+	// loss that falls by more than 1% an epoch is moving, however slowly (the small
+	// validation sets of a fine-tuning run leave a chance bound wide enough to hold a
+	// head that learns).
+	EpochFlatFraction float64
 	// GradVanishing: |g| below VanishRatio x |w| in two sampled steps in a row.
 	VanishRatio float64
 	// GradExploding: |g| above ExplodeGradRatio x |w|.
@@ -71,22 +76,23 @@ type Thresholds struct {
 func DefaultThresholds() Thresholds {
 	return Thresholds{
 		MinWindow: 3, MaxWindow: 10,
-		ExplodeFactor:    10,
-		RiseFactor:       2,
-		ChanceSlack:      0.02,
-		ChanceLoss:       0.1,
-		FlatFraction:     0.97,
-		CollapseFraction: 0.95,
-		VanishRatio:      1e-8,
-		ExplodeGradRatio: 100,
-		DeadFraction:     0.5,
-		DeadFractionHead: 0.9,
-		DeadRise:         0.25,
-		UpdateRatioBase:  0.1,
-		UpdateRatioHead:  1,
-		RatioSamples:     3,
-		OverfitGap:       0.15,
-		OverfitLossRise:  1.2,
+		ExplodeFactor:     10,
+		RiseFactor:        2,
+		ChanceSlack:       0.02,
+		ChanceLoss:        0.1,
+		FlatFraction:      0.97,
+		EpochFlatFraction: 0.99,
+		CollapseFraction:  0.95,
+		VanishRatio:       1e-8,
+		ExplodeGradRatio:  100,
+		DeadFraction:      0.5,
+		DeadFractionHead:  0.9,
+		DeadRise:          0.25,
+		UpdateRatioBase:   0.1,
+		UpdateRatioHead:   1,
+		RatioSamples:      3,
+		OverfitGap:        0.15,
+		OverfitLossRise:   1.2,
 	}
 }
 
@@ -477,7 +483,7 @@ func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
 		return out
 	}
 	prev, first := s.HeadEpochs[n-2], s.HeadEpochs[0]
-	flat := cur.loss() >= m.Limits.FlatFraction*prev.loss() && cur.loss() >= m.Limits.FlatFraction*first.loss()
+	flat := cur.loss() >= m.Limits.EpochFlatFraction*prev.loss() && cur.loss() >= m.Limits.EpochFlatFraction*first.loss()
 	if !m.epochAtChance(prev) || !m.epochAtChance(cur) || !flat {
 		return out
 	}
