@@ -21,6 +21,8 @@ type Model struct {
 	// grads are the parameters' gradient buffers, shared by the training programs.
 	gradMu sync.Mutex
 	grads  map[string][]float32
+	// arena holds the planned values of the model's programs, which run one at a time.
+	arena *arena[float32]
 }
 
 // NewModel checks that the backend supports every node of m and takes its float
@@ -57,6 +59,7 @@ func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 		trainable: map[string]bool{},
 		paramUses: map[string]int{},
 		grads:     map[string][]float32{},
+		arena:     new(arena[float32]),
 	}
 	for _, t := range m.Graph.Initializers {
 		if t.DataType != onnx.Float {

@@ -82,6 +82,24 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: in training the data gradient reads X and the scale, the scale's
+// gradient X (with the batch statistics the kernel keeps); in inference the data
+// gradient reads the scale and the running variance, the scale's X and both running
+// statistics; the shift's gradient reads none.
+func (k *batchNorm[T]) backwardReads(i int) reads {
+	switch {
+	case i == 2:
+		return reads{}
+	case k.training && i == 0:
+		return readsIn(0, 1)
+	case k.training:
+		return readsIn(0)
+	case i == 0:
+		return readsIn(1, 4)
+	}
+	return readsIn(0, 3, 4)
+}
+
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
 	switch {
@@ -131,6 +149,8 @@ func (k *runningStat[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *runningStat[T]) backwardReads(int) reads { return reads{} }
 
 func (k *runningStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }
 
@@ -182,6 +202,18 @@ func (k *layerNorm[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: the three gradients overwrite their outputs.
 func (k *layerNorm[T]) overwritesGrad() bool { return true }
 
+// backwardReads: the data gradient reads X and the scale, the scale's X (with the
+// statistics the kernel keeps), the shift's neither.
+func (k *layerNorm[T]) backwardReads(i int) reads {
+	switch i {
+	case 0:
+		return readsIn(0, 1)
+	case 1:
+		return readsIn(0)
+	}
+	return reads{}
+}
+
 func (k *layerNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	switch i {
 	case 0:
@@ -218,5 +250,7 @@ func (k *layerNormStat[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *layerNormStat[T]) backwardReads(int) reads { return reads{} }
 
 func (k *layerNormStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }

@@ -57,6 +57,10 @@ func (k *maxPool[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
 
+// backwardReads: the positions of the maxima, which the kernel keeps, are all the
+// gradient needs.
+func (k *maxPool[T]) backwardReads(int) reads { return reads{} }
+
 func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.MaxPool2DBackward(k.p, gout, k.argmax, gin)
 	return nil
@@ -66,6 +70,8 @@ func (k *avgPool[T]) forward(ins [][]T, out []T) error {
 	kernels.AvgPool2DForward(k.p, ins[0], out)
 	return nil
 }
+
+func (k *avgPool[T]) backwardReads(int) reads { return reads{} }
 
 func (k *avgPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.AvgPool2DBackward(k.p, gout, gin)
@@ -99,6 +105,8 @@ func (k *globalPool[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *globalPool[T]) backwardReads(int) reads { return reads{} }
 
 func (k *globalPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	if k.max {

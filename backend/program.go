@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"toolkit/onnx"
 )
@@ -53,10 +52,10 @@ type Options struct {
 	From string
 }
 
-// program is a model built into a gorgonia graph for one set of shapes.
+// program is a model built into a gorgonia graph for one set of shapes, and the steps
+// and memory plan that run it (exec.go, plan.go).
 type program[T float] struct {
 	g        *gorgonia.ExprGraph
-	vm       gorgonia.VM
 	inputs   []*gorgonia.Node
 	inShapes [][]int
 	outputs  []*gorgonia.Node
@@ -71,6 +70,11 @@ type program[T float] struct {
 	// async runs the gradients that go beside the backward pass (asyncGradient); run
 	// waits for them.
 	async *asyncGroup
+	steps []step[T]
+	vals  []value[T]
+	ids   map[*gorgonia.Node]int
+	mem   memPlan
+	arena *arena[T]
 }
 
 // builder holds the state of one program build.
@@ -87,7 +91,6 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
-	async    *asyncGroup
 	// fusedRelu maps a Conv node to the Relu that is its output's only
 	// consumer: the pair is built as one op (the Relu applied as the
 	// convolution stores its output), and the Relu node is skipped.
@@ -208,7 +211,6 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		usedDiff: map[*gorgonia.Node]bool{},
 		wrt:      map[string]bool{},
 		rng:      rand.New(src),
-		async:    new(asyncGroup),
 	}
 	for _, name := range opts.Trainable {
 		if !m.trainable[name] {
@@ -219,7 +221,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		}
 		b.wrt[name] = true
 	}
-	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src, async: b.async}
+	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src, async: new(asyncGroup)}
 	addInput := func(name string, s []int) {
 		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(name))
 		b.nodes[name] = n
@@ -275,9 +277,22 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	if err := b.addLoss(p); err != nil {
 		return nil, err
 	}
-	if len(b.g.AllNodes()) > 0 {
-		p.vm = gorgonia.NewTapeMachine(b.g)
+	keep := append([]*gorgonia.Node(nil), p.outputs...)
+	if p.loss != nil {
+		keep = append(keep, p.loss)
 	}
+	for _, name := range p.gradName {
+		keep = append(keep, p.grads[name])
+	}
+	if a, ok := any(m.arena).(*arena[T]); ok {
+		p.arena = a
+	} else {
+		p.arena = new(arena[T])
+	}
+	if err := p.schedule(keep); err != nil {
+		return nil, err
+	}
+	p.planMemory()
 	return p, nil
 }
 
@@ -461,14 +476,20 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			continue
 		}
 		b.nextID++
+		inNames := make([]string, len(ks.data))
+		for j, i := range ks.data {
+			inNames[j] = n.Inputs[i]
+		}
 		op := &nodeOp[T]{
 			id:       b.nextID,
 			name:     fmt.Sprintf("%s(%s)", n.OpType, n.Name),
+			node:     n.Name,
+			inNames:  inNames,
+			outName:  n.Outputs[o],
 			inShapes: inShapes,
 			outShape: c.out[o],
 			k:        k,
 			diff:     diff,
-			async:    b.async,
 		}
 		if !ks.allOutputs || len(ks.outputs) == 1 {
 			// Outputs that each send a gradient to the same input cannot share its buffer.
@@ -528,7 +549,7 @@ func (b *builder[T]) addLoss(p *program[T]) error {
 		return fmt.Errorf("unknown loss %d", b.opts.Loss)
 	}
 	b.nextID++
-	op := &nodeOp[T]{id: b.nextID, name: "loss", inShapes: [][]int{shape, shape}, outShape: nil, k: k, diff: []bool{b.needGrad[out], false}}
+	op := &nodeOp[T]{id: b.nextID, name: "loss", node: "loss", inNames: []string{p.outNames[0], "target"}, outName: "loss", inShapes: [][]int{shape, shape}, outShape: nil, k: k, diff: []bool{b.needGrad[out], false}}
 	loss, err := gorgonia.ApplyOp(op, out, p.target)
 	if err != nil {
 		return fmt.Errorf("building the loss: %w", err)
@@ -567,60 +588,17 @@ func (b *builder[T]) addLoss(p *program[T]) error {
 	return nil
 }
 
-// run feeds the inputs (and the loss target, if the program has a loss) and runs the
-// graph once.
-func (p *program[T]) run(inputs [][]T, target []T) (err error) {
-	if len(inputs) != len(p.inputs) {
-		return fmt.Errorf("got %d inputs, the program takes %d", len(inputs), len(p.inputs))
-	}
-	for i, n := range p.inputs {
-		if want := numElements(p.inShapes[i]); len(inputs[i]) != want {
-			return fmt.Errorf("input %q: got %d values, want %d for shape %v", n.Name(), len(inputs[i]), want, p.inShapes[i])
-		}
-		if err := gorgonia.Let(n, tensor.New(tensor.WithShape(p.inShapes[i]...), tensor.WithBacking(inputs[i]))); err != nil {
-			return fmt.Errorf("input %q: %w", n.Name(), err)
-		}
-	}
-	if p.target != nil {
-		shape := []int(p.target.Shape())
-		if len(target) != numElements(shape) {
-			return fmt.Errorf("loss target: got %d values, want %d for shape %v", len(target), numElements(shape), shape)
-		}
-		if err := gorgonia.Let(p.target, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(target))); err != nil {
-			return fmt.Errorf("loss target: %w", err)
-		}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("running the program: %v", r)
-		}
-	}()
-	if p.vm == nil {
-		return nil // everything is constant
-	}
-	p.vm.Reset()
-	err = p.vm.RunAll()
-	// The asynchronous gradients write into buffers the caller reads: every way out
-	// waits for them.
-	if aerr := p.async.wait(); err == nil && aerr != nil {
-		err = aerr
-	}
-	if err != nil {
-		return fmt.Errorf("running the program: %w", err)
-	}
-	return nil
-}
-
-func nodeData[T float](n *gorgonia.Node) []T {
-	s, err := sliceOf[T](n.Value())
-	if err != nil {
+// data returns the values of a node the caller reads after a run.
+func (p *program[T]) data(n *gorgonia.Node) []T {
+	id, ok := p.ids[n]
+	if !ok {
 		return nil
 	}
-	return s
+	return p.vals[id].data
 }
 
 // output returns output i's values after run.
-func (p *program[T]) output(i int) []T { return nodeData[T](p.outputs[i]) }
+func (p *program[T]) output(i int) []T { return p.data(p.outputs[i]) }
 
 // grad returns the gradient of a trainable parameter or input after run.
 func (p *program[T]) grad(name string) []T {
@@ -628,11 +606,11 @@ func (p *program[T]) grad(name string) []T {
 	if !ok {
 		return nil
 	}
-	return nodeData[T](n)
+	return p.data(n)
 }
 
 func (p *program[T]) lossValue() float64 {
-	s := nodeData[T](p.loss)
+	s := p.data(p.loss)
 	if len(s) == 0 {
 		return 0
 	}

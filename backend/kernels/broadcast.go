@@ -315,7 +315,9 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 // that op adapters can keep them in a table: the shapes and values of both
 // operands, the output gradient dy (of the broadcast shape), and the
 // gradient to compute (of that operand's shape, overwritten). Operand values
-// a function does not need may be nil.
+// a function does not need may be nil. The gradient of an operand that has
+// the output's shape may alias dy in Add's, Sub's and Mul's backward
+// functions and in DivBackwardA.
 
 // AddBackwardA computes da = ReduceToShape(dy) for y = a + b.
 func AddBackwardA[T Float](aShape []int, a []T, bShape []int, b []T, dy, da []T) {
@@ -377,7 +379,13 @@ func reduceGrad[T Float](name string, tShape, oShape []int, dy, d []T, neg bool)
 	if err != nil {
 		panic(err.Error() + " (in " + name + ")")
 	}
-	ReduceToShape(out, dy, tShape, d)
+	if n := Size(tShape); n == Size(out) {
+		need(name, "dy", dy, n)
+		need(name, "gradient", d, n)
+		copy(d[:n], dy) // nothing to sum: d may be dy itself
+	} else {
+		ReduceToShape(out, dy, tShape, d)
+	}
 	if neg {
 		for i := range d[:Size(tShape)] {
 			d[i] = -d[i]
@@ -393,6 +401,25 @@ func grad[T Float](name string, tShape, oShape []int, other []T, dy, d []T, f fu
 	need(name, "other operand", other, Size(oShape))
 	need(name, "gradient", d, Size(tShape))
 	d = d[:Size(tShape)]
+	if len(d) == pl.size {
+		// Nothing to sum: each element of d is written once, after its dy is read, so
+		// d may be dy itself.
+		pl.each(func(o, it, io, n, st, so int) {
+			dd, g := d[it:it+n], dy[o:o+n]
+			if so == 1 {
+				ov := other[io : io+n]
+				for i, gv := range g {
+					dd[i] = f(gv, ov[i])
+				}
+				return
+			}
+			ov := other[io]
+			for i, gv := range g {
+				dd[i] = f(gv, ov)
+			}
+		})
+		return
+	}
 	clear(d)
 	pl.each(func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]

@@ -175,6 +175,17 @@ func TestUnaryAgainstPyTorch(t *testing.T) {
 		dx := make([]float64, len(c.x))
 		UnaryBackward(c.u, c.x, y, dys[i], dx)
 		assertClose(t, what+" backward", dx, res[i].floats(t, "dx"), 1e-12)
+		// Given only the forward value UnaryBackwardReads names, and written over dy
+		// (as the backend's executor calls it), the same.
+		x, yy := c.x, y
+		if readsX, readsY := UnaryBackwardReads(c.u.Op); !readsX {
+			x = nil
+		} else if !readsY {
+			yy = nil
+		}
+		inPlace := append([]float64(nil), dys[i]...)
+		UnaryBackward(c.u, x, yy, inPlace, inPlace)
+		assertClose(t, what+" backward with only what it reads, over dy", inPlace, dx, 0)
 		checkGrad(t, what+" finite differences", c.x, dys[i], dx, func() []float64 {
 			out := make([]float64, len(c.x))
 			UnaryForward(c.u, c.x, out)

@@ -161,6 +161,20 @@ func TestBroadcastBinary(t *testing.T) {
 			checkGrad(t, what+" dA", a, dy, da, fwd)
 			o.bwdB(as, a, bs, b, dy, db)
 			checkGrad(t, what+" dB", b, dy, db, fwd)
+			// The gradient of an operand of the output's shape may be written over dy
+			// (not DivBackwardB's).
+			for i, g := range []struct {
+				shape []int
+				bwd   func([]int, []float64, []int, []float64, []float64, []float64)
+				want  []float64
+			}{{as, o.bwdA, da}, {bs, o.bwdB, db}} {
+				if Size(g.shape) != len(dy) || o.name == "Div" && i == 1 {
+					continue
+				}
+				over := append([]float64(nil), dy...)
+				g.bwd(as, a, bs, b, over, over)
+				assertClose(t, fmt.Sprintf("%s d%c over dy", what, 'A'+i), over, g.want, 0)
+			}
 			_ = out
 		}
 	}

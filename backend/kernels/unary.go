@@ -154,41 +154,71 @@ func unaryForward[T Float](u Unary, x, y []T) {
 }
 
 // UnaryBackward sets dx = dy · f'(x) element-wise, given the forward pass's input x and
-// output y (dx may alias dy). At kinks it follows PyTorch: Abs has derivative 0 at 0;
+// output y (dx may alias dy). Only the one of x and y that [UnaryBackwardReads] names is
+// read; the other may be nil. At kinks it follows PyTorch: Abs has derivative 0 at 0;
 // Clip (PyTorch's hardtanh, which ReLU6 is) and HardSigmoid pass the gradient strictly
-// inside their linear range; HardSwish's derivative is x/3+1/2 on [-3, 3].
+// inside their linear range (where y is strictly inside its range: the output serves);
+// HardSwish's derivative is x/3+1/2 on [-3, 3].
 func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
-	need2("UnaryBackward", x, y)
-	need2("UnaryBackward", x, dy)
-	need2("UnaryBackward", x, dx)
-	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
-		unaryBackward(u, x[lo:hi], y[lo:hi], dy[lo:hi], dx[lo:hi])
+	n := len(dy)
+	readsX, readsY := UnaryBackwardReads(u.Op)
+	if readsX {
+		need("UnaryBackward", "x", x, n)
+	} else {
+		x = nil
+	}
+	if readsY {
+		need("UnaryBackward", "y", y, n)
+	} else {
+		y = nil
+	}
+	need("UnaryBackward", "dx", dx, n)
+	part := func(s []T, lo, hi int) []T {
+		if s == nil {
+			return nil
+		}
+		return s[lo:hi]
+	}
+	parallelFor(n, workers(n, unaryCost(u.Op)), func(_, lo, hi int) {
+		unaryBackward(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
 	})
 }
 
+// UnaryBackwardReads reports which of the forward pass's values [UnaryBackward] reads for
+// op: its input x, its output y (neither for Neg).
+func UnaryBackwardReads(op UnaryOp) (x, y bool) {
+	switch op {
+	case Exp, Sqrt, Reciprocal, HardSigmoid, Clip:
+		return false, true
+	case Neg:
+		return false, false
+	}
+	return true, false
+}
+
 func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
-	if is32[T]() && unaryMasked32(u, as32(x), as32(dy), as32(dx)) {
+	if is32[T]() && unaryMasked32(u, as32(x), as32(y), as32(dy), as32(dx)) {
 		return
 	}
 	switch u.Op {
 	case Exp:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g * y[i]
 		}
 	case Log:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g / x[i]
 		}
 	case Sqrt:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g / (2 * y[i])
 		}
 	case Neg:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = -g
 		}
 	case Abs:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			switch v := x[i]; {
 			case v > 0:
 				dx[i] = g
@@ -199,23 +229,23 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			}
 		}
 	case Reciprocal:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = -g * y[i] * y[i]
 		}
 	case Erf:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			dx[i] = T(float64(g) * twoSqrtPi * math.Exp(-f*f))
 		}
 	case Gelu:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			cdf := 0.5 * (1 + math.Erf(f/sqrt2))
 			pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
 			dx[i] = T(float64(g) * (cdf + f*pdf))
 		}
 	case GeluTanh:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			t := math.Tanh(geluTanhK * (f + 0.044715*f*f*f))
 			d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluTanhK*(1+3*0.044715*f*f)
@@ -226,7 +256,7 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		if u.Op == Selu {
 			gamma = u.Gamma
 		}
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			d := gamma
 			if f <= 0 {
@@ -235,7 +265,7 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			dx[i] = T(float64(g) * d)
 		}
 	case Softplus:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			var s float64 // the logistic function, computed stably
 			if f >= 0 {
@@ -247,21 +277,21 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			dx[i] = T(float64(g) * s)
 		}
 	case Softsign:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			d := 1 + T(math.Abs(float64(x[i])))
 			dx[i] = g / (d * d)
 		}
 	case HardSigmoid:
-		a, b := T(u.Alpha), T(u.Beta)
-		for i, g := range dy[:len(x)] {
-			if z := a*x[i] + b; z > 0 && z < 1 {
+		a := T(u.Alpha)
+		for i, g := range dy {
+			if v := y[i]; v > 0 && v < 1 {
 				dx[i] = g * a
 			} else {
 				dx[i] = 0
 			}
 		}
 	case HardSwish:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			switch v := x[i]; {
 			case v < -3:
 				dx[i] = 0
@@ -273,8 +303,8 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		}
 	case Clip:
 		lo, hi := T(u.Lo), T(u.Hi)
-		for i, g := range dy[:len(x)] {
-			if v := x[i]; v > lo && v < hi {
+		for i, g := range dy {
+			if v := y[i]; v > lo && v < hi {
 				dx[i] = g
 			} else {
 				dx[i] = 0
@@ -291,24 +321,24 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 // ReLU6 backward pass was a fifth of MobileNet's training step). The comparisons become
 // sign masks of differences, which have the comparisons' exact meaning in IEEE arithmetic
 // (a-b > 0 exactly when a > b, NaN in neither); the results are those of the loops above.
-func unaryMasked32(u Unary, x, dy, dx []float32) bool {
-	dy, dx = dy[:len(x)], dx[:len(x)]
+// Clip and HardSigmoid read the output y, HardSwish the input x.
+func unaryMasked32(u Unary, x, y, dy, dx []float32) bool {
+	dx = dx[:len(dy)]
 	switch u.Op {
 	case Clip:
 		lo, hi := float32(u.Lo), float32(u.Hi)
-		for i, v := range x {
+		for i, v := range y[:len(dy)] {
 			m := positiveMask(v-lo) & positiveMask(hi-v)
 			dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
 		}
 	case HardSigmoid:
-		a, b := float32(u.Alpha), float32(u.Beta)
-		for i, v := range x {
-			z := a*v + b
-			m := positiveMask(z) & positiveMask(1-z)
+		a := float32(u.Alpha)
+		for i, v := range y[:len(dy)] {
+			m := positiveMask(v) & positiveMask(1-v)
 			dx[i] = math.Float32frombits(math.Float32bits(dy[i]*a) & m)
 		}
 	case HardSwish:
-		for i, v := range x {
+		for i, v := range x[:len(dy)] {
 			g := dy[i]
 			inside := nonNegativeMask(v+3) & nonNegativeMask(3-v)
 			above := ^(positiveMask(-3-v) | inside) // v > 3, and NaN as PyTorch has it

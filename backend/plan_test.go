@@ -1,0 +1,304 @@
+package backend
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"toolkit/internal/familyfixtures"
+	"toolkit/onnx"
+)
+
+// residualModel is a small network with what the planner must get right: a
+// convolution, a BatchNormalization in training, Relus, a MaxPool, a residual Add
+// (a tensor with two readers, whose gradients are summed), a global pooling, a Flatten
+// and a Gemm.
+//
+//	x -c1-> t1 -bn-> t2 -r1-> t3 -mp-> t4 -c2-> t5 -add(t5, t4)-> t6 -r2-> t7 -gap-> t8 -fl-> t9 -fc-> y
+func residualModel() *onnx.Model {
+	ten := func(name string, dims []int64, v float32) *onnx.Tensor {
+		t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
+		n := 1
+		for _, d := range dims {
+			n *= int(d)
+		}
+		for i := range n {
+			t.Floats = append(t.Floats, v*float32(i%7-3))
+		}
+		return t
+	}
+	attr := func(name string, ints ...int64) *onnx.Attribute {
+		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}
+	}
+	m := tinyModel([]*onnx.Node{
+		{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1", "b1"}, Outputs: []string{"t1"}, Attributes: []*onnx.Attribute{attr("pads", 1, 1, 1, 1)}},
+		{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"t1", "s", "bb", "rm", "rv"}, Outputs: []string{"t2"}},
+		{Name: "r1", OpType: "Relu", Inputs: []string{"t2"}, Outputs: []string{"t3"}},
+		{Name: "mp", OpType: "MaxPool", Inputs: []string{"t3"}, Outputs: []string{"t4"}, Attributes: []*onnx.Attribute{attr("kernel_shape", 2, 2), attr("strides", 2, 2)}},
+		{Name: "c2", OpType: "Conv", Inputs: []string{"t4", "w2"}, Outputs: []string{"t5"}, Attributes: []*onnx.Attribute{attr("pads", 1, 1, 1, 1)}},
+		{Name: "add", OpType: "Add", Inputs: []string{"t5", "t4"}, Outputs: []string{"t6"}},
+		{Name: "r2", OpType: "Relu", Inputs: []string{"t6"}, Outputs: []string{"t7"}},
+		{Name: "gap", OpType: "GlobalAveragePool", Inputs: []string{"t7"}, Outputs: []string{"t8"}},
+		{Name: "fl", OpType: "Flatten", Inputs: []string{"t8"}, Outputs: []string{"t9"}},
+		{Name: "fc", OpType: "Gemm", Inputs: []string{"t9", "wf", "bf"}, Outputs: []string{"y"}, Attributes: []*onnx.Attribute{{Name: "transB", Type: onnx.AttrInt, Int: 1}}},
+	}, []*onnx.Tensor{
+		ten("w1", []int64{4, 3, 3, 3}, 0.1), ten("b1", []int64{4}, 0.01),
+		ten("s", []int64{4}, 0.3), ten("bb", []int64{4}, 0.1), ten("rm", []int64{4}, 0), ten("rv", []int64{4}, 0),
+		ten("w2", []int64{4, 4, 3, 3}, 0.05), ten("wf", []int64{3, 4}, 0.2), ten("bf", []int64{3}, 0.1),
+	}, []int64{2, 3, 8, 8})
+	for _, t := range m.Graph.Initializers {
+		if t.Name == "rv" {
+			for i := range t.Floats {
+				t.Floats[i] = 1
+			}
+		}
+	}
+	return m
+}
+
+// TestMemoryPlanLiveValues checks the plan of a training step of residualModel: which
+// values are alive in the arena at each step. The expected sets follow from what each
+// backward pass reads (a convolution's data gradient its weights, its weight gradient its
+// input; BatchNormalization's its input; a Relu's its output; a MaxPool's, an Add's, a
+// Flatten's and a global pooling's nothing), from the in-place steps (a Relu over a
+// value nothing else reads, the Add over its first operand, Flatten, the Relus' and the
+// Flatten's gradients over their output's gradient, the residual's gradient sum over its
+// first term), and from the asynchronous weight gradients, whose arguments live until
+// the next one (or the end) waits for them. The program's outputs, the loss and the
+// parameters' gradients have buffers of their own and are not in the arena.
+func TestMemoryPlanLiveValues(t *testing.T) {
+	m, err := NewModel(residualModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		step string
+		live string
+	}{
+		{"Conv(c1)", "t1"},
+		{"BatchNormalization(bn)", "t1 t2"},
+		{"Relu(r1)", "t1 t2 t3"}, // t3 over t2
+		{"MaxPool(mp)", "t1 t3 t4"},
+		{"Conv(c2)", "t1 t3 t4 t5"},
+		{"Add(add)", "t1 t3 t4 t5 t6"}, // t6 over t5
+		{"Relu(r2)", "t1 t3 t4 t6 t7"}, // t7 over t6
+		{"GlobalAveragePool(gap)", "t1 t3 t4 t7 t8"},
+		{"Flatten(fl)", "t1 t3 t4 t7 t8 t9"}, // t9 over t8
+		{"Gemm(fc)", "t1 t3 t4 t7 t9"},
+		{"loss", "t1 t3 t4 t7 t9"},
+		{"dloss/d#0", "t1 t3 t4 t7 t9 dy@loss"},
+		{"dGemm(fc)/d#0", "t1 t3 t4 t7 t9 dy@loss dt9@fc"},
+		{"dGemm(fc)/d#1", "t1 t3 t4 t7 t9 dy@loss dt9@fc"},
+		{"dGemm(fc)/d#2", "t1 t3 t4 t7 dy@loss dt9@fc"},
+		{"dFlatten(fl)/d#0", "t1 t3 t4 t7 dt9@fc dt8@fl"}, // over dt9@fc
+		{"dGlobalAveragePool(gap)/d#0", "t1 t3 t4 t7 dt8@fl dt7@gap"},
+		{"dRelu(r2)/d#0", "t1 t3 t4 t7 dt7@gap dt6@r2"}, // over dt7@gap
+		{"dAdd(add)/d#0", "t1 t3 t4 dt6@r2 dt5@add"},
+		{"dAdd(add)/d#1", "t1 t3 t4 dt6@r2 dt5@add dt4@add"}, // over dt6@r2
+		{"dConv(c2)/d#0", "t1 t3 t4 dt5@add dt4@add dt4@c2"},
+		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2"}, // async: t4 and dt5@add until dConv(c1)/d#1
+		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4"},   // the sum, over dt4@add
+		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp"},
+		{"dRelu(r1)/d#0", "t1 t3 t4 dt5@add dt3@mp dt2@r1"}, // over dt3@mp
+		{"dBatchNormalization(bn)/d#0", "t1 t4 dt5@add dt2@r1 dt1@bn"},
+		{"dBatchNormalization(bn)/d#1", "t1 t4 dt5@add dt2@r1 dt1@bn"},
+		{"dBatchNormalization(bn)/d#2", "t4 dt5@add dt2@r1 dt1@bn"},
+		{"dConv(c1)/d#1", "t4 dt5@add dt1@bn"}, // async: dt1@bn until the end
+		{"dConv(c1)/d#2", "dt1@bn"},
+	}
+	steps := p.p.steps
+	if len(steps) != len(want) {
+		var names []string
+		for _, s := range steps {
+			names = append(names, s.name)
+		}
+		t.Fatalf("%d steps %q, want %d", len(steps), names, len(want))
+	}
+	for i, w := range want {
+		if steps[i].name != w.step {
+			t.Errorf("step %d is %s, want %s", i, steps[i].name, w.step)
+			continue
+		}
+		got := p.p.liveAt(i)
+		exp := strings.Fields(w.live)
+		slices.Sort(got)
+		slices.Sort(exp)
+		if !slices.Equal(got, exp) {
+			t.Errorf("step %d %s: alive %v, want %v", i, w.step, got, exp)
+		}
+	}
+	// In place: the pairs share a buffer; and no two values alive at the same step
+	// overlap in the arena otherwise.
+	off := map[string]value[float32]{}
+	for _, v := range p.p.vals {
+		if v.kind == valArena {
+			off[v.name] = v
+		}
+	}
+	for _, pair := range [][2]string{{"t2", "t3"}, {"t5", "t6"}, {"t6", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
+		{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}, {"dt3@mp", "dt2@r1"}} {
+		if a, b := off[pair[0]], off[pair[1]]; a.off != b.off {
+			t.Errorf("%s (at %d) and %s (at %d) do not share a buffer", pair[0], a.off, pair[1], b.off)
+		}
+	}
+	shares := func(a, b value[float32]) bool {
+		for _, s := range [][2]string{{"t2", "t3"}, {"t5", "t6"}, {"t6", "t7"}, {"t5", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
+			{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}, {"dt6@r2", "dt4"}, {"dt3@mp", "dt2@r1"}} {
+			if a.name == s[0] && b.name == s[1] || a.name == s[1] && b.name == s[0] {
+				return true
+			}
+		}
+		return false
+	}
+	peak := 0
+	for i := range steps {
+		live := p.p.liveAt(i)
+		sum := 0
+		counted := map[int]bool{} // values in place share their buffer
+		for j, a := range live {
+			if !counted[off[a].off] {
+				sum += off[a].size
+				counted[off[a].off] = true
+			}
+			for _, b := range live[j+1:] {
+				va, vb := off[a], off[b]
+				if va.off < vb.off+vb.size && vb.off < va.off+va.size && !shares(va, vb) {
+					t.Errorf("step %d: %s [%d, %d) and %s [%d, %d) overlap", i, a, va.off, va.off+va.size, b, vb.off, vb.off+vb.size)
+				}
+			}
+		}
+		peak = max(peak, sum)
+	}
+	if p.p.mem.size < peak {
+		t.Errorf("arena of %d elements, but %d are alive at once", p.p.mem.size, peak)
+	}
+}
+
+// TestPackArena checks the placement on a case worked by hand: buffers placed largest
+// first (sizes rounded up to 16 elements), each in the smallest gap that fits among the
+// buffers already placed that are alive at the same step, or after the last of them.
+func TestPackArena(t *testing.T) {
+	bufs := []interval{
+		{first: 0, last: 2, size: 64},  // a
+		{first: 1, last: 3, size: 32},  // b
+		{first: 3, last: 5, size: 48},  // c
+		{first: 4, last: 6, size: 16},  // d
+		{first: 6, last: 7, size: 100}, // e: 112 with the alignment
+		{first: 0, last: 9, size: 0},   // merged into another: no room
+	}
+	// e first: nothing placed, at 0. a: alive with nothing placed (e starts at 6), at 0.
+	// c (3..5): alive with neither a (..2) nor e (6..), at 0. b (1..3): alive with a
+	// [0, 64) and c [0, 48): no gap below 64, so at 64. d (4..6): alive with c [0, 48)
+	// and e [0, 112): at 112. The arena ends with d at 128.
+	offs, size := packArena(bufs)
+	want := []int{0, 64, 0, 112, 0, 0}
+	if !slices.Equal(offs, want) || size != 128 {
+		t.Errorf("offsets %v, size %d; want %v, 128", offs, size, want)
+	}
+	// Best fit: A [0, 64), B [64, 96) (steps 0..1 only), C [96, 112), D [112, 128)
+	// (0..1), E [128, 144) go one after the other; F (2..9) is alive with A, C and E,
+	// between which the gaps [64, 96) and [112, 128) are free: the smaller one fits.
+	offs, size = packArena([]interval{
+		{0, 9, 64}, // A
+		{0, 1, 32}, // B
+		{0, 9, 16}, // C
+		{0, 1, 16}, // D
+		{0, 9, 16}, // E
+		{2, 9, 16}, // F
+	})
+	if want := []int{0, 64, 96, 112, 128, 112}; !slices.Equal(offs, want) || size != 144 {
+		t.Errorf("offsets %v, size %d; want %v, 144", offs, size, want)
+	}
+}
+
+// TestExecutorMatchesTapeMachine runs training programs of the family fixtures (every
+// op family of the torchvision networks) on the toolkit's executor, with its planned
+// arena, values written in place and asynchronous weight gradients, and on gorgonia's
+// TapeMachine over the same graph, which gives every node a buffer of its own: the
+// outputs, the loss and every gradient must be the same bits.
+func TestExecutorMatchesTapeMachine(t *testing.T) {
+	fx := familyfixtures.Load(t)
+	for _, name := range fx.Names() {
+		f := fx.Families[name]
+		t.Run(name, func(t *testing.T) {
+			ir, err := onnx.Read(f.Path("model_opset17.onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := AdoptModel(ir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := readNPY(t, f.Path("input.npy"))
+			target := readNPY(t, f.Path("loss_weight.npy"))
+			in := m.Inputs()[0].Name
+			p, err := m.Program(Options{InputShapes: map[string][]int{in: x.Shape}, Training: true,
+				Trainable: m.TrainableNames(), InputGrads: true, Loss: WeightedSum})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The running statistics change at every training pass: both runs start
+			// from the same ones.
+			saved := map[string][]float32{}
+			for _, n := range m.ParamNames() {
+				saved[n] = slices.Clone(m.Param(n))
+			}
+			if err := p.Run([][]float32{x.Data}, target.Data); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]float32{"output": slices.Clone(p.Output(0)), "loss": {float32(p.Loss())}}
+			for _, n := range p.p.gradName {
+				got["d"+n] = slices.Clone(p.Grad(n))
+			}
+			for n, v := range saved {
+				copy(m.Param(n), v)
+			}
+			vm := gorgonia.NewTapeMachine(p.p.g)
+			defer vm.Close()
+			if err := gorgonia.Let(p.p.inputs[0], tensor.New(tensor.WithShape(x.Shape...), tensor.WithBacking(slices.Clone(x.Data)))); err != nil {
+				t.Fatal(err)
+			}
+			if err := gorgonia.Let(p.p.target, tensor.New(tensor.WithShape(p.OutputShape(0)...), tensor.WithBacking(target.Data))); err != nil {
+				t.Fatal(err)
+			}
+			if err := vm.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			ref := map[string][]float32{"output": nodeValues(t, p.p.outputs[0]), "loss": nodeValues(t, p.p.loss)}
+			for _, n := range p.p.gradName {
+				ref["d"+n] = nodeValues(t, p.p.grads[n])
+			}
+			for k, w := range ref {
+				g := got[k]
+				if len(g) != len(w) {
+					t.Errorf("%s: %d values, the TapeMachine %d", k, len(g), len(w))
+					continue
+				}
+				for i := range w {
+					if g[i] != w[i] && !(g[i] != g[i] && w[i] != w[i]) {
+						t.Errorf("%s[%d]: %v, the TapeMachine %v", k, i, g[i], w[i])
+						break
+					}
+				}
+			}
+			t.Logf("%d steps, arena %.1f MB", len(p.p.steps), float64(p.p.mem.size)*4/1e6)
+		})
+	}
+}
+
+func nodeValues(t *testing.T, n *gorgonia.Node) []float32 {
+	t.Helper()
+	s, err := sliceOf[float32](n.Value())
+	if err != nil {
+		t.Fatal(fmt.Errorf("%s: %w", n.Name(), err))
+	}
+	return slices.Clone(s)
+}
