@@ -276,6 +276,38 @@ func (p *Program) Loss() float64 { return p.p.lossValue() }
 // of the model.
 func (p *Program) Grad(name string) []float32 { return p.p.grad(name) }
 
+// Memory is what a program holds for its runs, in bytes.
+type Memory struct {
+	// Arena is the program's planned activations and gradients. The model's programs
+	// share one arena, as large as the largest of theirs (Model.ArenaBytes).
+	Arena int64
+	// Own is the program's own buffers: its outputs, the loss, the gradients of inputs
+	// and of parameters that several nodes read, and what its kernels keep beside the
+	// arena between the forward and the backward pass (max-pooling positions, dropout
+	// masks).
+	Own int64
+}
+
+// Memory returns what the program holds for its runs beyond the model's parameters and
+// the buffers of their gradients.
+func (p *Program) Memory() Memory { return p.p.memory() }
+
+// ArenaBytes returns the size of the arena the model's float32 programs share: the
+// largest of their plans.
+func (m *Model) ArenaBytes() int64 { return int64(m.arena.want) * 4 }
+
+// GradBytes returns the size of the parameters' gradient buffers the model's programs
+// have made (one per trained parameter, shared by the programs).
+func (m *Model) GradBytes() int64 {
+	m.gradMu.Lock()
+	defer m.gradMu.Unlock()
+	n := 0
+	for _, g := range m.grads {
+		n += len(g)
+	}
+	return int64(n) * 4
+}
+
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
 // so that a resumed run draws the same masks.
 func (p *Program) Reseed(seed uint64) { p.p.rngSrc.Seed(seed, 0x9e3779b97f4a7c15) }

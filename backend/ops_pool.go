@@ -54,6 +54,8 @@ func (k *maxPool[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+func (k *maxPool[T]) stateBytes() int { return 4 * len(k.argmax) }
+
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
 
@@ -105,6 +107,8 @@ func (k *globalPool[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *globalPool[T]) stateBytes() int { return 4 * len(k.argmax) }
 
 func (k *globalPool[T]) backwardReads(int) reads { return reads{} }
 

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"unsafe"
 
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
@@ -100,13 +101,16 @@ func newDropout[T float](c *opContext) (*opKernels[T], error) {
 	if !training || ratio == 0 {
 		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 	}
-	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}}, nil
+	k := &dropout[T]{c: c, ratio: ratio, mask: make([]T, numElements(c.out[0]))}
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
+}
+
+func (d *dropout[T]) stateBytes() int {
+	var z T
+	return len(d.mask) * int(unsafe.Sizeof(z))
 }
 
 func (d *dropout[T]) forward(ins [][]T, out []T) error {
-	if len(d.mask) != len(out) {
-		d.mask = make([]T, len(out))
-	}
 	scale := T(1 / (1 - d.ratio))
 	for i, v := range ins[0] {
 		if d.c.rng.Float64() < d.ratio {

@@ -3,6 +3,7 @@ package backend
 import (
 	"cmp"
 	"slices"
+	"unsafe"
 )
 
 // Memory planning. Every value a program's steps write, other than the ones the caller
@@ -183,6 +184,37 @@ func (a *arena[T]) get(n int) []T {
 		a.buf = make([]T, max(n, a.want))
 	}
 	return a.buf
+}
+
+// stateHolder is implemented by kernels that keep memory between the forward and the
+// backward pass outside the arena (max-pooling positions, dropout masks): stateBytes is
+// its size.
+type stateHolder interface {
+	stateBytes() int
+}
+
+// memory returns the program's arena and own buffers in bytes.
+func (p *program[T]) memory() Memory {
+	var z T
+	size := int64(unsafe.Sizeof(z))
+	m := Memory{Arena: int64(p.mem.size) * size}
+	shared := map[int]bool{}
+	for _, s := range p.steps {
+		if s.kind == stepGrad && s.grad.buf != nil {
+			shared[s.out] = true // a parameter's gradient, the model's
+		}
+		if s.kind == stepForward {
+			if h, ok := s.fwd.k.(stateHolder); ok {
+				m.Own += int64(h.stateBytes())
+			}
+		}
+	}
+	for i, v := range p.vals {
+		if v.kind == valOwn && !shared[i] {
+			m.Own += int64(v.size) * size
+		}
+	}
+	return m
 }
 
 // liveAt returns the names of the arena values alive at step i (for tests and
