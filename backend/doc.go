@@ -29,9 +29,11 @@
 // declares (a Relu its output, a convolution its input and weights, a max pooling its
 // kept positions), so the others go after the forward pass; element-wise ops write
 // over an input nothing reads afterwards. The float32 programs of a model share one
-// arena, as large as the largest plan (they run one at a time). Outputs, the loss and
-// gradients, which the caller reads after a run, have buffers of their own; a
-// parameter's gradient is in a buffer the model's programs share.
+// arena, as large as the largest plan (they run one at a time), mapped from the system
+// rather than allocated on the Go heap (arena.go). The outputs stay in the arena until
+// the end of the run (valid until the next run of a program of the model); the loss
+// and the gradients have buffers of their own, a parameter's gradient one that the
+// model's programs share.
 //
 // The weight gradients of convolutions whose weights no other op reads run on a
 // goroutine beside the rest of the backward pass (async.go) until the next such gradient

@@ -74,11 +74,16 @@ type value[T float] struct {
 	// before the first step, as inputs are).
 	first, last int
 	off         int // valArena: the offset in the arena
+	// output marks a program output: in the arena, alive until the end of the run.
+	output bool
 }
 
 // schedule turns the program's gorgonia graph into steps and values. keep names the
-// nodes the caller reads after a run (outputs, the loss, gradients): they get buffers
-// of their own.
+// nodes the caller reads after a run: the loss and the gradients get buffers of their
+// own; the outputs stay in the arena until the end of the run, and so until the next run
+// of a program of the model. (A training program's outputs may be many: finetune's
+// diagnostics read every ReLU's output. In buffers of their own, each program of the
+// model would keep a copy of them all.)
 func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 	nodes := p.g.AllNodes()
 	// The nodes the kept ones depend on.
@@ -103,9 +108,12 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 	if p.target != nil {
 		isInput[p.target] = true
 	}
-	kept := map[*gorgonia.Node]bool{}
+	kept, isOutput := map[*gorgonia.Node]bool{}, map[*gorgonia.Node]bool{}
 	for _, n := range keep {
 		kept[n] = true
+	}
+	for _, n := range p.outputs {
+		isOutput[n] = true
 	}
 	newValue := func(n *gorgonia.Node, kind valueKind) int {
 		v := value[T]{name: n.Name(), size: numElements([]int(n.Shape())), kind: kind, first: -1, last: -1}
@@ -188,10 +196,11 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 			s.kind, s.inPlace = stepSum, 0
 		}
 		kind := valArena
-		if kept[n] {
+		if kept[n] && !isOutput[n] {
 			kind = valOwn
 		}
 		s.out = newValue(n, kind)
+		p.vals[s.out].output = isOutput[n]
 		p.vals[s.out].name = p.valueName(s)
 		if s.kind == stepGrad && s.grad.buf != nil {
 			// A parameter's gradient, in the buffer every program of the model shares.
@@ -262,6 +271,9 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 	for i, n := range p.inputs {
 		if want := numElements(p.inShapes[i]); len(inputs[i]) != want {
 			return fmt.Errorf("input %q: got %d values, want %d for shape %v", n.Name(), len(inputs[i]), want, p.inShapes[i])
+		}
+		if p.arena.holds(inputs[i]) {
+			return fmt.Errorf("input %q: the values are an output of a program of this model, which the run would write over: pass a copy", n.Name())
 		}
 		if id, ok := p.ids[n]; ok {
 			p.vals[id].data = inputs[i]

@@ -59,7 +59,7 @@ func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 		trainable: map[string]bool{},
 		paramUses: map[string]int{},
 		grads:     map[string][]float32{},
-		arena:     new(arena[float32]),
+		arena:     newArena[float32](),
 	}
 	for _, t := range m.Graph.Initializers {
 		if t.DataType != onnx.Float {
@@ -233,8 +233,9 @@ func int64sOf(dims []int) []int64 {
 
 // Program is a model built for one set of input shapes, in inference or training mode,
 // with gradients for the parameters it trains. Programs are not safe for concurrent use,
-// and the programs of one model share the buffers of the parameters' gradients: run them
-// one at a time (a parameter's gradient is valid until the next Run of any of them).
+// and the programs of one model share the buffers of the parameters' gradients and the
+// arena of their activations: run them one at a time (a parameter's gradient and an
+// output are valid until the next Run of any of them).
 type Program struct {
 	p *program[float32]
 }
@@ -256,7 +257,8 @@ func (p *Program) Run(inputs [][]float32, target []float32) error {
 	return p.p.run(inputs, target)
 }
 
-// Output returns the values of output i after Run. The slice is valid until the next Run.
+// Output returns the values of output i after Run. The slice is valid until the next Run
+// of a program of the model (the outputs are in the arena the programs share).
 func (p *Program) Output(i int) []float32 { return p.p.output(i) }
 
 // OutputShape returns the shape of output i.

@@ -56,6 +56,11 @@ func (p *program[T]) planMemory() {
 			}
 		}
 	}
+	for i := range vals {
+		if vals[i].output && vals[i].kind == valArena {
+			vals[i].last = len(p.steps)
+		}
+	}
 	// An asynchronous gradient's arguments live until the next asynchronous step (or the
 	// end of the run), which waits for it.
 	next := len(p.steps)
@@ -164,26 +169,6 @@ func packArena(bufs []interval) (offs []int, size int) {
 		placed = slices.Insert(placed, at, i)
 	}
 	return offs, size
-}
-
-// arena is the memory a program's planned values live in. The float32 programs of a
-// model share one (they run one at a time): it grows to the largest plan when a program
-// that needs it first runs.
-type arena[T float] struct {
-	want int
-	buf  []T
-}
-
-// reserve records that a program needs n elements.
-func (a *arena[T]) reserve(n int) { a.want = max(a.want, n) }
-
-// get returns the arena, at least n elements long.
-func (a *arena[T]) get(n int) []T {
-	if len(a.buf) < max(n, a.want) {
-		a.buf = nil // let the old one go before the new one is made
-		a.buf = make([]T, max(n, a.want))
-	}
-	return a.buf
 }
 
 // stateHolder is implemented by kernels that keep memory between the forward and the

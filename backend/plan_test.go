@@ -68,8 +68,9 @@ func residualModel() *onnx.Model {
 // value nothing else reads, the Add over its first operand, Flatten, the Relus' and the
 // Flatten's gradients over their output's gradient, the residual's gradient sum over its
 // first term), and from the asynchronous weight gradients, whose arguments live until
-// the next one (or the end) waits for them. The program's outputs, the loss and the
-// parameters' gradients have buffers of their own and are not in the arena.
+// the next one (or the end) waits for them. The program's output y stays in the arena
+// until the end of the run; the loss and the parameters' gradients have buffers of their
+// own.
 func TestMemoryPlanLiveValues(t *testing.T) {
 	m, err := NewModel(residualModel())
 	if err != nil {
@@ -92,27 +93,27 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 		{"Relu(r2)", "t1 t3 t4 t6 t7"}, // t7 over t6
 		{"GlobalAveragePool(gap)", "t1 t3 t4 t7 t8"},
 		{"Flatten(fl)", "t1 t3 t4 t7 t8 t9"}, // t9 over t8
-		{"Gemm(fc)", "t1 t3 t4 t7 t9"},
-		{"loss", "t1 t3 t4 t7 t9"},
-		{"dloss/d#0", "t1 t3 t4 t7 t9 dy@loss"},
-		{"dGemm(fc)/d#0", "t1 t3 t4 t7 t9 dy@loss dt9@fc"},
-		{"dGemm(fc)/d#1", "t1 t3 t4 t7 t9 dy@loss dt9@fc"},
-		{"dGemm(fc)/d#2", "t1 t3 t4 t7 dy@loss dt9@fc"},
-		{"dFlatten(fl)/d#0", "t1 t3 t4 t7 dt9@fc dt8@fl"}, // over dt9@fc
-		{"dGlobalAveragePool(gap)/d#0", "t1 t3 t4 t7 dt8@fl dt7@gap"},
-		{"dRelu(r2)/d#0", "t1 t3 t4 t7 dt7@gap dt6@r2"}, // over dt7@gap
-		{"dAdd(add)/d#0", "t1 t3 t4 dt6@r2 dt5@add"},
-		{"dAdd(add)/d#1", "t1 t3 t4 dt6@r2 dt5@add dt4@add"}, // over dt6@r2
-		{"dConv(c2)/d#0", "t1 t3 t4 dt5@add dt4@add dt4@c2"},
-		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2"}, // async: t4 and dt5@add until dConv(c1)/d#1
-		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4"},   // the sum, over dt4@add
-		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp"},
-		{"dRelu(r1)/d#0", "t1 t3 t4 dt5@add dt3@mp dt2@r1"}, // over dt3@mp
-		{"dBatchNormalization(bn)/d#0", "t1 t4 dt5@add dt2@r1 dt1@bn"},
-		{"dBatchNormalization(bn)/d#1", "t1 t4 dt5@add dt2@r1 dt1@bn"},
-		{"dBatchNormalization(bn)/d#2", "t4 dt5@add dt2@r1 dt1@bn"},
-		{"dConv(c1)/d#1", "t4 dt5@add dt1@bn"}, // async: dt1@bn until the end
-		{"dConv(c1)/d#2", "dt1@bn"},
+		{"Gemm(fc)", "t1 t3 t4 t7 t9 y"},
+		{"loss", "t1 t3 t4 t7 t9 y"},
+		{"dloss/d#0", "t1 t3 t4 t7 t9 dy@loss y"},
+		{"dGemm(fc)/d#0", "t1 t3 t4 t7 t9 dy@loss dt9@fc y"},
+		{"dGemm(fc)/d#1", "t1 t3 t4 t7 t9 dy@loss dt9@fc y"},
+		{"dGemm(fc)/d#2", "t1 t3 t4 t7 dy@loss dt9@fc y"},
+		{"dFlatten(fl)/d#0", "t1 t3 t4 t7 dt9@fc dt8@fl y"}, // over dt9@fc
+		{"dGlobalAveragePool(gap)/d#0", "t1 t3 t4 t7 dt8@fl dt7@gap y"},
+		{"dRelu(r2)/d#0", "t1 t3 t4 t7 dt7@gap dt6@r2 y"}, // over dt7@gap
+		{"dAdd(add)/d#0", "t1 t3 t4 dt6@r2 dt5@add y"},
+		{"dAdd(add)/d#1", "t1 t3 t4 dt6@r2 dt5@add dt4@add y"}, // over dt6@r2
+		{"dConv(c2)/d#0", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"},
+		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"}, // async: t4 and dt5@add until dConv(c1)/d#1
+		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4 y"},   // the sum, over dt4@add
+		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp y"},
+		{"dRelu(r1)/d#0", "t1 t3 t4 dt5@add dt3@mp dt2@r1 y"}, // over dt3@mp
+		{"dBatchNormalization(bn)/d#0", "t1 t4 dt5@add dt2@r1 dt1@bn y"},
+		{"dBatchNormalization(bn)/d#1", "t1 t4 dt5@add dt2@r1 dt1@bn y"},
+		{"dBatchNormalization(bn)/d#2", "t4 dt5@add dt2@r1 dt1@bn y"},
+		{"dConv(c1)/d#1", "t4 dt5@add dt1@bn y"}, // async: dt1@bn until the end
+		{"dConv(c1)/d#2", "dt1@bn y"},
 	}
 	steps := p.p.steps
 	if len(steps) != len(want) {

@@ -287,7 +287,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	if a, ok := any(m.arena).(*arena[T]); ok {
 		p.arena = a
 	} else {
-		p.arena = new(arena[T])
+		p.arena = newArena[T]()
 	}
 	if err := p.schedule(keep); err != nil {
 		return nil, err
@@ -594,7 +594,14 @@ func (p *program[T]) data(n *gorgonia.Node) []T {
 	if !ok {
 		return nil
 	}
-	return p.vals[id].data
+	v := p.vals[id]
+	if v.kind == valArena {
+		if len(p.arena.buf) < v.off+v.size {
+			return nil // not run yet
+		}
+		return p.arena.buf[v.off : v.off+v.size : v.off+v.size]
+	}
+	return v.data
 }
 
 // output returns output i's values after run.
