@@ -557,6 +557,11 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		return nil, err
 	}
 	cache[key] = p
+	if training && batch == t.cfg.Data.BatchSize {
+		if err := t.memoryNotice(p, batch); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
