@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -302,4 +303,48 @@ func nodeValues(t *testing.T, n *gorgonia.Node) []float32 {
 		t.Fatal(fmt.Errorf("%s: %w", n.Name(), err))
 	}
 	return slices.Clone(s)
+}
+
+// TestSiLUFusion checks that x·σ(x), as exporters write SiLU (a Sigmoid and a Mul by its
+// input, in either order), is built as one op, and a Sigmoid whose output has another
+// reader is not; and the gradients of both against finite differences, in float64.
+//
+//	s1 = σ(x); m1 = s1·x (fused); s2 = σ(m1); m2 = m1·s2; y = s2 + m2 (s2 read twice: not fused)
+func TestSiLUFusion(t *testing.T) {
+	m := tinyModel([]*onnx.Node{
+		{Name: "s1", OpType: "Sigmoid", Inputs: []string{"x"}, Outputs: []string{"s1"}},
+		{Name: "m1", OpType: "Mul", Inputs: []string{"s1", "x"}, Outputs: []string{"m1"}},
+		{Name: "s2", OpType: "Sigmoid", Inputs: []string{"m1"}, Outputs: []string{"s2"}},
+		{Name: "m2", OpType: "Mul", Inputs: []string{"m1", "s2"}, Outputs: []string{"m2"}},
+		{Name: "add", OpType: "Add", Inputs: []string{"s2", "m2"}, Outputs: []string{"y"}},
+	}, nil, []int64{2, 5})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bm.Program(Options{Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range p.p.steps {
+		names = append(names, s.name)
+	}
+	if want := []string{"Mul(m1)", "Sigmoid(s2)", "Mul(m2)", "Add(add)"}; !slices.Equal(names, want) {
+		t.Errorf("steps %v, want %v", names, want)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, 5},
+		Floats: []float32{-6, -2.5, -1.28, -0.3, 0, 0.4, 1, 2.2, 4.5, 9}}
+	if err := p.Run([][]float32{x.Floats}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range x.Floats {
+		f := float64(v)
+		m1 := f / (1 + math.Exp(-f))
+		s2 := 1 / (1 + math.Exp(-m1))
+		if want := s2 + m1*s2; math.Abs(float64(p.Output(0)[i])-want) > 1e-6*math.Max(1, math.Abs(want)) {
+			t.Errorf("y(%g) = %g, want %g", f, p.Output(0)[i], want)
+		}
+	}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
 }

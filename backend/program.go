@@ -95,14 +95,21 @@ type builder[T float] struct {
 	// consumer: the pair is built as one op (the Relu applied as the
 	// convolution stores its output), and the Relu node is skipped.
 	fusedRelu map[*onnx.Node]*onnx.Node
+	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
+	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
+	// for its backward pass, and the Sigmoid node is skipped.
+	fusedSiLU map[*onnx.Node]*onnx.Node
 	skip      map[*onnx.Node]bool
 }
 
 // planFusions finds the Conv nodes (of those the program builds) whose output feeds
 // only a Relu and is no output of the program: a Conv+Relu pair computes as one op,
-// with the Relu's output name. The graph itself is not changed.
+// with the Relu's output name. It finds the Sigmoid nodes whose output, no output of
+// the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
+// exporters write it): the pair computes as one op with the Mul's output name. The
+// graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
-	b.fusedRelu, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -128,6 +135,25 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
 			b.fusedRelu[n] = r
 			b.skip[r] = true
+		}
+	}
+	sigmoids := map[string]*onnx.Node{} // by output
+	for _, n := range g.Nodes {
+		if needed[n] && n.OpType == "Sigmoid" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
+			sigmoids[n.Outputs[0]] = n
+		}
+	}
+	for _, n := range g.Nodes {
+		if !needed[n] || n.OpType != "Mul" || n.Domain != "" || len(n.Inputs) != 2 || len(n.Outputs) != 1 {
+			continue
+		}
+		for i, in := range n.Inputs {
+			s, ok := sigmoids[in]
+			if ok && uses[in] == 1 && n.Inputs[1-i] == s.Inputs[0] && !b.skip[s] {
+				b.fusedSiLU[n] = s
+				b.skip[s] = true
+				break
+			}
 		}
 	}
 }
@@ -434,15 +460,21 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
 	schema := schemaOf(n)
-	fuseRelu := false
+	fuseRelu, fuseSiLU := false, false
 	if r, ok := b.fusedRelu[n]; ok {
 		// The pair's op writes the Relu's output.
 		fused := *n
 		fused.Outputs = r.Outputs
 		n, fuseRelu = &fused, true
 	}
+	if s, ok := b.fusedSiLU[n]; ok {
+		// The Mul reads x alone.
+		fused := *n
+		fused.Inputs = s.Inputs
+		n, fuseSiLU = &fused, true
+	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu}
+		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

@@ -28,6 +28,9 @@ type opContext struct {
 	// fuseRelu asks for the node's output to go through a Relu (a Conv
 	// whose only consumer is a Relu, built as one op; see planFusions).
 	fuseRelu bool
+	// fuseSiLU asks a Mul node, given its input x alone, for x·σ(x) (a Sigmoid and the
+	// Mul that is its only consumer, built as one op; see planFusions).
+	fuseSiLU bool
 }
 
 // has reports whether optional input i is present.

@@ -25,6 +25,7 @@ const (
 	HardSigmoid                // max(0, min(1, Alpha·x+Beta))
 	HardSwish                  // x·max(0, min(1, x/6+1/2))
 	Clip                       // min(max(x, Lo), Hi)
+	SiLU                       // x·σ(x), σ the logistic function (no ONNX op of its own: a Sigmoid and a Mul)
 )
 
 // Unary is an element-wise function and its parameters.
@@ -36,7 +37,7 @@ type Unary struct {
 }
 
 var unaryNames = [...]string{"Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf", "Gelu", "GeluTanh",
-	"Elu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Clip"}
+	"Elu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Clip", "SiLU"}
 
 func (op UnaryOp) String() string {
 	if int(op) >= 0 && int(op) < len(unaryNames) {
@@ -69,8 +70,54 @@ func UnaryForward[T Float](u Unary, x, y []T) {
 	need2("UnaryForward", x, y)
 	y = y[:len(x)]
 	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
+		if u.Op == SiLU && is32[T]() && siluForward32(as32(x[lo:hi]), as32(y[lo:hi])) {
+			return
+		}
 		unaryForward(u, x[lo:hi], y[lo:hi])
 	})
+}
+
+// siluBlock is the number of values the float32 SiLU passes take at a time: their
+// sigmoids go to a buffer on the stack, read back while in L1.
+const siluBlock = 256
+
+// siluForward32 computes y = x·σ(x) with the vector sigmoid of the CPU's kernels, and
+// reports whether there is one. y may alias x.
+func siluForward32(x, y []float32) bool {
+	kern := packedKernel[float32]()
+	if kern == nil || kern.sigmoid == nil {
+		return false
+	}
+	var s [siluBlock]float32
+	for lo := 0; lo < len(x); lo += siluBlock {
+		n := min(siluBlock, len(x)-lo)
+		kern.sigmoid(n, &x[lo], &s[0])
+		xs, ys := x[lo:lo+n], y[lo:lo+n]
+		for i, v := range xs {
+			ys[i] = v * s[i]
+		}
+	}
+	return true
+}
+
+// siluBackward32 computes dx = dy·σ(x)·(1 + x·(1-σ(x))) with the vector sigmoid, and
+// reports whether there is one. dx may alias dy.
+func siluBackward32(x, dy, dx []float32) bool {
+	kern := packedKernel[float32]()
+	if kern == nil || kern.sigmoid == nil {
+		return false
+	}
+	var s [siluBlock]float32
+	for lo := 0; lo < len(x); lo += siluBlock {
+		n := min(siluBlock, len(x)-lo)
+		kern.sigmoid(n, &x[lo], &s[0])
+		xs, gs, ds := x[lo:lo+n], dy[lo:lo+n], dx[lo:lo+n]
+		for i, v := range xs {
+			sv := s[i]
+			ds[i] = gs[i] * sv * (1 + v*(1-sv))
+		}
+	}
+	return true
 }
 
 func unaryForward[T Float](u Unary, x, y []T) {
@@ -143,6 +190,10 @@ func unaryForward[T Float](u Unary, x, y []T) {
 		for i, v := range x {
 			y[i] = v * min(max(v/6+0.5, 0), 1)
 		}
+	case SiLU:
+		for i, v := range x {
+			y[i] = T(float64(v) * logistic(float64(v)))
+		}
 	case Clip:
 		lo, hi := T(u.Lo), T(u.Hi)
 		for i, v := range x {
@@ -180,6 +231,9 @@ func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		return s[lo:hi]
 	}
 	parallelFor(n, workers(n, unaryCost(u.Op)), func(_, lo, hi int) {
+		if u.Op == SiLU && is32[T]() && siluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi])) {
+			return
+		}
 		unaryBackward(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
 	})
 }
@@ -301,6 +355,12 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 				dx[i] = g
 			}
 		}
+	case SiLU:
+		for i, g := range dy {
+			f := float64(x[i])
+			s := logistic(f)
+			dx[i] = T(float64(g) * s * (1 + f*(1-s)))
+		}
 	case Clip:
 		lo, hi := T(u.Lo), T(u.Hi)
 		for i, g := range dy {
@@ -313,6 +373,15 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 	default:
 		panic("kernels: UnaryBackward: unknown op " + u.Op.String())
 	}
+}
+
+// logistic is σ(f) = 1/(1+e^-f), computed without overflow.
+func logistic(f float64) float64 {
+	if f >= 0 {
+		return 1 / (1 + math.Exp(-f))
+	}
+	e := math.Exp(f)
+	return e / (1 + e)
 }
 
 // unaryMasked32 is the float32 backward pass of the piecewise-linear functions (Clip,
