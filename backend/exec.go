@@ -52,6 +52,9 @@ type step[T float] struct {
 	// following steps (asyncGradient); the next async step, and the end of the run, wait
 	// for it.
 	async bool
+	// saved is the value the op keeps from its forward pass for its gradients (saver),
+	// or -1.
+	saved int
 }
 
 // valueKind says where a value's memory comes from.
@@ -124,6 +127,7 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 		p.vals = append(p.vals, v)
 		return ids[n]
 	}
+	savedOf := map[*nodeOp[T]]int{}
 	for _, n := range order {
 		if !needed[n] {
 			continue
@@ -146,7 +150,7 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 			p.vals[id].data = data
 			continue
 		}
-		s := step[T]{inPlace: -1, name: n.Op().String()}
+		s := step[T]{inPlace: -1, saved: -1, name: n.Op().String()}
 		for _, c := range children {
 			id, ok := ids[c]
 			if !ok {
@@ -160,8 +164,16 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 			if ip, ok := op.k.(inPlacer); ok {
 				s.inPlace = ip.inPlace()
 			}
+			if sv, ok := op.k.(saver[T]); ok && sv.savedLen() > 0 {
+				s.saved = len(p.vals)
+				savedOf[op] = s.saved
+				p.vals = append(p.vals, value[T]{name: op.node + ":saved", size: sv.savedLen(), kind: valArena, first: -1, last: -1})
+			}
 		case *gradOp[T]:
 			s.kind, s.grad = stepGrad, op
+			if id, ok := savedOf[op.op]; ok {
+				s.saved = id
+			}
 			nin := len(op.op.inShapes)
 			if br, ok := op.op.k.(backwardReader); ok {
 				r := br.backwardReads(op.input)
@@ -319,6 +331,13 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 			args = append(args, data(a))
 		}
 		out := data(s.out)
+		if s.saved >= 0 {
+			k := s.fwd
+			if k == nil {
+				k = s.grad.op
+			}
+			k.k.(saver[T]).setSaved(data(s.saved))
+		}
 		switch s.kind {
 		case stepForward:
 			err = s.fwd.k.forward(args, out)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
 
@@ -23,6 +24,25 @@ type Model struct {
 	grads  map[string][]float32
 	// arena holds the planned values of the model's programs, which run one at a time.
 	arena *arena[float32]
+	// filters are the convolutions' caches of transformed frozen weights, by weight,
+	// shared by the programs.
+	filterMu sync.Mutex
+	filters  map[string]*kernels.FilterCache
+}
+
+// filterCache returns the model's cache of the transformed filters of a weight.
+func (m *Model) filterCache(weight string) *kernels.FilterCache {
+	m.filterMu.Lock()
+	defer m.filterMu.Unlock()
+	if m.filters == nil {
+		m.filters = map[string]*kernels.FilterCache{}
+	}
+	c, ok := m.filters[weight]
+	if !ok {
+		c = new(kernels.FilterCache)
+		m.filters[weight] = c
+	}
+	return c
 }
 
 // NewModel checks that the backend supports every node of m and takes its float
@@ -283,10 +303,8 @@ type Memory struct {
 	// Arena is the program's planned activations and gradients. The model's programs
 	// share one arena, as large as the largest of theirs (Model.ArenaBytes).
 	Arena int64
-	// Own is the program's own buffers: its outputs, the loss, the gradients of inputs
-	// and of parameters that several nodes read, and what its kernels keep beside the
-	// arena between the forward and the backward pass (max-pooling positions, dropout
-	// masks).
+	// Own is the program's own buffers: the loss and the gradients of inputs and of
+	// parameters that several nodes read.
 	Own int64
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -64,6 +65,35 @@ type inPlacer interface {
 // gradient over the output's gradient gout (an element-wise derivative).
 type gradInPlacer interface {
 	gradInPlace(i int) bool
+}
+
+// saver is implemented by kernels that keep something of their forward pass for their
+// backward passes beside their inputs and output (a max pooling's positions, a dropout
+// mask). savedLen is its length in elements of T; the executor plans it in the arena
+// like a value, alive from the forward step to the op's last gradient step (only for the
+// forward step in a program without them), and hands it to the kernel before each of
+// those steps.
+type saver[T float] interface {
+	savedLen() int
+	setSaved(s []T)
+}
+
+// int32sIn returns the first n int32 of a []T that holds at least 4n bytes.
+func int32sIn[T float](s []T, n int) []int32 {
+	if n == 0 {
+		return nil
+	}
+	var z T
+	if len(s)*int(unsafe.Sizeof(z)) < 4*n {
+		panic(fmt.Sprintf("backend: %d int32 in %d elements of %T", n, len(s), z))
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(s))), n)
+}
+
+// int32Len is the number of elements of T that hold n int32.
+func int32Len[T float](n int) int {
+	var z T
+	return (4*n + int(unsafe.Sizeof(z)) - 1) / int(unsafe.Sizeof(z))
 }
 
 // nodeOp adapts a kernel to gorgonia's Op and SDOp interfaces. Its shapes are fixed when

@@ -19,7 +19,7 @@ type conv[T float] struct {
 	// in this run (by the first backward call after the forward pass).
 	dzValid bool
 	// filters keeps what the kernels derive from W alone from run to run, when the
-	// program does not train W (nil when it does).
+	// program does not train W (nil when it does); the model's programs share it.
 	filters *kernels.FilterCache
 }
 
@@ -53,7 +53,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 	}
 	k := &conv[T]{p: p, relu: c.fuseRelu}
 	if !c.trained(1) {
-		k.filters = new(kernels.FilterCache)
+		k.filters = c.filterCache(c.node.Inputs[1])
 	}
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
 	if c.has(2) {

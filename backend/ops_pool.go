@@ -44,7 +44,7 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 	}
 	var k kernel[T] = &avgPool[T]{p: p}
 	if c.node.OpType == "MaxPool" {
-		k = &maxPool[T]{p: p, argmax: make([]int32, p.N*p.C*p.OutH*p.OutW)}
+		k = &maxPool[T]{p: p}
 	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
@@ -54,7 +54,9 @@ func (k *maxPool[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
-func (k *maxPool[T]) stateBytes() int { return 4 * len(k.argmax) }
+// savedLen: the positions of the maxima, one int32 per output element.
+func (k *maxPool[T]) savedLen() int  { return int32Len[T](k.p.YLen()) }
+func (k *maxPool[T]) setSaved(s []T) { k.argmax = int32sIn(s, k.p.YLen()) }
 
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
@@ -93,9 +95,6 @@ func newGlobalPool[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("input of rank %d: want [N C spatial...]", len(x))
 	}
 	k := &globalPool[T]{n: x[0], c: x[1], hw: numElements(x[2:]), max: c.node.OpType == "GlobalMaxPool"}
-	if k.max {
-		k.argmax = make([]int32, k.n*k.c)
-	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
@@ -108,7 +107,15 @@ func (k *globalPool[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
-func (k *globalPool[T]) stateBytes() int { return 4 * len(k.argmax) }
+// savedLen: a global max pooling keeps the position of each maximum.
+func (k *globalPool[T]) savedLen() int {
+	if !k.max {
+		return 0
+	}
+	return int32Len[T](k.n * k.c)
+}
+
+func (k *globalPool[T]) setSaved(s []T) { k.argmax = int32sIn(s, k.n*k.c) }
 
 func (k *globalPool[T]) backwardReads(int) reads { return reads{} }
 

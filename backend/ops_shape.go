@@ -2,7 +2,6 @@ package backend
 
 import (
 	"fmt"
-	"unsafe"
 
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
@@ -72,6 +71,7 @@ func newFoldedOnly[T float](c *opContext) (*opKernels[T], error) {
 type dropout[T float] struct {
 	c     *opContext
 	ratio float64
+	n     int
 	mask  []T
 }
 
@@ -101,14 +101,13 @@ func newDropout[T float](c *opContext) (*opKernels[T], error) {
 	if !training || ratio == 0 {
 		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 	}
-	k := &dropout[T]{c: c, ratio: ratio, mask: make([]T, numElements(c.out[0]))}
+	k := &dropout[T]{c: c, ratio: ratio, n: numElements(c.out[0])}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
-func (d *dropout[T]) stateBytes() int {
-	var z T
-	return len(d.mask) * int(unsafe.Sizeof(z))
-}
+// savedLen: the mask, one value per element.
+func (d *dropout[T]) savedLen() int  { return d.n }
+func (d *dropout[T]) setSaved(s []T) { d.mask = s }
 
 func (d *dropout[T]) forward(ins [][]T, out []T) error {
 	scale := T(1 / (1 - d.ratio))

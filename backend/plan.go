@@ -55,6 +55,12 @@ func (p *program[T]) planMemory() {
 				vals[a].last = max(vals[a].last, i)
 			}
 		}
+		if a := s.saved; a >= 0 {
+			if s.kind == stepForward {
+				vals[a].first = i
+			}
+			vals[a].last = max(vals[a].last, i)
+		}
 	}
 	for i := range vals {
 		if vals[i].output && vals[i].kind == valArena {
@@ -69,7 +75,7 @@ func (p *program[T]) planMemory() {
 		if !s.async {
 			continue
 		}
-		for _, a := range s.args {
+		for _, a := range append(s.args, s.saved) {
 			if a >= 0 {
 				vals[a].last = max(vals[a].last, next)
 			}
@@ -171,13 +177,6 @@ func packArena(bufs []interval) (offs []int, size int) {
 	return offs, size
 }
 
-// stateHolder is implemented by kernels that keep memory between the forward and the
-// backward pass outside the arena (max-pooling positions, dropout masks): stateBytes is
-// its size.
-type stateHolder interface {
-	stateBytes() int
-}
-
 // memory returns the program's arena and own buffers in bytes.
 func (p *program[T]) memory() Memory {
 	var z T
@@ -187,11 +186,6 @@ func (p *program[T]) memory() Memory {
 	for _, s := range p.steps {
 		if s.kind == stepGrad && s.grad.buf != nil {
 			shared[s.out] = true // a parameter's gradient, the model's
-		}
-		if s.kind == stepForward {
-			if h, ok := s.fwd.k.(stateHolder); ok {
-				m.Own += int64(h.stateBytes())
-			}
 		}
 	}
 	for i, v := range p.vals {

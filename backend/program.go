@@ -474,7 +474,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		n, fuseSiLU = &fused, true
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU}
+		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU,
+		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

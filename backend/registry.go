@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
 
@@ -28,6 +29,10 @@ type opContext struct {
 	// fuseRelu asks for the node's output to go through a Relu (a Conv
 	// whose only consumer is a Relu, built as one op; see planFusions).
 	fuseRelu bool
+	// filterCache returns the cache of what the kernels derive from the weights of that
+	// name alone (a convolution's transformed filters), which the model's programs share
+	// (they run one at a time, and the cache checks the weights at every call).
+	filterCache func(weight string) *kernels.FilterCache
 	// fuseSiLU asks a Mul node, given its input x alone, for x·σ(x) (a Sigmoid and the
 	// Mul that is its only consumer, built as one op; see planFusions).
 	fuseSiLU bool
