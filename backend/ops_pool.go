@@ -12,11 +12,11 @@ func init() {
 	register("GlobalMaxPool", newGlobalPool[float32], newGlobalPool[float64])
 }
 
-// maxPool keeps the position of each window's maximum from the forward pass for the
-// backward one.
+// maxPool finds the position of each window's maximum again in its input in the
+// backward pass (kernels.MaxPool2DBackward): a training step keeps nothing for
+// it where it keeps its input anyway, a Relu's output.
 type maxPool[T float] struct {
-	p      kernels.Pool2DParams
-	argmax []int32
+	p kernels.Pool2DParams
 }
 
 type avgPool[T float] struct{ p kernels.Pool2DParams }
@@ -50,23 +50,18 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 }
 
 func (k *maxPool[T]) forward(ins [][]T, out []T) error {
-	kernels.MaxPool2DForward(k.p, ins[0], out, k.argmax)
+	kernels.MaxPool2DForward(k.p, ins[0], out, nil)
 	return nil
 }
-
-// savedLen: the positions of the maxima, one int32 per output element.
-func (k *maxPool[T]) savedLen() int  { return int32Len[T](k.p.YLen()) }
-func (k *maxPool[T]) setSaved(s []T) { k.argmax = int32sIn(s, k.p.YLen()) }
 
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
 
-// backwardReads: the positions of the maxima, which the kernel keeps, are all the
-// gradient needs.
-func (k *maxPool[T]) backwardReads(int) reads { return reads{} }
+// backwardReads: the input, where the gradient finds the maxima.
+func (k *maxPool[T]) backwardReads(int) reads { return readsIn(0) }
 
 func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
-	kernels.MaxPool2DBackward(k.p, gout, k.argmax, gin)
+	kernels.MaxPool2DBackward(k.p, ins[0], gout, gin)
 	return nil
 }
 

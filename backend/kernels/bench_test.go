@@ -99,7 +99,7 @@ func BenchmarkMaxPool2D(b *testing.B) {
 	})
 	b.Run("backward", func(b *testing.B) {
 		for b.Loop() {
-			MaxPool2DBackward(p, y, arg, dx)
+			MaxPool2DBackward(p, x, y, dx)
 		}
 	})
 }
