@@ -249,6 +249,24 @@ func (p *program[T]) valueName(s step[T]) string {
 	return name
 }
 
+// findProbes records the values of the named tensors that steps of the program write.
+func (p *program[T]) findProbes(names []string, nodes map[string]*gorgonia.Node) {
+	for _, name := range names {
+		n, ok := nodes[name]
+		if !ok {
+			continue
+		}
+		id, ok := p.ids[n]
+		if !ok || p.vals[id].kind == valInput || p.vals[id].kind == valFixed {
+			continue // not computed by the program
+		}
+		if p.probes == nil {
+			p.probes = map[int]probeInfo{}
+		}
+		p.probes[id] = probeInfo{name: name, shape: []int(n.Shape())}
+	}
+}
+
 // isGradientSum reports whether n is the sum of two gradients of one value that
 // gorgonia.Grad makes where a value has several readers: an element-wise addition of
 // two tensors of n's shape.
@@ -341,6 +359,9 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		switch s.kind {
 		case stepForward:
 			err = s.fwd.k.forward(args, out)
+			if pr, ok := p.probes[s.out]; ok && p.probe != nil && err == nil {
+				p.probe(pr.name, pr.shape, out)
+			}
 		case stepGrad:
 			err = p.runGrad(s, args, out)
 		case stepSum:

@@ -328,6 +328,11 @@ func (m *Model) GradBytes() int64 {
 	return int64(n) * 4
 }
 
+// Probe sets fn to be told, during the following runs, the values of each of the
+// program's probes (Options.Probes) as soon as a run computes them; v is valid only
+// during the call. nil stops it.
+func (p *Program) Probe(fn func(name string, shape []int, v []float32)) { p.p.probe = fn }
+
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
 // so that a resumed run draws the same masks.
 func (p *Program) Reseed(seed uint64) { p.p.rngSrc.Seed(seed, 0x9e3779b97f4a7c15) }

@@ -348,3 +348,64 @@ func TestSiLUFusion(t *testing.T) {
 	}
 	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
 }
+
+// TestProbes checks that a program tells its probes' values as a run computes them,
+// without keeping them: a probe of a Relu in the middle of residualModel's training
+// step is told once per run with the Relu's output (max(t2, 0) of the BatchNormalization's
+// output, which a program with t2 and t3 as outputs gives), and stays planned as in a
+// program without probes.
+func TestProbes(t *testing.T) {
+	m, err := NewModel(residualModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
+	plain, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Probes = []string{"t3", "x", "w1", "nope"} // an input, a weight and no tensor: ignored
+	p, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := p.Memory(), plain.Memory(); a != b {
+		t.Errorf("with a probe the plan is %+v, without %+v", a, b)
+	}
+	x := make([]float32, 2*3*8*8)
+	for i := range x {
+		x[i] = float32(i%11) - 5
+	}
+	target := []float32{1, 0, 0, 0, 0, 1}
+	var got []float32
+	calls := 0
+	p.Probe(func(name string, shape []int, v []float32) {
+		calls++
+		if name != "t3" || !slices.Equal(shape, []int{2, 4, 8, 8}) {
+			t.Errorf("probe %s %v, want t3 [2 4 8 8]", name, shape)
+		}
+		got = slices.Clone(v)
+	})
+	if err := p.Run([][]float32{x}, target); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("the probe was told %d times in a run, want 1", calls)
+	}
+	p.Probe(nil)
+	if err := p.Run([][]float32{x}, target); err != nil || calls != 1 {
+		t.Fatalf("after Probe(nil): %v, %d calls", err, calls)
+	}
+	ref, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy, Outputs: []string{"y", "t2", "t3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Run([][]float32{x}, target); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range ref.Output(1) {
+		if want := max(v, 0); got[i] != want || ref.Output(2)[i] != want {
+			t.Fatalf("t3[%d] = %v, the reference %v (max(t2 = %v, 0))", i, got[i], ref.Output(2)[i], v)
+		}
+	}
+}

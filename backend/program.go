@@ -50,6 +50,10 @@ type Options struct {
 	// have the shapes InputShapes or Batch give. Nothing upstream of From may be needed
 	// by the nodes downstream of it other than through From (see Model.CutPoints).
 	From string
+	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
+	// without the program keeping them as it keeps its outputs: the ones the program
+	// computes are reported, others are ignored.
+	Probes []string
 }
 
 // program is a model built into a gorgonia graph for one set of shapes, and the steps
@@ -75,6 +79,16 @@ type program[T float] struct {
 	ids   map[*gorgonia.Node]int
 	mem   memPlan
 	arena *arena[T]
+	// probes are the values of Options.Probes the program computes, by value, with
+	// their shapes; probe is told them during runs (nil: not probing).
+	probes map[int]probeInfo
+	probe  func(name string, shape []int, v []T)
+}
+
+// probeInfo is a probed tensor: its name and shape.
+type probeInfo struct {
+	name  string
+	shape []int
 }
 
 // builder holds the state of one program build.
@@ -318,6 +332,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	if err := p.schedule(keep); err != nil {
 		return nil, err
 	}
+	p.findProbes(opts.Probes, b.nodes)
 	p.planMemory()
 	return p, nil
 }
