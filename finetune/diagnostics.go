@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"toolkit/finetune/diagnose"
@@ -114,17 +113,15 @@ func (d *diagnostics) sample(t *Trainer) diagnose.Step {
 			gs.Trained = true
 			gs.GradNorm, gs.WeightNorm, gs.UpdateNorm = r.GradNorm[g.Name], r.WeightNorm[g.Name], r.UpdateNorm[g.Name]
 		}
-		names := r.prog.OutputNames()
 		for _, p := range d.probes {
-			// By name: a program that starts at the feature cache's cut has only the
-			// probes after it, at other positions.
-			o := slices.Index(names, p.Tensor)
-			if p.Group != g.Name || o < 0 {
+			// A program that starts at the feature cache's cut reports only the probes
+			// after it.
+			du, ok := r.Dead[p.Tensor]
+			if p.Group != g.Name || !ok {
 				continue
 			}
-			dead, units := deadUnits(r.prog.Output(o), r.prog.OutputShape(o))
-			gs.DeadUnits += dead
-			gs.Units += units
+			gs.DeadUnits += du[0]
+			gs.Units += du[1]
 		}
 		x.Groups = append(x.Groups, gs)
 	}

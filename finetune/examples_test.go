@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"toolkit/finetune/schedule"
+	"toolkit/onnx"
 )
 
 // loadExample reads examples/NAME/config.yaml with its run folder in a temporary folder.
@@ -267,5 +268,51 @@ func TestDeadUnits(t *testing.T) {
 	// [N F]: feature 0 is zero in both examples, feature 1 fires in the first.
 	if dead, units := deadUnits([]float32{0, 1, 0, 0}, []int{2, 2}); dead != 1 || units != 2 {
 		t.Errorf("deadUnits of [N F]: %d of %d, want 1 of 2", dead, units)
+	}
+}
+
+// TestSampledStepsProbeEveryReLU checks that the diagnostics' sampled steps count the
+// dead units of every ReLU the training program computes (the probes, which the backend
+// reports as it computes them): an entry per probe, as many units as the ReLU output has
+// channels (shape inference on the model), and no count on the other steps.
+func TestSampledStepsProbeEveryReLU(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages = cfg.Stages[:1]
+	var sampled, plain int
+	check := Hook{Name: "check", Step: func(t2 *Trainer, info *StepInfo) error {
+		r := t2.last
+		if !r.Measured {
+			plain++
+			if r.Dead != nil {
+				t.Errorf("step %d is not sampled but counted dead units", info.Step)
+			}
+			return nil
+		}
+		sampled++
+		in := cfg.Model.Input
+		shapes, err := onnx.InferShapes(t2.model.IR(), map[string][]int64{t2.model.Inputs()[0].Name: {int64(r.N), int64(in.Channels), int64(in.Height), int64(in.Width)}})
+		if err != nil {
+			return err
+		}
+		if len(t2.diag.probes) == 0 {
+			t.Fatal("the model has no ReLU probes")
+		}
+		for _, p := range t2.diag.probes {
+			du, ok := r.Dead[p.Tensor]
+			if want := int(shapes.Dims[p.Tensor][1]); !ok || du[1] != want || du[0] < 0 || du[0] > du[1] {
+				t.Errorf("step %d: probe %s: %v (%v), want %d units", info.Step, p.Tensor, du, ok, want)
+			}
+		}
+		return nil
+	}}
+	tr, err := New(cfg, WithHooks(check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sampled == 0 || plain == 0 {
+		t.Errorf("%d sampled steps and %d others: want both", sampled, plain)
 	}
 }

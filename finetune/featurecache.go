@@ -95,12 +95,6 @@ func (t *Trainer) weightsChanged() {
 	}
 }
 
-// unprobed returns the model's graph with only its own outputs (no ReLU probes), whose
-// cut points the cache can use.
-func (t *Trainer) unprobed() *onnx.Model {
-	return withoutProbes(t.model.IR(), t.outputs)
-}
-
 // epochCut decides whether the epoch trains from cached activations: it returns the cut
 // (nil for none) and, when there is a frozen part that cannot be cached, why.
 func (t *Trainer) epochCut() (*cacheCut, string) {
@@ -108,9 +102,9 @@ func (t *Trainer) epochCut() (*cacheCut, string) {
 		return nil, ""
 	}
 	if t.cuts == nil {
-		t.cuts = onnx.CutPoints(t.unprobed())
+		t.cuts = onnx.CutPoints(t.model.IR())
 	}
-	ir := t.unprobed()
+	ir := t.model.IR()
 	trained := map[string]bool{}
 	for _, p := range t.trained {
 		trained[p] = true
@@ -316,7 +310,7 @@ func (t *Trainer) cachedEvaluate(ctx context.Context, l *dataset.Loader) (loss, 
 }
 
 // suffixOutputs lists the program outputs computable from a cut: the model's outputs
-// (its logits and ReLU probes) that the frozen part does not compute.
+// that the frozen part does not compute.
 func (t *Trainer) suffixOutputs(cut string) []string {
 	ir := t.model.IR()
 	var c *onnx.CutPoint

@@ -349,12 +349,13 @@ type stepResult struct {
 	N       int
 	Logits  []float32
 	Labels  []int
-	prog    *backend.Program
 	// Per trained group: the gradient norm (before clipping) and the learning rate.
 	GradNorm map[string]float64
 	LR       map[string]float64
-	// With measure: per trained group, the norm of the update and of the weights after it.
+	// With measure: per trained group, the norm of the update and of the weights after it,
+	// and per probe (ReLU output) its dead units and units.
 	Measured   bool
+	Dead       map[string][2]int
 	UpdateNorm map[string]float64
 	WeightNorm map[string]float64
 	Seconds    float64
@@ -379,11 +380,21 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	if b.Mix != nil {
 		targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
 	}
-	if err := prog.Run([][]float32{b.Images}, targets); err != nil {
+	var dead map[string][2]int
+	if measure {
+		dead = map[string][2]int{}
+		prog.Probe(func(name string, shape []int, v []float32) {
+			d, u := deadUnits(v, shape)
+			dead[name] = [2]int{d, u}
+		})
+	}
+	err = prog.Run([][]float32{b.Images}, targets)
+	prog.Probe(nil)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	r := &stepResult{
-		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels, prog: prog,
+		Loss: prog.Loss(), N: b.N, Logits: prog.Output(0)[:b.N*classes], Labels: labels,
 		GradNorm: map[string]float64{}, LR: map[string]float64{},
 	}
 	r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
@@ -446,7 +457,7 @@ func (t *Trainer) step(e *epochPlan, b trainBatch, measure bool) (*stepResult, e
 	if measure {
 		began := time.Now()
 		defer func() { t.diag.seconds += time.Since(began).Seconds() }()
-		r.Measured = true
+		r.Measured, r.Dead = true, dead
 		r.UpdateNorm, r.WeightNorm = map[string]float64{}, map[string]float64{}
 		for g, params := range byGroup {
 			du, w := optim.UpdateNorms(params, t.kept)
@@ -551,6 +562,11 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.suffixOutputs(from)
+	}
+	if training && t.diag.enabled() {
+		for _, p := range t.diag.probes {
+			opts.Probes = append(opts.Probes, p.Tensor)
+		}
 	}
 	p, err := t.model.Program(opts)
 	if err != nil {

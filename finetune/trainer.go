@@ -34,8 +34,6 @@ type Trainer struct {
 	coreHooks int
 	stopStage bool
 	diag      *diagnostics
-	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
-	outputs int
 	// last is the last step's result; kept holds weights before a sampled update.
 	last *stepResult
 	kept map[string][]float32
@@ -127,10 +125,10 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	probed, probes := withProbes(full)
-	// probed is this trainer's own (headbuilder.Append made it): adopt its weights
-	// instead of copying them.
-	model, err := backend.AdoptModel(probed)
+	probes := findProbes(full)
+	// full is this trainer's own (headbuilder.Append made it): adopt its weights instead
+	// of copying them.
+	model, err := backend.AdoptModel(full)
 	if err != nil {
 		return nil, fmt.Errorf("model.onnx %s: %w", cfg.Model.ONNX, err)
 	}
@@ -145,7 +143,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			}
 		}
 	}
-	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
+	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
 		weightVersion: map[string]int{}, forwardUpdates: model.UpdatesRunningStatistics()}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
@@ -369,14 +367,13 @@ func (t *Trainer) Skipped() []dataset.BadImage {
 	return append([]dataset.BadImage(nil), t.data.Skipped...)
 }
 
-// exportIR returns the model with the given parameter values (nil: the current ones),
-// without the diagnostics' probe outputs.
+// exportIR returns the model with the given parameter values (nil: the current ones).
 func (t *Trainer) exportIR(params map[string][]float32) *onnx.Model {
 	if params == nil {
-		return withoutProbes(t.model.Export(), t.outputs)
+		return t.model.Export()
 	}
 	// The given values replace the exported ones: no need for the copy.
-	m := withoutProbes(t.model.ExportShared(), t.outputs)
+	m := t.model.ExportShared()
 	g := *m.Graph
 	g.Initializers = make([]*onnx.Tensor, len(m.Graph.Initializers))
 	for i, init := range m.Graph.Initializers {
