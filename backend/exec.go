@@ -87,7 +87,7 @@ type value[T float] struct {
 // of a program of the model. (A training program's outputs may be many: finetune's
 // diagnostics read every ReLU's output. In buffers of their own, each program of the
 // model would keep a copy of them all.)
-func (p *program[T]) schedule(keep []*gorgonia.Node) error {
+func (p *program[T]) schedule(keep []*gorgonia.Node, params map[string][]T) error {
 	nodes := p.g.AllNodes()
 	// The nodes the kept ones depend on.
 	needed := map[*gorgonia.Node]bool{}
@@ -142,9 +142,14 @@ func (p *program[T]) schedule(keep []*gorgonia.Node) error {
 			if n.Value() == nil {
 				return fmt.Errorf("building the program: node %s has no value and no op", n.Name())
 			}
-			data, err := sliceOf[T](n.Value())
-			if err != nil {
-				return fmt.Errorf("building the program: node %s: %w", n.Name(), err)
+			// A parameter's own values (a scalar's gorgonia value is a copy), which
+			// training changes between runs.
+			data, ok := params[n.Name()]
+			if !ok {
+				var err error
+				if data, err = sliceOf[T](n.Value()); err != nil {
+					return fmt.Errorf("building the program: node %s: %w", n.Name(), err)
+				}
 			}
 			id := newValue(n, valFixed)
 			p.vals[id].data = data

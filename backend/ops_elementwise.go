@@ -233,6 +233,9 @@ func newBinary[T float](c *opContext) (*opKernels[T], error) {
 	if c.fuseSiLU {
 		return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: kernels.Unary{Op: kernels.SiLU}}}, data: []int{0}}, nil
 	}
+	if c.fuseGelu {
+		return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: kernels.Unary{Op: kernels.Gelu}}}, data: []int{0}}, nil
+	}
 	if _, err := kernels.BroadcastShape(c.in[0], c.in[1]); err != nil {
 		return nil, c.errorf("A %v and B %v do not broadcast: %v", c.in[0], c.in[1], err)
 	}

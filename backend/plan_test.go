@@ -409,3 +409,72 @@ func TestProbes(t *testing.T) {
 		}
 	}
 }
+
+// TestGeluFusion checks that Gelu written out as torch.onnx exports it (Div by √2, Erf,
+// Add 1, Mul by x, Mul by 0.5; the second chain with its operands the other way round)
+// is built as one op; that a chain whose Erf output has a second reader is not, nor one
+// that divides by a parameter (training may change it); and the values against the
+// formula and the gradients (the parameter's included) against finite differences, in
+// float64.
+func TestGeluFusion(t *testing.T) {
+	constant := func(name string, v float32) *onnx.Node {
+		return &onnx.Node{Name: name, OpType: "Constant", Outputs: []string{name}, Attributes: []*onnx.Attribute{
+			{Name: "value", Type: onnx.AttrTensor, Tensor: &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{}, Floats: []float32{v}}}}}
+	}
+	chain := func(x, p, sqrt2, out string, swap bool) []*onnx.Node {
+		add := []string{p + "e", "one"}
+		mul := []string{x, p + "a"}
+		half := []string{p + "m", "half"}
+		if swap {
+			add[0], add[1] = add[1], add[0]
+			mul[0], mul[1] = mul[1], mul[0]
+			half[0], half[1] = half[1], half[0]
+		}
+		return []*onnx.Node{
+			{Name: p + "div", OpType: "Div", Inputs: []string{x, sqrt2}, Outputs: []string{p + "d"}},
+			{Name: p + "erf", OpType: "Erf", Inputs: []string{p + "d"}, Outputs: []string{p + "e"}},
+			{Name: p + "add", OpType: "Add", Inputs: add, Outputs: []string{p + "a"}},
+			{Name: p + "mul", OpType: "Mul", Inputs: mul, Outputs: []string{p + "m"}},
+			{Name: p + "half", OpType: "Mul", Inputs: half, Outputs: []string{out}},
+		}
+	}
+	nodes := []*onnx.Node{constant("sqrt2", float32(math.Sqrt2)), constant("one", 1), constant("half", 0.5)}
+	nodes = append(nodes, chain("x", "g1", "sqrt2", "y1", false)...)
+	nodes = append(nodes, chain("y1", "g2", "sqrt2", "y2", true)...)
+	nodes = append(nodes, chain("y2", "g3", "sqrt2", "y3", false)...)
+	nodes = append(nodes, chain("y3", "g4", "s", "y4", false)...)
+	// g3's Erf output is also read here.
+	nodes = append(nodes, &onnx.Node{Name: "sum", OpType: "Add", Inputs: []string{"y4", "g3e"}, Outputs: []string{"y"}})
+	param := &onnx.Tensor{Name: "s", DataType: onnx.Float, Dims: []int64{}, Floats: []float32{float32(math.Sqrt2)}}
+	m := tinyModel(nodes, []*onnx.Tensor{param}, []int64{2, 4})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bm.Program(Options{Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range p.p.steps {
+		names = append(names, s.name)
+	}
+	want := []string{"Mul(g1half)", "Mul(g2half)", "Div(g3div)", "Erf(g3erf)", "Add(g3add)", "Mul(g3mul)", "Mul(g3half)",
+		"Div(g4div)", "Erf(g4erf)", "Add(g4add)", "Mul(g4mul)", "Mul(g4half)", "Add(sum)"}
+	if !slices.Equal(names, want) {
+		t.Errorf("steps %v, want %v", names, want)
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, 4}, Floats: []float32{-4, -1.5, -0.7, -0.1, 0, 0.3, 1.2, 3}}
+	if err := p.Run([][]float32{x.Floats}, nil); err != nil {
+		t.Fatal(err)
+	}
+	gelu := func(v float64) float64 { return v * 0.5 * (1 + math.Erf(v/math.Sqrt2)) }
+	for i, v := range x.Floats {
+		y2 := gelu(gelu(float64(v)))
+		want := gelu(gelu(y2)) + math.Erf(y2/math.Sqrt2)
+		if got := float64(p.Output(0)[i]); math.Abs(got-want) > 1e-6*math.Max(1, math.Abs(want)) {
+			t.Errorf("y(%g) = %g, want %g", v, got, want)
+		}
+	}
+	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
+}

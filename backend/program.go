@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -113,6 +114,10 @@ type builder[T float] struct {
 	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
 	// for its backward pass, and the Sigmoid node is skipped.
 	fusedSiLU map[*onnx.Node]*onnx.Node
+	// fusedGelu maps the last Mul of Gelu written out (x·0.5·(1+erf(x/√2)), five
+	// nodes) to its input x: the chain is built as one Gelu op, which keeps only x, and
+	// its other nodes are skipped.
+	fusedGelu map[*onnx.Node]string
 	skip      map[*onnx.Node]bool
 }
 
@@ -124,6 +129,7 @@ type builder[T float] struct {
 // graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	b.fusedGelu = map[*onnx.Node]string{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -168,6 +174,85 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 				b.skip[s] = true
 				break
 			}
+		}
+	}
+	b.planGelu(needed, uses)
+}
+
+// planGelu finds Gelu as exporters write it out (torch.onnx's F.gelu below opset 20):
+//
+//	d = Div(x, √2); e = Erf(d); a = Add(e, 1); m = Mul(x, a); y = Mul(m, 0.5)
+//
+// (either operand order in Add and the Muls), each intermediate read by the next node
+// alone and no output of the program: the five compute as one op with y's name.
+func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, uses map[string]int) {
+	g := b.m.ir.Graph
+	producer := map[string]*onnx.Node{}
+	for _, n := range g.Nodes {
+		if needed[n] && len(n.Outputs) == 1 && n.Domain == "" {
+			producer[n.Outputs[0]] = n
+		}
+	}
+	// constant reports whether name is a scalar constant within 1e-6 of v (not a
+	// parameter, which training may change).
+	constant := func(name string, v float64) bool {
+		if _, param := b.params[name]; param {
+			return false
+		}
+		k, ok := b.shapes.Consts[name]
+		return ok && k.DataType == onnx.Float && len(k.Floats) == 1 && math.Abs(float64(k.Floats[0])-v) <= 1e-6
+	}
+	// other returns the operand of a two-input node beside the one that is want, "" if
+	// want is neither.
+	other := func(n *onnx.Node, want func(string) bool) (string, string) {
+		if len(n.Inputs) != 2 {
+			return "", ""
+		}
+		if want(n.Inputs[1]) {
+			return n.Inputs[0], n.Inputs[1]
+		}
+		if want(n.Inputs[0]) {
+			return n.Inputs[1], n.Inputs[0]
+		}
+		return "", ""
+	}
+	// single returns the node producing name when only one node reads it.
+	single := func(name, op string) *onnx.Node {
+		p := producer[name]
+		if p == nil || p.OpType != op || uses[name] != 1 || b.skip[p] {
+			return nil
+		}
+		return p
+	}
+	for _, y := range g.Nodes {
+		if !needed[y] || y.OpType != "Mul" || y.Domain != "" || len(y.Outputs) != 1 || b.skip[y] {
+			continue
+		}
+		mName, _ := other(y, func(s string) bool { return constant(s, 0.5) })
+		m := single(mName, "Mul")
+		if m == nil {
+			continue
+		}
+		for i := range 2 {
+			x, aName := m.Inputs[i], m.Inputs[1-i]
+			a := single(aName, "Add")
+			if a == nil {
+				continue
+			}
+			eName, _ := other(a, func(s string) bool { return constant(s, 1) })
+			e := single(eName, "Erf")
+			if e == nil {
+				continue
+			}
+			d := single(e.Inputs[0], "Div")
+			if d == nil || len(d.Inputs) != 2 || d.Inputs[0] != x || !constant(d.Inputs[1], math.Sqrt2) {
+				continue
+			}
+			b.fusedGelu[y] = x
+			for _, n := range []*onnx.Node{d, e, a, m} {
+				b.skip[n] = true
+			}
+			break
 		}
 	}
 }
@@ -329,7 +414,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	} else {
 		p.arena = newArena[T]()
 	}
-	if err := p.schedule(keep); err != nil {
+	if err := p.schedule(keep, params); err != nil {
 		return nil, err
 	}
 	p.findProbes(opts.Probes, b.nodes)
@@ -488,8 +573,15 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused.Inputs = s.Inputs
 		n, fuseSiLU = &fused, true
 	}
+	fuseGelu := false
+	if x, ok := b.fusedGelu[n]; ok {
+		// The last Mul reads x alone.
+		fused := *n
+		fused.Inputs = []string{x}
+		n, fuseGelu = &fused, true
+	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))

@@ -36,6 +36,9 @@ type opContext struct {
 	// fuseSiLU asks a Mul node, given its input x alone, for x·σ(x) (a Sigmoid and the
 	// Mul that is its only consumer, built as one op; see planFusions).
 	fuseSiLU bool
+	// fuseGelu asks a Mul node, given the input x of Gelu written out, for Gelu(x)
+	// (planGelu).
+	fuseGelu bool
 }
 
 // has reports whether optional input i is present.
