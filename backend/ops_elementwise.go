@@ -128,7 +128,17 @@ func (k *unary[T]) backwardReads(int) reads {
 	return r
 }
 
-func (k *unary[T]) inPlace() int         { return 0 }
+func (k *unary[T]) inPlace() int { return 0 }
+
+// recomputable: the transcendental functions of transformers and mobile networks (Gelu,
+// SiLU), whose input their derivative keeps anyway.
+func (k *unary[T]) recomputable() bool {
+	switch k.u.Op {
+	case kernels.Gelu, kernels.GeluTanh, kernels.SiLU:
+		return true
+	}
+	return false
+}
 func (k *unary[T]) gradInPlace(int) bool { return true }
 
 func (k *unary[T]) forward(ins [][]T, out []T) error {

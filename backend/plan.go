@@ -120,6 +120,102 @@ func (p *program[T]) planMemory() {
 	p.arena.reserve(size)
 }
 
+// recomputable is implemented by kernels whose output is cheap to compute again from
+// their input (an element-wise function next to the matrix products around it).
+type recomputable interface {
+	recomputable() bool
+}
+
+// rematerialize computes again, just before the first gradient step that reads it, the
+// output of a cheap element-wise step whose input the backward pass keeps anyway (its
+// own gradient reads it): the output then lives through the forward pass only, and its
+// copy for the backward pass from there to its last gradient reader. A Gelu or a SiLU
+// between two matrix products keeps its input for its derivative, and the product after
+// it its output for the weight gradient; PyTorch keeps both, the plan keeps the input
+// alone (ConvNeXt-T, a ViT: the output is 4 times the width of the blocks).
+func (p *program[T]) rematerialize() {
+	// The steps reading each value.
+	readers := make([][]int, len(p.vals))
+	for i, s := range p.steps {
+		for _, a := range s.args {
+			if a >= 0 {
+				readers[a] = append(readers[a], i)
+			}
+		}
+	}
+	type remat struct {
+		at   int // insert before this step
+		from int // the forward step to repeat
+	}
+	var todo []remat
+	for i, s := range p.steps {
+		if s.kind != stepForward || len(s.args) != 1 || s.args[0] < 0 {
+			continue
+		}
+		if r, ok := s.fwd.k.(recomputable); !ok || !r.recomputable() {
+			continue
+		}
+		v, u := s.out, s.args[0]
+		if p.vals[v].kind != valArena || p.vals[v].output || p.vals[u].kind == valOwn {
+			continue
+		}
+		if _, probed := p.probes[v]; probed {
+			continue
+		}
+		firstBack := -1
+		for _, r := range readers[v] {
+			if p.steps[r].kind == stepGrad {
+				firstBack = r
+				break
+			}
+		}
+		lastU := -1
+		for _, r := range readers[u] {
+			lastU = max(lastU, r)
+		}
+		// u must be read at or after the first gradient reader of v (so kept until
+		// then). (The copy lives until its last reader, or the step that waits for an
+		// asynchronous one, as any value.)
+		if firstBack < 0 || lastU < firstBack {
+			continue
+		}
+		todo = append(todo, remat{at: firstBack, from: i})
+	}
+	if len(todo) == 0 {
+		return
+	}
+	slices.SortStableFunc(todo, func(a, b remat) int { return cmp.Compare(a.at, b.at) })
+	steps := make([]step[T], 0, len(p.steps)+len(todo))
+	next := 0
+	for i, s := range p.steps {
+		for next < len(todo) && todo[next].at == i {
+			f := p.steps[todo[next].from]
+			v := f.out
+			c := f
+			c.args = slices.Clone(f.args)
+			c.inPlace = -1 // its input lives on
+			c.name = f.name + " again"
+			c.out = len(p.vals)
+			p.vals = append(p.vals, value[T]{name: p.vals[v].name + "'", size: p.vals[v].size, kind: valArena, first: -1, last: -1})
+			steps = append(steps, c)
+			// The gradient steps read the copy.
+			for j := i; j < len(p.steps); j++ {
+				if p.steps[j].kind != stepGrad {
+					continue
+				}
+				for k, a := range p.steps[j].args {
+					if a == v {
+						p.steps[j].args[k] = c.out
+					}
+				}
+			}
+			next++
+		}
+		steps = append(steps, s)
+	}
+	p.steps = steps
+}
+
 // inPlaceCandidates returns the arguments a step may write its output over, in order of
 // preference.
 func inPlaceCandidates[T float](s step[T]) []int {

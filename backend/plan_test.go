@@ -478,3 +478,95 @@ func TestGeluFusion(t *testing.T) {
 	}
 	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
 }
+
+// TestRematerialize checks the plan of x -fc1-> h -SiLU-> m -fc2-> y in training: the
+// SiLU's output m, which the fc2 weight gradient reads, lives through the forward pass
+// only and is computed again (m') from h, which the SiLU's own gradient keeps anyway,
+// just before that gradient; the outputs and gradients are those of gorgonia's
+// TapeMachine, bit for bit.
+func TestRematerialize(t *testing.T) {
+	w := func(name string, dims ...int64) *onnx.Tensor {
+		t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
+		n := 1
+		for _, d := range dims {
+			n *= int(d)
+		}
+		for i := range n {
+			t.Floats = append(t.Floats, 0.1*float32(i%7-3))
+		}
+		return t
+	}
+	transB := []*onnx.Attribute{{Name: "transB", Type: onnx.AttrInt, Int: 1}}
+	m := tinyModel([]*onnx.Node{
+		{Name: "fc1", OpType: "Gemm", Inputs: []string{"x", "w1", "b1"}, Outputs: []string{"h"}, Attributes: transB},
+		{Name: "sig", OpType: "Sigmoid", Inputs: []string{"h"}, Outputs: []string{"s"}},
+		{Name: "silu", OpType: "Mul", Inputs: []string{"h", "s"}, Outputs: []string{"m"}},
+		{Name: "fc2", OpType: "Gemm", Inputs: []string{"m", "w2", "b2"}, Outputs: []string{"y"}, Attributes: transB},
+	}, []*onnx.Tensor{w("w1", 16, 8), w("b1", 16), w("w2", 4, 16), w("b2", 4)}, []int64{2, 8})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bm.Program(Options{Batch: 2, Training: true, Trainable: bm.TrainableNames(), Loss: CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ step, live string }{
+		{"Gemm(fc1)", "h"},
+		{"Mul(silu)", "h m"},
+		{"Gemm(fc2)", "h m y"},
+		{"loss", "h y"},
+		{"dloss/d#0", "h y dy@loss"},
+		{"dGemm(fc2)/d#0", "h y dy@loss dm@fc2"},
+		{"Mul(silu) again", "h y dy@loss dm@fc2 m'"},
+		{"dGemm(fc2)/d#1", "h y dy@loss dm@fc2 m'"},
+		{"dGemm(fc2)/d#2", "h y dy@loss dm@fc2"},
+		{"dMul(silu)/d#0", "h y dm@fc2 dh@silu"}, // over dm@fc2
+		{"dGemm(fc1)/d#1", "y dh@silu"},
+		{"dGemm(fc1)/d#2", "y dh@silu"},
+	}
+	if len(p.p.steps) != len(want) {
+		var names []string
+		for _, s := range p.p.steps {
+			names = append(names, s.name)
+		}
+		t.Fatalf("steps %q, want %d", names, len(want))
+	}
+	for i, w := range want {
+		got, exp := p.p.liveAt(i), strings.Fields(w.live)
+		slices.Sort(got)
+		slices.Sort(exp)
+		if p.p.steps[i].name != w.step || !slices.Equal(got, exp) {
+			t.Errorf("step %d %s: alive %v; want %s, %v", i, p.p.steps[i].name, got, w.step, exp)
+		}
+	}
+	x := []float32{1, -2, 0.5, 3, -1, 0.25, 2, -0.5, 0.3, 0.7, -1.1, 1.9, -2.2, 0.1, 0.4, -0.6}
+	target := []float32{0, 1, 0, 0, 0, 0, 0, 1}
+	if err := p.Run([][]float32{x}, target); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]float32{"y": slices.Clone(p.Output(0))}
+	for _, n := range p.p.gradName {
+		got[n] = slices.Clone(p.Grad(n))
+	}
+	vm := gorgonia.NewTapeMachine(p.p.g)
+	defer vm.Close()
+	if err := gorgonia.Let(p.p.inputs[0], tensor.New(tensor.WithShape(2, 8), tensor.WithBacking(slices.Clone(x)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := gorgonia.Let(p.p.target, tensor.New(tensor.WithShape(2, 4), tensor.WithBacking(target))); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string][]float32{"y": nodeValues(t, p.p.outputs[0])}
+	for _, n := range p.p.gradName {
+		ref[n] = nodeValues(t, p.p.grads[n])
+	}
+	for k, r := range ref {
+		if !slices.Equal(got[k], r) {
+			t.Errorf("%s: %v, the TapeMachine %v", k, got[k], r)
+		}
+	}
+}

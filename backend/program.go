@@ -418,6 +418,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		return nil, err
 	}
 	p.findProbes(opts.Probes, b.nodes)
+	p.rematerialize()
 	p.planMemory()
 	return p, nil
 }
