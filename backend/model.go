@@ -30,7 +30,9 @@ type Model struct {
 	filters  map[string]*kernels.FilterCache
 }
 
-// filterCache returns the model's cache of the transformed filters of a weight.
+// filterCache returns the model's cache of the transformed filters of a weight. A
+// weight some training program trains changes at every step: its cache is disabled
+// (trainedWeight).
 func (m *Model) filterCache(weight string) *kernels.FilterCache {
 	m.filterMu.Lock()
 	defer m.filterMu.Unlock()
@@ -43,6 +45,13 @@ func (m *Model) filterCache(weight string) *kernels.FilterCache {
 		m.filters[weight] = c
 	}
 	return c
+}
+
+// trainedWeights disables the filter caches of weights a training program trains.
+func (m *Model) trainedWeights(names []string) {
+	for _, n := range names {
+		m.filterCache(n).Disable()
+	}
 }
 
 // NewModel checks that the backend supports every node of m and takes its float

@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"toolkit/backend/kernels"
 	"toolkit/internal/familyfixtures"
 	"toolkit/onnx"
 )
@@ -568,5 +569,44 @@ func TestRematerialize(t *testing.T) {
 		if !slices.Equal(got[k], r) {
 			t.Errorf("%s: %v, the TapeMachine %v", k, got[k], r)
 		}
+	}
+}
+
+// TestTrainedWeightsAreNotCached checks that building a program that trains a
+// convolution's weights disables the model's cache of their transformed filters (they
+// change at every step), which the programs that do not train them share otherwise.
+func TestTrainedWeightsAreNotCached(t *testing.T) {
+	m, err := NewModel(residualModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval, err := m.Program(Options{Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := func(p *Program, node string) *kernels.FilterCache {
+		for _, s := range p.p.steps {
+			if s.kind != stepForward {
+				continue
+			}
+			if c, ok := s.fwd.k.(*conv[float32]); ok && s.fwd.node == node {
+				return c.filters
+			}
+		}
+		t.Fatalf("no convolution %s", node)
+		return nil
+	}
+	before := cache(eval, "c2")
+	if before == nil || before != m.filterCache("w2") {
+		t.Fatalf("the evaluation program's c2 has cache %p, the model's for w2 is %p", before, m.filterCache("w2"))
+	}
+	if _, err := m.Program(Options{Batch: 2, Training: true, Trainable: []string{"w2"}, Loss: CrossEntropy}); err != nil {
+		t.Fatal(err)
+	}
+	if !before.Disabled() {
+		t.Error("training w2 left its filter cache on")
+	}
+	if m.filterCache("w1").Disabled() {
+		t.Error("training w2 turned w1's filter cache off")
 	}
 }

@@ -418,6 +418,9 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		return nil, err
 	}
 	p.findProbes(opts.Probes, b.nodes)
+	if _, ok := any(params).(map[string][]float32); ok && len(opts.Trainable) > 0 {
+		m.trainedWeights(opts.Trainable)
+	}
 	p.rematerialize()
 	p.planMemory()
 	return p, nil

@@ -142,7 +142,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 	plane := hp * wp
 	plen := packedALen(kern, M, C)
 	var u []float32
-	if cache != nil {
+	if cache != nil && !cache.off {
 		u = cache.filters(kern, M, C, filters, 16*plen)
 	} else {
 		u = getBuf[float32](16 * plen)
@@ -313,7 +313,18 @@ type FilterCache struct {
 	u    []float32
 	kern *gemmKernel
 	sum  uint64
+	off  bool
 }
+
+// Disable lets the cache's memory go and makes the calls given it transform the
+// filters every time: for weights that change between calls (trained by another
+// program), whose cache would only hold memory.
+func (c *FilterCache) Disable() {
+	c.u, c.kern, c.sum, c.off = nil, nil, 0, true
+}
+
+// Disabled reports whether Disable was called.
+func (c *FilterCache) Disabled() bool { return c.off }
 
 // filters returns the n transformed filters of src, from the cache when the
 // weights and the kernel are those it holds.
