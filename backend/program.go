@@ -121,6 +121,17 @@ type builder[T float] struct {
 	skip      map[*onnx.Node]bool
 }
 
+// trained reports whether the program trains the tensor: a trained parameter, or a
+// tensor computed from one (exporters pass weights through Identity nodes, torch.onnx
+// wherever it merged initializers of equal values: randomly initialised
+// BatchNormalization scales and shifts).
+func (b *builder[T]) trained(name string) bool {
+	if n, ok := b.nodes[name]; ok {
+		return b.needGrad[n]
+	}
+	return b.wrt[name]
+}
+
 // planFusions finds the Conv nodes (of those the program builds) whose output feeds
 // only a Relu and is no output of the program: a Conv+Relu pair computes as one op,
 // with the Relu's output name. It finds the Sigmoid nodes whose output, no output of
@@ -585,7 +596,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		n, fuseGelu = &fused, true
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))

@@ -24,7 +24,8 @@ type opContext struct {
 	// batch statistics and updates its running averages.
 	training bool
 	rng      *rand.Rand
-	// trained reports whether input i is a parameter this program trains.
+	// trained reports whether input i is a parameter this program trains, or computed
+	// from one.
 	trained func(i int) bool
 	// fuseRelu asks for the node's output to go through a Relu (a Conv
 	// whose only consumer is a Relu, built as one op; see planFusions).
