@@ -48,9 +48,9 @@ BF16=${BF16:-$BF16_DEFAULT}
 OUT=${OUT:-$(mktemp -d /tmp/families.XXXXXX)}
 mkdir -p "$OUT"
 RES="$OUT/results.jsonl"
-: >"$RES"
+[ "${SKIP_TIMING:-}" = 1 ] || : >"$RES"
 echo "families.sh: results in $OUT" >&2
-{
+[ "${SKIP_TIMING:-}" = 1 ] || {
 	grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
 	echo "flags: $(grep -o -w 'avx2\|fma\|avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 	echo "cores: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
