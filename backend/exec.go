@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"gorgonia.org/gorgonia"
 )
@@ -346,9 +347,13 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		return v.data
 	}
 	var args [][]T
+	var began time.Time
 	for i := range p.steps {
 		s := &p.steps[i]
 		current = s.name
+		if p.trace != nil {
+			began = time.Now()
+		}
 		args = args[:0]
 		for _, a := range s.args {
 			args = append(args, data(a))
@@ -378,8 +383,35 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		if err != nil {
 			return fmt.Errorf("running the program: %s: %w", s.name, err)
 		}
+		if p.trace != nil {
+			p.trace(StepTime{Step: s.name, Op: s.opType(), Backward: s.kind != stepForward, Async: s.async, Wall: time.Since(began)})
+		}
 	}
 	return nil
+}
+
+// StepTime is the time one step of a run took (Program.Trace).
+type StepTime struct {
+	// Step names the op (the ONNX op type and node name) or its gradient; Op is the
+	// ONNX op type ("Sum" for a sum of gradients).
+	Step, Op string
+	// Backward is set for a gradient (or a sum of gradients), Async for a gradient that
+	// runs beside the following steps (its Wall is the time to start it).
+	Backward, Async bool
+	Wall            time.Duration
+}
+
+// opType is the ONNX op type of the step's node.
+func (s *step[T]) opType() string {
+	n := s.fwd
+	if n == nil && s.grad != nil {
+		n = s.grad.op
+	}
+	if n == nil {
+		return "Sum"
+	}
+	op, _, _ := strings.Cut(n.name, "(")
+	return op
 }
 
 // runGrad runs a gradient step: args are the forward inputs, the forward output and

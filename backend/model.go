@@ -342,6 +342,10 @@ func (m *Model) GradBytes() int64 {
 // during the call. nil stops it.
 func (p *Program) Probe(fn func(name string, shape []int, v []float32)) { p.p.probe = fn }
 
+// Trace sets fn to be told the time of every step of the following runs (nil stops
+// it): where a run's time goes, op by op.
+func (p *Program) Trace(fn func(StepTime)) { p.p.trace = fn }
+
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
 // so that a resumed run draws the same masks.
 func (p *Program) Reseed(seed uint64) { p.p.rngSrc.Seed(seed, 0x9e3779b97f4a7c15) }

@@ -29,6 +29,11 @@ type batchNorm[T float] struct {
 	// buffers updated in place.
 	updateRunning bool
 	mean, invStd  []T
+	// sumDy and sumDyXhat are the per-channel sums the three gradients share in
+	// training (kernels.BatchNormTrainBackwardSums), computed by the first of them after
+	// each forward pass (haveSums).
+	sumDy, sumDyXhat []float64
+	haveSums         bool
 }
 
 func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
@@ -57,6 +62,8 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		updateRunning: programTraining,
 		mean:          make([]T, p.C),
 		invStd:        make([]T, p.C),
+		sumDy:         make([]float64, p.C),
+		sumDyXhat:     make([]float64, p.C),
 	}
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
@@ -69,6 +76,7 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 }
 
 func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
+	k.haveSums = false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	if !k.training {
 		kernels.BatchNormInference(k.p, x, scale, bias, mean, variance, out)
@@ -103,16 +111,33 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
 	switch {
-	case i == 2:
+	case !k.training && i == 2:
 		kernels.BatchNormBackwardBias(k.p, gout, gin)
 	case !k.training && i == 0:
 		kernels.BatchNormInferenceBackwardData(k.p, scale, variance, gout, gin)
 	case !k.training && i == 1:
 		kernels.BatchNormInferenceBackwardScale(k.p, x, mean, variance, gout, gin)
-	case i == 0:
-		kernels.BatchNormTrainBackwardData(k.p, x, scale, k.mean, k.invStd, gout, gin)
-	case i == 1:
-		kernels.BatchNormTrainBackwardScale(k.p, x, k.mean, k.invStd, gout, gin)
+	case i == 2 && !k.haveSums:
+		// The shift's gradient alone (it reads no X).
+		kernels.BatchNormBackwardBias(k.p, gout, gin)
+	case i == 2:
+		for c, v := range k.sumDy {
+			gin[c] = T(v)
+		}
+	default:
+		// The data and the scale's gradients (which run before the shift's): the first
+		// computes the sums both need, and the shift's.
+		if !k.haveSums {
+			kernels.BatchNormTrainBackwardSums(k.p, x, k.mean, k.invStd, gout, k.sumDy, k.sumDyXhat)
+			k.haveSums = true
+		}
+		if i == 0 {
+			kernels.BatchNormTrainBackwardDataSums(k.p, x, scale, k.mean, k.invStd, k.sumDy, k.sumDyXhat, gout, gin)
+		} else {
+			for c, v := range k.sumDyXhat {
+				gin[c] = T(v)
+			}
+		}
 	}
 	return nil
 }

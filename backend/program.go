@@ -84,6 +84,8 @@ type program[T float] struct {
 	// their shapes; probe is told them during runs (nil: not probing).
 	probes map[int]probeInfo
 	probe  func(name string, shape []int, v []T)
+	// trace is told every step's time (nil: not tracing).
+	trace func(StepTime)
 }
 
 // probeInfo is a probed tensor: its name and shape.

@@ -203,6 +203,34 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 // with the means taken over each channel. saveMean and saveInvStd are those
 // of the forward pass. dx is overwritten.
 func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
+	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackwardSums(p, x, saveMean, saveInvStd, dy, sumDy, sumDyXhat)
+	BatchNormTrainBackwardDataSums(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx)
+}
+
+// BatchNormTrainBackwardSums computes the two sums over each channel that the three
+// gradients of [BatchNormTrainForward] share, in one pass over x and dy: sumDy[c] = Σ dy
+// (the bias gradient) and sumDyXhat[c] = Σ dy·xhat, xhat = (x - saveMean)·saveInvStd
+// (the scale gradient), in float64.
+func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy []T, sumDy, sumDyXhat []float64) {
+	const name = "BatchNormTrainBackwardSums"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			sumDy[c] = channelSum(p, dy, c)
+			sumDyXhat[c] = channelDot(p, x, dy, c, float64(saveMean[c])) * float64(saveInvStd[c])
+		}
+	})
+}
+
+// BatchNormTrainBackwardDataSums is [BatchNormTrainBackwardData] given the sums of
+// [BatchNormTrainBackwardSums].
+func BatchNormTrainBackwardDataSums[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T) {
 	const name = "BatchNormTrainBackwardData"
 	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.XLen())
@@ -210,12 +238,14 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 	need(name, "scale", scale, p.C)
 	need(name, "saveMean", saveMean, p.C)
 	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
 	m := float64(p.N * p.HW)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
-			meanDy := channelSum(p, dy, c) / m
-			meanDyXhat := channelDot(p, x, dy, c, mean) * inv / m
+			meanDy := sumDy[c] / m
+			meanDyXhat := sumDyXhat[c] / m
 			k := float64(scale[c]) * inv
 			// dx = k*dy - k*meanDy - k*inv*meanDyXhat*(x - mean)
 			a := T(k)
@@ -236,15 +266,10 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 // dy*xhat with xhat = (x - saveMean)*saveInvStd: the scale gradient of
 // [BatchNormTrainForward]. dscale is overwritten.
 func BatchNormTrainBackwardScale[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy, dscale []T) {
-	const name = "BatchNormTrainBackwardScale"
-	need(name, "x", x, p.XLen())
-	need(name, "dy", dy, p.XLen())
-	need(name, "saveMean", saveMean, p.C)
-	need(name, "saveInvStd", saveInvStd, p.C)
-	need(name, "dscale", dscale, p.C)
-	bnChannels(p, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			dscale[c] = T(channelDot(p, x, dy, c, float64(saveMean[c])) * float64(saveInvStd[c]))
-		}
-	})
+	need("BatchNormTrainBackwardScale", "dscale", dscale, p.C)
+	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackwardSums(p, x, saveMean, saveInvStd, dy, sumDy, sumDyXhat)
+	for c, v := range sumDyXhat {
+		dscale[c] = T(v)
+	}
 }

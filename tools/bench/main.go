@@ -90,6 +90,7 @@ func main() {
 	classes := flag.Int("classes", 0, "train mode: append a Flatten + Linear head with this many classes (cross-entropy loss)")
 	adam := flag.Bool("adam", false, "train mode: an Adam step after each forward and backward pass")
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
+	ops := flag.Bool("ops", false, "print where the timed runs' time went, by op type (forward and backward), with the cores busy in each")
 	flag.Parse()
 	if *report != "" {
 		if err := printReport(*report); err != nil {
@@ -104,7 +105,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam}
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -117,6 +118,7 @@ type config struct {
 	size, batch, iters, warmup int
 	classes                    int
 	adam                       bool
+	ops                        bool
 }
 
 func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
@@ -229,6 +231,11 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 			return err
 		}
 	}
+	var byOp *opTimes
+	if cfg.ops {
+		byOp = newOpTimes()
+		p.Trace(byOp.add)
+	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
@@ -244,6 +251,10 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	runtime.ReadMemStats(&ms1)
 	if cpuprofile != "" {
 		pprof.StopCPUProfile()
+	}
+	if byOp != nil {
+		p.Trace(nil)
+		defer byOp.print(os.Stderr, iters)
 	}
 	if memprofile != "" {
 		f, err := os.Create(memprofile)
