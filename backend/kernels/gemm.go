@@ -70,6 +70,9 @@ type gemmKernel struct {
 	// sigmoid, when set, is [SigmoidForward] of n float32 values in this
 	// kernel's instruction set.
 	sigmoid func(n int, x, y *float32)
+	// norm, when set, are the vector loops of the normalisation passes in this
+	// kernel's instruction set (batchnorm.go).
+	norm *normLoops
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values

@@ -15,6 +15,7 @@ var (
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512,
+		norm:    &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
@@ -22,6 +23,7 @@ var (
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2,
+		norm:    &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2},
 	}
 )
 
@@ -331,3 +333,36 @@ func sigmoidAVX512(n int, x, y *float32)
 
 //go:noescape
 func sigmoidAVX2(n int, x, y *float32)
+
+// The normalisation loops (normLoops) in AVX-512 and AVX2 (gemm_gen_amd64.s, made by
+// internal/asmgen): n a multiple of 64 and 32.
+
+//go:noescape
+func sumAVX512(n int, x *float32) float32
+
+//go:noescape
+func sumSqDevAVX512(n int, x *float32, mean float32) float32
+
+//go:noescape
+func sumDevDotAVX512(n int, x, dy *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func affineAVX512(n int, a, b float32, x, y *float32)
+
+//go:noescape
+func bnBackAVX512(n int, a, b, d float32, x, dy, dx *float32)
+
+//go:noescape
+func sumAVX2(n int, x *float32) float32
+
+//go:noescape
+func sumSqDevAVX2(n int, x *float32, mean float32) float32
+
+//go:noescape
+func sumDevDotAVX2(n int, x, dy *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func affineAVX2(n int, a, b float32, x, y *float32)
+
+//go:noescape
+func bnBackAVX2(n int, a, b, d float32, x, dy, dx *float32)

@@ -51,6 +51,8 @@ func main() {
 	winograd(&w)
 	winogradAVX2(&w)
 	sigmoid(&w)
+	normOps(&w, "AVX512", "Z", 16)
+	normOps(&w, "AVX2", "Y", 8)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -1460,4 +1462,172 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 	VMASKMOVPS (SI), Y6, Y0`)
 	body256()
 	w.p("\tVMASKMOVPS Y0, Y6, (DI)\nsig256done:\n\tVZEROUPPER\n\tRET\n")
+}
+
+// normOps emits the element-wise loops of the normalisation kernels (vector.go) for one
+// instruction set: reg "Z" (16 lanes) or "Y" (8). Each takes n, a multiple of 4*lanes
+// (the Go wrappers do the rest), four vectors at a time; the sums keep four vector
+// accumulators and add their lanes at the end.
+//
+//	sum{S}(n, x) = Σ x[i]
+//	sumSqDev{S}(n, x, mean) = Σ (x[i]-mean)²
+//	sumDevDot{S}(n, x, dy, mean, out): out[0] = Σ dy[i], out[1] = Σ (x[i]-mean)·dy[i]
+//	affine{S}(n, a, b, x, y): y[i] = a·x[i] + b (y may be x)
+//	bnBack{S}(n, a, b, d, x, dy, dx): dx[i] = a·dy[i] - (b·x[i] + d) (dx may be dy)
+func normOps(w *asm, suffix, reg string, lanes int) {
+	vb := 4 * lanes
+	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
+	at := func(i int, base string) string {
+		if i == 0 {
+			return "(" + base + ")"
+		}
+		return fmt.Sprintf("%d(%s)", i*vb, base)
+	}
+	bcast := "VBROADCASTSS"
+	// hsum adds the lanes of accumulators first..first+3 into X{first}'s lowest lane.
+	hsum := func(first int) {
+		x := func(i int) string { return fmt.Sprintf("X%d", i) }
+		y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+		w.p("\tVADDPS %s, %s, %s", r(first+1), r(first), r(first))
+		w.p("\tVADDPS %s, %s, %s", r(first+3), r(first+2), r(first+2))
+		w.p("\tVADDPS %s, %s, %s", r(first+2), r(first), r(first))
+		if reg == "Z" {
+			w.p("\tVEXTRACTF32X8 $1, %s, %s", r(first), y(first+1))
+			w.p("\tVADDPS %s, %s, %s", y(first+1), y(first), y(first))
+		}
+		w.p("\tVEXTRACTF128 $1, %s, %s", y(first), x(first+1))
+		w.p("\tVADDPS %s, %s, %s", x(first+1), x(first), x(first))
+		w.p("\tVMOVHLPS %s, %s, %s", x(first), x(first), x(first+1))
+		w.p("\tVADDPS %s, %s, %s", x(first+1), x(first), x(first))
+		w.p("\tVPSHUFD $1, %s, %s", x(first), x(first+1))
+		w.p("\tVADDSS %s, %s, %s", x(first+1), x(first), x(first))
+	}
+	zero := func(from, to int) {
+		for i := from; i < to; i++ {
+			w.p("\tVXORPS %s, %s, %s", r(i), r(i), r(i))
+		}
+	}
+	loop := func(label string, body func(), ptrs ...string) {
+		w.p("%s:", label)
+		w.p("\tTESTQ CX, CX")
+		w.p("\tJZ   %s_done", label)
+		body()
+		for _, p := range ptrs {
+			w.p("\tADDQ $%d, %s", 4*vb, p)
+		}
+		w.p("\tSUBQ $%d, CX", 4*lanes)
+		w.p("\tJMP  %s", label)
+		w.p("%s_done:", label)
+	}
+	lower := strings.ToLower(suffix)
+
+	w.p("// func sum%s(n int, x *float32) float32", suffix)
+	w.p("TEXT ·sum%s(SB), NOSPLIT, $0-20", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	zero(0, 4)
+	loop("sum"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVADDPS %s, %s, %s", at(i, "SI"), r(i), r(i))
+		}
+	}, "SI")
+	hsum(0)
+	w.p("\tVMOVSS X0, ret+16(FP)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func sumSqDev%s(n int, x *float32, mean float32) float32", suffix)
+	w.p("TEXT ·sumSqDev%s(SB), NOSPLIT, $0-28", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\t%s mean+16(FP), %s", bcast, r(8))
+	zero(0, 4)
+	loop("sqdev"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			w.p("\tVSUBPS %s, %s, %s", r(8), r(4+i), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVFMADD231PS %s, %s, %s", r(4+i), r(4+i), r(i))
+		}
+	}, "SI")
+	hsum(0)
+	w.p("\tVMOVSS X0, ret+24(FP)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func sumDevDot%s(n int, x, dy *float32, mean float32, out *[2]float32)", suffix)
+	w.p("TEXT ·sumDevDot%s(SB), NOSPLIT, $0-40", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\tMOVQ dy+16(FP), DI")
+	w.p("\t%s mean+24(FP), %s", bcast, r(15))
+	zero(0, 4)
+	zero(10, 14)
+	loop("devdot"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			t := r(8 + i%2)
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
+			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
+			w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
+		}
+	}, "SI", "DI")
+	w.p("\tMOVQ out+32(FP), DX")
+	hsum(0)
+	w.p("\tVMOVSS X0, (DX)")
+	hsum(10)
+	w.p("\tVMOVSS X10, 4(DX)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func affine%s(n int, a, b float32, x, y *float32)", suffix)
+	w.p("TEXT ·affine%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ y+24(FP), DI")
+	loop("affine"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func bnBack%s(n int, a, b, d float32, x, dy, dx *float32)", suffix)
+	w.p("TEXT ·bnBack%s(SB), NOSPLIT, $0-48", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\t%s d+16(FP), %s", bcast, r(10))
+	w.p("\tMOVQ x+24(FP), SI")
+	w.p("\tMOVQ dy+32(FP), DI")
+	w.p("\tMOVQ dx+40(FP), DX")
+	loop("bnback"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i))
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
+			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
 }
