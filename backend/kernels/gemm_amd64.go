@@ -14,16 +14,16 @@ var (
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
-		sigmoid: sigmoidAVX512,
-		norm:    &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512},
+		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512,
+		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherAVX2,
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
-		sigmoid: sigmoidAVX2,
-		norm:    &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2},
+		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2,
+		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2},
 	}
 )
 
@@ -366,3 +366,18 @@ func affineAVX2(n int, a, b float32, x, y *float32)
 
 //go:noescape
 func bnBackAVX2(n int, a, b, d float32, x, dy, dx *float32)
+
+// siluAVX512, siluBackAVX512, siluAVX2 and siluBackAVX2 are gemmKernel.silu and siluBack
+// (gemm_gen_amd64.s).
+
+//go:noescape
+func siluAVX512(n int, x, y *float32)
+
+//go:noescape
+func siluBackAVX512(n int, x, dy, dx *float32)
+
+//go:noescape
+func siluAVX2(n int, x, y *float32)
+
+//go:noescape
+func siluBackAVX2(n int, x, dy, dx *float32)

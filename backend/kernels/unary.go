@@ -77,45 +77,28 @@ func UnaryForward[T Float](u Unary, x, y []T) {
 	})
 }
 
-// siluBlock is the number of values the float32 SiLU passes take at a time: their
-// sigmoids go to a buffer on the stack, read back while in L1.
-const siluBlock = 256
-
-// siluForward32 computes y = x·σ(x) with the vector sigmoid of the CPU's kernels, and
-// reports whether there is one. y may alias x.
+// siluForward32 computes y = x·σ(x) in the vector loop of the kernel in use, and
+// reports whether it has one. y may alias x.
 func siluForward32(x, y []float32) bool {
 	kern := packedKernel[float32]()
-	if kern == nil || kern.sigmoid == nil {
+	if kern == nil || kern.silu == nil {
 		return false
 	}
-	var s [siluBlock]float32
-	for lo := 0; lo < len(x); lo += siluBlock {
-		n := min(siluBlock, len(x)-lo)
-		kern.sigmoid(n, &x[lo], &s[0])
-		xs, ys := x[lo:lo+n], y[lo:lo+n]
-		for i, v := range xs {
-			ys[i] = v * s[i]
-		}
+	if len(x) > 0 {
+		kern.silu(len(x), &x[0], &y[0])
 	}
 	return true
 }
 
-// siluBackward32 computes dx = dy·σ(x)·(1 + x·(1-σ(x))) with the vector sigmoid, and
-// reports whether there is one. dx may alias dy.
+// siluBackward32 computes dx = dy·σ(x)·(1 + x·(1-σ(x))) in the vector loop of the
+// kernel in use, and reports whether it has one. dx may alias dy.
 func siluBackward32(x, dy, dx []float32) bool {
 	kern := packedKernel[float32]()
-	if kern == nil || kern.sigmoid == nil {
+	if kern == nil || kern.siluBack == nil {
 		return false
 	}
-	var s [siluBlock]float32
-	for lo := 0; lo < len(x); lo += siluBlock {
-		n := min(siluBlock, len(x)-lo)
-		kern.sigmoid(n, &x[lo], &s[0])
-		xs, gs, ds := x[lo:lo+n], dy[lo:lo+n], dx[lo:lo+n]
-		for i, v := range xs {
-			sv := s[i]
-			ds[i] = gs[i] * sv * (1 + v*(1-sv))
-		}
+	if len(x) > 0 {
+		kern.siluBack(len(x), &x[0], &dy[0], &dx[0])
 	}
 	return true
 }

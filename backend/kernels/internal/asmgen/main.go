@@ -1462,6 +1462,93 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 	VMASKMOVPS (SI), Y6, Y0`)
 	body256()
 	w.p("\tVMASKMOVPS Y0, Y6, (DI)\nsig256done:\n\tVZEROUPPER\n\tRET\n")
+
+	// SiLU, x·σ(x), and its gradient dy·σ(x)·(1 + x·(1-σ(x))), on the same sigmoid: x is
+	// kept in Z5 (Y7), which the sigmoid's body leaves alone.
+	siluTail512 := func(label string, loads func()) {
+		w.p("%s:\n\tTESTQ CX, CX\n\tJZ %s_done\n\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1", label, label)
+		loads()
+	}
+	for _, back := range []bool{false, true} {
+		name, label, args := "siluAVX512", "silu512", "$0-24"
+		if back {
+			name, label, args = "siluBackAVX512", "silub512", "$0-32"
+		}
+		if back {
+			w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name, args)
+		} else {
+			w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DI", name, name, args)
+		}
+		for i, c := range consts[:13] {
+			w.p("\tVBROADCASTSS %s<>(SB), Z%d", c.name, 19+i)
+		}
+		finish := func(mask string) {
+			if !back {
+				w.p("\tVMULPS Z5, Z0, Z0\n\tVMOVUPS Z0, %s(DI)", mask)
+				return
+			}
+			w.p("\tVSUBPS Z0, Z31, Z6\n\tVFMADD213PS Z31, Z5, Z6\n\tVMULPS Z0, Z6, Z6\n\tVMULPS Z7, Z6, Z6\n\tVMOVUPS Z6, %s(DX)", mask)
+		}
+		w.p("%s_loop:\n\tCMPQ CX, $16\n\tJL %s_tail\n\tVMOVUPS (SI), Z0\n\tVMOVAPS Z0, Z5", label, label)
+		if back {
+			w.p("\tVMOVUPS (DI), Z7")
+		}
+		body512()
+		finish("")
+		w.p("\tADDQ $64, SI\n\tADDQ $64, DI")
+		if back {
+			w.p("\tADDQ $64, DX")
+		}
+		w.p("\tSUBQ $16, CX\n\tJMP %s_loop", label)
+		siluTail512(label+"_tail", func() {
+			w.p("\tVMOVUPS.Z (SI), K1, Z0\n\tVMOVAPS Z0, Z5")
+			if back {
+				w.p("\tVMOVUPS.Z (DI), K1, Z7")
+			}
+		})
+		body512()
+		finish("K1, ")
+		w.p("%s_tail_done:\n\tVZEROUPPER\n\tRET\n", label)
+	}
+	for _, back := range []bool{false, true} {
+		name, label, args := "siluAVX2", "silu256", "$0-24"
+		if back {
+			name, label, args = "siluBackAVX2", "silub256", "$0-32"
+		}
+		if back {
+			w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name, args)
+		} else {
+			w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DI", name, name, args)
+		}
+		finish := func(store func(reg, base string)) {
+			if !back {
+				w.p("\tVMULPS Y7, Y0, Y0")
+				store("Y0", "DI")
+				return
+			}
+			// Y5 holds 1.0 after the sigmoid's body.
+			w.p("\tVSUBPS Y0, Y5, Y8\n\tVFMADD213PS Y5, Y7, Y8\n\tVMULPS Y0, Y8, Y8\n\tVMULPS Y9, Y8, Y8")
+			store("Y8", "DX")
+		}
+		w.p("%s_loop:\n\tCMPQ CX, $8\n\tJL %s_tail\n\tVMOVUPS (SI), Y0\n\tVMOVAPS Y0, Y7", label, label)
+		if back {
+			w.p("\tVMOVUPS (DI), Y9")
+		}
+		body256()
+		finish(func(reg, base string) { w.p("\tVMOVUPS %s, (%s)", reg, base) })
+		w.p("\tADDQ $32, SI\n\tADDQ $32, DI")
+		if back {
+			w.p("\tADDQ $32, DX")
+		}
+		w.p("\tSUBQ $8, CX\n\tJMP %s_loop", label)
+		w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done\n\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y6\n\tVMASKMOVPS (SI), Y6, Y0\n\tVMOVAPS Y0, Y7", label, label)
+		if back {
+			w.p("\tVMASKMOVPS (DI), Y6, Y9")
+		}
+		body256()
+		finish(func(reg, base string) { w.p("\tVMASKMOVPS %s, Y6, (%s)", reg, base) })
+		w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+	}
 }
 
 // normOps emits the element-wise loops of the normalisation kernels (vector.go) for one
