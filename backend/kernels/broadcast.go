@@ -341,12 +341,86 @@ func SubBackwardB[T Float](aShape []int, a []T, bShape []int, b []T, dy, db []T)
 
 // MulBackwardA computes da = ReduceToShape(dy * b) for y = a * b.
 func MulBackwardA[T Float](aShape []int, a []T, bShape []int, b []T, dy, da []T) {
-	grad("MulBackwardA", aShape, bShape, b, dy, da, func(g, v T) T { return g * v })
+	mulGrad("MulBackwardA", aShape, bShape, b, dy, da)
 }
 
 // MulBackwardB computes db = ReduceToShape(dy * a) for y = a * b.
 func MulBackwardB[T Float](aShape []int, a []T, bShape []int, b []T, dy, db []T) {
-	grad("MulBackwardB", bShape, aShape, a, dy, db, func(g, v T) T { return g * v })
+	mulGrad("MulBackwardB", bShape, aShape, a, dy, db)
+}
+
+// mulGrad is grad for the product, f(g, v) = g·v, with the runs in vector loops in
+// float32 (a scaling where the other operand is broadcast along the run, a dot product
+// where the gradient is summed over it: a squeeze-excitation block's gate and its
+// gradient), in float32 lanes.
+func mulGrad[T Float](name string, tShape, oShape []int, other []T, dy, d []T) {
+	pl := makePlan(name, tShape, oShape)
+	need(name, "dy", dy, pl.size)
+	need(name, "other operand", other, Size(oShape))
+	need(name, "gradient", d, Size(tShape))
+	d = d[:Size(tShape)]
+	l := normLoopsFor[T]()
+	// scale sets dd = a·g (dd may be g).
+	scale := func(a T, g, dd []T) {
+		h := l.vecHead(len(g))
+		if h > 0 {
+			l.affine(h, float32(a), 0, &as32(g)[0], &as32(dd)[0])
+		}
+		for i, gv := range g[h:] {
+			dd[h+i] = a * gv
+		}
+	}
+	// dot returns Σ g·v.
+	dot := func(g, v []T) T {
+		if is32[T]() {
+			return T(dot32(as32(g), as32(v)))
+		}
+		var s T
+		for i, gv := range g {
+			s += gv * v[i]
+		}
+		return s
+	}
+	if len(d) == pl.size {
+		// Nothing to sum: each element of d is written once, after its dy is read, so
+		// d may be dy itself.
+		pl.each(func(o, it, io, n, st, so int) {
+			dd, g := d[it:it+n], dy[o:o+n]
+			if so == 1 {
+				ov := other[io : io+n]
+				for i, gv := range g {
+					dd[i] = gv * ov[i]
+				}
+				return
+			}
+			scale(other[io], g, dd)
+		})
+		return
+	}
+	clear(d)
+	pl.each(func(o, it, io, n, st, so int) {
+		g := dy[o : o+n]
+		switch {
+		case st == 1 && so == 1:
+			dd, ov := d[it:it+n], other[io:io+n]
+			for i, gv := range g {
+				dd[i] += gv * ov[i]
+			}
+		case st == 1:
+			dd, ov := d[it:it+n], other[io]
+			for i, gv := range g {
+				dd[i] += gv * ov
+			}
+		case so == 1:
+			d[it] += dot(g, other[io:io+n])
+		default:
+			var s T
+			for _, gv := range g {
+				s += gv
+			}
+			d[it] += s * other[io]
+		}
+	})
 }
 
 // DivBackwardA computes da = ReduceToShape(dy / b) for y = a / b.
