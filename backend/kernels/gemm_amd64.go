@@ -27,6 +27,90 @@ var (
 	}
 )
 
+// kernelBF16 is the bfloat16 micro-kernel of AVX512_BF16 (bf16.go), with the AVX-512
+// kernel's element-wise loops. It takes no Winograd transforms and never reads B in
+// place (its panels are always packed, to round them), so the convolutions pack.
+var kernelBF16 = &gemmKernel{
+	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
+	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true,
+	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, norm: kernelAVX512.norm,
+}
+
+// bf16Kernel returns the bfloat16 kernel, or nil where the CPU lacks AVX512_BF16.
+func bf16Kernel() *gemmKernel {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16 {
+		return kernelBF16
+	}
+	return nil
+}
+
+// tileBF16 is gemmKernel.tile of kernelBF16: panels of ⌈kc/2⌉ bfloat16 pairs.
+func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+	q := (kc + 1) / 2
+	_ = a[q*8-1]
+	_ = b[q*32-1]
+	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
+		panic("kernels: tileBF16: bad tile")
+	}
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:8][0]
+	}
+	sgemmKernelBF16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
+}
+
+// packCopyBF16AVX512 and packGatherBF16AVX512 are the bfloat16 kernel's packers (the
+// contract of packCopyBF16 and packGatherBF16): the AVX-512 float32 packer fills a
+// scratch panel (a row of zeros after an odd last one), which cvtPairsBF16 rounds and
+// interleaves into dst.
+func packCopyBF16AVX512(w int, src []float32, koff []int32, n int, dst []float32) {
+	if w != 32 && w != 8 {
+		packCopyBF16(w, src, koff, n, dst)
+		return
+	}
+	kc := len(koff)
+	tmp := getBuf[float32]((kc + 1) / 2 * 2 * w)
+	packCopyAVX512(w, src, koff, n, tmp)
+	pairsBF16(w, kc, tmp, dst)
+	putBuf(tmp)
+}
+
+func packGatherBF16AVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	if w != 32 && w != 8 {
+		packGatherBF16(w, src, koff, lane, n, dst)
+		return
+	}
+	kc := len(koff)
+	tmp := getBuf[float32]((kc + 1) / 2 * 2 * w)
+	packGatherAVX512(w, src, koff, lane, n, tmp)
+	pairsBF16(w, kc, tmp, dst)
+	putBuf(tmp)
+}
+
+// pairsBF16 rounds and interleaves the float32 panel tmp (kc rows of w, room for one
+// more) into dst's ⌈kc/2⌉ rows of slots.
+func pairsBF16(w, kc int, tmp, dst []float32) {
+	np := (kc + 1) / 2
+	if kc%2 == 1 {
+		clear(tmp[kc*w : (kc+1)*w])
+	}
+	_ = tmp[2*np*w-1]
+	_ = dst[np*w-1]
+	cvtPairsBF16(np, w, &tmp[0], &dst[0])
+}
+
+// cvtPairsBF16 rounds the 2·npairs rows of w (32 or 8) float32 at src to bfloat16 and
+// writes them as npairs rows of pair slots at dst (gemm_gen_amd64.s).
+//
+//go:noescape
+func cvtPairsBF16(npairs, w int, src, dst *float32)
+
+// sgemmKernelBF16 is the bfloat16 micro-kernel (gemm_gen_amd64.s, made by
+// internal/asmgen) with the contract of gemmKernel.tile on pair panels.
+//
+//go:noescape
+func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+
 func asmKernels() []*gemmKernel {
 	var ks []*gemmKernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL {

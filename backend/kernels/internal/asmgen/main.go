@@ -39,6 +39,8 @@ func main() {
 	w.p("")
 	kernel(&w, false)
 	kernel(&w, true)
+	kernelBF16(&w)
+	cvtPairsBF16(&w)
 	packCopy(&w, 32)
 	packCopy(&w, 8)
 	packGather(&w, 32)
@@ -1717,4 +1719,142 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tVZEROUPPER")
 	w.p("\tRET")
 	w.p("")
+}
+
+// evex512 encodes a 512-bit EVEX instruction of opcode map 0F38, W0, with register
+// operands: dst (ModRM.reg), src1 (EVEX.vvvv) and src2 (ModRM.rm), prefix pp (1: 66, 2:
+// F3, 3: F2). Go's assembler has no AVX512_BF16 instructions; they are written as bytes.
+func evex512(op, pp byte, dst, src1, src2 int) string {
+	inv := func(v, bit int) byte { return byte(^(v >> bit) & 1) }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0b10
+	p1 := byte(^src1&0xF)<<3 | 1<<2 | pp
+	p2 := byte(0b10)<<5 | inv(src1, 4)<<3
+	modrm := byte(0b11)<<6 | byte(dst&7)<<3 | byte(src2&7)
+	return fmt.Sprintf("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x", p0, p1, p2, op, modrm)
+}
+
+// vdpbf16ps writes VDPBF16PS dst, src1, src2 (Intel order): each 32-bit lane of dst
+// += src1.lo·src2.lo + src1.hi·src2.hi, the halves bfloat16.
+func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, src2) }
+
+// kernelBF16 emits sgemmKernelBF16, the bfloat16 micro-kernel of AVX512_BF16: the
+// 8×32 tile of sgemmKernel8x32 from panels whose 32-bit slots each hold a pair of
+// bfloat16, two consecutive k (a[q*8+i] = (A[i][2q], A[i][2q+1]), b[q*32+j] =
+// (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
+// float32 accumulation, the same epilogue.
+func kernelBF16(w *asm) {
+	name, args := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32"
+	lab := "kb"
+	w.p(`// func sgemmKernelBF16(` + args + `)
+//
+// sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
+// ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	w.p("\tMOVQ c+24(FP), DX\n\tMOVQ ldc+32(FP), R8\n\tSHLQ $2, R8")
+	w.p("\tMOVQ DX, AX")
+	for i := 0; i < mr; i++ {
+		w.p("\tPREFETCHT0 (AX)\n\tPREFETCHT0 64(AX)")
+		if i < mr-1 {
+			w.p("\tADDQ R8, AX")
+		}
+	}
+	for i := 0; i < mr*nv; i++ {
+		w.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	stepBF16 := func(aoff, boff int) {
+		for v := 0; v < nv; v++ {
+			w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
+		}
+		for i := 0; i < mr; i++ {
+			br := 18 + i%2
+			w.p("\tVPBROADCASTD %d(SI), Z%d", aoff+4*i, br)
+			for v := 0; v < nv; v++ {
+				w.p("%s", vdpbf16ps(i*nv+v, br, 16+v))
+			}
+		}
+	}
+	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %stail", lab)
+	w.p("%sloop4:", lab)
+	w.p("\tPREFETCHT0 512(SI)")
+	for s := 0; s < 4; s++ {
+		if s == 2 {
+			w.p("\tPREFETCHT0 576(SI)")
+		}
+		stepBF16(s*4*mr, s*4*nr)
+	}
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
+	w.p("%stail:\n\tANDQ $3, CX\n\tJZ %sdone", lab, lab)
+	w.p("%sloop1:", lab)
+	stepBF16(0, 0)
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
+	epilogue(w, lab, func(o int) int { return o })
+}
+
+// cvtPairsBF16 emits cvtPairsBF16(npairs, w int, src, dst *float32): the float32 panel
+// src (rows of w values, w 32 or 8, 2·npairs rows) rounded to bfloat16 (VCVTNE2PS2BF16:
+// to nearest, ties to even) and interleaved into the slots of the bfloat16 kernel's
+// panels: dst[q*w+l] holds rows 2q (low half) and 2q+1 (high half) of lane l. The words
+// come out of the conversion as [row 2q's, row 2q+1's]; VPERMW with the table
+// bf16Interleave puts word j beside word 16+j. Panels of 8 lanes take two pairs per
+// vector (the last one alone, masked).
+func cvtPairsBF16(w *asm) {
+	for j := 0; j < 16; j++ {
+		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j, j)
+		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j+2, 16+j)
+	}
+	w.p("GLOBL bf16Interleave<>(SB), RODATA, $64")
+	w.p(`
+// func cvtPairsBF16(npairs, w int, src, dst *float32)
+TEXT ·cvtPairsBF16(SB), NOSPLIT, $0-32
+	MOVQ npairs+0(FP), CX
+	MOVQ w+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ dst+24(FP), DI
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	CMPQ R8, $32
+	JNE  cvp8
+cvp32:
+	TESTQ CX, CX
+	JZ   cvpdone
+	VMOVUPS (SI), Z0
+	VMOVUPS 128(SI), Z1
+	VMOVUPS 64(SI), Z4
+	VMOVUPS 192(SI), Z5`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p("%s", evex512(0x72, 3, 6, 5, 4))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VPERMW Z6, Z31, Z6
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z6, 64(DI)
+	ADDQ $256, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  cvp32
+cvp8:
+	CMPQ CX, $2
+	JL   cvp8last
+	VMOVUPS (SI), Y0
+	VINSERTF32X8 $1, 64(SI), Z0, Z0
+	VMOVUPS 32(SI), Y1
+	VINSERTF32X8 $1, 96(SI), Z1, Z1`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	SUBQ $2, CX
+	JMP  cvp8
+cvp8last:
+	TESTQ CX, CX
+	JZ   cvpdone
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VMOVUPS Y2, (DI)
+cvpdone:
+	VZEROUPPER
+	RET
+`)
 }
