@@ -83,6 +83,11 @@ type Result struct {
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
 // (through the hooks) and returns ErrInterrupted.
 func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
+	restore, err := usePrecision(t.cfg.Precision)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	// A checkpoint still syncing in the background is waited for on every way out.
 	defer func() {
 		if werr := t.waitCheckpoint(); werr != nil && err == nil {

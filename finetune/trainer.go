@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"toolkit/backend"
+	"toolkit/backend/kernels"
 	"toolkit/dataset"
 	"toolkit/finetune/optim"
 	"toolkit/finetune/schedule"
@@ -119,6 +120,11 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	for _, h := range s.hooks {
 		if h.Name == "" {
 			return nil, fmt.Errorf("WithHooks: a hook needs a Name")
+		}
+	}
+	if cfg.Precision == "bf16" {
+		if err := kernels.BF16Available(); err != nil {
+			return nil, fmt.Errorf("precision: bf16: %w", err)
 		}
 	}
 	full, err := buildModel(cfg)
