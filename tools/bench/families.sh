@@ -20,8 +20,9 @@
 #      batch of $TRAIN_BATCHES (16 32), the training step (train mode, a forward and backward
 #      pass through every parameter and an Adam step); with BF16=1 (the default where the CPU
 #      has avx512_bf16) also the training step at the first batch size under
-#      torch.autocast("cpu", dtype=torch.bfloat16). `go run ./tools/bench` times the toolkit on
-#      the same file and workloads (-adam), tools/bench/ort_bench.js ONNX Runtime's forward
+#      torch.autocast("cpu", dtype=torch.bfloat16), and the toolkit's with its bfloat16 products
+#      (-kernels avx512bf16). `go run ./tools/bench` times the toolkit on the same file and
+#      workloads (-adam), tools/bench/ort_bench.js ONNX Runtime's forward
 #      pass where tools/ort is installed. 2 threads everywhere. Each side reports its best
 #      and median time, its CPU seconds per step (cores = CPU / median wall) and its peak
 #      resident memory.
@@ -90,6 +91,8 @@ if [ "${SKIP_TIMING:-}" != 1 ]; then
 					echo "toolkit train $f at $size, batch $b failed" >&2
 				if [ -z "$first" ] && [ "$BF16" = 1 ]; then
 					tf --modes train --train-batch "$b" --adam --bf16
+					BENCH_LABEL=$f "$OUT/bench" -json -impl toolkit-bf16 -kernels avx512bf16 -model "$model" -mode train -adam -size "$size" -batch "$b" -iters "$ITERS" >>"$RES" ||
+						echo "toolkit bf16 train $f at $size, batch $b failed" >&2
 				fi
 				first=done
 			done
@@ -143,9 +146,9 @@ for s in sizes:
     head = "| family | fwd %d: toolkit / PyTorch | fwd: toolkit / ORT |" % s
     for b in batches:
         head += " train b%d: toolkit / PyTorch | cores | peak MB |" % b
-    head += " bf16 b%d: PyTorch autocast time, peak MB (its time / the toolkit's float32 step) |" % b0
+    head += " bf16 b%d: toolkit / PyTorch autocast | peak MB |" % b0
     print(head)
-    print("|" + "---|" * (3 + 3 * len(batches) + 1))
+    print("|" + "---|" * (3 + 3 * len(batches) + 2))
     for fam in fams:
         fb = min([k[4] for k in res if k[0] == fam and k[2] == "forward" and k[3] == s] or [1])
         t, pt, o = (res.get((fam, i, "forward", s, fb)) for i in ("toolkit", "pytorch", "onnxruntime"))
@@ -153,8 +156,8 @@ for s in sizes:
         for b in batches:
             t, pt = res.get((fam, "toolkit", "train", s, b)), res.get((fam, "pytorch", "train", s, b))
             row += " %s | %s / %s | %s / %s |" % (cell(t, pt), cores(t), cores(pt), mem(t), mem(pt))
-        t, pb = res.get((fam, "toolkit", "train", s, b0)), res.get((fam, "pytorch-bf16", "train", s, b0))
-        row += " %s |" % (("%.3f s, %s MB (%.2fx)" % (pb["best_s"], mem(pb), pb["best_s"] / t["best_s"])) if t and pb else "-")
+        t, pb = res.get((fam, "toolkit-bf16", "train", s, b0)), res.get((fam, "pytorch-bf16", "train", s, b0))
+        row += " %s | %s / %s |" % (cell(t, pb), mem(t), mem(pb))
         print(row)
     print()
 if parity:

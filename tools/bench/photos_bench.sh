@@ -10,7 +10,8 @@
 #
 # ARCH: resnet*, vgg*, mobilenet*, efficientnet*, convnext_*, vit_* (the class token's
 # features, a Dense head without pooling). BATCH: the batch size of both sides (16).
-# BF16=1 adds a third run per round, PyTorch with torch.autocast("cpu", dtype=torch.bfloat16).
+# BF16=1 adds two runs per round: the toolkit with --precision bf16, and PyTorch with
+# torch.autocast("cpu", dtype=torch.bfloat16).
 # LOADERS=0 skips the loaders' benchmark at the end.
 #
 # The photos: examples/photos/makephotos with 43 training and 21 test pictures per class (129
@@ -104,6 +105,9 @@ for r in $(seq "$ROUNDS"); do
 	measure pytorch $PY tools/bench/photos_bench.py run "$OUT/torch" --arch "$ARCH" --threads 2 --batch "$BATCH"
 	torch_epochs pytorch
 	if [ "$BF16" = 1 ]; then
+		rm -rf "$OUT/run"
+		measure tk-bf16 "$OUT/toolkit" finetune -c "$OUT/config.yaml" --precision bf16
+		grep -i '^test' "$OUT/tk-bf16.out" | sed 's/^/    /'
 		measure pt-bf16 $PY tools/bench/photos_bench.py run "$OUT/torch" --arch "$ARCH" --threads 2 --batch "$BATCH" --bf16
 		torch_epochs pt-bf16
 	fi
