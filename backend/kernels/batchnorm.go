@@ -31,6 +31,10 @@ type normLoops struct {
 	sumDevDot func(n int, x, dy *float32, mean float32, out *[2]float32) // Σ dy, Σ (x-mean)·dy
 	affine    func(n int, a, b float32, x, y *float32)                   // y = a·x + b
 	bnBack    func(n int, a, b, d float32, x, dy, dx *float32)           // dx = a·dy - (b·x + d)
+	clip      func(n int, lo, hi float32, x, y *float32)                 // y = min(max(x, lo), hi), NaN kept
+	clipBack  func(n int, lo, hi float32, y, dy, dx *float32)            // dx = dy where lo < y < hi
+	relu      func(n int, x, y *float32)                                 // y = max(x, 0), NaN kept, +0 for -0
+	reluBack  func(n int, y, dy, dx *float32)                            // dx = dy where y > 0
 }
 
 // normLoopsFor returns the vector loops of the kernel in use for T, or nil (float64,

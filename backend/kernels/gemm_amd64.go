@@ -15,7 +15,8 @@ var (
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512,
-		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512},
+		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512,
+			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
@@ -23,7 +24,8 @@ var (
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2,
-		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2},
+		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2,
+			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
 	}
 )
 
@@ -465,3 +467,27 @@ func siluAVX2(n int, x, y *float32)
 
 //go:noescape
 func siluBackAVX2(n int, x, dy, dx *float32)
+
+//go:noescape
+func clipAVX512(n int, lo, hi float32, x, y *float32)
+
+//go:noescape
+func clipBackAVX512(n int, lo, hi float32, y, dy, dx *float32)
+
+//go:noescape
+func reluAVX512(n int, x, y *float32)
+
+//go:noescape
+func reluBackAVX512(n int, y, dy, dx *float32)
+
+//go:noescape
+func clipAVX2(n int, lo, hi float32, x, y *float32)
+
+//go:noescape
+func clipBackAVX2(n int, lo, hi float32, y, dy, dx *float32)
+
+//go:noescape
+func reluAVX2(n int, x, y *float32)
+
+//go:noescape
+func reluBackAVX2(n int, y, dy, dx *float32)

@@ -511,11 +511,18 @@ func TestReluEdgeCases(t *testing.T) {
 	ReluForward(x, y)
 	ReluBackward(x, dy, dx)
 	check("float64", x, y, dx)
-	x32, dy32 := to32(x), to32(dy)
-	y32, dx32 := make([]float32, len(x)), make([]float32, len(x))
-	ReluForward(x32, y32)
-	ReluBackward(x32, dy32, dx32)
-	check("float32", to64(x32), to64(y32), to64(dx32))
+	// float32 on every implementation (the vector loops of the assembly kernels), and
+	// over its output as the executor runs it.
+	forEachImplementation(t, func(t *testing.T) {
+		x32, dy32 := to32(x), to32(dy)
+		y32, dx32 := make([]float32, len(x)), make([]float32, len(x))
+		ReluForward(x32, y32)
+		ReluBackward(x32, dy32, dx32)
+		check("float32", to64(x32), to64(y32), to64(dx32))
+		ReluForward(x32, x32)
+		ReluBackward(x32, dy32, dy32)
+		check("float32 in place", to64(to32(x)), to64(x32), to64(dy32))
+	})
 }
 
 // TestMulBackwardFloat32EveryImplementation checks the float32 gradients of a broadcast

@@ -69,9 +69,15 @@ const (
 func UnaryForward[T Float](u Unary, x, y []T) {
 	need2("UnaryForward", x, y)
 	y = y[:len(x)]
+	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
 		if u.Op == SiLU && is32[T]() && siluForward32(as32(x[lo:hi]), as32(y[lo:hi])) {
 			return
+		}
+		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
+			// The vector loop keeps a NaN; a -0 stays -0 where max(-0, 0) in Go is +0.
+			l.clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[lo], &as32(y)[lo])
+			lo += h
 		}
 		unaryForward(u, x[lo:hi], y[lo:hi])
 	})
@@ -213,9 +219,14 @@ func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		}
 		return s[lo:hi]
 	}
+	l := normLoopsFor[T]()
 	parallelFor(n, workers(n, unaryCost(u.Op)), func(_, lo, hi int) {
 		if u.Op == SiLU && is32[T]() && siluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi])) {
 			return
+		}
+		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
+			l.clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[lo], &as32(dy)[lo], &as32(dx)[lo])
+			lo += h
 		}
 		unaryBackward(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
 	})

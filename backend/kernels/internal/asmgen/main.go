@@ -1563,6 +1563,10 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 //	sumDevDot{S}(n, x, dy, mean, out): out[0] = Σ dy[i], out[1] = Σ (x[i]-mean)·dy[i]
 //	affine{S}(n, a, b, x, y): y[i] = a·x[i] + b (y may be x)
 //	bnBack{S}(n, a, b, d, x, dy, dx): dx[i] = a·dy[i] - (b·x[i] + d) (dx may be dy)
+//	clip{S}(n, lo, hi, x, y): y[i] = min(max(x[i], lo), hi), NaN kept (y may be x)
+//	clipBack{S}(n, lo, hi, y, dy, dx): dx[i] = dy[i] where lo < y[i] < hi, else 0
+//	relu{S}(n, x, y): y[i] = max(x[i], 0), NaN kept, -0 to +0 (y may be x)
+//	reluBack{S}(n, y, dy, dx): dx[i] = dy[i] where y[i] > 0, else 0 (dx may be dy)
 func normOps(w *asm, suffix, reg string, lanes int) {
 	vb := 4 * lanes
 	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
@@ -1692,6 +1696,109 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
 		}
 	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func clip%s(n int, lo, hi float32, x, y *float32)", suffix)
+	w.p("TEXT ·clip%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s lo+8(FP), %s", bcast, r(8))
+	w.p("\t%s hi+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ y+24(FP), DI")
+	// MAXPS and MINPS return their second source where either is NaN: x goes second,
+	// so a NaN stays NaN.
+	loop("clip"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
+			w.p("\tVMINPS %s, %s, %s", r(i), r(9), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func clipBack%s(n int, lo, hi float32, y, dy, dx *float32)", suffix)
+	w.p("TEXT ·clipBack%s(SB), NOSPLIT, $0-40", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s lo+8(FP), %s", bcast, r(8))
+	w.p("\t%s hi+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ y+16(FP), SI")
+	w.p("\tMOVQ dy+24(FP), DI")
+	w.p("\tMOVQ dx+32(FP), DX")
+	// dx = dy where lo < y < hi (ordered comparisons, GT_OQ and LT_OQ: 0 where y is
+	// NaN).
+	loop("clipb"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			if reg == "Z" {
+				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
+				w.p("\tVCMPPS $0x11, Z9, %s, K1, K2", r(i))
+				w.p("\tVMOVUPS.Z %s, K2, %s", at(i, "DI"), r(4+i))
+				continue
+			}
+			w.p("\tVCMPPS $0x1e, Y8, %s, Y10", r(i))
+			w.p("\tVCMPPS $0x11, Y9, %s, Y11", r(i))
+			w.p("\tVANDPS Y11, Y10, Y10")
+			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func relu%s(n int, x, y *float32)", suffix)
+	w.p("TEXT ·relu%s(SB), NOSPLIT, $0-24", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\tMOVQ y+16(FP), DI")
+	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
+	// max(x, 0) with x second (a NaN stays NaN), then + 0 (-0 becomes +0).
+	loop("relu"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
+			w.p("\tVADDPS %s, %s, %s", r(8), r(i), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func reluBack%s(n int, y, dy, dx *float32)", suffix)
+	w.p("TEXT ·reluBack%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ y+8(FP), SI")
+	w.p("\tMOVQ dy+16(FP), DI")
+	w.p("\tMOVQ dx+24(FP), DX")
+	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
+	// dx = dy where y > 0 (GT_OQ: 0 where y is NaN).
+	loop("relub"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			if reg == "Z" {
+				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
+				w.p("\tVMOVUPS.Z %s, K1, %s", at(i, "DI"), r(4+i))
+				continue
+			}
+			w.p("\tVCMPPS $0x1e, Y8, %s, Y10", r(i))
+			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
 	w.p("\tVZEROUPPER")
 	w.p("\tRET")
 	w.p("")
