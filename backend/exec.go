@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorgonia.org/gorgonia"
+
+	"toolkit/backend/kernels"
 )
 
 // The executor. gorgonia holds a program's graph: its nodes, their types and shapes,
@@ -376,9 +378,16 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 			err = p.runGrad(s, args, out)
 		case stepSum:
 			a, b := args[0], args[1]
-			for j := range out {
-				out[j] = a[j] + b[j]
+			if len(out) == 0 {
+				break
 			}
+			if &out[0] == &b[0] { // written over b
+				a, b = b, a
+			}
+			if &out[0] != &a[0] {
+				copy(out, a)
+			}
+			kernels.AddInto(out, b)
 		}
 		if err != nil {
 			return fmt.Errorf("running the program: %s: %w", s.name, err)

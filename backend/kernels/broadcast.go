@@ -265,6 +265,15 @@ func Div[T Float](aShape []int, a []T, bShape []int, b []T, y []T) {
 	binary(opDiv, aShape, a, bShape, b, y)
 }
 
+// AddInto sets dst[i] += src[i] (the same sums as dst[i] + src[i]), in the vector loop
+// for float32 and split across goroutines: the sum of two gradients of one tensor.
+func AddInto[T Float](dst, src []T) {
+	need("AddInto", "dst", dst, len(src))
+	parallelFor(len(src), workers(len(src), 1), func(_, lo, hi int) {
+		axpyT(1, src[lo:hi], dst[lo:hi])
+	})
+}
+
 // BroadcastTo copies x, of shape xShape, into y of shape toShape, which
 // xShape must broadcast to (ONNX Expand when toShape is the broadcast of
 // both). Its adjoint is [ReduceToShape].
