@@ -13,6 +13,8 @@ import (
 // function reads only forward values and the output's gradient, which no later op of
 // the tape changes.
 type asyncGradient[T float] interface {
+	// runsAsync reports whether input i's gradient may run beside the backward pass.
+	runsAsync(i int) bool
 	asyncBackward(i int, ins [][]T, out, gout, gin []T) func()
 }
 

@@ -18,7 +18,32 @@
 // identity, BatchNormalization uses running statistics) or training mode (inverted
 // dropout from a seeded generator, batch statistics with running-average updates).
 //
-// A program runs its ops in the tape's order, except the weight gradients of
-// convolutions whose weights no other op reads: those run on a goroutine beside the rest
-// of the backward pass (async.go), and a run returns only when they are done.
+// gorgonia holds a program's graph: the nodes, their types and shapes, and the backward
+// nodes gorgonia.Grad derives from each op's SymDiff. The toolkit runs that graph with
+// its own executor (exec.go) instead of a gorgonia TapeMachine, which keeps every node's
+// value for the whole run (a ResNet-50 training step at 224 px needed twice PyTorch's
+// memory). The executor runs the nodes in the order they were made (the ONNX graph's,
+// then gorgonia.Grad's reverse pass), and its values live in one arena planned when the
+// program is built (plan.go): a value takes its place from the step that writes it to
+// the last step that reads it; a backward pass reads only the forward values its kernel
+// declares (a Relu its output, a convolution its input and weights, a max pooling its
+// input, where it finds the maxima again), so the others go after the forward pass;
+// what a kernel keeps from its forward pass beside its inputs and output (a dropout
+// mask) is planned like a value; element-wise ops write over an input nothing reads
+// afterwards; the output of a Gelu or a SiLU is computed again for the backward pass
+// from the input its derivative keeps anyway (rematerialize). A Conv and the Relu after
+// it, x·σ(x) (SiLU) and Gelu written out in five nodes are each built as one op
+// (planFusions). The float32 programs of a model share one
+// arena, as large as the largest plan (they run one at a time), mapped from the system
+// rather than allocated on the Go heap (arena.go). The outputs stay in the arena until
+// the end of the run (valid until the next run of a program of the model); the loss
+// and the gradients have buffers of their own, a parameter's gradient one that the
+// model's programs share. Tensors a caller looks at without keeping them (finetune's
+// ReLU probes) are told to a callback as a run computes them (Options.Probes,
+// Program.Probe); Program.Trace tells every step's time, and Program.Memory the plan.
+//
+// The weight gradients of convolutions whose weights no other op reads run on a
+// goroutine beside the rest of the backward pass (async.go) until the next such gradient
+// waits for them (their arguments are planned to live until then), and a run returns
+// only when they are done.
 package backend

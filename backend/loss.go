@@ -11,6 +11,8 @@ func (k crossEntropy[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+func (k crossEntropy[T]) backwardReads(int) reads { return readsIn(0, 1) }
+
 func (k crossEntropy[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.SoftmaxCrossEntropyProbsBackward(k.rows, k.cols, ins[0], ins[1], gout[0], gin)
 	return nil
@@ -27,6 +29,8 @@ func (weightedSum[T]) forward(ins [][]T, out []T) error {
 	out[0] = T(s)
 	return nil
 }
+
+func (weightedSum[T]) backwardReads(int) reads { return readsIn(1) }
 
 func (weightedSum[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	for j, w := range ins[1] {

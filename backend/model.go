@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
 
@@ -21,6 +22,36 @@ type Model struct {
 	// grads are the parameters' gradient buffers, shared by the training programs.
 	gradMu sync.Mutex
 	grads  map[string][]float32
+	// arena holds the planned values of the model's programs, which run one at a time.
+	arena *arena[float32]
+	// filters are the convolutions' caches of transformed frozen weights, by weight,
+	// shared by the programs.
+	filterMu sync.Mutex
+	filters  map[string]*kernels.FilterCache
+}
+
+// filterCache returns the model's cache of the transformed filters of a weight. A
+// weight some training program trains changes at every step: its cache is disabled
+// (trainedWeight).
+func (m *Model) filterCache(weight string) *kernels.FilterCache {
+	m.filterMu.Lock()
+	defer m.filterMu.Unlock()
+	if m.filters == nil {
+		m.filters = map[string]*kernels.FilterCache{}
+	}
+	c, ok := m.filters[weight]
+	if !ok {
+		c = new(kernels.FilterCache)
+		m.filters[weight] = c
+	}
+	return c
+}
+
+// trainedWeights disables the filter caches of weights a training program trains.
+func (m *Model) trainedWeights(names []string) {
+	for _, n := range names {
+		m.filterCache(n).Disable()
+	}
 }
 
 // NewModel checks that the backend supports every node of m and takes its float
@@ -57,6 +88,7 @@ func newModel(m *onnx.Model, adopt bool) (*Model, error) {
 		trainable: map[string]bool{},
 		paramUses: map[string]int{},
 		grads:     map[string][]float32{},
+		arena:     newArena[float32](),
 	}
 	for _, t := range m.Graph.Initializers {
 		if t.DataType != onnx.Float {
@@ -230,8 +262,9 @@ func int64sOf(dims []int) []int64 {
 
 // Program is a model built for one set of input shapes, in inference or training mode,
 // with gradients for the parameters it trains. Programs are not safe for concurrent use,
-// and the programs of one model share the buffers of the parameters' gradients: run them
-// one at a time (a parameter's gradient is valid until the next Run of any of them).
+// and the programs of one model share the buffers of the parameters' gradients and the
+// arena of their activations: run them one at a time (a parameter's gradient and an
+// output are valid until the next Run of any of them).
 type Program struct {
 	p *program[float32]
 }
@@ -253,7 +286,8 @@ func (p *Program) Run(inputs [][]float32, target []float32) error {
 	return p.p.run(inputs, target)
 }
 
-// Output returns the values of output i after Run. The slice is valid until the next Run.
+// Output returns the values of output i after Run. The slice is valid until the next Run
+// of a program of the model (the outputs are in the arena the programs share).
 func (p *Program) Output(i int) []float32 { return p.p.output(i) }
 
 // OutputShape returns the shape of output i.
@@ -272,6 +306,45 @@ func (p *Program) Loss() float64 { return p.p.lossValue() }
 // computed by the last Run, or nil. The slice is valid until the next Run of a program
 // of the model.
 func (p *Program) Grad(name string) []float32 { return p.p.grad(name) }
+
+// Memory is what a program holds for its runs, in bytes.
+type Memory struct {
+	// Arena is the program's planned activations and gradients. The model's programs
+	// share one arena, as large as the largest of theirs (Model.ArenaBytes).
+	Arena int64
+	// Own is the program's own buffers: the loss and the gradients of inputs and of
+	// parameters that several nodes read.
+	Own int64
+}
+
+// Memory returns what the program holds for its runs beyond the model's parameters and
+// the buffers of their gradients.
+func (p *Program) Memory() Memory { return p.p.memory() }
+
+// ArenaBytes returns the size of the arena the model's float32 programs share: the
+// largest of their plans.
+func (m *Model) ArenaBytes() int64 { return int64(m.arena.want) * 4 }
+
+// GradBytes returns the size of the parameters' gradient buffers the model's programs
+// have made (one per trained parameter, shared by the programs).
+func (m *Model) GradBytes() int64 {
+	m.gradMu.Lock()
+	defer m.gradMu.Unlock()
+	n := 0
+	for _, g := range m.grads {
+		n += len(g)
+	}
+	return int64(n) * 4
+}
+
+// Probe sets fn to be told, during the following runs, the values of each of the
+// program's probes (Options.Probes) as soon as a run computes them; v is valid only
+// during the call. nil stops it.
+func (p *Program) Probe(fn func(name string, shape []int, v []float32)) { p.p.probe = fn }
+
+// Trace sets fn to be told the time of every step of the following runs (nil stops
+// it): where a run's time goes, op by op.
+func (p *Program) Trace(fn func(StepTime)) { p.p.trace = fn }
 
 // Reseed restarts the dropout generator: a training loop reseeds from (run seed, step)
 // so that a resumed run draws the same masks.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -33,24 +34,86 @@ type gradOverwriter interface {
 	overwritesGrad() bool
 }
 
+// backwardReader is implemented by kernels whose backward passes read only some of the
+// forward values. The executor gives the others to the backward pass as nil and lets
+// their memory go after their last forward use: what a training program keeps from its
+// forward pass for its backward pass is what these declare (a Relu keeps its output, a
+// convolution its input, a max pooling nothing but its positions). A kernel without the
+// method is given, and keeps, all of its inputs and its output.
+type backwardReader interface {
+	backwardReads(i int) reads
+}
+
+// reads names the forward values a gradient reads: inputs by their index among the
+// kernel's inputs, and the output.
+type reads struct {
+	in  []int
+	out bool
+}
+
+// readsIn is a reads of the inputs given.
+func readsIn(in ...int) reads { return reads{in: in} }
+
+// inPlacer is implemented by kernels whose forward pass may write its output over input
+// i (an element-wise function, out aliasing ins[i]); inPlace returns i, or -1. The
+// executor does so when nothing reads the input afterwards.
+type inPlacer interface {
+	inPlace() int
+}
+
+// gradInPlacer is implemented by kernels whose backward pass for input i may write the
+// gradient over the output's gradient gout (an element-wise derivative).
+type gradInPlacer interface {
+	gradInPlace(i int) bool
+}
+
+// saver is implemented by kernels that keep something of their forward pass for their
+// backward passes beside their inputs and output (a max pooling's positions, a dropout
+// mask). savedLen is its length in elements of T; the executor plans it in the arena
+// like a value, alive from the forward step to the op's last gradient step (only for the
+// forward step in a program without them), and hands it to the kernel before each of
+// those steps.
+type saver[T float] interface {
+	savedLen() int
+	setSaved(s []T)
+}
+
+// int32sIn returns the first n int32 of a []T that holds at least 4n bytes.
+func int32sIn[T float](s []T, n int) []int32 {
+	if n == 0 {
+		return nil
+	}
+	var z T
+	if len(s)*int(unsafe.Sizeof(z)) < 4*n {
+		panic(fmt.Sprintf("backend: %d int32 in %d elements of %T", n, len(s), z))
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(s))), n)
+}
+
+// int32Len is the number of elements of T that hold n int32.
+func int32Len[T float](n int) int {
+	var z T
+	return (4*n + int(unsafe.Sizeof(z)) - 1) / int(unsafe.Sizeof(z))
+}
+
 // nodeOp adapts a kernel to gorgonia's Op and SDOp interfaces. Its shapes are fixed when
 // the program is built; diff says which inputs need a gradient in this program, so
 // gorgonia builds no backward nodes for frozen parameters.
 type nodeOp[T float] struct {
-	id       int
-	name     string
+	id   int
+	name string
+	// node is the ONNX node's name, inNames and outName the tensors it reads and writes
+	// (for the names of the values in a memory plan).
+	node     string
+	inNames  []string
+	outName  string
 	inShapes [][]int
 	outShape []int
 	k        kernel[T]
 	diff     []bool
-	// out is the output buffer, reused by every run of the program: a run's values live
-	// until the next run (Program.Output and Program.Grad say so).
-	out []T
 	// gradBuf[i], when set, supplies the gradient buffer of input i: a parameter's
 	// gradient lives in one buffer that every training program of the model shares.
 	gradBuf []func(n int) []T
-	// async runs the program's asynchronous gradients (asyncGradient).
-	async *asyncGroup
 }
 
 func dtypeOf[T float]() tensor.Dtype {
@@ -83,16 +146,18 @@ func (op *nodeOp[T]) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.outShape...)), nil
 }
 
+// Do computes the op into a new buffer, as gorgonia's own machines call it; the
+// toolkit's executor (exec.go) calls the kernel itself.
 func (op *nodeOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	ins, err := slicesOf[T](vals, op.inShapes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op.name, err)
 	}
-	op.out = reuse(op.out, numElements(op.outShape))
-	if err := op.k.forward(ins, op.out); err != nil {
+	out := make([]T, numElements(op.outShape))
+	if err := op.k.forward(ins, out); err != nil {
 		return nil, fmt.Errorf("%s: %w", op.name, err)
 	}
-	return valueOf(op.out, op.outShape), nil
+	return valueOf(out, op.outShape), nil
 }
 
 func (op *nodeOp[T]) ReturnsPtr() bool      { return false }
@@ -130,7 +195,6 @@ type gradOp[T float] struct {
 	op    *nodeOp[T]
 	input int
 	buf   func(n int) []T // the shared buffer of a parameter's gradient, or nil
-	gin   []T             // the gradient buffer, reused by every run
 }
 
 func (g *gradOp[T]) Arity() int { return len(g.op.inShapes) + 2 }
@@ -149,6 +213,8 @@ func (g *gradOp[T]) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), g.op.inShapes[g.input]...)), nil
 }
 
+// Do computes the gradient into a new buffer, as gorgonia's own machines call it; the
+// toolkit's executor (exec.go) calls the kernel itself.
 func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	shapes := append(append([][]int{}, g.op.inShapes...), g.op.outShape, g.op.outShape)
 	all, err := slicesOf[T](vals, shapes)
@@ -157,26 +223,11 @@ func (g *gradOp[T]) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	n := len(g.op.inShapes)
 	shape := g.op.inShapes[g.input]
-	if g.buf != nil {
-		g.gin = g.buf(numElements(shape))
-	} else {
-		g.gin = reuse(g.gin, numElements(shape))
-	}
-	if o, ok := g.op.k.(gradOverwriter); !ok || !o.overwritesGrad() {
-		clear(g.gin)
-	}
-	if a, ok := g.op.k.(asyncGradient[T]); ok && g.buf != nil && g.op.async != nil {
-		// A parameter's gradient, read by nothing in the program: it may run beside
-		// the rest of the backward pass (program.run waits for it).
-		if fn := a.asyncBackward(g.input, all[:n], all[n], all[n+1], g.gin); fn != nil {
-			g.op.async.goRun(g.String(), fn)
-			return valueOf(g.gin, shape), nil
-		}
-	}
-	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], g.gin); err != nil {
+	gin := make([]T, numElements(shape))
+	if err := g.op.k.backward(g.input, all[:n], all[n], all[n+1], gin); err != nil {
 		return nil, fmt.Errorf("%s: %w", g, err)
 	}
-	return valueOf(g.gin, shape), nil
+	return valueOf(gin, shape), nil
 }
 
 func (g *gradOp[T]) ReturnsPtr() bool     { return false }

@@ -19,7 +19,7 @@ type conv[T float] struct {
 	// in this run (by the first backward call after the forward pass).
 	dzValid bool
 	// filters keeps what the kernels derive from W alone from run to run, when the
-	// program does not train W (nil when it does).
+	// program does not train W (nil when it does); the model's programs share it.
 	filters *kernels.FilterCache
 }
 
@@ -53,7 +53,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 	}
 	k := &conv[T]{p: p, relu: c.fuseRelu}
 	if !c.trained(1) {
-		k.filters = new(kernels.FilterCache)
+		k.filters = c.filterCache(c.node.Inputs[1])
 	}
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
 	if c.has(2) {
@@ -75,12 +75,27 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: the data gradient reads the weights, the weight gradient the input,
+// the bias gradient neither; with a fused Relu each also reads the output (its mask).
+func (k *conv[T]) backwardReads(i int) reads {
+	r := reads{out: k.relu}
+	switch i {
+	case 0:
+		r.in = []int{1}
+	case 1:
+		r.in = []int{0}
+	}
+	return r
+}
+
 // overwritesGrad: the three convolution gradients overwrite their outputs.
 func (k *conv[T]) overwritesGrad() bool { return true }
 
 // asyncBackward: the weight gradient runs beside the backward pass once the output
 // gradient is masked by the Relu's derivative (which the data and bias gradients read
 // too, so it is done first, here).
+func (k *conv[T]) runsAsync(i int) bool { return i == 1 }
+
 func (k *conv[T]) asyncBackward(i int, ins [][]T, out, gout, gin []T) func() {
 	if i != 1 {
 		return nil

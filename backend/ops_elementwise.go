@@ -2,6 +2,7 @@ package backend
 
 import (
 	"math"
+	"slices"
 
 	"toolkit/backend/kernels"
 )
@@ -110,6 +111,36 @@ func newUnary[T float](c *opContext) (*opKernels[T], error) {
 	return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: u}}, data: []int{0}}, nil
 }
 
+// backwardReads: the derivative reads x or y (kernels.UnaryBackwardReads), and Clip
+// its bounds computed at run time.
+func (k *unary[T]) backwardReads(int) reads {
+	var r reads
+	x, y := kernels.UnaryBackwardReads(k.u.Op)
+	if x {
+		r.in = append(r.in, 0)
+	}
+	r.out = y
+	for _, b := range k.bound {
+		if b > 0 {
+			r.in = append(r.in, b)
+		}
+	}
+	return r
+}
+
+func (k *unary[T]) inPlace() int { return 0 }
+
+// recomputable: the transcendental functions of transformers and mobile networks (Gelu,
+// SiLU), whose input their derivative keeps anyway.
+func (k *unary[T]) recomputable() bool {
+	switch k.u.Op {
+	case kernels.Gelu, kernels.GeluTanh, kernels.SiLU:
+		return true
+	}
+	return false
+}
+func (k *unary[T]) gradInPlace(int) bool { return true }
+
 func (k *unary[T]) forward(ins [][]T, out []T) error {
 	kernels.UnaryForward(k.params(ins), ins[0], out)
 	return nil
@@ -176,10 +207,22 @@ func (k *activation[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: the activations' backward functions write every element.
 func (k *activation[T]) overwritesGrad() bool { return true }
 
+// backwardReads: Relu, Sigmoid and Tanh take their derivative from the output (Relu's
+// output is positive exactly where its input is), LeakyRelu from its input.
+func (k *activation[T]) backwardReads(int) reads {
+	if k.op == "LeakyRelu" {
+		return readsIn(0)
+	}
+	return reads{out: true}
+}
+
+func (k *activation[T]) inPlace() int         { return 0 }
+func (k *activation[T]) gradInPlace(int) bool { return true }
+
 func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	switch k.op {
 	case "Relu":
-		kernels.ReluBackward(ins[0], gout, gin)
+		kernels.ReluBackward(out, gout, gin)
 	case "LeakyRelu":
 		kernels.LeakyReluBackward(k.alpha, ins[0], gout, gin)
 	case "Sigmoid":
@@ -192,21 +235,63 @@ func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 
 // binary is Add, Sub, Mul, Div or Pow with numpy broadcasting.
 type binary[T float] struct {
-	op     string
-	sa, sb []int
+	op          string
+	sa, sb, out []int
 }
 
 func newBinary[T float](c *opContext) (*opKernels[T], error) {
+	if c.fuseSiLU {
+		return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: kernels.Unary{Op: kernels.SiLU}}}, data: []int{0}}, nil
+	}
+	if c.fuseGelu {
+		return &opKernels[T]{outputs: []kernel[T]{&unary[T]{u: kernels.Unary{Op: kernels.Gelu}}}, data: []int{0}}, nil
+	}
 	if _, err := kernels.BroadcastShape(c.in[0], c.in[1]); err != nil {
 		return nil, c.errorf("A %v and B %v do not broadcast: %v", c.in[0], c.in[1], err)
 	}
-	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1]}
+	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1], out: c.out[0]}
 	// Pow's exponent may be an integer tensor; a constant one is used as floats.
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
 	if k.op == "Pow" {
 		ks.castInts = []int{1}
 	}
 	return ks, nil
+}
+
+// backwardReads: the gradients of a sum or a difference read neither operand, those of
+// a product the other operand, Div's and Pow's more.
+func (k *binary[T]) backwardReads(i int) reads {
+	switch {
+	case k.op == "Add" || k.op == "Sub":
+		return reads{}
+	case k.op == "Mul" || k.op == "Div" && i == 0:
+		return readsIn(1 - i)
+	}
+	return readsIn(0, 1)
+}
+
+// overwritesGrad: the kernels' backward functions write every element.
+func (k *binary[T]) overwritesGrad() bool { return true }
+
+// inPlace: the kernels allow the output over an operand of the output's shape.
+func (k *binary[T]) inPlace() int {
+	switch {
+	case slices.Equal(k.sa, k.out):
+		return 0
+	case slices.Equal(k.sb, k.out):
+		return 1
+	}
+	return -1
+}
+
+// gradInPlace: the gradient of an operand of the output's shape is element-wise in
+// gout for Add, Sub, Mul and Div's first operand (the kernels allow the alias).
+func (k *binary[T]) gradInPlace(i int) bool {
+	s := k.sa
+	if i == 1 {
+		s = k.sb
+	}
+	return slices.Equal(s, k.out) && (k.op == "Add" || k.op == "Sub" || k.op == "Mul" || k.op == "Div" && i == 0)
 }
 
 func (k *binary[T]) forward(ins [][]T, out []T) error {
@@ -279,6 +364,8 @@ func (k *where[T]) forward(ins [][]T, out []T) error {
 
 // overwritesGrad: ReduceToShape clears its output first.
 func (k *where[T]) overwritesGrad() bool { return true }
+
+func (k *where[T]) backwardReads(int) reads { return reads{} }
 
 func (k *where[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	g := make([]T, len(gout))

@@ -60,6 +60,14 @@ func (g *gemm[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: each product's gradient reads the other factor; C's reads neither.
+func (g *gemm[T]) backwardReads(i int) reads {
+	if i < 2 {
+		return readsIn(1 - i)
+	}
+	return reads{}
+}
+
 func (g *gemm[T]) backward(i int, ins [][]T, out, dy, gin []T) error {
 	switch i {
 	case 0:

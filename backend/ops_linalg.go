@@ -25,6 +25,9 @@ func (k *matMul[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: each factor's gradient reads the other factor.
+func (k *matMul[T]) backwardReads(i int) reads { return readsIn(1 - i) }
+
 func (k *matMul[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	if i == 0 {
 		kernels.MatMulBackwardA(k.sa, ins[0], k.sb, ins[1], gout, gin)
@@ -66,6 +69,8 @@ func (k *transpose[T]) forward(ins [][]T, out []T) error {
 	kernels.Transpose(k.shape, k.perm, ins[0], out)
 	return nil
 }
+
+func (k *transpose[T]) backwardReads(int) reads { return reads{} }
 
 func (k *transpose[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.TransposeBackward(k.shape, k.perm, gout, gin)

@@ -29,6 +29,11 @@ type batchNorm[T float] struct {
 	// buffers updated in place.
 	updateRunning bool
 	mean, invStd  []T
+	// sumDy and sumDyXhat are the per-channel sums the three gradients share in
+	// training (kernels.BatchNormTrainBackwardSums), computed by the first of them after
+	// each forward pass (haveSums).
+	sumDy, sumDyXhat []float64
+	haveSums         bool
 }
 
 func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
@@ -57,6 +62,8 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		updateRunning: programTraining,
 		mean:          make([]T, p.C),
 		invStd:        make([]T, p.C),
+		sumDy:         make([]float64, p.C),
+		sumDyXhat:     make([]float64, p.C),
 	}
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
@@ -69,6 +76,7 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 }
 
 func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
+	k.haveSums = false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	if !k.training {
 		kernels.BatchNormInference(k.p, x, scale, bias, mean, variance, out)
@@ -82,19 +90,54 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: in training the data gradient reads X and the scale, the scale's
+// gradient X (with the batch statistics the kernel keeps); in inference the data
+// gradient reads the scale and the running variance, the scale's X and both running
+// statistics; the shift's gradient reads none.
+func (k *batchNorm[T]) backwardReads(i int) reads {
+	switch {
+	case i == 2:
+		return reads{}
+	case k.training && i == 0:
+		return readsIn(0, 1)
+	case k.training:
+		return readsIn(0)
+	case i == 0:
+		return readsIn(1, 4)
+	}
+	return readsIn(0, 3, 4)
+}
+
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
 	switch {
-	case i == 2:
+	case !k.training && i == 2:
 		kernels.BatchNormBackwardBias(k.p, gout, gin)
 	case !k.training && i == 0:
 		kernels.BatchNormInferenceBackwardData(k.p, scale, variance, gout, gin)
 	case !k.training && i == 1:
 		kernels.BatchNormInferenceBackwardScale(k.p, x, mean, variance, gout, gin)
-	case i == 0:
-		kernels.BatchNormTrainBackwardData(k.p, x, scale, k.mean, k.invStd, gout, gin)
-	case i == 1:
-		kernels.BatchNormTrainBackwardScale(k.p, x, k.mean, k.invStd, gout, gin)
+	case i == 2 && !k.haveSums:
+		// The shift's gradient alone (it reads no X).
+		kernels.BatchNormBackwardBias(k.p, gout, gin)
+	case i == 2:
+		for c, v := range k.sumDy {
+			gin[c] = T(v)
+		}
+	default:
+		// The data and the scale's gradients (which run before the shift's): the first
+		// computes the sums both need, and the shift's.
+		if !k.haveSums {
+			kernels.BatchNormTrainBackwardSums(k.p, x, k.mean, k.invStd, gout, k.sumDy, k.sumDyXhat)
+			k.haveSums = true
+		}
+		if i == 0 {
+			kernels.BatchNormTrainBackwardDataSums(k.p, x, scale, k.mean, k.invStd, k.sumDy, k.sumDyXhat, gout, gin)
+		} else {
+			for c, v := range k.sumDyXhat {
+				gin[c] = T(v)
+			}
+		}
 	}
 	return nil
 }
@@ -131,6 +174,8 @@ func (k *runningStat[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *runningStat[T]) backwardReads(int) reads { return reads{} }
 
 func (k *runningStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }
 
@@ -182,6 +227,18 @@ func (k *layerNorm[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: the three gradients overwrite their outputs.
 func (k *layerNorm[T]) overwritesGrad() bool { return true }
 
+// backwardReads: the data gradient reads X and the scale, the scale's X (with the
+// statistics the kernel keeps), the shift's neither.
+func (k *layerNorm[T]) backwardReads(i int) reads {
+	switch i {
+	case 0:
+		return readsIn(0, 1)
+	case 1:
+		return readsIn(0)
+	}
+	return reads{}
+}
+
 func (k *layerNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	switch i {
 	case 0:
@@ -218,5 +275,7 @@ func (k *layerNormStat[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (k *layerNormStat[T]) backwardReads(int) reads { return reads{} }
 
 func (k *layerNormStat[T]) backward(int, [][]T, []T, []T, []T) error { return nil }

@@ -117,6 +117,8 @@ func (k *pad[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+func (k *pad[T]) backwardReads(int) reads { return reads{} }
+
 func (k *pad[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	clear(gin)
 	k.walk(func(i, o int) {

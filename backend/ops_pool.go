@@ -12,11 +12,11 @@ func init() {
 	register("GlobalMaxPool", newGlobalPool[float32], newGlobalPool[float64])
 }
 
-// maxPool keeps the position of each window's maximum from the forward pass for the
-// backward one.
+// maxPool finds the position of each window's maximum again in its input in the
+// backward pass (kernels.MaxPool2DBackward): a training step keeps nothing for
+// it where it keeps its input anyway, a Relu's output.
 type maxPool[T float] struct {
-	p      kernels.Pool2DParams
-	argmax []int32
+	p kernels.Pool2DParams
 }
 
 type avgPool[T float] struct{ p kernels.Pool2DParams }
@@ -44,21 +44,24 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 	}
 	var k kernel[T] = &avgPool[T]{p: p}
 	if c.node.OpType == "MaxPool" {
-		k = &maxPool[T]{p: p, argmax: make([]int32, p.N*p.C*p.OutH*p.OutW)}
+		k = &maxPool[T]{p: p}
 	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *maxPool[T]) forward(ins [][]T, out []T) error {
-	kernels.MaxPool2DForward(k.p, ins[0], out, k.argmax)
+	kernels.MaxPool2DForward(k.p, ins[0], out, nil)
 	return nil
 }
 
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
 
+// backwardReads: the input, where the gradient finds the maxima.
+func (k *maxPool[T]) backwardReads(int) reads { return readsIn(0) }
+
 func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
-	kernels.MaxPool2DBackward(k.p, gout, k.argmax, gin)
+	kernels.MaxPool2DBackward(k.p, ins[0], gout, gin)
 	return nil
 }
 
@@ -66,6 +69,8 @@ func (k *avgPool[T]) forward(ins [][]T, out []T) error {
 	kernels.AvgPool2DForward(k.p, ins[0], out)
 	return nil
 }
+
+func (k *avgPool[T]) backwardReads(int) reads { return reads{} }
 
 func (k *avgPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.AvgPool2DBackward(k.p, gout, gin)
@@ -85,9 +90,6 @@ func newGlobalPool[T float](c *opContext) (*opKernels[T], error) {
 		return nil, c.errorf("input of rank %d: want [N C spatial...]", len(x))
 	}
 	k := &globalPool[T]{n: x[0], c: x[1], hw: numElements(x[2:]), max: c.node.OpType == "GlobalMaxPool"}
-	if k.max {
-		k.argmax = make([]int32, k.n*k.c)
-	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
@@ -99,6 +101,18 @@ func (k *globalPool[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+// savedLen: a global max pooling keeps the position of each maximum.
+func (k *globalPool[T]) savedLen() int {
+	if !k.max {
+		return 0
+	}
+	return int32Len[T](k.n * k.c)
+}
+
+func (k *globalPool[T]) setSaved(s []T) { k.argmax = int32sIn(s, k.n*k.c) }
+
+func (k *globalPool[T]) backwardReads(int) reads { return reads{} }
 
 func (k *globalPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	if k.max {

@@ -47,6 +47,15 @@ func (k *reduce[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: the reductions' backward functions write every element.
 func (k *reduce[T]) overwritesGrad() bool { return true }
 
+// backwardReads: ReduceMax's gradient finds the maxima again (X and the output); the
+// others read nothing.
+func (k *reduce[T]) backwardReads(int) reads {
+	if k.op == "ReduceMax" {
+		return reads{in: []int{0}, out: true}
+	}
+	return reads{}
+}
+
 func (k *reduce[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	switch k.op {
 	case "ReduceSum":

@@ -38,6 +38,11 @@ func (copyKernel[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	return nil
 }
 
+func (copyKernel[T]) backwardReads(int) reads { return reads{} }
+func (copyKernel[T]) overwritesGrad() bool    { return true }
+func (copyKernel[T]) inPlace() int            { return 0 }
+func (copyKernel[T]) gradInPlace(int) bool    { return true }
+
 func newCopy[T float](c *opContext) (*opKernels[T], error) {
 	if c.in[0] == nil || c.out[0] == nil {
 		return nil, c.errorf("shapes unknown")
@@ -66,6 +71,7 @@ func newFoldedOnly[T float](c *opContext) (*opKernels[T], error) {
 type dropout[T float] struct {
 	c     *opContext
 	ratio float64
+	n     int
 	mask  []T
 }
 
@@ -95,13 +101,15 @@ func newDropout[T float](c *opContext) (*opKernels[T], error) {
 	if !training || ratio == 0 {
 		return &opKernels[T]{outputs: []kernel[T]{copyKernel[T]{}}, data: []int{0}}, nil
 	}
-	return &opKernels[T]{outputs: []kernel[T]{&dropout[T]{c: c, ratio: ratio}}, data: []int{0}}, nil
+	k := &dropout[T]{c: c, ratio: ratio, n: numElements(c.out[0])}
+	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
+// savedLen: the mask, one value per element.
+func (d *dropout[T]) savedLen() int  { return d.n }
+func (d *dropout[T]) setSaved(s []T) { d.mask = s }
+
 func (d *dropout[T]) forward(ins [][]T, out []T) error {
-	if len(d.mask) != len(out) {
-		d.mask = make([]T, len(out))
-	}
 	scale := T(1 / (1 - d.ratio))
 	for i, v := range ins[0] {
 		if d.c.rng.Float64() < d.ratio {
@@ -113,6 +121,12 @@ func (d *dropout[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+// backwardReads: the mask, which the kernel keeps, is all the gradient needs.
+func (d *dropout[T]) backwardReads(int) reads { return reads{} }
+func (d *dropout[T]) overwritesGrad() bool    { return true }
+func (d *dropout[T]) inPlace() int            { return 0 }
+func (d *dropout[T]) gradInPlace(int) bool    { return true }
 
 func (d *dropout[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	for j, g := range gout {
@@ -164,6 +178,8 @@ func (g *gather[T]) forward(ins [][]T, out []T) error {
 	}
 	return nil
 }
+
+func (g *gather[T]) backwardReads(int) reads { return reads{} }
 
 func (g *gather[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	clear(gin)
@@ -218,6 +234,8 @@ func (k *concat[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+func (k *concat[T]) backwardReads(int) reads { return reads{} }
+
 func (k *concat[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	stride := 0
 	offset := 0
@@ -246,6 +264,8 @@ func (k *slice[T]) forward(ins [][]T, out []T) error {
 
 // overwritesGrad: SliceBackward clears the input gradient before scattering.
 func (k *slice[T]) overwritesGrad() bool { return true }
+
+func (k *slice[T]) backwardReads(int) reads { return reads{} }
 
 func (k *slice[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.SliceBackward(k.p, gout, gin)
@@ -307,6 +327,8 @@ func (k *expand[T]) forward(ins [][]T, out []T) error {
 // overwritesGrad: ReduceToShape clears its output first.
 func (k *expand[T]) overwritesGrad() bool { return true }
 
+func (k *expand[T]) backwardReads(int) reads { return reads{} }
+
 func (k *expand[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.ReduceToShape(k.out, gout, k.in, gin)
 	return nil
@@ -330,6 +352,8 @@ func (k *tile[T]) forward(ins [][]T, out []T) error {
 
 // overwritesGrad: TileBackward clears its output first.
 func (k *tile[T]) overwritesGrad() bool { return true }
+
+func (k *tile[T]) backwardReads(int) reads { return reads{} }
 
 func (k *tile[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.TileBackward(k.shape, k.repeats, gout, gin)

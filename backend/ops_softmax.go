@@ -68,6 +68,9 @@ func (k *softmax[T]) forward(ins [][]T, out []T) error {
 	return nil
 }
 
+// backwardReads: both derivatives come from the output.
+func (k *softmax[T]) backwardReads(int) reads { return reads{out: true} }
+
 func (k *softmax[T]) backward(_ int, ins [][]T, y, gy, gx []T) error {
 	k.each(func(idx func(int) int) {
 		var s float64

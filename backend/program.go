@@ -2,11 +2,11 @@ package backend
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 
 	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"toolkit/onnx"
 )
@@ -51,12 +51,16 @@ type Options struct {
 	// have the shapes InputShapes or Batch give. Nothing upstream of From may be needed
 	// by the nodes downstream of it other than through From (see Model.CutPoints).
 	From string
+	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
+	// without the program keeping them as it keeps its outputs: the ones the program
+	// computes are reported, others are ignored.
+	Probes []string
 }
 
-// program is a model built into a gorgonia graph for one set of shapes.
+// program is a model built into a gorgonia graph for one set of shapes, and the steps
+// and memory plan that run it (exec.go, plan.go).
 type program[T float] struct {
 	g        *gorgonia.ExprGraph
-	vm       gorgonia.VM
 	inputs   []*gorgonia.Node
 	inShapes [][]int
 	outputs  []*gorgonia.Node
@@ -71,6 +75,23 @@ type program[T float] struct {
 	// async runs the gradients that go beside the backward pass (asyncGradient); run
 	// waits for them.
 	async *asyncGroup
+	steps []step[T]
+	vals  []value[T]
+	ids   map[*gorgonia.Node]int
+	mem   memPlan
+	arena *arena[T]
+	// probes are the values of Options.Probes the program computes, by value, with
+	// their shapes; probe is told them during runs (nil: not probing).
+	probes map[int]probeInfo
+	probe  func(name string, shape []int, v []T)
+	// trace is told every step's time (nil: not tracing).
+	trace func(StepTime)
+}
+
+// probeInfo is a probed tensor: its name and shape.
+type probeInfo struct {
+	name  string
+	shape []int
 }
 
 // builder holds the state of one program build.
@@ -87,19 +108,41 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
-	async    *asyncGroup
 	// fusedRelu maps a Conv node to the Relu that is its output's only
 	// consumer: the pair is built as one op (the Relu applied as the
 	// convolution stores its output), and the Relu node is skipped.
 	fusedRelu map[*onnx.Node]*onnx.Node
+	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
+	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
+	// for its backward pass, and the Sigmoid node is skipped.
+	fusedSiLU map[*onnx.Node]*onnx.Node
+	// fusedGelu maps the last Mul of Gelu written out (x·0.5·(1+erf(x/√2)), five
+	// nodes) to its input x: the chain is built as one Gelu op, which keeps only x, and
+	// its other nodes are skipped.
+	fusedGelu map[*onnx.Node]string
 	skip      map[*onnx.Node]bool
+}
+
+// trained reports whether the program trains the tensor: a trained parameter, or a
+// tensor computed from one (exporters pass weights through Identity nodes, torch.onnx
+// wherever it merged initializers of equal values: randomly initialised
+// BatchNormalization scales and shifts).
+func (b *builder[T]) trained(name string) bool {
+	if n, ok := b.nodes[name]; ok {
+		return b.needGrad[n]
+	}
+	return b.wrt[name]
 }
 
 // planFusions finds the Conv nodes (of those the program builds) whose output feeds
 // only a Relu and is no output of the program: a Conv+Relu pair computes as one op,
-// with the Relu's output name. The graph itself is not changed.
+// with the Relu's output name. It finds the Sigmoid nodes whose output, no output of
+// the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
+// exporters write it): the pair computes as one op with the Mul's output name. The
+// graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
-	b.fusedRelu, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	b.fusedGelu = map[*onnx.Node]string{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -125,6 +168,104 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
 			b.fusedRelu[n] = r
 			b.skip[r] = true
+		}
+	}
+	sigmoids := map[string]*onnx.Node{} // by output
+	for _, n := range g.Nodes {
+		if needed[n] && n.OpType == "Sigmoid" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
+			sigmoids[n.Outputs[0]] = n
+		}
+	}
+	for _, n := range g.Nodes {
+		if !needed[n] || n.OpType != "Mul" || n.Domain != "" || len(n.Inputs) != 2 || len(n.Outputs) != 1 {
+			continue
+		}
+		for i, in := range n.Inputs {
+			s, ok := sigmoids[in]
+			if ok && uses[in] == 1 && n.Inputs[1-i] == s.Inputs[0] && !b.skip[s] {
+				b.fusedSiLU[n] = s
+				b.skip[s] = true
+				break
+			}
+		}
+	}
+	b.planGelu(needed, uses)
+}
+
+// planGelu finds Gelu as exporters write it out (torch.onnx's F.gelu below opset 20):
+//
+//	d = Div(x, √2); e = Erf(d); a = Add(e, 1); m = Mul(x, a); y = Mul(m, 0.5)
+//
+// (either operand order in Add and the Muls), each intermediate read by the next node
+// alone and no output of the program: the five compute as one op with y's name.
+func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, uses map[string]int) {
+	g := b.m.ir.Graph
+	producer := map[string]*onnx.Node{}
+	for _, n := range g.Nodes {
+		if needed[n] && len(n.Outputs) == 1 && n.Domain == "" {
+			producer[n.Outputs[0]] = n
+		}
+	}
+	// constant reports whether name is a scalar constant within 1e-6 of v (not a
+	// parameter, which training may change).
+	constant := func(name string, v float64) bool {
+		if _, param := b.params[name]; param {
+			return false
+		}
+		k, ok := b.shapes.Consts[name]
+		return ok && k.DataType == onnx.Float && len(k.Floats) == 1 && math.Abs(float64(k.Floats[0])-v) <= 1e-6
+	}
+	// other returns the operand of a two-input node beside the one that is want, "" if
+	// want is neither.
+	other := func(n *onnx.Node, want func(string) bool) (string, string) {
+		if len(n.Inputs) != 2 {
+			return "", ""
+		}
+		if want(n.Inputs[1]) {
+			return n.Inputs[0], n.Inputs[1]
+		}
+		if want(n.Inputs[0]) {
+			return n.Inputs[1], n.Inputs[0]
+		}
+		return "", ""
+	}
+	// single returns the node producing name when only one node reads it.
+	single := func(name, op string) *onnx.Node {
+		p := producer[name]
+		if p == nil || p.OpType != op || uses[name] != 1 || b.skip[p] {
+			return nil
+		}
+		return p
+	}
+	for _, y := range g.Nodes {
+		if !needed[y] || y.OpType != "Mul" || y.Domain != "" || len(y.Outputs) != 1 || b.skip[y] {
+			continue
+		}
+		mName, _ := other(y, func(s string) bool { return constant(s, 0.5) })
+		m := single(mName, "Mul")
+		if m == nil {
+			continue
+		}
+		for i := range 2 {
+			x, aName := m.Inputs[i], m.Inputs[1-i]
+			a := single(aName, "Add")
+			if a == nil {
+				continue
+			}
+			eName, _ := other(a, func(s string) bool { return constant(s, 1) })
+			e := single(eName, "Erf")
+			if e == nil {
+				continue
+			}
+			d := single(e.Inputs[0], "Div")
+			if d == nil || len(d.Inputs) != 2 || d.Inputs[0] != x || !constant(d.Inputs[1], math.Sqrt2) {
+				continue
+			}
+			b.fusedGelu[y] = x
+			for _, n := range []*onnx.Node{d, e, a, m} {
+				b.skip[n] = true
+			}
+			break
 		}
 	}
 }
@@ -208,7 +349,6 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		usedDiff: map[*gorgonia.Node]bool{},
 		wrt:      map[string]bool{},
 		rng:      rand.New(src),
-		async:    new(asyncGroup),
 	}
 	for _, name := range opts.Trainable {
 		if !m.trainable[name] {
@@ -219,7 +359,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		}
 		b.wrt[name] = true
 	}
-	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src, async: b.async}
+	p = &program[T]{g: b.g, consts: map[string]*onnx.Tensor{}, grads: map[string]*gorgonia.Node{}, rngSrc: src, async: new(asyncGroup)}
 	addInput := func(name string, s []int) {
 		n := gorgonia.NewTensor(b.g, dtypeOf[T](), len(s), gorgonia.WithShape(s...), gorgonia.WithName(name))
 		b.nodes[name] = n
@@ -275,9 +415,27 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	if err := b.addLoss(p); err != nil {
 		return nil, err
 	}
-	if len(b.g.AllNodes()) > 0 {
-		p.vm = gorgonia.NewTapeMachine(b.g)
+	keep := append([]*gorgonia.Node(nil), p.outputs...)
+	if p.loss != nil {
+		keep = append(keep, p.loss)
 	}
+	for _, name := range p.gradName {
+		keep = append(keep, p.grads[name])
+	}
+	if a, ok := any(m.arena).(*arena[T]); ok {
+		p.arena = a
+	} else {
+		p.arena = newArena[T]()
+	}
+	if err := p.schedule(keep, params); err != nil {
+		return nil, err
+	}
+	p.findProbes(opts.Probes, b.nodes)
+	if _, ok := any(params).(map[string][]float32); ok && len(opts.Trainable) > 0 {
+		m.trainedWeights(opts.Trainable)
+	}
+	p.rematerialize()
+	p.planMemory()
 	return p, nil
 }
 
@@ -419,15 +577,29 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
 	schema := schemaOf(n)
-	fuseRelu := false
+	fuseRelu, fuseSiLU := false, false
 	if r, ok := b.fusedRelu[n]; ok {
 		// The pair's op writes the Relu's output.
 		fused := *n
 		fused.Outputs = r.Outputs
 		n, fuseRelu = &fused, true
 	}
+	if s, ok := b.fusedSiLU[n]; ok {
+		// The Mul reads x alone.
+		fused := *n
+		fused.Inputs = s.Inputs
+		n, fuseSiLU = &fused, true
+	}
+	fuseGelu := false
+	if x, ok := b.fusedGelu[n]; ok {
+		// The last Mul reads x alone.
+		fused := *n
+		fused.Inputs = []string{x}
+		n, fuseGelu = &fused, true
+	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.wrt[n.Inputs[i]] }, fuseRelu: fuseRelu}
+		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
+		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])
@@ -461,14 +633,20 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 			continue
 		}
 		b.nextID++
+		inNames := make([]string, len(ks.data))
+		for j, i := range ks.data {
+			inNames[j] = n.Inputs[i]
+		}
 		op := &nodeOp[T]{
 			id:       b.nextID,
 			name:     fmt.Sprintf("%s(%s)", n.OpType, n.Name),
+			node:     n.Name,
+			inNames:  inNames,
+			outName:  n.Outputs[o],
 			inShapes: inShapes,
 			outShape: c.out[o],
 			k:        k,
 			diff:     diff,
-			async:    b.async,
 		}
 		if !ks.allOutputs || len(ks.outputs) == 1 {
 			// Outputs that each send a gradient to the same input cannot share its buffer.
@@ -528,7 +706,7 @@ func (b *builder[T]) addLoss(p *program[T]) error {
 		return fmt.Errorf("unknown loss %d", b.opts.Loss)
 	}
 	b.nextID++
-	op := &nodeOp[T]{id: b.nextID, name: "loss", inShapes: [][]int{shape, shape}, outShape: nil, k: k, diff: []bool{b.needGrad[out], false}}
+	op := &nodeOp[T]{id: b.nextID, name: "loss", node: "loss", inNames: []string{p.outNames[0], "target"}, outName: "loss", inShapes: [][]int{shape, shape}, outShape: nil, k: k, diff: []bool{b.needGrad[out], false}}
 	loss, err := gorgonia.ApplyOp(op, out, p.target)
 	if err != nil {
 		return fmt.Errorf("building the loss: %w", err)
@@ -567,60 +745,24 @@ func (b *builder[T]) addLoss(p *program[T]) error {
 	return nil
 }
 
-// run feeds the inputs (and the loss target, if the program has a loss) and runs the
-// graph once.
-func (p *program[T]) run(inputs [][]T, target []T) (err error) {
-	if len(inputs) != len(p.inputs) {
-		return fmt.Errorf("got %d inputs, the program takes %d", len(inputs), len(p.inputs))
-	}
-	for i, n := range p.inputs {
-		if want := numElements(p.inShapes[i]); len(inputs[i]) != want {
-			return fmt.Errorf("input %q: got %d values, want %d for shape %v", n.Name(), len(inputs[i]), want, p.inShapes[i])
-		}
-		if err := gorgonia.Let(n, tensor.New(tensor.WithShape(p.inShapes[i]...), tensor.WithBacking(inputs[i]))); err != nil {
-			return fmt.Errorf("input %q: %w", n.Name(), err)
-		}
-	}
-	if p.target != nil {
-		shape := []int(p.target.Shape())
-		if len(target) != numElements(shape) {
-			return fmt.Errorf("loss target: got %d values, want %d for shape %v", len(target), numElements(shape), shape)
-		}
-		if err := gorgonia.Let(p.target, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(target))); err != nil {
-			return fmt.Errorf("loss target: %w", err)
-		}
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("running the program: %v", r)
-		}
-	}()
-	if p.vm == nil {
-		return nil // everything is constant
-	}
-	p.vm.Reset()
-	err = p.vm.RunAll()
-	// The asynchronous gradients write into buffers the caller reads: every way out
-	// waits for them.
-	if aerr := p.async.wait(); err == nil && aerr != nil {
-		err = aerr
-	}
-	if err != nil {
-		return fmt.Errorf("running the program: %w", err)
-	}
-	return nil
-}
-
-func nodeData[T float](n *gorgonia.Node) []T {
-	s, err := sliceOf[T](n.Value())
-	if err != nil {
+// data returns the values of a node the caller reads after a run.
+func (p *program[T]) data(n *gorgonia.Node) []T {
+	id, ok := p.ids[n]
+	if !ok {
 		return nil
 	}
-	return s
+	v := p.vals[id]
+	if v.kind == valArena {
+		if len(p.arena.buf) < v.off+v.size {
+			return nil // not run yet
+		}
+		return p.arena.buf[v.off : v.off+v.size : v.off+v.size]
+	}
+	return v.data
 }
 
 // output returns output i's values after run.
-func (p *program[T]) output(i int) []T { return nodeData[T](p.outputs[i]) }
+func (p *program[T]) output(i int) []T { return p.data(p.outputs[i]) }
 
 // grad returns the gradient of a trainable parameter or input after run.
 func (p *program[T]) grad(name string) []T {
@@ -628,11 +770,11 @@ func (p *program[T]) grad(name string) []T {
 	if !ok {
 		return nil
 	}
-	return nodeData[T](n)
+	return p.data(n)
 }
 
 func (p *program[T]) lossValue() float64 {
-	s := nodeData[T](p.loss)
+	s := p.data(p.loss)
 	if len(s) == 0 {
 		return 0
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
 
@@ -23,11 +24,22 @@ type opContext struct {
 	// batch statistics and updates its running averages.
 	training bool
 	rng      *rand.Rand
-	// trained reports whether input i is a parameter this program trains.
+	// trained reports whether input i is a parameter this program trains, or computed
+	// from one.
 	trained func(i int) bool
 	// fuseRelu asks for the node's output to go through a Relu (a Conv
 	// whose only consumer is a Relu, built as one op; see planFusions).
 	fuseRelu bool
+	// filterCache returns the cache of what the kernels derive from the weights of that
+	// name alone (a convolution's transformed filters), which the model's programs share
+	// (they run one at a time, and the cache checks the weights at every call).
+	filterCache func(weight string) *kernels.FilterCache
+	// fuseSiLU asks a Mul node, given its input x alone, for x·σ(x) (a Sigmoid and the
+	// Mul that is its only consumer, built as one op; see planFusions).
+	fuseSiLU bool
+	// fuseGelu asks a Mul node, given the input x of Gelu written out, for Gelu(x)
+	// (planGelu).
+	fuseGelu bool
 }
 
 // has reports whether optional input i is present.

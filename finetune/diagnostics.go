@@ -178,53 +178,38 @@ func (d *diagnostics) sample(t *Trainer) (diagnose.Step, error) {
 // deadUnits counts, per probe, the units that no example of the step's batch activated
 // and the units, over every rank's share of the batch (a unit is dead when it is on
 // every rank); a probe before the program's start (the feature cache's cut) counts none.
+// Every rank adds the same layout, a flag that it computed the probe and the probe's
+// units, so that a rank without examples takes part as it is.
 func (d *diagnostics) deadUnits(t *Trainer, r *stepResult) ([][2]int, error) {
-	prog := r.prog
-	if prog == nil { // this rank had no example: the program's outputs by name and shape
-		from := ""
-		if t.cache.cut != nil {
-			from = t.cache.cut.Tensor
-		}
-		var err error
-		if prog, err = t.programFrom(1, true, from); err != nil {
-			return nil, err
-		}
-	}
-	names := prog.OutputNames()
-	var alive []float32
-	units := make([]int, len(d.probes))
-	for i, p := range d.probes {
-		// By name: a program that starts at the feature cache's cut has only the
-		// probes after it, at other positions.
-		o := slices.Index(names, p.Tensor)
-		if o < 0 {
+	var buf []float32
+	for _, p := range d.probes {
+		flags, ok := r.alive[p.Tensor]
+		if !ok || len(flags) != p.Units {
+			buf = append(buf, 0)
+			buf = append(buf, make([]float32, p.Units)...)
 			continue
 		}
-		shape := prog.OutputShape(o)
-		if len(shape) < 2 {
-			continue
-		}
-		flags := make([]float32, shape[1])
-		if r.prog != nil && !aliveUnits(flags, r.prog.Output(o), shape) {
-			continue
-		}
-		units[i] = len(flags)
-		alive = append(alive, flags...)
+		buf = append(buf, 1)
+		buf = append(buf, flags...)
 	}
 	if t.comm.Size() > 1 {
-		if err := t.comm.AllreduceFloat32(alive); err != nil {
+		if err := t.comm.AllreduceFloat32(buf); err != nil {
 			return nil, err
 		}
 	}
 	out := make([][2]int, len(d.probes))
-	for i, n := range units {
-		for _, a := range alive[:n] {
+	for i, p := range d.probes {
+		computed, flags := buf[0], buf[1:1+p.Units]
+		buf = buf[1+p.Units:]
+		if computed == 0 {
+			continue
+		}
+		for _, a := range flags {
 			if a == 0 {
 				out[i][0]++
 			}
 		}
-		out[i][1] = n
-		alive = alive[n:]
+		out[i][1] = p.Units
 	}
 	return out, nil
 }

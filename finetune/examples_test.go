@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"toolkit/finetune/schedule"
+	"toolkit/onnx"
 )
 
 // loadExample reads examples/NAME/config.yaml with its run folder in a temporary folder.
@@ -281,5 +282,53 @@ func TestDeadUnits(t *testing.T) {
 	alive = make([]float32, 2)
 	if !aliveUnits(alive, []float32{0, 1, 0, 0}, []int{2, 2}) || !slices.Equal(alive, []float32{0, 1}) {
 		t.Errorf("aliveUnits of [N F]: %v, want [0 1]", alive)
+	}
+}
+
+// TestSampledStepsProbeEveryReLU checks that the diagnostics' sampled steps count the
+// dead units of every ReLU the training program computes (the probes, which the backend
+// reports as it computes them): an entry per probe, as many units as the ReLU output has
+// channels (shape inference on the model), and no count on the other steps.
+func TestSampledStepsProbeEveryReLU(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stages = cfg.Stages[:1]
+	var sampled, plain int
+	check := Hook{Name: "check", Step: func(t2 *Trainer, info *StepInfo) error {
+		r := t2.last
+		if r.alive == nil {
+			plain++
+			return nil
+		}
+		sampled++
+		in := cfg.Model.Input
+		shapes, err := onnx.InferShapes(t2.model.IR(), map[string][]int64{t2.model.Inputs()[0].Name: {int64(r.N), int64(in.Channels), int64(in.Height), int64(in.Width)}})
+		if err != nil {
+			return err
+		}
+		if len(t2.diag.probes) == 0 {
+			t.Fatal("the model has no ReLU probes")
+		}
+		dead, err := t2.diag.deadUnits(t2, r)
+		if err != nil {
+			return err
+		}
+		for i, p := range t2.diag.probes {
+			flags, ok := r.alive[p.Tensor]
+			want := int(shapes.Dims[p.Tensor][1])
+			if !ok || len(flags) != want || dead[i][1] != want || dead[i][0] < 0 || dead[i][0] > want {
+				t.Errorf("step %d: probe %s: %d flags (%v), counted %v, want %d units", info.Step, p.Tensor, len(flags), ok, dead[i], want)
+			}
+		}
+		return nil
+	}}
+	tr, err := New(cfg, WithHooks(check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sampled == 0 || plain == 0 {
+		t.Errorf("%d sampled steps and %d others: want both", sampled, plain)
 	}
 }

@@ -41,5 +41,5 @@ func (t *Trainer) SaveModel(path string) error {
 // liveModel is the model as SaveModel writes it, sharing the live weights instead of
 // copying them: to be written before they change.
 func (t *Trainer) liveModel() (*onnx.Model, error) {
-	return t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
+	return t.exportModel(t.model.ExportShared())
 }

@@ -57,12 +57,11 @@ type Notice struct {
 // version of each group's weights, raised by every update of them (bump) and by
 // anything else that changes them (invalidate).
 type featureCache struct {
-	model   *backend.Model
-	outputs int // the model's own graph outputs; the ReLU probes follow them
-	groups  []Group
-	data    *Data
-	cfg     DataConfig
-	input   InputConfig
+	model  *backend.Model
+	groups []Group
+	data   *Data
+	cfg    DataConfig
+	input  InputConfig
 	// off turns the cache off: data.feature_cache: off, or an lr-find sweep.
 	off bool
 	// cuts are the model's cut points (found once), cut the current epoch's (nil: the
@@ -73,8 +72,8 @@ type featureCache struct {
 	versions   map[string]int
 }
 
-func newFeatureCache(model *backend.Model, outputs int, groups []Group, data *Data, cfg Config) *featureCache {
-	return &featureCache{model: model, outputs: outputs, groups: groups, data: data, cfg: cfg.Data, input: cfg.Model.Input,
+func newFeatureCache(model *backend.Model, groups []Group, data *Data, cfg Config) *featureCache {
+	return &featureCache{model: model, groups: groups, data: data, cfg: cfg.Data, input: cfg.Model.Input,
 		off: cfg.Data.FeatureCache == "off", versions: map[string]int{}}
 }
 
@@ -104,12 +103,6 @@ func (c *featureCache) invalidate() {
 	}
 }
 
-// graph returns the model's graph with only its own outputs (no ReLU probes), whose
-// cut points the cache can use.
-func (c *featureCache) graph() *onnx.Model {
-	return withoutProbes(c.model.IR(), c.outputs)
-}
-
 // epochCut decides whether the epoch trains from cached activations: it returns the cut
 // (nil for none) and, when there is a frozen part that cannot be cached, why.
 func (c *featureCache) plan(trained []string) (*cacheCut, string) {
@@ -117,9 +110,9 @@ func (c *featureCache) plan(trained []string) (*cacheCut, string) {
 		return nil, ""
 	}
 	if c.cuts == nil {
-		c.cuts = onnx.CutPoints(c.graph())
+		c.cuts = onnx.CutPoints(c.model.IR())
 	}
-	ir := c.graph()
+	ir := c.model.IR()
 	isTrained := map[string]bool{}
 	for _, p := range trained {
 		isTrained[p] = true
@@ -282,7 +275,7 @@ func (fc *cachedSet) batches(order []int, from, size int, examples dataset.Examp
 }
 
 // suffixOutputs lists the program outputs computable from a cut: the model's outputs
-// (its logits and ReLU probes) that the frozen part does not compute.
+// that the frozen part does not compute.
 func (c *featureCache) suffixOutputs(cut string) []string {
 	ir := c.model.IR()
 	var p *onnx.CutPoint

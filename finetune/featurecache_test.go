@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -23,10 +24,16 @@ func cacheConfig(t *testing.T) Config {
 	return cfg
 }
 
+// notices returns the feature cache's notices in the trainer's log.
 func notices(tr *Trainer) []Notice {
+	return noticesOf(tr, "feature_cache")
+}
+
+// noticesOf returns the notices in the trainer's log whose kind starts with kind.
+func noticesOf(tr *Trainer, kind string) []Notice {
 	var out []Notice
 	for _, r := range tr.Log() {
-		if r.Notice != nil {
+		if r.Notice != nil && strings.HasPrefix(r.Notice.Notice, kind) {
 			out = append(out, *r.Notice)
 		}
 	}
@@ -114,6 +121,30 @@ func TestFeatureCacheOffWithAugmentation(t *testing.T) {
 	ns := notices(tr)
 	if len(ns) != 1 || ns[0].Notice != "feature_cache_off" || !strings.Contains(ns[0].Message, "data.augment (hflip) changes the images every epoch") {
 		t.Errorf("notices %+v: want one feature_cache_off naming data.augment", ns)
+	}
+}
+
+// TestMemoryNotice checks that each stage says, before its first step, the memory it
+// plans at the recipe's batch size, once.
+func TestMemoryNotice(t *testing.T) {
+	cfg := testConfig(t)
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ns := noticesOf(tr, "memory")
+	if len(ns) != len(cfg.Stages) {
+		t.Fatalf("memory notices %+v: want one for each of the %d stages", ns, len(cfg.Stages))
+	}
+	for i, n := range ns {
+		const want = "memory: planned peak "
+		batch := fmt.Sprintf(" at batch %d (activations and gradients ", cfg.Data.BatchSize)
+		if n.Stage != cfg.Stages[i].Name || !strings.HasPrefix(n.Message, want) || !strings.Contains(n.Message, batch) {
+			t.Errorf("notice %+v: want stage %s's planned peak at batch %d", n, cfg.Stages[i].Name, cfg.Data.BatchSize)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"toolkit/backend/kernels"
 	"toolkit/finetune/schedule"
 	"toolkit/onnx"
 )
@@ -99,8 +100,23 @@ func (c *cancelAfter) hook() Hook {
 	}}
 }
 
+// TestResumeEndsWithTheSameWeights interrupts a run twice and resumes it: the same
+// weights and history as the uninterrupted run, bit for bit, in float32 and with the
+// bfloat16 products (where the CPU has them).
 func TestResumeEndsWithTheSameWeights(t *testing.T) {
+	for _, p := range []string{"float32", "bf16"} {
+		t.Run(p, func(t *testing.T) {
+			if p == "bf16" && kernels.BF16Available() != nil {
+				t.Skip(kernels.BF16Available())
+			}
+			testResumeEndsWithTheSameWeights(t, p)
+		})
+	}
+}
+
+func testResumeEndsWithTheSameWeights(t *testing.T, precision string) {
 	cfg := testConfig(t)
+	cfg.Precision = precision
 	cfg.Stages[1].Gradual = true
 	cfg.Optimizer.ClipNorm = 1
 	cfg.Loss.LabelSmoothing = 0.1

@@ -83,6 +83,11 @@ type Result struct {
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
 // (through the hooks) and returns ErrInterrupted.
 func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
+	restore, err := usePrecision(t.cfg.Precision)
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	// A checkpoint still syncing in the background is waited for on every way out.
 	defer func() {
 		if werr := t.ckpt.Wait(); werr != nil && err == nil {
@@ -356,11 +361,21 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
 	}
+	if training && t.diag.enabled() {
+		for _, p := range t.diag.probes {
+			opts.Probes = append(opts.Probes, p.Tensor)
+		}
+	}
 	p, err := t.model.Program(opts)
 	if err != nil {
 		return nil, err
 	}
 	cache[key] = p
+	if lo, hi := t.shard().Bounds(t.cfg.Data.BatchSize); training && batch == hi-lo {
+		if err := t.memoryNotice(p, batch); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

@@ -4,44 +4,41 @@ import (
 	"toolkit/onnx"
 )
 
-// probe is a ReLU whose output the training program also returns, so that diagnostics
-// can count its dead units: output Output of the programs, owned by the layer group of
-// the parameter Param that feeds it.
+// probe is a ReLU whose output the training programs report on the diagnostics'
+// sampled steps (backend.Options.Probes), so that diagnostics can count its dead units;
+// it is owned by the layer group of the parameter Param that feeds it, and has Units
+// units (channels of an [N C ...] activation, features of [N F]).
 type probe struct {
 	Tensor string
 	Param  string
-	Output int
 	Group  string
+	Units  int
 }
 
-// withProbes returns the model with the output of every Relu node added to the graph's
-// outputs (after the real ones, which keep their positions), and the probes. A ReLU
-// belongs to the parameter found by walking up from its input through single-input
-// nodes to the first node with a float initializer input (the Conv, Gemm or
-// BatchNormalization that feeds it).
-func withProbes(m *onnx.Model) (*onnx.Model, []probe) {
+// findProbes returns the model's probes: the output of every Relu node whose shape for
+// one image of input (the model's first input) is known. A ReLU belongs to the
+// parameter found by walking up from its input through single-input nodes to the first
+// node with a float initializer input (the Conv, Gemm or BatchNormalization that feeds
+// it).
+func findProbes(m *onnx.Model, input string, dims []int64) []probe {
 	g := m.Graph
+	shapes, err := onnx.InferShapes(m, map[string][]int64{input: dims})
+	if err != nil {
+		return nil // the program's build reports what the shapes lack
+	}
 	var probes []probe
-	outputs := append([]*onnx.ValueInfo(nil), g.Outputs...)
 	for _, n := range g.Nodes {
 		if n.OpType != "Relu" || len(n.Inputs) == 0 || len(n.Outputs) == 0 {
 			continue
 		}
 		param := feedingParam(g, n.Inputs[0])
-		if param == "" {
+		shape := shapes.Dims[n.Outputs[0]]
+		if param == "" || len(shape) < 2 {
 			continue
 		}
-		probes = append(probes, probe{Tensor: n.Outputs[0], Param: param, Output: len(outputs)})
-		outputs = append(outputs, &onnx.ValueInfo{Name: n.Outputs[0], ElemType: onnx.Float})
+		probes = append(probes, probe{Tensor: n.Outputs[0], Param: param, Units: int(shape[1])})
 	}
-	if len(probes) == 0 {
-		return m, nil
-	}
-	out := *m
-	gc := *g
-	gc.Outputs = outputs
-	out.Graph = &gc
-	return &out, probes
+	return probes
 }
 
 // feedingParam walks up from tensor to the first node with a float initializer input.
@@ -70,19 +67,6 @@ func feedingParam(g *onnx.Graph, tensor string) string {
 		tensor = next[0]
 	}
 	return ""
-}
-
-// withoutProbes returns an exported model with the graph outputs the model had before
-// withProbes.
-func withoutProbes(m *onnx.Model, outputs int) *onnx.Model {
-	if len(m.Graph.Outputs) == outputs {
-		return m
-	}
-	out := *m
-	g := *m.Graph
-	g.Outputs = g.Outputs[:outputs]
-	out.Graph = &g
-	return &out
 }
 
 // aliveUnits marks, in alive, the units (channels of an [N C ...] activation, features

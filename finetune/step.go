@@ -22,6 +22,9 @@ type stepResult struct {
 	// Predicted counts the batch's predictions per class.
 	Predicted []int
 	prog      *backend.Program
+	// alive marks, on a sampled step, the units of each ReLU probe the program computed
+	// that some example of this rank's share activated.
+	alive map[string][]float32
 	// Update is the step's optimizer update: per trained group, the gradient norm
 	// (before clipping) and the learning rate.
 	Update  *Update
@@ -84,7 +87,19 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		if b.Mix != nil {
 			targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
 		}
-		if err := prog.Run([][]float32{b.Images}, targets); err != nil {
+		if t.diag.measureAt() { // a sampled step: the diagnostics count the ReLUs' dead units
+			r.alive = map[string][]float32{}
+			prog.Probe(func(name string, shape []int, v []float32) {
+				if len(shape) >= 2 {
+					if flags := make([]float32, shape[1]); aliveUnits(flags, v, shape) {
+						r.alive[name] = flags
+					}
+				}
+			})
+		}
+		err = prog.Run([][]float32{b.Images}, targets)
+		prog.Probe(nil)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
 		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"toolkit/backend"
+	"toolkit/backend/kernels"
 	"toolkit/dataset"
 	"toolkit/distrib"
 	"toolkit/finetune/optim"
@@ -33,8 +34,6 @@ type Trainer struct {
 	hooks     []Hook
 	stopStage bool
 	diag      *diagnostics
-	// outputs is the number of graph outputs of the model; the ReLU probes follow them.
-	outputs int
 	// last is the last step's result.
 	last *stepResult
 	// ckpt writes the checkpoints.
@@ -137,17 +136,23 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, fmt.Errorf("WithHooks: a hook needs a Name")
 		}
 	}
+	if cfg.Precision == "bf16" {
+		if err := kernels.BF16Available(); err != nil {
+			return nil, fmt.Errorf("precision: bf16: %w", err)
+		}
+	}
 	full, err := buildModel(cfg)
 	if err != nil {
 		return nil, err
 	}
-	probed, probes := withProbes(full)
-	// probed is this trainer's own (headbuilder.Append made it): adopt its weights
-	// instead of copying them.
-	model, err := backend.AdoptModel(probed)
+	// full is this trainer's own (headbuilder.Append made it): adopt its weights instead
+	// of copying them.
+	model, err := backend.AdoptModel(full)
 	if err != nil {
 		return nil, fmt.Errorf("model.onnx %s: %w", cfg.Model.ONNX, err)
 	}
+	in := cfg.Model.Input
+	probes := findProbes(full, model.Inputs()[0].Name, []int64{1, int64(in.Channels), int64(in.Height), int64(in.Width)})
 	groups, err := ResolveGroups(cfg.Groups, full, model.TrainableNames(), headbuilder.IsHeadParam)
 	if err != nil {
 		return nil, err
@@ -159,7 +164,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			}
 		}
 	}
-	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
+	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
 		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
@@ -187,7 +192,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	t.cache = newFeatureCache(model, t.outputs, groups, t.data, cfg)
+	t.cache = newFeatureCache(model, groups, t.data, cfg)
 	if t.comm = s.comm; t.comm == nil {
 		t.comm = distrib.Single{}
 	}
@@ -418,14 +423,13 @@ func (t *Trainer) Skipped() []dataset.BadImage {
 	return append([]dataset.BadImage(nil), t.data.Skipped...)
 }
 
-// exportIR returns the model with the given parameter values (nil: the current ones),
-// without the diagnostics' probe outputs.
+// exportIR returns the model with the given parameter values (nil: the current ones).
 func (t *Trainer) exportIR(params map[string][]float32) *onnx.Model {
 	if params == nil {
-		return withoutProbes(t.model.Export(), t.outputs)
+		return t.model.Export()
 	}
 	// The given values replace the exported ones: no need for the copy.
-	m := withoutProbes(t.model.ExportShared(), t.outputs)
+	m := t.model.ExportShared()
 	g := *m.Graph
 	g.Initializers = make([]*onnx.Tensor, len(m.Graph.Initializers))
 	for i, init := range m.Graph.Initializers {

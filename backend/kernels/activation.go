@@ -15,12 +15,18 @@ func need2[T any](name string, a, b []T) {
 
 // ReluForward sets y = max(x, 0) (NaN stays NaN, as in PyTorch). It is
 // branch-free (a branch on the sign mispredicts half the time on real
-// activations, which made it six times slower) and splits large tensors
+// activations, which made it six times slower), in the vector loop of the
+// kernel in use (normLoops) where it has one, and splits large tensors
 // across goroutines.
 func ReluForward[T Float](x, y []T) {
 	need2("ReluForward", x, y)
 	y = y[:len(x)]
+	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
+		if h := l.vecHead(hi - lo); h > 0 {
+			l.relu(h, &as32(x)[lo], &as32(y)[lo])
+			lo += h
+		}
 		ys := y[lo:hi]
 		for i, v := range x[lo:hi] {
 			ys[i] = max(v, 0)
@@ -34,7 +40,12 @@ func ReluForward[T Float](x, y []T) {
 func ReluBackward[T Float](x, dy, dx []T) {
 	need2("ReluBackward", x, dy)
 	need2("ReluBackward", x, dx)
+	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
+		if h := l.vecHead(hi - lo); h > 0 {
+			l.reluBack(h, &as32(x)[lo], &as32(dy)[lo], &as32(dx)[lo])
+			lo += h
+		}
 		if is32[T]() {
 			reluMask32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
 		} else {

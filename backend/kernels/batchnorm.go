@@ -19,41 +19,111 @@ type BatchNormParams struct {
 // XLen is the element count of X and Y.
 func (p BatchNormParams) XLen() int { return p.N * p.C * p.HW }
 
+// normLoops are a kernel's vector loops for the normalisation passes (in its
+// instruction set: gemm_gen_amd64.s); each takes n, a multiple of block, and the
+// functions below pass them whole blocks of each plane (one image's channel) and do
+// the rest in Go. The sums run in float32 in the vector lanes within a plane and in
+// float64 across planes.
+type normLoops struct {
+	block     int
+	sum       func(n int, x *float32) float32                            // Σ x
+	sumSqDev  func(n int, x *float32, mean float32) float32              // Σ (x-mean)²
+	sumDevDot func(n int, x, dy *float32, mean float32, out *[2]float32) // Σ dy, Σ (x-mean)·dy
+	affine    func(n int, a, b float32, x, y *float32)                   // y = a·x + b
+	bnBack    func(n int, a, b, d float32, x, dy, dx *float32)           // dx = a·dy - (b·x + d)
+	clip      func(n int, lo, hi float32, x, y *float32)                 // y = min(max(x, lo), hi), NaN kept
+	clipBack  func(n int, lo, hi float32, y, dy, dx *float32)            // dx = dy where lo < y < hi
+	relu      func(n int, x, y *float32)                                 // y = max(x, 0), NaN kept, +0 for -0
+	reluBack  func(n int, y, dy, dx *float32)                            // dx = dy where y > 0
+}
+
+// normLoopsFor returns the vector loops of the kernel in use for T, or nil (float64,
+// or a kernel without them: the loops below then run in Go).
+func normLoopsFor[T Float]() *normLoops {
+	if k := packedKernel[T](); k != nil {
+		return k.norm
+	}
+	return nil
+}
+
+// vecHead returns how many of the n values the vector loops take (whole blocks).
+func (l *normLoops) vecHead(n int) int {
+	if l == nil {
+		return 0
+	}
+	return n / l.block * l.block
+}
+
 // channelSum is the float64 sum of channel c of s.
 func channelSum[T Float](p BatchNormParams, s []T, c int) float64 {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
 	var t float64
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		t += sum(s[o : o+p.HW])
+		if h > 0 {
+			t += float64(l.sum(h, &as32(s)[o]))
+		}
+		t += sum(s[o+h : o+p.HW])
 	}
 	return t
+}
+
+// channelSqDev is the float64 sum over channel c of (x - mean)².
+func channelSqDev[T Float](p BatchNormParams, x []T, c int, mean float64) float64 {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
+	var t float64
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		if h > 0 {
+			t += float64(l.sumSqDev(h, &as32(x)[o], float32(mean)))
+		}
+		for _, v := range x[o+h : o+p.HW] {
+			d := float64(v) - mean
+			t += d * d
+		}
+	}
+	return t
+}
+
+// channelSumDot returns the float64 sums over channel c of dy and of (x - mean) * dy.
+func channelSumDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) (sumDy, dot float64) {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		if h > 0 {
+			var out [2]float32
+			l.sumDevDot(h, &as32(x)[o], &as32(dy)[o], float32(mean), &out)
+			sumDy += float64(out[0])
+			dot += float64(out[1])
+		}
+		xs, gs := x[o+h:o+p.HW], dy[o+h:o+p.HW]
+		for i, g := range gs {
+			sumDy += float64(g)
+			dot += (float64(xs[i]) - mean) * float64(g)
+		}
+	}
+	return sumDy, dot
 }
 
 // channelDot is the float64 sum over channel c of (x - mean) * dy.
 func channelDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) float64 {
-	var t float64
-	for n := 0; n < p.N; n++ {
-		o := (n*p.C + c) * p.HW
-		xs, gs := x[o:o+p.HW], dy[o:o+p.HW]
-		var s0, s1 float64
-		i := 0
-		for ; i+2 <= len(xs); i += 2 {
-			s0 += (float64(xs[i]) - mean) * float64(gs[i])
-			s1 += (float64(xs[i+1]) - mean) * float64(gs[i+1])
-		}
-		for ; i < len(xs); i++ {
-			s0 += (float64(xs[i]) - mean) * float64(gs[i])
-		}
-		t += s0 + s1
-	}
-	return t
+	_, d := channelSumDot(p, x, dy, c, mean)
+	return d
 }
 
 // channelAffine sets dst = a*src + b over channel c.
 func channelAffine[T Float](p BatchNormParams, src, dst []T, c int, a, b T) {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		ss, ds := src[o:o+p.HW], dst[o:o+p.HW]
+		if h > 0 {
+			l.affine(h, float32(a), float32(b), &as32(src)[o], &as32(dst)[o])
+		}
+		ss, ds := src[o+h:o+p.HW], dst[o+h:o+p.HW]
 		for i, v := range ss {
 			ds[i] = a*v + b
 		}
@@ -165,14 +235,7 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mean := channelSum(p, x, c) / m
-			var ss float64
-			for n := 0; n < p.N; n++ {
-				o := (n*p.C + c) * p.HW
-				for _, v := range x[o : o+p.HW] {
-					d := float64(v) - mean
-					ss += d * d
-				}
-			}
+			ss := channelSqDev(p, x, c, mean)
 			v := ss / m
 			inv := 1 / math.Sqrt(v+p.Epsilon)
 			a := float64(scale[c]) * inv
@@ -203,6 +266,34 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 // with the means taken over each channel. saveMean and saveInvStd are those
 // of the forward pass. dx is overwritten.
 func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
+	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackwardSums(p, x, saveMean, saveInvStd, dy, sumDy, sumDyXhat)
+	BatchNormTrainBackwardDataSums(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx)
+}
+
+// BatchNormTrainBackwardSums computes the two sums over each channel that the three
+// gradients of [BatchNormTrainForward] share, in one pass over x and dy: sumDy[c] = Σ dy
+// (the bias gradient) and sumDyXhat[c] = Σ dy·xhat, xhat = (x - saveMean)·saveInvStd
+// (the scale gradient), in float64.
+func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy []T, sumDy, sumDyXhat []float64) {
+	const name = "BatchNormTrainBackwardSums"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
+			sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
+		}
+	})
+}
+
+// BatchNormTrainBackwardDataSums is [BatchNormTrainBackwardData] given the sums of
+// [BatchNormTrainBackwardSums].
+func BatchNormTrainBackwardDataSums[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T) {
 	const name = "BatchNormTrainBackwardData"
 	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.XLen())
@@ -210,12 +301,16 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 	need(name, "scale", scale, p.C)
 	need(name, "saveMean", saveMean, p.C)
 	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
 	m := float64(p.N * p.HW)
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
-			meanDy := channelSum(p, dy, c) / m
-			meanDyXhat := channelDot(p, x, dy, c, mean) * inv / m
+			meanDy := sumDy[c] / m
+			meanDyXhat := sumDyXhat[c] / m
 			k := float64(scale[c]) * inv
 			// dx = k*dy - k*meanDy - k*inv*meanDyXhat*(x - mean)
 			a := T(k)
@@ -223,7 +318,10 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 			d := T(k*meanDy - k*inv*meanDyXhat*mean)
 			for n := 0; n < p.N; n++ {
 				o := (n*p.C + c) * p.HW
-				xs, gs, ds := x[o:o+p.HW], dy[o:o+p.HW], dx[o:o+p.HW]
+				if h > 0 {
+					l.bnBack(h, float32(a), float32(b), float32(d), &as32(x)[o], &as32(dy)[o], &as32(dx)[o])
+				}
+				xs, gs, ds := x[o+h:o+p.HW], dy[o+h:o+p.HW], dx[o+h:o+p.HW]
 				for i, g := range gs {
 					ds[i] = a*g - b*xs[i] - d
 				}
@@ -236,15 +334,10 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 // dy*xhat with xhat = (x - saveMean)*saveInvStd: the scale gradient of
 // [BatchNormTrainForward]. dscale is overwritten.
 func BatchNormTrainBackwardScale[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy, dscale []T) {
-	const name = "BatchNormTrainBackwardScale"
-	need(name, "x", x, p.XLen())
-	need(name, "dy", dy, p.XLen())
-	need(name, "saveMean", saveMean, p.C)
-	need(name, "saveInvStd", saveInvStd, p.C)
-	need(name, "dscale", dscale, p.C)
-	bnChannels(p, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			dscale[c] = T(channelDot(p, x, dy, c, float64(saveMean[c])) * float64(saveInvStd[c]))
-		}
-	})
+	need("BatchNormTrainBackwardScale", "dscale", dscale, p.C)
+	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackwardSums(p, x, saveMean, saveInvStd, dy, sumDy, sumDyXhat)
+	for c, v := range sumDyXhat {
+		dscale[c] = T(v)
+	}
 }

@@ -98,3 +98,83 @@ func TestBatchNormTraining(t *testing.T) {
 		checkGrad(t, fmt.Sprintf("shape %d training dBias", i), bias, dy, db, fwd)
 	}
 }
+
+// TestBatchNormFloat32EveryImplementation checks the float32 passes (the vector loops of
+// the AVX-512 and AVX2 kernels over whole blocks of each plane, Go for the rest and for
+// the portable kernels) against the float64 kernels, whose arithmetic the tests above
+// check against the definitions: the forward pass (output, saved and running
+// statistics), the training gradients and the inference ones, within float32 rounding,
+// on planes shorter than a block, of whole blocks, and with remainders.
+func TestBatchNormFloat32EveryImplementation(t *testing.T) {
+	shapes := []BatchNormParams{
+		{N: 3, C: 4, HW: 7, Epsilon: 1e-5, Momentum: 0.9},
+		{N: 2, C: 3, HW: 64, Epsilon: 1e-5, Momentum: 0.9},
+		{N: 2, C: 5, HW: 100, Epsilon: 1e-3, Momentum: 0.8},
+		{N: 4, C: 2, HW: 333, Epsilon: 1e-5, Momentum: 0.9},
+	}
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		if normLoopsFor[float32]() != nil {
+			ran++
+		}
+		rng := newRNG(22)
+		for si, p := range shapes {
+			x, dy := randn(rng, p.XLen()), randn(rng, p.XLen())
+			for j := range x {
+				x[j] = 3*x[j] + 1
+			}
+			scale, bias, rm, rv := randn(rng, p.C), randn(rng, p.C), randn(rng, p.C), make([]float64, p.C)
+			for c := range rv {
+				rv[c] = 1 + rng.Float64()
+			}
+			// float64 reference
+			y, mean, inv := make([]float64, p.XLen()), make([]float64, p.C), make([]float64, p.C)
+			rm64, rv64 := append([]float64{}, rm...), append([]float64{}, rv...)
+			BatchNormTrainForward(p, x, scale, bias, y, mean, inv, rm64, rv64)
+			dx, ds, db := make([]float64, p.XLen()), make([]float64, p.C), make([]float64, p.C)
+			BatchNormTrainBackwardData(p, x, scale, mean, inv, dy, dx)
+			BatchNormTrainBackwardScale(p, x, mean, inv, dy, ds)
+			BatchNormBackwardBias(p, dy, db)
+			yi, dxi, dsi := make([]float64, p.XLen()), make([]float64, p.XLen()), make([]float64, p.C)
+			BatchNormInference(p, x, scale, bias, rm, rv, yi)
+			BatchNormInferenceBackwardData(p, scale, rv, dy, dxi)
+			BatchNormInferenceBackwardScale(p, x, rm, rv, dy, dsi)
+			// float32
+			x32, dy32, s32, b32 := to32(x), to32(dy), to32(scale), to32(bias)
+			y32, mean32, inv32 := make([]float32, p.XLen()), make([]float32, p.C), make([]float32, p.C)
+			rm32, rv32 := to32(rm), to32(rv)
+			BatchNormTrainForward(p, x32, s32, b32, y32, mean32, inv32, rm32, rv32)
+			dx32, ds32, db32 := make([]float32, p.XLen()), make([]float32, p.C), make([]float32, p.C)
+			BatchNormTrainBackwardData(p, x32, s32, mean32, inv32, dy32, dx32)
+			BatchNormTrainBackwardScale(p, x32, mean32, inv32, dy32, ds32)
+			BatchNormBackwardBias(p, dy32, db32)
+			yi32, dxi32, dsi32 := make([]float32, p.XLen()), make([]float32, p.XLen()), make([]float32, p.C)
+			BatchNormInference(p, x32, s32, b32, to32(rm), to32(rv), yi32)
+			BatchNormInferenceBackwardData(p, s32, to32(rv), dy32, dxi32)
+			BatchNormInferenceBackwardScale(p, x32, to32(rm), to32(rv), dy32, dsi32)
+			for _, c := range []struct {
+				what      string
+				got, want []float64
+				tol       float64 // relative to the largest |want|
+			}{
+				{"y", to64(y32), y, 1e-5}, {"saved mean", to64(mean32), mean, 1e-5}, {"saved inverse std", to64(inv32), inv, 1e-5},
+				{"running mean", to64(rm32), rm64, 1e-5}, {"running variance", to64(rv32), rv64, 1e-5},
+				{"dx", to64(dx32), dx, 1e-4}, {"dscale", to64(ds32), ds, 1e-4}, {"dbias", to64(db32), db, 1e-5},
+				{"inference y", to64(yi32), yi, 1e-5}, {"inference dx", to64(dxi32), dxi, 1e-5}, {"inference dscale", to64(dsi32), dsi, 1e-5},
+			} {
+				scale := 0.0
+				for _, v := range c.want {
+					scale = math.Max(scale, math.Abs(v))
+				}
+				for j := range c.want {
+					if math.Abs(c.got[j]-c.want[j]) > c.tol*scale {
+						t.Fatalf("shape %d: %s[%d] = %g, float64 %g", si, c.what, j, c.got[j], c.want[j])
+					}
+				}
+			}
+		}
+	})
+	if want := len(asmKernels()); ran != want {
+		t.Errorf("%d implementations ran the vector loops; this CPU has %d", ran, want)
+	}
+}

@@ -99,7 +99,7 @@ func BenchmarkMaxPool2D(b *testing.B) {
 	})
 	b.Run("backward", func(b *testing.B) {
 		for b.Loop() {
-			MaxPool2DBackward(p, y, arg, dx)
+			MaxPool2DBackward(p, x, y, dx)
 		}
 	})
 }
@@ -138,8 +138,14 @@ func BenchmarkConv2DVGG224(b *testing.B) {
 
 // BenchmarkMicroKernel measures each GEMM micro-kernel alone on panels
 // that stay in the L1 cache (its kc): the ceiling for everything above it.
+// BenchmarkMicroKernel measures each micro-kernel on panels in L1 (the bfloat16 one
+// too, where the CPU has it: 2 FLOPs per multiply-add of its bfloat16 pairs).
 func BenchmarkMicroKernel(b *testing.B) {
-	for _, kern := range allKernels() {
+	kerns := allKernels()
+	if k := bf16Kernel(); k != nil {
+		kerns = append(kerns, k)
+	}
+	for _, kern := range kerns {
 		kc, mr, nr := kern.kc, kern.mr, kern.nr
 		a, bb := randf32(kc*mr, 1), randf32(kc*nr, 2)
 		c := make([]float32, mr*nr)

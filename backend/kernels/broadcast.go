@@ -265,6 +265,15 @@ func Div[T Float](aShape []int, a []T, bShape []int, b []T, y []T) {
 	binary(opDiv, aShape, a, bShape, b, y)
 }
 
+// AddInto sets dst[i] += src[i] (the same sums as dst[i] + src[i]), in the vector loop
+// for float32 and split across goroutines: the sum of two gradients of one tensor.
+func AddInto[T Float](dst, src []T) {
+	need("AddInto", "dst", dst, len(src))
+	parallelFor(len(src), workers(len(src), 1), func(_, lo, hi int) {
+		axpyT(1, src[lo:hi], dst[lo:hi])
+	})
+}
+
 // BroadcastTo copies x, of shape xShape, into y of shape toShape, which
 // xShape must broadcast to (ONNX Expand when toShape is the broadcast of
 // both). Its adjoint is [ReduceToShape].
@@ -315,7 +324,9 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 // that op adapters can keep them in a table: the shapes and values of both
 // operands, the output gradient dy (of the broadcast shape), and the
 // gradient to compute (of that operand's shape, overwritten). Operand values
-// a function does not need may be nil.
+// a function does not need may be nil. The gradient of an operand that has
+// the output's shape may alias dy in Add's, Sub's and Mul's backward
+// functions and in DivBackwardA.
 
 // AddBackwardA computes da = ReduceToShape(dy) for y = a + b.
 func AddBackwardA[T Float](aShape []int, a []T, bShape []int, b []T, dy, da []T) {
@@ -339,12 +350,86 @@ func SubBackwardB[T Float](aShape []int, a []T, bShape []int, b []T, dy, db []T)
 
 // MulBackwardA computes da = ReduceToShape(dy * b) for y = a * b.
 func MulBackwardA[T Float](aShape []int, a []T, bShape []int, b []T, dy, da []T) {
-	grad("MulBackwardA", aShape, bShape, b, dy, da, func(g, v T) T { return g * v })
+	mulGrad("MulBackwardA", aShape, bShape, b, dy, da)
 }
 
 // MulBackwardB computes db = ReduceToShape(dy * a) for y = a * b.
 func MulBackwardB[T Float](aShape []int, a []T, bShape []int, b []T, dy, db []T) {
-	grad("MulBackwardB", bShape, aShape, a, dy, db, func(g, v T) T { return g * v })
+	mulGrad("MulBackwardB", bShape, aShape, a, dy, db)
+}
+
+// mulGrad is grad for the product, f(g, v) = g·v, with the runs in vector loops in
+// float32 (a scaling where the other operand is broadcast along the run, a dot product
+// where the gradient is summed over it: a squeeze-excitation block's gate and its
+// gradient), in float32 lanes.
+func mulGrad[T Float](name string, tShape, oShape []int, other []T, dy, d []T) {
+	pl := makePlan(name, tShape, oShape)
+	need(name, "dy", dy, pl.size)
+	need(name, "other operand", other, Size(oShape))
+	need(name, "gradient", d, Size(tShape))
+	d = d[:Size(tShape)]
+	l := normLoopsFor[T]()
+	// scale sets dd = a·g (dd may be g).
+	scale := func(a T, g, dd []T) {
+		h := l.vecHead(len(g))
+		if h > 0 {
+			l.affine(h, float32(a), 0, &as32(g)[0], &as32(dd)[0])
+		}
+		for i, gv := range g[h:] {
+			dd[h+i] = a * gv
+		}
+	}
+	// dot returns Σ g·v.
+	dot := func(g, v []T) T {
+		if is32[T]() {
+			return T(dot32(as32(g), as32(v)))
+		}
+		var s T
+		for i, gv := range g {
+			s += gv * v[i]
+		}
+		return s
+	}
+	if len(d) == pl.size {
+		// Nothing to sum: each element of d is written once, after its dy is read, so
+		// d may be dy itself.
+		pl.each(func(o, it, io, n, st, so int) {
+			dd, g := d[it:it+n], dy[o:o+n]
+			if so == 1 {
+				ov := other[io : io+n]
+				for i, gv := range g {
+					dd[i] = gv * ov[i]
+				}
+				return
+			}
+			scale(other[io], g, dd)
+		})
+		return
+	}
+	clear(d)
+	pl.each(func(o, it, io, n, st, so int) {
+		g := dy[o : o+n]
+		switch {
+		case st == 1 && so == 1:
+			dd, ov := d[it:it+n], other[io:io+n]
+			for i, gv := range g {
+				dd[i] += gv * ov[i]
+			}
+		case st == 1:
+			dd, ov := d[it:it+n], other[io]
+			for i, gv := range g {
+				dd[i] += gv * ov
+			}
+		case so == 1:
+			d[it] += dot(g, other[io:io+n])
+		default:
+			var s T
+			for _, gv := range g {
+				s += gv
+			}
+			d[it] += s * other[io]
+		}
+	})
 }
 
 // DivBackwardA computes da = ReduceToShape(dy / b) for y = a / b.
@@ -377,7 +462,13 @@ func reduceGrad[T Float](name string, tShape, oShape []int, dy, d []T, neg bool)
 	if err != nil {
 		panic(err.Error() + " (in " + name + ")")
 	}
-	ReduceToShape(out, dy, tShape, d)
+	if n := Size(tShape); n == Size(out) {
+		need(name, "dy", dy, n)
+		need(name, "gradient", d, n)
+		copy(d[:n], dy) // nothing to sum: d may be dy itself
+	} else {
+		ReduceToShape(out, dy, tShape, d)
+	}
 	if neg {
 		for i := range d[:Size(tShape)] {
 			d[i] = -d[i]
@@ -393,6 +484,25 @@ func grad[T Float](name string, tShape, oShape []int, other []T, dy, d []T, f fu
 	need(name, "other operand", other, Size(oShape))
 	need(name, "gradient", d, Size(tShape))
 	d = d[:Size(tShape)]
+	if len(d) == pl.size {
+		// Nothing to sum: each element of d is written once, after its dy is read, so
+		// d may be dy itself.
+		pl.each(func(o, it, io, n, st, so int) {
+			dd, g := d[it:it+n], dy[o:o+n]
+			if so == 1 {
+				ov := other[io : io+n]
+				for i, gv := range g {
+					dd[i] = f(gv, ov[i])
+				}
+				return
+			}
+			ov := other[io]
+			for i, gv := range g {
+				dd[i] = f(gv, ov)
+			}
+		})
+		return
+	}
 	clear(d)
 	pl.each(func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]

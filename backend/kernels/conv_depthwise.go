@@ -50,9 +50,15 @@ func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 	for h := 0; h < p.H; h++ {
 		r := p.PadTop + h
 		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
-		for w, v := range x[h*p.W : (h+1)*p.W] {
-			c := p.PadLeft + w
-			xp[base+(c%p.StrideW)*l.phase+c/p.StrideW] = v
+		row := x[h*p.W : (h+1)*p.W]
+		// Column w goes to phase (PadLeft+w) % StrideW at (PadLeft+w) / StrideW: the
+		// columns of one phase are every StrideW-th, to consecutive places.
+		for w0 := 0; w0 < min(p.StrideW, p.W); w0++ {
+			c := p.PadLeft + w0
+			dst := xp[base+(c%p.StrideW)*l.phase+c/p.StrideW:]
+			for i, w := 0, w0; w < p.W; i, w = i+1, w+p.StrideW {
+				dst[i] = row[w]
+			}
 		}
 	}
 }
@@ -68,9 +74,12 @@ func unpadPlane[T Float](p Conv2DParams, l depthwisePadded, xp, x []T) {
 			copy(row, xp[base+p.PadLeft:])
 			continue
 		}
-		for w := range row {
-			c := p.PadLeft + w
-			row[w] = xp[base+(c%p.StrideW)*l.phase+c/p.StrideW]
+		for w0 := 0; w0 < min(p.StrideW, p.W); w0++ {
+			c := p.PadLeft + w0
+			src := xp[base+(c%p.StrideW)*l.phase+c/p.StrideW:]
+			for i, w := 0, w0; w < p.W; i, w = i+1, w+p.StrideW {
+				row[w] = src[i]
+			}
 		}
 	}
 }

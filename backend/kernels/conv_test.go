@@ -396,3 +396,53 @@ func TestSgemmBias(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradPaddedInChunks checks that convForwardWinograd gives the same bits when it
+// pads the batch a few images at a time (budgets of one, two and three images; units of
+// several small images, and of tile rows of one image) as when it pads the whole batch
+// at once, on every implementation with the transforms.
+func TestWinogradPaddedInChunks(t *testing.T) {
+	geoms := []Conv2DParams{
+		{N: 5, C: 16, H: 17, W: 19, M: 24, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 9, C: 24, H: 8, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		// Units of tile rows of one image.
+		{N: 3, C: 64, H: 40, W: 41, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	}
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil || kern.wino == nil {
+			return
+		}
+		ran++
+		rng := newRNG(11)
+		for _, g := range geoms {
+			p := g.WithOutSize().norm()
+			if !p.winogradOn(kern) {
+				t.Fatalf("%+v does not take the Winograd path", g)
+			}
+			x, w, b := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
+			whole := make([]float32, p.YLen())
+			convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, whole, true, nil, 1<<30)
+			plane := (2*((p.OutH+1)/2) + 2) * (2*((p.OutW+1)/2) + 2)
+			for _, images := range []int{1, 2, 3} {
+				y := make([]float32, p.YLen())
+				convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, y, true, nil, images*p.C*plane)
+				for i := range y {
+					if math.Float32bits(y[i]) != math.Float32bits(whole[i]) {
+						t.Fatalf("%+v, %d images padded at a time: y[%d] = %v, the whole batch padded %v", g, images, i, y[i], whole[i])
+					}
+				}
+			}
+		}
+	})
+	want := 0
+	for _, k := range asmKernels() {
+		if k.wino != nil {
+			want++
+		}
+	}
+	if ran != want {
+		t.Fatalf("%d implementations ran the Winograd transforms; this CPU has %d", ran, want)
+	}
+}

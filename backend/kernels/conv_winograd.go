@@ -127,9 +127,13 @@ func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
 // convForwardWinograd is Conv2DForward as F(2×2, 3×3) (p.winogradOn(kern)), with
 // the filters of filters: the weights, or the flipped weights of a data gradient.
 func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, relu bool, cache *FilterCache) {
+	convForwardWinogradPadded(kern, p, x, filters, bias, y, relu, cache, winoPadBudget)
+}
+
+// convForwardWinogradPadded is convForwardWinograd with padBudget floats for the padded
+// images at a time.
+func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, relu bool, cache *FilterCache, padBudget int) {
 	C, M := p.C, p.M
-	wt := kern.wino
-	lanes := wt.tiles
 	th, tw := (p.OutH+1)/2, (p.OutW+1)/2
 	// The padded image: one row and column of zeros before, enough after for every
 	// tile's 4×4 block (2·th+2 rows, 2·tw+2 columns), and slack after the last row for
@@ -138,7 +142,7 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 	plane := hp * wp
 	plen := packedALen(kern, M, C)
 	var u []float32
-	if cache != nil {
+	if cache != nil && !cache.off {
 		u = cache.filters(kern, M, C, filters, 16*plen)
 	} else {
 		u = getBuf[float32](16 * plen)
@@ -166,15 +170,43 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 		}
 		tb = rows * tw
 	}
-	nw := min(maxNW, len(units))
 	var flags uint32
 	if relu {
 		flags = tileRelu
 	}
-	// Images padded once, ahead of the units that read them.
-	xp := getBuf[float32](p.N*C*plane + 64)
+	// The images are padded a chunk at a time, ahead of the units that read them: as
+	// many images as padBudget holds (at least one, and whole units), rather than the
+	// whole batch (VGG19's first layers at batch 16: 209 MB).
+	chunk := max(1, min(p.N, padBudget/(C*plane)))
+	if g := units[0].n1 - units[0].n0; g > 1 {
+		chunk = max(g, chunk/g*g)
+	}
+	xp := getBuf[float32](chunk*C*plane + 64)
 	defer putBuf(xp)
-	parallelFor(p.N*C, workers(p.N*C, plane), func(_, lo, hi int) {
+	clear(xp[chunk*C*plane:])
+	first := 0 // the first unit of the chunk
+	for c0 := 0; c0 < p.N; c0 += chunk {
+		c1 := min(p.N, c0+chunk)
+		last := first
+		for last < len(units) && units[last].n0 < c1 {
+			last++
+		}
+		winoPad(p, x[c0*C*p.H*p.W:c1*C*p.H*p.W], xp, hp, wp)
+		winoUnits(kern, p, units[first:last], c0, xp, plane, wp, u, plen, tb, bias, y, flags)
+		first = last
+	}
+}
+
+// winoPadBudget bounds the floats of the padded images convForwardWinograd holds at a
+// time.
+const winoPadBudget = 1 << 22
+
+// winoPad writes the images of x, [n, C, H, W], zero-padded to hp × wp planes (one row
+// and column of zeros before) into xp.
+func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
+	plane := hp * wp
+	planes := len(x) / (p.H * p.W)
+	parallelFor(planes, workers(planes, plane), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			src := x[u*p.H*p.W : (u+1)*p.H*p.W]
 			dst := xp[u*plane : (u+1)*plane]
@@ -191,7 +223,17 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 			}
 		}
 	})
-	clear(xp[p.N*C*plane:])
+}
+
+// winoUnits runs units on the goroutines, each taking whole units: input transform,
+// the 16 products, output transform with the bias and the Relu. The units' images start
+// at image c0, padded in xp.
+func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, flags uint32) {
+	C, M := p.C, p.M
+	wt := kern.wino
+	lanes := wt.tiles
+	tw := (p.OutW + 1) / 2
+	nw := min(runtime.GOMAXPROCS(0), len(units))
 	var next atomic.Int64
 	parallelFor(nw, nw, func(_, _, _ int) {
 		// 32 values of slack after each buffer: the products and the output
@@ -213,7 +255,7 @@ func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters 
 			// Input transform: V[k][c][t], t the tile's index in the unit.
 			for n := un.n0; n < un.n1; n++ {
 				for c := 0; c < C; c++ {
-					base := xp[(n*C+c)*plane:]
+					base := xp[((n-c0)*C+c)*plane:]
 					for ti := un.ti0; ti < un.ti1; ti++ {
 						for tj := 0; tj < tw; tj += lanes {
 							t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
@@ -271,7 +313,18 @@ type FilterCache struct {
 	u    []float32
 	kern *gemmKernel
 	sum  uint64
+	off  bool
 }
+
+// Disable lets the cache's memory go and makes the calls given it transform the
+// filters every time: for weights that change between calls (trained by another
+// program), whose cache would only hold memory.
+func (c *FilterCache) Disable() {
+	c.u, c.kern, c.sum, c.off = nil, nil, 0, true
+}
+
+// Disabled reports whether Disable was called.
+func (c *FilterCache) Disabled() bool { return c.off }
 
 // filters returns the n transformed filters of src, from the cache when the
 // weights and the kernel are those it holds.

@@ -75,6 +75,12 @@
 //   - -tags openblas: OpenBLAS through cgo (internal/openblas, linked with
 //     -lopenblas; Debian's libopenblas-dev).
 //   - -tags purego: gonum's pure-Go BLAS, and no assembly of ours.
+//   - [BF16] ("avx512bf16", not among the float32 [Implementations]): the
+//     packed GEMM on a micro-kernel of AVX512_BF16 (VDPBF16PS) whose
+//     packers round the operands to bfloat16, the products accumulated in
+//     float32 (bf16.go). [Use] selects it where [BF16Available]; it is never
+//     emulated. The convolutions then pack their operands (no Winograd, no
+//     operand read in place); depthwise ones stay float32.
 //
 // The packed GEMM's operands are views (an element's address is a row
 // offset plus a column offset, each a progression or a table), so
@@ -111,7 +117,11 @@
 // of small images, whole images or groups of images go to each goroutine;
 // OpenBLAS is set to one thread, so that nothing oversubscribes the cores.
 // Pooling, batch norm and Relu split their planes, channels or elements
-// across goroutines when the work is large enough to pay for it. Scratch
+// across goroutines when the work is large enough to pay for it. Each
+// micro-kernel has its own element-wise loops in its instruction set: the
+// sigmoid, SiLU and its gradient, and the batch norm's passes (normLoops:
+// sums of a plane in float32 lanes, float64 across planes); the portable
+// kernels run them in Go. Scratch
 // buffers come from free lists by size class that the garbage collector
 // does not empty (float.go).
 //

@@ -8,8 +8,9 @@ import (
 // TestFilterCache checks Conv2DForwardCached against Conv2DForward on every
 // implementation: the same bits on the first call, on a second call served
 // from the cache, after one weight changes in place (the fingerprint must
-// notice), and with the Relu; and that a Winograd geometry does fill the
-// cache where the implementation has Winograd.
+// notice), and with the Relu; that a Winograd geometry does fill the cache
+// where the implementation has Winograd; and that a disabled cache lets its
+// filters go, is not filled again, and gives the same bits.
 func TestFilterCache(t *testing.T) {
 	p := Conv2DParams{N: 2, C: 16, H: 12, W: 14, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize()
 	rng := newRNG(31)
@@ -42,6 +43,14 @@ func TestFilterCache(t *testing.T) {
 		check("after a weight changed", false)
 		w[p.WLen()/2] = old
 		check("after it changed back", true)
+		cache.Disable()
+		if cache.u != nil {
+			t.Fatal("Disable kept the transformed filters")
+		}
+		check("disabled", false)
+		if cache.u != nil {
+			t.Fatal("a disabled cache was filled")
+		}
 	})
 }
 

@@ -74,6 +74,14 @@ type gemmKernel struct {
 	// sigmoid, when set, is [SigmoidForward] of n float32 values in this
 	// kernel's instruction set.
 	sigmoid func(n int, x, y *float32)
+	// silu and siluBack, when set, are SiLU (x·σ(x)) and its gradient (dx =
+	// dy·σ(x)·(1 + x·(1-σ(x)))) of n float32 values on the same sigmoid; y may be x
+	// and dx may be dy.
+	silu     func(n int, x, y *float32)
+	siluBack func(n int, x, dy, dx *float32)
+	// norm, when set, are the vector loops of the normalisation passes in this
+	// kernel's instruction set (batchnorm.go).
+	norm *normLoops
 }
 
 // tileRelu is the tile flag that applies max(·, 0) to the stored values

@@ -14,16 +14,104 @@ var (
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
-		sigmoid: sigmoidAVX512,
+		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512,
+		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512,
+			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherAVX2,
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
-		sigmoid: sigmoidAVX2,
+		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2,
+		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2,
+			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
 	}
 )
+
+// kernelBF16 is the bfloat16 micro-kernel of AVX512_BF16 (bf16.go), with the AVX-512
+// kernel's element-wise loops. It takes no Winograd transforms and never reads B in
+// place (its panels are always packed, to round them), so the convolutions pack.
+var kernelBF16 = &gemmKernel{
+	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
+	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true,
+	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, norm: kernelAVX512.norm,
+}
+
+// bf16Kernel returns the bfloat16 kernel, or nil where the CPU lacks AVX512_BF16.
+func bf16Kernel() *gemmKernel {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16 {
+		return kernelBF16
+	}
+	return nil
+}
+
+// tileBF16 is gemmKernel.tile of kernelBF16: panels of ⌈kc/2⌉ bfloat16 pairs.
+func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+	q := (kc + 1) / 2
+	_ = a[q*8-1]
+	_ = b[q*32-1]
+	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
+		panic("kernels: tileBF16: bad tile")
+	}
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:8][0]
+	}
+	sgemmKernelBF16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
+}
+
+// packCopyBF16AVX512 and packGatherBF16AVX512 are the bfloat16 kernel's packers (the
+// contract of packCopyBF16 and packGatherBF16): the AVX-512 float32 packer fills a
+// scratch panel (a row of zeros after an odd last one), which cvtPairsBF16 rounds and
+// interleaves into dst.
+func packCopyBF16AVX512(w int, src []float32, koff []int32, n int, dst []float32) {
+	if w != 32 && w != 8 {
+		packCopyBF16(w, src, koff, n, dst)
+		return
+	}
+	kc := len(koff)
+	tmp := getBuf[float32]((kc + 1) / 2 * 2 * w)
+	packCopyAVX512(w, src, koff, n, tmp)
+	pairsBF16(w, kc, tmp, dst)
+	putBuf(tmp)
+}
+
+func packGatherBF16AVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	if w != 32 && w != 8 {
+		packGatherBF16(w, src, koff, lane, n, dst)
+		return
+	}
+	kc := len(koff)
+	tmp := getBuf[float32]((kc + 1) / 2 * 2 * w)
+	packGatherAVX512(w, src, koff, lane, n, tmp)
+	pairsBF16(w, kc, tmp, dst)
+	putBuf(tmp)
+}
+
+// pairsBF16 rounds and interleaves the float32 panel tmp (kc rows of w, room for one
+// more) into dst's ⌈kc/2⌉ rows of slots.
+func pairsBF16(w, kc int, tmp, dst []float32) {
+	np := (kc + 1) / 2
+	if kc%2 == 1 {
+		clear(tmp[kc*w : (kc+1)*w])
+	}
+	_ = tmp[2*np*w-1]
+	_ = dst[np*w-1]
+	cvtPairsBF16(np, w, &tmp[0], &dst[0])
+}
+
+// cvtPairsBF16 rounds the 2·npairs rows of w (32 or 8) float32 at src to bfloat16 and
+// writes them as npairs rows of pair slots at dst (gemm_gen_amd64.s).
+//
+//go:noescape
+func cvtPairsBF16(npairs, w int, src, dst *float32)
+
+// sgemmKernelBF16 is the bfloat16 micro-kernel (gemm_gen_amd64.s, made by
+// internal/asmgen) with the contract of gemmKernel.tile on pair panels.
+//
+//go:noescape
+func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
 
 func asmKernels() []*gemmKernel {
 	var ks []*gemmKernel
@@ -331,3 +419,75 @@ func sigmoidAVX512(n int, x, y *float32)
 
 //go:noescape
 func sigmoidAVX2(n int, x, y *float32)
+
+// The normalisation loops (normLoops) in AVX-512 and AVX2 (gemm_gen_amd64.s, made by
+// internal/asmgen): n a multiple of 64 and 32.
+
+//go:noescape
+func sumAVX512(n int, x *float32) float32
+
+//go:noescape
+func sumSqDevAVX512(n int, x *float32, mean float32) float32
+
+//go:noescape
+func sumDevDotAVX512(n int, x, dy *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func affineAVX512(n int, a, b float32, x, y *float32)
+
+//go:noescape
+func bnBackAVX512(n int, a, b, d float32, x, dy, dx *float32)
+
+//go:noescape
+func sumAVX2(n int, x *float32) float32
+
+//go:noescape
+func sumSqDevAVX2(n int, x *float32, mean float32) float32
+
+//go:noescape
+func sumDevDotAVX2(n int, x, dy *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func affineAVX2(n int, a, b float32, x, y *float32)
+
+//go:noescape
+func bnBackAVX2(n int, a, b, d float32, x, dy, dx *float32)
+
+// siluAVX512, siluBackAVX512, siluAVX2 and siluBackAVX2 are gemmKernel.silu and siluBack
+// (gemm_gen_amd64.s).
+
+//go:noescape
+func siluAVX512(n int, x, y *float32)
+
+//go:noescape
+func siluBackAVX512(n int, x, dy, dx *float32)
+
+//go:noescape
+func siluAVX2(n int, x, y *float32)
+
+//go:noescape
+func siluBackAVX2(n int, x, dy, dx *float32)
+
+//go:noescape
+func clipAVX512(n int, lo, hi float32, x, y *float32)
+
+//go:noescape
+func clipBackAVX512(n int, lo, hi float32, y, dy, dx *float32)
+
+//go:noescape
+func reluAVX512(n int, x, y *float32)
+
+//go:noescape
+func reluBackAVX512(n int, y, dy, dx *float32)
+
+//go:noescape
+func clipAVX2(n int, lo, hi float32, x, y *float32)
+
+//go:noescape
+func clipBackAVX2(n int, lo, hi float32, y, dy, dx *float32)
+
+//go:noescape
+func reluAVX2(n int, x, y *float32)
+
+//go:noescape
+func reluBackAVX2(n int, y, dy, dx *float32)

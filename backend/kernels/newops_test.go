@@ -37,7 +37,7 @@ for c in json.load(open(sys.argv[1])):
              "Elu": lambda: F.elu(x, alpha=a), "Selu": lambda: g * torch.where(x > 0, x, a * torch.expm1(x)),
              "Softplus": lambda: F.softplus(x), "Softsign": lambda: F.softsign(x),
              "HardSigmoid": lambda: torch.clamp(a * x + b, 0, 1), "HardSwish": lambda: F.hardswish(x),
-             "Clip": lambda: F.hardtanh(x, c["lo"], c["hi"])}[f]()
+             "Clip": lambda: F.hardtanh(x, c["lo"], c["hi"]), "SiLU": lambda: F.silu(x)}[f]()
         dy = T(c, "dy")
         y.backward(dy)
         out.append({"y": flat(y), "dx": flat(x.grad)})
@@ -153,6 +153,9 @@ func TestUnaryAgainstPyTorch(t *testing.T) {
 		{u: Unary{Op: HardSwish}, x: mk(40, 5, 0, -3, 3)},
 		{u: Unary{Op: Clip, Lo: 0, Hi: 6}, x: mk(40, 5, 3, 0, 6)},
 		{u: Unary{Op: Clip, Lo: -0.5, Hi: math.Inf(1)}, x: mk(40, 2, 0, -0.5)},
+		// Beyond a block of the float32 path's (siluBlock), and far into both tails.
+		{u: Unary{Op: SiLU}, x: mk(600, 6, 0)},
+		{u: Unary{Op: SiLU}, x: mk(40, 40, 0)},
 	}
 	var reqs []map[string]any
 	dys := make([][]float64, len(cases))
@@ -175,6 +178,17 @@ func TestUnaryAgainstPyTorch(t *testing.T) {
 		dx := make([]float64, len(c.x))
 		UnaryBackward(c.u, c.x, y, dys[i], dx)
 		assertClose(t, what+" backward", dx, res[i].floats(t, "dx"), 1e-12)
+		// Given only the forward value UnaryBackwardReads names, and written over dy
+		// (as the backend's executor calls it), the same.
+		x, yy := c.x, y
+		if readsX, readsY := UnaryBackwardReads(c.u.Op); !readsX {
+			x = nil
+		} else if !readsY {
+			yy = nil
+		}
+		inPlace := append([]float64(nil), dys[i]...)
+		UnaryBackward(c.u, x, yy, inPlace, inPlace)
+		assertClose(t, what+" backward with only what it reads, over dy", inPlace, dx, 0)
 		checkGrad(t, what+" finite differences", c.x, dys[i], dx, func() []float64 {
 			out := make([]float64, len(c.x))
 			UnaryForward(c.u, c.x, out)
@@ -189,6 +203,17 @@ func TestUnaryAgainstPyTorch(t *testing.T) {
 		for j := range y32 {
 			if d := math.Abs(float64(y32[j]) - y[j]); d > 1e-5*math.Max(1, math.Abs(y[j])) {
 				t.Errorf("%s float32 forward [%d]: %v, float64 %v", what, j, y32[j], y[j])
+				break
+			}
+		}
+		dy32, dx32 := make([]float32, len(c.x)), make([]float32, len(c.x))
+		for j, v := range dys[i] {
+			dy32[j] = float32(v)
+		}
+		UnaryBackward(c.u, x32, y32, dy32, dx32)
+		for j := range dx32 {
+			if d := math.Abs(float64(dx32[j]) - dx[j]); d > 1e-5*math.Max(1, math.Abs(dx[j])) {
+				t.Errorf("%s float32 backward [%d]: %v, float64 %v", what, j, dx32[j], dx[j])
 				break
 			}
 		}

@@ -25,7 +25,7 @@ func TestParallelPaths(t *testing.T) {
 	wy, warg := naivePool(p, x, true)
 	assertClose(t, "parallel maxpool", y, wy, 0)
 	dx := make([]float64, p.XLen())
-	MaxPool2DBackward(p, dy, arg, dx)
+	MaxPool2DBackward(p, x, dy, dx)
 	want := make([]float64, p.XLen())
 	for o, i := range warg {
 		want[o/(p.OutH*p.OutW)*p.H*p.W+int(i)] += dy[o]

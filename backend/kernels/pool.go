@@ -119,8 +119,8 @@ func paddedTaps(start, dil, k, n, padEnd int) int {
 }
 
 // MaxPool2DForward computes y = maxpool(x) and, when argmax is not nil, the
-// position in its input plane (ih*W + iw) of each output's maximum, for
-// [MaxPool2DBackward]. Padding never wins: windows take the maximum over
+// position in its input plane (ih*W + iw) of each output's maximum (the cell
+// [MaxPool2DBackward] sends the gradient to). Padding never wins: windows take the maximum over
 // their cells inside the input only. Ties go to the first cell in row-major
 // window order; a NaN in a window wins (as in PyTorch). A window with no
 // input cell at all gives 0 with argmax -1.
@@ -140,29 +140,32 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			xp := x[pl*HW : (pl+1)*HW]
-			yp := y[pl*OHW : (pl+1)*OHW]
 			var ap []int32
 			if argmax != nil {
 				ap = argmax[pl*OHW : (pl+1)*OHW]
 			}
-			for oh := 0; oh < p.OutH; oh++ {
-				ow0, ow1 := 0, 0 // outputs [ow0, ow1) of this row take the fast path
-				if hs := 2*oh - p.PadTop; fast && hs >= 0 && hs+1 < p.H {
-					ow0 = (p.PadLeft + 1) / 2
-					ow1 = max(ow0, min(p.OutW, (p.W+p.PadLeft)/2))
-					maxPool2x2Row(xp[hs*p.W:(hs+2)*p.W], p.W, 2*ow0-p.PadLeft, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
-				}
-				for ow := 0; ow < p.OutW; ow++ {
-					if ow == ow0 && ow1 > ow0 {
-						ow = ow1 - 1
-						continue
-					}
-					maxPoolWindow(p, xp, yp, ap, oh, ow)
-				}
-			}
+			maxPoolPlane(p, fast, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap)
 		}
 	})
+}
+
+// maxPoolPlane pools one plane (argmax may be nil).
+func maxPoolPlane[T Float](p Pool2DParams, fast bool, xp, yp []T, ap []int32) {
+	for oh := 0; oh < p.OutH; oh++ {
+		ow0, ow1 := 0, 0 // outputs [ow0, ow1) of this row take the fast path
+		if hs := 2*oh - p.PadTop; fast && hs >= 0 && hs+1 < p.H {
+			ow0 = (p.PadLeft + 1) / 2
+			ow1 = max(ow0, min(p.OutW, (p.W+p.PadLeft)/2))
+			maxPool2x2Row(xp[hs*p.W:(hs+2)*p.W], p.W, 2*ow0-p.PadLeft, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
+		}
+		for ow := 0; ow < p.OutW; ow++ {
+			if ow == ow0 && ow1 > ow0 {
+				ow = ow1 - 1
+				continue
+			}
+			maxPoolWindow(p, xp, yp, ap, oh, ow)
+		}
+	}
 }
 
 // maxPool2x2Row pools len(y) windows of 2×2 cells with stride 2 from the
@@ -239,23 +242,32 @@ func maxPoolWindow[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow int) 
 	}
 }
 
-// MaxPool2DBackward computes dx, the gradient with respect to x, by adding
-// each output gradient dy to the input cell recorded in argmax by
-// [MaxPool2DForward]. dx is overwritten.
-func MaxPool2DBackward[T Float](p Pool2DParams, dy []T, argmax []int32, dx []T) {
+// MaxPool2DBackward computes dx, the gradient with respect to x, by adding each output
+// gradient dy to the input cell of its window's maximum, which it finds again in x, the
+// forward pass's input, by [MaxPool2DForward]'s rules (so the same cell, a plane at a
+// time): a training step keeps nothing for a max pooling where it keeps its input anyway
+// (a Relu's output, which the Relu's gradient reads), rather than the positions (as many
+// as the outputs). dx is overwritten.
+func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 	const name = "MaxPool2DBackward"
 	p = p.mustValid(name)
+	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.YLen())
-	need(name, "argmax", argmax, p.YLen())
 	need(name, "dx", dx, p.XLen())
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
-	parallelFor(planes, workers(planes, OHW+HW), func(_, lo, hi int) {
+	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW+HW), func(_, lo, hi int) {
+		ap := getInt32s(OHW)
+		yp := getBuf[T](OHW)
+		defer putInt32s(ap)
+		defer putBuf(yp)
 		for pl := lo; pl < hi; pl++ {
+			maxPoolPlane(p, fast, x[pl*HW:(pl+1)*HW], yp, ap)
 			dxp := dx[pl*HW : (pl+1)*HW]
 			clear(dxp)
 			dyp := dy[pl*OHW : (pl+1)*OHW]
-			for o, i := range argmax[pl*OHW : (pl+1)*OHW] {
+			for o, i := range ap {
 				if i >= 0 {
 					dxp[i] += dyp[o]
 				}

@@ -113,7 +113,7 @@ func TestMaxPool2D(t *testing.T) {
 		}
 		dy := randn(rng, p.YLen())
 		dx := make([]float64, p.XLen())
-		MaxPool2DBackward(p, dy, arg, dx)
+		MaxPool2DBackward(p, x, dy, dx)
 		checkGrad(t, fmt.Sprintf("geometry %d dX", i), x, dy, dx, func() []float64 {
 			MaxPool2DForward(p, x, y, nil)
 			return y

@@ -56,7 +56,25 @@ func Current() string {
 	return "openblas"
 }
 
-// Use selects the float32 GEMM by one of the names of [Implementations].
+// BF16 is the name [Use] takes for the bfloat16 products (bf16.go): float32 matrices
+// whose operands are rounded to bfloat16 as they are packed, the products accumulated in
+// float32, on AVX512_BF16. It is not among [Implementations], the float32 GEMMs.
+const BF16 = "avx512bf16"
+
+// BF16Available returns nil where this build and CPU run the bfloat16 products, else
+// an error saying what is missing.
+func BF16Available() error {
+	if bf16Kernel() != nil {
+		return nil
+	}
+	if len(asmKernels()) == 0 {
+		return fmt.Errorf("kernels: bfloat16 products need this build's AVX-512 assembly (amd64, without the purego tag)")
+	}
+	return fmt.Errorf("kernels: bfloat16 products need a CPU with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake, Sapphire Rapids or later); this one lacks it, and they are not emulated")
+}
+
+// Use selects the float32 GEMM by one of the names of [Implementations], or the
+// bfloat16 products by [BF16].
 func Use(name string) error {
 	b, err := blasNamed(name)
 	if err != nil {
@@ -67,6 +85,12 @@ func Use(name string) error {
 }
 
 func blasNamed(name string) (BLAS, error) {
+	if name == BF16 {
+		if err := BF16Available(); err != nil {
+			return nil, err
+		}
+		return goBLAS{kern: bf16Kernel()}, nil
+	}
 	for _, k := range asmKernels() {
 		if k.name == name {
 			return goBLAS{kern: k}, nil

@@ -161,6 +161,20 @@ func TestBroadcastBinary(t *testing.T) {
 			checkGrad(t, what+" dA", a, dy, da, fwd)
 			o.bwdB(as, a, bs, b, dy, db)
 			checkGrad(t, what+" dB", b, dy, db, fwd)
+			// The gradient of an operand of the output's shape may be written over dy
+			// (not DivBackwardB's).
+			for i, g := range []struct {
+				shape []int
+				bwd   func([]int, []float64, []int, []float64, []float64, []float64)
+				want  []float64
+			}{{as, o.bwdA, da}, {bs, o.bwdB, db}} {
+				if Size(g.shape) != len(dy) || o.name == "Div" && i == 1 {
+					continue
+				}
+				over := append([]float64(nil), dy...)
+				g.bwd(as, a, bs, b, over, over)
+				assertClose(t, fmt.Sprintf("%s d%c over dy", what, 'A'+i), over, g.want, 0)
+			}
 			_ = out
 		}
 	}
@@ -497,9 +511,65 @@ func TestReluEdgeCases(t *testing.T) {
 	ReluForward(x, y)
 	ReluBackward(x, dy, dx)
 	check("float64", x, y, dx)
-	x32, dy32 := to32(x), to32(dy)
-	y32, dx32 := make([]float32, len(x)), make([]float32, len(x))
-	ReluForward(x32, y32)
-	ReluBackward(x32, dy32, dx32)
-	check("float32", to64(x32), to64(y32), to64(dx32))
+	// float32 on every implementation (the vector loops of the assembly kernels), and
+	// over its output as the executor runs it.
+	forEachImplementation(t, func(t *testing.T) {
+		x32, dy32 := to32(x), to32(dy)
+		y32, dx32 := make([]float32, len(x)), make([]float32, len(x))
+		ReluForward(x32, y32)
+		ReluBackward(x32, dy32, dx32)
+		check("float32", to64(x32), to64(y32), to64(dx32))
+		ReluForward(x32, x32)
+		ReluBackward(x32, dy32, dy32)
+		check("float32 in place", to64(to32(x)), to64(x32), to64(dy32))
+	})
+}
+
+// TestMulBackwardFloat32EveryImplementation checks the float32 gradients of a broadcast
+// product (the vector scaling and dot products of mulGrad) on every implementation
+// against float64, within float32 rounding: a squeeze-excitation gate [N C 1 1] times
+// maps of runs longer than the vector widths, a per-channel scale, a scalar, and equal
+// shapes; also written over dy.
+func TestMulBackwardFloat32EveryImplementation(t *testing.T) {
+	cases := [][2][]int{
+		{{2, 3, 17, 9}, {2, 3, 1, 1}},
+		{{2, 5, 70}, {1, 5, 1}},
+		{{3, 40}, {}},
+		{{4, 33}, {4, 33}},
+		{{1, 1}, {2, 100}},
+	}
+	forEachImplementation(t, func(t *testing.T) {
+		rng := newRNG(43)
+		for _, c := range cases {
+			as, bs := c[0], c[1]
+			out, _ := BroadcastShape(as, bs)
+			a, b, dy := randn(rng, Size(as)), randn(rng, Size(bs)), randn(rng, Size(out))
+			da, db := make([]float64, len(a)), make([]float64, len(b))
+			MulBackwardA(as, a, bs, b, dy, da)
+			MulBackwardB(as, a, bs, b, dy, db)
+			da32, db32 := make([]float32, len(a)), make([]float32, len(b))
+			MulBackwardA(as, to32(a), bs, to32(b), to32(dy), da32)
+			MulBackwardB(as, to32(a), bs, to32(b), to32(dy), db32)
+			for _, g := range []struct {
+				what      string
+				got, want []float64
+				terms     int // values summed into each
+			}{{"da", to64(da32), da, len(dy) / len(da)}, {"db", to64(db32), db, len(dy) / len(db)}} {
+				for i := range g.want {
+					if math.Abs(g.got[i]-g.want[i]) > 1e-6*float64(g.terms)*4 {
+						t.Fatalf("%v x %v: %s[%d] = %g, float64 %g", as, bs, g.what, i, g.got[i], g.want[i])
+					}
+				}
+			}
+			if Size(as) == Size(out) {
+				over := to32(dy)
+				MulBackwardA(as, to32(a), bs, to32(b), over, over)
+				for i := range over {
+					if over[i] != da32[i] {
+						t.Fatalf("%v x %v: da over dy [%d] = %g, %g", as, bs, i, over[i], da32[i])
+					}
+				}
+			}
+		}
+	})
 }

@@ -228,7 +228,7 @@ func TestAgainstPyTorch(t *testing.T) {
 				t.Errorf("%s: argmax %v, torch %v", what, arg, idx)
 			}
 			dx := make([]float64, p.XLen())
-			MaxPool2DBackward(p, dy, arg, dx)
+			MaxPool2DBackward(p, x, dy, dx)
 			assertClose(t, what+" dx", dx, r.floats(t, "dx"), torchTol)
 		})
 		if g.dil != 1 {

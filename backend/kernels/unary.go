@@ -25,6 +25,7 @@ const (
 	HardSigmoid                // max(0, min(1, Alpha·x+Beta))
 	HardSwish                  // x·max(0, min(1, x/6+1/2))
 	Clip                       // min(max(x, Lo), Hi)
+	SiLU                       // x·σ(x), σ the logistic function (no ONNX op of its own: a Sigmoid and a Mul)
 )
 
 // Unary is an element-wise function and its parameters.
@@ -36,7 +37,7 @@ type Unary struct {
 }
 
 var unaryNames = [...]string{"Exp", "Log", "Sqrt", "Neg", "Abs", "Reciprocal", "Erf", "Gelu", "GeluTanh",
-	"Elu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Clip"}
+	"Elu", "Selu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Clip", "SiLU"}
 
 func (op UnaryOp) String() string {
 	if int(op) >= 0 && int(op) < len(unaryNames) {
@@ -68,9 +69,48 @@ const (
 func UnaryForward[T Float](u Unary, x, y []T) {
 	need2("UnaryForward", x, y)
 	y = y[:len(x)]
+	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
+		if u.Op == SiLU && is32[T]() && siluForward32(as32(x[lo:hi]), as32(y[lo:hi])) {
+			return
+		}
+		if u.Op == Gelu && is32[T]() {
+			geluForward32(as32(x[lo:hi]), as32(y[lo:hi]))
+			return
+		}
+		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
+			// The vector loop keeps a NaN; a -0 stays -0 where max(-0, 0) in Go is +0.
+			l.clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[lo], &as32(y)[lo])
+			lo += h
+		}
 		unaryForward(u, x[lo:hi], y[lo:hi])
 	})
+}
+
+// siluForward32 computes y = x·σ(x) in the vector loop of the kernel in use, and
+// reports whether it has one. y may alias x.
+func siluForward32(x, y []float32) bool {
+	kern := packedKernel[float32]()
+	if kern == nil || kern.silu == nil {
+		return false
+	}
+	if len(x) > 0 {
+		kern.silu(len(x), &x[0], &y[0])
+	}
+	return true
+}
+
+// siluBackward32 computes dx = dy·σ(x)·(1 + x·(1-σ(x))) in the vector loop of the
+// kernel in use, and reports whether it has one. dx may alias dy.
+func siluBackward32(x, dy, dx []float32) bool {
+	kern := packedKernel[float32]()
+	if kern == nil || kern.siluBack == nil {
+		return false
+	}
+	if len(x) > 0 {
+		kern.siluBack(len(x), &x[0], &dy[0], &dx[0])
+	}
+	return true
 }
 
 func unaryForward[T Float](u Unary, x, y []T) {
@@ -143,6 +183,10 @@ func unaryForward[T Float](u Unary, x, y []T) {
 		for i, v := range x {
 			y[i] = v * min(max(v/6+0.5, 0), 1)
 		}
+	case SiLU:
+		for i, v := range x {
+			y[i] = T(float64(v) * logistic(float64(v)))
+		}
 	case Clip:
 		lo, hi := T(u.Lo), T(u.Hi)
 		for i, v := range x {
@@ -154,41 +198,83 @@ func unaryForward[T Float](u Unary, x, y []T) {
 }
 
 // UnaryBackward sets dx = dy · f'(x) element-wise, given the forward pass's input x and
-// output y (dx may alias dy). At kinks it follows PyTorch: Abs has derivative 0 at 0;
+// output y (dx may alias dy). Only the one of x and y that [UnaryBackwardReads] names is
+// read; the other may be nil. At kinks it follows PyTorch: Abs has derivative 0 at 0;
 // Clip (PyTorch's hardtanh, which ReLU6 is) and HardSigmoid pass the gradient strictly
-// inside their linear range; HardSwish's derivative is x/3+1/2 on [-3, 3].
+// inside their linear range (where y is strictly inside its range: the output serves);
+// HardSwish's derivative is x/3+1/2 on [-3, 3].
 func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
-	need2("UnaryBackward", x, y)
-	need2("UnaryBackward", x, dy)
-	need2("UnaryBackward", x, dx)
-	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
-		unaryBackward(u, x[lo:hi], y[lo:hi], dy[lo:hi], dx[lo:hi])
+	n := len(dy)
+	readsX, readsY := UnaryBackwardReads(u.Op)
+	if readsX {
+		need("UnaryBackward", "x", x, n)
+	} else {
+		x = nil
+	}
+	if readsY {
+		need("UnaryBackward", "y", y, n)
+	} else {
+		y = nil
+	}
+	need("UnaryBackward", "dx", dx, n)
+	part := func(s []T, lo, hi int) []T {
+		if s == nil {
+			return nil
+		}
+		return s[lo:hi]
+	}
+	l := normLoopsFor[T]()
+	parallelFor(n, workers(n, unaryCost(u.Op)), func(_, lo, hi int) {
+		if u.Op == SiLU && is32[T]() && siluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi])) {
+			return
+		}
+		if u.Op == Gelu && is32[T]() {
+			geluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
+			return
+		}
+		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
+			l.clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[lo], &as32(dy)[lo], &as32(dx)[lo])
+			lo += h
+		}
+		unaryBackward(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
 	})
 }
 
+// UnaryBackwardReads reports which of the forward pass's values [UnaryBackward] reads for
+// op: its input x, its output y (neither for Neg).
+func UnaryBackwardReads(op UnaryOp) (x, y bool) {
+	switch op {
+	case Exp, Sqrt, Reciprocal, HardSigmoid, Clip:
+		return false, true
+	case Neg:
+		return false, false
+	}
+	return true, false
+}
+
 func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
-	if is32[T]() && unaryMasked32(u, as32(x), as32(dy), as32(dx)) {
+	if is32[T]() && unaryMasked32(u, as32(x), as32(y), as32(dy), as32(dx)) {
 		return
 	}
 	switch u.Op {
 	case Exp:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g * y[i]
 		}
 	case Log:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g / x[i]
 		}
 	case Sqrt:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = g / (2 * y[i])
 		}
 	case Neg:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = -g
 		}
 	case Abs:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			switch v := x[i]; {
 			case v > 0:
 				dx[i] = g
@@ -199,23 +285,23 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			}
 		}
 	case Reciprocal:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			dx[i] = -g * y[i] * y[i]
 		}
 	case Erf:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			dx[i] = T(float64(g) * twoSqrtPi * math.Exp(-f*f))
 		}
 	case Gelu:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			cdf := 0.5 * (1 + math.Erf(f/sqrt2))
 			pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
 			dx[i] = T(float64(g) * (cdf + f*pdf))
 		}
 	case GeluTanh:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			t := math.Tanh(geluTanhK * (f + 0.044715*f*f*f))
 			d := 0.5*(1+t) + 0.5*f*(1-t*t)*geluTanhK*(1+3*0.044715*f*f)
@@ -226,7 +312,7 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		if u.Op == Selu {
 			gamma = u.Gamma
 		}
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			d := gamma
 			if f <= 0 {
@@ -235,7 +321,7 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			dx[i] = T(float64(g) * d)
 		}
 	case Softplus:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			f := float64(x[i])
 			var s float64 // the logistic function, computed stably
 			if f >= 0 {
@@ -247,21 +333,21 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 			dx[i] = T(float64(g) * s)
 		}
 	case Softsign:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			d := 1 + T(math.Abs(float64(x[i])))
 			dx[i] = g / (d * d)
 		}
 	case HardSigmoid:
-		a, b := T(u.Alpha), T(u.Beta)
-		for i, g := range dy[:len(x)] {
-			if z := a*x[i] + b; z > 0 && z < 1 {
+		a := T(u.Alpha)
+		for i, g := range dy {
+			if v := y[i]; v > 0 && v < 1 {
 				dx[i] = g * a
 			} else {
 				dx[i] = 0
 			}
 		}
 	case HardSwish:
-		for i, g := range dy[:len(x)] {
+		for i, g := range dy {
 			switch v := x[i]; {
 			case v < -3:
 				dx[i] = 0
@@ -271,10 +357,16 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 				dx[i] = g
 			}
 		}
+	case SiLU:
+		for i, g := range dy {
+			f := float64(x[i])
+			s := logistic(f)
+			dx[i] = T(float64(g) * s * (1 + f*(1-s)))
+		}
 	case Clip:
 		lo, hi := T(u.Lo), T(u.Hi)
-		for i, g := range dy[:len(x)] {
-			if v := x[i]; v > lo && v < hi {
+		for i, g := range dy {
+			if v := y[i]; v > lo && v < hi {
 				dx[i] = g
 			} else {
 				dx[i] = 0
@@ -285,30 +377,102 @@ func unaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 	}
 }
 
+// erf32 is erf(x) in float32 arithmetic: Eigen's rational approximation (the one
+// TensorFlow and XLA use), x clamped to [-4, 4] (erf(4) rounds to 1 in float32), within
+// 4.2e-7 absolute of erf (7 float32 ulp near ±1; measured over [-16, 16] in steps of
+// 2^-16).
+func erf32(x float32) float32 {
+	x = min(max(x, -4), 4)
+	x2 := x * x
+	p := float32(-2.72614225801306e-10)
+	p = p*x2 + 2.77068142495902e-08
+	p = p*x2 - 2.10102402082508e-06
+	p = p*x2 - 5.69250639462346e-05
+	p = p*x2 - 7.34990630326855e-04
+	p = p*x2 - 2.95459980854025e-03
+	p = p*x2 - 1.60960333262415e-02
+	q := float32(-1.45660718464996e-05)
+	q = q*x2 - 2.13374055278905e-04
+	q = q*x2 - 1.68282697438203e-03
+	q = q*x2 - 7.37332916720468e-03
+	q = q*x2 - 1.42647390514189e-02
+	return x * p / q
+}
+
+// exp32 is e^x in float32 arithmetic for x <= 0 (Cephes's expf: x = n·ln 2 + r, a
+// degree-5 polynomial in r, times 2^n), within 2 ulp; 0 below -87.
+func exp32(x float32) float32 {
+	if x < -87 {
+		return 0
+	}
+	n := float32(math.Floor(float64(x*1.44269504088896341) + 0.5))
+	r := x - n*0.693359375
+	r -= n * -2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// geluForward32 and geluBackward32 are Gelu (x·Φ(x), Φ the normal CDF) and its
+// gradient dy·(Φ(x) + x·φ(x)) in float32 arithmetic (erf32, exp32): the float64
+// math.Erf per element was most of a ConvNeXt or ViT training step. dx may be dy, y x.
+func geluForward32(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = 0.5 * v * (1 + erf32(v*0.70710678118654752))
+	}
+}
+
+func geluBackward32(x, dy, dx []float32) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	for i, v := range x {
+		cdf := 0.5 * (1 + erf32(v*0.70710678118654752))
+		pdf := exp32(-0.5*v*v) * 0.3989422804014327
+		if v != v {
+			cdf, pdf = v, v
+		}
+		dx[i] = dy[i] * (cdf + v*pdf)
+	}
+}
+
+// logistic is σ(f) = 1/(1+e^-f), computed without overflow.
+func logistic(f float64) float64 {
+	if f >= 0 {
+		return 1 / (1 + math.Exp(-f))
+	}
+	e := math.Exp(f)
+	return e / (1 + e)
+}
+
 // unaryMasked32 is the float32 backward pass of the piecewise-linear functions (Clip,
 // HardSigmoid, HardSwish) without branches, and reports whether u is one of them: which
 // piece x is on is random in real activations, so a branch on it mispredicts often (a
 // ReLU6 backward pass was a fifth of MobileNet's training step). The comparisons become
 // sign masks of differences, which have the comparisons' exact meaning in IEEE arithmetic
 // (a-b > 0 exactly when a > b, NaN in neither); the results are those of the loops above.
-func unaryMasked32(u Unary, x, dy, dx []float32) bool {
-	dy, dx = dy[:len(x)], dx[:len(x)]
+// Clip and HardSigmoid read the output y, HardSwish the input x.
+func unaryMasked32(u Unary, x, y, dy, dx []float32) bool {
+	dx = dx[:len(dy)]
 	switch u.Op {
 	case Clip:
 		lo, hi := float32(u.Lo), float32(u.Hi)
-		for i, v := range x {
+		for i, v := range y[:len(dy)] {
 			m := positiveMask(v-lo) & positiveMask(hi-v)
 			dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
 		}
 	case HardSigmoid:
-		a, b := float32(u.Alpha), float32(u.Beta)
-		for i, v := range x {
-			z := a*v + b
-			m := positiveMask(z) & positiveMask(1-z)
+		a := float32(u.Alpha)
+		for i, v := range y[:len(dy)] {
+			m := positiveMask(v) & positiveMask(1-v)
 			dx[i] = math.Float32frombits(math.Float32bits(dy[i]*a) & m)
 		}
 	case HardSwish:
-		for i, v := range x {
+		for i, v := range x[:len(dy)] {
 			g := dy[i]
 			inside := nonNegativeMask(v+3) & nonNegativeMask(3-v)
 			above := ^(positiveMask(-3-v) | inside) // v > 3, and NaN as PyTorch has it

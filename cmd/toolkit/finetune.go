@@ -19,7 +19,7 @@ import (
 
 func newFinetuneCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair] [--overwrite]",
+		Use:   "finetune [-c config.yaml] [--resume RUN_DIR] [--repair] [--overwrite] [--precision bf16]",
 		Short: "Fine-tune a base model with a new head, in stages",
 		Long: `Runs the stages of a fine-tuning recipe and writes the run folder: model.onnx,
 best.onnx, checkpoint/, metrics.jsonl, curves.png, summary.json.
@@ -40,6 +40,7 @@ recipe.repaired.yaml in the run folder.`,
 	cmd.Flags().String("resume", "", "continue the run in this folder")
 	cmd.Flags().Bool("repair", false, "apply the fix of a finding and carry on (diagnostics: {repair: true})")
 	cmd.Flags().Bool("overwrite", false, "start over in an output.dir that holds another run, removing that run's files first")
+	cmd.Flags().String("precision", "", "float32 or bf16: the recipe's precision (bf16 needs a CPU with AVX512_BF16)")
 	v := bindFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		out := cmd.OutOrStdout()
@@ -85,6 +86,9 @@ recipe.repaired.yaml in the run folder.`,
 			}
 			if v.GetBool("overwrite") {
 				opts = append(opts, finetune.WithOverwrite())
+			}
+			if p := v.GetString("precision"); p != "" {
+				cfg.Precision = p
 			}
 			t, err = finetune.New(*cfg, opts...)
 		}

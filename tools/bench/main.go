@@ -17,8 +17,10 @@
 // them at 224), so one file serves every resolution. The program is built once and run
 // -warmup times untimed, then -iters times timed. It reports the best and median wall
 // time per run, the process CPU time per run (other jobs on a shared machine inflate
-// wall time much more than CPU time), images per second of the best run, and the bytes
-// and GC cycles per run. -cpuprofile and -memprofile write pprof profiles of the timed
+// wall time much more than CPU time), images per second of the best run, the bytes
+// and GC cycles per run, the time to build the program (reading the file included) and
+// of the first run, the process's peak resident memory (VmHWM) and the program's memory
+// plan (backend.Program.Memory). -cpuprofile and -memprofile write pprof profiles of the timed
 // runs. With -json the line is a JSON object (tools/bench/compare.sh reads it).
 package main
 
@@ -62,6 +64,15 @@ type Result struct {
 	AllocMB     float64 `json:"alloc_mb_per_run"`
 	GCPerRun    float64 `json:"gc_per_run"`
 	BuildSec    float64 `json:"build_s"`
+	// FirstSec is the first (untimed) run's time: the arena is allocated and its pages
+	// touched for the first time in it.
+	FirstSec float64 `json:"first_s,omitempty"`
+	// PeakRSSMB is the process's peak resident memory (VmHWM) after the runs; ArenaMB
+	// and OwnMB the program's memory plan (backend.Memory), ParamMB the weights.
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
+	ArenaMB   float64 `json:"arena_mb,omitempty"`
+	OwnMB     float64 `json:"own_mb,omitempty"`
+	ParamMB   float64 `json:"param_mb,omitempty"`
 }
 
 func main() {
@@ -79,6 +90,7 @@ func main() {
 	classes := flag.Int("classes", 0, "train mode: append a Flatten + Linear head with this many classes (cross-entropy loss)")
 	adam := flag.Bool("adam", false, "train mode: an Adam step after each forward and backward pass")
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
+	ops := flag.Bool("ops", false, "print where the timed runs' time went, by op type (forward and backward), with the cores busy in each")
 	flag.Parse()
 	if *report != "" {
 		if err := printReport(*report); err != nil {
@@ -93,7 +105,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam}
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -106,6 +118,7 @@ type config struct {
 	size, batch, iters, warmup int
 	classes                    int
 	adam                       bool
+	ops                        bool
 }
 
 func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
@@ -138,7 +151,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 			return err
 		}
 	}
-	m, err := backend.NewModel(ir)
+	m, err := backend.AdoptModel(ir) // the weights held once, as toolkit finetune holds them
 	if err != nil {
 		return err
 	}
@@ -167,10 +180,6 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	var target []float32
 	switch opts.Loss {
 	case backend.WeightedSum:
-		// Run once to learn the output size.
-		if err := p.Run([][]float32{x}, make([]float32, outLen(p))); err != nil {
-			return err
-		}
 		target = make([]float32, outLen(p))
 		for i := range target {
 			target[i] = float32(rng.NormFloat64()) / float32(len(target))
@@ -202,9 +211,14 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		}
 	}
 	build := time.Since(t0)
-	for range warmup {
+	var first time.Duration
+	for i := range warmup {
+		s := time.Now()
 		if err := step(); err != nil {
 			return err
+		}
+		if i == 0 {
+			first = time.Since(s)
 		}
 	}
 	if cpuprofile != "" {
@@ -216,6 +230,11 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
+	}
+	var byOp *opTimes
+	if cfg.ops {
+		byOp = newOpTimes()
+		p.Trace(byOp.add)
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -233,6 +252,10 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	if cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
+	if byOp != nil {
+		p.Trace(nil)
+		defer byOp.print(os.Stderr, iters)
+	}
 	if memprofile != "" {
 		f, err := os.Create(memprofile)
 		if err != nil {
@@ -244,15 +267,18 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		f.Close()
 	}
 	slices.Sort(times)
+	mem := p.Memory()
 	r := Result{
+		PeakRSSMB: peakRSS() / 1e6,
+		ArenaMB:   float64(mem.Arena) / 1e6, OwnMB: float64(mem.Own) / 1e6, ParamMB: float64(m.NumParams()) * 4 / 1e6,
 		Label: os.Getenv("BENCH_LABEL"),
 		Impl:  impl, Mode: mode, Classes: cfg.classes, Adam: cfg.adam, Size: size, Batch: batch, Iters: iters,
 		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		BestSec: times[0], MedianSec: times[len(times)/2],
-		CPUSec:     cpu.Seconds() / float64(iters),
-		AllocMB:    float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
-		GCPerRun:   float64(ms1.NumGC-ms0.NumGC) / float64(iters),
-		BuildSec:   build.Seconds(),
+		CPUSec:   cpu.Seconds() / float64(iters),
+		AllocMB:  float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
+		GCPerRun: float64(ms1.NumGC-ms0.NumGC) / float64(iters),
+		BuildSec: build.Seconds(), FirstSec: first.Seconds(),
 		ImagesPerS: float64(batch) / times[0], MedianImgPS: float64(batch) / times[len(times)/2],
 	}
 	if asJSON {
@@ -266,8 +292,9 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	if cfg.adam {
 		mode += "+adam"
 	}
-	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.1fs)\n",
-		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec)
+	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.2fs, first run %.2fs)  peak RSS %.0f MB (plan: arena %.0f MB, own %.0f MB; weights %.0f MB)\n",
+		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec,
+		r.FirstSec, r.PeakRSSMB, r.ArenaMB, r.OwnMB, r.ParamMB)
 	return nil
 }
 
@@ -277,6 +304,24 @@ func outLen(p *backend.Program) int {
 		n *= d
 	}
 	return n
+}
+
+// peakRSS returns the process's peak resident set size in bytes (VmHWM), or 0 where
+// /proc does not say.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }
 
 func cpuTime() time.Duration {

@@ -3,7 +3,7 @@
 and the making of its base.
 
     /usr/bin/python3 tools/bench/photos_bench.py export DIR [--arch resnet50]
-    /usr/bin/python3 tools/bench/photos_bench.py run DIR [--arch resnet50] [--threads 2] [--workers 0]
+    /usr/bin/python3 tools/bench/photos_bench.py run DIR [--arch resnet50] [--threads 2] [--workers 0] [--batch 16] [--bf16]
 
 export writes DIR/base.onnx: torchvision's ARCH with seeded random weights (nothing is
 downloaded), cut before its average pooling, BatchNormalization kept (TrainingMode.PRESERVE),
@@ -11,8 +11,9 @@ and DIR/base.pt, the same weights for the run.
 
 run trains what DIR/config.yaml (written by photos_bench.sh) asks the toolkit for: a
 global-average-pooling + Linear head on the base; one epoch of the head with the base frozen
-(eval mode), one epoch of every layer (train mode), Adam lr 1e-3 then 1e-4, batch 16, the last
-partial batch kept; torchvision's ImageFolder with RandomResizedCrop(224) + RandomHorizontalFlip
+(eval mode), one epoch of every layer (train mode), Adam lr 1e-3 then 1e-4, batch 16 (--batch),
+the last partial batch kept; with --bf16 the forward passes run under
+torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's mixed precision on the CPU; torchvision's ImageFolder with RandomResizedCrop(224) + RandomHorizontalFlip
 + ToTensor + Normalize for training, Resize(256) + CenterCrop(224) for the test images. It
 prints one JSON line: each epoch's seconds, the seconds the DataLoader took (time spent waiting
 for batches), images per second, test accuracy.
@@ -31,20 +32,40 @@ import torchvision.transforms as T
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
+class ViTBase(nn.Module):
+    """A torchvision VisionTransformer without its heads: the class token's features, [N, hidden]."""
+
+    def __init__(self, vit):
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x):
+        v = self.vit
+        x = v._process_input(x)
+        x = torch.cat([v.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return v.encoder(x)[:, 0]
+
+
 def backbone(arch):
+    """The base without its classifier, the width of its features, and whether they are
+    pooled already ([N, C] rather than [N, C, H, W])."""
     torch.manual_seed(0)
     m = getattr(torchvision.models, arch)(weights=None)
     if arch.startswith("resnet"):
-        return nn.Sequential(*list(m.children())[:-2]), m.fc.in_features
+        return nn.Sequential(*list(m.children())[:-2]), m.fc.in_features, False
     if arch.startswith("efficientnet") or arch.startswith("mobilenet"):
-        return m.features, m.classifier[-1].in_features
+        return m.features, m.classifier[-1].in_features, False
     if arch.startswith("vgg"):
-        return m.features, 512
+        return m.features, 512, False
+    if arch.startswith("convnext"):
+        return m.features, m.classifier[-1].in_features, False
+    if arch.startswith("vit"):
+        return ViTBase(m), m.hidden_dim, True
     raise SystemExit(f"no base for {arch}")
 
 
 def export(d, arch):
-    base, _ = backbone(arch)
+    base, _, _ = backbone(arch)
     base.eval()
     torch.save(base.state_dict(), os.path.join(d, "base.pt"))
     x = torch.randn(1, 3, 224, 224)
@@ -53,19 +74,20 @@ def export(d, arch):
                       training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
 
 
-def run(d, arch, threads, workers):
+def run(d, arch, threads, workers, batch, bf16):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    base, features = backbone(arch)
+    base, features, pooled = backbone(arch)
     base.load_state_dict(torch.load(os.path.join(d, "base.pt")))
     train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
     eval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
     train = torchvision.datasets.ImageFolder(os.path.join(d, "photos", "train"), train_tf)
     test = torchvision.datasets.ImageFolder(os.path.join(d, "photos", "test"), eval_tf)
-    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(features, len(train.classes)))
+    pool = [] if pooled else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    head = nn.Sequential(*pool, nn.Linear(features, len(train.classes)))
     model = nn.Sequential(base, head)
     loss_fn = nn.CrossEntropyLoss()
-    dl = torch.utils.data.DataLoader(train, batch_size=16, shuffle=True, num_workers=workers)
+    dl = torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True, num_workers=workers)
     out = {"epoch_s": [], "loader_s": [], "images": len(train)}
     for stage, lr in (("head", 1e-3), ("all", 1e-4)):
         frozen = stage == "head"
@@ -85,7 +107,8 @@ def run(d, arch, threads, workers):
                 break
             waited += time.perf_counter() - w0
             opt.zero_grad()
-            loss = loss_fn(model(x), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
         out["epoch_s"].append(time.perf_counter() - t0)
@@ -94,8 +117,9 @@ def run(d, arch, threads, workers):
     right = n = 0
     t0 = time.perf_counter()
     with torch.no_grad():
-        for x, y in torch.utils.data.DataLoader(test, batch_size=16, num_workers=workers):
-            right += (model(x).argmax(1) == y).sum().item()
+        for x, y in torch.utils.data.DataLoader(test, batch_size=batch, num_workers=workers):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                right += (model(x).argmax(1) == y).sum().item()
             n += len(y)
     out["test_s"] = time.perf_counter() - t0
     out["test_acc"] = right / n
@@ -109,8 +133,10 @@ if __name__ == "__main__":
     ap.add_argument("--arch", default="resnet50")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--bf16", action="store_true", help="autocast to bfloat16")
     a = ap.parse_args()
     if a.what == "export":
         export(a.dir, a.arch)
     else:
-        run(a.dir, a.arch, a.threads, a.workers)
+        run(a.dir, a.arch, a.threads, a.workers, a.batch, a.bf16)

@@ -5,6 +5,14 @@
 #
 #   tools/bench/photos_bench.sh                       # DIR=/tmp/photos-bench, ARCH=resnet50
 #   ARCH=vgg19 ROUNDS=2 tools/bench/photos_bench.sh
+#   ARCH=efficientnet_b0 BATCH=32 LOADERS=0 tools/bench/photos_bench.sh
+#   BF16=1 tools/bench/photos_bench.sh                # also PyTorch under bfloat16 autocast
+#
+# ARCH: resnet*, vgg*, mobilenet*, efficientnet*, convnext_*, vit_* (the class token's
+# features, a Dense head without pooling). BATCH: the batch size of both sides (16).
+# BF16=1 adds two runs per round: the toolkit with --precision bf16, and PyTorch with
+# torch.autocast("cpu", dtype=torch.bfloat16).
+# LOADERS=0 skips the loaders' benchmark at the end.
 #
 # The photos: examples/photos/makephotos with 43 training and 21 test pictures per class (129
 # and 63 JPEGs, 280-640 px wide, aspect ratios 0.56-1.33, some EXIF-rotated, one truncated,
@@ -24,6 +32,11 @@ cd "$(dirname "$0")/../.."
 DIR=${DIR:-/tmp/photos-bench}
 ARCH=${ARCH:-resnet50}
 ROUNDS=${ROUNDS:-1}
+BATCH=${BATCH:-16}
+BF16=${BF16:-0}
+LOADERS=${LOADERS:-1}
+POOL=avg
+case $ARCH in vit*) POOL=flatten ;; esac
 PY=/usr/bin/python3
 OUT=$(mktemp -d /tmp/photos-bench.XXXXXX)
 mkdir -p "$DIR"
@@ -44,7 +57,7 @@ go build -o "$OUT/toolkit" ./cmd/toolkit
 cat >"$OUT/config.yaml" <<YAML
 seed: 1
 model: {onnx: $DIR/$ARCH/base.onnx, input: {channels: 3, height: 224, width: 224}}
-head: {pool: avg, dense: [], dropout: 0, classes: 3}
+head: {pool: $POOL, dense: [], dropout: 0, classes: 3}
 groups: auto
 optimizer: {name: adam}
 stages:
@@ -54,7 +67,7 @@ diagnostics: off
 data:
   train: $DIR/photos/train
   test: $DIR/photos/test
-  batch_size: 16
+  batch_size: $BATCH
   on_bad_image: skip
   preprocess: {mode: torch, resize: crop}
   augment: {random_resized_crop: true, hflip: true}
@@ -79,15 +92,27 @@ measure() { # NAME COMMAND...: prints one line
 	echo "$name $wall $user $sys $rss" | awk '{printf "%-8s wall %7.1f s  cpu %7.1f s  cores %.2f  peak %6.0f MB\n", $1, $2, $3+$4, ($3+$4)/$2, $5/1024}'
 }
 
+torch_epochs() { # NAME: the epochs of a PyTorch run
+	$PY -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); print("    epochs: head %.1f s (loader %.1f s), all %.1f s (loader %.1f s); test %.1f s, accuracy %.3f" % (d["epoch_s"][0], d["loader_s"][0], d["epoch_s"][1], d["loader_s"][1], d["test_s"], d["test_acc"]))' "$OUT/$1.out"
+}
+
 for r in $(seq "$ROUNDS"); do
-	echo "== round $r ($ARCH)"
+	echo "== round $r ($ARCH, batch $BATCH)"
 	rm -rf "$OUT/run"
 	measure toolkit "$OUT/toolkit" finetune -c "$OUT/config.yaml"
 	grep -i '^test\|skipped' "$OUT/toolkit.out" | sed 's/^/    /'
 	$PY -c 'import json,sys; e=[json.loads(l) for l in open(sys.argv[1]) if "train_loss" in l]; print("    epochs: " + ", ".join("%s %.1f s" % (x["stage"], x["seconds"]) for x in e))' "$OUT/run/metrics.jsonl"
-	measure pytorch $PY tools/bench/photos_bench.py run "$OUT/torch" --arch "$ARCH" --threads 2
-	$PY -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); print("    epochs: head %.1f s (loader %.1f s), all %.1f s (loader %.1f s); test %.1f s, accuracy %.3f" % (d["epoch_s"][0], d["loader_s"][0], d["epoch_s"][1], d["loader_s"][1], d["test_s"], d["test_acc"]))' "$OUT/pytorch.out"
+	measure pytorch $PY tools/bench/photos_bench.py run "$OUT/torch" --arch "$ARCH" --threads 2 --batch "$BATCH"
+	torch_epochs pytorch
+	if [ "$BF16" = 1 ]; then
+		rm -rf "$OUT/run"
+		measure tk-bf16 "$OUT/toolkit" finetune -c "$OUT/config.yaml" --precision bf16
+		grep -i '^test' "$OUT/tk-bf16.out" | sed 's/^/    /'
+		measure pt-bf16 $PY tools/bench/photos_bench.py run "$OUT/torch" --arch "$ARCH" --threads 2 --batch "$BATCH" --bf16
+		torch_epochs pt-bf16
+	fi
 done
+[ "$LOADERS" = 1 ] || { echo "outputs in $OUT"; exit 0; }
 echo "== the loaders alone, one epoch of the training folder (RandomResizedCrop + hflip to 224)"
 TOOLKIT_BENCH_FOLDER="$DIR/photos/train" go test ./dataset -run XXX -bench 'LoaderFolder$' -benchtime 3x | grep Benchmark
 $PY - "$OUT/photos-torch/train" <<'PYEOF'

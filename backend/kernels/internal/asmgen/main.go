@@ -39,6 +39,8 @@ func main() {
 	w.p("")
 	kernel(&w, false)
 	kernel(&w, true)
+	kernelBF16(&w)
+	cvtPairsBF16(&w)
 	packCopy(&w, 32)
 	packCopy(&w, 8)
 	packGather(&w, 32)
@@ -51,6 +53,8 @@ func main() {
 	winograd(&w)
 	winogradAVX2(&w)
 	sigmoid(&w)
+	normOps(&w, "AVX512", "Z", 16)
+	normOps(&w, "AVX2", "Y", 8)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}
@@ -1460,4 +1464,504 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 	VMASKMOVPS (SI), Y6, Y0`)
 	body256()
 	w.p("\tVMASKMOVPS Y0, Y6, (DI)\nsig256done:\n\tVZEROUPPER\n\tRET\n")
+
+	// SiLU, x·σ(x), and its gradient dy·σ(x)·(1 + x·(1-σ(x))), on the same sigmoid: x is
+	// kept in Z5 (Y7), which the sigmoid's body leaves alone.
+	siluTail512 := func(label string, loads func()) {
+		w.p("%s:\n\tTESTQ CX, CX\n\tJZ %s_done\n\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1", label, label)
+		loads()
+	}
+	for _, back := range []bool{false, true} {
+		name, label, args := "siluAVX512", "silu512", "$0-24"
+		if back {
+			name, label, args = "siluBackAVX512", "silub512", "$0-32"
+		}
+		if back {
+			w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name, args)
+		} else {
+			w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DI", name, name, args)
+		}
+		for i, c := range consts[:13] {
+			w.p("\tVBROADCASTSS %s<>(SB), Z%d", c.name, 19+i)
+		}
+		finish := func(mask string) {
+			if !back {
+				w.p("\tVMULPS Z5, Z0, Z0\n\tVMOVUPS Z0, %s(DI)", mask)
+				return
+			}
+			w.p("\tVSUBPS Z0, Z31, Z6\n\tVFMADD213PS Z31, Z5, Z6\n\tVMULPS Z0, Z6, Z6\n\tVMULPS Z7, Z6, Z6\n\tVMOVUPS Z6, %s(DX)", mask)
+		}
+		w.p("%s_loop:\n\tCMPQ CX, $16\n\tJL %s_tail\n\tVMOVUPS (SI), Z0\n\tVMOVAPS Z0, Z5", label, label)
+		if back {
+			w.p("\tVMOVUPS (DI), Z7")
+		}
+		body512()
+		finish("")
+		w.p("\tADDQ $64, SI\n\tADDQ $64, DI")
+		if back {
+			w.p("\tADDQ $64, DX")
+		}
+		w.p("\tSUBQ $16, CX\n\tJMP %s_loop", label)
+		siluTail512(label+"_tail", func() {
+			w.p("\tVMOVUPS.Z (SI), K1, Z0\n\tVMOVAPS Z0, Z5")
+			if back {
+				w.p("\tVMOVUPS.Z (DI), K1, Z7")
+			}
+		})
+		body512()
+		finish("K1, ")
+		w.p("%s_tail_done:\n\tVZEROUPPER\n\tRET\n", label)
+	}
+	for _, back := range []bool{false, true} {
+		name, label, args := "siluAVX2", "silu256", "$0-24"
+		if back {
+			name, label, args = "siluBackAVX2", "silub256", "$0-32"
+		}
+		if back {
+			w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name, args)
+		} else {
+			w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, %s\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DI", name, name, args)
+		}
+		finish := func(store func(reg, base string)) {
+			if !back {
+				w.p("\tVMULPS Y7, Y0, Y0")
+				store("Y0", "DI")
+				return
+			}
+			// Y5 holds 1.0 after the sigmoid's body.
+			w.p("\tVSUBPS Y0, Y5, Y8\n\tVFMADD213PS Y5, Y7, Y8\n\tVMULPS Y0, Y8, Y8\n\tVMULPS Y9, Y8, Y8")
+			store("Y8", "DX")
+		}
+		w.p("%s_loop:\n\tCMPQ CX, $8\n\tJL %s_tail\n\tVMOVUPS (SI), Y0\n\tVMOVAPS Y0, Y7", label, label)
+		if back {
+			w.p("\tVMOVUPS (DI), Y9")
+		}
+		body256()
+		finish(func(reg, base string) { w.p("\tVMOVUPS %s, (%s)", reg, base) })
+		w.p("\tADDQ $32, SI\n\tADDQ $32, DI")
+		if back {
+			w.p("\tADDQ $32, DX")
+		}
+		w.p("\tSUBQ $8, CX\n\tJMP %s_loop", label)
+		w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done\n\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y6\n\tVMASKMOVPS (SI), Y6, Y0\n\tVMOVAPS Y0, Y7", label, label)
+		if back {
+			w.p("\tVMASKMOVPS (DI), Y6, Y9")
+		}
+		body256()
+		finish(func(reg, base string) { w.p("\tVMASKMOVPS %s, Y6, (%s)", reg, base) })
+		w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+	}
+}
+
+// normOps emits the element-wise loops of the normalisation kernels (vector.go) for one
+// instruction set: reg "Z" (16 lanes) or "Y" (8). Each takes n, a multiple of 4*lanes
+// (the Go wrappers do the rest), four vectors at a time; the sums keep four vector
+// accumulators and add their lanes at the end.
+//
+//	sum{S}(n, x) = Σ x[i]
+//	sumSqDev{S}(n, x, mean) = Σ (x[i]-mean)²
+//	sumDevDot{S}(n, x, dy, mean, out): out[0] = Σ dy[i], out[1] = Σ (x[i]-mean)·dy[i]
+//	affine{S}(n, a, b, x, y): y[i] = a·x[i] + b (y may be x)
+//	bnBack{S}(n, a, b, d, x, dy, dx): dx[i] = a·dy[i] - (b·x[i] + d) (dx may be dy)
+//	clip{S}(n, lo, hi, x, y): y[i] = min(max(x[i], lo), hi), NaN kept (y may be x)
+//	clipBack{S}(n, lo, hi, y, dy, dx): dx[i] = dy[i] where lo < y[i] < hi, else 0
+//	relu{S}(n, x, y): y[i] = max(x[i], 0), NaN kept, -0 to +0 (y may be x)
+//	reluBack{S}(n, y, dy, dx): dx[i] = dy[i] where y[i] > 0, else 0 (dx may be dy)
+func normOps(w *asm, suffix, reg string, lanes int) {
+	vb := 4 * lanes
+	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
+	at := func(i int, base string) string {
+		if i == 0 {
+			return "(" + base + ")"
+		}
+		return fmt.Sprintf("%d(%s)", i*vb, base)
+	}
+	bcast := "VBROADCASTSS"
+	// hsum adds the lanes of accumulators first..first+3 into X{first}'s lowest lane.
+	hsum := func(first int) {
+		x := func(i int) string { return fmt.Sprintf("X%d", i) }
+		y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+		w.p("\tVADDPS %s, %s, %s", r(first+1), r(first), r(first))
+		w.p("\tVADDPS %s, %s, %s", r(first+3), r(first+2), r(first+2))
+		w.p("\tVADDPS %s, %s, %s", r(first+2), r(first), r(first))
+		if reg == "Z" {
+			w.p("\tVEXTRACTF32X8 $1, %s, %s", r(first), y(first+1))
+			w.p("\tVADDPS %s, %s, %s", y(first+1), y(first), y(first))
+		}
+		w.p("\tVEXTRACTF128 $1, %s, %s", y(first), x(first+1))
+		w.p("\tVADDPS %s, %s, %s", x(first+1), x(first), x(first))
+		w.p("\tVMOVHLPS %s, %s, %s", x(first), x(first), x(first+1))
+		w.p("\tVADDPS %s, %s, %s", x(first+1), x(first), x(first))
+		w.p("\tVPSHUFD $1, %s, %s", x(first), x(first+1))
+		w.p("\tVADDSS %s, %s, %s", x(first+1), x(first), x(first))
+	}
+	zero := func(from, to int) {
+		for i := from; i < to; i++ {
+			w.p("\tVXORPS %s, %s, %s", r(i), r(i), r(i))
+		}
+	}
+	loop := func(label string, body func(), ptrs ...string) {
+		w.p("%s:", label)
+		w.p("\tTESTQ CX, CX")
+		w.p("\tJZ   %s_done", label)
+		body()
+		for _, p := range ptrs {
+			w.p("\tADDQ $%d, %s", 4*vb, p)
+		}
+		w.p("\tSUBQ $%d, CX", 4*lanes)
+		w.p("\tJMP  %s", label)
+		w.p("%s_done:", label)
+	}
+	lower := strings.ToLower(suffix)
+
+	w.p("// func sum%s(n int, x *float32) float32", suffix)
+	w.p("TEXT ·sum%s(SB), NOSPLIT, $0-20", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	zero(0, 4)
+	loop("sum"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVADDPS %s, %s, %s", at(i, "SI"), r(i), r(i))
+		}
+	}, "SI")
+	hsum(0)
+	w.p("\tVMOVSS X0, ret+16(FP)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func sumSqDev%s(n int, x *float32, mean float32) float32", suffix)
+	w.p("TEXT ·sumSqDev%s(SB), NOSPLIT, $0-28", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\t%s mean+16(FP), %s", bcast, r(8))
+	zero(0, 4)
+	loop("sqdev"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			w.p("\tVSUBPS %s, %s, %s", r(8), r(4+i), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVFMADD231PS %s, %s, %s", r(4+i), r(4+i), r(i))
+		}
+	}, "SI")
+	hsum(0)
+	w.p("\tVMOVSS X0, ret+24(FP)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func sumDevDot%s(n int, x, dy *float32, mean float32, out *[2]float32)", suffix)
+	w.p("TEXT ·sumDevDot%s(SB), NOSPLIT, $0-40", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\tMOVQ dy+16(FP), DI")
+	w.p("\t%s mean+24(FP), %s", bcast, r(15))
+	zero(0, 4)
+	zero(10, 14)
+	loop("devdot"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			t := r(8 + i%2)
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
+			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
+			w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
+		}
+	}, "SI", "DI")
+	w.p("\tMOVQ out+32(FP), DX")
+	hsum(0)
+	w.p("\tVMOVSS X0, (DX)")
+	hsum(10)
+	w.p("\tVMOVSS X10, 4(DX)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func affine%s(n int, a, b float32, x, y *float32)", suffix)
+	w.p("TEXT ·affine%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ y+24(FP), DI")
+	loop("affine"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func clip%s(n int, lo, hi float32, x, y *float32)", suffix)
+	w.p("TEXT ·clip%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s lo+8(FP), %s", bcast, r(8))
+	w.p("\t%s hi+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ y+24(FP), DI")
+	// MAXPS and MINPS return their second source where either is NaN: x goes second,
+	// so a NaN stays NaN.
+	loop("clip"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
+			w.p("\tVMINPS %s, %s, %s", r(i), r(9), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func clipBack%s(n int, lo, hi float32, y, dy, dx *float32)", suffix)
+	w.p("TEXT ·clipBack%s(SB), NOSPLIT, $0-40", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s lo+8(FP), %s", bcast, r(8))
+	w.p("\t%s hi+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ y+16(FP), SI")
+	w.p("\tMOVQ dy+24(FP), DI")
+	w.p("\tMOVQ dx+32(FP), DX")
+	// dx = dy where lo < y < hi (ordered comparisons, GT_OQ and LT_OQ: 0 where y is
+	// NaN).
+	loop("clipb"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			if reg == "Z" {
+				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
+				w.p("\tVCMPPS $0x11, Z9, %s, K1, K2", r(i))
+				w.p("\tVMOVUPS.Z %s, K2, %s", at(i, "DI"), r(4+i))
+				continue
+			}
+			w.p("\tVCMPPS $0x1e, Y8, %s, Y10", r(i))
+			w.p("\tVCMPPS $0x11, Y9, %s, Y11", r(i))
+			w.p("\tVANDPS Y11, Y10, Y10")
+			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func relu%s(n int, x, y *float32)", suffix)
+	w.p("TEXT ·relu%s(SB), NOSPLIT, $0-24", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\tMOVQ y+16(FP), DI")
+	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
+	// max(x, 0) with x second (a NaN stays NaN), then + 0 (-0 becomes +0).
+	loop("relu"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
+			w.p("\tVADDPS %s, %s, %s", r(8), r(i), r(i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func reluBack%s(n int, y, dy, dx *float32)", suffix)
+	w.p("TEXT ·reluBack%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ y+8(FP), SI")
+	w.p("\tMOVQ dy+16(FP), DI")
+	w.p("\tMOVQ dx+24(FP), DX")
+	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
+	// dx = dy where y > 0 (GT_OQ: 0 where y is NaN).
+	loop("relub"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			if reg == "Z" {
+				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
+				w.p("\tVMOVUPS.Z %s, K1, %s", at(i, "DI"), r(4+i))
+				continue
+			}
+			w.p("\tVCMPPS $0x1e, Y8, %s, Y10", r(i))
+			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func bnBack%s(n int, a, b, d float32, x, dy, dx *float32)", suffix)
+	w.p("TEXT ·bnBack%s(SB), NOSPLIT, $0-48", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\t%s d+16(FP), %s", bcast, r(10))
+	w.p("\tMOVQ x+24(FP), SI")
+	w.p("\tMOVQ dy+32(FP), DI")
+	w.p("\tMOVQ dx+40(FP), DX")
+	loop("bnback"+lower, func() {
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i))
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
+			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))
+		}
+		for i := 0; i < 4; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+}
+
+// evex512 encodes a 512-bit EVEX instruction of opcode map 0F38, W0, with register
+// operands: dst (ModRM.reg), src1 (EVEX.vvvv) and src2 (ModRM.rm), prefix pp (1: 66, 2:
+// F3, 3: F2). Go's assembler has no AVX512_BF16 instructions; they are written as bytes.
+func evex512(op, pp byte, dst, src1, src2 int) string {
+	inv := func(v, bit int) byte { return byte(^(v >> bit) & 1) }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0b10
+	p1 := byte(^src1&0xF)<<3 | 1<<2 | pp
+	p2 := byte(0b10)<<5 | inv(src1, 4)<<3
+	modrm := byte(0b11)<<6 | byte(dst&7)<<3 | byte(src2&7)
+	return fmt.Sprintf("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x", p0, p1, p2, op, modrm)
+}
+
+// vdpbf16ps writes VDPBF16PS dst, src1, src2 (Intel order): each 32-bit lane of dst
+// += src1.lo·src2.lo + src1.hi·src2.hi, the halves bfloat16.
+func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, src2) }
+
+// kernelBF16 emits sgemmKernelBF16, the bfloat16 micro-kernel of AVX512_BF16: the
+// 8×32 tile of sgemmKernel8x32 from panels whose 32-bit slots each hold a pair of
+// bfloat16, two consecutive k (a[q*8+i] = (A[i][2q], A[i][2q+1]), b[q*32+j] =
+// (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
+// float32 accumulation, the same epilogue.
+func kernelBF16(w *asm) {
+	name, args := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32"
+	lab := "kb"
+	w.p(`// func sgemmKernelBF16(` + args + `)
+//
+// sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
+// ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	w.p("\tMOVQ c+24(FP), DX\n\tMOVQ ldc+32(FP), R8\n\tSHLQ $2, R8")
+	w.p("\tMOVQ DX, AX")
+	for i := 0; i < mr; i++ {
+		w.p("\tPREFETCHT0 (AX)\n\tPREFETCHT0 64(AX)")
+		if i < mr-1 {
+			w.p("\tADDQ R8, AX")
+		}
+	}
+	for i := 0; i < mr*nv; i++ {
+		w.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	stepBF16 := func(aoff, boff int) {
+		for v := 0; v < nv; v++ {
+			w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
+		}
+		for i := 0; i < mr; i++ {
+			br := 18 + i%2
+			w.p("\tVPBROADCASTD %d(SI), Z%d", aoff+4*i, br)
+			for v := 0; v < nv; v++ {
+				w.p("%s", vdpbf16ps(i*nv+v, br, 16+v))
+			}
+		}
+	}
+	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %stail", lab)
+	w.p("%sloop4:", lab)
+	w.p("\tPREFETCHT0 512(SI)")
+	for s := 0; s < 4; s++ {
+		if s == 2 {
+			w.p("\tPREFETCHT0 576(SI)")
+		}
+		stepBF16(s*4*mr, s*4*nr)
+	}
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
+	w.p("%stail:\n\tANDQ $3, CX\n\tJZ %sdone", lab, lab)
+	w.p("%sloop1:", lab)
+	stepBF16(0, 0)
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
+	epilogue(w, lab, func(o int) int { return o })
+}
+
+// cvtPairsBF16 emits cvtPairsBF16(npairs, w int, src, dst *float32): the float32 panel
+// src (rows of w values, w 32 or 8, 2·npairs rows) rounded to bfloat16 (VCVTNE2PS2BF16:
+// to nearest, ties to even) and interleaved into the slots of the bfloat16 kernel's
+// panels: dst[q*w+l] holds rows 2q (low half) and 2q+1 (high half) of lane l. The words
+// come out of the conversion as [row 2q's, row 2q+1's]; VPERMW with the table
+// bf16Interleave puts word j beside word 16+j. Panels of 8 lanes take two pairs per
+// vector (the last one alone, masked).
+func cvtPairsBF16(w *asm) {
+	for j := 0; j < 16; j++ {
+		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j, j)
+		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j+2, 16+j)
+	}
+	w.p("GLOBL bf16Interleave<>(SB), RODATA, $64")
+	w.p(`
+// func cvtPairsBF16(npairs, w int, src, dst *float32)
+TEXT ·cvtPairsBF16(SB), NOSPLIT, $0-32
+	MOVQ npairs+0(FP), CX
+	MOVQ w+8(FP), R8
+	MOVQ src+16(FP), SI
+	MOVQ dst+24(FP), DI
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	CMPQ R8, $32
+	JNE  cvp8
+cvp32:
+	TESTQ CX, CX
+	JZ   cvpdone
+	VMOVUPS (SI), Z0
+	VMOVUPS 128(SI), Z1
+	VMOVUPS 64(SI), Z4
+	VMOVUPS 192(SI), Z5`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p("%s", evex512(0x72, 3, 6, 5, 4))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VPERMW Z6, Z31, Z6
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z6, 64(DI)
+	ADDQ $256, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  cvp32
+cvp8:
+	CMPQ CX, $2
+	JL   cvp8last
+	VMOVUPS (SI), Y0
+	VINSERTF32X8 $1, 64(SI), Z0, Z0
+	VMOVUPS 32(SI), Y1
+	VINSERTF32X8 $1, 96(SI), Z1, Z1`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	SUBQ $2, CX
+	JMP  cvp8
+cvp8last:
+	TESTQ CX, CX
+	JZ   cvpdone
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1`)
+	w.p("%s", evex512(0x72, 3, 2, 1, 0))
+	w.p(`	VPERMW Z2, Z31, Z2
+	VMOVUPS Y2, (DI)
+cvpdone:
+	VZEROUPPER
+	RET
+`)
 }

@@ -1,0 +1,240 @@
+package kernels
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"toolkit/internal/testref"
+)
+
+// TestRoundBF16AgainstPyTorch checks the rounding of float32 to bfloat16 against
+// PyTorch's (torch.Tensor.to(torch.bfloat16), round to nearest, ties to even) on ties,
+// the largest values, subnormals, infinities and random values.
+func TestRoundBF16AgainstPyTorch(t *testing.T) {
+	if err := torchAvailable(); err != nil {
+		testref.Missing(t, "PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch): %v", torchPython, err)
+	}
+	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1 + 1.0/256, 1 + 3.0/256, 1 + 5.0/256, 3.14159265, -2.71828,
+		math.MaxFloat32, -math.MaxFloat32, 3.3895313892515355e38, 1e-38, 1e-40, -1e-45, float32(math.Inf(1)), float32(math.Inf(-1)),
+		65504, 0.1, 1.0 / 3}
+	rng := newRNG(5)
+	for range 500 {
+		vals = append(vals, float32(rng.NormFloat64()*math.Pow(10, float64(rng.IntN(20)-10))))
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
+	bits := make([]uint32, len(vals))
+	for i, v := range vals {
+		bits[i] = math.Float32bits(v)
+	}
+	data, _ := json.Marshal(bits)
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `import json, sys, numpy as np, torch
+b = np.array(json.load(open(sys.argv[1])), dtype=np.uint32)
+x = torch.from_numpy(b.view(np.float32).copy())
+y = x.to(torch.bfloat16).to(torch.float32).numpy().view(np.uint32)
+json.dump([int(v) for v in y], open(sys.argv[2], "w"))`
+	cmd := exec.Command(torchPython, "-c", script, in, out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("PyTorch: %v\n%s", err, msg)
+	}
+	var want []uint32
+	if data, err := os.ReadFile(out); err != nil || json.Unmarshal(data, &want) != nil {
+		t.Fatalf("PyTorch's output: %v", err)
+	}
+	for i, v := range vals {
+		if got := math.Float32bits(RoundBF16(v)); got != want[i] {
+			t.Errorf("RoundBF16(%g = %08x) = %08x, PyTorch %08x", v, bits[i], got, want[i])
+		}
+	}
+	if got := RoundBF16(float32(math.NaN())); got == got {
+		t.Errorf("RoundBF16(NaN) = %g", got)
+	}
+}
+
+// withBF16 runs f with the bfloat16 products in use, or skips where the CPU lacks them
+// (then Use must refuse them, saying why).
+func withBF16(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	orig := Current()
+	if err := Use(BF16); err != nil {
+		if BF16Available() == nil {
+			t.Fatalf("Use(BF16): %v", err)
+		}
+		t.Skipf("no bfloat16 products here: %v", err)
+	}
+	defer func() {
+		if err := Use(orig); err != nil {
+			t.Error(err)
+		}
+	}()
+	f(t)
+}
+
+// roundAll returns the values rounded to bfloat16, in float64.
+func roundAll(x []float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(RoundBF16(float32(v)))
+	}
+	return out
+}
+
+// TestGemmBF16 checks the bfloat16 products against float64 products of the operands
+// rounded to bfloat16 (products of two bfloat16 are exact in float32, so the difference
+// is the float32 accumulation's: within 1e-6 of Σ|a·b|), over shapes with odd depths,
+// depths across the kernel's k blocks, transposes, alpha, beta and one row or column;
+// and that the operands were rounded (the float32 GEMM gives other values).
+func TestGemmBF16(t *testing.T) {
+	withBF16(t, func(t *testing.T) {
+		rng := newRNG(9)
+		rounded := false
+		for _, c := range []struct {
+			m, n, k     int
+			ta, tb      bool
+			alpha, beta float64
+		}{
+			{7, 5, 1, false, false, 1, 0}, {8, 32, 2, false, false, 1, 0}, {9, 33, 3, false, false, 1, 0},
+			{40, 70, 255, false, false, 1, 0}, {33, 65, 513, true, false, 0.5, 0}, {17, 130, 300, false, true, 1, 0.75},
+			{1, 200, 77, true, true, 2, 1}, {120, 1, 64, false, false, 1, 0}, {64, 96, 1000, false, false, 1, 0},
+		} {
+			a, b, c0 := randn(rng, c.m*c.k), randn(rng, c.k*c.n), randn(rng, c.m*c.n)
+			lda, ldb := c.k, c.n
+			if c.ta {
+				lda = c.m
+			}
+			if c.tb {
+				ldb = c.k
+			}
+			want := append([]float64(nil), c0...)
+			mag := make([]float64, c.m*c.n)
+			ar, br := roundAll(a), roundAll(b)
+			at := func(i, p int) float64 {
+				if c.ta {
+					return ar[p*lda+i]
+				}
+				return ar[i*lda+p]
+			}
+			bt := func(p, j int) float64 {
+				if c.tb {
+					return br[j*ldb+p]
+				}
+				return br[p*ldb+j]
+			}
+			for i := 0; i < c.m; i++ {
+				for j := 0; j < c.n; j++ {
+					var s, sa float64
+					for p := 0; p < c.k; p++ {
+						s += at(i, p) * bt(p, j)
+						sa += math.Abs(at(i, p) * bt(p, j))
+					}
+					want[i*c.n+j] = c.alpha*s + c.beta*c0[i*c.n+j]
+					mag[i*c.n+j] = math.Abs(c.alpha)*sa + math.Abs(c.beta*c0[i*c.n+j])
+				}
+			}
+			got := to32(c0)
+			Gemm(c.ta, c.tb, c.m, c.n, c.k, float32(c.alpha), to32(a), lda, to32(b), ldb, float32(c.beta), got, c.n)
+			for i := range want {
+				if d := math.Abs(float64(got[i]) - want[i]); d > 1e-6*mag[i]+1e-30 {
+					t.Fatalf("%+v: C[%d] = %g, float64 of the rounded operands %g (|a·b| %g)", c, i, got[i], want[i], mag[i])
+				}
+			}
+			// The same product in float64 without rounding: some values must differ by
+			// more than the accumulation could explain.
+			for i := 0; i < c.m && !rounded; i++ {
+				for j := 0; j < c.n; j++ {
+					var s float64
+					for p := 0; p < c.k; p++ {
+						ai, bj := a[i*lda+p], b[p*ldb+j]
+						if c.ta {
+							ai = a[p*lda+i]
+						}
+						if c.tb {
+							bj = b[j*ldb+p]
+						}
+						s += ai * bj
+					}
+					if math.Abs(c.alpha*s+c.beta*c0[i*c.n+j]-float64(got[i*c.n+j])) > 1e-4*mag[i*c.n+j] {
+						rounded = true
+						break
+					}
+				}
+			}
+		}
+		if !rounded {
+			t.Error("no product differs from the unrounded one: the operands were not rounded to bfloat16")
+		}
+		t.Logf("on %s", fmt.Sprint(Current()))
+	})
+}
+
+// TestConvBF16 checks the convolutions with the bfloat16 products (the paths that pack
+// their operands: no Winograd transforms, no B read in place) against float64
+// convolutions of the operands rounded to bfloat16, within 1e-6 of the same convolution
+// of their absolute values: forward with bias and fused Relu, data and weight
+// gradients, over strides, pads, dilations, 1×1 filters and groups.
+func TestConvBF16(t *testing.T) {
+	geoms := []Conv2DParams{
+		{N: 2, C: 16, H: 17, W: 19, M: 24, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 3, C: 7, H: 13, W: 11, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1},
+		{N: 2, C: 32, H: 14, W: 15, M: 40, KH: 1, KW: 1},
+		{N: 1, C: 5, H: 30, W: 24, M: 33, KH: 5, KW: 5, DilH: 2, PadTop: 4, PadLeft: 2, PadBottom: 4, PadRight: 2},
+		{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
+		{N: 4, C: 64, H: 4, W: 4, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	}
+	abs := func(x []float64) []float64 {
+		out := make([]float64, len(x))
+		for i, v := range x {
+			out[i] = math.Abs(v)
+		}
+		return out
+	}
+	check := func(t *testing.T, what string, got32 []float32, want, mag []float64) {
+		t.Helper()
+		for i, w := range want {
+			if d := math.Abs(float64(got32[i]) - w); d > 1e-6*mag[i]+1e-30 {
+				t.Fatalf("%s[%d] = %g, float64 of the rounded operands %g (magnitude %g)", what, i, got32[i], w, mag[i])
+			}
+		}
+	}
+	withBF16(t, func(t *testing.T) {
+		rng := newRNG(13)
+		for gi, g := range geoms {
+			p := g.WithOutSize()
+			x, w, b, dy := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M), randn(rng, p.YLen())
+			xr, wr, dyr := roundAll(x), roundAll(w), roundAll(dy)
+			name := fmt.Sprintf("geometry %d %+v", gi, g)
+			y, ym := make([]float64, p.YLen()), make([]float64, p.YLen())
+			Conv2DForward(p, xr, wr, b, y)
+			Conv2DForward(p, abs(xr), abs(wr), abs(b), ym)
+			y32 := make([]float32, p.YLen())
+			Conv2DForward(p, to32(x), to32(w), to32(b), y32)
+			check(t, name+" y", y32, y, ym)
+			relu := make([]float64, len(y))
+			for i, v := range y {
+				relu[i] = max(v, 0)
+			}
+			Conv2DForwardRelu(p, to32(x), to32(w), to32(b), y32)
+			check(t, name+" relu(y)", y32, relu, ym)
+			dx, dxm := make([]float64, p.XLen()), make([]float64, p.XLen())
+			Conv2DBackwardData(p, wr, dyr, dx)
+			Conv2DBackwardData(p, abs(wr), abs(dyr), dxm)
+			dx32 := make([]float32, p.XLen())
+			Conv2DBackwardData(p, to32(w), to32(dy), dx32)
+			check(t, name+" dx", dx32, dx, dxm)
+			dw, dwm := make([]float64, p.WLen()), make([]float64, p.WLen())
+			Conv2DBackwardWeight(p, xr, dyr, dw)
+			Conv2DBackwardWeight(p, abs(xr), abs(dyr), dwm)
+			dw32 := make([]float32, p.WLen())
+			Conv2DBackwardWeight(p, to32(x), to32(dy), dw32)
+			check(t, name+" dw", dw32, dw, dwm)
+		}
+	})
+}

@@ -1,0 +1,305 @@
+package backend
+
+import (
+	"cmp"
+	"slices"
+	"unsafe"
+)
+
+// Memory planning. Every value a program's steps write, other than the ones the caller
+// reads after a run, lives in one arena for as long as steps read it: from the step that
+// writes it to the last step that reads it. The plan is made once, when the program is
+// built, the way inference runtimes plan theirs (TensorFlow Lite's arena planner,
+// ONNX Runtime's memory patterns), for the backward pass too:
+//
+//   - a backward step reads only the forward values its kernel declares
+//     (backwardReader), so the others go after their last forward reader;
+//   - a step whose kernel allows it writes its output over an argument that nothing
+//     reads afterwards (an activation over its input, a gradient over its output's
+//     gradient, a sum of gradients over one of them): the two share one buffer;
+//   - an asynchronous gradient (asyncGradient) reads its arguments while the steps after
+//     it run, until the next asynchronous step waits for it: its arguments live until
+//     that step;
+//   - the buffers are then placed in the arena by size, largest first, each at the
+//     lowest offset that no buffer alive at the same time overlaps (best fit among the
+//     gaps), as TensorFlow Lite's greedy-by-size strategy does.
+
+// arenaAlign is the alignment of every buffer in the arena, in elements: 64 bytes of
+// float32, a cache line and an AVX-512 register.
+const arenaAlign = 16
+
+// memPlan is a program's memory plan.
+type memPlan struct {
+	size int // the arena's length in elements
+}
+
+// interval is a buffer of the arena: the steps it is alive over and its length.
+type interval struct{ first, last, size int }
+
+// planMemory computes the values' lifetimes, merges the values written in place, and
+// places the buffers in the arena.
+func (p *program[T]) planMemory() {
+	vals := p.vals
+	for i := range vals {
+		if vals[i].kind == valArena {
+			vals[i].last = vals[i].first
+		}
+	}
+	for i, s := range p.steps {
+		vals[s.out].first = i
+		if vals[s.out].kind == valArena {
+			vals[s.out].last = max(vals[s.out].last, i)
+		}
+		for _, a := range s.args {
+			if a >= 0 {
+				vals[a].last = max(vals[a].last, i)
+			}
+		}
+		if a := s.saved; a >= 0 {
+			if s.kind == stepForward {
+				vals[a].first = i
+			}
+			vals[a].last = max(vals[a].last, i)
+		}
+	}
+	for i := range vals {
+		if vals[i].output && vals[i].kind == valArena {
+			vals[i].last = len(p.steps)
+		}
+	}
+	// An asynchronous gradient's arguments live until the next asynchronous step (or the
+	// end of the run), which waits for it.
+	next := len(p.steps)
+	for i := len(p.steps) - 1; i >= 0; i-- {
+		s := p.steps[i]
+		if !s.async {
+			continue
+		}
+		for _, a := range append(s.args, s.saved) {
+			if a >= 0 {
+				vals[a].last = max(vals[a].last, next)
+			}
+		}
+		next = i
+	}
+	// Buffers: each arena value starts in its own; a step in place merges its output
+	// into its argument's buffer.
+	bufOf := make([]int, len(vals))
+	var bufs []interval
+	for i, v := range vals {
+		bufOf[i] = -1
+		if v.kind == valArena {
+			bufOf[i] = len(bufs)
+			bufs = append(bufs, interval{first: v.first, last: v.last, size: v.size})
+		}
+	}
+	for i, s := range p.steps {
+		o := s.out
+		if vals[o].kind != valArena {
+			continue
+		}
+		for _, c := range inPlaceCandidates(s) {
+			a := s.args[c]
+			if a < 0 || vals[a].kind != valArena || vals[a].size != vals[o].size || bufs[bufOf[a]].last != i {
+				continue
+			}
+			b := bufOf[a]
+			bufs[b].last = max(bufs[b].last, bufs[bufOf[o]].last)
+			bufs[bufOf[o]].size = 0 // merged away
+			bufOf[o] = b
+			break
+		}
+	}
+	offs, size := packArena(bufs)
+	for i := range vals {
+		if bufOf[i] >= 0 {
+			vals[i].off = offs[bufOf[i]]
+		}
+	}
+	p.mem = memPlan{size: size}
+	p.arena.reserve(size)
+}
+
+// recomputable is implemented by kernels whose output is cheap to compute again from
+// their input (an element-wise function next to the matrix products around it).
+type recomputable interface {
+	recomputable() bool
+}
+
+// rematerialize computes again, just before the first gradient step that reads it, the
+// output of a cheap element-wise step whose input the backward pass keeps anyway (its
+// own gradient reads it): the output then lives through the forward pass only, and its
+// copy for the backward pass from there to its last gradient reader. A Gelu or a SiLU
+// between two matrix products keeps its input for its derivative, and the product after
+// it its output for the weight gradient; PyTorch keeps both, the plan keeps the input
+// alone (ConvNeXt-T, a ViT: the output is 4 times the width of the blocks).
+func (p *program[T]) rematerialize() {
+	// The steps reading each value.
+	readers := make([][]int, len(p.vals))
+	for i, s := range p.steps {
+		for _, a := range s.args {
+			if a >= 0 {
+				readers[a] = append(readers[a], i)
+			}
+		}
+	}
+	type remat struct {
+		at   int // insert before this step
+		from int // the forward step to repeat
+	}
+	var todo []remat
+	for i, s := range p.steps {
+		if s.kind != stepForward || len(s.args) != 1 || s.args[0] < 0 {
+			continue
+		}
+		if r, ok := s.fwd.k.(recomputable); !ok || !r.recomputable() {
+			continue
+		}
+		v, u := s.out, s.args[0]
+		if p.vals[v].kind != valArena || p.vals[v].output || p.vals[u].kind == valOwn {
+			continue
+		}
+		if _, probed := p.probes[v]; probed {
+			continue
+		}
+		firstBack := -1
+		for _, r := range readers[v] {
+			if p.steps[r].kind == stepGrad {
+				firstBack = r
+				break
+			}
+		}
+		lastU := -1
+		for _, r := range readers[u] {
+			lastU = max(lastU, r)
+		}
+		// u must be read at or after the first gradient reader of v (so kept until
+		// then). (The copy lives until its last reader, or the step that waits for an
+		// asynchronous one, as any value.)
+		if firstBack < 0 || lastU < firstBack {
+			continue
+		}
+		todo = append(todo, remat{at: firstBack, from: i})
+	}
+	if len(todo) == 0 {
+		return
+	}
+	slices.SortStableFunc(todo, func(a, b remat) int { return cmp.Compare(a.at, b.at) })
+	steps := make([]step[T], 0, len(p.steps)+len(todo))
+	next := 0
+	for i, s := range p.steps {
+		for next < len(todo) && todo[next].at == i {
+			f := p.steps[todo[next].from]
+			v := f.out
+			c := f
+			c.args = slices.Clone(f.args)
+			c.inPlace = -1 // its input lives on
+			c.name = f.name + " again"
+			c.out = len(p.vals)
+			p.vals = append(p.vals, value[T]{name: p.vals[v].name + "'", size: p.vals[v].size, kind: valArena, first: -1, last: -1})
+			steps = append(steps, c)
+			// The gradient steps read the copy.
+			for j := i; j < len(p.steps); j++ {
+				if p.steps[j].kind != stepGrad {
+					continue
+				}
+				for k, a := range p.steps[j].args {
+					if a == v {
+						p.steps[j].args[k] = c.out
+					}
+				}
+			}
+			next++
+		}
+		steps = append(steps, s)
+	}
+	p.steps = steps
+}
+
+// inPlaceCandidates returns the arguments a step may write its output over, in order of
+// preference.
+func inPlaceCandidates[T float](s step[T]) []int {
+	switch {
+	case s.kind == stepSum:
+		return []int{0, 1}
+	case s.inPlace >= 0:
+		return []int{s.inPlace}
+	}
+	return nil
+}
+
+// packArena places buffers in one arena: largest first, each in the smallest gap (or
+// after the last buffer) among the buffers already placed that are alive at the same
+// time. It returns each buffer's offset and the arena's length. Buffers of size 0 take
+// no room.
+func packArena(bufs []interval) (offs []int, size int) {
+	offs = make([]int, len(bufs))
+	order := make([]int, 0, len(bufs))
+	for i, b := range bufs {
+		if b.size > 0 {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(bufs[b].size, bufs[a].size), cmp.Compare(bufs[a].first, bufs[b].first))
+	})
+	aligned := func(n int) int { return (n + arenaAlign - 1) / arenaAlign * arenaAlign }
+	var placed []int // by offset
+	var live []int
+	for _, i := range order {
+		b := bufs[i]
+		need := aligned(b.size)
+		live = live[:0]
+		for _, j := range placed {
+			if q := bufs[j]; q.first <= b.last && b.first <= q.last {
+				live = append(live, j)
+			}
+		}
+		best, bestGap, end := -1, 0, 0
+		for _, j := range live {
+			if gap := offs[j] - end; gap >= need && (best < 0 || gap < bestGap) {
+				best, bestGap = end, gap
+			}
+			end = max(end, offs[j]+aligned(bufs[j].size))
+		}
+		if best < 0 {
+			best = end
+		}
+		offs[i] = best
+		size = max(size, best+need)
+		at, _ := slices.BinarySearchFunc(placed, best, func(j, off int) int { return cmp.Compare(offs[j], off) })
+		placed = slices.Insert(placed, at, i)
+	}
+	return offs, size
+}
+
+// memory returns the program's arena and own buffers in bytes.
+func (p *program[T]) memory() Memory {
+	var z T
+	size := int64(unsafe.Sizeof(z))
+	m := Memory{Arena: int64(p.mem.size) * size}
+	shared := map[int]bool{}
+	for _, s := range p.steps {
+		if s.kind == stepGrad && s.grad.buf != nil {
+			shared[s.out] = true // a parameter's gradient, the model's
+		}
+	}
+	for i, v := range p.vals {
+		if v.kind == valOwn && !shared[i] {
+			m.Own += int64(v.size) * size
+		}
+	}
+	return m
+}
+
+// liveAt returns the names of the arena values alive at step i (for tests and
+// printing).
+func (p *program[T]) liveAt(i int) []string {
+	var names []string
+	for _, v := range p.vals {
+		if v.kind == valArena && v.first <= i && i <= v.last {
+			names = append(names, v.name)
+		}
+	}
+	return names
+}
