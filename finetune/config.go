@@ -146,10 +146,16 @@ type OptimizerConfig struct {
 	ClipNorm float64 `yaml:"clip_norm"`
 }
 
-// LossConfig configures the softmax cross-entropy.
+// LossConfig configures the training loss, the softmax cross-entropy. The validation
+// loss stays the plain cross-entropy, as Keras' class_weight changes the training loss
+// alone.
 type LossConfig struct {
 	// LabelSmoothing spreads this much of each label's weight over all classes, in [0, 1).
 	LabelSmoothing float64 `yaml:"label_smoothing"`
+	// ClassWeights weighs each class's examples in the training loss: balanced (n / (classes x count) from the training images, scikit-learn's compute_class_weight) or a weight per class in the classes' order; the loss is the weighted mean, as PyTorch's CrossEntropyLoss(weight) computes it. Not set: every class 1.
+	ClassWeights WeightsConfig `yaml:"class_weights,omitempty" default:"not set"`
+	// FocalGamma multiplies each example's loss by (1 - p)^gamma, p its probability of the right class (the focal loss, Lin et al. 2017; 2 is usual), so that well-classified examples weigh less; 0: off.
+	FocalGamma float64 `yaml:"focal_gamma"`
 }
 
 // StageConfig is one stage of the recipe.
@@ -376,7 +382,7 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 	}
 	// Mistakes that need more than one key (an augmentation against the batch size, say)
 	// are found here too, to report them at their line.
-	if key, err := cfg.dataError(); err != nil {
+	if key, err := cfg.crossError(); err != nil {
 		if l := yamlnode.Line(&doc, key); l > 0 {
 			return nil, fmt.Errorf("%s:%d: %s: %w", name, l, key, err)
 		}

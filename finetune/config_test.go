@@ -51,6 +51,12 @@ func TestRecipeYAMLErrors(t *testing.T) {
 		{"optimizer: {name: adam, momentum: 0.5}\n", `x.yaml:1: optimizer.momentum: an option of sgd, not of adam, which would ignore it`},
 		{"optimizer: {beta1: 0.5, name: sgd}\n", `x.yaml:1: optimizer.beta1: an option of adam and adamw, not of sgd`},
 		{"optimizer: {nesterov: true}\n", `x.yaml:1: optimizer.nesterov: an option of sgd, not of adam`},
+		{"loss: {class_weights: equal}\n", `x.yaml:1: loss.class_weights: "equal"; want balanced or a list of weights`},
+		{"loss:\n  class_weights: [1, -2]\n", `x.yaml:2: loss.class_weights: weight 2 is -2; want a finite weight >= 0`},
+		{"loss:\n  class_weights: [0, 0]\n", `x.yaml:2: loss.class_weights: every weight is 0`},
+		{"loss:\n  class_weights: []\n", `x.yaml:2: loss.class_weights: an empty list`},
+		{"head: {classes: 3}\nloss:\n  class_weights: [1, 2]\n", `x.yaml:3: loss.class_weights: 2 weights for head.classes 3; want one per class`},
+		{"loss:\n  focal_gamma: -1\n", `x.yaml:2: loss.focal_gamma: -1; want 0 (off) or a positive exponent`},
 		{"- seed: 1\n", `x.yaml:1: the recipe is a list; want a mapping of seed, model, head`},
 		{"seed: [1\n", `x.yaml:1: did not find expected ',' or ']'`},
 	} {
@@ -112,8 +118,10 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 	every.Diagnostics = DiagnosticsConfig{Repair: true, Every: 2}
 	every.TrainBN = true
+	every.Loss = LossConfig{LabelSmoothing: 0.1, ClassWeights: WeightsConfig{Weights: []float64{1, 2.5, 0}}, FocalGamma: 2}
 	off := Default()
 	off.Groups = GroupsConfig{Preset: "vgg19"}
+	off.Loss.ClassWeights.Balanced = true
 	off.Diagnostics.Off = true
 	for name, cfg := range map[string]Config{"every form": every, "preset, diagnostics off": off, "test config": testConfig(t)} {
 		raw, err := yaml.Marshal(cfg)

@@ -97,7 +97,8 @@ func newMetricsHook() Hook {
 	}
 }
 
-// validationHook evaluates the validation data after each epoch.
+// validationHook evaluates the validation data after each epoch: loss, accuracy and
+// macro-F1.
 func (t *Trainer) validationHook() Hook {
 	return Hook{
 		Name: "validation",
@@ -105,11 +106,11 @@ func (t *Trainer) validationHook() Hook {
 			if t.valLoader == nil {
 				return nil
 			}
-			vl, va, err := t.evaluate(context.Background(), t.valLoader)
+			sc, err := t.score(context.Background(), t.valLoader)
 			if err != nil {
 				return fmt.Errorf("validation: %w", err)
 			}
-			m.ValLoss, m.ValAcc = &vl, &va
+			m.ValLoss, m.ValAcc, m.ValMacroF1 = &sc.Loss, &sc.Acc, &sc.MacroF1
 			return nil
 		},
 	}

@@ -241,6 +241,9 @@ type DataSummary struct {
 	Splits  []SplitSummary `json:"data"`
 	Classes []string       `json:"classes"`
 	Skipped []SkippedImage `json:"skipped,omitempty"`
+	// ClassWeights are the training loss's class weights (loss.class_weights), in the
+	// classes' order; absent without.
+	ClassWeights []float64 `json:"class_weights,omitempty"`
 }
 
 // Summary counts the images of each split by class and lists the skipped files.
@@ -295,6 +298,14 @@ func (s DataSummary) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if s.ClassWeights != nil {
+		parts := make([]string, len(s.ClassWeights))
+		for i, w := range s.ClassWeights {
+			parts[i] = fmt.Sprintf("%s %.3g", s.Classes[i], w)
+		}
+		fmt.Fprintf(&b, "loss: class weights %s\n", strings.Join(parts, ", "))
+	}
+
 	for i, sk := range s.Skipped {
 		if i == 10 {
 			fmt.Fprintf(&b, "  ... and %d more (metrics.jsonl lists them all)\n", len(s.Skipped)-10)

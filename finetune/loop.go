@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"toolkit/backend"
-	"toolkit/backend/kernels"
 	"toolkit/dataset"
 )
 
@@ -39,8 +38,9 @@ type EpochMetrics struct {
 	TrainAcc   float64            `json:"train_acc"`
 	ValLoss    *float64           `json:"val_loss,omitempty"`
 	ValAcc     *float64           `json:"val_acc,omitempty"`
-	LR         map[string]float64 `json:"lr"`        // per trained group, at the epoch's last step
-	GradNorm   map[string]float64 `json:"grad_norm"` // per trained group, mean over the epoch
+	ValMacroF1 *float64           `json:"val_macro_f1,omitempty"` // the mean F1 over the validation data's classes
+	LR         map[string]float64 `json:"lr"`                     // per trained group, at the epoch's last step
+	GradNorm   map[string]float64 `json:"grad_norm"`              // per trained group, mean over the epoch
 	ImagesPerS float64            `json:"images_per_sec"`
 	Seconds    float64            `json:"seconds"`
 	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
@@ -71,13 +71,14 @@ type StepInfo struct {
 type Result struct {
 	History []EpochMetrics
 	// Best is the epoch best.onnx holds (HasBest false without validation data).
-	Best     BestEpoch
-	HasBest  bool
-	Findings []Finding
-	Repairs  []Repair
-	TestLoss float64
-	TestAcc  float64
-	HasTest  bool
+	Best        BestEpoch
+	HasBest     bool
+	Findings    []Finding
+	Repairs     []Repair
+	TestLoss    float64
+	TestAcc     float64
+	TestMacroF1 float64
+	HasTest     bool
 }
 
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
@@ -120,9 +121,11 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	res.Best, res.HasBest = t.Best()
 	if t.testLoader != nil {
-		if res.TestLoss, res.TestAcc, err = t.evaluate(t.loaderContext(ctx), t.testLoader); err != nil {
+		sc, err := t.score(t.loaderContext(ctx), t.testLoader)
+		if err != nil {
 			return nil, fmt.Errorf("test: %w", err)
 		}
+		res.TestLoss, res.TestAcc, res.TestMacroF1 = sc.Loss, sc.Acc, sc.MacroF1
 		res.HasTest = true
 	}
 	if err := fire(t, Hook.onEnd, res); err != nil {
@@ -352,6 +355,7 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 	opts := backend.Options{Batch: batch, Training: training, Loss: backend.CrossEntropy}
 	if training {
 		opts.Trainable = t.trained
+		opts.LossParams = backend.LossParams{FocalGamma: t.cfg.Loss.FocalGamma}
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
@@ -366,39 +370,8 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 
 // evaluate returns the mean cross-entropy (without label smoothing) and the accuracy.
 func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc float64, err error) {
-	batches, err := t.evalBatches(ctx, l)
-	if err != nil {
-		return 0, 0, err
-	}
-	classes := t.cfg.Head.Classes
-	var sum float64
-	var right, seen int
-	for b, err := range batches {
-		if err != nil {
-			return 0, 0, err
-		}
-		if b.N == 0 { // this rank's share of a short last batch
-			continue
-		}
-		prog, err := t.programFrom(b.N, false, b.From)
-		if err != nil {
-			return 0, 0, err
-		}
-		if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, 0)); err != nil {
-			return 0, 0, err
-		}
-		sum += prog.Loss() * float64(b.N)
-		right += kernels.CorrectCount(b.N, classes, prog.Output(0), b.Labels)
-		seen += b.N
-	}
-	r, n := float64(right), float64(seen)
-	if err := t.reduceSums(&sum, &r, &n); err != nil {
-		return 0, 0, err
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	return sum / n, r / n, nil
+	sc, err := t.score(ctx, l)
+	return sc.Loss, sc.Acc, err
 }
 
 // evalBatches yields the batches l loads, in order: the activations the feature cache

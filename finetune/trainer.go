@@ -63,6 +63,8 @@ type Trainer struct {
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
 	bn      map[string][]string
+	// classWeights are loss.class_weights' weights, one per class (nil: none).
+	classWeights []float64
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -171,6 +173,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
+	t.diag.mon.Chance = chanceLevel(cfg)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err
 	}
@@ -190,12 +193,16 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		t.comm = distrib.Single{}
 	}
 	shard := t.shard()
-	sum := t.data.Summary()
-	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
 		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
 			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
 	}
+	sum := t.data.Summary()
+	if t.classWeights, err = classWeights(cfg.Loss.ClassWeights, sum); err != nil {
+		return nil, fmt.Errorf("loss.class_weights: %w", err)
+	}
+	sum.ClassWeights = t.classWeights
+	t.log = append(t.log, Record{Data: &sum})
 	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true, shard); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}

@@ -35,6 +35,11 @@ func (c *Config) validate() error {
 	if ls := c.Loss.LabelSmoothing; !(ls >= 0 && ls < 1) {
 		return fmt.Errorf("loss.label_smoothing: %v; want a value in [0, 1)", ls)
 	}
+	if w := c.Loss.ClassWeights.Weights; w != nil {
+		if err := checkWeights(w); err != nil {
+			return fmt.Errorf("loss.class_weights: %w", err)
+		}
+	}
 	if c.Data.BatchSize < 1 {
 		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
 	}
@@ -67,7 +72,7 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.feature_cache: unknown %q; valid: auto, off", c.Data.FeatureCache)
 	}
-	if key, err := c.dataError(); err != nil {
+	if key, err := c.crossError(); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	switch c.Data.OnBadImage {
@@ -109,6 +114,15 @@ func checkValSplit(v float64) error {
 		return fmt.Errorf("data.val_split: %v; want a fraction of the training images in [0, 1), such as 0.1", v)
 	}
 	return nil
+}
+
+// crossError checks the keys that depend on others (dataError, lossError), returning
+// the key at fault and what is wrong.
+func (c *Config) crossError() (string, error) {
+	if key, err := c.dataError(); err != nil {
+		return key, err
+	}
+	return c.lossError()
 }
 
 // dataError checks the data's preprocessing and augmentation against each other and the

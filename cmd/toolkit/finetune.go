@@ -118,7 +118,7 @@ recipe.repaired.yaml in the run folder.`,
 			fmt.Fprintf(out, "diagnostics: %s, %s (metrics.jsonl lists them)\n", plural(n, "finding"), plural(len(res.Repairs), "repair"))
 		}
 		if res.HasTest {
-			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
+			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%, macro F1 %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1)
 		}
 		also := "metrics.jsonl, curves.png, checkpoint/, summary.json"
 		if res.HasBest {
@@ -298,6 +298,9 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 	line := fmt.Sprintf("epoch %2d  %-8s %d  train loss %.4f acc %5.1f%%", m.Epoch, m.Stage, m.StageEpoch, m.TrainLoss, 100*m.TrainAcc)
 	if m.ValLoss != nil {
 		line += fmt.Sprintf("  val loss %.4f acc %5.1f%%", *m.ValLoss, 100**m.ValAcc)
+		if m.ValMacroF1 != nil {
+			line += fmt.Sprintf(" F1 %.3f", *m.ValMacroF1)
+		}
 	}
 	line += fmt.Sprintf("  %.0f img/s  %.1fs", m.ImagesPerS, m.Seconds)
 	if m.Best {
