@@ -19,7 +19,8 @@ type Score struct {
 	Probability float64 `json:"probability"`
 }
 
-// Prediction is an image's top classes, most probable first.
+// Prediction is an image's top classes, most probable first; of a multi-label model,
+// every label whose probability reaches its threshold, most probable first.
 type Prediction struct {
 	File string  `json:"file"`
 	Top  []Score `json:"top"`
@@ -75,7 +76,8 @@ type Predictions struct {
 }
 
 // Predict classifies image files (folders are expanded by ImageFiles) and returns each
-// one's k most probable classes. The files are checked first: with opts.OnBadImage fail
+// one's k most probable classes (of a multi-label model, every label at or above its
+// threshold, k ignored). The files are checked first: with opts.OnBadImage fail
 // (the default) a file that does not decode is an error naming it, before anything is
 // predicted; with skip it is left out and listed. Images are decoded in parallel and run
 // in batches of opts.BatchSize, with the model's evaluation transform; with opts.TTA the
@@ -105,10 +107,13 @@ func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Opt
 		if opts.TTA {
 			probs = tta[i*n : (i+1)*n]
 		} else {
-			probs = Probabilities(logits[i*n : (i+1)*n])
+			probs = c.Probabilities(logits[i*n : (i+1)*n])
 		}
 		p := Prediction{File: src.Name(i)}
-		for _, j := range ranking(probs)[:k] {
+		for _, j := range ranking(probs) {
+			if c.MultiLabel && probs[j] < c.Thresholds[j] || !c.MultiLabel && len(p.Top) == k {
+				continue
+			}
 			p.Top = append(p.Top, Score{Class: c.Classes[j], Index: j, Probability: probs[j]})
 		}
 		out.Predictions = append(out.Predictions, p)
@@ -116,11 +121,15 @@ func Predict(ctx context.Context, c *Classifier, paths []string, k int, opts Opt
 	return out, nil
 }
 
-// WritePredictions prints one line per image: the file, then class (probability) pairs.
+// WritePredictions prints one line per image: the file, then class (probability) pairs
+// ("(no label)" for a multi-label prediction without one).
 func WritePredictions(w io.Writer, preds []Prediction) error {
 	var b strings.Builder
 	for _, p := range preds {
 		b.WriteString(p.File)
+		if len(p.Top) == 0 {
+			b.WriteString("  (no label)")
+		}
 		for _, s := range p.Top {
 			fmt.Fprintf(&b, "  %s %.4f", s.Class, s.Probability)
 		}

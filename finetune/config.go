@@ -77,6 +77,12 @@ type InputConfig struct {
 	Width int `yaml:"width"`
 }
 
+// The tasks of head.task.
+const (
+	TaskClassification = "classification"
+	TaskMultilabel     = "multilabel"
+)
+
 // HeadConfig is the classification head put on the base.
 type HeadConfig struct {
 	// Pool is how the base's feature map becomes a vector: flatten, avg (global average) or max.
@@ -87,8 +93,10 @@ type HeadConfig struct {
 	Activation string `yaml:"activation" enum:"relu,leaky_relu,tanh,sigmoid,none"`
 	// Dropout is the rate of the dropout before each dense layer, in [0, 1).
 	Dropout float64 `yaml:"dropout"`
-	// Classes is the number of classes (the training data's class folders).
+	// Classes is the number of classes (the training data's class folders), or of labels for multilabel.
 	Classes int `yaml:"classes" required:"true"`
+	// Task is classification (one class per image: softmax probabilities, the cross-entropy) or multilabel (any number of labels per image, data.format: csv: a sigmoid probability per label, the binary cross-entropy, per-label thresholds tuned on the validation data).
+	Task string `yaml:"task" enum:"classification,multilabel"`
 	// Init is how the dense layers' weights are initialised: he (Kaiming) or glorot (Xavier).
 	Init string `yaml:"init" enum:"he,glorot"`
 }
@@ -146,9 +154,9 @@ type OptimizerConfig struct {
 	ClipNorm float64 `yaml:"clip_norm"`
 }
 
-// LossConfig configures the training loss, the softmax cross-entropy. The validation
-// loss stays the plain cross-entropy, as Keras' class_weight changes the training loss
-// alone.
+// LossConfig configures the training loss: the softmax cross-entropy, or for
+// head.task: multilabel the binary cross-entropy. The validation loss stays the plain
+// one, as Keras' class_weight changes the training loss alone.
 type LossConfig struct {
 	// LabelSmoothing spreads this much of each label's weight over all classes, in [0, 1).
 	LabelSmoothing float64 `yaml:"label_smoothing"`
@@ -156,6 +164,8 @@ type LossConfig struct {
 	ClassWeights WeightsConfig `yaml:"class_weights,omitempty" default:"not set"`
 	// FocalGamma multiplies each example's loss by (1 - p)^gamma, p its probability of the right class (the focal loss, Lin et al. 2017; 2 is usual), so that well-classified examples weigh less; 0: off.
 	FocalGamma float64 `yaml:"focal_gamma"`
+	// PosWeight weighs each label's positive examples in the binary cross-entropy of head.task: multilabel (PyTorch's BCEWithLogitsLoss pos_weight): balanced (negatives / positives of each label in the training data) or a weight per label in the labels' order. Not set: 1.
+	PosWeight WeightsConfig `yaml:"pos_weight,omitempty" default:"not set"`
 }
 
 // StageConfig is one stage of the recipe.
@@ -177,15 +187,15 @@ type StageConfig struct {
 
 // DataConfig says where the images are and how they are prepared.
 type DataConfig struct {
-	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class) or idx (MNIST's format).
-	Format string `yaml:"format" enum:"imagefolder,idx"`
-	// Train is the training images' folder (or IDX file).
+	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class), csv (a CSV of image files and their labels, the files relative to the CSV: file,label, file,label1;label2 for multilabel, or one 0/1 column per label) or idx (MNIST's format).
+	Format string `yaml:"format" enum:"imagefolder,csv,idx"`
+	// Train is the training images' folder (or CSV or IDX file).
 	Train string `yaml:"train" required:"true"`
-	// Val is the validation images' folder (or IDX file); or set val_split.
+	// Val is the validation images' folder (or CSV or IDX file); or set val_split.
 	Val string `yaml:"val"`
 	// ValSplit holds this fraction of the training images out for validation, in [0, 1); 0: none.
 	ValSplit float64 `yaml:"val_split"`
-	// Test is the test images' folder (or IDX file), measured after training.
+	// Test is the test images' folder (or CSV or IDX file), measured after training.
 	Test string `yaml:"test"`
 	// Labels names the label files of IDX data.
 	Labels LabelsConfig `yaml:"labels"`
@@ -330,7 +340,7 @@ func Default() Config {
 	return Config{
 		Seed:      42,
 		Model:     ModelConfig{Input: InputConfig{Channels: 3, Height: 224, Width: 224}},
-		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
+		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he", Task: TaskClassification},
 		Optimizer: optimizerDefaults("adam"),
 		Data: DataConfig{
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",

@@ -28,9 +28,12 @@ func historyHook() Hook {
 
 // epochTotals are the running totals of the epoch in progress.
 type epochTotals struct {
-	LossSum  float64            `json:"loss_sum"`
-	Correct  int                `json:"correct"`
-	Seen     int                `json:"seen"`
+	LossSum float64 `json:"loss_sum"`
+	Correct int     `json:"correct"`
+	Seen    int     `json:"seen"`
+	// Scored counts the decisions Correct is out of (Seen, or Seen x labels for a
+	// multi-label task).
+	Scored   int                `json:"scored"`
 	GradNorm map[string]float64 `json:"grad_norm_sum,omitempty"`
 	LR       map[string]float64 `json:"lr,omitempty"`
 	Seconds  float64            `json:"seconds"`
@@ -60,6 +63,7 @@ func newMetricsHook() Hook {
 			s.LossSum += r.Loss * float64(r.N)
 			s.Correct += r.Correct
 			s.Seen += r.N
+			s.Scored += r.Scored
 			if s.GradNorm == nil {
 				s.GradNorm = map[string]float64{}
 			}
@@ -69,7 +73,7 @@ func newMetricsHook() Hook {
 				s.LR[g.Name] = g.LR
 			}
 			info.Loss = s.LossSum / float64(s.Seen)
-			info.Acc = float64(s.Correct) / float64(s.Seen)
+			info.Acc = float64(s.Correct) / float64(s.Scored)
 			info.Elapsed = time.Duration(s.Seconds * float64(time.Second))
 			if s.Seconds > 0 {
 				info.ImagesPerSec = float64(s.Seen) / s.Seconds
@@ -78,7 +82,7 @@ func newMetricsHook() Hook {
 		},
 		Epoch: func(t *Trainer, m *EpochMetrics) error {
 			m.TrainLoss = s.LossSum / float64(max(s.Seen, 1))
-			m.TrainAcc = float64(s.Correct) / float64(max(s.Seen, 1))
+			m.TrainAcc = float64(s.Correct) / float64(max(s.Scored, 1))
 			m.Seconds = s.Seconds
 			if s.Seconds > 0 {
 				m.ImagesPerS = float64(s.Seen) / s.Seconds
@@ -111,6 +115,9 @@ func (t *Trainer) validationHook() Hook {
 				return fmt.Errorf("validation: %w", err)
 			}
 			m.ValLoss, m.ValAcc, m.ValMacroF1 = &sc.Loss, &sc.Acc, &sc.MacroF1
+			if t.multi {
+				m.ValMAP, m.Thresholds = &sc.MAP, sc.Thresholds
+			}
 			return nil
 		},
 	}

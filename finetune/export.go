@@ -5,6 +5,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"toolkit/internal/multilabel"
 	"toolkit/modelmeta"
 	"toolkit/onnx"
 )
@@ -23,7 +24,11 @@ func (t *Trainer) exportModel(m *onnx.Model) (*onnx.Model, error) {
 		return nil, fmt.Errorf("export: recipe: %w", err)
 	}
 	pre := t.data.Preprocess
-	if err := modelmeta.Set(m, modelmeta.Meta{Classes: t.data.Classes, Preprocess: &pre, Recipe: recipe}); err != nil {
+	meta := modelmeta.Meta{Classes: t.data.Classes, Preprocess: &pre, Recipe: recipe}
+	if t.multi {
+		meta.Task, meta.Thresholds = modelmeta.TaskMultilabel, t.Thresholds()
+	}
+	if err := modelmeta.Set(m, meta); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return m, nil
@@ -42,4 +47,20 @@ func (t *Trainer) SaveModel(path string) error {
 // copying them: to be written before they change.
 func (t *Trainer) liveModel() (*onnx.Model, error) {
 	return t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
+}
+
+// Thresholds returns a multi-label model's threshold for each label: those tuned on the
+// validation data at the last validated epoch (0.5 each before one, or without
+// validation data); nil for a single-label task.
+func (t *Trainer) Thresholds() []float64 {
+	if !t.multi {
+		return nil
+	}
+	h := t.History()
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Thresholds != nil {
+			return h[i].Thresholds
+		}
+	}
+	return multilabel.Halves(t.cfg.Head.Classes)
 }

@@ -39,6 +39,8 @@ type EpochMetrics struct {
 	ValLoss    *float64           `json:"val_loss,omitempty"`
 	ValAcc     *float64           `json:"val_acc,omitempty"`
 	ValMacroF1 *float64           `json:"val_macro_f1,omitempty"` // the mean F1 over the validation data's classes
+	ValMAP     *float64           `json:"val_map,omitempty"`      // multi-label: the mean average precision
+	Thresholds []float64          `json:"thresholds,omitempty"`   // multi-label: each label's, tuned on the validation data
 	LR         map[string]float64 `json:"lr"`                     // per trained group, at the epoch's last step
 	GradNorm   map[string]float64 `json:"grad_norm"`              // per trained group, mean over the epoch
 	ImagesPerS float64            `json:"images_per_sec"`
@@ -78,7 +80,9 @@ type Result struct {
 	TestLoss    float64
 	TestAcc     float64
 	TestMacroF1 float64
-	HasTest     bool
+	// TestMAP is a multi-label task's mean average precision on the test data.
+	TestMAP float64
+	HasTest bool
 }
 
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
@@ -125,7 +129,7 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("test: %w", err)
 		}
-		res.TestLoss, res.TestAcc, res.TestMacroF1 = sc.Loss, sc.Acc, sc.MacroF1
+		res.TestLoss, res.TestAcc, res.TestMacroF1, res.TestMAP = sc.Loss, sc.Acc, sc.MacroF1, sc.MAP
 		res.HasTest = true
 	}
 	if err := fire(t, Hook.onEnd, res); err != nil {
@@ -234,8 +238,11 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 type trainBatch struct {
 	Images []float32 // N x C x H x W, preprocessed; from a cut, N activations at it
 	Labels []int
-	N      int
-	Index  int // position in the epoch, from 0
+	// Indices are the examples' indices in their collection (a multi-label example's
+	// targets are looked up by them).
+	Indices []int
+	N       int
+	Index   int // position in the epoch, from 0
 	// From is the tensor the batch holds the values of (the feature cache's cut), empty
 	// for the model's input.
 	From string
@@ -250,7 +257,7 @@ func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
 		for b, err := range t.trainLoader.EpochFrom(t.loaderContext(ctx), t.progress.Epoch, t.progress.Batch) {
-			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], Indices: b.Indices[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
 				return
 			}
 		}
@@ -353,9 +360,12 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		return p, nil
 	}
 	opts := backend.Options{Batch: batch, Training: training, Loss: backend.CrossEntropy}
+	if t.multi {
+		opts.Loss = backend.BinaryCrossEntropy
+	}
 	if training {
 		opts.Trainable = t.trained
-		opts.LossParams = backend.LossParams{FocalGamma: t.cfg.Loss.FocalGamma}
+		opts.LossParams = backend.LossParams{FocalGamma: t.cfg.Loss.FocalGamma, PosWeight: t.posWeight}
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
@@ -392,7 +402,7 @@ func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
 		for b, err := range l.Epoch(ctx, 0) {
-			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], Indices: b.Indices[:b.N], N: b.N, Index: b.Index}, err) {
 				return
 			}
 		}

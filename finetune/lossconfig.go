@@ -106,6 +106,25 @@ func (c *Config) lossError() (string, error) {
 	if w := l.ClassWeights.Weights; w != nil && c.Head.Classes > 0 && len(w) != c.Head.Classes {
 		return "loss.class_weights", fmt.Errorf("%d weights for head.classes %d; want one per class, in the order of the classes' names", len(w), c.Head.Classes)
 	}
+	if w := l.PosWeight.Weights; w != nil && c.Head.Classes > 0 && len(w) != c.Head.Classes {
+		return "loss.pos_weight", fmt.Errorf("%d weights for head.classes %d; want one per label, in the labels' order", len(w), c.Head.Classes)
+	}
+	if c.Head.Task != TaskMultilabel {
+		if !l.PosWeight.IsZero() {
+			return "loss.pos_weight", fmt.Errorf("for head.task: multilabel only (its binary cross-entropy); a single-label task weighs classes with loss.class_weights")
+		}
+		return "", nil
+	}
+	switch {
+	case c.Data.Format != "csv":
+		return "head.task", fmt.Errorf("multilabel reads its labels from a CSV: set data.format: csv (it is %s)", c.Data.Format)
+	case !l.ClassWeights.IsZero():
+		return "loss.class_weights", fmt.Errorf("for a single-label task; head.task: multilabel weighs each label's positives with loss.pos_weight")
+	case l.LabelSmoothing != 0:
+		return "loss.label_smoothing", fmt.Errorf("for a single-label task (it spreads a class's probability over the others); head.task: multilabel takes none")
+	case c.Data.Sampler == "balanced":
+		return "data.sampler", fmt.Errorf("balanced draws each class equally often, which labels that come together cannot be; head.task: multilabel takes shuffle (loss.pos_weight weighs rare labels)")
+	}
 	return "", nil
 }
 

@@ -50,12 +50,12 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 	if t.comm.Size() == 1 {
 		return nil
 	}
-	const head = 5
+	const head = 6
 	buf := make([]float64, head+len(r.Predicted))
 	if r.N > 0 {
 		buf[0] = r.Loss * r.Weight
 	}
-	buf[1], buf[2], buf[4] = float64(r.Correct), float64(r.N), r.Weight
+	buf[1], buf[2], buf[4], buf[5] = float64(r.Correct), float64(r.N), r.Weight, float64(r.Scored)
 	if t.stop {
 		buf[3] = 1
 	}
@@ -68,7 +68,7 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 	if buf[3] > 0 {
 		return context.Canceled
 	}
-	r.Loss, r.Correct, r.N, r.Weight = buf[0]/buf[4], int(buf[1]), int(buf[2]), buf[4]
+	r.Loss, r.Correct, r.N, r.Weight, r.Scored = buf[0]/buf[4], int(buf[1]), int(buf[2]), buf[4], int(buf[5])
 	for i := range r.Predicted {
 		r.Predicted[i] = int(buf[head+i])
 	}
@@ -126,6 +126,14 @@ func (t *Trainer) zeroGrad(name string) []float32 {
 	}
 	clear(z) // the last reduction wrote the batch's gradient into it
 	return z
+}
+
+// reduceBuffer sums buf over the ranks, in place.
+func (t *Trainer) reduceBuffer(buf []float64) error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	return t.comm.AllreduceFloat64(buf)
 }
 
 // reduceSums sums evaluation totals over the ranks.

@@ -14,9 +14,11 @@ import (
 
 // stepResult is what one training step computed. Slices are valid until the next step.
 type stepResult struct {
-	Loss    float64
-	Correct int
-	N       int
+	Loss float64
+	// Correct counts the right predictions among Scored: the examples (N), or for a
+	// multi-label task every example's decision on every label.
+	Correct, Scored int
+	N               int
 	// Weight is the loss's normaliser: N, or with class weights the sum of the
 	// examples' weights (lossTargets); over several ranks, the whole batch's.
 	Weight float64
@@ -83,14 +85,23 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		if t.forwardUpdates {
 			t.ckpt.waitRead()
 		}
-		targets, labels, norm := t.lossTargets(b.Labels, b.Mix)
-		r.Weight = norm
+		var targets []float32
+		var labels []int
+		if t.multi {
+			targets, r.Weight = multiTargets(b.Indices, b.Mix, t.hot.train, classes)
+		} else {
+			targets, labels, r.Weight = t.lossTargets(b.Labels, b.Mix)
+		}
 		if err := prog.Run([][]float32{b.Images}, targets); err != nil {
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
 		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog
-		r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
-		predictions(r.Predicted, r.Logits, classes)
+		if t.multi {
+			r.Correct, r.Scored = multiCounts(r.Logits, targets, classes, r.Predicted), b.N*classes
+		} else {
+			r.Correct, r.Scored = kernels.CorrectCount(b.N, classes, r.Logits, labels), b.N
+			predictions(r.Predicted, r.Logits, classes)
+		}
 	}
 	local := r.Weight
 	if err := t.reduceStep(r); err != nil {

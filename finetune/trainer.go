@@ -65,6 +65,12 @@ type Trainer struct {
 	bn      map[string][]string
 	// classWeights are loss.class_weights' weights, one per class (nil: none).
 	classWeights []float64
+	// multi says that the task is multilabel (multilabel.go): posWeight are the
+	// binary cross-entropy's positive weights (nil: none), and hot the multi-hot
+	// targets of each split by example index.
+	multi     bool
+	posWeight []float64
+	hot       splitTargets
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -184,7 +190,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	}
 	t.data = s.data
 	if t.data == nil {
-		if t.data, err = OpenData(cfg.Data, cfg.Model.Input, cfg.Seed); err != nil {
+		if t.data, err = cfg.OpenData(); err != nil {
 			return nil, err
 		}
 	}
@@ -202,6 +208,17 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		return nil, fmt.Errorf("loss.class_weights: %w", err)
 	}
 	sum.ClassWeights = t.classWeights
+	if t.multi = cfg.Head.Task == TaskMultilabel; t.multi {
+		if !t.data.MultiLabel {
+			return nil, fmt.Errorf("head.task: multilabel, but the data were opened as single-label (open them with Config.OpenData)")
+		}
+		if t.posWeight, err = posWeights(cfg.Loss.PosWeight, sum); err != nil {
+			return nil, fmt.Errorf("loss.pos_weight: %w", err)
+		}
+		sum.PosWeight = t.posWeight
+		t.hot = newSplitTargets(t.data)
+		t.diag.mon.Chance = multiChance(sum, t.posWeight, cfg.Loss.FocalGamma)
+	}
 	t.log = append(t.log, Record{Data: &sum})
 	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true, shard); err != nil {
 		return nil, fmt.Errorf("data: %w", err)

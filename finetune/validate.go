@@ -40,6 +40,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("loss.class_weights: %w", err)
 		}
 	}
+	if w := c.Loss.PosWeight.Weights; w != nil {
+		if err := checkWeights(w); err != nil {
+			return fmt.Errorf("loss.pos_weight: %w", err)
+		}
+	}
 	if c.Data.BatchSize < 1 {
 		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
 	}
@@ -47,16 +52,28 @@ func (c *Config) validate() error {
 		return err
 	}
 	switch c.Data.Format {
-	case "imagefolder", "idx":
+	case "imagefolder", "csv", "idx":
 	default:
-		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
+		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, csv, idx", c.Data.Format)
+	}
+	if c.Head.Task == "" { // a config built in Go without the key
+		c.Head.Task = TaskClassification
+	}
+	switch c.Head.Task {
+	case TaskClassification, TaskMultilabel:
+	default:
+		return fmt.Errorf("head.task: unknown %q; valid: %s, %s", c.Head.Task, TaskClassification, TaskMultilabel)
 	}
 	if c.Data.Format != "idx" {
+		classes, labels := "an image folder's classes are its subfolders' names", "an image folder's labels are its subfolders"
+		if c.Data.Format == "csv" {
+			classes, labels = "a CSV's classes are the labels it names", "a CSV's labels are in its label column(s)"
+		}
 		if len(c.Data.Classes) > 0 {
-			return fmt.Errorf("data.classes: for IDX data only; an image folder's classes are its subfolders' names")
+			return fmt.Errorf("data.classes: for IDX data only; %s", classes)
 		}
 		if c.Data.Labels != (LabelsConfig{}) {
-			return fmt.Errorf("data.labels: for IDX data only; an image folder's labels are its subfolders")
+			return fmt.Errorf("data.labels: for IDX data only; %s", labels)
 		}
 	}
 	if c.Data.EvalCacheMB < 0 {

@@ -118,7 +118,11 @@ recipe.repaired.yaml in the run folder.`,
 			fmt.Fprintf(out, "diagnostics: %s, %s (metrics.jsonl lists them)\n", plural(n, "finding"), plural(len(res.Repairs), "repair"))
 		}
 		if res.HasTest {
-			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%, macro F1 %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1)
+			if t.Config().Head.Task == finetune.TaskMultilabel {
+				fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%% (of every label's decision at 0.5), macro F1 %.4f, mAP %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1, res.TestMAP)
+			} else {
+				fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%, macro F1 %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1)
+			}
 		}
 		also := "metrics.jsonl, curves.png, checkpoint/, summary.json"
 		if res.HasBest {
@@ -179,7 +183,11 @@ func describe(w io.Writer, t *finetune.Trainer) {
 	if other := m.NumParams() - params; other > 0 {
 		line += fmt.Sprintf("; %s more %s never trained (constants such as Dropout's ratio, BatchNorm's running statistics)", thousands(other), pluralWord(other, "value is", "values are"))
 	}
-	fmt.Fprintf(w, "%s\nclasses: %s\n", line, strings.Join(t.Classes(), ", "))
+	what := "classes"
+	if t.Config().Head.Task == finetune.TaskMultilabel {
+		what = "labels (multi-label: a sigmoid each, thresholds tuned on the validation data)"
+	}
+	fmt.Fprintf(w, "%s\n%s: %s\n", line, what, strings.Join(t.Classes(), ", "))
 	for _, g := range groups {
 		n := 0
 		for _, p := range g.Params {
@@ -300,6 +308,9 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 		line += fmt.Sprintf("  val loss %.4f acc %5.1f%%", *m.ValLoss, 100**m.ValAcc)
 		if m.ValMacroF1 != nil {
 			line += fmt.Sprintf(" F1 %.3f", *m.ValMacroF1)
+		}
+		if m.ValMAP != nil {
+			line += fmt.Sprintf(" mAP %.3f", *m.ValMAP)
 		}
 	}
 	line += fmt.Sprintf("  %.0f img/s  %.1fs", m.ImagesPerS, m.Seconds)
