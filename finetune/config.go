@@ -46,8 +46,8 @@ type Config struct {
 	Loss LossConfig `yaml:"loss"`
 	// Stages is the list of stages, trained in order, each for its epochs, with its groups, rates and schedule.
 	Stages []StageConfig `yaml:"stages" required:"true"`
-	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4 for
-	// patience epochs; the next stage then starts.
+	// EarlyStopping ends a stage when the monitored validation metric (output.best) has
+	// not improved by 1e-4 for patience epochs; the next stage then starts.
 	EarlyStopping EarlyStoppingConfig `yaml:"early_stopping"`
 	// Diagnostics watches the run for failing training (see the README's Diagnostics) and can repair the recipe.
 	Diagnostics DiagnosticsConfig `yaml:"diagnostics"`
@@ -310,14 +310,16 @@ type OutputConfig struct {
 	Dir string `yaml:"dir"`
 	// CheckpointEvery is the least time between two epoch checkpoints, in seconds: an epoch that ends sooner after the last one is not saved, unless it ends its stage; 0: every epoch. Ctrl-C saves whenever it comes.
 	CheckpointEvery float64 `yaml:"checkpoint_every"`
-	// Best is the validation metric best.onnx is chosen by: val_loss (the lowest, as Keras' ModelCheckpoint monitors by default) or val_acc (the highest); a tie keeps the earlier epoch.
-	Best string `yaml:"best" enum:"val_loss,val_acc"`
+	// Best is the validation metric the run monitors, as Keras' callbacks' monitor and mode: best.onnx holds its best epoch (a tie keeps the earlier), early stopping and schedule: plateau watch it. A metric (val_loss, the lowest, as Keras' ModelCheckpoint monitors by default; val_acc, val_macro_f1 or val_map, the highest) or {metric, mode: min | max}.
+	Best MonitorConfig `yaml:"best"`
 }
 
 // EarlyStoppingConfig stops a stage early.
 type EarlyStoppingConfig struct {
-	// Patience is the number of epochs without improvement before the stage ends; 0: off.
+	// Patience is the number of epochs without an improvement of the monitored metric (output.best) by 1e-4 before the stage ends; 0: off.
 	Patience int `yaml:"patience"`
+	// RestoreBest puts back, when early stopping ends a stage, the weights of the stage's best epoch by the monitored metric (Keras' restore_best_weights), before the next stage starts.
+	RestoreBest bool `yaml:"restore_best"`
 }
 
 // DiagnosticsConfig configures the detectors of failing runs. In YAML, `diagnostics: off`
@@ -346,7 +348,7 @@ func Default() Config {
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
-		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: "val_loss"},
+		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: Monitor("val_loss")},
 	}
 }
 

@@ -50,17 +50,15 @@ func (t *Trainer) liveModel() (*onnx.Model, error) {
 }
 
 // Thresholds returns a multi-label model's threshold for each label: those tuned on the
-// validation data at the last validated epoch (0.5 each before one, or without
-// validation data); nil for a single-label task.
+// validation data at the last validated epoch, or of the epoch whose weights
+// early_stopping.restore_best put back (0.5 each before one, or without validation
+// data); nil for a single-label task.
 func (t *Trainer) Thresholds() []float64 {
 	if !t.multi {
 		return nil
 	}
-	h := t.History()
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i].Thresholds != nil {
-			return h[i].Thresholds
-		}
+	if s := t.validationState(); s != nil && s.Thresholds != nil {
+		return s.Thresholds
 	}
 	return multilabel.Halves(t.cfg.Head.Classes)
 }

@@ -151,7 +151,7 @@ stages:
 		}
 		st := t.stages[p.Stage]
 		t.stopStage = false
-		for p.StageEpoch < st.cfg.Epochs && !t.stopStage {
+		for p.StageEpoch < st.cfg.Epochs && !t.stageStopped() {
 			err := t.runEpoch(ctx, st)
 			var req *repairRequest
 			if errors.As(err, &req) {
@@ -163,6 +163,9 @@ stages:
 			if err != nil {
 				return err
 			}
+		}
+		if err := t.restoreStopped(); err != nil {
+			return err
 		}
 		p.Stage++
 		p.StageEpoch = 0
@@ -229,6 +232,9 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 			rates[i] = all[i]
 		}
 	}
+	if r := t.plateauRates(); r != nil {
+		rates = r // schedule: plateau lowered them
+	}
 	t.train(params)
 	batches := t.trainLoader.Len()
 	return &epochPlan{stage: st, trained: trained, rates: rates, bnOnly: bnOnly, batches: batches, total: st.cfg.Epochs * batches}, nil
@@ -270,6 +276,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 	if err != nil {
 		return err
 	}
+	t.plan = e
 	info := StepInfo{
 		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
 		Epoch: p.Epoch + 1, Batches: e.batches, Batch: p.Batch,

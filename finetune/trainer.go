@@ -71,6 +71,10 @@ type Trainer struct {
 	multi     bool
 	posWeight []float64
 	hot       splitTargets
+	// sets are the weight sets kept beside the weights (weightsets.go).
+	sets map[string]map[string][]float32
+	// plan is the epoch in progress (or the last).
+	plan *epochPlan
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -166,7 +170,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, outputs: len(full.Graph.Outputs), optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
+		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups), sets: map[string]map[string][]float32{}}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()
@@ -232,6 +236,9 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
+	}
+	if err := checkPlateau(cfg.Stages, t.valLoader != nil); err != nil {
+		return nil, err
 	}
 	t.hooks = t.newCoreHooks()
 	if s.defaultHooks && t.comm.Rank() == 0 {
@@ -384,7 +391,7 @@ func checkWritable(dir string) error {
 // stage: the stage's last epoch, or early stopping ended the stage.
 func (t *Trainer) StageOver() bool {
 	p := t.progress
-	return t.stopStage || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
+	return t.stageStopped() || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
 }
 
 // Groups returns the layer groups, the head last.

@@ -100,10 +100,8 @@ func (c *Config) validate() error {
 	if ce := c.Output.CheckpointEvery; !(ce >= 0) || math.IsInf(ce, 0) {
 		return fmt.Errorf("output.checkpoint_every: %v; want 0 (every epoch) or a number of seconds", ce)
 	}
-	switch c.Output.Best {
-	case "val_loss", "val_acc":
-	default:
-		return fmt.Errorf("output.best: unknown %q; valid: val_loss, val_acc", c.Output.Best)
+	if key, err := c.Output.Best.check(c.Head.Task); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	if c.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
@@ -137,6 +135,9 @@ func checkValSplit(v float64) error {
 // the key at fault and what is wrong.
 func (c *Config) crossError() (string, error) {
 	if key, err := c.dataError(); err != nil {
+		return key, err
+	}
+	if key, err := c.Output.Best.check(c.Head.Task); err != nil {
 		return key, err
 	}
 	return c.lossError()

@@ -128,7 +128,7 @@ recipe.repaired.yaml in the run folder.`,
 		if res.HasBest {
 			also = finetune.RunBest + ", " + also
 			fmt.Fprintf(out, "best.onnx: epoch %d (stage %s, epoch %d), %s (output.best: %s)\n",
-				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), res.Best.Metric)
+				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), monitorKey(finetune.MonitorConfig{Metric: res.Best.Metric, Mode: res.Best.Mode}))
 		}
 		fmt.Fprintf(out, "wrote %s (and %s)\n", filepath.Join(dir, finetune.RunModel), also)
 		return nil
@@ -196,11 +196,9 @@ func describe(w io.Writer, t *finetune.Trainer) {
 		fmt.Fprintf(w, "  group %-10s %3d tensors %12s parameters\n", g.Name, len(g.Params), thousands(n))
 	}
 	if t.HasValidation() {
-		what := "the lowest validation loss"
-		if t.Config().Output.Best == "val_acc" {
-			what = "the highest validation accuracy"
-		}
-		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n", what, t.Config().Output.Best)
+		b := t.Config().Output.Best
+		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n",
+			monitorWords(b.Metric, b.Mode), monitorKey(b))
 	}
 	t.DataSummary().WriteText(w)
 }
@@ -324,9 +322,25 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 // describeBest says the best epoch's score: "the lowest validation loss 0.3377".
 func describeBest(b finetune.BestEpoch) string {
 	if b.Metric == "val_acc" {
-		return fmt.Sprintf("the highest validation accuracy %.2f%%", 100*b.Value)
+		return fmt.Sprintf("%s %.2f%%", monitorWords(b.Metric, b.Mode), 100*b.Value)
 	}
-	return fmt.Sprintf("the lowest validation loss %.4f", b.Value)
+	return fmt.Sprintf("%s %.4f", monitorWords(b.Metric, b.Mode), b.Value)
+}
+
+// monitorWords says a monitored metric in words: "the lowest validation loss".
+func monitorWords(metric, mode string) string {
+	most := map[string]string{"min": "lowest", "max": "highest"}[mode]
+	what := map[string]string{"val_loss": "validation loss", "val_acc": "validation accuracy",
+		"val_macro_f1": "validation macro-F1", "val_map": "validation mAP"}[metric]
+	return "the " + most + " " + what
+}
+
+// monitorKey writes output.best as a recipe does.
+func monitorKey(b finetune.MonitorConfig) string {
+	if b == finetune.Monitor(b.Metric) {
+		return b.Metric
+	}
+	return fmt.Sprintf("{metric: %s, mode: %s}", b.Metric, b.Mode)
 }
 
 // thousands writes n with commas between thousands: 812,837.
