@@ -51,6 +51,8 @@ type Config struct {
 	EarlyStopping EarlyStoppingConfig `yaml:"early_stopping"`
 	// Diagnostics watches the run for failing training (see the README's Diagnostics) and can repair the recipe.
 	Diagnostics DiagnosticsConfig `yaml:"diagnostics"`
+	// EMA keeps an exponential moving average of the weights, with which the model is validated, tested and exported (timm's ModelEmaV2, Keras' use_ema).
+	EMA EMAConfig `yaml:"ema"`
 	// Data is where the images are and how they are prepared.
 	Data DataConfig `yaml:"data"`
 	// Output is where the run folder goes.
@@ -183,6 +185,8 @@ type StageConfig struct {
 	// Gradual unfreezes one more group each epoch from the top down, starting from
 	// the groups listed in train (ULMFiT's gradual unfreezing).
 	Gradual bool `yaml:"gradual,omitempty"`
+	// SWA averages the weights at the end of the stage's last swa epochs and makes the average the model when the stage ends, its BatchNorm statistics recomputed over the training data (stochastic weight averaging, PyTorch's swa_utils); 0: off.
+	SWA int `yaml:"swa,omitempty"`
 }
 
 // DataConfig says where the images are and how they are prepared.

@@ -65,6 +65,9 @@ func TestRecipeYAMLErrors(t *testing.T) {
 		{"head: {task: multilabel}\ndata: {format: csv}\nloss:\n  label_smoothing: 0.1\n", `x.yaml:4: loss.label_smoothing: for a single-label task`},
 		{"head: {task: multilabel}\ndata:\n  format: csv\n  sampler: balanced\n", `x.yaml:4: data.sampler: balanced draws each class equally often`},
 		{"data: {format: parquet}\n", `x.yaml:1: data.format: unknown "parquet"; valid: imagefolder, csv, idx`},
+		{"ema:\n  decay: 1\n", `x.yaml:2: ema.decay: 1; want 0 (off) or a decay in (0, 1)`},
+		{"stages:\n  - {name: a, epochs: 2}\n  - name: b\n    epochs: 2\n    swa: 3\n", `x.yaml:5: stages[1].swa: 3; want 0 (off) or a number of the stage's last epochs, at most its 2`},
+		{"ema: {decay: 0.99}\nstages:\n  - {name: a, epochs: 2, swa: 1}\n", `x.yaml:3: stages[0].swa: with ema: one weight average at a time`},
 		{"- seed: 1\n", `x.yaml:1: the recipe is a list; want a mapping of seed, model, head`},
 		{"seed: [1\n", `x.yaml:1: did not find expected ',' or ']'`},
 	} {
@@ -127,6 +130,9 @@ func TestConfigRoundTrip(t *testing.T) {
 	every.Diagnostics = DiagnosticsConfig{Repair: true, Every: 2}
 	every.TrainBN = true
 	every.Loss = LossConfig{LabelSmoothing: 0.1, ClassWeights: WeightsConfig{Weights: []float64{1, 2.5, 0}}, FocalGamma: 2}
+	every.EMA.Decay = 0.999
+	every.EarlyStopping = EarlyStoppingConfig{Patience: 2, RestoreBest: true}
+	every.Output.Best = MonitorConfig{Metric: "val_acc", Mode: "min"}
 	multi := Default()
 	multi.Head.Task, multi.Data.Format = TaskMultilabel, "csv"
 	multi.Loss.PosWeight = WeightsConfig{Weights: []float64{3, 1}}
@@ -134,6 +140,8 @@ func TestConfigRoundTrip(t *testing.T) {
 	off.Groups = GroupsConfig{Preset: "vgg19"}
 	off.Loss.ClassWeights.Balanced = true
 	off.Diagnostics.Off = true
+	off.Stages = []StageConfig{{Name: "swa", Epochs: 3, Train: TrainAll(), LR: schedule.Rates{Rate: 1e-3}, SWA: 2,
+		Schedule: schedule.Spec{Name: "plateau", Options: map[string]float64{"patience": 2}}}}
 	for name, cfg := range map[string]Config{"every form": every, "preset, diagnostics off": off, "multilabel": multi, "test config": testConfig(t)} {
 		raw, err := yaml.Marshal(cfg)
 		if err != nil {

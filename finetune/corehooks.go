@@ -11,9 +11,13 @@ import (
 const minDelta = 1e-4
 
 // coreHooks returns the loop's own hooks, in their fixed order: metrics, validation,
-// diagnostics, best, early_stopping, plateau, history.
+// diagnostics, best, early_stopping, plateau, ema, swa, history.
 func (t *Trainer) newCoreHooks() []Hook {
-	return []Hook{newMetricsHook(), t.validationHook(), t.diag.hook(), newBestHook(), newEarlyStoppingHook(), newPlateauHook(), historyHook()}
+	hooks := []Hook{newMetricsHook(), t.validationHook(), t.diag.hook(), newBestHook(), newEarlyStoppingHook(), newPlateauHook()}
+	if t.cfg.EMA.Decay > 0 {
+		hooks = append(hooks, newEMAHook())
+	}
+	return append(hooks, newSWAHook(), historyHook())
 }
 
 // historyHook records each epoch: its metrics go into the log (History, Log,

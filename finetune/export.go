@@ -10,11 +10,11 @@ import (
 	"toolkit/onnx"
 )
 
-// ExportModel returns the fine-tuned model (base and head with the current weights) as
-// ONNX, with the class names, preprocessing and recipe in its metadata (package modelmeta). Dropout nodes
+// ExportModel returns the fine-tuned model (base and head with the current weights, or
+// with ema their moving averages) as ONNX, with the class names, preprocessing and recipe in its metadata (package modelmeta). Dropout nodes
 // stay in the graph: in inference they are the identity, as ONNX defines them.
 func (t *Trainer) ExportModel() (*onnx.Model, error) {
-	return t.exportModel(t.exportIR(nil))
+	return t.exportModel(t.exportIR(t.exportValues()))
 }
 
 // exportModel adds the metadata (package modelmeta) to an exported model.
@@ -46,6 +46,9 @@ func (t *Trainer) SaveModel(path string) error {
 // liveModel is the model as SaveModel writes it, sharing the live weights instead of
 // copying them: to be written before they change.
 func (t *Trainer) liveModel() (*onnx.Model, error) {
+	if v := t.exportValues(); v != nil {
+		return t.exportModel(t.exportIR(v))
+	}
 	return t.exportModel(withoutProbes(t.model.ExportShared(), t.outputs))
 }
 

@@ -167,6 +167,9 @@ stages:
 		if err := t.restoreStopped(); err != nil {
 			return err
 		}
+		if err := t.applySWA(ctx); err != nil {
+			return err
+		}
 		p.Stage++
 		p.StageEpoch = 0
 	}
@@ -395,7 +398,7 @@ func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc fl
 // keeps when the epoch trains from a cut and l is the validation loader (the validation
 // images are never augmented), else the images.
 func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2[trainBatch, error], error) {
-	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil {
+	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil && !t.averaged() {
 		fc, _, err := t.cache.features(ctx, cut, t.data.Val, &t.cache.val)
 		if err != nil {
 			return nil, err

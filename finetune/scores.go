@@ -28,6 +28,10 @@ type evalScores struct {
 // score runs the batches of l (evalBatches) through the evaluation program and
 // returns their figures, over every rank's share.
 func (t *Trainer) score(ctx context.Context, l *dataset.Loader) (evalScores, error) {
+	if t.averaged() {
+		t.swapEMA() // evaluated with the averaged weights
+		defer t.swapEMA()
+	}
 	batches, err := t.evalBatches(ctx, l)
 	if err != nil {
 		return evalScores{}, err

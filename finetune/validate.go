@@ -140,6 +140,9 @@ func (c *Config) crossError() (string, error) {
 	if key, err := c.Output.Best.check(c.Head.Task); err != nil {
 		return key, err
 	}
+	if key, err := c.averagingError(); err != nil {
+		return key, err
+	}
 	return c.lossError()
 }
 
