@@ -23,6 +23,9 @@ const (
 	// WeightedSum is sum(output * target): with a fixed random target it probes every
 	// gradient of the network, as the parity tests do.
 	WeightedSum
+	// BinaryCrossEntropy is the mean binary cross-entropy of the sigmoid of the (first)
+	// output's logits against targets in [0, 1], one per output (multi-label).
+	BinaryCrossEntropy
 )
 
 // Options choose what a program computes.
@@ -40,6 +43,8 @@ type Options struct {
 	InputGrads bool
 	// Loss is required when gradients are asked for.
 	Loss Loss
+	// LossParams are the focal and positive weights of the cross-entropies.
+	LossParams LossParams
 	// Seed seeds the dropout masks.
 	Seed uint64
 	// Outputs, when set, names the tensors the program outputs instead of the graph's
@@ -695,11 +700,11 @@ func (b *builder[T]) addLoss(p *program[T]) error {
 	p.target = gorgonia.NewTensor(b.g, dtypeOf[T](), len(shape), gorgonia.WithShape(shape...), gorgonia.WithName("toolkit.target"))
 	var k kernel[T]
 	switch b.opts.Loss {
-	case CrossEntropy:
-		if len(shape) != 2 {
-			return fmt.Errorf("cross-entropy needs logits of shape [batch classes], the output %q is %v", p.outNames[0], shape)
+	case CrossEntropy, BinaryCrossEntropy:
+		var err error
+		if k, err = lossKernel[T](b.opts.Loss, b.opts.LossParams, shape, p.outNames[0]); err != nil {
+			return err
 		}
-		k = crossEntropy[T]{rows: shape[0], cols: shape[1]}
 	case WeightedSum:
 		k = weightedSum[T]{}
 	default:

@@ -226,6 +226,6 @@ func TestIDXErrors(t *testing.T) {
 	}
 	_, err := Open("idx", filepath.Join(dir, "absent"), Options{})
 	contains(t, err, "no IDX images", "absent")
-	_, err = Open("csv", dir, Options{})
-	contains(t, err, "unknown data format", "imagefolder, idx")
+	_, err = Open("tfrecord", dir, Options{})
+	contains(t, err, "unknown data format", "imagefolder, csv, idx")
 }

@@ -76,10 +76,12 @@ type Source struct {
 	classes []string
 	labels  []int32
 
-	// image folder
+	// image folder (and CSV)
 	paths   []string
 	skipped []BadImage
 	quick   bool // opened with Options.Quick
+	// sets are a multi-label CSV's label sets (nil otherwise).
+	sets [][]int32
 
 	// IDX
 	pix        []byte
@@ -89,7 +91,8 @@ type Source struct {
 // Len is the number of examples.
 func (s *Source) Len() int { return len(s.labels) }
 
-// Label is the class index of example i.
+// Label is the class index of example i; of a multi-label source, its lowest label (0
+// for an example without labels: what a stratified split groups it by).
 func (s *Source) Label(i int) int { return int(s.labels[i]) }
 
 // Classes are the class names in label order: the subfolder names sorted for an image folder,
@@ -432,15 +435,19 @@ func sameClasses(dir string, found, want []string) error {
 	return fmt.Errorf("dataset: image folder %s has class folders %v, want %v: %s", dir, found, want, strings.Join(parts, "; "))
 }
 
-// Open opens a data set in the config's format: "imagefolder" (path is the folder) or
-// "idx" (path is the images file, whose labels file is found by replacing "images-idx3" with
-// "labels-idx1" in its name, or a prefix P such that P-images-idx3-ubyte[.gz] and
-// P-labels-idx1-ubyte[.gz] exist, like .../fashion-mnist/train or .../t10k).
-// opts applies to image folders; for IDX data, Options.Classes (if set) renames the classes.
+// Open opens a data set in the config's format: "imagefolder" (path is the folder),
+// "csv" (path is a CSV of single-label images: see OpenCSV) or "idx" (path is the
+// images file, whose labels file is found by replacing "images-idx3" with "labels-idx1"
+// in its name, or a prefix P such that P-images-idx3-ubyte[.gz] and
+// P-labels-idx1-ubyte[.gz] exist, like .../fashion-mnist/train or .../t10k). opts
+// applies to image folders and CSVs; for IDX data, Options.Classes (if set) renames the
+// classes.
 func Open(format, path string, opts Options) (*Source, error) {
 	switch format {
 	case "imagefolder":
 		return OpenImageFolder(path, opts)
+	case "csv":
+		return OpenCSV(path, CSVOptions{Options: opts})
 	case "idx":
 		images, labels, err := idxPaths(path)
 		if err != nil {
@@ -457,7 +464,7 @@ func Open(format, path string, opts Options) (*Source, error) {
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("dataset: unknown data format %q (valid: imagefolder, idx)", format)
+	return nil, fmt.Errorf("dataset: unknown data format %q (valid: imagefolder, csv, idx)", format)
 }
 
 func idxPaths(path string) (images, labels string, err error) {

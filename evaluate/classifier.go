@@ -3,12 +3,14 @@ package evaluate
 import (
 	"fmt"
 	"image"
+	"math"
 	"os"
 	"strconv"
 
 	"toolkit/backend"
 	"toolkit/backend/kernels"
 	"toolkit/dataset"
+	"toolkit/internal/multilabel"
 	"toolkit/modelmeta"
 	"toolkit/onnx"
 )
@@ -22,6 +24,11 @@ type Classifier struct {
 	HasNames bool
 	// Preprocess turns an image into the model's input.
 	Preprocess dataset.Preprocess
+	// MultiLabel says that the model is a multi-label one (metadata toolkit.task):
+	// each output's sigmoid is a label's probability, and Thresholds the probability
+	// from which each label is predicted (metadata toolkit.thresholds, else 0.5).
+	MultiLabel bool
+	Thresholds []float64
 	// Notes say what Load had to assume.
 	Notes []string
 
@@ -84,7 +91,30 @@ func Load(path string) (*Classifier, error) {
 		}
 		c.Notes = append(c.Notes, fmt.Sprintf("the model has no class names (metadata %s): classes are shown as indices 0-%d", modelmeta.Classes, k-1))
 	}
+	if c.MultiLabel = meta.Task == modelmeta.TaskMultilabel; c.MultiLabel {
+		c.Thresholds = meta.Thresholds
+		if c.Thresholds == nil {
+			c.Thresholds = multilabel.Halves(k)
+			c.Notes = append(c.Notes, fmt.Sprintf("the multi-label model has no thresholds (metadata %s): each label is predicted from 0.5", modelmeta.Thresholds))
+		}
+		if len(c.Thresholds) != k {
+			return nil, fmt.Errorf("%s: metadata %s holds %d thresholds, the model outputs %d", path, modelmeta.Thresholds, len(c.Thresholds), k)
+		}
+	}
 	return c, nil
+}
+
+// Probabilities returns one image's probabilities from its logits: their softmax, or
+// for a multi-label model each one's sigmoid.
+func (c *Classifier) Probabilities(logits []float32) []float64 {
+	if !c.MultiLabel {
+		return Probabilities(logits)
+	}
+	out := make([]float64, len(logits))
+	for i, z := range logits {
+		out[i] = 1 / (1 + math.Exp(-float64(z)))
+	}
+	return out
 }
 
 func (c *Classifier) program(batch int) (*backend.Program, error) {

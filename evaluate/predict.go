@@ -18,7 +18,8 @@ type Score struct {
 	Probability float64 `json:"probability"`
 }
 
-// Prediction is an image's top classes, most probable first.
+// Prediction is an image's top classes, most probable first; of a multi-label model,
+// every label whose probability reaches its threshold, most probable first.
 type Prediction struct {
 	File string  `json:"file"`
 	Top  []Score `json:"top"`
@@ -34,7 +35,8 @@ type Predictions struct {
 }
 
 // Predict classifies image files (folders are expanded by dataset.ImageFiles) and returns each
-// one's k most probable classes. The files are checked first: with opts.OnBadImage fail
+// one's k most probable classes (of a multi-label model, every label at or above its
+// threshold, k ignored). The files are checked first: with opts.OnBadImage fail
 // (the default) a file that does not decode is an error naming it, before anything is
 // predicted; with skip it is left out and listed. Images are decoded in parallel and run
 // in batches of opts.BatchSize, with the model's evaluation transform; with opts.TTA the
@@ -79,6 +81,14 @@ type predictShared struct {
 	Classes []string       `json:"classes"`
 	Notes   []string       `json:"notes"`
 	Skipped []SkippedImage `json:"skipped"`
+	// Thresholds are a multi-label model's, one per label (nil: single-label).
+	Thresholds []float64 `json:"thresholds,omitempty"`
+}
+
+// probabilities is Classifier.Probabilities for the model the prediction ran.
+func (s predictShared) probabilities(logits []float32) []float64 {
+	c := Classifier{MultiLabel: s.Thresholds != nil}
+	return c.Probabilities(logits)
 }
 
 // predictShard runs the images of shard s's batches (all of them for the zero Spec).
@@ -97,6 +107,9 @@ func predictShard(ctx context.Context, c *Classifier, paths []string, k int, opt
 		job:    newPredictJob(c.Path, paths, k, opts),
 		shared: predictShared{Classes: slices.Clone(c.Classes), Notes: slices.Clone(c.Notes), Skipped: SkippedImages(src.Skipped())},
 		lo:     lo, hi: hi, total: n,
+	}
+	if c.MultiLabel {
+		p.shared.Thresholds = slices.Clone(c.Thresholds)
 	}
 	for i := lo; i < hi; i++ {
 		p.files = append(p.files, src.Name(i))
@@ -122,10 +135,14 @@ func (p *prediction) predictions() (*Predictions, error) {
 		if p.job.TTA {
 			probs = p.tta[i*n : (i+1)*n]
 		} else {
-			probs = Probabilities(p.logits[i*n : (i+1)*n])
+			probs = p.shared.probabilities(p.logits[i*n : (i+1)*n])
 		}
 		pr := Prediction{File: file}
-		for _, j := range ranking(probs)[:k] {
+		multi := p.shared.Thresholds != nil
+		for _, j := range ranking(probs) {
+			if multi && probs[j] < p.shared.Thresholds[j] || !multi && len(pr.Top) == k {
+				continue
+			}
 			pr.Top = append(pr.Top, Score{Class: p.shared.Classes[j], Index: j, Probability: probs[j]})
 		}
 		out.Predictions = append(out.Predictions, pr)
@@ -133,11 +150,15 @@ func (p *prediction) predictions() (*Predictions, error) {
 	return out, nil
 }
 
-// WritePredictions prints one line per image: the file, then class (probability) pairs.
+// WritePredictions prints one line per image: the file, then class (probability) pairs
+// ("(no label)" for a multi-label prediction without one).
 func WritePredictions(w io.Writer, preds []Prediction) error {
 	var b strings.Builder
 	for _, p := range preds {
 		b.WriteString(p.File)
+		if len(p.Top) == 0 {
+			b.WriteString("  (no label)")
+		}
 		for _, s := range p.Top {
 			fmt.Fprintf(&b, "  %s %.4f", s.Class, s.Probability)
 		}

@@ -131,7 +131,7 @@ func (c *Classifier) run(ctx context.Context, data dataset.Examples, opts Option
 	logits = make([]float32, n*k)
 	addProbs := func(b dataset.Batch, out []float32) {
 		for i, ix := range b.Indices[:b.N] {
-			for j, p := range Probabilities(out[i*k : (i+1)*k]) {
+			for j, p := range c.Probabilities(out[i*k : (i+1)*k]) {
 				tta[ix*k+j] += p
 			}
 		}

@@ -51,7 +51,9 @@ const (
 // against 0.1 s); each group's weights in a data file beside weights.onnx.
 // Version 6: the best hook's state is the best epoch by output.best (val_loss by
 // default), not the best validation accuracy.
-const checkpointVersion = 6
+// Version 7: sets.bin, the weight sets (EMA, SWA, restore_best); the best epoch and
+// early stopping by output.best's metric and mode.
+const checkpointVersion = 7
 
 // float32Bytes returns the little-endian bytes of f (nil for nil f): on a
 // little-endian CPU f's own memory, without a copy, elsewhere a conversion into
@@ -299,6 +301,17 @@ func writeSnapshotFiles(dir string, weights *onnx.Model, groups []Group, s *snap
 	if err := errors.Join(weightsErr, optimErr); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	if len(s.sets) > 0 {
+		if err := createFile(filepath.Join(tmp, checkpointSets), func(f *os.File) error {
+			w := bufio.NewWriterSize(f, 1<<20)
+			if err := writeSets(w, s.sets); err != nil {
+				return err
+			}
+			return w.Flush()
+		}); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
 	state := checkpointFile{Version: checkpointVersion, Progress: s.progress, Stages: s.stages, Log: s.log, Hooks: s.hooks}
 	if err := createFile(filepath.Join(tmp, checkpointState), func(f *os.File) error {
 		enc := json.NewEncoder(f)
@@ -528,6 +541,17 @@ func readCheckpoint(dir string, param func(name string) bool) (*snapshot, error)
 	defer f.Close()
 	if s.optims, err = readOptimizers(f); err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", f.Name(), err)
+	}
+	sf, err := os.Open(filepath.Join(dir, checkpointSets))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	default:
+		defer sf.Close()
+		if s.sets, err = readSets(sf); err != nil {
+			return nil, fmt.Errorf("checkpoint: %s: %w", sf.Name(), err)
+		}
 	}
 	return s, nil
 }

@@ -183,7 +183,7 @@ func TestCheckpointEvery(t *testing.T) {
 // the last one has the lowest validation loss, an earlier one the highest accuracy.
 func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 	chosen := map[string]int{}
-	for _, metric := range []string{"val_loss", "val_acc"} {
+	for _, metric := range []string{"val_loss", "val_acc", "val_macro_f1"} {
 		t.Run(metric, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Seed = 4
@@ -191,7 +191,7 @@ func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 			cfg.Stages[0].LR = schedule.Rates{Rate: 3e-2}
 			cfg.Stages[1].LR = schedule.Rates{Max: 1e-2, Factor: 2.6}
 			if metric != "val_loss" {
-				cfg.Output.Best = metric
+				cfg.Output.Best = Monitor(metric)
 			}
 			tr, err := New(cfg)
 			if err != nil {
@@ -217,7 +217,8 @@ func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 			}
 			best := 0
 			for i, m := range logged {
-				if metric == "val_loss" && *m.ValLoss < *logged[best].ValLoss || metric == "val_acc" && *m.ValAcc > *logged[best].ValAcc {
+				if metric == "val_loss" && *m.ValLoss < *logged[best].ValLoss || metric == "val_acc" && *m.ValAcc > *logged[best].ValAcc ||
+					metric == "val_macro_f1" && *m.ValMacroF1 > *logged[best].ValMacroF1 {
 					best = i
 				}
 			}
@@ -233,11 +234,8 @@ func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 			if err := json.Unmarshal(raw, &summary); err != nil {
 				t.Fatal(err)
 			}
-			value := *want.ValLoss
-			if metric == "val_acc" {
-				value = *want.ValAcc
-			}
-			if w := (BestEpoch{Metric: metric, Value: value, Epoch: want.Epoch, Stage: want.Stage, StageEpoch: want.StageEpoch}); summary.Best != w {
+			value, _ := Monitor(metric).value(&want)
+			if w := (BestEpoch{Metric: metric, Mode: Monitor(metric).Mode, Value: value, Epoch: want.Epoch, Stage: want.Stage, StageEpoch: want.StageEpoch}); summary.Best != w {
 				t.Errorf("summary.json best %+v, want %+v", summary.Best, w)
 			}
 			m, err := onnx.Read(filepath.Join(cfg.Output.Dir, RunBest))
@@ -251,7 +249,7 @@ func TestBestModelHoldsTheBestEpoch(t *testing.T) {
 				}
 			}
 			for _, m := range logged {
-				t.Logf("epoch %d val loss %.4f acc %.3f", m.Epoch, *m.ValLoss, *m.ValAcc)
+				t.Logf("epoch %d val loss %.4f acc %.3f macro-F1 %.3f", m.Epoch, *m.ValLoss, *m.ValAcc, *m.ValMacroF1)
 			}
 			t.Logf("best by %s: epoch %d of %d", metric, want.Epoch, len(logged))
 			chosen[metric] = want.Epoch

@@ -48,11 +48,13 @@ type Config struct {
 	Loss LossConfig `yaml:"loss"`
 	// Stages is the list of stages, trained in order, each for its epochs, with its groups, rates and schedule.
 	Stages []StageConfig `yaml:"stages" required:"true"`
-	// EarlyStopping ends a stage when the validation loss has not improved by 1e-4 for
-	// patience epochs; the next stage then starts.
+	// EarlyStopping ends a stage when the monitored validation metric (output.best) has
+	// not improved by 1e-4 for patience epochs; the next stage then starts.
 	EarlyStopping EarlyStoppingConfig `yaml:"early_stopping"`
 	// Diagnostics watches the run for failing training (see the README's Diagnostics) and can repair the recipe.
 	Diagnostics DiagnosticsConfig `yaml:"diagnostics"`
+	// EMA keeps an exponential moving average of the weights, with which the model is validated, tested and exported (timm's ModelEmaV2, Keras' use_ema).
+	EMA EMAConfig `yaml:"ema"`
 	// Data is where the images are and how they are prepared.
 	Data DataConfig `yaml:"data"`
 	// Output is where the run folder goes.
@@ -79,6 +81,12 @@ type InputConfig struct {
 	Width int `yaml:"width"`
 }
 
+// The tasks of head.task.
+const (
+	TaskClassification = "classification"
+	TaskMultilabel     = "multilabel"
+)
+
 // HeadConfig is the classification head put on the base.
 type HeadConfig struct {
 	// Pool is how the base's feature map becomes a vector: flatten, avg (global average) or max.
@@ -89,8 +97,10 @@ type HeadConfig struct {
 	Activation string `yaml:"activation" enum:"relu,leaky_relu,tanh,sigmoid,none"`
 	// Dropout is the rate of the dropout before each dense layer, in [0, 1).
 	Dropout float64 `yaml:"dropout"`
-	// Classes is the number of classes (the training data's class folders).
+	// Classes is the number of classes (the training data's class folders), or of labels for multilabel.
 	Classes int `yaml:"classes" required:"true"`
+	// Task is classification (one class per image: softmax probabilities, the cross-entropy) or multilabel (any number of labels per image, data.format: csv: a sigmoid probability per label, the binary cross-entropy, per-label thresholds tuned on the validation data).
+	Task string `yaml:"task" enum:"classification,multilabel"`
 	// Init is how the dense layers' weights are initialised: he (Kaiming) or glorot (Xavier).
 	Init string `yaml:"init" enum:"he,glorot"`
 }
@@ -148,10 +158,18 @@ type OptimizerConfig struct {
 	ClipNorm float64 `yaml:"clip_norm"`
 }
 
-// LossConfig configures the softmax cross-entropy.
+// LossConfig configures the training loss: the softmax cross-entropy, or for
+// head.task: multilabel the binary cross-entropy. The validation loss stays the plain
+// one, as Keras' class_weight changes the training loss alone.
 type LossConfig struct {
 	// LabelSmoothing spreads this much of each label's weight over all classes, in [0, 1).
 	LabelSmoothing float64 `yaml:"label_smoothing"`
+	// ClassWeights weighs each class's examples in the training loss: balanced (n / (classes x count) from the training images, scikit-learn's compute_class_weight) or a weight per class in the classes' order; the loss is the weighted mean, as PyTorch's CrossEntropyLoss(weight) computes it. Not set: every class 1.
+	ClassWeights WeightsConfig `yaml:"class_weights,omitempty" default:"not set"`
+	// FocalGamma multiplies each example's loss by (1 - p)^gamma, p its probability of the right class (the focal loss, Lin et al. 2017; 2 is usual), so that well-classified examples weigh less; 0: off.
+	FocalGamma float64 `yaml:"focal_gamma"`
+	// PosWeight weighs each label's positive examples in the binary cross-entropy of head.task: multilabel (PyTorch's BCEWithLogitsLoss pos_weight): balanced (negatives / positives of each label in the training data) or a weight per label in the labels' order. Not set: 1.
+	PosWeight WeightsConfig `yaml:"pos_weight,omitempty" default:"not set"`
 }
 
 // StageConfig is one stage of the recipe.
@@ -169,19 +187,21 @@ type StageConfig struct {
 	// Gradual unfreezes one more group each epoch from the top down, starting from
 	// the groups listed in train (ULMFiT's gradual unfreezing).
 	Gradual bool `yaml:"gradual,omitempty"`
+	// SWA averages the weights at the end of the stage's last swa epochs and makes the average the model when the stage ends, its BatchNorm statistics recomputed over the training data (stochastic weight averaging, PyTorch's swa_utils); 0: off.
+	SWA int `yaml:"swa,omitempty"`
 }
 
 // DataConfig says where the images are and how they are prepared.
 type DataConfig struct {
-	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class) or idx (MNIST's format).
-	Format string `yaml:"format" enum:"imagefolder,idx"`
-	// Train is the training images' folder (or IDX file).
+	// Format is the images' format: imagefolder (PNG or JPEG files, one folder per class), csv (a CSV of image files and their labels, the files relative to the CSV: file,label, file,label1;label2 for multilabel, or one 0/1 column per label) or idx (MNIST's format).
+	Format string `yaml:"format" enum:"imagefolder,csv,idx"`
+	// Train is the training images' folder (or CSV or IDX file).
 	Train string `yaml:"train" required:"true"`
-	// Val is the validation images' folder (or IDX file); or set val_split.
+	// Val is the validation images' folder (or CSV or IDX file); or set val_split.
 	Val string `yaml:"val"`
 	// ValSplit holds this fraction of the training images out for validation, in [0, 1); 0: none.
 	ValSplit float64 `yaml:"val_split"`
-	// Test is the test images' folder (or IDX file), measured after training.
+	// Test is the test images' folder (or CSV or IDX file), measured after training.
 	Test string `yaml:"test"`
 	// Labels names the label files of IDX data.
 	Labels LabelsConfig `yaml:"labels"`
@@ -296,14 +316,16 @@ type OutputConfig struct {
 	Dir string `yaml:"dir"`
 	// CheckpointEvery is the least time between two epoch checkpoints, in seconds: an epoch that ends sooner after the last one is not saved, unless it ends its stage; 0: every epoch. Ctrl-C saves whenever it comes.
 	CheckpointEvery float64 `yaml:"checkpoint_every"`
-	// Best is the validation metric best.onnx is chosen by: val_loss (the lowest, as Keras' ModelCheckpoint monitors by default) or val_acc (the highest); a tie keeps the earlier epoch.
-	Best string `yaml:"best" enum:"val_loss,val_acc"`
+	// Best is the validation metric the run monitors, as Keras' callbacks' monitor and mode: best.onnx holds its best epoch (a tie keeps the earlier), early stopping and schedule: plateau watch it. A metric (val_loss, the lowest, as Keras' ModelCheckpoint monitors by default; val_acc, val_macro_f1 or val_map, the highest) or {metric, mode: min | max}.
+	Best MonitorConfig `yaml:"best"`
 }
 
 // EarlyStoppingConfig stops a stage early.
 type EarlyStoppingConfig struct {
-	// Patience is the number of epochs without improvement before the stage ends; 0: off.
+	// Patience is the number of epochs without an improvement of the monitored metric (output.best) by 1e-4 before the stage ends; 0: off.
 	Patience int `yaml:"patience"`
+	// RestoreBest puts back, when early stopping ends a stage, the weights of the stage's best epoch by the monitored metric (Keras' restore_best_weights), before the next stage starts.
+	RestoreBest bool `yaml:"restore_best"`
 }
 
 // DiagnosticsConfig configures the detectors of failing runs. In YAML, `diagnostics: off`
@@ -327,13 +349,13 @@ func Default() Config {
 		Seed:      42,
 		Precision: "float32",
 		Model:     ModelConfig{Input: InputConfig{Channels: 3, Height: 224, Width: 224}},
-		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he"},
+		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he", Task: TaskClassification},
 		Optimizer: optimizerDefaults("adam"),
 		Data: DataConfig{
 			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
-		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: "val_loss"},
+		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: Monitor("val_loss")},
 	}
 }
 
@@ -379,7 +401,7 @@ func ParseConfig(raw []byte, name string) (*Config, error) {
 	}
 	// Mistakes that need more than one key (an augmentation against the batch size, say)
 	// are found here too, to report them at their line.
-	if key, err := cfg.dataError(); err != nil {
+	if key, err := cfg.crossError(); err != nil {
 		if l := yamlnode.Line(&doc, key); l > 0 {
 			return nil, fmt.Errorf("%s:%d: %s: %w", name, l, key, err)
 		}

@@ -51,6 +51,23 @@ func TestRecipeYAMLErrors(t *testing.T) {
 		{"optimizer: {name: adam, momentum: 0.5}\n", `x.yaml:1: optimizer.momentum: an option of sgd, not of adam, which would ignore it`},
 		{"optimizer: {beta1: 0.5, name: sgd}\n", `x.yaml:1: optimizer.beta1: an option of adam and adamw, not of sgd`},
 		{"optimizer: {nesterov: true}\n", `x.yaml:1: optimizer.nesterov: an option of sgd, not of adam`},
+		{"loss: {class_weights: equal}\n", `x.yaml:1: loss.class_weights: "equal"; want balanced or a list of weights`},
+		{"loss:\n  class_weights: [1, -2]\n", `x.yaml:2: loss.class_weights: weight 2 is -2; want a finite weight >= 0`},
+		{"loss:\n  class_weights: [0, 0]\n", `x.yaml:2: loss.class_weights: every weight is 0`},
+		{"loss:\n  class_weights: []\n", `x.yaml:2: loss.class_weights: an empty list`},
+		{"head: {classes: 3}\nloss:\n  class_weights: [1, 2]\n", `x.yaml:3: loss.class_weights: 2 weights for head.classes 3; want one per class`},
+		{"loss:\n  focal_gamma: -1\n", `x.yaml:2: loss.focal_gamma: -1; want 0 (off) or a positive exponent`},
+		{"head: {task: multi}\n", `x.yaml:1: head.task: unknown "multi"; valid: classification, multilabel`},
+		{"head:\n  task: multilabel\n", `x.yaml:2: head.task: multilabel reads its labels from a CSV: set data.format: csv (it is imagefolder)`},
+		{"loss:\n  pos_weight: balanced\n", `x.yaml:2: loss.pos_weight: for head.task: multilabel only`},
+		{"head: {task: multilabel, classes: 2}\ndata: {format: csv}\nloss:\n  pos_weight: [1, 2, 3]\n", `x.yaml:4: loss.pos_weight: 3 weights for head.classes 2; want one per label`},
+		{"head: {task: multilabel}\ndata: {format: csv}\nloss:\n  class_weights: balanced\n", `x.yaml:4: loss.class_weights: for a single-label task; head.task: multilabel weighs each label's positives with loss.pos_weight`},
+		{"head: {task: multilabel}\ndata: {format: csv}\nloss:\n  label_smoothing: 0.1\n", `x.yaml:4: loss.label_smoothing: for a single-label task`},
+		{"head: {task: multilabel}\ndata:\n  format: csv\n  sampler: balanced\n", `x.yaml:4: data.sampler: balanced draws each class equally often`},
+		{"data: {format: parquet}\n", `x.yaml:1: data.format: unknown "parquet"; valid: imagefolder, csv, idx`},
+		{"ema:\n  decay: 1\n", `x.yaml:2: ema.decay: 1; want 0 (off) or a decay in (0, 1)`},
+		{"stages:\n  - {name: a, epochs: 2}\n  - name: b\n    epochs: 2\n    swa: 3\n", `x.yaml:5: stages[1].swa: 3; want 0 (off) or a number of the stage's last epochs, at most its 2`},
+		{"ema: {decay: 0.99}\nstages:\n  - {name: a, epochs: 2, swa: 1}\n", `x.yaml:3: stages[0].swa: with ema: one weight average at a time`},
 		{"- seed: 1\n", `x.yaml:1: the recipe is a list; want a mapping of seed, model, head`},
 		{"seed: [1\n", `x.yaml:1: did not find expected ',' or ']'`},
 	} {
@@ -112,10 +129,20 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 	every.Diagnostics = DiagnosticsConfig{Repair: true, Every: 2}
 	every.TrainBN = true
+	every.Loss = LossConfig{LabelSmoothing: 0.1, ClassWeights: WeightsConfig{Weights: []float64{1, 2.5, 0}}, FocalGamma: 2}
+	every.EMA.Decay = 0.999
+	every.EarlyStopping = EarlyStoppingConfig{Patience: 2, RestoreBest: true}
+	every.Output.Best = MonitorConfig{Metric: "val_acc", Mode: "min"}
+	multi := Default()
+	multi.Head.Task, multi.Data.Format = TaskMultilabel, "csv"
+	multi.Loss.PosWeight = WeightsConfig{Weights: []float64{3, 1}}
 	off := Default()
 	off.Groups = GroupsConfig{Preset: "vgg19"}
+	off.Loss.ClassWeights.Balanced = true
 	off.Diagnostics.Off = true
-	for name, cfg := range map[string]Config{"every form": every, "preset, diagnostics off": off, "test config": testConfig(t)} {
+	off.Stages = []StageConfig{{Name: "swa", Epochs: 3, Train: TrainAll(), LR: schedule.Rates{Rate: 1e-3}, SWA: 2,
+		Schedule: schedule.Spec{Name: "plateau", Options: map[string]float64{"patience": 2}}}}
+	for name, cfg := range map[string]Config{"every form": every, "preset, diagnostics off": off, "multilabel": multi, "test config": testConfig(t)} {
 		raw, err := yaml.Marshal(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -22,13 +22,27 @@ type Data struct {
 	// Skipped lists the images left out because they failed to decode
 	// (data.on_bad_image: skip).
 	Skipped []dataset.BadImage
+	// MultiLabel says that each example has a set of labels (dataset.LabelSet), for
+	// head.task: multilabel; Classes are then the labels.
+	MultiLabel bool
 
 	trainSource, valSource, testSource *dataset.Source // as opened, for the summary
 }
 
 // OpenData opens the collections a DataConfig names, for a model input of the given
-// size. The validation and test folders must have the training folder's classes.
+// size, as single-label data (Config.OpenData opens a recipe's data for its task). The
+// validation and test folders must have the training folder's classes.
 func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
+	return openData(c, input, seed, false)
+}
+
+// OpenData opens the recipe's data: for head.task: multilabel, each example with its
+// set of labels (dataset.LabelSet).
+func (c Config) OpenData() (*Data, error) {
+	return openData(c.Data, c.Model.Input, c.Seed, c.Head.Task == TaskMultilabel)
+}
+
+func openData(c DataConfig, input InputConfig, seed uint64, multi bool) (*Data, error) {
 	opts := dataset.Options{OnBadImage: c.OnBadImage, Workers: c.Workers}
 	if c.Format == "idx" && len(c.Classes) > 0 {
 		opts.Classes = c.Classes
@@ -38,12 +52,15 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 			src *dataset.Source
 			err error
 		)
-		if c.Format == "idx" && labels != "" {
+		switch {
+		case c.Format == "idx" && labels != "":
 			src, err = dataset.OpenIDX(path, labels)
 			if err == nil && len(c.Classes) > 0 {
 				err = src.SetClasses(c.Classes)
 			}
-		} else {
+		case c.Format == "csv":
+			src, err = dataset.OpenCSV(path, dataset.CSVOptions{Options: opts, MultiLabel: multi})
+		default:
 			src, err = dataset.Open(c.Format, path, opts)
 		}
 		if err != nil {
@@ -71,6 +88,7 @@ func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
 		Preprocess:  c.Preprocess.dataset(input),
 		Augment:     c.Augment.dataset(),
 		Skipped:     train.Skipped(),
+		MultiLabel:  multi,
 		trainSource: train,
 	}
 	if err := d.Preprocess.Validate(); err != nil {
@@ -241,11 +259,19 @@ type DataSummary struct {
 	Splits  []SplitSummary `json:"data"`
 	Classes []string       `json:"classes"`
 	Skipped []SkippedImage `json:"skipped,omitempty"`
+	// ClassWeights are the training loss's class weights (loss.class_weights), in the
+	// classes' order; absent without.
+	ClassWeights []float64 `json:"class_weights,omitempty"`
+	// MultiLabel says that the classes are labels, any number per image (PerClass then
+	// counts the images with each label); PosWeight are the binary cross-entropy's
+	// positive weights (loss.pos_weight).
+	MultiLabel bool      `json:"multilabel,omitempty"`
+	PosWeight  []float64 `json:"pos_weight,omitempty"`
 }
 
 // Summary counts the images of each split by class and lists the skipped files.
 func (d *Data) Summary() DataSummary {
-	s := DataSummary{Classes: slices.Clone(d.Classes)}
+	s := DataSummary{Classes: slices.Clone(d.Classes), MultiLabel: d.MultiLabel}
 	skippedIn := map[string]int{}
 	for _, b := range d.Skipped {
 		s.Skipped = append(s.Skipped, SkippedImage{File: b.Path, Error: b.Err.Error()})
@@ -256,7 +282,9 @@ func (d *Data) Summary() DataSummary {
 		}
 		per := make([]int, len(d.Classes))
 		for i := range ex.Len() {
-			per[ex.Label(i)]++
+			for _, l := range dataset.LabelSet(ex, i) {
+				per[l]++
+			}
 		}
 		s.Splits = append(s.Splits, SplitSummary{Split: name, Images: ex.Len(), PerClass: per, Skipped: skipped})
 	}
@@ -280,7 +308,11 @@ func (d *Data) Summary() DataSummary {
 func (s DataSummary) WriteText(w io.Writer) error {
 	var b strings.Builder
 	for _, sp := range s.Splits {
-		fmt.Fprintf(&b, "data: %-5s %s in %d classes", sp.Split, plural(sp.Images, "image"), len(sp.PerClass))
+		if s.MultiLabel {
+			fmt.Fprintf(&b, "data: %-5s %s with %d labels", sp.Split, plural(sp.Images, "image"), len(sp.PerClass))
+		} else {
+			fmt.Fprintf(&b, "data: %-5s %s in %d classes", sp.Split, plural(sp.Images, "image"), len(sp.PerClass))
+		}
 		if len(sp.PerClass) <= 10 {
 			parts := make([]string, len(sp.PerClass))
 			for i, n := range sp.PerClass {
@@ -294,6 +326,20 @@ func (s DataSummary) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "; %s skipped", plural(sp.Skipped, "file"))
 		}
 		b.WriteString("\n")
+	}
+	if s.ClassWeights != nil {
+		parts := make([]string, len(s.ClassWeights))
+		for i, w := range s.ClassWeights {
+			parts[i] = fmt.Sprintf("%s %.3g", s.Classes[i], w)
+		}
+		fmt.Fprintf(&b, "loss: class weights %s\n", strings.Join(parts, ", "))
+	}
+	if s.PosWeight != nil {
+		parts := make([]string, len(s.PosWeight))
+		for i, w := range s.PosWeight {
+			parts[i] = fmt.Sprintf("%s %.3g", s.Classes[i], w)
+		}
+		fmt.Fprintf(&b, "loss: positive weights %s\n", strings.Join(parts, ", "))
 	}
 	for i, sk := range s.Skipped {
 		if i == 10 {

@@ -101,9 +101,13 @@ func (d *diagnostics) hook() Hook {
 				return err
 			}
 			m.DiagnosticsSeconds = d.seconds
-			x := diagnose.Epoch{TrainAcc: m.TrainAcc, TrainLoss: m.TrainLoss, TrainN: t.data.Train.Len()}
+			per := 1 // decisions per example: a multi-label task's accuracy is over every label
+			if t.multi {
+				per = t.cfg.Head.Classes
+			}
+			x := diagnose.Epoch{TrainAcc: m.TrainAcc, TrainLoss: m.TrainLoss, TrainN: per * t.data.Train.Len()}
 			if m.ValAcc != nil {
-				x.HasVal, x.ValAcc, x.ValLoss, x.ValN = true, *m.ValAcc, *m.ValLoss, t.data.Val.Len()
+				x.HasVal, x.ValAcc, x.ValLoss, x.ValN = true, *m.ValAcc, *m.ValLoss, per*t.data.Val.Len()
 			}
 			return d.handle(t, d.mon.Epoch(x))
 		},
@@ -150,7 +154,7 @@ func (d *diagnostics) afterUpdate(t *Trainer, u *Update) error {
 // sample turns the last step into the monitor's sample.
 func (d *diagnostics) sample(t *Trainer) (diagnose.Step, error) {
 	r := t.last
-	x := diagnose.Step{Loss: r.Loss, N: r.N, Correct: r.Correct, Predicted: slices.Clone(r.Predicted), Sampled: d.sampled}
+	x := diagnose.Step{Loss: r.Loss, N: r.Scored, Correct: r.Correct, Predicted: slices.Clone(r.Predicted), Sampled: d.sampled}
 	if !d.sampled {
 		return x, nil
 	}

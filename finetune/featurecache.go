@@ -267,7 +267,7 @@ func (fc *cachedSet) batches(order []int, from, size int, examples dataset.Examp
 				copy(buf[j*fc.size:(j+1)*fc.size], fc.feats[i*fc.size:(i+1)*fc.size])
 				labels[j] = examples.Label(i)
 			}
-			if !yield(trainBatch{Images: buf[:len(idx)*fc.size], Labels: labels, N: len(idx), Index: bi, From: fc.cut}, nil) {
+			if !yield(trainBatch{Images: buf[:len(idx)*fc.size], Labels: labels, Indices: idx, N: len(idx), Index: bi, From: fc.cut}, nil) {
 				return
 			}
 		}

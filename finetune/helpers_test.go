@@ -97,7 +97,7 @@ func testConfig(t testing.TB) Config {
 	cfg := Default()
 	cfg.Seed = 3
 	cfg.Model = ModelConfig{ONNX: testBase(t), Input: InputConfig{Channels: 3, Height: 16, Width: 16}}
-	cfg.Head = HeadConfig{Pool: "flatten", Dense: []int{16}, Activation: "relu", Dropout: 0.25, Classes: 3, Init: "he"}
+	cfg.Head = HeadConfig{Pool: "flatten", Dense: []int{16}, Activation: "relu", Dropout: 0.25, Classes: 3, Init: "he", Task: TaskClassification}
 	cfg.Stages = []StageConfig{
 		{Name: "head", Epochs: 2, Train: Train("head"), LR: schedule.Rates{Rate: 3e-3}, Schedule: schedule.Spec{Name: "onecycle"}},
 		{Name: "all", Epochs: 2, Train: TrainAll(), LR: schedule.Rates{Max: 1e-3, Factor: 2.6}, Schedule: schedule.Spec{Name: "stlr"}},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"toolkit/backend"
-	"toolkit/backend/kernels"
 	"toolkit/dataset"
 )
 
@@ -39,8 +38,11 @@ type EpochMetrics struct {
 	TrainAcc   float64            `json:"train_acc"`
 	ValLoss    *float64           `json:"val_loss,omitempty"`
 	ValAcc     *float64           `json:"val_acc,omitempty"`
-	LR         map[string]float64 `json:"lr"`        // per trained group, at the epoch's last step
-	GradNorm   map[string]float64 `json:"grad_norm"` // per trained group, mean over the epoch
+	ValMacroF1 *float64           `json:"val_macro_f1,omitempty"` // the mean F1 over the validation data's classes
+	ValMAP     *float64           `json:"val_map,omitempty"`      // multi-label: the mean average precision
+	Thresholds []float64          `json:"thresholds,omitempty"`   // multi-label: each label's, tuned on the validation data
+	LR         map[string]float64 `json:"lr"`                     // per trained group, at the epoch's last step
+	GradNorm   map[string]float64 `json:"grad_norm"`              // per trained group, mean over the epoch
 	ImagesPerS float64            `json:"images_per_sec"`
 	Seconds    float64            `json:"seconds"`
 	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
@@ -71,13 +73,16 @@ type StepInfo struct {
 type Result struct {
 	History []EpochMetrics
 	// Best is the epoch best.onnx holds (HasBest false without validation data).
-	Best     BestEpoch
-	HasBest  bool
-	Findings []Finding
-	Repairs  []Repair
-	TestLoss float64
-	TestAcc  float64
-	HasTest  bool
+	Best        BestEpoch
+	HasBest     bool
+	Findings    []Finding
+	Repairs     []Repair
+	TestLoss    float64
+	TestAcc     float64
+	TestMacroF1 float64
+	// TestMAP is a multi-label task's mean average precision on the test data.
+	TestMAP float64
+	HasTest bool
 }
 
 // Run trains through the remaining stages. On cancellation of ctx it saves the position
@@ -125,9 +130,11 @@ func (t *Trainer) Run(ctx context.Context) (res *Result, err error) {
 	res = &Result{History: t.History(), Findings: t.Findings(), Repairs: t.Repairs()}
 	res.Best, res.HasBest = t.Best()
 	if t.testLoader != nil {
-		if res.TestLoss, res.TestAcc, err = t.evaluate(t.loaderContext(ctx), t.testLoader); err != nil {
+		sc, err := t.score(t.loaderContext(ctx), t.testLoader)
+		if err != nil {
 			return nil, fmt.Errorf("test: %w", err)
 		}
+		res.TestLoss, res.TestAcc, res.TestMacroF1, res.TestMAP = sc.Loss, sc.Acc, sc.MacroF1, sc.MAP
 		res.HasTest = true
 	}
 	if err := fire(t, Hook.onEnd, res); err != nil {
@@ -149,7 +156,7 @@ stages:
 		}
 		st := t.stages[p.Stage]
 		t.stopStage = false
-		for p.StageEpoch < st.cfg.Epochs && !t.stopStage {
+		for p.StageEpoch < st.cfg.Epochs && !t.stageStopped() {
 			err := t.runEpoch(ctx, st)
 			var req *repairRequest
 			if errors.As(err, &req) {
@@ -161,6 +168,12 @@ stages:
 			if err != nil {
 				return err
 			}
+		}
+		if err := t.restoreStopped(); err != nil {
+			return err
+		}
+		if err := t.applySWA(ctx); err != nil {
+			return err
 		}
 		p.Stage++
 		p.StageEpoch = 0
@@ -227,6 +240,9 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 			rates[i] = all[i]
 		}
 	}
+	if r := t.plateauRates(); r != nil {
+		rates = r // schedule: plateau lowered them
+	}
 	t.train(params)
 	batches := t.trainLoader.Len()
 	return &epochPlan{stage: st, trained: trained, rates: rates, bnOnly: bnOnly, batches: batches, total: st.cfg.Epochs * batches}, nil
@@ -236,8 +252,11 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 type trainBatch struct {
 	Images []float32 // N x C x H x W, preprocessed; from a cut, N activations at it
 	Labels []int
-	N      int
-	Index  int // position in the epoch, from 0
+	// Indices are the examples' indices in their collection (a multi-label example's
+	// targets are looked up by them).
+	Indices []int
+	N       int
+	Index   int // position in the epoch, from 0
 	// From is the tensor the batch holds the values of (the feature cache's cut), empty
 	// for the model's input.
 	From string
@@ -252,7 +271,7 @@ func (t *Trainer) batches(ctx context.Context) iter.Seq2[trainBatch, error] {
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
 		for b, err := range t.trainLoader.EpochFrom(t.loaderContext(ctx), t.progress.Epoch, t.progress.Batch) {
-			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], Indices: b.Indices[:b.N], N: b.N, Index: b.Index, Mix: b.Mix}, err) {
 				return
 			}
 		}
@@ -265,6 +284,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 	if err != nil {
 		return err
 	}
+	t.plan = e
 	info := StepInfo{
 		Stage: st.cfg.Name, StageIndex: p.Stage, StageEpoch: p.StageEpoch + 1, StageEpochs: st.cfg.Epochs,
 		Epoch: p.Epoch + 1, Batches: e.batches, Batch: p.Batch,
@@ -355,8 +375,12 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		return p, nil
 	}
 	opts := backend.Options{Batch: batch, Training: training, Loss: backend.CrossEntropy}
+	if t.multi {
+		opts.Loss = backend.BinaryCrossEntropy
+	}
 	if training {
 		opts.Trainable = t.trained
+		opts.LossParams = backend.LossParams{FocalGamma: t.cfg.Loss.FocalGamma, PosWeight: t.posWeight}
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)
@@ -381,46 +405,15 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 
 // evaluate returns the mean cross-entropy (without label smoothing) and the accuracy.
 func (t *Trainer) evaluate(ctx context.Context, l *dataset.Loader) (loss, acc float64, err error) {
-	batches, err := t.evalBatches(ctx, l)
-	if err != nil {
-		return 0, 0, err
-	}
-	classes := t.cfg.Head.Classes
-	var sum float64
-	var right, seen int
-	for b, err := range batches {
-		if err != nil {
-			return 0, 0, err
-		}
-		if b.N == 0 { // this rank's share of a short last batch
-			continue
-		}
-		prog, err := t.programFrom(b.N, false, b.From)
-		if err != nil {
-			return 0, 0, err
-		}
-		if err := prog.Run([][]float32{b.Images}, oneHot(b.Labels, classes, 0)); err != nil {
-			return 0, 0, err
-		}
-		sum += prog.Loss() * float64(b.N)
-		right += kernels.CorrectCount(b.N, classes, prog.Output(0), b.Labels)
-		seen += b.N
-	}
-	r, n := float64(right), float64(seen)
-	if err := t.reduceSums(&sum, &r, &n); err != nil {
-		return 0, 0, err
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	return sum / n, r / n, nil
+	sc, err := t.score(ctx, l)
+	return sc.Loss, sc.Acc, err
 }
 
 // evalBatches yields the batches l loads, in order: the activations the feature cache
 // keeps when the epoch trains from a cut and l is the validation loader (the validation
 // images are never augmented), else the images.
 func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2[trainBatch, error], error) {
-	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil {
+	if cut := t.cache.cut; cut != nil && l == t.valLoader && t.data.Val != nil && !t.averaged() {
 		fc, _, err := t.cache.features(ctx, cut, t.data.Val, &t.cache.val)
 		if err != nil {
 			return nil, err
@@ -434,7 +427,7 @@ func (t *Trainer) evalBatches(ctx context.Context, l *dataset.Loader) (iter.Seq2
 	size := t.data.Preprocess.Size()
 	return func(yield func(trainBatch, error) bool) {
 		for b, err := range l.Epoch(ctx, 0) {
-			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], N: b.N, Index: b.Index}, err) {
+			if !yield(trainBatch{Images: b.Images[:b.N*size], Labels: b.Labels[:b.N], Indices: b.Indices[:b.N], N: b.N, Index: b.Index}, err) {
 				return
 			}
 		}

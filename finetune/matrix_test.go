@@ -191,7 +191,7 @@ func matrixRun(t *testing.T, cfg Config) (matrixResult, float64) {
 		t.Fatal(err)
 	}
 	var ns []Notice
-	for _, n := range notices(tr) {
+	for _, n := range noticesOf(tr, "head_at_chance") {
 		if n.Notice == "head_at_chance" {
 			ns = append(ns, n)
 		}

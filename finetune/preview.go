@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"toolkit/dataset"
 )
@@ -18,8 +19,8 @@ type PreviewExample struct {
 	// Input is the model's input: Channels x Height x Width floats, preprocessed and,
 	// for the training split, augmented (and blended, with mixup or cutmix).
 	Input []float32
-	// Caption says what the model is told the image is: the class, or with mixup or
-	// cutmix the blend ("cat 0.62 + dog 0.38").
+	// Caption says what the model is told the image is: the class (multi-label: the
+	// labels, "cat;dog"), or with mixup or cutmix the blend ("cat 0.62 + dog 0.38").
 	Caption string
 }
 
@@ -42,7 +43,7 @@ func Preview(ctx context.Context, cfg Config, split string, n int) ([]PreviewExa
 	if err := cfg.validate(); err != nil {
 		return nil, dataset.Preprocess{}, err
 	}
-	d, err := OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
+	d, err := cfg.OpenData()
 	if err != nil {
 		return nil, dataset.Preprocess{}, err
 	}
@@ -77,6 +78,16 @@ func Preview(ctx context.Context, cfg Config, split string, n int) ([]PreviewExa
 				Input: slices.Clone(b.Images[i*size : (i+1)*size]),
 			}
 			ex.Caption = ex.Class
+			if d.MultiLabel {
+				var names []string
+				for _, l := range dataset.LabelSet(examples, b.Indices[i]) {
+					names = append(names, d.Classes[l])
+				}
+				ex.Caption = strings.Join(names, dataset.LabelDelimiter)
+				if len(names) == 0 {
+					ex.Caption = "(no label)"
+				}
+			}
 			if m := b.Mix; m != nil {
 				ex.Caption = fmt.Sprintf("%s %.2f + %s %.2f", ex.Class, m.Lambda, d.Classes[m.PartnerLabels[i]], 1-m.Lambda)
 			}

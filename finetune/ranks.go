@@ -50,16 +50,17 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 	if t.comm.Size() == 1 {
 		return nil
 	}
-	buf := make([]float64, 4+len(r.Predicted))
+	const head = 6
+	buf := make([]float64, head+len(r.Predicted))
 	if r.N > 0 {
-		buf[0] = r.Loss * float64(r.N)
+		buf[0] = r.Loss * r.Weight
 	}
-	buf[1], buf[2] = float64(r.Correct), float64(r.N)
+	buf[1], buf[2], buf[4], buf[5] = float64(r.Correct), float64(r.N), r.Weight, float64(r.Scored)
 	if t.stop {
 		buf[3] = 1
 	}
 	for i, c := range r.Predicted {
-		buf[4+i] = float64(c)
+		buf[head+i] = float64(c)
 	}
 	if err := t.comm.AllreduceFloat64(buf); err != nil {
 		return err
@@ -67,17 +68,18 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 	if buf[3] > 0 {
 		return context.Canceled
 	}
-	r.Loss, r.Correct, r.N = buf[0]/buf[2], int(buf[1]), int(buf[2])
+	r.Loss, r.Correct, r.N, r.Weight, r.Scored = buf[0]/buf[4], int(buf[1]), int(buf[2]), buf[4], int(buf[5])
 	for i := range r.Predicted {
-		r.Predicted[i] = int(buf[4+i])
+		r.Predicted[i] = int(buf[head+i])
 	}
 	return nil
 }
 
 // reduceGradients replaces the groups' gradients, on every rank, by the whole batch's:
-// each rank's mean over its share of local examples, times local, summed over the ranks
-// in one fused buffer (one allreduce), divided by the batch's global examples.
-func (t *Trainer) reduceGradients(groups []GroupUpdate, local, global int) error {
+// each rank's mean over its share, times local (its loss normaliser: its examples, or
+// their weights' sum), summed over the ranks in one fused buffer (one allreduce),
+// divided by global, the batch's normaliser.
+func (t *Trainer) reduceGradients(groups []GroupUpdate, local, global float64) error {
 	if t.comm.Size() == 1 {
 		return nil
 	}
@@ -124,6 +126,14 @@ func (t *Trainer) zeroGrad(name string) []float32 {
 	}
 	clear(z) // the last reduction wrote the batch's gradient into it
 	return z
+}
+
+// reduceBuffer sums buf over the ranks, in place.
+func (t *Trainer) reduceBuffer(buf []float64) error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	return t.comm.AllreduceFloat64(buf)
 }
 
 // reduceSums sums evaluation totals over the ranks.

@@ -18,12 +18,14 @@ type snapshot struct {
 	stages   []StageConfig
 	log      []Record
 	hooks    map[string]json.RawMessage
+	// sets are the weight sets (weightsets.go).
+	sets map[string]map[string][]float32
 }
 
 // capture copies the trainer's state.
 func (t *Trainer) capture() (*snapshot, error) {
 	s := &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
+		stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log), sets: cloneSets(t.sets)}
 	for _, name := range t.model.ParamNames() {
 		s.params[name] = slices.Clone(t.model.Param(name))
 	}
@@ -57,6 +59,13 @@ func (t *Trainer) restore(s *snapshot) error {
 			return fmt.Errorf("optimizer state of group %q, which the recipe does not have: the checkpoint is of another recipe", name)
 		}
 	}
+	for _, set := range slices.Sorted(maps.Keys(s.sets)) {
+		for _, name := range slices.Sorted(maps.Keys(s.sets[set])) {
+			if dst := t.model.Param(name); len(dst) != len(s.sets[set][name]) {
+				return fmt.Errorf("weight set %s: parameter %q has %d values, the model %d: the checkpoint is of another recipe", set, name, len(s.sets[set][name]), len(dst))
+			}
+		}
+	}
 	for _, name := range t.model.ParamNames() {
 		copy(t.model.Param(name), s.params[name])
 	}
@@ -77,6 +86,7 @@ func (t *Trainer) restore(s *snapshot) error {
 	}
 	t.progress = s.progress
 	t.log = slices.Clone(s.log)
+	t.sets = cloneSets(s.sets)
 	return t.setHookStates(s.hooks)
 }
 
@@ -112,7 +122,7 @@ func (t *Trainer) StartSave(dir, model string) error {
 	var s *snapshot
 	if dir != "" {
 		s = &snapshot{params: map[string][]float32{}, optims: map[string]*optim.State{}, progress: t.progress,
-			stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log)}
+			stages: slices.Clone(t.cfg.Stages), log: slices.Clone(t.log), sets: t.sets}
 		for _, name := range t.model.ParamNames() {
 			s.params[name] = t.model.Param(name)
 		}

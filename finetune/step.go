@@ -14,11 +14,16 @@ import (
 
 // stepResult is what one training step computed. Slices are valid until the next step.
 type stepResult struct {
-	Loss    float64
-	Correct int
-	N       int
-	Logits  []float32
-	Labels  []int
+	Loss float64
+	// Correct counts the right predictions among Scored: the examples (N), or for a
+	// multi-label task every example's decision on every label.
+	Correct, Scored int
+	N               int
+	// Weight is the loss's normaliser: N, or with class weights the sum of the
+	// examples' weights (lossTargets); over several ranks, the whole batch's.
+	Weight float64
+	Logits []float32
+	Labels []int
 	// Predicted counts the batch's predictions per class.
 	Predicted []int
 	prog      *backend.Program
@@ -83,9 +88,12 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		if t.forwardUpdates {
 			t.ckpt.waitRead()
 		}
-		targets, labels := oneHot(b.Labels, classes, t.cfg.Loss.LabelSmoothing), b.Labels
-		if b.Mix != nil {
-			targets, labels = mixedTargets(b.Labels, b.Mix, classes, t.cfg.Loss.LabelSmoothing)
+		var targets []float32
+		var labels []int
+		if t.multi {
+			targets, r.Weight = multiTargets(b.Indices, b.Mix, t.hot.train, classes)
+		} else {
+			targets, labels, r.Weight = t.lossTargets(b.Labels, b.Mix)
 		}
 		if t.diag.measureAt() { // a sampled step: the diagnostics count the ReLUs' dead units
 			r.alive = map[string][]float32{}
@@ -103,10 +111,14 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
 		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog
-		r.Correct = kernels.CorrectCount(b.N, classes, r.Logits, labels)
-		predictions(r.Predicted, r.Logits, classes)
+		if t.multi {
+			r.Correct, r.Scored = multiCounts(r.Logits, targets, classes, r.Predicted), b.N*classes
+		} else {
+			r.Correct, r.Scored = kernels.CorrectCount(b.N, classes, r.Logits, labels), b.N
+			predictions(r.Predicted, r.Logits, classes)
+		}
 	}
-	local := r.N
+	local := r.Weight
 	if err := t.reduceStep(r); err != nil {
 		return r, err
 	}
@@ -114,7 +126,7 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		return r, &NonFiniteError{Where: u.where, What: "loss", Tensor: "loss", Value: r.Loss}
 	}
 	var err error
-	u.Groups, err = t.groupGradients(e, r.prog, u.where, local, r.N)
+	u.Groups, err = t.groupGradients(e, r.prog, u.where, local, r.Weight)
 	return r, err
 }
 
@@ -134,10 +146,10 @@ func predictions(counts []int, logits []float32, classes int) {
 
 // groupGradients collects the gradients of the groups the epoch updates (the trained
 // ones, and with train_bn the BatchNormalization parameters of the others), the whole
-// batch's over several ranks (reduceGradients: local of the global examples were this
-// rank's; prog is nil where it had none), with their norms before clipping, then clips
-// them together by optimizer.clip_norm.
-func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string, local, global int) ([]GroupUpdate, error) {
+// batch's over several ranks (reduceGradients: local of the global loss normaliser was
+// this rank's; prog is nil where it had no examples), with their norms before
+// clipping, then clips them together by optimizer.clip_norm.
+func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string, local, global float64) ([]GroupUpdate, error) {
 	var groups []GroupUpdate
 	var all []optim.Param
 	for _, g := range t.groups {

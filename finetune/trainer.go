@@ -62,6 +62,18 @@ type Trainer struct {
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
 	bn      map[string][]string
+	// classWeights are loss.class_weights' weights, one per class (nil: none).
+	classWeights []float64
+	// multi says that the task is multilabel (multilabel.go): posWeight are the
+	// binary cross-entropy's positive weights (nil: none), and hot the multi-hot
+	// targets of each split by example index.
+	multi     bool
+	posWeight []float64
+	hot       splitTargets
+	// sets are the weight sets kept beside the weights (weightsets.go).
+	sets map[string]map[string][]float32
+	// plan is the epoch in progress (or the last).
+	plan *epochPlan
 }
 
 // stagePlan is a validated stage: its groups, rates and schedule.
@@ -165,7 +177,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t := &Trainer{cfg: cfg, model: model, groups: groups, optims: map[string]optim.Optimizer{}, trainPrograms: map[programKey]*backend.Program{}, evalPrograms: map[programKey]*backend.Program{},
-		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups)}
+		forwardUpdates: model.UpdatesRunningStatistics(), ckpt: newCheckpointWriter(groups), sets: map[string]map[string][]float32{}}
 	if s.trainBN || cfg.TrainBN {
 		t.trainBN, t.bn = true, map[string][]string{}
 		bn := model.BatchNormParams()
@@ -178,6 +190,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 	}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
+	t.diag.mon.Chance = chanceLevel(cfg)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
 		return nil, err
 	}
@@ -188,7 +201,7 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 	}
 	t.data = s.data
 	if t.data == nil {
-		if t.data, err = OpenData(cfg.Data, cfg.Model.Input, cfg.Seed); err != nil {
+		if t.data, err = cfg.OpenData(); err != nil {
 			return nil, err
 		}
 	}
@@ -197,12 +210,27 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		t.comm = distrib.Single{}
 	}
 	shard := t.shard()
-	sum := t.data.Summary()
-	t.log = append(t.log, Record{Data: &sum})
 	if len(t.data.Classes) != cfg.Head.Classes {
 		return nil, fmt.Errorf("head.classes is %d but the training data has %d classes (%v)",
 			cfg.Head.Classes, len(t.data.Classes), t.data.Classes)
 	}
+	sum := t.data.Summary()
+	if t.classWeights, err = classWeights(cfg.Loss.ClassWeights, sum); err != nil {
+		return nil, fmt.Errorf("loss.class_weights: %w", err)
+	}
+	sum.ClassWeights = t.classWeights
+	if t.multi = cfg.Head.Task == TaskMultilabel; t.multi {
+		if !t.data.MultiLabel {
+			return nil, fmt.Errorf("head.task: multilabel, but the data were opened as single-label (open them with Config.OpenData)")
+		}
+		if t.posWeight, err = posWeights(cfg.Loss.PosWeight, sum); err != nil {
+			return nil, fmt.Errorf("loss.pos_weight: %w", err)
+		}
+		sum.PosWeight = t.posWeight
+		t.hot = newSplitTargets(t.data)
+		t.diag.mon.Chance = multiChance(sum, t.posWeight, cfg.Loss.FocalGamma)
+	}
+	t.log = append(t.log, Record{Data: &sum})
 	if t.trainLoader, err = t.data.loader(t.data.Train, cfg.Data, cfg.Seed, true, shard); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
@@ -215,6 +243,9 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		if t.testLoader, err = t.data.loader(t.data.Test, cfg.Data, cfg.Seed, false, shard); err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
+	}
+	if err := checkPlateau(cfg.Stages, t.valLoader != nil); err != nil {
+		return nil, err
 	}
 	t.hooks = t.newCoreHooks()
 	if s.defaultHooks && t.comm.Rank() == 0 {
@@ -388,7 +419,7 @@ func checkWritable(dir string) error {
 // stage: the stage's last epoch, or early stopping ended the stage.
 func (t *Trainer) StageOver() bool {
 	p := t.progress
-	return t.stopStage || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
+	return t.stageStopped() || p.Stage < len(t.stages) && p.StageEpoch >= t.stages[p.Stage].cfg.Epochs
 }
 
 // Groups returns the layer groups, the head last.

@@ -35,6 +35,16 @@ func (c *Config) validate() error {
 	if ls := c.Loss.LabelSmoothing; !(ls >= 0 && ls < 1) {
 		return fmt.Errorf("loss.label_smoothing: %v; want a value in [0, 1)", ls)
 	}
+	if w := c.Loss.ClassWeights.Weights; w != nil {
+		if err := checkWeights(w); err != nil {
+			return fmt.Errorf("loss.class_weights: %w", err)
+		}
+	}
+	if w := c.Loss.PosWeight.Weights; w != nil {
+		if err := checkWeights(w); err != nil {
+			return fmt.Errorf("loss.pos_weight: %w", err)
+		}
+	}
 	if c.Data.BatchSize < 1 {
 		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
 	}
@@ -42,16 +52,28 @@ func (c *Config) validate() error {
 		return err
 	}
 	switch c.Data.Format {
-	case "imagefolder", "idx":
+	case "imagefolder", "csv", "idx":
 	default:
-		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, idx", c.Data.Format)
+		return fmt.Errorf("data.format: unknown %q; valid: imagefolder, csv, idx", c.Data.Format)
+	}
+	if c.Head.Task == "" { // a config built in Go without the key
+		c.Head.Task = TaskClassification
+	}
+	switch c.Head.Task {
+	case TaskClassification, TaskMultilabel:
+	default:
+		return fmt.Errorf("head.task: unknown %q; valid: %s, %s", c.Head.Task, TaskClassification, TaskMultilabel)
 	}
 	if c.Data.Format != "idx" {
+		classes, labels := "an image folder's classes are its subfolders' names", "an image folder's labels are its subfolders"
+		if c.Data.Format == "csv" {
+			classes, labels = "a CSV's classes are the labels it names", "a CSV's labels are in its label column(s)"
+		}
 		if len(c.Data.Classes) > 0 {
-			return fmt.Errorf("data.classes: for IDX data only; an image folder's classes are its subfolders' names")
+			return fmt.Errorf("data.classes: for IDX data only; %s", classes)
 		}
 		if c.Data.Labels != (LabelsConfig{}) {
-			return fmt.Errorf("data.labels: for IDX data only; an image folder's labels are its subfolders")
+			return fmt.Errorf("data.labels: for IDX data only; %s", labels)
 		}
 	}
 	if c.Data.EvalCacheMB < 0 {
@@ -67,7 +89,7 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("data.feature_cache: unknown %q; valid: auto, off", c.Data.FeatureCache)
 	}
-	if key, err := c.dataError(); err != nil {
+	if key, err := c.crossError(); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	switch c.Data.OnBadImage {
@@ -78,10 +100,8 @@ func (c *Config) validate() error {
 	if ce := c.Output.CheckpointEvery; !(ce >= 0) || math.IsInf(ce, 0) {
 		return fmt.Errorf("output.checkpoint_every: %v; want 0 (every epoch) or a number of seconds", ce)
 	}
-	switch c.Output.Best {
-	case "val_loss", "val_acc":
-	default:
-		return fmt.Errorf("output.best: unknown %q; valid: val_loss, val_acc", c.Output.Best)
+	if key, err := c.Output.Best.check(c.Head.Task); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	if c.EarlyStopping.Patience < 0 {
 		return fmt.Errorf("early_stopping.patience: %d; want 0 (off) or more", c.EarlyStopping.Patience)
@@ -109,6 +129,21 @@ func checkValSplit(v float64) error {
 		return fmt.Errorf("data.val_split: %v; want a fraction of the training images in [0, 1), such as 0.1", v)
 	}
 	return nil
+}
+
+// crossError checks the keys that depend on others (dataError, lossError), returning
+// the key at fault and what is wrong.
+func (c *Config) crossError() (string, error) {
+	if key, err := c.dataError(); err != nil {
+		return key, err
+	}
+	if key, err := c.Output.Best.check(c.Head.Task); err != nil {
+		return key, err
+	}
+	if key, err := c.averagingError(); err != nil {
+		return key, err
+	}
+	return c.lossError()
 }
 
 // dataError checks the data's preprocessing and augmentation against each other and the

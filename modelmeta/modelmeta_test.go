@@ -22,7 +22,7 @@ func TestSetGet(t *testing.T) {
 	}
 	m.Metadata = append(m.Metadata, onnx.MetadataEntry{Key: "author", Value: "someone"}, onnx.MetadataEntry{Key: Classes, Value: `["old"]`})
 	pre := dataset.Preprocess{Mode: dataset.ModeTorch, Channels: 3, Height: 32, Width: 32, Mean: []float64{0.5}, Std: []float64{0.25}}
-	want := Meta{Classes: []string{"cat", "dog"}, Preprocess: &pre, Recipe: []byte("seed: 1\n")}
+	want := Meta{Classes: []string{"cat", "dog"}, Preprocess: &pre, Recipe: []byte("seed: 1\n"), Task: TaskMultilabel, Thresholds: []float64{0.25, 0.625}}
 	if err := Set(m, want); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestSetGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got.Classes, want.Classes) || string(got.Recipe) != string(want.Recipe) ||
+	if !slices.Equal(got.Classes, want.Classes) || string(got.Recipe) != string(want.Recipe) || got.Task != want.Task || !slices.Equal(got.Thresholds, want.Thresholds) ||
 		got.Preprocess == nil || got.Preprocess.Mode != pre.Mode || got.Preprocess.Height != 32 || !slices.Equal(got.Preprocess.Std, pre.Std) {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}
@@ -51,7 +51,7 @@ for p in m.metadata_props: print(p.key + "=" + p.value)`, path).Output()
 		return
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	wantLines := []string{"author=someone", `toolkit.classes=["cat","dog"]`, "toolkit.preprocess=", "toolkit.recipe=seed: 1"}
+	wantLines := []string{"author=someone", `toolkit.classes=["cat","dog"]`, "toolkit.preprocess=", "toolkit.recipe=seed: 1", "", "toolkit.task=multilabel", "toolkit.thresholds=[0.25,0.625]"}
 	if len(lines) != len(wantLines) {
 		t.Fatalf("onnx reads %q", lines)
 	}
@@ -68,10 +68,21 @@ func TestGetErrors(t *testing.T) {
 	if m, err := Get(&onnx.Model{}); err != nil || m.Classes != nil || m.Preprocess != nil || m.Recipe != nil {
 		t.Errorf("no metadata: %+v, %v", m, err)
 	}
-	for _, key := range []string{Classes, Preprocess} {
+	for _, key := range []string{Classes, Preprocess, Thresholds} {
 		_, err := Get(&onnx.Model{Metadata: []onnx.MetadataEntry{{Key: key, Value: "{not json"}}})
 		if err == nil || !strings.Contains(err.Error(), "metadata "+key+":") {
 			t.Errorf("%s: error %v", key, err)
+		}
+	}
+	for _, c := range []struct {
+		entries []onnx.MetadataEntry
+		want    string
+	}{
+		{[]onnx.MetadataEntry{{Key: Task, Value: "detection"}}, `metadata toolkit.task: unknown task "detection"`},
+		{[]onnx.MetadataEntry{{Key: Classes, Value: `["a","b"]`}, {Key: Thresholds, Value: "[0.5]"}}, "metadata toolkit.thresholds: 1 thresholds for 2 labels"},
+	} {
+		if _, err := Get(&onnx.Model{Metadata: c.entries}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.entries, err, c.want)
 		}
 	}
 }

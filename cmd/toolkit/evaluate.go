@@ -20,15 +20,17 @@ func newEvaluateCommand() *cobra.Command {
 		Long: `Runs a model written by toolkit finetune on an image folder (one subfolder per class),
 or on the test set of a recipe (-c), and prints the loss, accuracy, top-k accuracy,
 per-class precision, recall and F1, and the confusion matrix, which it also draws
-(confusion.png beside the model, or --plot). Input size, preprocessing and class names
-come from the model's metadata.
+(confusion.png beside the model, or --plot). A multi-label model is measured on a CSV
+of images and labels: the mean average precision, micro and macro F1, and each label's
+threshold, average precision, precision, recall and F1. Input size, preprocessing,
+class names and thresholds come from the model's metadata.
 
 --shard I/N evaluates shard I of N (its whole batches) and writes its part to
 --parts DIR; the same command with --merge instead joins the parts into exactly
 what one process prints and draws.`,
 		Args: withUsage(cobra.ExactArgs(1)),
 	}
-	cmd.Flags().String("data", "", "image folder with one subfolder per class")
+	cmd.Flags().String("data", "", "image folder with one subfolder per class (for a multi-label model, a CSV of images and labels)")
 	cmd.Flags().StringP("config", "c", "", "evaluate on this recipe's test data")
 	cmd.Flags().Int("top-k", 5, "top-k accuracy")
 	cmd.Flags().Bool("json", false, "print the report as JSON")
@@ -51,6 +53,16 @@ what one process prints and draws.`,
 		}
 		opts := evaluate.Options{TopK: v.GetInt("top-k"), OnBadImage: v.GetString("on-bad-image"), BatchSize: v.GetInt("batch-size"),
 			TTA: v.GetBool("tta"), MostConfused: v.GetBool("most-confused"), TopLosses: v.GetInt("top-losses")}
+		c, err := evaluate.Load(args[0])
+		if err != nil {
+			return err
+		}
+		if c.MultiLabel {
+			if sh.merge || sh.shard.Sharded() {
+				return fmt.Errorf("%s is a multi-label model: its evaluation runs in one process (--shard and --merge are for single-label models)", args[0])
+			}
+			return evaluateMultiLabel(cmd, c, dir, config, opts, v.GetBool("json"))
+		}
 		var rep *evaluate.Report
 		if sh.merge {
 			name := dir
@@ -67,10 +79,6 @@ what one process prints and draws.`,
 				return err
 			}
 		} else {
-			c, err := evaluate.Load(args[0])
-			if err != nil {
-				return err
-			}
 			var data evaluate.Labelled
 			if dir != "" {
 				data, err = evaluate.OpenFolder(dir, opts)
@@ -140,4 +148,42 @@ func recipeTestData(path string, opts evaluate.Options) (evaluate.Labelled, erro
 		return evaluate.Labelled{}, err
 	}
 	return evaluate.Labelled{Examples: d.Test, Classes: d.Classes, Name: cfg.Data.Test, Skipped: d.Skipped}, nil
+}
+
+// evaluateMultiLabel evaluates a multi-label model on a CSV (--data) or a recipe's
+// test data and prints the report.
+func evaluateMultiLabel(cmd *cobra.Command, c *evaluate.Classifier, data, config string, opts evaluate.Options, asJSON bool) error {
+	var rep *evaluate.MultiReport
+	var err error
+	if data != "" {
+		rep, err = evaluate.EvaluateCSV(cmd.Context(), c, data, opts)
+	} else {
+		var cfg *finetune.Config
+		if cfg, err = finetune.LoadConfig(config); err != nil {
+			return err
+		}
+		if cfg.Data.Test == "" {
+			return fmt.Errorf("the recipe has no test data (data.test)")
+		}
+		if opts.OnBadImage != "" {
+			cfg.Data.OnBadImage = opts.OnBadImage
+		}
+		var d *finetune.Data
+		if d, err = cfg.OpenData(); err != nil {
+			return err
+		}
+		if rep, err = evaluate.EvaluateMultiLabel(cmd.Context(), c, d.Test, d.Classes, cfg.Data.Test, opts); rep != nil {
+			rep.Skipped = evaluate.SkippedImages(d.Skipped)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(out)
 }

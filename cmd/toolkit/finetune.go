@@ -115,13 +115,17 @@ recipe.repaired.yaml in the run folder.`,
 			fmt.Fprintf(out, "diagnostics: %s, %s (metrics.jsonl lists them)\n", plural(n, "finding"), plural(len(res.Repairs), "repair"))
 		}
 		if res.HasTest {
-			fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%\n", res.TestLoss, 100*res.TestAcc)
+			if t.Config().Head.Task == finetune.TaskMultilabel {
+				fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%% (of every label's decision at 0.5), macro F1 %.4f, mAP %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1, res.TestMAP)
+			} else {
+				fmt.Fprintf(out, "test: loss %.4f, accuracy %.2f%%, macro F1 %.4f\n", res.TestLoss, 100*res.TestAcc, res.TestMacroF1)
+			}
 		}
 		also := "metrics.jsonl, curves.png, checkpoint/, summary.json"
 		if res.HasBest {
 			also = finetune.RunBest + ", " + also
 			fmt.Fprintf(out, "best.onnx: epoch %d (stage %s, epoch %d), %s (output.best: %s)\n",
-				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), res.Best.Metric)
+				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), monitorKey(finetune.MonitorConfig{Metric: res.Best.Metric, Mode: res.Best.Mode}))
 		}
 		fmt.Fprintf(out, "wrote %s (and %s)\n", filepath.Join(dir, finetune.RunModel), also)
 		return nil
@@ -176,7 +180,11 @@ func describe(w io.Writer, t *finetune.Trainer) {
 	if other := m.NumParams() - params; other > 0 {
 		line += fmt.Sprintf("; %s more %s never trained (constants such as Dropout's ratio, BatchNorm's running statistics)", thousands(other), pluralWord(other, "value is", "values are"))
 	}
-	fmt.Fprintf(w, "%s\nclasses: %s\n", line, strings.Join(t.Classes(), ", "))
+	what := "classes"
+	if t.Config().Head.Task == finetune.TaskMultilabel {
+		what = "labels (multi-label: a sigmoid each, thresholds tuned on the validation data)"
+	}
+	fmt.Fprintf(w, "%s\n%s: %s\n", line, what, strings.Join(t.Classes(), ", "))
 	for _, g := range groups {
 		n := 0
 		for _, p := range g.Params {
@@ -185,11 +193,9 @@ func describe(w io.Writer, t *finetune.Trainer) {
 		fmt.Fprintf(w, "  group %-10s %3d tensors %12s parameters\n", g.Name, len(g.Params), thousands(n))
 	}
 	if t.HasValidation() {
-		what := "the lowest validation loss"
-		if t.Config().Output.Best == "val_acc" {
-			what = "the highest validation accuracy"
-		}
-		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n", what, t.Config().Output.Best)
+		b := t.Config().Output.Best
+		fmt.Fprintf(w, "best.onnx keeps the epoch with %s (output.best: %s); * marks each epoch that is the best so far\n",
+			monitorWords(b.Metric, b.Mode), monitorKey(b))
 	}
 	t.DataSummary().WriteText(w)
 }
@@ -295,6 +301,12 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 	line := fmt.Sprintf("epoch %2d  %-8s %d  train loss %.4f acc %5.1f%%", m.Epoch, m.Stage, m.StageEpoch, m.TrainLoss, 100*m.TrainAcc)
 	if m.ValLoss != nil {
 		line += fmt.Sprintf("  val loss %.4f acc %5.1f%%", *m.ValLoss, 100**m.ValAcc)
+		if m.ValMacroF1 != nil {
+			line += fmt.Sprintf(" F1 %.3f", *m.ValMacroF1)
+		}
+		if m.ValMAP != nil {
+			line += fmt.Sprintf(" mAP %.3f", *m.ValMAP)
+		}
 	}
 	line += fmt.Sprintf("  %.0f img/s  %.1fs", m.ImagesPerS, m.Seconds)
 	if m.Best {
@@ -307,9 +319,25 @@ func (h *progressHook) epoch(t *finetune.Trainer, m *finetune.EpochMetrics) erro
 // describeBest says the best epoch's score: "the lowest validation loss 0.3377".
 func describeBest(b finetune.BestEpoch) string {
 	if b.Metric == "val_acc" {
-		return fmt.Sprintf("the highest validation accuracy %.2f%%", 100*b.Value)
+		return fmt.Sprintf("%s %.2f%%", monitorWords(b.Metric, b.Mode), 100*b.Value)
 	}
-	return fmt.Sprintf("the lowest validation loss %.4f", b.Value)
+	return fmt.Sprintf("%s %.4f", monitorWords(b.Metric, b.Mode), b.Value)
+}
+
+// monitorWords says a monitored metric in words: "the lowest validation loss".
+func monitorWords(metric, mode string) string {
+	most := map[string]string{"min": "lowest", "max": "highest"}[mode]
+	what := map[string]string{"val_loss": "validation loss", "val_acc": "validation accuracy",
+		"val_macro_f1": "validation macro-F1", "val_map": "validation mAP"}[metric]
+	return "the " + most + " " + what
+}
+
+// monitorKey writes output.best as a recipe does.
+func monitorKey(b finetune.MonitorConfig) string {
+	if b == finetune.Monitor(b.Metric) {
+		return b.Metric
+	}
+	return fmt.Sprintf("{metric: %s, mode: %s}", b.Metric, b.Mode)
 }
 
 // thousands writes n with commas between thousands: 812,837.

@@ -15,8 +15,10 @@ func newPredictCommand() *cobra.Command {
 		Use:   "predict MODEL.onnx IMAGE|DIR... [--top-k K] [--json] [--shard I/N --parts DIR | --merge --parts DIR]",
 		Short: "Classify images with a fine-tuned model: the top classes with probabilities",
 		Long: `Runs a model written by toolkit finetune on image files (PNG, JPEG; a folder gives
-all of its images) and prints each one's most probable classes. Preprocessing and
-class names come from the model's metadata; a model without class names gives indices.
+all of its images) and prints each one's most probable classes; for a multi-label
+model, every label whose probability reaches its threshold. Preprocessing, class
+names and thresholds come from the model's metadata; a model without class names
+gives indices.
 
 --shard I/N predicts shard I of N (its whole batches) and writes its part to
 --parts DIR; the same command with --merge instead joins the parts into exactly
@@ -28,7 +30,7 @@ what one process prints.`,
 			return nil
 		},
 	}
-	cmd.Flags().Int("top-k", 3, "how many classes to show per image")
+	cmd.Flags().Int("top-k", 3, "how many classes to show per image (a multi-label model shows every label above its threshold)")
 	cmd.Flags().Bool("json", false, "print the predictions as JSON")
 	cmd.Flags().Bool("tta", false, "test-time augmentation: the probabilities averaged over each image, its flip and, with resize: crop, its corner crops")
 	cmd.Flags().String("on-bad-image", "fail", "what a file that does not decode does: fail (naming it, before any prediction) or skip (left out and listed)")

@@ -207,13 +207,34 @@ type State struct {
 // Monitor runs the detectors over a run's samples.
 type Monitor struct {
 	Classes int
-	Limits  Thresholds
-	State   State
+	// Chance is what a model that ignores its input scores (DefaultChance unless the
+	// loss or the task says otherwise).
+	Chance ChanceLevel
+	Limits Thresholds
+	State  State
+}
+
+// ChanceLevel is what a model whose output does not depend on its input scores: its
+// accuracy and its training loss, and how messages write the loss.
+type ChanceLevel struct {
+	Acc      float64
+	Loss     float64
+	LossText string // "ln(5) = 1.609"
+	// NoCollapse turns off the check that most predictions are one class (multi-label
+	// outputs are not one class).
+	NoCollapse bool
+}
+
+// DefaultChance is a single-label classifier's over the given classes with the
+// cross-entropy: accuracy 1/C, loss ln(C).
+func DefaultChance(classes int) ChanceLevel {
+	lnC := math.Log(float64(classes))
+	return ChanceLevel{Acc: 1 / float64(classes), Loss: lnC, LossText: fmt.Sprintf("ln(%d) = %.3f", classes, lnC)}
 }
 
 // New returns a monitor for a classifier with the given number of classes.
 func New(classes int, limits Thresholds) *Monitor {
-	return &Monitor{Classes: classes, Limits: limits}
+	return &Monitor{Classes: classes, Chance: DefaultChance(classes), Limits: limits}
 }
 
 // BeginStage starts the windows of a stage (index) with stepsPerEpoch steps an epoch;
@@ -244,8 +265,6 @@ func (m *Monitor) Forget(index int) {
 		}
 	}
 }
-
-func (m *Monitor) chance() float64 { return math.Log(float64(m.Classes)) }
 
 // emit returns sig unless its kind was reported before for its group: each finding is
 // reported once in a run (once again after a repair).
@@ -281,7 +300,7 @@ func (m *Monitor) Step(x Step) []Signal {
 		s.MinEMA = smooth
 	}
 	var out []Signal
-	lnC := m.chance()
+	lnC := m.Chance.Loss
 	if n := len(s.Recent); n >= 3 {
 		last := []float64{s.Recent[n-1].Loss, s.Recent[n-2].Loss, s.Recent[n-3].Loss}
 		sort.Float64s(last)
@@ -289,8 +308,8 @@ func (m *Monitor) Step(x Step) []Signal {
 		if med := last[1]; med > l.ExplodeFactor*ref {
 			out = m.emit(out, Signal{
 				Kind: LossExploding, Value: med, Limit: l.ExplodeFactor * ref,
-				Seen: fmt.Sprintf("the training loss is %.4g (median of the last 3 steps), %.0fx chance level ln(%d) = %.3f and %.0fx the stage's first loss %.3f",
-					med, med/lnC, m.Classes, lnC, med/s.FirstLoss, s.FirstLoss),
+				Seen: fmt.Sprintf("the training loss is %.4g (median of the last 3 steps), %.0fx chance level %s and %.0fx the stage's first loss %.3f",
+					med, med/lnC, m.Chance.LossText, med/s.FirstLoss, s.FirstLoss),
 				Meaning: "the steps are far too large: each update overshoots and the weights are thrown far from where they started",
 			})
 		}
@@ -299,8 +318,8 @@ func (m *Monitor) Step(x Step) []Signal {
 	if warm && smooth > l.RiseFactor*s.MinEMA && smooth > lnC {
 		out = m.emit(out, Signal{
 			Kind: LossRising, Value: smooth, Limit: l.RiseFactor * s.MinEMA,
-			Seen: fmt.Sprintf("the smoothed training loss rose to %.4f from %.4f earlier in the stage, above chance level ln(%d) = %.3f",
-				smooth, s.MinEMA, m.Classes, lnC),
+			Seen: fmt.Sprintf("the smoothed training loss rose to %.4f from %.4f earlier in the stage, above chance level %s",
+				smooth, s.MinEMA, m.Chance.LossText),
 			Meaning: "training is undoing what it learnt: the learning rate is too high for this stage",
 		})
 	}
@@ -340,7 +359,7 @@ func (m *Monitor) chanceCheck(out []Signal) []Signal {
 	}
 	loss /= float64(len(cur))
 	prevLoss /= float64(len(prev))
-	p := 1 / float64(m.Classes)
+	p := m.Chance.Acc
 	acc := float64(correct) / float64(n)
 	limit := p + 2*math.Sqrt(p*(1-p)/float64(n)) + l.ChanceSlack
 	if acc > limit {
@@ -352,14 +371,14 @@ func (m *Monitor) chanceCheck(out []Signal) []Signal {
 			top, topClass = k, c
 		}
 	}
-	lnC := m.chance()
+	lnC := m.Chance.Loss
 	flat := math.Abs(loss-lnC) <= l.ChanceLoss*lnC && loss >= l.FlatFraction*prevLoss
-	collapsed := float64(top) >= l.CollapseFraction*float64(n)
+	collapsed := !m.Chance.NoCollapse && float64(top) >= l.CollapseFraction*float64(n)
 	if !flat && !collapsed {
 		return out
 	}
-	seen := fmt.Sprintf("accuracy %.1f%% over the last %d steps (%d images), chance is %.1f%%; the loss %.4f is at ln(%d) = %.4f and not falling",
-		100*acc, len(cur), n, 100*p, loss, m.Classes, lnC)
+	seen := fmt.Sprintf("accuracy %.1f%% over the last %d steps (%d images), chance is %.1f%%; the loss %.4f is at chance level %s and not falling",
+		100*acc, len(cur), n, 100*p, loss, m.Chance.LossText)
 	if collapsed {
 		seen = fmt.Sprintf("accuracy %.1f%% over the last %d steps (%d images), chance is %.1f%%; %d%% of the predictions are class %d",
 			100*acc, len(cur), n, 100*p, 100*top/n, topClass)
@@ -454,7 +473,7 @@ func (m *Monitor) groupChecks(out []Signal, groups []Group) []Signal {
 // chanceLimit is the accuracy at chance over n examples: 1/C plus two binomial standard
 // deviations and ChanceSlack.
 func (m *Monitor) chanceLimit(n int) float64 {
-	p := 1 / float64(m.Classes)
+	p := m.Chance.Acc
 	return p + 2*math.Sqrt(p*(1-p)/float64(max(n, 1))) + m.Limits.ChanceSlack
 }
 
@@ -487,7 +506,7 @@ func (m *Monitor) headChance(out []Signal, x Epoch) []Signal {
 	if !m.epochAtChance(prev) || !m.epochAtChance(cur) || !flat {
 		return out
 	}
-	p := 1 / float64(m.Classes)
+	p := m.Chance.Acc
 	meaning := "the new head has not learned to tell the classes apart: the base is frozen, so nothing pretrained was detuned; the head's rate is too low for it to move, or so high that its units died (dead_relu and update_ratio findings say so)"
 	if !s.HeadOnly {
 		meaning = "the model predicts nothing: its output does not depend on the image (a pretrained base detuned by large updates, or a dead head)"

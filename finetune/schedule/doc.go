@@ -20,6 +20,9 @@
 //   - Cosine: cosine annealing from 1 at the first step to Floor at the last.
 //   - Warmup: linear warm-up over a number or a fraction of the steps, then constant or
 //     cosine annealing.
+//   - Plateau: PyTorch's ReduceLROnPlateau. Not a function of the step: its Factor is 1,
+//     and a PlateauState, fed a metric each epoch (Plateau.Step), holds the reduced
+//     rates.
 //
 // Parse builds any of them from a name and an options map, with errors that name the
 // offending option and the valid values. Spec is a schedule as a recipe writes it

@@ -98,6 +98,29 @@ var parsers = map[string]parser{
 		warmupOptions,
 		func(o opts) (Schedule, error) { return warmup(o, false) },
 	},
+	"plateau": {
+		"PyTorch's ReduceLROnPlateau: the rates multiplied by factor when the monitored validation metric (output.best) has not improved for patience epochs",
+		[]option{
+			{"factor", number, 0.1, "the rates are multiplied by it at each reduction, in (0, 1)"},
+			{"patience", whole, 10, "the epochs without improvement before a reduction"},
+			{"cooldown", whole, 0, "the epochs after a reduction before bad epochs count again"},
+			{"min_lr", number, 0, "no group's rate goes below it"},
+			{"threshold", number, 1e-4, "the relative improvement that counts, in [0, 1)"},
+		},
+		func(o opts) (Schedule, error) {
+			s := DefaultPlateau()
+			o.float("factor", &s.Reduce)
+			if err := o.int("patience", &s.Patience); err != nil {
+				return nil, err
+			}
+			if err := o.int("cooldown", &s.Cooldown); err != nil {
+				return nil, err
+			}
+			o.float("min_lr", &s.MinLR)
+			o.float("threshold", &s.Threshold)
+			return s, s.Validate()
+		},
+	},
 	"warmup_cosine": {
 		"a linear warm-up as warmup, then cosine annealing to floor times the rate",
 		append(warmupOptions[:len(warmupOptions):len(warmupOptions)], option{"floor", number, 0, "the last rate as a fraction of the rate, in [0, 1]"}),
@@ -132,6 +155,7 @@ func warmup(o opts, cosine bool) (Schedule, error) {
 //	cosine         floor 0 (fraction of the base rate)
 //	warmup         warmup_steps (whole number) or warmup_pct (fraction), start 0
 //	warmup_cosine  as warmup, and floor 0
+//	plateau        factor 0.1, patience 10, cooldown 0, min_lr 0, threshold 1e-4
 //
 // Errors name the schedule and the option, and list the valid names or options.
 func Parse(name string, options map[string]float64) (Schedule, error) {

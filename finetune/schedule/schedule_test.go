@@ -164,7 +164,7 @@ func TestParse(t *testing.T) {
 		opts map[string]float64
 		msg  []string // every fragment must appear in the error
 	}{
-		{"linear", nil, []string{`unknown schedule "linear"`, "constant, cosine, onecycle, stlr, warmup, warmup_cosine"}},
+		{"linear", nil, []string{`unknown schedule "linear"`, "constant, cosine, onecycle, plateau, stlr, warmup, warmup_cosine"}},
 		{"onecycle", map[string]float64{"pct": 0.3}, []string{`"onecycle"`, `unknown option "pct"`,
 			"cycle_momentum, div, div_final, mom_max, mom_min, pct_start"}},
 		{"constant", map[string]float64{"floor": 0}, []string{`unknown option "floor"`, "valid options: none"}},

@@ -90,26 +90,40 @@ func Join(path, key string) string {
 	return path + "." + key
 }
 
-// Line is the line of the value at a dotted path of mapping keys below n ("data.augment.mixup"),
-// or of the deepest key of the path that is there; 0 when not even the first is.
+// Line is the line of the value at a dotted path of mapping keys and list indices below
+// n ("data.augment.mixup", "stages[1].swa"), or of the deepest key of the path that is
+// there; 0 when not even the first is.
 func Line(n *yaml.Node, path string) int {
 	n = Resolve(n)
 	found := 0
-	for _, key := range strings.Split(path, ".") {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return found
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				found = n.Content[i].Line
-				next = Resolve(n.Content[i+1])
+	for _, part := range strings.Split(path, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		if key != "" {
+			if n == nil || n.Kind != yaml.MappingNode {
+				return found
 			}
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					found = n.Content[i].Line
+					next = Resolve(n.Content[i+1])
+				}
+			}
+			if next == nil {
+				return found
+			}
+			n = next
 		}
-		if next == nil {
-			return found
+		for rest != "" { // indices: "1]" or "1][2]"
+			idx, after, ok := strings.Cut(rest, "]")
+			i, err := strconv.Atoi(idx)
+			if !ok || err != nil || n == nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+				return found
+			}
+			n = Resolve(n.Content[i])
+			found = n.Line
+			rest = strings.TrimPrefix(after, "[")
 		}
-		n = next
 	}
 	return found
 }

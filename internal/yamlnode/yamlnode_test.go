@@ -94,3 +94,21 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+// TestLine finds the lines of keys and list items by path, and of the deepest part of a
+// path that is there.
+func TestLine(t *testing.T) {
+	src := "seed: 1\nstages:\n  - {name: a, epochs: 2}\n  - name: b\n    swa: 3\ndata:\n  augment:\n    mixup: 0.2\n"
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{
+		"seed": 1, "stages": 2, "stages[0]": 3, "stages[0].epochs": 3, "stages[1].swa": 5, "stages[1]": 4,
+		"stages[2].swa": 2, "data.augment.mixup": 8, "data.augment.cutmix": 7, "head.pool": 0, "seed[0]": 1,
+	} {
+		if got := Line(&doc, path); got != want {
+			t.Errorf("Line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}
