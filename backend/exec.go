@@ -350,6 +350,13 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 	}
 	var args [][]T
 	var began time.Time
+	// pending are the gradients the asynchronous step under way finishes: told when the
+	// next one starts (having waited for it) or at the end.
+	var pending []string
+	if p.gradDone != nil {
+		p.findReady()
+		p.tellReady(p.readyAt[-1])
+	}
 	for i := range p.steps {
 		s := &p.steps[i]
 		current = s.name
@@ -392,11 +399,48 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		if err != nil {
 			return fmt.Errorf("running the program: %s: %w", s.name, err)
 		}
+		if p.gradDone != nil {
+			if s.async { // runGrad waited for the asynchronous step before this one
+				p.tellReady(pending)
+				pending = p.readyAt[i]
+			} else {
+				p.tellReady(p.readyAt[i])
+			}
+		}
 		if p.trace != nil {
 			p.trace(StepTime{Step: s.name, Op: s.opType(), Backward: s.kind != stepForward, Async: s.async, Wall: time.Since(began)})
 		}
 	}
+	if len(pending) > 0 {
+		if err := p.async.wait(); err != nil {
+			return fmt.Errorf("running the program: %w", err)
+		}
+		p.tellReady(pending)
+	}
 	return nil
+}
+
+// findReady fills readyAt: for each parameter gradient the program computes, the step
+// that writes it (-1: none, a gradient known before the run).
+func (p *program[T]) findReady() {
+	if p.readyAt != nil {
+		return
+	}
+	p.readyAt = map[int][]string{}
+	for _, name := range p.gradName {
+		at := -1
+		if id, ok := p.ids[p.grads[name]]; ok {
+			at = p.vals[id].first
+		}
+		p.readyAt[at] = append(p.readyAt[at], name)
+	}
+}
+
+// tellReady tells gradDone the names.
+func (p *program[T]) tellReady(names []string) {
+	for _, n := range names {
+		p.gradDone(n)
+	}
 }
 
 // StepTime is the time one step of a run took (Program.Trace).

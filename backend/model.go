@@ -342,6 +342,15 @@ func (m *Model) GradBytes() int64 {
 // during the call. nil stops it.
 func (p *Program) Probe(fn func(name string, shape []int, v []float32)) { p.p.probe = fn }
 
+// OnGradient has fn told each parameter's name as soon as a run of the program has
+// finished its gradient, on the goroutine that runs the program, while the rest of the
+// backward pass goes on: Grad(name) then holds its final values, which stay until the
+// next run. A data-parallel step starts the sum of a layer group's gradients over the
+// ranks as soon as the group is complete. A gradient finished by a step that runs
+// beside the following ones is told when that step has ended; a parameter the loss
+// does not depend on, at the start of the run. nil: not told.
+func (p *Program) OnGradient(fn func(name string)) { p.p.gradDone = fn }
+
 // Trace sets fn to be told the time of every step of the following runs (nil stops
 // it): where a run's time goes, op by op.
 func (p *Program) Trace(fn func(StepTime)) { p.p.trace = fn }

@@ -411,6 +411,68 @@ func TestProbes(t *testing.T) {
 	}
 }
 
+// TestOnGradient checks that a training run tells every parameter's gradient once, as
+// soon as it is final: the values at the telling are those Grad holds after the run,
+// and the first gradients are told while steps of the backward pass remain (what a
+// data-parallel step overlaps its allreduce with), on residualModel (convolutions,
+// whose weight gradients run beside the following steps, BatchNormalization, a Gemm).
+func TestOnGradient(t *testing.T) {
+	m, err := NewModel(residualModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 2*3*8*8)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	target := []float32{1, 0, 0, 0, 0, 1}
+	for run := range 2 {
+		steps, async := 0, 0
+		p.Trace(func(st StepTime) {
+			steps++
+			if st.Async {
+				async++
+			}
+		})
+		told := map[string][]float32{}
+		at := map[string]int{}
+		p.OnGradient(func(name string) {
+			if _, ok := told[name]; ok {
+				t.Errorf("run %d: %s told twice", run, name)
+			}
+			told[name] = slices.Clone(p.Grad(name))
+			at[name] = steps
+		})
+		if err := p.Run([][]float32{x}, target); err != nil {
+			t.Fatal(err)
+		}
+		first := steps
+		for _, name := range m.TrainableNames() {
+			g, ok := told[name]
+			if !ok {
+				t.Errorf("run %d: %s never told", run, name)
+				continue
+			}
+			if !slices.Equal(g, p.Grad(name)) {
+				t.Errorf("run %d: %s told before its gradient was final", run, name)
+			}
+			first = min(first, at[name])
+		}
+		if first >= steps {
+			t.Errorf("run %d: the first gradient was told after the last of %d steps", run, steps)
+		}
+		if async == 0 {
+			t.Errorf("run %d: no gradient ran beside the following steps: the check is weak", run)
+		}
+	}
+	p.OnGradient(nil)
+	p.Trace(nil)
+}
+
 // TestGeluFusion checks that Gelu written out as torch.onnx exports it (Div by √2, Erf,
 // Add 1, Mul by x, Mul by 0.5; the second chain with its operands the other way round)
 // is built as one op; that a chain whose Erf output has a second reader is not, nor one

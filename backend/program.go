@@ -91,6 +91,11 @@ type program[T float] struct {
 	probe  func(name string, shape []int, v []T)
 	// trace is told every step's time (nil: not tracing).
 	trace func(StepTime)
+	// gradDone is told each parameter's name as soon as a run has finished its
+	// gradient (nil: not told); readyAt lists, per step, the parameters whose gradient
+	// that step finishes (found on the first run told).
+	gradDone func(name string)
+	readyAt  map[int][]string
 }
 
 // probeInfo is a probed tensor: its name and shape.
