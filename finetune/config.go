@@ -156,6 +156,8 @@ type OptimizerConfig struct {
 	Eps float64 `yaml:"eps"`
 	// ClipNorm clips the global gradient norm of the trained parameters (0: off).
 	ClipNorm float64 `yaml:"clip_norm"`
+	// NoDecay lists the parameters weight_decay leaves alone (timm's and fastai's default): bias (every parameter of one dimension or none that is not a normalisation layer's: the biases of Conv, Gemm and MatMul-Add, layer scales), norm (the scales and shifts of BatchNormalization, LayerNormalization, InstanceNormalization and GroupNormalization), or a glob over the parameters' ONNX names (head.*); [] decays every parameter.
+	NoDecay []string `yaml:"no_decay" default:"[bias, norm]"`
 }
 
 // LossConfig configures the training loss: the softmax cross-entropy, or for
@@ -207,6 +209,8 @@ type DataConfig struct {
 	Labels LabelsConfig `yaml:"labels"`
 	// BatchSize is the number of images in a batch, at least 1.
 	BatchSize int `yaml:"batch_size"`
+	// Accumulate runs each optimizer step's batch as this many parts of batch_size images one after the other and adds up their gradients (gradient accumulation: Lightning's accumulate_grad_batches, fastai's GradientAccumulation): the step is that of one batch accumulate x batch_size large, with the memory of a batch_size one (BatchNorm's batch statistics excepted, which are each part's).
+	Accumulate int `yaml:"accumulate"`
 	// Preprocess is the input normalisation the base was trained with.
 	Preprocess PreprocessConfig `yaml:"preprocess"`
 	// Augment is the training-time augmentation.
@@ -318,6 +322,8 @@ type OutputConfig struct {
 	CheckpointEvery float64 `yaml:"checkpoint_every"`
 	// Best is the validation metric the run monitors, as Keras' callbacks' monitor and mode: best.onnx holds its best epoch (a tie keeps the earlier), early stopping and schedule: plateau watch it. A metric (val_loss, the lowest, as Keras' ModelCheckpoint monitors by default; val_acc, val_macro_f1 or val_map, the highest) or {metric, mode: min | max}.
 	Best MonitorConfig `yaml:"best"`
+	// TensorBoard writes TensorBoard event files into the run folder's tensorboard/ (tensorboard --logdir RUN_DIR): per epoch the losses, accuracies and other validation metrics, each group's rate and mean gradient norm; per sampled step the loss, and each group's rate, gradient norm and update ratio (Keras' TensorBoard callback, Lightning's TensorBoardLogger).
+	TensorBoard bool `yaml:"tensorboard"`
 }
 
 // EarlyStoppingConfig stops a stage early.
@@ -352,7 +358,7 @@ func Default() Config {
 		Head:      HeadConfig{Pool: "flatten", Dense: []int{256}, Activation: "relu", Dropout: 0.5, Init: "he", Task: TaskClassification},
 		Optimizer: optimizerDefaults("adam"),
 		Data: DataConfig{
-			Format: "imagefolder", BatchSize: 32, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
+			Format: "imagefolder", BatchSize: 32, Accumulate: 1, OnBadImage: "fail", FeatureCache: "auto", JPEGDraft: true, EvalCacheMB: 256, Sampler: "shuffle",
 			Preprocess: PreprocessConfig{Mode: "torch", CropPct: dataset.DefaultCropPct},
 		},
 		Output: OutputConfig{Dir: "runs/run", CheckpointEvery: 60, Best: Monitor("val_loss")},
@@ -500,3 +506,9 @@ func (c *Config) ResolvePaths(dir string) {
 	abs(&c.Data.Labels.Test)
 	abs(&c.Output.Dir)
 }
+
+// accumulate is the number of parts a step's batch runs in (data.accumulate, 1 when unset).
+func (c DataConfig) accumulate() int { return max(c.Accumulate, 1) }
+
+// stepBatch is the images of an optimizer step: batch_size times accumulate.
+func (c DataConfig) stepBatch() int { return c.BatchSize * c.accumulate() }

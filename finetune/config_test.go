@@ -289,7 +289,7 @@ func TestOptimizerDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.Optimizer != cfg.Optimizer {
+		if !reflect.DeepEqual(again.Optimizer, cfg.Optimizer) {
 			t.Errorf("%q: written and read back %+v, was %+v", c.yaml, again.Optimizer, cfg.Optimizer)
 		}
 	}

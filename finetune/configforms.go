@@ -266,7 +266,7 @@ func optimizerDefaults(name string) OptimizerConfig {
 		maps.Copy(all, optim.Defaults(n))
 	}
 	maps.Copy(all, optim.Defaults(name))
-	c := OptimizerConfig{Name: name}
+	c := OptimizerConfig{Name: name, NoDecay: slices.Clone(defaultNoDecay)}
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range yamlnode.Fields(v.Type()) {
 		if d, ok := all[f.Key]; ok {
@@ -326,7 +326,7 @@ func (o *OptimizerConfig) UnmarshalYAML(n *yaml.Node) error {
 		}
 		if named {
 			d := plainOptimizer(optimizerDefaults(p.Name))
-			d.ClipNorm = o.ClipNorm
+			d.ClipNorm, d.NoDecay = o.ClipNorm, slices.Clone(o.NoDecay)
 			if err := yamlnode.Decode(n, &d); err != nil {
 				return err
 			}

@@ -41,6 +41,9 @@ type epochTotals struct {
 	GradNorm map[string]float64 `json:"grad_norm_sum,omitempty"`
 	LR       map[string]float64 `json:"lr,omitempty"`
 	Seconds  float64            `json:"seconds"`
+	// Allreduce and AllreduceWait are the steps' (over several ranks).
+	Allreduce     float64 `json:"allreduce_seconds,omitempty"`
+	AllreduceWait float64 `json:"allreduce_wait_seconds,omitempty"`
 }
 
 // newMetricsHook keeps the epoch's running totals (its state, so that an epoch resumed
@@ -68,6 +71,8 @@ func newMetricsHook() Hook {
 			s.Correct += r.Correct
 			s.Seen += r.N
 			s.Scored += r.Scored
+			s.Allreduce += r.AllreduceSeconds
+			s.AllreduceWait += r.AllreduceWaitSeconds
 			if s.GradNorm == nil {
 				s.GradNorm = map[string]float64{}
 			}
@@ -88,6 +93,7 @@ func newMetricsHook() Hook {
 			m.TrainLoss = s.LossSum / float64(max(s.Seen, 1))
 			m.TrainAcc = float64(s.Correct) / float64(max(s.Scored, 1))
 			m.Seconds = s.Seconds
+			m.AllreduceSeconds, m.AllreduceWaitSeconds = s.Allreduce, s.AllreduceWait
 			if s.Seconds > 0 {
 				m.ImagesPerS = float64(s.Seen) / s.Seconds
 			}

@@ -33,16 +33,29 @@ type Data struct {
 // size, as single-label data (Config.OpenData opens a recipe's data for its task). The
 // validation and test folders must have the training folder's classes.
 func OpenData(c DataConfig, input InputConfig, seed uint64) (*Data, error) {
-	return openData(c, input, seed, false)
+	return openData(c, input, seed, false, false)
 }
 
 // OpenData opens the recipe's data: for head.task: multilabel, each example with its
 // set of labels (dataset.LabelSet).
 func (c Config) OpenData() (*Data, error) {
-	return openData(c.Data, c.Model.Input, c.Seed, c.Head.Task == TaskMultilabel)
+	return openData(c.Data, c.Model.Input, c.Seed, c.Head.Task == TaskMultilabel, false)
 }
 
-func openData(c DataConfig, input InputConfig, seed uint64, multi bool) (*Data, error) {
+// OpenTestData opens the recipe's test data for a measure of a model (toolkit
+// evaluate -c): the training data is listed for its classes only, its headers checked
+// but its images not decoded, and the validation data is not opened. Under sharded
+// evaluation every shard opens it: only the test images are decoded whole.
+func (c Config) OpenTestData() (*Data, error) {
+	if c.Data.Test == "" {
+		return nil, fmt.Errorf("the recipe has no test data (data.test)")
+	}
+	return openData(c.Data, c.Model.Input, c.Seed, c.Head.Task == TaskMultilabel, true)
+}
+
+// openData opens the recipe's data; testOnly: the training data for its classes only
+// (headers checked, nothing it skips listed), no validation data.
+func openData(c DataConfig, input InputConfig, seed uint64, multi, testOnly bool) (*Data, error) {
 	opts := dataset.Options{OnBadImage: c.OnBadImage, Workers: c.Workers}
 	if c.Format == "idx" && len(c.Classes) > 0 {
 		opts.Classes = c.Classes
@@ -78,10 +91,15 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi bool) (*Data, 
 	if c.Train == "" {
 		return nil, fmt.Errorf("data.train: missing (the training images)")
 	}
+	trainOpts := opts
+	if testOnly {
+		opts.Quick = true
+	}
 	train, err := open("train", c.Train, c.Labels.Train)
 	if err != nil {
 		return nil, err
 	}
+	opts = trainOpts
 	d := &Data{
 		Classes:     train.Classes(),
 		Train:       train,
@@ -98,6 +116,9 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi bool) (*Data, 
 		return nil, augmentError(err)
 	}
 	opts.Classes = d.Classes
+	if testOnly {
+		d.Skipped, c.Val, c.ValSplit = nil, "", 0
+	}
 	switch {
 	case c.Val != "" && c.ValSplit > 0:
 		return nil, fmt.Errorf("data: set val or val_split, not both")
@@ -147,8 +168,12 @@ func sameClasses(field string, got, want []string) error {
 // loader makes a loader over examples with the recipe's preprocessing, whose batches
 // hold shard's share of every batch (the whole batch for the zero Shard).
 func (d *Data) loader(examples dataset.Examples, c DataConfig, seed uint64, train bool, shard dataset.Shard) (*dataset.Loader, error) {
+	batch := c.BatchSize
+	if train {
+		batch = c.stepBatch() // the parts of data.accumulate are the step's
+	}
 	opts := dataset.LoaderOptions{
-		BatchSize:  c.BatchSize,
+		BatchSize:  batch,
 		Shuffle:    train,
 		Seed:       seed,
 		Workers:    c.Workers,

@@ -80,6 +80,14 @@ func (d *diagnostics) hook() Hook {
 			if err != nil {
 				return err
 			}
+			if d.sampled {
+				info.Sampled = true
+				for i, g := range info.Groups {
+					if n, ok := d.measured[g.Name]; ok && n.weight > 0 {
+						info.Groups[i].UpdateRatio = n.update / n.weight
+					}
+				}
+			}
 			sigs := d.mon.Step(x)
 			d.sampled = false
 			d.seconds += time.Since(began).Seconds()

@@ -249,7 +249,7 @@ func (t *Trainer) epochBatches(ctx context.Context) (iter.Seq2[trainBatch, error
 	if err := t.notice("feature_cache", msg, seconds); err != nil {
 		return nil, err
 	}
-	return fc.batches(t.trainLoader.Order(t.progress.Epoch), t.progress.Batch, t.cfg.Data.BatchSize, t.data.Train, t.shard()), nil
+	return fc.batches(t.trainLoader.Order(t.progress.Epoch), t.progress.Batch, t.cfg.Data.stepBatch(), t.data.Train, t.shard()), nil
 }
 
 // batches yields the batches of examples in order (as the loader orders an epoch),

@@ -48,8 +48,13 @@ type EpochMetrics struct {
 	// DiagnosticsSeconds is the time the diagnostics took in the epoch (sampling and
 	// detectors), a part of Seconds.
 	DiagnosticsSeconds float64 `json:"diagnostics_seconds,omitempty"`
-	Step               int     `json:"step"`
-	Best               bool    `json:"best,omitempty"` // the best so far by output.best: best.onnx holds it
+	// AllreduceSeconds is, over several ranks, the time the sums of the gradients took
+	// in the epoch; AllreduceWaitSeconds the part of it the steps waited for after their
+	// backward passes (the rest overlapped them).
+	AllreduceSeconds     float64 `json:"allreduce_seconds,omitempty"`
+	AllreduceWaitSeconds float64 `json:"allreduce_wait_seconds,omitempty"`
+	Step                 int     `json:"step"`
+	Best                 bool    `json:"best,omitempty"` // the best so far by output.best: best.onnx holds it
 }
 
 // StepInfo is what step hooks see after each optimizer step.
@@ -67,6 +72,22 @@ type StepInfo struct {
 	Acc          float64
 	ImagesPerSec float64
 	Elapsed      time.Duration
+	// Groups are the step's updated groups, in the model's order; Sampled says that the
+	// diagnostics measured the step (diagnostics' every), which gives the groups'
+	// UpdateRatio.
+	Groups  []StepGroup
+	Sampled bool
+}
+
+// StepGroup is one group updated at a step.
+type StepGroup struct {
+	Name     string
+	LR       float64
+	GradNorm float64 // before optimizer.clip_norm
+	// UpdateRatio is the norm of the step's update of the group over the norm of its
+	// weights after it, on the diagnostics' sampled steps (else 0); fastai and Karpathy
+	// watch it near 1e-3.
+	UpdateRatio float64
 }
 
 // Result is what a finished run gives.
@@ -322,6 +343,10 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		p.Step++
 		p.Batch = b.Index + 1
 		info.Batch, info.Step, info.StepLoss = p.Batch, p.Step, res.Loss
+		info.Groups, info.Sampled = make([]StepGroup, 0, len(res.Update.Groups)), false
+		for _, g := range res.Update.Groups {
+			info.Groups = append(info.Groups, StepGroup{Name: g.Name, LR: g.LR, GradNorm: g.GradNorm})
+		}
 		if err := fire(t, Hook.onStep, &info); err != nil {
 			return err
 		}
@@ -395,7 +420,8 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		return nil, err
 	}
 	cache[key] = p
-	if lo, hi := t.shard().Bounds(t.cfg.Data.BatchSize); training && batch == hi-lo {
+	// A full step's (first) part: the program whose memory the run needs.
+	if lo, hi := t.shard().Bounds(t.cfg.Data.stepBatch()); training && batch == (hi-lo)/t.cfg.Data.accumulate() {
 		if err := t.memoryNotice(p, batch); err != nil {
 			return nil, err
 		}

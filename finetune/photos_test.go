@@ -196,3 +196,26 @@ func TestPhotoAugmentationsResumeExactly(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenTestData checks that the test data of a recipe opens without decoding the
+// training images (toolkit evaluate -c, on every shard): a training folder holding a
+// file that does not decode, which OpenData refuses, gives its classes all the same,
+// and the validation folder is not opened.
+func TestOpenTestData(t *testing.T) {
+	cfg := photoConfig(t, "fail")
+	if _, err := cfg.OpenTestData(); err == nil || !strings.Contains(err.Error(), "data.test") {
+		t.Fatalf("without data.test: %v", err)
+	}
+	cfg.Data.Test = cfg.Data.Val
+	cfg.Data.Val = filepath.Join(t.TempDir(), "nowhere")
+	if _, err := cfg.OpenData(); err == nil {
+		t.Fatal("OpenData decoded no training image: the check is weak")
+	}
+	d, err := cfg.OpenTestData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Classes, photogen.Classes) || d.Val != nil || d.Test.Len() != 6 || len(d.Skipped) != 0 {
+		t.Errorf("classes %v, val %v, %d test images, skipped %v", d.Classes, d.Val, d.Test.Len(), d.Skipped)
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
+	"time"
 	"unsafe"
 
+	"toolkit/backend"
 	"toolkit/distrib"
 	"toolkit/onnx"
 )
@@ -19,8 +21,9 @@ import (
 // process's batch. A step's forward and backward passes run on the share alone; then
 // the step's statistics (loss, correct predictions, predictions per class, examples,
 // the ranks' wishes to stop) and its gradients are summed over the ranks (each share's
-// mean gradient times its size, in one fused buffer, one allreduce, divided by the
-// batch's size), so that every rank sees the batch's numbers and applies the same
+// mean gradient times its size, one fused buffer, each group's part summed as soon as
+// the backward pass has finished it (gradientReducer), divided by the batch's size),
+// so that every rank sees the batch's numbers and applies the same
 // update: the diagnostics, early stopping, the best epoch and repairs decide alike on
 // every rank. Validation and test data are sharded too and their sums reduced.
 //
@@ -75,43 +78,143 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 	return nil
 }
 
-// reduceGradients replaces the groups' gradients, on every rank, by the whole batch's:
-// each rank's mean over its share, times local (its loss normaliser: its examples, or
-// their weights' sum), summed over the ranks in one fused buffer (one allreduce),
-// divided by global, the batch's normaliser.
-func (t *Trainer) reduceGradients(groups []GroupUpdate, local, global float64) error {
+// gradientReducer replaces a step's gradients, on every rank, by the whole batch's:
+// each rank's mean over its share, times its loss normaliser (its examples, or their
+// weights' sum), summed over the ranks, divided by the batch's normaliser. The sums
+// overlap the backward pass: a group's part of one fused buffer is scaled and summed
+// (one allreduce) as soon as the backward pass has finished the group's gradients
+// (backend.Program.OnGradient), on a goroutine of its own, while the pass goes on
+// with the groups below. The groups are summed in one fixed order, the model's last
+// first, as a backward pass finishes them, so that every rank makes the same calls in
+// the same order (a rank without examples has every group ready at once). A nil
+// *gradientReducer (one rank) does nothing.
+type gradientReducer struct {
+	comm   distrib.Comm
+	groups []GroupUpdate
+	buf    []float32
+	offs   []int // each group's part of buf: buf[offs[g]:offs[g+1]]
+	scale  float32
+	// left counts each group's gradients not yet finished; of is each parameter's
+	// group; ready[g] is closed when group g's are all finished.
+	left  []int
+	of    map[string]int
+	ready []chan struct{}
+	quit  chan struct{}
+	done  chan error
+	// summing is the time the sums took (the scaling and the allreduces).
+	summing time.Duration
+}
+
+// newGradientReducer starts summing groups' gradients over the ranks as prog finishes
+// them (nil prog: this rank has no examples, its zero gradients are ready); local is
+// this rank's loss normaliser. It returns nil on one rank.
+func (t *Trainer) newGradientReducer(groups []GroupUpdate, prog *backend.Program, local float64) *gradientReducer {
 	if t.comm.Size() == 1 {
 		return nil
 	}
+	r := &gradientReducer{comm: t.comm, groups: groups, scale: float32(local), of: map[string]int{},
+		quit: make(chan struct{}), done: make(chan error, 1)}
 	n := 0
-	for _, g := range groups {
-		for _, p := range g.Params {
+	for g, gu := range groups {
+		r.offs = append(r.offs, n)
+		for _, p := range gu.Params {
 			n += len(p.Grad)
+			r.of[p.Name] = g
+		}
+		r.left = append(r.left, len(gu.Params))
+		r.ready = append(r.ready, make(chan struct{}))
+	}
+	r.offs = append(r.offs, n)
+	if cap(t.reduceBuf) < n {
+		t.reduceBuf = make([]float32, n)
+	}
+	r.buf = t.reduceBuf[:n]
+	if prog == nil {
+		for g := range groups {
+			r.left[g] = 0
+			close(r.ready[g])
+		}
+	} else {
+		prog.OnGradient(r.finished)
+	}
+	go r.sum()
+	return r
+}
+
+// finished notes that name's gradient is final; the last of a group's makes the group
+// ready.
+func (r *gradientReducer) finished(name string) {
+	if g, ok := r.of[name]; ok {
+		if r.left[g]--; r.left[g] == 0 {
+			close(r.ready[g])
 		}
 	}
-	buf := make([]float32, n)
-	off, scale := 0, float32(local)
-	for _, g := range groups {
-		for _, p := range g.Params {
+}
+
+// sum scales and sums each group's gradients, the last group first, as they become
+// ready.
+func (r *gradientReducer) sum() {
+	for g := len(r.groups) - 1; g >= 0; g-- {
+		select {
+		case <-r.ready[g]:
+		case <-r.quit:
+			r.done <- context.Canceled
+			return
+		}
+		began := time.Now()
+		part := r.buf[r.offs[g]:r.offs[g+1]]
+		off := 0
+		for _, p := range r.groups[g].Params {
 			for i, v := range p.Grad {
-				buf[off+i] = v * scale
+				part[off+i] = v * r.scale
 			}
 			off += len(p.Grad)
 		}
+		if err := r.comm.AllreduceFloat32(part); err != nil {
+			r.done <- err
+			return
+		}
+		r.summing += time.Since(began)
 	}
-	if err := t.comm.AllreduceFloat32(buf); err != nil {
-		return err
+	r.done <- nil
+}
+
+// wait waits until every group's gradients are summed over the ranks, and records in
+// res the time the sums took and the time it waited.
+func (r *gradientReducer) wait(res *stepResult) error {
+	if r == nil {
+		return nil
 	}
-	off, div := 0, float32(global)
-	for _, g := range groups {
-		for _, p := range g.Params {
+	began := time.Now()
+	err := <-r.done
+	res.AllreduceSeconds, res.AllreduceWaitSeconds = r.summing.Seconds(), time.Since(began).Seconds()
+	return err
+}
+
+// cancel gives up the sums still waiting for their gradients (a failed run, which
+// then ends every rank: a sum under way ends with them).
+func (r *gradientReducer) cancel() {
+	if r != nil {
+		close(r.quit)
+	}
+}
+
+// divide writes the sums divided by the batch's loss normaliser, global, into the
+// gradients.
+func (r *gradientReducer) divide(global float64) {
+	if r == nil {
+		return
+	}
+	div := float32(global)
+	for g, gu := range r.groups {
+		off := r.offs[g]
+		for _, p := range gu.Params {
 			for i := range p.Grad {
-				p.Grad[i] = buf[off+i] / div
+				p.Grad[i] = r.buf[off+i] / div
 			}
 			off += len(p.Grad)
 		}
 	}
-	return nil
 }
 
 // zeroGrad is the gradient of a parameter on a rank whose share of the batch is empty.

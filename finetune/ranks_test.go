@@ -128,6 +128,59 @@ func TestRanksMatchOneProcess(t *testing.T) {
 	}
 }
 
+// countingComm records the length of every float32 allreduce of a rank.
+type countingComm struct {
+	distrib.Comm
+	lengths []int
+}
+
+func (c *countingComm) AllreduceFloat32(buf []float32) error {
+	c.lengths = append(c.lengths, len(buf))
+	return c.Comm.AllreduceFloat32(buf)
+}
+
+// TestRanksSumEachGroupAsItFinishes checks the shape of the gradients' sums over two
+// ranks: per step one allreduce per updated group, of the group's gradients, the
+// model's last group first (the order in which the backward pass finishes them, which
+// starts each sum while the pass goes on with the groups below: TestOnGradient in the
+// backend), the same calls on both ranks.
+func TestRanksSumEachGroupAsItFinishes(t *testing.T) {
+	cfg := demoRanksConfig(t)
+	cfg.Diagnostics.Off = true
+	comms := make([]*countingComm, 2)
+	trs, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
+		cc := &countingComm{Comm: c}
+		comms[c.Rank()] = cc
+		return New(cfg, WithoutDefaultHooks(), WithHooks(stopAfter(2)), WithComm(cc))
+	}, func(r int, tr *Trainer) error {
+		_, err := tr.Run(context.Background())
+		return err
+	})
+	for r, err := range errs {
+		if !errors.Is(err, errStopped) {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	var want []int
+	for range 2 {
+		for _, g := range slices.Backward(trs[0].groups) {
+			n := 0
+			for _, p := range g.Params {
+				n += len(trs[0].model.Param(p))
+			}
+			want = append(want, n)
+		}
+	}
+	if len(trs[0].groups) < 3 {
+		t.Fatalf("%d groups: the check is weak", len(trs[0].groups))
+	}
+	for r, c := range comms {
+		if !slices.Equal(c.lengths, want) {
+			t.Errorf("rank %d: allreduces of %v values, want %v (a group's each, the last group first, per step)", r, c.lengths, want)
+		}
+	}
+}
+
 // TestRanksUnevenLastBatch runs a head stage from the feature cache over 120 images in
 // batches of 17 on two ranks: the last batch holds one image, and rank 0's share of it
 // is empty. The epoch and its validation end on both ranks (no hang), with one

@@ -23,6 +23,8 @@ const (
 	RunCheckpoint = "checkpoint"
 	RunStageStart = "checkpoint-stage"
 	RunSummary    = "summary.json"
+	// RunTensorBoard is the folder of the TensorBoard event files (output.tensorboard).
+	RunTensorBoard = "tensorboard"
 )
 
 // RunFiles lists what a run writes in its folder, files and folders (the checkpoints'
@@ -34,7 +36,7 @@ var RunFiles = []string{
 	RunConfig, RunRepaired, RunMetrics, RunCurves, RunModel, RunBest, RunSummary,
 	RunCheckpoint, RunCheckpoint + ".tmp", RunCheckpoint + ".old",
 	RunStageStart, RunStageStart + ".tmp", RunStageStart + ".old",
-	"confusion.png",
+	RunTensorBoard, "confusion.png",
 }
 
 // RunExistsError is New's refusal to start a run in a folder that holds another run's

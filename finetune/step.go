@@ -22,11 +22,11 @@ type stepResult struct {
 	// Weight is the loss's normaliser: N, or with class weights the sum of the
 	// examples' weights (lossTargets); over several ranks, the whole batch's.
 	Weight float64
-	Logits []float32
-	Labels []int
 	// Predicted counts the batch's predictions per class.
 	Predicted []int
-	prog      *backend.Program
+	// AllreduceSeconds is the time the sums of the gradients over the ranks took,
+	// AllreduceWaitSeconds the part of it the step waited for after its backward pass.
+	AllreduceSeconds, AllreduceWaitSeconds float64
 	// alive marks, on a sampled step, the units of each ReLU probe the program computed
 	// that some example of this rank's share activated.
 	alive map[string][]float32
@@ -71,63 +71,156 @@ func (t *Trainer) step(e *epochPlan, b trainBatch) (*stepResult, error) {
 	return r, t.syncRunningStats()
 }
 
-// gradients runs the batch forward and backward and returns the loss, the logits and,
-// in r.Update, each trained group's gradients, clipped by optimizer.clip_norm; no weight
-// changes. Over several ranks (WithComm) the statistics and the gradients are then the
-// whole batch's. A NaN or Inf loss or gradient is a *NonFiniteError.
+// gradients runs the batch forward and backward and returns the loss and, in
+// r.Update, each trained group's gradients, clipped by optimizer.clip_norm; no weight
+// changes. With data.accumulate K the batch runs as K parts one after the other, their
+// gradients added up as one run of the whole batch gives them. Over several ranks
+// (WithComm) the statistics and the gradients are then the whole batch's. A NaN or Inf
+// loss or gradient is a *NonFiniteError.
 func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 	classes := t.cfg.Head.Classes
 	u := &Update{where: fmt.Sprintf("stage %s, epoch %d, batch %d", e.stage.cfg.Name, t.progress.StageEpoch+1, b.Index+1)}
 	r := &stepResult{N: b.N, Predicted: make([]int, classes), Update: u}
-	if b.N > 0 { // a rank's share of a short last batch may be empty
-		prog, err := t.programFrom(b.N, true, b.From)
-		if err != nil {
+	parts := chunks(b.N, t.cfg.Data.accumulate())
+	// One part: the gradients are its program's, which the sums over the ranks read as
+	// the backward pass finishes them. Several: they add up in buffers of their own.
+	var prog *backend.Program
+	if len(parts) == 1 {
+		var err error
+		if prog, err = t.programFrom(b.N, true, b.From); err != nil {
 			return nil, err
 		}
-		prog.Reseed(t.stepSeed())
-		if t.forwardUpdates {
-			t.ckpt.waitRead()
-		}
-		var targets []float32
-		var labels []int
+	}
+	groups, err := t.updatedGroups(e, prog, u.where)
+	if err != nil {
+		return nil, err
+	}
+	var targets []float32
+	var labels []int
+	if b.N > 0 {
 		if t.multi {
 			targets, r.Weight = multiTargets(b.Indices, b.Mix, t.hot.train, classes)
 		} else {
 			targets, labels, r.Weight = t.lossTargets(b.Labels, b.Mix)
 		}
-		if t.diag.measureAt() { // a sampled step: the diagnostics count the ReLUs' dead units
-			r.alive = map[string][]float32{}
-			prog.Probe(func(name string, shape []int, v []float32) {
-				if len(shape) >= 2 {
-					if flags := make([]float32, shape[1]); aliveUnits(flags, v, shape) {
-						r.alive[name] = flags
-					}
-				}
-			})
+	}
+	var red *gradientReducer
+	if len(parts) <= 1 {
+		red = t.newGradientReducer(groups, prog, r.Weight)
+	}
+	stride := 0
+	if b.N > 0 {
+		stride = len(b.Images) / b.N
+	}
+	for j, part := range parts {
+		lo, hi := part[0], part[1]
+		p := prog
+		if p == nil {
+			if p, err = t.programFrom(hi-lo, true, b.From); err != nil {
+				return nil, err
+			}
 		}
-		err = prog.Run([][]float32{b.Images}, targets)
-		prog.Probe(nil)
+		seed := t.stepSeed()
+		if j > 0 {
+			seed = mix(seed, uint64(j))
+		}
+		err := t.forwardBackward(p, seed, b.Images[lo*stride:hi*stride], targets[lo*classes:hi*classes], r)
+		p.OnGradient(nil)
 		if err != nil {
+			red.cancel()
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
-		r.Loss, r.Logits, r.Labels, r.prog = prog.Loss(), prog.Output(0)[:b.N*classes], labels, prog
+		share := float64(hi-lo) / float64(b.N)
+		if len(parts) > 1 {
+			addGradients(groups, p, float32(share), j == 0)
+		}
+		logits := p.Output(0)[:(hi-lo)*classes]
+		r.Loss += share * p.Loss()
 		if t.multi {
-			r.Correct, r.Scored = multiCounts(r.Logits, targets, classes, r.Predicted), b.N*classes
+			r.Correct += multiCounts(logits, targets[lo*classes:hi*classes], classes, r.Predicted)
+			r.Scored += (hi - lo) * classes
 		} else {
-			r.Correct, r.Scored = kernels.CorrectCount(b.N, classes, r.Logits, labels), b.N
-			predictions(r.Predicted, r.Logits, classes)
+			r.Correct += kernels.CorrectCount(hi-lo, classes, logits, labels[lo:hi])
+			r.Scored += hi - lo
+			predictions(r.Predicted, logits, classes)
 		}
 	}
-	local := r.Weight
+	if len(parts) > 1 {
+		red = t.newGradientReducer(groups, nil, r.Weight)
+	}
+	// The gradients' sums first: every rank makes the same collectives in the same order.
+	if err := red.wait(r); err != nil {
+		return r, err
+	}
 	if err := t.reduceStep(r); err != nil {
 		return r, err
 	}
 	if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 		return r, &NonFiniteError{Where: u.where, What: "loss", Tensor: "loss", Value: r.Loss}
 	}
-	var err error
-	u.Groups, err = t.groupGradients(e, r.prog, u.where, local, r.Weight)
+	red.divide(r.Weight)
+	u.Groups, err = t.clipGradients(groups, u.where)
 	return r, err
+}
+
+// chunks splits n examples into k parts, [lo, hi) each, as even as they go, leaving out
+// the empty ones (none for n 0).
+func chunks(n, k int) [][2]int {
+	var out [][2]int
+	for j := range k {
+		if lo, hi := j*n/k, (j+1)*n/k; hi > lo {
+			out = append(out, [2]int{lo, hi})
+		}
+	}
+	return out
+}
+
+// addGradients adds, for every parameter of groups, share times prog's gradient into
+// the parameter's Grad (a buffer of the trainer's: zeroGrad), replacing it on first.
+func addGradients(groups []GroupUpdate, prog *backend.Program, share float32, first bool) {
+	for _, g := range groups {
+		for _, p := range g.Params {
+			src := prog.Grad(p.Name)
+			if first {
+				for i, v := range src {
+					p.Grad[i] = share * v
+				}
+				continue
+			}
+			for i, v := range src {
+				p.Grad[i] += share * v
+			}
+		}
+	}
+}
+
+// forwardBackward runs a program forward and backward on images and targets; on a
+// sampled step of the diagnostics it also marks the units of each ReLU some example
+// activated (over every part of a batch run in parts).
+func (t *Trainer) forwardBackward(prog *backend.Program, seed uint64, images, targets []float32, r *stepResult) error {
+	prog.Reseed(seed)
+	if t.forwardUpdates {
+		t.ckpt.waitRead()
+	}
+	if t.diag.measureAt() {
+		if r.alive == nil {
+			r.alive = map[string][]float32{}
+		}
+		prog.Probe(func(name string, shape []int, v []float32) {
+			if len(shape) < 2 {
+				return
+			}
+			flags, ok := r.alive[name]
+			if !ok {
+				flags = make([]float32, shape[1])
+			}
+			if aliveUnits(flags, v, shape) {
+				r.alive[name] = flags
+			}
+		})
+		defer prog.Probe(nil)
+	}
+	return prog.Run([][]float32{images}, targets)
 }
 
 // predictions counts, into counts, the rows of logits whose largest value is each class's.
@@ -144,14 +237,11 @@ func predictions(counts []int, logits []float32, classes int) {
 	}
 }
 
-// groupGradients collects the gradients of the groups the epoch updates (the trained
-// ones, and with train_bn the BatchNormalization parameters of the others), the whole
-// batch's over several ranks (reduceGradients: local of the global loss normaliser was
-// this rank's; prog is nil where it had no examples), with their norms before
-// clipping, then clips them together by optimizer.clip_norm.
-func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where string, local, global float64) ([]GroupUpdate, error) {
+// updatedGroups lists the groups the epoch updates (the trained ones, and with
+// train_bn the BatchNormalization parameters of the others) with their parameters and
+// the gradients prog computes (zeros where this rank has no examples, prog nil).
+func (t *Trainer) updatedGroups(e *epochPlan, prog *backend.Program, where string) ([]GroupUpdate, error) {
 	var groups []GroupUpdate
-	var all []optim.Param
 	for _, g := range t.groups {
 		names := g.Params
 		if !contains(e.trained, g.Name) {
@@ -170,19 +260,23 @@ func (t *Trainer) groupGradients(e *epochPlan, prog *backend.Program, where stri
 			default:
 				grad = prog.Grad(name)
 			}
-			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad})
+			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad, NoDecay: t.noDecay[name]})
 		}
-		all = append(all, gu.Params...)
 		groups = append(groups, gu)
 	}
-	if err := t.reduceGradients(groups, local, global); err != nil {
-		return nil, err
-	}
+	return groups, nil
+}
+
+// clipGradients takes each group's gradient norm before clipping (a NaN or Inf is a
+// *NonFiniteError), then clips them together by optimizer.clip_norm.
+func (t *Trainer) clipGradients(groups []GroupUpdate, where string) ([]GroupUpdate, error) {
+	var all []optim.Param
 	for i := range groups {
 		gu := &groups[i]
 		if gu.GradNorm = optim.GradNorm(gu.Params); math.IsNaN(gu.GradNorm) || math.IsInf(gu.GradNorm, 0) {
 			return nil, nonFiniteIn(where, "gradient", gu.Name, gu.Params, true)
 		}
+		all = append(all, gu.Params...)
 	}
 	if t.cfg.Optimizer.ClipNorm > 0 {
 		optim.ClipGradNorm(all, t.cfg.Optimizer.ClipNorm)

@@ -58,6 +58,10 @@ type Trainer struct {
 	stop bool
 	// zeros are the gradients of a rank whose share of a batch is empty.
 	zeros map[string][]float32
+	// noDecay holds the parameters weight decay leaves alone (optimizer.no_decay).
+	noDecay map[string]bool
+	// reduceBuf is the fused buffer of a step's gradients summed over the ranks.
+	reduceBuf []float32
 	// trainBN keeps the BatchNormalization layers of frozen groups training (fastai's
 	// train_bn): bn holds their scales and shifts, by group.
 	trainBN bool
@@ -189,6 +193,9 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 			}
 		}
 	}
+	if t.noDecay, err = noDecayParams(cfg.Optimizer.NoDecay, model); err != nil {
+		return nil, err
+	}
 	t.diag = newDiagnostics(cfg.Diagnostics, cfg.Head.Classes, probes)
 	t.diag.mon.Chance = chanceLevel(cfg)
 	if t.stages, err = planStages(cfg.Stages, groups); err != nil {
@@ -263,6 +270,9 @@ func New(cfg Config, opts ...Option) (*Trainer, error) {
 		}
 		t.runDir = cfg.Output.Dir
 		t.hooks = append(t.hooks, rf.hooks()...)
+		if cfg.Output.TensorBoard {
+			t.hooks = append(t.hooks, newTensorBoardHook(filepath.Join(cfg.Output.Dir, RunTensorBoard)))
+		}
 	}
 	t.hooks = append(t.hooks, s.hooks...)
 	if err := checkHooks(t.hooks); err != nil {

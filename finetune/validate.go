@@ -48,6 +48,9 @@ func (c *Config) validate() error {
 	if c.Data.BatchSize < 1 {
 		return fmt.Errorf("data.batch_size: %d; want at least 1", c.Data.BatchSize)
 	}
+	if c.Data.Accumulate < 0 {
+		return fmt.Errorf("data.accumulate: %d; want at least 1 (the batches whose gradients each step adds up)", c.Data.Accumulate)
+	}
 	if err := checkValSplit(c.Data.ValSplit); err != nil {
 		return err
 	}
@@ -165,7 +168,7 @@ func (c *Config) dataError() (string, error) {
 		}
 		return "data.augment", err
 	}
-	if err := a.ValidateBatch(c.Data.BatchSize); err != nil {
+	if err := a.ValidateBatch(c.Data.stepBatch()); err != nil {
 		var ae *dataset.AugmentError
 		if errors.As(err, &ae) {
 			return "data.augment." + ae.Key, errors.New(ae.Msg)

@@ -137,13 +137,10 @@ func recipeTestData(path string, opts evaluate.Options) (evaluate.Labelled, erro
 	if err != nil {
 		return evaluate.Labelled{}, err
 	}
-	if cfg.Data.Test == "" {
-		return evaluate.Labelled{}, fmt.Errorf("the recipe has no test data (data.test)")
-	}
 	if opts.OnBadImage != "" {
 		cfg.Data.OnBadImage = opts.OnBadImage
 	}
-	d, err := finetune.OpenData(cfg.Data, cfg.Model.Input, cfg.Seed)
+	d, err := cfg.OpenTestData()
 	if err != nil {
 		return evaluate.Labelled{}, err
 	}
@@ -162,14 +159,11 @@ func evaluateMultiLabel(cmd *cobra.Command, c *evaluate.Classifier, data, config
 		if cfg, err = finetune.LoadConfig(config); err != nil {
 			return err
 		}
-		if cfg.Data.Test == "" {
-			return fmt.Errorf("the recipe has no test data (data.test)")
-		}
 		if opts.OnBadImage != "" {
 			cfg.Data.OnBadImage = opts.OnBadImage
 		}
 		var d *finetune.Data
-		if d, err = cfg.OpenData(); err != nil {
+		if d, err = cfg.OpenTestData(); err != nil {
 			return err
 		}
 		if rep, err = evaluate.EvaluateMultiLabel(cmd.Context(), c, d.Test, d.Classes, cfg.Data.Test, opts); rep != nil {

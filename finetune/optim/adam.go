@@ -147,9 +147,11 @@ func (a *Adam) Step(params []Param, lr float64) error {
 			negStep: float32(-lr * bc2sqrt / bc1),
 			eps:     float32(a.cfg.Eps * bc2sqrt),
 		}
-		if a.decoupled {
+		switch {
+		case p.NoDecay:
+		case a.decoupled:
 			c.decay = float32(1 - lr*a.cfg.WeightDecay)
-		} else {
+		default:
 			c.wd = float32(a.cfg.WeightDecay)
 		}
 		coefs[i] = c

@@ -12,6 +12,10 @@ type Param struct {
 	Name  string
 	Value []float32
 	Grad  []float32
+	// NoDecay exempts the parameter from the optimizer's weight decay, as a PyTorch
+	// parameter group with weight_decay 0 is (timm's and fastai's biases and
+	// normalisation layers).
+	NoDecay bool
 }
 
 // Optimizer updates parameters from their gradients.

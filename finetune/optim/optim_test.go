@@ -171,10 +171,10 @@ func TestPerGroupSteps(t *testing.T) {
 				if err := both.Step(ph, 1e-2); err != nil {
 					t.Fatal(err)
 				}
-				if err := early.Step([]Param{{"early", b.values["early"], pe[0].Grad}}, 1e-4); err != nil {
+				if err := early.Step([]Param{{Name: "early", Value: b.values["early"], Grad: pe[0].Grad}}, 1e-4); err != nil {
 					t.Fatal(err)
 				}
-				if err := head.Step([]Param{{"head", b.values["head"], ph[0].Grad}}, 1e-2); err != nil {
+				if err := head.Step([]Param{{Name: "head", Value: b.values["head"], Grad: ph[0].Grad}}, 1e-2); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -258,9 +258,9 @@ func TestStateRoundTrip(t *testing.T) {
 				for step := 0; step < 2; step++ {
 					p1 := m.params("a", "b", "c")
 					p2 := []Param{
-						{"a", m2.values["a"], append([]float32(nil), p1[0].Grad...)},
-						{"b", m2.values["b"], append([]float32(nil), p1[1].Grad...)},
-						{"c", m2.values["c"], append([]float32(nil), p1[2].Grad...)},
+						{Name: "a", Value: m2.values["a"], Grad: append([]float32(nil), p1[0].Grad...)},
+						{Name: "b", Value: m2.values["b"], Grad: append([]float32(nil), p1[1].Grad...)},
+						{Name: "c", Value: m2.values["c"], Grad: append([]float32(nil), p1[2].Grad...)},
 					}
 					if err := opt.Step(p1, 3e-3); err != nil {
 						t.Fatal(err)
@@ -439,7 +439,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 				pa := a.params("big", "mid", "small")
 				pb := make([]Param, len(pa))
 				for i, p := range pa {
-					pb[i] = Param{p.Name, b.values[p.Name], append([]float32(nil), p.Grad...)}
+					pb[i] = Param{Name: p.Name, Value: b.values[p.Name], Grad: append([]float32(nil), p.Grad...)}
 				}
 				na := ClipGradNorm(pa, 1) // serial: below serialBelow
 				if err := oa.Step(pa, 1e-2); err != nil {
@@ -469,7 +469,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 
 func TestClipGradNorm(t *testing.T) {
 	g1, g2 := []float32{3, 0}, []float32{0, 4}
-	ps := []Param{{"a", make([]float32, 2), g1}, {"b", make([]float32, 2), g2}}
+	ps := []Param{{Name: "a", Value: make([]float32, 2), Grad: g1}, {Name: "b", Value: make([]float32, 2), Grad: g2}}
 	if n := ClipGradNorm(ps, 10); n != 5 || g1[0] != 3 || g2[1] != 4 {
 		t.Errorf("no clipping expected: norm %v, grads %v %v", n, g1, g2)
 	}
@@ -485,11 +485,11 @@ func TestClipGradNorm(t *testing.T) {
 	}
 	// Non-finite norms leave the gradients alone.
 	nan := []float32{float32(math.NaN()), 1}
-	if n := ClipGradNorm([]Param{{"n", make([]float32, 2), nan}}, 1); !math.IsNaN(n) || nan[1] != 1 {
+	if n := ClipGradNorm([]Param{{Name: "n", Value: make([]float32, 2), Grad: nan}}, 1); !math.IsNaN(n) || nan[1] != 1 {
 		t.Errorf("NaN gradient: norm %v, grads %v", n, nan)
 	}
 	inf := []float32{float32(math.Inf(1)), 1}
-	if n := ClipGradNorm([]Param{{"i", make([]float32, 2), inf}}, 1); !math.IsInf(n, 1) || inf[1] != 1 {
+	if n := ClipGradNorm([]Param{{Name: "i", Value: make([]float32, 2), Grad: inf}}, 1); !math.IsInf(n, 1) || inf[1] != 1 {
 		t.Errorf("Inf gradient: norm %v, grads %v", n, inf)
 	}
 	if n := ClipGradNorm(nil, 1); n != 0 {
@@ -508,20 +508,20 @@ func TestClipGradNorm(t *testing.T) {
 func TestMomentumBufferStartsLate(t *testing.T) {
 	o, _ := NewSGD(SGDConfig{})
 	p := []float32{1}
-	if err := o.Step([]Param{{"p", p, []float32{1}}}, 0.1); err != nil {
+	if err := o.Step([]Param{{Name: "p", Value: p, Grad: []float32{1}}}, 0.1); err != nil {
 		t.Fatal(err)
 	}
 	if o.State().Params["p"].MomentumBuffer != nil {
 		t.Fatal("plain SGD keeps a buffer")
 	}
 	_ = o.SetMomentum(0.5)
-	if err := o.Step([]Param{{"p", p, []float32{2}}}, 0.1); err != nil {
+	if err := o.Step([]Param{{Name: "p", Value: p, Grad: []float32{2}}}, 0.1); err != nil {
 		t.Fatal(err)
 	}
 	if b := o.State().Params["p"].MomentumBuffer; len(b) != 1 || b[0] != 2 {
 		t.Errorf("buffer %v, want [2]", b)
 	}
-	if err := o.Step([]Param{{"p", p, []float32{1}}}, 0.1); err != nil {
+	if err := o.Step([]Param{{Name: "p", Value: p, Grad: []float32{1}}}, 0.1); err != nil {
 		t.Fatal(err)
 	}
 	if b := o.State().Params["p"].MomentumBuffer; b[0] != 2 {
@@ -578,4 +578,62 @@ func TestAdamKernelsAgree(t *testing.T) {
 		}
 	}
 	t.Logf("ran %v", names)
+}
+
+// TestNoDecay checks that a parameter marked NoDecay steps as PyTorch steps a parameter
+// group with weight_decay 0 beside the decayed group of one optimizer: bit for bit as
+// the same optimizer without weight decay, while the other parameters of the same steps
+// keep theirs; for SGD, Adam (L2 in the gradient) and AdamW (decoupled).
+func TestNoDecay(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		with, witho func() (Optimizer, error)
+	}{
+		{"sgd", func() (Optimizer, error) { return NewSGD(SGDConfig{Momentum: 0.9, WeightDecay: 0.1}) },
+			func() (Optimizer, error) { return NewSGD(SGDConfig{Momentum: 0.9}) }},
+		{"adam", func() (Optimizer, error) { c := DefaultAdam(); c.WeightDecay = 0.1; return NewAdam(c) },
+			func() (Optimizer, error) { return NewAdam(DefaultAdam()) }},
+		{"adamw", func() (Optimizer, error) { c := DefaultAdamW(); c.WeightDecay = 0.1; return NewAdamW(c) },
+			func() (Optimizer, error) { c := DefaultAdamW(); c.WeightDecay = 0; return NewAdamW(c) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mixed, err := tc.with()
+			if err != nil {
+				t.Fatal(err)
+			}
+			decayed, _ := tc.with()
+			plain, _ := tc.witho()
+			decayedB, _ := tc.with()
+			m := newModel(3, map[string]int{"w": 300, "b": 40})
+			ref := m.clone()
+			bDecayed := slices.Clone(m.values["b"])
+			for range 5 {
+				ps := m.params("w", "b")
+				ps[1].NoDecay = true
+				w := []Param{{Name: "w", Value: ref.values["w"], Grad: slices.Clone(ps[0].Grad)}}
+				b := []Param{{Name: "b", Value: ref.values["b"], Grad: slices.Clone(ps[1].Grad)}}
+				if err := mixed.Step(ps, 0.05); err != nil {
+					t.Fatal(err)
+				}
+				if err := decayed.Step(w, 0.05); err != nil {
+					t.Fatal(err)
+				}
+				if err := plain.Step(b, 0.05); err != nil {
+					t.Fatal(err)
+				}
+				if err := decayedB.Step([]Param{{Name: "b", Value: bDecayed, Grad: slices.Clone(ps[1].Grad)}}, 0.05); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !sameBits(m.values["b"], ref.values["b"]) {
+				t.Error("the NoDecay parameter differs from the optimizer without weight decay")
+			}
+			if !sameBits(m.values["w"], ref.values["w"]) {
+				t.Error("the decayed parameter differs from the optimizer with weight decay")
+			}
+			if sameBits(bDecayed, m.values["b"]) {
+				t.Error("the weight decay changes nothing: the check is weak")
+			}
+		})
+	}
 }

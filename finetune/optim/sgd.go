@@ -105,6 +105,9 @@ func (o *SGD) Step(params []Param, lr float64) error {
 			useBuf:   o.cfg.Momentum != 0,
 			nesterov: o.cfg.Nesterov,
 		}
+		if p.NoDecay {
+			c.wd = 0
+		}
 		if c.useBuf && s.buf == nil {
 			s.buf = make([]float32, len(p.Value))
 			c.first = true

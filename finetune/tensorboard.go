@@ -1,0 +1,117 @@
+package finetune
+
+import (
+	"fmt"
+
+	"toolkit/tfevents"
+)
+
+// tensorBoard writes the run's scalars as TensorBoard event files (output.tensorboard),
+// through the hooks' arguments alone: per epoch (its number the step, as Keras'
+// TensorBoard callback writes epoch_loss), the training loss and accuracy, the
+// validation metrics the epoch has, and each trained group's rate and mean gradient
+// norm; per step the diagnostics sample (every defaultEvery steps when they are off), the
+// step's loss, and each updated group's rate, gradient norm and, when sampled, update
+// ratio, at the global step. A resumed run starts a new event file in the same folder
+// (TensorBoard reads them all): the steps between the last checkpoint and the
+// interruption are then in two files, as with PyTorch's SummaryWriter.
+type tensorBoard struct {
+	dir string
+	w   *tfevents.Writer
+}
+
+func newTensorBoardHook(dir string) Hook {
+	tb := &tensorBoard{dir: dir}
+	return Hook{Name: "tensorboard", Start: tb.start, Step: tb.step, Epoch: tb.epoch, Interrupt: tb.close, End: tb.end}
+}
+
+func (tb *tensorBoard) start(*Trainer) error {
+	w, err := tfevents.Create(tb.dir)
+	if err != nil {
+		return fmt.Errorf("output.tensorboard: %w", err)
+	}
+	tb.w = w
+	return nil
+}
+
+// scalars writes tag-value pairs at step.
+func (tb *tensorBoard) scalars(step int, pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := tb.w.Scalar(pairs[i].(string), int64(step), pairs[i+1].(float64)); err != nil {
+			return fmt.Errorf("output.tensorboard: %w", err)
+		}
+	}
+	return nil
+}
+
+func (tb *tensorBoard) step(t *Trainer, info *StepInfo) error {
+	if !info.Sampled && !(t.Config().Diagnostics.Off && info.Step%defaultEvery == 0) {
+		return nil
+	}
+	if err := tb.scalars(info.Step, "step/loss", info.StepLoss); err != nil {
+		return err
+	}
+	for _, g := range info.Groups {
+		if err := tb.scalars(info.Step, "step/lr/"+g.Name, g.LR, "step/grad_norm/"+g.Name, g.GradNorm); err != nil {
+			return err
+		}
+		if info.Sampled {
+			if err := tb.scalars(info.Step, "step/update_ratio/"+g.Name, g.UpdateRatio); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (tb *tensorBoard) epoch(_ *Trainer, m *EpochMetrics) error {
+	pairs := []any{"epoch/train_loss", m.TrainLoss, "epoch/train_acc", m.TrainAcc}
+	for _, v := range []struct {
+		tag string
+		x   *float64
+	}{{"epoch/val_loss", m.ValLoss}, {"epoch/val_acc", m.ValAcc}, {"epoch/val_macro_f1", m.ValMacroF1}, {"epoch/val_map", m.ValMAP}} {
+		if v.x != nil {
+			pairs = append(pairs, v.tag, *v.x)
+		}
+	}
+	for _, g := range m.Trained {
+		if lr, ok := m.LR[g]; ok {
+			pairs = append(pairs, "epoch/lr/"+g, lr)
+		}
+		if n, ok := m.GradNorm[g]; ok {
+			pairs = append(pairs, "epoch/grad_norm/"+g, n)
+		}
+	}
+	if err := tb.scalars(m.Epoch, pairs...); err != nil {
+		return err
+	}
+	if err := tb.w.Flush(); err != nil { // a running TensorBoard sees each epoch
+		return fmt.Errorf("output.tensorboard: %w", err)
+	}
+	return nil
+}
+
+func (tb *tensorBoard) end(_ *Trainer, r *Result) error {
+	if r.HasTest {
+		step := 0
+		if len(r.History) > 0 {
+			step = r.History[len(r.History)-1].Epoch
+		}
+		if err := tb.scalars(step, "test/loss", r.TestLoss, "test/acc", r.TestAcc); err != nil {
+			return err
+		}
+	}
+	return tb.close(nil)
+}
+
+func (tb *tensorBoard) close(*Trainer) error {
+	if tb.w == nil {
+		return nil
+	}
+	err := tb.w.Close()
+	tb.w = nil
+	if err != nil {
+		return fmt.Errorf("output.tensorboard: %w", err)
+	}
+	return nil
+}
