@@ -5,12 +5,21 @@ Go toolkit should reach; it writes nothing.
 
     /usr/bin/python3 tools/finetune_reference.py [--seeds 0,1,2] [--schedule recipe|constant]
         [--pool flatten|avg] [--dense 256|none] [--dropout 0.5] [--head-lr 1e-3] [--head-only]
+        [--class-weights balanced] [--sampler balanced] [--ema 0.999] [--tta]
 
 The head options make the heads of the diagnostics matrix (finetune/matrix_test.go): avg
 pools globally, --dense none puts the dropout and the classifier straight on the pooled
 features (Keras's usual head); hidden layers are initialised He-normal and the classifier
 Glorot-uniform with zero biases, as the toolkit's headbuilder does. --head-only stops after
 the head stage.
+
+The options of issue 19's quality figures: --class-weights balanced weighs the loss by
+scikit-learn's n / (classes x count) (CrossEntropyLoss(weight)); --sampler balanced draws
+each epoch's len(train) examples with replacement, each class equally likely
+(WeightedRandomSampler with 1/count weights); --ema keeps timm's ModelEmaV2 average of the
+parameters and buffers after every optimizer step and measures it; --tta averages the
+softmax of each test image and of its horizontal flip. Each seed's final line gives the
+test accuracy and macro-F1 (scikit-learn's f1_score).
 
 Recipe (the one in design.md's example config):
   head  flatten -> Linear(2048, 256) -> ReLU -> Dropout(0.5) -> Linear(256, 5)
@@ -28,6 +37,8 @@ import math
 import os
 import sys
 import time
+
+import copy
 
 import numpy as np
 import onnx
@@ -100,10 +111,22 @@ def stlr(t, total, lr_max, cut_frac=0.1, ratio=32.0):
     return lr_max * (1 + max(p, 0.0) * (ratio - 1)) / ratio
 
 
-def accuracy(model, x, y):
+def predict(model, x, tta=False):
     model.eval()
     with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
+        p = F.softmax(model(x), 1)
+        if tta:
+            p = (p + F.softmax(model(x.flip(3)), 1)) / 2
+    return p.argmax(1)
+
+
+def accuracy(model, x, y, tta=False):
+    return (predict(model, x, tta) == y).float().mean().item()
+
+
+def macro_f1(model, x, y, tta=False):
+    from sklearn.metrics import f1_score
+    return f1_score(y.numpy(), predict(model, x, tta).numpy(), average="macro")
 
 
 def make_head(pool, dense, dropout, classes=5):
@@ -124,7 +147,8 @@ def make_head(pool, dense, dropout, classes=5):
 
 
 def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, all_epochs=5,
-        pool="flatten", dense=256, dropout=0.5, head_lr=1e-3, head_only=False):
+        pool="flatten", dense=256, dropout=0.5, head_lr=1e-3, head_only=False,
+        class_weights=None, sampler=None, ema=0.0, tta=False):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 100)
     base = load_base(base_path)
@@ -137,6 +161,26 @@ def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, 
     }
     steps = (len(xtr) + batch - 1) // batch
     log = []
+    classes = int(ytr.max()) + 1
+    counts = torch.bincount(ytr, minlength=classes).double()
+    weight = None
+    if class_weights == "balanced":
+        weight = (len(ytr) / (classes * counts)).float()
+    average = None  # timm's ModelEmaV2: a copy of the model, averaged after every step
+    if ema > 0:
+        average = copy.deepcopy(model)
+        for p in average.parameters():
+            p.requires_grad_(False)
+
+    def update_ema():
+        with torch.no_grad():
+            for a, v in zip(average.state_dict().values(), model.state_dict().values()):
+                if a.dtype.is_floating_point:
+                    a.mul_(ema).add_(v, alpha=1 - ema)
+                else:
+                    a.copy_(v)
+
+    measured = lambda: average if average is not None else model
 
     def stage(name, epochs, trained, lrs, sched):
         for g, ps in groups.items():
@@ -149,21 +193,26 @@ def run(seed, base_path, xtr, ytr, xte, yte, schedule, batch=32, head_epochs=3, 
             model.train()
             if "early" not in trained and "late" not in trained:
                 base.eval()
-            perm = torch.randperm(len(xtr), generator=gen)
+            if sampler == "balanced":
+                perm = torch.multinomial((1 / counts)[ytr], len(xtr), replacement=True, generator=gen)
+            else:
+                perm = torch.randperm(len(xtr), generator=gen)
             tl = 0.0
             for s in range(steps):
                 idx = perm[s * batch : (s + 1) * batch]
                 for pg in opt.param_groups:
                     mx = lrs[pg["name"]]
                     pg["lr"] = mx if schedule == "constant" else sched(t, total, mx)
-                loss = F.cross_entropy(model(augment(xtr[idx], gen)), ytr[idx])
+                loss = F.cross_entropy(model(augment(xtr[idx], gen)), ytr[idx], weight=weight)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if average is not None:
+                    update_ema()
                 tl += loss.item() * len(idx)
                 t += 1
-            acc = accuracy(model, xte, yte)
-            log.append((name, ep + 1, tl / len(xtr), acc))
+            acc = accuracy(measured(), xte, yte, tta)
+            log.append((name, ep + 1, tl / len(xtr), acc, macro_f1(measured(), xte, yte, tta)))
             print("  seed %d %-4s epoch %d: train loss %.4f  test acc %.4f" % (seed, name, ep + 1, tl / len(xtr), acc), flush=True)
 
     stage("head", head_epochs, ["head"], {"head": head_lr}, onecycle)
@@ -184,6 +233,10 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.5)
     ap.add_argument("--head-lr", type=float, default=1e-3)
     ap.add_argument("--head-only", action="store_true")
+    ap.add_argument("--class-weights", choices=["balanced"])
+    ap.add_argument("--sampler", choices=["balanced"])
+    ap.add_argument("--ema", type=float, default=0.0)
+    ap.add_argument("--tta", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -196,12 +249,13 @@ def main():
         t0 = time.time()
         log = run(seed, args.base, xtr, ytr, xte, yte, args.schedule, pool=args.pool,
                   dense=0 if args.dense == "none" else int(args.dense), dropout=args.dropout,
-                  head_lr=args.head_lr, head_only=args.head_only)
-        finals.append((log[2][3], log[-1][3]))
-        print("seed %d: after head stage %.4f, final %.4f (%.0fs)" % (seed, log[2][3], log[-1][3], time.time() - t0))
+                  head_lr=args.head_lr, head_only=args.head_only, class_weights=args.class_weights,
+                  sampler=args.sampler, ema=args.ema, tta=args.tta)
+        finals.append((log[2][3], log[-1][3], log[-1][4]))
+        print("seed %d: after head stage %.4f, final %.4f, macro-F1 %.4f (%.0fs)" % (seed, log[2][3], log[-1][3], log[-1][4], time.time() - t0))
     h = np.array(finals)
-    print("schedule=%s: head-stage acc mean %.4f min %.4f | final acc mean %.4f min %.4f max %.4f" % (
-        args.schedule, h[:, 0].mean(), h[:, 0].min(), h[:, 1].mean(), h[:, 1].min(), h[:, 1].max()))
+    print("schedule=%s: head-stage acc mean %.4f min %.4f | final acc mean %.4f min %.4f max %.4f | macro-F1 mean %.4f" % (
+        args.schedule, h[:, 0].mean(), h[:, 0].min(), h[:, 1].mean(), h[:, 1].min(), h[:, 1].max(), h[:, 2].mean()))
 
 
 if __name__ == "__main__":
