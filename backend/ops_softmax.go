@@ -1,6 +1,10 @@
 package backend
 
-import "math"
+import (
+	"math"
+
+	"toolkit/backend/kernels"
+)
 
 func init() {
 	register("Softmax", newSoftmax[float32], newSoftmax[float64])
@@ -51,6 +55,14 @@ func (k *softmax[T]) each(f func(idx func(j int) int)) {
 
 func (k *softmax[T]) forward(ins [][]T, out []T) error {
 	x := ins[0]
+	if k.inner == 1 { // rows along the last axis: the kernels' loops, split across the cores
+		if k.log {
+			kernels.LogSoftmaxForward(k.outer, k.n, x, out)
+		} else {
+			kernels.SoftmaxForward(k.outer, k.n, x, out)
+		}
+		return nil
+	}
 	row := make([]T, k.n)
 	k.each(func(idx func(int) int) {
 		for j := range row {
@@ -72,6 +84,14 @@ func (k *softmax[T]) forward(ins [][]T, out []T) error {
 func (k *softmax[T]) backwardReads(int) reads { return reads{out: true} }
 
 func (k *softmax[T]) backward(_ int, ins [][]T, y, gy, gx []T) error {
+	if k.inner == 1 {
+		if k.log {
+			kernels.LogSoftmaxBackward(k.outer, k.n, y, gy, gx)
+		} else {
+			kernels.SoftmaxBackward(k.outer, k.n, y, gy, gx)
+		}
+		return nil
+	}
 	k.each(func(idx func(int) int) {
 		var s float64
 		for j := 0; j < k.n; j++ {

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -119,5 +120,45 @@ func TestAccuracy(t *testing.T) {
 	}
 	if a := Accuracy(4, 3, logits, labels); a != 0.75 {
 		t.Errorf("Accuracy = %g, want 0.75", a)
+	}
+}
+
+// TestSoftmaxRowsSplit checks that a matrix large enough to be split across the cores
+// (an attention layer's rows) gives, bit for bit, what each row gives alone, for the
+// four passes.
+func TestSoftmaxRowsSplit(t *testing.T) {
+	const rows, cols = 600, 197
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	if workers(rows, cols*16) < 2 {
+		t.Fatal("the matrix is not split: the check is weak")
+	}
+	rng := newRNG(31)
+	x64, dy64 := randn(rng, rows*cols), randn(rng, rows*cols)
+	x, dy := make([]float32, len(x64)), make([]float32, len(dy64))
+	for i := range x {
+		x[i], dy[i] = float32(4*x64[i]), float32(dy64[i])
+	}
+	for _, pass := range []struct {
+		name string
+		run  func(rows int, x, dy, y []float32)
+	}{
+		{"softmax", func(n int, x, _, y []float32) { SoftmaxForward(n, cols, x, y) }},
+		{"softmax backward", func(n int, x, dy, y []float32) { SoftmaxBackward(n, cols, x, dy, y) }},
+		{"log-softmax", func(n int, x, _, y []float32) { LogSoftmaxForward(n, cols, x, y) }},
+		{"log-softmax backward", func(n int, x, dy, y []float32) { LogSoftmaxBackward(n, cols, x, dy, y) }},
+	} {
+		whole := make([]float32, rows*cols)
+		pass.run(rows, x, dy, whole)
+		for r := 0; r < rows; r++ {
+			one := make([]float32, cols)
+			pass.run(1, x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], one)
+			for c, v := range one {
+				if math.Float32bits(v) != math.Float32bits(whole[r*cols+c]) {
+					t.Fatalf("%s: row %d, column %d: %v split, %v alone", pass.name, r, c, whole[r*cols+c], v)
+				}
+			}
+		}
 	}
 }

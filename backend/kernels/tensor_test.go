@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -68,6 +69,21 @@ func TestTranspose(t *testing.T) {
 			Transpose(c.shape, c.perm, x, y)
 			return y
 		})
+	}
+	// Large enough to be split across the cores (a ViT's heads taken apart and put back,
+	// a matrix): the same values as the naive transpose.
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	for _, c := range []struct{ shape, perm []int }{
+		{[]int{4, 197, 12, 64}, []int{0, 2, 1, 3}},
+		{[]int{4, 12, 197, 64}, []int{0, 2, 3, 1}},
+		{[]int{300, 517}, []int{1, 0}},
+	} {
+		x := randn(rng, Size(c.shape))
+		y := make([]float64, len(x))
+		Transpose(c.shape, c.perm, x, y)
+		assertClose(t, fmt.Sprintf("Transpose %v %v", c.shape, c.perm), y, naiveTranspose(c.shape, c.perm, x), 0)
 	}
 	// Works for any element type.
 	yi := make([]int32, 6)

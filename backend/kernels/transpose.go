@@ -112,7 +112,14 @@ func Transpose[T any](shape, perm []int, x, y []T) {
 		copy(y[:size], x[:size])
 		return
 	case mr == 2: // mperm is [1 0]
-		transpose2D(mdims[0], mdims[1], x, y)
+		// Bands of the input's rows, a tile's height each, split across the cores: each
+		// band writes its own columns of y.
+		rows, cols := mdims[0], mdims[1]
+		const tile = 32
+		bands := (rows + tile - 1) / tile
+		parallelFor(bands, workers(bands, tile*cols), func(_, lo, hi int) {
+			transpose2DRows(rows, cols, lo*tile, min(hi*tile, rows), x, y)
+		})
 		return
 	}
 
@@ -129,24 +136,51 @@ func Transpose[T any](shape, perm []int, x, y []T) {
 		ostr[i] = istr[mperm[i]]
 	}
 	inner, innerStride := odims[mr-1], ostr[mr-1]
-	var idx [MaxTransposeRank]int
-	src := 0
-	for o := 0; o < size; o += inner {
-		dst := y[o : o+inner]
-		si := src
-		for i := range dst {
-			dst[i] = x[si]
-			si += innerStride
+	// The output's rows (of inner values) split across the cores: each part starts its
+	// odometer at its first row.
+	rows := size / inner
+	parallelFor(rows, workers(rows, inner), func(_, lo, hi int) {
+		var idx [MaxTransposeRank]int
+		src := 0
+		for a, rem := mr-2, lo; a >= 0; a-- {
+			idx[a] = rem % odims[a]
+			rem /= odims[a]
+			src += idx[a] * ostr[a]
 		}
-		// Advance the odometer over axes mr-2 .. 0.
-		for a := mr - 2; a >= 0; a-- {
-			idx[a]++
-			src += ostr[a]
-			if idx[a] < odims[a] {
-				break
+		for o := lo * inner; o < hi*inner; o += inner {
+			dst := y[o : o+inner]
+			si := src
+			for i := range dst {
+				dst[i] = x[si]
+				si += innerStride
 			}
-			src -= ostr[a] * odims[a]
-			idx[a] = 0
+			// Advance the odometer over axes mr-2 .. 0.
+			for a := mr - 2; a >= 0; a-- {
+				idx[a]++
+				src += ostr[a]
+				if idx[a] < odims[a] {
+					break
+				}
+				src -= ostr[a] * odims[a]
+				idx[a] = 0
+			}
+		}
+	})
+}
+
+// transpose2DRows is transpose2D of an r x c matrix a into t for a's rows [i0, i1).
+func transpose2DRows[T any](r, c, i0, i1 int, a, t []T) {
+	const tile = 32
+	for b0 := i0; b0 < i1; b0 += tile {
+		b1 := min(b0+tile, i1)
+		for j0 := 0; j0 < c; j0 += tile {
+			j1 := min(j0+tile, c)
+			for i := b0; i < b1; i++ {
+				row := a[i*c : i*c+c]
+				for j := j0; j < j1; j++ {
+					t[j*r+i] = row[j]
+				}
+			}
 		}
 	}
 }
