@@ -697,18 +697,4 @@ func addTo[T Float](dst, src []T) {
 
 // transpose2D writes the transpose of the r×c matrix a into t (c×r), in
 // cache-friendly tiles.
-func transpose2D[T any](r, c int, a, t []T) {
-	const tile = 32
-	for i0 := 0; i0 < r; i0 += tile {
-		i1 := min(i0+tile, r)
-		for j0 := 0; j0 < c; j0 += tile {
-			j1 := min(j0+tile, c)
-			for i := i0; i < i1; i++ {
-				row := a[i*c : i*c+c]
-				for j := j0; j < j1; j++ {
-					t[j*r+i] = row[j]
-				}
-			}
-		}
-	}
-}
+func transpose2D[T any](r, c int, a, t []T) { transpose2DRows(r, c, 0, r, a, t) }
