@@ -156,6 +156,14 @@ func binary[T Float](op binop, aShape []int, a []T, bShape []int, b []T, y []T) 
 	need(name, "a", a, Size(aShape))
 	need(name, "b", b, Size(bShape))
 	need(name, "y", y, pl.size)
+	if n := pl.size; Size(aShape) == n && Size(bShape) == n {
+		// Operands of one shape (a residual connection's Add): element by element,
+		// split across the cores.
+		parallelFor(n, workers(n, 1), func(_, lo, hi int) {
+			binaryRun(op, y[lo:hi], a[lo:hi], b[lo:hi], 1, 1)
+		})
+		return
+	}
 	pl.each(func(o, ia, ib, n, sa, sb int) {
 		binaryRun(op, y[o:o+n], a[ia:], b[ib:], sa, sb)
 	})

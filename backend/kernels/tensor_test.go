@@ -194,6 +194,25 @@ func TestBroadcastBinary(t *testing.T) {
 			_ = out
 		}
 	}
+	// Operands of one shape large enough to be split across the cores (a residual
+	// Add): exactly the element-wise values.
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	big := []int{4, 64, 56, 56}
+	if workers(Size(big), 1) < 2 {
+		t.Fatal("the operands are not split: the check is weak")
+	}
+	a, b := randn(rng, Size(big)), randn(rng, Size(big))
+	for i := range b {
+		b[i] = 1 + math.Abs(b[i])
+	}
+	for _, o := range ops {
+		_, want := naiveBroadcast(big, a, big, b, o.f)
+		y := make([]float64, len(want))
+		o.fwd(big, a, big, b, y)
+		assertClose(t, o.name+" "+fmt.Sprint(big)+" split", y, want, 0)
+	}
 	if _, err := BroadcastShape([]int{2, 3}, []int{4}); err == nil {
 		t.Error("[2,3] and [4] broadcast")
 	}
