@@ -363,14 +363,18 @@ func AvgPool2DBackward[T Float](p Pool2DParams, dy, dx []T) {
 }
 
 // GlobalAvgPoolForward computes y [N*C] as the mean of each of the N*C
-// planes of x, each plane holding hw = H*W (or any spatial product) values.
+// planes of x, each plane holding hw = H*W (or any spatial product) values; the
+// planes are split across the cores, each summed alone.
 func GlobalAvgPoolForward[T Float](n, c, hw int, x, y []T) {
 	const name = "GlobalAvgPoolForward"
 	need(name, "x", x, n*c*hw)
 	need(name, "y", y, n*c)
-	for i := 0; i < n*c; i++ {
-		y[i] = T(sum(x[i*hw:(i+1)*hw]) / float64(hw))
-	}
+	planes := n * c
+	parallelFor(planes, workers(planes, hw), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			y[i] = T(sum(x[i*hw:(i+1)*hw]) / float64(hw))
+		}
+	})
 }
 
 // GlobalAvgPoolBackward computes dx [N*C*hw] from dy [N*C]: each plane gets
@@ -379,9 +383,12 @@ func GlobalAvgPoolBackward[T Float](n, c, hw int, dy, dx []T) {
 	const name = "GlobalAvgPoolBackward"
 	need(name, "dy", dy, n*c)
 	need(name, "dx", dx, n*c*hw)
-	for i := 0; i < n*c; i++ {
-		fill(dx[i*hw:(i+1)*hw], dy[i]/T(hw))
-	}
+	planes := n * c
+	parallelFor(planes, workers(planes, hw), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			fill(dx[i*hw:(i+1)*hw], dy[i]/T(hw))
+		}
+	})
 }
 
 // GlobalMaxPoolForward computes y [N*C] as the maximum of each plane of x

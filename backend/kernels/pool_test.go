@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -176,6 +177,30 @@ func TestGlobalPools(t *testing.T) {
 	}
 	GlobalAvgPoolBackward(n, c, hw, dy, dx)
 	checkGrad(t, "GlobalAvgPool dX", x, dy, dx, func() []float64 { GlobalAvgPoolForward(n, c, hw, x, y); return y })
+
+	// Enough planes to be split across the cores (an EfficientNet's squeeze at 224):
+	// each plane's mean and gradient exactly as alone.
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	bn, bc, bhw := 8, 96, 56*56
+	if workers(bn*bc, bhw) < 2 {
+		t.Fatal("the planes are not split: the check is weak")
+	}
+	bx, bdy := randn(rng, bn*bc*bhw), randn(rng, bn*bc)
+	by, bdx := make([]float64, bn*bc), make([]float64, bn*bc*bhw)
+	GlobalAvgPoolForward(bn, bc, bhw, bx, by)
+	GlobalAvgPoolBackward(bn, bc, bhw, bdy, bdx)
+	for i := range by {
+		if want := sum(bx[i*bhw:(i+1)*bhw]) / float64(bhw); by[i] != want {
+			t.Fatalf("split GlobalAvgPool[%d] = %g, want %g", i, by[i], want)
+		}
+		for _, g := range bdx[i*bhw : (i+1)*bhw] {
+			if g != bdy[i]/float64(bhw) {
+				t.Fatalf("split GlobalAvgPool dX of plane %d: %g, want %g", i, g, bdy[i]/float64(bhw))
+			}
+		}
+	}
 
 	GlobalMaxPoolForward(n, c, hw, x, y, arg)
 	for i := range y {
