@@ -172,6 +172,16 @@ func TestGeluFloat32(t *testing.T) {
 		xs = append(xs, float32(i)/1024)
 	}
 	xs = append(xs, 1e-30, -1e-30, 50, -50, 1e30, -1e30)
+	// The clamp to [-4, 4] keeps NaN, -0 and the infinities' signs.
+	if v := erf32(float32(math.NaN())); v == v {
+		t.Errorf("erf32(NaN) = %g", v)
+	}
+	if v := erf32(float32(math.Copysign(0, -1))); v != 0 || !math.Signbit(float64(v)) {
+		t.Errorf("erf32(-0) = %g", v)
+	}
+	if a, b := erf32(float32(math.Inf(1))), erf32(float32(math.Inf(-1))); a != erf32(4) || b != erf32(-4) {
+		t.Errorf("erf32(±Inf) = %g, %g", a, b)
+	}
 	for _, x := range xs {
 		if d := math.Abs(float64(erf32(x)) - math.Erf(float64(x))); d > 4.2e-7 {
 			t.Fatalf("erf32(%g) = %g, math.Erf %g", x, erf32(x), math.Erf(float64(x)))
