@@ -2,9 +2,6 @@ package finetune
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +15,6 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
 
 	"toolkit/finetune/optim"
 	"toolkit/internal/atomicfile"
@@ -54,32 +50,6 @@ const (
 // Version 7: sets.bin, the weight sets (EMA, SWA, restore_best); the best epoch and
 // early stopping by output.best's metric and mode.
 const checkpointVersion = 7
-
-// float32Bytes returns the little-endian bytes of f (nil for nil f): on a
-// little-endian CPU f's own memory, without a copy, elsewhere a conversion into
-// buf[:0].
-func float32Bytes(buf []byte, f []float32) []byte {
-	if f == nil {
-		return nil
-	}
-	if hostLittleEndian() {
-		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*len(f))
-	}
-	buf, _ = binary.Append(buf[:0], binary.LittleEndian, f) // a []float32 cannot fail
-	return buf
-}
-
-func hostLittleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
-
-// readFloat32s reads n little-endian float32 values from r.
-func readFloat32s(r io.Reader, n int) ([]float32, error) {
-	f := make([]float32, n)
-	if hostLittleEndian() {
-		_, err := io.ReadFull(r, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*n))
-		return f, err
-	}
-	return f, binary.Read(r, binary.LittleEndian, f)
-}
 
 // optimHeader begins optimizer.bin: each group's optimizer and, per parameter, its step
 // and the lengths of its state's buffers (-1 for none). The buffers follow the header
@@ -192,14 +162,7 @@ func writeOptimizers(w io.Writer, groups []Group, states map[string]*optim.State
 		}
 		h.Groups = append(h.Groups, og)
 	}
-	var head bytes.Buffer
-	if err := gob.NewEncoder(&head).Encode(h); err != nil {
-		return err
-	}
-	if err := binary.Write(w, binary.LittleEndian, uint64(head.Len())); err != nil {
-		return err
-	}
-	if _, err := w.Write(head.Bytes()); err != nil {
+	if err := writeHeader(w, h); err != nil {
 		return err
 	}
 	var buf []byte // reused on big-endian hosts; on little-endian ones each buffer's own memory
@@ -217,29 +180,13 @@ func writeOptimizers(w io.Writer, groups []Group, states map[string]*optim.State
 	return nil
 }
 
-// maxOptimHeader bounds the header a checkpoint may claim (a model's parameter names
-// and hyperparameters: kilobytes).
-const maxOptimHeader = 1 << 26
-
 // readOptimizers reads what writeOptimizers wrote.
 func readOptimizers(f *os.File) (map[string]*optim.State, error) {
-	r := bufio.NewReaderSize(f, 1<<20)
-	var n uint64
-	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
-		return nil, fmt.Errorf("header length: %w", err)
-	}
-	if n > maxOptimHeader {
-		return nil, fmt.Errorf("header of %d bytes: not an optimizer state file", n)
-	}
 	var h optimHeader
-	if err := gob.NewDecoder(io.LimitReader(r, int64(n))).Decode(&h); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	fi, err := f.Stat()
+	r, left, err := readHeader(f, &h, "an optimizer state file")
 	if err != nil {
 		return nil, err
 	}
-	left := fi.Size() - 8 - int64(n) // the bytes the header's buffers may claim
 	out := map[string]*optim.State{}
 	for _, g := range h.Groups {
 		st := &optim.State{Optimizer: g.Optimizer, Hyper: g.Hyper, Params: map[string]optim.ParamState{}}
@@ -253,10 +200,7 @@ func readOptimizers(f *os.File) (map[string]*optim.State, error) {
 				if b.n < 0 {
 					continue
 				}
-				if left -= 4 * int64(b.n); left < 0 {
-					return nil, fmt.Errorf("group %s, parameter %s, %s: %d values claimed, more than the file holds: %w", g.Name, p.Name, b.what, b.n, io.ErrUnexpectedEOF)
-				}
-				v, err := readFloat32s(r, b.n)
+				v, err := readClaimed(r, &left, b.n)
 				if err != nil {
 					return nil, fmt.Errorf("group %s, parameter %s, %s: %w", g.Name, p.Name, b.what, err)
 				}

@@ -1,10 +1,6 @@
 package finetune
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
@@ -49,14 +45,7 @@ func writeSets(w io.Writer, sets map[string]map[string][]float32) error {
 		}
 		h.Sets = append(h.Sets, sh)
 	}
-	var head bytes.Buffer
-	if err := gob.NewEncoder(&head).Encode(h); err != nil {
-		return err
-	}
-	if err := binary.Write(w, binary.LittleEndian, uint64(head.Len())); err != nil {
-		return err
-	}
-	if _, err := w.Write(head.Bytes()); err != nil {
+	if err := writeHeader(w, h); err != nil {
 		return err
 	}
 	var buf []byte
@@ -73,23 +62,11 @@ func writeSets(w io.Writer, sets map[string]map[string][]float32) error {
 
 // readSets reads what writeSets wrote.
 func readSets(f *os.File) (map[string]map[string][]float32, error) {
-	r := bufio.NewReaderSize(f, 1<<20)
-	var n uint64
-	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
-		return nil, fmt.Errorf("header length: %w", err)
-	}
-	if n > maxOptimHeader {
-		return nil, fmt.Errorf("header of %d bytes: not a weight sets file", n)
-	}
 	var h setsHeader
-	if err := gob.NewDecoder(io.LimitReader(r, int64(n))).Decode(&h); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	fi, err := f.Stat()
+	r, left, err := readHeader(f, &h, "a weight sets file")
 	if err != nil {
 		return nil, err
 	}
-	left := fi.Size() - 8 - int64(n)
 	out := map[string]map[string][]float32{}
 	for _, sh := range h.Sets {
 		set := map[string][]float32{}
@@ -97,10 +74,7 @@ func readSets(f *os.File) (map[string]map[string][]float32, error) {
 			if p.Len < 0 {
 				return nil, fmt.Errorf("set %s, parameter %s: length %d", sh.Name, p.Name, p.Len)
 			}
-			if left -= 4 * int64(p.Len); left < 0 {
-				return nil, fmt.Errorf("set %s, parameter %s: %d values claimed, more than the file holds: %w", sh.Name, p.Name, p.Len, io.ErrUnexpectedEOF)
-			}
-			v, err := readFloat32s(r, p.Len)
+			v, err := readClaimed(r, &left, p.Len)
 			if err != nil {
 				return nil, fmt.Errorf("set %s, parameter %s: %w", sh.Name, p.Name, err)
 			}
