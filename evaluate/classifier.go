@@ -107,7 +107,12 @@ func Load(path string) (*Classifier, error) {
 // Probabilities returns one image's probabilities from its logits: their softmax, or
 // for a multi-label model each one's sigmoid.
 func (c *Classifier) Probabilities(logits []float32) []float64 {
-	if !c.MultiLabel {
+	return probabilities(logits, c.MultiLabel)
+}
+
+// probabilities is the softmax of logits, or with multi each one's sigmoid.
+func probabilities(logits []float32, multi bool) []float64 {
+	if !multi {
 		return Probabilities(logits)
 	}
 	out := make([]float64, len(logits))

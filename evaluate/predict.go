@@ -85,12 +85,6 @@ type predictShared struct {
 	Thresholds []float64 `json:"thresholds,omitempty"`
 }
 
-// probabilities is Classifier.Probabilities for the model the prediction ran.
-func (s predictShared) probabilities(logits []float32) []float64 {
-	c := Classifier{MultiLabel: s.Thresholds != nil}
-	return c.Probabilities(logits)
-}
-
 // predictShard runs the images of shard s's batches (all of them for the zero Spec).
 func predictShard(ctx context.Context, c *Classifier, paths []string, k int, opts Options, s shard.Spec) (*prediction, error) {
 	files, err := dataset.ImageFiles(paths)
@@ -135,7 +129,7 @@ func (p *prediction) predictions() (*Predictions, error) {
 		if p.job.TTA {
 			probs = p.tta[i*n : (i+1)*n]
 		} else {
-			probs = p.shared.probabilities(p.logits[i*n : (i+1)*n])
+			probs = probabilities(p.logits[i*n:(i+1)*n], p.shared.Thresholds != nil)
 		}
 		pr := Prediction{File: file}
 		multi := p.shared.Thresholds != nil

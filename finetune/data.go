@@ -60,7 +60,7 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi, testOnly bool
 	if c.Format == "idx" && len(c.Classes) > 0 {
 		opts.Classes = c.Classes
 	}
-	open := func(field, path, labels string) (*dataset.Source, error) {
+	open := func(field, path, labels string, opts dataset.Options) (*dataset.Source, error) {
 		var (
 			src *dataset.Source
 			err error
@@ -92,14 +92,11 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi, testOnly bool
 		return nil, fmt.Errorf("data.train: missing (the training images)")
 	}
 	trainOpts := opts
-	if testOnly {
-		opts.Quick = true
-	}
-	train, err := open("train", c.Train, c.Labels.Train)
+	trainOpts.Quick = testOnly // for its classes alone: headers checked, nothing decoded
+	train, err := open("train", c.Train, c.Labels.Train, trainOpts)
 	if err != nil {
 		return nil, err
 	}
-	opts = trainOpts
 	d := &Data{
 		Classes:     train.Classes(),
 		Train:       train,
@@ -123,7 +120,7 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi, testOnly bool
 	case c.Val != "" && c.ValSplit > 0:
 		return nil, fmt.Errorf("data: set val or val_split, not both")
 	case c.Val != "":
-		val, err := open("val", c.Val, c.Labels.Val)
+		val, err := open("val", c.Val, c.Labels.Val, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +142,7 @@ func openData(c DataConfig, input InputConfig, seed uint64, multi, testOnly bool
 		return nil, checkValSplit(c.ValSplit)
 	}
 	if c.Test != "" {
-		test, err := open("test", c.Test, c.Labels.Test)
+		test, err := open("test", c.Test, c.Labels.Test, opts)
 		if err != nil {
 			return nil, err
 		}

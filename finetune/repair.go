@@ -204,20 +204,27 @@ func (st stagePlan) headOnly() bool {
 // predictions are at chance with a flat loss, and its rate is below the optimizer's
 // usual default. It returns the raised rate: tenfold, at most that default.
 func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
+	head, sound, ok := t.headAtChance(i, kind)
+	if !ok || head <= 0 || head >= sound {
+		return 0, false
+	}
+	return roundRate(min(head*10, sound)), true
+}
+
+// headAtChance says whether a signal of kind in stage i is a chance signal of a stage
+// that trains the head alone, and returns the head's rate there and the optimizer's
+// usual default rate.
+func (t *Trainer) headAtChance(i int, kind diagnose.Kind) (head, sound float64, ok bool) {
 	st := t.stages[i]
 	if kind != diagnose.Chance || !st.headOnly() {
-		return 0, false
+		return 0, 0, false
 	}
 	names := groupNames(t.groups)
 	rates, err := st.spread.Rates(names, st.trained)
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
-	if head <= 0 || head >= sound {
-		return 0, false
-	}
-	return roundRate(min(head*10, sound)), true
+	return rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name), true
 }
 
 // stuckHead says whether a signal of kind in stage i is a head alone at chance at the
@@ -228,17 +235,8 @@ func (t *Trainer) slowHead(i int, kind diagnose.Kind) (float64, bool) {
 // and raising it to 1e-2 made one base's runs worse by 2 points as often as it made the
 // other's better.
 func (t *Trainer) stuckHead(i int, kind diagnose.Kind) (float64, bool) {
-	st := t.stages[i]
-	if kind != diagnose.Chance || !st.headOnly() {
-		return 0, false
-	}
-	names := groupNames(t.groups)
-	rates, err := st.spread.Rates(names, st.trained)
-	if err != nil {
-		return 0, false
-	}
-	head, sound := rates[slices.Index(names, HeadGroup)], soundRate(t.cfg.Optimizer.Name)
-	return head, head >= sound && head < 10*sound
+	head, sound, ok := t.headAtChance(i, kind)
+	return head, ok && head >= sound && head < 10*sound
 }
 
 // freeStageName returns "head" if no stage has that name, else base, numbered if taken.

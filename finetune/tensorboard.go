@@ -18,6 +18,9 @@ import (
 type tensorBoard struct {
 	dir string
 	w   *tfevents.Writer
+	// everyFew says that the step scalars go every defaultEvery steps: the diagnostics,
+	// which choose the sampled steps, are off.
+	everyFew bool
 }
 
 func newTensorBoardHook(dir string) Hook {
@@ -25,7 +28,8 @@ func newTensorBoardHook(dir string) Hook {
 	return Hook{Name: "tensorboard", Start: tb.start, Step: tb.step, Epoch: tb.epoch, Interrupt: tb.close, End: tb.end}
 }
 
-func (tb *tensorBoard) start(*Trainer) error {
+func (tb *tensorBoard) start(t *Trainer) error {
+	tb.everyFew = t.Config().Diagnostics.Off
 	w, err := tfevents.Create(tb.dir)
 	if err != nil {
 		return fmt.Errorf("output.tensorboard: %w", err)
@@ -44,8 +48,8 @@ func (tb *tensorBoard) scalars(step int, pairs ...any) error {
 	return nil
 }
 
-func (tb *tensorBoard) step(t *Trainer, info *StepInfo) error {
-	if !info.Sampled && !(t.Config().Diagnostics.Off && info.Step%defaultEvery == 0) {
+func (tb *tensorBoard) step(_ *Trainer, info *StepInfo) error {
+	if !info.Sampled && !(tb.everyFew && info.Step%defaultEvery == 0) {
 		return nil
 	}
 	if err := tb.scalars(info.Step, "step/loss", info.StepLoss); err != nil {

@@ -12,22 +12,28 @@ import (
 	"slices"
 )
 
-// AveragePrecision is scikit-learn's average_precision_score of one label: the sum over
-// the distinct scores, highest first, of (recall gained) x precision, where every
-// example scoring at least the score is predicted positive. It is NaN for a label
-// without positives.
-func AveragePrecision(scores []float64, truth []bool) float64 {
-	order := make([]int, len(scores))
+// byScore returns the examples' indices by decreasing score (ties in their order) and
+// the number of positives.
+func byScore(scores []float64, truth []bool) (order []int, positives int) {
+	order = make([]int, len(scores))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
-	positives := 0
 	for _, t := range truth {
 		if t {
 			positives++
 		}
 	}
+	return order, positives
+}
+
+// AveragePrecision is scikit-learn's average_precision_score of one label: the sum over
+// the distinct scores, highest first, of (recall gained) x precision, where every
+// example scoring at least the score is predicted positive. It is NaN for a label
+// without positives.
+func AveragePrecision(scores []float64, truth []bool) float64 {
+	order, positives := byScore(scores, truth)
 	if positives == 0 {
 		return math.NaN()
 	}
@@ -56,17 +62,7 @@ func AveragePrecision(scores []float64, truth []bool) float64 {
 // halfway between that score and the next lower one (the same predictions on these
 // data, a margin on new ones); 0.5 for a label without positives.
 func BestThreshold(scores []float64, truth []bool) (threshold, f1 float64) {
-	order := make([]int, len(scores))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
-	positives := 0
-	for _, t := range truth {
-		if t {
-			positives++
-		}
-	}
+	order, positives := byScore(scores, truth)
 	if positives == 0 {
 		return 0.5, 0
 	}
