@@ -1,12 +1,8 @@
 package kernels
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"toolkit/internal/testref"
@@ -124,33 +120,11 @@ func TestSoftmaxCrossEntropyProbsAgainstPyTorch(t *testing.T) {
 		probs, _ := probsTargets(n, k, uint64(i+20))
 		cases = append(cases, tcase{n, k, x, probs})
 	}
-	dir := t.TempDir()
-	in, out, script := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ce.py")
-	data, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(in, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, []byte(probsScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(torchPython, script, in, out)
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("PyTorch reference failed: %v\n%s", err, msg)
-	}
 	var res []struct {
 		Loss float64   `json:"loss"`
 		DX   []float64 `json:"dx"`
 	}
-	if data, err = os.ReadFile(out); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &res); err != nil || len(res) != len(cases) {
-		t.Fatalf("PyTorch results: %v (%d for %d cases)", err, len(res), len(cases))
-	}
+	runTorchScript(t, probsScript, cases, &res)
 	for i, c := range cases {
 		what := fmt.Sprintf("[%d %d]", c.N, c.K)
 		loss := SoftmaxCrossEntropyProbs(c.N, c.K, c.X, c.Target)

@@ -1,15 +1,9 @@
 package kernels
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-
-	"toolkit/internal/testref"
 )
 
 // lossScript computes, in float64 with autograd, the references of the focal and
@@ -77,40 +71,11 @@ func runLossTorch(t *testing.T, cases []lossCase) []struct {
 	DX   []float64 `json:"dx"`
 } {
 	t.Helper()
-	if err := torchAvailable(); err != nil {
-		testref.Missing(t, "PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch python3-torchvision): %v", torchPython, err)
-	}
-	dir := t.TempDir()
-	in, out, script := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ref.py")
-	data, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(in, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, []byte(lossScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(torchPython, script, in, out)
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("PyTorch reference failed: %v\n%s", err, msg)
-	}
 	var res []struct {
 		Loss float64   `json:"loss"`
 		DX   []float64 `json:"dx"`
 	}
-	data, err = os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != len(cases) {
-		t.Fatalf("PyTorch returned %d results for %d cases", len(res), len(cases))
-	}
+	runTorchScript(t, lossScript, cases, &res)
 	return res
 }
 

@@ -1,14 +1,8 @@
 package kernels
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-
-	"toolkit/internal/testref"
 )
 
 // The kernels of unary.go, binary.go, reduce.go, slice.go and layernorm.go against
@@ -74,35 +68,8 @@ json.dump(out, open(sys.argv[2], "w"))
 // runNewOpsTorch runs newOpsScript on the cases.
 func runNewOpsTorch(t *testing.T, cases []map[string]any) []torchResult {
 	t.Helper()
-	if err := torchAvailable(); err != nil {
-		testref.Missing(t, "PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch): %v", torchPython, err)
-	}
-	dir := t.TempDir()
-	in, out, script := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ref.py")
-	data, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for f, b := range map[string][]byte{in: data, script: []byte(newOpsScript)} {
-		if err := os.WriteFile(f, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(torchPython, script, in, out)
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("PyTorch reference failed: %v\n%s", err, msg)
-	}
-	if data, err = os.ReadFile(out); err != nil {
-		t.Fatal(err)
-	}
 	var res []torchResult
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != len(cases) {
-		t.Fatalf("PyTorch returned %d results for %d cases", len(res), len(cases))
-	}
+	runTorchScript(t, newOpsScript, cases, &res)
 	return res
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -121,38 +122,45 @@ var torchAvailable = sync.OnceValue(func() error {
 // cannot be run.
 func runTorch(t *testing.T, cases []map[string]any) []torchResult {
 	t.Helper()
+	var res []torchResult
+	runTorchScript(t, torchScript, cases, &res)
+	return res
+}
+
+// runTorchScript runs a PyTorch reference script with 1 thread: it reads the cases as
+// JSON from the file of its first argument and writes its results as JSON to the file
+// of its second, one per case, which are decoded into res (a pointer to a slice).
+// Without torch the test fails under CI and is skipped elsewhere (testref.Missing).
+func runTorchScript(t *testing.T, script string, cases, res any) {
+	t.Helper()
 	if err := torchAvailable(); err != nil {
 		testref.Missing(t, "PyTorch reference unavailable (%s with torch; on Debian: apt-get install python3-torch): %v", torchPython, err)
 	}
 	dir := t.TempDir()
-	in, out, script := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ref.py")
+	in, out, path := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json"), filepath.Join(dir, "ref.py")
 	data, err := json.Marshal(cases)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(in, data, 0o644); err != nil {
-		t.Fatal(err)
+	for f, b := range map[string][]byte{in: data, path: []byte(script)} {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(script, []byte(torchScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(torchPython, script, in, out)
+	cmd := exec.Command(torchPython, path, in, out)
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("PyTorch reference failed: %v\n%s", err, msg)
 	}
-	data, err = os.ReadFile(out)
-	if err != nil {
+	if data, err = os.ReadFile(out); err != nil {
 		t.Fatal(err)
 	}
-	var res []torchResult
-	if err := json.Unmarshal(data, &res); err != nil {
+	if err := json.Unmarshal(data, res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != len(cases) {
-		t.Fatalf("PyTorch returned %d results for %d cases", len(res), len(cases))
+	if got, want := reflect.ValueOf(res).Elem().Len(), reflect.ValueOf(cases).Len(); got != want {
+		t.Fatalf("PyTorch returned %d results for %d cases", got, want)
 	}
-	return res
 }
 
 const torchTol = 1e-12
