@@ -127,6 +127,9 @@ recipe.repaired.yaml in the run folder.`,
 			fmt.Fprintf(out, "best.onnx: epoch %d (stage %s, epoch %d), %s (output.best: %s)\n",
 				res.Best.Epoch, res.Best.Stage, res.Best.StageEpoch, describeBest(res.Best), monitorKey(finetune.MonitorConfig{Metric: res.Best.Metric, Mode: res.Best.Mode}))
 		}
+		if t.Config().Output.TensorBoard {
+			also += ", " + finetune.RunTensorBoard + "/ (tensorboard --logdir " + dir + ")"
+		}
 		fmt.Fprintf(out, "wrote %s (and %s)\n", filepath.Join(dir, finetune.RunModel), also)
 		return nil
 	}
