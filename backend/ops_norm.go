@@ -25,6 +25,9 @@ func init() {
 type batchNorm[T float] struct {
 	p        kernels.BatchNormParams
 	training bool
+	// relu: the output goes through a Relu, the node's only consumer (planFusions);
+	// dzValid says the output gradient has been masked by its derivative this run.
+	relu, dzValid bool
 	// updateRunning is set in training programs: the running statistics are model
 	// buffers updated in place.
 	updateRunning bool
@@ -58,6 +61,7 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 	}
 	k := &batchNorm[T]{
 		p:             p,
+		relu:          c.fuseRelu,
 		training:      programTraining || fileTraining,
 		updateRunning: programTraining,
 		mean:          make([]T, p.C),
@@ -76,16 +80,23 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 }
 
 func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
-	k.haveSums = false
+	k.haveSums, k.dzValid = false, false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
-	if !k.training {
+	switch {
+	case !k.training && k.relu:
+		kernels.BatchNormInferenceRelu(k.p, x, scale, bias, mean, variance, out)
+	case !k.training:
 		kernels.BatchNormInference(k.p, x, scale, bias, mean, variance, out)
-		return nil
-	}
-	if k.updateRunning {
-		kernels.BatchNormTrainForward(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance)
-	} else {
-		kernels.BatchNormTrainForward(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil)
+	default:
+		forward := kernels.BatchNormTrainForward[T]
+		if k.relu {
+			forward = kernels.BatchNormTrainForwardRelu[T]
+		}
+		if k.updateRunning {
+			forward(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance)
+		} else {
+			forward(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil)
+		}
 	}
 	return nil
 }
@@ -94,22 +105,38 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 // gradient X (with the batch statistics the kernel keeps); in inference the data
 // gradient reads the scale and the running variance, the scale's X and both running
 // statistics; the shift's gradient reads none.
+// With a fused Relu each also reads the output (its mask).
 func (k *batchNorm[T]) backwardReads(i int) reads {
+	var r reads
 	switch {
 	case i == 2:
-		return reads{}
 	case k.training && i == 0:
-		return readsIn(0, 1)
+		r = readsIn(0, 1)
 	case k.training:
-		return readsIn(0)
+		r = readsIn(0)
 	case i == 0:
-		return readsIn(1, 4)
+		r = readsIn(1, 4)
+	default:
+		r = readsIn(0, 3, 4)
 	}
-	return readsIn(0, 3, 4)
+	r.out = k.relu
+	return r
 }
 
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
+	if k.relu && !k.dzValid {
+		// The gradient at the Relu's output becomes the one at the normalization's, in
+		// place (as a fused convolution's, conv.maskRelu): by the data gradient's kernel a
+		// channel at a time when it runs first in training, else here.
+		if k.training && i == 0 && !k.haveSums {
+			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, out, gout, gin, k.sumDy, k.sumDyXhat)
+			k.haveSums, k.dzValid = true, true
+			return nil
+		}
+		kernels.ReluBackward(out, gout, gout)
+		k.dzValid = true
+	}
 	switch {
 	case !k.training && i == 2:
 		kernels.BatchNormBackwardBias(k.p, gout, gin)
@@ -127,7 +154,12 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	default:
 		// The data and the scale's gradients (which run before the shift's): the first
 		// computes the sums both need, and the shift's.
-		if !k.haveSums {
+		switch {
+		case i == 0 && !k.haveSums:
+			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, nil, gout, gin, k.sumDy, k.sumDyXhat)
+			k.haveSums = true
+			return nil
+		case !k.haveSums:
 			kernels.BatchNormTrainBackwardSums(k.p, x, k.mean, k.invStd, gout, k.sumDy, k.sumDyXhat)
 			k.haveSums = true
 		}

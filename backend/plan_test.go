@@ -87,8 +87,7 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 		live string
 	}{
 		{"Conv(c1)", "t1"},
-		{"BatchNormalization(bn)", "t1 t2"},
-		{"Relu(r1)", "t1 t2 t3"}, // t3 over t2
+		{"BatchNormalization(bn)", "t1 t3"}, // with r1 fused: t3 = Relu(bn(t1))
 		{"MaxPool(mp)", "t1 t3 t4"},
 		{"Conv(c2)", "t1 t3 t4 t5"},
 		{"Add(add)", "t1 t3 t4 t5 t6"}, // t6 over t5
@@ -110,10 +109,9 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"}, // async: t4 and dt5@add until dConv(c1)/d#1
 		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4 y"},   // the sum, over dt4@add
 		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp y"},
-		{"dRelu(r1)/d#0", "t1 t3 t4 dt5@add dt3@mp dt2@r1 y"}, // over dt3@mp
-		{"dBatchNormalization(bn)/d#0", "t1 t4 dt5@add dt2@r1 dt1@bn y"},
-		{"dBatchNormalization(bn)/d#1", "t1 t4 dt5@add dt2@r1 dt1@bn y"},
-		{"dBatchNormalization(bn)/d#2", "t4 dt5@add dt2@r1 dt1@bn y"},
+		{"dBatchNormalization(bn)/d#0", "t1 t3 t4 dt5@add dt3@mp dt1@bn y"}, // t3: the Relu's mask
+		{"dBatchNormalization(bn)/d#1", "t1 t3 t4 dt5@add dt3@mp dt1@bn y"},
+		{"dBatchNormalization(bn)/d#2", "t3 t4 dt5@add dt3@mp dt1@bn y"},
 		{"dConv(c1)/d#1", "t4 dt5@add dt1@bn y"}, // async: dt1@bn until the end
 		{"dConv(c1)/d#2", "dt1@bn y"},
 	}
@@ -146,15 +144,15 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 			off[v.name] = v
 		}
 	}
-	for _, pair := range [][2]string{{"t2", "t3"}, {"t5", "t6"}, {"t6", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
-		{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}, {"dt3@mp", "dt2@r1"}} {
+	for _, pair := range [][2]string{{"t5", "t6"}, {"t6", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
+		{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}} {
 		if a, b := off[pair[0]], off[pair[1]]; a.off != b.off {
 			t.Errorf("%s (at %d) and %s (at %d) do not share a buffer", pair[0], a.off, pair[1], b.off)
 		}
 	}
 	shares := func(a, b value[float32]) bool {
-		for _, s := range [][2]string{{"t2", "t3"}, {"t5", "t6"}, {"t6", "t7"}, {"t5", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
-			{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}, {"dt6@r2", "dt4"}, {"dt3@mp", "dt2@r1"}} {
+		for _, s := range [][2]string{{"t5", "t6"}, {"t6", "t7"}, {"t5", "t7"}, {"t8", "t9"}, {"dt9@fc", "dt8@fl"},
+			{"dt7@gap", "dt6@r2"}, {"dt6@r2", "dt4@add"}, {"dt4@add", "dt4"}, {"dt6@r2", "dt4"}} {
 			if a.name == s[0] && b.name == s[1] || a.name == s[1] && b.name == s[0] {
 				return true
 			}

@@ -118,9 +118,10 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
-	// fusedRelu maps a Conv node to the Relu that is its output's only
-	// consumer: the pair is built as one op (the Relu applied as the
-	// convolution stores its output), and the Relu node is skipped.
+	// fusedRelu maps a Conv or BatchNormalization node to the Relu that is its
+	// output's only consumer: the pair is built as one op (the Relu applied as the
+	// convolution stores its output, or as the normalization writes each channel),
+	// and the Relu node is skipped.
 	fusedRelu map[*onnx.Node]*onnx.Node
 	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
 	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
@@ -144,8 +145,8 @@ func (b *builder[T]) trained(name string) bool {
 	return b.wrt[name]
 }
 
-// planFusions finds the Conv nodes (of those the program builds) whose output feeds
-// only a Relu and is no output of the program: a Conv+Relu pair computes as one op,
+// planFusions finds the Conv and BatchNormalization nodes (of those the program builds)
+// whose output feeds only a Relu and is no output of the program: such a pair computes as one op,
 // with the Relu's output name. It finds the Sigmoid nodes whose output, no output of
 // the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
 // exporters write it): the pair computes as one op with the Mul's output name. The
@@ -172,7 +173,7 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 	}
 	for _, n := range g.Nodes {
-		if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 {
+		if !needed[n] || n.OpType != "Conv" && n.OpType != "BatchNormalization" || n.Domain != "" || len(n.Outputs) != 1 {
 			continue
 		}
 		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {

@@ -27,8 +27,9 @@ type opContext struct {
 	// trained reports whether input i is a parameter this program trains, or computed
 	// from one.
 	trained func(i int) bool
-	// fuseRelu asks for the node's output to go through a Relu (a Conv
-	// whose only consumer is a Relu, built as one op; see planFusions).
+	// fuseRelu asks for the node's output to go through a Relu (a Conv or
+	// BatchNormalization whose only consumer is a Relu, built as one op; see
+	// planFusions).
 	fuseRelu bool
 	// filterCache returns the cache of what the kernels derive from the weights of that
 	// name alone (a convolution's transformed filters), which the model's programs share

@@ -40,18 +40,24 @@ func ReluForward[T Float](x, y []T) {
 func ReluBackward[T Float](x, dy, dx []T) {
 	need2("ReluBackward", x, dy)
 	need2("ReluBackward", x, dx)
-	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
-		if h := l.vecHead(hi - lo); h > 0 {
-			l.reluBack(h, &as32(x)[lo], &as32(dy)[lo], &as32(dx)[lo])
-			lo += h
-		}
-		if is32[T]() {
-			reluMask32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
-		} else {
-			reluMask64(as64(x[lo:hi]), as64(dy[lo:hi]), as64(dx[lo:hi]))
-		}
+		reluBackwardSerial(x[lo:hi], dy[lo:hi], dx[lo:hi])
 	})
+}
+
+// reluBackwardSerial is ReluBackward on the calling goroutine.
+func reluBackwardSerial[T Float](x, dy, dx []T) {
+	l := normLoopsFor[T]()
+	lo, hi := 0, len(x)
+	if h := l.vecHead(hi); h > 0 {
+		l.reluBack(h, &as32(x)[0], &as32(dy)[0], &as32(dx)[0])
+		lo = h
+	}
+	if is32[T]() {
+		reluMask32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
+	} else {
+		reluMask64(as64(x[lo:hi]), as64(dy[lo:hi]), as64(dx[lo:hi]))
+	}
 }
 
 // reluMask32 sets dx[i] = dy[i] where x[i] > 0, else 0, without branches

@@ -137,6 +137,16 @@ func bnChannels(p BatchNormParams, fn func(lo, hi int)) {
 // BatchNormInference computes y = scale*(x - mean)/sqrt(variance + eps) +
 // bias with the given (running) statistics.
 func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
+	batchNormInference(p, x, scale, bias, mean, variance, y, false)
+}
+
+// BatchNormInferenceRelu is [BatchNormInference] followed by a Relu, y = max(y, 0), a
+// channel at a time while it is in the cache.
+func BatchNormInferenceRelu[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
+	batchNormInference(p, x, scale, bias, mean, variance, y, true)
+}
+
+func batchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, relu bool) {
 	const name = "BatchNormInference"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -149,8 +159,34 @@ func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, varian
 			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
 			a := float64(scale[c]) * inv
 			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-float64(mean[c])*a))
+			if relu {
+				channelRelu(p, y, c)
+			}
 		}
 	})
+}
+
+// channelRelu sets y = max(y, 0) over channel c (NaN stays NaN), as ReluForward.
+func channelRelu[T Float](p BatchNormParams, y []T, c int) {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
+	for n := 0; n < p.N; n++ {
+		ys := y[(n*p.C+c)*p.HW : (n*p.C+c+1)*p.HW]
+		if h > 0 {
+			l.relu(h, &as32(ys)[0], &as32(ys)[0])
+		}
+		for i, v := range ys[h:] {
+			ys[h+i] = max(v, 0)
+		}
+	}
+}
+
+// channelReluMask sets dy = 0 over channel c where y <= 0 (or NaN), as ReluBackward.
+func channelReluMask[T Float](p BatchNormParams, y, dy []T, c int) {
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		reluBackwardSerial(y[o:o+p.HW], dy[o:o+p.HW], dy[o:o+p.HW])
+	}
 }
 
 // BatchNormInferenceBackwardData computes dx = dy*scale/sqrt(variance+eps),
@@ -218,6 +254,16 @@ func BatchNormBackwardBias[T Float](p BatchNormParams, dy, dbias []T) {
 // models and their users expect PyTorch's statistics). With m == 1 the
 // unbiased variance is undefined and the biased one (zero) is used.
 func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, false)
+}
+
+// BatchNormTrainForwardRelu is [BatchNormTrainForward] followed by a Relu, y = max(y,
+// 0), a channel at a time while it is in the cache.
+func BatchNormTrainForwardRelu[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, true)
+}
+
+func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, relu bool) {
 	const name = "BatchNormTrainForward"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -240,6 +286,9 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 			inv := 1 / math.Sqrt(v+p.Epsilon)
 			a := float64(scale[c]) * inv
 			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-mean*a))
+			if relu {
+				channelRelu(p, y, c)
+			}
 			if saveMean != nil {
 				saveMean[c] = T(mean)
 			}
@@ -266,9 +315,40 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 // with the means taken over each channel. saveMean and saveInvStd are those
 // of the forward pass. dx is overwritten.
 func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
-	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
-	BatchNormTrainBackwardSums(p, x, saveMean, saveInvStd, dy, sumDy, sumDyXhat)
-	BatchNormTrainBackwardDataSums(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx)
+	BatchNormTrainBackward(p, x, scale, saveMean, saveInvStd, nil, dy, dx, make([]float64, p.C), make([]float64, p.C))
+}
+
+// BatchNormTrainBackward is [BatchNormTrainBackwardSums] and then
+// [BatchNormTrainBackwardDataSums] a channel at a time: the data gradient of a channel
+// follows its sums while its x and dy are still in the cache, rather than after every
+// channel's (one pass over memory instead of two on large maps). The same arithmetic,
+// the same bits. relu, when not nil, is the output of a Relu fused after the
+// normalization ([BatchNormTrainForwardRelu]): dy is the gradient at the Relu's output,
+// turned in place, a channel at a time, into the one at the normalization's (0 where
+// relu <= 0).
+func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, relu, dy, dx []T, sumDy, sumDyXhat []float64) {
+	const name = "BatchNormTrainBackward"
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	need(name, "dx", dx, p.XLen())
+	need(name, "scale", scale, p.C)
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
+	if relu != nil {
+		need(name, "relu", relu, p.XLen())
+	}
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			if relu != nil {
+				channelReluMask(p, relu, dy, c)
+			}
+			s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
+			sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
+			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
+		}
+	})
 }
 
 // BatchNormTrainBackwardSums computes the two sums over each channel that the three
@@ -303,31 +383,36 @@ func BatchNormTrainBackwardDataSums[T Float](p BatchNormParams, x, scale, saveMe
 	need(name, "saveInvStd", saveInvStd, p.C)
 	need(name, "sumDy", sumDy, p.C)
 	need(name, "sumDyXhat", sumDyXhat, p.C)
+	bnChannels(p, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
+		}
+	})
+}
+
+// bnBackwardChannel writes the data gradient of channel c given its sums.
+func bnBackwardChannel[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T, c int) {
 	m := float64(p.N * p.HW)
 	l := normLoopsFor[T]()
 	h := l.vecHead(p.HW)
-	bnChannels(p, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
-			meanDy := sumDy[c] / m
-			meanDyXhat := sumDyXhat[c] / m
-			k := float64(scale[c]) * inv
-			// dx = k*dy - k*meanDy - k*inv*meanDyXhat*(x - mean)
-			a := T(k)
-			b := T(k * inv * meanDyXhat)
-			d := T(k*meanDy - k*inv*meanDyXhat*mean)
-			for n := 0; n < p.N; n++ {
-				o := (n*p.C + c) * p.HW
-				if h > 0 {
-					l.bnBack(h, float32(a), float32(b), float32(d), &as32(x)[o], &as32(dy)[o], &as32(dx)[o])
-				}
-				xs, gs, ds := x[o+h:o+p.HW], dy[o+h:o+p.HW], dx[o+h:o+p.HW]
-				for i, g := range gs {
-					ds[i] = a*g - b*xs[i] - d
-				}
-			}
+	mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
+	meanDy := sumDy[c] / m
+	meanDyXhat := sumDyXhat[c] / m
+	k := float64(scale[c]) * inv
+	// dx = k*dy - k*meanDy - k*inv*meanDyXhat*(x - mean)
+	a := T(k)
+	b := T(k * inv * meanDyXhat)
+	d := T(k*meanDy - k*inv*meanDyXhat*mean)
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		if h > 0 {
+			l.bnBack(h, float32(a), float32(b), float32(d), &as32(x)[o], &as32(dy)[o], &as32(dx)[o])
 		}
-	})
+		xs, gs, ds := x[o+h:o+p.HW], dy[o+h:o+p.HW], dx[o+h:o+p.HW]
+		for i, g := range gs {
+			ds[i] = a*g - b*xs[i] - d
+		}
+	}
 }
 
 // BatchNormTrainBackwardScale computes dscale[c], the sum over channel c of

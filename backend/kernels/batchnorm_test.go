@@ -178,3 +178,78 @@ func TestBatchNormFloat32EveryImplementation(t *testing.T) {
 		t.Errorf("%d implementations ran the vector loops; this CPU has %d", ran, want)
 	}
 }
+
+// TestBatchNormReluFused checks the normalization with a Relu fused after it (a
+// channel at a time) against the two kernels one after the other, bit for bit, in both
+// precisions on every implementation: the training and inference forward passes, and
+// the training data gradient that masks the Relu's output gradient itself, with the
+// sums it leaves for the scale and shift gradients.
+func TestBatchNormReluFused(t *testing.T) {
+	shapes := []BatchNormParams{
+		{N: 3, C: 4, HW: 7, Epsilon: 1e-5, Momentum: 0.9},
+		{N: 2, C: 5, HW: 100, Epsilon: 1e-3, Momentum: 0.8},
+		{N: 2, C: 3, HW: 333, Epsilon: 1e-5, Momentum: 0.9},
+	}
+	forEachImplementation(t, func(t *testing.T) {
+		rng := newRNG(23)
+		for si, p := range shapes {
+			x, dy := randn(rng, p.XLen()), randn(rng, p.XLen())
+			scale, bias, rm, rv := randn(rng, p.C), randn(rng, p.C), randn(rng, p.C), make([]float64, p.C)
+			for c := range rv {
+				rv[c] = 1 + rng.Float64()
+			}
+			check := func(what string, got, want []float64) {
+				t.Helper()
+				for i := range want {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("shape %d %s[%d]: fused %v, one after the other %v", si, what, i, got[i], want[i])
+					}
+				}
+			}
+			if err := testBatchNormReluFused(p, x, dy, scale, bias, rm, rv, func(what string, got, want []float64) { check("float64 "+what, got, want) }); err != nil {
+				t.Fatalf("shape %d float64: %v", si, err)
+			}
+			if err := testBatchNormReluFused(p, to32(x), to32(dy), to32(scale), to32(bias), to32(rm), to32(rv), func(what string, got, want []float32) {
+				check("float32 "+what, to64(got), to64(want))
+			}); err != nil {
+				t.Fatalf("shape %d float32: %v", si, err)
+			}
+		}
+	})
+}
+
+func testBatchNormReluFused[T Float](p BatchNormParams, x, dy, scale, bias, rm, rv []T, check func(what string, got, want []T)) error {
+	n := p.XLen()
+	// Training: forward, then the data gradient and the sums.
+	y, mean, inv := make([]T, n), make([]T, p.C), make([]T, p.C)
+	rm1, rv1 := append([]T{}, rm...), append([]T{}, rv...)
+	BatchNormTrainForward(p, x, scale, bias, y, mean, inv, rm1, rv1)
+	ReluForward(y, y)
+	yf, meanf, invf := make([]T, n), make([]T, p.C), make([]T, p.C)
+	rm2, rv2 := append([]T{}, rm...), append([]T{}, rv...)
+	BatchNormTrainForwardRelu(p, x, scale, bias, yf, meanf, invf, rm2, rv2)
+	check("training output", yf, y)
+	check("running variance", rv2, rv1)
+	dz := make([]T, n)
+	ReluBackward(y, dy, dz)
+	dx := make([]T, n)
+	BatchNormTrainBackwardData(p, x, scale, mean, inv, dz, dx)
+	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackwardSums(p, x, mean, inv, dz, sumDy, sumDyXhat)
+	g, dxf := append([]T{}, dy...), make([]T, n)
+	fDy, fDyXhat := make([]float64, p.C), make([]float64, p.C)
+	BatchNormTrainBackward(p, x, scale, meanf, invf, yf, g, dxf, fDy, fDyXhat)
+	check("masked output gradient", g, dz)
+	check("data gradient", dxf, dx)
+	for c := range sumDy {
+		if fDy[c] != sumDy[c] || fDyXhat[c] != sumDyXhat[c] {
+			return fmt.Errorf("channel %d: sums %v, %v fused, %v, %v one after the other", c, fDy[c], fDyXhat[c], sumDy[c], sumDyXhat[c])
+		}
+	}
+	// Inference.
+	BatchNormInference(p, x, scale, bias, rm, rv, y)
+	ReluForward(y, y)
+	BatchNormInferenceRelu(p, x, scale, bias, rm, rv, yf)
+	check("inference output", yf, y)
+	return nil
+}

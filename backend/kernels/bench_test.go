@@ -198,3 +198,27 @@ func BenchmarkConv2DBackwardDataShapes(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv2DWinogradOrDirect measures ResNet's 3×3 convolutions at 224 px (stride
+// 1) at batch 1 and 16 both ways, F(2×2, 3×3) with its filters cached (an inference's
+// frozen weights) and the direct path of conv_fast.go: what winogradOn's bounds rest on.
+func BenchmarkConv2DWinogradOrDirect(b *testing.B) {
+	kern := packedKernel[float32]()
+	if kern == nil || kern.wino == nil {
+		b.Skip("no Winograd transforms on this implementation")
+	}
+	for _, n := range []int{1, 16} {
+		for _, l := range []struct{ c, h int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}} {
+			p := Conv2DParams{N: n, C: l.c, H: l.h, W: l.h, M: l.c, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize().norm()
+			x, w, bias := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3)
+			y := make([]float32, p.YLen())
+			var cache FilterCache
+			b.Run(fmt.Sprintf("winograd/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
+				benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, true, &cache) })
+			})
+			b.Run(fmt.Sprintf("direct/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
+				benchFLOPs(b, p.FLOPs(), func() { convForwardFast(kern, p, x, dense(w, p.C*9, false), bias, y, true) })
+			})
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -434,6 +435,59 @@ func TestWinogradPaddedInChunks(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+	want := 0
+	for _, k := range asmKernels() {
+		if k.wino != nil {
+			want++
+		}
+	}
+	if ran != want {
+		t.Fatalf("%d implementations ran the Winograd transforms; this CPU has %d", ran, want)
+	}
+}
+
+// TestWinogradUnitsSplit checks the Winograd path of a batch with fewer units than
+// cores (one image on small maps: each unit's transforms and products split across
+// the cores) against the same convolution on one core, bit for bit, and against the
+// float64 direct convolution, on every implementation with the transforms.
+func TestWinogradUnitsSplit(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	geoms := []Conv2DParams{
+		{N: 1, C: 24, H: 13, W: 15, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 64, H: 14, W: 14, M: 40, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	}
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil || kern.wino == nil {
+			return
+		}
+		ran++
+		rng := newRNG(12)
+		for _, g := range geoms {
+			p := g.WithOutSize().norm()
+			if units, _ := winoPlanUnits(p); !p.winogradOn(kern) || len(units) >= runtime.GOMAXPROCS(0) {
+				t.Fatalf("%+v: Winograd %v with %d units; want it with fewer units than the %d cores", g, p.winogradOn(kern), len(units), runtime.GOMAXPROCS(0))
+			}
+			x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
+			split := make([]float32, p.YLen())
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), split, false, nil)
+			one := make([]float32, p.YLen())
+			procs := runtime.GOMAXPROCS(1)
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), one, false, nil)
+			runtime.GOMAXPROCS(procs)
+			for i := range one {
+				if math.Float32bits(split[i]) != math.Float32bits(one[i]) {
+					t.Fatalf("%+v: y[%d] = %v split across the cores, %v on one", g, i, split[i], one[i])
+				}
+			}
+			want := make([]float64, p.YLen())
+			Conv2DForward(p, to64(to32(x)), to64(to32(w)), to64(to32(b)), want)
+			assertClose(t, fmt.Sprintf("%+v against float64", g), to64(split), want, 1e-4)
 		}
 	})
 	want := 0

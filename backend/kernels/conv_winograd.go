@@ -58,6 +58,13 @@ const (
 	// channels, batch 16: 0.8-1.1x the direct convolution; 8×8: 1.4x).
 	winoMinChannels = 16
 	winoMinWidth    = 6
+	// winoMinTiles bounds the batches worth it: with few tiles in all the 16
+	// products read far more transformed filters (16·M·C) than the direct
+	// convolution reads weights (9·M·C) for the work they save (ResNet-50's 7×7
+	// maps of 512 channels at batch 1, 16 tiles: 0.52x the direct convolution;
+	// 14×14 maps of 256, 49 tiles: 1.0x; the same maps at batch 16: 1.2-1.9x;
+	// BenchmarkConv2DWinogradOrDirect).
+	winoMinTiles = 48
 	// winoBudget bounds the floats of one unit's transformed inputs (and of
 	// its products): 16 × channels × tiles.
 	winoBudget = 1 << 19
@@ -67,7 +74,8 @@ const (
 func (p Conv2DParams) winogradOn(kern *gemmKernel) bool {
 	return kern.wino != nil && p.KH == 3 && p.KW == 3 && p.StrideH == 1 && p.StrideW == 1 &&
 		p.DilH == 1 && p.DilW == 1 && p.PadTop == 1 && p.PadLeft == 1 && p.PadBottom == 1 && p.PadRight == 1 &&
-		p.Group == 1 && p.C >= winoMinChannels && p.OutW >= winoMinWidth && p.OutH >= 2
+		p.Group == 1 && p.C >= winoMinChannels && p.OutW >= winoMinWidth && p.OutH >= 2 &&
+		p.N*((p.OutH+1)/2)*((p.OutW+1)/2) >= winoMinTiles
 }
 
 // winoSource says where convForwardWinograd finds its 3×3 filters: tap t
@@ -149,27 +157,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 		defer putBuf(u)
 		winoFilters(kern, M, C, filters, u)
 	}
-	// Units: whole images where one image has few tiles (at least one unit per
-	// goroutine), else rows tile rows of one image.
-	tiles := max(16, winoBudget/(16*max(C, M)))
-	perImage := th * tw
-	maxNW := runtime.GOMAXPROCS(0)
-	var units []winoUnit
-	var tb int // tiles per unit (at most)
-	if g := min(tiles/perImage, (p.N+maxNW-1)/maxNW); g >= 2 {
-		for n0 := 0; n0 < p.N; n0 += g {
-			units = append(units, winoUnit{n0: n0, n1: min(p.N, n0+g), ti1: th})
-		}
-		tb = g * perImage
-	} else {
-		rows := max(1, min(th, tiles/tw))
-		for n := 0; n < p.N; n++ {
-			for ti0 := 0; ti0 < th; ti0 += rows {
-				units = append(units, winoUnit{n0: n, n1: n + 1, ti0: ti0, ti1: min(th, ti0+rows)})
-			}
-		}
-		tb = rows * tw
-	}
+	units, tb := winoPlanUnits(p)
 	var flags uint32
 	if relu {
 		flags = tileRelu
@@ -201,6 +189,32 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 // time.
 const winoPadBudget = 1 << 22
 
+// winoPlanUnits cuts the tiles of p's batch into units: whole images where one image
+// has few tiles (at least one unit per goroutine), else tile rows of one image, as many
+// rows in each unit of an image as the budget allows, evened out. tb is the most tiles
+// a unit has.
+func winoPlanUnits(p Conv2DParams) (units []winoUnit, tb int) {
+	th, tw := (p.OutH+1)/2, (p.OutW+1)/2
+	tiles := max(16, winoBudget/(16*max(p.C, p.M)))
+	perImage := th * tw
+	maxNW := runtime.GOMAXPROCS(0)
+	if g := min(tiles/perImage, (p.N+maxNW-1)/maxNW); g >= 2 {
+		for n0 := 0; n0 < p.N; n0 += g {
+			units = append(units, winoUnit{n0: n0, n1: min(p.N, n0+g), ti1: th})
+		}
+		return units, g * perImage
+	}
+	rows := max(1, min(th, tiles/tw))
+	perRow := (th + rows - 1) / rows // units per image
+	rows = (th + perRow - 1) / perRow
+	for n := 0; n < p.N; n++ {
+		for ti0 := 0; ti0 < th; ti0 += rows {
+			units = append(units, winoUnit{n0: n, n1: n + 1, ti0: ti0, ti1: min(th, ti0+rows)})
+		}
+	}
+	return units, rows * tw
+}
+
 // winoPad writes the images of x, [n, C, H, W], zero-padded to hp × wp planes (one row
 // and column of zeros before) into xp.
 func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
@@ -227,73 +241,133 @@ func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
 
 // winoUnits runs units on the goroutines, each taking whole units: input transform,
 // the 16 products, output transform with the bias and the Relu. The units' images start
-// at image c0, padded in xp.
+// at image c0, padded in xp. With fewer units than cores (a single image on small
+// maps), the units run one after another, each step of each split across the cores:
+// the input transform by channels, the products by k, the output transform by output
+// channels.
 func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, flags uint32) {
-	C, M := p.C, p.M
-	wt := kern.wino
-	lanes := wt.tiles
-	tw := (p.OutW + 1) / 2
-	nw := min(runtime.GOMAXPROCS(0), len(units))
+	w := winoWork{kern: kern, p: p, c0: c0, xp: xp, plane: plane, wp: wp, u: u, plen: plen, tb: tb, bias: bias, y: y, flags: flags}
+	procs := runtime.GOMAXPROCS(0)
+	if len(units) < procs {
+		w.v, w.mb = w.buffers()
+		defer putBuf(w.v)
+		defer putBuf(w.mb)
+		for _, un := range units {
+			parallelFor(p.C, workers(p.C, 16*tb), func(_, lo, hi int) { w.input(un, lo, hi) })
+			parallelFor(16, procs, func(_, lo, hi int) { w.products(un, lo, hi) })
+			parallelFor(p.M, workers(p.M, 16*tb), func(_, lo, hi int) { w.output(un, lo, hi) })
+		}
+		return
+	}
+	nw := min(procs, len(units))
 	var next atomic.Int64
 	parallelFor(nw, nw, func(_, _, _ int) {
-		// 32 values of slack after each buffer: the products and the output
-		// transform read whole panels and 16-tile rows past the last tile.
-		v := getBuf[float32](16*C*tb + 64)
-		mb := getBuf[float32](16*M*tb + 64)
-		defer putBuf(v)
-		defer putBuf(mb)
-		clear(v[16*C*tb:])
-		clear(mb[16*M*tb:])
+		w := w
+		w.v, w.mb = w.buffers()
+		defer putBuf(w.v)
+		defer putBuf(w.mb)
 		for {
 			q := int(next.Add(1)) - 1
 			if q >= len(units) {
 				return
 			}
 			un := units[q]
-			rt := (un.ti1 - un.ti0) * tw // tiles per image in the unit
-			nt := (un.n1 - un.n0) * rt
-			// Input transform: V[k][c][t], t the tile's index in the unit.
-			for n := un.n0; n < un.n1; n++ {
-				for c := 0; c < C; c++ {
-					base := xp[((n-c0)*C+c)*plane:]
-					for ti := un.ti0; ti < un.ti1; ti++ {
-						for tj := 0; tj < tw; tj += lanes {
-							t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
-							wt.input(&base[2*ti*wp+2*tj], wp, &v[c*tb+t], C*tb, min(lanes, tw-tj))
-						}
-					}
-				}
-			}
-			// The 16 products M_k = U_k · V_k.
-			for k := 0; k < 16; k++ {
-				sgemmPacked(kern, 1, gemmArgs{
-					m: M, n: nt, k: C, alpha: 1,
-					ap: u[k*plen : (k+1)*plen],
-					b:  matView{data: v[k*C*tb:], rows: axis{stride: tb}, cols: axis{stride: 1}},
-					c:  mb[k*M*tb : k*M*tb+(M-1)*tb+nt], ldc: tb, bInPlace: true,
-				})
-			}
-			// Output transform, bias and Relu.
-			ys := p.M * p.OutH * p.OutW
-			for n := un.n0; n < un.n1; n++ {
-				for m := 0; m < M; m++ {
-					var b float32
-					if bias != nil {
-						b = bias[m]
-					}
-					yp := y[n*ys+m*p.OutH*p.OutW:]
-					for ti := un.ti0; ti < un.ti1; ti++ {
-						oh := 2 * ti
-						for tj := 0; tj < tw; tj += lanes {
-							t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
-							wt.output(&mb[m*tb+t], M*tb, &yp[oh*p.OutW+2*tj], p.OutW,
-								min(lanes, tw-tj), min(2, p.OutH-oh), min(2*lanes, p.OutW-2*tj), b, flags)
-						}
-					}
+			w.input(un, 0, p.C)
+			w.products(un, 0, 16)
+			w.output(un, 0, p.M)
+		}
+	})
+}
+
+// winoWork is what the steps of convForwardWinograd's units read: the padded images
+// (from image c0) and the transformed filters, and the buffers of one unit's
+// transformed inputs (v) and products (mb).
+type winoWork struct {
+	kern          *gemmKernel
+	p             Conv2DParams
+	c0, plane, wp int
+	xp, u         []float32
+	plen, tb      int
+	bias, y       []float32
+	flags         uint32
+	v, mb         []float32
+}
+
+// buffers returns a unit's transformed inputs and products, with 32 values of slack
+// after each (zeros): the products and the output transform read whole panels and
+// 16-tile rows past the last tile.
+func (w *winoWork) buffers() (v, mb []float32) {
+	C, M, tb := w.p.C, w.p.M, w.tb
+	v = getBuf[float32](16*C*tb + 64)
+	mb = getBuf[float32](16*M*tb + 64)
+	clear(v[16*C*tb:])
+	clear(mb[16*M*tb:])
+	return v, mb
+}
+
+// tiles returns the unit's tiles per image and in all.
+func (w *winoWork) tiles(un winoUnit) (rt, nt int) {
+	rt = (un.ti1 - un.ti0) * ((w.p.OutW + 1) / 2)
+	return rt, (un.n1 - un.n0) * rt
+}
+
+// input writes the transformed inputs V[k][c][t] of channels [c0, c1) of the unit, t
+// the tile's index in the unit.
+func (w *winoWork) input(un winoUnit, c0, c1 int) {
+	p, wt, C, tb := w.p, w.kern.wino, w.p.C, w.tb
+	lanes, tw := wt.tiles, (p.OutW+1)/2
+	rt, _ := w.tiles(un)
+	for n := un.n0; n < un.n1; n++ {
+		for c := c0; c < c1; c++ {
+			base := w.xp[((n-w.c0)*C+c)*w.plane:]
+			for ti := un.ti0; ti < un.ti1; ti++ {
+				for tj := 0; tj < tw; tj += lanes {
+					t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
+					wt.input(&base[2*ti*w.wp+2*tj], w.wp, &w.v[c*tb+t], C*tb, min(lanes, tw-tj))
 				}
 			}
 		}
-	})
+	}
+}
+
+// products computes M_k = U_k · V_k for k in [k0, k1), each on one core.
+func (w *winoWork) products(un winoUnit, k0, k1 int) {
+	C, M, tb := w.p.C, w.p.M, w.tb
+	_, nt := w.tiles(un)
+	for k := k0; k < k1; k++ {
+		sgemmPacked(w.kern, 1, gemmArgs{
+			m: M, n: nt, k: C, alpha: 1,
+			ap: w.u[k*w.plen : (k+1)*w.plen],
+			b:  matView{data: w.v[k*C*tb:], rows: axis{stride: tb}, cols: axis{stride: 1}},
+			c:  w.mb[k*M*tb : k*M*tb+(M-1)*tb+nt], ldc: tb, bInPlace: true,
+		})
+	}
+}
+
+// output writes the outputs of channels [m0, m1) of the unit: the output transform,
+// the bias and the Relu.
+func (w *winoWork) output(un winoUnit, m0, m1 int) {
+	p, wt, M, tb := w.p, w.kern.wino, w.p.M, w.tb
+	lanes, tw := wt.tiles, (p.OutW+1)/2
+	rt, _ := w.tiles(un)
+	ys := p.M * p.OutH * p.OutW
+	for n := un.n0; n < un.n1; n++ {
+		for m := m0; m < m1; m++ {
+			var b float32
+			if w.bias != nil {
+				b = w.bias[m]
+			}
+			yp := w.y[n*ys+m*p.OutH*p.OutW:]
+			for ti := un.ti0; ti < un.ti1; ti++ {
+				oh := 2 * ti
+				for tj := 0; tj < tw; tj += lanes {
+					t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
+					wt.output(&w.mb[m*tb+t], M*tb, &yp[oh*p.OutW+2*tj], p.OutW,
+						min(lanes, tw-tj), min(2, p.OutH-oh), min(2*lanes, p.OutW-2*tj), b, w.flags)
+				}
+			}
+		}
+	}
 }
 
 // winoUnit is one goroutine's share of convForwardWinograd: tile rows

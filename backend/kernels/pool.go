@@ -138,6 +138,16 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	// the windows inside the image; comparing branch by branch mispredicts
 	// on most windows.
 	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
+	if argmax == nil && p.DilH == 1 && p.DilW == 1 {
+		parallelFor(planes, workers(planes, OHW*p.KH+p.OutH*p.KH*p.W), func(_, lo, hi int) {
+			cols := getBuf[T](p.W)
+			defer putBuf(cols)
+			for pl := lo; pl < hi; pl++ {
+				maxPoolPlaneSeparable(p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], cols)
+			}
+		})
+		return
+	}
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			var ap []int32
@@ -164,6 +174,44 @@ func maxPoolPlane[T Float](p Pool2DParams, fast bool, xp, yp []T, ap []int32) {
 				continue
 			}
 			maxPoolWindow(p, xp, yp, ap, oh, ow)
+		}
+	}
+}
+
+// maxPoolPlaneSeparable pools one plane without the positions (an inference's
+// or a forward pass's outputs alone), dilation 1: per output row, the maximum over
+// the window's rows of every column (cols, W values), then over each window's
+// columns of that. A NaN in a window wins, as in maxPoolWindow; a window with no
+// input cell gives 0. Only the sign of a zero maximum may differ from
+// maxPoolWindow's (max(-0, +0) is +0 whichever comes first).
+func maxPoolPlaneSeparable[T Float](p Pool2DParams, xp, yp, cols []T) {
+	for oh := 0; oh < p.OutH; oh++ {
+		yr := yp[oh*p.OutW : (oh+1)*p.OutW]
+		hs := oh*p.StrideH - p.PadTop
+		khLo, khHi := taps(hs, 1, p.KH, p.H)
+		if khLo >= khHi {
+			clear(yr)
+			continue
+		}
+		copy(cols, xp[(hs+khLo)*p.W:(hs+khLo+1)*p.W])
+		for kh := khLo + 1; kh < khHi; kh++ {
+			row := xp[(hs+kh)*p.W : (hs+kh+1)*p.W]
+			for i, v := range row {
+				cols[i] = max(cols[i], v)
+			}
+		}
+		for ow := range yr {
+			ws := ow*p.StrideW - p.PadLeft
+			kwLo, kwHi := taps(ws, 1, p.KW, p.W)
+			if kwLo >= kwHi {
+				yr[ow] = 0
+				continue
+			}
+			m := cols[ws+kwLo]
+			for _, v := range cols[ws+kwLo+1 : ws+kwHi] {
+				m = max(m, v)
+			}
+			yr[ow] = m
 		}
 	}
 }

@@ -268,3 +268,68 @@ func TestMaxPool2x2FastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolSeparable checks the path of a forward pass without positions (rows, then
+// columns) against the general window rule (maxPoolWindow) on inputs full of ties and
+// NaNs, over the pooling geometries of dilation 1 (paddings, ceil mode, windows past the
+// input) and ResNet's stem pooling at odd sizes, in both precisions.
+func TestMaxPoolSeparable(t *testing.T) {
+	rng := newRNG(92)
+	geoms := []poolCase{
+		{Pool2DParams{N: 1, C: 2, H: 11, W: 13, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 12, W: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+		{Pool2DParams{N: 1, C: 1, H: 4, W: 4, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2}, false},
+	}
+	for _, g := range poolGeometries {
+		if one(g.p.DilH) == 1 && one(g.p.DilW) == 1 {
+			geoms = append(geoms, g)
+		}
+	}
+	for gi, g := range geoms {
+		p := g.p.WithOutSize(g.ceil)
+		x := make([]float64, p.XLen())
+		for i := range x {
+			switch r := rng.IntN(10); {
+			case r == 0:
+				x[i] = math.NaN()
+			case r < 5:
+				x[i] = float64(rng.IntN(3)) - 1 // ties, negative values among them
+			default:
+				x[i] = rng.NormFloat64()
+			}
+		}
+		check := func(name string, x, y []float64) {
+			q := p.norm()
+			HW, OHW := q.H*q.W, q.OutH*q.OutW
+			wy, warg := make([]float64, OHW), make([]int32, OHW)
+			for pl := 0; pl < q.N*q.C; pl++ {
+				for oh := 0; oh < q.OutH; oh++ {
+					for ow := 0; ow < q.OutW; ow++ {
+						maxPoolWindow(q, x[pl*HW:(pl+1)*HW], wy, warg, oh, ow)
+					}
+				}
+				for o := range wy {
+					got, want := y[pl*OHW+o], wy[o]
+					if !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
+						t.Fatalf("%s geometry %d (%+v): plane %d out %d: %g, want %g", name, gi, g.p, pl, o, got, want)
+					}
+				}
+			}
+		}
+		y := make([]float64, p.YLen())
+		MaxPool2DForward(p, x, y, nil)
+		check("float64", x, y)
+		y32 := make([]float32, p.YLen())
+		MaxPool2DForward(p, to32(x), y32, nil)
+		check("float32", to64(to32(x)), to64(y32))
+		// Without NaNs, against the definition.
+		for i := range x {
+			if math.IsNaN(x[i]) {
+				x[i] = rng.NormFloat64()
+			}
+		}
+		MaxPool2DForward(p, x, y, nil)
+		wy, _ := naivePool(p, x, true)
+		assertClose(t, fmt.Sprintf("geometry %d against the definition", gi), y, wy, 0)
+	}
+}

@@ -91,6 +91,7 @@ func main() {
 	adam := flag.Bool("adam", false, "train mode: an Adam step after each forward and backward pass")
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
 	ops := flag.Bool("ops", false, "print where the timed runs' time went, by op type (forward and backward), with the cores busy in each")
+	steps := flag.Int("steps", 0, "print the timed runs' slowest steps (node or gradient), this many, with the cores busy in each")
 	flag.Parse()
 	if *report != "" {
 		if err := printReport(*report); err != nil {
@@ -105,7 +106,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops}
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -119,6 +120,7 @@ type config struct {
 	classes                    int
 	adam                       bool
 	ops                        bool
+	steps                      int
 }
 
 func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
@@ -255,6 +257,9 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	if byOp != nil {
 		p.Trace(nil)
 		defer byOp.print(os.Stderr, iters)
+		if cfg.steps > 0 {
+			defer byOp.printSteps(os.Stderr, iters, cfg.steps)
+		}
 	}
 	if memprofile != "" {
 		f, err := os.Create(memprofile)

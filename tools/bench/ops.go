@@ -15,6 +15,8 @@ import (
 type opTimes struct {
 	last  time.Duration
 	byKey map[opKey]*opTime
+	// byStep is the same per step (-steps), each node and its gradient apart.
+	byStep map[string]*opTime
 }
 
 type opKey struct {
@@ -28,7 +30,7 @@ type opTime struct {
 }
 
 func newOpTimes() *opTimes {
-	return &opTimes{last: cpuTime(), byKey: map[opKey]*opTime{}}
+	return &opTimes{last: cpuTime(), byKey: map[opKey]*opTime{}, byStep: map[string]*opTime{}}
 }
 
 func (o *opTimes) add(s backend.StepTime) {
@@ -42,7 +44,29 @@ func (o *opTimes) add(s backend.StepTime) {
 	t.wall += s.Wall
 	t.cpu += now - o.last
 	t.steps++
+	st := o.byStep[s.Step]
+	if st == nil {
+		st = new(opTime)
+		o.byStep[s.Step] = st
+	}
+	st.wall += s.Wall
+	st.cpu += now - o.last
+	st.steps++
 	o.last = now
+}
+
+// printSteps writes the n slowest steps, per run.
+func (o *opTimes) printSteps(w io.Writer, runs, n int) {
+	names := make([]string, 0, len(o.byStep))
+	for k := range o.byStep {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int { return int(o.byStep[b].wall - o.byStep[a].wall) })
+	fmt.Fprintf(w, "%-60s %9s %9s %6s\n", "step", "wall/run", "cpu/run", "cores")
+	for _, k := range names[:min(n, len(names))] {
+		t := o.byStep[k]
+		fmt.Fprintf(w, "%-60s %8.2fms %8.2fms %6.2f\n", k, ms(t.wall, runs), ms(t.cpu, runs), float64(t.cpu)/float64(max(t.wall, 1)))
+	}
 }
 
 // print writes the table, largest wall time first, per run.
