@@ -88,20 +88,32 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
+// BenchmarkMaxPool2D measures VGG's 2×2 pooling and ResNet's 3×3 stride-2 stem pooling
+// at 112 px, batch 8: the forward pass with and without positions, and the backward.
 func BenchmarkMaxPool2D(b *testing.B) {
-	p := Pool2DParams{N: 8, C: 64, H: 112, W: 112, KH: 2, KW: 2, StrideH: 2, StrideW: 2}.WithOutSize(false)
-	x, y, arg := randf32(p.XLen(), 1), make([]float32, p.YLen()), make([]int32, p.YLen())
-	dx := make([]float32, p.XLen())
-	b.Run("forward", func(b *testing.B) {
-		for b.Loop() {
-			MaxPool2DForward(p, x, y, arg)
-		}
-	})
-	b.Run("backward", func(b *testing.B) {
-		for b.Loop() {
-			MaxPool2DBackward(p, x, y, dx)
-		}
-	})
+	for _, q := range []Pool2DParams{
+		{N: 8, C: 64, H: 112, W: 112, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
+		{N: 8, C: 64, H: 112, W: 112, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	} {
+		p := q.WithOutSize(false)
+		x, y, arg := randf32(p.XLen(), 1), make([]float32, p.YLen()), make([]int32, p.YLen())
+		dx := make([]float32, p.XLen())
+		b.Run(fmt.Sprintf("%dx%d/forward", p.KH, p.KW), func(b *testing.B) {
+			for b.Loop() {
+				MaxPool2DForward(p, x, y, nil)
+			}
+		})
+		b.Run(fmt.Sprintf("%dx%d/forward-positions", p.KH, p.KW), func(b *testing.B) {
+			for b.Loop() {
+				MaxPool2DForward(p, x, y, arg)
+			}
+		})
+		b.Run(fmt.Sprintf("%dx%d/backward", p.KH, p.KW), func(b *testing.B) {
+			for b.Loop() {
+				MaxPool2DBackward(p, x, y, dx)
+			}
+		})
+	}
 }
 
 func BenchmarkBatchNormTrain(b *testing.B) {

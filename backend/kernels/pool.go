@@ -161,21 +161,135 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 
 // maxPoolPlane pools one plane (argmax may be nil).
 func maxPoolPlane[T Float](p Pool2DParams, fast bool, xp, yp []T, ap []int32) {
+	// Windows of outputs [ow0, ow1) of rows [oh0, oh1) lie inside the input.
+	oh0, oh1 := interiorOutputs(p.H, p.KH, p.StrideH, p.DilH, p.PadTop, p.OutH)
+	ow0, ow1 := interiorOutputs(p.W, p.KW, p.StrideW, p.DilW, p.PadLeft, p.OutW)
 	for oh := 0; oh < p.OutH; oh++ {
-		ow0, ow1 := 0, 0 // outputs [ow0, ow1) of this row take the fast path
-		if hs := 2*oh - p.PadTop; fast && hs >= 0 && hs+1 < p.H {
-			ow0 = (p.PadLeft + 1) / 2
-			ow1 = max(ow0, min(p.OutW, (p.W+p.PadLeft)/2))
-			maxPool2x2Row(xp[hs*p.W:(hs+2)*p.W], p.W, 2*ow0-p.PadLeft, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
-		}
-		for ow := 0; ow < p.OutW; ow++ {
-			if ow == ow0 && ow1 > ow0 {
-				ow = ow1 - 1
-				continue
+		if oh < oh0 || oh >= oh1 || ow0 >= ow1 {
+			for ow := 0; ow < p.OutW; ow++ {
+				maxPoolWindow(p, xp, yp, ap, oh, ow)
 			}
+			continue
+		}
+		for ow := 0; ow < ow0; ow++ {
+			maxPoolWindow(p, xp, yp, ap, oh, ow)
+		}
+		switch hs := oh*p.StrideH - p.PadTop; {
+		case fast:
+			maxPool2x2Row(xp[hs*p.W:(hs+2)*p.W], p.W, 2*ow0-p.PadLeft, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
+		case p.KH == 3 && p.KW == 3 && p.DilH == 1 && p.DilW == 1:
+			maxPool3x3Row(xp[hs*p.W:(hs+3)*p.W], p.W, ow0*p.StrideW-p.PadLeft, p.StrideW, hs*p.W, yp[oh*p.OutW+ow0:oh*p.OutW+ow1], ap, oh*p.OutW+ow0)
+		default:
+			for ow := ow0; ow < ow1; ow++ {
+				maxPoolWindowInside(p, xp, yp, ap, oh, ow)
+			}
+		}
+		for ow := ow1; ow < p.OutW; ow++ {
 			maxPoolWindow(p, xp, yp, ap, oh, ow)
 		}
 	}
+}
+
+// maxPool3x3Row pools len(y) windows of 3×3 cells (ResNet's stem pooling), stride
+// apart, from the three rows held in rows (row length w), the first window starting at
+// column c0; base is the plane index of rows[0], o the index of y[0] in the plane's
+// argmax (ap may be nil). The rule of maxPoolWindowInside, unrolled: ties go to the
+// first cell in row-major order; a window with a NaN takes maxPoolWindow's rule (the
+// last NaN wins).
+func maxPool3x3Row[T Float](rows []T, w, c0, stride, base int, y []T, ap []int32, o int) {
+	r0, r1, r2 := rows[:w], rows[w:2*w], rows[2*w:3*w]
+	for j := range y {
+		c := c0 + stride*j
+		a0, a1, a2 := r0[c], r0[c+1], r0[c+2]
+		b0, b1, b2 := r1[c], r1[c+1], r1[c+2]
+		d0, d1, d2 := r2[c], r2[c+1], r2[c+2]
+		m := max(max(max(a0, a1), max(a2, b0)), max(max(b1, b2), max(d0, max(d1, d2))))
+		if ap == nil {
+			y[j] = m
+			continue
+		}
+		if m != m {
+			i := -1
+			for k, v := range [9]T{a0, a1, a2, b0, b1, b2, d0, d1, d2} {
+				if v != v {
+					i = k
+				}
+			}
+			y[j], ap[o+j] = m, int32(base+i/3*w+c+i%3)
+			continue
+		}
+		i := 2*w + 2
+		if d1 == m {
+			i = 2*w + 1
+		}
+		if d0 == m {
+			i = 2 * w
+		}
+		if b2 == m {
+			i = w + 2
+		}
+		if b1 == m {
+			i = w + 1
+		}
+		if b0 == m {
+			i = w
+		}
+		if a2 == m {
+			i = 2
+		}
+		if a1 == m {
+			i = 1
+		}
+		if a0 == m {
+			i = 0
+		}
+		y[j], ap[o+j] = rows[i+c], int32(base+c+i)
+	}
+}
+
+// interiorOutputs returns the outputs [lo, hi) along one axis whose windows lie
+// inside the input (n values; padBegin before it).
+func interiorOutputs(n, k, stride, dil, padBegin, out int) (lo, hi int) {
+	lo = min(out, (padBegin+stride-1)/stride)
+	if last := n - 1 - (k-1)*dil + padBegin; last >= 0 {
+		hi = min(out, last/stride+1)
+	}
+	return lo, max(lo, hi)
+}
+
+// maxPoolWindowInside is maxPoolWindow for a window inside the input, without
+// branches on the values: the maximum first, then its first cell in row-major order
+// found from the last cell back by conditional moves (a branch on which cell holds the
+// maximum mispredicts on most windows). A window with a NaN takes maxPoolWindow.
+func maxPoolWindowInside[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow int) {
+	base := (oh*p.StrideH-p.PadTop)*p.W + ow*p.StrideW - p.PadLeft
+	dh, dw := p.DilH*p.W, p.DilW
+	m := xp[base]
+	for kh := 0; kh < p.KH; kh++ {
+		row := xp[base+kh*dh:]
+		for kw := 0; kw < p.KW; kw++ {
+			m = max(m, row[kw*dw])
+		}
+	}
+	o := oh*p.OutW + ow
+	if ap == nil {
+		yp[o] = m
+		return
+	}
+	if m != m {
+		maxPoolWindow(p, xp, yp, ap, oh, ow)
+		return
+	}
+	best := base
+	for kh := p.KH - 1; kh >= 0; kh-- {
+		for kw := p.KW - 1; kw >= 0; kw-- {
+			i := base + kh*dh + kw*dw
+			if xp[i] == m {
+				best = i
+			}
+		}
+	}
+	yp[o], ap[o] = xp[best], int32(best) // xp[best], not m: the sign of a zero as maxPoolWindow's
 }
 
 // maxPoolPlaneSeparable pools one plane without the positions (an inference's

@@ -270,9 +270,10 @@ func TestMaxPool2x2FastPath(t *testing.T) {
 }
 
 // TestMaxPoolSeparable checks the path of a forward pass without positions (rows, then
-// columns) against the general window rule (maxPoolWindow) on inputs full of ties and
-// NaNs, over the pooling geometries of dilation 1 (paddings, ceil mode, windows past the
-// input) and ResNet's stem pooling at odd sizes, in both precisions.
+// columns), and the branch-free path of the windows inside the input with positions,
+// against the general window rule (maxPoolWindow) on inputs full of ties and NaNs,
+// over the pooling geometries (paddings, ceil mode, windows past the input, dilations
+// with positions) and ResNet's stem pooling at odd sizes, in both precisions.
 func TestMaxPoolSeparable(t *testing.T) {
 	rng := newRNG(92)
 	geoms := []poolCase{
@@ -280,11 +281,7 @@ func TestMaxPoolSeparable(t *testing.T) {
 		{Pool2DParams{N: 1, C: 2, H: 12, W: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
 		{Pool2DParams{N: 1, C: 1, H: 4, W: 4, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2}, false},
 	}
-	for _, g := range poolGeometries {
-		if one(g.p.DilH) == 1 && one(g.p.DilW) == 1 {
-			geoms = append(geoms, g)
-		}
-	}
+	geoms = append(geoms, poolGeometries...)
 	for gi, g := range geoms {
 		p := g.p.WithOutSize(g.ceil)
 		x := make([]float64, p.XLen())
@@ -298,7 +295,7 @@ func TestMaxPoolSeparable(t *testing.T) {
 				x[i] = rng.NormFloat64()
 			}
 		}
-		check := func(name string, x, y []float64) {
+		check := func(name string, x, y []float64, arg []int32) {
 			q := p.norm()
 			HW, OHW := q.H*q.W, q.OutH*q.OutW
 			wy, warg := make([]float64, OHW), make([]int32, OHW)
@@ -313,15 +310,24 @@ func TestMaxPoolSeparable(t *testing.T) {
 					if !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
 						t.Fatalf("%s geometry %d (%+v): plane %d out %d: %g, want %g", name, gi, g.p, pl, o, got, want)
 					}
+					if arg != nil && arg[pl*OHW+o] != warg[o] {
+						t.Fatalf("%s geometry %d (%+v): plane %d out %d: position %d, want %d", name, gi, g.p, pl, o, arg[pl*OHW+o], warg[o])
+					}
 				}
 			}
 		}
-		y := make([]float64, p.YLen())
-		MaxPool2DForward(p, x, y, nil)
-		check("float64", x, y)
+		y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
 		y32 := make([]float32, p.YLen())
-		MaxPool2DForward(p, to32(x), y32, nil)
-		check("float32", to64(to32(x)), to64(y32))
+		if one(p.DilH) == 1 && one(p.DilW) == 1 {
+			MaxPool2DForward(p, x, y, nil)
+			check("float64", x, y, nil)
+			MaxPool2DForward(p, to32(x), y32, nil)
+			check("float32", to64(to32(x)), to64(y32), nil)
+		}
+		MaxPool2DForward(p, x, y, arg)
+		check("float64 with positions", x, y, arg)
+		MaxPool2DForward(p, to32(x), y32, arg)
+		check("float32 with positions", to64(to32(x)), to64(y32), arg)
 		// Without NaNs, against the definition.
 		for i := range x {
 			if math.IsNaN(x[i]) {
