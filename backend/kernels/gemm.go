@@ -79,6 +79,11 @@ type gemmKernel struct {
 	// and dx may be dy.
 	silu     func(n int, x, y *float32)
 	siluBack func(n int, x, dy, dx *float32)
+	// gelu and geluBack, when set, are Gelu (x·Φ(x)) and its gradient (dx =
+	// dy·(Φ(x) + x·φ(x))) of n float32 values, with erf32's approximation; y may be
+	// x and dx may be dy.
+	gelu     func(n int, x, y *float32)
+	geluBack func(n int, x, dy, dx *float32)
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

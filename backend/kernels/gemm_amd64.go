@@ -14,7 +14,7 @@ var (
 		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
-		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512,
+		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512,
 			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
 	}
@@ -23,7 +23,7 @@ var (
 		tile: tileAVX2, packCopy: packCopyAVX2, packGather: packGatherAVX2,
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
-		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2,
+		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
 		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2,
 			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
 	}
@@ -35,7 +35,8 @@ var (
 var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true,
-	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, norm: kernelAVX512.norm,
+	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
+	norm: kernelAVX512.norm,
 }
 
 // bf16Kernel returns the bfloat16 kernel, or nil where the CPU lacks AVX512_BF16.
@@ -467,6 +468,21 @@ func siluAVX2(n int, x, y *float32)
 
 //go:noescape
 func siluBackAVX2(n int, x, dy, dx *float32)
+
+// geluAVX512, geluBackAVX512, geluAVX2 and geluBackAVX2 are gemmKernel.gelu and geluBack
+// (gemm_gen_amd64.s).
+
+//go:noescape
+func geluAVX512(n int, x, y *float32)
+
+//go:noescape
+func geluBackAVX512(n int, x, dy, dx *float32)
+
+//go:noescape
+func geluAVX2(n int, x, y *float32)
+
+//go:noescape
+func geluBackAVX2(n int, x, dy, dx *float32)
 
 //go:noescape
 func clipAVX512(n int, lo, hi float32, x, y *float32)

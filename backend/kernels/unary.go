@@ -426,8 +426,21 @@ func exp32(x float32) float32 {
 
 // geluForward32 and geluBackward32 are Gelu (x·Φ(x), Φ the normal CDF) and its
 // gradient dy·(Φ(x) + x·φ(x)) in float32 arithmetic (erf32, exp32): the float64
-// math.Erf per element was most of a ConvNeXt or ViT training step. dx may be dy, y x.
+// math.Erf per element was most of a ConvNeXt or ViT training step. They run in the
+// vector loops of the kernel in use where it has them (the same approximations, with
+// fused multiply-adds), else in Go. dx may be dy, y x.
 func geluForward32(x, y []float32) {
+	y = y[:len(x)]
+	if kern := packedKernel[float32](); kern != nil && kern.gelu != nil {
+		if len(x) > 0 {
+			kern.gelu(len(x), &x[0], &y[0])
+		}
+		return
+	}
+	geluForwardGo(x, y)
+}
+
+func geluForwardGo(x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] = 0.5 * v * (1 + erf32(v*0.70710678118654752))
@@ -435,6 +448,17 @@ func geluForward32(x, y []float32) {
 }
 
 func geluBackward32(x, dy, dx []float32) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
+	if kern := packedKernel[float32](); kern != nil && kern.geluBack != nil {
+		if len(x) > 0 {
+			kern.geluBack(len(x), &x[0], &dy[0], &dx[0])
+		}
+		return
+	}
+	geluBackwardGo(x, dy, dx)
+}
+
+func geluBackwardGo(x, dy, dx []float32) {
 	dy, dx = dy[:len(x)], dx[:len(x)]
 	for i, v := range x {
 		cdf := 0.5 * (1 + erf32(v*0.70710678118654752))

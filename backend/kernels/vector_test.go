@@ -162,10 +162,12 @@ func TestSiLUEveryImplementation(t *testing.T) {
 	}
 }
 
-// TestGeluFloat32 checks the float32 Gelu and its gradient (erf32 and exp32) against the
-// float64 formulas with math.Erf and math.Exp, over [-12, 12] in steps of 1/1024 and at
-// the extremes: erf32 within 4.2e-7 absolute, exp32 within 2 ulp, Gelu within 1e-6 of
-// max(1, |x|), the gradient within 1e-6 of max(1, |dy·x·φ(x)|); NaN kept.
+// TestGeluFloat32 checks the float32 Gelu and its gradient (erf32 and exp32, and the
+// vector loops of every implementation that has them) against the float64 formulas
+// with math.Erf and math.Exp, over [-12, 12] in steps of 1/1024 and at the extremes:
+// erf32 within 4.2e-7 absolute, exp32 within 2 ulp, Gelu within 1e-6 of max(1, |x|),
+// the gradient within 1e-6 of max(1, |dy·x·φ(x)|); NaN kept; every length, in place;
+// the vector instruction sets give the same bits.
 func TestGeluFloat32(t *testing.T) {
 	var xs []float32
 	for i := -12 * 1024; i <= 12*1024; i++ {
@@ -193,28 +195,63 @@ func TestGeluFloat32(t *testing.T) {
 			}
 		}
 	}
-	y, dx, dy := make([]float32, len(xs)), make([]float32, len(xs)), make([]float32, len(xs))
+	dy := make([]float32, len(xs))
 	for i := range dy {
 		dy[i] = float32(i%5) - 1.7
 	}
-	geluForward32(xs, y)
-	geluBackward32(xs, dy, dx)
-	for i, x := range xs {
-		f := float64(x)
-		cdf := 0.5 * (1 + math.Erf(f/math.Sqrt2))
-		pdf := math.Exp(-f*f/2) / math.Sqrt(2*math.Pi)
-		if want := f * cdf; math.Abs(float64(y[i])-want) > 1e-6*math.Max(1, math.Abs(f)) {
-			t.Fatalf("gelu(%g) = %g, want %g", x, y[i], want)
+	asm := 0
+	var first, firstD []float32
+	var firstName string
+	forEachImplementation(t, func(t *testing.T) {
+		y, dx := make([]float32, len(xs)), make([]float32, len(xs))
+		geluForward32(xs, y)
+		geluBackward32(xs, dy, dx)
+		for i, x := range xs {
+			f := float64(x)
+			cdf := 0.5 * (1 + math.Erf(f/math.Sqrt2))
+			pdf := math.Exp(-f*f/2) / math.Sqrt(2*math.Pi)
+			if want := f * cdf; math.Abs(float64(y[i])-want) > 1e-6*math.Max(1, math.Abs(f)) {
+				t.Fatalf("gelu(%g) = %g, want %g", x, y[i], want)
+			}
+			g := float64(dy[i])
+			if want := g * (cdf + f*pdf); math.Abs(float64(dx[i])-want) > 1e-6*math.Max(1, math.Abs(g*f*pdf)) {
+				t.Fatalf("gelu'(%g)·%g = %g, want %g", x, g, dx[i], want)
+			}
 		}
-		g := float64(dy[i])
-		if want := g * (cdf + f*pdf); math.Abs(float64(dx[i])-want) > 1e-6*math.Max(1, math.Abs(g*f*pdf)) {
-			t.Fatalf("gelu'(%g)·%g = %g, want %g", x, g, dx[i], want)
+		nan := []float32{float32(math.NaN()), 1, float32(math.NaN())}
+		ny, ndx := make([]float32, 3), make([]float32, 3)
+		geluForward32(nan, ny)
+		geluBackward32(nan, dy[:3], ndx)
+		if ny[0] == ny[0] || ndx[0] == ndx[0] || ny[2] == ny[2] || ndx[2] == ndx[2] || ny[1] != ny[1] {
+			t.Errorf("gelu of NaN, 1, NaN: %g, gradient %g", ny, ndx)
 		}
-	}
-	nan := []float32{float32(math.NaN())}
-	geluForward32(nan, y[:1])
-	geluBackward32(nan, dy[:1], dx[:1])
-	if y[0] == y[0] || dx[0] == dx[0] {
-		t.Errorf("gelu of NaN: %g, gradient %g", y[0], dx[0])
+		// Every length (the vector loops' masked remainders), in place.
+		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 515} {
+			over := append([]float32(nil), xs[:n]...)
+			geluForward32(over, over)
+			gover := append([]float32(nil), dy[:n]...)
+			geluBackward32(xs[:n], gover, gover)
+			for i := range over {
+				if math.Float32bits(over[i]) != math.Float32bits(y[i]) || math.Float32bits(gover[i]) != math.Float32bits(dx[i]) {
+					t.Fatalf("length %d, in place: gelu(%g) = %g, gradient %g; in the long call %g, %g", n, xs[i], over[i], gover[i], y[i], dx[i])
+				}
+			}
+		}
+		if kern := packedKernel[float32](); kern != nil && kern.gelu != nil {
+			asm++
+			// The instruction sets give the same bits.
+			if first == nil {
+				first, firstD, firstName = y, dx, Current()
+				return
+			}
+			for i := range y {
+				if math.Float32bits(y[i]) != math.Float32bits(first[i]) || math.Float32bits(dx[i]) != math.Float32bits(firstD[i]) {
+					t.Fatalf("gelu(%g): %s gives %g and %g, %s %g and %g", xs[i], Current(), y[i], dx[i], firstName, first[i], firstD[i])
+				}
+			}
+		}
+	})
+	if want := len(asmKernels()); asm != want {
+		t.Errorf("%d implementations ran the Gelu loops; this CPU has %d", asm, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -53,6 +54,7 @@ func main() {
 	winograd(&w)
 	winogradAVX2(&w)
 	sigmoid(&w)
+	gelu(&w)
 	normOps(&w, "AVX512", "Z", 16)
 	normOps(&w, "AVX2", "Y", 8)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
@@ -1550,6 +1552,145 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 		body256()
 		finish(func(reg, base string) { w.p("\tVMASKMOVPS %s, Y6, (%s)", reg, base) })
 		w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+	}
+}
+
+// gelu emits geluAVX512, geluBackAVX512, geluAVX2 and geluBackAVX2: Gelu, y = x·Φ(x)
+// with Φ(x) = (1 + erf(x/√2))/2, and its gradient dx = dy·(Φ(x) + x·φ(x)), φ(x) =
+// e^(-x²/2)/√(2π). erf is erf32's (unary.go): the argument clamped to [-4, 4], Eigen's
+// rational approximation x·p(x²)/q(x²); e^t is the sigmoid's (t clamped below at -87).
+// The same operations in the same order on both instruction sets, fused multiply-adds
+// included, so both give the same bits. NaN stays NaN (the clamps return it).
+func gelu(w *asm) {
+	consts := []struct {
+		name string
+		v    float64
+	}{
+		{"geluRs2", 0.70710678118654752}, {"geluLo", -4}, {"geluHi", 4},
+		{"geluP0", -2.72614225801306e-10}, {"geluP1", 2.77068142495902e-08}, {"geluP2", -2.10102402082508e-06},
+		{"geluP3", -5.69250639462346e-05}, {"geluP4", -7.34990630326855e-04}, {"geluP5", -2.95459980854025e-03},
+		{"geluP6", -1.60960333262415e-02},
+		{"geluQ0", -1.45660718464996e-05}, {"geluQ1", -2.13374055278905e-04}, {"geluQ2", -1.68282697438203e-03},
+		{"geluQ3", -7.37332916720468e-03}, {"geluQ4", -1.42647390514189e-02},
+		{"geluHalf", 0.5}, {"geluMHalf", -0.5}, {"geluPdf", 0.3989422804014327},
+	}
+	for _, c := range consts {
+		for j := 0; j < 8; j++ {
+			w.p("DATA %s<>+%d(SB)/4, $(%s)", c.name, 4*j, strconv.FormatFloat(c.v, 'e', -1, 64))
+		}
+		w.p("GLOBL %s<>(SB), RODATA, $32", c.name)
+	}
+	w.p("")
+	for _, isa := range []struct {
+		suffix, r, bcst, round string
+		lanes                  int
+	}{{"AVX512", "Z", ".BCST", "VRNDSCALEPS", 16}, {"AVX2", "Y", "", "VROUNDPS", 8}} {
+		r := func(i int) string { return fmt.Sprintf("%s%d", isa.r, i) }
+		// op with a constant operand (a broadcast on AVX-512, a 32-byte memory operand on AVX2).
+		op := func(ins, c, src, dst string) { w.p("\t%s%s %s<>(SB), %s, %s", ins, isa.bcst, c, src, dst) }
+		load := func(c, dst string) {
+			if isa.r == "Z" {
+				w.p("\tVBROADCASTSS %s<>(SB), %s", c, dst)
+			} else {
+				w.p("\tVMOVUPS %s<>(SB), %s", c, dst)
+			}
+		}
+		// erf leaves erf(x/√2) of x (R0) in R3; R1, R2, R4, R6 are scratch.
+		erf := func() {
+			op("VMULPS", "geluRs2", r(0), r(1))
+			load("geluLo", r(6))
+			w.p("\tVMAXPS %s, %s, %s", r(1), r(6), r(1))
+			load("geluHi", r(6))
+			w.p("\tVMINPS %s, %s, %s", r(1), r(6), r(1))
+			w.p("\tVMULPS %s, %s, %s", r(1), r(1), r(2))
+			load("geluP0", r(3))
+			for i := 1; i <= 6; i++ {
+				op("VFMADD213PS", fmt.Sprintf("geluP%d", i), r(2), r(3))
+			}
+			load("geluQ0", r(4))
+			for i := 1; i <= 4; i++ {
+				op("VFMADD213PS", fmt.Sprintf("geluQ%d", i), r(2), r(4))
+			}
+			w.p("\tVMULPS %s, %s, %s", r(3), r(1), r(3))
+			w.p("\tVDIVPS %s, %s, %s", r(4), r(3), r(3))
+		}
+		// finish turns erf (R3) into y, or with dy in R7 into dx, in R0.
+		finish := func(back bool) {
+			if !back {
+				op("VADDPS", "sigOne", r(3), r(5))
+				op("VMULPS", "geluHalf", r(0), r(6))
+				w.p("\tVMULPS %s, %s, %s", r(5), r(6), r(0))
+				return
+			}
+			op("VADDPS", "sigOne", r(3), r(5))
+			op("VMULPS", "geluHalf", r(5), r(5)) // Φ
+			op("VMULPS", "geluMHalf", r(0), r(6))
+			w.p("\tVMULPS %s, %s, %s", r(0), r(6), r(6)) // t = -x²/2
+			load("sigLo", r(1))
+			w.p("\tVMAXPS %s, %s, %s", r(6), r(1), r(6))
+			op("VMULPS", "sigLog2e", r(6), r(2))
+			w.p("\t%s $0, %s, %s", isa.round, r(2), r(2))
+			op("VFNMADD231PS", "sigC1", r(2), r(6))
+			op("VFNMADD231PS", "sigC2", r(2), r(6))
+			w.p("\tVMULPS %s, %s, %s", r(6), r(6), r(3))
+			load("sigP0", r(4))
+			for i := 1; i <= 5; i++ {
+				op("VFMADD213PS", fmt.Sprintf("sigP%d", i), r(6), r(4))
+			}
+			w.p("\tVFMADD213PS %s, %s, %s", r(6), r(3), r(4))
+			op("VADDPS", "sigOne", r(4), r(4))
+			w.p("\tVCVTPS2DQ %s, %s", r(2), r(2))
+			if isa.r == "Z" {
+				w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", r(2), r(2))
+			} else {
+				w.p("\tVPADDD sig127<>(SB), %s, %s", r(2), r(2))
+			}
+			w.p("\tVPSLLD $23, %s, %s", r(2), r(2))
+			w.p("\tVMULPS %s, %s, %s", r(2), r(4), r(4)) // e^t
+			op("VMULPS", "geluPdf", r(4), r(4))          // φ
+			w.p("\tVFMADD231PS %s, %s, %s", r(4), r(0), r(5))
+			w.p("\tVMULPS %s, %s, %s", r(7), r(5), r(0))
+		}
+		for _, back := range []bool{false, true} {
+			name, label := "gelu"+isa.suffix, "gelu"+isa.r
+			if back {
+				name, label = "geluBack"+isa.suffix, "gelub"+isa.r
+				w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, $0-32\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name)
+			} else {
+				w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, $0-24\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DX", name, name)
+			}
+			bytes := 4 * isa.lanes
+			w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, isa.lanes, label, r(0))
+			if back {
+				w.p("\tVMOVUPS (DI), %s", r(7))
+			}
+			erf()
+			finish(back)
+			w.p("\tVMOVUPS %s, (DX)\n\tADDQ $%d, SI\n\tADDQ $%d, DX", r(0), bytes, bytes)
+			if back {
+				w.p("\tADDQ $%d, DI", bytes)
+			}
+			w.p("\tSUBQ $%d, CX\n\tJMP %s_loop", isa.lanes, label)
+			w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
+			if isa.r == "Z" {
+				w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
+				if back {
+					w.p("\tVMOVUPS.Z (DI), K1, Z7")
+				}
+				erf()
+				finish(back)
+				w.p("\tVMOVUPS Z0, K1, (DX)")
+			} else {
+				w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
+				if back {
+					w.p("\tVMASKMOVPS (DI), Y15, Y7")
+				}
+				erf()
+				finish(back)
+				w.p("\tVMASKMOVPS Y0, Y15, (DX)")
+			}
+			w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+		}
 	}
 }
 
