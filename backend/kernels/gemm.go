@@ -84,6 +84,9 @@ type gemmKernel struct {
 	// x and dx may be dy.
 	gelu     func(n int, x, y *float32)
 	geluBack func(n int, x, dy, dx *float32)
+	// expShift, when set, writes y = e^(x - shift) of n float32 values (0 where x -
+	// shift < -87, as exp32): a softmax row's exponentials. y may be x.
+	expShift func(n int, x *float32, shift float32, y *float32)
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

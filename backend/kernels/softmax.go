@@ -10,14 +10,27 @@ func SoftmaxForward[T Float](rows, cols int, x, y []T) {
 	const name = "SoftmaxForward"
 	need(name, "x", x, rows*cols)
 	need(name, "y", y, rows*cols)
+	var expShift func(n int, x *float32, shift float32, y *float32)
+	if kern := packedKernel[T](); kern != nil && cols > 0 {
+		expShift = kern.expShift
+	}
 	forRows(rows, cols, func(r int) {
 		xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
 		mx := rowMax(xs)
 		var s float64
-		for i, v := range xs {
-			e := math.Exp(float64(v - mx))
-			ys[i] = T(e)
-			s += e
+		if expShift != nil {
+			// float32: the exponentials in the kernel's vector loop, summed here in
+			// float64 in the same order on every instruction set.
+			expShift(cols, &as32(xs)[0], float32(mx), &as32(ys)[0])
+			for _, e := range ys {
+				s += float64(e)
+			}
+		} else {
+			for i, v := range xs {
+				e := math.Exp(float64(v - mx))
+				ys[i] = T(e)
+				s += e
+			}
 		}
 		inv := T(1 / s)
 		for i := range ys {

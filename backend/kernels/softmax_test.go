@@ -162,3 +162,77 @@ func TestSoftmaxRowsSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxFloat32EveryImplementation checks the float32 softmax (the exponentials in
+// the vector loop of each implementation that has one, else math.Exp) against the
+// float64 definition within 1e-6 relative to the row's largest probability, on rows of
+// every remainder length, with large spreads (exponentials below e^-87, which are 0),
+// -Inf (masked attention: probability 0) and NaN (the row's NaN kept); the vector
+// instruction sets give the same bits.
+func TestSoftmaxFloat32EveryImplementation(t *testing.T) {
+	rng := newRNG(31)
+	var rowsX [][]float64
+	for _, cols := range []int{1, 7, 8, 15, 16, 17, 33, 197} {
+		x := randn(rng, cols)
+		for j := range x {
+			x[j] *= 4
+		}
+		rowsX = append(rowsX, x)
+		wide := append([]float64{}, x...)
+		wide[0] = 200 // the others far below: e^-190 and less
+		rowsX = append(rowsX, wide)
+		masked := append([]float64{}, x...)
+		for j := 1; j < cols; j += 3 {
+			masked[j] = math.Inf(-1)
+		}
+		rowsX = append(rowsX, masked)
+	}
+	asm := 0
+	var first [][]float32
+	var firstName string
+	forEachImplementation(t, func(t *testing.T) {
+		var got [][]float32
+		for ri, x := range rowsX {
+			cols := len(x)
+			y := make([]float32, cols)
+			SoftmaxForward(1, cols, to32(x), y)
+			x32 := to64(to32(x))
+			mx := math.Inf(-1)
+			for _, v := range x32 {
+				mx = math.Max(mx, v)
+			}
+			var z float64
+			for _, v := range x32 {
+				z += math.Exp(v - mx)
+			}
+			for c, v := range x32 {
+				if w := math.Exp(v-mx) / z; math.Abs(float64(y[c])-w) > 1e-6 {
+					t.Fatalf("row %d (%d columns): softmax[%d] = %g, want %g", ri, cols, c, y[c], w)
+				}
+			}
+			got = append(got, y)
+		}
+		nan := []float32{1, float32(math.NaN()), 2}
+		SoftmaxForward(1, 3, nan, nan)
+		if nan[1] == nan[1] {
+			t.Errorf("softmax of a row with NaN: %v", nan)
+		}
+		if kern := packedKernel[float32](); kern != nil && kern.expShift != nil {
+			asm++
+			if first == nil {
+				first, firstName = got, Current()
+				return
+			}
+			for ri := range got {
+				for c := range got[ri] {
+					if math.Float32bits(got[ri][c]) != math.Float32bits(first[ri][c]) {
+						t.Fatalf("row %d: softmax[%d] = %g on %s, %g on %s", ri, c, got[ri][c], Current(), first[ri][c], firstName)
+					}
+				}
+			}
+		}
+	})
+	if want := len(asmKernels()); asm != want {
+		t.Errorf("%d implementations ran the softmax's vector loop; this CPU has %d", asm, want)
+	}
+}

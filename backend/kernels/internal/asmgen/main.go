@@ -55,6 +55,7 @@ func main() {
 	winogradAVX2(&w)
 	sigmoid(&w)
 	gelu(&w)
+	expShift(&w)
 	normOps(&w, "AVX512", "Z", 16)
 	normOps(&w, "AVX2", "Y", 8)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
@@ -1691,6 +1692,82 @@ func gelu(w *asm) {
 			}
 			w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
 		}
+	}
+}
+
+// expShift emits expShiftAVX512 and expShiftAVX2: y = e^(x - shift), the sigmoid's e^t
+// (t clamped below at -87) and 0 where t < -87 (exp32's rule; NaN stays NaN): a
+// softmax row's exponentials. The same operations in the same order on both
+// instruction sets, so both give the same bits.
+func expShift(w *asm) {
+	for _, isa := range []struct {
+		suffix, r, bcst, round string
+		lanes                  int
+	}{{"AVX512", "Z", ".BCST", "VRNDSCALEPS", 16}, {"AVX2", "Y", "", "VROUNDPS", 8}} {
+		r := func(i int) string { return fmt.Sprintf("%s%d", isa.r, i) }
+		op := func(ins, c, src, dst string) { w.p("\t%s%s %s<>(SB), %s, %s", ins, isa.bcst, c, src, dst) }
+		load := func(c, dst string) {
+			if isa.r == "Z" {
+				w.p("\tVBROADCASTSS %s<>(SB), %s", c, dst)
+			} else {
+				w.p("\tVMOVUPS %s<>(SB), %s", c, dst)
+			}
+		}
+		// body leaves e^(x - shift) of x (R0) in R0; the shift is in R8, -87 in R9.
+		body := func() {
+			w.p("\tVSUBPS %s, %s, %s", r(8), r(0), r(5)) // t
+			w.p("\tVMAXPS %s, %s, %s", r(5), r(9), r(1))
+			op("VMULPS", "sigLog2e", r(1), r(2))
+			w.p("\t%s $0, %s, %s", isa.round, r(2), r(2))
+			op("VFNMADD231PS", "sigC1", r(2), r(1))
+			op("VFNMADD231PS", "sigC2", r(2), r(1))
+			w.p("\tVMULPS %s, %s, %s", r(1), r(1), r(3))
+			load("sigP0", r(4))
+			for i := 1; i <= 5; i++ {
+				op("VFMADD213PS", fmt.Sprintf("sigP%d", i), r(1), r(4))
+			}
+			w.p("\tVFMADD213PS %s, %s, %s", r(1), r(3), r(4))
+			op("VADDPS", "sigOne", r(4), r(4))
+			w.p("\tVCVTPS2DQ %s, %s", r(2), r(2))
+			if isa.r == "Z" {
+				w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", r(2), r(2))
+			} else {
+				w.p("\tVPADDD sig127<>(SB), %s, %s", r(2), r(2))
+			}
+			w.p("\tVPSLLD $23, %s, %s", r(2), r(2))
+			w.p("\tVMULPS %s, %s, %s", r(2), r(4), r(0))
+			// 0 where t < -87: keep where t is not less than -87 (NaN included).
+			if isa.r == "Z" {
+				w.p("\tVCMPPS $5, %s, %s, K2", r(9), r(5))
+				w.p("\tVMOVAPS.Z %s, K2, %s", r(0), r(0))
+			} else {
+				w.p("\tVCMPPS $5, %s, %s, %s", r(9), r(5), r(6))
+				w.p("\tVANDPS %s, %s, %s", r(6), r(0), r(0))
+			}
+		}
+		name, label := "expShift"+isa.suffix, "exps"+isa.r
+		w.p("// func %s(n int, x *float32, shift float32, y *float32)\nTEXT ·%s(SB), NOSPLIT, $0-32\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+24(FP), DX", name, name)
+		if isa.r == "Z" {
+			w.p("\tVBROADCASTSS shift+16(FP), Z8")
+		} else {
+			w.p("\tVBROADCASTSS shift+16(FP), Y8")
+		}
+		load("sigLo", r(9))
+		bytes := 4 * isa.lanes
+		w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, isa.lanes, label, r(0))
+		body()
+		w.p("\tVMOVUPS %s, (DX)\n\tADDQ $%d, SI\n\tADDQ $%d, DX\n\tSUBQ $%d, CX\n\tJMP %s_loop", r(0), bytes, bytes, isa.lanes, label)
+		w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
+		if isa.r == "Z" {
+			w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
+			body()
+			w.p("\tVMOVUPS Z0, K1, (DX)")
+		} else {
+			w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
+			body()
+			w.p("\tVMASKMOVPS Y0, Y15, (DX)")
+		}
+		w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
 	}
 }
 
