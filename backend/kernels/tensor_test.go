@@ -608,3 +608,55 @@ func TestMulBackwardFloat32EveryImplementation(t *testing.T) {
 		}
 	})
 }
+
+// TestMatMulBatchesSplit checks the float32 batched products whose batches split across
+// the cores (attention's: every batch its own matrices; a broadcast B, whose gradient
+// sums over the batches and stays on one product at a time) on every implementation:
+// against the float64 products within float32 rounding, and bit for bit against the
+// same products on one core.
+func TestMatMulBatchesSplit(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	rng := newRNG(46)
+	cases := []struct{ a, b []int }{
+		{[]int{3, 4, 13, 8}, []int{3, 4, 8, 11}},
+		{[]int{6, 13, 8}, []int{1, 8, 11}},
+	}
+	forEachImplementation(t, func(t *testing.T) {
+		for _, c := range cases {
+			out, err := MatMulShape(c.a, c.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b, dy := randn(rng, Size(c.a)), randn(rng, Size(c.b)), randn(rng, Size(out))
+			run := func() (y, da, db []float32) {
+				y, da, db = make([]float32, Size(out)), make([]float32, len(a)), make([]float32, len(b))
+				MatMul(c.a, to32(a), c.b, to32(b), y)
+				MatMulBackwardA(c.a, nil, c.b, to32(b), to32(dy), da)
+				MatMulBackwardB(c.a, to32(a), c.b, nil, to32(dy), db)
+				return y, da, db
+			}
+			y, da, db := run()
+			procs := runtime.GOMAXPROCS(1)
+			y1, da1, db1 := run()
+			runtime.GOMAXPROCS(procs)
+			for _, p := range [][2][]float32{{y, y1}, {da, da1}, {db, db1}} {
+				for i := range p[0] {
+					if math.Float32bits(p[0][i]) != math.Float32bits(p[1][i]) {
+						t.Fatalf("MatMul %v %v: %g split across the cores, %g on one", c.a, c.b, p[0][i], p[1][i])
+					}
+				}
+			}
+			a64, b64, dy64 := to64(to32(a)), to64(to32(b)), to64(to32(dy))
+			wy := make([]float64, len(y))
+			MatMul(c.a, a64, c.b, b64, wy)
+			wda, wdb := make([]float64, len(a)), make([]float64, len(b))
+			MatMulBackwardA(c.a, nil, c.b, b64, dy64, wda)
+			MatMulBackwardB(c.a, a64, c.b, nil, dy64, wdb)
+			assertClose(t, fmt.Sprintf("MatMul %v %v", c.a, c.b), to64(y), wy, 1e-5)
+			assertClose(t, fmt.Sprintf("MatMul %v %v dA", c.a, c.b), to64(da), wda, 1e-5)
+			assertClose(t, fmt.Sprintf("MatMul %v %v dB", c.a, c.b), to64(db), wdb, 1e-5)
+		}
+	})
+}
