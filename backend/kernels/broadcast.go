@@ -109,12 +109,29 @@ func makePlan(name string, aShape, bShape []int) bplan {
 // operand offsets ia and ib, run length n and operand strides sa, sb (each 0
 // or 1).
 func (pl *bplan) each(fn func(o, ia, ib, n, sa, sb int)) {
-	r := len(pl.dims)
-	inner := pl.dims[r-1]
-	sa, sb := pl.sa[r-1], pl.sb[r-1]
 	if pl.size == 0 {
 		return
 	}
+	pl.eachOf(0, pl.size/pl.dims[len(pl.dims)-1], fn)
+}
+
+// eachParallel is each with the runs split across the cores when there are values
+// enough (cost: a value's work in additions); fn must write only its run's own
+// outputs. Each run is computed alone, so the results do not depend on the split.
+func (pl *bplan) eachParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
+	if pl.size == 0 {
+		return
+	}
+	inner := pl.dims[len(pl.dims)-1]
+	runs := pl.size / inner
+	parallelFor(runs, workers(runs, inner*cost), func(_, lo, hi int) { pl.eachOf(lo, hi, fn) })
+}
+
+// eachOf calls fn for runs [r0, r1) of each.
+func (pl *bplan) eachOf(r0, r1 int, fn func(o, ia, ib, n, sa, sb int)) {
+	r := len(pl.dims)
+	inner := pl.dims[r-1]
+	sa, sb := pl.sa[r-1], pl.sb[r-1]
 	var idxBuf [8]int
 	var idx []int
 	if r-1 > len(idxBuf) {
@@ -122,8 +139,15 @@ func (pl *bplan) each(fn func(o, ia, ib, n, sa, sb int)) {
 	} else {
 		idx = idxBuf[:r-1]
 	}
+	// The index of run r0 along the outer axes, and its operand offsets.
 	ia, ib := 0, 0
-	for o := 0; o < pl.size; o += inner {
+	for a, q := r-2, r0; a >= 0; a-- {
+		idx[a] = q % pl.dims[a]
+		q /= pl.dims[a]
+		ia += idx[a] * pl.sa[a]
+		ib += idx[a] * pl.sb[a]
+	}
+	for o := r0 * inner; o < r1*inner; o += inner {
 		fn(o, ia, ib, inner, sa, sb)
 		for a := r - 2; a >= 0; a-- {
 			idx[a]++
@@ -164,7 +188,7 @@ func binary[T Float](op binop, aShape []int, a []T, bShape []int, b []T, y []T) 
 		})
 		return
 	}
-	pl.each(func(o, ia, ib, n, sa, sb int) {
+	pl.eachParallel(1, func(o, ia, ib, n, sa, sb int) {
 		binaryRun(op, y[o:o+n], a[ia:], b[ib:], sa, sb)
 	})
 }
@@ -401,7 +425,7 @@ func mulGrad[T Float](name string, tShape, oShape []int, other []T, dy, d []T) {
 	if len(d) == pl.size {
 		// Nothing to sum: each element of d is written once, after its dy is read, so
 		// d may be dy itself.
-		pl.each(func(o, it, io, n, st, so int) {
+		pl.eachParallel(1, func(o, it, io, n, st, so int) {
 			dd, g := d[it:it+n], dy[o:o+n]
 			if so == 1 {
 				ov := other[io : io+n]
@@ -415,7 +439,13 @@ func mulGrad[T Float](name string, tShape, oShape []int, other []T, dy, d []T) {
 		return
 	}
 	clear(d)
-	pl.each(func(o, it, io, n, st, so int) {
+	each := pl.each
+	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == len(d) {
+		// One run per element of d (d broadcast along the runs and no other axis: a
+		// squeeze-excitation gate's gradient): the runs write apart.
+		each = func(fn func(o, ia, ib, n, sa, sb int)) { pl.eachParallel(2, fn) }
+	}
+	each(func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]
 		switch {
 		case st == 1 && so == 1:
@@ -495,7 +525,7 @@ func grad[T Float](name string, tShape, oShape []int, other []T, dy, d []T, f fu
 	if len(d) == pl.size {
 		// Nothing to sum: each element of d is written once, after its dy is read, so
 		// d may be dy itself.
-		pl.each(func(o, it, io, n, st, so int) {
+		pl.eachParallel(1, func(o, it, io, n, st, so int) {
 			dd, g := d[it:it+n], dy[o:o+n]
 			if so == 1 {
 				ov := other[io : io+n]
@@ -512,7 +542,13 @@ func grad[T Float](name string, tShape, oShape []int, other []T, dy, d []T, f fu
 		return
 	}
 	clear(d)
-	pl.each(func(o, it, io, n, st, so int) {
+	each := pl.each
+	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == len(d) {
+		// One run per element of d (d broadcast along the runs and no other axis: a
+		// squeeze-excitation gate's gradient): the runs write apart.
+		each = func(fn func(o, ia, ib, n, sa, sb int)) { pl.eachParallel(2, fn) }
+	}
+	each(func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]
 		switch {
 		case st == 1 && so == 1:

@@ -213,6 +213,52 @@ func TestBroadcastBinary(t *testing.T) {
 		o.fwd(big, a, big, b, y)
 		assertClose(t, o.name+" "+fmt.Sprint(big)+" split", y, want, 0)
 	}
+	// Broadcast operands large enough for the runs to be split across the cores: a
+	// squeeze-excitation gate (whose product's gradient sums each run into one gate
+	// value, split too) and an operand broadcast along the outer axis, as many values as runs (whose gradient
+	// sums runs into the same values, not split): the element-wise values exactly, and
+	// the products' gradients against their sums over the broadcast axes in the same
+	// order (a run at a time), in both precisions.
+	for _, c := range [][2][]int{{{4, 64, 30, 30}, {4, 64, 1, 1}}, {{512, 4, 512}, {1, 4, 512}}} {
+		as, bs := c[0], c[1]
+		if runs := Size(as) / as[len(as)-1]; workers(runs, as[len(as)-1]) < 2 {
+			t.Fatalf("%v: the runs are not split: the check is weak", as)
+		}
+		a, b := randn(rng, Size(as)), randn(rng, Size(bs))
+		for i := range b {
+			b[i] = 1 + math.Abs(b[i])
+		}
+		for _, o := range ops {
+			_, want := naiveBroadcast(as, a, bs, b, o.f)
+			y := make([]float64, len(want))
+			o.fwd(as, a, bs, b, y)
+			assertClose(t, fmt.Sprintf("%s %v %v split", o.name, as, bs), y, want, 0)
+		}
+		dy := randn(rng, Size(as))
+		da, db := make([]float64, len(a)), make([]float64, len(b))
+		MulBackwardA(as, a, bs, b, dy, da)
+		MulBackwardB(as, a, bs, b, dy, db)
+		_, wantA := naiveBroadcast(as, dy, bs, b, func(g, v float64) float64 { return g * v })
+		assertClose(t, fmt.Sprintf("Mul %v %v dA split", as, bs), da, wantA, 0)
+		wantB := make([]float64, len(b))
+		ReduceToShape(as, func() []float64 {
+			_, p := naiveBroadcast(as, dy, as, a, func(g, v float64) float64 { return g * v })
+			return p
+		}(), bs, wantB)
+		assertClose(t, fmt.Sprintf("Mul %v %v dB split", as, bs), db, wantB, 1e-12)
+		// float32: the split runs against one core, bit for bit.
+		g32, b32, a32 := to32(dy), to32(b), to32(a)
+		da32, db32 := make([]float32, len(a)), make([]float32, len(b))
+		MulBackwardA(as, a32, bs, b32, g32, da32)
+		MulBackwardB(as, a32, bs, b32, g32, db32)
+		procs := runtime.GOMAXPROCS(1)
+		da1, db1 := make([]float32, len(a)), make([]float32, len(b))
+		MulBackwardA(as, a32, bs, b32, g32, da1)
+		MulBackwardB(as, a32, bs, b32, g32, db1)
+		runtime.GOMAXPROCS(procs)
+		assertClose(t, fmt.Sprintf("Mul %v %v float32 dA split and on one core", as, bs), to64(da32), to64(da1), 0)
+		assertClose(t, fmt.Sprintf("Mul %v %v float32 dB split and on one core", as, bs), to64(db32), to64(db1), 0)
+	}
 	if _, err := BroadcastShape([]int{2, 3}, []int{4}); err == nil {
 		t.Error("[2,3] and [4] broadcast")
 	}
