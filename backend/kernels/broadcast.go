@@ -342,6 +342,18 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 	need(name, "out", out, Size(toShape))
 	out = out[:Size(toShape)]
 	clear(out)
+	if r := len(pl.dims); pl.sa[r-1] == 1 {
+		// out keeps the runs' axis (a bias's gradient, summed over the rows): the
+		// runs' columns split across the cores, each summed over every run in order,
+		// so the results do not depend on the split.
+		inner := pl.dims[r-1]
+		parallelFor(inner, workers(inner, pl.size/inner), func(_, c0, c1 int) {
+			pl.each(func(o, it, _, _, _, _ int) {
+				addTo(out[it+c0:it+c1], x[o+c0:o+c1])
+			})
+		})
+		return
+	}
 	pl.each(func(o, it, _, n, st, _ int) {
 		src := x[o : o+n]
 		if st == 0 {

@@ -706,3 +706,36 @@ func TestMatMulBatchesSplit(t *testing.T) {
 		}
 	})
 }
+
+// TestReduceToShapeColumnsSplit checks a bias's gradient (a [rows, cols] gradient
+// summed over its rows, and a [2, rows, cols] one over two axes) large enough for the
+// columns to be split across the cores: against the float64 sums, and float32 split
+// against one core bit for bit.
+func TestReduceToShapeColumnsSplit(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	rng := newRNG(47)
+	for _, c := range [][2][]int{{{3152, 768}, {768}}, {{2, 700, 300}, {1, 1, 300}}} {
+		from, to := c[0], c[1]
+		inner := from[len(from)-1]
+		if workers(inner, Size(from)/inner) < 2 {
+			t.Fatalf("%v: the columns are not split: the check is weak", from)
+		}
+		x := randn(rng, Size(from))
+		want := make([]float64, inner)
+		for i, v := range x {
+			want[i%inner] += v
+		}
+		got := make([]float64, Size(to))
+		ReduceToShape(from, x, to, got)
+		assertClose(t, fmt.Sprintf("ReduceToShape %v to %v", from, to), got, want, 1e-12)
+		x32 := to32(x)
+		split, one := make([]float32, Size(to)), make([]float32, Size(to))
+		ReduceToShape(from, x32, to, split)
+		procs := runtime.GOMAXPROCS(1)
+		ReduceToShape(from, x32, to, one)
+		runtime.GOMAXPROCS(procs)
+		assertClose(t, fmt.Sprintf("ReduceToShape %v float32 split and on one core", from), to64(split), to64(one), 0)
+	}
+}
