@@ -25,9 +25,11 @@ func init() {
 type batchNorm[T float] struct {
 	p        kernels.BatchNormParams
 	training bool
-	// relu: the output goes through a Relu, the node's only consumer (planFusions);
-	// dzValid says the output gradient has been masked by its derivative this run.
-	relu, dzValid bool
+	// act is the Relu or Clip the output goes through, the node's only consumer
+	// (planFusions); dzValid says the output gradient has been masked by its
+	// derivative this run.
+	act     kernels.Activation
+	dzValid bool
 	// updateRunning is set in training programs: the running statistics are model
 	// buffers updated in place.
 	updateRunning bool
@@ -59,9 +61,16 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		Epsilon:  float64(c.node.AttrFloat("epsilon", 1e-5)),
 		Momentum: float64(c.node.AttrFloat("momentum", 0.9)),
 	}
+	var act kernels.Activation
+	switch {
+	case c.fuseRelu:
+		act.Kind = kernels.ReluActivation
+	case c.fuseClip != nil:
+		act = kernels.Activation{Kind: kernels.ClipActivation, Lo: c.fuseClip[0], Hi: c.fuseClip[1]}
+	}
 	k := &batchNorm[T]{
 		p:             p,
-		relu:          c.fuseRelu,
+		act:           act,
 		training:      programTraining || fileTraining,
 		updateRunning: programTraining,
 		mean:          make([]T, p.C),
@@ -83,20 +92,12 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 	k.haveSums, k.dzValid = false, false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	switch {
-	case !k.training && k.relu:
-		kernels.BatchNormInferenceRelu(k.p, x, scale, bias, mean, variance, out)
 	case !k.training:
-		kernels.BatchNormInference(k.p, x, scale, bias, mean, variance, out)
+		kernels.BatchNormInferenceAct(k.p, x, scale, bias, mean, variance, out, k.act)
+	case k.updateRunning:
+		kernels.BatchNormTrainForwardAct(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance, k.act)
 	default:
-		forward := kernels.BatchNormTrainForward[T]
-		if k.relu {
-			forward = kernels.BatchNormTrainForwardRelu[T]
-		}
-		if k.updateRunning {
-			forward(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance)
-		} else {
-			forward(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil)
-		}
+		kernels.BatchNormTrainForwardAct(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil, k.act)
 	}
 	return nil
 }
@@ -105,7 +106,7 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 // gradient X (with the batch statistics the kernel keeps); in inference the data
 // gradient reads the scale and the running variance, the scale's X and both running
 // statistics; the shift's gradient reads none.
-// With a fused Relu each also reads the output (its mask).
+// With a fused activation each also reads the output (its derivative's mask).
 func (k *batchNorm[T]) backwardReads(i int) reads {
 	var r reads
 	switch {
@@ -119,22 +120,27 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 	default:
 		r = readsIn(0, 3, 4)
 	}
-	r.out = k.relu
+	r.out = k.act.Kind != kernels.NoActivation
 	return r
 }
 
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
-	if k.relu && !k.dzValid {
-		// The gradient at the Relu's output becomes the one at the normalization's, in
-		// place (as a fused convolution's, conv.maskRelu): by the data gradient's kernel a
-		// channel at a time when it runs first in training, else here.
+	if k.act.Kind != kernels.NoActivation && !k.dzValid {
+		// The gradient at the activation's output becomes the one at the
+		// normalization's, in place (as a fused convolution's, conv.maskRelu): by the
+		// data gradient's kernel a channel at a time when it runs first in training,
+		// else here.
 		if k.training && i == 0 && !k.haveSums {
-			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, out, gout, gin, k.sumDy, k.sumDyXhat)
+			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, k.act, out, gout, gin, k.sumDy, k.sumDyXhat)
 			k.haveSums, k.dzValid = true, true
 			return nil
 		}
-		kernels.ReluBackward(out, gout, gout)
+		if k.act.Kind == kernels.ReluActivation {
+			kernels.ReluBackward(out, gout, gout)
+		} else {
+			kernels.UnaryBackward(kernels.Unary{Op: kernels.Clip, Lo: k.act.Lo, Hi: k.act.Hi}, nil, out, gout, gout)
+		}
 		k.dzValid = true
 	}
 	switch {
@@ -156,7 +162,7 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		// computes the sums both need, and the shift's.
 		switch {
 		case i == 0 && !k.haveSums:
-			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, nil, gout, gin, k.sumDy, k.sumDyXhat)
+			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, kernels.Activation{}, nil, gout, gin, k.sumDy, k.sumDyXhat)
 			k.haveSums = true
 			return nil
 		case !k.haveSums:

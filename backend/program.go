@@ -123,6 +123,9 @@ type builder[T float] struct {
 	// convolution stores its output, or as the normalization writes each channel),
 	// and the Relu node is skipped.
 	fusedRelu map[*onnx.Node]*onnx.Node
+	// fusedClip maps a BatchNormalization node to the Clip with constant bounds
+	// (ReLU6) that is its output's only consumer, built as one op as fusedRelu's pairs.
+	fusedClip map[*onnx.Node]fusedClip
 	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
 	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
 	// for its backward pass, and the Sigmoid node is skipped.
@@ -147,13 +150,14 @@ func (b *builder[T]) trained(name string) bool {
 
 // planFusions finds the Conv and BatchNormalization nodes (of those the program builds)
 // whose output feeds only a Relu and is no output of the program: such a pair computes as one op,
-// with the Relu's output name. It finds the Sigmoid nodes whose output, no output of
+// with the Relu's output name; and a BatchNormalization's only consumer a Clip with
+// constant bounds (MobileNet's ReLU6) likewise. It finds the Sigmoid nodes whose output, no output of
 // the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
 // exporters write it): the pair computes as one op with the Mul's output name. The
 // graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
-	b.fusedGelu = map[*onnx.Node]string{}
+	b.fusedGelu, b.fusedClip = map[*onnx.Node]string{}, map[*onnx.Node]fusedClip{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -181,6 +185,23 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 			b.skip[r] = true
 		}
 	}
+	clips := map[string]*onnx.Node{} // by input
+	for _, n := range g.Nodes {
+		if needed[n] && n.OpType == "Clip" && n.Domain == "" && len(n.Inputs) >= 1 && len(n.Outputs) == 1 {
+			clips[n.Inputs[0]] = n
+		}
+	}
+	for _, n := range g.Nodes {
+		if !needed[n] || n.OpType != "BatchNormalization" || n.Domain != "" || len(n.Outputs) != 1 || b.fusedRelu[n] != nil {
+			continue
+		}
+		if cl, ok := clips[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
+			if lo, hi, ok := b.clipBounds(cl); ok {
+				b.fusedClip[n] = fusedClip{node: cl, bounds: [2]float64{lo, hi}}
+				b.skip[cl] = true
+			}
+		}
+	}
 	sigmoids := map[string]*onnx.Node{} // by output
 	for _, n := range g.Nodes {
 		if needed[n] && n.OpType == "Sigmoid" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
@@ -201,6 +222,37 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 	}
 	b.planGelu(needed, uses)
+}
+
+// fusedClip is a Clip fused after the node it reads, with its bounds.
+type fusedClip struct {
+	node   *onnx.Node
+	bounds [2]float64
+}
+
+// clipBounds returns the bounds of a Clip node when they are known as the program is
+// built: the attributes before opset 11, constant inputs from it (a bound not given
+// is infinite).
+func (b *builder[T]) clipBounds(n *onnx.Node) (lo, hi float64, ok bool) {
+	if b.m.ir.Opset("") < 11 {
+		return float64(n.AttrFloat("min", -math.MaxFloat32)), float64(n.AttrFloat("max", math.MaxFloat32)), true
+	}
+	bounds := [2]float64{math.Inf(-1), math.Inf(1)}
+	for i := range bounds {
+		if i+1 >= len(n.Inputs) || n.Inputs[i+1] == "" {
+			continue
+		}
+		name := n.Inputs[i+1]
+		if _, param := b.params[name]; param {
+			return 0, 0, false
+		}
+		k, known := b.shapes.Consts[name]
+		if !known || k.DataType != onnx.Float || len(k.Floats) != 1 {
+			return 0, 0, false
+		}
+		bounds[i] = float64(k.Floats[0])
+	}
+	return bounds[0], bounds[1], true
 }
 
 // planGelu finds Gelu as exporters write it out (torch.onnx's F.gelu below opset 20):
@@ -601,6 +653,13 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused.Inputs = s.Inputs
 		n, fuseSiLU = &fused, true
 	}
+	var fuseClip *[2]float64
+	if cl, ok := b.fusedClip[n]; ok {
+		// The pair's op writes the Clip's output.
+		fused := *n
+		fused.Outputs = cl.node.Outputs
+		n, fuseClip = &fused, &cl.bounds
+	}
 	fuseGelu := false
 	if x, ok := b.fusedGelu[n]; ok {
 		// The last Mul reads x alone.
@@ -609,7 +668,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		n, fuseGelu = &fused, true
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseClip: fuseClip, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))

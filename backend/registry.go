@@ -31,6 +31,10 @@ type opContext struct {
 	// BatchNormalization whose only consumer is a Relu, built as one op; see
 	// planFusions).
 	fuseRelu bool
+	// fuseClip, when set, asks for the node's output to go through a Clip to these
+	// bounds (a BatchNormalization whose only consumer is a Clip with constant bounds:
+	// ReLU6; see planFusions).
+	fuseClip *[2]float64
 	// filterCache returns the cache of what the kernels derive from the weights of that
 	// name alone (a convolution's transformed filters), which the model's programs share
 	// (they run one at a time, and the cache checks the weights at every call).

@@ -137,16 +137,32 @@ func bnChannels(p BatchNormParams, fn func(lo, hi int)) {
 // BatchNormInference computes y = scale*(x - mean)/sqrt(variance + eps) +
 // bias with the given (running) statistics.
 func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
-	batchNormInference(p, x, scale, bias, mean, variance, y, false)
+	batchNormInference(p, x, scale, bias, mean, variance, y, Activation{})
 }
 
-// BatchNormInferenceRelu is [BatchNormInference] followed by a Relu, y = max(y, 0), a
-// channel at a time while it is in the cache.
-func BatchNormInferenceRelu[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
-	batchNormInference(p, x, scale, bias, mean, variance, y, true)
+// Activation is a function fused after a normalization, applied to each channel as it
+// is written (while it is in the cache): none, a Relu (max(y, 0), as [ReluForward]) or
+// a Clip to [Lo, Hi] (as [UnaryForward] with [Clip]: ReLU6 with 0 and 6).
+type Activation struct {
+	Kind   ActivationKind
+	Lo, Hi float64 // Clip's bounds
 }
 
-func batchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, relu bool) {
+// ActivationKind says which function an [Activation] is.
+type ActivationKind int
+
+const (
+	NoActivation ActivationKind = iota
+	ReluActivation
+	ClipActivation
+)
+
+// BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
+func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, act Activation) {
+	batchNormInference(p, x, scale, bias, mean, variance, y, act)
+}
+
+func batchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, act Activation) {
 	const name = "BatchNormInference"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -159,33 +175,57 @@ func batchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, varian
 			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
 			a := float64(scale[c]) * inv
 			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-float64(mean[c])*a))
-			if relu {
-				channelRelu(p, y, c)
-			}
+			channelActivation(p, y, c, act)
 		}
 	})
 }
 
-// channelRelu sets y = max(y, 0) over channel c (NaN stays NaN), as ReluForward.
-func channelRelu[T Float](p BatchNormParams, y []T, c int) {
+// channelActivation applies act over channel c of y, in place.
+func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation) {
+	if act.Kind == NoActivation {
+		return
+	}
 	l := normLoopsFor[T]()
 	h := l.vecHead(p.HW)
+	clip := Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
 	for n := 0; n < p.N; n++ {
 		ys := y[(n*p.C+c)*p.HW : (n*p.C+c+1)*p.HW]
-		if h > 0 {
-			l.relu(h, &as32(ys)[0], &as32(ys)[0])
-		}
-		for i, v := range ys[h:] {
-			ys[h+i] = max(v, 0)
+		switch act.Kind {
+		case ReluActivation: // as ReluForward
+			if h > 0 {
+				l.relu(h, &as32(ys)[0], &as32(ys)[0])
+			}
+			for i, v := range ys[h:] {
+				ys[h+i] = max(v, 0)
+			}
+		case ClipActivation: // as UnaryForward
+			if h > 0 {
+				l.clip(h, float32(act.Lo), float32(act.Hi), &as32(ys)[0], &as32(ys)[0])
+			}
+			unaryForward(clip, ys[h:], ys[h:])
 		}
 	}
 }
 
-// channelReluMask sets dy = 0 over channel c where y <= 0 (or NaN), as ReluBackward.
-func channelReluMask[T Float](p BatchNormParams, y, dy []T, c int) {
+// channelActivationMask turns dy, the gradient at act's output y, into the one at its
+// input over channel c, in place: 0 where y is on a flat piece (y <= 0 for the Relu, y
+// at or beyond a bound for Clip).
+func channelActivationMask[T Float](p BatchNormParams, y, dy []T, c int, act Activation) {
+	l := normLoopsFor[T]()
+	h := l.vecHead(p.HW)
+	clip := Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		reluBackwardSerial(y[o:o+p.HW], dy[o:o+p.HW], dy[o:o+p.HW])
+		ys, gs := y[o:o+p.HW], dy[o:o+p.HW]
+		switch act.Kind {
+		case ReluActivation: // as ReluBackward
+			reluBackwardSerial(ys, gs, gs)
+		case ClipActivation: // as UnaryBackward
+			if h > 0 {
+				l.clipBack(h, float32(act.Lo), float32(act.Hi), &as32(ys)[0], &as32(gs)[0], &as32(gs)[0])
+			}
+			unaryBackward(clip, nil, ys[h:], gs[h:], gs[h:])
+		}
 	}
 }
 
@@ -254,16 +294,16 @@ func BatchNormBackwardBias[T Float](p BatchNormParams, dy, dbias []T) {
 // models and their users expect PyTorch's statistics). With m == 1 the
 // unbiased variance is undefined and the biased one (zero) is used.
 func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
-	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, false)
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, Activation{})
 }
 
-// BatchNormTrainForwardRelu is [BatchNormTrainForward] followed by a Relu, y = max(y,
-// 0), a channel at a time while it is in the cache.
-func BatchNormTrainForwardRelu[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
-	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, true)
+// BatchNormTrainForwardAct is [BatchNormTrainForward] followed by act, a channel at a
+// time while it is in the cache.
+func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation) {
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act)
 }
 
-func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, relu bool) {
+func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation) {
 	const name = "BatchNormTrainForward"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -286,9 +326,7 @@ func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 			inv := 1 / math.Sqrt(v+p.Epsilon)
 			a := float64(scale[c]) * inv
 			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-mean*a))
-			if relu {
-				channelRelu(p, y, c)
-			}
+			channelActivation(p, y, c, act)
 			if saveMean != nil {
 				saveMean[c] = T(mean)
 			}
@@ -315,18 +353,18 @@ func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 // with the means taken over each channel. saveMean and saveInvStd are those
 // of the forward pass. dx is overwritten.
 func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
-	BatchNormTrainBackward(p, x, scale, saveMean, saveInvStd, nil, dy, dx, make([]float64, p.C), make([]float64, p.C))
+	BatchNormTrainBackward(p, x, scale, saveMean, saveInvStd, Activation{}, nil, dy, dx, make([]float64, p.C), make([]float64, p.C))
 }
 
 // BatchNormTrainBackward is [BatchNormTrainBackwardSums] and then
 // [BatchNormTrainBackwardDataSums] a channel at a time: the data gradient of a channel
 // follows its sums while its x and dy are still in the cache, rather than after every
 // channel's (one pass over memory instead of two on large maps). The same arithmetic,
-// the same bits. relu, when not nil, is the output of a Relu fused after the
-// normalization ([BatchNormTrainForwardRelu]): dy is the gradient at the Relu's output,
-// turned in place, a channel at a time, into the one at the normalization's (0 where
-// relu <= 0).
-func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, relu, dy, dx []T, sumDy, sumDyXhat []float64) {
+// the same bits. With an activation fused after the normalization
+// ([BatchNormTrainForwardAct]), y is its output and dy the gradient there, turned in
+// place, a channel at a time, into the one at the normalization's output
+// (channelActivationMask); y is unused without one.
+func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, act Activation, y, dy, dx []T, sumDy, sumDyXhat []float64) {
 	const name = "BatchNormTrainBackward"
 	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.XLen())
@@ -336,13 +374,13 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, save
 	need(name, "saveInvStd", saveInvStd, p.C)
 	need(name, "sumDy", sumDy, p.C)
 	need(name, "sumDyXhat", sumDyXhat, p.C)
-	if relu != nil {
-		need(name, "relu", relu, p.XLen())
+	if act.Kind != NoActivation {
+		need(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			if relu != nil {
-				channelReluMask(p, relu, dy, c)
+			if act.Kind != NoActivation {
+				channelActivationMask(p, y, dy, c, act)
 			}
 			s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
 			sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])

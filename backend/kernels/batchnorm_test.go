@@ -179,66 +179,87 @@ func TestBatchNormFloat32EveryImplementation(t *testing.T) {
 	}
 }
 
-// TestBatchNormReluFused checks the normalization with a Relu fused after it (a
-// channel at a time) against the two kernels one after the other, bit for bit, in both
-// precisions on every implementation: the training and inference forward passes, and
-// the training data gradient that masks the Relu's output gradient itself, with the
-// sums it leaves for the scale and shift gradients.
-func TestBatchNormReluFused(t *testing.T) {
+// TestBatchNormActivationFused checks the normalization with a Relu or a Clip (ReLU6,
+// and bounds of either sign) fused after it, a channel at a time, against the kernels
+// one after the other (ReluForward and ReluBackward, UnaryForward and UnaryBackward with
+// Clip), in both precisions on every implementation: the training and inference forward
+// passes, and the training data gradient that masks the activation's output gradient
+// itself, with the sums it leaves for the scale and shift gradients. Equal values (a
+// vector loop's Clip keeps the sign of a zero where Go's min and max give +0) and the
+// same bits for the Relu.
+func TestBatchNormActivationFused(t *testing.T) {
 	shapes := []BatchNormParams{
 		{N: 3, C: 4, HW: 7, Epsilon: 1e-5, Momentum: 0.9},
 		{N: 2, C: 5, HW: 100, Epsilon: 1e-3, Momentum: 0.8},
 		{N: 2, C: 3, HW: 333, Epsilon: 1e-5, Momentum: 0.9},
 	}
+	acts := []Activation{{Kind: ReluActivation}, {Kind: ClipActivation, Lo: 0, Hi: 6}, {Kind: ClipActivation, Lo: -0.5, Hi: 0.7}}
 	forEachImplementation(t, func(t *testing.T) {
 		rng := newRNG(23)
 		for si, p := range shapes {
-			x, dy := randn(rng, p.XLen()), randn(rng, p.XLen())
-			scale, bias, rm, rv := randn(rng, p.C), randn(rng, p.C), randn(rng, p.C), make([]float64, p.C)
-			for c := range rv {
-				rv[c] = 1 + rng.Float64()
-			}
-			check := func(what string, got, want []float64) {
-				t.Helper()
-				for i := range want {
-					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
-						t.Fatalf("shape %d %s[%d]: fused %v, one after the other %v", si, what, i, got[i], want[i])
+			for _, act := range acts {
+				x, dy := randn(rng, p.XLen()), randn(rng, p.XLen())
+				for i := range x {
+					x[i] *= 4
+				}
+				scale, bias, rm, rv := randn(rng, p.C), randn(rng, p.C), randn(rng, p.C), make([]float64, p.C)
+				for c := range rv {
+					rv[c] = 1 + rng.Float64()
+				}
+				check := func(what string, got, want []float64) {
+					t.Helper()
+					for i := range want {
+						if got[i] != want[i] || act.Kind == ReluActivation && math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+							t.Fatalf("shape %d %+v %s[%d]: fused %v, one after the other %v", si, act, what, i, got[i], want[i])
+						}
 					}
 				}
-			}
-			if err := testBatchNormReluFused(p, x, dy, scale, bias, rm, rv, func(what string, got, want []float64) { check("float64 "+what, got, want) }); err != nil {
-				t.Fatalf("shape %d float64: %v", si, err)
-			}
-			if err := testBatchNormReluFused(p, to32(x), to32(dy), to32(scale), to32(bias), to32(rm), to32(rv), func(what string, got, want []float32) {
-				check("float32 "+what, to64(got), to64(want))
-			}); err != nil {
-				t.Fatalf("shape %d float32: %v", si, err)
+				if err := testBatchNormActivationFused(p, act, x, dy, scale, bias, rm, rv, func(what string, got, want []float64) { check("float64 "+what, got, want) }); err != nil {
+					t.Fatalf("shape %d %+v float64: %v", si, act, err)
+				}
+				if err := testBatchNormActivationFused(p, act, to32(x), to32(dy), to32(scale), to32(bias), to32(rm), to32(rv), func(what string, got, want []float32) {
+					check("float32 "+what, to64(got), to64(want))
+				}); err != nil {
+					t.Fatalf("shape %d %+v float32: %v", si, act, err)
+				}
 			}
 		}
 	})
 }
 
-func testBatchNormReluFused[T Float](p BatchNormParams, x, dy, scale, bias, rm, rv []T, check func(what string, got, want []T)) error {
+func testBatchNormActivationFused[T Float](p BatchNormParams, act Activation, x, dy, scale, bias, rm, rv []T, check func(what string, got, want []T)) error {
 	n := p.XLen()
+	clip := Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
+	forward := func(y []T) {
+		if act.Kind == ReluActivation {
+			ReluForward(y, y)
+		} else {
+			UnaryForward(clip, y, y)
+		}
+	}
 	// Training: forward, then the data gradient and the sums.
 	y, mean, inv := make([]T, n), make([]T, p.C), make([]T, p.C)
 	rm1, rv1 := append([]T{}, rm...), append([]T{}, rv...)
 	BatchNormTrainForward(p, x, scale, bias, y, mean, inv, rm1, rv1)
-	ReluForward(y, y)
+	forward(y)
 	yf, meanf, invf := make([]T, n), make([]T, p.C), make([]T, p.C)
 	rm2, rv2 := append([]T{}, rm...), append([]T{}, rv...)
-	BatchNormTrainForwardRelu(p, x, scale, bias, yf, meanf, invf, rm2, rv2)
+	BatchNormTrainForwardAct(p, x, scale, bias, yf, meanf, invf, rm2, rv2, act)
 	check("training output", yf, y)
 	check("running variance", rv2, rv1)
 	dz := make([]T, n)
-	ReluBackward(y, dy, dz)
+	if act.Kind == ReluActivation {
+		ReluBackward(y, dy, dz)
+	} else {
+		UnaryBackward(clip, nil, y, dy, dz)
+	}
 	dx := make([]T, n)
 	BatchNormTrainBackwardData(p, x, scale, mean, inv, dz, dx)
 	sumDy, sumDyXhat := make([]float64, p.C), make([]float64, p.C)
 	BatchNormTrainBackwardSums(p, x, mean, inv, dz, sumDy, sumDyXhat)
 	g, dxf := append([]T{}, dy...), make([]T, n)
 	fDy, fDyXhat := make([]float64, p.C), make([]float64, p.C)
-	BatchNormTrainBackward(p, x, scale, meanf, invf, yf, g, dxf, fDy, fDyXhat)
+	BatchNormTrainBackward(p, x, scale, meanf, invf, act, yf, g, dxf, fDy, fDyXhat)
 	check("masked output gradient", g, dz)
 	check("data gradient", dxf, dx)
 	for c := range sumDy {
@@ -248,8 +269,8 @@ func testBatchNormReluFused[T Float](p BatchNormParams, x, dy, scale, bias, rm, 
 	}
 	// Inference.
 	BatchNormInference(p, x, scale, bias, rm, rv, y)
-	ReluForward(y, y)
-	BatchNormInferenceRelu(p, x, scale, bias, rm, rv, yf)
+	forward(y)
+	BatchNormInferenceAct(p, x, scale, bias, rm, rv, yf, act)
 	check("inference output", yf, y)
 	return nil
 }
