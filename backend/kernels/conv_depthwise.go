@@ -51,6 +51,22 @@ func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 		r := p.PadTop + h
 		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
 		row := x[h*p.W : (h+1)*p.W]
+		if p.StrideW == 2 {
+			// The even and odd columns in one pass (MobileNet's and EfficientNet's
+			// stride-2 layers): w = 2i goes to phase c%2 at c/2 with c = PadLeft+2i.
+			c0, c1 := p.PadLeft, p.PadLeft+1
+			half := p.W / 2
+			d0 := xp[base+(c0%2)*l.phase+c0/2:][:half+p.W%2]
+			d1 := xp[base+(c1%2)*l.phase+c1/2:][:half]
+			pairs := row[:2*half]
+			for i := range d1 {
+				d0[i], d1[i] = pairs[2*i], pairs[2*i+1]
+			}
+			if p.W%2 == 1 {
+				d0[half] = row[p.W-1]
+			}
+			continue
+		}
 		// Column w goes to phase (PadLeft+w) % StrideW at (PadLeft+w) / StrideW: the
 		// columns of one phase are every StrideW-th, to consecutive places.
 		for w0 := 0; w0 < min(p.StrideW, p.W); w0++ {
@@ -117,15 +133,13 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 			if bias != nil {
 				b = bias[m]
 			}
-			for i := range yq {
-				yq[i] = b
-			}
+			// The first tap with the bias (yq = w·x + b), then the others added.
 			wm := w[m*KHW : (m+1)*KHW]
-			for kh := 0; kh < p.KH; kh++ {
-				for kw := 0; kw < p.KW; kw++ {
-					o := l.tap(p, kh, kw)
-					axpyT(wm[kh*p.KW+kw], xp[o:o+l.span], yq)
-				}
+			o := l.tap(p, 0, 0)
+			affineT(wm[0], b, xp[o:o+l.span], yq)
+			for t := 1; t < KHW; t++ {
+				o := l.tap(p, t/p.KW, t%p.KW)
+				axpyT(wm[t], xp[o:o+l.span], yq)
 			}
 			yp := y[pl*OHW : (pl+1)*OHW]
 			for oh := 0; oh < p.OutH; oh++ {

@@ -106,3 +106,17 @@ func dotT[T Float](x, y []T) T {
 	}
 	return s
 }
+
+// affineT sets y[i] = a*x[i] + b, in the vector loop of the kernel in use for whole
+// blocks of float32.
+func affineT[T Float](a, b T, x, y []T) {
+	y = y[:len(x)]
+	l := normLoopsFor[T]()
+	h := l.vecHead(len(x))
+	if h > 0 {
+		l.affine(h, float32(a), float32(b), &as32(x)[0], &as32(y)[0])
+	}
+	for i, v := range x[h:] {
+		y[h+i] = a*v + b
+	}
+}
