@@ -228,9 +228,42 @@ func BenchmarkConv2DWinogradOrDirect(b *testing.B) {
 			b.Run(fmt.Sprintf("winograd/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
 				benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, true, &cache) })
 			})
+			// Trained weights: the filters transformed at every call.
+			b.Run(fmt.Sprintf("winograd-trained/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
+				benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, true, nil) })
+			})
 			b.Run(fmt.Sprintf("direct/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
 				benchFLOPs(b, p.FLOPs(), func() { convForwardFast(kern, p, x, dense(w, p.C*9, false), bias, y, true) })
 			})
 		}
+	}
+}
+
+// BenchmarkConv2DBF16WinogradOrDirect measures ResNet's 3×3 convolutions at 224 px
+// (stride 1), batch 16, on the bfloat16 kernel's direct path against F(2×2, 3×3) on
+// the float32 kernel that has the transforms: which one a bfloat16 run's 3×3
+// convolutions take (winogradKernel).
+func BenchmarkConv2DBF16WinogradOrDirect(b *testing.B) {
+	bf := bf16Kernel()
+	var wk *gemmKernel
+	for _, k := range asmKernels() {
+		if k.wino != nil {
+			wk = k
+			break
+		}
+	}
+	if bf == nil || wk == nil {
+		b.Skip("no bfloat16 kernel or no Winograd transforms on this CPU")
+	}
+	for _, l := range []struct{ c, h int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}} {
+		p := Conv2DParams{N: 16, C: l.c, H: l.h, W: l.h, M: l.c, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}.WithOutSize().norm()
+		x, w, bias := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3)
+		y := make([]float32, p.YLen())
+		b.Run(fmt.Sprintf("winograd-float32/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(wk, p, x, winoWeights(p.C, w), bias, y, true, nil) })
+		})
+		b.Run(fmt.Sprintf("direct-bfloat16/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { convForwardFast(bf, p, x, dense(w, p.C*9, false), bias, y, true) })
+		})
 	}
 }
