@@ -267,3 +267,23 @@ func BenchmarkConv2DBF16WinogradOrDirect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv2DResNet1x1 measures ResNet-50's 1×1 convolutions (stride 1) at 224 px,
+// batch 16: forward, data and weight gradients.
+func BenchmarkConv2DResNet1x1(b *testing.B) {
+	for _, l := range []struct{ c, m, h int }{{256, 64, 56}, {64, 256, 56}, {512, 128, 28}, {128, 512, 28}, {1024, 256, 14}, {256, 1024, 14}, {2048, 512, 7}, {512, 2048, 7}} {
+		p := Conv2DParams{N: 16, C: l.c, H: l.h, W: l.h, M: l.m, KH: 1, KW: 1}.WithOutSize()
+		x, w, dy := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.YLen(), 4)
+		y, dx, dw := make([]float32, p.YLen()), make([]float32, p.XLen()), make([]float32, p.WLen())
+		name := fmt.Sprintf("%dto%d_%dx%d", l.c, l.m, l.h, l.h)
+		b.Run("forward/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForward(p, x, w, nil, y) })
+		})
+		b.Run("backwardData/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardData(p, w, dy, dx) })
+		})
+		b.Run("backwardWeight/"+name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardWeight(p, x, dy, dw) })
+		})
+	}
+}

@@ -516,6 +516,10 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), relu)
 		return
 	}
+	if kern := packedKernel[T](); kern != nil && p.direct() {
+		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), relu)
+		return
+	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
 	direct, col, tmp := convScratch[T](p)
@@ -568,6 +572,10 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, as32(dx), false)
 			return
 		}
+	}
+	if kern := packedKernel[T](); kern != nil && p.direct() {
+		pointwiseBackwardData(kern, p, as32(w), as32(dy), as32(dx))
+		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
@@ -624,7 +632,7 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
 	dw = dw[:p.M*K]
-	if kern := packedKernel[T](); kern != nil && kern.fastGather && !p.direct() {
+	if kern := packedKernel[T](); kern != nil && kern.fastGather {
 		convBackwardWeightFast(kern, p, as32(x), as32(dy), as32(dw))
 		return
 	}

@@ -347,8 +347,7 @@ func flipWeights(p Conv2DParams, w, wf []float32, nw int) {
 	})
 }
 
-// convBackwardWeightFast is Conv2DBackwardWeight on the packed GEMM for
-// every geometry but the direct one: dW = Σ over images and positions of
+// convBackwardWeightFast is Conv2DBackwardWeight on the packed GEMM: dW = Σ over images and positions of
 // dY · tapsᵀ, one product per group of images with the positions of every
 // image of the group as its inner dimension. A reads dy through a table
 // of position offsets, B the padded images through the tap and position
@@ -356,9 +355,17 @@ func flipWeights(p Conv2DParams, w, wf []float32, nw int) {
 func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float32) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	// Unpadded images are read where they are (their layout is the padded one), all
+	// in one product; padded ones are copied a group at a time.
+	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0
 	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
-	xp := getBuf[float32](g * p.C * plane)
-	defer putBuf(xp)
+	var xp []float32
+	if unpadded {
+		g = p.N
+	} else {
+		xp = getBuf[float32](g * p.C * plane)
+		defer putBuf(xp)
+	}
 	tab, pos, atab := getInt32s(K), getInt32s(g*P), getInt32s(g*P)
 	defer putInt32s(tab)
 	defer putInt32s(pos)
@@ -369,7 +376,12 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float3
 	var beta float32
 	for n0 := 0; n0 < p.N; n0 += g {
 		gn := min(g, p.N-n0)
-		padImages(p, x, xp, n0, gn)
+		src := xp
+		if unpadded {
+			src = x[n0*p.C*plane:]
+		} else {
+			padImages(p, x, xp, n0, gn)
+		}
 		for i := 0; i < gn; i++ {
 			for y := 0; y < P; y++ {
 				atab[i*P+y] = int32((n0+i)*p.M*P + y)
@@ -378,7 +390,7 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float3
 		sgemmPacked(kern, nw, gemmArgs{
 			m: p.M, n: K, k: gn * P, alpha: 1, beta: beta,
 			a: matView{data: dy, rows: axis{stride: P}, cols: axis{tab: atab[:gn*P]}},
-			b: matView{data: xp, rows: axis{tab: pos[:gn*P]}, cols: axis{tab: tab}},
+			b: matView{data: src, rows: axis{tab: pos[:gn*P]}, cols: axis{tab: tab}},
 			c: dw, ldc: K,
 		})
 		beta = 1

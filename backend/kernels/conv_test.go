@@ -301,6 +301,10 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 6, H: 20, W: 19, M: 17, KH: 3, KW: 3, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 3, PadRight: 2},
 		Conv2DParams{N: 2, C: 3, H: 16, W: 16, M: 9, KH: 3, KW: 3, PadTop: 3, PadLeft: 1, PadBottom: 1, PadRight: 3},
 		Conv2DParams{N: 3, C: 16, H: 14, W: 15, M: 40, KH: 1, KW: 1},
+		// Pointwise (conv_pointwise.go): one image, a depth over two k blocks, rows past
+		// a whole panel; images in parallel with A packed once.
+		Conv2DParams{N: 1, C: 600, H: 9, W: 7, M: 13, KH: 1, KW: 1},
+		Conv2DParams{N: 5, C: 20, H: 12, W: 12, M: 70, KH: 1, KW: 1},
 		Conv2DParams{N: 1, C: 3, H: 30, W: 64, M: 33, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
 		// Grouped: depthwise (stride 1 and 2, channel multiplier 1 and 2), groups of 2 and 4 channels.
 		Conv2DParams{N: 3, C: 8, H: 14, W: 13, M: 8, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 8},

@@ -432,7 +432,6 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	kcb := inPlaceKBlock(kern, k)
-	nkb := (k + kcb - 1) / kcb
 	mp := (m + kern.mr - 1) / kern.mr * kern.mr
 	koff := getInt32s(k)
 	defer putInt32s(koff)
@@ -443,14 +442,7 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 	if ap == nil {
 		ap = getBuf[float32](mp * k)
 		defer putBuf(ap)
-		nib := (m + kern.mc - 1) / kern.mc
-		parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
-			for u := lo; u < hi; u++ {
-				pc, ic := u/nib*kcb, u%nib*kern.mc
-				kc, mc := min(kcb, k-pc), min(kern.mc, m-ic)
-				packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
-			}
-		})
+		packAInPlace(kern, nw, g.a, m, k, ap)
 	}
 	// Parts: column blocks, or row blocks of column blocks when the
 	// columns alone would leave a goroutine idle.
@@ -490,6 +482,22 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 					ic = end
 				}
 			}
+		}
+	})
+}
+
+// packAInPlace packs all of the m×k A as sgemmInPlace reads it (packedAIndex) into ap
+// (packedALen values), on up to nw goroutines: a products' shared A packed once.
+func packAInPlace(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
+	kcb := inPlaceKBlock(kern, k)
+	nkb := (k + kcb - 1) / kcb
+	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	nib := (m + kern.mc - 1) / kern.mc
+	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, ic := u/nib*kcb, u%nib*kern.mc
+			kc, mc := min(kcb, k-pc), min(kern.mc, m-ic)
+			packA(kern, a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
 		}
 	})
 }

@@ -1,0 +1,68 @@
+package kernels
+
+import "runtime"
+
+// Pointwise convolutions (1×1, stride 1, unpadded: p.direct()), half of ResNet-50's
+// multiply-adds, on the packed GEMM: each image's product is the image itself, y[n] =
+// W·x[n] and dx[n] = Wᵀ·dy[n]. With images enough for every core, the images run in
+// parallel, each product on one core, rather than one image at a time with each
+// product split across the cores (ResNet-50's 1×1 layers at batch 16 ran at 90-180
+// GFLOP/s on two Zen 5 cores that way, the splits too fine for 49 to 3136 columns;
+// BenchmarkConv2DResNet1x1). Each image's product is computed alone, so the bits do
+// not depend on the split. The weight gradient is convBackwardWeightFast's single
+// product over every image's positions, reading the images in place.
+
+// pointwiseImages runs fn(n, nw) for every image n: in parallel, each with nw = 1,
+// when there are images enough for the cores, else one after another with nw the
+// cores.
+func pointwiseImages(n int, fn func(n, nw int)) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs > 1 && n >= procs {
+		parallelFor(n, procs, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				fn(i, 1)
+			}
+		})
+		return
+	}
+	for i := range n {
+		fn(i, procs)
+	}
+}
+
+// pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
+// + bias, with the Relu when relu is set.
+func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, relu bool) {
+	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), x, y, bias, relu)
+}
+
+// pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
+// dx[n] = Wᵀ·dy[n].
+func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
+	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), dy, dx, nil, false)
+}
+
+// pointwiseProducts sets c[n] = a·b[n] (+ bias, Relu) for the n images of b [k, P] and
+// c [m, P]. On a kernel that reads B in place, a is packed once for every image and
+// each image read where it is (an image without nr values of slack after it, the last,
+// is packed instead).
+func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, b, c, bias []float32, relu bool) {
+	var ap []float32
+	if kern.tileRows != nil {
+		ap = getBuf[float32](packedALen(kern, m, k))
+		defer putBuf(ap)
+		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
+	}
+	pointwiseImages(images, func(n, nw int) {
+		g := gemmArgs{
+			m: m, n: P, k: k, alpha: 1, a: a,
+			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
+			bias: bias, relu: relu,
+		}
+		if ap != nil && len(b)-n*k*P >= k*P+kern.nr {
+			g.ap, g.bInPlace = ap, true
+			g.b.data = b[n*k*P:]
+		}
+		sgemmPacked(kern, nw, g)
+	})
+}
