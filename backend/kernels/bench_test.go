@@ -196,16 +196,23 @@ func BenchmarkConv2DVGG19Train(b *testing.B) {
 
 // BenchmarkConv2DBackwardDataShapes covers both ways of the data gradient
 // (the flipped convolution and wᵀ·dy with col2im) on either side of
-// flipPays: small maps with many filters, large maps, 5×5 and 1×1 filters.
+// flipPays: small maps with many filters, large maps, 5×5 and 1×1 filters, and
+// ResNet-50's strided layers (k negative in the table: stride 2).
 func BenchmarkConv2DBackwardDataShapes(b *testing.B) {
 	for _, l := range []struct{ n, c, m, h, k int }{
 		{16, 512, 512, 2, 3}, {16, 512, 512, 4, 3}, {16, 256, 256, 8, 3}, {8, 512, 512, 7, 3}, {8, 256, 256, 14, 3},
 		{8, 64, 64, 28, 5}, {8, 192, 192, 14, 5}, {8, 256, 1024, 14, 1}, {8, 512, 2048, 7, 1}, {16, 64, 64, 32, 1}, {8, 32, 32, 56, 3},
+		// ResNet-50's strided layers at batch 16 (stride 2, no flipped form).
+		{16, 128, 128, 56, -3}, {16, 256, 256, 28, -3}, {16, 256, 512, 56, -1}, {16, 1024, 2048, 14, -1},
 	} {
+		stride := 1
+		if l.k < 0 {
+			l.k, stride = -l.k, 2
+		}
 		pad := l.k / 2
-		p := Conv2DParams{N: l.n, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad}.WithOutSize()
+		p := Conv2DParams{N: l.n, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, StrideH: stride, StrideW: stride, PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad}.WithOutSize()
 		w, dy, dx := randf32(p.WLen(), 2), randf32(p.YLen(), 4), make([]float32, p.XLen())
-		b.Run(fmt.Sprintf("%dto%d_%dx%d_k%d", l.c, l.m, l.h, l.h, l.k), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%dto%d_%dx%d_k%d_s%d", l.c, l.m, l.h, l.h, l.k, stride), func(b *testing.B) {
 			benchFLOPs(b, p.FLOPs(), func() { Conv2DBackwardData(p, w, dy, dx) })
 		})
 	}

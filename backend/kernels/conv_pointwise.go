@@ -66,3 +66,41 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, b, c, b
 		sgemmPacked(kern, nw, g)
 	})
 }
+
+// imagesApart reports whether the data gradient of p (a strided convolution, which
+// has no flipped form) runs its images in parallel, each on one core
+// (convBackwardDataImages): images enough for the cores, outputs of at least
+// imagesApartMinCols positions (on smaller maps the grouped products are faster:
+// ResNet-50's 7×7 outputs 1.35x slower apart, 28×28 and 56×56 1.1-1.25x faster;
+// BenchmarkConv2DBackwardDataShapes), each image's unfolded gradient within
+// maxColElems.
+func imagesApart(p Conv2DParams) bool {
+	procs := runtime.GOMAXPROCS(0)
+	P := p.OutH * p.OutW
+	return procs > 1 && p.N >= procs && P >= imagesApartMinCols && p.C*p.KH*p.KW*P <= maxColElems
+}
+
+const imagesApartMinCols = 128
+
+// convBackwardDataImages is Conv2DBackwardData on kern with the images in parallel,
+// each on one core: col = Wᵀ·dy[n], then col2im into dx[n] (ResNet-50's stride-2 layers
+// at batch 16 ran one image at a time, each product split across the cores). Each
+// image is computed alone, so the bits do not depend on the split.
+func convBackwardDataImages(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	xs, ys := p.C*p.H*p.W, p.M*P
+	procs := runtime.GOMAXPROCS(0)
+	parallelFor(p.N, procs, func(_, lo, hi int) {
+		col := getBuf[float32](K * P)
+		defer putBuf(col)
+		for n := lo; n < hi; n++ {
+			sgemmPacked(kern, 1, gemmArgs{
+				m: K, n: P, k: p.M, alpha: 1, a: dense(w, K, true),
+				b: dense(dy[n*ys:(n+1)*ys], P, false), c: col, ldc: P,
+			})
+			dxn := dx[n*xs : (n+1)*xs]
+			clear(dxn)
+			col2im(p, col, dxn, P, 0, p.OutH, 0, p.C)
+		}
+	})
+}
