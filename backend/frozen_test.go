@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -52,5 +53,77 @@ func TestFrozenLayersCostNoBackwardWork(t *testing.T) {
 	}
 	if n := countGradOps(last, "Conv(/features/features.0/Conv)"); n != 0 {
 		t.Errorf("the first convolution is frozen but has %d backward ops", n)
+	}
+}
+
+// TestConstantWeightsSameOutputs checks that a program built with ConstantWeights (its
+// Winograd filters and pointwise weights kept without checking the weights) gives the
+// outputs of one built without it, bit for bit, on its first and later runs, at batch 1
+// and 4, for a 3x3 convolution that takes Winograd and a pointwise one; and that a
+// training program ignores the option (it would hold stale transforms of the weights it
+// trains).
+func TestConstantWeightsSameOutputs(t *testing.T) {
+	ten := func(name string, dims []int64, seed int) *onnx.Tensor {
+		t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
+		n := 1
+		for _, d := range dims {
+			n *= int(d)
+		}
+		for i := range n {
+			t.Floats = append(t.Floats, float32((i*7+seed)%13-6)/20)
+		}
+		return t
+	}
+	attr := func(name string, ints ...int64) *onnx.Attribute {
+		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}
+	}
+	m, err := NewModel(tinyModel([]*onnx.Node{
+		{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1", "b1"}, Outputs: []string{"t1"}, Attributes: []*onnx.Attribute{attr("pads", 1, 1, 1, 1)}},
+		{Name: "r1", OpType: "Relu", Inputs: []string{"t1"}, Outputs: []string{"t2"}},
+		{Name: "c2", OpType: "Conv", Inputs: []string{"t2", "w2", "b2"}, Outputs: []string{"y"}},
+	}, []*onnx.Tensor{
+		ten("w1", []int64{16, 16, 3, 3}, 1), ten("b1", []int64{16}, 2), ten("w2", []int64{24, 16, 1, 1}, 3), ten("b2", []int64{24}, 4),
+	}, []int64{-1, 16, 14, 14}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []int{1, 4} {
+		x := make([]float32, batch*16*14*14)
+		for i := range x {
+			x[i] = float32(i%17-8) / 9
+		}
+		checked, err := m.Program(Options{Batch: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		constant, err := m.Program(Options{Batch: batch, ConstantWeights: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for run := range 3 {
+			if err := checked.Run([][]float32{x}, nil); err != nil {
+				t.Fatal(err)
+			}
+			want := append([]float32(nil), checked.Output(0)...)
+			if err := constant.Run([][]float32{x}, nil); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range constant.Output(0) {
+				if math.Float32bits(v) != math.Float32bits(want[i]) {
+					t.Fatalf("batch %d, run %d: y[%d] = %v with constant weights, %v without", batch, run, i, v, want[i])
+				}
+			}
+		}
+	}
+	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: WeightedSum, ConstantWeights: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.p.steps {
+		if s.fwd != nil {
+			if c, ok := s.fwd.k.(*conv[float32]); ok && c.constant {
+				t.Fatalf("a training program's %s takes its weights as constant", s.name)
+			}
+		}
 	}
 }

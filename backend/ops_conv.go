@@ -21,6 +21,8 @@ type conv[T float] struct {
 	// filters keeps what the kernels derive from W alone from run to run, when the
 	// program does not train W (nil when it does); the model's programs share it.
 	filters *kernels.FilterCache
+	// constant: the program's weights do not change (Options.ConstantWeights).
+	constant bool
 }
 
 func newConv[T float](c *opContext) (*opKernels[T], error) {
@@ -51,7 +53,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	k := &conv[T]{p: p, relu: c.fuseRelu}
+	k := &conv[T]{p: p, relu: c.fuseRelu, constant: c.constantWeights}
 	if !c.trained(1) {
 		k.filters = c.filterCache(c.node.Inputs[1])
 	}
@@ -70,7 +72,11 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	if len(ins) > 2 {
 		bias = ins[2]
 	}
-	kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+	if k.constant && k.filters != nil {
+		kernels.Conv2DForwardConstant(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+	} else {
+		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+	}
 	k.dzValid = false
 	return nil
 }

@@ -56,6 +56,13 @@ type Options struct {
 	// have the shapes InputShapes or Batch give. Nothing upstream of From may be needed
 	// by the nodes downstream of it other than through From (see Model.CutPoints).
 	From string
+	// ConstantWeights promises that the model's parameters stay as they are while the
+	// program is in use (an inference over a model that is not being trained, as
+	// evaluate's classifier and predict run): what the kernels derive from the frozen
+	// weights (Winograd filters, pointwise convolutions' packed weights) is kept and
+	// used without checking the weights at every run. Weights changed in place while
+	// such a program runs give wrong outputs.
+	ConstantWeights bool
 	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
 	// without the program keeping them as it keeps its outputs: the ones the program
 	// computes are reported, others are ignored.
@@ -669,7 +676,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseClip: fuseClip, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
-		filterCache: b.m.filterCache}
+		constantWeights: b.opts.ConstantWeights && !b.opts.Training,
+		filterCache:     b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

@@ -35,6 +35,9 @@ type opContext struct {
 	// bounds (a BatchNormalization whose only consumer is a Clip with constant bounds:
 	// ReLU6; see planFusions).
 	fuseClip *[2]float64
+	// constantWeights: the program's weights do not change while it is in use
+	// (Options.ConstantWeights), so caches need not check them.
+	constantWeights bool
 	// filterCache returns the cache of what the kernels derive from the weights of that
 	// name alone (a convolution's transformed filters), which the model's programs share
 	// (they run one at a time, and the cache checks the weights at every call).

@@ -126,7 +126,9 @@ func (c *Classifier) program(batch int) (*backend.Program, error) {
 	if p, ok := c.programs[batch]; ok {
 		return p, nil
 	}
-	p, err := c.model.Program(backend.Options{Batch: batch})
+	// The classifier's model is its own and never trained: its programs keep what the
+	// kernels derive from the weights without checking them at every run.
+	p, err := c.model.Program(backend.Options{Batch: batch, ConstantWeights: true})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Path, err)
 	}

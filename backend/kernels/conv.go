@@ -488,6 +488,19 @@ func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias
 	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, relu, cache)
 }
 
+// Conv2DForwardConstant is Conv2DForwardCached for weights the caller promises are those
+// of the cache's earlier calls (an inference program over a model that is not
+// trained): the cache is used without checking them, and it also keeps a pointwise
+// convolution's packed weights. Weights changed in place give wrong results until the
+// next call of Conv2DForwardCached with the cache (which checks them).
+func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, relu bool) {
+	if cache != nil {
+		cache.trusted = true
+		defer func() { cache.trusted = false }()
+	}
+	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, relu, cache)
+}
+
 // Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
 // convolution fused with the Relu after it. On the toolkit's own GEMM the
 // micro-kernel applies the Relu as it stores the output (no second pass
@@ -517,7 +530,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.direct() {
-		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), relu)
+		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), relu, cache)
 		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW

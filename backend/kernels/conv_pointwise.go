@@ -32,23 +32,30 @@ func pointwiseImages(n int, fn func(n, nw int)) {
 
 // pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
 // + bias, with the Relu when relu is set.
-func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, relu bool) {
-	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), x, y, bias, relu)
+// With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it; a
+// checked call uses (and so refreshes) packed weights a cache already holds.
+func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, relu bool, cache *FilterCache) {
+	var ap []float32
+	if cache != nil && !cache.off && kern.tileRows != nil && (cache.trusted || cache.kind == cachePacked && cache.u != nil) {
+		ap = cache.get(kern, cachePacked, packedALen(kern, p.M, p.C), w, func(u []float32) {
+			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, p.C, false), p.M, p.C, u)
+		})
+	}
+	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, x, y, bias, relu)
 }
 
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
 // dx[n] = Wᵀ·dy[n].
 func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
-	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), dy, dx, nil, false)
+	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, dy, dx, nil, false)
 }
 
 // pointwiseProducts sets c[n] = a·b[n] (+ bias, Relu) for the n images of b [k, P] and
-// c [m, P]. On a kernel that reads B in place, a is packed once for every image and
-// each image read where it is (an image without nr values of slack after it, the last,
-// is packed instead).
-func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, b, c, bias []float32, relu bool) {
-	var ap []float32
-	if kern.tileRows != nil {
+// c [m, P]. On a kernel that reads B in place, a is packed once for every image (or
+// given packed, ap) and each image read where it is (an image without nr values of
+// slack after it, the last, is packed instead).
+func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []float32, b, c, bias []float32, relu bool) {
+	if ap == nil && kern.tileRows != nil {
 		ap = getBuf[float32](packedALen(kern, m, k))
 		defer putBuf(ap)
 		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)

@@ -151,7 +151,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 	plen := packedALen(kern, M, C)
 	var u []float32
 	if cache != nil && !cache.off {
-		u = cache.filters(kern, M, C, filters, 16*plen)
+		u = cache.get(kern, cacheWinograd, 16*plen, filters.w, func(u []float32) { winoFilters(kern, M, C, filters, u) })
 	} else {
 		u = getBuf[float32](16 * plen)
 		defer putBuf(u)
@@ -386,9 +386,22 @@ type winoUnit struct {
 type FilterCache struct {
 	u    []float32
 	kern *gemmKernel
+	kind cacheKind
 	sum  uint64
 	off  bool
+	// trusted is set for the length of a call of Conv2DForwardConstant: the weights
+	// are those the cache was filled from (the caller's promise), so it skips the
+	// fingerprint.
+	trusted bool
 }
+
+// cacheKind says what a FilterCache holds.
+type cacheKind int
+
+const (
+	cacheWinograd cacheKind = iota // transformed filters (winoFilters)
+	cachePacked                    // the weights packed as sgemmInPlace reads A
+)
 
 // Disable lets the cache's memory go and makes the calls given it transform the
 // filters every time: for weights that change between calls (trained by another
@@ -397,24 +410,29 @@ func (c *FilterCache) Disable() {
 	c.u, c.kern, c.sum, c.off = nil, nil, 0, true
 }
 
-// Disabled reports whether Disable was called.
-func (c *FilterCache) Disabled() bool { return c.off }
-
-// filters returns the n transformed filters of src, from the cache when the
-// weights and the kernel are those it holds.
-func (c *FilterCache) filters(kern *gemmKernel, M, C int, src winoSource, n int) []float32 {
-	sum := fingerprint(src.w)
-	if c.kern == kern && len(c.u) == n && c.sum == sum {
+// get returns the n values of the given kind derived from the weights w by fill, from
+// the cache when they were derived from these weights (by fingerprint, or trusted)
+// with kern.
+func (c *FilterCache) get(kern *gemmKernel, kind cacheKind, n int, w []float32, fill func(u []float32)) []float32 {
+	held := c.kern == kern && c.kind == kind && len(c.u) == n
+	if held && c.trusted {
+		return c.u
+	}
+	sum := fingerprint(w)
+	if held && c.sum == sum {
 		return c.u
 	}
 	if cap(c.u) < n {
 		c.u = make([]float32, n)
 	}
 	c.u = c.u[:n]
-	winoFilters(kern, M, C, src, c.u)
-	c.kern, c.sum = kern, sum
+	fill(c.u)
+	c.kern, c.kind, c.sum = kern, kind, sum
 	return c.u
 }
+
+// Disabled reports whether Disable was called.
+func (c *FilterCache) Disabled() bool { return c.off }
 
 // fingerprint is a 64-bit hash of the bits of w (four multiply-xor lanes,
 // mixed at the end): a change anywhere in w changes it but with probability

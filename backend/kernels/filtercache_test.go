@@ -71,3 +71,65 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("dropping the last value leaves the fingerprint")
 	}
 }
+
+// TestFilterCacheConstant checks Conv2DForwardConstant (the cache trusted, pointwise
+// weights packed into it) against Conv2DForward on every implementation, for a
+// Winograd and a pointwise geometry: the same bits on the first call and on calls
+// served from the cache; that a pointwise convolution fills the cache where the
+// kernel reads B in place; that a weight changed in place is not noticed (the
+// promise) until a checked call refreshes the cache; and that the checked calls after
+// give the same bits.
+func TestFilterCacheConstant(t *testing.T) {
+	geoms := []Conv2DParams{
+		{N: 2, C: 16, H: 12, W: 14, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 3, C: 24, H: 9, W: 11, M: 19, KH: 1, KW: 1},
+	}
+	rng := newRNG(32)
+	forEachImplementation(t, func(t *testing.T) {
+		for _, g := range geoms {
+			p := g.WithOutSize()
+			x, w, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
+			var cache FilterCache
+			run := func(f func(*FilterCache, Conv2DParams, []float32, []float32, []float32, []float32, bool)) []float32 {
+				y := make([]float32, p.YLen())
+				f(&cache, p, x, w, bias, y, true)
+				return y
+			}
+			same := func(what string, got, want []float32) bool {
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						return false
+					}
+				}
+				return true
+			}
+			want := make([]float32, p.YLen())
+			Conv2DForwardRelu(p, x, w, bias, want)
+			if !same("first", run(Conv2DForwardConstant[float32]), want) {
+				t.Fatalf("%+v: the first constant call differs from Conv2DForward", g)
+			}
+			kern := packedKernel[float32]()
+			if kern != nil && (p.norm().winogradOn(kern) || p.direct() && kern.tileRows != nil) && cache.u == nil {
+				t.Fatalf("%+v: the constant call left the cache empty", g)
+			}
+			if !same("cached", run(Conv2DForwardConstant[float32]), want) {
+				t.Fatalf("%+v: a constant call from the cache differs", g)
+			}
+			if cache.u == nil {
+				continue // nothing kept: nothing to go stale
+			}
+			w[0] += 0.5
+			changed := make([]float32, p.YLen())
+			Conv2DForwardRelu(p, x, w, bias, changed)
+			if same("stale", run(Conv2DForwardConstant[float32]), changed) {
+				t.Fatalf("%+v: a constant call noticed a weight changed in place (it must not check)", g)
+			}
+			if !same("checked", run(Conv2DForwardCached[float32]), changed) {
+				t.Fatalf("%+v: the checked call after the change differs", g)
+			}
+			if !same("constant again", run(Conv2DForwardConstant[float32]), changed) {
+				t.Fatalf("%+v: a constant call after the refresh differs", g)
+			}
+		}
+	})
+}

@@ -160,6 +160,8 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	opts := backend.Options{InputShapes: map[string][]int{in.Name: {batch, c, size, size}}}
 	switch mode {
 	case "forward":
+		// An inference, as predict's and evaluate's: the weights never change.
+		opts.ConstantWeights = true
 	case "train":
 		opts.Training = true
 		opts.Trainable = m.TrainableNames()
