@@ -289,3 +289,72 @@ func relErrFloor(got, want []float32, floor float64) float64 {
 	}
 	return diff / max(maxAbs(want), floor)
 }
+
+// TestFamiliesConstantWeights runs every family fixture exported with its
+// BatchNormalization nodes in an inference program with constant weights, which folds
+// each normalization that follows a convolution into its weights and bias and keeps
+// what the kernels derive from them: the output must match PyTorch's (eval mode) within
+// the parity tolerance, and the normalizations after convolutions must be gone from the
+// program's steps.
+func TestFamiliesConstantWeights(t *testing.T) {
+	fx := familyfixtures.Load(t)
+	folded := 0
+	for _, name := range fx.Names() {
+		f := fx.Families[name]
+		for _, file := range f.ModelFiles() {
+			if f.Models[file].Fused {
+				continue
+			}
+			t.Run(name+"/"+strings.TrimSuffix(file, ".onnx"), func(t *testing.T) {
+				ir, err := onnx.Read(f.Path(file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := AdoptModel(ir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := readNPY(t, f.Path("input.npy"))
+				want := readNPY(t, f.Path("output.npy"))
+				opts := Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true}
+				p, err := m.Program(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for run := range 2 { // the first run folds, the second takes the kept transforms
+					if err := p.Run([][]float32{x.Data}, nil); err != nil {
+						t.Fatal(err)
+					}
+					if e := relErr(p.Output(0), want.Data); e > parityTolerance {
+						t.Fatalf("run %d: output relative error %.3g against PyTorch", run, e)
+					}
+				}
+				afterConv := map[string]bool{} // BatchNormalization nodes that read a Conv's output
+				producer := map[string]string{}
+				for _, n := range ir.Graph.Nodes {
+					for _, o := range n.Outputs {
+						producer[o] = n.OpType
+					}
+				}
+				for _, n := range ir.Graph.Nodes {
+					if n.OpType == "BatchNormalization" && producer[n.Inputs[0]] == "Conv" {
+						afterConv[n.Name] = true
+					}
+				}
+				left := 0
+				for _, s := range p.p.steps {
+					if name, ok := strings.CutPrefix(s.name, "BatchNormalization("); ok && afterConv[strings.TrimSuffix(name, ")")] {
+						left++
+					}
+				}
+				if len(afterConv) > 0 && left == len(afterConv) {
+					t.Fatalf("none of the %d BatchNormalization nodes after convolutions folded", left)
+				}
+				folded += len(afterConv) - left
+			})
+		}
+	}
+	if fx.Names() != nil && folded == 0 {
+		t.Fatal("no family folded a BatchNormalization")
+	}
+}

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"math"
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
@@ -23,6 +24,22 @@ type conv[T float] struct {
 	filters *kernels.FilterCache
 	// constant: the program's weights do not change (Options.ConstantWeights).
 	constant bool
+	// fold is the BatchNormalization folded into the convolution (nil: none); the
+	// folded weights and bias, made at the first run, and their own cache.
+	fold      *bnFold
+	foldW     []T
+	foldB     []T
+	foldCache kernels.FilterCache
+	foldInput int // index in the forward's inputs of the normalization's scale
+	foldHasB  bool
+}
+
+// bnFold is a BatchNormalization folded into the convolution before it: y = s·(conv(x)
+// + b - mean) + shift with s = scale/√(var + eps), that is the convolution with weights
+// s·W and bias s·(b - mean) + shift.
+type bnFold struct {
+	eps  float64
+	node string
 }
 
 func newConv[T float](c *opContext) (*opKernels[T], error) {
@@ -64,10 +81,46 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		}
 		ks.data = append(ks.data, 2)
 	}
+	if c.foldBN != nil {
+		k.fold, k.foldInput, k.foldHasB = c.foldBN, len(ks.data), c.has(2)
+		for i := 3; i < 7; i++ {
+			if !c.has(i) || len(c.in[i]) != 1 || c.in[i][0] != p.M {
+				return nil, c.errorf("the BatchNormalization %q folded into it has input %d of shape %v, want [%d]", c.foldBN.node, i-2, c.in[i], p.M)
+			}
+			ks.data = append(ks.data, i)
+		}
+	}
 	return ks, nil
 }
 
+// foldWeights makes the folded weights and bias from the forward's inputs.
+func (k *conv[T]) foldWeights(ins [][]T) {
+	w := ins[1]
+	scale, shift, mean, variance := ins[k.foldInput], ins[k.foldInput+1], ins[k.foldInput+2], ins[k.foldInput+3]
+	k.foldW, k.foldB = make([]T, len(w)), make([]T, k.p.M)
+	per := len(w) / k.p.M
+	for m := range k.p.M {
+		s := float64(scale[m]) / math.Sqrt(float64(variance[m])+k.fold.eps)
+		for i, v := range w[m*per : (m+1)*per] {
+			k.foldW[m*per+i] = T(float64(v) * s)
+		}
+		var b float64
+		if k.foldHasB {
+			b = float64(ins[2][m])
+		}
+		k.foldB[m] = T((b-float64(mean[m]))*s + float64(shift[m]))
+	}
+}
+
 func (k *conv[T]) forward(ins [][]T, out []T) error {
+	if k.fold != nil {
+		// Constant weights: folded once, then taken as constant.
+		if k.foldW == nil {
+			k.foldWeights(ins)
+		}
+		kernels.Conv2DForwardConstant(&k.foldCache, k.p, ins[0], k.foldW, k.foldB, out, k.relu)
+		return nil
+	}
 	var bias []T
 	if len(ins) > 2 {
 		bias = ins[2]

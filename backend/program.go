@@ -130,6 +130,11 @@ type builder[T float] struct {
 	// convolution stores its output, or as the normalization writes each channel),
 	// and the Relu node is skipped.
 	fusedRelu map[*onnx.Node]*onnx.Node
+	// fusedBN maps a Conv node to the BatchNormalization in inference mode that is its
+	// output's only consumer, in a forward-only program with constant weights: the
+	// normalization is folded into the convolution's weights and bias once (with the
+	// normalization's fused Relu, if any, in the convolution's stores).
+	fusedBN map[*onnx.Node]*onnx.Node
 	// fusedClip maps a BatchNormalization node to the Clip with constant bounds
 	// (ReLU6) that is its output's only consumer, built as one op as fusedRelu's pairs.
 	fusedClip map[*onnx.Node]fusedClip
@@ -164,7 +169,7 @@ func (b *builder[T]) trained(name string) bool {
 // graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
-	b.fusedGelu, b.fusedClip = map[*onnx.Node]string{}, map[*onnx.Node]fusedClip{}
+	b.fusedGelu, b.fusedClip, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]fusedClip{}, map[*onnx.Node]*onnx.Node{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -209,6 +214,26 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 			}
 		}
 	}
+	if b.constantWeights() {
+		bns := map[string]*onnx.Node{} // by input
+		for _, n := range g.Nodes {
+			if needed[n] && n.OpType == "BatchNormalization" && n.Domain == "" && len(n.Inputs) == 5 && len(n.Outputs) == 1 &&
+				n.AttrInt("training_mode", 0) == 0 && n.AttrInt("spatial", 1) == 1 {
+				bns[n.Inputs[0]] = n
+			}
+		}
+		for _, n := range g.Nodes {
+			if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 || b.fusedRelu[n] != nil {
+				continue
+			}
+			bn, ok := bns[n.Outputs[0]]
+			if _, clip := b.fusedClip[bn]; !ok || clip || uses[n.Outputs[0]] != 1 {
+				continue // a Clip stays fused with its normalization (the products store no Clip)
+			}
+			b.fusedBN[n] = bn
+			b.skip[bn] = true
+		}
+	}
 	sigmoids := map[string]*onnx.Node{} // by output
 	for _, n := range g.Nodes {
 		if needed[n] && n.OpType == "Sigmoid" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
@@ -229,6 +254,12 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 	}
 	b.planGelu(needed, uses)
+}
+
+// constantWeights reports whether the program may take its weights as constant
+// (Options.ConstantWeights): a forward-only program that asks for it.
+func (b *builder[T]) constantWeights() bool {
+	return b.opts.ConstantWeights && !b.opts.Training && !b.opts.InputGrads && len(b.opts.Trainable) == 0
 }
 
 // fusedClip is a Clip fused after the node it reads, with its bounds.
@@ -648,6 +679,22 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	}
 	schema := schemaOf(n)
 	fuseRelu, fuseSiLU := false, false
+	var foldBN *bnFold
+	if bn, ok := b.fusedBN[n]; ok {
+		// The convolution reads the normalization's parameters after its own inputs and
+		// writes its output (or that of the Relu fused after it).
+		fused := *n
+		ins := append([]string(nil), n.Inputs...)
+		for len(ins) < 3 {
+			ins = append(ins, "")
+		}
+		fused.Inputs = append(ins, bn.Inputs[1:5]...)
+		fused.Outputs = bn.Outputs
+		if r, ok := b.fusedRelu[bn]; ok {
+			fused.Outputs, fuseRelu = r.Outputs, true
+		}
+		n, foldBN = &fused, &bnFold{eps: float64(bn.AttrFloat("epsilon", 1e-5)), node: bn.Name}
+	}
 	if r, ok := b.fusedRelu[n]; ok {
 		// The pair's op writes the Relu's output.
 		fused := *n
@@ -676,8 +723,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseClip: fuseClip, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
-		constantWeights: b.opts.ConstantWeights && !b.opts.Training,
-		filterCache:     b.m.filterCache}
+		constantWeights: b.constantWeights(), foldBN: foldBN,
+		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

@@ -38,6 +38,10 @@ type opContext struct {
 	// constantWeights: the program's weights do not change while it is in use
 	// (Options.ConstantWeights), so caches need not check them.
 	constantWeights bool
+	// foldBN, when set, asks a Conv node for its output through the inference-mode
+	// BatchNormalization that follows it, whose scale, shift, mean and variance are its
+	// inputs 3 to 6 (constant weights; see planFusions).
+	foldBN *bnFold
 	// filterCache returns the cache of what the kernels derive from the weights of that
 	// name alone (a convolution's transformed filters), which the model's programs share
 	// (they run one at a time, and the cache checks the weights at every call).
