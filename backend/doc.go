@@ -32,8 +32,12 @@
 // mask) is planned like a value; element-wise ops write over an input nothing reads
 // afterwards; the output of a Gelu or a SiLU is computed again for the backward pass
 // from the input its derivative keeps anyway (rematerialize). A Conv and the Relu after
-// it, x·σ(x) (SiLU) and Gelu written out in five nodes are each built as one op
-// (planFusions). The float32 programs of a model share one
+// it, a BatchNormalization and the Relu or ReLU6 Clip after it, x·σ(x) (SiLU) and Gelu
+// written out in five nodes are each built as one op (planFusions); a forward-only
+// program with constant weights (Options.ConstantWeights: predict, evaluate) also folds
+// each inference-mode BatchNormalization into the convolution before it, and keeps
+// what the kernels derive from its weights without checking them at every run. The
+// float32 programs of a model share one
 // arena, as large as the largest plan (they run one at a time), mapped from the system
 // rather than allocated on the Go heap (arena.go). The outputs stay in the arena until
 // the end of the run (valid until the next run of a program of the model); the loss
