@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"toolkit/internal/familyfixtures"
+	"toolkit/npy"
 	"toolkit/onnx"
 )
 
@@ -65,16 +66,7 @@ func TestFamiliesPyTorchParity(t *testing.T) {
 // model file given, the gradients of the parameters (when params is set) under grads/.
 func checkFamily(t *testing.T, f *familyfixtures.Family, file string, params bool, record func(what string, err float64)) {
 	t.Helper()
-	ir, err := onnx.Read(f.Path(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := AdoptModel(ir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := readNPY(t, f.Path("input.npy"))
-	want := readNPY(t, f.Path("output.npy"))
+	_, m, x, want := loadFamilyModel(t, f, file)
 	target := readNPY(t, f.Path("loss_weight.npy"))
 	in := m.Inputs()[0].Name
 	opts := Options{InputShapes: map[string][]int{in: x.Shape}, InputGrads: true, Loss: WeightedSum}
@@ -306,16 +298,7 @@ func TestFamiliesConstantWeights(t *testing.T) {
 				continue
 			}
 			t.Run(name+"/"+strings.TrimSuffix(file, ".onnx"), func(t *testing.T) {
-				ir, err := onnx.Read(f.Path(file))
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := AdoptModel(ir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				x := readNPY(t, f.Path("input.npy"))
-				want := readNPY(t, f.Path("output.npy"))
+				ir, m, x, want := loadFamilyModel(t, f, file)
 				opts := Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true}
 				p, err := m.Program(opts)
 				if err != nil {
@@ -357,4 +340,18 @@ func TestFamiliesConstantWeights(t *testing.T) {
 	if fx.Names() != nil && folded == 0 {
 		t.Fatal("no family folded a BatchNormalization")
 	}
+}
+
+// loadFamilyModel reads a family fixture's model file and its input and PyTorch output.
+func loadFamilyModel(t *testing.T, f *familyfixtures.Family, file string) (*onnx.Model, *Model, *npy.Array, *npy.Array) {
+	t.Helper()
+	ir, err := onnx.Read(f.Path(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := AdoptModel(ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ir, m, readNPY(t, f.Path("input.npy")), readNPY(t, f.Path("output.npy"))
 }

@@ -64,15 +64,7 @@ func TestFrozenLayersCostNoBackwardWork(t *testing.T) {
 // trains).
 func TestConstantWeightsSameOutputs(t *testing.T) {
 	ten := func(name string, dims []int64, seed int) *onnx.Tensor {
-		t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
-		n := 1
-		for _, d := range dims {
-			n *= int(d)
-		}
-		for i := range n {
-			t.Floats = append(t.Floats, float32((i*7+seed)%13-6)/20)
-		}
-		return t
+		return testTensor(name, dims, func(i int) float32 { return float32((i*7+seed)%13-6) / 20 })
 	}
 	attr := func(name string, ints ...int64) *onnx.Attribute {
 		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}

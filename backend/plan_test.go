@@ -23,15 +23,7 @@ import (
 //	x -c1-> t1 -bn-> t2 -r1-> t3 -mp-> t4 -c2-> t5 -add(t5, t4)-> t6 -r2-> t7 -gap-> t8 -fl-> t9 -fc-> y
 func residualModel() *onnx.Model {
 	ten := func(name string, dims []int64, v float32) *onnx.Tensor {
-		t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
-		n := 1
-		for _, d := range dims {
-			n *= int(d)
-		}
-		for i := range n {
-			t.Floats = append(t.Floats, v*float32(i%7-3))
-		}
-		return t
+		return testTensor(name, dims, func(i int) float32 { return v * float32(i%7-3) })
 	}
 	attr := func(name string, ints ...int64) *onnx.Attribute {
 		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}
@@ -669,4 +661,17 @@ func TestTrainedWeightsAreNotCached(t *testing.T) {
 	if m.filterCache("w1").Disabled() {
 		t.Error("training w2 turned w1's filter cache off")
 	}
+}
+
+// testTensor is a float initializer of the given shape whose value i is value(i).
+func testTensor(name string, dims []int64, value func(i int) float32) *onnx.Tensor {
+	t := &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims}
+	n := 1
+	for _, d := range dims {
+		n *= int(d)
+	}
+	for i := range n {
+		t.Floats = append(t.Floats, value(i))
+	}
+	return t
 }

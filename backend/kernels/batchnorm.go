@@ -366,14 +366,7 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 // (channelActivationMask); y is unused without one.
 func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, act Activation, y, dy, dx []T, sumDy, sumDyXhat []float64) {
 	const name = "BatchNormTrainBackward"
-	need(name, "x", x, p.XLen())
-	need(name, "dy", dy, p.XLen())
-	need(name, "dx", dx, p.XLen())
-	need(name, "scale", scale, p.C)
-	need(name, "saveMean", saveMean, p.C)
-	need(name, "saveInvStd", saveInvStd, p.C)
-	need(name, "sumDy", sumDy, p.C)
-	need(name, "sumDyXhat", sumDyXhat, p.C)
+	needBackward(name, p, x, scale, saveMean, saveInvStd, dy, dx, sumDy, sumDyXhat)
 	if act.Kind != NoActivation {
 		need(name, "y", y, p.XLen())
 	}
@@ -382,11 +375,33 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, save
 			if act.Kind != NoActivation {
 				channelActivationMask(p, y, dy, c, act)
 			}
-			s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
-			sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
+			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
 			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
 		}
 	})
+}
+
+// needBackward checks the lengths of a data gradient's arguments (dx and scale not
+// checked when nil).
+func needBackward[T Float](name string, p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T, sumDy, sumDyXhat []float64) {
+	need(name, "x", x, p.XLen())
+	need(name, "dy", dy, p.XLen())
+	if dx != nil {
+		need(name, "dx", dx, p.XLen())
+	}
+	if scale != nil {
+		need(name, "scale", scale, p.C)
+	}
+	need(name, "saveMean", saveMean, p.C)
+	need(name, "saveInvStd", saveInvStd, p.C)
+	need(name, "sumDy", sumDy, p.C)
+	need(name, "sumDyXhat", sumDyXhat, p.C)
+}
+
+// channelSums sets sumDy[c] and sumDyXhat[c] (BatchNormTrainBackwardSums) of channel c.
+func channelSums[T Float](p BatchNormParams, x, dy, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, c int) {
+	s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
+	sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
 }
 
 // BatchNormTrainBackwardSums computes the two sums over each channel that the three
@@ -394,17 +409,10 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, save
 // (the bias gradient) and sumDyXhat[c] = Σ dy·xhat, xhat = (x - saveMean)·saveInvStd
 // (the scale gradient), in float64.
 func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy []T, sumDy, sumDyXhat []float64) {
-	const name = "BatchNormTrainBackwardSums"
-	need(name, "x", x, p.XLen())
-	need(name, "dy", dy, p.XLen())
-	need(name, "saveMean", saveMean, p.C)
-	need(name, "saveInvStd", saveInvStd, p.C)
-	need(name, "sumDy", sumDy, p.C)
-	need(name, "sumDyXhat", sumDyXhat, p.C)
+	needBackward("BatchNormTrainBackwardSums", p, x, nil, saveMean, saveInvStd, dy, nil, sumDy, sumDyXhat)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
-			sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
+			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
 		}
 	})
 }
@@ -412,15 +420,7 @@ func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInv
 // BatchNormTrainBackwardDataSums is [BatchNormTrainBackwardData] given the sums of
 // [BatchNormTrainBackwardSums].
 func BatchNormTrainBackwardDataSums[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T) {
-	const name = "BatchNormTrainBackwardData"
-	need(name, "x", x, p.XLen())
-	need(name, "dy", dy, p.XLen())
-	need(name, "dx", dx, p.XLen())
-	need(name, "scale", scale, p.C)
-	need(name, "saveMean", saveMean, p.C)
-	need(name, "saveInvStd", saveInvStd, p.C)
-	need(name, "sumDy", sumDy, p.C)
-	need(name, "sumDyXhat", sumDyXhat, p.C)
+	needBackward("BatchNormTrainBackwardData", p, x, scale, saveMean, saveInvStd, dy, dx, sumDy, sumDyXhat)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)

@@ -242,22 +242,8 @@ func TestMaxPool2x2FastPath(t *testing.T) {
 				}
 			}
 			check := func(name string, x, y []float64, arg []int32) {
-				q := p.norm()
-				HW, OHW := q.H*q.W, q.OutH*q.OutW
-				wy, warg := make([]float64, OHW), make([]int32, OHW)
-				for pl := 0; pl < q.N*q.C; pl++ {
-					for oh := 0; oh < q.OutH; oh++ {
-						for ow := 0; ow < q.OutW; ow++ {
-							maxPoolWindow(q, x[pl*HW:(pl+1)*HW], wy, warg, oh, ow)
-						}
-					}
-					for o := range wy {
-						got, want := y[pl*OHW+o], wy[o]
-						if arg[pl*OHW+o] != warg[o] || !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
-							t.Fatalf("%s %+v ceil %v: plane %d out %d: %g at %d, want %g at %d", name, g, ceil, pl, o, got, arg[pl*OHW+o], want, warg[o])
-						}
-					}
-				}
+				t.Helper()
+				checkWindowRule(t, fmt.Sprintf("%s %+v ceil %v", name, g, ceil), p, x, y, arg)
 			}
 			y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
 			MaxPool2DForward(p, x, y, arg)
@@ -296,25 +282,8 @@ func TestMaxPoolSeparable(t *testing.T) {
 			}
 		}
 		check := func(name string, x, y []float64, arg []int32) {
-			q := p.norm()
-			HW, OHW := q.H*q.W, q.OutH*q.OutW
-			wy, warg := make([]float64, OHW), make([]int32, OHW)
-			for pl := 0; pl < q.N*q.C; pl++ {
-				for oh := 0; oh < q.OutH; oh++ {
-					for ow := 0; ow < q.OutW; ow++ {
-						maxPoolWindow(q, x[pl*HW:(pl+1)*HW], wy, warg, oh, ow)
-					}
-				}
-				for o := range wy {
-					got, want := y[pl*OHW+o], wy[o]
-					if !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
-						t.Fatalf("%s geometry %d (%+v): plane %d out %d: %g, want %g", name, gi, g.p, pl, o, got, want)
-					}
-					if arg != nil && arg[pl*OHW+o] != warg[o] {
-						t.Fatalf("%s geometry %d (%+v): plane %d out %d: position %d, want %d", name, gi, g.p, pl, o, arg[pl*OHW+o], warg[o])
-					}
-				}
-			}
+			t.Helper()
+			checkWindowRule(t, fmt.Sprintf("%s geometry %d (%+v)", name, gi, g.p), p, x, y, arg)
 		}
 		y, arg := make([]float64, p.YLen()), make([]int32, p.YLen())
 		y32 := make([]float32, p.YLen())
@@ -337,5 +306,30 @@ func TestMaxPoolSeparable(t *testing.T) {
 		MaxPool2DForward(p, x, y, nil)
 		wy, _ := naivePool(p, x, true)
 		assertClose(t, fmt.Sprintf("geometry %d against the definition", gi), y, wy, 0)
+	}
+}
+
+// checkWindowRule checks a max pooling's outputs y (and positions arg, unless nil) of x
+// against the general window rule, maxPoolWindow, a NaN matching a NaN.
+func checkWindowRule(t *testing.T, what string, p Pool2DParams, x, y []float64, arg []int32) {
+	t.Helper()
+	q := p.norm()
+	HW, OHW := q.H*q.W, q.OutH*q.OutW
+	wy, warg := make([]float64, OHW), make([]int32, OHW)
+	for pl := 0; pl < q.N*q.C; pl++ {
+		for oh := 0; oh < q.OutH; oh++ {
+			for ow := 0; ow < q.OutW; ow++ {
+				maxPoolWindow(q, x[pl*HW:(pl+1)*HW], wy, warg, oh, ow)
+			}
+		}
+		for o := range wy {
+			got, want := y[pl*OHW+o], wy[o]
+			if !(got == want || math.IsNaN(got) && math.IsNaN(want)) {
+				t.Fatalf("%s: plane %d out %d: %g, want %g", what, pl, o, got, want)
+			}
+			if arg != nil && arg[pl*OHW+o] != warg[o] {
+				t.Fatalf("%s: plane %d out %d: position %d, want %d", what, pl, o, arg[pl*OHW+o], warg[o])
+			}
+		}
 	}
 }

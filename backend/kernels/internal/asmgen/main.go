@@ -1556,12 +1556,98 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 	}
 }
 
+// vecISA is one instruction set of the element-wise loops of gelu and expShift: its
+// register prefix, lanes, how a constant operand is written and the rounding
+// instruction. The same operations in the same order on both, fused multiply-adds
+// included, so both give the same bits.
+type vecISA struct {
+	suffix, r, bcst, round string
+	lanes                  int
+}
+
+var vecISAs = []vecISA{{"AVX512", "Z", ".BCST", "VRNDSCALEPS", 16}, {"AVX2", "Y", "", "VROUNDPS", 8}}
+
+// reg is register i.
+func (v vecISA) reg(i int) string { return fmt.Sprintf("%s%d", v.r, i) }
+
+// op emits ins with a constant operand c (a broadcast on AVX-512, a 32-byte memory
+// operand on AVX2).
+func (v vecISA) op(w *asm, ins, c, src, dst string) {
+	w.p("\t%s%s %s<>(SB), %s, %s", ins, v.bcst, c, src, dst)
+}
+
+// load emits dst = the constant c in every lane.
+func (v vecISA) load(w *asm, c, dst string) {
+	if v.r == "Z" {
+		w.p("\tVBROADCASTSS %s<>(SB), %s", c, dst)
+	} else {
+		w.p("\tVMOVUPS %s<>(SB), %s", c, dst)
+	}
+}
+
+// exp emits dst = e^t, the sigmoid's e^t (Cephes's expf) of t, already clamped below,
+// with n, sq and poly as scratch (t is overwritten by the reduced argument).
+func (v vecISA) exp(w *asm, t, n, sq, poly, dst string) {
+	v.op(w, "VMULPS", "sigLog2e", t, n)
+	w.p("\t%s $0, %s, %s", v.round, n, n)
+	v.op(w, "VFNMADD231PS", "sigC1", n, t)
+	v.op(w, "VFNMADD231PS", "sigC2", n, t)
+	w.p("\tVMULPS %s, %s, %s", t, t, sq)
+	v.load(w, "sigP0", poly)
+	for i := 1; i <= 5; i++ {
+		v.op(w, "VFMADD213PS", fmt.Sprintf("sigP%d", i), t, poly)
+	}
+	w.p("\tVFMADD213PS %s, %s, %s", t, sq, poly)
+	v.op(w, "VADDPS", "sigOne", poly, poly)
+	w.p("\tVCVTPS2DQ %s, %s", n, n)
+	if v.r == "Z" {
+		w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", n, n)
+	} else {
+		w.p("\tVPADDD sig127<>(SB), %s, %s", n, n)
+	}
+	w.p("\tVPSLLD $23, %s, %s", n, n)
+	w.p("\tVMULPS %s, %s, %s", n, poly, dst)
+}
+
+// loop emits the loop of a function over n values (CX) of x (SI, loaded into R0), with
+// a second operand (DI, loaded into R7) when second is set, writing R0 after body to
+// DX: whole vectors, then a masked remainder.
+func (v vecISA) loop(w *asm, label string, second bool, body func()) {
+	bytes := 4 * v.lanes
+	w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, v.lanes, label, v.reg(0))
+	if second {
+		w.p("\tVMOVUPS (DI), %s", v.reg(7))
+	}
+	body()
+	w.p("\tVMOVUPS %s, (DX)\n\tADDQ $%d, SI\n\tADDQ $%d, DX", v.reg(0), bytes, bytes)
+	if second {
+		w.p("\tADDQ $%d, DI", bytes)
+	}
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop", v.lanes, label)
+	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
+	if v.r == "Z" {
+		w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
+		if second {
+			w.p("\tVMOVUPS.Z (DI), K1, Z7")
+		}
+		body()
+		w.p("\tVMOVUPS Z0, K1, (DX)")
+	} else {
+		w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
+		if second {
+			w.p("\tVMASKMOVPS (DI), Y15, Y7")
+		}
+		body()
+		w.p("\tVMASKMOVPS Y0, Y15, (DX)")
+	}
+	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+}
+
 // gelu emits geluAVX512, geluBackAVX512, geluAVX2 and geluBackAVX2: Gelu, y = x·Φ(x)
 // with Φ(x) = (1 + erf(x/√2))/2, and its gradient dx = dy·(Φ(x) + x·φ(x)), φ(x) =
 // e^(-x²/2)/√(2π). erf is erf32's (unary.go): the argument clamped to [-4, 4], Eigen's
 // rational approximation x·p(x²)/q(x²); e^t is the sigmoid's (t clamped below at -87).
-// The same operations in the same order on both instruction sets, fused multiply-adds
-// included, so both give the same bits. NaN stays NaN (the clamps return it).
+// NaN stays NaN (the clamps return it).
 func gelu(w *asm) {
 	consts := []struct {
 		name string
@@ -1582,35 +1668,23 @@ func gelu(w *asm) {
 		w.p("GLOBL %s<>(SB), RODATA, $32", c.name)
 	}
 	w.p("")
-	for _, isa := range []struct {
-		suffix, r, bcst, round string
-		lanes                  int
-	}{{"AVX512", "Z", ".BCST", "VRNDSCALEPS", 16}, {"AVX2", "Y", "", "VROUNDPS", 8}} {
-		r := func(i int) string { return fmt.Sprintf("%s%d", isa.r, i) }
-		// op with a constant operand (a broadcast on AVX-512, a 32-byte memory operand on AVX2).
-		op := func(ins, c, src, dst string) { w.p("\t%s%s %s<>(SB), %s, %s", ins, isa.bcst, c, src, dst) }
-		load := func(c, dst string) {
-			if isa.r == "Z" {
-				w.p("\tVBROADCASTSS %s<>(SB), %s", c, dst)
-			} else {
-				w.p("\tVMOVUPS %s<>(SB), %s", c, dst)
-			}
-		}
+	for _, v := range vecISAs {
+		r := v.reg
 		// erf leaves erf(x/√2) of x (R0) in R3; R1, R2, R4, R6 are scratch.
 		erf := func() {
-			op("VMULPS", "geluRs2", r(0), r(1))
-			load("geluLo", r(6))
+			v.op(w, "VMULPS", "geluRs2", r(0), r(1))
+			v.load(w, "geluLo", r(6))
 			w.p("\tVMAXPS %s, %s, %s", r(1), r(6), r(1))
-			load("geluHi", r(6))
+			v.load(w, "geluHi", r(6))
 			w.p("\tVMINPS %s, %s, %s", r(1), r(6), r(1))
 			w.p("\tVMULPS %s, %s, %s", r(1), r(1), r(2))
-			load("geluP0", r(3))
+			v.load(w, "geluP0", r(3))
 			for i := 1; i <= 6; i++ {
-				op("VFMADD213PS", fmt.Sprintf("geluP%d", i), r(2), r(3))
+				v.op(w, "VFMADD213PS", fmt.Sprintf("geluP%d", i), r(2), r(3))
 			}
-			load("geluQ0", r(4))
+			v.load(w, "geluQ0", r(4))
 			for i := 1; i <= 4; i++ {
-				op("VFMADD213PS", fmt.Sprintf("geluQ%d", i), r(2), r(4))
+				v.op(w, "VFMADD213PS", fmt.Sprintf("geluQ%d", i), r(2), r(4))
 			}
 			w.p("\tVMULPS %s, %s, %s", r(3), r(1), r(3))
 			w.p("\tVDIVPS %s, %s, %s", r(4), r(3), r(3))
@@ -1618,126 +1692,51 @@ func gelu(w *asm) {
 		// finish turns erf (R3) into y, or with dy in R7 into dx, in R0.
 		finish := func(back bool) {
 			if !back {
-				op("VADDPS", "sigOne", r(3), r(5))
-				op("VMULPS", "geluHalf", r(0), r(6))
+				v.op(w, "VADDPS", "sigOne", r(3), r(5))
+				v.op(w, "VMULPS", "geluHalf", r(0), r(6))
 				w.p("\tVMULPS %s, %s, %s", r(5), r(6), r(0))
 				return
 			}
-			op("VADDPS", "sigOne", r(3), r(5))
-			op("VMULPS", "geluHalf", r(5), r(5)) // Φ
-			op("VMULPS", "geluMHalf", r(0), r(6))
+			v.op(w, "VADDPS", "sigOne", r(3), r(5))
+			v.op(w, "VMULPS", "geluHalf", r(5), r(5)) // Φ
+			v.op(w, "VMULPS", "geluMHalf", r(0), r(6))
 			w.p("\tVMULPS %s, %s, %s", r(0), r(6), r(6)) // t = -x²/2
-			load("sigLo", r(1))
+			v.load(w, "sigLo", r(1))
 			w.p("\tVMAXPS %s, %s, %s", r(6), r(1), r(6))
-			op("VMULPS", "sigLog2e", r(6), r(2))
-			w.p("\t%s $0, %s, %s", isa.round, r(2), r(2))
-			op("VFNMADD231PS", "sigC1", r(2), r(6))
-			op("VFNMADD231PS", "sigC2", r(2), r(6))
-			w.p("\tVMULPS %s, %s, %s", r(6), r(6), r(3))
-			load("sigP0", r(4))
-			for i := 1; i <= 5; i++ {
-				op("VFMADD213PS", fmt.Sprintf("sigP%d", i), r(6), r(4))
-			}
-			w.p("\tVFMADD213PS %s, %s, %s", r(6), r(3), r(4))
-			op("VADDPS", "sigOne", r(4), r(4))
-			w.p("\tVCVTPS2DQ %s, %s", r(2), r(2))
-			if isa.r == "Z" {
-				w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", r(2), r(2))
-			} else {
-				w.p("\tVPADDD sig127<>(SB), %s, %s", r(2), r(2))
-			}
-			w.p("\tVPSLLD $23, %s, %s", r(2), r(2))
-			w.p("\tVMULPS %s, %s, %s", r(2), r(4), r(4)) // e^t
-			op("VMULPS", "geluPdf", r(4), r(4))          // φ
+			v.exp(w, r(6), r(2), r(3), r(4), r(4))   // e^t
+			v.op(w, "VMULPS", "geluPdf", r(4), r(4)) // φ
 			w.p("\tVFMADD231PS %s, %s, %s", r(4), r(0), r(5))
 			w.p("\tVMULPS %s, %s, %s", r(7), r(5), r(0))
 		}
 		for _, back := range []bool{false, true} {
-			name, label := "gelu"+isa.suffix, "gelu"+isa.r
+			name, label := "gelu"+v.suffix, "gelu"+v.r
 			if back {
-				name, label = "geluBack"+isa.suffix, "gelub"+isa.r
+				name, label = "geluBack"+v.suffix, "gelub"+v.r
 				w.p("// func %s(n int, x, dy, dx *float32)\nTEXT ·%s(SB), NOSPLIT, $0-32\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ dy+16(FP), DI\n\tMOVQ dx+24(FP), DX", name, name)
 			} else {
 				w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, $0-24\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DX", name, name)
 			}
-			bytes := 4 * isa.lanes
-			w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, isa.lanes, label, r(0))
-			if back {
-				w.p("\tVMOVUPS (DI), %s", r(7))
-			}
-			erf()
-			finish(back)
-			w.p("\tVMOVUPS %s, (DX)\n\tADDQ $%d, SI\n\tADDQ $%d, DX", r(0), bytes, bytes)
-			if back {
-				w.p("\tADDQ $%d, DI", bytes)
-			}
-			w.p("\tSUBQ $%d, CX\n\tJMP %s_loop", isa.lanes, label)
-			w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
-			if isa.r == "Z" {
-				w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
-				if back {
-					w.p("\tVMOVUPS.Z (DI), K1, Z7")
-				}
+			v.loop(w, label, back, func() {
 				erf()
 				finish(back)
-				w.p("\tVMOVUPS Z0, K1, (DX)")
-			} else {
-				w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
-				if back {
-					w.p("\tVMASKMOVPS (DI), Y15, Y7")
-				}
-				erf()
-				finish(back)
-				w.p("\tVMASKMOVPS Y0, Y15, (DX)")
-			}
-			w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+			})
 		}
 	}
 }
 
 // expShift emits expShiftAVX512 and expShiftAVX2: y = e^(x - shift), the sigmoid's e^t
 // (t clamped below at -87) and 0 where t < -87 (exp32's rule; NaN stays NaN): a
-// softmax row's exponentials. The same operations in the same order on both
-// instruction sets, so both give the same bits.
+// softmax row's exponentials.
 func expShift(w *asm) {
-	for _, isa := range []struct {
-		suffix, r, bcst, round string
-		lanes                  int
-	}{{"AVX512", "Z", ".BCST", "VRNDSCALEPS", 16}, {"AVX2", "Y", "", "VROUNDPS", 8}} {
-		r := func(i int) string { return fmt.Sprintf("%s%d", isa.r, i) }
-		op := func(ins, c, src, dst string) { w.p("\t%s%s %s<>(SB), %s, %s", ins, isa.bcst, c, src, dst) }
-		load := func(c, dst string) {
-			if isa.r == "Z" {
-				w.p("\tVBROADCASTSS %s<>(SB), %s", c, dst)
-			} else {
-				w.p("\tVMOVUPS %s<>(SB), %s", c, dst)
-			}
-		}
+	for _, v := range vecISAs {
+		r := v.reg
 		// body leaves e^(x - shift) of x (R0) in R0; the shift is in R8, -87 in R9.
 		body := func() {
 			w.p("\tVSUBPS %s, %s, %s", r(8), r(0), r(5)) // t
 			w.p("\tVMAXPS %s, %s, %s", r(5), r(9), r(1))
-			op("VMULPS", "sigLog2e", r(1), r(2))
-			w.p("\t%s $0, %s, %s", isa.round, r(2), r(2))
-			op("VFNMADD231PS", "sigC1", r(2), r(1))
-			op("VFNMADD231PS", "sigC2", r(2), r(1))
-			w.p("\tVMULPS %s, %s, %s", r(1), r(1), r(3))
-			load("sigP0", r(4))
-			for i := 1; i <= 5; i++ {
-				op("VFMADD213PS", fmt.Sprintf("sigP%d", i), r(1), r(4))
-			}
-			w.p("\tVFMADD213PS %s, %s, %s", r(1), r(3), r(4))
-			op("VADDPS", "sigOne", r(4), r(4))
-			w.p("\tVCVTPS2DQ %s, %s", r(2), r(2))
-			if isa.r == "Z" {
-				w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", r(2), r(2))
-			} else {
-				w.p("\tVPADDD sig127<>(SB), %s, %s", r(2), r(2))
-			}
-			w.p("\tVPSLLD $23, %s, %s", r(2), r(2))
-			w.p("\tVMULPS %s, %s, %s", r(2), r(4), r(0))
+			v.exp(w, r(1), r(2), r(3), r(4), r(0))
 			// 0 where t < -87: keep where t is not less than -87 (NaN included).
-			if isa.r == "Z" {
+			if v.r == "Z" {
 				w.p("\tVCMPPS $5, %s, %s, K2", r(9), r(5))
 				w.p("\tVMOVAPS.Z %s, K2, %s", r(0), r(0))
 			} else {
@@ -1745,29 +1744,11 @@ func expShift(w *asm) {
 				w.p("\tVANDPS %s, %s, %s", r(6), r(0), r(0))
 			}
 		}
-		name, label := "expShift"+isa.suffix, "exps"+isa.r
+		name, label := "expShift"+v.suffix, "exps"+v.r
 		w.p("// func %s(n int, x *float32, shift float32, y *float32)\nTEXT ·%s(SB), NOSPLIT, $0-32\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+24(FP), DX", name, name)
-		if isa.r == "Z" {
-			w.p("\tVBROADCASTSS shift+16(FP), Z8")
-		} else {
-			w.p("\tVBROADCASTSS shift+16(FP), Y8")
-		}
-		load("sigLo", r(9))
-		bytes := 4 * isa.lanes
-		w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, isa.lanes, label, r(0))
-		body()
-		w.p("\tVMOVUPS %s, (DX)\n\tADDQ $%d, SI\n\tADDQ $%d, DX\n\tSUBQ $%d, CX\n\tJMP %s_loop", r(0), bytes, bytes, isa.lanes, label)
-		w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
-		if isa.r == "Z" {
-			w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
-			body()
-			w.p("\tVMOVUPS Z0, K1, (DX)")
-		} else {
-			w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
-			body()
-			w.p("\tVMASKMOVPS Y0, Y15, (DX)")
-		}
-		w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+		w.p("\tVBROADCASTSS shift+16(FP), %s", r(8))
+		v.load(w, "sigLo", r(9))
+		v.loop(w, label, false, body)
 	}
 }
 
