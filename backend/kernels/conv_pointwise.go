@@ -51,11 +51,19 @@ func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32
 }
 
 // pointwiseProducts sets c[n] = a·b[n] (+ bias, Relu) for the n images of b [k, P] and
-// c [m, P]. On a kernel that reads B in place, a is packed once for every image (or
-// given packed, ap) and each image read where it is (an image without nr values of
-// slack after it, the last, is packed instead).
+// c [m, P], a packed once for every image. On a kernel that reads B in place (a packed
+// as sgemmInPlace reads it, or given so, ap) each image is read where it is (an image
+// without nr values of slack after it, the last, is packed instead); on the others
+// (the bfloat16 kernel, which rounds B as it packs it) a is packed as sgemmByCols reads
+// it and each image packed.
 func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []float32, b, c, bias []float32, relu bool) {
-	if ap == nil && kern.tileRows != nil {
+	var apCols []float32
+	switch {
+	case kern.tileRows == nil:
+		apCols = getBuf[float32](packedALen(kern, m, k))
+		defer putBuf(apCols)
+		packAByCols(kern, runtime.GOMAXPROCS(0), a, m, k, apCols)
+	case ap == nil:
 		ap = getBuf[float32](packedALen(kern, m, k))
 		defer putBuf(ap)
 		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
@@ -64,7 +72,7 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []fl
 		g := gemmArgs{
 			m: m, n: P, k: k, alpha: 1, a: a,
 			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
-			bias: bias, relu: relu,
+			bias: bias, relu: relu, apCols: apCols,
 		}
 		if ap != nil && len(b)-n*k*P >= k*P+kern.nr {
 			g.ap, g.bInPlace = ap, true

@@ -226,6 +226,9 @@ type gemmArgs struct {
 	// ap, when set, is A already packed as sgemmInPlace packs it
 	// (packedAIndex; B read in place only); a is then unused.
 	ap []float32
+	// apCols, when set, is A already packed as sgemmByCols packs it (packAByCols;
+	// B packed); a is then unused.
+	apCols []float32
 	// relu stores max(C, 0) (the last k block's tiles carry tileRelu).
 	relu bool
 }
@@ -302,7 +305,10 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 		sgemmInPlace(kern, nw, g)
 		return
 	}
-	if g.n >= g.m {
+	if g.apCols != nil && len(g.apCols) < packedALen(kern, g.m, g.k) {
+		panic("kernels: Gemm: packed A has no room for every panel")
+	}
+	if g.n >= g.m || g.apCols != nil {
 		sgemmByCols(kern, nw, g)
 	} else {
 		sgemmByRows(kern, nw, g)
@@ -334,16 +340,12 @@ func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
 func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	mp := (m + kern.mr - 1) / kern.mr * kern.mr
-	ap := getBuf[float32](mp * k)
-	defer putBuf(ap)
-	nkb, nib := (k+kern.kc-1)/kern.kc, (m+kern.mc-1)/kern.mc
-	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
-		for u := lo; u < hi; u++ {
-			pc, ic := u/nib*kern.kc, u%nib*kern.mc
-			kc, mc := min(kern.kc, k-pc), min(kern.mc, m-ic)
-			packA(kern, g.a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
-		}
-	})
+	ap := g.apCols
+	if ap == nil {
+		ap = getBuf[float32](mp * k)
+		defer putBuf(ap)
+		packAByCols(kern, nw, g.a, m, k, ap)
+	}
 	width, count := chunks(n, kern.nr, nw, 128, kern.nc)
 	var next atomic.Int64
 	nw = min(nw, count)
@@ -482,6 +484,21 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 					ic = end
 				}
 			}
+		}
+	})
+}
+
+// packAByCols packs all of the m×k A as sgemmByCols reads it (k blocks of kern.kc,
+// row blocks of kern.mc within each) into ap (packedALen values), on up to nw
+// goroutines.
+func packAByCols(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
+	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	nkb, nib := (k+kern.kc-1)/kern.kc, (m+kern.mc-1)/kern.mc
+	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, ic := u/nib*kern.kc, u%nib*kern.mc
+			kc, mc := min(kern.kc, k-pc), min(kern.mc, m-ic)
+			packA(kern, a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
 		}
 	})
 }
