@@ -16,7 +16,8 @@
 #      goes to $OUT/parity.txt.
 #   2. timing at each size of $SIZES (224): tools/bench/torch_families.py exports each family
 #      (opset 17, BatchNorm kept) and times PyTorch, one process per workload so that each
-#      has its own peak memory: the forward pass (eval, batch $FORWARD_BATCH) and, for each
+#      has its own peak memory: the forward pass (eval, batch $FORWARD_BATCH, $FORWARD_ITERS
+#      runs: 30 by default; the toolkit's with constant weights, as predict's) and, for each
 #      batch of $TRAIN_BATCHES (16 32), the training step (train mode, a forward and backward
 #      pass through every parameter and an Adam step); with BF16=1 (the default where the CPU
 #      has avx512_bf16) also the training step at the first batch size under
@@ -40,6 +41,8 @@ FAMILIES=${FAMILIES:-$ALL}
 # script; their parity is the backend's VGG tests' (TestVGG19AgainstPyTorch, the parity fixtures).
 PARITY_FAMILIES=$(echo "$FAMILIES" | tr ',' '\n' | grep -v -e '^alexnet$' -e '^vgg' | paste -sd, -)
 ITERS=${ITERS:-5}
+# The forward pass at batch 1 takes 2-150 ms: a median of ITERS runs is too noisy there.
+FORWARD_ITERS=${FORWARD_ITERS:-30}
 FORWARD_BATCH=${FORWARD_BATCH:-1}
 TRAIN_BATCHES=${TRAIN_BATCHES:-"16 32"}
 SIZES=${SIZES:-224}
@@ -76,12 +79,12 @@ if [ "${SKIP_TIMING:-}" != 1 ]; then
 		for f in $(echo "$FAMILIES" | tr ',' ' '); do
 			model="$OUT/models/${f}_${size}.onnx"
 			tf() { $PY tools/bench/torch_families.py --size "$size" --families "$f" --export "$OUT/models" --iters "$ITERS" "$@" >>"$RES" || echo "PyTorch $f at $size ($*) failed" >&2; }
-			tf --modes forward --forward-batch "$FORWARD_BATCH"
+			tf --modes forward --forward-batch "$FORWARD_BATCH" --iters "$FORWARD_ITERS"
 			[ -f "$model" ] || continue
-			BENCH_LABEL=$f "$OUT/bench" -json -model "$model" -mode forward -size "$size" -batch "$FORWARD_BATCH" -iters "$ITERS" >>"$RES" ||
+			BENCH_LABEL=$f "$OUT/bench" -json -model "$model" -mode forward -size "$size" -batch "$FORWARD_BATCH" -iters "$FORWARD_ITERS" >>"$RES" ||
 				echo "toolkit forward $f at $size failed" >&2
 			if [ "$HAVE_ORT" = yes ]; then
-				BENCH_LABEL=$f ORT_NODE_MODULES="$ORT_DIR" node tools/bench/ort_bench.js "$model" "$FORWARD_BATCH" "$size" "$ITERS" 2 >>"$RES" ||
+				BENCH_LABEL=$f ORT_NODE_MODULES="$ORT_DIR" node tools/bench/ort_bench.js "$model" "$FORWARD_BATCH" "$size" "$FORWARD_ITERS" 2 >>"$RES" ||
 					echo "ONNX Runtime forward $f at $size failed" >&2
 			fi
 			first=
