@@ -30,8 +30,7 @@ type conv[T float] struct {
 	foldW     []T
 	foldB     []T
 	foldCache kernels.FilterCache
-	foldInput int // index in the forward's inputs of the normalization's scale
-	foldHasB  bool
+	foldInput int // index in the forward's inputs of the normalization's scale (3 after a bias)
 }
 
 // bnFold is a BatchNormalization folded into the convolution before it: y = s·(conv(x)
@@ -82,7 +81,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		ks.data = append(ks.data, 2)
 	}
 	if c.foldBN != nil {
-		k.fold, k.foldInput, k.foldHasB = c.foldBN, len(ks.data), c.has(2)
+		k.fold, k.foldInput = c.foldBN, len(ks.data)
 		for i := 3; i < 7; i++ {
 			if !c.has(i) || len(c.in[i]) != 1 || c.in[i][0] != p.M {
 				return nil, c.errorf("the BatchNormalization %q folded into it has input %d of shape %v, want [%d]", c.foldBN.node, i-2, c.in[i], p.M)
@@ -105,7 +104,7 @@ func (k *conv[T]) foldWeights(ins [][]T) {
 			k.foldW[m*per+i] = T(float64(v) * s)
 		}
 		var b float64
-		if k.foldHasB {
+		if k.foldInput == 3 { // after the bias
 			b = float64(ins[2][m])
 		}
 		k.foldB[m] = T((b-float64(mean[m]))*s + float64(shift[m]))

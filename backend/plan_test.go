@@ -66,14 +66,7 @@ func residualModel() *onnx.Model {
 // until the end of the run; the loss and the parameters' gradients have buffers of their
 // own.
 func TestMemoryPlanLiveValues(t *testing.T) {
-	m, err := NewModel(residualModel())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := residualTraining(t)
 	want := []struct {
 		step string
 		live string
@@ -407,14 +400,7 @@ func TestProbes(t *testing.T) {
 // data-parallel step overlaps its allreduce with), on residualModel (convolutions,
 // whose weight gradients run beside the following steps, BatchNormalization, a Gemm).
 func TestOnGradient(t *testing.T) {
-	m, err := NewModel(residualModel())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, p := residualTraining(t)
 	x := make([]float32, 2*3*8*8)
 	for i := range x {
 		x[i] = float32(i%7) - 3
@@ -674,4 +660,19 @@ func testTensor(name string, dims []int64, value func(i int) float32) *onnx.Tens
 		t.Floats = append(t.Floats, value(i))
 	}
 	return t
+}
+
+// residualTraining is residualModel and a training program of it at batch 2 that
+// trains every parameter.
+func residualTraining(t *testing.T) (*Model, *Program) {
+	t.Helper()
+	m, err := NewModel(residualModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Program(Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, p
 }

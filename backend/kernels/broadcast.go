@@ -127,6 +127,18 @@ func (pl *bplan) eachParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
 	parallelFor(runs, workers(runs, inner*cost), func(_, lo, hi int) { pl.eachOf(lo, hi, fn) })
 }
 
+// eachSumming is each for runs that add into a of t elements (a gradient summed over
+// the broadcast axes): split across the cores where each run sums into its own element
+// (a broadcast along the runs and no other axis: a squeeze-excitation gate's gradient),
+// else one run after another.
+func (pl *bplan) eachSumming(t int, fn func(o, ia, ib, n, sa, sb int)) {
+	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == t {
+		pl.eachParallel(2, fn)
+		return
+	}
+	pl.each(fn)
+}
+
 // eachOf calls fn for runs [r0, r1) of each.
 func (pl *bplan) eachOf(r0, r1 int, fn func(o, ia, ib, n, sa, sb int)) {
 	r := len(pl.dims)
@@ -451,13 +463,7 @@ func mulGrad[T Float](name string, tShape, oShape []int, other []T, dy, d []T) {
 		return
 	}
 	clear(d)
-	each := pl.each
-	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == len(d) {
-		// One run per element of d (d broadcast along the runs and no other axis: a
-		// squeeze-excitation gate's gradient): the runs write apart.
-		each = func(fn func(o, ia, ib, n, sa, sb int)) { pl.eachParallel(2, fn) }
-	}
-	each(func(o, it, io, n, st, so int) {
+	pl.eachSumming(len(d), func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]
 		switch {
 		case st == 1 && so == 1:
@@ -554,13 +560,7 @@ func grad[T Float](name string, tShape, oShape []int, other []T, dy, d []T, f fu
 		return
 	}
 	clear(d)
-	each := pl.each
-	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == len(d) {
-		// One run per element of d (d broadcast along the runs and no other axis: a
-		// squeeze-excitation gate's gradient): the runs write apart.
-		each = func(fn func(o, ia, ib, n, sa, sb int)) { pl.eachParallel(2, fn) }
-	}
-	each(func(o, it, io, n, st, so int) {
+	pl.eachSumming(len(d), func(o, it, io, n, st, so int) {
 		g := dy[o : o+n]
 		switch {
 		case st == 1 && so == 1:

@@ -12,24 +12,6 @@ import "runtime"
 // not depend on the split. The weight gradient is convBackwardWeightFast's single
 // product over every image's positions, reading the images in place.
 
-// pointwiseImages runs fn(n, nw) for every image n: in parallel, each with nw = 1,
-// when there are images enough for the cores, else one after another with nw the
-// cores.
-func pointwiseImages(n int, fn func(n, nw int)) {
-	procs := runtime.GOMAXPROCS(0)
-	if procs > 1 && n >= procs {
-		parallelFor(n, procs, func(_, lo, hi int) {
-			for i := lo; i < hi; i++ {
-				fn(i, 1)
-			}
-		})
-		return
-	}
-	for i := range n {
-		fn(i, procs)
-	}
-}
-
 // pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
 // + bias, with the Relu when relu is set.
 // With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it; a
@@ -68,7 +50,7 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []fl
 		defer putBuf(ap)
 		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
 	}
-	pointwiseImages(images, func(n, nw int) {
+	eachOnOneCore(images, func(n, nw int) {
 		g := gemmArgs{
 			m: m, n: P, k: k, alpha: 1, a: a,
 			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
@@ -104,8 +86,7 @@ const imagesApartMinCols = 128
 func convBackwardDataImages(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
-	procs := runtime.GOMAXPROCS(0)
-	parallelFor(p.N, procs, func(_, lo, hi int) {
+	parallelFor(p.N, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
 		col := getBuf[float32](K * P)
 		defer putBuf(col)
 		for n := lo; n < hi; n++ {

@@ -413,13 +413,7 @@ func TestWinogradPaddedInChunks(t *testing.T) {
 		// Units of tile rows of one image.
 		{N: 3, C: 64, H: 40, W: 41, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	}
-	ran := 0
-	forEachImplementation(t, func(t *testing.T) {
-		kern := packedKernel[float32]()
-		if kern == nil || kern.wino == nil {
-			return
-		}
-		ran++
+	forEachWinograd(t, func(t *testing.T, kern *gemmKernel) {
 		rng := newRNG(11)
 		for _, g := range geoms {
 			p := g.WithOutSize().norm()
@@ -441,7 +435,6 @@ func TestWinogradPaddedInChunks(t *testing.T) {
 			}
 		}
 	})
-	checkWinogradRan(t, ran)
 }
 
 // TestWinogradUnitsSplit checks the Winograd path of a batch with fewer units than
@@ -456,13 +449,7 @@ func TestWinogradUnitsSplit(t *testing.T) {
 		{N: 1, C: 24, H: 13, W: 15, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 1, C: 64, H: 14, W: 14, M: 40, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	}
-	ran := 0
-	forEachImplementation(t, func(t *testing.T) {
-		kern := packedKernel[float32]()
-		if kern == nil || kern.wino == nil {
-			return
-		}
-		ran++
+	forEachWinograd(t, func(t *testing.T, kern *gemmKernel) {
 		rng := newRNG(12)
 		for _, g := range geoms {
 			p := g.WithOutSize().norm()
@@ -486,13 +473,19 @@ func TestWinogradUnitsSplit(t *testing.T) {
 			assertClose(t, fmt.Sprintf("%+v against float64", g), to64(split), want, 1e-4)
 		}
 	})
-	checkWinogradRan(t, ran)
 }
 
-// checkWinogradRan fails unless ran, the implementations a test ran the Winograd
-// transforms on, counts every one this CPU has.
-func checkWinogradRan(t *testing.T, ran int) {
+// forEachWinograd runs fn on every implementation with the Winograd transforms (its
+// kernel), and fails unless that is every one this CPU has.
+func forEachWinograd(t *testing.T, fn func(t *testing.T, kern *gemmKernel)) {
 	t.Helper()
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		if kern := packedKernel[float32](); kern != nil && kern.wino != nil {
+			ran++
+			fn(t, kern)
+		}
+	})
 	want := 0
 	for _, k := range asmKernels() {
 		if k.wino != nil {

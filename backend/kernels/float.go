@@ -119,6 +119,26 @@ func parallelFor(n, w int, fn func(worker, lo, hi int)) {
 	wg.Wait()
 }
 
+// eachOnOneCore runs fn(i, nw) for every item i < n of a batch of independent products:
+// in parallel, each with nw = 1 (the item on one core), when there are items enough for
+// the cores, else one after another with nw the cores (each item split across them).
+// Fine splits of small products cost more than they gain (ResNet-50's pointwise layers,
+// attention's per-head products).
+func eachOnOneCore(n int, fn func(i, nw int)) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs > 1 && n >= procs {
+		parallelFor(n, procs, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				fn(i, 1)
+			}
+		})
+		return
+	}
+	for i := range n {
+		fn(i, procs)
+	}
+}
+
 // Scratch buffers (im2col columns, packed GEMM operands, partial sums) are
 // kept on free lists by size class (powers of two), so that a request is
 // always served by a buffer that fits and the lists do not churn when

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"errors"
-	"runtime"
-)
+import "errors"
 
 // mmPlan is a batched matrix product y[o] = a[aIdx[o]] · b[bIdx[o]] of
 // M×K by K×N matrices.
@@ -124,13 +121,10 @@ type gemmCall[T Float] struct {
 // 1.25 cores busy when each product was split across them): each output is computed
 // alone, with the same arithmetic, so the bits do not depend on the split.
 func forBatches[T Float](n int, disjoint bool, call func(o int) gemmCall[T]) {
-	procs := runtime.GOMAXPROCS(0)
-	if kern := packedKernel[T](); kern != nil && disjoint && procs > 1 && n >= procs {
-		parallelFor(n, procs, func(_, lo, hi int) {
-			for o := lo; o < hi; o++ {
-				g := call(o)
-				sgemm(kern, 1, g.transA, g.transB, g.m, g.n, g.k, 1, as32(g.a), g.lda, as32(g.b), g.ldb, float32(g.beta), as32(g.c), g.ldc)
-			}
+	if kern := packedKernel[T](); kern != nil && disjoint {
+		eachOnOneCore(n, func(o, nw int) {
+			g := call(o)
+			sgemm(kern, nw, g.transA, g.transB, g.m, g.n, g.k, 1, as32(g.a), g.lda, as32(g.b), g.ldb, float32(g.beta), as32(g.c), g.ldc)
 		})
 		return
 	}
