@@ -30,7 +30,6 @@ type conv[T float] struct {
 	foldW     []T
 	foldB     []T
 	foldCache kernels.FilterCache
-	foldInput int // index in the forward's inputs of the normalization's scale (3 after a bias)
 }
 
 // bnFold is a BatchNormalization folded into the convolution before it: y = s·(conv(x)
@@ -81,7 +80,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		ks.data = append(ks.data, 2)
 	}
 	if c.foldBN != nil {
-		k.fold, k.foldInput = c.foldBN, len(ks.data)
+		k.fold = c.foldBN
 		for i := 3; i < 7; i++ {
 			if !c.has(i) || len(c.in[i]) != 1 || c.in[i][0] != p.M {
 				return nil, c.errorf("the BatchNormalization %q folded into it has input %d of shape %v, want [%d]", c.foldBN.node, i-2, c.in[i], p.M)
@@ -94,8 +93,10 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 
 // foldWeights makes the folded weights and bias from the forward's inputs.
 func (k *conv[T]) foldWeights(ins [][]T) {
-	w := ins[1]
-	scale, shift, mean, variance := ins[k.foldInput], ins[k.foldInput+1], ins[k.foldInput+2], ins[k.foldInput+3]
+	// The normalization's scale, shift, mean and variance are the last four inputs,
+	// after the convolution's bias if it has one.
+	w, bn := ins[1], ins[len(ins)-4:]
+	scale, shift, mean, variance := bn[0], bn[1], bn[2], bn[3]
 	k.foldW, k.foldB = make([]T, len(w)), make([]T, k.p.M)
 	per := len(w) / k.p.M
 	for m := range k.p.M {
@@ -104,7 +105,7 @@ func (k *conv[T]) foldWeights(ins [][]T) {
 			k.foldW[m*per+i] = T(float64(v) * s)
 		}
 		var b float64
-		if k.foldInput == 3 { // after the bias
+		if len(ins) == 7 { // with the bias
 			b = float64(ins[2][m])
 		}
 		k.foldB[m] = T((b-float64(mean[m]))*s + float64(shift[m]))
@@ -124,7 +125,7 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 	if len(ins) > 2 {
 		bias = ins[2]
 	}
-	if k.constant && k.filters != nil {
+	if k.constant {
 		kernels.Conv2DForwardConstant(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
 	} else {
 		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)

@@ -126,22 +126,16 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
-	if k.act.Kind != kernels.NoActivation && !k.dzValid {
-		// The gradient at the activation's output becomes the one at the
-		// normalization's, in place (as a fused convolution's, conv.maskRelu): by the
-		// data gradient's kernel a channel at a time when it runs first in training,
-		// else here.
-		if k.training && i == 0 && !k.haveSums {
-			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, k.act, out, gout, gin, k.sumDy, k.sumDyXhat)
-			k.haveSums, k.dzValid = true, true
-			return nil
-		}
-		if k.act.Kind == kernels.ReluActivation {
-			kernels.ReluBackward(out, gout, gout)
-		} else {
-			kernels.UnaryBackward(kernels.Unary{Op: kernels.Clip, Lo: k.act.Lo, Hi: k.act.Hi}, nil, out, gout, gout)
-		}
-		k.dzValid = true
+	// The gradient at the activation's output becomes the one at the normalization's,
+	// once a run, in place (as a fused convolution's, conv.maskRelu): by the data
+	// gradient's kernel a channel at a time when it runs first in training, else here.
+	act := k.act
+	if k.dzValid {
+		act = kernels.Activation{}
+	}
+	if fused := k.training && i == 0 && !k.haveSums; act.Kind != kernels.NoActivation && !fused {
+		kernels.ActivationBackward(act, out, gout, gout)
+		k.dzValid, act = true, kernels.Activation{}
 	}
 	switch {
 	case !k.training && i == 2:
@@ -162,8 +156,8 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		// computes the sums both need, and the shift's.
 		switch {
 		case i == 0 && !k.haveSums:
-			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, kernels.Activation{}, nil, gout, gin, k.sumDy, k.sumDyXhat)
-			k.haveSums = true
+			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, act, out, gout, gin, k.sumDy, k.sumDyXhat)
+			k.haveSums, k.dzValid = true, true
 			return nil
 		case !k.haveSums:
 			kernels.BatchNormTrainBackwardSums(k.p, x, k.mean, k.invStd, gout, k.sumDy, k.sumDyXhat)

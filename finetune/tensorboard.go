@@ -70,12 +70,9 @@ func (tb *tensorBoard) step(_ *Trainer, info *StepInfo) error {
 
 func (tb *tensorBoard) epoch(_ *Trainer, m *EpochMetrics) error {
 	pairs := []any{"epoch/train_loss", m.TrainLoss, "epoch/train_acc", m.TrainAcc}
-	for _, v := range []struct {
-		tag string
-		x   *float64
-	}{{"epoch/val_loss", m.ValLoss}, {"epoch/val_acc", m.ValAcc}, {"epoch/val_macro_f1", m.ValMacroF1}, {"epoch/val_map", m.ValMAP}} {
-		if v.x != nil {
-			pairs = append(pairs, v.tag, *v.x)
+	for _, k := range monitorMetrics { // the validation metrics, as output.best reads them
+		if v, ok := (MonitorConfig{Metric: k}).value(m); ok {
+			pairs = append(pairs, "epoch/"+k, v)
 		}
 	}
 	for _, g := range m.Trained {

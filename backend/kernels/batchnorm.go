@@ -116,17 +116,9 @@ func channelDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) floa
 
 // channelAffine sets dst = a*src + b over channel c.
 func channelAffine[T Float](p BatchNormParams, src, dst []T, c int, a, b T) {
-	l := normLoopsFor[T]()
-	h := l.vecHead(p.HW)
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		if h > 0 {
-			l.affine(h, float32(a), float32(b), &as32(src)[o], &as32(dst)[o])
-		}
-		ss, ds := src[o+h:o+p.HW], dst[o+h:o+p.HW]
-		for i, v := range ss {
-			ds[i] = a*v + b
-		}
+		affineT(a, b, src[o:o+p.HW], dst[o:o+p.HW])
 	}
 }
 
@@ -137,7 +129,7 @@ func bnChannels(p BatchNormParams, fn func(lo, hi int)) {
 // BatchNormInference computes y = scale*(x - mean)/sqrt(variance + eps) +
 // bias with the given (running) statistics.
 func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T) {
-	batchNormInference(p, x, scale, bias, mean, variance, y, Activation{})
+	BatchNormInferenceAct(p, x, scale, bias, mean, variance, y, Activation{})
 }
 
 // Activation is a function fused after a normalization, applied to each channel as it
@@ -157,12 +149,21 @@ const (
 	ClipActivation
 )
 
-// BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
-func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, act Activation) {
-	batchNormInference(p, x, scale, bias, mean, variance, y, act)
+// ActivationBackward sets dx to dy where act's output y is on its sloped piece, else 0
+// (as ReluBackward, or UnaryBackward of Clip); dx may be dy.
+func ActivationBackward[T Float](act Activation, y, dy, dx []T) {
+	switch act.Kind {
+	case ReluActivation:
+		ReluBackward(y, dy, dx)
+	case ClipActivation:
+		UnaryBackward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, y, dy, dx)
+	default:
+		copy(dx, dy)
+	}
 }
 
-func batchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, act Activation) {
+// BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
+func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, variance, y []T, act Activation) {
 	const name = "BatchNormInference"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -294,16 +295,12 @@ func BatchNormBackwardBias[T Float](p BatchNormParams, dy, dbias []T) {
 // models and their users expect PyTorch's statistics). With m == 1 the
 // unbiased variance is undefined and the biased one (zero) is used.
 func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T) {
-	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, Activation{})
+	BatchNormTrainForwardAct(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, Activation{})
 }
 
 // BatchNormTrainForwardAct is [BatchNormTrainForward] followed by act, a channel at a
 // time while it is in the cache.
 func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation) {
-	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act)
-}
-
-func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation) {
 	const name = "BatchNormTrainForward"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())

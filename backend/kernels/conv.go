@@ -586,13 +586,15 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 			return
 		}
 	}
-	if kern := packedKernel[T](); kern != nil && p.direct() {
-		pointwiseBackwardData(kern, p, as32(w), as32(dy), as32(dx))
-		return
-	}
-	if kern := packedKernel[T](); kern != nil && imagesApart(p) {
-		convBackwardDataImages(kern, p, as32(w), as32(dy), as32(dx))
-		return
+	if kern := packedKernel[T](); kern != nil {
+		switch {
+		case p.direct():
+			pointwiseBackwardData(kern, p, as32(w), as32(dy), as32(dx))
+			return
+		case imagesApart(p):
+			convBackwardDataImages(kern, p, as32(w), as32(dy), as32(dx))
+			return
+		}
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P

@@ -488,28 +488,24 @@ func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 	})
 }
 
-// packAByCols packs all of the m×k A as sgemmByCols reads it (k blocks of kern.kc,
-// row blocks of kern.mc within each) into ap (packedALen values), on up to nw
-// goroutines.
+// packAByCols packs all of the m×k A as sgemmByCols reads it (k blocks of kern.kc) into
+// ap (packedALen values), on up to nw goroutines.
 func packAByCols(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
-	mp := (m + kern.mr - 1) / kern.mr * kern.mr
-	nkb, nib := (k+kern.kc-1)/kern.kc, (m+kern.mc-1)/kern.mc
-	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
-		for u := lo; u < hi; u++ {
-			pc, ic := u/nib*kern.kc, u%nib*kern.mc
-			kc, mc := min(kern.kc, k-pc), min(kern.mc, m-ic)
-			packA(kern, a, ic, pc, mc, kc, ap[pc*mp+ic*kc:])
-		}
-	})
+	packAPanels(kern, nw, a, m, k, kern.kc, ap)
 }
 
-// packAInPlace packs all of the m×k A as sgemmInPlace reads it (packedAIndex) into ap
-// (packedALen values), on up to nw goroutines: a products' shared A packed once.
+// packAInPlace packs all of the m×k A as sgemmInPlace reads it (packedAIndex; k blocks
+// of inPlaceKBlock) into ap (packedALen values), on up to nw goroutines: a products'
+// shared A packed once.
 func packAInPlace(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
-	kcb := inPlaceKBlock(kern, k)
-	nkb := (k + kcb - 1) / kcb
+	packAPanels(kern, nw, a, m, k, inPlaceKBlock(kern, k), ap)
+}
+
+// packAPanels packs A in k blocks of kcb, row blocks of kern.mc within each (block pc
+// at ap[pc*mp:], its rows ic at ic*kc within it).
+func packAPanels(kern *gemmKernel, nw int, a matView, m, k, kcb int, ap []float32) {
 	mp := (m + kern.mr - 1) / kern.mr * kern.mr
-	nib := (m + kern.mc - 1) / kern.mc
+	nkb, nib := (k+kcb-1)/kcb, (m+kern.mc-1)/kern.mc
 	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			pc, ic := u/nib*kcb, u%nib*kern.mc

@@ -134,10 +134,6 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
-	// 2×2 windows with stride 2 (VGG's pooling) take a branch-free path for
-	// the windows inside the image; comparing branch by branch mispredicts
-	// on most windows.
-	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
 	if argmax == nil && p.DilH == 1 && p.DilW == 1 {
 		parallelFor(planes, workers(planes, OHW*p.KH+p.OutH*p.KH*p.W), func(_, lo, hi int) {
 			cols := getBuf[T](p.W)
@@ -154,16 +150,22 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 			if argmax != nil {
 				ap = argmax[pl*OHW : (pl+1)*OHW]
 			}
-			maxPoolPlane(p, fast, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap)
+			maxPoolPlane(p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap)
 		}
 	})
 }
 
-// maxPoolPlane pools one plane (argmax may be nil).
-func maxPoolPlane[T Float](p Pool2DParams, fast bool, xp, yp []T, ap []int32) {
-	// Windows of outputs [ow0, ow1) of rows [oh0, oh1) lie inside the input.
-	oh0, oh1 := interiorOutputs(p.H, p.KH, p.StrideH, p.DilH, p.PadTop, p.OutH)
-	ow0, ow1 := interiorOutputs(p.W, p.KW, p.StrideW, p.DilW, p.PadLeft, p.OutW)
+// maxPoolPlane pools one plane (ap nil only with a dilation: MaxPool2DForward pools
+// the others without positions apart).
+func maxPoolPlane[T Float](p Pool2DParams, xp, yp []T, ap []int32) {
+	// Windows of outputs [ow0, ow1) of rows [oh0, oh1) lie inside the input: their
+	// first cell's position plus the window's span is inside it.
+	oh0, oh1 := colRange(-p.PadTop, p.StrideH, p.H-(p.KH-1)*p.DilH, p.OutH)
+	ow0, ow1 := colRange(-p.PadLeft, p.StrideW, p.W-(p.KW-1)*p.DilW, p.OutW)
+	// 2×2 windows with stride 2 (VGG's pooling) and 3×3 ones (ResNet's) take
+	// branch-free paths for the windows inside the image; comparing branch by branch
+	// mispredicts on most windows.
+	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
 	for oh := 0; oh < p.OutH; oh++ {
 		if oh < oh0 || oh >= oh1 || ow0 >= ow1 {
 			for ow := 0; ow < p.OutW; ow++ {
@@ -193,7 +195,7 @@ func maxPoolPlane[T Float](p Pool2DParams, fast bool, xp, yp []T, ap []int32) {
 // maxPool3x3Row pools len(y) windows of 3×3 cells (ResNet's stem pooling), stride
 // apart, from the three rows held in rows (row length w), the first window starting at
 // column c0; base is the plane index of rows[0], o the index of y[0] in the plane's
-// argmax (ap may be nil). The rule of maxPoolWindowInside, unrolled: ties go to the
+// positions ap. The rule of maxPoolWindowInside, unrolled: ties go to the
 // first cell in row-major order; a window with a NaN takes maxPoolWindow's rule (the
 // last NaN wins).
 func maxPool3x3Row[T Float](rows []T, w, c0, stride, base int, y []T, ap []int32, o int) {
@@ -204,10 +206,6 @@ func maxPool3x3Row[T Float](rows []T, w, c0, stride, base int, y []T, ap []int32
 		b0, b1, b2 := r1[c], r1[c+1], r1[c+2]
 		d0, d1, d2 := r2[c], r2[c+1], r2[c+2]
 		m := max(max(max(a0, a1), max(a2, b0)), max(max(b1, b2), max(d0, max(d1, d2))))
-		if ap == nil {
-			y[j] = m
-			continue
-		}
 		if m != m {
 			i := -1
 			for k, v := range [9]T{a0, a1, a2, b0, b1, b2, d0, d1, d2} {
@@ -245,16 +243,6 @@ func maxPool3x3Row[T Float](rows []T, w, c0, stride, base int, y []T, ap []int32
 		}
 		y[j], ap[o+j] = rows[i+c], int32(base+c+i)
 	}
-}
-
-// interiorOutputs returns the outputs [lo, hi) along one axis whose windows lie
-// inside the input (n values; padBegin before it).
-func interiorOutputs(n, k, stride, dil, padBegin, out int) (lo, hi int) {
-	lo = min(out, (padBegin+stride-1)/stride)
-	if last := n - 1 - (k-1)*dil + padBegin; last >= 0 {
-		hi = min(out, last/stride+1)
-	}
-	return lo, max(lo, hi)
 }
 
 // maxPoolWindowInside is maxPoolWindow for a window inside the input, without
@@ -333,7 +321,7 @@ func maxPoolPlaneSeparable[T Float](p Pool2DParams, xp, yp, cols []T) {
 // maxPool2x2Row pools len(y) windows of 2×2 cells with stride 2 from the
 // two rows held in rows (row length w), the first window starting at
 // column c0; base is the plane index of rows[0], o the index of y[0] in
-// the plane's argmax (ap may be nil). Ties go to the first cell in
+// the plane's positions ap. Ties go to the first cell in
 // row-major order and a NaN wins (the last NaN), as in maxPoolWindow.
 func maxPool2x2Row[T Float](rows []T, w, c0, base int, y []T, ap []int32, o int) {
 	r0, r1 := rows[:w], rows[w:2*w]
@@ -342,9 +330,6 @@ func maxPool2x2Row[T Float](rows []T, w, c0, base int, y []T, ap []int32, o int)
 		a, b, cc, d := r0[c], r0[c+1], r1[c], r1[c+1]
 		m := max(max(a, b), max(cc, d))
 		y[j] = m
-		if ap == nil {
-			continue
-		}
 		i := c + w + 1
 		if cc == m {
 			i = c + w
@@ -418,14 +403,13 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 	need(name, "dx", dx, p.XLen())
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
-	fast := p.KH == 2 && p.KW == 2 && p.StrideH == 2 && p.StrideW == 2 && p.DilH == 1 && p.DilW == 1
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW+HW), func(_, lo, hi int) {
 		ap := getInt32s(OHW)
 		yp := getBuf[T](OHW)
 		defer putInt32s(ap)
 		defer putBuf(yp)
 		for pl := lo; pl < hi; pl++ {
-			maxPoolPlane(p, fast, x[pl*HW:(pl+1)*HW], yp, ap)
+			maxPoolPlane(p, x[pl*HW:(pl+1)*HW], yp, ap)
 			dxp := dx[pl*HW : (pl+1)*HW]
 			clear(dxp)
 			dyp := dy[pl*OHW : (pl+1)*OHW]

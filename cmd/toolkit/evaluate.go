@@ -155,19 +155,12 @@ func evaluateMultiLabel(cmd *cobra.Command, c *evaluate.Classifier, data, config
 	if data != "" {
 		rep, err = evaluate.EvaluateCSV(cmd.Context(), c, data, opts)
 	} else {
-		var cfg *finetune.Config
-		if cfg, err = finetune.LoadConfig(config); err != nil {
+		var lab evaluate.Labelled
+		if lab, err = recipeTestData(config, opts); err != nil {
 			return err
 		}
-		if opts.OnBadImage != "" {
-			cfg.Data.OnBadImage = opts.OnBadImage
-		}
-		var d *finetune.Data
-		if d, err = cfg.OpenTestData(); err != nil {
-			return err
-		}
-		if rep, err = evaluate.EvaluateMultiLabel(cmd.Context(), c, d.Test, d.Classes, cfg.Data.Test, opts); rep != nil {
-			rep.Skipped = evaluate.SkippedImages(d.Skipped)
+		if rep, err = evaluate.EvaluateMultiLabel(cmd.Context(), c, lab.Examples, lab.Classes, lab.Name, opts); rep != nil {
+			rep.Skipped = evaluate.SkippedImages(lab.Skipped)
 		}
 	}
 	if err != nil {
