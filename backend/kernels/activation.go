@@ -21,17 +21,22 @@ func need2[T any](name string, a, b []T) {
 func ReluForward[T Float](x, y []T) {
 	need2("ReluForward", x, y)
 	y = y[:len(x)]
-	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {
-		if h := l.vecHead(hi - lo); h > 0 {
-			l.relu(h, &as32(x)[lo], &as32(y)[lo])
-			lo += h
-		}
-		ys := y[lo:hi]
-		for i, v := range x[lo:hi] {
-			ys[i] = max(v, 0)
-		}
+		reluForwardSerial(x[lo:hi], y[lo:hi])
 	})
+}
+
+// reluForwardSerial is ReluForward on the calling goroutine.
+func reluForwardSerial[T Float](x, y []T) {
+	lo := 0
+	if h := normLoopsFor[T]().vecHead(len(x)); h > 0 {
+		normLoopsFor[T]().relu(h, &as32(x)[0], &as32(y)[0])
+		lo = h
+	}
+	ys := y[lo:len(x)]
+	for i, v := range x[lo:] {
+		ys[i] = max(v, 0)
+	}
 }
 
 // ReluBackward sets dx = dy where x > 0 and 0 elsewhere (the derivative at

@@ -181,51 +181,31 @@ func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, var
 	})
 }
 
-// channelActivation applies act over channel c of y, in place.
+// channelActivation applies act over channel c of y, in place (as ReluForward or
+// UnaryForward of Clip).
 func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation) {
-	if act.Kind == NoActivation {
-		return
-	}
-	l := normLoopsFor[T]()
-	h := l.vecHead(p.HW)
-	clip := Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
 	for n := 0; n < p.N; n++ {
 		ys := y[(n*p.C+c)*p.HW : (n*p.C+c+1)*p.HW]
 		switch act.Kind {
-		case ReluActivation: // as ReluForward
-			if h > 0 {
-				l.relu(h, &as32(ys)[0], &as32(ys)[0])
-			}
-			for i, v := range ys[h:] {
-				ys[h+i] = max(v, 0)
-			}
-		case ClipActivation: // as UnaryForward
-			if h > 0 {
-				l.clip(h, float32(act.Lo), float32(act.Hi), &as32(ys)[0], &as32(ys)[0])
-			}
-			unaryForward(clip, ys[h:], ys[h:])
+		case ReluActivation:
+			reluForwardSerial(ys, ys)
+		case ClipActivation:
+			unaryForwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, ys, ys)
 		}
 	}
 }
 
 // channelActivationMask turns dy, the gradient at act's output y, into the one at its
-// input over channel c, in place: 0 where y is on a flat piece (y <= 0 for the Relu, y
-// at or beyond a bound for Clip).
+// input over channel c, in place (as ActivationBackward).
 func channelActivationMask[T Float](p BatchNormParams, y, dy []T, c int, act Activation) {
-	l := normLoopsFor[T]()
-	h := l.vecHead(p.HW)
-	clip := Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
 		ys, gs := y[o:o+p.HW], dy[o:o+p.HW]
 		switch act.Kind {
-		case ReluActivation: // as ReluBackward
+		case ReluActivation:
 			reluBackwardSerial(ys, gs, gs)
-		case ClipActivation: // as UnaryBackward
-			if h > 0 {
-				l.clipBack(h, float32(act.Lo), float32(act.Hi), &as32(ys)[0], &as32(gs)[0], &as32(gs)[0])
-			}
-			unaryBackward(clip, nil, ys[h:], gs[h:], gs[h:])
+		case ClipActivation:
+			unaryBackwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, ys, gs, gs)
 		}
 	}
 }

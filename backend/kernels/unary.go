@@ -69,22 +69,28 @@ const (
 func UnaryForward[T Float](u Unary, x, y []T) {
 	need2("UnaryForward", x, y)
 	y = y[:len(x)]
-	l := normLoopsFor[T]()
 	parallelFor(len(x), workers(len(x), unaryCost(u.Op)), func(_, lo, hi int) {
-		if u.Op == SiLU && is32[T]() && siluForward32(as32(x[lo:hi]), as32(y[lo:hi])) {
-			return
-		}
-		if u.Op == Gelu && is32[T]() {
-			geluForward32(as32(x[lo:hi]), as32(y[lo:hi]))
-			return
-		}
-		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
-			// The vector loop keeps a NaN; a -0 stays -0 where max(-0, 0) in Go is +0.
-			l.clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[lo], &as32(y)[lo])
-			lo += h
-		}
-		unaryForward(u, x[lo:hi], y[lo:hi])
+		unaryForwardSerial(u, x[lo:hi], y[lo:hi])
 	})
+}
+
+// unaryForwardSerial is UnaryForward on the calling goroutine: the vector loops of the
+// kernel in use where it has them, else unaryForward.
+func unaryForwardSerial[T Float](u Unary, x, y []T) {
+	if u.Op == SiLU && is32[T]() && siluForward32(as32(x), as32(y)) {
+		return
+	}
+	if u.Op == Gelu && is32[T]() {
+		geluForward32(as32(x), as32(y))
+		return
+	}
+	lo := 0
+	if h := normLoopsFor[T]().vecHead(len(x)); u.Op == Clip && h > 0 {
+		// The vector loop keeps a NaN; a -0 stays -0 where max(-0, 0) in Go is +0.
+		normLoopsFor[T]().clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[0], &as32(y)[0])
+		lo = h
+	}
+	unaryForward(u, x[lo:], y[lo:])
 }
 
 // siluForward32 computes y = x·σ(x) in the vector loop of the kernel in use, and
@@ -223,21 +229,33 @@ func UnaryBackward[T Float](u Unary, x, y, dy, dx []T) {
 		}
 		return s[lo:hi]
 	}
-	l := normLoopsFor[T]()
 	parallelFor(n, workers(n, unaryCost(u.Op)), func(_, lo, hi int) {
-		if u.Op == SiLU && is32[T]() && siluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi])) {
-			return
-		}
-		if u.Op == Gelu && is32[T]() {
-			geluBackward32(as32(x[lo:hi]), as32(dy[lo:hi]), as32(dx[lo:hi]))
-			return
-		}
-		if h := l.vecHead(hi - lo); u.Op == Clip && h > 0 {
-			l.clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[lo], &as32(dy)[lo], &as32(dx)[lo])
-			lo += h
-		}
-		unaryBackward(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
+		unaryBackwardSerial(u, part(x, lo, hi), part(y, lo, hi), dy[lo:hi], dx[lo:hi])
 	})
+}
+
+// unaryBackwardSerial is UnaryBackward on the calling goroutine (x or y nil where the
+// derivative does not read it).
+func unaryBackwardSerial[T Float](u Unary, x, y, dy, dx []T) {
+	if u.Op == SiLU && is32[T]() && siluBackward32(as32(x), as32(dy), as32(dx)) {
+		return
+	}
+	if u.Op == Gelu && is32[T]() {
+		geluBackward32(as32(x), as32(dy), as32(dx))
+		return
+	}
+	lo := 0
+	if h := normLoopsFor[T]().vecHead(len(dy)); u.Op == Clip && h > 0 {
+		normLoopsFor[T]().clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[0], &as32(dy)[0], &as32(dx)[0])
+		lo = h
+	}
+	if x != nil {
+		x = x[lo:]
+	}
+	if y != nil {
+		y = y[lo:]
+	}
+	unaryBackward(u, x, y, dy[lo:], dx[lo:])
 }
 
 // UnaryBackwardReads reports which of the forward pass's values [UnaryBackward] reads for

@@ -114,6 +114,8 @@ type adamCoef struct {
 	decay              float32 // 1 - lr*wd (AdamW), 1 for Adam
 	negStep            float32 // -lr*sqrt(1-beta2^t)/(1-beta1^t)
 	eps                float32 // eps*sqrt(1-beta2^t)
+	// fresh: the parameter's first step, its moments just made.
+	fresh bool
 }
 
 // Step implements Optimizer.
@@ -129,13 +131,11 @@ func (a *Adam) Step(params []Param, lr float64) error {
 	}
 	coefs := make([]adamCoef, len(params))
 	states := make([]*adamState, len(params))
-	fresh := make([]bool, len(params))
 	for i, p := range params {
 		s, ok := a.state[p.Name]
 		if !ok {
 			s = &adamState{m: make([]float32, len(p.Value)), v: make([]float32, len(p.Value))}
 			a.state[p.Name] = s
-			fresh[i] = true
 		}
 		s.step++
 		states[i] = s
@@ -148,6 +148,7 @@ func (a *Adam) Step(params []Param, lr float64) error {
 			decay:   1,
 			negStep: float32(-lr * bc2sqrt / bc1),
 			eps:     float32(a.cfg.Eps * bc2sqrt),
+			fresh:   s.step == 1,
 		}
 		switch {
 		case p.NoDecay:
@@ -162,7 +163,7 @@ func (a *Adam) Step(params []Param, lr float64) error {
 	kernel := adamKernel()
 	forSpans(ss, total, func(_ int, sp span) {
 		p, s := params[sp.p], states[sp.p]
-		if fresh[sp.p] {
+		if coefs[sp.p].fresh {
 			// Written before the kernel reads them: the first access to fresh memory
 			// being a read maps the shared zero page, and the writes that follow then
 			// fault a 4 KB page at a time (VGG19's first Adam step: 2.0 s instead of
