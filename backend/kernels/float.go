@@ -96,8 +96,16 @@ func workers(n int, cost int) int {
 	return w
 }
 
-// parallelFor splits [0, n) into w contiguous chunks and runs fn on each,
-// the last on the calling goroutine. w <= 1 runs fn(0, n) directly.
+// parallelFor splits [0, n) into w contiguous chunks and runs fn on each, every
+// chunk on a goroutine of its own while the caller waits. w <= 1 runs fn(0, 0, n)
+// directly.
+//
+// The caller does not take a chunk itself: a goroutine it starts waits in its
+// processor's next-to-run slot, which the other processors steal from only after
+// a delay, so that the started chunk ran after the caller's instead of beside it
+// (a 136 µs job split in two took 143 µs on two Zen 5 cores that way, 88 µs with
+// every chunk started; the second start moves the first where it is stolen at
+// once).
 func parallelFor(n, w int, fn func(worker, lo, hi int)) {
 	if w <= 1 || n <= 1 {
 		fn(0, 0, n)
@@ -107,15 +115,14 @@ func parallelFor(n, w int, fn func(worker, lo, hi int)) {
 		w = n
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < w-1; i++ {
+	wg.Add(w)
+	for i := 0; i < w; i++ {
 		lo, hi := i*n/w, (i+1)*n/w
-		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			fn(i, lo, hi)
 		}()
 	}
-	fn(w-1, (w-1)*n/w, n)
 	wg.Wait()
 }
 
