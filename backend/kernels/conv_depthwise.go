@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Depthwise convolutions (MobileNet's and EfficientNet's) on padded planes.
 // The input plane is copied once into a zero-bordered buffer, split by
 // stride into phases (phase (a, b) holds the padded rows a, a+StrideH, ...
@@ -39,14 +41,21 @@ func (l depthwisePadded) tap(p Conv2DParams, kh, kw int) int {
 	return ph*l.phase + dh/p.StrideH*l.wq + dw/p.StrideW
 }
 
-// padPlane copies the H×W plane x into the phase buffer xp, zeros around.
+// padPlane copies the H×W plane x into the phase buffer xp. Only the cells of
+// the plane are written: the zeros around them are the caller's, who clears xp
+// once and then pads plane after plane into it.
 func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 	xp = xp[:l.size(p)]
 	if p.StrideH == 1 && p.StrideW == 1 { // one phase: the padded plane
-		padOnePlane(p, x, xp)
+		for h := 0; h < p.H; h++ {
+			copy(xp[(p.PadTop+h)*l.wq+p.PadLeft:][:p.W], x[h*p.W:(h+1)*p.W])
+		}
 		return
 	}
-	clear(xp)
+	kern := packedKernel[T]()
+	if kern != nil && kern.evenOdd == nil {
+		kern = nil
+	}
 	for h := 0; h < p.H; h++ {
 		r := p.PadTop + h
 		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
@@ -59,8 +68,12 @@ func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 			d0 := xp[base+(c0%2)*l.phase+c0/2:][:half+p.W%2]
 			d1 := xp[base+(c1%2)*l.phase+c1/2:][:half]
 			pairs := row[:2*half]
-			for i := range d1 {
-				d0[i], d1[i] = pairs[2*i], pairs[2*i+1]
+			if kern != nil && half > 0 {
+				kern.evenOdd(half, &as32(pairs)[0], &as32(d0)[0], &as32(d1)[0])
+			} else {
+				for i := range d1 {
+					d0[i], d1[i] = pairs[2*i], pairs[2*i+1]
+				}
 			}
 			if p.W%2 == 1 {
 				d0[half] = row[p.W-1]
@@ -111,14 +124,28 @@ func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
 }
 
 // depthwiseForward computes a depthwise convolution plane by plane: output
-// channel m reads input channel m/(M/C) through its KH×KW filter.
-func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T) {
+// channel m reads input channel m/(M/C) through its KH×KW filter. With relu,
+// the planes are stored as max(y, 0).
+func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
 	l := p.paddedLayout()
 	mult := p.M / p.C
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
 	planes := p.N * p.M
+	kern := packedKernel[T]()
+	var offs []int
+	if kern != nil && kern.dwTaps != nil {
+		offs = make([]int, KHW)
+		for t := range offs {
+			offs[t] = l.tap(p, t/p.KW, t%p.KW)
+		}
+	}
+	floor, ceil := float32(math.Inf(-1)), float32(math.Inf(1))
+	if relu {
+		floor = 0
+	}
 	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
 		xp := getBuf[T](l.size(p))
+		clear(xp) // the zeros around every plane padded into it
 		yq := getBuf[T](l.span)
 		defer putBuf(xp)
 		defer putBuf(yq)
@@ -133,20 +160,32 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T) {
 			if bias != nil {
 				b = bias[m]
 			}
-			// The first tap with the bias (yq = w·x + b), then the others added.
 			wm := w[m*KHW : (m+1)*KHW]
-			o := l.tap(p, 0, 0)
-			affineT(wm[0], b, xp[o:o+l.span], yq)
-			for t := 1; t < KHW; t++ {
-				o := l.tap(p, t/p.KW, t%p.KW)
-				axpyT(wm[t], xp[o:o+l.span], yq)
+			if offs != nil {
+				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil)
+			} else {
+				depthwiseTapsGo(p, l, wm, b, xp, yq)
 			}
 			yp := y[pl*OHW : (pl+1)*OHW]
 			for oh := 0; oh < p.OutH; oh++ {
 				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
 			}
+			if relu && offs == nil {
+				ReluForward(yp, yp)
+			}
 		}
 	})
+}
+
+// depthwiseTapsGo computes one plane in rows of wq, yq = b + Σ_t wm[t]·(tap t
+// of xp): the first tap with the bias, then the others added, an axpy each.
+func depthwiseTapsGo[T Float](p Conv2DParams, l depthwisePadded, wm []T, b T, xp, yq []T) {
+	o := l.tap(p, 0, 0)
+	affineT(wm[0], b, xp[o:o+l.span], yq)
+	for t := 1; t < len(wm); t++ {
+		o := l.tap(p, t/p.KW, t%p.KW)
+		axpyT(wm[t], xp[o:o+l.span], yq)
+	}
 }
 
 // depthwiseBackwardData computes dx plane by plane: input channel c gathers
@@ -188,6 +227,7 @@ func depthwiseBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
 	parallelFor(p.M, workers(p.M, p.N*OHW*KHW), func(_, lo, hi int) {
 		xp := getBuf[T](l.size(p))
+		clear(xp) // the zeros around every plane padded into it
 		dyq := getBuf[T](l.span)
 		sums := make([]float64, KHW)
 		defer putBuf(xp)

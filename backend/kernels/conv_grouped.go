@@ -31,10 +31,7 @@ func (p Conv2DParams) forGroups(fn func(n, g, xo, wo, yo, bo int)) {
 
 func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
 	if p.depthwise() {
-		depthwiseForward(p, x, w, bias, y)
-		if relu {
-			ReluForward(y[:p.YLen()], y[:p.YLen()])
-		}
+		depthwiseForward(p, x, w, bias, y, relu)
 		return
 	}
 	q := p.groupParams()

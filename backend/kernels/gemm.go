@@ -87,6 +87,12 @@ type gemmKernel struct {
 	// expShift, when set, writes y = e^(x - shift) of n float32 values (0 where x -
 	// shift < -87, as exp32): a softmax row's exponentials. y may be x.
 	expShift func(n int, x *float32, shift float32, y *float32)
+	// dwTaps, when set, sets y[j] = min(max(bias + Σ_t w[t]·x[offs[t]+j], lo), hi)
+	// for j < n, the taps added in order by fused multiply-adds: a depthwise
+	// convolution's plane (conv_depthwise.go). evenOdd, when set, sets even[i] =
+	// x[2i] and odd[i] = x[2i+1] for i < n.
+	dwTaps  func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
+	evenOdd func(n int, x, even, odd *float32)
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

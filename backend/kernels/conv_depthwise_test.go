@@ -1,0 +1,104 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// TestDepthwiseEveryImplementation checks the depthwise forward pass (with and
+// without the Relu stored by it) on every implementation against the float64
+// direct loops, on planes whose spans leave every block of the vector loop
+// (eight vectors, four, one, a masked remainder), strides 1 and 2, odd widths,
+// 3×3 and 5×5 filters and a channel multiplier of 2; and the vector loops of the
+// AVX-512 and AVX2 kernels bit for bit alike (the same fused multiply-adds in the
+// same order), so that a run gives the same numbers on either.
+func TestDepthwiseEveryImplementation(t *testing.T) {
+	geoms := []Conv2DParams{
+		{N: 2, C: 3, H: 40, W: 37, M: 3, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 3},
+		{N: 1, C: 5, H: 7, W: 7, M: 5, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 5},
+		{N: 2, C: 4, H: 33, W: 30, M: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
+		{N: 1, C: 3, H: 29, W: 31, M: 3, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 3},
+		{N: 3, C: 2, H: 3, W: 4, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
+	}
+	for h := 4; h <= 20; h++ { // spans (h-1)(h+3)+h+1: every block count and remainder
+		geoms = append(geoms, Conv2DParams{N: 1, C: 2, H: h, W: h + 1, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2})
+	}
+	type result struct {
+		name string
+		y    [][]float32
+	}
+	var first *result
+	vector := 0
+	forEachImplementation(t, func(t *testing.T) {
+		rng := newRNG(23)
+		got := &result{name: Current()}
+		for gi, g := range geoms {
+			p := g.WithOutSize()
+			x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
+			want := naiveConv(p, x, w, b)
+			for _, relu := range []bool{false, true} {
+				y := make([]float32, p.YLen())
+				for i := range y {
+					y[i] = float32(math.NaN()) // overwritten, never read
+				}
+				name := fmt.Sprintf("geometry %d relu %v", gi, relu)
+				if relu {
+					Conv2DForwardRelu(p, to32(x), to32(w), to32(b), y)
+					for i, v := range want {
+						want[i] = max(v, 0)
+					}
+				} else {
+					Conv2DForward(p, to32(x), to32(w), to32(b), y)
+				}
+				assertClose(t, name, to64(y), want, 1e-5)
+				got.y = append(got.y, y)
+			}
+		}
+		kern := packedKernel[float32]()
+		if kern == nil || kern.dwTaps == nil {
+			return
+		}
+		vector++
+		if first == nil {
+			first = got
+			return
+		}
+		for i := range got.y {
+			for j := range got.y[i] {
+				if math.Float32bits(got.y[i][j]) != math.Float32bits(first.y[i][j]) {
+					t.Fatalf("output %d [%d]: %s gives %g, %s %g", i, j, got.name, got.y[i][j], first.name, first.y[i][j])
+				}
+			}
+		}
+	})
+	if kern := packedKernel[float32](); kern != nil && kern.dwTaps != nil && vector == 0 {
+		t.Fatal("no implementation ran the vector depthwise loop")
+	}
+}
+
+// TestEvenOdd checks the stride-2 column split of every kernel that has one against
+// the plain loop, over every length up to 50 (each remainder of both widths).
+func TestEvenOdd(t *testing.T) {
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil || kern.evenOdd == nil {
+			t.Skipf("%s has no vector column split", Current())
+		}
+		rng := newRNG(5)
+		for n := 1; n <= 50; n++ {
+			x := to32(randn(rng, 2*n+1))
+			even, odd := make([]float32, n+1), make([]float32, n+1)
+			even[n], odd[n] = 7, 7 // past the end: left alone
+			kern.evenOdd(n, &x[0], &even[0], &odd[0])
+			for i := 0; i < n; i++ {
+				if even[i] != x[2*i] || odd[i] != x[2*i+1] {
+					t.Fatalf("n %d [%d]: %g %g, want %g %g", n, i, even[i], odd[i], x[2*i], x[2*i+1])
+				}
+			}
+			if even[n] != 7 || odd[n] != 7 {
+				t.Fatalf("n %d: wrote past the end", n)
+			}
+		}
+	})
+}

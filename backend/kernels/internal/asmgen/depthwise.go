@@ -1,0 +1,200 @@
+package main
+
+import "fmt"
+
+// depthwise emits dwTapsAVX512, dwTapsAVX2, evenOddAVX512 and evenOddAVX2, the
+// loops of the depthwise convolutions (conv_depthwise.go).
+//
+// dwTaps(n, taps, w, offs, x, y, bias, lo, hi) sets
+//
+//	y[j] = min(max(bias + Σ_t w[t]·x[offs[t]+j], lo), hi)   for j < n,
+//
+// the taps added in order, each a fused multiply-add (the bits of an affine
+// pass for tap 0 and an axpy for each other tap), with lo = -Inf and hi = +Inf
+// for no activation (NaN is kept, as the products' stores keep it). Eight
+// vectors of outputs at a time, each in its own accumulator, so that a tap's
+// eight products run in parallel; then four; then the remaining one to three
+// vectors, the last masked, in one block.
+//
+// evenOdd(n, x, even, odd) sets even[i] = x[2i] and odd[i] = x[2i+1] for i < n:
+// a row of a stride-2 convolution's input split into its two column phases.
+func depthwise(w *asm) {
+	for _, v := range vecISAs {
+		dwTaps(w, v)
+	}
+	evenOdd(w)
+}
+
+func dwTaps(w *asm, v vecISA) {
+	label := "dw" + v.suffix
+	bytes := 4 * v.lanes
+	// Registers: accumulators 0-7, bias 8, lo 9, hi 10, the tap's weight 11,
+	// a masked load 12, the AVX2 mask 15.
+	acc, bias, lo, hi, wt, tmp := v.reg, v.reg(8), v.reg(9), v.reg(10), v.reg(11), v.reg(12)
+	w.p("// func dwTaps%s(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)", v.suffix)
+	w.p("TEXT ·dwTaps%s(SB), NOSPLIT, $0-60", v.suffix)
+	w.p("\tMOVQ n+0(FP), CX\n\tMOVQ taps+8(FP), R9\n\tMOVQ w+16(FP), SI\n\tMOVQ offs+24(FP), DI")
+	w.p("\tMOVQ x+32(FP), AX\n\tMOVQ y+40(FP), BX")
+	w.p("\tVBROADCASTSS bias+48(FP), %s\n\tVBROADCASTSS lo+52(FP), %s\n\tVBROADCASTSS hi+56(FP), %s", bias, lo, hi)
+	// block emits the loop over taps for k accumulators, the last masked (K1 on
+	// AVX-512, Y15 on AVX2) when masked is set, then the clamp and the stores;
+	// AX and BX advance by k vectors.
+	block := func(name string, k int, masked bool) {
+		for i := 0; i < k; i++ {
+			w.p("\tVMOVAPS %s, %s", bias, acc(i))
+		}
+		w.p("\tXORQ DX, DX")
+		w.p("%s:", name)
+		w.p("\tMOVQ (DI)(DX*8), R14\n\tLEAQ (AX)(R14*4), R15\n\tVBROADCASTSS (SI)(DX*4), %s", wt)
+		for i := 0; i < k; i++ {
+			switch {
+			case !masked || i < k-1:
+				w.p("\tVFMADD231PS %d(R15), %s, %s", i*bytes, wt, acc(i))
+			case v.r == "Z":
+				w.p("\tVMOVUPS.Z %d(R15), K1, %s\n\tVFMADD231PS %s, %s, %s", i*bytes, tmp, tmp, wt, acc(i))
+			default:
+				w.p("\tVMASKMOVPS %d(R15), Y15, %s\n\tVFMADD231PS %s, %s, %s", i*bytes, tmp, tmp, wt, acc(i))
+			}
+		}
+		w.p("\tINCQ DX\n\tCMPQ DX, R9\n\tJL %s", name)
+		for i := 0; i < k; i++ {
+			w.p("\tVMAXPS %s, %s, %s\n\tVMINPS %s, %s, %s", acc(i), lo, acc(i), acc(i), hi, acc(i))
+			switch {
+			case !masked || i < k-1:
+				w.p("\tVMOVUPS %s, %d(BX)", acc(i), i*bytes)
+			case v.r == "Z":
+				w.p("\tVMOVUPS %s, K1, %d(BX)", acc(i), i*bytes)
+			default:
+				w.p("\tVMASKMOVPS %s, Y15, %d(BX)", acc(i), i*bytes)
+			}
+		}
+		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", k*bytes, k*bytes)
+	}
+	w.p("%s_loop8:\n\tCMPQ CX, $%d\n\tJL %s_loop4", label, 8*v.lanes, label)
+	block(label+"_taps8", 8, false)
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop8", 8*v.lanes, label)
+	// Fewer than eight vectors remain: four once, then the rest (fewer than four
+	// vectors) in one block with its last vector masked.
+	w.p("%s_loop4:\n\tCMPQ CX, $%d\n\tJL %s_rest", label, 4*v.lanes, label)
+	block(label+"_taps4", 4, false)
+	w.p("\tSUBQ $%d, CX", 4*v.lanes)
+	w.p("%s_rest:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
+	// The last vector's lanes, ((CX-1) mod lanes) + 1, as a mask; then the
+	// vectors, ⌈CX/lanes⌉, choose the block.
+	w.p("\tMOVQ CX, R8\n\tDECQ CX\n\tANDQ $%d, CX\n\tINCQ CX", v.lanes-1)
+	if v.r == "Z" {
+		w.p("\tMOVL $1, DX\n\tSHLL CX, DX\n\tDECL DX\n\tKMOVW DX, K1")
+	} else {
+		w.p("\tMOVQ $8, DX\n\tSUBQ CX, DX\n\tLEAQ winoMask8<>(SB), R14\n\tVMOVDQU (R14)(DX*4), Y15")
+	}
+	w.p("\tADDQ $%d, R8\n\tSHRQ $%d, R8", v.lanes-1, map[int]int{8: 3, 16: 4}[v.lanes])
+	for k := 1; k <= 3; k++ {
+		w.p("\tCMPQ R8, $%d\n\tJEQ %s_rest%d", k, label, k)
+	}
+	for k := 4; k >= 1; k-- {
+		w.p("%s_rest%d:", label, k)
+		block(fmt.Sprintf("%s_tapsRest%d", label, k), k, true)
+		w.p("\tJMP %s_done", label)
+	}
+	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+}
+
+// evenOdd emits evenOddAVX512 (two-source permutes, 16 pairs at a time, then the
+// remainder masked) and
+// evenOddAVX2 (shuffles within lanes, then a cross-lane permute; 8 pairs).
+func evenOdd(w *asm) {
+	for i := 0; i < 16; i++ {
+		w.p("DATA evenIdx<>+%d(SB)/4, $%d", 4*i, 2*i)
+		w.p("DATA oddIdx<>+%d(SB)/4, $%d", 4*i, 2*i+1)
+	}
+	w.p("GLOBL evenIdx<>(SB), RODATA, $64\nGLOBL oddIdx<>(SB), RODATA, $64\n")
+	w.p(`// func evenOddAVX512(n int, x, even, odd *float32)
+TEXT ·evenOddAVX512(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ even+16(FP), DI
+	MOVQ odd+24(FP), DX
+	VMOVUPS evenIdx<>(SB), Z4
+	VMOVUPS oddIdx<>(SB), Z5
+eo512_loop:
+	CMPQ CX, $16
+	JL eo512_tail
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVAPS Z4, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVAPS Z5, Z3
+	VPERMI2PS Z1, Z0, Z3
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, (DX)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP eo512_loop
+eo512_tail:
+	TESTQ CX, CX
+	JZ eo512_done
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K3
+	ADDL CX, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
+	VMOVAPS Z4, Z2
+	VPERMI2PS Z1, Z0, Z2
+	VMOVAPS Z5, Z3
+	VPERMI2PS Z1, Z0, Z3
+	VMOVUPS Z2, K3, (DI)
+	VMOVUPS Z3, K3, (DX)
+eo512_done:
+	VZEROUPPER
+	RET
+
+// func evenOddAVX2(n int, x, even, odd *float32)
+TEXT ·evenOddAVX2(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ even+16(FP), DI
+	MOVQ odd+24(FP), DX
+eo2_loop:
+	CMPQ CX, $8
+	JL eo2_tail
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xdd, Y1, Y0, Y3
+	VPERMPD $0xd8, Y2, Y2
+	VPERMPD $0xd8, Y3, Y3
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, (DX)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP eo2_loop
+eo2_tail:
+	TESTQ CX, CX
+	JZ eo2_done
+eo2_one:
+	MOVL (SI), AX
+	MOVL AX, (DI)
+	MOVL 4(SI), AX
+	MOVL AX, (DX)
+	ADDQ $8, SI
+	ADDQ $4, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNZ eo2_one
+eo2_done:
+	VZEROUPPER
+	RET
+`)
+}
