@@ -11,13 +11,13 @@ func init() {
 }
 
 // conv is ONNX Conv over NCHW input with 2-D kernels: explicit or asymmetric pads,
-// auto_pad, strides, dilations, groups (depthwise included) and an optional bias; with relu, the Conv and the Relu
-// after it as one op (the kernels apply the Relu as they store the output).
+// auto_pad, strides, dilations, groups (depthwise included) and an optional bias; with act, the Conv and the Relu
+// or Clip after it as one op (the kernels apply it as they store the output).
 type conv[T float] struct {
-	p    kernels.Conv2DParams
-	relu bool
-	// dzValid says that the output gradient has been masked by the Relu's derivative
-	// in this run (by the first backward call after the forward pass).
+	p   kernels.Conv2DParams
+	act kernels.Activation
+	// dzValid says that the output gradient has been masked by the activation's
+	// derivative in this run (by the first backward call after the forward pass).
 	dzValid bool
 	// filters keeps what the kernels derive from W alone from run to run, when the
 	// program does not train W (nil when it does); the model's programs share it.
@@ -68,7 +68,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	k := &conv[T]{p: p, relu: c.fuseRelu, constant: c.constantWeights}
+	k := &conv[T]{p: p, act: c.fuseAct, constant: c.constantWeights}
 	if !c.trained(1) {
 		k.filters = c.filterCache(c.node.Inputs[1])
 	}
@@ -118,7 +118,7 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 		if k.foldW == nil {
 			k.foldWeights(ins)
 		}
-		kernels.Conv2DForwardConstant(&k.foldCache, k.p, ins[0], k.foldW, k.foldB, out, k.relu)
+		kernels.Conv2DForwardConstant(&k.foldCache, k.p, ins[0], k.foldW, k.foldB, out, k.act)
 		return nil
 	}
 	var bias []T
@@ -126,18 +126,18 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 		bias = ins[2]
 	}
 	if k.constant {
-		kernels.Conv2DForwardConstant(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+		kernels.Conv2DForwardConstant(k.filters, k.p, ins[0], ins[1], bias, out, k.act)
 	} else {
-		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.relu)
+		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.act)
 	}
 	k.dzValid = false
 	return nil
 }
 
 // backwardReads: the data gradient reads the weights, the weight gradient the input,
-// the bias gradient neither; with a fused Relu each also reads the output (its mask).
+// the bias gradient neither; with a fused activation each also reads the output (its mask).
 func (k *conv[T]) backwardReads(i int) reads {
-	r := reads{out: k.relu}
+	r := reads{out: k.act.Kind != kernels.NoActivation}
 	switch i {
 	case 0:
 		r.in = []int{1}
@@ -151,32 +151,33 @@ func (k *conv[T]) backwardReads(i int) reads {
 func (k *conv[T]) overwritesGrad() bool { return true }
 
 // asyncBackward: the weight gradient runs beside the backward pass once the output
-// gradient is masked by the Relu's derivative (which the data and bias gradients read
-// too, so it is done first, here).
+// gradient is masked by the activation's derivative (which the data and bias gradients
+// read too, so it is done first, here).
 func (k *conv[T]) runsAsync(i int) bool { return i == 1 }
 
 func (k *conv[T]) asyncBackward(i int, ins [][]T, out, gout, gin []T) func() {
 	if i != 1 {
 		return nil
 	}
-	k.maskRelu(out, gout)
+	k.maskAct(out, gout)
 	return func() { kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin) }
 }
 
-// maskRelu turns the gradient at a fused Relu's output into the one at the
+// maskAct turns the gradient at a fused activation's output into the one at the
 // convolution's, once per run.
-func (k *conv[T]) maskRelu(out, gout []T) {
-	if k.relu && !k.dzValid {
-		// The gradient at the Relu's output becomes the one at the convolution's, in
-		// place: the Relu output's only reader is this op (planFusions), so nothing else
-		// reads gout, and masking twice would change nothing.
-		kernels.ReluBackward(out, gout, gout) // out > 0 exactly where the conv's output is
+func (k *conv[T]) maskAct(out, gout []T) {
+	if k.act.Kind != kernels.NoActivation && !k.dzValid {
+		// The gradient at the activation's output becomes the one at the convolution's,
+		// in place: its output's only reader is this op (planFusions), so nothing else
+		// reads gout, and masking twice would change nothing. The output tells where the
+		// activation is sloped (a Relu's out > 0 exactly where the conv's output is).
+		kernels.ActivationBackward(k.act, out, gout, gout)
 		k.dzValid = true
 	}
 }
 
 func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
-	k.maskRelu(out, gout)
+	k.maskAct(out, gout)
 	switch i {
 	case 0:
 		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)

@@ -61,16 +61,9 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		Epsilon:  float64(c.node.AttrFloat("epsilon", 1e-5)),
 		Momentum: float64(c.node.AttrFloat("momentum", 0.9)),
 	}
-	var act kernels.Activation
-	switch {
-	case c.fuseRelu:
-		act.Kind = kernels.ReluActivation
-	case c.fuseClip != nil:
-		act = kernels.Activation{Kind: kernels.ClipActivation, Lo: c.fuseClip[0], Hi: c.fuseClip[1]}
-	}
 	k := &batchNorm[T]{
 		p:             p,
-		act:           act,
+		act:           c.fuseAct,
 		training:      programTraining || fileTraining,
 		updateRunning: programTraining,
 		mean:          make([]T, p.C),

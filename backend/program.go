@@ -8,6 +8,7 @@ import (
 
 	"gorgonia.org/gorgonia"
 
+	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
 
@@ -125,19 +126,16 @@ type builder[T float] struct {
 	wrt      map[string]bool
 	rng      *rand.Rand
 	nextID   int
-	// fusedRelu maps a Conv or BatchNormalization node to the Relu that is its
-	// output's only consumer: the pair is built as one op (the Relu applied as the
-	// convolution stores its output, or as the normalization writes each channel),
-	// and the Relu node is skipped.
-	fusedRelu map[*onnx.Node]*onnx.Node
+	// fusedAct maps a Conv or BatchNormalization node to the Relu, or Clip with
+	// constant bounds (ReLU6), that is its output's only consumer: the pair is built as
+	// one op (the activation applied as the convolution stores its output, or as the
+	// normalization writes each channel), and the activation's node is skipped.
+	fusedAct map[*onnx.Node]fusedAct
 	// fusedBN maps a Conv node to the BatchNormalization in inference mode that is its
 	// output's only consumer, in a forward-only program with constant weights: the
 	// normalization is folded into the convolution's weights and bias once (with the
-	// normalization's fused Relu, if any, in the convolution's stores).
+	// normalization's fused activation, if any, in the convolution's stores).
 	fusedBN map[*onnx.Node]*onnx.Node
-	// fusedClip maps a BatchNormalization node to the Clip with constant bounds
-	// (ReLU6) that is its output's only consumer, built as one op as fusedRelu's pairs.
-	fusedClip map[*onnx.Node]fusedClip
 	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
 	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
 	// for its backward pass, and the Sigmoid node is skipped.
@@ -161,15 +159,15 @@ func (b *builder[T]) trained(name string) bool {
 }
 
 // planFusions finds the Conv and BatchNormalization nodes (of those the program builds)
-// whose output feeds only a Relu and is no output of the program: such a pair computes as one op,
-// with the Relu's output name; and a BatchNormalization's only consumer a Clip with
-// constant bounds (MobileNet's ReLU6) likewise. It finds the Sigmoid nodes whose output, no output of
+// whose output feeds only a Relu, or a Clip with constant bounds (MobileNet's ReLU6),
+// and is no output of the program: such a pair computes as one op, with the
+// activation's output name. It finds the Sigmoid nodes whose output, no output of
 // the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
 // exporters write it): the pair computes as one op with the Mul's output name. The
 // graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
-	b.fusedRelu, b.fusedSiLU, b.skip = map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
-	b.fusedGelu, b.fusedClip, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]fusedClip{}, map[*onnx.Node]*onnx.Node{}
+	b.fusedAct, b.fusedSiLU, b.skip = map[*onnx.Node]fusedAct{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
+	b.fusedGelu, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]*onnx.Node{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -182,36 +180,27 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	for _, o := range outputs {
 		uses[o]++
 	}
-	byInput := map[string]*onnx.Node{}
+	acts := map[string]fusedAct{} // by input
 	for _, n := range g.Nodes {
-		if needed[n] && n.OpType == "Relu" && n.Domain == "" && len(n.Inputs) == 1 && len(n.Outputs) == 1 {
-			byInput[n.Inputs[0]] = n
+		if !needed[n] || n.Domain != "" || len(n.Inputs) < 1 || len(n.Outputs) != 1 {
+			continue
+		}
+		switch n.OpType {
+		case "Relu":
+			acts[n.Inputs[0]] = fusedAct{node: n, act: kernels.Activation{Kind: kernels.ReluActivation}}
+		case "Clip":
+			if lo, hi, ok := b.clipBounds(n); ok {
+				acts[n.Inputs[0]] = fusedAct{node: n, act: kernels.Activation{Kind: kernels.ClipActivation, Lo: lo, Hi: hi}}
+			}
 		}
 	}
 	for _, n := range g.Nodes {
 		if !needed[n] || n.OpType != "Conv" && n.OpType != "BatchNormalization" || n.Domain != "" || len(n.Outputs) != 1 {
 			continue
 		}
-		if r, ok := byInput[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
-			b.fusedRelu[n] = r
-			b.skip[r] = true
-		}
-	}
-	clips := map[string]*onnx.Node{} // by input
-	for _, n := range g.Nodes {
-		if needed[n] && n.OpType == "Clip" && n.Domain == "" && len(n.Inputs) >= 1 && len(n.Outputs) == 1 {
-			clips[n.Inputs[0]] = n
-		}
-	}
-	for _, n := range g.Nodes {
-		if !needed[n] || n.OpType != "BatchNormalization" || n.Domain != "" || len(n.Outputs) != 1 || b.fusedRelu[n] != nil {
-			continue
-		}
-		if cl, ok := clips[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
-			if lo, hi, ok := b.clipBounds(cl); ok {
-				b.fusedClip[n] = fusedClip{node: cl, bounds: [2]float64{lo, hi}}
-				b.skip[cl] = true
-			}
+		if a, ok := acts[n.Outputs[0]]; ok && uses[n.Outputs[0]] == 1 {
+			b.fusedAct[n] = a
+			b.skip[a.node] = true
 		}
 	}
 	if b.constantWeights() {
@@ -223,12 +212,12 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 			}
 		}
 		for _, n := range g.Nodes {
-			if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 || b.fusedRelu[n] != nil {
+			if _, act := b.fusedAct[n]; !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 || act {
 				continue
 			}
 			bn, ok := bns[n.Outputs[0]]
-			if _, clip := b.fusedClip[bn]; !ok || clip || uses[n.Outputs[0]] != 1 {
-				continue // a Clip stays fused with its normalization (the products store no Clip)
+			if !ok || uses[n.Outputs[0]] != 1 {
+				continue
 			}
 			b.fusedBN[n] = bn
 			b.skip[bn] = true
@@ -262,10 +251,10 @@ func (b *builder[T]) constantWeights() bool {
 	return b.opts.ConstantWeights && !b.opts.Training && !b.opts.InputGrads && len(b.opts.Trainable) == 0
 }
 
-// fusedClip is a Clip fused after the node it reads, with its bounds.
-type fusedClip struct {
-	node   *onnx.Node
-	bounds [2]float64
+// fusedAct is a Relu or Clip fused after the node it reads.
+type fusedAct struct {
+	node *onnx.Node
+	act  kernels.Activation
 }
 
 // clipBounds returns the bounds of a Clip node when they are known as the program is
@@ -678,7 +667,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		return fmt.Errorf("node %q: unsupported op %s", n.Name, n.OpType)
 	}
 	schema := schemaOf(n)
-	fuseRelu, fuseSiLU := false, false
+	var fuseAct kernels.Activation
+	fuseSiLU := false
 	var foldBN *bnFold
 	if bn, ok := b.fusedBN[n]; ok {
 		// The convolution reads the normalization's parameters after its own inputs and
@@ -690,29 +680,22 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		}
 		fused.Inputs = append(ins, bn.Inputs[1:5]...)
 		fused.Outputs = bn.Outputs
-		if r, ok := b.fusedRelu[bn]; ok {
-			fused.Outputs, fuseRelu = r.Outputs, true
+		if a, ok := b.fusedAct[bn]; ok {
+			fused.Outputs, fuseAct = a.node.Outputs, a.act
 		}
 		n, foldBN = &fused, &bnFold{eps: float64(bn.AttrFloat("epsilon", 1e-5)), node: bn.Name}
 	}
-	if r, ok := b.fusedRelu[n]; ok {
-		// The pair's op writes the Relu's output.
+	if a, ok := b.fusedAct[n]; ok {
+		// The pair's op writes the activation's output.
 		fused := *n
-		fused.Outputs = r.Outputs
-		n, fuseRelu = &fused, true
+		fused.Outputs = a.node.Outputs
+		n, fuseAct = &fused, a.act
 	}
 	if s, ok := b.fusedSiLU[n]; ok {
 		// The Mul reads x alone.
 		fused := *n
 		fused.Inputs = s.Inputs
 		n, fuseSiLU = &fused, true
-	}
-	var fuseClip *[2]float64
-	if cl, ok := b.fusedClip[n]; ok {
-		// The pair's op writes the Clip's output.
-		fused := *n
-		fused.Outputs = cl.node.Outputs
-		n, fuseClip = &fused, &cl.bounds
 	}
 	fuseGelu := false
 	if x, ok := b.fusedGelu[n]; ok {
@@ -722,7 +705,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		n, fuseGelu = &fused, true
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseRelu: fuseRelu, fuseClip: fuseClip, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		constantWeights: b.constantWeights(), foldBN: foldBN,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {

@@ -27,14 +27,10 @@ type opContext struct {
 	// trained reports whether input i is a parameter this program trains, or computed
 	// from one.
 	trained func(i int) bool
-	// fuseRelu asks for the node's output to go through a Relu (a Conv or
-	// BatchNormalization whose only consumer is a Relu, built as one op; see
-	// planFusions).
-	fuseRelu bool
-	// fuseClip, when set, asks for the node's output to go through a Clip to these
-	// bounds (a BatchNormalization whose only consumer is a Clip with constant bounds:
-	// ReLU6; see planFusions).
-	fuseClip *[2]float64
+	// fuseAct asks for the node's output to go through a Relu or a Clip (a Conv or
+	// BatchNormalization whose only consumer is a Relu, or a Clip with constant
+	// bounds such as ReLU6, built as one op; see planFusions).
+	fuseAct kernels.Activation
 	// constantWeights: the program's weights do not change while it is in use
 	// (Options.ConstantWeights), so caches need not check them.
 	constantWeights bool

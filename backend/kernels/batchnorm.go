@@ -140,6 +140,31 @@ type Activation struct {
 	Lo, Hi float64 // Clip's bounds
 }
 
+// bounds returns the float32 interval act clamps to: [0, +Inf] for a Relu, [Lo, Hi]
+// for a Clip (rounded as UnaryForward rounds them), everything for none.
+func (act Activation) bounds() (lo, hi float32) {
+	switch act.Kind {
+	case ReluActivation:
+		return 0, float32(math.Inf(1))
+	case ClipActivation:
+		return float32(act.Lo), float32(act.Hi)
+	}
+	return float32(math.Inf(-1)), float32(math.Inf(1))
+}
+
+// ActivationForward sets y to act of x (as ReluForward, or UnaryForward of Clip); y
+// may be x.
+func ActivationForward[T Float](act Activation, x, y []T) {
+	switch act.Kind {
+	case ReluActivation:
+		ReluForward(x, y)
+	case ClipActivation:
+		UnaryForward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, x, y)
+	default:
+		copy(y, x)
+	}
+}
+
 // ActivationKind says which function an [Activation] is.
 type ActivationKind int
 

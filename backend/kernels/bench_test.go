@@ -162,7 +162,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 		a, bb := randf32(kc*mr, 1), randf32(kc*nr, 2)
 		c := make([]float32, mr*nr)
 		b.Run(kern.name, func(b *testing.B) {
-			benchFLOPs(b, int64(2*kc*mr*nr), func() { kern.tile(kc, a, bb, c, nr, 1, 0, nil, mr, uint32(1)<<nr-1, 0) })
+			benchFLOPs(b, int64(2*kc*mr*nr), func() { kern.tile(kc, a, bb, c, nr, 1, 0, nil, mr, uint32(1)<<nr-1, 0, 0, 0) })
 		})
 	}
 }
@@ -233,14 +233,18 @@ func BenchmarkConv2DWinogradOrDirect(b *testing.B) {
 			y := make([]float32, p.YLen())
 			var cache FilterCache
 			b.Run(fmt.Sprintf("winograd/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
-				benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, true, &cache) })
+				benchFLOPs(b, p.FLOPs(), func() {
+					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, &cache)
+				})
 			})
 			// Trained weights: the filters transformed at every call.
 			b.Run(fmt.Sprintf("winograd-trained/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
-				benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, true, nil) })
+				benchFLOPs(b, p.FLOPs(), func() {
+					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, nil)
+				})
 			})
 			b.Run(fmt.Sprintf("direct/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
-				benchFLOPs(b, p.FLOPs(), func() { convForwardFast(kern, p, x, dense(w, p.C*9, false), bias, y, true) })
+				benchFLOPs(b, p.FLOPs(), func() { convForwardFast(kern, p, x, dense(w, p.C*9, false), bias, y, Activation{Kind: ReluActivation}) })
 			})
 		}
 	}
@@ -267,10 +271,12 @@ func BenchmarkConv2DBF16WinogradOrDirect(b *testing.B) {
 		x, w, bias := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3)
 		y := make([]float32, p.YLen())
 		b.Run(fmt.Sprintf("winograd-float32/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { convForwardWinograd(wk, p, x, winoWeights(p.C, w), bias, y, true, nil) })
+			benchFLOPs(b, p.FLOPs(), func() {
+				convForwardWinograd(wk, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, nil)
+			})
 		})
 		b.Run(fmt.Sprintf("direct-bfloat16/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { convForwardFast(bf, p, x, dense(w, p.C*9, false), bias, y, true) })
+			benchFLOPs(b, p.FLOPs(), func() { convForwardFast(bf, p, x, dense(w, p.C*9, false), bias, y, Activation{Kind: ReluActivation}) })
 		})
 	}
 }

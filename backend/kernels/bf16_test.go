@@ -223,6 +223,12 @@ func TestConvBF16(t *testing.T) {
 			}
 			Conv2DForwardRelu(p, to32(x), to32(w), to32(b), y32)
 			check(t, name+" relu(y)", y32, relu, ym)
+			clip := Activation{Kind: ClipActivation, Lo: -0.5, Hi: 1.5}
+			for i, v := range y {
+				relu[i] = min(max(v, clip.Lo), clip.Hi)
+			}
+			Conv2DForwardAct(p, to32(x), to32(w), to32(b), y32, clip)
+			check(t, name+" clip(y)", y32, relu, ym)
 			dx, dxm := make([]float64, p.XLen()), make([]float64, p.XLen())
 			Conv2DBackwardData(p, wr, dyr, dx)
 			Conv2DBackwardData(p, abs(wr), abs(dyr), dxm)

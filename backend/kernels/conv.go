@@ -478,14 +478,14 @@ func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
 // multiplied by the weight with [Gemm]. Each step runs on every core: the
 // unfolding split by channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForward", p, x, w, bias, y, false, nil)
+	conv2DForward("Conv2DForward", p, x, w, bias, y, Activation{}, nil)
 }
 
-// Conv2DForwardCached is Conv2DForward (with relu, Conv2DForwardRelu) that
+// Conv2DForwardCached is Conv2DForward followed by act (as Conv2DForwardAct) that
 // keeps what it derives from the weights alone in cache from call to call
 // while they stay the same (see [FilterCache]).
-func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, relu bool) {
-	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, relu, cache)
+func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
+	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, act, cache)
 }
 
 // Conv2DForwardConstant is Conv2DForwardCached for weights the caller promises are those
@@ -493,23 +493,29 @@ func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias
 // trained): the cache is used without checking them, and it also keeps a pointwise
 // convolution's packed weights. Weights changed in place give wrong results until the
 // next call of Conv2DForwardCached with the cache (which checks them).
-func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, relu bool) {
+func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
 	if cache != nil {
 		cache.trusted = true
 		defer func() { cache.trusted = false }()
 	}
-	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, relu, cache)
+	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, cache)
 }
 
 // Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
-// convolution fused with the Relu after it. On the toolkit's own GEMM the
-// micro-kernel applies the Relu as it stores the output (no second pass
-// over y); elsewhere it is Conv2DForward followed by [ReluForward].
+// convolution fused with the Relu after it (Conv2DForwardAct with a Relu).
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, true, nil)
+	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, Activation{Kind: ReluActivation}, nil)
 }
 
-func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu bool, cache *FilterCache) {
+// Conv2DForwardAct computes y = act(conv(x, w) + bias): a convolution fused with the
+// Relu or Clip (ReLU6) after it. On the toolkit's own kernels the activation is
+// applied as the output is stored (no second pass over y); elsewhere it is
+// Conv2DForward followed by [ActivationForward].
+func Conv2DForwardAct[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
+	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, nil)
+}
+
+func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act Activation, cache *FilterCache) {
 	p = p.mustValid(name)
 	need(name, "x", x, p.XLen())
 	need(name, "w", w, p.WLen())
@@ -518,19 +524,19 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		need(name, "bias", bias, p.M)
 	}
 	if p.Group > 1 {
-		conv2DGroupedForward(p, x, w, bias, y, relu)
+		conv2DGroupedForward(p, x, w, bias, y, act)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.winogradOn(kern) {
-		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), relu, cache)
+		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), act, cache)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
-		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), relu)
+		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), act)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.direct() {
-		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), relu, cache)
+		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), act, cache)
 		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
@@ -554,8 +560,8 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, relu
 		im2colGroup(p, x, col, n0, 1, oh0, oh1)
 		gemmBias(p.M, pt, K, w, K, col, pt, bias, yn[oh0*OW:], P)
 	})
-	if relu {
-		ReluForward(y[:p.YLen()], y[:p.YLen()])
+	if act.Kind != NoActivation {
+		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
 	}
 }
 
@@ -575,14 +581,14 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	}
 	if q, ok := p.flipped(); ok {
 		if kern := packedKernel[T](); kern != nil && q.winogradOn(kern) {
-			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), false, nil)
+			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), Activation{}, nil)
 			return
 		}
 		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) && p.flipPays() {
 			wf := getBuf[float32](p.WLen())
 			defer putBuf(wf)
 			flipWeights(p, as32(w), wf, runtime.GOMAXPROCS(0))
-			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, as32(dx), false)
+			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, as32(dx), Activation{})
 			return
 		}
 	}

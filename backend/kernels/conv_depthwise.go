@@ -1,7 +1,5 @@
 package kernels
 
-import "math"
-
 // Depthwise convolutions (MobileNet's and EfficientNet's) on padded planes.
 // The input plane is copied once into a zero-bordered buffer, split by
 // stride into phases (phase (a, b) holds the padded rows a, a+StrideH, ...
@@ -124,9 +122,9 @@ func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
 }
 
 // depthwiseForward computes a depthwise convolution plane by plane: output
-// channel m reads input channel m/(M/C) through its KH×KW filter. With relu,
-// the planes are stored as max(y, 0).
-func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
+// channel m reads input channel m/(M/C) through its KH×KW filter, the planes
+// stored as act(y).
+func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
 	l := p.paddedLayout()
 	mult := p.M / p.C
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
@@ -139,10 +137,7 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
 			offs[t] = l.tap(p, t/p.KW, t%p.KW)
 		}
 	}
-	floor, ceil := float32(math.Inf(-1)), float32(math.Inf(1))
-	if relu {
-		floor = 0
-	}
+	floor, ceil := act.bounds()
 	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
 		xp := getBuf[T](l.size(p))
 		clear(xp) // the zeros around every plane padded into it
@@ -170,8 +165,8 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
 			for oh := 0; oh < p.OutH; oh++ {
 				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
 			}
-			if relu && offs == nil {
-				ReluForward(yp, yp)
+			if act.Kind != NoActivation && offs == nil {
+				ActivationForward(act, yp, yp)
 			}
 		}
 	})

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// TestDepthwiseEveryImplementation checks the depthwise forward pass (with and
-// without the Relu stored by it) on every implementation against the float64
+// TestDepthwiseEveryImplementation checks the depthwise forward pass (without an
+// activation, and with a Relu or Clip stored by it) on every implementation against the float64
 // direct loops, on planes whose spans leave every block of the vector loop
 // (eight vectors, four, one, a masked remainder), strides 1 and 2, odd widths,
 // 3×3 and 5×5 filters and a channel multiplier of 2; and the vector loops of the
@@ -37,19 +37,18 @@ func TestDepthwiseEveryImplementation(t *testing.T) {
 			p := g.WithOutSize()
 			x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
 			want := naiveConv(p, x, w, b)
-			for _, relu := range []bool{false, true} {
+			acts := []Activation{{}, {Kind: ReluActivation}, {Kind: ClipActivation, Lo: -0.5, Hi: 1.5}}
+			for _, act := range acts {
 				y := make([]float32, p.YLen())
 				for i := range y {
 					y[i] = float32(math.NaN()) // overwritten, never read
 				}
-				name := fmt.Sprintf("geometry %d relu %v", gi, relu)
-				if relu {
-					Conv2DForwardRelu(p, to32(x), to32(w), to32(b), y)
-					for i, v := range want {
-						want[i] = max(v, 0)
-					}
-				} else {
-					Conv2DForward(p, to32(x), to32(w), to32(b), y)
+				name := fmt.Sprintf("geometry %d activation %+v", gi, act)
+				Conv2DForwardAct(p, to32(x), to32(w), to32(b), y, act)
+				lo, hi := act.bounds()
+				want := append([]float64(nil), want...)
+				for i, v := range want {
+					want[i] = min(max(v, float64(lo)), float64(hi))
 				}
 				assertClose(t, name, to64(y), want, 1e-5)
 				got.y = append(got.y, y)

@@ -117,14 +117,14 @@ func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
 // convForwardFast is Conv2DForward on the packed GEMM where
 // p.forwardFastOn(kern): the padded grid, else the gathered products. a
 // is the weight as an M×K view (the weights themselves, or the flipped
-// weights of a data gradient). With relu, the products store max(y, 0): a
-// convolution fused with the Relu after it.
-func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
+// weights of a data gradient). The products store act(y): a convolution fused with
+// the Relu or Clip after it.
+func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
 	if p.paddedOn(kern) {
-		convForwardPadded(kern, p, x, a, bias, y, relu)
+		convForwardPadded(kern, p, x, a, bias, y, act)
 		return
 	}
-	convForwardGathered(kern, p, x, a, bias, y, relu)
+	convForwardGathered(kern, p, x, a, bias, y, act)
 }
 
 // convForwardPadded computes the convolution on the padded grid
@@ -137,7 +137,7 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, b
 // each. Batches are split over the images (each goroutine pads and
 // multiplies whole images, see imagesInParallel); a single image splits
 // its product.
-func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
+func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
@@ -174,7 +174,7 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 				m: p.M, n: q, k: K, alpha: 1, a: a,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
 				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
-				cmap: cmap, bInPlace: true, relu: relu,
+				cmap: cmap, bInPlace: true, act: act,
 			})
 		}
 	})
@@ -228,7 +228,7 @@ func positionOffsets(p Conv2DParams, wp, plane, g int, tab []int32) {
 // through tapOffsets, output positions through positionOffsets. A group's
 // output goes to a scratch matrix [M, g*P], then to y; a group of one
 // image is written to y directly.
-func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, relu bool) {
+func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
@@ -260,7 +260,7 @@ func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matVie
 			gn := min(g, p.N-n0)
 			padPlanes(p, x, xp, n0, gn, gemmNW)
 			args := gemmArgs{
-				m: p.M, n: gn * P, k: K, alpha: 1, a: a, bias: bias, relu: relu,
+				m: p.M, n: gn * P, k: K, alpha: 1, a: a, bias: bias, act: act,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: axis{tab: pos[:gn*P]}},
 			}
 			if gn == 1 {

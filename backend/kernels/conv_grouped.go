@@ -29,9 +29,9 @@ func (p Conv2DParams) forGroups(fn func(n, g, xo, wo, yo, bo int)) {
 	}
 }
 
-func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool) {
+func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
 	if p.depthwise() {
-		depthwiseForward(p, x, w, bias, y, relu)
+		depthwiseForward(p, x, w, bias, y, act)
 		return
 	}
 	q := p.groupParams()
@@ -41,11 +41,7 @@ func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, relu bool)
 			b = bias[bo : bo+q.M]
 		}
 		xs, ws, ys := x[xo:xo+q.XLen()], w[wo:wo+q.WLen()], y[yo:yo+q.YLen()]
-		if relu {
-			Conv2DForwardRelu(q, xs, ws, b, ys)
-		} else {
-			Conv2DForward(q, xs, ws, b, ys)
-		}
+		Conv2DForwardAct(q, xs, ws, b, ys, act)
 	})
 }
 

@@ -13,32 +13,32 @@ import "runtime"
 // product over every image's positions, reading the images in place.
 
 // pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
-// + bias, with the Relu when relu is set.
+// + bias, then act.
 // With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it; a
 // checked call uses (and so refreshes) packed weights a cache already holds.
-func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, relu bool, cache *FilterCache) {
+func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache *FilterCache) {
 	var ap []float32
 	if cache != nil && !cache.off && kern.tileRows != nil && (cache.trusted || cache.kind == cachePacked && cache.u != nil) {
 		ap = cache.get(kern, cachePacked, packedALen(kern, p.M, p.C), w, func(u []float32) {
 			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, p.C, false), p.M, p.C, u)
 		})
 	}
-	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, x, y, bias, relu)
+	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, x, y, bias, act)
 }
 
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
 // dx[n] = Wᵀ·dy[n].
 func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
-	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, dy, dx, nil, false)
+	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, dy, dx, nil, Activation{})
 }
 
 // pointwiseProducts sets c[n] = a·b[n] (+ bias, Relu) for the n images of b [k, P] and
-// c [m, P], a packed once for every image. On a kernel that reads B in place (a packed
+// c [m, P], then act, a packed once for every image. On a kernel that reads B in place (a packed
 // as sgemmInPlace reads it, or given so, ap) each image is read where it is (an image
 // without nr values of slack after it, the last, is packed instead); on the others
 // (the bfloat16 kernel, which rounds B as it packs it) a is packed as sgemmByCols reads
 // it and each image packed.
-func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []float32, b, c, bias []float32, relu bool) {
+func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []float32, b, c, bias []float32, act Activation) {
 	var apCols []float32
 	switch {
 	case kern.tileRows == nil:
@@ -54,7 +54,7 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []fl
 		g := gemmArgs{
 			m: m, n: P, k: k, alpha: 1, a: a,
 			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
-			bias: bias, relu: relu, apCols: apCols,
+			bias: bias, act: act, apCols: apCols,
 		}
 		if ap != nil && len(b)-n*k*P >= k*P+kern.nr {
 			g.ap, g.bInPlace = ap, true

@@ -359,6 +359,16 @@ func TestConv2DPaths(t *testing.T) {
 				want[i] = max(v, 0)
 			}
 			assertClose(t, name+" forward+relu", to64(y32), want, 1e-4)
+			for i := range y32 {
+				y32[i] = float32(math.NaN())
+			}
+			clip := Activation{Kind: ClipActivation, Lo: -0.5, Hi: 1.5}
+			Conv2DForwardAct(p, to32(x), to32(w), to32(b), y32, clip)
+			want = naiveConv(p, x, w, b)
+			for i, v := range want {
+				want[i] = min(max(v, clip.Lo), clip.Hi)
+			}
+			assertClose(t, name+" forward+clip", to64(y32), want, 1e-4)
 			wdx, wdw := naiveConvBackward(p, x, w, dy)
 			dw32 := make([]float32, p.WLen())
 			for i := range dw32 {
@@ -422,11 +432,11 @@ func TestWinogradPaddedInChunks(t *testing.T) {
 			}
 			x, w, b := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
 			whole := make([]float32, p.YLen())
-			convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, whole, true, nil, 1<<30)
+			convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, whole, Activation{Kind: ReluActivation}, nil, 1<<30)
 			plane := (2*((p.OutH+1)/2) + 2) * (2*((p.OutW+1)/2) + 2)
 			for _, images := range []int{1, 2, 3} {
 				y := make([]float32, p.YLen())
-				convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, y, true, nil, images*p.C*plane)
+				convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, y, Activation{Kind: ReluActivation}, nil, images*p.C*plane)
 				for i := range y {
 					if math.Float32bits(y[i]) != math.Float32bits(whole[i]) {
 						t.Fatalf("%+v, %d images padded at a time: y[%d] = %v, the whole batch padded %v", g, images, i, y[i], whole[i])
@@ -458,10 +468,10 @@ func TestWinogradUnitsSplit(t *testing.T) {
 			}
 			x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
 			split := make([]float32, p.YLen())
-			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), split, false, nil)
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), split, Activation{}, nil)
 			one := make([]float32, p.YLen())
 			procs := runtime.GOMAXPROCS(1)
-			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), one, false, nil)
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), one, Activation{}, nil)
 			runtime.GOMAXPROCS(procs)
 			for i := range one {
 				if math.Float32bits(split[i]) != math.Float32bits(one[i]) {

@@ -41,10 +41,10 @@ type winoTransforms struct {
 	// input writes Bᵀ·d·B of the tiles j < n whose 4×4 inputs are
 	// x[r*ldx + 2j + c] to v[k*ldv + j] (k = 4ξ+ν).
 	input func(x *float32, ldx int, v *float32, ldv int, n int)
-	// output writes Aᵀ·M·A + bias (Relu with flags 1) of the tiles j < n,
+	// output writes Aᵀ·M·A + bias (clamped to [lo, hi] with flags tileClamp) of the tiles j < n,
 	// whose products are m[k*ldm + j], as the first cols values of the
 	// output rows (2 per tile; the second row only with rows == 2).
-	output func(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+	output func(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 	// filter writes G·g·Gᵀ of the filters of rows l < n (taps
 	// src[idx[l] + t*tstep]) to u[k*ldk + l] of the packed panel (the
 	// second 8-row panel at panel2 on AVX-512); rows past n are zeros.
@@ -134,13 +134,13 @@ func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
 
 // convForwardWinograd is Conv2DForward as F(2×2, 3×3) (p.winogradOn(kern)), with
 // the filters of filters: the weights, or the flipped weights of a data gradient.
-func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, relu bool, cache *FilterCache) {
-	convForwardWinogradPadded(kern, p, x, filters, bias, y, relu, cache, winoPadBudget)
+func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache *FilterCache) {
+	convForwardWinogradPadded(kern, p, x, filters, bias, y, act, cache, winoPadBudget)
 }
 
 // convForwardWinogradPadded is convForwardWinograd with padBudget floats for the padded
 // images at a time.
-func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, relu bool, cache *FilterCache, padBudget int) {
+func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache *FilterCache, padBudget int) {
 	C, M := p.C, p.M
 	th, tw := (p.OutH+1)/2, (p.OutW+1)/2
 	// The padded image: one row and column of zeros before, enough after for every
@@ -159,8 +159,8 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 	}
 	units, tb := winoPlanUnits(p)
 	var flags uint32
-	if relu {
-		flags = tileRelu
+	if act.Kind != NoActivation {
+		flags = tileClamp
 	}
 	// The images are padded a chunk at a time, ahead of the units that read them: as
 	// many images as padBudget holds (at least one, and whole units), rather than the
@@ -180,7 +180,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 			last++
 		}
 		winoPad(p, x[c0*C*p.H*p.W:c1*C*p.H*p.W], xp, hp, wp)
-		winoUnits(kern, p, units[first:last], c0, xp, plane, wp, u, plen, tb, bias, y, flags)
+		winoUnits(kern, p, units[first:last], c0, xp, plane, wp, u, plen, tb, bias, y, flags, act)
 		first = last
 	}
 }
@@ -245,8 +245,9 @@ func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
 // maps), the units run one after another, each step of each split across the cores:
 // the input transform by channels, the products by k, the output transform by output
 // channels.
-func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, flags uint32) {
+func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, flags uint32, act Activation) {
 	w := winoWork{kern: kern, p: p, c0: c0, xp: xp, plane: plane, wp: wp, u: u, plen: plen, tb: tb, bias: bias, y: y, flags: flags}
+	w.lo, w.hi = act.bounds()
 	procs := runtime.GOMAXPROCS(0)
 	if len(units) < procs {
 		w.v, w.mb = w.buffers()
@@ -290,6 +291,7 @@ type winoWork struct {
 	plen, tb      int
 	bias, y       []float32
 	flags         uint32
+	lo, hi        float32 // the clamp of flags tileClamp
 	v, mb         []float32
 }
 
@@ -363,7 +365,7 @@ func (w *winoWork) output(un winoUnit, m0, m1 int) {
 				for tj := 0; tj < tw; tj += lanes {
 					t := (n-un.n0)*rt + (ti-un.ti0)*tw + tj
 					wt.output(&w.mb[m*tb+t], M*tb, &yp[oh*p.OutW+2*tj], p.OutW,
-						min(lanes, tw-tj), min(2, p.OutH-oh), min(2*lanes, p.OutW-2*tj), b, w.flags)
+						min(lanes, tw-tj), min(2, p.OutH-oh), min(2*lanes, p.OutW-2*tj), b, w.flags, w.lo, w.hi)
 				}
 			}
 		}

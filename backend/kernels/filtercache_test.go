@@ -20,12 +20,14 @@ func TestFilterCache(t *testing.T) {
 		check := func(what string, relu bool) {
 			t.Helper()
 			want, got := make([]float32, p.YLen()), make([]float32, p.YLen())
+			var act Activation
 			if relu {
+				act.Kind = ReluActivation
 				Conv2DForwardRelu(p, x, w, bias, want)
 			} else {
 				Conv2DForward(p, x, w, bias, want)
 			}
-			Conv2DForwardCached(&cache, p, x, w, bias, got, relu)
+			Conv2DForwardCached(&cache, p, x, w, bias, got, act)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("%s: y[%d] = %v, uncached %v", what, i, got[i], want[i])
@@ -90,9 +92,9 @@ func TestFilterCacheConstant(t *testing.T) {
 			p := g.WithOutSize()
 			x, w, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
 			var cache FilterCache
-			run := func(f func(*FilterCache, Conv2DParams, []float32, []float32, []float32, []float32, bool)) []float32 {
+			run := func(f func(*FilterCache, Conv2DParams, []float32, []float32, []float32, []float32, Activation)) []float32 {
 				y := make([]float32, p.YLen())
-				f(&cache, p, x, w, bias, y, true)
+				f(&cache, p, x, w, bias, y, Activation{Kind: ReluActivation})
 				return y
 			}
 			same := func(what string, got, want []float32) bool {

@@ -48,9 +48,9 @@ type gemmKernel struct {
 	// + bias[i] (bias nil: none; else at least mr values) from packed panels
 	// and stores the columns of rows i < rows selected by mask one after
 	// another from c[i*ldc]; with beta != 0, beta·C is added to them first;
-	// with flags&tileRelu, negative values are stored as 0.
+	// with flags&tileClamp, the values are clamped to [lo, hi] (NaN kept).
 	// kc >= 1, 1 <= rows <= mr, mask < 1<<nr.
-	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32)
+	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	// packCopy and packGather fill one panel of width w (mr for A, nr for
 	// B): dst[p*w+l] = src[koff[p]+l] (packCopy) or src[koff[p]+lane[l]]
 	// (packGather) for l < n, zero for n <= l < w. The offsets are
@@ -63,7 +63,7 @@ type gemmKernel struct {
 	// tileRows, when not nil, is tile with B read in place: row p of the
 	// kc×nr panel is b[koff[p]:][:nr] (all nr values are read, whatever
 	// mask says). kcRows is its k block.
-	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32)
+	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	kcRows   int
 	// fastGather reports whether packGather runs on hardware gathers fast
 	// enough for the convolution paths that pack every operand by gathers.
@@ -98,9 +98,9 @@ type gemmKernel struct {
 	norm *normLoops
 }
 
-// tileRelu is the tile flag that applies max(·, 0) to the stored values
-// (a convolution fused with the Relu after it).
-const tileRelu = 1
+// tileClamp is the tile flag that clamps the stored values to [lo, hi] (NaN kept):
+// a convolution fused with the Relu ([0, +Inf]) or Clip after it.
+const tileClamp = 1
 
 // gemmMinWork is the smallest product (multiply-adds) worth splitting
 // across goroutines: about 20 µs of work at the micro-kernel's speed.
@@ -235,15 +235,16 @@ type gemmArgs struct {
 	// apCols, when set, is A already packed as sgemmByCols packs it (packAByCols;
 	// B packed); a is then unused.
 	apCols []float32
-	// relu stores max(C, 0) (the last k block's tiles carry tileRelu).
-	relu bool
+	// act is applied as C is stored (the last k block's tiles carry tileClamp): none,
+	// a Relu or a Clip.
+	act Activation
 }
 
 // tileFlags returns the flags of the tiles of the k block starting at
 // pc, of width kc.
 func (g *gemmArgs) tileFlags(pc, kc int) uint32 {
-	if g.relu && pc+kc >= g.k {
-		return tileRelu
+	if g.act.Kind != NoActivation && pc+kc >= g.k {
+		return tileClamp
 	}
 	return 0
 }
@@ -632,6 +633,7 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	kern.runs.Add(1)
 	mr, nr := kern.mr, kern.nr
+	lo, hi := g.act.bounds()
 	for jr := 0; jr < nc; jr += nr {
 		n := min(nr, nc-jr)
 		mask := uint32(1)<<n - 1
@@ -662,9 +664,9 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 			off := (i0+ir)*g.ldc + col
 			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
 			if koff != nil {
-				kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
+				kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags, lo, hi)
 			} else {
-				kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags)
+				kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags, lo, hi)
 			}
 		}
 	}
@@ -672,8 +674,8 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 
 // microKernelGo is the portable micro-kernel for any mr×nr (the contract
 // of gemmKernel.tile).
-func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
-	return func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
+	return func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 		var acc [16 * 32]float32
 		t := acc[:mr*nr]
 		a, b = a[:kc*mr], b[:kc*nr]
@@ -686,13 +688,13 @@ func microKernelGo(mr, nr int) func(kc int, a, b, c []float32, ldc int, alpha, b
 				}
 			}
 		}
-		storeTile(t, nr, c, ldc, alpha, beta, bias, rows, mask, flags)
+		storeTile(t, nr, c, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
 	}
 }
 
 // storeTile stores the tile t (nr columns per row) with the contract of
 // gemmKernel.tile.
-func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	for i := 0; i < rows; i++ {
 		var b0 float32
 		if bias != nil {
@@ -707,8 +709,8 @@ func storeTile(t []float32, nr int, c []float32, ldc int, alpha, beta float32, b
 			if beta != 0 {
 				v += beta * c[q]
 			}
-			if flags&tileRelu != 0 {
-				v = max(v, 0)
+			if flags&tileClamp != 0 {
+				v = min(max(v, lo), hi)
 			}
 			c[q] = v
 			q++

@@ -50,7 +50,7 @@ func bf16Kernel() *gemmKernel {
 }
 
 // tileBF16 is gemmKernel.tile of kernelBF16: panels of ⌈kc/2⌉ bfloat16 pairs.
-func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	q := (kc + 1) / 2
 	_ = a[q*8-1]
 	_ = b[q*32-1]
@@ -61,7 +61,7 @@ func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 	if bias != nil {
 		bp = &bias[:8][0]
 	}
-	sgemmKernelBF16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
+	sgemmKernelBF16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags, lo, hi)
 }
 
 // packCopyBF16AVX512 and packGatherBF16AVX512 are the bfloat16 kernel's packers (the
@@ -114,7 +114,7 @@ func cvtPairsBF16(npairs, w int, src, dst *float32)
 // internal/asmgen) with the contract of gemmKernel.tile on pair panels.
 //
 //go:noescape
-func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 
 func asmKernels() []*gemmKernel {
 	var ks []*gemmKernel
@@ -131,13 +131,13 @@ func asmKernels() []*gemmKernel {
 // by internal/asmgen) with the contract of gemmKernel.tile.
 //
 //go:noescape
-func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 
 // sgemmKernel8x32Rows is sgemmKernel8x32 with B read in place: row p of
 // the panel is the 32 values at b[koff[p]].
 //
 //go:noescape
-func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 
 //go:noescape
 func packCopy32(kc int, src *float32, koff *int32, n int, dst *float32)
@@ -153,7 +153,7 @@ func packGather8(kc int, src *float32, koff *int32, lane *int32, n int, dst *flo
 
 // The wrappers check the slices; the assembly trusts them.
 
-func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	_ = a[kc*8-1]
 	_ = b[kc*32-1]
 	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
@@ -163,10 +163,10 @@ func tileAVX512(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []
 	if bias != nil {
 		bp = &bias[:8][0]
 	}
-	sgemmKernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
+	sgemmKernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags, lo, hi)
 }
 
-func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	_ = a[kc*8-1]
 	_ = koff[kc-1]
 	if rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
@@ -176,7 +176,7 @@ func tileRowsAVX512(kc int, a, b []float32, koff []int32, c []float32, ldc int, 
 	if bias != nil {
 		bp = &bias[:8][0]
 	}
-	sgemmKernel8x32Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags)
+	sgemmKernel8x32Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags, lo, hi)
 }
 
 func packCopyAVX512(w int, src []float32, koff []int32, n int, dst []float32) {
@@ -270,16 +270,16 @@ func packGatherAVX512(w int, src []float32, koff, lane []int32, n int, dst []flo
 
 // sgemmKernel6x16 computes the 6×16 tile c[i*ldc+j] = alpha·Σ_p
 // a[p*6+i]·b[p*16+j] + bias[i] + beta·c[i*ldc+j] (c not read when beta ==
-// 0; no bias when bias is nil; max(·, 0) with flags tileRelu) for packed
+// 0; no bias when bias is nil; clamped to [lo, hi] with flags&tileClamp) for packed
 // panels a (kc×6) and b (kc×16); whole tiles only. kc must be at least 1.
 // (gemm_gen_amd64.s)
 //
 //go:noescape
-func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)
 
 // tileAVX2 runs the AVX2 kernel on full tiles and through a buffer on
 // fringe or sparse ones.
-func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	_ = a[kc*6-1]
 	_ = b[kc*16-1]
 	if rows == 6 && mask == 0xffff {
@@ -288,12 +288,12 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 		if bias != nil {
 			bp = &bias[:6][0]
 		}
-		sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, flags)
+		sgemmKernel6x16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, flags, lo, hi)
 		return
 	}
 	var t [6 * 16]float32
-	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil, 0)
-	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
+	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil, 0, 0, 0)
+	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
 }
 
 // sgemmKernel6x16Rows is the AVX2 micro-kernel with B read in place: row
@@ -301,11 +301,11 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 // only. (gemm_gen_amd64.s)
 //
 //go:noescape
-func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)
 
 // tileRowsAVX2 runs the in-place AVX2 kernel on whole tiles and through a
 // buffer on fringe ones.
-func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32) {
+func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
 	_ = a[kc*6-1]
 	_ = koff[kc-1]
 	if rows == 6 && mask == 0xffff {
@@ -314,12 +314,12 @@ func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, al
 		if bias != nil {
 			bp = &bias[:6][0]
 		}
-		sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, flags)
+		sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, flags, lo, hi)
 		return
 	}
 	var t [6 * 16]float32
-	sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &t[0], 16, 1, 0, nil, 0)
-	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags)
+	sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &t[0], 16, 1, 0, nil, 0, 0, 0)
+	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
 }
 
 // packB16Asm copies kc rows of 16 float32, ldb elements apart in src, to
@@ -400,7 +400,7 @@ func packCopyAVX2(w int, src []float32, koff []int32, n int, dst []float32) {
 func winoInput16(x *float32, ldx int, v *float32, ldv int, n int)
 
 //go:noescape
-func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 
 //go:noescape
 func winoFilter16(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)
@@ -409,7 +409,7 @@ func winoFilter16(src *float32, idx *int32, tstep int, u *float32, ldk int, pane
 func winoInput8(x *float32, ldx int, v *float32, ldv int, n int)
 
 //go:noescape
-func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 
 //go:noescape
 func winoFilter6(src *float32, idx *int32, tstep int, u *float32, ldk int, panel2 int, n int)

@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+// func sgemmKernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 //
 // The 8×32 tile T[i][j] = alpha·Σ_p a[p*8+i]·b[p*32+j] + bias[i] (bias
 // may be nil) for packed panels a (kc×8) and b (kc×32), kc >= 1, is
@@ -13,12 +13,13 @@
 // AVX-512 compress operation), so mask = 1<<n - 1 stores the first n
 // columns and a sparse mask drops columns (convolution outputs computed on
 // a padded grid). With beta != 0 the stored values are beta·C + T, C read
-// from the same places. Flag 1 (relu) stores max(T, 0) (max(beta·C + T,
-// 0) with beta).
+// from the same places. Flag 1 (clamp) stores min(max(T, lo), hi) (of
+// beta·C + T with beta): a Relu with lo = 0 and hi = +Inf, ReLU6 with hi =
+// 6; NaN is kept.
 //
 // Registers: accumulators Z0-Z15 (row i in Z(2i), Z(2i+1)), B row in Z16,
 // Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.
-TEXT ·sgemmKernel8x32(SB), NOSPLIT, $0-72
+TEXT ·sgemmKernel8x32(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -263,7 +264,8 @@ k8noalpha:
 	VADDPS Z20, Z14, Z14
 	VADDPS Z20, Z15, Z15
 k8nobias:
-	VPXORD Z26, Z26, Z26
+	VBROADCASTSS lo+72(FP), Z26
+	VBROADCASTSS hi+76(FP), Z27
 	MOVL flags+68(FP), R13
 	ANDL $1, R13
 	VBROADCASTSS beta+44(FP), Z21
@@ -280,21 +282,37 @@ k8nobias:
 	TESTL R13, R13
 	JZ k8dense_store
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8dense_store:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -327,7 +345,9 @@ k8dense_beta:
 	TESTL R13, R13
 	JZ k8dense_beta0
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 k8dense_beta0:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -337,7 +357,9 @@ k8dense_beta0:
 	TESTL R13, R13
 	JZ k8dense_beta1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 k8dense_beta1:
 	VMOVUPS Z2, 0(DX)
 	VMOVUPS Z3, 64(DX)
@@ -347,7 +369,9 @@ k8dense_beta1:
 	TESTL R13, R13
 	JZ k8dense_beta2
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 k8dense_beta2:
 	VMOVUPS Z4, 0(DX)
 	VMOVUPS Z5, 64(DX)
@@ -357,7 +381,9 @@ k8dense_beta2:
 	TESTL R13, R13
 	JZ k8dense_beta3
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 k8dense_beta3:
 	VMOVUPS Z6, 0(DX)
 	VMOVUPS Z7, 64(DX)
@@ -367,7 +393,9 @@ k8dense_beta3:
 	TESTL R13, R13
 	JZ k8dense_beta4
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 k8dense_beta4:
 	VMOVUPS Z8, 0(DX)
 	VMOVUPS Z9, 64(DX)
@@ -377,7 +405,9 @@ k8dense_beta4:
 	TESTL R13, R13
 	JZ k8dense_beta5
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 k8dense_beta5:
 	VMOVUPS Z10, 0(DX)
 	VMOVUPS Z11, 64(DX)
@@ -387,7 +417,9 @@ k8dense_beta5:
 	TESTL R13, R13
 	JZ k8dense_beta6
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 k8dense_beta6:
 	VMOVUPS Z12, 0(DX)
 	VMOVUPS Z13, 64(DX)
@@ -397,7 +429,9 @@ k8dense_beta6:
 	TESTL R13, R13
 	JZ k8dense_beta7
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8dense_beta7:
 	VMOVUPS Z14, 0(DX)
 	VMOVUPS Z15, 64(DX)
@@ -434,7 +468,9 @@ k8row0_store:
 	TESTL R13, R13
 	JZ k8row0_store_norelu
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 k8row0_store_norelu:
 	VCOMPRESSPS.Z Z0, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -453,7 +489,9 @@ k8row1_store:
 	TESTL R13, R13
 	JZ k8row1_store_norelu
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 k8row1_store_norelu:
 	VCOMPRESSPS.Z Z2, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -472,7 +510,9 @@ k8row2_store:
 	TESTL R13, R13
 	JZ k8row2_store_norelu
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 k8row2_store_norelu:
 	VCOMPRESSPS.Z Z4, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -491,7 +531,9 @@ k8row3_store:
 	TESTL R13, R13
 	JZ k8row3_store_norelu
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 k8row3_store_norelu:
 	VCOMPRESSPS.Z Z6, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -510,7 +552,9 @@ k8row4_store:
 	TESTL R13, R13
 	JZ k8row4_store_norelu
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 k8row4_store_norelu:
 	VCOMPRESSPS.Z Z8, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -529,7 +573,9 @@ k8row5_store:
 	TESTL R13, R13
 	JZ k8row5_store_norelu
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 k8row5_store_norelu:
 	VCOMPRESSPS.Z Z10, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -548,7 +594,9 @@ k8row6_store:
 	TESTL R13, R13
 	JZ k8row6_store_norelu
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 k8row6_store_norelu:
 	VCOMPRESSPS.Z Z12, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -567,7 +615,9 @@ k8row7_store:
 	TESTL R13, R13
 	JZ k8row7_store_norelu
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8row7_store_norelu:
 	VCOMPRESSPS.Z Z14, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -577,11 +627,11 @@ k8end:
 	VZEROUPPER
 	RET
 
-// func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+// func sgemmKernel8x32Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 //
 // sgemmKernel8x32 with B not packed: row p of the kc×32 panel is the 32
 // values from b[koff[p]] (all 32 are read, whatever mask says).
-TEXT ·sgemmKernel8x32Rows(SB), NOSPLIT, $0-80
+TEXT ·sgemmKernel8x32Rows(SB), NOSPLIT, $0-88
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -832,7 +882,8 @@ k8rnoalpha:
 	VADDPS Z20, Z14, Z14
 	VADDPS Z20, Z15, Z15
 k8rnobias:
-	VPXORD Z26, Z26, Z26
+	VBROADCASTSS lo+80(FP), Z26
+	VBROADCASTSS hi+84(FP), Z27
 	MOVL flags+76(FP), R13
 	ANDL $1, R13
 	VBROADCASTSS beta+52(FP), Z21
@@ -849,21 +900,37 @@ k8rnobias:
 	TESTL R13, R13
 	JZ k8rdense_store
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8rdense_store:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -896,7 +963,9 @@ k8rdense_beta:
 	TESTL R13, R13
 	JZ k8rdense_beta0
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 k8rdense_beta0:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -906,7 +975,9 @@ k8rdense_beta0:
 	TESTL R13, R13
 	JZ k8rdense_beta1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 k8rdense_beta1:
 	VMOVUPS Z2, 0(DX)
 	VMOVUPS Z3, 64(DX)
@@ -916,7 +987,9 @@ k8rdense_beta1:
 	TESTL R13, R13
 	JZ k8rdense_beta2
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 k8rdense_beta2:
 	VMOVUPS Z4, 0(DX)
 	VMOVUPS Z5, 64(DX)
@@ -926,7 +999,9 @@ k8rdense_beta2:
 	TESTL R13, R13
 	JZ k8rdense_beta3
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 k8rdense_beta3:
 	VMOVUPS Z6, 0(DX)
 	VMOVUPS Z7, 64(DX)
@@ -936,7 +1011,9 @@ k8rdense_beta3:
 	TESTL R13, R13
 	JZ k8rdense_beta4
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 k8rdense_beta4:
 	VMOVUPS Z8, 0(DX)
 	VMOVUPS Z9, 64(DX)
@@ -946,7 +1023,9 @@ k8rdense_beta4:
 	TESTL R13, R13
 	JZ k8rdense_beta5
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 k8rdense_beta5:
 	VMOVUPS Z10, 0(DX)
 	VMOVUPS Z11, 64(DX)
@@ -956,7 +1035,9 @@ k8rdense_beta5:
 	TESTL R13, R13
 	JZ k8rdense_beta6
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 k8rdense_beta6:
 	VMOVUPS Z12, 0(DX)
 	VMOVUPS Z13, 64(DX)
@@ -966,7 +1047,9 @@ k8rdense_beta6:
 	TESTL R13, R13
 	JZ k8rdense_beta7
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8rdense_beta7:
 	VMOVUPS Z14, 0(DX)
 	VMOVUPS Z15, 64(DX)
@@ -1003,7 +1086,9 @@ k8rrow0_store:
 	TESTL R13, R13
 	JZ k8rrow0_store_norelu
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 k8rrow0_store_norelu:
 	VCOMPRESSPS.Z Z0, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1022,7 +1107,9 @@ k8rrow1_store:
 	TESTL R13, R13
 	JZ k8rrow1_store_norelu
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 k8rrow1_store_norelu:
 	VCOMPRESSPS.Z Z2, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1041,7 +1128,9 @@ k8rrow2_store:
 	TESTL R13, R13
 	JZ k8rrow2_store_norelu
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 k8rrow2_store_norelu:
 	VCOMPRESSPS.Z Z4, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1060,7 +1149,9 @@ k8rrow3_store:
 	TESTL R13, R13
 	JZ k8rrow3_store_norelu
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 k8rrow3_store_norelu:
 	VCOMPRESSPS.Z Z6, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1079,7 +1170,9 @@ k8rrow4_store:
 	TESTL R13, R13
 	JZ k8rrow4_store_norelu
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 k8rrow4_store_norelu:
 	VCOMPRESSPS.Z Z8, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1098,7 +1191,9 @@ k8rrow5_store:
 	TESTL R13, R13
 	JZ k8rrow5_store_norelu
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 k8rrow5_store_norelu:
 	VCOMPRESSPS.Z Z10, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1117,7 +1212,9 @@ k8rrow6_store:
 	TESTL R13, R13
 	JZ k8rrow6_store_norelu
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 k8rrow6_store_norelu:
 	VCOMPRESSPS.Z Z12, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1136,7 +1233,9 @@ k8rrow7_store:
 	TESTL R13, R13
 	JZ k8rrow7_store_norelu
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 k8rrow7_store_norelu:
 	VCOMPRESSPS.Z Z14, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1146,11 +1245,11 @@ k8rend:
 	VZEROUPPER
 	RET
 
-// func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32)
+// func sgemmKernelBF16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
 //
 // sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
 // ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.
-TEXT ·sgemmKernelBF16(SB), NOSPLIT, $0-72
+TEXT ·sgemmKernelBF16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	INCQ CX
 	SHRQ $1, CX
@@ -1397,7 +1496,8 @@ kbnoalpha:
 	VADDPS Z20, Z14, Z14
 	VADDPS Z20, Z15, Z15
 kbnobias:
-	VPXORD Z26, Z26, Z26
+	VBROADCASTSS lo+72(FP), Z26
+	VBROADCASTSS hi+76(FP), Z27
 	MOVL flags+68(FP), R13
 	ANDL $1, R13
 	VBROADCASTSS beta+44(FP), Z21
@@ -1414,21 +1514,37 @@ kbnobias:
 	TESTL R13, R13
 	JZ kbdense_store
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 kbdense_store:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -1461,7 +1577,9 @@ kbdense_beta:
 	TESTL R13, R13
 	JZ kbdense_beta0
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 kbdense_beta0:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
@@ -1471,7 +1589,9 @@ kbdense_beta0:
 	TESTL R13, R13
 	JZ kbdense_beta1
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 kbdense_beta1:
 	VMOVUPS Z2, 0(DX)
 	VMOVUPS Z3, 64(DX)
@@ -1481,7 +1601,9 @@ kbdense_beta1:
 	TESTL R13, R13
 	JZ kbdense_beta2
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 kbdense_beta2:
 	VMOVUPS Z4, 0(DX)
 	VMOVUPS Z5, 64(DX)
@@ -1491,7 +1613,9 @@ kbdense_beta2:
 	TESTL R13, R13
 	JZ kbdense_beta3
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 kbdense_beta3:
 	VMOVUPS Z6, 0(DX)
 	VMOVUPS Z7, 64(DX)
@@ -1501,7 +1625,9 @@ kbdense_beta3:
 	TESTL R13, R13
 	JZ kbdense_beta4
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 kbdense_beta4:
 	VMOVUPS Z8, 0(DX)
 	VMOVUPS Z9, 64(DX)
@@ -1511,7 +1637,9 @@ kbdense_beta4:
 	TESTL R13, R13
 	JZ kbdense_beta5
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 kbdense_beta5:
 	VMOVUPS Z10, 0(DX)
 	VMOVUPS Z11, 64(DX)
@@ -1521,7 +1649,9 @@ kbdense_beta5:
 	TESTL R13, R13
 	JZ kbdense_beta6
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 kbdense_beta6:
 	VMOVUPS Z12, 0(DX)
 	VMOVUPS Z13, 64(DX)
@@ -1531,7 +1661,9 @@ kbdense_beta6:
 	TESTL R13, R13
 	JZ kbdense_beta7
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 kbdense_beta7:
 	VMOVUPS Z14, 0(DX)
 	VMOVUPS Z15, 64(DX)
@@ -1568,7 +1700,9 @@ kbrow0_store:
 	TESTL R13, R13
 	JZ kbrow0_store_norelu
 	VMAXPS Z0, Z26, Z0
+	VMINPS Z0, Z27, Z0
 	VMAXPS Z1, Z26, Z1
+	VMINPS Z1, Z27, Z1
 kbrow0_store_norelu:
 	VCOMPRESSPS.Z Z0, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1587,7 +1721,9 @@ kbrow1_store:
 	TESTL R13, R13
 	JZ kbrow1_store_norelu
 	VMAXPS Z2, Z26, Z2
+	VMINPS Z2, Z27, Z2
 	VMAXPS Z3, Z26, Z3
+	VMINPS Z3, Z27, Z3
 kbrow1_store_norelu:
 	VCOMPRESSPS.Z Z2, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1606,7 +1742,9 @@ kbrow2_store:
 	TESTL R13, R13
 	JZ kbrow2_store_norelu
 	VMAXPS Z4, Z26, Z4
+	VMINPS Z4, Z27, Z4
 	VMAXPS Z5, Z26, Z5
+	VMINPS Z5, Z27, Z5
 kbrow2_store_norelu:
 	VCOMPRESSPS.Z Z4, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1625,7 +1763,9 @@ kbrow3_store:
 	TESTL R13, R13
 	JZ kbrow3_store_norelu
 	VMAXPS Z6, Z26, Z6
+	VMINPS Z6, Z27, Z6
 	VMAXPS Z7, Z26, Z7
+	VMINPS Z7, Z27, Z7
 kbrow3_store_norelu:
 	VCOMPRESSPS.Z Z6, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1644,7 +1784,9 @@ kbrow4_store:
 	TESTL R13, R13
 	JZ kbrow4_store_norelu
 	VMAXPS Z8, Z26, Z8
+	VMINPS Z8, Z27, Z8
 	VMAXPS Z9, Z26, Z9
+	VMINPS Z9, Z27, Z9
 kbrow4_store_norelu:
 	VCOMPRESSPS.Z Z8, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1663,7 +1805,9 @@ kbrow5_store:
 	TESTL R13, R13
 	JZ kbrow5_store_norelu
 	VMAXPS Z10, Z26, Z10
+	VMINPS Z10, Z27, Z10
 	VMAXPS Z11, Z26, Z11
+	VMINPS Z11, Z27, Z11
 kbrow5_store_norelu:
 	VCOMPRESSPS.Z Z10, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1682,7 +1826,9 @@ kbrow6_store:
 	TESTL R13, R13
 	JZ kbrow6_store_norelu
 	VMAXPS Z12, Z26, Z12
+	VMINPS Z12, Z27, Z12
 	VMAXPS Z13, Z26, Z13
+	VMINPS Z13, Z27, Z13
 kbrow6_store_norelu:
 	VCOMPRESSPS.Z Z12, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -1701,7 +1847,9 @@ kbrow7_store:
 	TESTL R13, R13
 	JZ kbrow7_store_norelu
 	VMAXPS Z14, Z26, Z14
+	VMINPS Z14, Z27, Z14
 	VMAXPS Z15, Z26, Z15
+	VMINPS Z15, Z27, Z15
 kbrow7_store_norelu:
 	VCOMPRESSPS.Z Z14, K1, Z24
 	VMOVUPS Z24, K3, (DX)
@@ -2062,13 +2210,13 @@ pt8loop:
 pt8done:
 	RET
 
-// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+// func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)
 //
 // The 6×16 tile alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[i] (+ beta·C, then
-// max(·, 0) with flag 1) of packed panels a (kc×6) and b (kc×16), kc >= 1,
+// clamped to [lo, hi] with flag 1) of packed panels a (kc×6) and b (kc×16), kc >= 1,
 // stored whole into C, ldc elements apart. Registers: accumulators
 // Y0-Y11, B row Y12, Y13, broadcast A Y14, Y15.
-TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-60
+TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-68
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -2250,7 +2398,8 @@ k6nobias:
 	SHLL $1, R10
 	MOVL flags+56(FP), R11
 	ANDL $1, R11
-	VXORPS Y14, Y14, Y14
+	VBROADCASTSS lo+60(FP), Y14
+	VBROADCASTSS hi+64(FP), Y15
 	TESTL R10, R10
 	JZ k6row0
 	VFMADD231PS 0(DX), Y13, Y0
@@ -2259,7 +2408,9 @@ k6row0:
 	TESTL R11, R11
 	JZ k6store0
 	VMAXPS Y0, Y14, Y0
+	VMINPS Y0, Y15, Y0
 	VMAXPS Y1, Y14, Y1
+	VMINPS Y1, Y15, Y1
 k6store0:
 	VMOVUPS Y0, 0(DX)
 	VMOVUPS Y1, 32(DX)
@@ -2272,7 +2423,9 @@ k6row1:
 	TESTL R11, R11
 	JZ k6store1
 	VMAXPS Y2, Y14, Y2
+	VMINPS Y2, Y15, Y2
 	VMAXPS Y3, Y14, Y3
+	VMINPS Y3, Y15, Y3
 k6store1:
 	VMOVUPS Y2, 0(DX)
 	VMOVUPS Y3, 32(DX)
@@ -2285,7 +2438,9 @@ k6row2:
 	TESTL R11, R11
 	JZ k6store2
 	VMAXPS Y4, Y14, Y4
+	VMINPS Y4, Y15, Y4
 	VMAXPS Y5, Y14, Y5
+	VMINPS Y5, Y15, Y5
 k6store2:
 	VMOVUPS Y4, 0(DX)
 	VMOVUPS Y5, 32(DX)
@@ -2298,7 +2453,9 @@ k6row3:
 	TESTL R11, R11
 	JZ k6store3
 	VMAXPS Y6, Y14, Y6
+	VMINPS Y6, Y15, Y6
 	VMAXPS Y7, Y14, Y7
+	VMINPS Y7, Y15, Y7
 k6store3:
 	VMOVUPS Y6, 0(DX)
 	VMOVUPS Y7, 32(DX)
@@ -2311,7 +2468,9 @@ k6row4:
 	TESTL R11, R11
 	JZ k6store4
 	VMAXPS Y8, Y14, Y8
+	VMINPS Y8, Y15, Y8
 	VMAXPS Y9, Y14, Y9
+	VMINPS Y9, Y15, Y9
 k6store4:
 	VMOVUPS Y8, 0(DX)
 	VMOVUPS Y9, 32(DX)
@@ -2324,18 +2483,20 @@ k6row5:
 	TESTL R11, R11
 	JZ k6store5
 	VMAXPS Y10, Y14, Y10
+	VMINPS Y10, Y15, Y10
 	VMAXPS Y11, Y14, Y11
+	VMINPS Y11, Y15, Y11
 k6store5:
 	VMOVUPS Y10, 0(DX)
 	VMOVUPS Y11, 32(DX)
 	VZEROUPPER
 	RET
 
-// func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32)
+// func sgemmKernel6x16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)
 //
 // sgemmKernel6x16 with B read in place: row p of the panel is the 16
 // values at b[koff[p]].
-TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-68
+TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-76
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -2522,7 +2683,8 @@ k6rnobias:
 	SHLL $1, R10
 	MOVL flags+64(FP), R11
 	ANDL $1, R11
-	VXORPS Y14, Y14, Y14
+	VBROADCASTSS lo+68(FP), Y14
+	VBROADCASTSS hi+72(FP), Y15
 	TESTL R10, R10
 	JZ k6rrow0
 	VFMADD231PS 0(DX), Y13, Y0
@@ -2531,7 +2693,9 @@ k6rrow0:
 	TESTL R11, R11
 	JZ k6rstore0
 	VMAXPS Y0, Y14, Y0
+	VMINPS Y0, Y15, Y0
 	VMAXPS Y1, Y14, Y1
+	VMINPS Y1, Y15, Y1
 k6rstore0:
 	VMOVUPS Y0, 0(DX)
 	VMOVUPS Y1, 32(DX)
@@ -2544,7 +2708,9 @@ k6rrow1:
 	TESTL R11, R11
 	JZ k6rstore1
 	VMAXPS Y2, Y14, Y2
+	VMINPS Y2, Y15, Y2
 	VMAXPS Y3, Y14, Y3
+	VMINPS Y3, Y15, Y3
 k6rstore1:
 	VMOVUPS Y2, 0(DX)
 	VMOVUPS Y3, 32(DX)
@@ -2557,7 +2723,9 @@ k6rrow2:
 	TESTL R11, R11
 	JZ k6rstore2
 	VMAXPS Y4, Y14, Y4
+	VMINPS Y4, Y15, Y4
 	VMAXPS Y5, Y14, Y5
+	VMINPS Y5, Y15, Y5
 k6rstore2:
 	VMOVUPS Y4, 0(DX)
 	VMOVUPS Y5, 32(DX)
@@ -2570,7 +2738,9 @@ k6rrow3:
 	TESTL R11, R11
 	JZ k6rstore3
 	VMAXPS Y6, Y14, Y6
+	VMINPS Y6, Y15, Y6
 	VMAXPS Y7, Y14, Y7
+	VMINPS Y7, Y15, Y7
 k6rstore3:
 	VMOVUPS Y6, 0(DX)
 	VMOVUPS Y7, 32(DX)
@@ -2583,7 +2753,9 @@ k6rrow4:
 	TESTL R11, R11
 	JZ k6rstore4
 	VMAXPS Y8, Y14, Y8
+	VMINPS Y8, Y15, Y8
 	VMAXPS Y9, Y14, Y9
+	VMINPS Y9, Y15, Y9
 k6rstore4:
 	VMOVUPS Y8, 0(DX)
 	VMOVUPS Y9, 32(DX)
@@ -2596,7 +2768,9 @@ k6rrow5:
 	TESTL R11, R11
 	JZ k6rstore5
 	VMAXPS Y10, Y14, Y10
+	VMINPS Y10, Y15, Y10
 	VMAXPS Y11, Y14, Y11
+	VMINPS Y11, Y15, Y11
 k6rstore5:
 	VMOVUPS Y10, 0(DX)
 	VMOVUPS Y11, 32(DX)
@@ -3133,13 +3307,13 @@ TEXT ·winoInput16(SB), NOSPLIT, $0-40
 	VZEROUPPER
 	RET
 
-// func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+// func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 //
 // For the tiles j < n, whose 16 products are m[k*ldm + j] (k = 4ξ+ν), writes
-// Aᵀ·M·A + bias (max(·, 0) with flag 1) to the output rows y (the first two
+// Aᵀ·M·A + bias (clamped to [lo, hi] with flag 1) to the output rows y (the first two
 // output rows of the tiles, ldy apart, the second only with rows == 2), as
 // the first cols values of each (2 per tile).
-TEXT ·winoOutput16(SB), NOSPLIT, $0-64
+TEXT ·winoOutput16(SB), NOSPLIT, $0-72
 	MOVQ m+0(FP), SI
 	MOVQ ldm+8(FP), R9
 	SHLQ $2, R9
@@ -3226,11 +3400,16 @@ TEXT ·winoOutput16(SB), NOSPLIT, $0-64
 	MOVL flags+60(FP), AX
 	TESTL $1, AX
 	JZ   wonorelu
-	VPXORD Z25, Z25, Z25
+	VBROADCASTSS lo+64(FP), Z25
+	VBROADCASTSS hi+68(FP), Z26
 	VMAXPS Z16, Z25, Z16
 	VMAXPS Z17, Z25, Z17
 	VMAXPS Z18, Z25, Z18
 	VMAXPS Z19, Z25, Z19
+	VMINPS Z16, Z26, Z16
+	VMINPS Z17, Z26, Z17
+	VMINPS Z18, Z26, Z18
+	VMINPS Z19, Z26, Z19
 wonorelu:
 	VMOVDQU32 winoLo<>(SB), Z28
 	VMOVDQU32 winoHi<>(SB), Z29
@@ -3803,10 +3982,10 @@ wi8d15:
 	VZEROUPPER
 	RET
 
-// func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+// func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 //
 // The AVX2 winoOutput16: 8 tiles, cols ≤ 16.
-TEXT ·winoOutput8(SB), NOSPLIT, $0-64
+TEXT ·winoOutput8(SB), NOSPLIT, $0-72
 	MOVQ m+0(FP), SI
 	MOVQ ldm+8(FP), R9
 	SHLQ $2, R9
@@ -3893,11 +4072,16 @@ TEXT ·winoOutput8(SB), NOSPLIT, $0-64
 	MOVL flags+60(FP), AX
 	TESTL $1, AX
 	JZ   wo8norelu
-	VXORPS Y1, Y1, Y1
+	VBROADCASTSS lo+64(FP), Y1
+	VBROADCASTSS hi+68(FP), Y0
 	VMAXPS Y12, Y1, Y12
 	VMAXPS Y13, Y1, Y13
 	VMAXPS Y14, Y1, Y14
 	VMAXPS Y15, Y1, Y15
+	VMINPS Y12, Y0, Y12
+	VMINPS Y13, Y0, Y13
+	VMINPS Y14, Y0, Y14
+	VMINPS Y15, Y0, Y15
 wo8norelu:
 	// Interleave each row's two outputs per tile: Y4, Y5 row 0, Y6, Y7 row 1.
 	VUNPCKLPS Y13, Y12, Y0

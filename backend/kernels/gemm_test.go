@@ -159,7 +159,8 @@ func TestSgemm(t *testing.T) {
 // loops for k from 1 to 9 (every remainder of the four-step unrolling),
 // full and fringe tiles (fewer rows, the first n columns) and sparse
 // column masks (stored one after another), alpha 1 and not, with and
-// without bias, and beta 0 with NaN in C (never read).
+// without bias, beta 0 with NaN in C (never read), and no clamp, a Relu's
+// and a two-sided one (a Clip's: NaN kept).
 func TestMicroKernels(t *testing.T) {
 	rng := newRNG(82)
 	for _, kern := range allKernels() {
@@ -169,7 +170,8 @@ func TestMicroKernels(t *testing.T) {
 		for kc := 1; kc <= 9; kc++ {
 			for _, beta := range []float32{0, 1, -0.5} {
 				for _, alpha := range []float32{1, 1.5} {
-					for _, flags := range []uint32{0, tileRelu} {
+					for _, cl := range tileClamps {
+						flags, lo, hi := cl.flags, cl.lo, cl.hi
 						for _, rows := range []int{mr, mr - 1, 1} {
 							masks := []uint32{full, full >> 3, 1, uint32(rng.Uint64()) & full, 0x5 & full}
 							for _, mask := range masks {
@@ -192,8 +194,8 @@ func TestMicroKernels(t *testing.T) {
 									}
 								}
 								got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
-								kern.tile(kc, a, b, got, ldc, alpha, beta, bias, rows, mask, flags)
-								ref(kc, a, b, want, ldc, alpha, beta, bias, rows, mask, flags)
+								kern.tile(kc, a, b, got, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
+								ref(kc, a, b, want, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
 								for i := range got {
 									g, w := float64(got[i]), float64(want[i])
 									if math.IsNaN(g) && math.IsNaN(w) {
@@ -215,6 +217,12 @@ func TestMicroKernels(t *testing.T) {
 	}
 }
 
+// tileClamps are the stores the micro-kernel tests try: plain, a Relu's, a Clip's.
+var tileClamps = []struct {
+	flags  uint32
+	lo, hi float32
+}{{0, 0, 0}, {tileClamp, 0, float32(math.Inf(1))}, {tileClamp, -0.5, 0.75}}
+
 // TestMicroKernelsInPlace checks the micro-kernels that read B in place
 // (tileRows) against the packed ones, with rows of B scattered through a
 // buffer and read up to the panel's full width whatever the mask.
@@ -227,7 +235,8 @@ func TestMicroKernelsInPlace(t *testing.T) {
 		mr, nr := kern.mr, kern.nr
 		for _, kc := range []int{1, 3, 4, 7, 288} {
 			for _, mask := range []uint32{1<<nr - 1, 0x7fff, 0xf0f0f0f} {
-				for _, flags := range []uint32{0, tileRelu} {
+				for _, cl := range tileClamps {
+					flags, lo, hi := cl.flags, cl.lo, cl.hi
 					src := to32(randn(rng, 4000))
 					koff := make([]int32, kc)
 					bp := make([]float32, kc*nr)
@@ -240,8 +249,8 @@ func TestMicroKernelsInPlace(t *testing.T) {
 					ldc := nr + 1
 					got, want := to32(randn(rng, mr*ldc)), make([]float32, mr*ldc)
 					copy(want, got)
-					kern.tileRows(kc, a, src, koff, got, ldc, 1, 0.5, bias, mr, mask, flags)
-					kern.tile(kc, a, bp, want, ldc, 1, 0.5, bias, mr, mask, flags)
+					kern.tileRows(kc, a, src, koff, got, ldc, 1, 0.5, bias, mr, mask, flags, lo, hi)
+					kern.tile(kc, a, bp, want, ldc, 1, 0.5, bias, mr, mask, flags, lo, hi)
 					assertBits(t, fmt.Sprintf("%s tileRows kc %d mask %#x flags %d", kern.name, kc, mask, flags), got, want)
 				}
 			}

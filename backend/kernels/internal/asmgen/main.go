@@ -85,11 +85,11 @@ func step(w *asm, aoff, boff int, breg string) {
 }
 
 func kernel(w *asm, direct bool) {
-	name, args, argsize := "sgemmKernel8x32", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32", 72
+	name, args, argsize := "sgemmKernel8x32", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 80
 	off := func(o int) int { return o }
 	lab := "k8"
 	if direct {
-		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32", 80
+		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
 		off = func(o int) int {
 			if o >= 24 {
 				return o + 8
@@ -108,8 +108,9 @@ func kernel(w *asm, direct bool) {
 // AVX-512 compress operation), so mask = 1<<n - 1 stores the first n
 // columns and a sparse mask drops columns (convolution outputs computed on
 // a padded grid). With beta != 0 the stored values are beta·C + T, C read
-// from the same places. Flag 1 (relu) stores max(T, 0) (max(beta·C + T,
-// 0) with beta).
+// from the same places. Flag 1 (clamp) stores min(max(T, lo), hi) (of
+// beta·C + T with beta): a Relu with lo = 0 and hi = +Inf, ReLU6 with hi =
+// 6; NaN is kept.
 //
 // Registers: accumulators Z0-Z15 (row i in Z(2i), Z(2i+1)), B row in Z16,
 // Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.`)
@@ -178,7 +179,7 @@ func kernel(w *asm, direct bool) {
 // (alpha at 40 and later) to the kernel's own.
 func epilogue(w *asm, lab string, off func(int) int) {
 	L := func(name string) string { return lab + name }
-	alpha, beta, bias, rows, mask, flags := off(40), off(44), off(48), off(56), off(64), off(68)
+	alpha, beta, bias, rows, mask, flags, lo, hi := off(40), off(44), off(48), off(56), off(64), off(68), off(72), off(76)
 	w.p("%s:", L("done"))
 	w.p("\tMOVL alpha+%d(FP), AX\n\tCMPL AX, $0x3f800000\n\tJEQ %s", alpha, L("noalpha"))
 	w.p("\tVBROADCASTSS alpha+%d(FP), Z20", alpha)
@@ -194,7 +195,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		}
 	}
 	w.p("%s:", L("nobias"))
-	w.p("\tVPXORD Z26, Z26, Z26")
+	w.p("\tVBROADCASTSS lo+%d(FP), Z26\n\tVBROADCASTSS hi+%d(FP), Z27", lo, hi)
 	w.p("\tMOVL flags+%d(FP), R13", flags)
 	w.p("\tANDL $1, R13")
 	w.p("\tVBROADCASTSS beta+%d(FP), Z21", beta)
@@ -208,7 +209,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	// Full tile, beta == 0.
 	w.p("\tTESTL R13, R13\n\tJZ %s", L("dense_store"))
 	for i := 0; i < mr*nv; i++ {
-		w.p("\tVMAXPS Z%d, Z26, Z%d", i, i)
+		w.p("\tVMAXPS Z%d, Z26, Z%d\n\tVMINPS Z%d, Z27, Z%d", i, i, i, i)
 	}
 	w.p("%s:", L("dense_store"))
 	for i := 0; i < mr; i++ {
@@ -227,7 +228,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		}
 		w.p("\tTESTL R13, R13\n\tJZ %s", L(fmt.Sprintf("dense_beta%d", i)))
 		for v := 0; v < nv; v++ {
-			w.p("\tVMAXPS %s, Z26, %s", acc(i, v), acc(i, v))
+			w.p("\tVMAXPS %s, Z26, %s\n\tVMINPS %s, Z27, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
 		}
 		w.p("%s:", L(fmt.Sprintf("dense_beta%d", i)))
 		for v := 0; v < nv; v++ {
@@ -272,8 +273,9 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		w.p("\tVFMADD231PS Z23, Z21, %s", acc(i, 1))
 		w.p("%s:", store)
 		w.p("\tTESTL R13, R13\n\tJZ %s", store+"_norelu")
-		w.p("\tVMAXPS %s, Z26, %s", acc(i, 0), acc(i, 0))
-		w.p("\tVMAXPS %s, Z26, %s", acc(i, 1), acc(i, 1))
+		for v := 0; v < nv; v++ {
+			w.p("\tVMAXPS %s, Z26, %s\n\tVMINPS %s, Z27, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
+		}
 		w.p("%s:", store+"_norelu")
 		w.p("\tVCOMPRESSPS.Z %s, K1, Z24", acc(i, 0))
 		w.p("\tVMOVUPS Z24, K3, (DX)")
@@ -498,10 +500,10 @@ pt8done:
 func kernelAVX2(w *asm, rows bool) {
 	const mr, vecs = 6, 2
 	acc := func(i, v int) string { return fmt.Sprintf("Y%d", i*vecs+v) }
-	name, lab, args, size := "sgemmKernel6x16", "k6", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32", 60
+	name, lab, args, size := "sgemmKernel6x16", "k6", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32", 68
 	off := func(o int) int { return o } // offsets of sgemmKernel6x16's arguments from c on
 	if rows {
-		name, lab, args, size = "sgemmKernel6x16Rows", "k6r", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32", 68
+		name, lab, args, size = "sgemmKernel6x16Rows", "k6r", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32", 76
 		off = func(o int) int { return o + 8 }
 	}
 	L := func(s string) string { return lab + s }
@@ -514,7 +516,7 @@ func kernelAVX2(w *asm, rows bool) {
 		w.p(`// func %s(%s)
 //
 // The 6×16 tile alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[i] (+ beta·C, then
-// max(·, 0) with flag 1) of packed panels a (kc×6) and b (kc×16), kc >= 1,
+// clamped to [lo, hi] with flag 1) of packed panels a (kc×6) and b (kc×16), kc >= 1,
 // stored whole into C, ldc elements apart. Registers: accumulators
 // Y0-Y11, B row Y12, Y13, broadcast A Y14, Y15.`, name, args)
 	}
@@ -594,7 +596,7 @@ func kernelAVX2(w *asm, rows bool) {
 	w.p("\tVBROADCASTSS beta+%d(FP), Y13", off(44))
 	w.p("\tMOVL beta+%d(FP), R10\n\tSHLL $1, R10", off(44))
 	w.p("\tMOVL flags+%d(FP), R11\n\tANDL $1, R11", off(56))
-	w.p("\tVXORPS Y14, Y14, Y14")
+	w.p("\tVBROADCASTSS lo+%d(FP), Y14\n\tVBROADCASTSS hi+%d(FP), Y15", off(60), off(64))
 	for i := 0; i < mr; i++ {
 		w.p("\tTESTL R10, R10\n\tJZ %s", L(fmt.Sprintf("row%d", i)))
 		for v := 0; v < vecs; v++ {
@@ -603,7 +605,7 @@ func kernelAVX2(w *asm, rows bool) {
 		w.p("%s:", L(fmt.Sprintf("row%d", i)))
 		w.p("\tTESTL R11, R11\n\tJZ %s", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
-			w.p("\tVMAXPS %s, Y14, %s", acc(i, v), acc(i, v))
+			w.p("\tVMAXPS %s, Y14, %s\n\tVMINPS %s, Y15, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
 		}
 		w.p("%s:", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
@@ -969,13 +971,13 @@ TEXT ·winoInput16(SB), NOSPLIT, $0-40
 	}
 	w.p("\tVZEROUPPER\n\tRET\n")
 
-	w.p(`// func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+	w.p(`// func winoOutput16(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 //
 // For the tiles j < n, whose 16 products are m[k*ldm + j] (k = 4ξ+ν), writes
-// Aᵀ·M·A + bias (max(·, 0) with flag 1) to the output rows y (the first two
+// Aᵀ·M·A + bias (clamped to [lo, hi] with flag 1) to the output rows y (the first two
 // output rows of the tiles, ldy apart, the second only with rows == 2), as
 // the first cols values of each (2 per tile).
-TEXT ·winoOutput16(SB), NOSPLIT, $0-64
+TEXT ·winoOutput16(SB), NOSPLIT, $0-72
 	MOVQ m+0(FP), SI
 	MOVQ ldm+8(FP), R9
 	SHLQ $2, R9
@@ -1011,11 +1013,16 @@ TEXT ·winoOutput16(SB), NOSPLIT, $0-64
 	MOVL flags+60(FP), AX
 	TESTL $1, AX
 	JZ   wonorelu
-	VPXORD Z25, Z25, Z25
+	VBROADCASTSS lo+64(FP), Z25
+	VBROADCASTSS hi+68(FP), Z26
 	VMAXPS Z16, Z25, Z16
 	VMAXPS Z17, Z25, Z17
 	VMAXPS Z18, Z25, Z18
 	VMAXPS Z19, Z25, Z19
+	VMINPS Z16, Z26, Z16
+	VMINPS Z17, Z26, Z17
+	VMINPS Z18, Z26, Z18
+	VMINPS Z19, Z26, Z19
 wonorelu:
 	VMOVDQU32 winoLo<>(SB), Z28
 	VMOVDQU32 winoHi<>(SB), Z29
@@ -1197,10 +1204,10 @@ TEXT ·winoInput8(SB), NOSPLIT, $0-40
 	}
 	w.p("\tVZEROUPPER\n\tRET\n")
 
-	w.p(`// func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32)
+	w.p(`// func winoOutput8(m *float32, ldm int, y *float32, ldy int, n, rows, cols int, bias float32, flags uint32, lo, hi float32)
 //
 // The AVX2 winoOutput16: 8 tiles, cols ≤ 16.
-TEXT ·winoOutput8(SB), NOSPLIT, $0-64
+TEXT ·winoOutput8(SB), NOSPLIT, $0-72
 	MOVQ m+0(FP), SI
 	MOVQ ldm+8(FP), R9
 	SHLQ $2, R9
@@ -1233,11 +1240,16 @@ TEXT ·winoOutput8(SB), NOSPLIT, $0-64
 	MOVL flags+60(FP), AX
 	TESTL $1, AX
 	JZ   wo8norelu
-	VXORPS Y1, Y1, Y1
+	VBROADCASTSS lo+64(FP), Y1
+	VBROADCASTSS hi+68(FP), Y0
 	VMAXPS Y12, Y1, Y12
 	VMAXPS Y13, Y1, Y13
 	VMAXPS Y14, Y1, Y14
 	VMAXPS Y15, Y1, Y15
+	VMINPS Y12, Y0, Y12
+	VMINPS Y13, Y0, Y13
+	VMINPS Y14, Y0, Y14
+	VMINPS Y15, Y0, Y15
 wo8norelu:
 	// Interleave each row's two outputs per tile: Y4, Y5 row 0, Y6, Y7 row 1.
 	VUNPCKLPS Y13, Y12, Y0
@@ -2050,13 +2062,13 @@ func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, 
 // (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
 // float32 accumulation, the same epilogue.
 func kernelBF16(w *asm) {
-	name, args := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32"
+	name, args := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32"
 	lab := "kb"
 	w.p(`// func sgemmKernelBF16(` + args + `)
 //
 // sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
 // ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`)
-	w.p("TEXT ·%s(SB), NOSPLIT, $0-72", name)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
 	w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
 	w.p("\tMOVQ c+24(FP), DX\n\tMOVQ ldc+32(FP), R8\n\tSHLQ $2, R8")
 	w.p("\tMOVQ DX, AX")
