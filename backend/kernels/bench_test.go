@@ -244,7 +244,9 @@ func BenchmarkConv2DWinogradOrDirect(b *testing.B) {
 				})
 			})
 			b.Run(fmt.Sprintf("direct/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
-				benchFLOPs(b, p.FLOPs(), func() { convForwardFast(kern, p, x, dense(w, p.C*9, false), bias, y, Activation{Kind: ReluActivation}) })
+				benchFLOPs(b, p.FLOPs(), func() {
+					convForwardFast(kern, p, x, dense(w, p.C*9, false), nil, bias, y, Activation{Kind: ReluActivation})
+				})
 			})
 		}
 	}
@@ -276,7 +278,9 @@ func BenchmarkConv2DBF16WinogradOrDirect(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("direct-bfloat16/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { convForwardFast(bf, p, x, dense(w, p.C*9, false), bias, y, Activation{Kind: ReluActivation}) })
+			benchFLOPs(b, p.FLOPs(), func() {
+				convForwardFast(bf, p, x, dense(w, p.C*9, false), nil, bias, y, Activation{Kind: ReluActivation})
+			})
 		})
 	}
 }

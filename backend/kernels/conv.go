@@ -532,7 +532,13 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
-		convForwardFast(kern, p, as32(x), dense(as32(w), p.C*p.KH*p.KW, false), as32(bias), as32(y), act)
+		K := p.C * p.KH * p.KW
+		kind := cachePackedCols
+		if p.paddedOn(kern) {
+			kind = cachePacked
+		}
+		ap := packedWeights(kern, cache, kind, as32(w), p.M, K)
+		convForwardFast(kern, p, as32(x), dense(as32(w), K, false), ap, as32(bias), as32(y), act)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.direct() {
@@ -588,7 +594,7 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 			wf := getBuf[float32](p.WLen())
 			defer putBuf(wf)
 			flipWeights(p, as32(w), wf, runtime.GOMAXPROCS(0))
-			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, as32(dx), Activation{})
+			convForwardFast(kern, q, as32(dy), dense(wf, p.M*p.KH*p.KW, false), nil, nil, as32(dx), Activation{})
 			return
 		}
 	}

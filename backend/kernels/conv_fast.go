@@ -118,13 +118,14 @@ func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
 // p.forwardFastOn(kern): the padded grid, else the gathered products. a
 // is the weight as an M×K view (the weights themselves, or the flipped
 // weights of a data gradient). The products store act(y): a convolution fused with
-// the Relu or Clip after it.
-func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
+// the Relu or Clip after it. ap, when set, is a packed as the path reads it
+// (packedWeights: cachePacked on the padded grid, cachePackedCols gathered).
+func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, ap, bias, y []float32, act Activation) {
 	if p.paddedOn(kern) {
-		convForwardPadded(kern, p, x, a, bias, y, act)
+		convForwardPadded(kern, p, x, a, ap, bias, y, act)
 		return
 	}
-	convForwardGathered(kern, p, x, a, bias, y, act)
+	convForwardGathered(kern, p, x, a, ap, bias, y, act)
 }
 
 // convForwardPadded computes the convolution on the padded grid
@@ -137,7 +138,7 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, b
 // each. Batches are split over the images (each goroutine pads and
 // multiplies whole images, see imagesInParallel); a single image splits
 // its product.
-func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
+func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, ap, bias, y []float32, act Activation) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
@@ -174,7 +175,7 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 				m: p.M, n: q, k: K, alpha: 1, a: a,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
 				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
-				cmap: cmap, bInPlace: true, act: act,
+				cmap: cmap, bInPlace: true, act: act, ap: ap,
 			})
 		}
 	})
@@ -228,7 +229,7 @@ func positionOffsets(p Conv2DParams, wp, plane, g int, tab []int32) {
 // through tapOffsets, output positions through positionOffsets. A group's
 // output goes to a scratch matrix [M, g*P], then to y; a group of one
 // image is written to y directly.
-func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, bias, y []float32, act Activation) {
+func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matView, apCols, bias, y []float32, act Activation) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
@@ -260,7 +261,7 @@ func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matVie
 			gn := min(g, p.N-n0)
 			padPlanes(p, x, xp, n0, gn, gemmNW)
 			args := gemmArgs{
-				m: p.M, n: gn * P, k: K, alpha: 1, a: a, bias: bias, act: act,
+				m: p.M, n: gn * P, k: K, alpha: 1, a: a, apCols: apCols, bias: bias, act: act,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: axis{tab: pos[:gn*P]}},
 			}
 			if gn == 1 {

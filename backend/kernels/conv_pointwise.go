@@ -14,16 +14,32 @@ import "runtime"
 
 // pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
 // + bias, then act.
-// With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it; a
-// checked call uses (and so refreshes) packed weights a cache already holds.
+// With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it (see
+// packedWeights).
 func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache *FilterCache) {
 	var ap []float32
-	if cache != nil && !cache.off && kern.tileRows != nil && (cache.trusted || cache.kind == cachePacked && cache.u != nil) {
-		ap = cache.get(kern, cachePacked, packedALen(kern, p.M, p.C), w, func(u []float32) {
-			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, p.C, false), p.M, p.C, u)
-		})
+	if kern.tileRows != nil {
+		ap = packedWeights(kern, cache, cachePacked, w, p.M, p.C)
 	}
 	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, x, y, bias, act)
+}
+
+// packedWeights returns the m×k weights w packed as the products read A (kind
+// cachePacked: B read in place, sgemmInPlace; cachePackedCols: B packed, sgemmByCols),
+// kept in cache from call to call: with a trusted cache (Conv2DForwardConstant) always,
+// with a checked call only where the cache already holds them (which the call uses,
+// and so refreshes, after checking the weights' fingerprint). nil: pack as usual.
+func packedWeights(kern *gemmKernel, cache *FilterCache, kind cacheKind, w []float32, m, k int) []float32 {
+	if cache == nil || cache.off || !cache.trusted && (cache.kind != kind || cache.u == nil) {
+		return nil
+	}
+	return cache.get(kern, kind, packedALen(kern, m, k), w, func(u []float32) {
+		if kind == cachePacked {
+			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, k, false), m, k, u)
+		} else {
+			packAByCols(kern, runtime.GOMAXPROCS(0), dense(w, k, false), m, k, u)
+		}
+	})
 }
 
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:

@@ -401,8 +401,9 @@ type FilterCache struct {
 type cacheKind int
 
 const (
-	cacheWinograd cacheKind = iota // transformed filters (winoFilters)
-	cachePacked                    // the weights packed as sgemmInPlace reads A
+	cacheWinograd   cacheKind = iota // transformed filters (winoFilters)
+	cachePacked                      // the weights packed as sgemmInPlace reads A (packAInPlace)
+	cachePackedCols                  // the weights packed as sgemmByCols reads A (packAByCols)
 )
 
 // Disable lets the cache's memory go and makes the calls given it transform the

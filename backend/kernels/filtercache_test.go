@@ -74,17 +74,21 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-// TestFilterCacheConstant checks Conv2DForwardConstant (the cache trusted, pointwise
-// weights packed into it) against Conv2DForward on every implementation, for a
-// Winograd and a pointwise geometry: the same bits on the first call and on calls
-// served from the cache; that a pointwise convolution fills the cache where the
-// kernel reads B in place; that a weight changed in place is not noticed (the
+// TestFilterCacheConstant checks Conv2DForwardConstant (the cache trusted, the weights
+// packed into it) against Conv2DForward on every implementation, for Winograd,
+// pointwise, gathered and padded-grid geometries: the same bits on the first call and
+// on calls served from the cache; that each path that packs fills the cache; that a weight changed in place is not noticed (the
 // promise) until a checked call refreshes the cache; and that the checked calls after
 // give the same bits.
 func TestFilterCacheConstant(t *testing.T) {
 	geoms := []Conv2DParams{
 		{N: 2, C: 16, H: 12, W: 14, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 3, C: 24, H: 9, W: 11, M: 19, KH: 1, KW: 1},
+		// Weights packed once: gathered products (a 7×7 map at batch 1, too few tiles
+		// for Winograd; a strided layer) and the padded grid (a 5×5 kernel).
+		{N: 1, C: 16, H: 7, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 2, C: 8, H: 15, W: 15, M: 12, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 4, H: 30, W: 64, M: 9, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
 	}
 	rng := newRNG(32)
 	forEachImplementation(t, func(t *testing.T) {
@@ -111,7 +115,7 @@ func TestFilterCacheConstant(t *testing.T) {
 				t.Fatalf("%+v: the first constant call differs from Conv2DForward", g)
 			}
 			kern := packedKernel[float32]()
-			if kern != nil && (p.norm().winogradOn(kern) || p.direct() && kern.tileRows != nil) && cache.u == nil {
+			if kern != nil && (p.norm().winogradOn(kern) || p.direct() && kern.tileRows != nil || p.norm().forwardFastOn(kern)) && cache.u == nil {
 				t.Fatalf("%+v: the constant call left the cache empty", g)
 			}
 			if !same("cached", run(Conv2DForwardConstant[float32]), want) {
