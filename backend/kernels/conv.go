@@ -534,7 +534,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	if kern := packedKernel[T](); kern != nil && p.forwardFastOn(kern) {
 		K := p.C * p.KH * p.KW
 		kind := cachePackedCols
-		if p.paddedOn(kern) {
+		if p.paddedOn(kern) && kern.tileRows != nil {
 			kind = cachePacked
 		}
 		ap := packedWeights(kern, cache, kind, as32(w), p.M, K)

@@ -40,9 +40,11 @@ func packedKernel[T Float]() *gemmKernel {
 }
 
 // paddedOn reports whether p's forward pass can run on the padded grid
-// with kernel kern: stride 1, a wide map, a kernel that reads B in place.
+// with kernel kern: stride 1, a wide map, a kernel that reads B in place or
+// stores sparse masks (the bfloat16 kernel, whose panels of B are then copied
+// from the padded image's rows, not gathered).
 func (p Conv2DParams) paddedOn(kern *gemmKernel) bool {
-	return kern.tileRows != nil && p.padded()
+	return (kern.tileRows != nil || kern.sparse) && p.padded()
 }
 
 // forwardFastOn reports whether p's forward pass runs on this file's paths
@@ -119,7 +121,7 @@ func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
 // is the weight as an M×K view (the weights themselves, or the flipped
 // weights of a data gradient). The products store act(y): a convolution fused with
 // the Relu or Clip after it. ap, when set, is a packed as the path reads it
-// (packedWeights: cachePacked on the padded grid, cachePackedCols gathered).
+// (packedWeights: cachePacked where B is read in place, else cachePackedCols).
 func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, ap, bias, y []float32, act Activation) {
 	if p.paddedOn(kern) {
 		convForwardPadded(kern, p, x, a, ap, bias, y, act)
@@ -130,7 +132,8 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, a
 
 // convForwardPadded computes the convolution on the padded grid
 // (p.paddedOn(kern)): one product per image, B read in place from the
-// image's padded copy. On a kernel with sparse stores (AVX-512) the
+// image's padded copy (or, on a kernel that does not read B in place, packed
+// from its rows: copies, not gathers). On a kernel with sparse stores (AVX-512) the
 // product's columns are the padded grid's positions q = oh*Wp + ow up to
 // the last output, Q = (OutH-1)*Wp + OutW, and the stores drop the
 // padding columns; otherwise each output row starts a new panel (its
@@ -158,6 +161,10 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 		}
 		cols = axis{tab: ctab}
 	}
+	if ap == nil && p.N > 1 {
+		ap = packAOnce(kern, true, a, p.M, K)
+		defer putBuf(ap)
+	}
 	nw, gemmNW := imagesInParallel(p, int64(p.M)*int64(q)*int64(K))
 	var next atomic.Int64
 	parallelFor(nw, nw, func(_, _, _ int) {
@@ -171,12 +178,17 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 				return
 			}
 			padImage(p, x, xp, n, gemmNW)
-			sgemmPacked(kern, gemmNW, gemmArgs{
+			args := gemmArgs{
 				m: p.M, n: q, k: K, alpha: 1, a: a,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
-				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias,
-				cmap: cmap, bInPlace: true, act: act, ap: ap,
-			})
+				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias, cmap: cmap, act: act,
+			}
+			if kern.tileRows != nil {
+				args.bInPlace, args.ap = true, ap
+			} else {
+				args.apCols = ap
+			}
+			sgemmPacked(kern, gemmNW, args)
 		}
 	})
 }
@@ -240,6 +252,10 @@ func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matVie
 	tapOffsets(p, wp, plane, tab)
 	positionOffsets(p, wp, plane, g, pos)
 	groups := (p.N + g - 1) / g
+	if apCols == nil && groups > 1 {
+		apCols = packAOnce(kern, false, a, p.M, K)
+		defer putBuf(apCols)
+	}
 	// Groups in parallel when there are enough of them, as images in
 	// convForwardPadded.
 	nw, gemmNW := imagesInParallel(Conv2DParams{N: groups}, int64(p.M)*int64(g*P)*int64(K))

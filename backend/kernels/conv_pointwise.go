@@ -58,13 +58,11 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []fl
 	var apCols []float32
 	switch {
 	case kern.tileRows == nil:
-		apCols = getBuf[float32](packedALen(kern, m, k))
+		apCols = packAOnce(kern, false, a, m, k)
 		defer putBuf(apCols)
-		packAByCols(kern, runtime.GOMAXPROCS(0), a, m, k, apCols)
 	case ap == nil:
-		ap = getBuf[float32](packedALen(kern, m, k))
+		ap = packAOnce(kern, true, a, m, k)
 		defer putBuf(ap)
-		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
 	}
 	eachOnOneCore(images, func(n, nw int) {
 		g := gemmArgs{
@@ -102,12 +100,15 @@ const imagesApartMinCols = 128
 func convBackwardDataImages(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	xs, ys := p.C*p.H*p.W, p.M*P
+	wt := dense(w, K, true)
+	apCols := packAOnce(kern, false, wt, K, p.M)
+	defer putBuf(apCols)
 	parallelFor(p.N, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
 		col := getBuf[float32](K * P)
 		defer putBuf(col)
 		for n := lo; n < hi; n++ {
 			sgemmPacked(kern, 1, gemmArgs{
-				m: K, n: P, k: p.M, alpha: 1, a: dense(w, K, true),
+				m: K, n: P, k: p.M, alpha: 1, a: wt, apCols: apCols,
 				b: dense(dy[n*ys:(n+1)*ys], P, false), c: col, ldc: P,
 			})
 			dxn := dx[n*xs : (n+1)*xs]

@@ -501,6 +501,20 @@ func packAByCols(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
 	packAPanels(kern, nw, a, m, k, kern.kc, ap)
 }
 
+// packAOnce packs all of the m×k A for products of kern that share it, into a buffer
+// from the pool (putBuf it after them): as sgemmInPlace reads it where the kernel reads B
+// in place and inPlace is set (set gemmArgs.ap), else as sgemmByCols reads it (set
+// gemmArgs.apCols). A batch's per-image products would otherwise each pack it again.
+func packAOnce(kern *gemmKernel, inPlace bool, a matView, m, k int) []float32 {
+	ap := getBuf[float32](packedALen(kern, m, k))
+	if inPlace && kern.tileRows != nil {
+		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
+	} else {
+		packAByCols(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
+	}
+	return ap
+}
+
 // packAInPlace packs all of the m×k A as sgemmInPlace reads it (packedAIndex; k blocks
 // of inPlaceKBlock) into ap (packedALen values), on up to nw goroutines: a products'
 // shared A packed once.
