@@ -394,11 +394,18 @@ func TestNodeTestGradients(t *testing.T) {
 }
 
 func checkGradients(t *testing.T, m *Model, p *prepared) {
+	checkGradientsMode(t, m, p, false)
+}
+
+// checkGradientsMode is checkGradients of a training program (batch statistics) when
+// training is set.
+func checkGradientsMode(t *testing.T, m *Model, p *prepared, training bool) {
 	params := map[string][]float64{}
 	for name, v := range m.params {
 		params[name] = to64(v)
 	}
 	opts := p.options()
+	opts.Training = training
 	opts.Loss = WeightedSum
 	opts.InputGrads = true
 	opts.Trainable = m.TrainableNames()

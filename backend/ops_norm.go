@@ -25,11 +25,13 @@ func init() {
 type batchNorm[T float] struct {
 	p        kernels.BatchNormParams
 	training bool
-	// act is the Relu or Clip the output goes through, the node's only consumer
+	// act is the Relu, Clip or SiLU the output goes through, the node's only consumer
 	// (planFusions); dzValid says the output gradient has been masked by its
-	// derivative this run.
-	act     kernels.Activation
-	dzValid bool
+	// derivative this run. A SiLU's input is recomputed from X for its derivative
+	// (kernels.BatchNormActivationMask), with runningInvStd in inference.
+	act           kernels.Activation
+	dzValid       bool
+	runningInvStd []T
 	// updateRunning is set in training programs: the running statistics are model
 	// buffers updated in place.
 	updateRunning bool
@@ -99,8 +101,16 @@ func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 // gradient X (with the batch statistics the kernel keeps); in inference the data
 // gradient reads the scale and the running variance, the scale's X and both running
 // statistics; the shift's gradient reads none.
-// With a fused activation each also reads the output (its derivative's mask).
+// With a fused Relu or Clip each also reads the output (its derivative's mask); with a
+// fused SiLU each reads X, the scale and the shift (and in inference the running
+// statistics), from which the mask recomputes the SiLU's input.
 func (k *batchNorm[T]) backwardReads(i int) reads {
+	if k.act.Kind == kernels.SiLUActivation {
+		if k.training {
+			return readsIn(0, 1, 2)
+		}
+		return readsIn(0, 1, 2, 3, 4)
+	}
 	var r reads
 	switch {
 	case i == 2:
@@ -118,7 +128,7 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 }
 
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
-	x, scale, mean, variance := ins[0], ins[1], ins[3], ins[4]
+	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	// The gradient at the activation's output becomes the one at the normalization's,
 	// once a run, in place (as a fused convolution's, conv.maskRelu): by the data
 	// gradient's kernel a channel at a time when it runs first in training, else here.
@@ -127,7 +137,15 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		act = kernels.Activation{}
 	}
 	if fused := k.training && i == 0 && !k.haveSums; act.Kind != kernels.NoActivation && !fused {
-		kernels.ActivationBackward(act, out, gout, gout)
+		statMean, statInv := k.mean, k.invStd
+		if !k.training {
+			if k.runningInvStd == nil {
+				k.runningInvStd = make([]T, k.p.C)
+			}
+			kernels.BatchNormInvStd(k.p, variance, k.runningInvStd)
+			statMean, statInv = mean, k.runningInvStd
+		}
+		kernels.BatchNormActivationMask(k.p, act, x, scale, bias, statMean, statInv, out, gout)
 		k.dzValid, act = true, kernels.Activation{}
 	}
 	switch {
@@ -149,7 +167,7 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 		// computes the sums both need, and the shift's.
 		switch {
 		case i == 0 && !k.haveSums:
-			kernels.BatchNormTrainBackward(k.p, x, scale, k.mean, k.invStd, act, out, gout, gin, k.sumDy, k.sumDyXhat)
+			kernels.BatchNormTrainBackward(k.p, x, scale, bias, k.mean, k.invStd, act, out, gout, gin, k.sumDy, k.sumDyXhat)
 			k.haveSums, k.dzValid = true, true
 			return nil
 		case !k.haveSums:

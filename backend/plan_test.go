@@ -333,6 +333,64 @@ func TestSiLUFusion(t *testing.T) {
 	checkGradients(t, bm, &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}})
 }
 
+// TestBatchNormSiLUFusion checks that a BatchNormalization whose output only a SiLU
+// reads (x·σ(x), a Sigmoid and a Mul) is built as one op with it in training and
+// inference programs, not in a constant-weight one (where the normalization folds into
+// a convolution instead), and the gradients of the fused op (which recomputes the
+// normalization's output for the SiLU's derivative) against finite differences in
+// float64, in training (batch statistics) and in inference (running statistics).
+func TestBatchNormSiLUFusion(t *testing.T) {
+	c := int64(3)
+	param := func(name string, f func(i int) float32) *onnx.Tensor {
+		v := make([]float32, c)
+		for i := range v {
+			v[i] = f(i)
+		}
+		return &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{c}, Floats: v}
+	}
+	m := tinyModel([]*onnx.Node{
+		{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"x", "s", "bb", "rm", "rv"}, Outputs: []string{"t"}},
+		{Name: "sig", OpType: "Sigmoid", Inputs: []string{"t"}, Outputs: []string{"u"}},
+		{Name: "silu", OpType: "Mul", Inputs: []string{"t", "u"}, Outputs: []string{"y"}},
+	}, []*onnx.Tensor{
+		param("s", func(i int) float32 { return 0.5 + float32(i) }),
+		param("bb", func(i int) float32 { return float32(i) - 1 }),
+		param("rm", func(i int) float32 { return 0.1 * float32(i) }),
+		param("rv", func(i int) float32 { return 1 + 0.5*float32(i) }),
+	}, []int64{2, c, 3, 4})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{Batch: 2}, {Batch: 2, Training: true, Trainable: []string{"s", "bb"}, Loss: WeightedSum}, {Batch: 2, ConstantWeights: true}} {
+		p, err := bm.Program(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string // the forward pass's
+		for _, s := range p.p.steps {
+			if s.name == "loss" {
+				break
+			}
+			names = append(names, s.name)
+		}
+		want := []string{"BatchNormalization(bn)"}
+		if opts.ConstantWeights {
+			want = []string{"BatchNormalization(bn)", "Mul(silu)"}
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%+v: steps %v, want %v", opts, names, want)
+		}
+	}
+	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, c, 3, 4}, Floats: make([]float32, 2*c*12)}
+	for i := range x.Floats {
+		x.Floats[i] = float32(math.Sin(float64(i)*1.7)) * 3
+	}
+	in := &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}}
+	checkGradientsMode(t, bm, in, false)
+	checkGradientsMode(t, bm, in, true)
+}
+
 // TestProbes checks that a program tells its probes' values as a run computes them,
 // without keeping them: a probe of a Relu in the middle of residualModel's training
 // step is told once per run with the Relu's output (max(t2, 0) of the BatchNormalization's

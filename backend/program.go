@@ -161,7 +161,8 @@ func (b *builder[T]) trained(name string) bool {
 // planFusions finds the Conv and BatchNormalization nodes (of those the program builds)
 // whose output feeds only a Relu, or a Clip with constant bounds (MobileNet's ReLU6),
 // and is no output of the program: such a pair computes as one op, with the
-// activation's output name. It finds the Sigmoid nodes whose output, no output of
+// activation's output name; a BatchNormalization whose output feeds only a SiLU
+// (EfficientNet's) likewise, outside constant-weight programs. It finds the Sigmoid nodes whose output, no output of
 // the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
 // exporters write it): the pair computes as one op with the Mul's output name. The
 // graph itself is not changed.
@@ -240,6 +241,27 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 				b.skip[s] = true
 				break
 			}
+		}
+	}
+	if !b.constantWeights() {
+		// A BatchNormalization whose output only a SiLU pair reads (its Sigmoid and Mul)
+		// computes as one op with the pair, which then need not keep the normalization's
+		// output (the SiLU's derivative recomputes it from X). Not in constant-weight
+		// programs, where the normalization is folded into the convolution before it.
+		producer := map[string]*onnx.Node{}
+		for _, n := range g.Nodes {
+			if needed[n] && n.OpType == "BatchNormalization" && n.Domain == "" && len(n.Outputs) == 1 {
+				producer[n.Outputs[0]] = n
+			}
+		}
+		for mul, s := range b.fusedSiLU {
+			bn, ok := producer[s.Inputs[0]]
+			if _, act := b.fusedAct[bn]; !ok || act || uses[s.Inputs[0]] != 2 {
+				continue
+			}
+			b.fusedAct[bn] = fusedAct{node: mul, act: kernels.Activation{Kind: kernels.SiLUActivation}}
+			b.skip[mul] = true
+			delete(b.fusedSiLU, mul)
 		}
 	}
 	b.planGelu(needed, uses)

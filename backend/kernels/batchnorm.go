@@ -133,33 +133,39 @@ func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, varian
 }
 
 // Activation is a function fused after a normalization, applied to each channel as it
-// is written (while it is in the cache): none, a Relu (max(y, 0), as [ReluForward]) or
-// a Clip to [Lo, Hi] (as [UnaryForward] with [Clip]: ReLU6 with 0 and 6).
+// is written (while it is in the cache): none, a Relu (max(y, 0), as [ReluForward]), a
+// Clip to [Lo, Hi] (as [UnaryForward] with [Clip]: ReLU6 with 0 and 6), or a SiLU (y·σ(y),
+// as UnaryForward with [SiLU]; normalizations only). A convolution stores the first three.
 type Activation struct {
 	Kind   ActivationKind
 	Lo, Hi float64 // Clip's bounds
 }
 
 // bounds returns the float32 interval act clamps to: [0, +Inf] for a Relu, [Lo, Hi]
-// for a Clip (rounded as UnaryForward rounds them), everything for none.
+// for a Clip (rounded as UnaryForward rounds them), everything for none. A SiLU is no
+// clamp: it panics.
 func (act Activation) bounds() (lo, hi float32) {
 	switch act.Kind {
 	case ReluActivation:
 		return 0, float32(math.Inf(1))
 	case ClipActivation:
 		return float32(act.Lo), float32(act.Hi)
+	case SiLUActivation:
+		panic("kernels: a SiLU is no clamp (convolutions store only a Relu or Clip)")
 	}
 	return float32(math.Inf(-1)), float32(math.Inf(1))
 }
 
-// ActivationForward sets y to act of x (as ReluForward, or UnaryForward of Clip); y
-// may be x.
+// ActivationForward sets y to act of x (as ReluForward, or UnaryForward of Clip or
+// SiLU); y may be x.
 func ActivationForward[T Float](act Activation, x, y []T) {
 	switch act.Kind {
 	case ReluActivation:
 		ReluForward(x, y)
 	case ClipActivation:
 		UnaryForward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, x, y)
+	case SiLUActivation:
+		UnaryForward(Unary{Op: SiLU}, x, y)
 	default:
 		copy(y, x)
 	}
@@ -172,19 +178,81 @@ const (
 	NoActivation ActivationKind = iota
 	ReluActivation
 	ClipActivation
+	SiLUActivation
 )
 
 // ActivationBackward sets dx to dy where act's output y is on its sloped piece, else 0
-// (as ReluBackward, or UnaryBackward of Clip); dx may be dy.
+// (as ReluBackward, or UnaryBackward of Clip); dx may be dy. A SiLU's derivative needs
+// its input, not y: see [BatchNormActivationMask].
 func ActivationBackward[T Float](act Activation, y, dy, dx []T) {
 	switch act.Kind {
 	case ReluActivation:
 		ReluBackward(y, dy, dx)
 	case ClipActivation:
 		UnaryBackward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, y, dy, dx)
+	case SiLUActivation:
+		panic("kernels: ActivationBackward: a SiLU's derivative needs its input (BatchNormActivationMask)")
 	default:
 		copy(dx, dy)
 	}
+}
+
+// bnRounded returns the statistics a normalization uses for channel c: as computed
+// (float64), or rounded to T first when a SiLU follows, so that its backward pass,
+// given the saved (T) statistics, recomputes the normalization's output bit for bit
+// (bnPreActivation) instead of keeping it.
+func bnRounded[T Float](act Activation, mean, inv float64) (float64, float64) {
+	if act.Kind == SiLUActivation {
+		return float64(T(mean)), float64(T(inv))
+	}
+	return mean, inv
+}
+
+// BatchNormInvStd sets invStd[c] = 1/√(variance[c] + ε), rounded to T as the inference
+// pass before a fused SiLU rounds it: the statistics [BatchNormActivationMask] takes in
+// inference.
+func BatchNormInvStd[T Float](p BatchNormParams, variance, invStd []T) {
+	for c := range p.C {
+		invStd[c] = T(1 / math.Sqrt(float64(variance[c])+p.Epsilon))
+	}
+}
+
+// BatchNormActivationMask turns dy, the gradient at act's output, into the one at the
+// normalization's output, in place, a channel at a time: from act's output y for a Relu
+// or Clip (as ActivationBackward); for a SiLU from its input, the normalization's output
+// recomputed from x with the statistics the forward pass used (mean and invStd: the
+// batch's saved ones in training, the running mean and BatchNormInvStd of the running
+// variance in inference), the same bits as the forward pass's, so that the fused pair
+// need not keep it.
+func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T) {
+	const name = "BatchNormActivationMask"
+	need(name, "dy", dy, p.XLen())
+	if act.Kind == SiLUActivation {
+		need(name, "x", x, p.XLen())
+		for _, s := range [][]T{scale, bias, mean, invStd} {
+			need(name, "statistics", s, p.C)
+		}
+	} else {
+		need(name, "y", y, p.XLen())
+	}
+	bnChannels(p, func(lo, hi int) {
+		var pre []T
+		if act.Kind == SiLUActivation {
+			pre = getBuf[T](p.HW)
+			defer putBuf(pre)
+		}
+		for c := lo; c < hi; c++ {
+			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, dy, c, pre)
+		}
+	})
+}
+
+// bnPreActivation writes into pre the normalization's output over plane (n, c): a·x + b
+// with the coefficients of statistics mean and inv (those of the forward pass, rounded).
+func bnPreActivation[T Float](p BatchNormParams, x, scale, bias []T, mean, inv float64, n, c int, pre []T) {
+	a := float64(scale[c]) * inv
+	o := (n*p.C + c) * p.HW
+	affineT(T(a), T(float64(bias[c])-mean*a), x[o:o+p.HW], pre[:p.HW])
 }
 
 // BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
@@ -198,7 +266,7 @@ func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, var
 	need(name, "variance", variance, p.C)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
+			_, inv := bnRounded[T](act, 0, 1/math.Sqrt(float64(variance[c])+p.Epsilon))
 			a := float64(scale[c]) * inv
 			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-float64(mean[c])*a))
 			channelActivation(p, y, c, act)
@@ -216,21 +284,26 @@ func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation)
 			reluForwardSerial(ys, ys)
 		case ClipActivation:
 			unaryForwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, ys, ys)
+		case SiLUActivation:
+			unaryForwardSerial(Unary{Op: SiLU}, ys, ys)
 		}
 	}
 }
 
-// channelActivationMask turns dy, the gradient at act's output y, into the one at its
-// input over channel c, in place (as ActivationBackward).
-func channelActivationMask[T Float](p BatchNormParams, y, dy []T, c int, act Activation) {
+// channelActivationMask is BatchNormActivationMask over channel c; pre is scratch of
+// p.HW values for a SiLU's input.
+func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T, c int, pre []T) {
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		ys, gs := y[o:o+p.HW], dy[o:o+p.HW]
+		gs := dy[o : o+p.HW]
 		switch act.Kind {
 		case ReluActivation:
-			reluBackwardSerial(ys, gs, gs)
+			reluBackwardSerial(y[o:o+p.HW], gs, gs)
 		case ClipActivation:
-			unaryBackwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, ys, gs, gs)
+			unaryBackwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, y[o:o+p.HW], gs, gs)
+		case SiLUActivation:
+			bnPreActivation(p, x, scale, bias, float64(mean[c]), float64(invStd[c]), n, c, pre)
+			unaryBackwardSerial(Unary{Op: SiLU}, pre, nil, gs, gs)
 		}
 	}
 }
@@ -326,8 +399,9 @@ func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, sav
 			ss := channelSqDev(p, x, c, mean)
 			v := ss / m
 			inv := 1 / math.Sqrt(v+p.Epsilon)
-			a := float64(scale[c]) * inv
-			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-mean*a))
+			am, ai := bnRounded[T](act, mean, inv)
+			a := float64(scale[c]) * ai
+			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-am*a))
 			channelActivation(p, y, c, act)
 			if saveMean != nil {
 				saveMean[c] = T(mean)
@@ -355,7 +429,7 @@ func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, sav
 // with the means taken over each channel. saveMean and saveInvStd are those
 // of the forward pass. dx is overwritten.
 func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T) {
-	BatchNormTrainBackward(p, x, scale, saveMean, saveInvStd, Activation{}, nil, dy, dx, make([]float64, p.C), make([]float64, p.C))
+	BatchNormTrainBackward(p, x, scale, nil, saveMean, saveInvStd, Activation{}, nil, dy, dx, make([]float64, p.C), make([]float64, p.C))
 }
 
 // BatchNormTrainBackward is [BatchNormTrainBackwardSums] and then
@@ -364,18 +438,28 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 // channel's (one pass over memory instead of two on large maps). The same arithmetic,
 // the same bits. With an activation fused after the normalization
 // ([BatchNormTrainForwardAct]), y is its output and dy the gradient there, turned in
-// place, a channel at a time, into the one at the normalization's output
-// (channelActivationMask); y is unused without one.
-func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, act Activation, y, dy, dx []T, sumDy, sumDyXhat []float64) {
+// place, a channel at a time, into the one at the normalization's output (as
+// BatchNormActivationMask, which reads bias for a SiLU); y is unused without one or with
+// a SiLU, bias but with a SiLU.
+func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean, saveInvStd []T, act Activation, y, dy, dx []T, sumDy, sumDyXhat []float64) {
 	const name = "BatchNormTrainBackward"
 	needBackward(name, p, x, scale, saveMean, saveInvStd, dy, dx, sumDy, sumDyXhat)
-	if act.Kind != NoActivation {
+	switch act.Kind {
+	case NoActivation:
+	case SiLUActivation:
+		need(name, "bias", bias, p.C)
+	default:
 		need(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
+		var pre []T
+		if act.Kind == SiLUActivation {
+			pre = getBuf[T](p.HW)
+			defer putBuf(pre)
+		}
 		for c := lo; c < hi; c++ {
 			if act.Kind != NoActivation {
-				channelActivationMask(p, y, dy, c, act)
+				channelActivationMask(p, act, x, scale, bias, saveMean, saveInvStd, y, dy, c, pre)
 			}
 			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
 			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)

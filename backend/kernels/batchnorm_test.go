@@ -259,7 +259,7 @@ func testBatchNormActivationFused[T Float](p BatchNormParams, act Activation, x,
 	BatchNormTrainBackwardSums(p, x, mean, inv, dz, sumDy, sumDyXhat)
 	g, dxf := append([]T{}, dy...), make([]T, n)
 	fDy, fDyXhat := make([]float64, p.C), make([]float64, p.C)
-	BatchNormTrainBackward(p, x, scale, meanf, invf, act, yf, g, dxf, fDy, fDyXhat)
+	BatchNormTrainBackward(p, x, scale, bias, meanf, invf, act, yf, g, dxf, fDy, fDyXhat)
 	check("masked output gradient", g, dz)
 	check("data gradient", dxf, dx)
 	for c := range sumDy {
