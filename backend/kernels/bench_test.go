@@ -234,13 +234,13 @@ func BenchmarkConv2DWinogradOrDirect(b *testing.B) {
 			var cache FilterCache
 			b.Run(fmt.Sprintf("winograd/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
 				benchFLOPs(b, p.FLOPs(), func() {
-					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, &cache)
+					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, filterUse{cache: &cache})
 				})
 			})
 			// Trained weights: the filters transformed at every call.
 			b.Run(fmt.Sprintf("winograd-trained/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
 				benchFLOPs(b, p.FLOPs(), func() {
-					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, nil)
+					convForwardWinograd(kern, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, filterUse{})
 				})
 			})
 			b.Run(fmt.Sprintf("direct/n%d/%dx%d_%d", n, l.h, l.h, l.c), func(b *testing.B) {
@@ -274,7 +274,7 @@ func BenchmarkConv2DBF16WinogradOrDirect(b *testing.B) {
 		y := make([]float32, p.YLen())
 		b.Run(fmt.Sprintf("winograd-float32/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {
 			benchFLOPs(b, p.FLOPs(), func() {
-				convForwardWinograd(wk, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, nil)
+				convForwardWinograd(wk, p, x, winoWeights(p.C, w), bias, y, Activation{Kind: ReluActivation}, filterUse{})
 			})
 		})
 		b.Run(fmt.Sprintf("direct-bfloat16/%dx%d_%d", l.h, l.h, l.c), func(b *testing.B) {

@@ -478,14 +478,14 @@ func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
 // multiplied by the weight with [Gemm]. Each step runs on every core: the
 // unfolding split by channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForward", p, x, w, bias, y, Activation{}, nil)
+	conv2DForward("Conv2DForward", p, x, w, bias, y, Activation{}, filterUse{})
 }
 
 // Conv2DForwardCached is Conv2DForward followed by act (as Conv2DForwardAct) that
 // keeps what it derives from the weights alone in cache from call to call
 // while they stay the same (see [FilterCache]).
 func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
-	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, act, cache)
+	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, act, filterUse{cache: cache})
 }
 
 // Conv2DForwardConstant is Conv2DForwardCached for weights the caller promises are those
@@ -494,17 +494,13 @@ func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias
 // convolution's packed weights. Weights changed in place give wrong results until the
 // next call of Conv2DForwardCached with the cache (which checks them).
 func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
-	if cache != nil {
-		cache.trusted = true
-		defer func() { cache.trusted = false }()
-	}
-	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, cache)
+	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, filterUse{cache: cache, trusted: true})
 }
 
 // Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
 // convolution fused with the Relu after it (Conv2DForwardAct with a Relu).
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, Activation{Kind: ReluActivation}, nil)
+	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, Activation{Kind: ReluActivation}, filterUse{})
 }
 
 // Conv2DForwardAct computes y = act(conv(x, w) + bias): a convolution fused with the
@@ -512,10 +508,10 @@ func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
 // applied as the output is stored (no second pass over y); elsewhere it is
 // Conv2DForward followed by [ActivationForward].
 func Conv2DForwardAct[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
-	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, nil)
+	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, filterUse{})
 }
 
-func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act Activation, cache *FilterCache) {
+func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act Activation, cache filterUse) {
 	p = p.mustValid(name)
 	need(name, "x", x, p.XLen())
 	need(name, "w", w, p.WLen())
@@ -587,7 +583,7 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	}
 	if q, ok := p.flipped(); ok {
 		if kern := packedKernel[T](); kern != nil && q.winogradOn(kern) {
-			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), Activation{}, nil)
+			convForwardWinograd(kern, q, as32(dy), winoFlipped(p, as32(w)), nil, as32(dx), Activation{}, filterUse{})
 			return
 		}
 		if kern := packedKernel[T](); kern != nil && q.forwardFastOn(kern) && p.flipPays() {

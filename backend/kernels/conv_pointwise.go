@@ -16,7 +16,7 @@ import "runtime"
 // + bias, then act.
 // With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it (see
 // packedWeights).
-func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache *FilterCache) {
+func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache filterUse) {
 	var ap []float32
 	if kern.tileRows != nil {
 		ap = packedWeights(kern, cache, cachePacked, w, p.M, p.C)
@@ -26,14 +26,14 @@ func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32,
 
 // packedWeights returns the m×k weights w packed as the products read A (kind
 // cachePacked: B read in place, sgemmInPlace; cachePackedCols: B packed, sgemmByCols),
-// kept in cache from call to call: with a trusted cache (Conv2DForwardConstant) always,
+// kept in use's cache from call to call: trusted (Conv2DForwardConstant) always,
 // with a checked call only where the cache already holds them (which the call uses,
 // and so refreshes, after checking the weights' fingerprint). nil: pack as usual.
-func packedWeights(kern *gemmKernel, cache *FilterCache, kind cacheKind, w []float32, m, k int) []float32 {
-	if cache == nil || cache.off || !cache.trusted && (cache.kind != kind || cache.u == nil) {
+func packedWeights(kern *gemmKernel, use filterUse, kind cacheKind, w []float32, m, k int) []float32 {
+	if !use.on() || !use.trusted && (use.cache.kind != kind || use.cache.u == nil) {
 		return nil
 	}
-	return cache.get(kern, kind, packedALen(kern, m, k), w, func(u []float32) {
+	return use.get(kern, kind, packedALen(kern, m, k), w, func(u []float32) {
 		if kind == cachePacked {
 			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, k, false), m, k, u)
 		} else {

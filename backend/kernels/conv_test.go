@@ -432,11 +432,11 @@ func TestWinogradPaddedInChunks(t *testing.T) {
 			}
 			x, w, b := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
 			whole := make([]float32, p.YLen())
-			convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, whole, Activation{Kind: ReluActivation}, nil, 1<<30)
+			convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, whole, Activation{Kind: ReluActivation}, filterUse{}, 1<<30)
 			plane := (2*((p.OutH+1)/2) + 2) * (2*((p.OutW+1)/2) + 2)
 			for _, images := range []int{1, 2, 3} {
 				y := make([]float32, p.YLen())
-				convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, y, Activation{Kind: ReluActivation}, nil, images*p.C*plane)
+				convForwardWinogradPadded(kern, p, x, winoWeights(p.C, w), b, y, Activation{Kind: ReluActivation}, filterUse{}, images*p.C*plane)
 				for i := range y {
 					if math.Float32bits(y[i]) != math.Float32bits(whole[i]) {
 						t.Fatalf("%+v, %d images padded at a time: y[%d] = %v, the whole batch padded %v", g, images, i, y[i], whole[i])
@@ -468,10 +468,10 @@ func TestWinogradUnitsSplit(t *testing.T) {
 			}
 			x, w, b := randn(rng, p.XLen()), randn(rng, p.WLen()), randn(rng, p.M)
 			split := make([]float32, p.YLen())
-			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), split, Activation{}, nil)
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), split, Activation{}, filterUse{})
 			one := make([]float32, p.YLen())
 			procs := runtime.GOMAXPROCS(1)
-			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), one, Activation{}, nil)
+			convForwardWinograd(kern, p, to32(x), winoWeights(p.C, to32(w)), to32(b), one, Activation{}, filterUse{})
 			runtime.GOMAXPROCS(procs)
 			for i := range one {
 				if math.Float32bits(split[i]) != math.Float32bits(one[i]) {

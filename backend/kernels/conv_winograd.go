@@ -134,13 +134,13 @@ func winoFilters(kern *gemmKernel, M, C int, src winoSource, u []float32) {
 
 // convForwardWinograd is Conv2DForward as F(2×2, 3×3) (p.winogradOn(kern)), with
 // the filters of filters: the weights, or the flipped weights of a data gradient.
-func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache *FilterCache) {
+func convForwardWinograd(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache filterUse) {
 	convForwardWinogradPadded(kern, p, x, filters, bias, y, act, cache, winoPadBudget)
 }
 
 // convForwardWinogradPadded is convForwardWinograd with padBudget floats for the padded
 // images at a time.
-func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache *FilterCache, padBudget int) {
+func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, filters winoSource, bias, y []float32, act Activation, cache filterUse, padBudget int) {
 	C, M := p.C, p.M
 	th, tw := (p.OutH+1)/2, (p.OutW+1)/2
 	// The padded image: one row and column of zeros before, enough after for every
@@ -150,7 +150,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 	plane := hp * wp
 	plen := packedALen(kern, M, C)
 	var u []float32
-	if cache != nil && !cache.off {
+	if cache.on() {
 		u = cache.get(kern, cacheWinograd, 16*plen, filters.w, func(u []float32) { winoFilters(kern, M, C, filters, u) })
 	} else {
 		u = getBuf[float32](16 * plen)
@@ -391,11 +391,19 @@ type FilterCache struct {
 	kind cacheKind
 	sum  uint64
 	off  bool
-	// trusted is set for the length of a call of Conv2DForwardConstant: the weights
-	// are those the cache was filled from (the caller's promise), so it skips the
-	// fingerprint.
+}
+
+// filterUse is how one call uses a FilterCache: none (cache nil, or disabled), checked
+// (the weights' fingerprint compared), or trusted (Conv2DForwardConstant: the weights
+// are those the cache was filled from, the caller's promise, so the fingerprint is
+// skipped).
+type filterUse struct {
+	cache   *FilterCache
 	trusted bool
 }
+
+// on reports whether the call uses its cache.
+func (f filterUse) on() bool { return f.cache != nil && !f.cache.off }
 
 // cacheKind says what a FilterCache holds.
 type cacheKind int
@@ -414,11 +422,12 @@ func (c *FilterCache) Disable() {
 }
 
 // get returns the n values of the given kind derived from the weights w by fill, from
-// the cache when they were derived from these weights (by fingerprint, or trusted)
-// with kern.
-func (c *FilterCache) get(kern *gemmKernel, kind cacheKind, n int, w []float32, fill func(u []float32)) []float32 {
+// the cache (f.on()) when they were derived from these weights (by fingerprint, or
+// trusted) with kern.
+func (f filterUse) get(kern *gemmKernel, kind cacheKind, n int, w []float32, fill func(u []float32)) []float32 {
+	c := f.cache
 	held := c.kern == kern && c.kind == kind && len(c.u) == n
-	if held && c.trusted {
+	if held && f.trusted {
 		return c.u
 	}
 	sum := fingerprint(w)
