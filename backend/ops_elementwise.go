@@ -313,15 +313,20 @@ func (k *binary[T]) forward(ins [][]T, out []T) error {
 
 func (k *binary[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	a, b := ins[0], ins[1]
-	type grad func(aShape []int, a []T, bShape []int, b []T, dy, d []T)
-	fns := map[string][2]grad{
-		"Add": {kernels.AddBackwardA[T], kernels.AddBackwardB[T]},
-		"Sub": {kernels.SubBackwardA[T], kernels.SubBackwardB[T]},
-		"Mul": {kernels.MulBackwardA[T], kernels.MulBackwardB[T]},
-		"Div": {kernels.DivBackwardA[T], kernels.DivBackwardB[T]},
-		"Pow": {kernels.PowBackwardA[T], kernels.PowBackwardB[T]},
+	grads := [2]func(aShape []int, a []T, bShape []int, b []T, dy, d []T){}
+	switch k.op {
+	case "Add":
+		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.AddBackwardA[T], kernels.AddBackwardB[T]}
+	case "Sub":
+		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.SubBackwardA[T], kernels.SubBackwardB[T]}
+	case "Mul":
+		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.MulBackwardA[T], kernels.MulBackwardB[T]}
+	case "Div":
+		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.DivBackwardA[T], kernels.DivBackwardB[T]}
+	case "Pow":
+		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.PowBackwardA[T], kernels.PowBackwardB[T]}
 	}
-	fns[k.op][i](k.sa, a, k.sb, b, gout, gin)
+	grads[i](k.sa, a, k.sb, b, gout, gin)
 	return nil
 }
 

@@ -116,9 +116,40 @@ func (pl *bplan) each(fn func(o, ia, ib, n, sa, sb int)) {
 }
 
 // eachParallel is each with the runs split across the cores when there are values
-// enough (cost: a value's work in additions); fn must write only its run's own
-// outputs. Each run is computed alone, so the results do not depend on the split.
+// enough (cost: a value's work in additions), for element-wise work: fn must write
+// only the outputs of the values it is given, each from its own inputs, so that a run
+// may also be cut into pieces (fewer runs than cores: a tensor scaled by a scalar is
+// one run). Each value is computed alone, so the results do not depend on the split.
 func (pl *bplan) eachParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
+	if pl.size == 0 {
+		return
+	}
+	inner := pl.dims[len(pl.dims)-1]
+	runs := pl.size / inner
+	w := workers(pl.size, cost)
+	if runs >= w {
+		pl.eachRunParallel(cost, fn)
+		return
+	}
+	// Each run in w pieces.
+	piece := (inner + w - 1) / w
+	parallelFor(runs*w, w, func(_, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			start := k % w * piece
+			n := min(piece, inner-start)
+			if n <= 0 {
+				continue
+			}
+			pl.eachOf(k/w, k/w+1, func(o, ia, ib, _, sa, sb int) {
+				fn(o+start, ia+start*sa, ib+start*sb, n, sa, sb)
+			})
+		}
+	})
+}
+
+// eachRunParallel is each with whole runs split across the cores when there are
+// values enough: fn may sum a run (its writes are its run's alone).
+func (pl *bplan) eachRunParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
 	if pl.size == 0 {
 		return
 	}
@@ -133,7 +164,7 @@ func (pl *bplan) eachParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
 // else one run after another.
 func (pl *bplan) eachSumming(t int, fn func(o, ia, ib, n, sa, sb int)) {
 	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == t {
-		pl.eachParallel(2, fn)
+		pl.eachRunParallel(2, fn)
 		return
 	}
 	pl.each(fn)

@@ -78,3 +78,66 @@ func TestParallelPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestBroadcastRunsInPieces checks element-wise broadcasts with fewer runs than cores
+// (a tensor times a scalar is one run, whatever its shape: the plan merges its axes),
+// which cut each run into pieces across the cores, against the defining loops: Mul, Div and Add
+// forward, and the data gradients of Mul and Div (MulBackwardA, DivBackwardA), with the
+// gradient written over dy as the executor does.
+func TestBroadcastRunsInPieces(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	rng := newRNG(71)
+	for _, shapes := range [][2][]int{{{3, 70001}, {1}}, {{5, 40001}, {1, 1}}, {{1, 1, 200003}, {1, 1, 1}}} {
+		as, bs := shapes[0], shapes[1]
+		a, b := randn(rng, Size(as)), randn(rng, Size(bs))
+		for i := range b {
+			b[i] += 3 // away from 0 for the division
+		}
+		pl := makePlan("test", as, bs)
+		if w, runs := workers(pl.size, 1), pl.size/pl.dims[len(pl.dims)-1]; w < 2 || runs >= w {
+			t.Fatalf("%v by %v does not cut runs (%d runs, %d workers)", as, bs, runs, w)
+		}
+		bAt := func(i int) float64 { // b broadcast to a's shape
+			if len(b) == 1 {
+				return b[0]
+			}
+			return b[i%len(b)]
+		}
+		y := make([]float64, len(a))
+		for _, c := range []struct {
+			name string
+			fwd  func(aShape []int, a []float64, bShape []int, b, y []float64)
+			f    func(x, v float64) float64
+		}{
+			{"Mul", Mul[float64], func(x, v float64) float64 { return x * v }},
+			{"Div", Div[float64], func(x, v float64) float64 { return x / v }},
+			{"Add", Add[float64], func(x, v float64) float64 { return x + v }},
+		} {
+			c.fwd(as, a, bs, b, y)
+			for i := range y {
+				if want := c.f(a[i], bAt(i)); y[i] != want {
+					t.Fatalf("%v %s %v: y[%d] = %g, want %g", as, c.name, bs, i, y[i], want)
+				}
+			}
+		}
+		dy := randn(rng, len(a))
+		for _, c := range []struct {
+			name string
+			bwd  func(aShape []int, a []float64, bShape []int, b, dy, da []float64)
+			f    func(g, v float64) float64
+		}{
+			{"MulBackwardA", MulBackwardA[float64], func(g, v float64) float64 { return g * v }},
+			{"DivBackwardA", DivBackwardA[float64], func(g, v float64) float64 { return g / v }},
+		} {
+			da := append([]float64(nil), dy...)
+			c.bwd(as, a, bs, b, da, da)
+			for i := range da {
+				if want := c.f(dy[i], bAt(i)); da[i] != want {
+					t.Fatalf("%v %s %v: da[%d] = %g, want %g", as, c.name, bs, i, da[i], want)
+				}
+			}
+		}
+	}
+}

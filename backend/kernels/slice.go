@@ -88,7 +88,8 @@ func SliceForward[T any](p SliceParams, x, y []T) {
 func SliceBackward[T Float](p SliceParams, dy, dx []T) {
 	need("SliceBackward", "dy", dy, Size(p.Out))
 	need("SliceBackward", "dx", dx, Size(p.In))
-	clear(dx[:Size(p.In)])
+	n := Size(p.In)
+	parallelFor(n, workers(n, 1), func(_, lo, hi int) { clear(dx[lo:hi]) })
 	p.walk(func(io, oo, n, step int) {
 		if step == 1 {
 			copy(dx[io:io+n], dy[oo:oo+n])
