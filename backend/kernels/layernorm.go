@@ -81,17 +81,21 @@ func LayerNormBackwardScale[T Float](rows, cols int, x, mean, invStd, dy, dscale
 	need(name, "x", x, rows*cols)
 	need(name, "dy", dy, rows*cols)
 	need(name, "dscale", dscale, cols)
-	acc := make([]float64, cols)
-	for r := 0; r < rows; r++ {
-		xs, gs := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols]
-		m, inv := float64(mean[r]), float64(invStd[r])
-		for j, v := range xs {
-			acc[j] += float64(gs[j]) * (float64(v) - m) * inv
+	// Columns split across the cores, each summed over the rows in order: the bits of
+	// one pass.
+	parallelFor(cols, workers(cols, 3*rows), func(_, lo, hi int) {
+		acc := make([]float64, hi-lo)
+		for r := 0; r < rows; r++ {
+			xs, gs := x[r*cols+lo:r*cols+hi], dy[r*cols+lo:r*cols+hi]
+			m, inv := float64(mean[r]), float64(invStd[r])
+			for j, v := range xs {
+				acc[j] += float64(gs[j]) * (float64(v) - m) * inv
+			}
 		}
-	}
-	for j, v := range acc {
-		dscale[j] = T(v)
-	}
+		for j, v := range acc {
+			dscale[lo+j] = T(v)
+		}
+	})
 }
 
 // LayerNormBackwardBias computes dbias = Σ_rows dy.
@@ -99,13 +103,15 @@ func LayerNormBackwardBias[T Float](rows, cols int, dy, dbias []T) {
 	const name = "LayerNormBackwardBias"
 	need(name, "dy", dy, rows*cols)
 	need(name, "dbias", dbias, cols)
-	acc := make([]float64, cols)
-	for r := 0; r < rows; r++ {
-		for j, g := range dy[r*cols : (r+1)*cols] {
-			acc[j] += float64(g)
+	parallelFor(cols, workers(cols, rows), func(_, lo, hi int) {
+		acc := make([]float64, hi-lo)
+		for r := 0; r < rows; r++ {
+			for j, g := range dy[r*cols+lo : r*cols+hi] {
+				acc[j] += float64(g)
+			}
 		}
-	}
-	for j, v := range acc {
-		dbias[j] = T(v)
-	}
+		for j, v := range acc {
+			dbias[lo+j] = T(v)
+		}
+	})
 }

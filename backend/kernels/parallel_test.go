@@ -141,3 +141,33 @@ func TestBroadcastRunsInPieces(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormParamGradsParallel checks the layer normalization's scale and shift
+// gradients with their columns split across the cores against the sums over the rows
+// in order: the same bits.
+func TestLayerNormParamGradsParallel(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	rows, cols := 1000, 300
+	if w := workers(cols, rows); w < 2 {
+		t.Fatalf("the layer norm gradients do not go parallel (%d workers)", w)
+	}
+	rng := newRNG(72)
+	x, dy, w, b := randn(rng, rows*cols), randn(rng, rows*cols), randn(rng, cols), randn(rng, cols)
+	y, mean, inv := make([]float64, rows*cols), make([]float64, rows), make([]float64, rows)
+	LayerNormForward(rows, cols, 1e-5, x, w, b, y, mean, inv)
+	dw, db := make([]float64, cols), make([]float64, cols)
+	LayerNormBackwardScale(rows, cols, x, mean, inv, dy, dw)
+	LayerNormBackwardBias(rows, cols, dy, db)
+	for j := 0; j < cols; j++ {
+		var sw, sb float64
+		for r := 0; r < rows; r++ {
+			sw += dy[r*cols+j] * (x[r*cols+j] - mean[r]) * inv[r]
+			sb += dy[r*cols+j]
+		}
+		if dw[j] != sw || db[j] != sb {
+			t.Fatalf("column %d: dscale %v, dbias %v; the sums over the rows %v, %v", j, dw[j], db[j], sw, sb)
+		}
+	}
+}
