@@ -3,7 +3,9 @@ package finetune
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"toolkit/distrib"
@@ -74,4 +76,41 @@ func TestAccumulate(t *testing.T) {
 		}
 	}
 	checkRanks(t, trs, ww)
+}
+
+// TestMissingGradient drops a trained parameter from the step's programs: the step
+// reports the gradient the program did not compute, whether the batch runs in one part
+// or in parts (data.accumulate), instead of updating the parameter without one.
+func TestMissingGradient(t *testing.T) {
+	for _, accumulate := range []int{1, 2} {
+		t.Run(fmt.Sprintf("accumulate %d", accumulate), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Data.Accumulate = accumulate
+			tr, err := New(cfg, WithoutDefaultHooks())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := tr.planEpoch(tr.stages[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			missing := tr.trained[len(tr.trained)-1]
+			tr.train(tr.trained[:len(tr.trained)-1]) // the programs built from now on leave it out
+			var first trainBatch
+			for b, err := range tr.batches(context.Background()) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				first = b
+				break
+			}
+			if first.N < accumulate {
+				t.Fatalf("a batch of %d images: fewer than the %d parts", first.N, accumulate)
+			}
+			_, err = tr.gradients(e, first)
+			if want := fmt.Sprintf("no gradient computed for %q", missing); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("the step's error: %v; want one saying %s", err, want)
+			}
+		})
+	}
 }

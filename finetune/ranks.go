@@ -217,20 +217,6 @@ func (r *gradientReducer) divide(global float64) {
 	}
 }
 
-// zeroGrad is the gradient of a parameter on a rank whose share of the batch is empty.
-func (t *Trainer) zeroGrad(name string) []float32 {
-	if t.zeros == nil {
-		t.zeros = map[string][]float32{}
-	}
-	z, ok := t.zeros[name]
-	if !ok {
-		z = make([]float32, len(t.model.Param(name)))
-		t.zeros[name] = z
-	}
-	clear(z) // the last reduction wrote the batch's gradient into it
-	return z
-}
-
 // reduceBuffer sums buf over the ranks, in place.
 func (t *Trainer) reduceBuffer(buf []float64) error {
 	if t.comm.Size() == 1 {

@@ -95,6 +95,15 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(parts) == 0 {
+		// This rank's share is empty: its gradients are zeros, in buffers that hold the
+		// last step's.
+		for _, g := range groups {
+			for _, p := range g.Params {
+				clear(p.Grad)
+			}
+		}
+	}
 	var targets []float32
 	var labels []int
 	if b.N > 0 {
@@ -132,7 +141,9 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		}
 		share := float64(hi-lo) / float64(b.N)
 		if len(parts) > 1 {
-			addGradients(groups, p, float32(share), j == 0)
+			if err := addGradients(groups, p, float32(share), j == 0, u.where); err != nil {
+				return nil, err
+			}
 		}
 		logits := p.Output(0)[:(hi-lo)*classes]
 		r.Loss += share * p.Loss()
@@ -176,11 +187,16 @@ func chunks(n, k int) [][2]int {
 }
 
 // addGradients adds, for every parameter of groups, share times prog's gradient into
-// the parameter's Grad (a buffer of the trainer's: zeroGrad), replacing it on first.
-func addGradients(groups []GroupUpdate, prog *backend.Program, share float32, first bool) {
+// the parameter's Grad (a buffer of the trainer's: gradBuffer), replacing what it holds
+// on first. A parameter whose gradient prog does not compute is an error
+// (missingGradient), as on the one-part path.
+func addGradients(groups []GroupUpdate, prog *backend.Program, share float32, first bool, where string) error {
 	for _, g := range groups {
 		for _, p := range g.Params {
 			src := prog.Grad(p.Name)
+			if src == nil {
+				return missingGradient(where, p.Name)
+			}
 			if first {
 				for i, v := range src {
 					p.Grad[i] = share * v
@@ -192,6 +208,28 @@ func addGradients(groups []GroupUpdate, prog *backend.Program, share float32, fi
 			}
 		}
 	}
+	return nil
+}
+
+// missingGradient is the error of a step whose program did not compute the gradient of
+// the trained parameter name.
+func missingGradient(where, name string) error {
+	return fmt.Errorf("%s: no gradient computed for %q", where, name)
+}
+
+// gradBuffer is the trainer's own gradient buffer of the parameter name, made on first
+// use and never cleared here: the sum of a batch's parts (data.accumulate), which
+// addGradients writes over, or the zeros of a rank whose share of a batch is empty.
+func (t *Trainer) gradBuffer(name string) []float32 {
+	if t.gradBufs == nil {
+		t.gradBufs = map[string][]float32{}
+	}
+	buf, ok := t.gradBufs[name]
+	if !ok {
+		buf = make([]float32, len(t.model.Param(name)))
+		t.gradBufs[name] = buf
+	}
+	return buf
 }
 
 // forwardBackward runs a program forward and backward on images and targets; on a
@@ -239,7 +277,8 @@ func predictions(counts []int, logits []float32, classes int) {
 
 // updatedGroups lists the groups the epoch updates (the trained ones, and with
 // train_bn the BatchNormalization parameters of the others) with their parameters and
-// the gradients prog computes (zeros where this rank has no examples, prog nil).
+// the gradients prog computes (prog nil: the trainer's buffers, gradBuffer, for a batch
+// run in parts or a rank without examples to fill).
 func (t *Trainer) updatedGroups(e *epochPlan, prog *backend.Program, where string) ([]GroupUpdate, error) {
 	var groups []GroupUpdate
 	for _, g := range t.groups {
@@ -254,9 +293,9 @@ func (t *Trainer) updatedGroups(e *epochPlan, prog *backend.Program, where strin
 			var grad []float32
 			switch {
 			case prog == nil:
-				grad = t.zeroGrad(name)
+				grad = t.gradBuffer(name)
 			case prog.Grad(name) == nil:
-				return nil, fmt.Errorf("%s: no gradient computed for %q", where, name)
+				return nil, missingGradient(where, name)
 			default:
 				grad = prog.Grad(name)
 			}

@@ -56,8 +56,9 @@ type Trainer struct {
 	// to stop (its context cancelled), which the next step agrees on with the others.
 	comm distrib.Comm
 	stop bool
-	// zeros are the gradients of a rank whose share of a batch is empty.
-	zeros map[string][]float32
+	// gradBufs are the gradients the trainer holds itself (gradBuffer): a batch's
+	// parts' sum, or a rank's zeros when its share of a batch is empty.
+	gradBufs map[string][]float32
 	// noDecay holds the parameters weight decay leaves alone (optimizer.no_decay).
 	noDecay map[string]bool
 	// reduceBuf is the fused buffer of a step's gradients summed over the ranks.
