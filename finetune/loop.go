@@ -10,6 +10,7 @@ import (
 
 	"toolkit/backend"
 	"toolkit/dataset"
+	"toolkit/finetune/optim"
 )
 
 // ErrInterrupted is returned by Run when its context is cancelled (Ctrl-C, SIGTERM): the hooks
@@ -72,7 +73,8 @@ type StepInfo struct {
 	Acc          float64
 	ImagesPerSec float64
 	Elapsed      time.Duration
-	// Groups are the step's updated groups, in the model's order; Sampled says that the
+	// Groups are the step's updated groups, in the model's order, valid until the next
+	// step (the loop writes every step's over the last's); Sampled says that the
 	// diagnostics measured the step (diagnostics' every), which gives the groups'
 	// UpdateRatio.
 	Groups  []StepGroup
@@ -212,11 +214,16 @@ type epochPlan struct {
 	stage   stagePlan
 	trained []string  // group names, model order
 	rates   []float64 // one per group of the model, 0 for a frozen one
-	// bnOnly holds, with WithTrainBN, the BatchNormalization parameters trained in
-	// frozen groups, by group (their rates are in rates).
-	bnOnly  map[string][]string
-	batches int
-	total   int // the stage's steps, for the schedule
+	// updated are the groups the epoch updates, in the model's order: the trained ones,
+	// and with WithTrainBN the BatchNormalization parameters of the frozen ones (their
+	// rates are in rates). Each parameter has its name and no_decay flag; a step's
+	// updatedGroups copies them and adds the values and gradients.
+	updated []GroupUpdate
+	// gradLayout places the updated groups' gradients in the buffer the ranks sum
+	// (nil on one rank).
+	gradLayout *gradientLayout
+	batches    int
+	total      int // the stage's steps, for the schedule
 }
 
 // trainedAt returns the groups an epoch of a stage trains: the stage's groups, or with
@@ -243,30 +250,41 @@ func (t *Trainer) planEpoch(st stagePlan) (*epochPlan, error) {
 		return nil, err
 	}
 	var params []string
-	var bnOnly map[string][]string
+	var updated []GroupUpdate
 	var all []float64 // with train_bn: every group's rate as if the stage trained it
 	for i, g := range t.groups {
+		var names []string
 		switch {
 		case contains(trained, g.Name):
-			params = append(params, g.Params...)
+			names = g.Params
 		case t.trainBN && len(t.bn[g.Name]) > 0:
 			if all == nil {
 				if all, err = st.spread.Rates(groupNames(t.groups), groupNames(t.groups)); err != nil {
 					return nil, err
 				}
-				bnOnly = map[string][]string{}
 			}
-			params = append(params, t.bn[g.Name]...)
-			bnOnly[g.Name] = t.bn[g.Name]
+			names = t.bn[g.Name]
 			rates[i] = all[i]
+		default:
+			continue
 		}
+		params = append(params, names...)
+		gu := GroupUpdate{Name: g.Name, Params: make([]optim.Param, len(names))}
+		for j, name := range names {
+			gu.Params[j] = optim.Param{Name: name, NoDecay: t.noDecay[name]}
+		}
+		updated = append(updated, gu)
 	}
 	if r := t.plateauRates(); r != nil {
 		rates = r // schedule: plateau lowered them
 	}
 	t.train(params)
 	batches := t.trainLoader.Len()
-	return &epochPlan{stage: st, trained: trained, rates: rates, bnOnly: bnOnly, batches: batches, total: st.cfg.Epochs * batches}, nil
+	e := &epochPlan{stage: st, trained: trained, rates: rates, updated: updated, batches: batches, total: st.cfg.Epochs * batches}
+	if t.comm.Size() > 1 {
+		e.gradLayout = t.newGradientLayout(updated)
+	}
+	return e, nil
 }
 
 // trainBatch is what one step consumes, however it was produced.
@@ -313,6 +331,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 	if err := fire(t, Hook.onEpochStart, info); err != nil {
 		return err
 	}
+	info.Groups = make([]StepGroup, 0, len(e.updated)) // every step's, written over
 	batches, err := t.epochBatches(ctx)
 	if err != nil {
 		return err
@@ -343,7 +362,7 @@ func (t *Trainer) runEpoch(ctx context.Context, st stagePlan) error {
 		p.Step++
 		p.Batch = b.Index + 1
 		info.Batch, info.Step, info.StepLoss = p.Batch, p.Step, res.Loss
-		info.Groups, info.Sampled = make([]StepGroup, 0, len(res.Update.Groups)), false
+		info.Groups, info.Sampled = info.Groups[:0], false
 		for _, g := range res.Update.Groups {
 			info.Groups = append(info.Groups, StepGroup{Name: g.Name, LR: g.LR, GradNorm: g.GradNorm})
 		}

@@ -90,14 +90,13 @@ func (t *Trainer) reduceStep(r *stepResult) error {
 // *gradientReducer (one rank) does nothing.
 type gradientReducer struct {
 	comm   distrib.Comm
+	layout *gradientLayout
 	groups []GroupUpdate
 	buf    []float32
-	offs   []int // each group's part of buf: buf[offs[g]:offs[g+1]]
 	scale  float32
-	// left counts each group's gradients not yet finished; of is each parameter's
-	// group; ready[g] is closed when group g's are all finished.
+	// left counts each group's gradients not yet finished; ready[g] is closed when
+	// group g's are all finished.
 	left  []int
-	of    map[string]int
 	ready []chan struct{}
 	quit  chan struct{}
 	done  chan error
@@ -105,26 +104,44 @@ type gradientReducer struct {
 	summing time.Duration
 }
 
-// newGradientReducer starts summing groups' gradients over the ranks as prog finishes
-// them (nil prog: this rank has no examples, its zero gradients are ready); local is
-// this rank's loss normaliser. It returns nil on one rank.
-func (t *Trainer) newGradientReducer(groups []GroupUpdate, prog *backend.Program, local float64) *gradientReducer {
+// gradientLayout is where an epoch's updated groups' gradients go in the buffer the
+// ranks sum: group g's part is buf[offs[g]:offs[g+1]]; groupOf is each parameter's
+// group. An epoch's steps share it.
+type gradientLayout struct {
+	offs    []int
+	groupOf map[string]int
+}
+
+// newGradientLayout lays out the gradients of groups, in order, in one buffer.
+func (t *Trainer) newGradientLayout(groups []GroupUpdate) *gradientLayout {
+	l := &gradientLayout{offs: make([]int, 0, len(groups)+1), groupOf: map[string]int{}}
+	n := 0
+	for g, gu := range groups {
+		l.offs = append(l.offs, n)
+		for _, p := range gu.Params {
+			n += len(t.model.Param(p.Name))
+			l.groupOf[p.Name] = g
+		}
+	}
+	l.offs = append(l.offs, n)
+	return l
+}
+
+// newGradientReducer starts summing groups' gradients, laid out by layout, over the
+// ranks as prog finishes them (nil prog: this rank has no examples, its zero gradients
+// are ready); local is this rank's loss normaliser. It returns nil on one rank.
+func (t *Trainer) newGradientReducer(layout *gradientLayout, groups []GroupUpdate, prog *backend.Program, local float64) *gradientReducer {
 	if t.comm.Size() == 1 {
 		return nil
 	}
-	r := &gradientReducer{comm: t.comm, groups: groups, scale: float32(local), of: map[string]int{},
+	r := &gradientReducer{comm: t.comm, layout: layout, groups: groups, scale: float32(local),
+		left: make([]int, len(groups)), ready: make([]chan struct{}, len(groups)),
 		quit: make(chan struct{}), done: make(chan error, 1)}
-	n := 0
 	for g, gu := range groups {
-		r.offs = append(r.offs, n)
-		for _, p := range gu.Params {
-			n += len(p.Grad)
-			r.of[p.Name] = g
-		}
-		r.left = append(r.left, len(gu.Params))
-		r.ready = append(r.ready, make(chan struct{}))
+		r.left[g] = len(gu.Params)
+		r.ready[g] = make(chan struct{})
 	}
-	r.offs = append(r.offs, n)
+	n := layout.offs[len(groups)]
 	if cap(t.reduceBuf) < n {
 		t.reduceBuf = make([]float32, n)
 	}
@@ -144,7 +161,7 @@ func (t *Trainer) newGradientReducer(groups []GroupUpdate, prog *backend.Program
 // finished notes that name's gradient is final; the last of a group's makes the group
 // ready.
 func (r *gradientReducer) finished(name string) {
-	if g, ok := r.of[name]; ok {
+	if g, ok := r.layout.groupOf[name]; ok {
 		if r.left[g]--; r.left[g] == 0 {
 			close(r.ready[g])
 		}
@@ -162,7 +179,7 @@ func (r *gradientReducer) sum() {
 			return
 		}
 		began := time.Now()
-		part := r.buf[r.offs[g]:r.offs[g+1]]
+		part := r.buf[r.layout.offs[g]:r.layout.offs[g+1]]
 		off := 0
 		for _, p := range r.groups[g].Params {
 			for i, v := range p.Grad {
@@ -207,7 +224,7 @@ func (r *gradientReducer) divide(global float64) {
 	}
 	div := float32(global)
 	for g, gu := range r.groups {
-		off := r.offs[g]
+		off := r.layout.offs[g]
 		for _, p := range gu.Params {
 			for i := range p.Grad {
 				p.Grad[i] = r.buf[off+i] / div

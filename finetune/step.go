@@ -115,7 +115,7 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 	}
 	var red *gradientReducer
 	if len(parts) <= 1 {
-		red = t.newGradientReducer(groups, prog, r.Weight)
+		red = t.newGradientReducer(e.gradLayout, groups, prog, r.Weight)
 	}
 	stride := 0
 	if b.N > 0 {
@@ -157,7 +157,7 @@ func (t *Trainer) gradients(e *epochPlan, b trainBatch) (*stepResult, error) {
 		}
 	}
 	if len(parts) > 1 {
-		red = t.newGradientReducer(groups, nil, r.Weight)
+		red = t.newGradientReducer(e.gradLayout, groups, nil, r.Weight)
 	}
 	// The gradients' sums first: every rank makes the same collectives in the same order.
 	if err := red.wait(r); err != nil {
@@ -275,33 +275,26 @@ func predictions(counts []int, logits []float32, classes int) {
 	}
 }
 
-// updatedGroups lists the groups the epoch updates (the trained ones, and with
-// train_bn the BatchNormalization parameters of the others) with their parameters and
-// the gradients prog computes (prog nil: the trainer's buffers, gradBuffer, for a batch
-// run in parts or a rank without examples to fill).
+// updatedGroups is a step's copy of the groups the epoch updates (e.updated) with
+// their parameters' values and the gradients prog computes (prog nil: the trainer's
+// buffers, gradBuffer, for a batch run in parts or a rank without examples to fill).
 func (t *Trainer) updatedGroups(e *epochPlan, prog *backend.Program, where string) ([]GroupUpdate, error) {
-	var groups []GroupUpdate
-	for _, g := range t.groups {
-		names := g.Params
-		if !contains(e.trained, g.Name) {
-			if names = e.bnOnly[g.Name]; len(names) == 0 {
-				continue
-			}
-		}
-		gu := GroupUpdate{Name: g.Name}
-		for _, name := range names {
-			var grad []float32
+	groups := make([]GroupUpdate, len(e.updated))
+	for i, planned := range e.updated {
+		params := slices.Clone(planned.Params)
+		for j := range params {
+			p := &params[j]
 			switch {
 			case prog == nil:
-				grad = t.gradBuffer(name)
-			case prog.Grad(name) == nil:
-				return nil, missingGradient(where, name)
+				p.Grad = t.gradBuffer(p.Name)
+			case prog.Grad(p.Name) == nil:
+				return nil, missingGradient(where, p.Name)
 			default:
-				grad = prog.Grad(name)
+				p.Grad = prog.Grad(p.Name)
 			}
-			gu.Params = append(gu.Params, optim.Param{Name: name, Value: t.model.Param(name), Grad: grad, NoDecay: t.noDecay[name]})
+			p.Value = t.model.Param(p.Name)
 		}
-		groups = append(groups, gu)
+		groups[i] = GroupUpdate{Name: planned.Name, Params: params}
 	}
 	return groups, nil
 }
