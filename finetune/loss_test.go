@@ -15,7 +15,6 @@ import (
 
 	"toolkit/backend/kernels"
 	"toolkit/dataset"
-	"toolkit/distrib"
 	"toolkit/evaluate"
 	"toolkit/internal/testref"
 )
@@ -246,17 +245,7 @@ func TestClassWeightsRun(t *testing.T) {
 	if _, err := one.Run(context.Background()); !errors.Is(err, errStopped) {
 		t.Fatal(err)
 	}
-	trs, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
-		return New(cfg, WithoutDefaultHooks(), WithHooks(stopAfter(3)), WithComm(c))
-	}, func(r int, tr *Trainer) error {
-		_, err := tr.Run(context.Background())
-		return err
-	})
-	for r, err := range errs {
-		if !errors.Is(err, errStopped) {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-	}
+	trs := runOnTwoRanksUntilStopped(t, cfg, 3)
 	checkRanks(t, trs, weightsOf(one))
 	if d := math.Abs(trs[0].last.Loss - one.last.Loss); d > 1e-6*one.last.Loss || math.Abs(trs[0].last.Weight-one.last.Weight) > 1e-12*one.last.Weight {
 		t.Errorf("the last step on ranks: loss %v normaliser %v; one process %v %v", trs[0].last.Loss, trs[0].last.Weight, one.last.Loss, one.last.Weight)

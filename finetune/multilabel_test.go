@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"toolkit/backend/kernels"
-	"toolkit/distrib"
 	"toolkit/modelmeta"
 	"toolkit/onnx"
 )
@@ -260,17 +259,7 @@ func TestMultiLabelRun(t *testing.T) {
 	if _, err := one.Run(context.Background()); !errors.Is(err, errStopped) {
 		t.Fatal(err)
 	}
-	trs, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
-		return New(cfg, WithoutDefaultHooks(), WithHooks(stopAfter(3)), WithComm(c))
-	}, func(r int, tr *Trainer) error {
-		_, err := tr.Run(context.Background())
-		return err
-	})
-	for r, err := range errs {
-		if !errors.Is(err, errStopped) {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-	}
+	trs := runOnTwoRanksUntilStopped(t, cfg, 3)
 	checkRanks(t, trs, weightsOf(one))
 	if trs[0].last.Scored != one.last.Scored || trs[0].last.Correct != one.last.Correct {
 		t.Errorf("the last step on ranks: %d of %d right; one process %d of %d", trs[0].last.Correct, trs[0].last.Scored, one.last.Correct, one.last.Scored)

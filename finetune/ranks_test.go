@@ -47,6 +47,25 @@ func onRanks(t *testing.T, n int, newTrainer func(c distrib.Comm) (*Trainer, err
 	return trs, errs
 }
 
+// runOnTwoRanksUntilStopped trains cfg on two ranks of one process (onRanks), without
+// the run folder's hooks, until stopAfter(steps) stops them, and returns the ranks'
+// trainers; a rank that ends another way fails the test.
+func runOnTwoRanksUntilStopped(t *testing.T, cfg Config, steps int) []*Trainer {
+	t.Helper()
+	trs, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
+		return New(cfg, WithoutDefaultHooks(), WithHooks(stopAfter(steps)), WithComm(c))
+	}, func(_ int, tr *Trainer) error {
+		_, err := tr.Run(context.Background())
+		return err
+	})
+	for r, err := range errs {
+		if !errors.Is(err, errStopped) {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	return trs
+}
+
 // relDiff is the largest difference between a and b over the largest magnitude of b.
 func relDiff(a, b []float32) float64 {
 	var d, m float64
@@ -110,17 +129,7 @@ func TestRanksMatchOneProcess(t *testing.T) {
 	if _, err := one.Run(context.Background()); !errors.Is(err, errStopped) {
 		t.Fatalf("one process: %v", err)
 	}
-	trs, errs := onRanks(t, 2, func(c distrib.Comm) (*Trainer, error) {
-		return New(cfg, WithoutDefaultHooks(), WithHooks(stopAfter(3)), WithComm(c))
-	}, func(r int, tr *Trainer) error {
-		_, err := tr.Run(context.Background())
-		return err
-	})
-	for r, err := range errs {
-		if !errors.Is(err, errStopped) {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-	}
+	trs := runOnTwoRanksUntilStopped(t, cfg, 3)
 	worst := checkRanks(t, trs, weightsOf(one))
 	t.Logf("after 3 steps: largest relative difference from one process %.2g", worst)
 	if trs[0].last.N != 32 || trs[1].last.Loss != trs[0].last.Loss || math.Abs(trs[0].last.Loss-one.last.Loss) > 1e-6*one.last.Loss {
