@@ -38,10 +38,16 @@ func (tb *tensorBoard) start(t *Trainer) error {
 	return nil
 }
 
-// scalars writes tag-value pairs at step.
-func (tb *tensorBoard) scalars(step int, pairs ...any) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if err := tb.w.Scalar(pairs[i].(string), int64(step), pairs[i+1].(float64)); err != nil {
+// scalar is one value of a TensorBoard series, the series named by its tag.
+type scalar struct {
+	tag   string
+	value float64
+}
+
+// scalars writes values at step, in order.
+func (tb *tensorBoard) scalars(step int, values ...scalar) error {
+	for _, v := range values {
+		if err := tb.w.Scalar(v.tag, int64(step), v.value); err != nil {
 			return fmt.Errorf("output.tensorboard: %w", err)
 		}
 	}
@@ -52,15 +58,15 @@ func (tb *tensorBoard) step(_ *Trainer, info *StepInfo) error {
 	if !info.Sampled && !(tb.everyFew && info.Step%defaultEvery == 0) {
 		return nil
 	}
-	if err := tb.scalars(info.Step, "step/loss", info.StepLoss); err != nil {
+	if err := tb.scalars(info.Step, scalar{"step/loss", info.StepLoss}); err != nil {
 		return err
 	}
 	for _, g := range info.Groups {
-		if err := tb.scalars(info.Step, "step/lr/"+g.Name, g.LR, "step/grad_norm/"+g.Name, g.GradNorm); err != nil {
+		if err := tb.scalars(info.Step, scalar{"step/lr/" + g.Name, g.LR}, scalar{"step/grad_norm/" + g.Name, g.GradNorm}); err != nil {
 			return err
 		}
 		if info.Sampled {
-			if err := tb.scalars(info.Step, "step/update_ratio/"+g.Name, g.UpdateRatio); err != nil {
+			if err := tb.scalars(info.Step, scalar{"step/update_ratio/" + g.Name, g.UpdateRatio}); err != nil {
 				return err
 			}
 		}
@@ -69,21 +75,21 @@ func (tb *tensorBoard) step(_ *Trainer, info *StepInfo) error {
 }
 
 func (tb *tensorBoard) epoch(_ *Trainer, m *EpochMetrics) error {
-	pairs := []any{"epoch/train_loss", m.TrainLoss, "epoch/train_acc", m.TrainAcc}
+	values := []scalar{{"epoch/train_loss", m.TrainLoss}, {"epoch/train_acc", m.TrainAcc}}
 	for _, k := range monitorMetrics { // the validation metrics, as output.best reads them
 		if v, ok := (MonitorConfig{Metric: k}).value(m); ok {
-			pairs = append(pairs, "epoch/"+k, v)
+			values = append(values, scalar{"epoch/" + k, v})
 		}
 	}
 	for _, g := range m.Trained {
 		if lr, ok := m.LR[g]; ok {
-			pairs = append(pairs, "epoch/lr/"+g, lr)
+			values = append(values, scalar{"epoch/lr/" + g, lr})
 		}
 		if n, ok := m.GradNorm[g]; ok {
-			pairs = append(pairs, "epoch/grad_norm/"+g, n)
+			values = append(values, scalar{"epoch/grad_norm/" + g, n})
 		}
 	}
-	if err := tb.scalars(m.Epoch, pairs...); err != nil {
+	if err := tb.scalars(m.Epoch, values...); err != nil {
 		return err
 	}
 	if err := tb.w.Flush(); err != nil { // a running TensorBoard sees each epoch
@@ -98,7 +104,7 @@ func (tb *tensorBoard) end(_ *Trainer, r *Result) error {
 		if len(r.History) > 0 {
 			step = r.History[len(r.History)-1].Epoch
 		}
-		if err := tb.scalars(step, "test/loss", r.TestLoss, "test/acc", r.TestAcc); err != nil {
+		if err := tb.scalars(step, scalar{"test/loss", r.TestLoss}, scalar{"test/acc", r.TestAcc}); err != nil {
 			return err
 		}
 	}
