@@ -6,10 +6,13 @@ package kernels
 // and columns b, b+StrideW, ...; stride 1 has one phase, the padded plane),
 // each wq = ⌈Wp/StrideW⌉ wide. The output is computed in rows of the same
 // width (the last wq-OutW values of each row are not wanted). A filter tap
-// (kh, kw) is then one phase shifted by a constant, so each tap is one axpy
-// or dot over the whole plane instead of one per output row, or a scalar
-// loop for strides above 1: on the 7×7 and 14×14 maps of these networks the
-// per-row calls were most of the work.
+// (kh, kw) is then one phase shifted by a constant, so each tap reads the
+// whole plane at one offset: the forward pass computes a plane in one call of
+// the kernel's vector loop over all its taps (dwTaps: eight vectors of outputs
+// in registers, each tap's products added in order, the store once, with the
+// bias and a clamp), the gradients one axpy or dot per tap, instead of one per
+// output row: on the 7×7 and 14×14 maps of these networks the per-row calls
+// were most of the work.
 //
 // The gradients take zeros where the unwanted values sit. An infinite input
 // value can therefore turn the weight gradient of a tap that never reads it
