@@ -236,15 +236,21 @@ func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scal
 		need(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
-		var pre []T
-		if act.Kind == SiLUActivation {
-			pre = getBuf[T](p.HW)
-			defer putBuf(pre)
-		}
+		pre := siluScratch[T](p, act)
+		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
 			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, dy, c, pre)
 		}
 	})
+}
+
+// siluScratch returns the scratch of channelActivationMask: p.HW values from the pool
+// for a SiLU's input (putBuf it after), nil for the other activations.
+func siluScratch[T Float](p BatchNormParams, act Activation) []T {
+	if act.Kind != SiLUActivation {
+		return nil
+	}
+	return getBuf[T](p.HW)
 }
 
 // bnPreActivation writes into pre the normalization's output over plane (n, c): a·x + b
@@ -452,11 +458,8 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean
 		need(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
-		var pre []T
-		if act.Kind == SiLUActivation {
-			pre = getBuf[T](p.HW)
-			defer putBuf(pre)
-		}
+		pre := siluScratch[T](p, act)
+		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
 			if act.Kind != NoActivation {
 				channelActivationMask(p, act, x, scale, bias, saveMean, saveInvStd, y, dy, c, pre)
