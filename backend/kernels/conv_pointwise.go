@@ -17,11 +17,15 @@ import "runtime"
 // With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it (see
 // packedWeights).
 func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache filterUse) {
-	var ap []float32
-	if kern.tileRows != nil {
+	var ap, apCols []float32
+	if kern.tileRows != nil && p.N > 1 {
 		ap = packedWeights(kern, cache, cachePacked, w, p.M, p.C)
+	} else {
+		// B packed: the bfloat16 kernel's, and a batch of one, whose image has no slack
+		// after it for the products to read it in place.
+		apCols = packedWeights(kern, cache, cachePackedCols, w, p.M, p.C)
 	}
-	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, x, y, bias, act)
+	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, apCols, x, y, bias, act)
 }
 
 // packedWeights returns the m×k weights w packed as the products read A (kind
@@ -45,18 +49,19 @@ func packedWeights(kern *gemmKernel, use filterUse, kind cacheKind, w []float32,
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
 // dx[n] = Wᵀ·dy[n].
 func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
-	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, dy, dx, nil, Activation{})
+	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, nil, dy, dx, nil, Activation{})
 }
 
-// pointwiseProducts sets c[n] = a·b[n] (+ bias, Relu) for the n images of b [k, P] and
-// c [m, P], then act, a packed once for every image. On a kernel that reads B in place (a packed
-// as sgemmInPlace reads it, or given so, ap) each image is read where it is (an image
-// without nr values of slack after it, the last, is packed instead); on the others
-// (the bfloat16 kernel, which rounds B as it packs it) a is packed as sgemmByCols reads
-// it and each image packed.
-func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []float32, b, c, bias []float32, act Activation) {
-	var apCols []float32
+// pointwiseProducts sets c[n] = a·b[n] (+ bias) for the n images of b [k, P] and c [m,
+// P], then act, a packed once for every image: as the caller gives it (ap as sgemmInPlace
+// reads it, or apCols as sgemmByCols does), else here. On a kernel that reads B in place
+// each image is read where it is (an image without nr values of slack after it, the
+// last, is packed instead, with ap where that layout is sgemmByCols' too: one k block);
+// on the others (the bfloat16 kernel, which rounds B as it packs it), or with apCols,
+// each image is packed.
+func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apCols []float32, b, c, bias []float32, act Activation) {
 	switch {
+	case apCols != nil: // the caller's
 	case kern.tileRows == nil:
 		apCols = packAOnce(kern, false, a, m, k)
 		defer putBuf(apCols)
@@ -70,9 +75,15 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap []fl
 			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
 			bias: bias, act: act, apCols: apCols,
 		}
-		if ap != nil && len(b)-n*k*P >= k*P+kern.nr {
+		switch {
+		case ap != nil && len(b)-n*k*P >= k*P+kern.nr:
 			g.ap, g.bInPlace = ap, true
 			g.b.data = b[n*k*P:]
+		case ap != nil && k <= min(kern.kc, kern.kcRows):
+			// The last image, packed: in one k block, a packed for B read in place is a
+			// packed as sgemmByCols reads it too, so it is not packed again (MobileNet's
+			// layers at batch 1, every call).
+			g.apCols = ap
 		}
 		sgemmPacked(kern, nw, g)
 	})

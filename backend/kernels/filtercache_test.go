@@ -84,6 +84,7 @@ func TestFilterCacheConstant(t *testing.T) {
 	geoms := []Conv2DParams{
 		{N: 2, C: 16, H: 12, W: 14, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 3, C: 24, H: 9, W: 11, M: 19, KH: 1, KW: 1},
+		{N: 1, C: 300, H: 9, W: 11, M: 19, KH: 1, KW: 1}, // batch 1: the weights kept as the packed-B products read them
 		// Weights packed once: gathered products (a 7×7 map at batch 1, too few tiles
 		// for Winograd; a strided layer) and the padded grid (a 5×5 kernel).
 		{N: 1, C: 16, H: 7, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
