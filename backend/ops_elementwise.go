@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"toolkit/backend/kernels"
+	"toolkit/onnx"
 )
 
 // The element-wise family (schemas in onnx/ops_elementwise.go): activations, the
@@ -60,6 +61,28 @@ func (k *unary[T]) params(ins [][]T) kernels.Unary {
 	return u
 }
 
+// clipConstBounds returns a Clip node's bounds and whether each is known when the program
+// is built: the attributes before opset 11 (±MaxFloat32 when absent); from opset 11 an
+// absent bound input is infinite and a given one known where constant(i), for input i,
+// says so. A bound not known is computed at run time.
+func clipConstBounds(n *onnx.Node, opset int64, constant func(i int) (float32, bool)) (bounds [2]float64, known [2]bool) {
+	if opset < 11 {
+		return [2]float64{float64(n.AttrFloat("min", -math.MaxFloat32)), float64(n.AttrFloat("max", math.MaxFloat32))}, [2]bool{true, true}
+	}
+	bounds = [2]float64{math.Inf(-1), math.Inf(1)}
+	for i := range bounds {
+		known[i] = true
+		if i+1 >= len(n.Inputs) || n.Inputs[i+1] == "" {
+			continue
+		}
+		var v float32
+		if v, known[i] = constant(i + 1); known[i] {
+			bounds[i] = float64(v)
+		}
+	}
+	return bounds, known
+}
+
 func newUnary[T float](c *opContext) (*opKernels[T], error) {
 	n := c.node
 	u := kernels.Unary{Op: unaryOps[n.OpType]}
@@ -82,29 +105,27 @@ func newUnary[T float](c *opContext) (*opKernels[T], error) {
 		}
 	case "Clip":
 		u.Op = kernels.Clip
-		u.Lo, u.Hi = math.Inf(-1), math.Inf(1)
-		if c.opset < 11 {
-			u.Lo = float64(n.AttrFloat("min", -math.MaxFloat32))
-			u.Hi = float64(n.AttrFloat("max", math.MaxFloat32))
-			break
+		for i := 1; i < 3 && c.opset >= 11; i++ {
+			if c.has(i) && numElements(c.in[i]) != 1 {
+				return nil, c.errorf("the %s input has shape %v, want a scalar", [...]string{"min", "max"}[i-1], c.in[i])
+			}
 		}
+		bounds, known := clipConstBounds(n, c.opset, func(i int) (float32, bool) {
+			if kc := c.consts[i]; kc != nil && len(kc.Floats) == 1 {
+				return kc.Floats[0], true
+			}
+			return 0, false
+		})
+		u.Lo, u.Hi = bounds[0], bounds[1]
 		// Bounds are constants in exported models; a bound computed at run time is a
 		// data input that the kernel reads on each run.
 		k := &unary[T]{u: u, bound: [2]int{-1, -1}}
 		ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}
-		for i, bound := range []*float64{&k.u.Lo, &k.u.Hi} {
-			if !c.has(i + 1) {
-				continue
+		for i := range known {
+			if !known[i] {
+				k.bound[i] = len(ks.data)
+				ks.data = append(ks.data, i+1)
 			}
-			if numElements(c.in[i+1]) != 1 {
-				return nil, c.errorf("the %s input has shape %v, want a scalar", [...]string{"min", "max"}[i], c.in[i+1])
-			}
-			if kc := c.consts[i+1]; kc != nil && len(kc.Floats) == 1 {
-				*bound = float64(kc.Floats[0])
-				continue
-			}
-			k.bound[i] = len(ks.data)
-			ks.data = append(ks.data, i+1)
 		}
 		return ks, nil
 	}

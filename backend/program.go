@@ -283,25 +283,18 @@ type fusedAct struct {
 // built: the attributes before opset 11, constant inputs from it (a bound not given
 // is infinite).
 func (b *builder[T]) clipBounds(n *onnx.Node) (lo, hi float64, ok bool) {
-	if b.m.ir.Opset("") < 11 {
-		return float64(n.AttrFloat("min", -math.MaxFloat32)), float64(n.AttrFloat("max", math.MaxFloat32)), true
-	}
-	bounds := [2]float64{math.Inf(-1), math.Inf(1)}
-	for i := range bounds {
-		if i+1 >= len(n.Inputs) || n.Inputs[i+1] == "" {
-			continue
-		}
-		name := n.Inputs[i+1]
+	bounds, known := clipConstBounds(n, b.m.ir.Opset(""), func(i int) (float32, bool) {
+		name := n.Inputs[i]
 		if _, param := b.params[name]; param {
-			return 0, 0, false
+			return 0, false // a weight: it may be trained
 		}
-		k, known := b.shapes.Consts[name]
-		if !known || k.DataType != onnx.Float || len(k.Floats) != 1 {
-			return 0, 0, false
+		k := b.shapes.Consts[name]
+		if k == nil || k.DataType != onnx.Float || len(k.Floats) != 1 {
+			return 0, false
 		}
-		bounds[i] = float64(k.Floats[0])
-	}
-	return bounds[0], bounds[1], true
+		return k.Floats[0], true
+	})
+	return bounds[0], bounds[1], known[0] && known[1]
 }
 
 // planGelu finds Gelu as exporters write it out (torch.onnx's F.gelu below opset 20):
