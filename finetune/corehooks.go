@@ -76,7 +76,10 @@ func newMetricsHook() Hook {
 			if s.GradNorm == nil {
 				s.GradNorm = map[string]float64{}
 			}
-			s.LR = map[string]float64{}
+			if s.LR == nil {
+				s.LR = map[string]float64{}
+			}
+			clear(s.LR) // the last step's rates
 			for _, g := range r.Update.Groups {
 				s.GradNorm[g.Name] += g.GradNorm
 				s.LR[g.Name] = g.LR
