@@ -160,15 +160,22 @@ func (act Activation) bounds() (lo, hi float32) {
 // SiLU); y may be x.
 func ActivationForward[T Float](act Activation, x, y []T) {
 	switch act.Kind {
+	case NoActivation:
+		copy(y, x)
 	case ReluActivation:
 		ReluForward(x, y)
-	case ClipActivation:
-		UnaryForward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, x, y)
-	case SiLUActivation:
-		UnaryForward(Unary{Op: SiLU}, x, y)
 	default:
-		copy(y, x)
+		UnaryForward(act.unary(), x, y)
 	}
+}
+
+// unary is a Clip or SiLU activation as the Unary kernels take it (a Relu has its
+// own).
+func (act Activation) unary() Unary {
+	if act.Kind == SiLUActivation {
+		return Unary{Op: SiLU}
+	}
+	return Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}
 }
 
 // ActivationKind says which function an [Activation] is.
@@ -189,7 +196,7 @@ func ActivationBackward[T Float](act Activation, y, dy, dx []T) {
 	case ReluActivation:
 		ReluBackward(y, dy, dx)
 	case ClipActivation:
-		UnaryBackward(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, y, dy, dx)
+		UnaryBackward(act.unary(), nil, y, dy, dx)
 	case SiLUActivation:
 		panic("kernels: ActivationBackward: a SiLU's derivative needs its input (BatchNormActivationMask)")
 	default:
@@ -280,18 +287,15 @@ func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, var
 	})
 }
 
-// channelActivation applies act over channel c of y, in place (as ReluForward or
-// UnaryForward of Clip).
+// channelActivation applies act over channel c of y, in place (as ActivationForward).
 func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation) {
 	for n := 0; n < p.N; n++ {
 		ys := y[(n*p.C+c)*p.HW : (n*p.C+c+1)*p.HW]
 		switch act.Kind {
 		case ReluActivation:
 			reluForwardSerial(ys, ys)
-		case ClipActivation:
-			unaryForwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, ys, ys)
-		case SiLUActivation:
-			unaryForwardSerial(Unary{Op: SiLU}, ys, ys)
+		case ClipActivation, SiLUActivation:
+			unaryForwardSerial(act.unary(), ys, ys)
 		}
 	}
 }
@@ -306,10 +310,10 @@ func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale,
 		case ReluActivation:
 			reluBackwardSerial(y[o:o+p.HW], gs, gs)
 		case ClipActivation:
-			unaryBackwardSerial(Unary{Op: Clip, Lo: act.Lo, Hi: act.Hi}, nil, y[o:o+p.HW], gs, gs)
+			unaryBackwardSerial(act.unary(), nil, y[o:o+p.HW], gs, gs)
 		case SiLUActivation:
 			bnPreActivation(p, x, scale, bias, float64(mean[c]), float64(invStd[c]), n, c, pre)
-			unaryBackwardSerial(Unary{Op: SiLU}, pre, nil, gs, gs)
+			unaryBackwardSerial(act.unary(), pre, nil, gs, gs)
 		}
 	}
 }
