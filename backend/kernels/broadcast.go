@@ -163,7 +163,7 @@ func (pl *bplan) eachRunParallel(cost int, fn func(o, ia, ib, n, sa, sb int)) {
 // (a broadcast along the runs and no other axis: a squeeze-excitation gate's gradient),
 // else one run after another.
 func (pl *bplan) eachSumming(t int, fn func(o, ia, ib, n, sa, sb int)) {
-	if r := len(pl.dims); pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == t {
+	if r := len(pl.dims); pl.size > 0 && pl.sa[r-1] == 0 && pl.size/pl.dims[r-1] == t {
 		pl.eachRunParallel(2, fn)
 		return
 	}
@@ -385,6 +385,9 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 	need(name, "out", out, Size(toShape))
 	out = out[:Size(toShape)]
 	clear(out)
+	if pl.size == 0 {
+		return
+	}
 	if r := len(pl.dims); pl.sa[r-1] == 1 {
 		// out keeps the runs' axis (a bias's gradient, summed over the rows): the
 		// runs' columns split across the cores, each summed over every run in order,
@@ -397,13 +400,9 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 		})
 		return
 	}
-	pl.each(func(o, it, _, n, st, _ int) {
-		src := x[o : o+n]
-		if st == 0 {
-			out[it] += T(sum(src))
-			return
-		}
-		addTo(out[it:it+n], src)
+	// Else out drops the runs' axis: each run sums into one element.
+	pl.each(func(o, it, _, n, _, _ int) {
+		out[it] += T(sum(x[o : o+n]))
 	})
 }
 

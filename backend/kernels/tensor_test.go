@@ -280,6 +280,20 @@ func TestReduceToShape(t *testing.T) {
 		t.Errorf("to scalar: %g", s[0])
 	}
 
+	// Empty tensors: nothing to sum, and no division by their zero sizes.
+	ReduceToShape([]int{3, 0}, []float64(nil), []int{0}, nil)
+	ReduceToShape([]int{3, 0}, []float64(nil), []int{3, 1}, out)
+	if out[0] != 0 || out[1] != 0 || out[2] != 0 {
+		t.Errorf("ReduceToShape of [3 0] to [3 1]: %v, want zeros", out)
+	}
+	for _, grad := range []func([]int, []float64, []int, []float64, []float64, []float64){MulBackwardA[float64], DivBackwardA[float64]} {
+		da := []float64{1, 1, 1}
+		grad([]int{3, 1}, make([]float64, 3), []int{0}, nil, nil, da)
+		if da[0] != 0 || da[1] != 0 || da[2] != 0 {
+			t.Errorf("the gradient of [3 1] broadcast against [0]: %v, want zeros", da)
+		}
+	}
+
 	// BroadcastTo is ReduceToShape's adjoint.
 	rng := newRNG(47)
 	for _, c := range [][2][]int{{{3, 1}, {2, 3, 4}}, {{}, {2, 2}}, {{4}, {3, 4}}, {{2, 1, 3}, {2, 5, 3}}, {{2, 3}, {2, 3}}} {
