@@ -38,11 +38,7 @@ func packedWeights(kern *gemmKernel, use filterUse, kind cacheKind, w []float32,
 		return nil
 	}
 	return use.get(kern, kind, packedALen(kern, m, k), w, func(u []float32) {
-		if kind == cachePacked {
-			packAInPlace(kern, runtime.GOMAXPROCS(0), dense(w, k, false), m, k, u)
-		} else {
-			packAByCols(kern, runtime.GOMAXPROCS(0), dense(w, k, false), m, k, u)
-		}
+		packAAll(kern, kind == cachePacked, dense(w, k, false), m, k, u)
 	})
 }
 
@@ -63,6 +59,10 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apC
 	switch {
 	case apCols != nil: // the caller's
 	case kern.tileRows == nil:
+		apCols = packAOnce(kern, false, a, m, k)
+		defer putBuf(apCols)
+	case ap == nil && images == 1 && len(b) < k*P+kern.nr:
+		// The one image is packed (no slack after it to be read in place).
 		apCols = packAOnce(kern, false, a, m, k)
 		defer putBuf(apCols)
 	case ap == nil:

@@ -507,12 +507,18 @@ func packAByCols(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
 // gemmArgs.apCols). A batch's per-image products would otherwise each pack it again.
 func packAOnce(kern *gemmKernel, inPlace bool, a matView, m, k int) []float32 {
 	ap := getBuf[float32](packedALen(kern, m, k))
+	packAAll(kern, inPlace, a, m, k, ap)
+	return ap
+}
+
+// packAAll packs all of the m×k A into ap (packedALen values) as packAOnce says, on
+// every core.
+func packAAll(kern *gemmKernel, inPlace bool, a matView, m, k int, ap []float32) {
 	if inPlace && kern.tileRows != nil {
 		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
 	} else {
 		packAByCols(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
 	}
-	return ap
 }
 
 // packAInPlace packs all of the m×k A as sgemmInPlace reads it (packedAIndex; k blocks
