@@ -204,23 +204,30 @@ func ActivationBackward[T Float](act Activation, y, dy, dx []T) {
 	}
 }
 
-// bnRounded returns the statistics a normalization uses for channel c: as computed
-// (float64), or rounded to T first when a SiLU follows, so that its backward pass,
-// given the saved (T) statistics, recomputes the normalization's output bit for bit
-// (bnPreActivation) instead of keeping it.
-func bnRounded[T Float](act Activation, mean, inv float64) (float64, float64) {
+// bnAffine returns the map y = a·x + b of a normalization's channel with statistics mean
+// and inv (1/√(variance + ε)): a = scale·inv, b = bias − mean·a, in float64, rounded to
+// T. With a SiLU after it the statistics are rounded to T first, so that its backward
+// pass, given the saved (T) statistics, recomputes the normalization's output bit for
+// bit (bnPreActivation) instead of keeping it.
+func bnAffine[T Float](act Activation, scale, bias T, mean, inv float64) (a, b T) {
 	if act.Kind == SiLUActivation {
-		return float64(T(mean)), float64(T(inv))
+		mean, inv = float64(T(mean)), float64(T(inv))
 	}
-	return mean, inv
+	af := float64(scale) * inv
+	return T(af), T(float64(bias) - mean*af)
 }
+
+// bnInvStd is 1/√(variance + ε).
+func bnInvStd(variance, eps float64) float64 { return 1 / math.Sqrt(variance+eps) }
 
 // BatchNormInvStd sets invStd[c] = 1/√(variance[c] + ε), rounded to T as the inference
 // pass before a fused SiLU rounds it: the statistics [BatchNormActivationMask] takes in
 // inference.
 func BatchNormInvStd[T Float](p BatchNormParams, variance, invStd []T) {
+	need("BatchNormInvStd", "variance", variance, p.C)
+	need("BatchNormInvStd", "invStd", invStd, p.C)
 	for c := range p.C {
-		invStd[c] = T(1 / math.Sqrt(float64(variance[c])+p.Epsilon))
+		invStd[c] = T(bnInvStd(float64(variance[c]), p.Epsilon))
 	}
 }
 
@@ -261,11 +268,10 @@ func siluScratch[T Float](p BatchNormParams, act Activation) []T {
 }
 
 // bnPreActivation writes into pre the normalization's output over plane (n, c): a·x + b
-// with the coefficients of statistics mean and inv (those of the forward pass, rounded).
-func bnPreActivation[T Float](p BatchNormParams, x, scale, bias []T, mean, inv float64, n, c int, pre []T) {
-	a := float64(scale[c]) * inv
+// with the channel's map (bnAffine of the forward pass's statistics).
+func bnPreActivation[T Float](p BatchNormParams, x []T, a, b T, n, c int, pre []T) {
 	o := (n*p.C + c) * p.HW
-	affineT(T(a), T(float64(bias[c])-mean*a), x[o:o+p.HW], pre[:p.HW])
+	affineT(a, b, x[o:o+p.HW], pre[:p.HW])
 }
 
 // BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
@@ -279,9 +285,8 @@ func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, var
 	need(name, "variance", variance, p.C)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			_, inv := bnRounded[T](act, 0, 1/math.Sqrt(float64(variance[c])+p.Epsilon))
-			a := float64(scale[c]) * inv
-			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-float64(mean[c])*a))
+			a, b := bnAffine(act, scale[c], bias[c], float64(mean[c]), bnInvStd(float64(variance[c]), p.Epsilon))
+			channelAffine(p, x, y, c, a, b)
 			channelActivation(p, y, c, act)
 		}
 	})
@@ -303,6 +308,10 @@ func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation)
 // channelActivationMask is BatchNormActivationMask over channel c; pre is scratch of
 // p.HW values for a SiLU's input.
 func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T, c int, pre []T) {
+	var a, b T
+	if act.Kind == SiLUActivation {
+		a, b = bnAffine(act, scale[c], bias[c], float64(mean[c]), float64(invStd[c]))
+	}
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
 		gs := dy[o : o+p.HW]
@@ -312,7 +321,7 @@ func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale,
 		case ClipActivation:
 			unaryBackwardSerial(act.unary(), nil, y[o:o+p.HW], gs, gs)
 		case SiLUActivation:
-			bnPreActivation(p, x, scale, bias, float64(mean[c]), float64(invStd[c]), n, c, pre)
+			bnPreActivation(p, x, a, b, n, c, pre)
 			unaryBackwardSerial(act.unary(), pre, nil, gs, gs)
 		}
 	}
@@ -347,8 +356,7 @@ func BatchNormInferenceBackwardScale[T Float](p BatchNormParams, x, mean, varian
 	need(name, "dscale", dscale, p.C)
 	bnChannels(p, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			inv := 1 / math.Sqrt(float64(variance[c])+p.Epsilon)
-			dscale[c] = T(channelDot(p, x, dy, c, float64(mean[c])) * inv)
+			dscale[c] = T(channelDot(p, x, dy, c, float64(mean[c])) * bnInvStd(float64(variance[c]), p.Epsilon))
 		}
 	})
 }
@@ -408,10 +416,9 @@ func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, sav
 			mean := channelSum(p, x, c) / m
 			ss := channelSqDev(p, x, c, mean)
 			v := ss / m
-			inv := 1 / math.Sqrt(v+p.Epsilon)
-			am, ai := bnRounded[T](act, mean, inv)
-			a := float64(scale[c]) * ai
-			channelAffine(p, x, y, c, T(a), T(float64(bias[c])-am*a))
+			inv := bnInvStd(v, p.Epsilon)
+			a, b := bnAffine(act, scale[c], bias[c], mean, inv)
+			channelAffine(p, x, y, c, a, b)
 			channelActivation(p, y, c, act)
 			if saveMean != nil {
 				saveMean[c] = T(mean)

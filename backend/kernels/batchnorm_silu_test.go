@@ -116,7 +116,8 @@ func siluPair[T Float](p BatchNormParams, act Activation, x, scale, bias, rm, rv
 	pre := make([]T, p.HW)
 	for i := 0; i < p.N; i++ {
 		for c := 0; c < p.C; c++ {
-			bnPreActivation(p, x, scale, bias, float64(mean[c]), float64(inv[c]), i, c, pre)
+			a, b := bnAffine(act, scale[c], bias[c], float64(mean[c]), float64(inv[c]))
+			bnPreActivation(p, x, a, b, i, c, pre)
 			UnaryForward(Unary{Op: SiLU}, pre, pre)
 			o := (i*p.C + c) * p.HW
 			for j, v := range pre {
