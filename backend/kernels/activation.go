@@ -28,9 +28,9 @@ func ReluForward[T Float](x, y []T) {
 
 // reluForwardSerial is ReluForward on the calling goroutine.
 func reluForwardSerial[T Float](x, y []T) {
-	lo := 0
-	if h := normLoopsFor[T]().vecHead(len(x)); h > 0 {
-		normLoopsFor[T]().relu(h, &as32(x)[0], &as32(y)[0])
+	lo, l := 0, normLoopsFor[T]()
+	if h := l.vecHead(len(x)); h > 0 {
+		l.relu(h, &as32(x)[0], &as32(y)[0])
 		lo = h
 	}
 	ys := y[lo:len(x)]

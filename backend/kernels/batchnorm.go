@@ -135,7 +135,9 @@ func BatchNormInference[T Float](p BatchNormParams, x, scale, bias, mean, varian
 // Activation is a function fused after a normalization, applied to each channel as it
 // is written (while it is in the cache): none, a Relu (max(y, 0), as [ReluForward]), a
 // Clip to [Lo, Hi] (as [UnaryForward] with [Clip]: ReLU6 with 0 and 6), or a SiLU (y·σ(y),
-// as UnaryForward with [SiLU]; normalizations only). A convolution stores the first three.
+// as UnaryForward with [SiLU]). A convolution stores the first three as its products
+// store their outputs (a SiLU is a pass after them, and its backward masks only a Relu or
+// a Clip).
 type Activation struct {
 	Kind   ActivationKind
 	Lo, Hi float64 // Clip's bounds
@@ -295,13 +297,18 @@ func BatchNormInferenceAct[T Float](p BatchNormParams, x, scale, bias, mean, var
 // channelActivation applies act over channel c of y, in place (as ActivationForward).
 func channelActivation[T Float](p BatchNormParams, y []T, c int, act Activation) {
 	for n := 0; n < p.N; n++ {
-		ys := y[(n*p.C+c)*p.HW : (n*p.C+c+1)*p.HW]
-		switch act.Kind {
-		case ReluActivation:
-			reluForwardSerial(ys, ys)
-		case ClipActivation, SiLUActivation:
-			unaryForwardSerial(act.unary(), ys, ys)
-		}
+		activationSerial(act, y[(n*p.C+c)*p.HW:(n*p.C+c+1)*p.HW])
+	}
+}
+
+// activationSerial applies act to y in place on the calling goroutine (ActivationForward's
+// body, for callers already split across the cores).
+func activationSerial[T Float](act Activation, y []T) {
+	switch act.Kind {
+	case ReluActivation:
+		reluForwardSerial(y, y)
+	case ClipActivation, SiLUActivation:
+		unaryForwardSerial(act.unary(), y, y)
 	}
 }
 

@@ -490,8 +490,9 @@ func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias
 
 // Conv2DForwardConstant is Conv2DForwardCached for weights the caller promises are those
 // of the cache's earlier calls (an inference program over a model that is not
-// trained): the cache is used without checking them, and it also keeps a pointwise
-// convolution's packed weights. Weights changed in place give wrong results until the
+// trained): the cache is used without checking them, and it also keeps the weights
+// packed for the products of every path but Winograd's (which keeps its transformed
+// filters either way). Weights changed in place give wrong results until the
 // next call of Conv2DForwardCached with the cache (which checks them).
 func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
 	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, filterUse{cache: cache, trusted: true})
@@ -518,6 +519,12 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	need(name, "y", y, p.YLen())
 	if bias != nil {
 		need(name, "bias", bias, p.M)
+	}
+	if act.Kind == SiLUActivation {
+		// The products store clamps only: a SiLU is a pass over y after them.
+		conv2DForward(name, p, x, w, bias, y, Activation{}, cache)
+		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
+		return
 	}
 	if p.Group > 1 {
 		conv2DGroupedForward(p, x, w, bias, y, act)

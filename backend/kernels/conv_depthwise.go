@@ -133,12 +133,10 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
 	planes := p.N * p.M
 	kern := packedKernel[T]()
-	var offs []int
-	if kern != nil && kern.dwTaps != nil {
-		offs = make([]int, KHW)
-		for t := range offs {
-			offs[t] = l.tap(p, t/p.KW, t%p.KW)
-		}
+	vector := kern != nil && kern.dwTaps != nil
+	offs := make([]int, KHW) // each tap's offset in the phase buffer
+	for t := range offs {
+		offs[t] = l.tap(p, t/p.KW, t%p.KW)
 	}
 	floor, ceil := act.bounds()
 	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
@@ -159,30 +157,28 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 				b = bias[m]
 			}
 			wm := w[m*KHW : (m+1)*KHW]
-			if offs != nil {
+			if vector {
 				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil)
 			} else {
-				depthwiseTapsGo(p, l, wm, b, xp, yq)
+				depthwiseTapsGo(l, offs, wm, b, xp, yq)
 			}
 			yp := y[pl*OHW : (pl+1)*OHW]
 			for oh := 0; oh < p.OutH; oh++ {
 				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
 			}
-			if act.Kind != NoActivation && offs == nil {
-				ActivationForward(act, yp, yp)
+			if !vector {
+				activationSerial(act, yp)
 			}
 		}
 	})
 }
 
-// depthwiseTapsGo computes one plane in rows of wq, yq = b + Σ_t wm[t]·(tap t
-// of xp): the first tap with the bias, then the others added, an axpy each.
-func depthwiseTapsGo[T Float](p Conv2DParams, l depthwisePadded, wm []T, b T, xp, yq []T) {
-	o := l.tap(p, 0, 0)
-	affineT(wm[0], b, xp[o:o+l.span], yq)
+// depthwiseTapsGo computes one plane in rows of wq, yq = b + Σ_t wm[t]·(tap t of xp,
+// at offs[t]): the first tap with the bias, then the others added, an axpy each.
+func depthwiseTapsGo[T Float](l depthwisePadded, offs []int, wm []T, b T, xp, yq []T) {
+	affineT(wm[0], b, xp[offs[0]:offs[0]+l.span], yq)
 	for t := 1; t < len(wm); t++ {
-		o := l.tap(p, t/p.KW, t%p.KW)
-		axpyT(wm[t], xp[o:o+l.span], yq)
+		axpyT(wm[t], xp[offs[t]:offs[t]+l.span], yq)
 	}
 }
 

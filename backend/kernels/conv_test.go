@@ -369,6 +369,12 @@ func TestConv2DPaths(t *testing.T) {
 				want[i] = min(max(v, clip.Lo), clip.Hi)
 			}
 			assertClose(t, name+" forward+clip", to64(y32), want, 1e-4)
+			Conv2DForwardAct(p, to32(x), to32(w), to32(b), y32, Activation{Kind: SiLUActivation})
+			want = naiveConv(p, x, w, b)
+			for i, v := range want {
+				want[i] = v / (1 + math.Exp(-v))
+			}
+			assertClose(t, name+" forward+silu", to64(y32), want, 1e-4)
 			wdx, wdw := naiveConvBackward(p, x, w, dy)
 			dw32 := make([]float32, p.WLen())
 			for i := range dw32 {

@@ -30,7 +30,8 @@ import (
 // transformed inputs and products to stay near the L2 cache: whole tile rows of one
 // image, or several whole images where an image has few tiles; each goroutine takes
 // whole units (input transform, the 16 products on one core, output transform with
-// the bias and the Relu).
+// the bias and the clamp), or, with fewer units than cores, each step of a unit is
+// split across them (winoUnits).
 
 // winoTransforms are a kernel's Winograd transforms. input and output take
 // tiles tiles at a time (tiles side by side in the lanes); filter takes one
@@ -158,10 +159,6 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 		winoFilters(kern, M, C, filters, u)
 	}
 	units, tb := winoPlanUnits(p)
-	var flags uint32
-	if act.Kind != NoActivation {
-		flags = tileClamp
-	}
 	// The images are padded a chunk at a time, ahead of the units that read them: as
 	// many images as padBudget holds (at least one, and whole units), rather than the
 	// whole batch (VGG19's first layers at batch 16: 209 MB).
@@ -180,7 +177,7 @@ func convForwardWinogradPadded(kern *gemmKernel, p Conv2DParams, x []float32, fi
 			last++
 		}
 		winoPad(p, x[c0*C*p.H*p.W:c1*C*p.H*p.W], xp, hp, wp)
-		winoUnits(kern, p, units[first:last], c0, xp, plane, wp, u, plen, tb, bias, y, flags, act)
+		winoUnits(kern, p, units[first:last], c0, xp, plane, wp, u, plen, tb, bias, y, act)
 		first = last
 	}
 }
@@ -240,14 +237,17 @@ func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
 }
 
 // winoUnits runs units on the goroutines, each taking whole units: input transform,
-// the 16 products, output transform with the bias and the Relu. The units' images start
+// the 16 products, output transform with the bias and the clamp of act. The units' images start
 // at image c0, padded in xp. With fewer units than cores (a single image on small
 // maps), the units run one after another, each step of each split across the cores:
 // the input transform by channels, the products by k, the output transform by output
 // channels.
-func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, flags uint32, act Activation) {
-	w := winoWork{kern: kern, p: p, c0: c0, xp: xp, plane: plane, wp: wp, u: u, plen: plen, tb: tb, bias: bias, y: y, flags: flags}
-	w.lo, w.hi = act.bounds()
+func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, act Activation) {
+	w := winoWork{kern: kern, p: p, c0: c0, xp: xp, plane: plane, wp: wp, u: u, plen: plen, tb: tb, bias: bias, y: y}
+	if act.Kind != NoActivation {
+		w.flags = tileClamp
+		w.lo, w.hi = act.bounds()
+	}
 	procs := runtime.GOMAXPROCS(0)
 	if len(units) < procs {
 		w.v, w.mb = w.buffers()
@@ -347,7 +347,7 @@ func (w *winoWork) products(un winoUnit, k0, k1 int) {
 }
 
 // output writes the outputs of channels [m0, m1) of the unit: the output transform,
-// the bias and the Relu.
+// the bias and the clamp.
 func (w *winoWork) output(un winoUnit, m0, m1 int) {
 	p, wt, M, tb := w.p, w.kern.wino, w.p.M, w.tb
 	lanes, tw := wt.tiles, (p.OutW+1)/2
@@ -372,19 +372,20 @@ func (w *winoWork) output(un winoUnit, m0, m1 int) {
 	}
 }
 
-// winoUnit is one goroutine's share of convForwardWinograd: tile rows
-// [ti0, ti1) of images [n0, n1).
+// winoUnit is a share of convForwardWinograd's tiles: tile rows [ti0, ti1) of images
+// [n0, n1).
 type winoUnit struct {
 	n0, n1, ti0, ti1 int
 }
 
-// FilterCache keeps a convolution's transformed filters from call to call
-// while its weights stay the same: the Winograd filter transform of frozen
-// or inference weights, which is most of a forward pass at batch 1 on small
-// maps otherwise (40% of ResNet-18's at 224). Every call checks a
-// fingerprint of the weights, so weights changed in any way are transformed
-// again; a program passes a cache only for weights it does not train. The
-// zero value is ready to use; not for concurrent calls.
+// FilterCache keeps what a convolution derives from its weights alone from call to
+// call while they stay the same: the Winograd filter transform of frozen or inference
+// weights, which is most of a forward pass at batch 1 on small maps otherwise (40% of
+// ResNet-18's at 224), or, for trusted calls (Conv2DForwardConstant), the weights
+// packed for the products (cacheKind). A checked call compares a fingerprint of the
+// weights, so weights changed in any way are transformed again; a trusted call does
+// not. A program passes a cache only for weights it does not train. The zero value is
+// ready to use; not for concurrent calls.
 type FilterCache struct {
 	u    []float32
 	kern *gemmKernel

@@ -34,9 +34,10 @@
 //   - Matrix products: [Gemm] (BLAS-style), [GemmOpForward] and its
 //     backward functions (the ONNX Gemm operator), [MatMul] (ONNX MatMul,
 //     batch broadcasting and 1-D promotion).
-//   - Convolution: [Conv2DForward] (and [Conv2DForwardRelu]; with
-//     [Conv2DForwardCached], a [FilterCache] keeps the Winograd transform of
-//     weights that do not change from call to call), [Conv2DBackwardData],
+//   - Convolution: [Conv2DForward] (and [Conv2DForwardAct], [Conv2DForwardRelu]:
+//     a Relu or Clip stored by the products; with [Conv2DForwardCached] and
+//     [Conv2DForwardConstant], a [FilterCache] keeps the Winograd transform or the
+//     packing of weights that do not change from call to call), [Conv2DBackwardData],
 //     [Conv2DBackwardWeight], [Conv2DBackwardBias], with [Conv2DParams]
 //     (groups and depthwise included); [Im2Col] and [Col2Im].
 //   - Pooling: [MaxPool2DForward] (with argmax) and [AvgPool2DForward] with

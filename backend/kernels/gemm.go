@@ -549,7 +549,8 @@ func inPlaceKBlock(kern *gemmKernel, k int) int {
 	return (k + nkb - 1) / nkb
 }
 
-// packedALen is the length of an m×k A packed as sgemmInPlace packs it.
+// packedALen is the length of an m×k A packed as sgemmInPlace or sgemmByCols packs it
+// (the two layouts differ in their k blocks only).
 func packedALen(kern *gemmKernel, m, k int) int {
 	return (m + kern.mr - 1) / kern.mr * kern.mr * k
 }

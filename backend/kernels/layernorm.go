@@ -84,7 +84,9 @@ func LayerNormBackwardScale[T Float](rows, cols int, x, mean, invStd, dy, dscale
 	// Columns split across the cores, each summed over the rows in order: the bits of
 	// one pass.
 	parallelFor(cols, workers(cols, 3*rows), func(_, lo, hi int) {
-		acc := make([]float64, hi-lo)
+		acc := getBuf[float64](hi - lo)
+		defer putBuf(acc)
+		clear(acc)
 		for r := 0; r < rows; r++ {
 			xs, gs := x[r*cols+lo:r*cols+hi], dy[r*cols+lo:r*cols+hi]
 			m, inv := float64(mean[r]), float64(invStd[r])
@@ -104,7 +106,9 @@ func LayerNormBackwardBias[T Float](rows, cols int, dy, dbias []T) {
 	need(name, "dy", dy, rows*cols)
 	need(name, "dbias", dbias, cols)
 	parallelFor(cols, workers(cols, rows), func(_, lo, hi int) {
-		acc := make([]float64, hi-lo)
+		acc := getBuf[float64](hi - lo)
+		defer putBuf(acc)
+		clear(acc)
 		for r := 0; r < rows; r++ {
 			for j, g := range dy[r*cols+lo : r*cols+hi] {
 				acc[j] += float64(g)

@@ -84,10 +84,10 @@ func unaryForwardSerial[T Float](u Unary, x, y []T) {
 		geluForward32(as32(x), as32(y))
 		return
 	}
-	lo := 0
-	if h := normLoopsFor[T]().vecHead(len(x)); u.Op == Clip && h > 0 {
+	lo, l := 0, normLoopsFor[T]()
+	if h := l.vecHead(len(x)); u.Op == Clip && h > 0 {
 		// The vector loop keeps a NaN; a -0 stays -0 where max(-0, 0) in Go is +0.
-		normLoopsFor[T]().clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[0], &as32(y)[0])
+		l.clip(h, float32(u.Lo), float32(u.Hi), &as32(x)[0], &as32(y)[0])
 		lo = h
 	}
 	unaryForward(u, x[lo:], y[lo:])
@@ -244,9 +244,9 @@ func unaryBackwardSerial[T Float](u Unary, x, y, dy, dx []T) {
 		geluBackward32(as32(x), as32(dy), as32(dx))
 		return
 	}
-	lo := 0
-	if h := normLoopsFor[T]().vecHead(len(dy)); u.Op == Clip && h > 0 {
-		normLoopsFor[T]().clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[0], &as32(dy)[0], &as32(dx)[0])
+	lo, l := 0, normLoopsFor[T]()
+	if h := l.vecHead(len(dy)); u.Op == Clip && h > 0 {
+		l.clipBack(h, float32(u.Lo), float32(u.Hi), &as32(y)[0], &as32(dy)[0], &as32(dx)[0])
 		lo = h
 	}
 	if x != nil {
