@@ -391,11 +391,7 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 			if &out[0] == &b[0] { // written over b
 				a, b = b, a
 			}
-			if &out[0] == &a[0] {
-				kernels.AddInto(out, b)
-			} else { // one pass across the cores, not a copy and then the sum
-				kernels.Add([]int{len(out)}, a, []int{len(out)}, b, out)
-			}
+			kernels.AddTo(out, a, b)
 		}
 		if err != nil {
 			return fmt.Errorf("running the program: %s: %w", s.name, err)

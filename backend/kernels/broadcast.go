@@ -349,6 +349,17 @@ func AddInto[T Float](dst, src []T) {
 	})
 }
 
+// AddTo sets dst = a + b (dst, a and b of one length; dst may be a), split across the
+// cores: the same bits as copying a and adding b with AddInto, in one pass.
+func AddTo[T Float](dst, a, b []T) {
+	need("AddTo", "a", a, len(dst))
+	need("AddTo", "b", b, len(dst))
+	parallelFor(len(dst), workers(len(dst), 1), func(_, lo, hi int) {
+		copy(dst[lo:hi], a[lo:hi])
+		axpyT(1, b[lo:hi], dst[lo:hi])
+	})
+}
+
 // BroadcastTo copies x, of shape xShape, into y of shape toShape, which
 // xShape must broadcast to (ONNX Expand when toShape is the broadcast of
 // both). Its adjoint is [ReduceToShape].

@@ -171,3 +171,30 @@ func TestLayerNormParamGradsParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestAddTo checks AddTo split across the cores, into a third buffer and over its first
+// operand, against a + b.
+func TestAddTo(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	rng := newRNG(73)
+	n := 300001
+	a, b := to32(randn(rng, n)), to32(randn(rng, n))
+	if w := workers(n, 1); w < 2 {
+		t.Fatalf("AddTo of %d values does not go parallel", n)
+	}
+	dst := make([]float32, n)
+	AddTo(dst, a, b)
+	for i := range dst {
+		if dst[i] != a[i]+b[i] {
+			t.Fatalf("[%d] = %v, want %v", i, dst[i], a[i]+b[i])
+		}
+	}
+	AddTo(a, a, b)
+	for i := range a {
+		if a[i] != dst[i] {
+			t.Fatalf("over a: [%d] = %v, want %v", i, a[i], dst[i])
+		}
+	}
+}
