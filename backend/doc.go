@@ -31,8 +31,9 @@
 // what a kernel keeps from its forward pass beside its inputs and output (a dropout
 // mask) is planned like a value; element-wise ops write over an input nothing reads
 // afterwards; the output of a Gelu or a SiLU is computed again for the backward pass
-// from the input its derivative keeps anyway (rematerialize). A Conv and the Relu after
-// it, a BatchNormalization and the Relu or ReLU6 Clip after it, x·σ(x) (SiLU) and Gelu
+// from the input its derivative keeps anyway (rematerialize). A Conv and the Relu or
+// ReLU6 Clip after it, a BatchNormalization and the Relu, ReLU6 Clip or SiLU after it
+// (outside constant-weight programs for the SiLU), x·σ(x) (SiLU) and Gelu
 // written out in five nodes are each built as one op (planFusions); a forward-only
 // program with constant weights (Options.ConstantWeights: predict, evaluate) also folds
 // each inference-mode BatchNormalization into the convolution before it, and keeps

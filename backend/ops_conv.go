@@ -69,7 +69,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
 	k := &conv[T]{p: p, act: c.fuseAct, constant: c.constantWeights}
-	if !c.trained(1) {
+	if !c.trained(1) && c.foldBN == nil { // a fold keeps its own cache
 		k.filters = c.filterCache(c.node.Inputs[1])
 	}
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}

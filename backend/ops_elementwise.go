@@ -258,6 +258,25 @@ func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 type binary[T float] struct {
 	op          string
 	sa, sb, out []int
+	grads       [2]binaryGrad[T] // each operand's gradient kernel
+}
+
+// binaryGrad is the kernels' gradient of one operand of a broadcasting binary op.
+type binaryGrad[T float] func(aShape []int, a []T, bShape []int, b []T, dy, d []T)
+
+// binaryGrads are each op's gradient kernels, by operand.
+func binaryGrads[T float](op string) [2]binaryGrad[T] {
+	switch op {
+	case "Add":
+		return [2]binaryGrad[T]{kernels.AddBackwardA[T], kernels.AddBackwardB[T]}
+	case "Sub":
+		return [2]binaryGrad[T]{kernels.SubBackwardA[T], kernels.SubBackwardB[T]}
+	case "Mul":
+		return [2]binaryGrad[T]{kernels.MulBackwardA[T], kernels.MulBackwardB[T]}
+	case "Div":
+		return [2]binaryGrad[T]{kernels.DivBackwardA[T], kernels.DivBackwardB[T]}
+	}
+	return [2]binaryGrad[T]{kernels.PowBackwardA[T], kernels.PowBackwardB[T]}
 }
 
 func newBinary[T float](c *opContext) (*opKernels[T], error) {
@@ -270,7 +289,7 @@ func newBinary[T float](c *opContext) (*opKernels[T], error) {
 	if _, err := kernels.BroadcastShape(c.in[0], c.in[1]); err != nil {
 		return nil, c.errorf("A %v and B %v do not broadcast: %v", c.in[0], c.in[1], err)
 	}
-	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1], out: c.out[0]}
+	k := &binary[T]{op: c.node.OpType, sa: c.in[0], sb: c.in[1], out: c.out[0], grads: binaryGrads[T](c.node.OpType)}
 	// Pow's exponent may be an integer tensor; a constant one is used as floats.
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}
 	if k.op == "Pow" {
@@ -333,21 +352,7 @@ func (k *binary[T]) forward(ins [][]T, out []T) error {
 }
 
 func (k *binary[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
-	a, b := ins[0], ins[1]
-	grads := [2]func(aShape []int, a []T, bShape []int, b []T, dy, d []T){}
-	switch k.op {
-	case "Add":
-		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.AddBackwardA[T], kernels.AddBackwardB[T]}
-	case "Sub":
-		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.SubBackwardA[T], kernels.SubBackwardB[T]}
-	case "Mul":
-		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.MulBackwardA[T], kernels.MulBackwardB[T]}
-	case "Div":
-		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.DivBackwardA[T], kernels.DivBackwardB[T]}
-	case "Pow":
-		grads = [2]func([]int, []T, []int, []T, []T, []T){kernels.PowBackwardA[T], kernels.PowBackwardB[T]}
-	}
-	grads[i](k.sa, a, k.sb, b, gout, gin)
+	k.grads[i](k.sa, ins[0], k.sb, ins[1], gout, gin)
 	return nil
 }
 

@@ -130,7 +130,7 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	// The gradient at the activation's output becomes the one at the normalization's,
-	// once a run, in place (as a fused convolution's, conv.maskRelu): by the data
+	// once a run, in place (as a fused convolution's, conv.maskAct): by the data
 	// gradient's kernel a channel at a time when it runs first in training, else here.
 	act := k.act
 	if k.dzValid {

@@ -59,10 +59,11 @@ type Options struct {
 	From string
 	// ConstantWeights promises that the model's parameters stay as they are while the
 	// program is in use (an inference over a model that is not being trained, as
-	// evaluate's classifier and predict run): what the kernels derive from the frozen
-	// weights (Winograd filters, pointwise convolutions' packed weights) is kept and
-	// used without checking the weights at every run. Weights changed in place while
-	// such a program runs give wrong outputs.
+	// evaluate's classifier and predict run): each inference-mode BatchNormalization
+	// after a convolution is folded into its weights and bias at the first run, and
+	// what the kernels derive from the weights (Winograd filters, packed weights) is
+	// kept and used without checking the weights again. Weights changed in place after
+	// the program's first run give wrong outputs.
 	ConstantWeights bool
 	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
 	// without the program keeping them as it keeps its outputs: the ones the program
@@ -127,9 +128,11 @@ type builder[T float] struct {
 	rng      *rand.Rand
 	nextID   int
 	// fusedAct maps a Conv or BatchNormalization node to the Relu, or Clip with
-	// constant bounds (ReLU6), that is its output's only consumer: the pair is built as
-	// one op (the activation applied as the convolution stores its output, or as the
-	// normalization writes each channel), and the activation's node is skipped.
+	// constant bounds (ReLU6), that is its output's only consumer, or a
+	// BatchNormalization to the Mul of the SiLU pair that alone reads its output: the
+	// pair is built as one op (the activation applied as the convolution stores its
+	// output, or as the normalization writes each channel), and the activation's nodes
+	// are skipped.
 	fusedAct map[*onnx.Node]fusedAct
 	// fusedBN maps a Conv node to the BatchNormalization in inference mode that is its
 	// output's only consumer, in a forward-only program with constant weights: the
@@ -213,7 +216,7 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 			}
 		}
 		for _, n := range g.Nodes {
-			if _, act := b.fusedAct[n]; !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 || act {
+			if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 {
 				continue
 			}
 			bn, ok := bns[n.Outputs[0]]
@@ -256,7 +259,7 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 		for mul, s := range b.fusedSiLU {
 			bn, ok := producer[s.Inputs[0]]
-			if _, act := b.fusedAct[bn]; !ok || act || uses[s.Inputs[0]] != 2 {
+			if !ok || uses[s.Inputs[0]] != 2 {
 				continue
 			}
 			b.fusedAct[bn] = fusedAct{node: mul, act: kernels.Activation{Kind: kernels.SiLUActivation}}
@@ -273,7 +276,8 @@ func (b *builder[T]) constantWeights() bool {
 	return b.opts.ConstantWeights && !b.opts.Training && !b.opts.InputGrads && len(b.opts.Trainable) == 0
 }
 
-// fusedAct is a Relu or Clip fused after the node it reads.
+// fusedAct is a Relu, Clip or SiLU fused after the node it reads (node: the
+// activation's last node, whose output the pair writes).
 type fusedAct struct {
 	node *onnx.Node
 	act  kernels.Activation
@@ -283,18 +287,21 @@ type fusedAct struct {
 // built: the attributes before opset 11, constant inputs from it (a bound not given
 // is infinite).
 func (b *builder[T]) clipBounds(n *onnx.Node) (lo, hi float64, ok bool) {
-	bounds, known := clipConstBounds(n, b.m.ir.Opset(""), func(i int) (float32, bool) {
-		name := n.Inputs[i]
-		if _, param := b.params[name]; param {
-			return 0, false // a weight: it may be trained
-		}
-		k := b.shapes.Consts[name]
-		if k == nil || k.DataType != onnx.Float || len(k.Floats) != 1 {
-			return 0, false
-		}
-		return k.Floats[0], true
-	})
+	bounds, known := clipConstBounds(n, b.m.ir.Opset(""), func(i int) (float32, bool) { return b.scalarConst(n.Inputs[i]) })
 	return bounds[0], bounds[1], known[0] && known[1]
+}
+
+// scalarConst returns the value of a float scalar known when the program is built and
+// not a weight (a weight may be trained).
+func (b *builder[T]) scalarConst(name string) (float32, bool) {
+	if _, param := b.params[name]; param {
+		return 0, false
+	}
+	k := b.shapes.Consts[name]
+	if k == nil || k.DataType != onnx.Float || len(k.Floats) != 1 {
+		return 0, false
+	}
+	return k.Floats[0], true
 }
 
 // planGelu finds Gelu as exporters write it out (torch.onnx's F.gelu below opset 20):
@@ -314,11 +321,8 @@ func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, uses map[string]int) {
 	// constant reports whether name is a scalar constant within 1e-6 of v (not a
 	// parameter, which training may change).
 	constant := func(name string, v float64) bool {
-		if _, param := b.params[name]; param {
-			return false
-		}
-		k, ok := b.shapes.Consts[name]
-		return ok && k.DataType == onnx.Float && len(k.Floats) == 1 && math.Abs(float64(k.Floats[0])-v) <= 1e-6
+		k, ok := b.scalarConst(name)
+		return ok && math.Abs(float64(k)-v) <= 1e-6
 	}
 	// other returns the operand of a two-input node beside the one that is want, "" if
 	// want is neither.

@@ -29,7 +29,8 @@ type opContext struct {
 	trained func(i int) bool
 	// fuseAct asks for the node's output to go through a Relu or a Clip (a Conv or
 	// BatchNormalization whose only consumer is a Relu, or a Clip with constant
-	// bounds such as ReLU6, built as one op; see planFusions).
+	// bounds such as ReLU6), or a SiLU (a BatchNormalization's), built as one op; see
+	// planFusions.
 	fuseAct kernels.Activation
 	// constantWeights: the program's weights do not change while it is in use
 	// (Options.ConstantWeights), so caches need not check them.
