@@ -68,8 +68,8 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	k := &conv[T]{p: p, act: c.fuseAct, constant: c.constantWeights && c.weight(1)} // a weight computed at run time is checked
-	if !c.trained(1) && c.foldBN == nil {                                           // a fold keeps its own cache
+	k := &conv[T]{p: p, act: c.fuseAct, constant: c.constantWeights}
+	if !c.trained(1) && c.foldBN == nil { // a fold keeps its own cache
 		k.filters = c.filterCache(c.node.Inputs[1])
 	}
 	ks := &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0, 1}}

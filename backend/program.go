@@ -220,8 +220,8 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 				continue
 			}
 			bn, ok := bns[n.Outputs[0]]
-			if !ok || uses[n.Outputs[0]] != 1 || !b.allParams(slices.Concat(n.Inputs[1:], bn.Inputs[1:])) {
-				continue // the fold takes the weights and statistics as constants
+			if !ok || uses[n.Outputs[0]] != 1 {
+				continue
 			}
 			b.fusedBN[n] = bn
 			b.skip[bn] = true
@@ -289,17 +289,6 @@ type fusedAct struct {
 func (b *builder[T]) clipBounds(n *onnx.Node) (lo, hi float64, ok bool) {
 	bounds, known := clipConstBounds(n, b.m.ir.Opset(""), func(i int) (float32, bool) { return b.scalarConst(n.Inputs[i]) })
 	return bounds[0], bounds[1], known[0] && known[1]
-}
-
-// allParams reports whether every name given (empty ones aside) is a parameter of the
-// model.
-func (b *builder[T]) allParams(names []string) bool {
-	for _, name := range names {
-		if _, ok := b.params[name]; !ok && name != "" {
-			return false
-		}
-	}
-	return true
 }
 
 // scalarConst returns the value of a float scalar known when the program is built and
@@ -735,14 +724,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		n, fuseGelu = &fused, true
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
-		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) },
-		weight: func(i int) bool {
-			if i >= len(n.Inputs) {
-				return false
-			}
-			_, ok := b.params[n.Inputs[i]]
-			return ok
-		}, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
+		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		constantWeights: b.constantWeights(), foldBN: foldBN,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {

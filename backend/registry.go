@@ -27,8 +27,6 @@ type opContext struct {
 	// trained reports whether input i is a parameter this program trains, or computed
 	// from one.
 	trained func(i int) bool
-	// weight reports whether input i is a parameter of the model (an initializer).
-	weight func(i int) bool
 	// fuseAct asks for the node's output to go through a Relu or a Clip (a Conv or
 	// BatchNormalization whose only consumer is a Relu, or a Clip with constant
 	// bounds such as ReLU6), or a SiLU (a BatchNormalization's), built as one op; see
