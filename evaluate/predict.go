@@ -124,15 +124,15 @@ func (p *prediction) predictions() (*Predictions, error) {
 	}
 	out := &Predictions{Model: p.job.Model, Notes: p.shared.Notes, Skipped: p.shared.Skipped}
 	k := min(max(p.job.TopK, 1), n)
+	multi := p.shared.Thresholds != nil
 	for i, file := range p.files {
 		var probs []float64
 		if p.job.TTA {
 			probs = p.tta[i*n : (i+1)*n]
 		} else {
-			probs = probabilities(p.logits[i*n:(i+1)*n], p.shared.Thresholds != nil)
+			probs = probabilities(p.logits[i*n:(i+1)*n], multi)
 		}
 		pr := Prediction{File: file}
-		multi := p.shared.Thresholds != nil
 		for _, j := range ranking(probs) {
 			if multi && probs[j] < p.shared.Thresholds[j] || !multi && len(pr.Top) == k {
 				continue

@@ -237,7 +237,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	}
 	var byOp *opTimes
 	if cfg.ops {
-		byOp = newOpTimes()
+		byOp = newOpTimes(cfg.steps > 0)
 		p.Trace(byOp.add)
 	}
 	var ms0, ms1 runtime.MemStats

@@ -29,8 +29,20 @@ type opTime struct {
 	steps     int
 }
 
-func newOpTimes() *opTimes {
-	return &opTimes{last: cpuTime(), byKey: map[opKey]*opTime{}, byStep: map[string]*opTime{}}
+// add counts one step of wall and cpu time.
+func (t *opTime) add(wall, cpu time.Duration) {
+	t.wall += wall
+	t.cpu += cpu
+	t.steps++
+}
+
+// newOpTimes starts the tables, by op and, with steps, by step too.
+func newOpTimes(steps bool) *opTimes {
+	o := &opTimes{last: cpuTime(), byKey: map[opKey]*opTime{}}
+	if steps {
+		o.byStep = map[string]*opTime{}
+	}
+	return o
 }
 
 func (o *opTimes) add(s backend.StepTime) {
@@ -41,17 +53,15 @@ func (o *opTimes) add(s backend.StepTime) {
 		t = new(opTime)
 		o.byKey[k] = t
 	}
-	t.wall += s.Wall
-	t.cpu += now - o.last
-	t.steps++
-	st := o.byStep[s.Step]
-	if st == nil {
-		st = new(opTime)
-		o.byStep[s.Step] = st
+	t.add(s.Wall, now-o.last)
+	if o.byStep != nil {
+		st := o.byStep[s.Step]
+		if st == nil {
+			st = new(opTime)
+			o.byStep[s.Step] = st
+		}
+		st.add(s.Wall, now-o.last)
 	}
-	st.wall += s.Wall
-	st.cpu += now - o.last
-	st.steps++
 	o.last = now
 }
 
