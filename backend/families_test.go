@@ -334,7 +334,7 @@ func TestFamiliesConstantWeights(t *testing.T) {
 				if left > 0 {
 					t.Fatalf("%d of the %d BatchNormalization nodes after convolutions not folded", left, len(afterConv))
 				}
-				folded += len(afterConv) - left
+				folded += len(afterConv)
 			})
 		}
 	}

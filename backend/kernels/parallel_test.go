@@ -99,12 +99,7 @@ func TestBroadcastRunsInPieces(t *testing.T) {
 		if w, runs := workers(pl.size, 1), pl.size/pl.dims[len(pl.dims)-1]; w < 2 || runs >= w {
 			t.Fatalf("%v by %v does not cut runs (%d runs, %d workers)", as, bs, runs, w)
 		}
-		bAt := func(i int) float64 { // b broadcast to a's shape
-			if len(b) == 1 {
-				return b[0]
-			}
-			return b[i%len(b)]
-		}
+		bAt := func(int) float64 { return b[0] } // b is a scalar
 		y := make([]float64, len(a))
 		for _, c := range []struct {
 			name string

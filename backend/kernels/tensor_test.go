@@ -681,13 +681,16 @@ func TestMatMulBatchesSplit(t *testing.T) {
 	rng := newRNG(46)
 	cases := []struct{ a, b []int }{
 		{[]int{3, 4, 13, 8}, []int{3, 4, 8, 11}},
-		{[]int{6, 13, 8}, []int{1, 8, 11}},
+		{[]int{2, 3, 13, 8}, []int{1, 3, 8, 11}}, // b broadcast along the first axis
 	}
 	forEachImplementation(t, func(t *testing.T) {
 		for _, c := range cases {
 			out, err := MatMulShape(c.a, c.b)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if pl, _ := matmulPlan(c.a, c.b); pl.foldA() || len(pl.aIdx) < runtime.GOMAXPROCS(0) {
+				t.Fatalf("MatMul %v %v is one product or too few for the cores: the check is weak", c.a, c.b)
 			}
 			a, b, dy := randn(rng, Size(c.a)), randn(rng, Size(c.b)), randn(rng, Size(out))
 			run := func() (y, da, db []float32) {

@@ -225,15 +225,21 @@ func TestGeluFloat32(t *testing.T) {
 		if ny[0] == ny[0] || ndx[0] == ndx[0] || ny[2] == ny[2] || ndx[2] == ndx[2] || ny[1] != ny[1] {
 			t.Errorf("gelu of NaN, 1, NaN: %g, gradient %g", ny, ndx)
 		}
-		// Every length (the vector loops' masked remainders), in place.
+		// Every length (the vector loops' masked remainders), in place, from the middle of
+		// xs (around 0, where the outputs differ), nothing written past the end.
 		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 515} {
-			over := append([]float32(nil), xs[:n]...)
-			geluForward32(over, over)
-			gover := append([]float32(nil), dy[:n]...)
-			geluBackward32(xs[:n], gover, gover)
-			for i := range over {
-				if math.Float32bits(over[i]) != math.Float32bits(y[i]) || math.Float32bits(gover[i]) != math.Float32bits(dx[i]) {
-					t.Fatalf("length %d, in place: gelu(%g) = %g, gradient %g; in the long call %g, %g", n, xs[i], over[i], gover[i], y[i], dx[i])
+			off := len(xs)/2 - n/2
+			over := append(append([]float32(nil), xs[off:off+n]...), 7)
+			geluForward32(over[:n], over[:n])
+			gover := append(append([]float32(nil), dy[off:off+n]...), 7)
+			geluBackward32(xs[off:off+n], gover[:n], gover[:n])
+			if over[n] != 7 || gover[n] != 7 {
+				t.Fatalf("length %d: written past the end", n)
+			}
+			for i := range n {
+				j := off + i
+				if math.Float32bits(over[i]) != math.Float32bits(y[j]) || math.Float32bits(gover[i]) != math.Float32bits(dx[j]) {
+					t.Fatalf("length %d, in place: gelu(%g) = %g, gradient %g; in the long call %g, %g", n, xs[j], over[i], gover[i], y[j], dx[j])
 				}
 			}
 		}
