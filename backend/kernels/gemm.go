@@ -85,7 +85,8 @@ type gemmKernel struct {
 	gelu     func(n int, x, y *float32)
 	geluBack func(n int, x, dy, dx *float32)
 	// expShift, when set, writes y = e^(x - shift) of n float32 values (0 where x -
-	// shift < -87, as exp32): a softmax row's exponentials. y may be x.
+	// shift < -87, as exp32): a softmax row's exponentials, x ≤ shift (no clamp above).
+	// y may be x.
 	expShift func(n int, x *float32, shift float32, y *float32)
 	// dwTaps, when set, sets y[j] = min(max(bias + Σ_t w[t]·x[offs[t]+j], lo), hi)
 	// for j < n, the taps added in order by fused multiply-adds: a depthwise

@@ -13,8 +13,9 @@ import "fmt"
 // pass for tap 0 and an axpy for each other tap), with lo = -Inf and hi = +Inf
 // for no activation (NaN is kept, as the products' stores keep it). Eight
 // vectors of outputs at a time, each in its own accumulator, so that a tap's
-// eight products run in parallel; then four; then the remaining one to three
-// vectors, the last masked, in one block.
+// eight products run in parallel; then four; then the remaining one to four
+// vectors (fewer than four vectors' values), the last masked, in one block. taps must
+// be at least 1 (the tap loop runs once before its test).
 //
 // evenOdd(n, x, even, odd) sets even[i] = x[2i] and odd[i] = x[2i+1] for i < n:
 // a row of a stride-2 convolution's input split into its two column phases.
@@ -58,7 +59,7 @@ func dwTaps(w *asm, v vecISA) {
 		}
 		w.p("\tINCQ DX\n\tCMPQ DX, R9\n\tJL %s", name)
 		for i := 0; i < k; i++ {
-			w.p("\tVMAXPS %s, %s, %s\n\tVMINPS %s, %s, %s", acc(i), lo, acc(i), acc(i), hi, acc(i))
+			clamp(w, acc(i), lo, hi)
 			switch {
 			case !masked || i < k-1:
 				w.p("\tVMOVUPS %s, %d(BX)", acc(i), i*bytes)
@@ -74,7 +75,8 @@ func dwTaps(w *asm, v vecISA) {
 	block(label+"_taps8", 8, false)
 	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop8", 8*v.lanes, label)
 	// Fewer than eight vectors remain: four once, then the rest (fewer than four
-	// vectors) in one block with its last vector masked.
+	// vectors' values, so one to four vectors, four by falling through the tests of
+	// one to three) in one block with its last vector masked.
 	w.p("%s_loop4:\n\tCMPQ CX, $%d\n\tJL %s_rest", label, 4*v.lanes, label)
 	block(label+"_taps4", 4, false)
 	w.p("\tSUBQ $%d, CX", 4*v.lanes)

@@ -174,6 +174,12 @@ func kernel(w *asm, direct bool) {
 	epilogue(w, lab, off)
 }
 
+// clamp emits x = min(max(x, lo), hi), NaN kept (x the second operand of both: the
+// one they return when either is NaN).
+func clamp(w *asm, x, lo, hi string) {
+	w.p("\tVMAXPS %s, %s, %s\n\tVMINPS %s, %s, %s", x, lo, x, x, hi, x)
+}
+
 // epilogue emits the scaling, bias and stores of the micro-kernel. The
 // labels start with lab; off maps an argument offset of sgemmKernel8x32
 // (alpha at 40 and later) to the kernel's own.
@@ -209,7 +215,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	// Full tile, beta == 0.
 	w.p("\tTESTL R13, R13\n\tJZ %s", L("dense_store"))
 	for i := 0; i < mr*nv; i++ {
-		w.p("\tVMAXPS Z%d, Z26, Z%d\n\tVMINPS Z%d, Z27, Z%d", i, i, i, i)
+		clamp(w, fmt.Sprintf("Z%d", i), "Z26", "Z27")
 	}
 	w.p("%s:", L("dense_store"))
 	for i := 0; i < mr; i++ {
@@ -228,7 +234,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		}
 		w.p("\tTESTL R13, R13\n\tJZ %s", L(fmt.Sprintf("dense_beta%d", i)))
 		for v := 0; v < nv; v++ {
-			w.p("\tVMAXPS %s, Z26, %s\n\tVMINPS %s, Z27, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
+			clamp(w, acc(i, v), "Z26", "Z27")
 		}
 		w.p("%s:", L(fmt.Sprintf("dense_beta%d", i)))
 		for v := 0; v < nv; v++ {
@@ -274,7 +280,7 @@ func epilogue(w *asm, lab string, off func(int) int) {
 		w.p("%s:", store)
 		w.p("\tTESTL R13, R13\n\tJZ %s", store+"_norelu")
 		for v := 0; v < nv; v++ {
-			w.p("\tVMAXPS %s, Z26, %s\n\tVMINPS %s, Z27, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
+			clamp(w, acc(i, v), "Z26", "Z27")
 		}
 		w.p("%s:", store+"_norelu")
 		w.p("\tVCOMPRESSPS.Z %s, K1, Z24", acc(i, 0))
@@ -496,7 +502,8 @@ pt8done:
 // AVX-512: sgemmKernel6x16 on packed panels and, with rows,
 // sgemmKernel6x16Rows, which reads B in place through row offsets. They
 // store whole tiles only (their Go wrappers take fringe tiles through a
-// buffer): alpha, bias, beta and the Relu flag as sgemmKernel8x32's.
+// buffer): alpha, bias, beta and the clamp flag as sgemmKernel8x32's (lo, hi in
+// Y14, Y15 in the epilogue).
 func kernelAVX2(w *asm, rows bool) {
 	const mr, vecs = 6, 2
 	acc := func(i, v int) string { return fmt.Sprintf("Y%d", i*vecs+v) }
@@ -605,7 +612,7 @@ func kernelAVX2(w *asm, rows bool) {
 		w.p("%s:", L(fmt.Sprintf("row%d", i)))
 		w.p("\tTESTL R11, R11\n\tJZ %s", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
-			w.p("\tVMAXPS %s, Y14, %s\n\tVMINPS %s, Y15, %s", acc(i, v), acc(i, v), acc(i, v), acc(i, v))
+			clamp(w, acc(i, v), "Y14", "Y15")
 		}
 		w.p("%s:", L(fmt.Sprintf("store%d", i)))
 		for v := 0; v < vecs; v++ {
@@ -891,7 +898,7 @@ func vectorLoops(w *asm, label, reg string, lanes int, next string) {
 // winograd emits the AVX-512 transforms of the Winograd F(2×2, 3×3)
 // convolution (conv_winograd.go), 16 tiles at a time, tiles side by side
 // in the lanes: winoInput16 (V = Bᵀ·d·B of the 4×4 input tiles) and
-// winoOutput16 (Y = Aᵀ·M·A, plus the bias and the Relu flag).
+// winoOutput16 (Y = Aᵀ·M·A, plus the bias and the clamp flag).
 func winograd(w *asm) {
 	// Lane indices for VPERMT2PS: the even and odd elements of two vectors
 	// (32 values), and the interleaving of two vectors' first and second
@@ -1569,7 +1576,8 @@ TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
 	}
 }
 
-// vecISA is one instruction set of the element-wise loops of gelu and expShift: its
+// vecISA is one instruction set of the element-wise loops (gelu, expShift, the
+// depthwise loops): its
 // register prefix, lanes, how a constant operand is written and the rounding
 // instruction. The same operations in the same order on both, fused multiply-adds
 // included, so both give the same bits.
@@ -1624,7 +1632,8 @@ func (v vecISA) exp(w *asm, t, n, sq, poly, dst string) {
 
 // loop emits the loop of a function over n values (CX) of x (SI, loaded into R0), with
 // a second operand (DI, loaded into R7) when second is set, writing R0 after body to
-// DX: whole vectors, then a masked remainder.
+// DX: whole vectors, then a masked remainder. The loop itself uses AX, BX, K1 and Y15:
+// body must leave them alone.
 func (v vecISA) loop(w *asm, label string, second bool, body func()) {
 	bytes := 4 * v.lanes
 	w.p("%s_loop:\n\tCMPQ CX, $%d\n\tJL %s_tail\n\tVMOVUPS (SI), %s", label, v.lanes, label, v.reg(0))
@@ -1739,7 +1748,8 @@ func gelu(w *asm) {
 
 // expShift emits expShiftAVX512 and expShiftAVX2: y = e^(x - shift), the sigmoid's e^t
 // (t clamped below at -87) and 0 where t < -87 (exp32's rule; NaN stays NaN): a
-// softmax row's exponentials.
+// softmax row's exponentials, x ≤ shift (t is not clamped above: e^t past the float32
+// range wraps its exponent instead of giving +Inf).
 func expShift(w *asm) {
 	for _, v := range vecISAs {
 		r := v.reg
