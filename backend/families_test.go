@@ -66,7 +66,7 @@ func TestFamiliesPyTorchParity(t *testing.T) {
 // model file given, the gradients of the parameters (when params is set) under grads/.
 func checkFamily(t *testing.T, f *familyfixtures.Family, file string, params bool, record func(what string, err float64)) {
 	t.Helper()
-	_, m, x, want := loadFamilyModel(t, f, file)
+	_, m, x, want := loadFamilyModel(t, f, file, nil)
 	target := readNPY(t, f.Path("loss_weight.npy"))
 	in := m.Inputs()[0].Name
 	opts := Options{InputShapes: map[string][]int{in: x.Shape}, InputGrads: true, Loss: WeightedSum}
@@ -286,9 +286,11 @@ func relErrFloor(got, want []float32, floor float64) float64 {
 // BatchNormalization nodes in an inference program with constant weights, which folds
 // each normalization that follows a convolution into its weights and bias and keeps
 // what the kernels derive from them: the output must match PyTorch's (eval mode) within
-// the parity tolerance, and every normalization after a convolution must be gone from
-// the program's steps (with the Relu or Clip after it, MobileNet's ReLU6, stored by the
-// convolution).
+// the parity tolerance, every normalization after a convolution must be gone from the
+// program's steps, and so must the Relu or Clip (MobileNet's ReLU6) after it, which the
+// convolution stores. Each model runs twice: as exported, and with every convolution's
+// weight passed through an Identity node, as torch.onnx writes initializers it merged
+// (the weights are the model's parameters still, and must fold as well).
 func TestFamiliesConstantWeights(t *testing.T) {
 	fx := familyfixtures.Load(t)
 	folded := 0
@@ -298,44 +300,20 @@ func TestFamiliesConstantWeights(t *testing.T) {
 			if f.Models[file].Fused {
 				continue
 			}
-			t.Run(name+"/"+strings.TrimSuffix(file, ".onnx"), func(t *testing.T) {
-				ir, m, x, want := loadFamilyModel(t, f, file)
-				opts := Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true}
-				p, err := m.Program(opts)
-				if err != nil {
-					t.Fatal(err)
+			for _, identity := range []bool{false, true} {
+				label := name + "/" + strings.TrimSuffix(file, ".onnx")
+				if identity {
+					label += "/identity-weights"
 				}
-				for run := range 2 { // the first run folds, the second takes the kept transforms
-					if err := p.Run([][]float32{x.Data}, nil); err != nil {
-						t.Fatal(err)
+				t.Run(label, func(t *testing.T) {
+					var rewrite func(*onnx.Model)
+					if identity {
+						rewrite = passWeightsThroughIdentity
 					}
-					if e := relErr(p.Output(0), want.Data); e > parityTolerance {
-						t.Fatalf("run %d: output relative error %.3g against PyTorch", run, e)
-					}
-				}
-				afterConv := map[string]bool{} // BatchNormalization nodes that read a Conv's output
-				producer := map[string]string{}
-				for _, n := range ir.Graph.Nodes {
-					for _, o := range n.Outputs {
-						producer[o] = n.OpType
-					}
-				}
-				for _, n := range ir.Graph.Nodes {
-					if n.OpType == "BatchNormalization" && producer[n.Inputs[0]] == "Conv" {
-						afterConv[n.Name] = true
-					}
-				}
-				left := 0
-				for _, s := range p.p.steps {
-					if name, ok := strings.CutPrefix(s.name, "BatchNormalization("); ok && afterConv[strings.TrimSuffix(name, ")")] {
-						left++
-					}
-				}
-				if left > 0 {
-					t.Fatalf("%d of the %d BatchNormalization nodes after convolutions not folded", left, len(afterConv))
-				}
-				folded += len(afterConv)
-			})
+					ir, m, x, want := loadFamilyModel(t, f, file, rewrite)
+					folded += checkConstantWeightsFold(t, ir, m, x, want)
+				})
+			}
 		}
 	}
 	if fx.Names() != nil && folded == 0 {
@@ -343,12 +321,79 @@ func TestFamiliesConstantWeights(t *testing.T) {
 	}
 }
 
-// loadFamilyModel reads a family fixture's model file and its input and PyTorch output.
-func loadFamilyModel(t *testing.T, f *familyfixtures.Family, file string) (*onnx.Model, *Model, *npy.Array, *npy.Array) {
+// checkConstantWeightsFold runs m in a program with constant weights (see
+// TestFamiliesConstantWeights) and returns how many normalizations it folded.
+func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *npy.Array) int {
+	t.Helper()
+	p, err := m.Program(Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 { // the first run folds, the second takes the kept transforms
+		if err := p.Run([][]float32{x.Data}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(p.Output(0), want.Data); e > parityTolerance {
+			t.Fatalf("run %d: output relative error %.3g against PyTorch", run, e)
+		}
+	}
+	producer := map[string]string{}
+	for _, n := range ir.Graph.Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = n.OpType
+		}
+	}
+	folds := map[string]bool{}     // "BatchNormalization(name)" of those that read a Conv's output
+	stored := map[string]bool{}    // "Relu(name)" or "Clip(name)" of those that read one of them
+	foldedOut := map[string]bool{} // their outputs
+	for _, n := range ir.Graph.Nodes {
+		if n.OpType == "BatchNormalization" && producer[n.Inputs[0]] == "Conv" {
+			folds["BatchNormalization("+n.Name+")"] = true
+			foldedOut[n.Outputs[0]] = true
+		}
+	}
+	for _, n := range ir.Graph.Nodes {
+		if (n.OpType == "Relu" || n.OpType == "Clip") && foldedOut[n.Inputs[0]] {
+			stored[n.OpType+"("+n.Name+")"] = true
+		}
+	}
+	for _, s := range p.p.steps {
+		if folds[s.name] {
+			t.Errorf("%s follows a convolution and is not folded into it", s.name)
+		}
+		if stored[s.name] {
+			t.Errorf("%s follows a folded normalization and is not stored by the convolution", s.name)
+		}
+	}
+	return len(folds)
+}
+
+// passWeightsThroughIdentity rewrites ir so that every convolution reads its weight
+// through an Identity node of its own.
+func passWeightsThroughIdentity(ir *onnx.Model) {
+	var nodes []*onnx.Node
+	for _, n := range ir.Graph.Nodes {
+		if n.OpType == "Conv" {
+			w := n.Inputs[1] + "/identity/" + n.Name
+			nodes = append(nodes, &onnx.Node{Name: n.Name + "/weight", OpType: "Identity", Inputs: []string{n.Inputs[1]}, Outputs: []string{w}})
+			n.Inputs[1] = w
+		}
+		nodes = append(nodes, n)
+	}
+	ir.Graph.Nodes = nodes
+}
+
+// loadFamilyModel reads a family fixture's model file and its input and PyTorch
+// output; rewrite, if not nil, changes the model before the backend takes it (which
+// takes over its weights).
+func loadFamilyModel(t *testing.T, f *familyfixtures.Family, file string, rewrite func(*onnx.Model)) (*onnx.Model, *Model, *npy.Array, *npy.Array) {
 	t.Helper()
 	ir, err := onnx.Read(f.Path(file))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rewrite != nil {
+		rewrite(ir)
 	}
 	m, err := AdoptModel(ir)
 	if err != nil {

@@ -92,6 +92,11 @@ func TestConstantWeightsSameOutputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, s := range constant.p.steps {
+			if c, ok := s.fwd.k.(*conv[float32]); ok && !c.constant {
+				t.Fatalf("batch %d: %s does not take its weights as constant", batch, s.name)
+			}
+		}
 		for run := range 3 {
 			if err := checked.Run([][]float32{x}, nil); err != nil {
 				t.Fatal(err)
@@ -116,6 +121,92 @@ func TestConstantWeightsSameOutputs(t *testing.T) {
 			if c, ok := s.fwd.k.(*conv[float32]); ok && c.constant {
 				t.Fatalf("a training program's %s takes its weights as constant", s.name)
 			}
+		}
+	}
+}
+
+// TestConstantWeightsOnlyFixedTensors checks which weights a program with constant
+// weights takes as constant: a convolution's weight passed through an Identity node
+// (torch.onnx's merged initializers) is the model's parameter still, so its
+// normalization folds; a weight computed from an input of the graph (here the
+// parameter times a scale the caller gives) changes between runs, so its convolution
+// must neither keep what it derived from it nor fold the normalization after it. The
+// outputs must follow the scale from run to run as a program without the option does.
+func TestConstantWeightsOnlyFixedTensors(t *testing.T) {
+	ten := func(name string, dims []int64, seed int) *onnx.Tensor {
+		return testTensor(name, dims, func(i int) float32 { return float32((i*7+seed)%13-6) / 20 })
+	}
+	positive := func(name string, dims []int64, seed int) *onnx.Tensor {
+		return testTensor(name, dims, func(i int) float32 { return 0.5 + float32((i*5+seed)%7)/10 })
+	}
+	bn := func(name, in, out string) (*onnx.Node, []*onnx.Tensor) {
+		return &onnx.Node{Name: name, OpType: "BatchNormalization", Inputs: []string{in, name + ".s", name + ".b", name + ".m", name + ".v"}, Outputs: []string{out}},
+			[]*onnx.Tensor{positive(name+".s", []int64{8}, 1), ten(name+".b", []int64{8}, 2), ten(name+".m", []int64{8}, 3), positive(name+".v", []int64{8}, 4)}
+	}
+	pads := &onnx.Attribute{Name: "pads", Type: onnx.AttrInts, Ints: []int64{1, 1, 1, 1}}
+	bn1, bn1p := bn("bn1", "t1", "u1")
+	bn2, bn2p := bn("bn2", "t2", "u2")
+	nodes := []*onnx.Node{
+		{Name: "id", OpType: "Identity", Inputs: []string{"w1"}, Outputs: []string{"w1.id"}},
+		{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1.id", "b1"}, Outputs: []string{"t1"}, Attributes: []*onnx.Attribute{pads}},
+		bn1,
+		{Name: "r1", OpType: "Relu", Inputs: []string{"u1"}, Outputs: []string{"v1"}},
+		{Name: "scaled", OpType: "Mul", Inputs: []string{"w2", "scale"}, Outputs: []string{"w2.scaled"}},
+		{Name: "c2", OpType: "Conv", Inputs: []string{"v1", "w2.scaled", "b2"}, Outputs: []string{"t2"}, Attributes: []*onnx.Attribute{pads}},
+		bn2,
+		{Name: "r2", OpType: "Relu", Inputs: []string{"u2"}, Outputs: []string{"y"}},
+	}
+	inits := append([]*onnx.Tensor{ten("w1", []int64{8, 8, 3, 3}, 5), ten("b1", []int64{8}, 6), ten("w2", []int64{8, 8, 3, 3}, 7), ten("b2", []int64{8}, 8)},
+		append(bn1p, bn2p...)...)
+	ir := tinyModel(nodes, inits, []int64{2, 8, 10, 10})
+	ir.Graph.Inputs = append(ir.Graph.Inputs, &onnx.ValueInfo{Name: "scale", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: 1}}, HasShape: true})
+	m, err := NewModel(ir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := map[string][]int{"x": {2, 8, 10, 10}, "scale": {1}}
+	checked, err := m.Program(Options{InputShapes: shapes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	constant, err := m.Program(Options{InputShapes: shapes, ConstantWeights: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]bool{}
+	for _, s := range constant.p.steps {
+		steps[s.name] = true
+		if c, ok := s.fwd.k.(*conv[float32]); ok && s.name != "Conv(c1)" && c.constant {
+			t.Errorf("%s takes its weight, computed from the input scale, as constant", s.name)
+		}
+	}
+	if steps["BatchNormalization(bn1)"] {
+		t.Error("bn1 not folded into c1, whose weight is a parameter passed through Identity")
+	}
+	if !steps["BatchNormalization(bn2)"] {
+		t.Error("bn2 folded into c2, whose weight is computed from the input scale")
+	}
+	x := make([]float32, 2*8*10*10)
+	for i := range x {
+		x[i] = float32(i%17-8) / 9
+	}
+	var first []float32
+	for run, scale := range []float32{1, 2, -0.5} {
+		inputs := [][]float32{x, {scale}}
+		if err := checked.Run(inputs, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := append([]float32(nil), checked.Output(0)...)
+		if err := constant.Run(inputs, nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(constant.Output(0), want); e > 1e-5 {
+			t.Fatalf("run %d (scale %v): relative error %.3g against the program without constant weights", run, scale, e)
+		}
+		if run == 0 {
+			first = want
+		} else if relErr(want, first) < 1e-2 {
+			t.Fatalf("run %d: the scale does not change the output; the test checks nothing", run)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"gorgonia.org/gorgonia"
 
@@ -148,6 +149,13 @@ type builder[T float] struct {
 	// its other nodes are skipped.
 	fusedGelu map[*onnx.Node]string
 	skip      map[*onnx.Node]bool
+	// fixed holds, in a program with constant weights, the tensors computed from the
+	// model's parameters and build-time constants alone (the parameters themselves, and
+	// what Identity, Cast or any deterministic op makes of them): they stay as they are
+	// between runs, so a convolution may keep what it derives from its weight and a
+	// normalization may fold into it. A tensor that depends on an input of the graph is
+	// not fixed.
+	fixed map[string]bool
 }
 
 // trained reports whether the program trains the tensor: a trained parameter, or a
@@ -208,6 +216,7 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 	}
 	if b.constantWeights() {
+		b.fixed = fixedTensors(g, b.params, b.shapes.Consts)
 		bns := map[string]*onnx.Node{} // by input
 		for _, n := range g.Nodes {
 			if needed[n] && n.OpType == "BatchNormalization" && n.Domain == "" && len(n.Inputs) == 5 && len(n.Outputs) == 1 &&
@@ -220,8 +229,8 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 				continue
 			}
 			bn, ok := bns[n.Outputs[0]]
-			if !ok || uses[n.Outputs[0]] != 1 {
-				continue
+			if !ok || uses[n.Outputs[0]] != 1 || !b.allFixed(n.Inputs[1:]) || !b.allFixed(bn.Inputs[1:]) {
+				continue // the fold takes the weights and the statistics as constants
 			}
 			b.fusedBN[n] = bn
 			b.skip[bn] = true
@@ -268,6 +277,45 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		}
 	}
 	b.planGelu(needed, uses)
+}
+
+// fixedTensors returns the tensors of g computed from params and consts alone (see
+// builder.fixed); g's nodes are in topological order, as ONNX requires.
+func fixedTensors[T float](g *onnx.Graph, params map[string][]T, consts map[string]*onnx.Tensor) map[string]bool {
+	fixed := map[string]bool{}
+	for name := range params {
+		fixed[name] = true
+	}
+	for name := range consts {
+		fixed[name] = true
+	}
+	for _, n := range g.Nodes {
+		random := strings.HasPrefix(n.OpType, "Random") || n.OpType == "Multinomial" || n.OpType == "Bernoulli"
+		if random || len(n.Inputs) == 0 || !allIn(fixed, n.Inputs) {
+			continue
+		}
+		for _, out := range n.Outputs {
+			fixed[out] = true
+		}
+	}
+	return fixed
+}
+
+// allIn reports whether every name given (empty ones, omitted optional inputs, aside)
+// is in set.
+func allIn(set map[string]bool, names []string) bool {
+	for _, name := range names {
+		if name != "" && !set[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// allFixed reports whether every tensor named (empty names aside) stays as it is
+// between runs (builder.fixed).
+func (b *builder[T]) allFixed(names []string) bool {
+	return allIn(b.fixed, names)
 }
 
 // constantWeights reports whether the program may take its weights as constant
@@ -725,7 +773,8 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
-		constantWeights: b.constantWeights(), foldBN: foldBN,
+		constantWeights: b.constantWeights(), fixed: func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
+		foldBN:      foldBN,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))

@@ -35,6 +35,10 @@ type opContext struct {
 	// constantWeights: the program's weights do not change while it is in use
 	// (Options.ConstantWeights), so caches need not check them.
 	constantWeights bool
+	// fixed reports, in a program with constant weights, whether input i is computed
+	// from the model's parameters and constants alone (builder.fixed): a tensor
+	// computed from the graph's inputs changes between runs.
+	fixed func(i int) bool
 	// foldBN, when set, asks a Conv node for its output through the inference-mode
 	// BatchNormalization that follows it, whose scale, shift, mean and variance are its
 	// inputs 3 to 6 (constant weights; see planFusions).
