@@ -3,6 +3,8 @@ package backend
 import (
 	"fmt"
 	"sync"
+
+	"toolkit/backend/kernels"
 )
 
 // asyncGradient is implemented by the kernels whose gradient with respect to some input
@@ -23,14 +25,15 @@ type asyncGradient[T float] interface {
 // small maps) then fills the core the data gradients and the elementwise ops leave
 // idle; each kernel still splits its own work across the cores.
 type asyncGroup struct {
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err error
+	tasks []*kernels.Task
+	mu    sync.Mutex
+	err   error
 }
 
-// goRun runs fn on a goroutine; a panic in it becomes the error wait returns.
+// goRun starts fn beside the caller (kernels.Go); a panic in it becomes the error wait
+// returns.
 func (a *asyncGroup) goRun(name string, fn func()) {
-	a.wg.Go(func() {
+	a.tasks = append(a.tasks, kernels.Go(func() {
 		defer func() {
 			if r := recover(); r != nil {
 				a.mu.Lock()
@@ -41,13 +44,17 @@ func (a *asyncGroup) goRun(name string, fn func()) {
 			}
 		}()
 		fn()
-	})
+	}))
 }
 
 // wait waits for every function started since the last wait and returns the first
 // error among them.
 func (a *asyncGroup) wait() error {
-	a.wg.Wait()
+	for _, t := range a.tasks {
+		t.Wait()
+	}
+	clear(a.tasks)
+	a.tasks = a.tasks[:0]
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err := a.err

@@ -48,7 +48,7 @@
 // Program.Probe); Program.Trace tells every step's time, and Program.Memory the plan.
 //
 // The weight gradients of convolutions whose weights no other op reads run on a
-// goroutine beside the rest of the backward pass (async.go) until the next such gradient
+// kernels worker beside the rest of the backward pass (async.go, kernels.Go) until the next such gradient
 // waits for them (their arguments are planned to live until then), and a run returns
 // only when they are done.
 package backend

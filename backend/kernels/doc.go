@@ -17,8 +17,9 @@
 // not alias inputs unless a function says it allows it (the element-wise
 // activations do). Temporary buffers (im2col columns, packed GEMM panels,
 // gathered gradients) come from the package's scratch free lists; nothing
-// else is allocated in the hot loops, and the free lists are the only global
-// mutable state (a [FilterCache] is the caller's).
+// else is allocated in the hot loops, and the free lists and the worker pool
+// (workers.go) are the only global mutable state (a [FilterCache] is the
+// caller's).
 //
 // Each backward pass is split into one function per input (for example
 // [Conv2DBackwardData], [Conv2DBackwardWeight] and [Conv2DBackwardBias]) so
@@ -118,6 +119,12 @@
 // dynamically, with the operand they share packed once), or, for a batch
 // of small images, whole images or groups of images go to each goroutine;
 // OpenBLAS is set to one thread, so that nothing oversubscribes the cores.
+// The goroutines are the caller and a pool of one worker per further
+// processor (workers.go), which spins for 100 µs after its last chunk before
+// it parks, so that the next kernel of a forward pass finds it running (a
+// goroutine started per chunk waited 10-15 µs for a thread to wake: a fifth
+// of a MobileNet convolution at batch 1); [Go] starts a task (an
+// asynchronous weight gradient) on the same workers.
 // Pooling, batch norm and Relu split their planes, channels or elements
 // across goroutines when the work is large enough to pay for it. Each
 // micro-kernel has its own element-wise loops in its instruction set: the

@@ -96,36 +96,6 @@ func workers(n int, cost int) int {
 	return w
 }
 
-// parallelFor splits [0, n) into w contiguous chunks and runs fn on each, every
-// chunk on a goroutine of its own while the caller waits. w <= 1 runs fn(0, 0, n)
-// directly.
-//
-// The caller does not take a chunk itself: a goroutine it starts waits in its
-// processor's next-to-run slot, which the other processors steal from only after
-// a delay, so that the started chunk ran after the caller's instead of beside it
-// (a 136 µs job split in two took 143 µs on two Zen 5 cores that way, 88 µs with
-// every chunk started; the second start moves the first where it is stolen at
-// once).
-func parallelFor(n, w int, fn func(worker, lo, hi int)) {
-	if w <= 1 || n <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	if w > n {
-		w = n
-	}
-	var wg sync.WaitGroup
-	wg.Add(w)
-	for i := 0; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
-		go func() {
-			defer wg.Done()
-			fn(i, lo, hi)
-		}()
-	}
-	wg.Wait()
-}
-
 // eachOnOneCore runs fn(i, nw) for every item i < n of a batch of independent products:
 // in parallel, each with nw = 1 (the item on one core), when there are items enough for
 // the cores, else one after another with nw the cores (each item split across them).

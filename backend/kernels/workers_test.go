@@ -1,0 +1,92 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestParallelForChunks checks that parallelFor runs every chunk exactly once, chunk i
+// over [i*n/w, (i+1)*n/w) with worker index i, for w above and below n and the
+// processors, with nested calls (a chunk that splits its own work) and with tasks
+// started by Go running beside it, on one processor and on several.
+func TestParallelForChunks(t *testing.T) {
+	for _, procs := range []int{1, 2, 4} {
+		prev := runtime.GOMAXPROCS(procs)
+		for _, c := range []struct{ n, w int }{{1, 4}, {5, 1}, {7, 2}, {7, 3}, {100, 7}, {3, 8}, {1000, 16}} {
+			var mu sync.Mutex
+			seen := map[int][2]int{}
+			hits := make([]atomic.Int32, c.n)
+			var inner atomic.Int64
+			task := Go(func() {
+				parallelFor(64, 4, func(_, lo, hi int) { inner.Add(int64(hi - lo)) })
+			})
+			parallelFor(c.n, c.w, func(worker, lo, hi int) {
+				mu.Lock()
+				if _, dup := seen[worker]; dup {
+					t.Errorf("procs %d, n %d, w %d: worker %d ran twice", procs, c.n, c.w, worker)
+				}
+				seen[worker] = [2]int{lo, hi}
+				mu.Unlock()
+				parallelFor(hi-lo, 2, func(_, a, b int) {
+					for i := lo + a; i < lo+b; i++ {
+						hits[i].Add(1)
+					}
+				})
+			})
+			task.Wait()
+			w := min(c.w, c.n)
+			if len(seen) != w {
+				t.Errorf("procs %d, n %d, w %d: %d chunks ran, want %d", procs, c.n, c.w, len(seen), w)
+			}
+			for i, r := range seen {
+				if want := [2]int{i * c.n / w, (i + 1) * c.n / w}; w > 1 && r != want {
+					t.Errorf("procs %d, n %d, w %d: chunk %d ran %v, want %v", procs, c.n, c.w, i, r, want)
+				}
+			}
+			for i := range hits {
+				if h := hits[i].Load(); h != 1 {
+					t.Fatalf("procs %d, n %d, w %d: item %d ran %d times", procs, c.n, c.w, i, h)
+				}
+			}
+			if got := inner.Load(); got != 64 {
+				t.Errorf("procs %d: the task's parallelFor covered %d of 64 items", procs, got)
+			}
+		}
+		runtime.GOMAXPROCS(prev)
+	}
+}
+
+// TestGoWaitRunsTaskOnce checks that a task started by Go runs once whether a worker
+// or Wait takes it, and that its effects are seen after Wait.
+func TestGoWaitRunsTaskOnce(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		for range 200 {
+			var runs atomic.Int32
+			values := make([]int, 100)
+			tasks := make([]*Task, 8)
+			for i := range tasks {
+				tasks[i] = Go(func() {
+					runs.Add(1)
+					for j := range values[i*10 : i*10+10] {
+						values[i*10+j] = i
+					}
+				})
+			}
+			for _, task := range tasks {
+				task.Wait()
+			}
+			if r := runs.Load(); r != int32(len(tasks)) {
+				t.Fatalf("procs %d: %d runs of %d tasks", procs, r, len(tasks))
+			}
+			for j, v := range values[:80] {
+				if v != j/10 {
+					t.Fatalf("procs %d: values[%d] = %d after Wait, want %d", procs, j, v, j/10)
+				}
+			}
+		}
+		runtime.GOMAXPROCS(prev)
+	}
+}
