@@ -304,3 +304,48 @@ func BenchmarkConv2DResNet1x1(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv2DMobileNetV2Batch1 measures MobileNet-V2's convolutions at 224 px,
+// batch 1, as an inference program runs them (constant weights, ReLU6 stored by the
+// products where the network has one): the stem, each stage's first expansion,
+// depthwise and projection, the last 1x1.
+func BenchmarkConv2DMobileNetV2Batch1(b *testing.B) {
+	relu6 := Activation{Kind: ClipActivation, Lo: 0, Hi: 6}
+	type layer struct {
+		name               string
+		c, m, h, k, stride int
+		group              int
+		act                Activation
+	}
+	layers := []layer{
+		{"stem3to32_224s2", 3, 32, 224, 3, 2, 1, relu6},
+		{"dw32_112", 32, 32, 112, 3, 1, 32, relu6},
+		{"pw32to16_112", 32, 16, 112, 1, 1, 1, Activation{}},
+		{"pw16to96_112", 16, 96, 112, 1, 1, 1, relu6},
+		{"dw96_112s2", 96, 96, 112, 3, 2, 96, relu6},
+		{"pw96to24_56", 96, 24, 56, 1, 1, 1, Activation{}},
+		{"pw24to144_56", 24, 144, 56, 1, 1, 1, relu6},
+		{"dw144_56", 144, 144, 56, 3, 1, 144, relu6},
+		{"pw144to24_56", 144, 24, 56, 1, 1, 1, Activation{}},
+		{"pw32to192_28", 32, 192, 28, 1, 1, 1, relu6},
+		{"dw192_28", 192, 192, 28, 3, 1, 192, relu6},
+		{"pw192to32_28", 192, 32, 28, 1, 1, 1, Activation{}},
+		{"pw64to384_14", 64, 384, 14, 1, 1, 1, relu6},
+		{"dw384_14", 384, 384, 14, 3, 1, 384, relu6},
+		{"pw384to64_14", 384, 64, 14, 1, 1, 1, Activation{}},
+		{"pw160to960_7", 160, 960, 7, 1, 1, 1, relu6},
+		{"dw960_7", 960, 960, 7, 3, 1, 960, relu6},
+		{"pw960to160_7", 960, 160, 7, 1, 1, 1, Activation{}},
+		{"pw320to1280_7", 320, 1280, 7, 1, 1, 1, relu6},
+	}
+	for _, l := range layers {
+		pad := l.k / 2
+		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, StrideH: l.stride, StrideW: l.stride,
+			PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad, Group: l.group}.WithOutSize()
+		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
+		var cache FilterCache
+		b.Run(l.name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, l.act) })
+		})
+	}
+}

@@ -65,7 +65,7 @@ func forEachImplementation(t *testing.T, f func(t *testing.T)) {
 // columns mod 16 and 32, k mod 4) and cross the kc, mc and nc blocking
 // boundaries, with leading dimensions larger than the matrices, every
 // transposition, and alpha/beta combinations (beta == 0 must ignore NaN
-// in C).
+// in C); one row of A takes the product without packing (sgemv).
 func TestSgemm(t *testing.T) {
 	rng := newRNG(81)
 	type shape struct{ m, n, k int }
@@ -74,6 +74,7 @@ func TestSgemm(t *testing.T) {
 		{263, 40, 30}, {20, 4117, 3}, {31, 70, 515}, {64, 300, 27},
 		{3, 500, 40}, {500, 3, 40}, {150, 130, 300},
 		{13, 4150, 20}, {400, 50, 300}, {31, 4000, 9},
+		{1, 300, 257}, {1, 1100, 37}, {1, 9, 1000}, // one row of A: sgemv
 	}
 	type impl struct {
 		name string
