@@ -54,33 +54,32 @@ func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 		return
 	}
 	kern := packedKernel[T]()
-	if kern != nil && kern.evenOdd == nil {
-		kern = nil
+	if p.StrideW == 2 && kern != nil && kern.evenOdd != nil && p.W >= 2 {
+		// The even and odd columns in one pass (MobileNet's and EfficientNet's
+		// stride-2 layers), one call for each class of rows going to one row phase:
+		// w = 2i goes to column phase c%2 at c/2 with c = PadLeft+2i.
+		c0, c1 := p.PadLeft, p.PadLeft+1
+		for h0 := 0; h0 < min(p.StrideH, p.H); h0++ {
+			r := p.PadTop + h0
+			base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
+			rows := (p.H - h0 + p.StrideH - 1) / p.StrideH
+			last := base + (rows-1)*l.wq + p.W/2 - 1 // the last row's last pair, checked
+			_, _ = xp[last+(c0%2)*l.phase+c0/2], xp[last+(c1%2)*l.phase+c1/2]
+			kern.evenOdd(p.W/2, &as32(x)[h0*p.W], &as32(xp)[base+(c0%2)*l.phase+c0/2], &as32(xp)[base+(c1%2)*l.phase+c1/2],
+				rows, p.StrideH*p.W, l.wq)
+		}
+		if p.W%2 == 1 {
+			for h := 0; h < p.H; h++ {
+				r, c := p.PadTop+h, p.PadLeft+p.W-1
+				xp[(r%p.StrideH)*p.StrideW*l.phase+r/p.StrideH*l.wq+(c%2)*l.phase+c/2] = x[(h+1)*p.W-1]
+			}
+		}
+		return
 	}
 	for h := 0; h < p.H; h++ {
 		r := p.PadTop + h
 		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
 		row := x[h*p.W : (h+1)*p.W]
-		if p.StrideW == 2 {
-			// The even and odd columns in one pass (MobileNet's and EfficientNet's
-			// stride-2 layers): w = 2i goes to phase c%2 at c/2 with c = PadLeft+2i.
-			c0, c1 := p.PadLeft, p.PadLeft+1
-			half := p.W / 2
-			d0 := xp[base+(c0%2)*l.phase+c0/2:][:half+p.W%2]
-			d1 := xp[base+(c1%2)*l.phase+c1/2:][:half]
-			pairs := row[:2*half]
-			if kern != nil && half > 0 {
-				kern.evenOdd(half, &as32(pairs)[0], &as32(d0)[0], &as32(d1)[0])
-			} else {
-				for i := range d1 {
-					d0[i], d1[i] = pairs[2*i], pairs[2*i+1]
-				}
-			}
-			if p.W%2 == 1 {
-				d0[half] = row[p.W-1]
-			}
-			continue
-		}
 		// Column w goes to phase (PadLeft+w) % StrideW at (PadLeft+w) / StrideW: the
 		// columns of one phase are every StrideW-th, to consecutive places.
 		for w0 := 0; w0 < min(p.StrideW, p.W); w0++ {
@@ -124,6 +123,9 @@ func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
 	}
 }
 
+// dwRowsMin is the narrowest output the depthwise forward pass computes row by row.
+const dwRowsMin = 32
+
 // depthwiseForward computes a depthwise convolution plane by plane: output
 // channel m reads input channel m/(M/C) through its KH×KW filter, the planes
 // stored as act(y).
@@ -139,12 +141,19 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 		offs[t] = l.tap(p, t/p.KW, t%p.KW)
 	}
 	floor, ceil := act.bounds()
+	// Wide outputs are computed row by row straight into y; narrow ones (a few
+	// vectors a row) over the whole span, in rows of wq, and copied out: fewer,
+	// longer runs of the vector loop.
+	byRows := vector && p.OutW >= dwRowsMin
 	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
 		xp := getBuf[T](l.size(p))
 		clear(xp) // the zeros around every plane padded into it
-		yq := getBuf[T](l.span)
 		defer putBuf(xp)
-		defer putBuf(yq)
+		var yq []T
+		if !byRows {
+			yq = getBuf[T](l.span)
+			defer putBuf(yq)
+		}
 		lastInput := -1
 		for pl := lo; pl < hi; pl++ {
 			n, m := pl/p.M, pl%p.M
@@ -157,12 +166,16 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 				b = bias[m]
 			}
 			wm := w[m*KHW : (m+1)*KHW]
-			if vector {
-				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil)
-			} else {
+			yp := y[pl*OHW : (pl+1)*OHW]
+			switch {
+			case byRows:
+				kern.dwTaps(p.OutW, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yp)[0], float32(b), floor, ceil, p.OutH, l.wq, p.OutW)
+				continue
+			case vector:
+				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil, 1, 0, 0)
+			default:
 				depthwiseTapsGo(l, offs, wm, b, xp, yq)
 			}
-			yp := y[pl*OHW : (pl+1)*OHW]
 			for oh := 0; oh < p.OutH; oh++ {
 				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
 			}

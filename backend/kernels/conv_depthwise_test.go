@@ -21,8 +21,18 @@ func TestDepthwiseEveryImplementation(t *testing.T) {
 		{N: 1, C: 3, H: 29, W: 31, M: 3, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Group: 3},
 		{N: 3, C: 2, H: 3, W: 4, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
 	}
-	for w := 1; w <= 60; w++ { // spans 3w+4: every remainder of 8 and 16, one to eight blocks
-		geoms = append(geoms, Conv2DParams{N: 1, C: 2, H: 3, W: w, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2})
+	// Outputs narrower than dwRowsMin run over the span, 3w+4 (every remainder of 8
+	// and 16) and 8w+14 (up to eight blocks); wider ones row by row, w (every
+	// remainder) up to 130 (eight blocks and more), stride 2 too.
+	for w := 1; w <= 60; w++ {
+		for _, h := range []int{3, 8} {
+			geoms = append(geoms, Conv2DParams{N: 1, C: 2, H: h, W: w, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2})
+		}
+	}
+	for _, w := range []int{130, 131} {
+		geoms = append(geoms,
+			Conv2DParams{N: 1, C: 2, H: 4, W: w, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
+			Conv2DParams{N: 1, C: 2, H: 5, W: 2 * w, M: 2, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2})
 	}
 	type result struct {
 		name string
@@ -83,7 +93,8 @@ func TestDepthwiseEveryImplementation(t *testing.T) {
 }
 
 // TestEvenOdd checks the stride-2 column split of every kernel that has one against
-// the plain loop, over every length up to 50 (each remainder of both widths).
+// the plain loop, over every length up to 50 (each remainder of both widths), one row
+// and three (with strides past the rows: the gaps left alone).
 func TestEvenOdd(t *testing.T) {
 	forEachImplementation(t, func(t *testing.T) {
 		kern := packedKernel[float32]()
@@ -92,17 +103,25 @@ func TestEvenOdd(t *testing.T) {
 		}
 		rng := newRNG(5)
 		for n := 1; n <= 50; n++ {
-			x := to32(randn(rng, 2*n+1))
-			even, odd := make([]float32, n+1), make([]float32, n+1)
-			even[n], odd[n] = 7, 7 // past the end: left alone
-			kern.evenOdd(n, &x[0], &even[0], &odd[0])
-			for i := 0; i < n; i++ {
-				if even[i] != x[2*i] || odd[i] != x[2*i+1] {
-					t.Fatalf("n %d [%d]: %g %g, want %g %g", n, i, even[i], odd[i], x[2*i], x[2*i+1])
+			for _, rows := range []int{1, 3} {
+				xs, ds := 2*n+3, n+2
+				x := to32(randn(rng, rows*xs))
+				even, odd := make([]float32, rows*ds), make([]float32, rows*ds)
+				for i := range even {
+					even[i], odd[i] = 7, 7
 				}
-			}
-			if even[n] != 7 || odd[n] != 7 {
-				t.Fatalf("n %d: wrote past the end", n)
+				kern.evenOdd(n, &x[0], &even[0], &odd[0], rows, xs, ds)
+				for r := range rows {
+					for i := range ds {
+						we, wo := float32(7), float32(7) // past the row: left alone
+						if i < n {
+							we, wo = x[r*xs+2*i], x[r*xs+2*i+1]
+						}
+						if even[r*ds+i] != we || odd[r*ds+i] != wo {
+							t.Fatalf("n %d, row %d of %d [%d]: %g %g, want %g %g", n, r, rows, i, even[r*ds+i], odd[r*ds+i], we, wo)
+						}
+					}
+				}
 			}
 		}
 	})

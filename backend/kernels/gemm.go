@@ -91,12 +91,13 @@ type gemmKernel struct {
 	// shift < -87, as exp32): a softmax row's exponentials, x ≤ shift (no clamp above).
 	// y may be x.
 	expShift func(n int, x *float32, shift float32, y *float32)
-	// dwTaps, when set, sets y[j] = min(max(bias + Σ_t w[t]·x[offs[t]+j], lo), hi)
-	// for j < n, the taps added in order by fused multiply-adds: a depthwise
-	// convolution's plane (conv_depthwise.go). evenOdd, when set, sets even[i] =
-	// x[2i] and odd[i] = x[2i+1] for i < n.
-	dwTaps  func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
-	evenOdd func(n int, x, even, odd *float32)
+	// dwTaps, when set, sets y[r·ys+j] = min(max(bias + Σ_t w[t]·x[r·xs+offs[t]+j],
+	// lo), hi) for j < n and r < rows (at least one), the taps added in order by
+	// fused multiply-adds: a depthwise convolution's plane (conv_depthwise.go).
+	// evenOdd, when set, sets even[r·ds+i] = x[r·xs+2i] and odd[r·ds+i] =
+	// x[r·xs+2i+1] for i < n and r < rows (at least one).
+	dwTaps  func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
+	evenOdd func(n int, x, even, odd *float32, rows, xs, ds int)
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

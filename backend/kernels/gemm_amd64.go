@@ -523,13 +523,13 @@ func reluBackAVX2(n int, y, dy, dx *float32)
 // evenOdd; internal/asmgen/depthwise.go).
 //
 //go:noescape
-func dwTapsAVX512(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
+func dwTapsAVX512(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
 
 //go:noescape
-func dwTapsAVX2(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
+func dwTapsAVX2(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
 
 //go:noescape
-func evenOddAVX512(n int, x, even, odd *float32)
+func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
 
 //go:noescape
-func evenOddAVX2(n int, x, even, odd *float32)
+func evenOddAVX2(n int, x, even, odd *float32, rows, xs, ds int)

@@ -6357,17 +6357,23 @@ bnbackavx2_done:
 	VZEROUPPER
 	RET
 
-// func dwTapsAVX512(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
-TEXT ·dwTapsAVX512(SB), NOSPLIT, $0-60
-	MOVQ n+0(FP), CX
+// func dwTapsAVX512(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
+TEXT ·dwTapsAVX512(SB), NOSPLIT, $0-88
 	MOVQ taps+8(FP), R9
 	MOVQ w+16(FP), SI
 	MOVQ offs+24(FP), DI
-	MOVQ x+32(FP), AX
-	MOVQ y+40(FP), BX
 	VBROADCASTSS bias+48(FP), Z8
 	VBROADCASTSS lo+52(FP), Z9
 	VBROADCASTSS hi+56(FP), Z10
+	MOVQ x+32(FP), R10
+	MOVQ y+40(FP), R11
+	MOVQ rows+64(FP), R12
+	MOVQ xs+72(FP), R13
+	SHLQ $2, R13
+dwAVX512_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, AX
+	MOVQ R11, BX
 dwAVX512_loop8:
 	CMPQ CX, $128
 	JL dwAVX512_loop4
@@ -6579,20 +6585,31 @@ dwAVX512_tapsRest1:
 	ADDQ $64, BX
 	JMP dwAVX512_done
 dwAVX512_done:
+	ADDQ R13, R10
+	MOVQ ys+80(FP), R8
+	LEAQ (R11)(R8*4), R11
+	DECQ R12
+	JNZ dwAVX512_row
 	VZEROUPPER
 	RET
 
-// func dwTapsAVX2(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)
-TEXT ·dwTapsAVX2(SB), NOSPLIT, $0-60
-	MOVQ n+0(FP), CX
+// func dwTapsAVX2(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
+TEXT ·dwTapsAVX2(SB), NOSPLIT, $0-88
 	MOVQ taps+8(FP), R9
 	MOVQ w+16(FP), SI
 	MOVQ offs+24(FP), DI
-	MOVQ x+32(FP), AX
-	MOVQ y+40(FP), BX
 	VBROADCASTSS bias+48(FP), Y8
 	VBROADCASTSS lo+52(FP), Y9
 	VBROADCASTSS hi+56(FP), Y10
+	MOVQ x+32(FP), R10
+	MOVQ y+40(FP), R11
+	MOVQ rows+64(FP), R12
+	MOVQ xs+72(FP), R13
+	SHLQ $2, R13
+dwAVX2_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, AX
+	MOVQ R11, BX
 dwAVX2_loop8:
 	CMPQ CX, $64
 	JL dwAVX2_loop4
@@ -6804,6 +6821,11 @@ dwAVX2_tapsRest1:
 	ADDQ $32, BX
 	JMP dwAVX2_done
 dwAVX2_done:
+	ADDQ R13, R10
+	MOVQ ys+80(FP), R8
+	LEAQ (R11)(R8*4), R11
+	DECQ R12
+	JNZ dwAVX2_row
 	VZEROUPPER
 	RET
 
@@ -6842,14 +6864,23 @@ DATA oddIdx<>+60(SB)/4, $31
 GLOBL evenIdx<>(SB), RODATA, $64
 GLOBL oddIdx<>(SB), RODATA, $64
 
-// func evenOddAVX512(n int, x, even, odd *float32)
-TEXT ·evenOddAVX512(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ even+16(FP), DI
-	MOVQ odd+24(FP), DX
+// func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
+TEXT ·evenOddAVX512(SB), NOSPLIT, $0-56
 	VMOVUPS evenIdx<>(SB), Z4
 	VMOVUPS oddIdx<>(SB), Z5
+	MOVQ x+8(FP), R10
+	MOVQ even+16(FP), R11
+	MOVQ odd+24(FP), R12
+	MOVQ rows+32(FP), R13
+	MOVQ xs+40(FP), R8
+	SHLQ $2, R8
+	MOVQ ds+48(FP), R9
+	SHLQ $2, R9
+eo512_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, SI
+	MOVQ R11, DI
+	MOVQ R12, DX
 eo512_loop:
 	CMPQ CX, $16
 	JL eo512_tail
@@ -6889,15 +6920,29 @@ eo512_tail:
 	VMOVUPS Z2, K3, (DI)
 	VMOVUPS Z3, K3, (DX)
 eo512_done:
+	ADDQ R8, R10
+	ADDQ R9, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ eo512_row
 	VZEROUPPER
 	RET
 
-// func evenOddAVX2(n int, x, even, odd *float32)
-TEXT ·evenOddAVX2(SB), NOSPLIT, $0-32
+// func evenOddAVX2(n int, x, even, odd *float32, rows, xs, ds int)
+TEXT ·evenOddAVX2(SB), NOSPLIT, $0-56
+	MOVQ x+8(FP), R10
+	MOVQ even+16(FP), R11
+	MOVQ odd+24(FP), R12
+	MOVQ rows+32(FP), R13
+	MOVQ xs+40(FP), R8
+	SHLQ $2, R8
+	MOVQ ds+48(FP), R9
+	SHLQ $2, R9
+eo2_row:
 	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ even+16(FP), DI
-	MOVQ odd+24(FP), DX
+	MOVQ R10, SI
+	MOVQ R11, DI
+	MOVQ R12, DX
 eo2_loop:
 	CMPQ CX, $8
 	JL eo2_tail
@@ -6928,6 +6973,11 @@ eo2_one:
 	DECQ CX
 	JNZ eo2_one
 eo2_done:
+	ADDQ R8, R10
+	ADDQ R9, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ eo2_row
 	VZEROUPPER
 	RET
 

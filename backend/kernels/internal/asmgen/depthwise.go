@@ -5,9 +5,10 @@ import "fmt"
 // depthwise emits dwTapsAVX512, dwTapsAVX2, evenOddAVX512 and evenOddAVX2, the
 // loops of the depthwise convolutions (conv_depthwise.go).
 //
-// dwTaps(n, taps, w, offs, x, y, bias, lo, hi) sets
+// dwTaps(n, taps, w, offs, x, y, bias, lo, hi, rows, xs, ys) sets, for each row
+// r < rows,
 //
-//	y[j] = min(max(bias + Σ_t w[t]·x[offs[t]+j], lo), hi)   for j < n,
+//	y[r·ys+j] = min(max(bias + Σ_t w[t]·x[r·xs+offs[t]+j], lo), hi)   for j < n,
 //
 // the taps added in order, each a fused multiply-add (the bits of an affine
 // pass for tap 0 and an axpy for each other tap), with lo = -Inf and hi = +Inf
@@ -17,8 +18,9 @@ import "fmt"
 // vectors (fewer than four vectors' values), the last masked, in one block. taps must
 // be at least 1 (the tap loop runs once before its test).
 //
-// evenOdd(n, x, even, odd) sets even[i] = x[2i] and odd[i] = x[2i+1] for i < n:
-// a row of a stride-2 convolution's input split into its two column phases.
+// evenOdd(n, x, even, odd, rows, xs, ds) sets even[r·ds+i] = x[r·xs+2i] and
+// odd[r·ds+i] = x[r·xs+2i+1] for i < n and r < rows: rows of a stride-2
+// convolution's input split into their two column phases.
 func depthwise(w *asm) {
 	for _, v := range vecISAs {
 		dwTaps(w, v)
@@ -32,11 +34,14 @@ func dwTaps(w *asm, v vecISA) {
 	// Registers: accumulators 0-7, bias 8, lo 9, hi 10, the tap's weight 11,
 	// a masked load 12, the AVX2 mask 15.
 	acc, bias, lo, hi, wt, tmp := v.reg, v.reg(8), v.reg(9), v.reg(10), v.reg(11), v.reg(12)
-	w.p("// func dwTaps%s(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32)", v.suffix)
-	w.p("TEXT ·dwTaps%s(SB), NOSPLIT, $0-60", v.suffix)
-	w.p("\tMOVQ n+0(FP), CX\n\tMOVQ taps+8(FP), R9\n\tMOVQ w+16(FP), SI\n\tMOVQ offs+24(FP), DI")
-	w.p("\tMOVQ x+32(FP), AX\n\tMOVQ y+40(FP), BX")
+	w.p("// func dwTaps%s(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)", v.suffix)
+	w.p("TEXT ·dwTaps%s(SB), NOSPLIT, $0-88", v.suffix)
+	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ w+16(FP), SI\n\tMOVQ offs+24(FP), DI")
 	w.p("\tVBROADCASTSS bias+48(FP), %s\n\tVBROADCASTSS lo+52(FP), %s\n\tVBROADCASTSS hi+56(FP), %s", bias, lo, hi)
+	// The rows (at least one): R10 and R11 the row's x and y, R12 the rows left, R13
+	// x's stride in bytes; y's is read from the frame at the end of each row.
+	w.p("\tMOVQ x+32(FP), R10\n\tMOVQ y+40(FP), R11\n\tMOVQ rows+64(FP), R12\n\tMOVQ xs+72(FP), R13\n\tSHLQ $2, R13")
+	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
 	// block emits the loop over taps for k accumulators, the last masked (K1 on
 	// AVX-512, Y15 on AVX2) when masked is set, then the clamp and the stores;
 	// AX and BX advance by k vectors.
@@ -98,7 +103,8 @@ func dwTaps(w *asm, v vecISA) {
 		block(fmt.Sprintf("%s_tapsRest%d", label, k), k, true)
 		w.p("\tJMP %s_done", label)
 	}
-	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", label)
+	w.p("%s_done:\n\tADDQ R13, R10\n\tMOVQ ys+80(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
+	w.p("\tVZEROUPPER\n\tRET\n")
 }
 
 // evenOdd emits evenOddAVX512 (two-source permutes, 16 pairs at a time, then the
@@ -110,14 +116,11 @@ func evenOdd(w *asm) {
 		w.p("DATA oddIdx<>+%d(SB)/4, $%d", 4*i, 2*i+1)
 	}
 	w.p("GLOBL evenIdx<>(SB), RODATA, $64\nGLOBL oddIdx<>(SB), RODATA, $64\n")
-	w.p(`// func evenOddAVX512(n int, x, even, odd *float32)
-TEXT ·evenOddAVX512(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ even+16(FP), DI
-	MOVQ odd+24(FP), DX
+	w.p(`// func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
+TEXT ·evenOddAVX512(SB), NOSPLIT, $0-56
 	VMOVUPS evenIdx<>(SB), Z4
 	VMOVUPS oddIdx<>(SB), Z5
+` + evenOddRows("eo512") + `
 eo512_loop:
 	CMPQ CX, $16
 	JL eo512_tail
@@ -157,15 +160,13 @@ eo512_tail:
 	VMOVUPS Z2, K3, (DI)
 	VMOVUPS Z3, K3, (DX)
 eo512_done:
+` + evenOddNext("eo512") + `
 	VZEROUPPER
 	RET
 
-// func evenOddAVX2(n int, x, even, odd *float32)
-TEXT ·evenOddAVX2(SB), NOSPLIT, $0-32
-	MOVQ n+0(FP), CX
-	MOVQ x+8(FP), SI
-	MOVQ even+16(FP), DI
-	MOVQ odd+24(FP), DX
+// func evenOddAVX2(n int, x, even, odd *float32, rows, xs, ds int)
+TEXT ·evenOddAVX2(SB), NOSPLIT, $0-56
+` + evenOddRows("eo2") + `
 eo2_loop:
 	CMPQ CX, $8
 	JL eo2_tail
@@ -196,7 +197,37 @@ eo2_one:
 	DECQ CX
 	JNZ eo2_one
 eo2_done:
+` + evenOddNext("eo2") + `
 	VZEROUPPER
 	RET
 `)
+}
+
+// evenOddRows loads evenOdd's row loop registers (R10, R11, R12: the row's x,
+// even and odd; R13 the rows left, at least one; R8 and R9 the strides in bytes)
+// and starts a row (CX the pairs, SI, DI, DX the pointers) at label_row.
+func evenOddRows(label string) string {
+	return fmt.Sprintf(`	MOVQ x+8(FP), R10
+	MOVQ even+16(FP), R11
+	MOVQ odd+24(FP), R12
+	MOVQ rows+32(FP), R13
+	MOVQ xs+40(FP), R8
+	SHLQ $2, R8
+	MOVQ ds+48(FP), R9
+	SHLQ $2, R9
+%s_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, SI
+	MOVQ R11, DI
+	MOVQ R12, DX`, label)
+}
+
+// evenOddNext moves evenOdd's pointers to the next row and loops to label_row
+// while rows are left.
+func evenOddNext(label string) string {
+	return fmt.Sprintf(`	ADDQ R8, R10
+	ADDQ R9, R11
+	ADDQ R9, R12
+	DECQ R13
+	JNZ %s_row`, label)
 }
