@@ -349,3 +349,26 @@ func BenchmarkConv2DMobileNetV2Batch1(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv2DStridedBatch1 measures strided convolutions at batch 1 as an
+// inference program runs them (constant weights, a Relu stored): ResNet-50's 7×7
+// stem and a 3×3 stride-2 layer, MobileNet-V2's stem.
+func BenchmarkConv2DStridedBatch1(b *testing.B) {
+	for _, l := range []struct {
+		name            string
+		c, m, h, k, pad int
+	}{
+		{"resnet_stem7x7_3to64_224", 3, 64, 224, 7, 3},
+		{"resnet_3x3s2_256_28", 256, 256, 28, 3, 1},
+		{"resnet_3x3s2_128_56", 128, 128, 56, 3, 1},
+		{"mobilenet_stem3x3_3to32_224", 3, 32, 224, 3, 1},
+	} {
+		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, StrideH: 2, StrideW: 2,
+			PadTop: l.pad, PadLeft: l.pad, PadBottom: l.pad, PadRight: l.pad}.WithOutSize()
+		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
+		var cache FilterCache
+		b.Run(l.name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, Activation{Kind: ReluActivation}) })
+		})
+	}
+}

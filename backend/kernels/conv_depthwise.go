@@ -47,13 +47,11 @@ func (l depthwisePadded) tap(p Conv2DParams, kh, kw int) int {
 // once and then pads plane after plane into it.
 func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 	xp = xp[:l.size(p)]
+	kern := packedKernel[T]()
 	if p.StrideH == 1 && p.StrideW == 1 { // one phase: the padded plane
-		for h := 0; h < p.H; h++ {
-			copy(xp[(p.PadTop+h)*l.wq+p.PadLeft:][:p.W], x[h*p.W:(h+1)*p.W])
-		}
+		copyPlaneRows(kern, p.W, p.H, x, p.W, xp[p.PadTop*l.wq+p.PadLeft:], l.wq)
 		return
 	}
-	kern := packedKernel[T]()
 	if p.StrideW == 2 && kern != nil && kern.evenOdd != nil && p.W >= 2 {
 		// The even and odd columns in one pass (MobileNet's and EfficientNet's
 		// stride-2 layers), one call for each class of rows going to one row phase:
@@ -92,9 +90,30 @@ func padPlane[T Float](p Conv2DParams, l depthwisePadded, x, xp []T) {
 	}
 }
 
+// copyPlaneRows sets dst[r·ds+j] = src[r·ss+j] for j < n and r < rows, in kern's
+// vector loop where it has one (one call a plane: a copy a row was most of the work
+// on 7×7 and 14×14 maps).
+func copyPlaneRows[T Float](kern *gemmKernel, n, rows int, src []T, ss int, dst []T, ds int) {
+	if n <= 0 || rows <= 0 {
+		return
+	}
+	_, _ = src[(rows-1)*ss+n-1], dst[(rows-1)*ds+n-1] // the last row's last value, checked
+	if kern != nil && kern.copyRows != nil {
+		kern.copyRows(n, &as32(src)[0], &as32(dst)[0], rows, ss, ds)
+		return
+	}
+	for r := range rows {
+		copy(dst[r*ds:r*ds+n], src[r*ss:r*ss+n])
+	}
+}
+
 // unpadPlane adds nothing and copies the inner H×W values of the phase
 // buffer xp into the plane x: the inverse of padPlane.
 func unpadPlane[T Float](p Conv2DParams, l depthwisePadded, xp, x []T) {
+	if p.StrideH == 1 && p.StrideW == 1 {
+		copyPlaneRows(packedKernel[T](), p.W, p.H, xp[p.PadTop*l.wq+p.PadLeft:], l.wq, x, p.W)
+		return
+	}
 	for h := 0; h < p.H; h++ {
 		r := p.PadTop + h
 		base := (r%p.StrideH)*p.StrideW*l.phase + r/p.StrideH*l.wq
@@ -113,14 +132,11 @@ func unpadPlane[T Float](p Conv2DParams, l depthwisePadded, xp, x []T) {
 	}
 }
 
-// spreadPlane copies the OutH×OutW plane y into rows of width wq, zeros
-// between them (span values).
+// spreadPlane copies the OutH×OutW plane y into rows of width wq (span values).
+// The values between the rows are the caller's, who clears yq once: nothing else
+// writes them.
 func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
-	for oh := 0; oh < p.OutH; oh++ {
-		row := yq[oh*l.wq : min(l.span, (oh+1)*l.wq)]
-		copy(row, y[oh*p.OutW:(oh+1)*p.OutW])
-		clear(row[p.OutW:])
-	}
+	copyPlaneRows(packedKernel[T](), p.OutW, p.OutH, y, p.OutW, yq, l.wq)
 }
 
 // dwRowsMin is the narrowest output the depthwise forward pass computes row by row.
@@ -176,9 +192,7 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 			default:
 				depthwiseTapsGo(l, offs, wm, b, xp, yq)
 			}
-			for oh := 0; oh < p.OutH; oh++ {
-				copy(yp[oh*p.OutW:(oh+1)*p.OutW], yq[oh*l.wq:])
-			}
+			copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
 			if !vector {
 				activationSerial(act, yp)
 			}
@@ -205,6 +219,7 @@ func depthwiseBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 	parallelFor(planes, workers(planes, mult*OHW*KHW), func(_, lo, hi int) {
 		dxp := getBuf[T](l.size(p))
 		dyq := getBuf[T](l.span)
+		clear(dyq) // the zeros between its rows (spreadPlane)
 		defer putBuf(dxp)
 		defer putBuf(dyq)
 		for pl := lo; pl < hi; pl++ {
@@ -236,6 +251,7 @@ func depthwiseBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		xp := getBuf[T](l.size(p))
 		clear(xp) // the zeros around every plane padded into it
 		dyq := getBuf[T](l.span)
+		clear(dyq) // the zeros between its rows (spreadPlane)
 		sums := make([]float64, KHW)
 		defer putBuf(xp)
 		defer putBuf(dyq)

@@ -96,11 +96,13 @@ func TestDepthwiseEveryImplementation(t *testing.T) {
 // the plain loop, over every length up to 50 (each remainder of both widths), one row
 // and three (with strides past the rows: the gaps left alone).
 func TestEvenOdd(t *testing.T) {
+	ran := 0
 	forEachImplementation(t, func(t *testing.T) {
 		kern := packedKernel[float32]()
 		if kern == nil || kern.evenOdd == nil {
 			t.Skipf("%s has no vector column split", Current())
 		}
+		ran++
 		rng := newRNG(5)
 		for n := 1; n <= 50; n++ {
 			for _, rows := range []int{1, 3} {
@@ -125,4 +127,58 @@ func TestEvenOdd(t *testing.T) {
 			}
 		}
 	})
+	want := 0 // the kernels with the loop this CPU runs
+	for _, k := range asmKernels() {
+		if k.evenOdd != nil {
+			want++
+		}
+	}
+	if ran != want {
+		t.Fatalf("%d implementations ran the vector loop; this CPU has %d", ran, want)
+	}
+}
+
+// TestCopyRows checks the row copy of every kernel that has one against copy, over
+// every width up to 70 (each remainder of both vector widths, the four-vector loop),
+// one row and three, with gaps that must be left alone.
+func TestCopyRows(t *testing.T) {
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil || kern.copyRows == nil {
+			t.Skipf("%s has no vector row copy", Current())
+		}
+		ran++
+		rng := newRNG(9)
+		for n := 1; n <= 70; n++ {
+			for _, rows := range []int{1, 3} {
+				ss, ds := n+5, n+3
+				src := to32(randn(rng, rows*ss))
+				dst := make([]float32, rows*ds+1)
+				for i := range dst {
+					dst[i] = 7
+				}
+				kern.copyRows(n, &src[0], &dst[0], rows, ss, ds)
+				for i, v := range dst {
+					r, j := i/ds, i%ds
+					want := float32(7) // a gap or past the end: left alone
+					if r < rows && j < n {
+						want = src[r*ss+j]
+					}
+					if v != want {
+						t.Fatalf("n %d, %d rows: dst[%d] = %g, want %g", n, rows, i, v, want)
+					}
+				}
+			}
+		}
+	})
+	want := 0 // the kernels with the loop this CPU runs
+	for _, k := range asmKernels() {
+		if k.copyRows != nil {
+			want++
+		}
+	}
+	if ran != want {
+		t.Fatalf("%d implementations ran the vector loop; this CPU has %d", ran, want)
+	}
 }

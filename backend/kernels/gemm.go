@@ -95,9 +95,11 @@ type gemmKernel struct {
 	// lo), hi) for j < n and r < rows (at least one), the taps added in order by
 	// fused multiply-adds: a depthwise convolution's plane (conv_depthwise.go).
 	// evenOdd, when set, sets even[r·ds+i] = x[r·xs+2i] and odd[r·ds+i] =
-	// x[r·xs+2i+1] for i < n and r < rows (at least one).
-	dwTaps  func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
-	evenOdd func(n int, x, even, odd *float32, rows, xs, ds int)
+	// x[r·xs+2i+1] for i < n and r < rows (at least one). copyRows, when set, sets
+	// dst[r·ds+j] = src[r·ss+j] for j < n and r < rows (both at least one).
+	dwTaps   func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
+	evenOdd  func(n int, x, even, odd *float32, rows, xs, ds int)
+	copyRows func(n int, src, dst *float32, rows, ss, ds int)
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

@@ -6593,6 +6593,62 @@ dwAVX512_done:
 	VZEROUPPER
 	RET
 
+// func copyRowsAVX512(n int, src, dst *float32, rows, ss, ds int)
+TEXT ·copyRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), R10
+	MOVQ dst+16(FP), R11
+	MOVQ rows+24(FP), R12
+	MOVQ ss+32(FP), R8
+	SHLQ $2, R8
+	MOVQ ds+40(FP), R9
+	SHLQ $2, R9
+	MOVQ n+0(FP), CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+crAVX512_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, SI
+	MOVQ R11, DI
+crAVX512_loop4:
+	CMPQ CX, $64
+	JL crAVX512_loop1
+	VMOVUPS 0(SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP crAVX512_loop4
+crAVX512_loop1:
+	CMPQ CX, $16
+	JL crAVX512_tail
+	VMOVUPS (SI), Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP crAVX512_loop1
+crAVX512_tail:
+	TESTQ CX, CX
+	JZ crAVX512_next
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS Z0, K1, (DI)
+crAVX512_next:
+	ADDQ R8, R10
+	ADDQ R9, R11
+	DECQ R12
+	JNZ crAVX512_row
+	VZEROUPPER
+	RET
+
 // func dwTapsAVX2(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
 TEXT ·dwTapsAVX2(SB), NOSPLIT, $0-88
 	MOVQ taps+8(FP), R9
@@ -6826,6 +6882,62 @@ dwAVX2_done:
 	LEAQ (R11)(R8*4), R11
 	DECQ R12
 	JNZ dwAVX2_row
+	VZEROUPPER
+	RET
+
+// func copyRowsAVX2(n int, src, dst *float32, rows, ss, ds int)
+TEXT ·copyRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), R10
+	MOVQ dst+16(FP), R11
+	MOVQ rows+24(FP), R12
+	MOVQ ss+32(FP), R8
+	SHLQ $2, R8
+	MOVQ ds+40(FP), R9
+	SHLQ $2, R9
+	MOVQ n+0(FP), CX
+	ANDQ $7, CX
+	MOVQ $8, DX
+	SUBQ CX, DX
+	LEAQ winoMask8<>(SB), R14
+	VMOVDQU (R14)(DX*4), Y15
+crAVX2_row:
+	MOVQ n+0(FP), CX
+	MOVQ R10, SI
+	MOVQ R11, DI
+crAVX2_loop4:
+	CMPQ CX, $32
+	JL crAVX2_loop1
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP crAVX2_loop4
+crAVX2_loop1:
+	CMPQ CX, $8
+	JL crAVX2_tail
+	VMOVUPS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP crAVX2_loop1
+crAVX2_tail:
+	TESTQ CX, CX
+	JZ crAVX2_next
+	VMASKMOVPS (SI), Y15, Y0
+	VMASKMOVPS Y0, Y15, (DI)
+crAVX2_next:
+	ADDQ R8, R10
+	ADDQ R9, R11
+	DECQ R12
+	JNZ crAVX2_row
 	VZEROUPPER
 	RET
 

@@ -2,8 +2,9 @@ package main
 
 import "fmt"
 
-// depthwise emits dwTapsAVX512, dwTapsAVX2, evenOddAVX512 and evenOddAVX2, the
-// loops of the depthwise convolutions (conv_depthwise.go).
+// depthwise emits dwTapsAVX512, dwTapsAVX2, copyRowsAVX512, copyRowsAVX2,
+// evenOddAVX512 and evenOddAVX2, the loops of the depthwise convolutions
+// (conv_depthwise.go).
 //
 // dwTaps(n, taps, w, offs, x, y, bias, lo, hi, rows, xs, ys) sets, for each row
 // r < rows,
@@ -24,8 +25,50 @@ import "fmt"
 func depthwise(w *asm) {
 	for _, v := range vecISAs {
 		dwTaps(w, v)
+		copyRows(w, v)
 	}
 	evenOdd(w)
+}
+
+// copyRows emits copyRowsAVX512 and copyRowsAVX2: copyRows(n, src, dst, rows, ss,
+// ds) sets dst[r·ds+j] = src[r·ss+j] for j < n and r < rows (at least one, n at
+// least 1), four vectors at a time, then one, the last masked: a depthwise plane's
+// rows into its padded buffer and out of the rows it is computed in, one call a plane
+// instead of a copy a row (most of the work on 7×7 and 14×14 maps).
+func copyRows(w *asm, v vecISA) {
+	label := "cr" + v.suffix
+	bytes := 4 * v.lanes
+	w.p("// func copyRows%s(n int, src, dst *float32, rows, ss, ds int)", v.suffix)
+	w.p("TEXT ·copyRows%s(SB), NOSPLIT, $0-48", v.suffix)
+	w.p("\tMOVQ src+8(FP), R10\n\tMOVQ dst+16(FP), R11\n\tMOVQ rows+24(FP), R12")
+	w.p("\tMOVQ ss+32(FP), R8\n\tSHLQ $2, R8\n\tMOVQ ds+40(FP), R9\n\tSHLQ $2, R9")
+	// The last vector's lanes, n mod lanes (none: no masked vector).
+	w.p("\tMOVQ n+0(FP), CX\n\tANDQ $%d, CX", v.lanes-1)
+	if v.r == "Z" {
+		w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1")
+	} else {
+		w.p("\tMOVQ $8, DX\n\tSUBQ CX, DX\n\tLEAQ winoMask8<>(SB), R14\n\tVMOVDQU (R14)(DX*4), Y15")
+	}
+	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, SI\n\tMOVQ R11, DI", label)
+	w.p("%s_loop4:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, 4*v.lanes, label)
+	for i := 0; i < 4; i++ {
+		w.p("\tVMOVUPS %d(SI), %s", i*bytes, v.reg(i))
+	}
+	for i := 0; i < 4; i++ {
+		w.p("\tVMOVUPS %s, %d(DI)", v.reg(i), i*bytes)
+	}
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tSUBQ $%d, CX\n\tJMP %s_loop4", 4*bytes, 4*bytes, 4*v.lanes, label)
+	w.p("%s_loop1:\n\tCMPQ CX, $%d\n\tJL %s_tail", label, v.lanes, label)
+	w.p("\tVMOVUPS (SI), %s\n\tVMOVUPS %s, (DI)", v.reg(0), v.reg(0))
+	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tSUBQ $%d, CX\n\tJMP %s_loop1", bytes, bytes, v.lanes, label)
+	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_next", label, label)
+	if v.r == "Z" {
+		w.p("\tVMOVUPS.Z (SI), K1, Z0\n\tVMOVUPS Z0, K1, (DI)")
+	} else {
+		w.p("\tVMASKMOVPS (SI), Y15, Y0\n\tVMASKMOVPS Y0, Y15, (DI)")
+	}
+	w.p("%s_next:\n\tADDQ R8, R10\n\tADDQ R9, R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
+	w.p("\tVZEROUPPER\n\tRET\n")
 }
 
 func dwTaps(w *asm, v vecISA) {
