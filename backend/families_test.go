@@ -287,8 +287,8 @@ func relErrFloor(got, want []float32, floor float64) float64 {
 // each normalization that follows a convolution into its weights and bias and keeps
 // what the kernels derive from them: the output must match PyTorch's (eval mode) within
 // the parity tolerance, every normalization after a convolution must be gone from the
-// program's steps, and so must the Relu or Clip (MobileNet's ReLU6) after it, which the
-// convolution stores. Each model runs twice: as exported, and with every convolution's
+// program's steps, and so must the Relu, the Clip (MobileNet's ReLU6) or the SiLU
+// (EfficientNet's) after it, which the convolution stores. Each model runs twice: as exported, and with every convolution's
 // weight passed through an Identity node, as torch.onnx writes initializers it merged
 // (the weights are the model's parameters still, and must fold as well).
 func TestFamiliesConstantWeights(t *testing.T) {
@@ -352,9 +352,18 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 			foldedOut[n.Outputs[0]] = true
 		}
 	}
+	sigmoidOf := map[string]string{} // a Sigmoid's output: its input
+	for _, n := range ir.Graph.Nodes {
+		if n.OpType == "Sigmoid" {
+			sigmoidOf[n.Outputs[0]] = n.Inputs[0]
+		}
+	}
 	for _, n := range ir.Graph.Nodes {
 		if (n.OpType == "Relu" || n.OpType == "Clip") && foldedOut[n.Inputs[0]] {
 			stored[n.OpType+"("+n.Name+")"] = true
+		}
+		if n.OpType == "Mul" && len(n.Inputs) == 2 && foldedOut[n.Inputs[0]] && sigmoidOf[n.Inputs[1]] == n.Inputs[0] {
+			stored["Mul("+n.Name+")"] = true // x·σ(x): a SiLU (EfficientNet's)
 		}
 	}
 	for _, s := range p.p.steps {

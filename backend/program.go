@@ -255,26 +255,31 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 			}
 		}
 	}
-	if !b.constantWeights() {
-		// A BatchNormalization whose output only a SiLU pair reads (its Sigmoid and Mul)
-		// computes as one op with the pair, which then need not keep the normalization's
-		// output (the SiLU's derivative recomputes it from X). Not in constant-weight
-		// programs, where the normalization is folded into the convolution before it.
-		producer := map[string]*onnx.Node{}
+	// A BatchNormalization whose output only a SiLU pair reads (its Sigmoid and Mul)
+	// computes as one op with the pair, which then need not keep the normalization's
+	// output (the SiLU's derivative recomputes it from X). In constant-weight programs
+	// only those folded into the convolution before them (the convolution's products
+	// store the SiLU): a normalization computed on its own keeps its own bits there.
+	producer := map[string]*onnx.Node{}
+	if b.constantWeights() {
+		for _, bn := range b.fusedBN {
+			producer[bn.Outputs[0]] = bn
+		}
+	} else {
 		for _, n := range g.Nodes {
 			if needed[n] && n.OpType == "BatchNormalization" && n.Domain == "" && len(n.Outputs) == 1 {
 				producer[n.Outputs[0]] = n
 			}
 		}
-		for mul, s := range b.fusedSiLU {
-			bn, ok := producer[s.Inputs[0]]
-			if !ok || uses[s.Inputs[0]] != 2 {
-				continue
-			}
-			b.fusedAct[bn] = fusedAct{node: mul, act: kernels.Activation{Kind: kernels.SiLUActivation}}
-			b.skip[mul] = true
-			delete(b.fusedSiLU, mul)
+	}
+	for mul, s := range b.fusedSiLU {
+		bn, ok := producer[s.Inputs[0]]
+		if !ok || uses[s.Inputs[0]] != 2 {
+			continue
 		}
+		b.fusedAct[bn] = fusedAct{node: mul, act: kernels.Activation{Kind: kernels.SiLUActivation}}
+		b.skip[mul] = true
+		delete(b.fusedSiLU, mul)
 	}
 	b.planGelu(needed, uses)
 }

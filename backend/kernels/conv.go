@@ -520,8 +520,8 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	if bias != nil {
 		need(name, "bias", bias, p.M)
 	}
-	if act.Kind == SiLUActivation {
-		// The products store clamps only: a SiLU is a pass over y after them.
+	if act.Kind == SiLUActivation && !p.siluStored(packedKernel[T]()) {
+		// These products store clamps only: a SiLU is a pass over y after them.
 		conv2DForward(name, p, x, w, bias, y, Activation{}, cache)
 		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
 		return
@@ -572,6 +572,20 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	if act.Kind != NoActivation {
 		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
 	}
+}
+
+// siluStored reports whether p's forward pass on kern applies a SiLU without a pass
+// over y after it: the depthwise convolutions (each plane as it is done), and where
+// the products store it (kern.siluStore) the padded-grid, gathered and pointwise
+// paths; not Winograd's nor the other grouped convolutions.
+func (p Conv2DParams) siluStored(kern *gemmKernel) bool {
+	if p.depthwise() {
+		return true
+	}
+	if kern == nil || !kern.siluStore || p.Group > 1 || p.winogradOn(kern) {
+		return false
+	}
+	return p.forwardFastOn(kern) || p.direct()
 }
 
 // Conv2DBackwardData computes dx [N, C, H, W], the gradient with respect to

@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Depthwise convolutions (MobileNet's and EfficientNet's) on padded planes.
 // The input plane is copied once into a zero-bordered buffer, split by
 // stride into phases (phase (a, b) holds the padded rows a, a+StrideH, ...
@@ -156,7 +158,13 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 	for t := range offs {
 		offs[t] = l.tap(p, t/p.KW, t%p.KW)
 	}
-	floor, ceil := act.bounds()
+	// The taps' loop stores a clamp; a SiLU is applied to each plane as it is done,
+	// while the plane is in cache (no pass over y after the convolution).
+	floor, ceil := float32(math.Inf(-1)), float32(math.Inf(1))
+	perPlane := !vector || act.Kind == SiLUActivation
+	if act.Kind != SiLUActivation {
+		floor, ceil = act.bounds()
+	}
 	// Wide outputs are computed row by row straight into y; narrow ones (a few
 	// vectors a row) over the whole span, in rows of wq, and copied out: fewer,
 	// longer runs of the vector loop.
@@ -186,14 +194,14 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 			switch {
 			case byRows:
 				kern.dwTaps(p.OutW, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yp)[0], float32(b), floor, ceil, p.OutH, l.wq, p.OutW)
-				continue
 			case vector:
 				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil, 1, 0, 0)
+				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
 			default:
 				depthwiseTapsGo(l, offs, wm, b, xp, yq)
+				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
 			}
-			copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
-			if !vector {
+			if perPlane {
 				activationSerial(act, yp)
 			}
 		}

@@ -323,6 +323,7 @@ func TestConv2DPaths(t *testing.T) {
 		// Several small images per unit.
 		Conv2DParams{N: 5, C: 24, H: 8, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	)
+	siluStored := map[string]int{} // geometries whose SiLU the products stored, by implementation
 	forEachImplementation(t, func(t *testing.T) {
 		if kern := packedKernel[float32](); kern != nil && kern.wino != nil {
 			forward, data := 0, 0
@@ -375,6 +376,18 @@ func TestConv2DPaths(t *testing.T) {
 				want[i] = v / (1 + math.Exp(-v))
 			}
 			assertClose(t, name+" forward+silu", to64(y32), want, 1e-4)
+			// Stored by the products or a pass after them, the same bits as the pass.
+			ys := make([]float32, p.YLen())
+			Conv2DForward(p, to32(x), to32(w), to32(b), ys)
+			ActivationForward(Activation{Kind: SiLUActivation}, ys, ys)
+			for i, v := range ys {
+				if math.Float32bits(v) != math.Float32bits(y32[i]) {
+					t.Fatalf("%s: SiLU stored %g at %d, the pass after the products %g", name, y32[i], i, v)
+				}
+			}
+			if kern := packedKernel[float32](); kern != nil && kern.siluStore && p.Group <= 1 && p.siluStored(kern) {
+				siluStored[kern.name]++ // stored by the products
+			}
 			wdx, wdw := naiveConvBackward(p, x, w, dy)
 			dw32 := make([]float32, p.WLen())
 			for i := range dw32 {
@@ -390,6 +403,11 @@ func TestConv2DPaths(t *testing.T) {
 			assertClose(t, name+" dX", to64(dx32), wdx, 1e-4)
 		}
 	})
+	for _, k := range asmKernels() {
+		if k.siluStore && siluStored[k.name] < 5 {
+			t.Errorf("%s stored the SiLU of %d geometries; want at least 5", k.name, siluStored[k.name])
+		}
+	}
 }
 
 // TestSgemmBias checks the bias epilogue of the packed GEMM (full and

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"math/bits"
 	"runtime"
 	"sync/atomic"
@@ -65,6 +66,9 @@ type gemmKernel struct {
 	// mask says). kcRows is its k block.
 	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	kcRows   int
+	// siluStore reports that tile and tileRows take tileSiLU (the AVX-512
+	// epilogue); elsewhere a SiLU is a pass over C after the product.
+	siluStore bool
 	// bf16 reports that the packers round the operands to bfloat16 (bf16.go):
 	// every product goes through them.
 	bf16 bool
@@ -108,6 +112,10 @@ type gemmKernel struct {
 // tileClamp is the tile flag that clamps the stored values to [lo, hi] (NaN kept):
 // a convolution fused with the Relu ([0, +Inf]) or Clip after it.
 const tileClamp = 1
+
+// tileSiLU is the tile flag that stores x·σ(x) of the values (the bits of
+// [ActivationForward]'s SiLU), in kernels with siluStore.
+const tileSiLU = 2
 
 // gemmMinWork is the smallest product (multiply-adds) worth splitting
 // across goroutines: about 20 µs of work at the micro-kernel's speed.
@@ -242,18 +250,21 @@ type gemmArgs struct {
 	// apCols, when set, is A already packed as sgemmByCols packs it (packAByCols;
 	// B packed); a is then unused.
 	apCols []float32
-	// act is applied as C is stored (the last k block's tiles carry tileClamp): none,
-	// a Relu or a Clip.
+	// act is applied as C is stored (the last k block's tiles carry tileClamp, or
+	// tileSiLU): none, a Relu, a Clip, or a SiLU (kernels with siluStore only).
 	act Activation
 }
 
 // tileFlags returns the flags of the tiles of the k block starting at
 // pc, of width kc.
 func (g *gemmArgs) tileFlags(pc, kc int) uint32 {
-	if g.act.Kind != NoActivation && pc+kc >= g.k {
-		return tileClamp
+	switch {
+	case g.act.Kind == NoActivation || pc+kc < g.k:
+		return 0
+	case g.act.Kind == SiLUActivation:
+		return tileSiLU
 	}
-	return 0
+	return tileClamp
 }
 
 // sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices
@@ -712,7 +723,12 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	kern.runs.Add(1)
 	mr, nr := kern.mr, kern.nr
-	lo, hi := g.act.bounds()
+	lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
+	if g.act.Kind != SiLUActivation {
+		lo, hi = g.act.bounds()
+	} else if !kern.siluStore {
+		panic("kernels: Gemm: a SiLU stored by a kernel without siluStore")
+	}
 	for jr := 0; jr < nc; jr += nr {
 		n := min(nr, nc-jr)
 		mask := uint32(1)<<n - 1

@@ -11,7 +11,7 @@ import "golang.org/x/sys/cpu"
 var (
 	kernelAVX512 = &gemmKernel{
 		name: "avx512", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
-		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true,
+		tile: tileAVX512, packCopy: packCopyAVX512, packGather: packGatherAVX512, sparse: true, siluStore: true,
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
@@ -36,7 +36,7 @@ var (
 // place (its panels are always packed, to round them), so the convolutions pack.
 var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
-	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, bf16: true,
+	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, bf16: true, siluStore: true,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, norm: kernelAVX512.norm,
 }

@@ -180,6 +180,37 @@ func clamp(w *asm, x, lo, hi string) {
 	w.p("\tVMAXPS %s, %s, %s\n\tVMINPS %s, %s, %s", x, lo, x, x, hi, x)
 }
 
+// silu512 emits x = x·σ(x) for the micro-kernel's epilogue (flag 2): the instructions
+// of sigmoidAVX512 and siluAVX512 (the same bits), with sigLo, sigHi and sigOne in
+// Z16-Z18, the other constants broadcast from memory where the operand order allows
+// (commutative operations, a multiplicand, an addend), and Z19, Z20, Z28, Z29 for
+// the sigmoid's t, n, t² and polynomial.
+func silu512(w *asm, x string) {
+	w.p(`	VPXORD.BCST sigSign<>(SB), %[1]s, Z19
+	VMAXPS Z19, Z16, Z19
+	VMINPS Z19, Z17, Z19
+	VMULPS.BCST sigLog2e<>(SB), Z19, Z20
+	VRNDSCALEPS $0, Z20, Z20
+	VFNMADD231PS.BCST sigC1<>(SB), Z20, Z19
+	VFNMADD231PS.BCST sigC2<>(SB), Z20, Z19
+	VMULPS Z19, Z19, Z28
+	VBROADCASTSS sigP0<>(SB), Z29
+	VFMADD213PS.BCST sigP1<>(SB), Z19, Z29
+	VFMADD213PS.BCST sigP2<>(SB), Z19, Z29
+	VFMADD213PS.BCST sigP3<>(SB), Z19, Z29
+	VFMADD213PS.BCST sigP4<>(SB), Z19, Z29
+	VFMADD213PS.BCST sigP5<>(SB), Z19, Z29
+	VFMADD213PS Z19, Z28, Z29
+	VADDPS Z18, Z29, Z29
+	VCVTPS2DQ Z20, Z20
+	VPADDD.BCST sig127<>(SB), Z20, Z20
+	VPSLLD $23, Z20, Z20
+	VMULPS Z20, Z29, Z29
+	VADDPS Z18, Z29, Z29
+	VDIVPS Z29, Z18, Z29
+	VMULPS %[1]s, Z29, %[1]s`, x)
+}
+
 // epilogue emits the scaling, bias and stores of the micro-kernel. The
 // labels start with lab; off maps an argument offset of sgemmKernel8x32
 // (alpha at 40 and later) to the kernel's own.
@@ -203,7 +234,9 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	w.p("%s:", L("nobias"))
 	w.p("\tVBROADCASTSS lo+%d(FP), Z26\n\tVBROADCASTSS hi+%d(FP), Z27", lo, hi)
 	w.p("\tMOVL flags+%d(FP), R13", flags)
-	w.p("\tANDL $1, R13")
+	w.p("\tMOVL R13, BX\n\tANDL $2, BX // SiLU")
+	w.p("\tANDL $1, R13 // clamp")
+	w.p("\tVBROADCASTSS sigLo<>(SB), Z16\n\tVBROADCASTSS sigHi<>(SB), Z17\n\tVBROADCASTSS sigOne<>(SB), Z18")
 	w.p("\tVBROADCASTSS beta+%d(FP), Z21", beta)
 	w.p("\tMOVL beta+%d(FP), R10", beta)
 	w.p("\tSHLL $1, R10 // drop the sign bit: -0 counts as 0")
@@ -213,9 +246,14 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	w.p("\tCMPQ R11, $8\n\tJNE %s", L("sparse"))
 	w.p("\tTESTL R10, R10\n\tJNZ %s", L("dense_beta"))
 	// Full tile, beta == 0.
-	w.p("\tTESTL R13, R13\n\tJZ %s", L("dense_store"))
+	w.p("\tTESTL R13, R13\n\tJZ %s", L("dense_silu"))
 	for i := 0; i < mr*nv; i++ {
 		clamp(w, fmt.Sprintf("Z%d", i), "Z26", "Z27")
+	}
+	w.p("%s:", L("dense_silu"))
+	w.p("\tTESTL BX, BX\n\tJZ %s", L("dense_store"))
+	for i := 0; i < mr*nv; i++ {
+		silu512(w, fmt.Sprintf("Z%d", i))
 	}
 	w.p("%s:", L("dense_store"))
 	for i := 0; i < mr; i++ {
@@ -237,6 +275,11 @@ func epilogue(w *asm, lab string, off func(int) int) {
 			clamp(w, acc(i, v), "Z26", "Z27")
 		}
 		w.p("%s:", L(fmt.Sprintf("dense_beta%d", i)))
+		w.p("\tTESTL BX, BX\n\tJZ %s", L(fmt.Sprintf("dense_beta%d_store", i)))
+		for v := 0; v < nv; v++ {
+			silu512(w, acc(i, v))
+		}
+		w.p("%s:", L(fmt.Sprintf("dense_beta%d_store", i)))
 		for v := 0; v < nv; v++ {
 			w.p("\tVMOVUPS %s, %d(DX)", acc(i, v), 64*v)
 		}
@@ -283,6 +326,11 @@ func epilogue(w *asm, lab string, off func(int) int) {
 			clamp(w, acc(i, v), "Z26", "Z27")
 		}
 		w.p("%s:", store+"_norelu")
+		w.p("\tTESTL BX, BX\n\tJZ %s", store+"_nosilu")
+		for v := 0; v < nv; v++ {
+			silu512(w, acc(i, v))
+		}
+		w.p("%s:", store+"_nosilu")
 		w.p("\tVCOMPRESSPS.Z %s, K1, Z24", acc(i, 0))
 		w.p("\tVMOVUPS Z24, K3, (DX)")
 		w.p("\tVCOMPRESSPS.Z %s, K2, Z25", acc(i, 1))
