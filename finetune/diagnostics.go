@@ -148,7 +148,10 @@ func (d *diagnostics) afterUpdate(t *Trainer, u *Update) error {
 	}
 	began := time.Now()
 	defer func() { d.seconds += time.Since(began).Seconds() }()
-	d.measured = map[string]groupNorms{}
+	if d.measured == nil {
+		d.measured = map[string]groupNorms{}
+	}
+	clear(d.measured) // the groups of this step only (a stage may train fewer)
 	for _, g := range u.Groups {
 		du, w := optim.UpdateNorms(g.Params, d.kept)
 		d.measured[g.Name] = groupNorms{grad: g.GradNorm, update: du, weight: w}

@@ -372,3 +372,30 @@ func BenchmarkConv2DStridedBatch1(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv2DResNetBatch1 measures ResNet-50's stride-1 convolutions on its
+// smallest maps at batch 1, as an inference program runs them (constant weights, a Relu
+// stored): the 3×3 and 1×1 layers of its last two stages, where a product has 49 or 196
+// columns.
+func BenchmarkConv2DResNetBatch1(b *testing.B) {
+	for _, l := range []struct {
+		name       string
+		c, m, h, k int
+	}{
+		{"3x3_512_7", 512, 512, 7, 3},
+		{"1x1_2048to512_7", 2048, 512, 7, 1},
+		{"1x1_512to2048_7", 512, 2048, 7, 1},
+		{"3x3_256_14", 256, 256, 14, 3},
+		{"1x1_1024to256_14", 1024, 256, 14, 1},
+		{"1x1_256to1024_14", 256, 1024, 14, 1},
+	} {
+		pad := l.k / 2
+		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k,
+			PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad}.WithOutSize()
+		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
+		var cache FilterCache
+		b.Run(l.name, func(b *testing.B) {
+			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, Activation{Kind: ReluActivation}) })
+		})
+	}
+}
