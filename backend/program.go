@@ -173,10 +173,11 @@ func (b *builder[T]) trained(name string) bool {
 // whose output feeds only a Relu, or a Clip with constant bounds (MobileNet's ReLU6),
 // and is no output of the program: such a pair computes as one op, with the
 // activation's output name; a BatchNormalization whose output feeds only a SiLU
-// (EfficientNet's) likewise, outside constant-weight programs. It finds the Sigmoid nodes whose output, no output of
-// the program, feeds only a Mul by the Sigmoid's own input (x·σ(x), SiLU or Swish as
-// exporters write it): the pair computes as one op with the Mul's output name. The
-// graph itself is not changed.
+// (EfficientNet's) likewise (in constant-weight programs only one folded into the
+// convolution before it, whose products then store the SiLU). It finds the Sigmoid
+// nodes whose output, no output of the program, feeds only a Mul by the Sigmoid's own
+// input (x·σ(x), SiLU or Swish as exporters write it): the pair computes as one op
+// with the Mul's output name. The graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedAct, b.fusedSiLU, b.skip = map[*onnx.Node]fusedAct{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
 	b.fusedGelu, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]*onnx.Node{}

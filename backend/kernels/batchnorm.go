@@ -153,7 +153,7 @@ func (act Activation) bounds() (lo, hi float32) {
 	case ClipActivation:
 		return float32(act.Lo), float32(act.Hi)
 	case SiLUActivation:
-		panic("kernels: a SiLU is no clamp (convolutions store only a Relu or Clip)")
+		panic("kernels: a SiLU is no clamp (the clamping stores take only a Relu or Clip)")
 	}
 	return float32(math.Inf(-1)), float32(math.Inf(1))
 }

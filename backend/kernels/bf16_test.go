@@ -204,6 +204,7 @@ func TestConvBF16(t *testing.T) {
 			}
 		}
 	}
+	siluStored := 0 // geometries whose SiLU the bfloat16 products' epilogue stored
 	withBF16(t, func(t *testing.T) {
 		rng := newRNG(13)
 		for gi, g := range geoms {
@@ -233,7 +234,11 @@ func TestConvBF16(t *testing.T) {
 			ys := make([]float32, p.YLen())
 			Conv2DForward(p, to32(x), to32(w), to32(b), ys)
 			ActivationForward(Activation{Kind: SiLUActivation}, ys, ys)
+			epilogues := packedKernel[float32]().siluRuns.Load()
 			Conv2DForwardAct(p, to32(x), to32(w), to32(b), y32, Activation{Kind: SiLUActivation})
+			if packedKernel[float32]().siluRuns.Load() > epilogues {
+				siluStored++
+			}
 			for i, v := range ys {
 				if math.Float32bits(v) != math.Float32bits(y32[i]) {
 					t.Fatalf("%s: SiLU stored %g at %d, the pass after the products %g", name, y32[i], i, v)
@@ -253,4 +258,7 @@ func TestConvBF16(t *testing.T) {
 			check(t, name+" dw", dw32, dw, dwm)
 		}
 	})
+	if BF16Available() == nil && siluStored < 3 {
+		t.Errorf("the bfloat16 products stored the SiLU of %d geometries; want at least 3", siluStored)
+	}
 }

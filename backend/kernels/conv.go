@@ -505,9 +505,11 @@ func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
 }
 
 // Conv2DForwardAct computes y = act(conv(x, w) + bias): a convolution fused with the
-// Relu or Clip (ReLU6) after it. On the toolkit's own kernels the activation is
-// applied as the output is stored (no second pass over y); elsewhere it is
-// Conv2DForward followed by [ActivationForward].
+// Relu, Clip (ReLU6) or SiLU after it. On the toolkit's own kernels a Relu or Clip is
+// applied as the output is stored (no second pass over y), and so is a SiLU by the
+// AVX-512 products (not by Winograd's, AVX2's or the portable ones) and a depthwise
+// convolution (each plane as it is done); elsewhere it is Conv2DForward followed by
+// [ActivationForward], with the same bits.
 func Conv2DForwardAct[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
 	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, filterUse{})
 }

@@ -107,7 +107,8 @@
 // AVX-512 (no fast gathers) the im2col path stays, with the forward pass
 // on the padded grid where the AVX2 kernel reads B in place. A Conv
 // followed by a Relu or a Clip is computed as one (the micro-kernel clamps
-// as it stores, tileClamp). On AVX-512, 3×3 stride-1 pad-1 convolutions of 16 or more
+// as it stores, tileClamp), and one followed by a SiLU where the AVX-512
+// micro-kernels compute the sigmoid in their epilogue (tileSiLU). On AVX-512, 3×3 stride-1 pad-1 convolutions of 16 or more
 // channels and maps at least 16 wide (forward and data gradient) run as
 // Winograd F(2×2, 3×3) (conv_winograd.go): 2.25 times fewer multiply-adds,
 // 1.3-1.8x faster measured, the same result to rounding. Grouped convolutions run one ordinary convolution per

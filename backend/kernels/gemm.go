@@ -42,14 +42,18 @@ type gemmKernel struct {
 	// runs counts the blocks this kernel has multiplied (macroKernel calls): one
 	// atomic add per block of thousands of products, so that a test can tell which
 	// kernel paths ran (KernelRuns).
-	runs       atomic.Int64
+	runs atomic.Int64
+	// siluRuns counts the blocks whose tiles stored a SiLU (tileSiLU), so that a test
+	// can tell the epilogue ran.
+	siluRuns   atomic.Int64
 	mr, nr     int // micro-tile rows and columns
 	kc, mc, nc int // blocks: k per packed panel, A rows per block, B columns per block
 	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
 	// + bias[i] (bias nil: none; else at least mr values) from packed panels
 	// and stores the columns of rows i < rows selected by mask one after
 	// another from c[i*ldc]; with beta != 0, beta·C is added to them first;
-	// with flags&tileClamp, the values are clamped to [lo, hi] (NaN kept).
+	// with flags&tileClamp, the values are clamped to [lo, hi] (NaN kept); with
+	// flags&tileSiLU (kernels with siluStore only), x·σ(x) of them is stored.
 	// kc >= 1, 1 <= rows <= mr, mask < 1<<nr.
 	tile func(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	// packCopy and packGather fill one panel of width w (mr for A, nr for
@@ -69,9 +73,6 @@ type gemmKernel struct {
 	// siluStore reports that tile and tileRows take tileSiLU (the AVX-512
 	// epilogue); elsewhere a SiLU is a pass over C after the product.
 	siluStore bool
-	// bf16 reports that the packers round the operands to bfloat16 (bf16.go):
-	// every product goes through them.
-	bf16 bool
 	// fastGather reports whether packGather runs on hardware gathers fast
 	// enough for the convolution paths that pack every operand by gathers.
 	fastGather bool
@@ -278,60 +279,9 @@ func sgemm(kern *gemmKernel, nw int, transA, transB bool, m, n, k int, alpha flo
 		return
 	}
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	if m == 1 && !kern.bf16 {
-		sgemv(nw, transA, transB, n, k, alpha, a, lda, b, ldb, beta, c)
-		return
-	}
 	sgemmPacked(kern, nw, gemmArgs{
 		m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: dense(a, lda, transA), b: dense(b, ldb, transB), c: c, ldc: ldc,
-	})
-}
-
-// sgemv is sgemm for one row of A (a classifier at batch 1): c = alpha·a·B' +
-// beta·c, B' = B (k×n) or Bᵀ (B n×k), each of B's values read once and nothing
-// packed (packing B would read and write it once more than the product reads it).
-// With Bᵀ each output is a dot product of a with a row of B, the outputs split
-// across the cores; with B, c gathers a's multiples of B's rows, the columns split.
-func sgemv(nw int, transA, transB bool, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32) {
-	av := a[:k]
-	if transA && k > 1 { // A is k×1: its column is strided
-		av = getBuf[float32](k)
-		defer putBuf(av)
-		for i := range av {
-			av[i] = a[i*lda]
-		}
-	}
-	c = c[:n]
-	scaled := func(j0, j1 int) {
-		if beta == 0 {
-			clear(c[j0:j1])
-		} else if beta != 1 {
-			for j := j0; j < j1; j++ {
-				c[j] *= beta
-			}
-		}
-	}
-	if transB {
-		parallelFor(n, min(nw, workers(n, k)), func(_, lo, hi int) {
-			for j := lo; j < hi; j++ {
-				d := alpha * dot32(av, b[j*ldb:j*ldb+k])
-				if beta == 0 {
-					c[j] = d
-				} else {
-					c[j] = beta*c[j] + d
-				}
-			}
-		})
-		return
-	}
-	const minCols = 256 // columns per part: whole cache lines, calls long enough
-	parts := min(nw, workers(n, k), max(1, n/minCols))
-	parallelFor(n, parts, func(_, lo, hi int) {
-		scaled(lo, hi)
-		for i, v := range av {
-			axpy32(alpha*v, b[i*ldb+lo:i*ldb+hi], c[lo:hi])
-		}
 	})
 }
 
@@ -722,6 +672,9 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 // of the block at g.b.data[cols.at(column) + koff[p]], and bp is unused.
 func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32, koff []int32, beta float32, bias []float32, i0, j0 int, flags uint32) {
 	kern.runs.Add(1)
+	if flags&tileSiLU != 0 {
+		kern.siluRuns.Add(1)
+	}
 	mr, nr := kern.mr, kern.nr
 	lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
 	if g.act.Kind != SiLUActivation {

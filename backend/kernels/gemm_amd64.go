@@ -36,7 +36,7 @@ var (
 // place (its panels are always packed, to round them), so the convolutions pack.
 var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
-	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, bf16: true, siluStore: true,
+	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, siluStore: true,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, norm: kernelAVX512.norm,
 }

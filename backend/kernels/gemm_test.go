@@ -65,7 +65,7 @@ func forEachImplementation(t *testing.T, f func(t *testing.T)) {
 // columns mod 16 and 32, k mod 4) and cross the kc, mc and nc blocking
 // boundaries, with leading dimensions larger than the matrices, every
 // transposition, and alpha/beta combinations (beta == 0 must ignore NaN
-// in C); one row of A takes the product without packing (sgemv).
+// in C), one row of A among them.
 func TestSgemm(t *testing.T) {
 	rng := newRNG(81)
 	type shape struct{ m, n, k int }
@@ -74,7 +74,7 @@ func TestSgemm(t *testing.T) {
 		{263, 40, 30}, {20, 4117, 3}, {31, 70, 515}, {64, 300, 27},
 		{3, 500, 40}, {500, 3, 40}, {150, 130, 300},
 		{13, 4150, 20}, {400, 50, 300}, {31, 4000, 9},
-		{1, 300, 257}, {1, 1100, 37}, {1, 9, 1000}, // one row of A: sgemv
+		{1, 300, 257}, {1, 1100, 37}, {1, 9, 1000}, // one row of A
 	}
 	type impl struct {
 		name string
@@ -348,6 +348,42 @@ func TestSgemmColMap(t *testing.T) {
 							g := float64(c[i*ldc+r*ow+j])
 							if d := math.Abs(g - w); !(d <= 1e-4*(1+math.Abs(w))) {
 								t.Fatalf("%s %v beta %g: C[%d][%d][%d] = %g, want %g", kern.name, s, beta, i, r, j, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSgemmRowsApart checks that a row of C does not depend on the other rows of A (the
+// feature cache's outputs are those of a run without it only if a layer's output does
+// not depend on the batch it is computed in): each row computed alone, as at batch 1,
+// gives the bits of the same row in a product of nine rows, on every micro-kernel,
+// serial and split, with B plain and transposed, depths within one k block and across
+// several.
+func TestSgemmRowsApart(t *testing.T) {
+	rng := newRNG(17)
+	for _, kern := range allKernels() {
+		for _, nw := range []int{1, 3} {
+			for _, k := range []int{37, 300, 1280} {
+				for _, transB := range []bool{false, true} {
+					const m, n = 9, 100
+					a, b := to32(randn(rng, m*k)), to32(randn(rng, k*n))
+					ldb := n
+					if transB {
+						ldb = k
+					}
+					all := make([]float32, m*n)
+					sgemm(kern, nw, false, transB, m, n, k, 1, a, k, b, ldb, 0, all, n)
+					for i := range m {
+						row := make([]float32, n)
+						sgemm(kern, nw, false, transB, 1, n, k, 1, a[i*k:(i+1)*k], k, b, ldb, 0, row, n)
+						for j, v := range row {
+							if math.Float32bits(v) != math.Float32bits(all[i*n+j]) {
+								t.Fatalf("%s, %d goroutines, k %d, transB %v: C[%d][%d] = %g alone, %g among %d rows",
+									kern.name, nw, k, transB, i, j, v, all[i*n+j], m)
 							}
 						}
 					}

@@ -27,13 +27,20 @@ import (
 // read) parks the workers and costs one wake-up.
 const spinFor = 100 * time.Microsecond
 
-// parallelJob is one parallelFor call: its chunks are claimed in order.
+// parallelJob is one parallelFor call, or a task (Go): its chunks are claimed in order.
 type parallelJob struct {
 	fn   func(worker, lo, hi int)
 	n, w int
+	task bool         // a task: long, taken by idle workers only (see wait)
 	next atomic.Int64 // the next chunk to claim
 	left atomic.Int64 // chunks not finished
+	// panicked holds the value of the first chunk that panicked: the job's owner panics
+	// with it once every chunk is done, wherever the chunk ran.
+	panicked atomic.Pointer[chunkPanic]
 }
+
+// chunkPanic is a recovered panic value.
+type chunkPanic struct{ value any }
 
 // runChunks claims and runs the job's chunks until none is left to claim.
 func (j *parallelJob) runChunks() {
@@ -42,8 +49,29 @@ func (j *parallelJob) runChunks() {
 		if i >= j.w {
 			return
 		}
-		j.fn(i, i*j.n/j.w, (i+1)*j.n/j.w)
+		j.runChunk(i)
+	}
+}
+
+// runChunk runs chunk i and counts it done, also when it panics (the panic is kept
+// for the job's owner: it must not unwind whichever goroutine ran the chunk, nor leave
+// the owner waiting for the chunk).
+func (j *parallelJob) runChunk(i int) {
+	defer func() {
+		if r := recover(); r != nil {
+			j.panicked.CompareAndSwap(nil, &chunkPanic{r})
+		}
 		j.left.Add(-1)
+	}()
+	j.fn(i, i*j.n/j.w, (i+1)*j.n/j.w)
+}
+
+// finish waits for every chunk of the job, then panics with the first chunk's panic,
+// if any, on the owner's goroutine.
+func (j *parallelJob) finish() {
+	j.wait()
+	if p := j.panicked.Load(); p != nil {
+		panic(p.value)
 	}
 }
 
@@ -101,16 +129,22 @@ func (p *workerPool) removeLocked(j *parallelJob) {
 	p.open.Store(int64(len(p.jobs)))
 }
 
-// take returns a job with chunks to claim, or nil, dropping those all claimed.
-func (p *workerPool) take() *parallelJob {
+// take returns a job with chunks to claim (not a task where noTasks is set), or nil,
+// dropping those all claimed.
+func (p *workerPool) take(noTasks bool) *parallelJob {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.jobs) > 0 {
-		j := p.jobs[0]
-		if j.claimable() {
+	for i := 0; i < len(p.jobs); {
+		j := p.jobs[i]
+		switch {
+		case !j.claimable():
+			p.jobs = slices.Delete(p.jobs, i, i+1)
+			p.open.Store(int64(len(p.jobs)))
+		case noTasks && j.task:
+			i++
+		default:
 			return j
 		}
-		p.removeLocked(j)
 	}
 	return nil
 }
@@ -118,7 +152,7 @@ func (p *workerPool) take() *parallelJob {
 // work is a worker's loop: run chunks, spin a while for more, park.
 func (p *workerPool) work() {
 	for {
-		if j := p.take(); j != nil {
+		if j := p.take(false); j != nil {
 			j.runChunks()
 			continue
 		}
@@ -156,34 +190,34 @@ func (p *workerPool) spin() bool {
 // parallelFor splits [0, n) into w contiguous chunks and runs fn on each, chunk i as
 // fn(i, i*n/w, (i+1)*n/w), on the caller and the package's workers, and returns when
 // all have run. w <= 1 runs fn(0, 0, n) directly. A chunk must not wait for another
-// (it may run on the caller after it).
+// (it may run on the caller after it). A chunk's panic, wherever the chunk ran, comes
+// out of parallelFor once every chunk is done.
 func parallelFor(n, w int, fn func(worker, lo, hi int)) {
-	if w <= 1 || n <= 1 || runtime.GOMAXPROCS(0) == 1 {
-		if w <= 1 || n <= 1 {
-			fn(0, 0, n)
-			return
-		}
-		w = min(w, n)
-		for i := range w {
-			fn(i, i*n/w, (i+1)*n/w)
-		}
+	if w <= 1 || n <= 1 {
+		fn(0, 0, n)
 		return
 	}
 	j := &parallelJob{fn: fn, n: n, w: min(w, n)}
 	j.left.Store(int64(j.w))
-	pool.post(j, j.w-1)
+	posted := runtime.GOMAXPROCS(0) > 1
+	if posted {
+		pool.post(j, j.w-1)
+	}
 	j.runChunks()
-	pool.withdraw(j)
-	j.wait()
+	if posted {
+		pool.withdraw(j)
+	}
+	j.finish()
 }
 
 // wait returns when every chunk of the job has run. The caller meanwhile runs chunks
-// of other jobs (an asynchronous gradient's, or those a chunk of this job posted), as
-// an idle worker would.
+// of other kernels' jobs (those a chunk of this job posted, or an asynchronous
+// gradient's kernels), as an idle worker would; not a task, which may last far longer
+// than the chunk it waits for.
 func (j *parallelJob) wait() {
 	for n := 1; j.left.Load() > 0; n++ {
 		if pool.open.Load() > 0 {
-			if other := pool.take(); other != nil {
+			if other := pool.take(true); other != nil {
 				other.runChunks()
 				continue
 			}
@@ -203,7 +237,7 @@ type Task struct{ job parallelJob }
 // goroutine of its own waiting for a processor. Wait runs fn on the caller if no
 // worker has started it.
 func Go(fn func()) *Task {
-	t := &Task{job: parallelJob{fn: func(int, int, int) { fn() }, n: 1, w: 1}}
+	t := &Task{job: parallelJob{fn: func(int, int, int) { fn() }, n: 1, w: 1, task: true}}
 	t.job.left.Store(1)
 	if runtime.GOMAXPROCS(0) == 1 {
 		return t // Wait runs it
@@ -212,9 +246,10 @@ func Go(fn func()) *Task {
 	return t
 }
 
-// Wait returns when the task's function has returned.
+// Wait returns when the task's function has returned; if it panicked, Wait panics
+// with its value.
 func (t *Task) Wait() {
 	t.job.runChunks()
 	pool.withdraw(&t.job)
-	t.job.wait()
+	t.job.finish()
 }

@@ -90,3 +90,55 @@ func TestGoWaitRunsTaskOnce(t *testing.T) {
 		runtime.GOMAXPROCS(prev)
 	}
 }
+
+// TestParallelForPanics checks that a chunk's panic comes out of parallelFor (and a
+// task's out of its Wait) on the caller's goroutine, with its value, once every other
+// chunk is done, wherever the chunk ran; that a task which recovers a panic from the
+// kernels it runs (as the backend's asynchronous gradients do) waits normally; and that
+// the pool still works afterwards.
+func TestParallelForPanics(t *testing.T) {
+	for _, procs := range []int{1, 2, 4} {
+		prev := runtime.GOMAXPROCS(procs)
+		catch := func(f func()) (v any) {
+			defer func() { v = recover() }()
+			f()
+			return nil
+		}
+		for rep := range 50 {
+			var done atomic.Int32
+			v := catch(func() {
+				parallelFor(8, 8, func(i, _, _ int) {
+					if i == rep%8 {
+						panic("chunk failed")
+					}
+					done.Add(1)
+				})
+			})
+			if v != "chunk failed" || done.Load() != 7 {
+				t.Fatalf("procs %d: parallelFor panicked with %v after %d of 7 other chunks", procs, v, done.Load())
+			}
+			task := Go(func() { panic("task failed") })
+			if v := catch(task.Wait); v != "task failed" {
+				t.Fatalf("procs %d: Wait panicked with %v", procs, v)
+			}
+			var recovered atomic.Value
+			task = Go(func() {
+				defer func() { recovered.Store(recover()) }()
+				parallelFor(4, 4, func(i, _, _ int) {
+					if i == 3 {
+						panic("kernel failed")
+					}
+				})
+			})
+			if v := catch(task.Wait); v != nil || recovered.Load() != "kernel failed" {
+				t.Fatalf("procs %d: Wait panicked with %v, the task recovered %v", procs, v, recovered.Load())
+			}
+		}
+		var sum atomic.Int64
+		parallelFor(100, 4, func(_, lo, hi int) { sum.Add(int64(hi - lo)) })
+		if sum.Load() != 100 {
+			t.Fatalf("procs %d: after the panics parallelFor covered %d of 100 items", procs, sum.Load())
+		}
+		runtime.GOMAXPROCS(prev)
+	}
+}
