@@ -86,7 +86,15 @@ type workerPool struct {
 	open    atomic.Int64   // len(jobs), read by spinning workers
 	started int            // workers started
 	parked  int            // workers waiting on wake
+	// spun is the nanoseconds goroutines have spent polling for work (SpinSeconds).
+	spun atomic.Int64
 }
+
+// SpinSeconds returns the seconds the kernels' goroutines have spent polling for work
+// since the process started: the workers between jobs, and callers waiting for a chunk
+// another goroutine runs. The operating system counts that time as busy CPU time
+// though nothing was computed; subtract it to tell how busy the cores really were.
+func SpinSeconds() float64 { return float64(pool.spun.Load()) / 1e9 }
 
 // pool is the package's worker pool (with the scratch free lists, its only global
 // state); workers start on first need, one per processor beyond the caller's.
@@ -174,6 +182,7 @@ func (p *workerPool) work() {
 // asynchronous gradient) run on it.
 func (p *workerPool) spin() bool {
 	start := time.Now()
+	defer func() { p.spun.Add(int64(time.Since(start))) }()
 	for n := 1; ; n++ {
 		if p.open.Load() > 0 {
 			return true
@@ -215,10 +224,16 @@ func parallelFor(n, w int, fn func(worker, lo, hi int)) {
 // gradient's kernels), as an idle worker would; not a task, which may last far longer
 // than the chunk it waits for.
 func (j *parallelJob) wait() {
+	if j.left.Load() == 0 {
+		return
+	}
+	start, helped := time.Now(), time.Duration(0)
 	for n := 1; j.left.Load() > 0; n++ {
 		if pool.open.Load() > 0 {
 			if other := pool.take(true); other != nil {
+				t := time.Now()
 				other.runChunks()
+				helped += time.Since(t)
 				continue
 			}
 		}
@@ -226,6 +241,7 @@ func (j *parallelJob) wait() {
 			runtime.Gosched()
 		}
 	}
+	pool.spun.Add(int64(time.Since(start) - helped))
 }
 
 // Task is a function started with Go.

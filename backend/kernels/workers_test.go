@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallelForChunks checks that parallelFor runs every chunk exactly once, chunk i
@@ -141,4 +142,22 @@ func TestParallelForPanics(t *testing.T) {
 		}
 		runtime.GOMAXPROCS(prev)
 	}
+}
+
+// TestSpinSecondsCounted checks that the time a worker spends polling for work after
+// its job is counted in SpinSeconds (the benchmarks subtract it from the CPU time).
+func TestSpinSecondsCounted(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(prev)
+	before := SpinSeconds()
+	for range 20 {
+		parallelFor(2, 2, func(_, _, _ int) {})
+	}
+	for range 1000 {
+		if SpinSeconds() > before {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("SpinSeconds stayed at %g after the workers' jobs", before)
 }

@@ -25,7 +25,8 @@
 #      (-kernels avx512bf16). `go run ./tools/bench` times the toolkit on the same file and
 #      workloads (-adam), tools/bench/ort_bench.js ONNX Runtime's forward
 #      pass where tools/ort is installed. 2 threads everywhere. Each side reports its best
-#      and median time, its CPU seconds per step (cores = CPU / median wall) and its peak
+#      and median time, its CPU seconds per step (cores = CPU / median wall; the toolkit's
+#      CPU less the seconds its kernels' workers spent polling for work) and its peak
 #      resident memory.
 #   3. the table: $OUT/families.md (and printed): per family, the toolkit's time / the
 #      reference's and the ratio reference / toolkit (above 1, the toolkit is faster).
@@ -137,7 +138,8 @@ def cell(a, b):
 
 
 def cores(r):
-    return "%.2f" % (r["cpu_s_per_run"] / r["median_s"]) if r and r.get("median_s") else "-"
+    # The toolkit's CPU time less what its kernels' workers spent polling for work.
+    return "%.2f" % ((r["cpu_s_per_run"] - r.get("spin_s_per_run", 0)) / r["median_s"]) if r and r.get("median_s") else "-"
 
 
 def mem(r):

@@ -46,19 +46,22 @@ import (
 
 // Result is one benchmark's summary.
 type Result struct {
-	Label       string  `json:"label,omitempty"`
-	Impl        string  `json:"impl"`
-	Mode        string  `json:"mode"`
-	Classes     int     `json:"classes,omitempty"`
-	Adam        bool    `json:"adam,omitempty"`
-	Size        int     `json:"size"`
-	Batch       int     `json:"batch"`
-	Iters       int     `json:"iters"`
-	BLAS        string  `json:"blas"`
-	GOMAXPROCS  int     `json:"gomaxprocs"`
-	BestSec     float64 `json:"best_s"`
-	MedianSec   float64 `json:"median_s"`
-	CPUSec      float64 `json:"cpu_s_per_run"`
+	Label      string  `json:"label,omitempty"`
+	Impl       string  `json:"impl"`
+	Mode       string  `json:"mode"`
+	Classes    int     `json:"classes,omitempty"`
+	Adam       bool    `json:"adam,omitempty"`
+	Size       int     `json:"size"`
+	Batch      int     `json:"batch"`
+	Iters      int     `json:"iters"`
+	BLAS       string  `json:"blas"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	BestSec    float64 `json:"best_s"`
+	MedianSec  float64 `json:"median_s"`
+	CPUSec     float64 `json:"cpu_s_per_run"`
+	// SpinSec is the part of CPUSec the kernels' goroutines spent polling for work
+	// (kernels.SpinSeconds): counted busy by the system, though nothing was computed.
+	SpinSec     float64 `json:"spin_s_per_run"`
 	ImagesPerS  float64 `json:"images_per_s"`
 	MedianImgPS float64 `json:"median_images_per_s"`
 	AllocMB     float64 `json:"alloc_mb_per_run"`
@@ -242,7 +245,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	cpu0 := cpuTime()
+	cpu0, spin0 := cpuTime(), kernels.SpinSeconds()
 	times := make([]float64, iters)
 	for i := range iters {
 		s := time.Now()
@@ -251,7 +254,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		}
 		times[i] = time.Since(s).Seconds()
 	}
-	cpu := cpuTime() - cpu0
+	cpu, spin := cpuTime()-cpu0, kernels.SpinSeconds()-spin0
 	runtime.ReadMemStats(&ms1)
 	if cpuprofile != "" {
 		pprof.StopCPUProfile()
@@ -283,6 +286,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		BLAS: kernels.CurrentBLAS().Name(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		BestSec: times[0], MedianSec: times[len(times)/2],
 		CPUSec:   cpu.Seconds() / float64(iters),
+		SpinSec:  spin / float64(iters),
 		AllocMB:  float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1e6 / float64(iters),
 		GCPerRun: float64(ms1.NumGC-ms0.NumGC) / float64(iters),
 		BuildSec: build.Seconds(), FirstSec: first.Seconds(),
@@ -299,8 +303,8 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	if cfg.adam {
 		mode += "+adam"
 	}
-	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.2fs, first run %.2fs)  peak RSS %.0f MB (plan: arena %.0f MB, own %.0f MB; weights %.0f MB)\n",
-		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec,
+	fmt.Printf("%s %-7s %dx3x%dx%d blas=%s procs=%d: best %.3fs median %.3fs cpu %.2fs/run (spin %.2fs)  %.2f img/s (median %.2f)  alloc %.0f MB/run  gc %.1f/run  (build %.2fs, first run %.2fs)  peak RSS %.0f MB (plan: arena %.0f MB, own %.0f MB; weights %.0f MB)\n",
+		impl, mode, batch, size, size, r.BLAS, r.GOMAXPROCS, r.BestSec, r.MedianSec, r.CPUSec, r.SpinSec, r.ImagesPerS, r.MedianImgPS, r.AllocMB, r.GCPerRun, r.BuildSec,
 		r.FirstSec, r.PeakRSSMB, r.ArenaMB, r.OwnMB, r.ParamMB)
 	return nil
 }
