@@ -338,9 +338,13 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 		}
 	}
 	producer := map[string]string{}
+	sigmoidOf := map[string]string{} // a Sigmoid's output: its input
 	for _, n := range ir.Graph.Nodes {
 		for _, o := range n.Outputs {
 			producer[o] = n.OpType
+		}
+		if n.OpType == "Sigmoid" {
+			sigmoidOf[n.Outputs[0]] = n.Inputs[0]
 		}
 	}
 	folds := map[string]bool{}     // "BatchNormalization(name)" of those that read a Conv's output
@@ -350,12 +354,6 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 		if n.OpType == "BatchNormalization" && producer[n.Inputs[0]] == "Conv" {
 			folds["BatchNormalization("+n.Name+")"] = true
 			foldedOut[n.Outputs[0]] = true
-		}
-	}
-	sigmoidOf := map[string]string{} // a Sigmoid's output: its input
-	for _, n := range ir.Graph.Nodes {
-		if n.OpType == "Sigmoid" {
-			sigmoidOf[n.Outputs[0]] = n.Inputs[0]
 		}
 	}
 	for _, n := range ir.Graph.Nodes {

@@ -63,9 +63,6 @@ func TestFrozenLayersCostNoBackwardWork(t *testing.T) {
 // training program ignores the option (it would hold stale transforms of the weights it
 // trains).
 func TestConstantWeightsSameOutputs(t *testing.T) {
-	ten := func(name string, dims []int64, seed int) *onnx.Tensor {
-		return testTensor(name, dims, func(i int) float32 { return float32((i*7+seed)%13-6) / 20 })
-	}
 	attr := func(name string, ints ...int64) *onnx.Attribute {
 		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}
 	}
@@ -74,16 +71,13 @@ func TestConstantWeightsSameOutputs(t *testing.T) {
 		{Name: "r1", OpType: "Relu", Inputs: []string{"t1"}, Outputs: []string{"t2"}},
 		{Name: "c2", OpType: "Conv", Inputs: []string{"t2", "w2", "b2"}, Outputs: []string{"y"}},
 	}, []*onnx.Tensor{
-		ten("w1", []int64{16, 16, 3, 3}, 1), ten("b1", []int64{16}, 2), ten("w2", []int64{24, 16, 1, 1}, 3), ten("b2", []int64{24}, 4),
+		patternTensor("w1", []int64{16, 16, 3, 3}, 1), patternTensor("b1", []int64{16}, 2), patternTensor("w2", []int64{24, 16, 1, 1}, 3), patternTensor("b2", []int64{24}, 4),
 	}, []int64{-1, 16, 14, 14}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, batch := range []int{1, 4} {
-		x := make([]float32, batch*16*14*14)
-		for i := range x {
-			x[i] = float32(i%17-8) / 9
-		}
+		x := patternInput(batch * 16 * 14 * 14)
 		checked, err := m.Program(Options{Batch: batch})
 		if err != nil {
 			t.Fatal(err)
@@ -133,15 +127,12 @@ func TestConstantWeightsSameOutputs(t *testing.T) {
 // must neither keep what it derived from it nor fold the normalization after it. The
 // outputs must follow the scale from run to run as a program without the option does.
 func TestConstantWeightsOnlyFixedTensors(t *testing.T) {
-	ten := func(name string, dims []int64, seed int) *onnx.Tensor {
-		return testTensor(name, dims, func(i int) float32 { return float32((i*7+seed)%13-6) / 20 })
-	}
 	positive := func(name string, dims []int64, seed int) *onnx.Tensor {
 		return testTensor(name, dims, func(i int) float32 { return 0.5 + float32((i*5+seed)%7)/10 })
 	}
 	bn := func(name, in, out string) (*onnx.Node, []*onnx.Tensor) {
 		return &onnx.Node{Name: name, OpType: "BatchNormalization", Inputs: []string{in, name + ".s", name + ".b", name + ".m", name + ".v"}, Outputs: []string{out}},
-			[]*onnx.Tensor{positive(name+".s", []int64{8}, 1), ten(name+".b", []int64{8}, 2), ten(name+".m", []int64{8}, 3), positive(name+".v", []int64{8}, 4)}
+			[]*onnx.Tensor{positive(name+".s", []int64{8}, 1), patternTensor(name+".b", []int64{8}, 2), patternTensor(name+".m", []int64{8}, 3), positive(name+".v", []int64{8}, 4)}
 	}
 	pads := &onnx.Attribute{Name: "pads", Type: onnx.AttrInts, Ints: []int64{1, 1, 1, 1}}
 	bn1, bn1p := bn("bn1", "t1", "u1")
@@ -156,7 +147,7 @@ func TestConstantWeightsOnlyFixedTensors(t *testing.T) {
 		bn2,
 		{Name: "r2", OpType: "Relu", Inputs: []string{"u2"}, Outputs: []string{"y"}},
 	}
-	inits := append([]*onnx.Tensor{ten("w1", []int64{8, 8, 3, 3}, 5), ten("b1", []int64{8}, 6), ten("w2", []int64{8, 8, 3, 3}, 7), ten("b2", []int64{8}, 8)},
+	inits := append([]*onnx.Tensor{patternTensor("w1", []int64{8, 8, 3, 3}, 5), patternTensor("b1", []int64{8}, 6), patternTensor("w2", []int64{8, 8, 3, 3}, 7), patternTensor("b2", []int64{8}, 8)},
 		append(bn1p, bn2p...)...)
 	ir := tinyModel(nodes, inits, []int64{2, 8, 10, 10})
 	ir.Graph.Inputs = append(ir.Graph.Inputs, &onnx.ValueInfo{Name: "scale", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: 1}}, HasShape: true})
@@ -186,10 +177,7 @@ func TestConstantWeightsOnlyFixedTensors(t *testing.T) {
 	if !steps["BatchNormalization(bn2)"] {
 		t.Error("bn2 folded into c2, whose weight is computed from the input scale")
 	}
-	x := make([]float32, 2*8*10*10)
-	for i := range x {
-		x[i] = float32(i%17-8) / 9
-	}
+	x := patternInput(2 * 8 * 10 * 10)
 	var first []float32
 	for run, scale := range []float32{1, 2, -0.5} {
 		inputs := [][]float32{x, {scale}}
@@ -209,4 +197,19 @@ func TestConstantWeightsOnlyFixedTensors(t *testing.T) {
 			t.Fatalf("run %d: the scale does not change the output; the test checks nothing", run)
 		}
 	}
+}
+
+// patternTensor is a weight of the constant-weight tests: small values in a pattern
+// that seed shifts.
+func patternTensor(name string, dims []int64, seed int) *onnx.Tensor {
+	return testTensor(name, dims, func(i int) float32 { return float32((i*7+seed)%13-6) / 20 })
+}
+
+// patternInput is n input values of the constant-weight tests, in [-8/9, 8/9].
+func patternInput(n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(i%17-8) / 9
+	}
+	return x
 }

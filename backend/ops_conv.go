@@ -68,7 +68,7 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 		PadTop: win.PadBegin[0], PadLeft: win.PadBegin[1], PadBottom: win.PadEnd[0], PadRight: win.PadEnd[1],
 		OutH: win.Out[0], OutW: win.Out[1], Group: g,
 	}
-	k := &conv[T]{p: p, act: c.fuseAct, constant: c.constantWeights && c.fixed(1)}
+	k := &conv[T]{p: p, act: c.fuseAct, constant: c.fixed(1)}
 	if !c.trained(1) && c.foldBN == nil { // a fold keeps its own cache
 		k.filters = c.filterCache(c.node.Inputs[1])
 	}

@@ -138,7 +138,7 @@ func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	}
 	if fused := k.training && i == 0 && !k.haveSums; act.Kind != kernels.NoActivation && !fused {
 		statMean, statInv := k.mean, k.invStd
-		if !k.training {
+		if !k.training && act.Kind == kernels.SiLUActivation { // only a SiLU's mask reads the statistics
 			if k.runningInvStd == nil {
 				k.runningInvStd = make([]T, k.p.C)
 			}

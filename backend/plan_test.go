@@ -341,13 +341,7 @@ func TestSiLUFusion(t *testing.T) {
 // float64, in training (batch statistics) and in inference (running statistics).
 func TestBatchNormSiLUFusion(t *testing.T) {
 	c := int64(3)
-	param := func(name string, f func(i int) float32) *onnx.Tensor {
-		v := make([]float32, c)
-		for i := range v {
-			v[i] = f(i)
-		}
-		return &onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{c}, Floats: v}
-	}
+	param := func(name string, f func(i int) float32) *onnx.Tensor { return testTensor(name, []int64{c}, f) }
 	m := tinyModel([]*onnx.Node{
 		{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"x", "s", "bb", "rm", "rv"}, Outputs: []string{"t"}},
 		{Name: "sig", OpType: "Sigmoid", Inputs: []string{"t"}, Outputs: []string{"u"}},
@@ -382,10 +376,7 @@ func TestBatchNormSiLUFusion(t *testing.T) {
 			t.Errorf("%+v: steps %v, want %v", opts, names, want)
 		}
 	}
-	x := &onnx.Tensor{Name: "x", DataType: onnx.Float, Dims: []int64{2, c, 3, 4}, Floats: make([]float32, 2*c*12)}
-	for i := range x.Floats {
-		x.Floats[i] = float32(math.Sin(float64(i)*1.7)) * 3
-	}
+	x := testTensor("x", []int64{2, c, 3, 4}, func(i int) float32 { return float32(math.Sin(float64(i)*1.7)) * 3 })
 	in := &prepared{model: m, inputs: map[string]*onnx.Tensor{"x": x}}
 	checkGradientsMode(t, bm, in, false)
 	checkGradientsMode(t, bm, in, true)

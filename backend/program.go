@@ -779,7 +779,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
-		constantWeights: b.constantWeights(), fixed: func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
+		fixed:       func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
 		foldBN:      foldBN,
 		filterCache: b.m.filterCache}
 	for _, in := range n.Inputs {

@@ -29,15 +29,14 @@ type opContext struct {
 	trained func(i int) bool
 	// fuseAct asks for the node's output to go through a Relu or a Clip (a Conv or
 	// BatchNormalization whose only consumer is a Relu, or a Clip with constant
-	// bounds such as ReLU6), or a SiLU (a BatchNormalization's), built as one op; see
-	// planFusions.
+	// bounds such as ReLU6), or a SiLU (a BatchNormalization's, or in a constant-weight
+	// program a convolution's with the normalization folded into it), built as one op;
+	// see planFusions.
 	fuseAct kernels.Activation
-	// constantWeights: the program's weights do not change while it is in use
-	// (Options.ConstantWeights), so caches need not check them.
-	constantWeights bool
-	// fixed reports, in a program with constant weights, whether input i is computed
-	// from the model's parameters and constants alone (builder.fixed): a tensor
-	// computed from the graph's inputs changes between runs.
+	// fixed reports, in a program with constant weights (Options.ConstantWeights),
+	// whether input i is computed from the model's parameters and constants alone
+	// (builder.fixed), so that caches need not check it; false in other programs, and
+	// for a tensor computed from the graph's inputs, which changes between runs.
 	fixed func(i int) bool
 	// foldBN, when set, asks a Conv node for its output through the inference-mode
 	// BatchNormalization that follows it, whose scale, shift, mean and variance are its

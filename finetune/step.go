@@ -284,13 +284,10 @@ func (t *Trainer) updatedGroups(e *epochPlan, prog *backend.Program, where strin
 		params := slices.Clone(planned.Params)
 		for j := range params {
 			p := &params[j]
-			switch {
-			case prog == nil:
+			if prog == nil {
 				p.Grad = t.gradBuffer(p.Name)
-			case prog.Grad(p.Name) == nil:
+			} else if p.Grad = prog.Grad(p.Name); p.Grad == nil {
 				return nil, missingGradient(where, p.Name)
-			default:
-				p.Grad = prog.Grad(p.Name)
 			}
 			p.Value = t.model.Param(p.Name)
 		}

@@ -144,18 +144,16 @@ type Activation struct {
 }
 
 // bounds returns the float32 interval act clamps to: [0, +Inf] for a Relu, [Lo, Hi]
-// for a Clip (rounded as UnaryForward rounds them), everything for none. A SiLU is no
-// clamp: it panics.
+// for a Clip (rounded as UnaryForward rounds them), everything for none and for a SiLU
+// (no clamp: the stores that take one apply it apart, tileSiLU).
 func (act Activation) bounds() (lo, hi float32) {
 	switch act.Kind {
 	case ReluActivation:
 		return 0, float32(math.Inf(1))
 	case ClipActivation:
 		return float32(act.Lo), float32(act.Hi)
-	case SiLUActivation:
-		panic("kernels: a SiLU is no clamp (the clamping stores take only a Relu or Clip)")
 	}
-	return float32(math.Inf(-1)), float32(math.Inf(1))
+	return float32(math.Inf(-1)), float32(math.Inf(1)) // none, or a SiLU (no clamp)
 }
 
 // ActivationForward sets y to act of x (as ReluForward, or UnaryForward of Clip or

@@ -36,6 +36,7 @@ func TestBatchNormSiLUFused(t *testing.T) {
 			// The references in float64.
 			m := float64(p.N * p.HW)
 			want := siluResults{make([]float64, len(x)), make([]float64, len(x)), make([]float64, len(x)), make([]float64, len(x))}
+			dz := make([]float64, len(x)) // the gradient at the normalization's output
 			for c := 0; c < p.C; c++ {
 				var sum, sq float64
 				each := func(f func(i int)) {
@@ -49,7 +50,6 @@ func TestBatchNormSiLUFused(t *testing.T) {
 				mean := sum / m
 				each(func(i int) { sq += (x[i] - mean) * (x[i] - mean) })
 				inv := 1 / math.Sqrt(sq/m+p.Epsilon)
-				dz := map[int]float64{}
 				var sumDz, sumDzXhat float64
 				each(func(i int) {
 					xhat := (x[i] - mean) * inv

@@ -342,12 +342,18 @@ func BenchmarkConv2DMobileNetV2Batch1(b *testing.B) {
 		pad := l.k / 2
 		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, StrideH: l.stride, StrideW: l.stride,
 			PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad, Group: l.group}.WithOutSize()
-		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
-		var cache FilterCache
-		b.Run(l.name, func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, l.act) })
-		})
+		benchConstantConv(b, l.name, p, l.act)
 	}
+}
+
+// benchConstantConv measures p's forward pass as an inference program runs it:
+// constant weights (a FilterCache the calls share) and act stored by the products.
+func benchConstantConv(b *testing.B, name string, p Conv2DParams, act Activation) {
+	x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(p.M, 3), make([]float32, p.YLen())
+	var cache FilterCache
+	b.Run(name, func(b *testing.B) {
+		benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, act) })
+	})
 }
 
 // BenchmarkConv2DStridedBatch1 measures strided convolutions at batch 1 as an
@@ -365,11 +371,7 @@ func BenchmarkConv2DStridedBatch1(b *testing.B) {
 	} {
 		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k, StrideH: 2, StrideW: 2,
 			PadTop: l.pad, PadLeft: l.pad, PadBottom: l.pad, PadRight: l.pad}.WithOutSize()
-		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
-		var cache FilterCache
-		b.Run(l.name, func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, Activation{Kind: ReluActivation}) })
-		})
+		benchConstantConv(b, l.name, p, Activation{Kind: ReluActivation})
 	}
 }
 
@@ -392,10 +394,6 @@ func BenchmarkConv2DResNetBatch1(b *testing.B) {
 		pad := l.k / 2
 		p := Conv2DParams{N: 1, C: l.c, H: l.h, W: l.h, M: l.m, KH: l.k, KW: l.k,
 			PadTop: pad, PadLeft: pad, PadBottom: pad, PadRight: pad}.WithOutSize()
-		x, w, bias, y := randf32(p.XLen(), 1), randf32(p.WLen(), 2), randf32(l.m, 3), make([]float32, p.YLen())
-		var cache FilterCache
-		b.Run(l.name, func(b *testing.B) {
-			benchFLOPs(b, p.FLOPs(), func() { Conv2DForwardConstant(&cache, p, x, w, bias, y, Activation{Kind: ReluActivation}) })
-		})
+		benchConstantConv(b, l.name, p, Activation{Kind: ReluActivation})
 	}
 }

@@ -350,7 +350,8 @@ func AddInto[T Float](dst, src []T) {
 }
 
 // AddTo sets dst = a + b (dst, a and b of one length; dst may be a), split across the
-// cores: the same bits as copying a and adding b with AddInto, in one pass.
+// cores: the same bits as copying a and adding b with AddInto, a chunk at a time (each
+// chunk copied, then added while it is in cache, in the vector loop).
 func AddTo[T Float](dst, a, b []T) {
 	need("AddTo", "a", a, len(dst))
 	need("AddTo", "b", b, len(dst))

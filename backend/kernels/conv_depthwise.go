@@ -1,7 +1,5 @@
 package kernels
 
-import "math"
-
 // Depthwise convolutions (MobileNet's and EfficientNet's) on padded planes.
 // The input plane is copied once into a zero-bordered buffer, split by
 // stride into phases (phase (a, b) holds the padded rows a, a+StrideH, ...
@@ -160,11 +158,8 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 	}
 	// The taps' loop stores a clamp; a SiLU is applied to each plane as it is done,
 	// while the plane is in cache (no pass over y after the convolution).
-	floor, ceil := float32(math.Inf(-1)), float32(math.Inf(1))
+	floor, ceil := act.bounds()
 	perPlane := !vector || act.Kind == SiLUActivation
-	if act.Kind != SiLUActivation {
-		floor, ceil = act.bounds()
-	}
 	// Wide outputs are computed row by row straight into y; narrow ones (a few
 	// vectors a row) over the whole span, in rows of wq, and copied out: fewer,
 	// longer runs of the vector loop.

@@ -370,29 +370,15 @@ func TestConv2DPaths(t *testing.T) {
 				want[i] = min(max(v, clip.Lo), clip.Hi)
 			}
 			assertClose(t, name+" forward+clip", to64(y32), want, 1e-4)
-			kern := packedKernel[float32]()
-			var epilogues int64 // blocks whose tiles stored the SiLU
-			if kern != nil {
-				epilogues = kern.siluRuns.Load()
-			}
-			Conv2DForwardAct(p, to32(x), to32(w), to32(b), y32, Activation{Kind: SiLUActivation})
-			if kern != nil && kern.siluRuns.Load() > epilogues {
-				siluStored[kern.name]++
+			ys, stored := convSiLU(t, name, p, to32(x), to32(w), to32(b))
+			if stored {
+				siluStored[packedKernel[float32]().name]++
 			}
 			want = naiveConv(p, x, w, b)
 			for i, v := range want {
 				want[i] = v / (1 + math.Exp(-v))
 			}
-			assertClose(t, name+" forward+silu", to64(y32), want, 1e-4)
-			// Stored by the products or a pass after them, the same bits as the pass.
-			ys := make([]float32, p.YLen())
-			Conv2DForward(p, to32(x), to32(w), to32(b), ys)
-			ActivationForward(Activation{Kind: SiLUActivation}, ys, ys)
-			for i, v := range ys {
-				if math.Float32bits(v) != math.Float32bits(y32[i]) {
-					t.Fatalf("%s: SiLU stored %g at %d, the pass after the products %g", name, y32[i], i, v)
-				}
-			}
+			assertClose(t, name+" forward+silu", to64(ys), want, 1e-4)
 			wdx, wdw := naiveConvBackward(p, x, w, dy)
 			dw32 := make([]float32, p.WLen())
 			for i := range dw32 {
@@ -514,24 +500,52 @@ func TestWinogradUnitsSplit(t *testing.T) {
 	})
 }
 
+// convSiLU runs p's forward pass with a SiLU after it, checks that it gives the bits
+// of the products followed by the SiLU's pass (whether the products stored it or
+// not), and returns its output and whether the products' epilogue stored it.
+func convSiLU(t *testing.T, name string, p Conv2DParams, x, w, b []float32) ([]float32, bool) {
+	t.Helper()
+	kern := packedKernel[float32]()
+	var epilogues int64 // blocks whose tiles stored the SiLU
+	if kern != nil {
+		epilogues = kern.siluRuns.Load()
+	}
+	y := make([]float32, p.YLen())
+	Conv2DForwardAct(p, x, w, b, y, Activation{Kind: SiLUActivation})
+	stored := kern != nil && kern.siluRuns.Load() > epilogues
+	pass := make([]float32, p.YLen())
+	Conv2DForward(p, x, w, b, pass)
+	ActivationForward(Activation{Kind: SiLUActivation}, pass, pass)
+	assertBits(t, name+": the SiLU stored, against the pass after the products", y, pass)
+	return y, stored
+}
+
 // forEachWinograd runs fn on every implementation with the Winograd transforms (its
-// kernel), and fails unless that is every one this CPU has.
+// kernel's), and fails unless every one this CPU has ran.
 func forEachWinograd(t *testing.T, fn func(t *testing.T, kern *gemmKernel)) {
+	t.Helper()
+	forEachKernelWith(t, "the Winograd transforms", func(k *gemmKernel) bool { return k.wino != nil }, fn)
+}
+
+// forEachKernelWith runs fn on every implementation whose kernel has what has reports
+// (a vector loop, the Winograd transforms), and fails unless every kernel of the CPU
+// that has it ran.
+func forEachKernelWith(t *testing.T, what string, has func(*gemmKernel) bool, fn func(t *testing.T, kern *gemmKernel)) {
 	t.Helper()
 	ran := 0
 	forEachImplementation(t, func(t *testing.T) {
-		if kern := packedKernel[float32](); kern != nil && kern.wino != nil {
+		if kern := packedKernel[float32](); kern != nil && has(kern) {
 			ran++
 			fn(t, kern)
 		}
 	})
 	want := 0
 	for _, k := range asmKernels() {
-		if k.wino != nil {
+		if has(k) {
 			want++
 		}
 	}
 	if ran != want {
-		t.Fatalf("%d implementations ran the Winograd transforms; this CPU has %d", ran, want)
+		t.Fatalf("%d implementations ran %s; this CPU has %d", ran, what, want)
 	}
 }

@@ -244,6 +244,9 @@ func winoPad(p Conv2DParams, x, xp []float32, hp, wp int) {
 // channels.
 func winoUnits(kern *gemmKernel, p Conv2DParams, units []winoUnit, c0 int, xp []float32, plane, wp int, u []float32, plen, tb int, bias, y []float32, act Activation) {
 	w := winoWork{kern: kern, p: p, c0: c0, xp: xp, plane: plane, wp: wp, u: u, plen: plen, tb: tb, bias: bias, y: y}
+	if act.Kind == SiLUActivation {
+		panic("kernels: Winograd's output transforms store a clamp, not a SiLU")
+	}
 	if act.Kind != NoActivation {
 		w.flags = tileClamp
 		w.lo, w.hi = act.bounds()

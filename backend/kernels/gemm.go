@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"math"
 	"math/bits"
 	"runtime"
 	"sync/atomic"
@@ -312,6 +311,9 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 	}
 	if last >= len(g.c) {
 		panic("kernels: Gemm: C is too short")
+	}
+	if g.act.Kind == SiLUActivation && !kern.siluStore {
+		panic("kernels: Gemm: a SiLU stored by a kernel without siluStore")
 	}
 	if g.m*g.n*g.k < gemmMinWork {
 		nw = 1
@@ -676,12 +678,7 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 		kern.siluRuns.Add(1)
 	}
 	mr, nr := kern.mr, kern.nr
-	lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
-	if g.act.Kind != SiLUActivation {
-		lo, hi = g.act.bounds()
-	} else if !kern.siluStore {
-		panic("kernels: Gemm: a SiLU stored by a kernel without siluStore")
-	}
+	lo, hi := g.act.bounds()
 	for jr := 0; jr < nc; jr += nr {
 		n := min(nr, nc-jr)
 		mask := uint32(1)<<n - 1

@@ -269,10 +269,12 @@ k8nobias:
 	MOVL flags+68(FP), R13
 	MOVL R13, BX
 	ANDL $2, BX // SiLU
-	ANDL $1, R13 // clamp
+	JZ k8nosilu
 	VBROADCASTSS sigLo<>(SB), Z16
 	VBROADCASTSS sigHi<>(SB), Z17
 	VBROADCASTSS sigOne<>(SB), Z18
+k8nosilu:
+	ANDL $1, R13 // clamp
 	VBROADCASTSS beta+44(FP), Z21
 	MOVL beta+44(FP), R10
 	SHLL $1, R10 // drop the sign bit: -0 counts as 0
@@ -2047,10 +2049,12 @@ k8rnobias:
 	MOVL flags+76(FP), R13
 	MOVL R13, BX
 	ANDL $2, BX // SiLU
-	ANDL $1, R13 // clamp
+	JZ k8rnosilu
 	VBROADCASTSS sigLo<>(SB), Z16
 	VBROADCASTSS sigHi<>(SB), Z17
 	VBROADCASTSS sigOne<>(SB), Z18
+k8rnosilu:
+	ANDL $1, R13 // clamp
 	VBROADCASTSS beta+52(FP), Z21
 	MOVL beta+52(FP), R10
 	SHLL $1, R10 // drop the sign bit: -0 counts as 0
@@ -3821,10 +3825,12 @@ kbnobias:
 	MOVL flags+68(FP), R13
 	MOVL R13, BX
 	ANDL $2, BX // SiLU
-	ANDL $1, R13 // clamp
+	JZ kbnosilu
 	VBROADCASTSS sigLo<>(SB), Z16
 	VBROADCASTSS sigHi<>(SB), Z17
 	VBROADCASTSS sigOne<>(SB), Z18
+kbnosilu:
+	ANDL $1, R13 // clamp
 	VBROADCASTSS beta+44(FP), Z21
 	MOVL beta+44(FP), R10
 	SHLL $1, R10 // drop the sign bit: -0 counts as 0
@@ -9850,6 +9856,14 @@ TEXT ·dwTapsAVX512(SB), NOSPLIT, $0-88
 	MOVQ rows+64(FP), R12
 	MOVQ xs+72(FP), R13
 	SHLQ $2, R13
+	MOVQ n+0(FP), CX
+	DECQ CX
+	ANDQ $15, CX
+	INCQ CX
+	MOVL $1, DX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K1
 dwAVX512_row:
 	MOVQ n+0(FP), CX
 	MOVQ R10, AX
@@ -9947,13 +9961,6 @@ dwAVX512_rest:
 	TESTQ CX, CX
 	JZ dwAVX512_done
 	MOVQ CX, R8
-	DECQ CX
-	ANDQ $15, CX
-	INCQ CX
-	MOVL $1, DX
-	SHLL CX, DX
-	DECL DX
-	KMOVW DX, K1
 	ADDQ $15, R8
 	SHRQ $4, R8
 	CMPQ R8, $1
@@ -10084,10 +10091,10 @@ TEXT ·copyRowsAVX512(SB), NOSPLIT, $0-48
 	SHLQ $2, R9
 	MOVQ n+0(FP), CX
 	ANDQ $15, CX
-	MOVL $1, AX
-	SHLL CX, AX
-	DECL AX
-	KMOVW AX, K1
+	MOVL $1, DX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K1
 crAVX512_row:
 	MOVQ n+0(FP), CX
 	MOVQ R10, SI
@@ -10142,6 +10149,14 @@ TEXT ·dwTapsAVX2(SB), NOSPLIT, $0-88
 	MOVQ rows+64(FP), R12
 	MOVQ xs+72(FP), R13
 	SHLQ $2, R13
+	MOVQ n+0(FP), CX
+	DECQ CX
+	ANDQ $7, CX
+	INCQ CX
+	MOVQ $8, DX
+	SUBQ CX, DX
+	LEAQ winoMask8<>(SB), R14
+	VMOVDQU (R14)(DX*4), Y15
 dwAVX2_row:
 	MOVQ n+0(FP), CX
 	MOVQ R10, AX
@@ -10239,13 +10254,6 @@ dwAVX2_rest:
 	TESTQ CX, CX
 	JZ dwAVX2_done
 	MOVQ CX, R8
-	DECQ CX
-	ANDQ $7, CX
-	INCQ CX
-	MOVQ $8, DX
-	SUBQ CX, DX
-	LEAQ winoMask8<>(SB), R14
-	VMOVDQU (R14)(DX*4), Y15
 	ADDQ $7, R8
 	SHRQ $3, R8
 	CMPQ R8, $1
@@ -10421,45 +10429,10 @@ crAVX2_next:
 	VZEROUPPER
 	RET
 
-DATA evenIdx<>+0(SB)/4, $0
-DATA oddIdx<>+0(SB)/4, $1
-DATA evenIdx<>+4(SB)/4, $2
-DATA oddIdx<>+4(SB)/4, $3
-DATA evenIdx<>+8(SB)/4, $4
-DATA oddIdx<>+8(SB)/4, $5
-DATA evenIdx<>+12(SB)/4, $6
-DATA oddIdx<>+12(SB)/4, $7
-DATA evenIdx<>+16(SB)/4, $8
-DATA oddIdx<>+16(SB)/4, $9
-DATA evenIdx<>+20(SB)/4, $10
-DATA oddIdx<>+20(SB)/4, $11
-DATA evenIdx<>+24(SB)/4, $12
-DATA oddIdx<>+24(SB)/4, $13
-DATA evenIdx<>+28(SB)/4, $14
-DATA oddIdx<>+28(SB)/4, $15
-DATA evenIdx<>+32(SB)/4, $16
-DATA oddIdx<>+32(SB)/4, $17
-DATA evenIdx<>+36(SB)/4, $18
-DATA oddIdx<>+36(SB)/4, $19
-DATA evenIdx<>+40(SB)/4, $20
-DATA oddIdx<>+40(SB)/4, $21
-DATA evenIdx<>+44(SB)/4, $22
-DATA oddIdx<>+44(SB)/4, $23
-DATA evenIdx<>+48(SB)/4, $24
-DATA oddIdx<>+48(SB)/4, $25
-DATA evenIdx<>+52(SB)/4, $26
-DATA oddIdx<>+52(SB)/4, $27
-DATA evenIdx<>+56(SB)/4, $28
-DATA oddIdx<>+56(SB)/4, $29
-DATA evenIdx<>+60(SB)/4, $30
-DATA oddIdx<>+60(SB)/4, $31
-GLOBL evenIdx<>(SB), RODATA, $64
-GLOBL oddIdx<>(SB), RODATA, $64
-
 // func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
 TEXT ·evenOddAVX512(SB), NOSPLIT, $0-56
-	VMOVUPS evenIdx<>(SB), Z4
-	VMOVUPS oddIdx<>(SB), Z5
+	VMOVUPS winoEven<>(SB), Z4
+	VMOVUPS winoOdd<>(SB), Z5
 	MOVQ x+8(FP), R10
 	MOVQ even+16(FP), R11
 	MOVQ odd+24(FP), R12

@@ -380,12 +380,8 @@ func TestSgemmRowsApart(t *testing.T) {
 					for i := range m {
 						row := make([]float32, n)
 						sgemm(kern, nw, false, transB, 1, n, k, 1, a[i*k:(i+1)*k], k, b, ldb, 0, row, n)
-						for j, v := range row {
-							if math.Float32bits(v) != math.Float32bits(all[i*n+j]) {
-								t.Fatalf("%s, %d goroutines, k %d, transB %v: C[%d][%d] = %g alone, %g among %d rows",
-									kern.name, nw, k, transB, i, j, v, all[i*n+j], m)
-							}
-						}
+						assertBits(t, fmt.Sprintf("%s, %d goroutines, k %d, transB %v: row %d alone against among %d rows", kern.name, nw, k, transB, i, m),
+							row, all[i*n:(i+1)*n])
 					}
 				}
 			}

@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // depthwise emits dwTapsAVX512, dwTapsAVX2, copyRowsAVX512, copyRowsAVX2,
 // evenOddAVX512 and evenOddAVX2, the loops of the depthwise convolutions
@@ -44,11 +47,7 @@ func copyRows(w *asm, v vecISA) {
 	w.p("\tMOVQ ss+32(FP), R8\n\tSHLQ $2, R8\n\tMOVQ ds+40(FP), R9\n\tSHLQ $2, R9")
 	// The last vector's lanes, n mod lanes (none: no masked vector).
 	w.p("\tMOVQ n+0(FP), CX\n\tANDQ $%d, CX", v.lanes-1)
-	if v.r == "Z" {
-		w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1")
-	} else {
-		w.p("\tMOVQ $8, DX\n\tSUBQ CX, DX\n\tLEAQ winoMask8<>(SB), R14\n\tVMOVDQU (R14)(DX*4), Y15")
-	}
+	v.tailMask(w, "DX", "R14")
 	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, SI\n\tMOVQ R11, DI", label)
 	w.p("%s_loop4:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, 4*v.lanes, label)
 	for i := 0; i < 4; i++ {
@@ -84,6 +83,10 @@ func dwTaps(w *asm, v vecISA) {
 	// The rows (at least one): R10 and R11 the row's x and y, R12 the rows left, R13
 	// x's stride in bytes; y's is read from the frame at the end of each row.
 	w.p("\tMOVQ x+32(FP), R10\n\tMOVQ y+40(FP), R11\n\tMOVQ rows+64(FP), R12\n\tMOVQ xs+72(FP), R13\n\tSHLQ $2, R13")
+	// The last vector's lanes, ((n-1) mod lanes) + 1, as a mask (K1 or Y15), the same
+	// for every row.
+	w.p("\tMOVQ n+0(FP), CX\n\tDECQ CX\n\tANDQ $%d, CX\n\tINCQ CX", v.lanes-1)
+	v.tailMask(w, "DX", "R14")
 	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
 	// block emits the loop over taps for k accumulators, the last masked (K1 on
 	// AVX-512, Y15 on AVX2) when masked is set, then the clamp and the stores;
@@ -129,15 +132,9 @@ func dwTaps(w *asm, v vecISA) {
 	block(label+"_taps4", 4, false)
 	w.p("\tSUBQ $%d, CX", 4*v.lanes)
 	w.p("%s_rest:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
-	// The last vector's lanes, ((CX-1) mod lanes) + 1, as a mask; then the
-	// vectors, ⌈CX/lanes⌉, choose the block.
-	w.p("\tMOVQ CX, R8\n\tDECQ CX\n\tANDQ $%d, CX\n\tINCQ CX", v.lanes-1)
-	if v.r == "Z" {
-		w.p("\tMOVL $1, DX\n\tSHLL CX, DX\n\tDECL DX\n\tKMOVW DX, K1")
-	} else {
-		w.p("\tMOVQ $8, DX\n\tSUBQ CX, DX\n\tLEAQ winoMask8<>(SB), R14\n\tVMOVDQU (R14)(DX*4), Y15")
-	}
-	w.p("\tADDQ $%d, R8\n\tSHRQ $%d, R8", v.lanes-1, map[int]int{8: 3, 16: 4}[v.lanes])
+	// The vectors left, ⌈CX/lanes⌉, choose the block (its last vector masked by the
+	// mask made before the rows: CX ≡ n mod lanes here).
+	w.p("\tMOVQ CX, R8\n\tADDQ $%d, R8\n\tSHRQ $%d, R8", v.lanes-1, bits.TrailingZeros(uint(v.lanes)))
 	for k := 1; k <= 3; k++ {
 		w.p("\tCMPQ R8, $%d\n\tJEQ %s_rest%d", k, label, k)
 	}
@@ -154,15 +151,11 @@ func dwTaps(w *asm, v vecISA) {
 // remainder masked) and
 // evenOddAVX2 (shuffles within lanes, then a cross-lane permute; 8 pairs).
 func evenOdd(w *asm) {
-	for i := 0; i < 16; i++ {
-		w.p("DATA evenIdx<>+%d(SB)/4, $%d", 4*i, 2*i)
-		w.p("DATA oddIdx<>+%d(SB)/4, $%d", 4*i, 2*i+1)
-	}
-	w.p("GLOBL evenIdx<>(SB), RODATA, $64\nGLOBL oddIdx<>(SB), RODATA, $64\n")
+	// The permutes' indices: Winograd's tables of the even and odd lanes (2j, 2j+1).
 	w.p(`// func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
 TEXT ·evenOddAVX512(SB), NOSPLIT, $0-56
-	VMOVUPS evenIdx<>(SB), Z4
-	VMOVUPS oddIdx<>(SB), Z5
+	VMOVUPS winoEven<>(SB), Z4
+	VMOVUPS winoOdd<>(SB), Z5
 ` + evenOddRows("eo512") + `
 eo512_loop:
 	CMPQ CX, $16

@@ -182,33 +182,14 @@ func clamp(w *asm, x, lo, hi string) {
 
 // silu512 emits x = x·σ(x) for the micro-kernel's epilogue (flag 2): the instructions
 // of sigmoidAVX512 and siluAVX512 (the same bits), with sigLo, sigHi and sigOne in
-// Z16-Z18, the other constants broadcast from memory where the operand order allows
-// (commutative operations, a multiplicand, an addend), and Z19, Z20, Z28, Z29 for
-// the sigmoid's t, n, t² and polynomial.
+// Z16-Z18, the other constants broadcast from memory, and Z19, Z20, Z28, Z29 for the
+// sigmoid's t, n, t² and polynomial.
 func silu512(w *asm, x string) {
-	w.p(`	VPXORD.BCST sigSign<>(SB), %[1]s, Z19
-	VMAXPS Z19, Z16, Z19
-	VMINPS Z19, Z17, Z19
-	VMULPS.BCST sigLog2e<>(SB), Z19, Z20
-	VRNDSCALEPS $0, Z20, Z20
-	VFNMADD231PS.BCST sigC1<>(SB), Z20, Z19
-	VFNMADD231PS.BCST sigC2<>(SB), Z20, Z19
-	VMULPS Z19, Z19, Z28
-	VBROADCASTSS sigP0<>(SB), Z29
-	VFMADD213PS.BCST sigP1<>(SB), Z19, Z29
-	VFMADD213PS.BCST sigP2<>(SB), Z19, Z29
-	VFMADD213PS.BCST sigP3<>(SB), Z19, Z29
-	VFMADD213PS.BCST sigP4<>(SB), Z19, Z29
-	VFMADD213PS.BCST sigP5<>(SB), Z19, Z29
-	VFMADD213PS Z19, Z28, Z29
-	VADDPS Z18, Z29, Z29
-	VCVTPS2DQ Z20, Z20
-	VPADDD.BCST sig127<>(SB), Z20, Z20
-	VPSLLD $23, Z20, Z20
-	VMULPS Z20, Z29, Z29
-	VADDPS Z18, Z29, Z29
-	VDIVPS Z29, Z18, Z29
-	VMULPS %[1]s, Z29, %[1]s`, x)
+	v := vecISAs[0]
+	v.op(w, "VPXORD", "sigSign", x, "Z19")
+	clamp(w, "Z19", "Z16", "Z17")
+	v.exp(w, "Z19", "Z20", "Z28", "Z29", "Z29", "Z18")
+	w.p("\tVADDPS Z18, Z29, Z29\n\tVDIVPS Z29, Z18, Z29\n\tVMULPS %s, Z29, %s", x, x)
 }
 
 // epilogue emits the scaling, bias and stores of the micro-kernel. The
@@ -234,9 +215,9 @@ func epilogue(w *asm, lab string, off func(int) int) {
 	w.p("%s:", L("nobias"))
 	w.p("\tVBROADCASTSS lo+%d(FP), Z26\n\tVBROADCASTSS hi+%d(FP), Z27", lo, hi)
 	w.p("\tMOVL flags+%d(FP), R13", flags)
-	w.p("\tMOVL R13, BX\n\tANDL $2, BX // SiLU")
-	w.p("\tANDL $1, R13 // clamp")
+	w.p("\tMOVL R13, BX\n\tANDL $2, BX // SiLU\n\tJZ %s", L("nosilu"))
 	w.p("\tVBROADCASTSS sigLo<>(SB), Z16\n\tVBROADCASTSS sigHi<>(SB), Z17\n\tVBROADCASTSS sigOne<>(SB), Z18")
+	w.p("%s:\n\tANDL $1, R13 // clamp", L("nosilu"))
 	w.p("\tVBROADCASTSS beta+%d(FP), Z21", beta)
 	w.p("\tMOVL beta+%d(FP), R10", beta)
 	w.p("\tSHLL $1, R10 // drop the sign bit: -0 counts as 0")
@@ -1655,8 +1636,9 @@ func (v vecISA) load(w *asm, c, dst string) {
 }
 
 // exp emits dst = e^t, the sigmoid's e^t (Cephes's expf) of t, already clamped below,
-// with n, sq and poly as scratch (t is overwritten by the reduced argument).
-func (v vecISA) exp(w *asm, t, n, sq, poly, dst string) {
+// with n, sq and poly as scratch (t is overwritten by the reduced argument); one, if
+// given, is a register holding 1.0 (else sigOne is read from memory).
+func (v vecISA) exp(w *asm, t, n, sq, poly, dst string, one ...string) {
 	v.op(w, "VMULPS", "sigLog2e", t, n)
 	w.p("\t%s $0, %s, %s", v.round, n, n)
 	v.op(w, "VFNMADD231PS", "sigC1", n, t)
@@ -1667,7 +1649,11 @@ func (v vecISA) exp(w *asm, t, n, sq, poly, dst string) {
 		v.op(w, "VFMADD213PS", fmt.Sprintf("sigP%d", i), t, poly)
 	}
 	w.p("\tVFMADD213PS %s, %s, %s", t, sq, poly)
-	v.op(w, "VADDPS", "sigOne", poly, poly)
+	if len(one) > 0 {
+		w.p("\tVADDPS %s, %s, %s", one[0], poly, poly)
+	} else {
+		v.op(w, "VADDPS", "sigOne", poly, poly)
+	}
 	w.p("\tVCVTPS2DQ %s, %s", n, n)
 	if v.r == "Z" {
 		w.p("\tVPADDD.BCST sig127<>(SB), %s, %s", n, n)
@@ -1676,6 +1662,16 @@ func (v vecISA) exp(w *asm, t, n, sq, poly, dst string) {
 	}
 	w.p("\tVPSLLD $23, %s, %s", n, n)
 	w.p("\tVMULPS %s, %s, %s", n, poly, dst)
+}
+
+// tailMask emits the mask of the first CX lanes (1 to lanes) of a vector: K1 on
+// AVX-512, Y15 on AVX2 (from winoMask8), with s (and base on AVX2) as scratch.
+func (v vecISA) tailMask(w *asm, s, base string) {
+	if v.r == "Z" {
+		w.p("\tMOVL $1, %[1]s\n\tSHLL CX, %[1]s\n\tDECL %[1]s\n\tKMOVW %[1]s, K1", s)
+		return
+	}
+	w.p("\tMOVQ $8, %[1]s\n\tSUBQ CX, %[1]s\n\tLEAQ winoMask8<>(SB), %[2]s\n\tVMOVDQU (%[2]s)(%[1]s*4), Y15", s, base)
 }
 
 // loop emits the loop of a function over n values (CX) of x (SI, loaded into R0), with
@@ -1695,15 +1691,16 @@ func (v vecISA) loop(w *asm, label string, second bool, body func()) {
 	}
 	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop", v.lanes, label)
 	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_done", label, label)
+	v.tailMask(w, "AX", "BX")
 	if v.r == "Z" {
-		w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1\n\tVMOVUPS.Z (SI), K1, Z0")
+		w.p("\tVMOVUPS.Z (SI), K1, Z0")
 		if second {
 			w.p("\tVMOVUPS.Z (DI), K1, Z7")
 		}
 		body()
 		w.p("\tVMOVUPS Z0, K1, (DX)")
 	} else {
-		w.p("\tMOVQ $8, AX\n\tSUBQ CX, AX\n\tLEAQ winoMask8<>(SB), BX\n\tVMOVDQU (BX)(AX*4), Y15\n\tVMASKMOVPS (SI), Y15, Y0")
+		w.p("\tVMASKMOVPS (SI), Y15, Y0")
 		if second {
 			w.p("\tVMASKMOVPS (DI), Y15, Y7")
 		}
