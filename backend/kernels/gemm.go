@@ -44,9 +44,12 @@ type gemmKernel struct {
 	runs atomic.Int64
 	// siluRuns counts the blocks whose tiles stored a SiLU (tileSiLU), so that a test
 	// can tell the epilogue ran.
-	siluRuns   atomic.Int64
-	mr, nr     int // micro-tile rows and columns
-	kc, mc, nc int // blocks: k per packed panel, A rows per block, B columns per block
+	siluRuns atomic.Int64
+	// searchedPlanes counts the max pooling planes whose windows firstMax searched
+	// (pool.go), so that a test can tell the search ran.
+	searchedPlanes atomic.Int64
+	mr, nr         int // micro-tile rows and columns
+	kc, mc, nc     int // blocks: k per packed panel, A rows per block, B columns per block
 	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
 	// + bias[i] (bias nil: none; else at least mr values) from packed panels
 	// and stores the columns of rows i < rows selected by mask one after
@@ -104,6 +107,12 @@ type gemmKernel struct {
 	dwTaps   func(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
 	evenOdd  func(n int, x, even, odd *float32, rows, xs, ds int)
 	copyRows func(n int, src, dst *float32, rows, ss, ds int)
+	// firstMax, when set, sets code[r·cs+j] to the first t with x[r·xs+offs[t]+j]
+	// equal to the maximum over t of those values, for j < n and r < rows (both at
+	// least one, taps too), and returns whether a window's values summed to NaN (a NaN
+	// among them, or infinities of both signs: the codes are then not to be used): the cell a max pooling's window sends its
+	// gradient to (pool.go).
+	firstMax func(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

@@ -15,7 +15,7 @@ var (
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
-		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512,
+		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512,
 		norm: &normLoops{block: 64, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512,
 			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
 	}
@@ -25,7 +25,7 @@ var (
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
-		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2,
+		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2,
 		norm: &normLoops{block: 32, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2,
 			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
 	}
@@ -38,7 +38,7 @@ var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, siluStore: true,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
-	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, norm: kernelAVX512.norm,
+	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, norm: kernelAVX512.norm,
 }
 
 // bf16Kernel returns the bfloat16 kernel, or nil where the CPU lacks AVX512_BF16.
@@ -540,3 +540,12 @@ func evenOddAVX512(n int, x, even, odd *float32, rows, xs, ds int)
 
 //go:noescape
 func evenOddAVX2(n int, x, even, odd *float32, rows, xs, ds int)
+
+// firstMaxAVX512 and firstMaxAVX2 find the first maximum of a max pooling's windows
+// (gemmKernel.firstMax; internal/asmgen/pool.go).
+//
+//go:noescape
+func firstMaxAVX512(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool
+
+//go:noescape
+func firstMaxAVX2(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool

@@ -134,6 +134,24 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
+	if search := newWindowSearch[T](p); search != nil {
+		parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+			bufs := search.bufs()
+			defer bufs.put()
+			ap := argmax
+			if argmax == nil {
+				ap = getInt32s(OHW)
+				defer putInt32s(ap)
+			}
+			for pl := lo; pl < hi; pl++ {
+				if argmax != nil {
+					ap = argmax[pl*OHW : (pl+1)*OHW]
+				}
+				searchPlane(search, p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true)
+			}
+		})
+		return
+	}
 	if argmax == nil && p.DilH == 1 && p.DilW == 1 {
 		parallelFor(planes, workers(planes, OHW*p.KH+p.OutH*p.KH*p.W), func(_, lo, hi int) {
 			cols := getBuf[T](p.W)
@@ -403,13 +421,23 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 	need(name, "dx", dx, p.XLen())
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
+	search := newWindowSearch[T](p)
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW+HW), func(_, lo, hi int) {
 		ap := getInt32s(OHW)
 		yp := getBuf[T](OHW)
 		defer putInt32s(ap)
 		defer putBuf(yp)
+		var bufs windowSearchBufs
+		if search != nil {
+			bufs = search.bufs()
+			defer bufs.put()
+		}
 		for pl := lo; pl < hi; pl++ {
-			maxPoolPlane(p, x[pl*HW:(pl+1)*HW], yp, ap)
+			if xp := x[pl*HW : (pl+1)*HW]; search != nil {
+				searchPlane(search, p, xp, yp, ap, bufs, false)
+			} else {
+				maxPoolPlane(p, xp, yp, ap)
+			}
 			dxp := dx[pl*HW : (pl+1)*HW]
 			clear(dxp)
 			dyp := dy[pl*OHW : (pl+1)*OHW]
@@ -420,6 +448,162 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 			}
 		}
 	})
+}
+
+// windowSearch finds the cells of a plane's max pooling windows that lie inside the
+// input with the vector search of the kernel in use (gemmKernel.firstMax): for each
+// window, the first tap in row-major order whose value equals the window's maximum,
+// as maxPoolPlane's rule (a +0 and a -0 are equal there too). Columns of a stride-2
+// pooling are first split into their two phases (gemmKernel.evenOdd), so that a tap's
+// values for consecutive windows are consecutive. Windows that reach into the padding
+// take maxPoolWindow; a plane with a NaN anywhere in the searched cells (or infinities
+// of both signs, whose sum is NaN) is pooled by maxPoolPlane.
+type windowSearch struct {
+	kern       *gemmKernel
+	oh0, oh1   int // the rows of windows inside the input
+	ow0, n     int // their first column and count
+	hs0, c0    int // the first input row and column they read
+	inRows     int // the input rows they read
+	even, odd  int // a row's values in the even and odd phase (stride 2)
+	offs       []int
+	planeOffs  []int32 // each tap's offset in the plane from its window's first cell
+	rowStride  int     // from one window row to the next in the searched values
+	phaseSplit bool
+}
+
+// windowSearchMaxTaps bounds the window size the vector search takes.
+const windowSearchMaxTaps = 64
+
+// newWindowSearch returns the search for p's windows, or nil where the kernel has no
+// vector search, T is not float32, or p has a dilation, a column stride above 2 or no
+// window inside the input.
+func newWindowSearch[T Float](p Pool2DParams) *windowSearch {
+	kern := packedKernel[T]()
+	if kern == nil || kern.firstMax == nil || p.DilH != 1 || p.DilW != 1 || p.StrideW > 2 || p.KH*p.KW > windowSearchMaxTaps ||
+		p.StrideW == 2 && kern.evenOdd == nil {
+		return nil
+	}
+	s := &windowSearch{kern: kern, phaseSplit: p.StrideW == 2}
+	s.oh0, s.oh1 = colRange(-p.PadTop, p.StrideH, p.H-(p.KH-1), p.OutH)
+	ow0, ow1 := colRange(-p.PadLeft, p.StrideW, p.W-(p.KW-1), p.OutW)
+	if s.oh0 >= s.oh1 || ow0 >= ow1 {
+		return nil
+	}
+	s.ow0, s.n = ow0, ow1-ow0
+	s.hs0, s.c0 = s.oh0*p.StrideH-p.PadTop, ow0*p.StrideW-p.PadLeft
+	s.inRows = (s.oh1-1-s.oh0)*p.StrideH + p.KH
+	rowLen := p.W
+	if s.phaseSplit {
+		s.even, s.odd = s.n+(p.KW-1)/2, s.n+(p.KW-2)/2
+		rowLen = s.even + s.odd
+	}
+	s.rowStride = p.StrideH * rowLen
+	for kh := 0; kh < p.KH; kh++ {
+		for kw := 0; kw < p.KW; kw++ {
+			off := kw
+			if s.phaseSplit {
+				off = kw / 2
+				if kw%2 == 1 {
+					off += s.even
+				}
+			}
+			s.offs = append(s.offs, kh*rowLen+off)
+			s.planeOffs = append(s.planeOffs, int32(kh*p.W+kw))
+		}
+	}
+	return s
+}
+
+// windowSearchBufs are a worker's buffers for windowSearch.positions.
+type windowSearchBufs struct {
+	phases []float32
+	codes  []int32
+}
+
+func (s *windowSearch) bufs() windowSearchBufs {
+	b := windowSearchBufs{codes: getInt32s((s.oh1 - s.oh0) * s.n)}
+	if s.phaseSplit {
+		// One value past the last row: evenOdd writes as many odd values as even ones.
+		b.phases = getBuf[float32](s.inRows*(s.even+s.odd) + 1)
+	}
+	return b
+}
+
+func (b windowSearchBufs) put() {
+	putInt32s(b.codes)
+	if b.phases != nil {
+		putBuf(b.phases)
+	}
+}
+
+// positions sets ap at the windows inside the input of the plane xp, and reports
+// whether it did (false when a searched value is NaN, or +Inf and -Inf both are).
+func (s *windowSearch) positions(p Pool2DParams, xp []float32, ap []int32, b windowSearchBufs) bool {
+	x, xs := xp[s.hs0*p.W+s.c0:], p.StrideH*p.W
+	if s.phaseSplit {
+		pairs := min(s.even, (p.W-s.c0)/2)
+		rowLen := s.even + s.odd
+		s.kern.evenOdd(pairs, &x[0], &b.phases[0], &b.phases[s.even], s.inRows, p.W, rowLen)
+		if pairs < s.even { // the last even value has no odd one after it in the row
+			for r := 0; r < s.inRows; r++ {
+				b.phases[r*rowLen+pairs] = x[r*p.W+2*pairs]
+			}
+		}
+		x, xs = b.phases, s.rowStride
+	}
+	rows := s.oh1 - s.oh0
+	if s.kern.firstMax(s.n, len(s.offs), &s.offs[0], &x[0], &b.codes[0], rows, xs, s.n) {
+		return false
+	}
+	for r := 0; r < rows; r++ {
+		oh := s.oh0 + r
+		first := int32((oh*p.StrideH-p.PadTop)*p.W + s.c0)
+		apr := ap[oh*p.OutW+s.ow0 : oh*p.OutW+s.ow0+s.n]
+		for j, code := range b.codes[r*s.n : (r+1)*s.n] {
+			apr[j] = first + int32(j*p.StrideW) + s.planeOffs[code]
+		}
+	}
+	return true
+}
+
+// searchPlane sets the positions ap of the plane xp's maxima by s, and its outputs yp
+// when setY is set (else only those of the windows reaching into the padding); a plane
+// whose search finds a NaN is pooled by maxPoolPlane.
+func searchPlane[T Float](s *windowSearch, p Pool2DParams, xp, yp []T, ap []int32, b windowSearchBufs, setY bool) {
+	if !s.positions(p, as32(xp), ap, b) {
+		maxPoolPlane(p, xp, yp, ap)
+		return
+	}
+	s.kern.searchedPlanes.Add(1)
+	windowSearchBorders(s, p, xp, yp, ap)
+	if !setY {
+		return
+	}
+	for oh := s.oh0; oh < s.oh1; oh++ {
+		o := oh*p.OutW + s.ow0
+		for j, i := range ap[o : o+s.n] {
+			yp[o+j] = xp[i]
+		}
+	}
+}
+
+// windowSearchBorders sets ap (and yp) by maxPoolWindow at the windows that positions leaves:
+// those reaching into the padding.
+func windowSearchBorders[T Float](s *windowSearch, p Pool2DParams, xp, yp []T, ap []int32) {
+	for oh := 0; oh < p.OutH; oh++ {
+		if oh < s.oh0 || oh >= s.oh1 {
+			for ow := 0; ow < p.OutW; ow++ {
+				maxPoolWindow(p, xp, yp, ap, oh, ow)
+			}
+			continue
+		}
+		for ow := 0; ow < s.ow0; ow++ {
+			maxPoolWindow(p, xp, yp, ap, oh, ow)
+		}
+		for ow := s.ow0 + s.n; ow < p.OutW; ow++ {
+			maxPoolWindow(p, xp, yp, ap, oh, ow)
+		}
+	}
 }
 
 // avgDivisor returns the divisor of the window starting at (hs, ws).

@@ -333,3 +333,104 @@ func checkWindowRule(t *testing.T, what string, p Pool2DParams, x, y []float64, 
 		}
 	}
 }
+
+// TestMaxPoolBackwardWindowSearch checks the float32 backward pass on every kernel with
+// a vector window search (gemmKernel.firstMax) against the window rule written out
+// here: the first cell in row-major order holding the window's maximum (+0 and -0
+// equal), a NaN winning (the last one), padding never (dilations too, which take the
+// scalar rule). The inputs are full of ties
+// (among them zeros of both signs); some planes hold a NaN or infinities, which send
+// the search back to the scalar rule. Each output's gradient is added in the order of
+// the outputs, so the sums are compared bit for bit; the forward pass's outputs and
+// positions too (the outputs as values: a zero's sign may differ).
+func TestMaxPoolBackwardWindowSearch(t *testing.T) {
+	geoms := []poolCase{
+		{Pool2DParams{N: 2, C: 3, H: 37, W: 41, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 40, W: 40, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+		{Pool2DParams{N: 2, C: 2, H: 36, W: 39, KH: 2, KW: 2, StrideH: 2, StrideW: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 35, W: 38, KH: 2, KW: 2, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1}, true},
+		{Pool2DParams{N: 1, C: 2, H: 21, W: 70, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 23, W: 53, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 19, W: 45, KH: 2, KW: 3, StrideH: 3, StrideW: 2, PadLeft: 1, PadRight: 1}, true},
+		{Pool2DParams{N: 1, C: 2, H: 9, W: 44, KH: 1, KW: 4, StrideH: 1, StrideW: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 9, W: 20, KH: 3, KW: 1, StrideH: 2, StrideW: 1}, false},
+	}
+	geoms = append(geoms, poolGeometries...)
+	rng := newRNG(93)
+	forEachKernelWith(t, "the vector window search", func(k *gemmKernel) bool { return k.firstMax != nil }, func(t *testing.T, kern *gemmKernel) {
+		for gi, g := range geoms {
+			p := g.p.WithOutSize(g.ceil).norm()
+			HW, OHW := p.H*p.W, p.OutH*p.OutW
+			x := make([]float32, p.XLen())
+			for i := range x {
+				switch r := rng.IntN(8); {
+				case r < 2:
+					x[i] = float32(math.Copysign(0, float64(rng.IntN(2))-0.5)) // +0 and -0
+				case r < 5:
+					x[i] = float32(rng.IntN(3)) - 1
+				default:
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			planes := p.N * p.C
+			x[(planes-1)*HW+rng.IntN(HW)] = float32(math.NaN())
+			if planes > 2 {
+				x[HW+rng.IntN(HW)] = float32(math.Inf(1))
+				x[HW+rng.IntN(HW)] = float32(math.Inf(-1))
+			}
+			dy := make([]float32, p.YLen())
+			for i := range dy {
+				dy[i] = float32(rng.NormFloat64())
+			}
+			want := make([]float32, p.XLen())
+			wantY, wantArg := make([]float32, p.YLen()), make([]int32, p.YLen())
+			for pl := 0; pl < planes; pl++ {
+				xp, wp := x[pl*HW:(pl+1)*HW], want[pl*HW:(pl+1)*HW]
+				for oh := 0; oh < p.OutH; oh++ {
+					for ow := 0; ow < p.OutW; ow++ {
+						best := -1
+						for kh := 0; kh < p.KH; kh++ {
+							for kw := 0; kw < p.KW; kw++ {
+								ih, iw := oh*p.StrideH-p.PadTop+kh*p.DilH, ow*p.StrideW-p.PadLeft+kw*p.DilW
+								if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
+									continue
+								}
+								if v := xp[ih*p.W+iw]; best < 0 || v > xp[best] || v != v {
+									best = ih*p.W + iw
+								}
+							}
+						}
+						o := pl*OHW + oh*p.OutW + ow
+						wantArg[o] = int32(best)
+						if best >= 0 {
+							wp[best] += dy[o]
+							wantY[o] = xp[best]
+						}
+					}
+				}
+			}
+			got := make([]float32, p.XLen())
+			searched := kern.searchedPlanes.Load()
+			MaxPool2DBackward(p, x, dy, got)
+			if wantSearched := newWindowSearch[float32](p) != nil; wantSearched != (kern.searchedPlanes.Load() > searched) {
+				t.Fatalf("geometry %d (%+v): planes searched %d, want some: %v", gi, g.p, kern.searchedPlanes.Load()-searched, wantSearched)
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("geometry %d (%+v): dx[%d] (plane %d) = %g, want %g", gi, g.p, i, i/HW, got[i], want[i])
+				}
+			}
+			// The forward pass, with and without positions, by the same search.
+			y, arg := make([]float32, p.YLen()), make([]int32, p.YLen())
+			for _, arg := range [][]int32{nil, arg} {
+				MaxPool2DForward(p, x, y, arg)
+				for o := range y {
+					if y[o] != wantY[o] && !(y[o] != y[o] && wantY[o] != wantY[o]) ||
+						arg != nil && arg[o] != wantArg[o] {
+						t.Fatalf("geometry %d (%+v) positions %v: y[%d] = %g, want %g", gi, g.p, arg != nil, o, y[o], wantY[o])
+					}
+				}
+			}
+		}
+	})
+}

@@ -59,6 +59,7 @@ func main() {
 	normOps(&w, "AVX512", "Z", 16)
 	normOps(&w, "AVX2", "Y", 8)
 	depthwise(&w)
+	firstMax(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}

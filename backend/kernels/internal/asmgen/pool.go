@@ -1,0 +1,127 @@
+package main
+
+// firstMax emits firstMaxAVX512 and firstMaxAVX2, the window search of the max
+// pooling's backward pass (pool.go):
+//
+//	firstMax(n, taps, offs, x, code, rows, xs, cs) bool
+//
+// sets, for each row r < rows and j < n, code[r·cs+j] to the first t (in the order of
+// offs) with x[r·xs+offs[t]+j] equal to the maximum over t of those values: the cell
+// of a window that its output's gradient goes to, ties to the first, +0 equal to -0.
+// It returns whether some window's values summed to NaN (a NaN among them, or
+// infinities of both signs):
+// the caller then takes the scalar rule, where a NaN wins. taps is at least 1.
+// Several vectors of outputs at a time (four on AVX-512, three on AVX2: the
+// maximum's chain of dependent VMAXPS per vector is the bound), then one, the last
+// masked.
+func firstMax(w *asm) {
+	for _, v := range vecISAs {
+		firstMaxISA(w, v)
+	}
+}
+
+func firstMaxISA(w *asm, v vecISA) {
+	label := "fm" + v.suffix
+	bytes := 4 * v.lanes
+	// Registers: per vector i of a block, the maximum m(i), the sum s(i) and the
+	// code c(i); then a loaded value, a comparison (AVX2), the tap's index broadcast,
+	// the last tap's index, and the NaN flag (AVX2; K3 on AVX-512). K1/Y15 hold the
+	// tail mask, K2 the comparison on AVX-512.
+	k := 4
+	if v.r == "Y" {
+		k = 3
+	}
+	m := func(i int) string { return v.reg(i) }
+	s := func(i int) string { return v.reg(k + i) }
+	c := func(i int) string { return v.reg(2*k + i) }
+	tmp, cmp, tap, last, nan := v.reg(3*k), v.reg(3*k+1), v.reg(3*k+2), v.reg(3*k+3), v.reg(3*k+4)
+	xmm := func(r string) string { return "X" + r[1:] }
+	w.p("// func firstMax%s(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool", v.suffix)
+	w.p("TEXT ·firstMax%s(SB), NOSPLIT, $0-65", v.suffix)
+	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ offs+16(FP), DI")
+	w.p("\tMOVQ x+24(FP), R10\n\tMOVQ code+32(FP), R11\n\tMOVQ rows+40(FP), R12\n\tMOVQ xs+48(FP), R13\n\tSHLQ $2, R13")
+	w.p("\tLEAQ -1(R9), AX\n\tVMOVD AX, %s\n\tVPBROADCASTD %s, %s", xmm(last), xmm(last), last)
+	if v.r == "Z" {
+		w.p("\tKXORW K3, K3, K3")
+	} else {
+		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", nan)
+	}
+	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
+	// load emits dst = vector i at R15, masked when the block's last vector is.
+	load := func(i, nv int, masked bool, dst string) {
+		switch {
+		case !masked || i < nv-1:
+			w.p("\tVMOVUPS %d(R15), %s", i*bytes, dst)
+		case v.r == "Z":
+			w.p("\tVMOVUPS.Z %d(R15), K1, %s", i*bytes, dst)
+		default:
+			w.p("\tVMASKMOVPS %d(R15), Y15, %s", i*bytes, dst)
+		}
+	}
+	// block emits nv vectors of outputs: the maximum and the sum over the taps, the
+	// NaN test, then the codes from the last tap back to the first; AX and BX advance.
+	block := func(name string, nv int, masked bool) {
+		w.p("\tMOVQ (DI), R14\n\tLEAQ (AX)(R14*4), R15")
+		for i := 0; i < nv; i++ {
+			load(i, nv, masked, m(i))
+			w.p("\tVMOVAPS %s, %s", m(i), s(i))
+		}
+		w.p("\tMOVQ $1, DX")
+		w.p("%s_max:\n\tCMPQ DX, R9\n\tJGE %s_nan", name, name)
+		w.p("\tMOVQ (DI)(DX*8), R14\n\tLEAQ (AX)(R14*4), R15")
+		for i := 0; i < nv; i++ {
+			load(i, nv, masked, tmp)
+			w.p("\tVMAXPS %s, %s, %s\n\tVADDPS %s, %s, %s", tmp, m(i), m(i), tmp, s(i), s(i))
+		}
+		w.p("\tINCQ DX\n\tJMP %s_max", name)
+		w.p("%s_nan:", name)
+		for i := 0; i < nv; i++ {
+			if v.r == "Z" {
+				w.p("\tVCMPPS $3, %[1]s, %[1]s, K2\n\tKORW K2, K3, K3", s(i))
+			} else {
+				w.p("\tVCMPPS $3, %[1]s, %[1]s, %[2]s\n\tVORPS %[2]s, %[3]s, %[3]s", s(i), cmp, nan)
+			}
+			w.p("\tVMOVAPS %s, %s", last, c(i))
+		}
+		w.p("\tLEAQ -1(R9), DX")
+		w.p("%s_code:\n\tDECQ DX\n\tJL %s_store", name, name)
+		w.p("\tMOVQ (DI)(DX*8), R14\n\tLEAQ (AX)(R14*4), R15\n\tVMOVD DX, %s\n\tVPBROADCASTD %s, %s", xmm(tap), xmm(tap), tap)
+		for i := 0; i < nv; i++ {
+			load(i, nv, masked, tmp)
+			if v.r == "Z" {
+				w.p("\tVCMPPS $0, %s, %s, K2\n\tVMOVDQA32 %s, K2, %s", tmp, m(i), tap, c(i))
+			} else {
+				w.p("\tVCMPPS $0, %s, %s, %s\n\tVBLENDVPS %s, %s, %s, %s", tmp, m(i), cmp, cmp, tap, c(i), c(i))
+			}
+		}
+		w.p("\tJMP %s_code", name)
+		w.p("%s_store:", name)
+		for i := 0; i < nv; i++ {
+			switch {
+			case !masked || i < nv-1:
+				w.p("\tVMOVUPS %s, %d(BX)", c(i), i*bytes)
+			case v.r == "Z":
+				w.p("\tVMOVUPS %s, K1, %d(BX)", c(i), i*bytes)
+			default:
+				w.p("\tVMASKMOVPS %s, Y15, %d(BX)", c(i), i*bytes)
+			}
+		}
+		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", nv*bytes, nv*bytes)
+	}
+	w.p("%s_loopk:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, k*v.lanes, label)
+	block(label+"_k", k, false)
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loopk", k*v.lanes, label)
+	w.p("%s_loop1:\n\tCMPQ CX, $%d\n\tJL %s_tail", label, v.lanes, label)
+	block(label+"_1", 1, false)
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop1", v.lanes, label)
+	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_next", label, label)
+	v.tailMask(w, "DX", "R14")
+	block(label+"_t", 1, true)
+	w.p("%s_next:\n\tADDQ R13, R10\n\tMOVQ cs+56(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
+	if v.r == "Z" {
+		w.p("\tKMOVW K3, AX")
+	} else {
+		w.p("\tVMOVMSKPS %s, AX", nan)
+	}
+	w.p("\tTESTL AX, AX\n\tSETNE ret+64(FP)\n\tVZEROUPPER\n\tRET\n")
+}
