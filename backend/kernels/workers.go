@@ -84,6 +84,7 @@ type workerPool struct {
 	wake    *sync.Cond
 	jobs    []*parallelJob // jobs with chunks not yet claimed (or not yet seen to be all claimed)
 	open    atomic.Int64   // len(jobs), read by spinning workers
+	kernels atomic.Int64   // the jobs that are no task, read by waiting callers
 	started int            // workers started
 	parked  int            // workers waiting on wake
 	// spun is the nanoseconds goroutines have spent polling for work (SpinSeconds).
@@ -109,7 +110,7 @@ func (p *workerPool) post(j *parallelJob, helpers int) {
 	helpers = min(helpers, runtime.GOMAXPROCS(0)-1)
 	p.mu.Lock()
 	p.jobs = append(p.jobs, j)
-	p.open.Store(int64(len(p.jobs)))
+	p.recount()
 	for p.started < helpers {
 		p.started++
 		go p.work()
@@ -134,7 +135,19 @@ func (p *workerPool) removeLocked(j *parallelJob) {
 			break
 		}
 	}
+	p.recount()
+}
+
+// recount sets open and kernels from the list of jobs (p.mu held).
+func (p *workerPool) recount() {
+	k := 0
+	for _, j := range p.jobs {
+		if !j.task {
+			k++
+		}
+	}
 	p.open.Store(int64(len(p.jobs)))
+	p.kernels.Store(int64(k))
 }
 
 // take returns a job with chunks to claim (not a task where noTasks is set), or nil,
@@ -147,7 +160,7 @@ func (p *workerPool) take(noTasks bool) *parallelJob {
 		switch {
 		case !j.claimable():
 			p.jobs = slices.Delete(p.jobs, i, i+1)
-			p.open.Store(int64(len(p.jobs)))
+			p.recount()
 		case noTasks && j.task:
 			i++
 		default:
@@ -229,7 +242,7 @@ func (j *parallelJob) wait() {
 	}
 	start, helped := time.Now(), time.Duration(0)
 	for n := 1; j.left.Load() > 0; n++ {
-		if pool.open.Load() > 0 {
+		if pool.kernels.Load() > 0 { // not the mutex while only a task is open
 			if other := pool.take(true); other != nil {
 				t := time.Now()
 				other.runChunks()

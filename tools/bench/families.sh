@@ -30,8 +30,10 @@
 #      resident memory.
 #   3. the table: $OUT/families.md (and printed): per family, the toolkit's time / the
 #      reference's and the ratio reference / toolkit (above 1, the toolkit is faster).
-# Set SKIP_PARITY=1 to time only, SKIP_TIMING=1 for the parity table only. Give the CPU (the
-# script prints it) with the numbers.
+# Set SKIP_PARITY=1 to time only, SKIP_TIMING=1 for the parity table only. ISA=avx2 times
+# both sides as on a CPU without AVX-512: the toolkit with -kernels avx2, PyTorch with
+# oneDNN's DNNL_MAX_CPU_ISA=AVX2 and ATEN_CPU_CAPABILITY=avx2; no bfloat16 column, and no
+# ONNX Runtime (it has no such switch). Give the CPU (the script prints it) with the numbers.
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -50,6 +52,19 @@ SIZES=${SIZES:-224}
 BF16_DEFAULT=0
 grep -q avx512_bf16 /proc/cpuinfo 2>/dev/null && BF16_DEFAULT=1
 BF16=${BF16:-$BF16_DEFAULT}
+ISA=${ISA:-}
+KERNELS=
+case "$ISA" in
+"") ;;
+avx2)
+	KERNELS="-kernels avx2" BF16=0
+	export DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+	;;
+*)
+	echo "families.sh: ISA=$ISA: only avx2 (or nothing, the CPU's best) is known" >&2
+	exit 2
+	;;
+esac
 OUT=${OUT:-$(mktemp -d /tmp/families.XXXXXX)}
 mkdir -p "$OUT"
 RES="$OUT/results.jsonl"
@@ -59,11 +74,12 @@ echo "families.sh: results in $OUT" >&2
 	grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: /cpu: /'
 	echo "flags: $(grep -o -w 'avx2\|fma\|avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 	echo "cores: $(nproc); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	[ -z "$ISA" ] || echo "isa: $ISA (toolkit $KERNELS; PyTorch DNNL_MAX_CPU_ISA=$DNNL_MAX_CPU_ISA ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY; no ONNX Runtime)"
 } | tee "$OUT/machine.txt" >&2
 
 ORT_DIR=${ORT_NODE_MODULES:-tools/ort/node_modules}
 HAVE_ORT=no
-if command -v node >/dev/null 2>&1 && [ -d "$ORT_DIR/onnxruntime-node" ]; then
+if [ -z "$ISA" ] && command -v node >/dev/null 2>&1 && [ -d "$ORT_DIR/onnxruntime-node" ]; then
 	HAVE_ORT=yes
 	ORT_DIR=$(cd "$ORT_DIR" && pwd)
 fi
@@ -82,7 +98,7 @@ if [ "${SKIP_TIMING:-}" != 1 ]; then
 			tf() { $PY tools/bench/torch_families.py --size "$size" --families "$f" --export "$OUT/models" --iters "$ITERS" "$@" >>"$RES" || echo "PyTorch $f at $size ($*) failed" >&2; }
 			tf --modes forward --forward-batch "$FORWARD_BATCH" --iters "$FORWARD_ITERS"
 			[ -f "$model" ] || continue
-			BENCH_LABEL=$f "$OUT/bench" -json -model "$model" -mode forward -size "$size" -batch "$FORWARD_BATCH" -iters "$FORWARD_ITERS" >>"$RES" ||
+			BENCH_LABEL=$f "$OUT/bench" -json $KERNELS -model "$model" -mode forward -size "$size" -batch "$FORWARD_BATCH" -iters "$FORWARD_ITERS" >>"$RES" ||
 				echo "toolkit forward $f at $size failed" >&2
 			if [ "$HAVE_ORT" = yes ]; then
 				BENCH_LABEL=$f ORT_NODE_MODULES="$ORT_DIR" node tools/bench/ort_bench.js "$model" "$FORWARD_BATCH" "$size" "$FORWARD_ITERS" 2 >>"$RES" ||
@@ -91,7 +107,7 @@ if [ "${SKIP_TIMING:-}" != 1 ]; then
 			first=
 			for b in $TRAIN_BATCHES; do
 				tf --modes train --train-batch "$b" --adam
-				BENCH_LABEL=$f "$OUT/bench" -json -model "$model" -mode train -adam -size "$size" -batch "$b" -iters "$ITERS" >>"$RES" ||
+				BENCH_LABEL=$f "$OUT/bench" -json $KERNELS -model "$model" -mode train -adam -size "$size" -batch "$b" -iters "$ITERS" >>"$RES" ||
 					echo "toolkit train $f at $size, batch $b failed" >&2
 				if [ -z "$first" ] && [ "$BF16" = 1 ]; then
 					tf --modes train --train-batch "$b" --adam --bf16
