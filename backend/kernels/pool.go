@@ -143,12 +143,16 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 				ap = getInt32s(OHW)
 				defer putInt32s(ap)
 			}
+			searched := 0
 			for pl := lo; pl < hi; pl++ {
 				if argmax != nil {
 					ap = argmax[pl*OHW : (pl+1)*OHW]
 				}
-				searchPlane(search, p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true)
+				if searchPlane(search, p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true) {
+					searched++
+				}
 			}
+			search.kern.searchedPlanes.Add(int64(searched))
 		})
 		return
 	}
@@ -432,11 +436,17 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 			bufs = search.bufs()
 			defer bufs.put()
 		}
+		searched := 0
+		defer func() {
+			if search != nil {
+				search.kern.searchedPlanes.Add(int64(searched))
+			}
+		}()
 		for pl := lo; pl < hi; pl++ {
-			if xp := x[pl*HW : (pl+1)*HW]; search != nil {
-				searchPlane(search, p, xp, yp, ap, bufs, false)
-			} else {
+			if xp := x[pl*HW : (pl+1)*HW]; search == nil {
 				maxPoolPlane(p, xp, yp, ap)
+			} else if searchPlane(search, p, xp, yp, ap, bufs, false) {
+				searched++
 			}
 			dxp := dx[pl*HW : (pl+1)*HW]
 			clear(dxp)
@@ -567,17 +577,17 @@ func (s *windowSearch) positions(p Pool2DParams, xp []float32, ap []int32, b win
 }
 
 // searchPlane sets the positions ap of the plane xp's maxima by s, and its outputs yp
-// when setY is set (else only those of the windows reaching into the padding); a plane
-// whose search finds a NaN is pooled by maxPoolPlane.
-func searchPlane[T Float](s *windowSearch, p Pool2DParams, xp, yp []T, ap []int32, b windowSearchBufs, setY bool) {
+// when setY is set (else only those of the windows reaching into the padding), and
+// reports whether the search did; a plane whose search finds a NaN is pooled by
+// maxPoolPlane.
+func searchPlane[T Float](s *windowSearch, p Pool2DParams, xp, yp []T, ap []int32, b windowSearchBufs, setY bool) bool {
 	if !s.positions(p, as32(xp), ap, b) {
 		maxPoolPlane(p, xp, yp, ap)
-		return
+		return false
 	}
-	s.kern.searchedPlanes.Add(1)
 	windowSearchBorders(s, p, xp, yp, ap)
 	if !setY {
-		return
+		return true
 	}
 	for oh := s.oh0; oh < s.oh1; oh++ {
 		o := oh*p.OutW + s.ow0
@@ -585,6 +595,7 @@ func searchPlane[T Float](s *windowSearch, p Pool2DParams, xp, yp []T, ap []int3
 			yp[o+j] = xp[i]
 		}
 	}
+	return true
 }
 
 // windowSearchBorders sets ap (and yp) by maxPoolWindow at the windows that positions leaves:
