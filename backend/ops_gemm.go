@@ -11,6 +11,10 @@ func init() {
 type gemm[T float] struct {
 	p      kernels.GemmOpParams
 	cShape []int // nil without C
+	// packedB keeps B packed for the products from run to run, when the program takes it
+	// as constant (a classifier in predict or evaluate: at batch 1 the packing is most
+	// of the product).
+	packedB *kernels.FilterCache
 }
 
 func newGemm[T float](c *opContext) (*opKernels[T], error) {
@@ -38,6 +42,9 @@ func newGemm[T float](c *opContext) (*opKernels[T], error) {
 	}
 	p.N = nb
 	g := &gemm[T]{p: p}
+	if c.fixed(1) {
+		g.packedB = c.filterCache(c.node.Inputs[1])
+	}
 	ks := &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0, 1}}
 	if c.has(2) {
 		s := c.in[2]
@@ -55,6 +62,10 @@ func (g *gemm[T]) forward(ins [][]T, out []T) error {
 	var c []T
 	if g.cShape != nil {
 		c = ins[2]
+	}
+	if g.packedB != nil {
+		kernels.GemmOpForwardConstant(g.packedB, g.p, ins[0], ins[1], g.cShape, c, out)
+		return nil
 	}
 	kernels.GemmOpForward(g.p, ins[0], ins[1], g.cShape, c, out)
 	return nil

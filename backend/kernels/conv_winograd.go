@@ -416,6 +416,7 @@ const (
 	cacheWinograd   cacheKind = iota // transformed filters (winoFilters)
 	cachePacked                      // the weights packed as sgemmInPlace reads A (packAInPlace)
 	cachePackedCols                  // the weights packed as sgemmByCols reads A (packAByCols)
+	cachePackedB                     // a Gemm's weights packed as the products read B (packBWhole)
 )
 
 // Disable lets the cache's memory go and makes the calls given it transform the

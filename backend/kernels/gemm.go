@@ -259,6 +259,9 @@ type gemmArgs struct {
 	// apCols, when set, is A already packed as sgemmByCols packs it (packAByCols;
 	// B packed); a is then unused.
 	apCols []float32
+	// bp, when set, is B already packed as sgemmByRows packs it (packBWhole; not read
+	// in place); b is then only checked, not read.
+	bp []float32
 	// act is applied as C is stored (the last k block's tiles carry tileClamp, or
 	// tileSiLU): none, a Relu, a Clip, or a SiLU (kernels with siluStore only).
 	act Activation
@@ -327,6 +330,9 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 	if g.m*g.n*g.k < gemmMinWork {
 		nw = 1
 	}
+	if g.bp != nil && (g.bInPlace || g.apCols != nil || len(g.bp) < packedBLen(kern, g.k, g.n)) {
+		panic("kernels: Gemm: packed B needs B packed whole, not read in place")
+	}
 	if g.bInPlace && kern.tileRows != nil {
 		if !panelsContiguous(g.b.cols, g.n, kern.nr) {
 			panic("kernels: Gemm: B read in place must have consecutive columns in every panel")
@@ -373,7 +379,7 @@ func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
 
 // sgemmByCols packs all of A once (block pc at ap[pc*mp:], its row panel
 // ir at ir*kc within the block) and shares it; goroutines take blocks of
-// columns, packing their part of B.
+// columns, packing their part of B (or reading it from g.bp, packed whole).
 func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	mp := (m + kern.mr - 1) / kern.mr * kern.mr
@@ -383,12 +389,16 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 		defer putBuf(ap)
 		packAByCols(kern, nw, g.a, m, k, ap)
 	}
+	np := (n + kern.nr - 1) / kern.nr * kern.nr
 	width, count := chunks(n, kern.nr, nw, 128, kern.nc)
 	var next atomic.Int64
 	nw = min(nw, count)
 	parallelFor(nw, nw, func(_, _, _ int) {
-		bbuf := getBuf[float32](kern.kc * width)
-		defer putBuf(bbuf)
+		var bbuf []float32
+		if g.bp == nil {
+			bbuf = getBuf[float32](kern.kc * width)
+			defer putBuf(bbuf)
+		}
 		for {
 			q := int(next.Add(1)) - 1
 			if q >= count {
@@ -398,7 +408,12 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 			nc := min(width, n-j0)
 			for pc := 0; pc < k; pc += kern.kc {
 				kc := min(kern.kc, k-pc)
-				packB(kern, g.b, pc, j0, kc, nc, bbuf)
+				panels := bbuf
+				if g.bp != nil {
+					panels = g.bp[pc*np+j0*kc:]
+				} else {
+					packB(kern, g.b, pc, j0, kc, nc, bbuf)
+				}
 				bt, bias := g.beta, g.bias
 				if pc > 0 {
 					bt, bias = 1, nil
@@ -409,29 +424,24 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 					if bias != nil {
 						bs = bias[ic:]
 					}
-					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], bbuf, nil, bt, bs, ic, j0, g.tileFlags(pc, kc))
+					macroKernel(kern, &g, mc, nc, kc, ap[pc*mp+ic*kc:], panels, nil, bt, bs, ic, j0, g.tileFlags(pc, kc))
 				}
 			}
 		}
 	})
 }
 
-// sgemmByRows packs all of B once (block pc at bp[pc*np:], its column
-// panel jr at jr*kc within the block) and shares it; goroutines take blocks
-// of rows, packing their part of A.
+// sgemmByRows packs all of B once (packBWhole), unless given it packed (g.bp), and
+// shares it; goroutines take blocks of rows, packing their part of A.
 func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	np := (n + kern.nr - 1) / kern.nr * kern.nr
-	bp := getBuf[float32](np * k)
-	defer putBuf(bp)
-	nkb, njb := (k+kern.kc-1)/kern.kc, (n+kern.nc-1)/kern.nc
-	parallelFor(nkb*njb, min(nw, nkb*njb), func(_, lo, hi int) {
-		for u := lo; u < hi; u++ {
-			pc, jc := u/njb*kern.kc, u%njb*kern.nc
-			kc, nc := min(kern.kc, k-pc), min(kern.nc, n-jc)
-			packB(kern, g.b, pc, jc, kc, nc, bp[pc*np+jc*kc:])
-		}
-	})
+	bp := g.bp
+	if bp == nil {
+		bp = getBuf[float32](packedBLen(kern, k, n))
+		defer putBuf(bp)
+		packBWhole(kern, nw, g.b, k, n, bp)
+	}
 	height, count := chunks(m, kern.mr, nw, 4*kern.mr, kern.mc)
 	var next atomic.Int64
 	nw = min(nw, count)
@@ -461,6 +471,26 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 					macroKernel(kern, &g, mc, nc, kc, abuf, bp[pc*np+jc*kc:], nil, bt, bs, i0, jc, g.tileFlags(pc, kc))
 				}
 			}
+		}
+	})
+}
+
+// packedBLen is the length of B (k×n) packed whole (packBWhole).
+func packedBLen(kern *gemmKernel, k, n int) int {
+	return (n + kern.nr - 1) / kern.nr * kern.nr * k
+}
+
+// packBWhole packs all of B (k×n) into bp on up to nw goroutines: block pc (k rows from
+// pc, a multiple of kc) at bp[pc*np:], np the columns rounded up to whole panels, its
+// column panel from j (a multiple of nr) at j*kc within the block.
+func packBWhole(kern *gemmKernel, nw int, b matView, k, n int, bp []float32) {
+	np := (n + kern.nr - 1) / kern.nr * kern.nr
+	nkb, njb := (k+kern.kc-1)/kern.kc, (n+kern.nc-1)/kern.nc
+	parallelFor(nkb*njb, min(nw, nkb*njb), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			pc, jc := u/njb*kern.kc, u%njb*kern.nc
+			kc, nc := min(kern.kc, k-pc), min(kern.nc, n-jc)
+			packB(kern, b, pc, jc, kc, nc, bp[pc*np+jc*kc:])
 		}
 	})
 }

@@ -1,5 +1,7 @@
 package kernels
 
+import "runtime"
+
 // GemmOpParams describes the ONNX Gemm operator (a fully connected layer
 // as PyTorch exports it): Y = Alpha * A' · B' + Beta * C, where A' is A
 // ([M, K]) or, with TransA, Aᵀ (A stored [K, M]); B' is B ([K, N]) or, with
@@ -32,17 +34,58 @@ func GemmOpForward[T Float](p GemmOpParams, a, b []T, cShape []int, c []T, y []T
 	need(name, "a", a, p.M*p.K)
 	need(name, "b", b, p.K*p.N)
 	need(name, "y", y, p.M*p.N)
-	beta := T(0)
-	if c != nil && p.Beta != 0 {
-		out, err := BroadcastShape(cShape, []int{p.M, p.N})
-		if err != nil || len(out) != 2 || out[0] != p.M || out[1] != p.N {
-			panic("kernels: " + name + ": C of shape " + shapeString(cShape) + " does not broadcast to [M, N]")
-		}
-		// y = C broadcast, then y = alpha*A'B' + beta*y.
-		BroadcastTo(cShape, c, []int{p.M, p.N}, y)
-		beta = T(p.Beta)
-	}
+	beta := T(gemmOpBias(name, p, cShape, c, y))
 	Gemm(p.TransA, p.TransB, p.M, p.N, p.K, T(p.Alpha), a, p.lda(), b, p.ldb(), beta, y, p.N)
+}
+
+// gemmOpBias sets y to C broadcast to [M, N] and returns the beta of the product that
+// adds alpha·A'·B' to it, or returns 0 without C.
+func gemmOpBias[T Float](name string, p GemmOpParams, cShape []int, c, y []T) float64 {
+	if c == nil || p.Beta == 0 {
+		return 0
+	}
+	out, err := BroadcastShape(cShape, []int{p.M, p.N})
+	if err != nil || len(out) != 2 || out[0] != p.M || out[1] != p.N {
+		panic("kernels: " + name + ": C of shape " + shapeString(cShape) + " does not broadcast to [M, N]")
+	}
+	// y = C broadcast, then y = alpha*A'B' + beta*y.
+	BroadcastTo(cShape, c, []int{p.M, p.N}, y)
+	return p.Beta
+}
+
+// gemmPackedBMax is the largest B (in values: 64 MB) GemmOpForwardConstant keeps
+// packed. The packed copy doubles the weights' memory; for a classifier of a few
+// million weights it buys a batch-1 product that reads them once instead of three times
+// (packing reads and writes them): MobileNet-V2's forward at batch 1 5.34-5.37 to
+// 5.18-5.23 ms on the Zen 4. VGG19's first two classifier layers (103 and 17 million)
+// are left alone: their product is memory-bound either way.
+const gemmPackedBMax = 1 << 24
+
+// GemmOpForwardConstant is GemmOpForward for a B that stays the same from call to call
+// (the caller's promise, as for Conv2DForwardConstant): on the toolkit's float32
+// kernels, B is packed once into cache and the products read it from there, with the
+// same arithmetic (the bits of GemmOpForward). A nil or disabled cache, a B above
+// gemmPackedBMax values or another kernel takes GemmOpForward.
+func GemmOpForwardConstant[T Float](cache *FilterCache, p GemmOpParams, a, b []T, cShape []int, c []T, y []T) {
+	kern, f := packedKernel[T](), filterUse{cache: cache, trusted: true}
+	if kern == nil || !f.on() || p.M == 0 || p.N == 0 || p.K == 0 || p.Alpha == 0 || p.K*p.N > gemmPackedBMax {
+		GemmOpForward(p, a, b, cShape, c, y)
+		return
+	}
+	const name = "GemmOpForwardConstant"
+	need(name, "a", a, p.M*p.K)
+	need(name, "b", b, p.K*p.N)
+	need(name, "y", y, p.M*p.N)
+	beta := float32(gemmOpBias(name, p, cShape, c, y))
+	nw := runtime.GOMAXPROCS(0)
+	bv := dense(as32(b), p.ldb(), p.TransB)
+	bp := f.get(kern, cachePackedB, packedBLen(kern, p.K, p.N), as32(b), func(u []float32) {
+		packBWhole(kern, nw, bv, p.K, p.N, u)
+	})
+	a32, y32 := as32(a), as32(y)
+	checkGemm(p.TransA, p.TransB, p.M, p.N, p.K, a32, p.lda(), as32(b), p.ldb(), y32, p.N)
+	sgemmPacked(kern, nw, gemmArgs{m: p.M, n: p.N, k: p.K, alpha: float32(p.Alpha), beta: beta,
+		a: dense(a32, p.lda(), p.TransA), b: bv, c: y32, ldc: p.N, bp: bp})
 }
 
 // GemmOpBackwardA computes da (A's shape) for [GemmOpForward]:

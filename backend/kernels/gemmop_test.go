@@ -68,3 +68,67 @@ func TestGemmOp(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmOpForwardConstant checks the Gemm whose B is kept packed (a constant
+// classifier's) on every kernel with packed products: the bits of GemmOpForward, at one
+// row and many (the products split by columns and by rows), over several k blocks and
+// column blocks, both transpositions, with and without C; each row computed alone gives
+// the bits it has among the others (the feature cache's equality rests on it; checked at
+// ONNX's default alpha and beta, where it holds for the unpacked products too); a second
+// call reads the cache, which holds B packed.
+func TestGemmOpForwardConstant(t *testing.T) {
+	rng := newRNG(41)
+	shapes := []struct{ m, n, k int }{{1, 1000, 1280}, {9, 1000, 1280}, {300, 40, 300}, {2, 4200, 70}, {1, 33, 3}, {9, 100, 300}}
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil {
+			return
+		}
+		ran++
+		for i, sh := range shapes {
+			for _, tr := range [][2]bool{{false, true}, {true, false}} {
+				// ONNX's default alpha and beta (PyTorch's Linear), and others on one shape.
+				p := GemmOpParams{M: sh.m, N: sh.n, K: sh.k, TransA: tr[0], TransB: tr[1], Alpha: 1, Beta: 1}
+				if i == len(shapes)-1 {
+					p.Alpha, p.Beta = 0.75, 1.5
+				}
+				a, b := to32(randn(rng, p.M*p.K)), to32(randn(rng, p.K*p.N))
+				bias := to32(randn(rng, p.N))
+				for _, withC := range []bool{false, true} {
+					var cShape []int
+					var c []float32
+					if withC {
+						cShape, c = []int{p.N}, bias
+					}
+					what := fmt.Sprintf("%+v C %v", p, withC)
+					want, got := make([]float32, p.M*p.N), make([]float32, p.M*p.N)
+					GemmOpForward(p, a, b, cShape, c, want)
+					var cache FilterCache
+					for call := 0; call < 2; call++ {
+						clear(got)
+						GemmOpForwardConstant(&cache, p, a, b, cShape, c, got)
+						assertBits(t, fmt.Sprintf("%s call %d", what, call), got, want)
+					}
+					if cache.kind != cachePackedB || cache.kern != kern || len(cache.u) != packedBLen(kern, p.K, p.N) {
+						t.Fatalf("%s: the cache holds kind %d of %d values, want B packed (%d)", what, cache.kind, len(cache.u), packedBLen(kern, p.K, p.N))
+					}
+					if p.TransA || p.M == 1 || p.Alpha != 1 {
+						continue
+					}
+					// Each row alone.
+					one := p
+					one.M = 1
+					row := make([]float32, p.N)
+					for i := range p.M {
+						GemmOpForwardConstant(&cache, one, a[i*p.K:(i+1)*p.K], b, cShape, c, row)
+						assertBits(t, fmt.Sprintf("%s row %d alone", what, i), row, want[i*p.N:(i+1)*p.N])
+					}
+				}
+			}
+		}
+	})
+	if want := len(asmKernels()) + 1; ran < want { // and the portable Go kernel
+		t.Fatalf("%d kernels ran the packed-B Gemm; this CPU has %d", ran, want)
+	}
+}
