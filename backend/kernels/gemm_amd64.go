@@ -292,8 +292,47 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 		return
 	}
 	var t [6 * 16]float32
-	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, 1, 0, nil, 0, 0, 0)
-	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
+	var bb [6]float32
+	bp := fringeIn(&t, c, ldc, beta, bias, rows, mask, &bb)
+	sgemmKernel6x16(kc, &a[0], &b[0], &t[0], 16, alpha, beta, bp, flags, lo, hi)
+	fringeOut(&t, c, ldc, rows, mask)
+}
+
+// fringeIn and fringeOut run an AVX2 kernel on a fringe or sparse tile (rows rows, the
+// columns in mask, stored in C one after another as storeTile stores them) through the
+// 6×16 buffer t: C's values copied in where beta reads them (and the bias into bb, whose address fringeIn returns, nil without bias), the
+// whole tile computed there, then stored back. The tile's values are so computed by
+// the same instructions as a whole tile's (beta·C added by a fused multiply-add): a
+// row's bits do not depend on the tile it falls in.
+func fringeIn(t *[6 * 16]float32, c []float32, ldc int, beta float32, bias []float32, rows int, mask uint32, bb *[6]float32) *float32 {
+	if beta != 0 {
+		for i := 0; i < rows; i++ {
+			q := i * ldc
+			for j := 0; j < 16; j++ {
+				if mask&(1<<j) != 0 {
+					t[i*16+j] = c[q]
+					q++
+				}
+			}
+		}
+	}
+	if bias == nil {
+		return nil
+	}
+	copy(bb[:rows], bias[:rows])
+	return &bb[0]
+}
+
+func fringeOut(t *[6 * 16]float32, c []float32, ldc int, rows int, mask uint32) {
+	for i := 0; i < rows; i++ {
+		q := i * ldc
+		for j := 0; j < 16; j++ {
+			if mask&(1<<j) != 0 {
+				c[q] = t[i*16+j]
+				q++
+			}
+		}
+	}
 }
 
 // sgemmKernel6x16Rows is the AVX2 micro-kernel with B read in place: row
@@ -318,8 +357,10 @@ func tileRowsAVX2(kc int, a, b []float32, koff []int32, c []float32, ldc int, al
 		return
 	}
 	var t [6 * 16]float32
-	sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &t[0], 16, 1, 0, nil, 0, 0, 0)
-	storeTile(t[:], 16, c, ldc, alpha, beta, bias, rows, mask, flags, lo, hi)
+	var bb [6]float32
+	bp := fringeIn(&t, c, ldc, beta, bias, rows, mask, &bb)
+	sgemmKernel6x16Rows(kc, &a[0], &b[0], &koff[0], &t[0], 16, alpha, beta, bp, flags, lo, hi)
+	fringeOut(&t, c, ldc, rows, mask)
 }
 
 // packB16Asm copies kc rows of 16 float32, ldb elements apart in src, to

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -369,19 +370,22 @@ func TestSgemmRowsApart(t *testing.T) {
 		for _, nw := range []int{1, 3} {
 			for _, k := range []int{37, 300, 1280} {
 				for _, transB := range []bool{false, true} {
-					const m, n = 9, 100
-					a, b := to32(randn(rng, m*k)), to32(randn(rng, k*n))
-					ldb := n
-					if transB {
-						ldb = k
-					}
-					all := make([]float32, m*n)
-					sgemm(kern, nw, false, transB, m, n, k, 1, a, k, b, ldb, 0, all, n)
-					for i := range m {
-						row := make([]float32, n)
-						sgemm(kern, nw, false, transB, 1, n, k, 1, a[i*k:(i+1)*k], k, b, ldb, 0, row, n)
-						assertBits(t, fmt.Sprintf("%s, %d goroutines, k %d, transB %v: row %d alone against among %d rows", kern.name, nw, k, transB, i, m),
-							row, all[i*n:(i+1)*n])
+					for _, ab := range [][2]float32{{1, 0}, {0.75, 1.5}} { // alpha, beta
+						const m, n = 9, 100
+						a, b := to32(randn(rng, m*k)), to32(randn(rng, k*n))
+						c := to32(randn(rng, m*n))
+						ldb := n
+						if transB {
+							ldb = k
+						}
+						all := slices.Clone(c)
+						sgemm(kern, nw, false, transB, m, n, k, ab[0], a, k, b, ldb, ab[1], all, n)
+						for i := range m {
+							row := slices.Clone(c[i*n : (i+1)*n])
+							sgemm(kern, nw, false, transB, 1, n, k, ab[0], a[i*k:(i+1)*k], k, b, ldb, ab[1], row, n)
+							assertBits(t, fmt.Sprintf("%s, %d goroutines, k %d, transB %v, alpha and beta %v: row %d alone against among %d rows",
+								kern.name, nw, k, transB, ab, i, m), row, all[i*n:(i+1)*n])
+						}
 					}
 				}
 			}
