@@ -99,26 +99,17 @@ func dwTaps(w *asm, v vecISA) {
 		w.p("%s:", name)
 		w.p("\tMOVQ (DI)(DX*8), R14\n\tLEAQ (AX)(R14*4), R15\n\tVBROADCASTSS (SI)(DX*4), %s", wt)
 		for i := 0; i < k; i++ {
-			switch {
-			case !masked || i < k-1:
+			if !masked || i < k-1 {
 				w.p("\tVFMADD231PS %d(R15), %s, %s", i*bytes, wt, acc(i))
-			case v.r == "Z":
-				w.p("\tVMOVUPS.Z %d(R15), K1, %s\n\tVFMADD231PS %s, %s, %s", i*bytes, tmp, tmp, wt, acc(i))
-			default:
-				w.p("\tVMASKMOVPS %d(R15), Y15, %s\n\tVFMADD231PS %s, %s, %s", i*bytes, tmp, tmp, wt, acc(i))
+				continue
 			}
+			v.loadVec(w, i*bytes, "R15", tmp, true)
+			w.p("\tVFMADD231PS %s, %s, %s", tmp, wt, acc(i))
 		}
 		w.p("\tINCQ DX\n\tCMPQ DX, R9\n\tJL %s", name)
 		for i := 0; i < k; i++ {
 			clamp(w, acc(i), lo, hi)
-			switch {
-			case !masked || i < k-1:
-				w.p("\tVMOVUPS %s, %d(BX)", acc(i), i*bytes)
-			case v.r == "Z":
-				w.p("\tVMOVUPS %s, K1, %d(BX)", acc(i), i*bytes)
-			default:
-				w.p("\tVMASKMOVPS %s, Y15, %d(BX)", acc(i), i*bytes)
-			}
+			v.storeVec(w, acc(i), i*bytes, "BX", masked && i == k-1)
 		}
 		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", k*bytes, k*bytes)
 	}

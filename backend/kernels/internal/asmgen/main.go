@@ -1675,6 +1675,32 @@ func (v vecISA) tailMask(w *asm, s, base string) {
 	w.p("\tMOVQ $8, %[1]s\n\tSUBQ CX, %[1]s\n\tLEAQ winoMask8<>(SB), %[2]s\n\tVMOVDQU (%[2]s)(%[1]s*4), Y15", s, base)
 }
 
+// loadVec emits r = the vector at off(base), the lanes outside K1 (AVX-512) or Y15 (AVX2)
+// zeroed when masked.
+func (v vecISA) loadVec(w *asm, off int, base, r string, masked bool) {
+	switch {
+	case !masked:
+		w.p("\tVMOVUPS %d(%s), %s", off, base, r)
+	case v.r == "Z":
+		w.p("\tVMOVUPS.Z %d(%s), K1, %s", off, base, r)
+	default:
+		w.p("\tVMASKMOVPS %d(%s), Y15, %s", off, base, r)
+	}
+}
+
+// storeVec emits a store of r to off(base), of the lanes in K1 (AVX-512) or Y15 (AVX2)
+// alone when masked.
+func (v vecISA) storeVec(w *asm, r string, off int, base string, masked bool) {
+	switch {
+	case !masked:
+		w.p("\tVMOVUPS %s, %d(%s)", r, off, base)
+	case v.r == "Z":
+		w.p("\tVMOVUPS %s, K1, %d(%s)", r, off, base)
+	default:
+		w.p("\tVMASKMOVPS %s, Y15, %d(%s)", r, off, base)
+	}
+}
+
 // loop emits the loop of a function over n values (CX) of x (SI, loaded into R0), with
 // a second operand (DI, loaded into R7) when second is set, writing R0 after body to
 // DX: whole vectors, then a masked remainder. The loop itself uses AX, BX, K1 and Y15:

@@ -49,14 +49,7 @@ func firstMaxISA(w *asm, v vecISA) {
 	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
 	// load emits dst = vector i at R15, masked when the block's last vector is.
 	load := func(i, nv int, masked bool, dst string) {
-		switch {
-		case !masked || i < nv-1:
-			w.p("\tVMOVUPS %d(R15), %s", i*bytes, dst)
-		case v.r == "Z":
-			w.p("\tVMOVUPS.Z %d(R15), K1, %s", i*bytes, dst)
-		default:
-			w.p("\tVMASKMOVPS %d(R15), Y15, %s", i*bytes, dst)
-		}
+		v.loadVec(w, i*bytes, "R15", dst, masked && i == nv-1)
 	}
 	// block emits nv vectors of outputs: the maximum and the sum over the taps, the
 	// NaN test, then the codes from the last tap back to the first; AX and BX advance.
@@ -97,14 +90,7 @@ func firstMaxISA(w *asm, v vecISA) {
 		w.p("\tJMP %s_code", name)
 		w.p("%s_store:", name)
 		for i := 0; i < nv; i++ {
-			switch {
-			case !masked || i < nv-1:
-				w.p("\tVMOVUPS %s, %d(BX)", c(i), i*bytes)
-			case v.r == "Z":
-				w.p("\tVMOVUPS %s, K1, %d(BX)", c(i), i*bytes)
-			default:
-				w.p("\tVMASKMOVPS %s, Y15, %d(BX)", c(i), i*bytes)
-			}
+			v.storeVec(w, c(i), i*bytes, "BX", masked && i == nv-1)
 		}
 		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", nv*bytes, nv*bytes)
 	}
