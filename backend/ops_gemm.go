@@ -12,9 +12,11 @@ type gemm[T float] struct {
 	p      kernels.GemmOpParams
 	cShape []int // nil without C
 	// packedB keeps B packed for the products from run to run, when the program takes it
-	// as constant (a classifier in predict or evaluate: at batch 1 the packing is most
-	// of the product).
-	packedB *kernels.FilterCache
+	// as constant (constantB; a classifier in predict or evaluate: at batch 1 the packing
+	// is most of the product). It is this op's own: two Gemms reading one tensor may
+	// take it with another transposition or shape.
+	packedB   kernels.FilterCache
+	constantB bool
 }
 
 func newGemm[T float](c *opContext) (*opKernels[T], error) {
@@ -41,10 +43,7 @@ func newGemm[T float](c *opContext) (*opKernels[T], error) {
 			a, p.TransA, b, p.TransB, p.K, kb)
 	}
 	p.N = nb
-	g := &gemm[T]{p: p}
-	if c.fixed(1) {
-		g.packedB = c.filterCache(c.node.Inputs[1])
-	}
+	g := &gemm[T]{p: p, constantB: c.fixed(1)}
 	ks := &opKernels[T]{outputs: []kernel[T]{g}, data: []int{0, 1}}
 	if c.has(2) {
 		s := c.in[2]
@@ -63,8 +62,8 @@ func (g *gemm[T]) forward(ins [][]T, out []T) error {
 	if g.cShape != nil {
 		c = ins[2]
 	}
-	if g.packedB != nil {
-		kernels.GemmOpForwardConstant(g.packedB, g.p, ins[0], ins[1], g.cShape, c, out)
+	if g.constantB {
+		kernels.GemmOpForwardConstant(&g.packedB, g.p, ins[0], ins[1], g.cShape, c, out)
 		return nil
 	}
 	kernels.GemmOpForward(g.p, ins[0], ins[1], g.cShape, c, out)

@@ -725,3 +725,51 @@ func residualTraining(t *testing.T) (*Model, *Program) {
 	}
 	return m, p
 }
+
+// TestConstantGemmsShareAWeight checks a program with constant weights in which two
+// Gemms read one weight, once as it is and once transposed (tied weights): each keeps
+// its own packing of it (one packing taken for the other would give (x·W)·W, not
+// (x·W)·Wᵀ), against the float64 product, twice (the second run reads the packings).
+func TestConstantGemmsShareAWeight(t *testing.T) {
+	const n = 6
+	w := testTensor("w", []int64{n, n}, func(i int) float32 { return float32(i%5) - 0.7*float32(i/n) })
+	trans := &onnx.Attribute{Name: "transB", Type: onnx.AttrInt, Int: 1}
+	m := tinyModel([]*onnx.Node{
+		{Name: "g1", OpType: "Gemm", Inputs: []string{"x", "w"}, Outputs: []string{"h"}},
+		{Name: "g2", OpType: "Gemm", Inputs: []string{"h", "w"}, Outputs: []string{"y"}, Attributes: []*onnx.Attribute{trans}},
+	}, []*onnx.Tensor{w}, []int64{2, n})
+	bm, err := NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bm.Program(Options{Batch: 2, ConstantWeights: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 2*n)
+	for i := range x {
+		x[i] = float32(i%4) - 1.5
+	}
+	for run := 0; run < 2; run++ {
+		if err := p.Run([][]float32{x}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for r := 0; r < 2; r++ {
+			h := make([]float64, n)
+			for j := range n {
+				for k := range n {
+					h[j] += float64(x[r*n+k]) * float64(w.Floats[k*n+j])
+				}
+			}
+			for i := range n {
+				want := 0.0
+				for j := range n {
+					want += h[j] * float64(w.Floats[i*n+j])
+				}
+				if got := float64(p.Output(0)[r*n+i]); math.Abs(got-want) > 1e-4*math.Max(1, math.Abs(want)) {
+					t.Fatalf("run %d: y[%d][%d] = %g, want %g", run, r, i, got, want)
+				}
+			}
+		}
+	}
+}

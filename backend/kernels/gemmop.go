@@ -64,11 +64,13 @@ const gemmPackedBMax = 1 << 24
 // GemmOpForwardConstant is GemmOpForward for a B that stays the same from call to call
 // (the caller's promise, as for Conv2DForwardConstant): on the toolkit's float32
 // kernels, B is packed once into cache and the products read it from there, with the
-// same arithmetic (the bits of GemmOpForward). A nil or disabled cache, a B above
-// gemmPackedBMax values or another kernel takes GemmOpForward.
+// same arithmetic (the bits of GemmOpForward). The cache must be the caller's for this
+// B, TransB and shape alone: a trusted cache of the right length is not checked. A nil
+// or disabled cache, a B above gemmPackedBMax values or another kernel takes
+// GemmOpForward.
 func GemmOpForwardConstant[T Float](cache *FilterCache, p GemmOpParams, a, b []T, cShape []int, c []T, y []T) {
 	kern, f := packedKernel[T](), filterUse{cache: cache, trusted: true}
-	if kern == nil || !f.on() || p.M == 0 || p.N == 0 || p.K == 0 || p.Alpha == 0 || p.K*p.N > gemmPackedBMax {
+	if kern == nil || !f.on() || p.M == 0 || p.N == 0 || p.K == 0 || float32(p.Alpha) == 0 || p.K*p.N > gemmPackedBMax {
 		GemmOpForward(p, a, b, cShape, c, y)
 		return
 	}

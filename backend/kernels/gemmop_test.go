@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -128,6 +129,16 @@ func TestGemmOpForwardConstant(t *testing.T) {
 			}
 		}
 	})
+	// An alpha that is 0 in float32: C alone, as GemmOpForward (an infinity in B would
+	// give NaN through a product).
+	p := GemmOpParams{M: 2, N: 40, K: 8, Alpha: 1e-50, Beta: 1}
+	a, b, bias := to32(randn(rng, p.M*p.K)), to32(randn(rng, p.K*p.N)), to32(randn(rng, p.N))
+	b[3] = float32(math.Inf(1))
+	want, got := make([]float32, p.M*p.N), make([]float32, p.M*p.N)
+	GemmOpForward(p, a, b, []int{p.N}, bias, want)
+	var cache FilterCache
+	GemmOpForwardConstant(&cache, p, a, b, []int{p.N}, bias, got)
+	assertBits(t, "alpha 1e-50", got, want)
 	if want := len(asmKernels()) + 1; ran < want { // and the portable Go kernel
 		t.Fatalf("%d kernels ran the packed-B Gemm; this CPU has %d", ran, want)
 	}

@@ -31,9 +31,10 @@
 #   3. the table: $OUT/families.md (and printed): per family, the toolkit's time / the
 #      reference's and the ratio reference / toolkit (above 1, the toolkit is faster).
 # Set SKIP_PARITY=1 to time only, SKIP_TIMING=1 for the parity table only. ISA=avx2 times
-# both sides as on a CPU without AVX-512: the toolkit with -kernels avx2, PyTorch with
-# oneDNN's DNNL_MAX_CPU_ISA=AVX2 and ATEN_CPU_CAPABILITY=avx2; no bfloat16 column, and no
-# ONNX Runtime (it has no such switch). Give the CPU (the script prints it) with the numbers.
+# both sides as on a CPU without AVX-512: the toolkit with -kernels avx2 (and
+# TOOLKIT_KERNELS=avx2 for the parity tests), PyTorch with oneDNN's DNNL_MAX_CPU_ISA=AVX2
+# and ATEN_CPU_CAPABILITY=avx2 (the fixtures too); no bfloat16 column, and no ONNX
+# Runtime (it has no such switch). Give the CPU (the script prints it) with the numbers.
 set -eu
 
 cd "$(dirname "$0")/../.."
@@ -58,7 +59,7 @@ case "$ISA" in
 "") ;;
 avx2)
 	KERNELS="-kernels avx2" BF16=0
-	export DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+	export DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 TOOLKIT_KERNELS=avx2
 	;;
 *)
 	echo "families.sh: ISA=$ISA: only avx2 (or nothing, the CPU's best) is known" >&2
