@@ -152,7 +152,7 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	cmap := &colMap{wp: wp, ow: p.OutW}
 	cols := axis{stride: 1}
 	if !kern.sparse {
-		owp := (p.OutW + kern.nr - 1) / kern.nr * kern.nr
+		owp := kern.panelCols(p.OutW)
 		q, cmap = p.OutH*owp, &colMap{wp: owp, ow: p.OutW}
 		ctab := getInt32s(q)
 		defer putInt32s(ctab)

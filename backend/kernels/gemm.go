@@ -109,9 +109,9 @@ type gemmKernel struct {
 	copyRows func(n int, src, dst *float32, rows, ss, ds int)
 	// firstMax, when set, sets code[r·cs+j] to the first t with x[r·xs+offs[t]+j]
 	// equal to the maximum over t of those values, for j < n and r < rows (both at
-	// least one, taps too), and returns whether a window's values summed to NaN (a NaN
-	// among them, or infinities of both signs: the codes are then not to be used): the cell a max pooling's window sends its
-	// gradient to (pool.go).
+	// least one, taps too): the cell a max pooling's window sends its gradient to
+	// (pool.go). It returns whether a window's values summed to NaN (a NaN among them,
+	// or infinities of both signs): the codes are then not to be used.
 	firstMax func(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
@@ -382,14 +382,14 @@ func chunks(dim, unit, nw, minChunk, maxChunk int) (width, count int) {
 // columns, packing their part of B (or reading it from g.bp, packed whole).
 func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
-	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	mp := kern.panelRows(m)
 	ap := g.apCols
 	if ap == nil {
 		ap = getBuf[float32](mp * k)
 		defer putBuf(ap)
 		packAByCols(kern, nw, g.a, m, k, ap)
 	}
-	np := (n + kern.nr - 1) / kern.nr * kern.nr
+	np := kern.panelCols(n)
 	width, count := chunks(n, kern.nr, nw, 128, kern.nc)
 	var next atomic.Int64
 	nw = min(nw, count)
@@ -435,7 +435,7 @@ func sgemmByCols(kern *gemmKernel, nw int, g gemmArgs) {
 // shares it; goroutines take blocks of rows, packing their part of A.
 func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
-	np := (n + kern.nr - 1) / kern.nr * kern.nr
+	np := kern.panelCols(n)
 	bp := g.bp
 	if bp == nil {
 		bp = getBuf[float32](packedBLen(kern, k, n))
@@ -475,16 +475,21 @@ func sgemmByRows(kern *gemmKernel, nw int, g gemmArgs) {
 	})
 }
 
+// panelRows and panelCols are m rows and n columns rounded up to whole micro-tiles (mr
+// rows of A's panels, nr columns of B's): the packed operands' extents.
+func (kern *gemmKernel) panelRows(m int) int { return (m + kern.mr - 1) / kern.mr * kern.mr }
+func (kern *gemmKernel) panelCols(n int) int { return (n + kern.nr - 1) / kern.nr * kern.nr }
+
 // packedBLen is the length of B (k×n) packed whole (packBWhole).
 func packedBLen(kern *gemmKernel, k, n int) int {
-	return (n + kern.nr - 1) / kern.nr * kern.nr * k
+	return kern.panelCols(n) * k
 }
 
 // packBWhole packs all of B (k×n) into bp on up to nw goroutines: block pc (k rows from
 // pc, a multiple of kc) at bp[pc*np:], np the columns rounded up to whole panels, its
 // column panel from j (a multiple of nr) at j*kc within the block.
 func packBWhole(kern *gemmKernel, nw int, b matView, k, n int, bp []float32) {
-	np := (n + kern.nr - 1) / kern.nr * kern.nr
+	np := kern.panelCols(n)
 	nkb, njb := (k+kern.kc-1)/kern.kc, (n+kern.nc-1)/kern.nc
 	parallelFor(nkb*njb, min(nw, nkb*njb), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
@@ -501,7 +506,7 @@ func packBWhole(kern *gemmKernel, nw int, b matView, k, n int, bp []float32) {
 func sgemmInPlace(kern *gemmKernel, nw int, g gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	kcb := inPlaceKBlock(kern, k)
-	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	mp := kern.panelRows(m)
 	koff := getInt32s(k)
 	defer putInt32s(koff)
 	for p := range koff {
@@ -591,7 +596,7 @@ func packAInPlace(kern *gemmKernel, nw int, a matView, m, k int, ap []float32) {
 // packAPanels packs A in k blocks of kcb, row blocks of kern.mc within each (block pc
 // at ap[pc*mp:], its rows ic at ic*kc within it).
 func packAPanels(kern *gemmKernel, nw int, a matView, m, k, kcb int, ap []float32) {
-	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	mp := kern.panelRows(m)
 	nkb, nib := (k+kcb-1)/kcb, (m+kern.mc-1)/kern.mc
 	parallelFor(nkb*nib, min(nw, nkb*nib), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
@@ -612,7 +617,7 @@ func inPlaceKBlock(kern *gemmKernel, k int) int {
 // packedALen is the length of an m×k A packed as sgemmInPlace or sgemmByCols packs it
 // (the two layouts differ in their k blocks only).
 func packedALen(kern *gemmKernel, m, k int) int {
-	return (m + kern.mr - 1) / kern.mr * kern.mr * k
+	return kern.panelRows(m) * k
 }
 
 // packedAIndex returns where sgemmInPlace's packed A (m rows; kcb from

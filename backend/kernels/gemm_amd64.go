@@ -300,8 +300,9 @@ func tileAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 
 // fringeIn and fringeOut run an AVX2 kernel on a fringe or sparse tile (rows rows, the
 // columns in mask, stored in C one after another as storeTile stores them) through the
-// 6×16 buffer t: C's values copied in where beta reads them (and the bias into bb, whose address fringeIn returns, nil without bias), the
-// whole tile computed there, then stored back. The tile's values are so computed by
+// 6×16 buffer t: C's values copied in where beta reads them (and the bias into bb, whose
+// address fringeIn returns, nil without bias), the whole tile computed there, then
+// stored back. The tile's values are so computed by
 // the same instructions as a whole tile's (beta·C added by a fused multiply-add): a
 // row's bits do not depend on the tile it falls in.
 func fringeIn(t *[6 * 16]float32, c []float32, ldc int, beta float32, bias []float32, rows int, mask uint32, bb *[6]float32) *float32 {

@@ -437,11 +437,6 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 			defer bufs.put()
 		}
 		searched := 0
-		defer func() {
-			if search != nil {
-				search.kern.searchedPlanes.Add(int64(searched))
-			}
-		}()
 		for pl := lo; pl < hi; pl++ {
 			if xp := x[pl*HW : (pl+1)*HW]; search == nil {
 				maxPoolPlane(p, xp, yp, ap)
@@ -456,6 +451,9 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 					dxp[i] += dyp[o]
 				}
 			}
+		}
+		if search != nil {
+			search.kern.searchedPlanes.Add(int64(searched))
 		}
 	})
 }
@@ -508,6 +506,7 @@ func newWindowSearch[T Float](p Pool2DParams) *windowSearch {
 		rowLen = s.even + s.odd
 	}
 	s.rowStride = p.StrideH * rowLen
+	s.offs, s.planeOffs = make([]int, 0, p.KH*p.KW), make([]int32, 0, p.KH*p.KW)
 	for kh := 0; kh < p.KH; kh++ {
 		for kw := 0; kw < p.KW; kw++ {
 			off := kw
