@@ -34,8 +34,13 @@
 // from the input its derivative keeps anyway (rematerialize). A Conv and the Relu or
 // ReLU6 Clip after it, a BatchNormalization and the Relu, ReLU6 Clip or SiLU after it
 // (outside constant-weight programs for the SiLU), x·σ(x) (SiLU) and Gelu
-// written out in five nodes are each built as one op (planFusions); a forward-only
-// program with constant weights (Options.ConstantWeights: predict, evaluate) also folds
+// written out in five nodes are each built as one op (planFusions). With
+// Options.SavedBF16 (finetune's precision bf16) the values the backward pass reads only
+// rounded (a product's factor, which the bfloat16 products round anyway, or a Relu's
+// output, read for its mask) are copied to bfloat16 after their last forward reader and
+// read back before their first gradient, where that makes the arena smaller
+// (compactSaved). A forward-only program with constant weights
+// (Options.ConstantWeights: predict, evaluate) also folds
 // each inference-mode BatchNormalization into the convolution before it, and keeps
 // what the kernels derive from its weights without checking them at every run. The
 // float32 programs of a model share one

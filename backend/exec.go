@@ -32,9 +32,11 @@ import (
 type stepKind uint8
 
 const (
-	stepForward stepKind = iota // a nodeOp's forward pass
-	stepGrad                    // a gradOp: the gradient of one input of a nodeOp
-	stepSum                     // gorgonia.Grad's sum of two gradients of one value
+	stepForward  stepKind = iota // a nodeOp's forward pass
+	stepGrad                     // a gradOp: the gradient of one input of a nodeOp
+	stepSum                      // gorgonia.Grad's sum of two gradients of one value
+	stepToBF16                   // a value's compact bfloat16 copy (compactSaved)
+	stepFromBF16                 // the float32 values of a compact copy
 )
 
 // step is one op of a run.
@@ -392,6 +394,10 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 				a, b = b, a
 			}
 			kernels.AddTo(out, a, b)
+		case stepToBF16:
+			kernels.ToBF16(any(args[0]).([]float32), any(out).([]float32))
+		case stepFromBF16:
+			kernels.FromBF16(any(args[0]).([]float32), any(out).([]float32))
 		}
 		if err != nil {
 			return fmt.Errorf("running the program: %s: %w", s.name, err)
@@ -405,7 +411,7 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 			}
 		}
 		if p.trace != nil {
-			p.trace(StepTime{Step: s.name, Op: s.opType(), Backward: s.kind != stepForward, Async: s.async, Wall: time.Since(began)})
+			p.trace(StepTime{Step: s.name, Op: s.opType(), Backward: s.kind != stepForward && s.kind != stepToBF16, Async: s.async, Wall: time.Since(began)})
 		}
 	}
 	if len(pending) > 0 {
@@ -443,7 +449,8 @@ func (p *program[T]) tellReady(names []string) {
 // StepTime is the time one step of a run took (Program.Trace).
 type StepTime struct {
 	// Step names the op (the ONNX op type and node name) or its gradient; Op is the
-	// ONNX op type ("Sum" for a sum of gradients).
+	// ONNX op type ("Sum" for a sum of gradients; "ToBF16" and "FromBF16" for a value's
+	// compact copy and its reading back, Options.SavedBF16).
 	Step, Op string
 	// Backward is set for a gradient (or a sum of gradients), Async for a gradient that
 	// runs beside the following steps (its Wall is the time to start it).
@@ -453,6 +460,12 @@ type StepTime struct {
 
 // opType is the ONNX op type of the step's node.
 func (s *step[T]) opType() string {
+	switch s.kind {
+	case stepToBF16:
+		return "ToBF16"
+	case stepFromBF16:
+		return "FromBF16"
+	}
 	n := s.fwd
 	if n == nil && s.grad != nil {
 		n = s.grad.op

@@ -44,6 +44,17 @@ type backwardReader interface {
 	backwardReads(i int) reads
 }
 
+// roundedReader is implemented by kernels whose gradients may read some of the forward
+// values they read (backwardReads) rounded to bfloat16: a matrix product's other
+// factor or a convolution's input, which the bfloat16 products round anyway (a
+// depthwise convolution's weight gradient, not a product, reads them rounded), and an
+// output read only where it is positive (a Relu's). readsRounded(i) names those of
+// gradient i. Options.SavedBF16 keeps a value that every gradient reading it reads
+// rounded in bfloat16 between the passes (compactSaved).
+type roundedReader interface {
+	readsRounded(i int) reads
+}
+
 // reads names the forward values a gradient reads: inputs by their index among the
 // kernel's inputs, and the output.
 type reads struct {

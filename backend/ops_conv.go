@@ -147,6 +147,16 @@ func (k *conv[T]) backwardReads(i int) reads {
 	return r
 }
 
+// readsRounded: the weight gradient's input (a product's factor), and a fused Relu's
+// output (its mask).
+func (k *conv[T]) readsRounded(i int) reads {
+	r := reads{out: k.act.Kind == kernels.ReluActivation}
+	if i == 1 {
+		r.in = []int{0}
+	}
+	return r
+}
+
 // overwritesGrad: the three convolution gradients overwrite their outputs.
 func (k *conv[T]) overwritesGrad() bool { return true }
 

@@ -237,6 +237,9 @@ func (k *activation[T]) backwardReads(int) reads {
 	return reads{out: true}
 }
 
+// readsRounded: a Relu's output (its mask, positive exactly where the rounded output is).
+func (k *activation[T]) readsRounded(int) reads { return reads{out: k.op == "Relu"} }
+
 func (k *activation[T]) inPlace() int         { return 0 }
 func (k *activation[T]) gradInPlace(int) bool { return true }
 

@@ -78,6 +78,9 @@ func (g *gemm[T]) backwardReads(i int) reads {
 	return reads{}
 }
 
+// readsRounded: each product's other factor.
+func (g *gemm[T]) readsRounded(i int) reads { return g.backwardReads(i) }
+
 func (g *gemm[T]) backward(i int, ins [][]T, out, dy, gin []T) error {
 	switch i {
 	case 0:

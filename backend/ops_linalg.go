@@ -28,6 +28,9 @@ func (k *matMul[T]) forward(ins [][]T, out []T) error {
 // backwardReads: each factor's gradient reads the other factor.
 func (k *matMul[T]) backwardReads(i int) reads { return readsIn(1 - i) }
 
+// readsRounded: each factor's gradient reads the other factor, a product's.
+func (k *matMul[T]) readsRounded(i int) reads { return readsIn(1 - i) }
+
 func (k *matMul[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	if i == 0 {
 		kernels.MatMulBackwardA(k.sa, ins[0], k.sb, ins[1], gout, gin)

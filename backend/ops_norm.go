@@ -127,6 +127,11 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 	return r
 }
 
+// readsRounded: a fused Relu's output (its mask); not X, whose statistics are float32.
+func (k *batchNorm[T]) readsRounded(int) reads {
+	return reads{out: k.act.Kind == kernels.ReluActivation}
+}
+
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	// The gradient at the activation's output becomes the one at the normalization's,

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"unsafe"
+
+	"toolkit/backend/kernels"
 )
 
 // Memory planning. Every value a program's steps write, other than the ones the caller
@@ -117,7 +119,28 @@ func (p *program[T]) planMemory() {
 		}
 	}
 	p.mem = memPlan{size: size}
-	p.arena.reserve(size)
+}
+
+// planSavedBF16 plans the program with the values its backward pass reads rounded kept
+// in bfloat16 between the passes (compactSaved) where that makes the arena smaller, else
+// as it is: where the peak is a gradient's, late in the backward pass, the copies save
+// nothing there and would cost their two passes for nothing.
+func (p *program[T]) planSavedBF16() {
+	steps, vals := slices.Clone(p.steps), slices.Clone(p.vals)
+	for i := range steps {
+		steps[i].args = slices.Clone(steps[i].args)
+	}
+	p.compactSaved()
+	p.planMemory()
+	if len(p.steps) == len(steps) {
+		return // nothing to keep in bfloat16
+	}
+	cSteps, cVals, cMem := p.steps, p.vals, p.mem
+	p.steps, p.vals = steps, vals
+	p.planMemory()
+	if cMem.size < p.mem.size {
+		p.steps, p.vals, p.mem = cSteps, cVals, cMem
+	}
 }
 
 // recomputable is implemented by kernels whose output is cheap to compute again from
@@ -214,6 +237,140 @@ func (p *program[T]) rematerialize() {
 		steps = append(steps, s)
 	}
 	p.steps = steps
+}
+
+// compactMinSize is the smallest value compactSaved keeps in bfloat16, in elements: the
+// two passes cost more than the memory saved on smaller ones.
+const compactMinSize = 1 << 12
+
+// compactSaved keeps in bfloat16 between the passes the values that the backward pass
+// reads only rounded (Options.SavedBF16, roundedReader): a float32 value written by the
+// forward pass whose every gradient reader reads it rounded is copied, right after its
+// last forward reader, to a compact value of half its size (kernels.ToBF16), read back
+// right before its first gradient reader into a float32 value (kernels.FromBF16) that
+// the gradient steps read instead. The value then lives through the forward pass only,
+// the compact copy between the passes, and the one read back through the gradients
+// that read it (until the step that waits for an asynchronous one, as any value).
+func (p *program[T]) compactSaved() {
+	if _, ok := any(p).(*program[float32]); !ok {
+		return
+	}
+	readers := make([][]int, len(p.vals))
+	writer := make([]int, len(p.vals))
+	firstGrad := len(p.steps)
+	for i, s := range p.steps {
+		writer[s.out] = i
+		if s.kind != stepForward {
+			firstGrad = min(firstGrad, i)
+		}
+		for _, a := range s.args {
+			if a >= 0 && (len(readers[a]) == 0 || readers[a][len(readers[a])-1] != i) {
+				readers[a] = append(readers[a], i)
+			}
+		}
+	}
+	type compaction struct{ v, after, before int }
+	var todo []compaction
+	for v := range p.vals {
+		val := p.vals[v]
+		if val.kind != valArena || val.output || val.size < compactMinSize || len(readers[v]) == 0 {
+			continue
+		}
+		if w := p.steps[writer[v]]; w.kind != stepForward || w.out != v {
+			continue
+		}
+		lastFwd, firstBack := writer[v], -1
+		ok := true
+		for _, r := range readers[v] {
+			s := p.steps[r]
+			if s.kind == stepForward && firstBack < 0 {
+				lastFwd = r
+				continue
+			}
+			if s.kind != stepGrad || !readsRounded(s, v) {
+				ok = false
+				break
+			}
+			if firstBack < 0 {
+				firstBack = r
+			}
+		}
+		if ok && firstBack >= 0 && lastFwd < firstGrad {
+			// Read back before the first of that op's gradients (a convolution's data
+			// gradient, which does not read it, comes before its weight gradient, which
+			// does): the data gradient's output is not yet alive beside the compact copy
+			// and the float32 one as the step that reads it back writes it.
+			for op := p.steps[firstBack].grad.op; firstBack > 0; firstBack-- {
+				if prev := p.steps[firstBack-1]; prev.kind != stepGrad || prev.grad.op != op {
+					break
+				}
+			}
+			todo = append(todo, compaction{v: v, after: lastFwd, before: firstBack})
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	compactOf := map[int]int{}
+	at := func(i int, before bool) []compaction {
+		var cs []compaction
+		for _, c := range todo {
+			if before && c.before == i || !before && c.after == i {
+				cs = append(cs, c)
+			}
+		}
+		return cs
+	}
+	steps := make([]step[T], 0, len(p.steps)+2*len(todo))
+	for i, s := range p.steps {
+		for _, c := range at(i, true) {
+			back := p.newValue(p.vals[c.v].name+" (from bfloat16)", p.vals[c.v].size)
+			steps = append(steps, step[T]{kind: stepFromBF16, name: "FromBF16(" + p.vals[c.v].name + ")", args: []int{compactOf[c.v]}, out: back, inPlace: -1, saved: -1})
+			for j := i; j < len(p.steps); j++ {
+				if p.steps[j].kind != stepGrad {
+					continue
+				}
+				for k, a := range p.steps[j].args {
+					if a == c.v {
+						p.steps[j].args[k] = back
+					}
+				}
+			}
+		}
+		s = p.steps[i] // its arguments, as just rewritten
+		steps = append(steps, s)
+		for _, c := range at(i, false) {
+			compact := p.newValue(p.vals[c.v].name+" (bfloat16)", kernels.BF16Len(p.vals[c.v].size))
+			compactOf[c.v] = compact
+			steps = append(steps, step[T]{kind: stepToBF16, name: "ToBF16(" + p.vals[c.v].name + ")", args: []int{c.v}, out: compact, inPlace: -1, saved: -1})
+		}
+	}
+	p.steps = steps
+}
+
+// readsRounded reports whether gradient step s reads value v only rounded (roundedReader).
+func readsRounded[T float](s step[T], v int) bool {
+	rr, ok := s.grad.op.k.(roundedReader)
+	if !ok {
+		return false
+	}
+	r := rr.readsRounded(s.grad.input)
+	nin := len(s.grad.op.inShapes)
+	for k, a := range s.args {
+		if a != v {
+			continue
+		}
+		if k > nin || k == nin && !r.out || k < nin && !slices.Contains(r.in, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// newValue adds an arena value the executor made (not a graph node's) and returns it.
+func (p *program[T]) newValue(name string, size int) int {
+	p.vals = append(p.vals, value[T]{name: name, size: size, kind: valArena, first: -1, last: -1})
+	return len(p.vals) - 1
 }
 
 // inPlaceCandidates returns the arguments a step may write its output over, in order of

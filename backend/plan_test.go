@@ -21,7 +21,10 @@ import (
 // and a Gemm.
 //
 //	x -c1-> t1 -bn-> t2 -r1-> t3 -mp-> t4 -c2-> t5 -add(t5, t4)-> t6 -r2-> t7 -gap-> t8 -fl-> t9 -fc-> y
-func residualModel() *onnx.Model {
+func residualModel() *onnx.Model { return residualModelSized(8) }
+
+// residualModelSized is residualModel on inputs of side h.
+func residualModelSized(h int64) *onnx.Model {
 	ten := func(name string, dims []int64, v float32) *onnx.Tensor {
 		return testTensor(name, dims, func(i int) float32 { return v * float32(i%7-3) })
 	}
@@ -43,7 +46,7 @@ func residualModel() *onnx.Model {
 		ten("w1", []int64{4, 3, 3, 3}, 0.1), ten("b1", []int64{4}, 0.01),
 		ten("s", []int64{4}, 0.3), ten("bb", []int64{4}, 0.1), ten("rm", []int64{4}, 0), ten("rv", []int64{4}, 0),
 		ten("w2", []int64{4, 4, 3, 3}, 0.05), ten("wf", []int64{3, 4}, 0.2), ten("bf", []int64{3}, 0.1),
-	}, []int64{2, 3, 8, 8})
+	}, []int64{2, 3, h, h})
 	for _, t := range m.Graph.Initializers {
 		if t.Name == "rv" {
 			for i := range t.Floats {

@@ -66,6 +66,15 @@ type Options struct {
 	// kept and used without checking the weights again. Weights changed in place after
 	// the program's first run give wrong outputs.
 	ConstantWeights bool
+	// SavedBF16 keeps in bfloat16, between the forward and the backward pass, the
+	// activations that every gradient reading them reads rounded anyway: a factor of a
+	// matrix product or a convolution's input (which the bfloat16 products round as
+	// they pack them: the same bits as without), or a Relu's output, read for where it
+	// is positive (the rounding keeps that exactly). Half their memory, for two passes
+	// over them (one after their last forward reader, one before their first gradient);
+	// a float32 program's gradients then are those of a bfloat16 product's operands.
+	// finetune sets it with precision bf16. Ignored by float64 programs.
+	SavedBF16 bool
 	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
 	// without the program keeping them as it keeps its outputs: the ones the program
 	// computes are reported, others are ignored.
@@ -598,7 +607,12 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		m.trainedWeights(opts.Trainable)
 	}
 	p.rematerialize()
-	p.planMemory()
+	if opts.SavedBF16 {
+		p.planSavedBF16()
+	} else {
+		p.planMemory()
+	}
+	p.arena.reserve(p.mem.size)
 	return p, nil
 }
 

@@ -425,6 +425,9 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 	if training {
 		opts.Trainable = t.trained
 		opts.LossParams = backend.LossParams{FocalGamma: t.cfg.Loss.FocalGamma, PosWeight: t.posWeight}
+		// The bfloat16 products round what the weight gradients read: keep it in
+		// bfloat16 between the passes (half its memory; the same gradients).
+		opts.SavedBF16 = t.cfg.Precision == "bf16"
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)

@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // bfloat16 products. A bfloat16 is the high half of a float32 (8 bits of mantissa);
 // AVX512_BF16's VDPBF16PS multiplies pairs of them exactly and adds the pair's products
@@ -69,5 +72,64 @@ func packGatherBF16(w int, src []float32, koff, lane []int32, n int, dst []float
 			}
 		}
 		clear(d[n:])
+	}
+}
+
+// BF16Len is the number of float32 slots that hold n bfloat16 values (two to a slot).
+func BF16Len(n int) int { return (n + 1) / 2 }
+
+// bf16s views the first 2·len(s) bfloat16 slots of s as uint16 (value i in the low half of
+// slot i/2 for even i, the high half for odd i, on a little-endian machine).
+func bf16s(s []float32) []uint16 {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), 2*len(s))
+}
+
+// ToBF16 rounds the values of src to bfloat16 (to nearest, ties to even, as the bfloat16
+// products round their operands; a nonzero value never to a zero, see keptBF16) and stores them two to a slot of dst (BF16Len(len(src))
+// slots): the compact copy of a tensor that the backward pass reads only through
+// products that round it anyway, or for its sign. Split across the cores.
+func ToBF16(src, dst []float32) {
+	need("ToBF16", "dst", dst, BF16Len(len(src)))
+	d := bf16s(dst)[:len(src)]
+	parallelFor(len(src), workers(len(src), 1), func(_, lo, hi int) {
+		toBF16Run(src[lo:hi], d[lo:hi])
+	})
+}
+
+// FromBF16 is ToBF16's inverse on the values it kept: dst[i] = the bfloat16 value i of
+// src, as a float32 (exact). Split across the cores.
+func FromBF16(src, dst []float32) {
+	need("FromBF16", "src", src, BF16Len(len(dst)))
+	s := bf16s(src)[:len(dst)]
+	parallelFor(len(dst), workers(len(dst), 1), func(_, lo, hi int) {
+		fromBF16Run(s[lo:hi], dst[lo:hi])
+	})
+}
+
+// keptBF16 is toBF16, except that a nonzero value that would round to a zero keeps its
+// sign and the smallest magnitude: a Relu's output read back from its compact copy is
+// positive exactly where the output was.
+func keptBF16(f float32) uint16 {
+	r := toBF16(f)
+	if r&0x7fff == 0 && math.Float32bits(f)&0x7fffffff != 0 {
+		r |= 1
+	}
+	return uint16(r)
+}
+
+func toBF16Go(src []float32, dst []uint16) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = keptBF16(v)
+	}
+}
+
+func fromBF16Go(src []uint16, dst []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = math.Float32frombits(uint32(v) << 16)
 	}
 }

@@ -252,3 +252,73 @@ func TestConvBF16(t *testing.T) {
 		t.Errorf("the bfloat16 products stored the SiLU of %d geometries; want at least 3", siluStored)
 	}
 }
+
+type bf16StoreVariant struct {
+	name string
+	to   func(src []float32, dst []uint16)
+	from func(src []uint16, dst []float32)
+}
+
+// TestToFromBF16 checks the compact bfloat16 copies (ToBF16, FromBF16) on every path
+// this CPU runs (the Go loop, and each assembly loop on whole vectors) against
+// RoundBF16 (PyTorch's rounding, TestRoundBF16AgainstPyTorch): ties, the largest values,
+// subnormals (a nonzero value that rounds to zero keeps its sign and the smallest
+// magnitude instead), infinities, NaNs of both signs and random values, at lengths with
+// every tail; and that FromBF16 gives back exactly what ToBF16 kept.
+func TestToFromBF16(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1 + 1.0/256, 1 + 3.0/256, 1 + 5.0/256,
+		math.MaxFloat32, -math.MaxFloat32, 1e-38, 1e-40, -1e-40, 1e-45, -1e-45, 2e-41, -3e-41,
+		float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7f800001), math.Float32frombits(0xffc12345),
+		math.Float32frombits(0x7fffffff), 0.1, 1.0 / 3}
+	want := func(v float32) uint32 {
+		if v != v {
+			return math.Float32bits(v)>>16 | 0x40
+		}
+		r := math.Float32bits(RoundBF16(v)) >> 16
+		if r&0x7fff == 0 && v != 0 {
+			r |= 1
+		}
+		return r
+	}
+	rng := newRNG(9)
+	variants := append([]bf16StoreVariant{{"go", toBF16Go, fromBF16Go}}, bf16StoreVariants()...)
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 100, 1000, 4099} {
+		src := make([]float32, n)
+		for i := range src {
+			if i < len(special) && rng.IntN(2) == 0 {
+				src[i] = special[i]
+			} else {
+				src[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)-6)))
+			}
+		}
+		check := func(name string, got []uint16, back []float32) {
+			t.Helper()
+			for i, v := range src[:len(got)] {
+				if w := want(v); uint32(got[i]) != w {
+					t.Fatalf("%s n=%d: value %d (%g = %08x) kept as %04x, want %04x", name, n, i, v, math.Float32bits(v), got[i], w)
+				}
+				if b := math.Float32bits(back[i]); b != uint32(got[i])<<16 {
+					t.Fatalf("%s n=%d: value %d read back as %08x, kept %04x", name, n, i, b, got[i])
+				}
+			}
+		}
+		for _, v := range variants {
+			m := n
+			if v.name != "go" {
+				m = n &^ 15
+			}
+			if m == 0 {
+				continue
+			}
+			got, back := make([]uint16, m), make([]float32, m)
+			v.to(src[:m], got)
+			v.from(got, back)
+			check(v.name, got, back)
+		}
+		packed := make([]float32, BF16Len(n))
+		back := make([]float32, n)
+		ToBF16(src, packed)
+		FromBF16(packed, back)
+		check("ToBF16", bf16s(packed)[:n], back)
+	}
+}

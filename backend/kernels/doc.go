@@ -82,7 +82,9 @@
 //     packers round the operands to bfloat16, the products accumulated in
 //     float32 (bf16.go). [Use] selects it where [BF16Available]; it is never
 //     emulated. The convolutions then pack their operands (no Winograd, no
-//     operand read in place); depthwise ones stay float32.
+//     operand read in place); depthwise ones stay float32. [ToBF16] and
+//     [FromBF16] keep a tensor in bfloat16, rounded as the packers round it
+//     (the backend's Options.SavedBF16), in AVX-512 where the CPU has it.
 //
 // The packed GEMM's operands are views (an element's address is a row
 // offset plus a column offset, each a progression or a table), so

@@ -59,3 +59,34 @@ func dot32(x, y []float32) float32 {
 	}
 	return s
 }
+
+// toBF16AVX512 and fromBF16AVX512 are ToBF16 and FromBF16 on n values, a multiple of 16
+// (gemm_gen_amd64.s).
+//
+//go:noescape
+func toBF16AVX512(n int, src *float32, dst *uint16)
+
+//go:noescape
+func fromBF16AVX512(n int, src *uint16, dst *float32)
+
+// toBF16Run and fromBF16Run are ToBF16 and FromBF16 on one chunk, in AVX-512 where the
+// CPU has it.
+func toBF16Run(src []float32, dst []uint16) {
+	n := 0
+	if haveVectorAsm {
+		if n = len(src) &^ 15; n > 0 {
+			toBF16AVX512(n, &src[0], &dst[0])
+		}
+	}
+	toBF16Go(src[n:], dst[n:len(src)])
+}
+
+func fromBF16Run(src []uint16, dst []float32) {
+	n := 0
+	if haveVectorAsm {
+		if n = len(src) &^ 15; n > 0 {
+			fromBF16AVX512(n, &src[0], &dst[0])
+		}
+	}
+	fromBF16Go(src[n:], dst[n:len(src)])
+}

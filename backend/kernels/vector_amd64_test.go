@@ -17,3 +17,14 @@ func vectorVariants() []vectorVariant {
 	}
 	return vs
 }
+
+// bf16StoreVariants lists the assembly bfloat16 copies this CPU runs, for
+// TestToFromBF16 (n a multiple of 16).
+func bf16StoreVariants() []bf16StoreVariant {
+	if !haveVectorAsm {
+		return nil
+	}
+	return []bf16StoreVariant{{"avx512",
+		func(src []float32, dst []uint16) { toBF16AVX512(len(src), &src[0], &dst[0]) },
+		func(src []uint16, dst []float32) { fromBF16AVX512(len(src), &src[0], &dst[0]) }}}
+}

@@ -19,3 +19,6 @@ func dot32(x, y []float32) float32 {
 	}
 	return s
 }
+
+func toBF16Run(src []float32, dst []uint16)   { toBF16Go(src, dst) }
+func fromBF16Run(src []uint16, dst []float32) { fromBF16Go(src, dst) }

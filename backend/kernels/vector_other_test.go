@@ -3,3 +3,5 @@
 package kernels
 
 func vectorVariants() []vectorVariant { return nil }
+
+func bf16StoreVariants() []bf16StoreVariant { return nil }

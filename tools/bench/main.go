@@ -94,6 +94,7 @@ func main() {
 	adam := flag.Bool("adam", false, "train mode: an Adam step after each forward and backward pass")
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
 	ops := flag.Bool("ops", false, "print where the timed runs' time went, by op type (forward and backward), with the cores busy in each")
+	savedF32 := flag.Bool("saved-float32", false, "train mode with -kernels avx512bf16: keep the activations for the backward pass in float32 (as before Options.SavedBF16), to measure what the bfloat16 copies cost and save")
 	steps := flag.Int("steps", 0, "print the timed runs' slowest steps (node or gradient), this many, with the cores busy in each")
 	flag.Parse()
 	if *report != "" {
@@ -109,7 +110,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps}
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps, savedF32: *savedF32}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -124,6 +125,7 @@ type config struct {
 	adam                       bool
 	ops                        bool
 	steps                      int
+	savedF32                   bool
 }
 
 func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
@@ -168,6 +170,8 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 	case "train":
 		opts.Training = true
 		opts.Trainable = m.TrainableNames()
+		// As finetune's precision bf16: the saved activations in bfloat16 too.
+		opts.SavedBF16 = kernels.Current() == kernels.BF16 && !cfg.savedF32
 		opts.Loss = backend.WeightedSum
 		if cfg.classes > 0 {
 			opts.Loss = backend.CrossEntropy

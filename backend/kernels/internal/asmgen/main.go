@@ -60,6 +60,7 @@ func main() {
 	normOps(&w, "AVX2", "Y", 8)
 	depthwise(&w)
 	firstMax(&w)
+	bf16Store(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
 	}

@@ -1,0 +1,323 @@
+package backend
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"toolkit/backend/kernels"
+	"toolkit/onnx"
+)
+
+// compactTraining builds two training programs of residualModelSized(64) at batch 2,
+// one planned as it is and one with every value its backward pass reads rounded kept in
+// bfloat16 (compactSaved, whether or not that makes the arena smaller:
+// Options.SavedBF16 keeps the copies only where it does, TestSavedBF16KeepsTheSmaller).
+func compactTraining(t *testing.T) (m *Model, plain, compact *Program) {
+	t.Helper()
+	m, err := NewModel(residualModelSized(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
+	if plain, err = m.Program(opts); err != nil {
+		t.Fatal(err)
+	}
+	if compact, err = m.Program(opts); err != nil {
+		t.Fatal(err)
+	}
+	compact.p.compactSaved()
+	compact.p.planMemory()
+	compact.p.arena.reserve(compact.p.mem.size)
+	return m, plain, compact
+}
+
+// TestSavedBF16Plan checks which values of a training step of residualModel (at 64×64
+// px) Options.SavedBF16 keeps in bfloat16, and where the copies are made and read back.
+// The rule: a value of at least compactMinSize elements whose every gradient reads it
+// rounded — t4 (the MaxPool's output: the second convolution's weight gradient), t7
+// (the last Relu's output: its mask). Not t1, which BatchNormalization's gradient reads
+// exactly, nor t3 (the fused BatchNormalization+Relu's output, whose gradient reads it
+// for its mask, but the MaxPool's finds the maxima in it), nor t9 (8 values), nor the
+// output y.
+// Each copy comes right after the value's last forward reader; each reading back
+// before the first gradient step of the op whose gradient reads it first; the gradient
+// steps read the values read back, never the float32 ones, which live through the
+// forward pass only. Then that no two values alive together overlap in the arena, and
+// that the arena is smaller than without.
+func TestSavedBF16Plan(t *testing.T) {
+	_, plain, compact := compactTraining(t)
+	var want []string
+	for _, s := range plain.p.steps {
+		switch s.name {
+		case "dRelu(r2)/d#0":
+			want = append(want, "FromBF16(t7)")
+		case "dConv(c2)/d#0":
+			want = append(want, "FromBF16(t4)")
+		}
+		want = append(want, s.name)
+		switch s.name {
+		case "Add(add)":
+			want = append(want, "ToBF16(t4)")
+		case "GlobalAveragePool(gap)":
+			want = append(want, "ToBF16(t7)")
+		}
+	}
+	p := compact.p
+	var got []string
+	for _, s := range p.steps {
+		got = append(got, s.name)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("steps\n%q\nwant\n%q", got, want)
+	}
+	id := map[string]int{}
+	for i, v := range p.vals {
+		id[v.name] = i
+	}
+	for _, name := range []string{"t4", "t7"} {
+		v, c, back := id[name], id[name+" (bfloat16)"], id[name+" (from bfloat16)"]
+		if c == 0 || back == 0 {
+			t.Fatalf("%s: no compact copy or value read back", name)
+		}
+		if got, want := p.vals[c].size, (p.vals[v].size+1)/2; got != want {
+			t.Errorf("%s: compact copy of %d elements, want %d", name, got, want)
+		}
+		to := slices.Index(got, "ToBF16("+name+")")
+		from := slices.Index(got, "FromBF16("+name+")")
+		if p.vals[v].last != to || p.vals[c].first != to || p.vals[c].last != from || p.vals[back].first != from {
+			t.Errorf("%s: float32 alive to %d, copy %d-%d, read back from %d; want the copy from %d to %d",
+				name, p.vals[v].last, p.vals[c].first, p.vals[c].last, p.vals[back].first, to, from)
+		}
+		readers := 0
+		for i, s := range p.steps {
+			if s.kind == stepGrad && slices.Contains(s.args, v) {
+				t.Errorf("%s: gradient step %s reads the float32 value", name, s.name)
+			}
+			if s.kind == stepGrad && slices.Contains(s.args, back) {
+				readers++
+				if i < from {
+					t.Errorf("%s: %s reads it before it is read back", name, s.name)
+				}
+			}
+		}
+		if readers == 0 {
+			t.Errorf("%s: no gradient reads the value read back", name)
+		}
+	}
+	for _, name := range []string{"t1", "t3", "t9", "y"} {
+		if _, ok := id[name+" (bfloat16)"]; ok {
+			t.Errorf("%s kept in bfloat16", name)
+		}
+	}
+	checkNoOverlap(t, p)
+	// At the loss, between the passes, the copies take half of t4's and t7's room.
+	liveSum := func(p *program[float32], step string) int {
+		for i, s := range p.steps {
+			if s.name != step {
+				continue
+			}
+			sum := 0
+			for _, v := range p.vals {
+				if v.kind == valArena && v.first <= i && i <= v.last {
+					sum += v.size
+				}
+			}
+			return sum
+		}
+		t.Fatalf("no step %s", step)
+		return 0
+	}
+	saved := p.vals[id["t4"]].size - p.vals[id["t4 (bfloat16)"]].size + p.vals[id["t7"]].size - p.vals[id["t7 (bfloat16)"]].size
+	if got, want := liveSum(p, "loss"), liveSum(plain.p, "loss")-saved; got != want {
+		t.Errorf("%d elements alive at the loss with the copies, want %d (%d without, less %d)", got, want, liveSum(plain.p, "loss"), saved)
+	}
+}
+
+// chainModel is four 3×3 convolutions with Relus at 32×32 px, then a global pooling, a
+// Flatten and a Gemm: a network whose memory peaks between the passes, where every
+// convolution's output is kept for the next one's weight gradient and its own Relu's
+// mask.
+func chainModel() *onnx.Model {
+	attr := func(name string, ints ...int64) *onnx.Attribute {
+		return &onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: ints}
+	}
+	var nodes []*onnx.Node
+	var inits []*onnx.Tensor
+	in := "x"
+	for i, c := range []int64{3, 8, 8, 8} {
+		w, out, r := fmt.Sprintf("w%d", i), fmt.Sprintf("c%d", i), fmt.Sprintf("r%d", i)
+		nodes = append(nodes,
+			&onnx.Node{Name: out, OpType: "Conv", Inputs: []string{in, w}, Outputs: []string{out}, Attributes: []*onnx.Attribute{attr("pads", 1, 1, 1, 1)}},
+			&onnx.Node{Name: r, OpType: "Relu", Inputs: []string{out}, Outputs: []string{r}})
+		inits = append(inits, testTensor(w, []int64{8, c, 3, 3}, func(j int) float32 { return 0.05 * float32((j*7+i)%11-5) }))
+		in = r
+	}
+	nodes = append(nodes,
+		&onnx.Node{Name: "gap", OpType: "GlobalAveragePool", Inputs: []string{in}, Outputs: []string{"g"}},
+		&onnx.Node{Name: "fl", OpType: "Flatten", Inputs: []string{"g"}, Outputs: []string{"f"}},
+		&onnx.Node{Name: "fc", OpType: "Gemm", Inputs: []string{"f", "wf"}, Outputs: []string{"y"}, Attributes: []*onnx.Attribute{{Name: "transB", Type: onnx.AttrInt, Int: 1}}})
+	inits = append(inits, testTensor("wf", []int64{3, 8}, func(j int) float32 { return 0.1 * float32(j%5-2) }))
+	return tinyModel(nodes, inits, []int64{2, 3, 32, 32})
+}
+
+// TestSavedBF16KeepsTheSmaller checks that Options.SavedBF16 keeps the values in
+// bfloat16 where that makes the arena smaller and only there: in chainModel, whose peak
+// is between the passes, the four Relus' outputs are copied (the last one's for its
+// mask alone) and the arena is smaller; in
+// residualModel at 64×64 px, whose peak is the MaxPool's gradient beside its input (read
+// exactly), the copies would save nothing: the program is planned as without them.
+func TestSavedBF16KeepsTheSmaller(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		model   *onnx.Model
+		copies  int
+		smaller bool
+	}{{"chain", chainModel(), 4, true}, {"residual", residualModelSized(64), 0, false}} {
+		m, err := NewModel(c.model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
+		plain, err := m.Program(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.SavedBF16 = true
+		compact, err := m.Program(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies := 0
+		for _, s := range compact.p.steps {
+			if s.kind == stepToBF16 {
+				copies++
+			}
+		}
+		if copies != c.copies {
+			t.Errorf("%s: %d values kept in bfloat16, want %d", c.name, copies, c.copies)
+		}
+		if got, was := compact.p.mem.size, plain.p.mem.size; got < was != c.smaller || got > was {
+			t.Errorf("%s: arena of %d elements with SavedBF16, %d without", c.name, got, was)
+		}
+		checkNoOverlap(t, compact.p)
+	}
+}
+
+// checkNoOverlap checks that no two arena values alive at the same step overlap, other
+// than values written in place (the same offset and an argument whose last reader is
+// the step that writes over it).
+func checkNoOverlap(t *testing.T, p *program[float32]) {
+	t.Helper()
+	for i := range p.steps {
+		var live []value[float32]
+		for _, v := range p.vals {
+			if v.kind == valArena && v.size > 0 && v.first <= i && i <= v.last {
+				live = append(live, v)
+			}
+		}
+		for j, a := range live {
+			for _, b := range live[j+1:] {
+				if a.off == b.off && (a.last == b.first || b.last == a.first) {
+					continue // in place
+				}
+				if a.off < b.off+b.size && b.off < a.off+a.size {
+					t.Errorf("step %d %s: %s [%d, %d) and %s [%d, %d) overlap", i, p.steps[i].name,
+						a.name, a.off, a.off+a.size, b.name, b.off, b.off+b.size)
+				}
+			}
+		}
+	}
+}
+
+// runBoth runs a training step of both programs on one batch and returns the loss and
+// every parameter's gradient of each.
+func runBoth(t *testing.T, m *Model, plain, compact *Program) (loss [2]float64, grads [2]map[string][]float32) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float32, 2*3*64*64)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	target := []float32{0, 1, 0, 0, 0, 1}
+	for i, p := range []*Program{plain, compact} {
+		if err := p.Run([][]float32{x}, target); err != nil {
+			t.Fatal(err)
+		}
+		loss[i] = p.Loss()
+		grads[i] = map[string][]float32{}
+		for _, name := range m.TrainableNames() {
+			grads[i][name] = slices.Clone(p.Grad(name))
+		}
+	}
+	return loss, grads
+}
+
+// TestSavedBF16Gradients checks a training step with Options.SavedBF16 on the float32
+// products against the same step without: the forward pass is the same (the loss to the
+// bit); the second convolution's weight gradient, which reads its input t4 rounded,
+// differs (so the rounded values were read) within bfloat16's precision of its largest
+// value; every other gradient is the same to the bit (the last Relu's mask, read from
+// t7's copy, is the same).
+func TestSavedBF16Gradients(t *testing.T) {
+	m, plain, compact := compactTraining(t)
+	loss, grads := runBoth(t, m, plain, compact)
+	if loss[0] != loss[1] {
+		t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
+	}
+	for _, name := range m.TrainableNames() {
+		want, got := grads[0][name], grads[1][name]
+		same := true
+		for i := range want {
+			same = same && math.Float32bits(got[i]) == math.Float32bits(want[i])
+		}
+		switch {
+		case name != "w2" && !same:
+			t.Errorf("%s: other bits with SavedBF16 (relative error %.3g)", name, relErr(got, want))
+		case name == "w2" && same:
+			t.Errorf("w2: the same bits with SavedBF16 on the float32 products: its input was not read rounded")
+		case name == "w2":
+			if e := relErr(got, want); e > 1.0/256 {
+				t.Errorf("w2: relative error %.3g with SavedBF16 (bfloat16: 2⁻⁹ per value)", e)
+			}
+		}
+	}
+}
+
+// TestSavedBF16SameBitsUnderBF16Products checks that on the bfloat16 products, which
+// round their operands as they pack them, keeping the values in bfloat16 changes no
+// bit of the loss or of any gradient: the compact copies round as the packers do, and a
+// Relu's output is positive exactly where its copy is.
+func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
+	if err := kernels.BF16Available(); err != nil {
+		t.Skipf("no bfloat16 products here: %v", err)
+	}
+	orig := kernels.Current()
+	if err := kernels.Use(kernels.BF16); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := kernels.Use(orig); err != nil {
+			t.Error(err)
+		}
+	}()
+	m, plain, compact := compactTraining(t)
+	loss, grads := runBoth(t, m, plain, compact)
+	if loss[0] != loss[1] {
+		t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
+	}
+	for _, name := range m.TrainableNames() {
+		want, got := grads[0][name], grads[1][name]
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
+				break
+			}
+		}
+	}
+	if !slices.Contains(m.TrainableNames(), "w2") {
+		t.Fatal("no parameter w2")
+	}
+}
