@@ -184,6 +184,8 @@ func TestConvBF16(t *testing.T) {
 	geoms := []Conv2DParams{
 		{N: 2, C: 16, H: 17, W: 19, M: 24, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 3, C: 7, H: 13, W: 11, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1},
+		// Strided and wide enough for the padded grid's phases (a stem).
+		{N: 2, C: 3, H: 31, W: 34, M: 20, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 32, H: 14, W: 15, M: 40, KH: 1, KW: 1},
 		{N: 1, C: 5, H: 30, W: 24, M: 33, KH: 5, KW: 5, DilH: 2, PadTop: 4, PadLeft: 2, PadBottom: 4, PadRight: 2},
 		{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},

@@ -301,6 +301,14 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 6, H: 20, W: 19, M: 17, KH: 3, KW: 3, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 3, PadRight: 2},
 		Conv2DParams{N: 2, C: 3, H: 16, W: 16, M: 9, KH: 3, KW: 3, PadTop: 3, PadLeft: 1, PadBottom: 1, PadRight: 3},
 		Conv2DParams{N: 3, C: 16, H: 14, W: 15, M: 40, KH: 1, KW: 1},
+		// Strided and wide enough for the padded grid split into phases: a 3×3 and a
+		// 7×7 stem (pads 1 and 3), dilation with asymmetric pads, strides 3 by 2, and
+		// a batch whose images run in parallel.
+		Conv2DParams{N: 2, C: 3, H: 32, W: 30, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 1, C: 3, H: 40, W: 37, M: 10, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadTop: 3, PadLeft: 3, PadBottom: 3, PadRight: 3},
+		Conv2DParams{N: 2, C: 4, H: 29, W: 31, M: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 2, DilH: 2, PadTop: 2, PadBottom: 1, PadRight: 3},
+		Conv2DParams{N: 3, C: 5, H: 37, W: 33, M: 7, KH: 4, KW: 3, StrideH: 3, StrideW: 2, PadTop: 1, PadLeft: 2, PadRight: 1},
+		Conv2DParams{N: 6, C: 8, H: 26, W: 26, M: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		// Pointwise (conv_pointwise.go): one image, a depth over two k blocks, rows past
 		// a whole panel; images in parallel with A packed once.
 		Conv2DParams{N: 1, C: 600, H: 9, W: 7, M: 13, KH: 1, KW: 1},
