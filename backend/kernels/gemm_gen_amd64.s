@@ -9135,17 +9135,25 @@ TEXT ·sumAVX512(SB), NOSPLIT, $0-20
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-sumavx512:
-	TESTQ CX, CX
-	JZ   sumavx512_done
+sumavx5124:
+	CMPQ CX, $64
+	JLT  sumavx5124_done
 	VADDPS (SI), Z0, Z0
 	VADDPS 64(SI), Z1, Z1
 	VADDPS 128(SI), Z2, Z2
 	VADDPS 192(SI), Z3, Z3
 	ADDQ $256, SI
 	SUBQ $64, CX
-	JMP  sumavx512
-sumavx512_done:
+	JMP  sumavx5124
+sumavx5124_done:
+sumavx5121:
+	CMPQ CX, $16
+	JLT  sumavx5121_done
+	VADDPS (SI), Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  sumavx5121
+sumavx5121_done:
 	VADDPS Z1, Z0, Z0
 	VADDPS Z3, Z2, Z2
 	VADDPS Z2, Z0, Z0
@@ -9170,9 +9178,9 @@ TEXT ·sumSqDevAVX512(SB), NOSPLIT, $0-28
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-sqdevavx512:
-	TESTQ CX, CX
-	JZ   sqdevavx512_done
+sqdevavx5124:
+	CMPQ CX, $64
+	JLT  sqdevavx5124_done
 	VMOVUPS (SI), Z4
 	VSUBPS Z8, Z4, Z4
 	VMOVUPS 64(SI), Z5
@@ -9187,8 +9195,18 @@ sqdevavx512:
 	VFMADD231PS Z7, Z7, Z3
 	ADDQ $256, SI
 	SUBQ $64, CX
-	JMP  sqdevavx512
-sqdevavx512_done:
+	JMP  sqdevavx5124
+sqdevavx5124_done:
+sqdevavx5121:
+	CMPQ CX, $16
+	JLT  sqdevavx5121_done
+	VMOVUPS (SI), Z4
+	VSUBPS Z8, Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP  sqdevavx5121
+sqdevavx5121_done:
 	VADDPS Z1, Z0, Z0
 	VADDPS Z3, Z2, Z2
 	VADDPS Z2, Z0, Z0
@@ -9218,9 +9236,9 @@ TEXT ·sumDevDotAVX512(SB), NOSPLIT, $0-40
 	VXORPS Z11, Z11, Z11
 	VXORPS Z12, Z12, Z12
 	VXORPS Z13, Z13, Z13
-devdotavx512:
-	TESTQ CX, CX
-	JZ   devdotavx512_done
+devdotavx5124:
+	CMPQ CX, $64
+	JLT  devdotavx5124_done
 	VMOVUPS (SI), Z4
 	VSUBPS Z15, Z4, Z4
 	VMOVUPS 64(SI), Z5
@@ -9244,8 +9262,21 @@ devdotavx512:
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $64, CX
-	JMP  devdotavx512
-devdotavx512_done:
+	JMP  devdotavx5124
+devdotavx5124_done:
+devdotavx5121:
+	CMPQ CX, $16
+	JLT  devdotavx5121_done
+	VMOVUPS (SI), Z4
+	VSUBPS Z15, Z4, Z4
+	VMOVUPS (DI), Z8
+	VADDPS Z8, Z0, Z0
+	VFMADD231PS Z8, Z4, Z10
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  devdotavx5121
+devdotavx5121_done:
 	MOVQ out+32(FP), DX
 	VADDPS Z1, Z0, Z0
 	VADDPS Z3, Z2, Z2
@@ -9281,9 +9312,9 @@ TEXT ·affineAVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS b+12(FP), Z9
 	MOVQ x+16(FP), SI
 	MOVQ y+24(FP), DI
-affineavx512:
-	TESTQ CX, CX
-	JZ   affineavx512_done
+affineavx5124:
+	CMPQ CX, $64
+	JLT  affineavx5124_done
 	VMOVUPS (SI), Z0
 	VFMADD213PS Z9, Z8, Z0
 	VMOVUPS 64(SI), Z1
@@ -9299,8 +9330,19 @@ affineavx512:
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $64, CX
-	JMP  affineavx512
-affineavx512_done:
+	JMP  affineavx5124
+affineavx5124_done:
+affineavx5121:
+	CMPQ CX, $16
+	JLT  affineavx5121_done
+	VMOVUPS (SI), Z0
+	VFMADD213PS Z9, Z8, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  affineavx5121
+affineavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9311,9 +9353,9 @@ TEXT ·clipAVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS hi+12(FP), Z9
 	MOVQ x+16(FP), SI
 	MOVQ y+24(FP), DI
-clipavx512:
-	TESTQ CX, CX
-	JZ   clipavx512_done
+clipavx5124:
+	CMPQ CX, $64
+	JLT  clipavx5124_done
 	VMOVUPS (SI), Z0
 	VMAXPS Z0, Z8, Z0
 	VMINPS Z0, Z9, Z0
@@ -9333,8 +9375,20 @@ clipavx512:
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $64, CX
-	JMP  clipavx512
-clipavx512_done:
+	JMP  clipavx5124
+clipavx5124_done:
+clipavx5121:
+	CMPQ CX, $16
+	JLT  clipavx5121_done
+	VMOVUPS (SI), Z0
+	VMAXPS Z0, Z8, Z0
+	VMINPS Z0, Z9, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  clipavx5121
+clipavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9346,9 +9400,9 @@ TEXT ·clipBackAVX512(SB), NOSPLIT, $0-40
 	MOVQ y+16(FP), SI
 	MOVQ dy+24(FP), DI
 	MOVQ dx+32(FP), DX
-clipbavx512:
-	TESTQ CX, CX
-	JZ   clipbavx512_done
+clipbavx5124:
+	CMPQ CX, $64
+	JLT  clipbavx5124_done
 	VMOVUPS (SI), Z0
 	VCMPPS $0x1e, Z8, Z0, K1
 	VCMPPS $0x11, Z9, Z0, K1, K2
@@ -9373,8 +9427,22 @@ clipbavx512:
 	ADDQ $256, DI
 	ADDQ $256, DX
 	SUBQ $64, CX
-	JMP  clipbavx512
-clipbavx512_done:
+	JMP  clipbavx5124
+clipbavx5124_done:
+clipbavx5121:
+	CMPQ CX, $16
+	JLT  clipbavx5121_done
+	VMOVUPS (SI), Z0
+	VCMPPS $0x1e, Z8, Z0, K1
+	VCMPPS $0x11, Z9, Z0, K1, K2
+	VMOVUPS.Z (DI), K2, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP  clipbavx5121
+clipbavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9384,9 +9452,9 @@ TEXT ·reluAVX512(SB), NOSPLIT, $0-24
 	MOVQ x+8(FP), SI
 	MOVQ y+16(FP), DI
 	VXORPS Z8, Z8, Z8
-reluavx512:
-	TESTQ CX, CX
-	JZ   reluavx512_done
+reluavx5124:
+	CMPQ CX, $64
+	JLT  reluavx5124_done
 	VMOVUPS (SI), Z0
 	VMAXPS Z0, Z8, Z0
 	VADDPS Z8, Z0, Z0
@@ -9406,8 +9474,20 @@ reluavx512:
 	ADDQ $256, SI
 	ADDQ $256, DI
 	SUBQ $64, CX
-	JMP  reluavx512
-reluavx512_done:
+	JMP  reluavx5124
+reluavx5124_done:
+reluavx5121:
+	CMPQ CX, $16
+	JLT  reluavx5121_done
+	VMOVUPS (SI), Z0
+	VMAXPS Z0, Z8, Z0
+	VADDPS Z8, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  reluavx5121
+reluavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9418,9 +9498,9 @@ TEXT ·reluBackAVX512(SB), NOSPLIT, $0-32
 	MOVQ dy+16(FP), DI
 	MOVQ dx+24(FP), DX
 	VXORPS Z8, Z8, Z8
-relubavx512:
-	TESTQ CX, CX
-	JZ   relubavx512_done
+relubavx5124:
+	CMPQ CX, $64
+	JLT  relubavx5124_done
 	VMOVUPS (SI), Z0
 	VCMPPS $0x1e, Z8, Z0, K1
 	VMOVUPS.Z (DI), K1, Z4
@@ -9441,8 +9521,21 @@ relubavx512:
 	ADDQ $256, DI
 	ADDQ $256, DX
 	SUBQ $64, CX
-	JMP  relubavx512
-relubavx512_done:
+	JMP  relubavx5124
+relubavx5124_done:
+relubavx5121:
+	CMPQ CX, $16
+	JLT  relubavx5121_done
+	VMOVUPS (SI), Z0
+	VCMPPS $0x1e, Z8, Z0, K1
+	VMOVUPS.Z (DI), K1, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP  relubavx5121
+relubavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9455,9 +9548,9 @@ TEXT ·bnBackAVX512(SB), NOSPLIT, $0-48
 	MOVQ x+24(FP), SI
 	MOVQ dy+32(FP), DI
 	MOVQ dx+40(FP), DX
-bnbackavx512:
-	TESTQ CX, CX
-	JZ   bnbackavx512_done
+bnbackavx5124:
+	CMPQ CX, $64
+	JLT  bnbackavx5124_done
 	VMOVUPS (SI), Z0
 	VFMADD213PS Z10, Z9, Z0
 	VMOVUPS (DI), Z4
@@ -9482,8 +9575,22 @@ bnbackavx512:
 	ADDQ $256, DI
 	ADDQ $256, DX
 	SUBQ $64, CX
-	JMP  bnbackavx512
-bnbackavx512_done:
+	JMP  bnbackavx5124
+bnbackavx5124_done:
+bnbackavx5121:
+	CMPQ CX, $16
+	JLT  bnbackavx5121_done
+	VMOVUPS (SI), Z0
+	VFMADD213PS Z10, Z9, Z0
+	VMOVUPS (DI), Z4
+	VFMSUB213PS Z0, Z8, Z4
+	VMOVUPS Z4, (DX)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP  bnbackavx5121
+bnbackavx5121_done:
 	VZEROUPPER
 	RET
 
@@ -9495,17 +9602,25 @@ TEXT ·sumAVX2(SB), NOSPLIT, $0-20
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-sumavx2:
-	TESTQ CX, CX
-	JZ   sumavx2_done
+sumavx24:
+	CMPQ CX, $32
+	JLT  sumavx24_done
 	VADDPS (SI), Y0, Y0
 	VADDPS 32(SI), Y1, Y1
 	VADDPS 64(SI), Y2, Y2
 	VADDPS 96(SI), Y3, Y3
 	ADDQ $128, SI
 	SUBQ $32, CX
-	JMP  sumavx2
-sumavx2_done:
+	JMP  sumavx24
+sumavx24_done:
+sumavx21:
+	CMPQ CX, $8
+	JLT  sumavx21_done
+	VADDPS (SI), Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  sumavx21
+sumavx21_done:
 	VADDPS Y1, Y0, Y0
 	VADDPS Y3, Y2, Y2
 	VADDPS Y2, Y0, Y0
@@ -9528,9 +9643,9 @@ TEXT ·sumSqDevAVX2(SB), NOSPLIT, $0-28
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-sqdevavx2:
-	TESTQ CX, CX
-	JZ   sqdevavx2_done
+sqdevavx24:
+	CMPQ CX, $32
+	JLT  sqdevavx24_done
 	VMOVUPS (SI), Y4
 	VSUBPS Y8, Y4, Y4
 	VMOVUPS 32(SI), Y5
@@ -9545,8 +9660,18 @@ sqdevavx2:
 	VFMADD231PS Y7, Y7, Y3
 	ADDQ $128, SI
 	SUBQ $32, CX
-	JMP  sqdevavx2
-sqdevavx2_done:
+	JMP  sqdevavx24
+sqdevavx24_done:
+sqdevavx21:
+	CMPQ CX, $8
+	JLT  sqdevavx21_done
+	VMOVUPS (SI), Y4
+	VSUBPS Y8, Y4, Y4
+	VFMADD231PS Y4, Y4, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  sqdevavx21
+sqdevavx21_done:
 	VADDPS Y1, Y0, Y0
 	VADDPS Y3, Y2, Y2
 	VADDPS Y2, Y0, Y0
@@ -9574,9 +9699,9 @@ TEXT ·sumDevDotAVX2(SB), NOSPLIT, $0-40
 	VXORPS Y11, Y11, Y11
 	VXORPS Y12, Y12, Y12
 	VXORPS Y13, Y13, Y13
-devdotavx2:
-	TESTQ CX, CX
-	JZ   devdotavx2_done
+devdotavx24:
+	CMPQ CX, $32
+	JLT  devdotavx24_done
 	VMOVUPS (SI), Y4
 	VSUBPS Y15, Y4, Y4
 	VMOVUPS 32(SI), Y5
@@ -9600,8 +9725,21 @@ devdotavx2:
 	ADDQ $128, SI
 	ADDQ $128, DI
 	SUBQ $32, CX
-	JMP  devdotavx2
-devdotavx2_done:
+	JMP  devdotavx24
+devdotavx24_done:
+devdotavx21:
+	CMPQ CX, $8
+	JLT  devdotavx21_done
+	VMOVUPS (SI), Y4
+	VSUBPS Y15, Y4, Y4
+	VMOVUPS (DI), Y8
+	VADDPS Y8, Y0, Y0
+	VFMADD231PS Y8, Y4, Y10
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  devdotavx21
+devdotavx21_done:
 	MOVQ out+32(FP), DX
 	VADDPS Y1, Y0, Y0
 	VADDPS Y3, Y2, Y2
@@ -9633,9 +9771,9 @@ TEXT ·affineAVX2(SB), NOSPLIT, $0-32
 	VBROADCASTSS b+12(FP), Y9
 	MOVQ x+16(FP), SI
 	MOVQ y+24(FP), DI
-affineavx2:
-	TESTQ CX, CX
-	JZ   affineavx2_done
+affineavx24:
+	CMPQ CX, $32
+	JLT  affineavx24_done
 	VMOVUPS (SI), Y0
 	VFMADD213PS Y9, Y8, Y0
 	VMOVUPS 32(SI), Y1
@@ -9651,8 +9789,19 @@ affineavx2:
 	ADDQ $128, SI
 	ADDQ $128, DI
 	SUBQ $32, CX
-	JMP  affineavx2
-affineavx2_done:
+	JMP  affineavx24
+affineavx24_done:
+affineavx21:
+	CMPQ CX, $8
+	JLT  affineavx21_done
+	VMOVUPS (SI), Y0
+	VFMADD213PS Y9, Y8, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  affineavx21
+affineavx21_done:
 	VZEROUPPER
 	RET
 
@@ -9663,9 +9812,9 @@ TEXT ·clipAVX2(SB), NOSPLIT, $0-32
 	VBROADCASTSS hi+12(FP), Y9
 	MOVQ x+16(FP), SI
 	MOVQ y+24(FP), DI
-clipavx2:
-	TESTQ CX, CX
-	JZ   clipavx2_done
+clipavx24:
+	CMPQ CX, $32
+	JLT  clipavx24_done
 	VMOVUPS (SI), Y0
 	VMAXPS Y0, Y8, Y0
 	VMINPS Y0, Y9, Y0
@@ -9685,8 +9834,20 @@ clipavx2:
 	ADDQ $128, SI
 	ADDQ $128, DI
 	SUBQ $32, CX
-	JMP  clipavx2
-clipavx2_done:
+	JMP  clipavx24
+clipavx24_done:
+clipavx21:
+	CMPQ CX, $8
+	JLT  clipavx21_done
+	VMOVUPS (SI), Y0
+	VMAXPS Y0, Y8, Y0
+	VMINPS Y0, Y9, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  clipavx21
+clipavx21_done:
 	VZEROUPPER
 	RET
 
@@ -9698,9 +9859,9 @@ TEXT ·clipBackAVX2(SB), NOSPLIT, $0-40
 	MOVQ y+16(FP), SI
 	MOVQ dy+24(FP), DI
 	MOVQ dx+32(FP), DX
-clipbavx2:
-	TESTQ CX, CX
-	JZ   clipbavx2_done
+clipbavx24:
+	CMPQ CX, $32
+	JLT  clipbavx24_done
 	VMOVUPS (SI), Y0
 	VCMPPS $0x1e, Y8, Y0, Y10
 	VCMPPS $0x11, Y9, Y0, Y11
@@ -9729,8 +9890,23 @@ clipbavx2:
 	ADDQ $128, DI
 	ADDQ $128, DX
 	SUBQ $32, CX
-	JMP  clipbavx2
-clipbavx2_done:
+	JMP  clipbavx24
+clipbavx24_done:
+clipbavx21:
+	CMPQ CX, $8
+	JLT  clipbavx21_done
+	VMOVUPS (SI), Y0
+	VCMPPS $0x1e, Y8, Y0, Y10
+	VCMPPS $0x11, Y9, Y0, Y11
+	VANDPS Y11, Y10, Y10
+	VANDPS (DI), Y10, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP  clipbavx21
+clipbavx21_done:
 	VZEROUPPER
 	RET
 
@@ -9740,9 +9916,9 @@ TEXT ·reluAVX2(SB), NOSPLIT, $0-24
 	MOVQ x+8(FP), SI
 	MOVQ y+16(FP), DI
 	VXORPS Y8, Y8, Y8
-reluavx2:
-	TESTQ CX, CX
-	JZ   reluavx2_done
+reluavx24:
+	CMPQ CX, $32
+	JLT  reluavx24_done
 	VMOVUPS (SI), Y0
 	VMAXPS Y0, Y8, Y0
 	VADDPS Y8, Y0, Y0
@@ -9762,8 +9938,20 @@ reluavx2:
 	ADDQ $128, SI
 	ADDQ $128, DI
 	SUBQ $32, CX
-	JMP  reluavx2
-reluavx2_done:
+	JMP  reluavx24
+reluavx24_done:
+reluavx21:
+	CMPQ CX, $8
+	JLT  reluavx21_done
+	VMOVUPS (SI), Y0
+	VMAXPS Y0, Y8, Y0
+	VADDPS Y8, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  reluavx21
+reluavx21_done:
 	VZEROUPPER
 	RET
 
@@ -9774,9 +9962,9 @@ TEXT ·reluBackAVX2(SB), NOSPLIT, $0-32
 	MOVQ dy+16(FP), DI
 	MOVQ dx+24(FP), DX
 	VXORPS Y8, Y8, Y8
-relubavx2:
-	TESTQ CX, CX
-	JZ   relubavx2_done
+relubavx24:
+	CMPQ CX, $32
+	JLT  relubavx24_done
 	VMOVUPS (SI), Y0
 	VCMPPS $0x1e, Y8, Y0, Y10
 	VANDPS (DI), Y10, Y4
@@ -9797,8 +9985,21 @@ relubavx2:
 	ADDQ $128, DI
 	ADDQ $128, DX
 	SUBQ $32, CX
-	JMP  relubavx2
-relubavx2_done:
+	JMP  relubavx24
+relubavx24_done:
+relubavx21:
+	CMPQ CX, $8
+	JLT  relubavx21_done
+	VMOVUPS (SI), Y0
+	VCMPPS $0x1e, Y8, Y0, Y10
+	VANDPS (DI), Y10, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP  relubavx21
+relubavx21_done:
 	VZEROUPPER
 	RET
 
@@ -9811,9 +10012,9 @@ TEXT ·bnBackAVX2(SB), NOSPLIT, $0-48
 	MOVQ x+24(FP), SI
 	MOVQ dy+32(FP), DI
 	MOVQ dx+40(FP), DX
-bnbackavx2:
-	TESTQ CX, CX
-	JZ   bnbackavx2_done
+bnbackavx24:
+	CMPQ CX, $32
+	JLT  bnbackavx24_done
 	VMOVUPS (SI), Y0
 	VFMADD213PS Y10, Y9, Y0
 	VMOVUPS (DI), Y4
@@ -9838,8 +10039,22 @@ bnbackavx2:
 	ADDQ $128, DI
 	ADDQ $128, DX
 	SUBQ $32, CX
-	JMP  bnbackavx2
-bnbackavx2_done:
+	JMP  bnbackavx24
+bnbackavx24_done:
+bnbackavx21:
+	CMPQ CX, $8
+	JLT  bnbackavx21_done
+	VMOVUPS (SI), Y0
+	VFMADD213PS Y10, Y9, Y0
+	VMOVUPS (DI), Y4
+	VFMSUB213PS Y0, Y8, Y4
+	VMOVUPS Y4, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP  bnbackavx21
+bnbackavx21_done:
 	VZEROUPPER
 	RET
 

@@ -1849,9 +1849,10 @@ func expShift(w *asm) {
 }
 
 // normOps emits the element-wise loops of the normalisation kernels (vector.go) for one
-// instruction set: reg "Z" (16 lanes) or "Y" (8). Each takes n, a multiple of 4*lanes
-// (the Go wrappers do the rest), four vectors at a time; the sums keep four vector
-// accumulators and add their lanes at the end.
+// instruction set: reg "Z" (16 lanes) or "Y" (8). Each takes n, a multiple of lanes
+// (the Go wrappers do the rest), four vectors at a time, then one; the sums keep four
+// vector accumulators (a single vector goes to the first) and add their lanes at the
+// end. (A multiple of 4*lanes left a 7x7 plane, 49 values, all to Go's loops.)
 //
 //	sum{S}(n, x) = Σ x[i]
 //	sumSqDev{S}(n, x, mean) = Σ (x[i]-mean)²
@@ -1895,17 +1896,23 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 			w.p("\tVXORPS %s, %s, %s", r(i), r(i), r(i))
 		}
 	}
-	loop := func(label string, body func(), ptrs ...string) {
-		w.p("%s:", label)
-		w.p("\tTESTQ CX, CX")
-		w.p("\tJZ   %s_done", label)
-		body()
-		for _, p := range ptrs {
-			w.p("\tADDQ $%d, %s", 4*vb, p)
+	// loop emits body over n values (a multiple of lanes): four vectors at a time, then
+	// one (body(nv) handles nv vectors; a reduction's single vector goes to its first
+	// accumulator).
+	loop := func(label string, body func(nv int), ptrs ...string) {
+		for _, nv := range []int{4, 1} {
+			l := fmt.Sprintf("%s%d", label, nv)
+			w.p("%s:", l)
+			w.p("\tCMPQ CX, $%d", nv*lanes)
+			w.p("\tJLT  %s_done", l)
+			body(nv)
+			for _, p := range ptrs {
+				w.p("\tADDQ $%d, %s", nv*vb, p)
+			}
+			w.p("\tSUBQ $%d, CX", nv*lanes)
+			w.p("\tJMP  %s", l)
+			w.p("%s_done:", l)
 		}
-		w.p("\tSUBQ $%d, CX", 4*lanes)
-		w.p("\tJMP  %s", label)
-		w.p("%s_done:", label)
 	}
 	lower := strings.ToLower(suffix)
 
@@ -1914,8 +1921,8 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ n+0(FP), CX")
 	w.p("\tMOVQ x+8(FP), SI")
 	zero(0, 4)
-	loop("sum"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("sum"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVADDPS %s, %s, %s", at(i, "SI"), r(i), r(i))
 		}
 	}, "SI")
@@ -1931,12 +1938,12 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ x+8(FP), SI")
 	w.p("\t%s mean+16(FP), %s", bcast, r(8))
 	zero(0, 4)
-	loop("sqdev"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("sqdev"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
 			w.p("\tVSUBPS %s, %s, %s", r(8), r(4+i), r(4+i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVFMADD231PS %s, %s, %s", r(4+i), r(4+i), r(i))
 		}
 	}, "SI")
@@ -1954,12 +1961,12 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\t%s mean+24(FP), %s", bcast, r(15))
 	zero(0, 4)
 	zero(10, 14)
-	loop("devdot"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("devdot"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
 			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			t := r(8 + i%2)
 			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
 			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
@@ -1982,12 +1989,12 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\t%s b+12(FP), %s", bcast, r(9))
 	w.p("\tMOVQ x+16(FP), SI")
 	w.p("\tMOVQ y+24(FP), DI")
-	loop("affine"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("affine"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
 		}
 	}, "SI", "DI")
@@ -2004,13 +2011,13 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ y+24(FP), DI")
 	// MAXPS and MINPS return their second source where either is NaN: x goes second,
 	// so a NaN stays NaN.
-	loop("clip"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("clip"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
 			w.p("\tVMINPS %s, %s, %s", r(i), r(9), r(i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
 		}
 	}, "SI", "DI")
@@ -2028,8 +2035,8 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ dx+32(FP), DX")
 	// dx = dy where lo < y < hi (ordered comparisons, GT_OQ and LT_OQ: 0 where y is
 	// NaN).
-	loop("clipb"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("clipb"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			if reg == "Z" {
 				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
@@ -2042,7 +2049,7 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 			w.p("\tVANDPS Y11, Y10, Y10")
 			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
 		}
 	}, "SI", "DI", "DX")
@@ -2057,13 +2064,13 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ y+16(FP), DI")
 	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
 	// max(x, 0) with x second (a NaN stays NaN), then + 0 (-0 becomes +0).
-	loop("relu"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("relu"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			w.p("\tVMAXPS %s, %s, %s", r(i), r(8), r(i))
 			w.p("\tVADDPS %s, %s, %s", r(8), r(i), r(i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
 		}
 	}, "SI", "DI")
@@ -2079,8 +2086,8 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ dx+24(FP), DX")
 	w.p("\tVXORPS %s, %s, %s", r(8), r(8), r(8))
 	// dx = dy where y > 0 (GT_OQ: 0 where y is NaN).
-	loop("relub"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("relub"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			if reg == "Z" {
 				w.p("\tVCMPPS $0x1e, Z8, %s, K1", r(i))
@@ -2090,7 +2097,7 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 			w.p("\tVCMPPS $0x1e, Y8, %s, Y10", r(i))
 			w.p("\tVANDPS %s, Y10, %s", at(i, "DI"), r(4+i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
 		}
 	}, "SI", "DI", "DX")
@@ -2107,14 +2114,14 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tMOVQ x+24(FP), SI")
 	w.p("\tMOVQ dy+32(FP), DI")
 	w.p("\tMOVQ dx+40(FP), DX")
-	loop("bnback"+lower, func() {
-		for i := 0; i < 4; i++ {
+	loop("bnback"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i))
 			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
 			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))
 		}
-		for i := 0; i < 4; i++ {
+		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
 		}
 	}, "SI", "DI", "DX")
