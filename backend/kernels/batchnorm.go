@@ -30,6 +30,7 @@ type normLoops struct {
 	sumSqDev  func(n int, x *float32, mean float32) float32              // Σ (x-mean)²
 	sumDevDot func(n int, x, dy *float32, mean float32, out *[2]float32) // Σ dy, Σ (x-mean)·dy
 	affine    func(n int, a, b float32, x, y *float32)                   // y = a·x + b
+	scale     func(n int, a float32, x, y *float32)                      // y = a·x
 	bnBack    func(n int, a, b, d float32, x, dy, dx *float32)           // dx = a·dy - (b·x + d)
 	clip      func(n int, lo, hi float32, x, y *float32)                 // y = min(max(x, lo), hi), NaN kept
 	clipBack  func(n int, lo, hi float32, y, dy, dx *float32)            // dx = dy where lo < y < hi

@@ -237,6 +237,22 @@ func binary[T Float](op binop, aShape []int, a []T, bShape []int, b []T, y []T) 
 }
 
 // binaryRun sets y[i] = a[i*sa] op b[i*sb] for sa, sb in {0, 1}.
+// scaleT sets y[i] = a·x[i] (a channel's squeeze-excitation scale over its plane), in
+// the vector loop of the kernel in use for float32 (the same products).
+func scaleT[T Float](a T, x, y []T) {
+	x = x[:len(y)]
+	l := normLoopsFor[T]()
+	h := 0
+	if l != nil && l.scale != nil {
+		if h = l.vecHead(len(y)); h > 0 {
+			l.scale(h, float32(a), &as32(x)[0], &as32(y)[0])
+		}
+	}
+	for i := h; i < len(y); i++ {
+		y[i] = a * x[i]
+	}
+}
+
 func binaryRun[T Float](op binop, y, a, b []T, sa, sb int) {
 	n := len(y)
 	switch {
@@ -272,9 +288,7 @@ func binaryRun[T Float](op binop, y, a, b []T, sa, sb int) {
 				y[i] = a[i] - bv
 			}
 		case opMul:
-			for i := range y {
-				y[i] = a[i] * bv
-			}
+			scaleT(bv, a, y)
 		case opDiv:
 			for i := range y {
 				y[i] = a[i] / bv
@@ -292,9 +306,7 @@ func binaryRun[T Float](op binop, y, a, b []T, sa, sb int) {
 				y[i] = av - b[i]
 			}
 		case opMul:
-			for i := range y {
-				y[i] = av * b[i]
-			}
+			scaleT(av, b, y)
 		case opDiv:
 			for i := range y {
 				y[i] = av / b[i]

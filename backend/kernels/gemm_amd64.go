@@ -16,7 +16,7 @@ var (
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512,
-		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, bnBack: bnBackAVX512,
+		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, scale: scaleAVX512, bnBack: bnBackAVX512,
 			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
@@ -26,7 +26,7 @@ var (
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
 		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2,
-		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, bnBack: bnBackAVX2,
+		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, scale: scaleAVX2, bnBack: bnBackAVX2,
 			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
 	}
 )
@@ -466,7 +466,7 @@ func sigmoidAVX512(n int, x, y *float32)
 func sigmoidAVX2(n int, x, y *float32)
 
 // The normalisation loops (normLoops) in AVX-512 and AVX2 (gemm_gen_amd64.s, made by
-// internal/asmgen): n a multiple of 64 and 32.
+// internal/asmgen): n a multiple of 16 and 8.
 
 //go:noescape
 func sumAVX512(n int, x *float32) float32
@@ -484,6 +484,9 @@ func affineAVX512(n int, a, b float32, x, y *float32)
 func bnBackAVX512(n int, a, b, d float32, x, dy, dx *float32)
 
 //go:noescape
+func scaleAVX512(n int, a float32, x, y *float32)
+
+//go:noescape
 func sumAVX2(n int, x *float32) float32
 
 //go:noescape
@@ -497,6 +500,9 @@ func affineAVX2(n int, a, b float32, x, y *float32)
 
 //go:noescape
 func bnBackAVX2(n int, a, b, d float32, x, dy, dx *float32)
+
+//go:noescape
+func scaleAVX2(n int, a float32, x, y *float32)
 
 // siluAVX512, siluBackAVX512, siluAVX2 and siluBackAVX2 are gemmKernel.silu and siluBack
 // (gemm_gen_amd64.s).

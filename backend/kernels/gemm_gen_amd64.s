@@ -9346,6 +9346,41 @@ affineavx5121_done:
 	VZEROUPPER
 	RET
 
+// func scaleAVX512(n int, a float32, x, y *float32)
+TEXT ·scaleAVX512(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS a+8(FP), Z8
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+scaleavx5124:
+	CMPQ CX, $64
+	JLT  scaleavx5124_done
+	VMULPS (SI), Z8, Z0
+	VMULPS 64(SI), Z8, Z1
+	VMULPS 128(SI), Z8, Z2
+	VMULPS 192(SI), Z8, Z3
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  scaleavx5124
+scaleavx5124_done:
+scaleavx5121:
+	CMPQ CX, $16
+	JLT  scaleavx5121_done
+	VMULPS (SI), Z8, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  scaleavx5121
+scaleavx5121_done:
+	VZEROUPPER
+	RET
+
 // func clipAVX512(n int, lo, hi float32, x, y *float32)
 TEXT ·clipAVX512(SB), NOSPLIT, $0-32
 	MOVQ n+0(FP), CX
@@ -9802,6 +9837,41 @@ affineavx21:
 	SUBQ $8, CX
 	JMP  affineavx21
 affineavx21_done:
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(n int, a float32, x, y *float32)
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	VBROADCASTSS a+8(FP), Y8
+	MOVQ x+16(FP), SI
+	MOVQ y+24(FP), DI
+scaleavx24:
+	CMPQ CX, $32
+	JLT  scaleavx24_done
+	VMULPS (SI), Y8, Y0
+	VMULPS 32(SI), Y8, Y1
+	VMULPS 64(SI), Y8, Y2
+	VMULPS 96(SI), Y8, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  scaleavx24
+scaleavx24_done:
+scaleavx21:
+	CMPQ CX, $8
+	JLT  scaleavx21_done
+	VMULPS (SI), Y8, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  scaleavx21
+scaleavx21_done:
 	VZEROUPPER
 	RET
 

@@ -704,15 +704,24 @@ func AvgPool2DBackward[T Float](p Pool2DParams, dy, dx []T) {
 
 // GlobalAvgPoolForward computes y [N*C] as the mean of each of the N*C
 // planes of x, each plane holding hw = H*W (or any spatial product) values; the
-// planes are split across the cores, each summed alone.
+// planes are split across the cores, each summed alone: in float32 vector lanes where
+// the kernel in use has the normalisation's loops (as a BatchNormalization's mean is),
+// the values past the last whole vector added in float64.
 func GlobalAvgPoolForward[T Float](n, c, hw int, x, y []T) {
 	const name = "GlobalAvgPoolForward"
 	need(name, "x", x, n*c*hw)
 	need(name, "y", y, n*c)
 	planes := n * c
+	l := normLoopsFor[T]()
+	h := l.vecHead(hw)
 	parallelFor(planes, workers(planes, hw), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			y[i] = T(sum(x[i*hw:(i+1)*hw]) / float64(hw))
+			o := i * hw
+			var s float64
+			if h > 0 {
+				s = float64(l.sum(h, &as32(x)[o]))
+			}
+			y[i] = T((s + sum(x[o+h:o+hw])) / float64(hw))
 		}
 	})
 }

@@ -434,3 +434,67 @@ func TestMaxPoolBackwardWindowSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestGlobalAvgPoolAndScaleFloat32 checks the float32 paths that run the normalisation's
+// vector loops, on every GEMM implementation (each kernel's own loops): the global
+// average pooling's planes (49 to 3139 values: whole vectors, one vector, and the values
+// past them) against the float64 mean, within float32's rounding of a sum of that many
+// values; and a plane scaled by a channel's factor (a squeeze-excitation block's Mul)
+// bit for bit against Go's product, zeros of both signs, infinities and NaN included,
+// with each kernel's scale loop called directly too.
+func TestGlobalAvgPoolAndScaleFloat32(t *testing.T) {
+	rng := newRNG(11)
+	forEachImplementation(t, func(t *testing.T) {
+		for _, hw := range []int{49, 196, 784, 3139} {
+			const n, c = 2, 3
+			x := make([]float32, n*c*hw)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() + 0.5)
+			}
+			y := make([]float32, n*c)
+			GlobalAvgPoolForward(n, c, hw, x, y)
+			for i := range y {
+				var s, a float64
+				for _, v := range x[i*hw : (i+1)*hw] {
+					s += float64(v)
+					a += math.Abs(float64(v))
+				}
+				if d := math.Abs(float64(y[i]) - s/float64(hw)); d > 4*float64(hw)*0x1p-24*a/float64(hw) {
+					t.Errorf("hw %d: mean of plane %d = %v, want %v", hw, i, y[i], s/float64(hw))
+				}
+			}
+		}
+		for _, m := range []int{1, 15, 16, 17, 63, 64, 65, 200} {
+			x, got := make([]float32, m), make([]float32, m)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.NaN()), 1e-40}
+			copy(x, specials)
+			for _, a := range []float32{0.37, -2, float32(math.Copysign(0, -1))} {
+				scaleT(a, x, got)
+				for i, v := range x {
+					if w := a * v; math.Float32bits(got[i]) != math.Float32bits(w) && !(w != w && got[i] != got[i]) {
+						t.Fatalf("%d values: %v·%v = %v, want %v", m, a, v, got[i], w)
+					}
+				}
+			}
+		}
+	})
+	for _, k := range allKernels() {
+		if k.norm == nil || k.norm.scale == nil {
+			continue
+		}
+		x := make([]float32, 4*k.norm.block+k.norm.block)
+		for i := range x {
+			x[i] = float32(i) - 7.5
+		}
+		y := make([]float32, len(x))
+		k.norm.scale(len(x), -1.25, &x[0], &y[0])
+		for i, v := range x {
+			if y[i] != -1.25*v {
+				t.Fatalf("%s: scale gives %v at %d, want %v", k.name, y[i], i, -1.25*v)
+			}
+		}
+	}
+}

@@ -1859,6 +1859,7 @@ func expShift(w *asm) {
 //	sumDevDot{S}(n, x, dy, mean, out): out[0] = Σ dy[i], out[1] = Σ (x[i]-mean)·dy[i]
 //	affine{S}(n, a, b, x, y): y[i] = a·x[i] + b (y may be x)
 //	bnBack{S}(n, a, b, d, x, dy, dx): dx[i] = a·dy[i] - (b·x[i] + d) (dx may be dy)
+//	scale{S}(n, a, x, y): y[i] = a·x[i] (y may be x)
 //	clip{S}(n, lo, hi, x, y): y[i] = min(max(x[i], lo), hi), NaN kept (y may be x)
 //	clipBack{S}(n, lo, hi, y, dy, dx): dx[i] = dy[i] where lo < y[i] < hi, else 0
 //	relu{S}(n, x, y): y[i] = max(x[i], 0), NaN kept, -0 to +0 (y may be x)
@@ -1993,6 +1994,24 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
 			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i))
+		}
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func scale%s(n int, a float32, x, y *float32)", suffix)
+	w.p("TEXT ·scale%s(SB), NOSPLIT, $0-32", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ y+24(FP), DI")
+	loop("scale"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVMULPS %s, %s, %s", at(i, "SI"), r(8), r(i))
 		}
 		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
