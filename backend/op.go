@@ -45,10 +45,11 @@ type backwardReader interface {
 }
 
 // roundedReader is implemented by kernels whose gradients may read some of the forward
-// values they read (backwardReads) rounded to bfloat16: a matrix product's other
-// factor or a convolution's input, which the bfloat16 products round anyway (a
-// depthwise convolution's weight gradient, not a product, reads them rounded), and an
-// output read only where it is positive (a Relu's). readsRounded(i) names those of
+// values they read (backwardReads) rounded to bfloat16 and give the same bits under
+// the bfloat16 products: a matrix product's other factor or a convolution's input
+// (not a depthwise one's: its weight gradient is float32 dot products), which those
+// products round as they pack them, and an output read only where it is positive (a
+// Relu's). readsRounded(i) names those of
 // gradient i. Options.SavedBF16 keeps a value that every gradient reading it reads
 // rounded in bfloat16 between the passes (compactSaved).
 type roundedReader interface {

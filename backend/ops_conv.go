@@ -147,11 +147,12 @@ func (k *conv[T]) backwardReads(i int) reads {
 	return r
 }
 
-// readsRounded: the weight gradient's input (a product's factor), and a fused Relu's
+// readsRounded: the weight gradient's input (a product's factor; not a depthwise
+// convolution's, whose weight gradient is float32 dot products), and a fused Relu's
 // output (its mask).
 func (k *conv[T]) readsRounded(i int) reads {
 	r := reads{out: k.act.Kind == kernels.ReluActivation}
-	if i == 1 {
+	if i == 1 && !k.p.Depthwise() {
 		r.in = []int{0}
 	}
 	return r

@@ -284,7 +284,9 @@ func TestToFromBF16(t *testing.T) {
 	}
 	rng := newRNG(9)
 	variants := append([]bf16StoreVariant{{"go", toBF16Go, fromBF16Go}}, bf16StoreVariants()...)
-	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 100, 1000, 4099} {
+	// 1<<17+3: split across goroutines, a chunk starting on an odd value (two chunks
+	// writing the halves of one slot).
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 100, 1000, 4099, 1<<17 + 3} {
 		src := make([]float32, n)
 		for i := range src {
 			if i < len(special) && rng.IntN(2) == 0 {

@@ -236,7 +236,6 @@ func binary[T Float](op binop, aShape []int, a []T, bShape []int, b []T, y []T) 
 	})
 }
 
-// binaryRun sets y[i] = a[i*sa] op b[i*sb] for sa, sb in {0, 1}.
 // scaleT sets y[i] = a·x[i] (a channel's squeeze-excitation scale over its plane), in
 // the vector loop of the kernel in use for float32 (the same products).
 func scaleT[T Float](a T, x, y []T) {
@@ -253,6 +252,7 @@ func scaleT[T Float](a T, x, y []T) {
 	}
 }
 
+// binaryRun sets y[i] = a[i*sa] op b[i*sb] for sa, sb in {0, 1}.
 func binaryRun[T Float](op binop, y, a, b []T, sa, sb int) {
 	n := len(y)
 	switch {

@@ -581,7 +581,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 // the products store it (kern.siluStore) the padded-grid, gathered and pointwise
 // paths; not Winograd's nor the other grouped convolutions.
 func (p Conv2DParams) siluStored(kern *gemmKernel) bool {
-	if p.depthwise() {
+	if p.Depthwise() {
 		return true
 	}
 	if kern == nil || !kern.siluStore || p.Group > 1 || p.winogradOn(kern) {

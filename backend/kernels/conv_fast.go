@@ -56,9 +56,12 @@ func (p Conv2DParams) forwardFastOn(kern *gemmKernel) bool {
 }
 
 // padded reports whether p's products can read a padded image (with a stride above
-// 1, its phases: paddedGrid).
+// 1, its phases: paddedGrid, where the kernel spans the stride, so that every phase
+// copied is read; a 1×1 stride-2 projection reads a quarter of the image and keeps the
+// gathers).
 func (p Conv2DParams) padded() bool {
-	return p.OutW >= paddedMinWidth
+	spans := (p.KH-1)*p.DilH+1 >= p.StrideH && (p.KW-1)*p.DilW+1 >= p.StrideW
+	return p.OutW >= paddedMinWidth && spans
 }
 
 // paddedGrid is the layout of an image's padded copy that the padded path's products

@@ -15,8 +15,8 @@ func (p Conv2DParams) groupParams() Conv2DParams {
 	return q
 }
 
-// depthwise reports whether p has one input channel per group.
-func (p Conv2DParams) depthwise() bool { return p.Group > 1 && p.C == p.Group }
+// Depthwise reports whether p has one input channel per group.
+func (p Conv2DParams) Depthwise() bool { return p.Group > 1 && p.C == p.Group }
 
 // groupSlices calls fn for each image n and group g with the group's
 // input, weight and output offsets.
@@ -30,7 +30,7 @@ func (p Conv2DParams) forGroups(fn func(n, g, xo, wo, yo, bo int)) {
 }
 
 func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
-	if p.depthwise() {
+	if p.Depthwise() {
 		depthwiseForward(p, x, w, bias, y, act)
 		return
 	}
@@ -46,7 +46,7 @@ func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activa
 }
 
 func conv2DGroupedBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
-	if p.depthwise() {
+	if p.Depthwise() {
 		depthwiseBackwardData(p, w, dy, dx)
 		return
 	}
@@ -57,7 +57,7 @@ func conv2DGroupedBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 }
 
 func conv2DGroupedBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
-	if p.depthwise() {
+	if p.Depthwise() {
 		depthwiseBackwardWeight(p, x, dy, dw)
 		return
 	}

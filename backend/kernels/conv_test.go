@@ -291,6 +291,22 @@ func TestConv2DBanded(t *testing.T) {
 // the kernel, which the flipped convolution cannot take), and 1×1
 // kernels.
 func TestConv2DPaths(t *testing.T) {
+	// The strided geometries below that the padded grid's phases must take (a kernel
+	// spanning the stride, outputs at least paddedMinWidth wide); a 1×1 stride-2 one
+	// that must not.
+	for i, g := range []Conv2DParams{
+		{N: 2, C: 3, H: 32, W: 30, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 3, H: 40, W: 37, M: 10, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadTop: 3, PadLeft: 3, PadBottom: 3, PadRight: 3},
+		{N: 1, C: 2, H: 41, W: 40, M: 6, KH: 3, KW: 3, StrideH: 3, StrideW: 3},
+		{N: 2, C: 3, H: 30, W: 28, M: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	} {
+		if p := g.WithOutSize().norm(); !p.padded() {
+			t.Errorf("strided geometry %d (out %dx%d) does not take the padded grid", i, p.OutH, p.OutW)
+		}
+	}
+	if p := (Conv2DParams{N: 1, C: 8, H: 56, W: 56, M: 16, KH: 1, KW: 1, StrideH: 2, StrideW: 2}).WithOutSize().norm(); p.padded() {
+		t.Error("a 1×1 stride-2 convolution takes the padded grid's phases, three of four unread")
+	}
 	geoms := append([]Conv2DParams{}, convGeometries...)
 	geoms = append(geoms,
 		Conv2DParams{N: 7, C: 5, H: 13, W: 11, M: 9, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
@@ -309,6 +325,8 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 4, H: 29, W: 31, M: 6, KH: 3, KW: 3, StrideH: 2, StrideW: 2, DilH: 2, PadTop: 2, PadBottom: 1, PadRight: 3},
 		Conv2DParams{N: 3, C: 5, H: 37, W: 33, M: 7, KH: 4, KW: 3, StrideH: 3, StrideW: 2, PadTop: 1, PadLeft: 2, PadRight: 1},
 		Conv2DParams{N: 6, C: 8, H: 26, W: 26, M: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 2, C: 3, H: 30, W: 28, M: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 1, C: 2, H: 41, W: 40, M: 6, KH: 3, KW: 3, StrideH: 3, StrideW: 3},
 		// Pointwise (conv_pointwise.go): one image, a depth over two k blocks, rows past
 		// a whole panel; images in parallel with A packed once.
 		Conv2DParams{N: 1, C: 600, H: 9, W: 7, M: 13, KH: 1, KW: 1},
