@@ -17,7 +17,8 @@ var (
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512,
 		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, scale: scaleAVX512, bnBack: bnBackAVX512,
-			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512},
+			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512,
+			lnApply: lnApplyAVX512, lnSums: lnSumsAVX512, lnBack: lnBackAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
@@ -27,7 +28,8 @@ var (
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
 		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2,
 		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, scale: scaleAVX2, bnBack: bnBackAVX2,
-			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2},
+			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2,
+			lnApply: lnApplyAVX2, lnSums: lnSumsAVX2, lnBack: lnBackAVX2},
 	}
 )
 
@@ -503,6 +505,27 @@ func bnBackAVX2(n int, a, b, d float32, x, dy, dx *float32)
 
 //go:noescape
 func scaleAVX2(n int, a float32, x, y *float32)
+
+// The layer normalisation's loops (normLoops.lnApply, lnSums, lnBack), n a multiple of
+// 16 and 8.
+
+//go:noescape
+func lnApplyAVX512(n int, a, b float32, x, scale, bias, y *float32)
+
+//go:noescape
+func lnSumsAVX512(n int, x, dy, scale *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func lnBackAVX512(n int, a, b, d float32, x, dy, scale, dx *float32)
+
+//go:noescape
+func lnApplyAVX2(n int, a, b float32, x, scale, bias, y *float32)
+
+//go:noescape
+func lnSumsAVX2(n int, x, dy, scale *float32, mean float32, out *[2]float32)
+
+//go:noescape
+func lnBackAVX2(n int, a, b, d float32, x, dy, scale, dx *float32)
 
 // siluAVX512, siluBackAVX512, siluAVX2 and siluBackAVX2 are gemmKernel.silu and siluBack
 // (gemm_gen_amd64.s).

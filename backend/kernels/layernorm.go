@@ -9,7 +9,10 @@ import "math"
 //	y = (x - mean) · invStd · scale + bias,   invStd = 1 / √(var + eps).
 
 // LayerNormForward computes y and saves each row's mean and invStd (rows values each)
-// for the backward pass. bias may be nil.
+// for the backward pass. bias may be nil. In float32 on a kernel with the
+// normalisation's vector loops the rows' sums run in float32 lanes (as a
+// BatchNormalization's) and the affine map in float32 multiply-adds; the values past the
+// last whole vector, and float64, in float64.
 func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, mean, invStd []T) {
 	const name = "LayerNormForward"
 	need(name, "x", x, rows*cols)
@@ -20,23 +23,39 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 	if bias != nil {
 		need(name, "bias", bias, cols)
 	}
+	l := normLoopsFor[T]()
+	h := l.vecHead(cols)
+	vbias := as32(bias)
+	if h > 0 && bias == nil {
+		vbias = getBuf[float32](cols)
+		defer putBuf(vbias)
+		clear(vbias)
+	}
 	parallelFor(rows, workers(rows, 4*cols), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
-			var s float64
-			for _, v := range xs {
+			var s, q float64
+			if h > 0 {
+				s = float64(l.sum(h, &as32(xs)[0]))
+			}
+			for _, v := range xs[h:] {
 				s += float64(v)
 			}
 			m := s / float64(cols)
-			var q float64
-			for _, v := range xs {
+			if h > 0 {
+				q = float64(l.sumSqDev(h, &as32(xs)[0], float32(m)))
+			}
+			for _, v := range xs[h:] {
 				d := float64(v) - m
 				q += d * d
 			}
 			inv := 1 / math.Sqrt(q/float64(cols)+eps)
 			mean[r], invStd[r] = T(m), T(inv)
-			for j, v := range xs {
-				z := (float64(v) - m) * inv * float64(scale[j])
+			if h > 0 {
+				l.lnApply(h, float32(inv), float32(-m*inv), &as32(xs)[0], &as32(scale)[0], &vbias[0], &as32(ys)[0])
+			}
+			for j := h; j < cols; j++ {
+				z := (float64(xs[j]) - m) * inv * float64(scale[j])
 				if bias != nil {
 					z += float64(bias[j])
 				}
@@ -54,21 +73,34 @@ func LayerNormBackwardData[T Float](rows, cols int, x, scale, mean, invStd, dy, 
 	need(name, "x", x, rows*cols)
 	need(name, "dy", dy, rows*cols)
 	need(name, "dx", dx, rows*cols)
+	l := normLoopsFor[T]()
+	h := l.vecHead(cols)
 	parallelFor(rows, workers(rows, 6*cols), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, gs, ds := x[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
 			m, inv := float64(mean[r]), float64(invStd[r])
-			var sg, sgx float64
-			for j, v := range xs {
+			// sg = Σ g, sgd = Σ g·(x - mean), g = dy·scale.
+			var sg, sgd float64
+			if h > 0 {
+				var out [2]float32
+				l.lnSums(h, &as32(xs)[0], &as32(gs)[0], &as32(scale)[0], float32(m), &out)
+				sg, sgd = float64(out[0]), float64(out[1])
+			}
+			for j := h; j < cols; j++ {
 				g := float64(gs[j]) * float64(scale[j])
 				sg += g
-				sgx += g * (float64(v) - m) * inv
+				sgd += g * (float64(xs[j]) - m)
 			}
 			sg /= float64(cols)
-			sgx /= float64(cols)
-			for j, v := range xs {
+			sgx := sgd * inv / float64(cols)
+			if h > 0 {
+				// dx = inv·g - inv·sg - inv²·sgx·(x - mean)
+				b := inv * inv * sgx
+				l.lnBack(h, float32(inv), float32(b), float32(inv*sg-b*m), &as32(xs)[0], &as32(gs)[0], &as32(scale)[0], &as32(ds)[0])
+			}
+			for j := h; j < cols; j++ {
 				g := float64(gs[j]) * float64(scale[j])
-				xhat := (float64(v) - m) * inv
+				xhat := (float64(xs[j]) - m) * inv
 				ds[j] = T(inv * (g - sg - xhat*sgx))
 			}
 		}

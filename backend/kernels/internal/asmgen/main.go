@@ -1864,6 +1864,10 @@ func expShift(w *asm) {
 //	clipBack{S}(n, lo, hi, y, dy, dx): dx[i] = dy[i] where lo < y[i] < hi, else 0
 //	relu{S}(n, x, y): y[i] = max(x[i], 0), NaN kept, -0 to +0 (y may be x)
 //	reluBack{S}(n, y, dy, dx): dx[i] = dy[i] where y[i] > 0, else 0 (dx may be dy)
+//	lnApply{S}(n, a, b, x, scale, bias, y): y[i] = (a·x[i] + b)·scale[i] + bias[i]
+//	lnSums{S}(n, x, dy, scale, mean, out): out[0] = Σ g[i], out[1] = Σ (x[i]-mean)·g[i],
+//	  g[i] = dy[i]·scale[i]
+//	lnBack{S}(n, a, b, d, x, dy, scale, dx): dx[i] = a·dy[i]·scale[i] - (b·x[i] + d)
 func normOps(w *asm, suffix, reg string, lanes int) {
 	vb := 4 * lanes
 	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
@@ -2144,6 +2148,88 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
 		}
 	}, "SI", "DI", "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	// Layer normalisation: the same with a per-column scale (and bias).
+	w.p("// func lnApply%s(n int, a, b float32, x, scale, bias, y *float32)", suffix)
+	w.p("TEXT ·lnApply%s(SB), NOSPLIT, $0-48", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\tMOVQ x+16(FP), SI")
+	w.p("\tMOVQ scale+24(FP), R8")
+	w.p("\tMOVQ bias+32(FP), R9")
+	w.p("\tMOVQ y+40(FP), DI")
+	loop("lnapply"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i)) // a·x + b
+			w.p("\tVMOVUPS %s, %s", at(i, "R8"), r(4+i))
+			w.p("\tVFMADD213PS %s, %s, %s", at(i, "R9"), r(4+i), r(i)) // ·scale + bias
+		}
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", r(i), at(i, "DI"))
+		}
+	}, "SI", "R8", "R9", "DI")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func lnSums%s(n int, x, dy, scale *float32, mean float32, out *[2]float32)", suffix)
+	w.p("TEXT ·lnSums%s(SB), NOSPLIT, $0-48", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ x+8(FP), SI")
+	w.p("\tMOVQ dy+16(FP), DI")
+	w.p("\tMOVQ scale+24(FP), R8")
+	w.p("\t%s mean+32(FP), %s", bcast, r(15))
+	zero(0, 4)
+	zero(10, 14)
+	loop("lnsums"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
+		}
+		for i := 0; i < nv; i++ {
+			t := r(8 + i%2)
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
+			w.p("\tVMULPS %s, %s, %s", at(i, "R8"), t, t) // g = dy·scale
+			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
+			w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
+		}
+	}, "SI", "DI", "R8")
+	w.p("\tMOVQ out+40(FP), DX")
+	hsum(0)
+	w.p("\tVMOVSS X0, (DX)")
+	hsum(10)
+	w.p("\tVMOVSS X10, 4(DX)")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+
+	w.p("// func lnBack%s(n int, a, b, d float32, x, dy, scale, dx *float32)", suffix)
+	w.p("TEXT ·lnBack%s(SB), NOSPLIT, $0-56", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\t%s a+8(FP), %s", bcast, r(8))
+	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\t%s d+16(FP), %s", bcast, r(10))
+	w.p("\tMOVQ x+24(FP), SI")
+	w.p("\tMOVQ dy+32(FP), DI")
+	w.p("\tMOVQ scale+40(FP), R8")
+	w.p("\tMOVQ dx+48(FP), DX")
+	loop("lnback"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i)) // b·x + d
+			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
+			w.p("\tVMULPS %s, %s, %s", at(i, "R8"), r(4+i), r(4+i)) // dy·scale
+			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))     // a·(dy·scale) - (b·x + d)
+		}
+		for i := 0; i < nv; i++ {
+			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		}
+	}, "SI", "DI", "R8", "DX")
 	w.p("\tVZEROUPPER")
 	w.p("\tRET")
 	w.p("")
