@@ -37,9 +37,9 @@ type normLoops struct {
 	relu      func(n int, x, y *float32)                                 // y = max(x, 0), NaN kept, +0 for -0
 	reluBack  func(n int, y, dy, dx *float32)                            // dx = dy where y > 0
 	// The layer normalisation's (layernorm.go), with per-column scale and bias.
-	lnApply func(n int, a, b float32, x, scale, bias, y *float32)             // y = (a·x + b)·scale + bias
+	lnApply func(n int, mean, inv float32, x, scale, bias, y *float32)        // y = (x-mean)·inv·scale + bias
 	lnSums  func(n int, x, dy, scale *float32, mean float32, out *[2]float32) // Σ dy·scale, Σ (x-mean)·dy·scale
-	lnBack  func(n int, a, b, d float32, x, dy, scale, dx *float32)           // dx = a·dy·scale - (b·x + d)
+	lnBack  func(n int, a, b, d, mean float32, x, dy, scale, dx *float32)     // dx = a·dy·scale - (b·(x-mean) + d)
 }
 
 // normLoopsFor returns the vector loops of the kernel in use for T, or nil (float64,

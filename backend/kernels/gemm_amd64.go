@@ -510,22 +510,22 @@ func scaleAVX2(n int, a float32, x, y *float32)
 // 16 and 8.
 
 //go:noescape
-func lnApplyAVX512(n int, a, b float32, x, scale, bias, y *float32)
+func lnApplyAVX512(n int, mean, inv float32, x, scale, bias, y *float32)
 
 //go:noescape
 func lnSumsAVX512(n int, x, dy, scale *float32, mean float32, out *[2]float32)
 
 //go:noescape
-func lnBackAVX512(n int, a, b, d float32, x, dy, scale, dx *float32)
+func lnBackAVX512(n int, a, b, d, mean float32, x, dy, scale, dx *float32)
 
 //go:noescape
-func lnApplyAVX2(n int, a, b float32, x, scale, bias, y *float32)
+func lnApplyAVX2(n int, mean, inv float32, x, scale, bias, y *float32)
 
 //go:noescape
 func lnSumsAVX2(n int, x, dy, scale *float32, mean float32, out *[2]float32)
 
 //go:noescape
-func lnBackAVX2(n int, a, b, d float32, x, dy, scale, dx *float32)
+func lnBackAVX2(n int, a, b, d, mean float32, x, dy, scale, dx *float32)
 
 // siluAVX512, siluBackAVX512, siluAVX2 and siluBackAVX2 are gemmKernel.silu and siluBack
 // (gemm_gen_amd64.s).

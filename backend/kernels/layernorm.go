@@ -10,9 +10,9 @@ import "math"
 
 // LayerNormForward computes y and saves each row's mean and invStd (rows values each)
 // for the backward pass. bias may be nil. In float32 on a kernel with the
-// normalisation's vector loops the rows' sums run in float32 lanes (as a
-// BatchNormalization's) and the affine map in float32 multiply-adds; the values past the
-// last whole vector, and float64, in float64.
+// normalisation's vector loops the rows' sums run in float32 lanes (the mean corrected by
+// a second sum of the deviations from it) and the affine map in float32; the values past
+// the last whole vector, and float64, in float64.
 func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, mean, invStd []T) {
 	const name = "LayerNormForward"
 	need(name, "x", x, rows*cols)
@@ -31,6 +31,14 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 		defer putBuf(vbias)
 		clear(vbias)
 	}
+	var ones []float32
+	if h > 0 {
+		ones = getBuf[float32](h)
+		defer putBuf(ones)
+		for i := range ones {
+			ones[i] = 1
+		}
+	}
 	parallelFor(rows, workers(rows, 4*cols), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, ys := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
@@ -43,6 +51,15 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 			}
 			m := s / float64(cols)
 			if h > 0 {
+				// The float32 lanes' mean, corrected by the deviations from it (small,
+				// so summed accurately): a row whose mean is far from its spread.
+				var out [2]float32
+				l.lnSums(h, &as32(xs)[0], &ones[0], &ones[0], float32(m), &out)
+				d := float64(out[1])
+				for _, v := range xs[h:] {
+					d += float64(v) - float64(float32(m))
+				}
+				m = float64(float32(m)) + d/float64(cols)
 				q = float64(l.sumSqDev(h, &as32(xs)[0], float32(m)))
 			}
 			for _, v := range xs[h:] {
@@ -52,7 +69,7 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 			inv := 1 / math.Sqrt(q/float64(cols)+eps)
 			mean[r], invStd[r] = T(m), T(inv)
 			if h > 0 {
-				l.lnApply(h, float32(inv), float32(-m*inv), &as32(xs)[0], &as32(scale)[0], &vbias[0], &as32(ys)[0])
+				l.lnApply(h, float32(m), float32(inv), &as32(xs)[0], &as32(scale)[0], &vbias[0], &as32(ys)[0])
 			}
 			for j := h; j < cols; j++ {
 				z := (float64(xs[j]) - m) * inv * float64(scale[j])
@@ -71,6 +88,9 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 func LayerNormBackwardData[T Float](rows, cols int, x, scale, mean, invStd, dy, dx []T) {
 	const name = "LayerNormBackwardData"
 	need(name, "x", x, rows*cols)
+	need(name, "scale", scale, cols)
+	need(name, "mean", mean, rows)
+	need(name, "invStd", invStd, rows)
 	need(name, "dy", dy, rows*cols)
 	need(name, "dx", dx, rows*cols)
 	l := normLoopsFor[T]()
@@ -94,9 +114,8 @@ func LayerNormBackwardData[T Float](rows, cols int, x, scale, mean, invStd, dy, 
 			sg /= float64(cols)
 			sgx := sgd * inv / float64(cols)
 			if h > 0 {
-				// dx = inv·g - inv·sg - inv²·sgx·(x - mean)
-				b := inv * inv * sgx
-				l.lnBack(h, float32(inv), float32(b), float32(inv*sg-b*m), &as32(xs)[0], &as32(gs)[0], &as32(scale)[0], &as32(ds)[0])
+				// dx = inv·g - (inv²·sgx·(x - mean) + inv·sg)
+				l.lnBack(h, float32(inv), float32(inv*inv*sgx), float32(inv*sg), float32(m), &as32(xs)[0], &as32(gs)[0], &as32(scale)[0], &as32(ds)[0])
 			}
 			for j := h; j < cols; j++ {
 				g := float64(gs[j]) * float64(scale[j])

@@ -1864,10 +1864,10 @@ func expShift(w *asm) {
 //	clipBack{S}(n, lo, hi, y, dy, dx): dx[i] = dy[i] where lo < y[i] < hi, else 0
 //	relu{S}(n, x, y): y[i] = max(x[i], 0), NaN kept, -0 to +0 (y may be x)
 //	reluBack{S}(n, y, dy, dx): dx[i] = dy[i] where y[i] > 0, else 0 (dx may be dy)
-//	lnApply{S}(n, a, b, x, scale, bias, y): y[i] = (a·x[i] + b)·scale[i] + bias[i]
+//	lnApply{S}(n, mean, inv, x, scale, bias, y): y[i] = (x[i]-mean)·inv·scale[i] + bias[i]
 //	lnSums{S}(n, x, dy, scale, mean, out): out[0] = Σ g[i], out[1] = Σ (x[i]-mean)·g[i],
 //	  g[i] = dy[i]·scale[i]
-//	lnBack{S}(n, a, b, d, x, dy, scale, dx): dx[i] = a·dy[i]·scale[i] - (b·x[i] + d)
+//	lnBack{S}(n, a, b, d, mean, x, dy, scale, dx): dx[i] = a·dy[i]·scale[i] - (b·(x[i]-mean) + d)
 func normOps(w *asm, suffix, reg string, lanes int) {
 	vb := 4 * lanes
 	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
@@ -2153,11 +2153,13 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("")
 
 	// Layer normalisation: the same with a per-column scale (and bias).
-	w.p("// func lnApply%s(n int, a, b float32, x, scale, bias, y *float32)", suffix)
+	// The deviation from the mean first: no cancellation where the mean is large
+	// against the spread.
+	w.p("// func lnApply%s(n int, mean, inv float32, x, scale, bias, y *float32)", suffix)
 	w.p("TEXT ·lnApply%s(SB), NOSPLIT, $0-48", suffix)
 	w.p("\tMOVQ n+0(FP), CX")
-	w.p("\t%s a+8(FP), %s", bcast, r(8))
-	w.p("\t%s b+12(FP), %s", bcast, r(9))
+	w.p("\t%s mean+8(FP), %s", bcast, r(9))
+	w.p("\t%s inv+12(FP), %s", bcast, r(8))
 	w.p("\tMOVQ x+16(FP), SI")
 	w.p("\tMOVQ scale+24(FP), R8")
 	w.p("\tMOVQ bias+32(FP), R9")
@@ -2165,7 +2167,8 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	loop("lnapply"+lower, func(nv int) {
 		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
-			w.p("\tVFMADD213PS %s, %s, %s", r(9), r(8), r(i)) // a·x + b
+			w.p("\tVSUBPS %s, %s, %s", r(9), r(i), r(i)) // x - mean
+			w.p("\tVMULPS %s, %s, %s", r(8), r(i), r(i)) // ·inv
 			w.p("\tVMOVUPS %s, %s", at(i, "R8"), r(4+i))
 			w.p("\tVFMADD213PS %s, %s, %s", at(i, "R9"), r(4+i), r(i)) // ·scale + bias
 		}
@@ -2208,12 +2211,13 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tRET")
 	w.p("")
 
-	w.p("// func lnBack%s(n int, a, b, d float32, x, dy, scale, dx *float32)", suffix)
+	w.p("// func lnBack%s(n int, a, b, d, mean float32, x, dy, scale, dx *float32)", suffix)
 	w.p("TEXT ·lnBack%s(SB), NOSPLIT, $0-56", suffix)
 	w.p("\tMOVQ n+0(FP), CX")
 	w.p("\t%s a+8(FP), %s", bcast, r(8))
 	w.p("\t%s b+12(FP), %s", bcast, r(9))
 	w.p("\t%s d+16(FP), %s", bcast, r(10))
+	w.p("\t%s mean+20(FP), %s", bcast, r(11))
 	w.p("\tMOVQ x+24(FP), SI")
 	w.p("\tMOVQ dy+32(FP), DI")
 	w.p("\tMOVQ scale+40(FP), R8")
@@ -2221,10 +2225,11 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	loop("lnback"+lower, func(nv int) {
 		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
-			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i)) // b·x + d
+			w.p("\tVSUBPS %s, %s, %s", r(11), r(i), r(i))      // x - mean
+			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i)) // b·(x - mean) + d
 			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
 			w.p("\tVMULPS %s, %s, %s", at(i, "R8"), r(4+i), r(4+i)) // dy·scale
-			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))     // a·(dy·scale) - (b·x + d)
+			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))     // a·(dy·scale) - (b·(x - mean) + d)
 		}
 		for i := 0; i < nv; i++ {
 			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
