@@ -40,6 +40,11 @@ type normLoops struct {
 	lnApply func(n int, mean, inv float32, x, scale, bias, y *float32)        // y = (x-mean)·inv·scale + bias
 	lnSums  func(n int, x, dy, scale *float32, mean float32, out *[2]float32) // Σ dy·scale, Σ (x-mean)·dy·scale
 	lnBack  func(n int, a, b, d, mean float32, x, dy, scale, dx *float32)     // dx = a·dy·scale - (b·(x-mean) + d)
+	// The scale's and the shift's gradients, a row at a time into float64 sums, the same
+	// bits as the Go loops; n a multiple of lnLanes.
+	lnDScale func(n int, mean, inv float64, x, dy *float32, acc *float64) // acc += dy·(x-mean)·inv
+	lnDBias  func(n int, dy *float32, acc *float64)                       // acc += dy
+	lnLanes  int
 }
 
 // normLoopsFor returns the vector loops of the kernel in use for T, or nil (float64,

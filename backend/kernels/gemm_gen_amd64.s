@@ -10568,6 +10568,172 @@ lnbackavx21_done:
 	VZEROUPPER
 	RET
 
+// func lnDScaleAVX512(n int, mean, inv float64, x, dy *float32, acc *float64)
+TEXT ·lnDScaleAVX512(SB), NOSPLIT, $0-48
+	MOVQ n+0(FP), CX
+	VBROADCASTSD mean+8(FP), Z14
+	VBROADCASTSD inv+16(FP), Z15
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), DI
+	MOVQ acc+40(FP), DX
+lndscaleavx5122:
+	CMPQ CX, $16
+	JLT  lndscaleavx5122_done
+	VCVTPS2PD 0(SI), Z0
+	VSUBPD Z14, Z0, Z0
+	VCVTPS2PD 0(DI), Z4
+	VMULPD Z0, Z4, Z4
+	VMULPD Z15, Z4, Z4
+	VADDPD 0(DX), Z4, Z4
+	VMOVUPD Z4, 0(DX)
+	VCVTPS2PD 32(SI), Z1
+	VSUBPD Z14, Z1, Z1
+	VCVTPS2PD 32(DI), Z5
+	VMULPD Z1, Z5, Z5
+	VMULPD Z15, Z5, Z5
+	VADDPD 64(DX), Z5, Z5
+	VMOVUPD Z5, 64(DX)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $128, DX
+	SUBQ $16, CX
+	JMP  lndscaleavx5122
+lndscaleavx5122_done:
+lndscaleavx5121:
+	CMPQ CX, $8
+	JLT  lndscaleavx5121_done
+	VCVTPS2PD 0(SI), Z0
+	VSUBPD Z14, Z0, Z0
+	VCVTPS2PD 0(DI), Z4
+	VMULPD Z0, Z4, Z4
+	VMULPD Z15, Z4, Z4
+	VADDPD 0(DX), Z4, Z4
+	VMOVUPD Z4, 0(DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $64, DX
+	SUBQ $8, CX
+	JMP  lndscaleavx5121
+lndscaleavx5121_done:
+	VZEROUPPER
+	RET
+
+// func lnDBiasAVX512(n int, dy *float32, acc *float64)
+TEXT ·lnDBiasAVX512(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ dy+8(FP), DI
+	MOVQ acc+16(FP), DX
+lndbiasavx5122:
+	CMPQ CX, $16
+	JLT  lndbiasavx5122_done
+	VCVTPS2PD 0(DI), Z0
+	VADDPD 0(DX), Z0, Z0
+	VMOVUPD Z0, 0(DX)
+	VCVTPS2PD 32(DI), Z1
+	VADDPD 64(DX), Z1, Z1
+	VMOVUPD Z1, 64(DX)
+	ADDQ $64, DI
+	ADDQ $128, DX
+	SUBQ $16, CX
+	JMP  lndbiasavx5122
+lndbiasavx5122_done:
+lndbiasavx5121:
+	CMPQ CX, $8
+	JLT  lndbiasavx5121_done
+	VCVTPS2PD 0(DI), Z0
+	VADDPD 0(DX), Z0, Z0
+	VMOVUPD Z0, 0(DX)
+	ADDQ $32, DI
+	ADDQ $64, DX
+	SUBQ $8, CX
+	JMP  lndbiasavx5121
+lndbiasavx5121_done:
+	VZEROUPPER
+	RET
+
+// func lnDScaleAVX2(n int, mean, inv float64, x, dy *float32, acc *float64)
+TEXT ·lnDScaleAVX2(SB), NOSPLIT, $0-48
+	MOVQ n+0(FP), CX
+	VBROADCASTSD mean+8(FP), Y14
+	VBROADCASTSD inv+16(FP), Y15
+	MOVQ x+24(FP), SI
+	MOVQ dy+32(FP), DI
+	MOVQ acc+40(FP), DX
+lndscaleavx22:
+	CMPQ CX, $8
+	JLT  lndscaleavx22_done
+	VCVTPS2PD 0(SI), Y0
+	VSUBPD Y14, Y0, Y0
+	VCVTPS2PD 0(DI), Y4
+	VMULPD Y0, Y4, Y4
+	VMULPD Y15, Y4, Y4
+	VADDPD 0(DX), Y4, Y4
+	VMOVUPD Y4, 0(DX)
+	VCVTPS2PD 16(SI), Y1
+	VSUBPD Y14, Y1, Y1
+	VCVTPS2PD 16(DI), Y5
+	VMULPD Y1, Y5, Y5
+	VMULPD Y15, Y5, Y5
+	VADDPD 32(DX), Y5, Y5
+	VMOVUPD Y5, 32(DX)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $64, DX
+	SUBQ $8, CX
+	JMP  lndscaleavx22
+lndscaleavx22_done:
+lndscaleavx21:
+	CMPQ CX, $4
+	JLT  lndscaleavx21_done
+	VCVTPS2PD 0(SI), Y0
+	VSUBPD Y14, Y0, Y0
+	VCVTPS2PD 0(DI), Y4
+	VMULPD Y0, Y4, Y4
+	VMULPD Y15, Y4, Y4
+	VADDPD 0(DX), Y4, Y4
+	VMOVUPD Y4, 0(DX)
+	ADDQ $16, SI
+	ADDQ $16, DI
+	ADDQ $32, DX
+	SUBQ $4, CX
+	JMP  lndscaleavx21
+lndscaleavx21_done:
+	VZEROUPPER
+	RET
+
+// func lnDBiasAVX2(n int, dy *float32, acc *float64)
+TEXT ·lnDBiasAVX2(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ dy+8(FP), DI
+	MOVQ acc+16(FP), DX
+lndbiasavx22:
+	CMPQ CX, $8
+	JLT  lndbiasavx22_done
+	VCVTPS2PD 0(DI), Y0
+	VADDPD 0(DX), Y0, Y0
+	VMOVUPD Y0, 0(DX)
+	VCVTPS2PD 16(DI), Y1
+	VADDPD 32(DX), Y1, Y1
+	VMOVUPD Y1, 32(DX)
+	ADDQ $32, DI
+	ADDQ $64, DX
+	SUBQ $8, CX
+	JMP  lndbiasavx22
+lndbiasavx22_done:
+lndbiasavx21:
+	CMPQ CX, $4
+	JLT  lndbiasavx21_done
+	VCVTPS2PD 0(DI), Y0
+	VADDPD 0(DX), Y0, Y0
+	VMOVUPD Y0, 0(DX)
+	ADDQ $16, DI
+	ADDQ $32, DX
+	SUBQ $4, CX
+	JMP  lndbiasavx21
+lndbiasavx21_done:
+	VZEROUPPER
+	RET
+
 // func dwTapsAVX512(n, taps int, w *float32, offs *int, x, y *float32, bias, lo, hi float32, rows, xs, ys int)
 TEXT ·dwTapsAVX512(SB), NOSPLIT, $0-88
 	MOVQ taps+8(FP), R9

@@ -134,15 +134,23 @@ func LayerNormBackwardScale[T Float](rows, cols int, x, mean, invStd, dy, dscale
 	need(name, "dscale", dscale, cols)
 	// Columns split across the cores, each summed over the rows in order: the bits of
 	// one pass.
+	l := normLoopsFor[T]()
 	parallelFor(cols, workers(cols, 3*rows), func(_, lo, hi int) {
 		acc := getBuf[float64](hi - lo)
 		defer putBuf(acc)
 		clear(acc)
+		h := 0
+		if l != nil && l.lnDScale != nil {
+			h = (hi - lo) / l.lnLanes * l.lnLanes
+		}
 		for r := 0; r < rows; r++ {
 			xs, gs := x[r*cols+lo:r*cols+hi], dy[r*cols+lo:r*cols+hi]
 			m, inv := float64(mean[r]), float64(invStd[r])
-			for j, v := range xs {
-				acc[j] += float64(gs[j]) * (float64(v) - m) * inv
+			if h > 0 {
+				l.lnDScale(h, m, inv, &as32(xs)[0], &as32(gs)[0], &acc[0])
+			}
+			for j := h; j < len(xs); j++ {
+				acc[j] += float64(gs[j]) * (float64(xs[j]) - m) * inv
 			}
 		}
 		for j, v := range acc {
@@ -156,13 +164,22 @@ func LayerNormBackwardBias[T Float](rows, cols int, dy, dbias []T) {
 	const name = "LayerNormBackwardBias"
 	need(name, "dy", dy, rows*cols)
 	need(name, "dbias", dbias, cols)
+	l := normLoopsFor[T]()
 	parallelFor(cols, workers(cols, rows), func(_, lo, hi int) {
 		acc := getBuf[float64](hi - lo)
 		defer putBuf(acc)
 		clear(acc)
+		h := 0
+		if l != nil && l.lnDBias != nil {
+			h = (hi - lo) / l.lnLanes * l.lnLanes
+		}
 		for r := 0; r < rows; r++ {
-			for j, g := range dy[r*cols+lo : r*cols+hi] {
-				acc[j] += float64(g)
+			gs := dy[r*cols+lo : r*cols+hi]
+			if h > 0 {
+				l.lnDBias(h, &as32(gs)[0], &acc[0])
+			}
+			for j := h; j < len(gs); j++ {
+				acc[j] += float64(gs[j])
 			}
 		}
 		for j, v := range acc {

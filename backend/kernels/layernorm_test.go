@@ -97,3 +97,58 @@ func TestLayerNormFloat32(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormParamGradsFloat32 checks the float32 scale and shift gradients, whose
+// column sums over the rows run in the float64 vector loops (lnDScale, lnDBias), bit for
+// bit against the sums written out in float64 in the rows' order, on every
+// implementation, at widths with and without values past the last whole vector and
+// split across the cores; and each kernel's loops called directly.
+func TestLayerNormParamGradsFloat32(t *testing.T) {
+	rng := newRNG(23)
+	forEachImplementation(t, func(t *testing.T) {
+		for _, cols := range []int{5, 8, 64, 771} {
+			rows := 300
+			x, dy := to32(randn(rng, rows*cols)), to32(randn(rng, rows*cols))
+			mean, inv := to32(randn(rng, rows)), make([]float32, rows)
+			for r := range inv {
+				inv[r] = float32(0.5 + rng.Float64())
+			}
+			ds, db := make([]float32, cols), make([]float32, cols)
+			LayerNormBackwardScale(rows, cols, x, mean, inv, dy, ds)
+			LayerNormBackwardBias(rows, cols, dy, db)
+			for j := 0; j < cols; j++ {
+				var ws, wb float64
+				for r := 0; r < rows; r++ {
+					ws += float64(dy[r*cols+j]) * (float64(x[r*cols+j]) - float64(mean[r])) * float64(inv[r])
+					wb += float64(dy[r*cols+j])
+				}
+				if math.Float32bits(ds[j]) != math.Float32bits(float32(ws)) || math.Float32bits(db[j]) != math.Float32bits(float32(wb)) {
+					t.Fatalf("%d columns: column %d: dscale %v, dbias %v; the sums over the rows %v, %v", cols, j, ds[j], db[j], float32(ws), float32(wb))
+				}
+			}
+		}
+	})
+	for _, k := range allKernels() {
+		l := k.norm
+		if l == nil || l.lnDScale == nil {
+			continue
+		}
+		n := 3 * l.lnLanes // two vectors, then one
+		x, dy := to32(randn(rng, n)), to32(randn(rng, n))
+		acc, bias := make([]float64, n), make([]float64, n)
+		for i := range acc {
+			acc[i], bias[i] = float64(i)/3, float64(i)/7
+		}
+		want, wantB := append([]float64(nil), acc...), append([]float64(nil), bias...)
+		const m, inv = 0.3, 1.7
+		l.lnDScale(n, m, inv, &x[0], &dy[0], &acc[0])
+		l.lnDBias(n, &dy[0], &bias[0])
+		for i := range x {
+			want[i] += float64(dy[i]) * (float64(x[i]) - m) * inv
+			wantB[i] += float64(dy[i])
+			if math.Float64bits(acc[i]) != math.Float64bits(want[i]) || math.Float64bits(bias[i]) != math.Float64bits(wantB[i]) {
+				t.Fatalf("%s: at %d: lnDScale %v (want %v), lnDBias %v (want %v)", k.name, i, acc[i], want[i], bias[i], wantB[i])
+			}
+		}
+	}
+}

@@ -58,6 +58,8 @@ func main() {
 	expShift(&w)
 	normOps(&w, "AVX512", "Z", 16)
 	normOps(&w, "AVX2", "Y", 8)
+	lnParamGrads(&w, "AVX512", "Z", 8)
+	lnParamGrads(&w, "AVX2", "Y", 4)
 	depthwise(&w)
 	firstMax(&w)
 	bf16Store(&w)
@@ -2376,4 +2378,72 @@ cvpdone:
 	VZEROUPPER
 	RET
 `)
+}
+
+// lnParamGrads emits the layer normalisation's scale and shift gradients for one
+// instruction set, reg "Z" or "Y" of lanes float64 (8 or 4), n a multiple of lanes:
+//
+//	lnDScale{S}(n, mean, inv, x, dy, acc): acc[i] += (float64(dy[i])·(float64(x[i])-mean))·inv
+//	lnDBias{S}(n, dy, acc): acc[i] += float64(dy[i])
+//
+// in float64, the operations of layernorm.go's Go loops in their order (no fused
+// multiply-add): the same bits. Two vectors at a time, then one.
+func lnParamGrads(w *asm, suffix, reg string, lanes int) {
+	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
+	in := func(i int, base string) string { return fmt.Sprintf("%d(%s)", i*4*lanes, base) }
+	out := func(i int, base string) string { return fmt.Sprintf("%d(%s)", i*8*lanes, base) }
+	lower := strings.ToLower(suffix)
+	loop := func(label string, body func(nv int), ins []string, acc string) {
+		for _, nv := range []int{2, 1} {
+			l := fmt.Sprintf("%s%d", label, nv)
+			w.p("%s:", l)
+			w.p("\tCMPQ CX, $%d", nv*lanes)
+			w.p("\tJLT  %s_done", l)
+			body(nv)
+			for _, p := range ins {
+				w.p("\tADDQ $%d, %s", nv*4*lanes, p)
+			}
+			w.p("\tADDQ $%d, %s", nv*8*lanes, acc)
+			w.p("\tSUBQ $%d, CX", nv*lanes)
+			w.p("\tJMP  %s", l)
+			w.p("%s_done:", l)
+		}
+	}
+	w.p("// func lnDScale%s(n int, mean, inv float64, x, dy *float32, acc *float64)", suffix)
+	w.p("TEXT ·lnDScale%s(SB), NOSPLIT, $0-48", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tVBROADCASTSD mean+8(FP), %s", r(14))
+	w.p("\tVBROADCASTSD inv+16(FP), %s", r(15))
+	w.p("\tMOVQ x+24(FP), SI")
+	w.p("\tMOVQ dy+32(FP), DI")
+	w.p("\tMOVQ acc+40(FP), DX")
+	loop("lndscale"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVCVTPS2PD %s, %s", in(i, "SI"), r(i))
+			w.p("\tVSUBPD %s, %s, %s", r(14), r(i), r(i)) // x - mean
+			w.p("\tVCVTPS2PD %s, %s", in(i, "DI"), r(4+i))
+			w.p("\tVMULPD %s, %s, %s", r(i), r(4+i), r(4+i))  // dy·(x - mean)
+			w.p("\tVMULPD %s, %s, %s", r(15), r(4+i), r(4+i)) // ·inv
+			w.p("\tVADDPD %s, %s, %s", out(i, "DX"), r(4+i), r(4+i))
+			w.p("\tVMOVUPD %s, %s", r(4+i), out(i, "DX"))
+		}
+	}, []string{"SI", "DI"}, "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
+	w.p("// func lnDBias%s(n int, dy *float32, acc *float64)", suffix)
+	w.p("TEXT ·lnDBias%s(SB), NOSPLIT, $0-24", suffix)
+	w.p("\tMOVQ n+0(FP), CX")
+	w.p("\tMOVQ dy+8(FP), DI")
+	w.p("\tMOVQ acc+16(FP), DX")
+	loop("lndbias"+lower, func(nv int) {
+		for i := 0; i < nv; i++ {
+			w.p("\tVCVTPS2PD %s, %s", in(i, "DI"), r(i))
+			w.p("\tVADDPD %s, %s, %s", out(i, "DX"), r(i), r(i))
+			w.p("\tVMOVUPD %s, %s", r(i), out(i, "DX"))
+		}
+	}, []string{"DI"}, "DX")
+	w.p("\tVZEROUPPER")
+	w.p("\tRET")
+	w.p("")
 }
