@@ -208,22 +208,7 @@ func TestSavedBF16KeepsTheSmaller(t *testing.T) {
 		}
 		// The fused Conv+Relu masks read from the copies: the loss is the same, the
 		// weight gradients (each reading its input rounded) within bfloat16's precision.
-		x := make([]float32, 2*3*32*32)
-		for i := range x {
-			x[i] = float32(i%29)/14 - 1
-		}
-		target := []float32{0, 0, 1, 1, 0, 0}
-		var loss [2]float64
-		var grads [2]map[string][]float32
-		for i, p := range []*Program{plain, compact} {
-			if err := p.Run([][]float32{x}, target); err != nil {
-				t.Fatal(err)
-			}
-			loss[i], grads[i] = p.Loss(), map[string][]float32{}
-			for _, name := range m.TrainableNames() {
-				grads[i][name] = slices.Clone(p.Grad(name))
-			}
-		}
+		loss, grads := runBoth(t, m, plain, compact, 32)
 		if loss[0] != loss[1] {
 			t.Errorf("%s: loss %v with SavedBF16, %v without", c.name, loss[1], loss[0])
 		}
@@ -281,12 +266,12 @@ func checkNoOverlap(t *testing.T, p *program[float32]) {
 	}
 }
 
-// runBoth runs a training step of both programs on one batch and returns the loss and
-// every parameter's gradient of each.
-func runBoth(t *testing.T, m *Model, plain, compact *Program) (loss [2]float64, grads [2]map[string][]float32) {
+// runBoth runs a training step of both programs on one batch of two random images of
+// side h and returns the loss and every parameter's gradient of each.
+func runBoth(t *testing.T, m *Model, plain, compact *Program, h int) (loss [2]float64, grads [2]map[string][]float32) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
-	x := make([]float32, 2*3*64*64)
+	x := make([]float32, 2*3*h*h)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
@@ -312,7 +297,7 @@ func runBoth(t *testing.T, m *Model, plain, compact *Program) (loss [2]float64, 
 // t7's copy, is the same).
 func TestSavedBF16Gradients(t *testing.T) {
 	m, plain, compact := compactTraining(t)
-	loss, grads := runBoth(t, m, plain, compact)
+	loss, grads := runBoth(t, m, plain, compact, 64)
 	if loss[0] != loss[1] {
 		t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
 	}
@@ -353,7 +338,7 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 		}
 	}()
 	m, plain, compact := compactTraining(t)
-	loss, grads := runBoth(t, m, plain, compact)
+	loss, grads := runBoth(t, m, plain, compact, 64)
 	if loss[0] != loss[1] {
 		t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
 	}

@@ -1960,34 +1960,49 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tRET")
 	w.p("")
 
-	w.p("// func sumDevDot%s(n int, x, dy *float32, mean float32, out *[2]float32)", suffix)
-	w.p("TEXT ·sumDevDot%s(SB), NOSPLIT, $0-40", suffix)
-	w.p("\tMOVQ n+0(FP), CX")
-	w.p("\tMOVQ x+8(FP), SI")
-	w.p("\tMOVQ dy+16(FP), DI")
-	w.p("\t%s mean+24(FP), %s", bcast, r(15))
-	zero(0, 4)
-	zero(10, 14)
-	loop("devdot"+lower, func(nv int) {
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
-			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
+	// devDot emits sumDevDot (scaled false) or lnSums (true, dy times a per-column
+	// scale): Σ g and Σ (x - mean)·g, g = dy (·scale).
+	devDot := func(name, label string, scaled bool) {
+		args, frame, meanAt, outAt, ptrs := "x, dy *float32", 40, 24, 32, []string{"SI", "DI"}
+		if scaled {
+			args, frame, meanAt, outAt, ptrs = "x, dy, scale *float32", 48, 32, 40, []string{"SI", "DI", "R8"}
 		}
-		for i := 0; i < nv; i++ {
-			t := r(8 + i%2)
-			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
-			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
-			w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
+		w.p("// func %s%s(n int, %s, mean float32, out *[2]float32)", name, suffix, args)
+		w.p("TEXT ·%s%s(SB), NOSPLIT, $0-%d", name, suffix, frame)
+		w.p("\tMOVQ n+0(FP), CX")
+		w.p("\tMOVQ x+8(FP), SI")
+		w.p("\tMOVQ dy+16(FP), DI")
+		if scaled {
+			w.p("\tMOVQ scale+24(FP), R8")
 		}
-	}, "SI", "DI")
-	w.p("\tMOVQ out+32(FP), DX")
-	hsum(0)
-	w.p("\tVMOVSS X0, (DX)")
-	hsum(10)
-	w.p("\tVMOVSS X10, 4(DX)")
-	w.p("\tVZEROUPPER")
-	w.p("\tRET")
-	w.p("")
+		w.p("\t%s mean+%d(FP), %s", bcast, meanAt, r(15))
+		zero(0, 4)
+		zero(10, 14)
+		loop(label+lower, func(nv int) {
+			for i := 0; i < nv; i++ {
+				w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
+				w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
+			}
+			for i := 0; i < nv; i++ {
+				t := r(8 + i%2)
+				w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
+				if scaled {
+					w.p("\tVMULPS %s, %s, %s", at(i, "R8"), t, t) // g = dy·scale
+				}
+				w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
+				w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
+			}
+		}, ptrs...)
+		w.p("\tMOVQ out+%d(FP), DX", outAt)
+		hsum(0)
+		w.p("\tVMOVSS X0, (DX)")
+		hsum(10)
+		w.p("\tVMOVSS X10, 4(DX)")
+		w.p("\tVZEROUPPER")
+		w.p("\tRET")
+		w.p("")
+	}
+	devDot("sumDevDot", "devdot", false)
 
 	w.p("// func affine%s(n int, a, b float32, x, y *float32)", suffix)
 	w.p("TEXT ·affine%s(SB), NOSPLIT, $0-32", suffix)
@@ -2182,36 +2197,7 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tRET")
 	w.p("")
 
-	w.p("// func lnSums%s(n int, x, dy, scale *float32, mean float32, out *[2]float32)", suffix)
-	w.p("TEXT ·lnSums%s(SB), NOSPLIT, $0-48", suffix)
-	w.p("\tMOVQ n+0(FP), CX")
-	w.p("\tMOVQ x+8(FP), SI")
-	w.p("\tMOVQ dy+16(FP), DI")
-	w.p("\tMOVQ scale+24(FP), R8")
-	w.p("\t%s mean+32(FP), %s", bcast, r(15))
-	zero(0, 4)
-	zero(10, 14)
-	loop("lnsums"+lower, func(nv int) {
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(4+i))
-			w.p("\tVSUBPS %s, %s, %s", r(15), r(4+i), r(4+i))
-		}
-		for i := 0; i < nv; i++ {
-			t := r(8 + i%2)
-			w.p("\tVMOVUPS %s, %s", at(i, "DI"), t)
-			w.p("\tVMULPS %s, %s, %s", at(i, "R8"), t, t) // g = dy·scale
-			w.p("\tVADDPS %s, %s, %s", t, r(i), r(i))
-			w.p("\tVFMADD231PS %s, %s, %s", t, r(4+i), r(10+i))
-		}
-	}, "SI", "DI", "R8")
-	w.p("\tMOVQ out+40(FP), DX")
-	hsum(0)
-	w.p("\tVMOVSS X0, (DX)")
-	hsum(10)
-	w.p("\tVMOVSS X10, 4(DX)")
-	w.p("\tVZEROUPPER")
-	w.p("\tRET")
-	w.p("")
+	devDot("lnSums", "lnsums", true)
 
 	w.p("// func lnBack%s(n int, a, b, d, mean float32, x, dy, scale, dx *float32)", suffix)
 	w.p("TEXT ·lnBack%s(SB), NOSPLIT, $0-56", suffix)
