@@ -289,6 +289,16 @@ func runBoth(t *testing.T, m *Model, plain, compact *Program, h int) (loss [2]fl
 	return loss, grads
 }
 
+// firstOtherBits returns the first index where got and want differ in their bits, or -1.
+func firstOtherBits(got, want []float32) int {
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
 // TestSavedBF16Gradients checks a training step with Options.SavedBF16 on the float32
 // products against the same step without: the forward pass is the same (the loss to the
 // bit); the second convolution's weight gradient, which reads its input t4 rounded,
@@ -303,10 +313,7 @@ func TestSavedBF16Gradients(t *testing.T) {
 	}
 	for _, name := range m.TrainableNames() {
 		want, got := grads[0][name], grads[1][name]
-		same := true
-		for i := range want {
-			same = same && math.Float32bits(got[i]) == math.Float32bits(want[i])
-		}
+		same := firstOtherBits(got, want) < 0
 		switch {
 		case name != "w2" && !same:
 			t.Errorf("%s: other bits with SavedBF16 (relative error %.3g)", name, relErr(got, want))
@@ -344,11 +351,8 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	}
 	for _, name := range m.TrainableNames() {
 		want, got := grads[0][name], grads[1][name]
-		for i := range want {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
-				break
-			}
+		if i := firstOtherBits(got, want); i >= 0 {
+			t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
 		}
 	}
 	if !slices.Contains(m.TrainableNames(), "w2") {

@@ -218,20 +218,9 @@ func (p *program[T]) rematerialize() {
 			c.args = slices.Clone(f.args)
 			c.inPlace = -1 // its input lives on
 			c.name = f.name + " again"
-			c.out = len(p.vals)
-			p.vals = append(p.vals, value[T]{name: p.vals[v].name + "'", size: p.vals[v].size, kind: valArena, first: -1, last: -1})
+			c.out = p.newValue(p.vals[v].name+"'", p.vals[v].size)
 			steps = append(steps, c)
-			// The gradient steps read the copy.
-			for j := i; j < len(p.steps); j++ {
-				if p.steps[j].kind != stepGrad {
-					continue
-				}
-				for k, a := range p.steps[j].args {
-					if a == v {
-						p.steps[j].args[k] = c.out
-					}
-				}
-			}
+			p.gradientsRead(i, v, c.out)
 			next++
 		}
 		steps = append(steps, s)
@@ -311,38 +300,25 @@ func (p *program[T]) compactSaved() {
 	if len(todo) == 0 {
 		return
 	}
-	compactOf := map[int]int{}
-	at := func(i int, before bool) []compaction {
-		var cs []compaction
-		for _, c := range todo {
-			if before && c.before == i || !before && c.after == i {
-				cs = append(cs, c)
-			}
-		}
-		return cs
+	// The values to copy after each step and to read back before each step.
+	after, before := map[int][]int{}, map[int][]int{}
+	for _, c := range todo {
+		after[c.after] = append(after[c.after], c.v)
+		before[c.before] = append(before[c.before], c.v)
 	}
+	compactOf := map[int]int{}
 	steps := make([]step[T], 0, len(p.steps)+2*len(todo))
-	for i, s := range p.steps {
-		for _, c := range at(i, true) {
-			back := p.newValue(p.vals[c.v].name+" (from bfloat16)", p.vals[c.v].size)
-			steps = append(steps, step[T]{kind: stepFromBF16, name: "FromBF16(" + p.vals[c.v].name + ")", args: []int{compactOf[c.v]}, out: back, inPlace: -1, saved: -1})
-			for j := i; j < len(p.steps); j++ {
-				if p.steps[j].kind != stepGrad {
-					continue
-				}
-				for k, a := range p.steps[j].args {
-					if a == c.v {
-						p.steps[j].args[k] = back
-					}
-				}
-			}
+	for i := range p.steps {
+		for _, v := range before[i] {
+			back := p.newValue(p.vals[v].name+" (from bfloat16)", p.vals[v].size)
+			steps = append(steps, step[T]{kind: stepFromBF16, name: "FromBF16(" + p.vals[v].name + ")", args: []int{compactOf[v]}, out: back, inPlace: -1, saved: -1})
+			p.gradientsRead(i, v, back)
 		}
-		s = p.steps[i] // its arguments, as just rewritten
-		steps = append(steps, s)
-		for _, c := range at(i, false) {
-			compact := p.newValue(p.vals[c.v].name+" (bfloat16)", kernels.BF16Len(p.vals[c.v].size))
-			compactOf[c.v] = compact
-			steps = append(steps, step[T]{kind: stepToBF16, name: "ToBF16(" + p.vals[c.v].name + ")", args: []int{c.v}, out: compact, inPlace: -1, saved: -1})
+		steps = append(steps, p.steps[i]) // its arguments, as just rewritten
+		for _, v := range after[i] {
+			compact := p.newValue(p.vals[v].name+" (bfloat16)", kernels.BF16Len(p.vals[v].size))
+			compactOf[v] = compact
+			steps = append(steps, step[T]{kind: stepToBF16, name: "ToBF16(" + p.vals[v].name + ")", args: []int{v}, out: compact, inPlace: -1, saved: -1})
 		}
 	}
 	p.steps = steps
@@ -365,6 +341,21 @@ func readsRounded[T float](s step[T], v int) bool {
 		}
 	}
 	return true
+}
+
+// gradientsRead makes the gradient steps from step i on read value to where they read v
+// (a copy of v made for them: rematerialize, compactSaved).
+func (p *program[T]) gradientsRead(i, v, to int) {
+	for j := i; j < len(p.steps); j++ {
+		if p.steps[j].kind != stepGrad {
+			continue
+		}
+		for k, a := range p.steps[j].args {
+			if a == v {
+				p.steps[j].args[k] = to
+			}
+		}
+	}
 }
 
 // newValue adds an arena value the executor made (not a graph node's) and returns it.

@@ -64,17 +64,37 @@ func (l *normLoops) vecHead(n int) int {
 	return n / l.block * l.block
 }
 
+// addPlaneSum returns t plus the sum of the plane s: its whole vectors in l's float32
+// lanes (l may be nil), then the rest with [sum].
+func addPlaneSum[T Float](l *normLoops, t float64, s []T) float64 {
+	h := l.vecHead(len(s))
+	if h > 0 {
+		t += float64(l.sum(h, &as32(s)[0]))
+	}
+	return t + sum(s[h:])
+}
+
+// addPlaneSqDev returns t plus the sum of (v - mean)² over the plane s: its whole
+// vectors in l's float32 lanes (l may be nil), then the rest in float64, in order.
+func addPlaneSqDev[T Float](l *normLoops, t float64, s []T, mean float64) float64 {
+	h := l.vecHead(len(s))
+	if h > 0 {
+		t += float64(l.sumSqDev(h, &as32(s)[0], float32(mean)))
+	}
+	for _, v := range s[h:] {
+		d := float64(v) - mean
+		t += d * d
+	}
+	return t
+}
+
 // channelSum is the float64 sum of channel c of s.
 func channelSum[T Float](p BatchNormParams, s []T, c int) float64 {
 	l := normLoopsFor[T]()
-	h := l.vecHead(p.HW)
 	var t float64
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		if h > 0 {
-			t += float64(l.sum(h, &as32(s)[o]))
-		}
-		t += sum(s[o+h : o+p.HW])
+		t = addPlaneSum(l, t, s[o:o+p.HW])
 	}
 	return t
 }
@@ -82,17 +102,10 @@ func channelSum[T Float](p BatchNormParams, s []T, c int) float64 {
 // channelSqDev is the float64 sum over channel c of (x - mean)².
 func channelSqDev[T Float](p BatchNormParams, x []T, c int, mean float64) float64 {
 	l := normLoopsFor[T]()
-	h := l.vecHead(p.HW)
 	var t float64
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
-		if h > 0 {
-			t += float64(l.sumSqDev(h, &as32(x)[o], float32(mean)))
-		}
-		for _, v := range x[o+h : o+p.HW] {
-			d := float64(v) - mean
-			t += d * d
-		}
+		t = addPlaneSqDev(l, t, x[o:o+p.HW], mean)
 	}
 	return t
 }

@@ -56,7 +56,7 @@ func (p Conv2DParams) forwardFastOn(kern *gemmKernel) bool {
 }
 
 // padded reports whether p's products can read a padded image (with a stride above
-// 1, its phases: paddedGrid, where the kernel spans the stride, so that every phase
+// 1, its phases: padGrid, where the kernel spans the stride, so that every phase
 // copied is read; a 1×1 stride-2 projection reads a quarter of the image and keeps the
 // gathers).
 func (p Conv2DParams) padded() bool {
@@ -64,60 +64,41 @@ func (p Conv2DParams) padded() bool {
 	return p.OutW >= paddedMinWidth && spans
 }
 
-// paddedGrid is the layout of an image's padded copy that the padded path's products
-// read B from: per channel a plane of plane values, in rows of wp, the output computed
-// on the grid of those rows (position q = oh*wp + ow). With stride 1 the plane is the
-// padded plane (paddedDims). With a larger stride it is split into the stride's phases
-// as a depthwise convolution's planes are (depthwisePadded: phase (a, b) holds the
-// padded rows a, a+StrideH, ... and columns b, b+StrideW, ...): a tap is again one
-// phase shifted by a constant, so B is still read in place, not gathered: the stems of
-// MobileNet and EfficientNet (3×3, 3 channels at 224 px, batch 1) 0.33 to 0.22 ms on
-// two Zen 4 cores, ResNet's (7×7) 1.8 to 1.5 ms; ResNet's 3×3 stride-2 layers at batch
-// 16 about a fifth faster (BenchmarkConv2DStridedBatch1).
-type paddedGrid struct {
-	wp, plane int
-	phases    depthwisePadded // with a stride above 1
-	strided   bool
-}
+// The padded path's image copy: per channel a plane of the phase layout of the
+// depthwise convolutions (paddedLayout: with stride 1 the padded plane itself, rows of
+// Wp; with a larger stride the plane split into the stride's phases, phase (a, b)
+// holding the padded rows a, a+StrideH, ... and columns b, b+StrideW, ...), the output
+// computed on the grid of its rows (position q = oh*wq + ow). A tap is one phase
+// shifted by a constant, so B is read in place, not gathered, with a stride too: the
+// stems of MobileNet and EfficientNet (3×3, 3 channels at 224 px, batch 1) 0.33 to 0.22
+// ms on two Zen 4 cores, ResNet's (7×7) 1.8 to 1.5 ms; ResNet's 3×3 stride-2 layers at
+// batch 16 about a fifth faster (BenchmarkConv2DStridedBatch1).
 
-// grid returns p's paddedGrid.
-func (p Conv2DParams) grid() paddedGrid {
-	if p.StrideH == 1 && p.StrideW == 1 {
-		_, wp, plane := p.paddedDims()
-		return paddedGrid{wp: wp, plane: plane}
-	}
-	l := p.paddedLayout()
-	return paddedGrid{wp: l.wq, plane: l.size(p), phases: l, strided: true}
-}
-
-// tapOffsets fills tab[(c*KH+kh)*KW+kw] with the offset of tap (c, kh, kw) in the
-// image's copy.
-func (g paddedGrid) tapOffsets(p Conv2DParams, tab []int32) {
-	if !g.strided {
-		tapOffsets(p, g.wp, g.plane, tab)
-		return
-	}
+// gridTapOffsets fills tab[(c*KH+kh)*KW+kw] with the offset of tap (c, kh, kw) in an
+// image's copy of layout l.
+func gridTapOffsets(p Conv2DParams, l depthwisePadded, tab []int32) {
+	plane := l.size(p)
 	for c := 0; c < p.C; c++ {
 		for kh := 0; kh < p.KH; kh++ {
 			for kw := 0; kw < p.KW; kw++ {
-				tab[(c*p.KH+kh)*p.KW+kw] = int32(c*g.plane + g.phases.tap(p, kh, kw))
+				tab[(c*p.KH+kh)*p.KW+kw] = int32(c*plane + l.tap(p, kh, kw))
 			}
 		}
 	}
 }
 
-// pad copies image n of x into xp (C planes of g.plane) on up to nw goroutines.
-func (g paddedGrid) pad(p Conv2DParams, x, xp []float32, n, nw int) {
-	if !g.strided {
-		padImage(p, x, xp, n, nw)
+// padGrid copies image n of x into xp (C planes of layout l) on up to nw goroutines.
+func padGrid(p Conv2DParams, l depthwisePadded, x, xp []float32, n, nw int) {
+	if p.StrideH == 1 && p.StrideW == 1 {
+		padImage(p, x, xp, n, nw) // the padded plane, its border written, not cleared first
 		return
 	}
-	HW := p.H * p.W
-	parallelFor(p.C, min(nw, workers(p.C, g.plane/4)), func(_, lo, hi int) {
+	HW, plane := p.H*p.W, l.size(p)
+	parallelFor(p.C, min(nw, workers(p.C, plane/4)), func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
-			dst := xp[c*g.plane : (c+1)*g.plane]
+			dst := xp[c*plane : (c+1)*plane]
 			clear(dst) // padPlane writes the plane's cells only
-			padPlane(p, g.phases, x[(n*p.C+c)*HW:(n*p.C+c+1)*HW], dst)
+			padPlane(p, l, x[(n*p.C+c)*HW:(n*p.C+c+1)*HW], dst)
 		}
 	})
 }
@@ -204,13 +185,13 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, a
 // multiplies whole images, see imagesInParallel); a single image splits
 // its product.
 func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView, ap, bias, y []float32, act Activation) {
-	grid := p.grid()
-	wp, plane := grid.wp, grid.plane
+	grid := p.paddedLayout()
+	wp, plane := grid.wq, grid.size(p)
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
 	tab := getInt32s(K)
 	defer putInt32s(tab)
-	grid.tapOffsets(p, tab)
+	gridTapOffsets(p, grid, tab)
 	q := (p.OutH-1)*wp + p.OutW
 	cmap := &colMap{wp: wp, ow: p.OutW}
 	cols := axis{stride: 1}
@@ -240,7 +221,7 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 			if n >= p.N {
 				return
 			}
-			grid.pad(p, x, xp, n, gemmNW)
+			padGrid(p, grid, x, xp, n, gemmNW)
 			args := gemmArgs{
 				m: p.M, n: q, k: K, alpha: 1, a: a,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},

@@ -60,12 +60,8 @@ func LayerNormForward[T Float](rows, cols int, eps float64, x, scale, bias, y, m
 					d += float64(v) - float64(float32(m))
 				}
 				m = float64(float32(m)) + d/float64(cols)
-				q = float64(l.sumSqDev(h, &as32(xs)[0], float32(m)))
 			}
-			for _, v := range xs[h:] {
-				d := float64(v) - m
-				q += d * d
-			}
+			q = addPlaneSqDev(l, q, xs, m)
 			inv := 1 / math.Sqrt(q/float64(cols)+eps)
 			mean[r], invStd[r] = T(m), T(inv)
 			if h > 0 {

@@ -713,15 +713,9 @@ func GlobalAvgPoolForward[T Float](n, c, hw int, x, y []T) {
 	need(name, "y", y, n*c)
 	planes := n * c
 	l := normLoopsFor[T]()
-	h := l.vecHead(hw)
 	parallelFor(planes, workers(planes, hw), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			o := i * hw
-			var s float64
-			if h > 0 {
-				s = float64(l.sum(h, &as32(x)[o]))
-			}
-			y[i] = T((s + sum(x[o+h:o+hw])) / float64(hw))
+			y[i] = T(addPlaneSum(l, 0, x[i*hw:(i+1)*hw]) / float64(hw))
 		}
 	})
 }
