@@ -81,6 +81,9 @@ func (g *gemm[T]) backwardReads(i int) reads {
 // readsRounded: each product's other factor.
 func (g *gemm[T]) readsRounded(i int) reads { return g.backwardReads(i) }
 
+// overwritesGrad: GemmOpBackwardA, B and C overwrite their outputs.
+func (g *gemm[T]) overwritesGrad() bool { return true }
+
 func (g *gemm[T]) backward(i int, ins [][]T, out, dy, gin []T) error {
 	switch i {
 	case 0:

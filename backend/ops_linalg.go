@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"slices"
+
 	"toolkit/backend/kernels"
 )
 
@@ -9,10 +11,24 @@ func init() {
 	register("Transpose", newTranspose[float32], newTranspose[float64])
 }
 
-// matMul is ONNX MatMul (numpy.matmul semantics, batch dimensions broadcast).
-type matMul[T float] struct{ sa, sb []int }
+// matMul is ONNX MatMul (numpy.matmul semantics, batch dimensions broadcast), or one read
+// and written through the transposes around it (transposed, opContext.foldTransposes).
+type matMul[T float] struct {
+	sa, sb     []int
+	transposed *kernels.TransposedMatMul
+}
 
 func newMatMul[T float](c *opContext) (*opKernels[T], error) {
+	if f := c.foldTransposes; f != nil {
+		t, err := kernels.NewTransposedMatMul(c.in[0], f.perms[0], c.in[1], f.perms[1], f.outPerm, f.alpha)
+		if err != nil {
+			return nil, c.errorf("through the transposes around it: %v", err)
+		}
+		if !slices.Equal(t.YShape, c.out[0]) {
+			return nil, c.errorf("through the transposes around it: output %v, the graph's %v", t.YShape, c.out[0])
+		}
+		return &opKernels[T]{outputs: []kernel[T]{&matMul[T]{transposed: t}}, data: []int{0, 1}}, nil
+	}
 	if _, err := kernels.MatMulShape(c.in[0], c.in[1]); err != nil {
 		return nil, c.errorf("A %v and B %v: %v", c.in[0], c.in[1], err)
 	}
@@ -21,6 +37,10 @@ func newMatMul[T float](c *opContext) (*opKernels[T], error) {
 }
 
 func (k *matMul[T]) forward(ins [][]T, out []T) error {
+	if k.transposed != nil {
+		kernels.TransposedMatMulForward(k.transposed, ins[0], ins[1], out)
+		return nil
+	}
 	kernels.MatMul(k.sa, ins[0], k.sb, ins[1], out)
 	return nil
 }
@@ -31,7 +51,19 @@ func (k *matMul[T]) backwardReads(i int) reads { return readsIn(1 - i) }
 // readsRounded: each factor's gradient reads the other factor, a product's.
 func (k *matMul[T]) readsRounded(i int) reads { return readsIn(1 - i) }
 
+// overwritesGrad: MatMulBackwardA and B, TransposedMatMulBackwardA and B overwrite
+// their outputs.
+func (k *matMul[T]) overwritesGrad() bool { return true }
+
 func (k *matMul[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
+	switch {
+	case k.transposed != nil && i == 0:
+		kernels.TransposedMatMulBackwardA(k.transposed, ins[1], gout, gin)
+		return nil
+	case k.transposed != nil:
+		kernels.TransposedMatMulBackwardB(k.transposed, ins[0], gout, gin)
+		return nil
+	}
 	if i == 0 {
 		kernels.MatMulBackwardA(k.sa, ins[0], k.sb, ins[1], gout, gin)
 	} else {
@@ -74,6 +106,9 @@ func (k *transpose[T]) forward(ins [][]T, out []T) error {
 }
 
 func (k *transpose[T]) backwardReads(int) reads { return reads{} }
+
+// overwritesGrad: the inverse permutation writes every element.
+func (k *transpose[T]) overwritesGrad() bool { return true }
 
 func (k *transpose[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.TransposeBackward(k.shape, k.perm, gout, gin)

@@ -83,6 +83,9 @@ func (k *softmax[T]) forward(ins [][]T, out []T) error {
 // backwardReads: both derivatives come from the output.
 func (k *softmax[T]) backwardReads(int) reads { return reads{out: true} }
 
+// overwritesGrad: every row's derivative is written whole.
+func (k *softmax[T]) overwritesGrad() bool { return true }
+
 func (k *softmax[T]) backward(_ int, ins [][]T, y, gy, gx []T) error {
 	if k.inner == 1 {
 		if k.log {

@@ -157,7 +157,11 @@ type builder[T float] struct {
 	// nodes) to its input x: the chain is built as one Gelu op, which keeps only x, and
 	// its other nodes are skipped.
 	fusedGelu map[*onnx.Node]string
-	skip      map[*onnx.Node]bool
+	// fusedMatMul maps a MatMul to the Transposes (and power-of-two scales) around it
+	// that compute as part of it, reading and writing the tensors beyond them in place
+	// (planTransposedMatMuls); those nodes are skipped.
+	fusedMatMul map[*onnx.Node]transposeFold
+	skip        map[*onnx.Node]bool
 	// fixed holds, in a program with constant weights, the tensors computed from the
 	// model's parameters and build-time constants alone (the parameters themselves, and
 	// what Identity, Cast or any deterministic op makes of them): they stay as they are
@@ -190,6 +194,7 @@ func (b *builder[T]) trained(name string) bool {
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedAct, b.fusedSiLU, b.skip = map[*onnx.Node]fusedAct{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
 	b.fusedGelu, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]*onnx.Node{}
+	b.fusedMatMul = map[*onnx.Node]transposeFold{}
 	g := b.m.ir.Graph
 	uses := map[string]int{}
 	for _, n := range g.Nodes {
@@ -292,6 +297,7 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		delete(b.fusedSiLU, mul)
 	}
 	b.planGelu(needed, uses)
+	b.planTransposedMatMuls(needed, uses)
 }
 
 // fixedTensors returns the tensors of g computed from params and consts alone (see
@@ -791,11 +797,19 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused.Inputs = []string{x}
 		n, fuseGelu = &fused, true
 	}
+	var foldTransposes *transposeFold
+	if f, ok := b.fusedMatMul[n]; ok {
+		// The MatMul reads the tensors before the transposes and writes the one after.
+		fused := *n
+		fused.Inputs, fused.Outputs = f.ins[:], []string{f.out}
+		n, foldTransposes = &fused, &f
+	}
 	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
-		fixed:       func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
-		foldBN:      foldBN,
-		filterCache: b.m.filterCache}
+		fixed:          func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
+		foldBN:         foldBN,
+		foldTransposes: foldTransposes,
+		filterCache:    b.m.filterCache}
 	for _, in := range n.Inputs {
 		c.in = append(c.in, intsOrNil(b.shapes.Dims, in))
 		c.consts = append(c.consts, b.shapes.Consts[in])

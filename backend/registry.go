@@ -52,6 +52,10 @@ type opContext struct {
 	// fuseGelu asks a Mul node, given the input x of Gelu written out, for Gelu(x)
 	// (planGelu).
 	fuseGelu bool
+	// foldTransposes, when set, asks a MatMul node, given the tensors before the
+	// transposes of its factors and writing the one after the transpose of its output,
+	// for the product through them (planTransposedMatMuls).
+	foldTransposes *transposeFold
 }
 
 // has reports whether optional input i is present.

@@ -97,14 +97,15 @@ func MatMul[T Float](aShape []int, a []T, bShape []int, b []T, y []T) {
 	}
 	forBatches(len(pl.aIdx), true, func(o int) gemmCall[T] {
 		ia, ib := pl.aIdx[o], pl.bIdx[o]
-		return gemmCall[T]{m: M, n: N, k: K, a: a[ia*M*K : (ia+1)*M*K], lda: K, b: b[ib*K*N : (ib+1)*K*N], ldb: N, c: y[o*M*N : (o+1)*M*N], ldc: N}
+		return gemmCall[T]{m: M, n: N, k: K, alpha: 1, a: a[ia*M*K : (ia+1)*M*K], lda: K, b: b[ib*K*N : (ib+1)*K*N], ldb: N, c: y[o*M*N : (o+1)*M*N], ldc: N}
 	})
 }
 
-// gemmCall is one product of a batch: C = op(A)·op(B) + beta·C.
+// gemmCall is one product of a batch: C = alpha·op(A)·op(B) + beta·C.
 type gemmCall[T Float] struct {
 	transA, transB bool
 	m, n, k        int
+	alpha          T
 	a              []T
 	lda            int
 	b              []T
@@ -124,13 +125,13 @@ func forBatches[T Float](n int, disjoint bool, call func(o int) gemmCall[T]) {
 	if kern := packedKernel[T](); kern != nil && disjoint {
 		eachOnOneCore(n, func(o, nw int) {
 			g := call(o)
-			sgemm(kern, nw, g.transA, g.transB, g.m, g.n, g.k, 1, as32(g.a), g.lda, as32(g.b), g.ldb, float32(g.beta), as32(g.c), g.ldc)
+			sgemm(kern, nw, g.transA, g.transB, g.m, g.n, g.k, float32(g.alpha), as32(g.a), g.lda, as32(g.b), g.ldb, float32(g.beta), as32(g.c), g.ldc)
 		})
 		return
 	}
 	for o := range n {
 		g := call(o)
-		Gemm(g.transA, g.transB, g.m, g.n, g.k, 1, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc)
+		Gemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc)
 	}
 }
 
@@ -150,7 +151,7 @@ func MatMulBackwardA[T Float](aShape []int, a []T, bShape []int, b []T, dy, da [
 	clear(da[:pl.aMats*M*K])
 	forBatches(len(pl.aIdx), pl.aMats == len(pl.aIdx), func(o int) gemmCall[T] {
 		ia, ib := pl.aIdx[o], pl.bIdx[o]
-		return gemmCall[T]{transB: true, m: M, n: K, k: N, a: dy[o*M*N : (o+1)*M*N], lda: N, b: b[ib*K*N : (ib+1)*K*N], ldb: N, beta: 1, c: da[ia*M*K : (ia+1)*M*K], ldc: K}
+		return gemmCall[T]{transB: true, m: M, n: K, k: N, alpha: 1, a: dy[o*M*N : (o+1)*M*N], lda: N, b: b[ib*K*N : (ib+1)*K*N], ldb: N, beta: 1, c: da[ia*M*K : (ia+1)*M*K], ldc: K}
 	})
 }
 
@@ -170,6 +171,6 @@ func MatMulBackwardB[T Float](aShape []int, a []T, bShape []int, b []T, dy, db [
 	clear(db[:pl.bMats*K*N])
 	forBatches(len(pl.aIdx), pl.bMats == len(pl.bIdx), func(o int) gemmCall[T] {
 		ia, ib := pl.aIdx[o], pl.bIdx[o]
-		return gemmCall[T]{transA: true, m: K, n: N, k: M, a: a[ia*M*K : (ia+1)*M*K], lda: K, b: dy[o*M*N : (o+1)*M*N], ldb: N, beta: 1, c: db[ib*K*N : (ib+1)*K*N], ldc: N}
+		return gemmCall[T]{transA: true, m: K, n: N, k: M, alpha: 1, a: a[ia*M*K : (ia+1)*M*K], lda: K, b: dy[o*M*N : (o+1)*M*N], ldb: N, beta: 1, c: db[ib*K*N : (ib+1)*K*N], ldc: N}
 	})
 }
