@@ -335,15 +335,7 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	if err := kernels.BF16Available(); err != nil {
 		t.Skipf("no bfloat16 products here: %v", err)
 	}
-	orig := kernels.Current()
-	if err := kernels.Use(kernels.BF16); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := kernels.Use(orig); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer useBF16Products(t)()
 	m, plain, compact := compactTraining(t)
 	loss, grads := runBoth(t, m, plain, compact, 64)
 	if loss[0] != loss[1] {
@@ -357,5 +349,20 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	}
 	if !slices.Contains(m.TrainableNames(), "w2") {
 		t.Fatal("no parameter w2")
+	}
+}
+
+// useBF16Products puts the bfloat16 products in use (the CPU must have them) and returns
+// the function that puts the products in use before back.
+func useBF16Products(t *testing.T) (restore func()) {
+	t.Helper()
+	orig := kernels.Current()
+	if err := kernels.Use(kernels.BF16); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := kernels.Use(orig); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"math"
+	"slices"
 
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
@@ -10,13 +11,23 @@ import (
 // transposeFold is a MatMul read and written through the Transposes around it
 // (planTransposedMatMuls): the product of Transpose(ins[0], perms[0]) and
 // Transpose(ins[1], perms[1]) (a nil permutation: the input as it is), scaled by alpha,
-// stored as Transpose(product, outPerm) under the name out.
+// stored as Transpose(product, outPerm) under the name out; plan computes it.
 type transposeFold struct {
 	ins     [2]string
 	perms   [2][]int
 	outPerm []int
 	out     string
 	alpha   float64
+	plan    *kernels.TransposedMatMul
+}
+
+// foldPart is a Transpose that may fold into a MatMul: one of its factors' (with the
+// power-of-two scale after it, if any) or its output's.
+type foldPart struct {
+	name  string // the tensor the MatMul reads or writes instead
+	perm  []int
+	alpha float64
+	nodes []*onnx.Node // the nodes that compute as part of the MatMul
 }
 
 // planTransposedMatMuls finds the MatMuls whose factors are Transposes of other tensors,
@@ -29,8 +40,10 @@ type transposeFold struct {
 // alone reads its output) computes as part of one op that reads the tensors before the
 // transposes in place and writes the one after (kernels.TransposedMatMul): no copies
 // forward, none of the gradients backward. A power of two scales each product exactly
-// as it would have scaled the factor, so the values are the same; a MatMul whose views
-// the products cannot read in place (no contiguous axis) stays as it is.
+// as it would have scaled the factor, so the values are the same. Where the products
+// cannot read a view in place (no contiguous axis) or the factors broadcast, the most
+// Transposes that can fold do, the others compute as they are. A probe on a folded
+// tensor is not taken, as with the other fusions.
 func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, uses map[string]int) {
 	g := b.m.ir.Graph
 	producer, reader := map[string]*onnx.Node{}, map[string]*onnx.Node{}
@@ -57,77 +70,87 @@ func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, uses map[
 		if !needed[mm] || mm.OpType != "MatMul" || mm.Domain != "" || len(mm.Inputs) != 2 || len(mm.Outputs) != 1 || b.skip[mm] {
 			continue
 		}
-		f := transposeFold{out: mm.Outputs[0], alpha: 1}
-		var folded []*onnx.Node
+		var parts [3]*foldPart // the factors', the output's
 		for i, in := range mm.Inputs {
-			f.ins[i] = in
-			name, scale, alpha := in, (*onnx.Node)(nil), 1.0
-			if s, a := b.powerOfTwoScale(single(in, "Div"), single(in, "Mul")); s != nil {
-				name, scale, alpha = s.Inputs[0], s, a
+			name, alpha, scale := in, 1.0, []*onnx.Node(nil)
+			if s, x, a := b.powerOfTwoScale(single(in, "Div"), single(in, "Mul")); s != nil {
+				name, alpha, scale = x, a, []*onnx.Node{s}
 			}
-			t := single(name, "Transpose")
-			if t == nil || len(t.Inputs) != 1 {
+			if t := single(name, "Transpose"); t != nil && len(t.Inputs) == 1 {
+				parts[i] = &foldPart{name: t.Inputs[0], perm: transposePerm(t, len(b.shapes.Dims[t.Inputs[0]])), alpha: alpha, nodes: append(scale, t)}
+			}
+		}
+		if t := reader[mm.Outputs[0]]; t != nil && uses[mm.Outputs[0]] == 1 && t.OpType == "Transpose" && t.Domain == "" && len(t.Outputs) == 1 && !b.skip[t] {
+			parts[2] = &foldPart{name: t.Outputs[0], perm: transposePerm(t, len(b.shapes.Dims[mm.Outputs[0]])), alpha: 1, nodes: []*onnx.Node{t}}
+		}
+		// The most parts that fold together: all, then any two, then any one.
+		for _, set := range [...][3]bool{{true, true, true}, {true, true}, {true, false, true}, {false, true, true}, {true}, {false, true}, {false, false, true}} {
+			f, ok := b.foldOf(mm, parts, set)
+			if !ok {
 				continue
 			}
-			f.ins[i], f.perms[i] = t.Inputs[0], transposePerm(t, len(b.shapes.Dims[t.Inputs[0]]))
-			f.alpha *= alpha
-			folded = append(folded, t)
-			if scale != nil {
-				folded = append(folded, scale)
+			b.fusedMatMul[mm] = f
+			for i, p := range parts {
+				if set[i] {
+					for _, n := range p.nodes {
+						b.skip[n] = true
+					}
+				}
 			}
-		}
-		if t := reader[mm.Outputs[0]]; t != nil && uses[mm.Outputs[0]] == 1 && t.OpType == "Transpose" && t.Domain == "" &&
-			len(t.Outputs) == 1 && !b.skip[t] && needed[t] {
-			f.out, f.outPerm = t.Outputs[0], transposePerm(t, len(b.shapes.Dims[mm.Outputs[0]]))
-			folded = append(folded, t)
-		}
-		if len(folded) == 0 {
-			continue
-		}
-		if _, err := kernels.NewTransposedMatMul(intsOf(b.shapes.Dims[f.ins[0]]), f.perms[0], intsOf(b.shapes.Dims[f.ins[1]]), f.perms[1], f.outPerm, f.alpha); err != nil {
-			continue // not readable in place: the nodes compute as they are
-		}
-		b.fusedMatMul[mm] = f
-		for _, n := range folded {
-			b.skip[n] = true
+			break
 		}
 	}
 }
 
-// powerOfTwoScale returns the node of div and mul (either may be nil) that scales its
-// first input by a power of two (a Div by a scalar constant, a Mul by one as its second
-// input), with that factor.
-func (b *builder[T]) powerOfTwoScale(div, mul *onnx.Node) (*onnx.Node, float64) {
+// foldOf returns the fold of MatMul mm with the parts in set, and whether it computes
+// the tensor the graph says (each part present, the products able to read the views).
+func (b *builder[T]) foldOf(mm *onnx.Node, parts [3]*foldPart, set [3]bool) (transposeFold, bool) {
+	f := transposeFold{ins: [2]string{mm.Inputs[0], mm.Inputs[1]}, out: mm.Outputs[0], alpha: 1}
+	for i, p := range parts {
+		switch {
+		case !set[i]:
+		case p == nil:
+			return f, false
+		case i < 2:
+			f.ins[i], f.perms[i] = p.name, p.perm
+			f.alpha *= p.alpha
+		default:
+			f.out, f.outPerm = p.name, p.perm
+		}
+	}
+	t, err := kernels.NewTransposedMatMul(intsOf(b.shapes.Dims[f.ins[0]]), f.perms[0], intsOf(b.shapes.Dims[f.ins[1]]), f.perms[1], f.outPerm, f.alpha)
+	if err != nil || !slices.Equal(t.YShape, intsOf(b.shapes.Dims[f.out])) {
+		return f, false
+	}
+	f.plan = t
+	return f, true
+}
+
+// powerOfTwoScale returns the node of div and mul (either may be nil) that scales a
+// tensor by a power of two without changing its shape (a Div by a scalar constant, a
+// Mul by one on either side), that tensor, and the factor.
+func (b *builder[T]) powerOfTwoScale(div, mul *onnx.Node) (*onnx.Node, string, float64) {
 	for _, n := range []*onnx.Node{div, mul} {
 		if n == nil || len(n.Inputs) != 2 {
 			continue
 		}
-		k, ok := b.scalarConst(n.Inputs[1])
-		if !ok || k == 0 || math.IsInf(float64(k), 0) || math.IsNaN(float64(k)) {
-			continue
-		}
-		if frac, _ := math.Frexp(float64(k)); math.Abs(frac) != 0.5 {
-			continue
-		}
-		if n == div {
-			return n, 1 / float64(k)
-		}
-		return n, float64(k)
-	}
-	return nil, 1
-}
-
-// transposePerm is a Transpose node's permutation of a tensor of the rank given (the
-// default reverses the axes).
-func transposePerm(n *onnx.Node, rank int) []int {
-	var perm []int
-	for _, p := range n.AttrInts("perm", nil) {
-		perm = append(perm, int(p))
-	}
-	if perm == nil {
-		for i := rank - 1; i >= 0; i-- {
-			perm = append(perm, i)
+		for c := 1; c >= 0; c-- {
+			if n == div && c == 0 {
+				break
+			}
+			x := n.Inputs[1-c]
+			k, ok := b.scalarConst(n.Inputs[c])
+			if !ok || !slices.Equal(b.shapes.Dims[x], b.shapes.Dims[n.Outputs[0]]) {
+				continue
+			}
+			if frac, _ := math.Frexp(float64(k)); math.Abs(frac) != 0.5 {
+				continue // not a power of two (0, NaN and the infinities give other fractions)
+			}
+			if n == div {
+				return n, x, 1 / float64(k)
+			}
+			return n, x, float64(k)
 		}
 	}
-	return perm
+	return nil, "", 1
 }

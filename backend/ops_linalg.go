@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"toolkit/backend/kernels"
+	"toolkit/onnx"
 )
 
 func init() {
@@ -20,12 +21,9 @@ type matMul[T float] struct {
 
 func newMatMul[T float](c *opContext) (*opKernels[T], error) {
 	if f := c.foldTransposes; f != nil {
-		t, err := kernels.NewTransposedMatMul(c.in[0], f.perms[0], c.in[1], f.perms[1], f.outPerm, f.alpha)
-		if err != nil {
-			return nil, c.errorf("through the transposes around it: %v", err)
-		}
-		if !slices.Equal(t.YShape, c.out[0]) {
-			return nil, c.errorf("through the transposes around it: output %v, the graph's %v", t.YShape, c.out[0])
+		t := f.plan
+		if !slices.Equal(t.AShape, c.in[0]) || !slices.Equal(t.BShape, c.in[1]) || !slices.Equal(t.YShape, c.out[0]) {
+			return nil, c.errorf("through the transposes around it: %v · %v → %v, the graph's %v · %v → %v", t.AShape, t.BShape, t.YShape, c.in[0], c.in[1], c.out[0])
 		}
 		return &opKernels[T]{outputs: []kernel[T]{&matMul[T]{transposed: t}}, data: []int{0, 1}}, nil
 	}
@@ -77,15 +75,7 @@ type transpose[T float] struct{ shape, perm []int }
 
 func newTranspose[T float](c *opContext) (*opKernels[T], error) {
 	shape := c.in[0]
-	var perm []int
-	for _, p := range c.node.AttrInts("perm", nil) {
-		perm = append(perm, int(p))
-	}
-	if perm == nil {
-		for i := len(shape) - 1; i >= 0; i-- {
-			perm = append(perm, i)
-		}
-	}
+	perm := transposePerm(c.node, len(shape))
 	if len(perm) != len(shape) {
 		return nil, c.errorf("perm %v does not match the input's rank %d", perm, len(shape))
 	}
@@ -113,4 +103,19 @@ func (k *transpose[T]) overwritesGrad() bool { return true }
 func (k *transpose[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	kernels.TransposeBackward(k.shape, k.perm, gout, gin)
 	return nil
+}
+
+// transposePerm is a Transpose node's permutation of a tensor of the rank given (the
+// default reverses the axes).
+func transposePerm(n *onnx.Node, rank int) []int {
+	var perm []int
+	for _, p := range n.AttrInts("perm", nil) {
+		perm = append(perm, int(p))
+	}
+	if perm == nil {
+		for i := rank - 1; i >= 0; i-- {
+			perm = append(perm, i)
+		}
+	}
+	return perm
 }

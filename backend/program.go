@@ -190,7 +190,8 @@ func (b *builder[T]) trained(name string) bool {
 // convolution before it, whose products then store the SiLU). It finds the Sigmoid
 // nodes whose output, no output of the program, feeds only a Mul by the Sigmoid's own
 // input (x·σ(x), SiLU or Swish as exporters write it): the pair computes as one op
-// with the Mul's output name. The graph itself is not changed.
+// with the Mul's output name. Then Gelu written out (planGelu) and the Transposes
+// around a MatMul (planTransposedMatMuls). The graph itself is not changed.
 func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 	b.fusedAct, b.fusedSiLU, b.skip = map[*onnx.Node]fusedAct{}, map[*onnx.Node]*onnx.Node{}, map[*onnx.Node]bool{}
 	b.fusedGelu, b.fusedBN = map[*onnx.Node]string{}, map[*onnx.Node]*onnx.Node{}

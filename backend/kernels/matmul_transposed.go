@@ -90,9 +90,15 @@ func NewTransposedMatMul(aShape, permA, bShape, permB, permY []int, alpha float6
 	if r < 2 || len(bShape) != r {
 		return nil, errors.New("kernels: TransposedMatMul: factors of shapes " + shapeString(aShape) + " and " + shapeString(bShape) + ": want the same rank, at least 2")
 	}
+	if r > MaxTransposeRank {
+		return nil, errors.New("kernels: TransposedMatMul: factors of rank " + itoa(r) + ": above MaxTransposeRank")
+	}
 	for _, p := range [][]int{permA, permB, permY} {
-		if p != nil && !validPerm(p, r) {
-			return nil, errors.New("kernels: TransposedMatMul: " + shapeString(p) + " is not a permutation of rank " + itoa(r))
+		if p == nil {
+			continue
+		}
+		if err := permError(p, r); err != nil {
+			return nil, errors.New("kernels: TransposedMatMul: " + err.Error())
 		}
 	}
 	la, sa := transposedView(aShape, permA)
@@ -102,22 +108,22 @@ func NewTransposedMatMul(aShape, permA, bShape, permB, permY []int, alpha float6
 	}
 	t := &TransposedMatMul{AShape: slices.Clone(aShape), BShape: slices.Clone(bShape), M: la[r-2], K: la[r-1], N: lb[r-1], Alpha: alpha}
 	product := append(slices.Clone(la[:r-1]), t.N)
-	if permY == nil {
-		permY = identityPerm(r)
-	}
-	t.YShape = TransposeShape(product, permY)
-	ys := contiguousStrides(t.YShape)
-	sy := make([]int, r) // the product's strides in the stored output
-	for i, p := range permY {
-		sy[p] = ys[i]
+	sy := contiguousStrides(product) // the product's strides in the stored output
+	t.YShape = product
+	if permY != nil {
+		t.YShape = TransposeShape(product, permY)
+		ys := contiguousStrides(t.YShape)
+		for i, p := range permY {
+			sy[p] = ys[i]
+		}
 	}
 	batch := la[:r-2]
 	t.a = matsOf(batch, la, sa)
 	t.b = matsOf(batch, lb, sb)
 	t.y = matsOf(batch, product, sy)
-	for _, m := range []stridedMats{t.a, t.b, t.y} {
+	for i, m := range []stridedMats{t.a, t.b, t.y} {
 		if _, _, ok := m.layout(); !ok {
-			return nil, errors.New("kernels: TransposedMatMul: a matrix of " + shapeString(la) + " · " + shapeString(lb) + " stored as " + shapeString(t.YShape) + " has no contiguous axis")
+			return nil, errors.New("kernels: TransposedMatMul: " + [3]string{"A", "B", "the output"}[i] + " of " + shapeString(la) + " · " + shapeString(lb) + " stored as " + shapeString(t.YShape) + ": its matrices have no contiguous axis")
 		}
 	}
 	return t, nil
@@ -160,6 +166,7 @@ func matsOf(batch, shape, strides []int) stridedMats {
 	return m
 }
 
+// contiguousStrides returns the strides of a contiguous tensor of the shape given.
 func contiguousStrides(shape []int) []int {
 	s := make([]int, len(shape))
 	n := 1
@@ -168,28 +175,6 @@ func contiguousStrides(shape []int) []int {
 		n *= shape[i]
 	}
 	return s
-}
-
-func identityPerm(r int) []int {
-	p := make([]int, r)
-	for i := range p {
-		p[i] = i
-	}
-	return p
-}
-
-func validPerm(p []int, r int) bool {
-	if len(p) != r {
-		return false
-	}
-	seen := make([]bool, r)
-	for _, a := range p {
-		if a < 0 || a >= r || seen[a] {
-			return false
-		}
-		seen[a] = true
-	}
-	return true
 }
 
 // TransposedMatMulForward computes y (t.YShape) from a (t.AShape) and b (t.BShape).

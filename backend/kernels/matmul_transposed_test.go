@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 )
@@ -21,6 +22,17 @@ var transposedCases = []struct {
 	{[]int{2, 5, 3, 6}, []int{0, 2, 1, 3}, []int{2, 3, 6, 4}, []int{0, 1, 2, 3}, []int{2, 0, 1, 3}, 0.5},
 	{[]int{4, 1, 6}, []int{1, 0, 2}, []int{1, 3, 6}, []int{0, 2, 1}, nil, 1},
 	{[]int{3, 1, 6}, nil, []int{3, 6, 4}, nil, []int{0, 2, 1}, 1},
+	{[]int{4, 1, 5}, []int{1, 2, 0}, []int{4, 1, 6}, []int{1, 0, 2}, []int{0, 2, 1}, 1}, // K = 1
+	{[]int{2, 5, 3}, []int{0, 2, 1}, []int{2, 5, 1}, nil, []int{0, 2, 1}, 1},            // N = 1, output column-major
+	{[]int{2, 0, 3}, nil, []int{3, 2, 4}, []int{1, 0, 2}, nil, 1},                       // no rows
+}
+
+func filled[T Float](n int, v T) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
 }
 
 // transposedReference computes the case with explicit transposes around the float64
@@ -64,15 +76,12 @@ func TestTransposedMatMul(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		a, b := randn(rng, Size(c.a)), randn(rng, Size(c.b))
-		y := make([]float64, Size(tm.YShape))
+		y := filled(Size(tm.YShape), math.NaN())
 		TransposedMatMulForward(tm, a, b, y)
 		assertClose(t, what, y, transposedReference(tm, c.permA, c.permB, c.permY, a, b), 1e-14)
 		dy := randn(rng, len(y))
 		fwd := func() []float64 { TransposedMatMulForward(tm, a, b, y); return y }
-		da, db := make([]float64, len(a)), make([]float64, len(b))
-		for i := range da {
-			da[i] = 1e300 // overwritten
-		}
+		da, db := filled(len(a), math.NaN()), filled(len(b), math.NaN()) // overwritten
 		TransposedMatMulBackwardA(tm, b, dy, da)
 		checkGrad(t, what+" dA", a, dy, da, fwd)
 		TransposedMatMulBackwardB(tm, a, dy, db)
@@ -97,7 +106,8 @@ func TestTransposedMatMulFloat32(t *testing.T) {
 				t.Fatalf("%s: %v", what, err)
 			}
 			a, b, dy := to32(randn(rng, Size(c.a))), to32(randn(rng, Size(c.b))), to32(randn(rng, Size(tm.YShape)))
-			y, da, db := make([]float32, len(dy)), make([]float32, len(a)), make([]float32, len(b))
+			nan := float32(math.NaN())
+			y, da, db := filled(len(dy), nan), filled(len(a), nan), filled(len(b), nan) // overwritten
 			TransposedMatMulForward(tm, a, b, y)
 			TransposedMatMulBackwardA(tm, b, dy, da)
 			TransposedMatMulBackwardB(tm, a, dy, db)
@@ -121,10 +131,11 @@ func TestTransposedMatMulRefuses(t *testing.T) {
 	for _, c := range []struct {
 		a, permA, b, permB []int
 	}{
-		{[]int{2, 3, 4}, []int{2, 0, 1}, []int{2, 3, 4}, []int{2, 1, 0}}, // a's matrices: strides 12 and 4
-		{[]int{2, 3, 4}, nil, []int{3, 4, 5}, nil},                       // batch axes 2 and 3
-		{[]int{3, 4}, nil, []int{5, 4}, nil},                             // inner 4 and 5
-		{[]int{3, 4}, []int{0, 0}, []int{4, 5}, nil},                     // no permutation
+		{[]int{2, 3, 4}, []int{2, 0, 1}, []int{2, 3, 4}, []int{2, 1, 0}},               // a's matrices: strides 12 and 4
+		{[]int{2, 3, 4}, nil, []int{3, 4, 5}, nil},                                     // batch axes 2 and 3
+		{[]int{3, 4}, nil, []int{5, 4}, nil},                                           // inner 4 and 5
+		{[]int{3, 4}, []int{0, 0}, []int{4, 5}, nil},                                   // no permutation
+		{[]int{1, 1, 1, 1, 1, 1, 1, 2, 3}, nil, []int{1, 1, 1, 1, 1, 1, 1, 3, 2}, nil}, // rank 9
 	} {
 		if _, err := NewTransposedMatMul(c.a, c.permA, c.b, c.permB, nil, 1); err == nil {
 			t.Errorf("%v%v · %v%v accepted", c.a, c.permA, c.b, c.permB)

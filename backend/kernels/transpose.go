@@ -1,5 +1,7 @@
 package kernels
 
+import "errors"
+
 // MaxTransposeRank is the largest rank [Transpose] accepts.
 const MaxTransposeRank = 8
 
@@ -24,19 +26,28 @@ func InversePerm(perm []int) []int {
 }
 
 func checkPerm(name string, shape, perm []int) {
-	if len(perm) != len(shape) {
-		panic("kernels: " + name + ": permutation of length " + itoa(len(perm)) + " for rank " + itoa(len(shape)))
+	if err := permError(perm, len(shape)); err != nil {
+		panic("kernels: " + name + ": " + err.Error())
 	}
-	if len(perm) > MaxTransposeRank {
-		panic("kernels: " + name + ": rank " + itoa(len(perm)) + " exceeds MaxTransposeRank")
+}
+
+// permError says why perm is not a permutation of r axes that [Transpose] takes, or
+// returns nil.
+func permError(perm []int, r int) error {
+	if len(perm) != r {
+		return errors.New("permutation of length " + itoa(len(perm)) + " for rank " + itoa(r))
+	}
+	if r > MaxTransposeRank {
+		return errors.New("rank " + itoa(r) + " exceeds MaxTransposeRank")
 	}
 	var seen [MaxTransposeRank]bool
 	for _, a := range perm {
-		if a < 0 || a >= len(perm) || seen[a] {
-			panic("kernels: " + name + ": invalid permutation")
+		if a < 0 || a >= r || seen[a] {
+			return errors.New(shapeString(perm) + " is not a permutation of 0.." + itoa(r-1))
 		}
 		seen[a] = true
 	}
+	return nil
 }
 
 // Transpose writes into y the transpose of x, whose shape is shape: y's axis
