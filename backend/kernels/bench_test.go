@@ -397,3 +397,23 @@ func BenchmarkConv2DResNetBatch1(b *testing.B) {
 		benchConstantConv(b, l.name, p, Activation{Kind: ReluActivation})
 	}
 }
+
+// BenchmarkSoftmax times an attention layer's softmax: ViT-B/16's at batch 16, 16·12·197
+// rows of 197.
+func BenchmarkSoftmax(b *testing.B) {
+	rows, cols := 16*12*197, 197
+	rng := newRNG(1)
+	x := to32(randn(rng, rows*cols))
+	y := make([]float32, len(x))
+	dy := to32(randn(rng, rows*cols))
+	b.Run("forward", func(b *testing.B) {
+		for range b.N {
+			SoftmaxForward(rows, cols, x, y)
+		}
+	})
+	b.Run("backward", func(b *testing.B) {
+		for range b.N {
+			SoftmaxBackward(rows, cols, y, dy, x)
+		}
+	})
+}

@@ -22,9 +22,7 @@ func SoftmaxForward[T Float](rows, cols int, x, y []T) {
 			// float32: the exponentials in the kernel's vector loop, summed here in
 			// float64 in the same order on every instruction set.
 			expShift(cols, &as32(xs)[0], float32(mx), &as32(ys)[0])
-			for _, e := range ys {
-				s += float64(e)
-			}
+			s = sum(ys)
 		} else {
 			for i, v := range xs {
 				e := math.Exp(float64(v - mx))
@@ -32,10 +30,7 @@ func SoftmaxForward[T Float](rows, cols int, x, y []T) {
 				s += e
 			}
 		}
-		inv := T(1 / s)
-		for i := range ys {
-			ys[i] *= inv
-		}
+		scaleT(T(1/s), ys, ys)
 	})
 }
 
@@ -61,11 +56,7 @@ func SoftmaxBackward[T Float](rows, cols int, y, dy, dx []T) {
 	need(name, "dx", dx, rows*cols)
 	forRows(rows, cols, func(r int) {
 		ys, gs, ds := y[r*cols:(r+1)*cols], dy[r*cols:(r+1)*cols], dx[r*cols:(r+1)*cols]
-		var dot float64
-		for i, v := range ys {
-			dot += float64(v) * float64(gs[i])
-		}
-		d := T(dot)
+		d := T(dot64(ys, gs))
 		for i, v := range ys {
 			ds[i] = v * (gs[i] - d)
 		}
@@ -103,17 +94,41 @@ func LogSoftmaxBackward[T Float](rows, cols int, y, dy, dx []T) {
 	})
 }
 
+// rowMax returns the largest value of xs (0 where there is none, or where all are
+// -Inf; NaN where one is NaN), in four interleaved maxima: without branches, which
+// mispredicted on most values.
 func rowMax[T Float](xs []T) T {
-	mx := negInf[T]()
-	for _, v := range xs {
-		if v > mx {
-			mx = v
-		}
+	inf := negInf[T]()
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+4 <= len(xs); i += 4 {
+		m0, m1, m2, m3 = max(m0, xs[i]), max(m1, xs[i+1]), max(m2, xs[i+2]), max(m3, xs[i+3])
 	}
+	for ; i < len(xs); i++ {
+		m0 = max(m0, xs[i])
+	}
+	mx := max(max(m0, m1), max(m2, m3))
 	if math.IsInf(float64(mx), -1) {
 		return 0 // all -inf (or empty): keep x - max finite
 	}
 	return mx
+}
+
+// dot64 returns Σ x[i]·y[i] in float64 with four accumulators (sum's order).
+func dot64[T Float](x, y []T) float64 {
+	y = y[:len(x)]
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a0 += float64(x[i]) * float64(y[i])
+		a1 += float64(x[i+1]) * float64(y[i+1])
+		a2 += float64(x[i+2]) * float64(y[i+2])
+		a3 += float64(x[i+3]) * float64(y[i+3])
+	}
+	for ; i < len(x); i++ {
+		a0 += float64(x[i]) * float64(y[i])
+	}
+	return (a0 + a1) + (a2 + a3)
 }
 
 // logSumExp returns log(sum(exp(xs))) in float64, computed stably.
