@@ -57,6 +57,10 @@ type step[T float] struct {
 	// following steps (asyncGradient); the next async step, and the end of the run, wait
 	// for it.
 	async bool
+	// waits is set where the step first waits for the asynchronous gradient under way,
+	// which then frees what it reads before the step's output is made (planWaits: where
+	// that makes the arena smaller).
+	waits bool
 	// saved is the value the op keeps from its forward pass for its gradients (saver),
 	// or -1.
 	saved int
@@ -364,6 +368,13 @@ func (p *program[T]) run(inputs [][]T, target []T) (err error) {
 		current = s.name
 		if p.trace != nil {
 			began = time.Now()
+		}
+		if s.waits {
+			if err := p.async.wait(); err != nil {
+				return fmt.Errorf("running the program: %w", err)
+			}
+			p.tellReady(pending)
+			pending = nil
 		}
 		args = args[:0]
 		for _, a := range s.args {

@@ -65,7 +65,9 @@ func residualModelSized(h int64) *onnx.Model {
 // value nothing else reads, the Add over its first operand, Flatten, the Relus' and the
 // Flatten's gradients over their output's gradient, the residual's gradient sum over its
 // first term), and from the asynchronous weight gradients, whose arguments live until
-// the next one (or the end) waits for them. The program's output y stays in the arena
+// the next one (or the end) waits for them, or a step planned to wait for them: here
+// the max pooling's gradient, where the second convolution's weight gradient would
+// otherwise have kept t4 and dt5@add alive through the peak (planWaits). The program's output y stays in the arena
 // until the end of the run; the loss and the parameters' gradients have buffers of their
 // own.
 func TestMemoryPlanLiveValues(t *testing.T) {
@@ -94,13 +96,13 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 		{"dAdd(add)/d#0", "t1 t3 t4 dt6@r2 dt5@add y"},
 		{"dAdd(add)/d#1", "t1 t3 t4 dt6@r2 dt5@add dt4@add y"}, // over dt6@r2
 		{"dConv(c2)/d#0", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"},
-		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"}, // async: t4 and dt5@add until dConv(c1)/d#1
-		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4 y"},   // the sum, over dt4@add
-		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp y"},
-		{"dBatchNormalization(bn)/d#0", "t1 t3 t4 dt5@add dt3@mp dt1@bn y"}, // t3: the Relu's mask
-		{"dBatchNormalization(bn)/d#1", "t1 t3 t4 dt5@add dt3@mp dt1@bn y"},
-		{"dBatchNormalization(bn)/d#2", "t3 t4 dt5@add dt3@mp dt1@bn y"},
-		{"dConv(c1)/d#1", "t4 dt5@add dt1@bn y"}, // async: dt1@bn until the end
+		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"},   // async: t4 and dt5@add until dMaxPool(mp)/d#0 waits
+		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4 y"},     // the sum, over dt4@add
+		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp y"},    // waits for dConv(c2)/d#1 (planWaits)
+		{"dBatchNormalization(bn)/d#0", "t1 t3 dt3@mp dt1@bn y"}, // t3: the Relu's mask
+		{"dBatchNormalization(bn)/d#1", "t1 t3 dt3@mp dt1@bn y"},
+		{"dBatchNormalization(bn)/d#2", "t3 dt3@mp dt1@bn y"},
+		{"dConv(c1)/d#1", "dt1@bn y"}, // async: dt1@bn until the end
 		{"dConv(c1)/d#2", "dt1@bn y"},
 	}
 	steps := p.p.steps

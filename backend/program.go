@@ -619,6 +619,7 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 	} else {
 		p.planMemory()
 	}
+	p.planWaits()
 	p.arena.reserve(p.mem.size)
 	return p, nil
 }
