@@ -56,6 +56,15 @@ type roundedReader interface {
 	readsRounded(i int) reads
 }
 
+// compactReader is implemented by kernels whose gradients can read some of the values
+// they read rounded (roundedReader) straight from the compact copies compactSaved
+// makes, telling them from float32 values by length (kernels.IsCompact): those values
+// are then not read back into float32 for them, and their float32 memory is not needed
+// again. readsCompact(i) names those of gradient i.
+type compactReader interface {
+	readsCompact(i int) reads
+}
+
 // reads names the forward values a gradient reads: inputs by their index among the
 // kernel's inputs, and the output.
 type reads struct {

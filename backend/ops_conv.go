@@ -158,6 +158,16 @@ func (k *conv[T]) readsRounded(i int) reads {
 	return r
 }
 
+// readsCompact: what readsRounded names (the weight gradient's input where the
+// convolution is not grouped), straight from its compact copy.
+func (k *conv[T]) readsCompact(i int) reads {
+	r := k.readsRounded(i)
+	if k.p.Group > 1 {
+		r.in = nil
+	}
+	return r
+}
+
 // overwritesGrad: the three convolution gradients overwrite their outputs.
 func (k *conv[T]) overwritesGrad() bool { return true }
 
@@ -171,7 +181,17 @@ func (k *conv[T]) asyncBackward(i int, ins [][]T, out, gout, gin []T) func() {
 		return nil
 	}
 	k.maskAct(out, gout)
-	return func() { kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin) }
+	return func() { k.weightGrad(ins[0], gout, gin) }
+}
+
+// weightGrad computes the weight gradient, from x's compact copy where the step reads
+// that (compactReader).
+func (k *conv[T]) weightGrad(x, gout, gin []T) {
+	if x32, ok := any(x).([]float32); ok && kernels.IsCompact(x32, k.p.XLen()) {
+		kernels.Conv2DBackwardWeightCompact(k.p, x32, any(gout).([]float32), any(gin).([]float32))
+		return
+	}
+	kernels.Conv2DBackwardWeight(k.p, x, gout, gin)
 }
 
 // maskAct turns the gradient at a fused activation's output into the one at the
@@ -182,7 +202,11 @@ func (k *conv[T]) maskAct(out, gout []T) {
 		// in place: its output's only reader is this op (planFusions), so nothing else
 		// reads gout, and masking twice would change nothing. The output tells where the
 		// activation is sloped (a Relu's out > 0 exactly where the conv's output is).
-		kernels.ActivationBackward(k.act, out, gout, gout)
+		if o32, ok := any(out).([]float32); ok && kernels.IsCompact(o32, len(gout)) {
+			kernels.ReluBackwardCompact(o32, any(gout).([]float32)) // a Relu's (readsCompact)
+		} else {
+			kernels.ActivationBackward(k.act, out, gout, gout)
+		}
 		k.dzValid = true
 	}
 }
@@ -193,7 +217,7 @@ func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	case 0:
 		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)
 	case 1:
-		kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin)
+		k.weightGrad(ins[0], gout, gin)
 	case 2:
 		kernels.Conv2DBackwardBias(k.p, gout, gin)
 	}

@@ -14,9 +14,14 @@ func init() {
 
 // maxPool finds the position of each window's maximum again in its input in the
 // backward pass (kernels.MaxPool2DBackward): a training step keeps nothing for
-// it where it keeps its input anyway, a Relu's output.
+// it where it keeps its input anyway, a Relu's output. With keepPositions (a training
+// program that keeps values in bfloat16 between the passes, Options.SavedBF16) it
+// keeps the positions instead (a quarter of a 2×2 pooling's input, as int32), so that
+// its input, read by nothing else but a Relu's gradient, can be kept in bfloat16.
 type maxPool[T float] struct {
-	p kernels.Pool2DParams
+	p             kernels.Pool2DParams
+	keepPositions bool
+	positions     []int32 // the forward pass's, with keepPositions (saver)
 }
 
 type avgPool[T float] struct{ p kernels.Pool2DParams }
@@ -44,23 +49,47 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 	}
 	var k kernel[T] = &avgPool[T]{p: p}
 	if c.node.OpType == "MaxPool" {
-		k = &maxPool[T]{p: p}
+		k = &maxPool[T]{p: p, keepPositions: c.training && c.savedBF16}
 	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }
 
 func (k *maxPool[T]) forward(ins [][]T, out []T) error {
-	kernels.MaxPool2DForward(k.p, ins[0], out, nil)
+	kernels.MaxPool2DForward(k.p, ins[0], out, k.positions)
 	return nil
+}
+
+// savedLen: the positions, with keepPositions.
+func (k *maxPool[T]) savedLen() int {
+	if !k.keepPositions {
+		return 0
+	}
+	return int32Len[T](k.p.YLen())
+}
+
+func (k *maxPool[T]) setSaved(s []T) {
+	if k.keepPositions {
+		k.positions = int32sIn(s, k.p.YLen())
+	}
 }
 
 // overwritesGrad: MaxPool2DBackward clears each plane before scattering into it.
 func (k *maxPool[T]) overwritesGrad() bool { return true }
 
-// backwardReads: the input, where the gradient finds the maxima.
-func (k *maxPool[T]) backwardReads(int) reads { return readsIn(0) }
+// backwardReads: the input, where the gradient finds the maxima; nothing with the
+// positions kept.
+func (k *maxPool[T]) backwardReads(int) reads {
+	if k.keepPositions {
+		return reads{}
+	}
+	return readsIn(0)
+}
 
 func (k *maxPool[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
+	if k.keepPositions {
+		kernels.MaxPool2DBackwardAt(k.p, k.positions, gout, gin)
+		return nil
+	}
 	kernels.MaxPool2DBackward(k.p, ins[0], gout, gin)
 	return nil
 }

@@ -298,6 +298,9 @@ const compactMinSize = 1 << 12
 // the gradient steps read instead. The value then lives through the forward pass only,
 // the compact copy between the passes, and the one read back through the gradients
 // that read it (until the step that waits for an asynchronous one, as any value).
+// Where every gradient reader reads the copy itself (compactReader: a convolution's
+// weight gradient and its fused Relu's mask), nothing is read back: the copy lives
+// through those gradients instead.
 func (p *program[T]) compactSaved() {
 	if _, ok := any(p).(*program[float32]); !ok {
 		return
@@ -316,7 +319,10 @@ func (p *program[T]) compactSaved() {
 			}
 		}
 	}
-	type compaction struct{ v, after, before int }
+	type compaction struct {
+		v, after, before int
+		direct           bool // every gradient reader reads the copy itself (compactReader)
+	}
 	var todo []compaction
 	for v := range p.vals {
 		val := p.vals[v]
@@ -327,7 +333,7 @@ func (p *program[T]) compactSaved() {
 			continue
 		}
 		lastFwd, firstBack := writer[v], -1
-		ok := true
+		ok, direct := true, true
 		for _, r := range readers[v] {
 			s := p.steps[r]
 			if s.kind == stepForward && firstBack < 0 {
@@ -338,6 +344,7 @@ func (p *program[T]) compactSaved() {
 				ok = false
 				break
 			}
+			direct = direct && readsCompactly(s, v)
 			if firstBack < 0 {
 				firstBack = r
 			}
@@ -352,7 +359,7 @@ func (p *program[T]) compactSaved() {
 					break
 				}
 			}
-			todo = append(todo, compaction{v: v, after: lastFwd, before: firstBack})
+			todo = append(todo, compaction{v: v, after: lastFwd, before: firstBack, direct: direct})
 		}
 	}
 	if len(todo) == 0 {
@@ -360,14 +367,20 @@ func (p *program[T]) compactSaved() {
 	}
 	// The values to copy after each step and to read back before each step.
 	after, before := map[int][]int{}, map[int][]int{}
+	direct := map[int]bool{}
 	for _, c := range todo {
 		after[c.after] = append(after[c.after], c.v)
 		before[c.before] = append(before[c.before], c.v)
+		direct[c.v] = c.direct
 	}
 	compactOf := map[int]int{}
 	steps := make([]step[T], 0, len(p.steps)+2*len(todo))
 	for i := range p.steps {
 		for _, v := range before[i] {
+			if direct[v] {
+				p.gradientsRead(i, v, compactOf[v])
+				continue
+			}
 			back := p.newValue(p.vals[v].name+" (from bfloat16)", p.vals[v].size)
 			steps = append(steps, step[T]{kind: stepFromBF16, name: "FromBF16(" + p.vals[v].name + ")", args: []int{compactOf[v]}, out: back, inPlace: -1, saved: -1})
 			p.gradientsRead(i, v, back)
@@ -395,6 +408,23 @@ func readsRounded[T float](s step[T], v int) bool {
 			continue
 		}
 		if k > nin || k == nin && !r.out || k < nin && !slices.Contains(r.in, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// readsCompactly reports whether gradient step s reads value v, which it reads rounded,
+// straight from its compact copy (compactReader).
+func readsCompactly[T float](s step[T], v int) bool {
+	cr, ok := s.grad.op.k.(compactReader)
+	if !ok {
+		return false
+	}
+	r := cr.readsCompact(s.grad.input)
+	nin := len(s.grad.op.inShapes)
+	for k, a := range s.args {
+		if a == v && (k == nin && !r.out || k < nin && !slices.Contains(r.in, k)) {
 			return false
 		}
 	}

@@ -73,7 +73,9 @@ type Options struct {
 	// is positive (the rounding keeps that exactly). Half their memory, for two passes
 	// over them (one after their last forward reader, one before their first gradient);
 	// a float32 program's gradients then are those of a bfloat16 product's operands.
-	// finetune sets it with precision bf16. Ignored by float64 programs.
+	// A convolution's gradients read the copies themselves; a max pooling keeps the
+	// positions of its maxima rather than its input, which can then be kept in
+	// bfloat16 too. finetune sets it with precision bf16. Ignored by float64 programs.
 	SavedBF16 bool
 	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
 	// without the program keeping them as it keeps its outputs: the ones the program
@@ -806,7 +808,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused.Inputs, fused.Outputs = f.ins[:], []string{f.out}
 		n, foldTransposes = &fused, &f
 	}
-	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, rng: b.rng,
+	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, savedBF16: b.opts.SavedBF16, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		fixed:          func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
 		foldBN:         foldBN,

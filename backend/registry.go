@@ -52,6 +52,9 @@ type opContext struct {
 	// fuseGelu asks a Mul node, given the input x of Gelu written out, for Gelu(x)
 	// (planGelu).
 	fuseGelu bool
+	// savedBF16 is Options.SavedBF16: a max pooling then keeps its positions rather
+	// than its input for its gradient.
+	savedBF16 bool
 	// foldTransposes, when set, asks a MatMul node, given the tensors before the
 	// transposes of its factors and writing the one after the transpose of its output,
 	// for the product through them (planTransposedMatMuls).

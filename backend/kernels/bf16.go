@@ -133,3 +133,32 @@ func fromBF16Go(src []uint16, dst []float32) {
 		dst[i] = math.Float32frombits(uint32(v) << 16)
 	}
 }
+
+// compactChunk is how many values the compact readers below read back at a time, into
+// a float32 buffer of the free lists that stays in the L1 cache.
+const compactChunk = 2048
+
+// ReluBackwardCompact sets g[i] = 0 where a Relu's output y was not positive, given y's
+// compact copy (ToBF16, which keeps every nonzero value nonzero and its sign: the same
+// mask as from y). In place on g; split across the cores.
+func ReluBackwardCompact(y []float32, g []float32) {
+	need("ReluBackwardCompact", "y", y, BF16Len(len(g)))
+	s := bf16s(y)[:len(g)]
+	parallelFor(len(g), workers(len(g), 1), func(_, lo, hi int) {
+		buf := getBuf[float32](compactChunk)
+		defer putBuf(buf)
+		for c := lo; c < hi; c += compactChunk {
+			e := min(hi, c+compactChunk)
+			fromBF16Run(s[c:e], buf[:e-c])
+			reluBackwardSerial(buf[:e-c], g[c:e], g[c:e])
+		}
+	})
+}
+
+// isCompact reports whether s holds n values as a compact copy (BF16Len(n) slots) rather
+// than as float32: the gradients that read a value straight from its copy tell the two
+// apart by length.
+func isCompact(s []float32, n int) bool { return n > 1 && len(s) == BF16Len(n) }
+
+// IsCompact is isCompact for the backend's kernels.
+func IsCompact(s []float32, n int) bool { return isCompact(s, n) }

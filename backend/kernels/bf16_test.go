@@ -326,3 +326,61 @@ func TestToFromBF16(t *testing.T) {
 		check("ToBF16", bf16s(packed)[:n], back)
 	}
 }
+
+// TestReluBackwardCompact checks the Relu's mask read from a compact copy against the one
+// read from the float32 output, bit for bit: zeros of both signs, subnormals (which
+// ToBF16 keeps nonzero), NaN, infinities, on lengths around the vector width and the
+// chunks.
+func TestReluBackwardCompact(t *testing.T) {
+	rng := newRNG(81)
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 1e-45, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 3e38}
+	for _, n := range []int{1, 15, 16, 17, 2047, 2048, 2049, 5001} {
+		y, g := to32(randn(rng, n)), to32(randn(rng, n))
+		for i := range y {
+			if i%7 == 0 {
+				y[i] = special[(i/7)%len(special)]
+			}
+		}
+		want := make([]float32, n)
+		ReluBackward(y, g, want)
+		c := make([]float32, BF16Len(n))
+		ToBF16(y, c)
+		ReluBackwardCompact(c, g)
+		assertBits(t, fmt.Sprintf("n=%d", n), g, want)
+	}
+}
+
+// TestConvBackwardWeightCompact checks the weight gradient from the input's compact
+// copy against the weight gradient from the values that copy holds, bit for bit, on
+// every implementation and on the bfloat16 products (which read the copy a group of
+// images at a time into their padded buffer): padded and unpadded, strided, one
+// channel.
+func TestConvBackwardWeightCompact(t *testing.T) {
+	geoms := []Conv2DParams{
+		{N: 3, C: 5, H: 9, W: 7, M: 6, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 2, C: 8, H: 6, W: 5, M: 4, KH: 1, KW: 1},
+		{N: 2, C: 3, H: 11, W: 11, M: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 2, C: 6, H: 8, W: 8, M: 7, KH: 1, KW: 1, StrideH: 2, StrideW: 2},
+		{N: 1, C: 1, H: 5, W: 5, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	}
+	check := func(t *testing.T) {
+		rng := newRNG(82)
+		for _, p := range geoms {
+			p = p.WithOutSize()
+			x, dy := to32(randn(rng, p.XLen())), to32(randn(rng, p.YLen()))
+			c := make([]float32, BF16Len(len(x)))
+			ToBF16(x, c)
+			xr := make([]float32, len(x))
+			FromBF16(c, xr)
+			want, got := make([]float32, p.WLen()), make([]float32, p.WLen())
+			Conv2DBackwardWeight(p, xr, dy, want)
+			for i := range got {
+				got[i] = float32(math.NaN()) // overwritten
+			}
+			Conv2DBackwardWeightCompact(p, c, dy, got)
+			assertBits(t, fmt.Sprintf("%+v", p), got, want)
+		}
+	}
+	forEachImplementation(t, check)
+	t.Run("bf16", func(t *testing.T) { withBF16(t, check) })
+}

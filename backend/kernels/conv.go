@@ -683,7 +683,7 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	xs, ys := p.C*p.H*p.W, p.M*P
 	dw = dw[:p.M*K]
 	if kern := packedKernel[T](); kern != nil && kern.fastGather {
-		convBackwardWeightFast(kern, p, as32(x), as32(dy), as32(dw))
+		convBackwardWeightFast(kern, p, as32(x), false, as32(dy), as32(dw))
 		return
 	}
 	direct, col, tmp := convScratch[T](p)
@@ -706,6 +706,30 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 		Gemm(false, true, p.M, K, g*pt, 1, src, ld, col, g*pt, beta, dw, K)
 		beta = 1
 	})
+}
+
+// Conv2DBackwardWeightCompact is [Conv2DBackwardWeight] with x given as its compact
+// copy (ToBF16; p.Group 1): on the packed GEMM that gathers fast (the bfloat16 one), a
+// group of images at a time is read back into the buffer the padded images go to anyway,
+// which the bfloat16 packers round again to the same values; elsewhere x is read back
+// whole first.
+func Conv2DBackwardWeightCompact(p Conv2DParams, x, dy, dw []float32) {
+	const name = "Conv2DBackwardWeightCompact"
+	p = p.mustValid(name)
+	need(name, "x", x, BF16Len(p.XLen()))
+	if p.Group > 1 {
+		panic("kernels: " + name + ": grouped convolution")
+	}
+	if kern := packedKernel[float32](); kern != nil && kern.fastGather && p.N > 0 {
+		need(name, "dy", dy, p.YLen())
+		need(name, "dw", dw, p.WLen())
+		convBackwardWeightFast(kern, p, x, true, dy, dw[:p.WLen()])
+		return
+	}
+	xf := getBuf[float32](p.XLen())
+	defer putBuf(xf)
+	FromBF16(x, xf[:p.XLen()])
+	Conv2DBackwardWeight(p, xf[:p.XLen()], dy, dw)
 }
 
 // Conv2DBackwardBias computes db [M], the gradient with respect to the bias:

@@ -127,6 +127,29 @@ func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
 	padPlanes(p, x, xp, n0, g, runtime.GOMAXPROCS(0))
 }
 
+// padImagesCompact is padImages from x's compact copy (ToBF16): the values read back.
+func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
+	_, wp, plane := p.paddedDims()
+	hw := p.H * p.W
+	s := bf16s(x)
+	units := g * p.C
+	parallelFor(units, workers(units, plane/4), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
+			dst := xp[u*plane : (u+1)*plane]
+			if wp == p.W && plane == hw {
+				fromBF16Run(src, dst)
+				continue
+			}
+			clear(dst)
+			for h := range p.H {
+				o := (p.PadTop+h)*wp + p.PadLeft
+				fromBF16Run(src[h*p.W:(h+1)*p.W], dst[o:o+p.W])
+			}
+		}
+	})
+}
+
 // padImage is padImages of image n on up to nw goroutines.
 func padImage(p Conv2DParams, x, xp []float32, n, nw int) {
 	padPlanes(p, x, xp, n, 1, nw)
@@ -413,12 +436,15 @@ func flipWeights(p Conv2DParams, w, wf []float32, nw int) {
 // image of the group as its inner dimension. A reads dy through a table
 // of position offsets, B the padded images through the tap and position
 // offsets (gathers).
-func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float32) {
+//
+// With compact set, x is a compact copy (ToBF16): every image is read back a group at a
+// time into the buffer padded images are copied to.
+func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compact bool, dy, dw []float32) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	// Unpadded images are read where they are (their layout is the padded one), all
 	// in one product; padded ones are copied a group at a time.
-	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0
+	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0 && !compact
 	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
 	var xp []float32
 	if unpadded {
@@ -438,9 +464,12 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x, dy, dw []float3
 	for n0 := 0; n0 < p.N; n0 += g {
 		gn := min(g, p.N-n0)
 		src := xp
-		if unpadded {
+		switch {
+		case unpadded:
 			src = x[n0*p.C*plane:]
-		} else {
+		case compact:
+			padImagesCompact(p, x, xp, n0, gn)
+		default:
 			padImages(p, x, xp, n0, gn)
 		}
 		for i := 0; i < gn; i++ {

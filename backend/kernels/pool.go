@@ -458,6 +458,32 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 	})
 }
 
+// MaxPool2DBackwardAt computes dx like [MaxPool2DBackward], from the positions
+// [MaxPool2DForward] gave (argmax, one per output, -1 for a window without an input
+// cell) instead of the input: a training step that keeps the positions rather than the
+// input. dx is overwritten.
+func MaxPool2DBackwardAt[T Float](p Pool2DParams, argmax []int32, dy, dx []T) {
+	const name = "MaxPool2DBackwardAt"
+	p = p.mustValid(name)
+	need(name, "argmax", argmax, p.YLen())
+	need(name, "dy", dy, p.YLen())
+	need(name, "dx", dx, p.XLen())
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW+HW), func(_, lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			dxp := dx[pl*HW : (pl+1)*HW]
+			clear(dxp)
+			dyp := dy[pl*OHW : (pl+1)*OHW]
+			for o, i := range argmax[pl*OHW : (pl+1)*OHW] {
+				if i >= 0 {
+					dxp[i] += dyp[o]
+				}
+			}
+		}
+	})
+}
+
 // windowSearch finds the cells of a plane's max pooling windows that lie inside the
 // input with the vector search of the kernel in use (gemmKernel.firstMax): for each
 // window, the first tap in row-major order whose value equals the window's maximum,
