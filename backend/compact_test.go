@@ -342,21 +342,32 @@ func TestSavedBF16Gradients(t *testing.T) {
 // TestSavedBF16SameBitsUnderBF16Products checks that on the bfloat16 products, which
 // round their operands as they pack them, keeping the values in bfloat16 changes no
 // bit of the loss or of any gradient: the compact copies round as the packers do, and a
-// Relu's output is positive exactly where its copy is.
+// Relu's output is positive exactly where its copy is; so too the program
+// Options.SavedBF16 builds (the max pooling's positions kept, a convolution's weight
+// gradient reading its input's copy itself).
 func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	if err := kernels.BF16Available(); err != nil {
 		t.Skipf("no bfloat16 products here: %v", err)
 	}
 	defer useBF16Products(t)()
 	m, plain, compact := compactTraining(t)
-	loss, grads := runBoth(t, m, plain, compact, 64)
-	if loss[0] != loss[1] {
-		t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
+	// And as Options.SavedBF16 builds it: the max pooling keeping its positions, its
+	// input copied too, the convolution reading t4's copy itself.
+	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy, SavedBF16: true}
+	saved, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, name := range m.TrainableNames() {
-		want, got := grads[0][name], grads[1][name]
-		if i := firstOtherBits(got, want); i >= 0 {
-			t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
+	for _, p := range []*Program{compact, saved} {
+		loss, grads := runBoth(t, m, plain, p, 64)
+		if loss[0] != loss[1] {
+			t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
+		}
+		for _, name := range m.TrainableNames() {
+			want, got := grads[0][name], grads[1][name]
+			if i := firstOtherBits(got, want); i >= 0 {
+				t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
+			}
 		}
 	}
 	if !slices.Contains(m.TrainableNames(), "w2") {

@@ -342,7 +342,8 @@ func checkWindowRule(t *testing.T, what string, p Pool2DParams, x, y []float64, 
 // (among them zeros of both signs); some planes hold a NaN or infinities, which send
 // the search back to the scalar rule. Each output's gradient is added in the order of
 // the outputs, so the sums are compared bit for bit; the forward pass's outputs and
-// positions too (the outputs as values: a zero's sign may differ).
+// positions too (the outputs as values: a zero's sign may differ), and the gradient
+// from those positions (MaxPool2DBackwardAt).
 func TestMaxPoolBackwardWindowSearch(t *testing.T) {
 	geoms := []poolCase{
 		{Pool2DParams{N: 2, C: 3, H: 37, W: 41, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
@@ -429,6 +430,17 @@ func TestMaxPoolBackwardWindowSearch(t *testing.T) {
 						arg != nil && arg[o] != wantArg[o] {
 						t.Fatalf("geometry %d (%+v) positions %v: y[%d] = %g, want %g", gi, g.p, arg != nil, o, y[o], wantY[o])
 					}
+				}
+			}
+			// The gradient from the positions the forward pass kept.
+			at := make([]float32, p.XLen())
+			for i := range at {
+				at[i] = float32(math.NaN()) // overwritten
+			}
+			MaxPool2DBackwardAt(p, arg, dy, at)
+			for i := range at {
+				if math.Float32bits(at[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("geometry %d (%+v): from the positions, dx[%d] = %g, want %g", gi, g.p, i, at[i], want[i])
 				}
 			}
 		}
