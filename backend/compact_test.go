@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"toolkit/backend/kernels"
@@ -176,10 +177,10 @@ func chainModel() *onnx.Model {
 // TestSavedBF16KeepsTheSmaller checks that Options.SavedBF16 keeps the values in
 // bfloat16 where that makes the arena smaller and only there: in chainModel, whose peak
 // is between the passes, the four Relus' outputs are copied (the last one's for its
-// mask alone) and the arena is smaller; in residualModel at 64×64 px, whose MaxPool
-// keeps its positions under SavedBF16, its input t3 (then read only for the Relu's
-// mask), t4 and t7 are copied, and the arena is no larger than without (its peak is
-// the MaxPool's gradient).
+// mask alone) and the arena is smaller; in residualModel at 64×64 px, whose peak is the
+// MaxPool's gradient, the copies (and the MaxPool's positions, which would let its input
+// be copied) save nothing: the program is planned as without them, the MaxPool finding
+// its maxima in its input.
 func TestSavedBF16KeepsTheSmaller(t *testing.T) {
 	for _, c := range []struct {
 		name    string
@@ -187,7 +188,7 @@ func TestSavedBF16KeepsTheSmaller(t *testing.T) {
 		copies  int
 		smaller bool
 		side    int
-	}{{"chain", chainModel(), 4, true, 32}, {"residual", residualModelSized(64), 3, false, 64}} {
+	}{{"chain", chainModel(), 4, true, 32}, {"residual", residualModelSized(64), 0, false, 64}} {
 		m, err := NewModel(c.model)
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +211,14 @@ func TestSavedBF16KeepsTheSmaller(t *testing.T) {
 		}
 		if copies != c.copies {
 			t.Errorf("%s: %d values kept in bfloat16, want %d", c.name, copies, c.copies)
+		}
+		for _, s := range compact.p.steps {
+			if s.kind != stepForward {
+				continue
+			}
+			if k, ok := s.fwd.k.(*maxPool[float32]); ok && (k.keepPositions || s.saved >= 0) && copies == 0 {
+				t.Errorf("%s: %s keeps its positions without the copies", c.name, s.name)
+			}
 		}
 		if got, was := compact.p.mem.size, plain.p.mem.size; got < was != c.smaller || got > was {
 			t.Errorf("%s: arena of %d elements with SavedBF16, %d without", c.name, got, was)
@@ -351,27 +360,57 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	}
 	defer useBF16Products(t)()
 	m, plain, compact := compactTraining(t)
-	// And as Options.SavedBF16 builds it: the max pooling keeping its positions, its
-	// input copied too, the convolution reading t4's copy itself.
-	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy, SavedBF16: true}
+	sameBitsBoth(t, "residual", m, plain, compact, 64)
+	if !slices.Contains(m.TrainableNames(), "w2") {
+		t.Fatal("no parameter w2")
+	}
+	// And as Options.SavedBF16 builds vggLikeModel: its max pooling keeping its
+	// positions, its input copied too, the convolutions reading the copies themselves.
+	m, err := NewModel(vggLikeModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
+	if plain, err = m.Program(opts); err != nil {
+		t.Fatal(err)
+	}
+	opts.SavedBF16 = true
 	saved, err := m.Program(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []*Program{compact, saved} {
-		loss, grads := runBoth(t, m, plain, p, 64)
-		if loss[0] != loss[1] {
-			t.Errorf("loss %v with SavedBF16, %v without", loss[1], loss[0])
+	positions, direct := false, false
+	for _, s := range saved.p.steps {
+		if s.kind == stepForward {
+			if k, ok := s.fwd.k.(*maxPool[float32]); ok && k.keepPositions && s.saved >= 0 {
+				positions = true
+			}
 		}
-		for _, name := range m.TrainableNames() {
-			want, got := grads[0][name], grads[1][name]
-			if i := firstOtherBits(got, want); i >= 0 {
-				t.Errorf("%s[%d] = %v with SavedBF16, %v without", name, i, got[i], want[i])
+		for _, a := range s.args {
+			if a >= 0 && s.kind == stepGrad && strings.HasSuffix(saved.p.vals[a].name, " (bfloat16)") {
+				direct = true
 			}
 		}
 	}
-	if !slices.Contains(m.TrainableNames(), "w2") {
-		t.Fatal("no parameter w2")
+	if !positions || !direct {
+		t.Fatalf("vggLikeModel with SavedBF16: positions kept %v, a copy read by a gradient %v", positions, direct)
+	}
+	sameBitsBoth(t, "vggLike", m, plain, saved, 32)
+}
+
+// sameBitsBoth fails unless two training programs of m give the same loss and gradients
+// to the bit on one batch (runBoth).
+func sameBitsBoth(t *testing.T, what string, m *Model, plain, other *Program, side int) {
+	t.Helper()
+	loss, grads := runBoth(t, m, plain, other, side)
+	if loss[0] != loss[1] {
+		t.Errorf("%s: loss %v with SavedBF16, %v without", what, loss[1], loss[0])
+	}
+	for _, name := range m.TrainableNames() {
+		want, got := grads[0][name], grads[1][name]
+		if i := firstOtherBits(got, want); i >= 0 {
+			t.Errorf("%s: %s[%d] = %v with SavedBF16, %v without", what, name, i, got[i], want[i])
+		}
 	}
 }
 

@@ -54,6 +54,7 @@
 //
 // The weight gradients of convolutions whose weights no other op reads run on a
 // kernels worker beside the rest of the backward pass (async.go, kernels.Go) until the next such gradient
-// waits for them (their arguments are planned to live until then), and a run returns
+// waits for them, or a step planned to wait where their running on would hold memory at
+// the arena's peak (their arguments are planned to live until then), and a run returns
 // only when they are done.
 package backend

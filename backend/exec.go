@@ -54,12 +54,12 @@ type step[T float] struct {
 	// the argument afterwards, or -1.
 	inPlace int
 	// async is set for a parameter's gradient that runs on a goroutine beside the
-	// following steps (asyncGradient); the next async step, and the end of the run, wait
-	// for it.
+	// following steps (asyncGradient); the next async step, or step that waits, and the
+	// end of the run wait for it.
 	async bool
 	// waits is set where the step first waits for the asynchronous gradient under way,
-	// which then frees what it reads before the step's output is made (planWaits: where
-	// that makes the arena smaller).
+	// whose arguments then live only until the step before (planWaits: where that makes
+	// the arena smaller).
 	waits bool
 	// saved is the value the op keeps from its forward pass for its gradients (saver),
 	// or -1.

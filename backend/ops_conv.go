@@ -202,7 +202,7 @@ func (k *conv[T]) maskAct(out, gout []T) {
 		// in place: its output's only reader is this op (planFusions), so nothing else
 		// reads gout, and masking twice would change nothing. The output tells where the
 		// activation is sloped (a Relu's out > 0 exactly where the conv's output is).
-		if o32, ok := any(out).([]float32); ok && kernels.IsCompact(o32, len(gout)) {
+		if o32, ok := any(out).([]float32); ok && k.act.Kind == kernels.ReluActivation && kernels.IsCompact(o32, len(gout)) {
 			kernels.ReluBackwardCompact(o32, any(gout).([]float32)) // a Relu's (readsCompact)
 		} else {
 			kernels.ActivationBackward(k.act, out, gout, gout)

@@ -49,7 +49,8 @@ func newPool[T float](c *opContext) (*opKernels[T], error) {
 	}
 	var k kernel[T] = &avgPool[T]{p: p}
 	if c.node.OpType == "MaxPool" {
-		k = &maxPool[T]{p: p, keepPositions: c.training && c.savedBF16}
+		_, f32 := any(*new(T)).(float32) // float64 programs keep nothing in bfloat16
+		k = &maxPool[T]{p: p, keepPositions: c.training && c.savedBF16 && f32}
 	}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil
 }

@@ -20,8 +20,8 @@ import (
 //     reads afterwards (an activation over its input, a gradient over its output's
 //     gradient, a sum of gradients over one of them): the two share one buffer;
 //   - an asynchronous gradient (asyncGradient) reads its arguments while the steps after
-//     it run, until the next asynchronous step waits for it: its arguments live until
-//     that step;
+//     it run, until the next asynchronous step, or a step planned to wait (planWaits),
+//     waits for it: its arguments live until that step;
 //   - the buffers are then placed in the arena by size, largest first, each at the
 //     lowest offset that no buffer alive at the same time overlaps (best fit among the
 //     gaps), as TensorFlow Lite's greedy-by-size strategy does.
@@ -70,13 +70,14 @@ func (p *program[T]) planMemory() {
 		}
 	}
 	// An asynchronous gradient's arguments live until the next step that waits for it:
-	// the next asynchronous step, a step planned to wait (planWaits), or the end of the
-	// run.
+	// the next asynchronous step, or the end of the run; or up to a step planned to wait
+	// (planWaits), which waits before it writes anything, so that its output may take
+	// their place.
 	next := len(p.steps)
 	for i := len(p.steps) - 1; i >= 0; i-- {
 		s := p.steps[i]
 		if s.waits && !s.async {
-			next = i
+			next = i - 1
 		}
 		if !s.async {
 			continue
@@ -129,6 +130,10 @@ func (p *program[T]) planMemory() {
 // in bfloat16 between the passes (compactSaved) where that makes the arena smaller, else
 // as it is: where the peak is a gradient's, late in the backward pass, the copies save
 // nothing there and would cost their two passes for nothing.
+//
+// The max poolings keep their positions for the copies' sake (their inputs, read by a
+// Relu's mask besides, can then be copied too): the plan without the copies has them
+// find their maxima again in their inputs, as without SavedBF16.
 func (p *program[T]) planSavedBF16() {
 	steps, vals := slices.Clone(p.steps), slices.Clone(p.vals)
 	for i := range steps {
@@ -136,15 +141,61 @@ func (p *program[T]) planSavedBF16() {
 	}
 	p.compactSaved()
 	p.planMemory()
-	if len(p.steps) == len(steps) {
-		return // nothing to keep in bfloat16
-	}
+	p.planWaits()
 	cSteps, cVals, cMem := p.steps, p.vals, p.mem
 	p.steps, p.vals = steps, vals
+	pools := p.dropPoolPositions()
+	if len(cSteps) == len(steps) && len(pools) == 0 {
+		p.steps, p.vals, p.mem = cSteps, cVals, cMem // nothing kept in bfloat16
+		return
+	}
 	p.planMemory()
+	p.planWaits()
 	if cMem.size < p.mem.size {
 		p.steps, p.vals, p.mem = cSteps, cVals, cMem
+		for _, k := range pools {
+			k.keepPositions = true
+		}
 	}
+}
+
+// dropPoolPositions turns the max poolings that keep their positions back to finding
+// their maxima again in their inputs (the steps read the input, the positions' value is
+// dropped) and returns their kernels.
+func (p *program[T]) dropPoolPositions() []*maxPool[T] {
+	var pools []*maxPool[T]
+	input := map[*nodeOp[T]]int{}
+	for i := range p.steps {
+		s := &p.steps[i]
+		var op *nodeOp[T]
+		switch s.kind {
+		case stepForward:
+			op = s.fwd
+		case stepGrad:
+			op = s.grad.op
+		}
+		if op == nil {
+			continue
+		}
+		k, ok := op.k.(*maxPool[T])
+		if !ok || !k.keepPositions && !slices.Contains(pools, k) {
+			continue
+		}
+		if s.saved >= 0 {
+			p.vals[s.saved].size = 0
+			s.saved = -1
+		}
+		if s.kind == stepForward {
+			input[op] = s.args[0]
+			if k.keepPositions {
+				k.keepPositions, k.positions = false, nil
+				pools = append(pools, k)
+			}
+		} else {
+			s.args[0] = input[op] // the forward step comes first
+		}
+	}
+	return pools
 }
 
 // planWaits makes steps wait for the asynchronous gradient under way where its running
@@ -152,8 +203,9 @@ func (p *program[T]) planSavedBF16() {
 // it reads until the next step that waits for it, which may be past the steps where the
 // most values are alive (VGG19's 112-pixel weight gradients, whose inputs stayed alive
 // through the 224-pixel layers' gradients). At the step of the most live values, if the
-// last asynchronous gradient started before it is not yet waited for, the step before
-// it waits instead; kept where the arena comes out smaller, and again at the new peak.
+// last asynchronous gradient started before it is not yet waited for, that step or a
+// neighbour waits for it first, whichever makes the arena smallest, if any does; and
+// again at the new peak.
 // The values computed are the same; only where the two run beside each other changes.
 func (p *program[T]) planWaits() {
 	for range 16 {
@@ -167,16 +219,29 @@ func (p *program[T]) planWaits() {
 				last = i
 			}
 		}
-		w := peak - 1
-		if last < 0 || w <= last {
+		if last < 0 {
 			return
 		}
-		size := p.mem.size
-		p.steps[w].waits = true
+		// The peak step waiting, or a neighbour (the live values' sum is not the packed
+		// arena, whose greedy placement does not always come out smaller for the
+		// earliest release): the smallest arena.
+		size, best, bestSize := p.mem.size, -1, p.mem.size
+		for _, w := range []int{peak - 1, peak, peak + 1} {
+			if w <= last+1 || w >= len(p.steps) || p.steps[w].async {
+				continue // nothing to free before it, or it waits anyway
+			}
+			p.steps[w].waits = true
+			p.planMemory()
+			if p.mem.size < bestSize {
+				best, bestSize = w, p.mem.size
+			}
+			p.steps[w].waits = false
+		}
+		if best >= 0 {
+			p.steps[best].waits = true
+		}
 		p.planMemory()
 		if p.mem.size >= size {
-			p.steps[w].waits = false
-			p.planMemory()
 			return
 		}
 	}

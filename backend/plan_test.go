@@ -98,7 +98,7 @@ func TestMemoryPlanLiveValues(t *testing.T) {
 		{"dConv(c2)/d#0", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"},
 		{"dConv(c2)/d#1", "t1 t3 t4 dt5@add dt4@add dt4@c2 y"},   // async: t4 and dt5@add until dMaxPool(mp)/d#0 waits
 		{"+ false", "t1 t3 t4 dt5@add dt4@add dt4@c2 dt4 y"},     // the sum, over dt4@add
-		{"dMaxPool(mp)/d#0", "t1 t3 t4 dt5@add dt4 dt3@mp y"},    // waits for dConv(c2)/d#1 (planWaits)
+		{"dMaxPool(mp)/d#0", "t1 t3 dt4 dt3@mp y"},               // waits for dConv(c2)/d#1 first (planWaits)
 		{"dBatchNormalization(bn)/d#0", "t1 t3 dt3@mp dt1@bn y"}, // t3: the Relu's mask
 		{"dBatchNormalization(bn)/d#1", "t1 t3 dt3@mp dt1@bn y"},
 		{"dBatchNormalization(bn)/d#2", "t3 dt3@mp dt1@bn y"},

@@ -620,8 +620,8 @@ func newProgram[T float](m *Model, opts Options, params map[string][]T) (p *prog
 		p.planSavedBF16()
 	} else {
 		p.planMemory()
+		p.planWaits()
 	}
-	p.planWaits()
 	p.arena.reserve(p.mem.size)
 	return p, nil
 }

@@ -44,7 +44,8 @@ func vggLikeModel() *onnx.Model {
 // asynchronous gradient under way and the arena comes out smaller than with the
 // asynchronous gradients waited for only by the next one; every value an asynchronous
 // gradient reads lives until the step that waits for it (the executor's rule, written
-// out here: the next asynchronous step or step that waits, or the end); no two values
+// out here: the next asynchronous step, or the end; or the step before a step that
+// waits, which waits before it writes anything), and the executor does wait there; no two values
 // alive together overlap; and the loss and every gradient are the same bits as without
 // the waits.
 func TestPlanWaits(t *testing.T) {
@@ -84,14 +85,36 @@ func TestPlanWaits(t *testing.T) {
 			for k < len(p.steps) && !p.steps[k].async && !p.steps[k].waits {
 				k++
 			}
+			until := min(k, len(p.steps)-1) // an asynchronous step clears its output first
+			if k < len(p.steps) && p.steps[k].waits {
+				until = k - 1 // a step that waits does so before anything else
+			}
 			for _, a := range append(slices.Clone(s.args), s.saved) {
-				if a >= 0 && p.vals[a].kind == valArena && p.vals[a].last < min(k, len(p.steps)-1) {
+				if a >= 0 && p.vals[a].kind == valArena && p.vals[a].last < until {
 					t.Errorf("%s reads %s, alive until step %d; waited for at step %d", s.name, p.vals[a].name, p.vals[a].last, k)
 				}
 			}
 		}
 	}
+	// The executor waits where the plan says: no asynchronous gradient is under way
+	// once a step that waits has run.
+	waitsAt := map[string]bool{}
+	for _, s := range waiting.p.steps {
+		waitsAt[s.name] = s.waits
+	}
+	waited := 0
+	waiting.p.trace = func(st StepTime) {
+		if waitsAt[st.Step] {
+			waited++
+			if n := len(waiting.p.async.tasks); n != 0 {
+				t.Errorf("%s waits, yet %d asynchronous gradients are under way after it", st.Step, n)
+			}
+		}
+	}
 	loss, grads := runBoth(t, m, plain, waiting, 32)
+	if waited != len(waits) {
+		t.Errorf("%d steps that wait ran, want %d", waited, len(waits))
+	}
 	if loss[0] != loss[1] {
 		t.Errorf("loss %v with the waits, %v without", loss[1], loss[0])
 	}

@@ -353,8 +353,8 @@ func TestReluBackwardCompact(t *testing.T) {
 // TestConvBackwardWeightCompact checks the weight gradient from the input's compact
 // copy against the weight gradient from the values that copy holds, bit for bit, on
 // every implementation and on the bfloat16 products (which read the copy a group of
-// images at a time into their padded buffer): padded and unpadded, strided, one
-// channel.
+// images at a time into their padded buffer): padded and unpadded, strided, dilated
+// with asymmetric pads, one channel, images read back one at a time.
 func TestConvBackwardWeightCompact(t *testing.T) {
 	geoms := []Conv2DParams{
 		{N: 3, C: 5, H: 9, W: 7, M: 6, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
@@ -362,6 +362,11 @@ func TestConvBackwardWeightCompact(t *testing.T) {
 		{N: 2, C: 3, H: 11, W: 11, M: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 6, H: 8, W: 8, M: 7, KH: 1, KW: 1, StrideH: 2, StrideW: 2},
 		{N: 1, C: 1, H: 5, W: 5, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		// Images read back one at a time (more than 1<<22 values each): padded, and
+		// unpadded, whose float32 form is one product over all (groups of whole k blocks).
+		{N: 2, C: 64, H: 180, W: 180, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 5, C: 512, H: 56, W: 56, M: 2, KH: 1, KW: 1},
+		{N: 2, C: 3, H: 10, W: 9, M: 3, KH: 3, KW: 2, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 0, PadRight: 3}, // dilated, asymmetric
 	}
 	check := func(t *testing.T) {
 		rng := newRNG(82)

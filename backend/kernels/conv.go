@@ -709,10 +709,11 @@ func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 }
 
 // Conv2DBackwardWeightCompact is [Conv2DBackwardWeight] with x given as its compact
-// copy (ToBF16; p.Group 1): on the packed GEMM that gathers fast (the bfloat16 one), a
-// group of images at a time is read back into the buffer the padded images go to anyway,
-// which the bfloat16 packers round again to the same values; elsewhere x is read back
-// whole first.
+// copy (ToBF16; p.Group 1), with the same bits as from the values the copy holds: on the
+// packed GEMM that gathers fast (the bfloat16 one, which programs keeping values in
+// bfloat16 run), a group of images at a time is read back into the buffer the padded
+// images go to anyway, which the bfloat16 packers round again to the same values;
+// elsewhere x is read back whole first, into a buffer of its float32 size.
 func Conv2DBackwardWeightCompact(p Conv2DParams, x, dy, dw []float32) {
 	const name = "Conv2DBackwardWeightCompact"
 	p = p.mustValid(name)

@@ -127,25 +127,36 @@ func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
 	padPlanes(p, x, xp, n0, g, runtime.GOMAXPROCS(0))
 }
 
+// gcd is the greatest common divisor of a and b (positive).
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // padImagesCompact is padImages from x's compact copy (ToBF16): the values read back.
 func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
-	_, wp, plane := p.paddedDims()
+	hp, wp, plane := p.paddedDims()
 	hw := p.H * p.W
 	s := bf16s(x)
+	if plane == hw { // no padding: the images in one run
+		fromBF16Run(s[n0*p.C*hw:(n0+g)*p.C*hw], xp[:g*p.C*hw])
+		return
+	}
 	units := g * p.C
 	parallelFor(units, workers(units, plane/4), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
 			dst := xp[u*plane : (u+1)*plane]
-			if wp == p.W && plane == hw {
-				fromBF16Run(src, dst)
-				continue
-			}
-			clear(dst)
+			clear(dst[:p.PadTop*wp])
 			for h := range p.H {
-				o := (p.PadTop+h)*wp + p.PadLeft
-				fromBF16Run(src[h*p.W:(h+1)*p.W], dst[o:o+p.W])
+				row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
+				clear(row[:p.PadLeft])
+				fromBF16Run(src[h*p.W:(h+1)*p.W], row[p.PadLeft:p.PadLeft+p.W])
+				clear(row[p.PadLeft+p.W:])
 			}
+			clear(dst[(p.PadTop+p.H)*wp : hp*wp])
 		}
 	})
 }
@@ -446,10 +457,18 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compa
 	// in one product; padded ones are copied a group at a time.
 	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0 && !compact
 	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
-	var xp []float32
-	if unpadded {
+	switch {
+	case unpadded:
 		g = p.N
-	} else {
+	case compact && plane == p.H*p.W:
+		// Unpadded images read back a group at a time where the float32 ones are read in
+		// one product: groups of whole k blocks (g·P a multiple of kc), so that the
+		// blocks, and the sums, are the float32 product's.
+		step := kern.kc / gcd(P, kern.kc)
+		g = min(p.N, max(step, g/step*step))
+	}
+	var xp []float32
+	if !unpadded {
 		xp = getBuf[float32](g * p.C * plane)
 		defer putBuf(xp)
 	}

@@ -72,6 +72,7 @@ func fromBF16AVX512(n int, src *uint16, dst *float32)
 // toBF16Run and fromBF16Run are ToBF16 and FromBF16 on one chunk, in AVX-512 where the
 // CPU has it.
 func toBF16Run(src []float32, dst []uint16) {
+	dst = dst[:len(src)] // the assembly writes len(src) values
 	n := 0
 	if haveVectorAsm {
 		if n = len(src) &^ 15; n > 0 {
@@ -82,6 +83,7 @@ func toBF16Run(src []float32, dst []uint16) {
 }
 
 func fromBF16Run(src []uint16, dst []float32) {
+	dst = dst[:len(src)] // the assembly writes len(src) values
 	n := 0
 	if haveVectorAsm {
 		if n = len(src) &^ 15; n > 0 {
