@@ -158,11 +158,12 @@ func (k *conv[T]) readsRounded(i int) reads {
 	return r
 }
 
-// readsCompact: what readsRounded names (the weight gradient's input where the
-// convolution is not grouped), straight from its compact copy.
+// readsCompact: what readsRounded names, straight from its compact copy; the weight
+// gradient's input where the convolution is not grouped and is read back in groups of
+// its own (kernels.Conv2DParams.WeightGradReadsCompact).
 func (k *conv[T]) readsCompact(i int) reads {
 	r := k.readsRounded(i)
-	if k.p.Group > 1 {
+	if k.p.Group > 1 || !k.p.WeightGradReadsCompact() {
 		r.in = nil
 	}
 	return r

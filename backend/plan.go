@@ -20,8 +20,9 @@ import (
 //     reads afterwards (an activation over its input, a gradient over its output's
 //     gradient, a sum of gradients over one of them): the two share one buffer;
 //   - an asynchronous gradient (asyncGradient) reads its arguments while the steps after
-//     it run, until the next asynchronous step, or a step planned to wait (planWaits),
-//     waits for it: its arguments live until that step;
+//     it run, until the next asynchronous step waits for it, or a step planned to wait
+//     (planWaits): its arguments live until that step (until the one before a step
+//     planned to wait, which waits before anything else);
 //   - the buffers are then placed in the arena by size, largest first, each at the
 //     lowest offset that no buffer alive at the same time overlaps (best fit among the
 //     gaps), as TensorFlow Lite's greedy-by-size strategy does.
@@ -191,8 +192,8 @@ func (p *program[T]) dropPoolPositions() []*maxPool[T] {
 				k.keepPositions, k.positions = false, nil
 				pools = append(pools, k)
 			}
-		} else {
-			s.args[0] = input[op] // the forward step comes first
+		} else if in, ok := input[op]; ok { // the forward step comes first
+			s.args[0] = in
 		}
 	}
 	return pools
@@ -208,12 +209,18 @@ func (p *program[T]) dropPoolPositions() []*maxPool[T] {
 // again at the new peak.
 // The values computed are the same; only where the two run beside each other changes.
 func (p *program[T]) planWaits() {
+	if len(p.steps) == 0 {
+		return
+	}
 	for range 16 {
 		peak := p.peakStep()
 		last := -1 // the last asynchronous gradient started before the peak
-		for i := peak - 1; i >= 0 && last < 0; i-- {
+		for i := peak; i >= 0 && last < 0; i-- {
 			if p.steps[i].waits && !p.steps[i].async {
-				break // waited for before the peak
+				break // waited for by the peak or before it
+			}
+			if i == peak {
+				continue
 			}
 			if p.steps[i].async {
 				last = i
@@ -227,8 +234,8 @@ func (p *program[T]) planWaits() {
 		// earliest release): the smallest arena.
 		size, best, bestSize := p.mem.size, -1, p.mem.size
 		for _, w := range []int{peak - 1, peak, peak + 1} {
-			if w <= last+1 || w >= len(p.steps) || p.steps[w].async {
-				continue // nothing to free before it, or it waits anyway
+			if w <= last || w >= len(p.steps) || p.steps[w].async || p.steps[w].waits {
+				continue // before the gradient, or waiting already
 			}
 			p.steps[w].waits = true
 			p.planMemory()

@@ -362,8 +362,9 @@ func TestConvBackwardWeightCompact(t *testing.T) {
 		{N: 2, C: 3, H: 11, W: 11, M: 5, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 6, H: 8, W: 8, M: 7, KH: 1, KW: 1, StrideH: 2, StrideW: 2},
 		{N: 1, C: 1, H: 5, W: 5, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
-		// Images read back one at a time (more than 1<<22 values each): padded, and
-		// unpadded, whose float32 form is one product over all (groups of whole k blocks).
+		// Images read back in groups (1<<22 values' worth): padded, one at a time, and
+		// unpadded, whose float32 form is one product over all: four, then one (groups
+		// of whole k blocks).
 		{N: 2, C: 64, H: 180, W: 180, M: 2, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 5, C: 512, H: 56, W: 56, M: 2, KH: 1, KW: 1},
 		{N: 2, C: 3, H: 10, W: 9, M: 3, KH: 3, KW: 2, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 0, PadRight: 3}, // dilated, asymmetric
@@ -388,4 +389,25 @@ func TestConvBackwardWeightCompact(t *testing.T) {
 	}
 	forEachImplementation(t, check)
 	t.Run("bf16", func(t *testing.T) { withBF16(t, check) })
+}
+
+// TestWeightGradReadsCompact checks which convolutions' weight gradients read their
+// input's compact copy back in groups of their own: padded ones, unpadded ones whose
+// groups of whole k blocks stay within 1<<22 values; not an unpadded one with an odd
+// number of positions and a large batch, whose groups would be the whole batch.
+func TestWeightGradReadsCompact(t *testing.T) {
+	for _, c := range []struct {
+		p    Conv2DParams
+		want bool
+	}{
+		{Conv2DParams{N: 16, C: 64, H: 224, W: 224, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+		{Conv2DParams{N: 16, C: 256, H: 56, W: 56, M: 64, KH: 1, KW: 1}, true},  // groups of 4
+		{Conv2DParams{N: 16, C: 2048, H: 7, W: 7, M: 512, KH: 1, KW: 1}, true},  // 49 positions: all 16 at once, 1.6M values
+		{Conv2DParams{N: 16, C: 256, H: 55, W: 55, M: 64, KH: 1, KW: 1}, false}, // 3025 positions: all 16, 12.4M values
+		{Conv2DParams{N: 1, C: 4096, H: 33, W: 33, M: 8, KH: 1, KW: 1}, true},   // one image
+	} {
+		if got := c.p.WithOutSize().WeightGradReadsCompact(); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.p, got, c.want)
+		}
+	}
 }

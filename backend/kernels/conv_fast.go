@@ -127,6 +127,35 @@ func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
 	padPlanes(p, x, xp, n0, g, runtime.GOMAXPROCS(0))
 }
 
+// weightGradGroup is how many images convBackwardWeightFast copies into its buffer at a
+// time: about 1<<22 values' worth. Unpadded images read back from a compact copy, where
+// the float32 ones are read in place in one product, go in groups of whole k blocks of
+// kc (g·P a multiple of kc), so that the blocks, and the sums, are the float32 product's.
+func weightGradGroup(p Conv2DParams, compact bool, kc int) int {
+	_, _, plane := p.paddedDims()
+	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
+	if compact && plane == p.H*p.W {
+		step := kc / gcd(p.OutH*p.OutW, kc)
+		g = min(p.N, max(step, g/step*step))
+	}
+	return g
+}
+
+// WeightGradReadsCompact reports whether [Conv2DBackwardWeightCompact] reads p's input
+// back a group at a time within about 1<<22 values (or one image): not an unpadded
+// convolution whose groups of whole k blocks would take more (an odd number of output
+// positions takes kc images at a time), which is better read back whole beforehand.
+func (p Conv2DParams) WeightGradReadsCompact() bool {
+	p = p.norm()
+	kc := 256
+	if kern := packedKernel[float32](); kern != nil {
+		kc = kern.kc
+	}
+	_, _, plane := p.paddedDims()
+	g := weightGradGroup(p, true, kc)
+	return g == 1 || g*p.C*plane <= 1<<22
+}
+
 // gcd is the greatest common divisor of a and b (positive).
 func gcd(a, b int) int {
 	for b != 0 {
@@ -140,15 +169,15 @@ func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
 	hp, wp, plane := p.paddedDims()
 	hw := p.H * p.W
 	s := bf16s(x)
-	if plane == hw { // no padding: the images in one run
-		fromBF16Run(s[n0*p.C*hw:(n0+g)*p.C*hw], xp[:g*p.C*hw])
-		return
-	}
 	units := g * p.C
 	parallelFor(units, workers(units, plane/4), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
 			dst := xp[u*plane : (u+1)*plane]
+			if plane == hw { // no padding
+				fromBF16Run(src, dst)
+				continue
+			}
 			clear(dst[:p.PadTop*wp])
 			for h := range p.H {
 				row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
@@ -456,16 +485,9 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compa
 	// Unpadded images are read where they are (their layout is the padded one), all
 	// in one product; padded ones are copied a group at a time.
 	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0 && !compact
-	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
-	switch {
-	case unpadded:
+	g := weightGradGroup(p, compact, kern.kc)
+	if unpadded {
 		g = p.N
-	case compact && plane == p.H*p.W:
-		// Unpadded images read back a group at a time where the float32 ones are read in
-		// one product: groups of whole k blocks (g·P a multiple of kc), so that the
-		// blocks, and the sums, are the float32 product's.
-		step := kern.kc / gcd(P, kern.kc)
-		g = min(p.N, max(step, g/step*step))
 	}
 	var xp []float32
 	if !unpadded {
