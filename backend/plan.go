@@ -470,33 +470,22 @@ func (p *program[T]) compactSaved() {
 // readsRounded reports whether gradient step s reads value v only rounded (roundedReader).
 func readsRounded[T float](s step[T], v int) bool {
 	rr, ok := s.grad.op.k.(roundedReader)
-	if !ok {
-		return false
-	}
-	r := rr.readsRounded(s.grad.input)
-	nin := len(s.grad.op.inShapes)
-	for k, a := range s.args {
-		if a != v {
-			continue
-		}
-		if k > nin || k == nin && !r.out || k < nin && !slices.Contains(r.in, k) {
-			return false
-		}
-	}
-	return true
+	return ok && readsOnly(s, v, rr.readsRounded(s.grad.input))
 }
 
 // readsCompactly reports whether gradient step s reads value v, which it reads rounded,
 // straight from its compact copy (compactReader).
 func readsCompactly[T float](s step[T], v int) bool {
 	cr, ok := s.grad.op.k.(compactReader)
-	if !ok {
-		return false
-	}
-	r := cr.readsCompact(s.grad.input)
+	return ok && readsOnly(s, v, cr.readsCompact(s.grad.input))
+}
+
+// readsOnly reports whether gradient step s reads value v only where r names (its
+// forward inputs by index, its forward output), not as its output's gradient.
+func readsOnly[T float](s step[T], v int, r reads) bool {
 	nin := len(s.grad.op.inShapes)
 	for k, a := range s.args {
-		if a == v && (k == nin && !r.out || k < nin && !slices.Contains(r.in, k)) {
+		if a == v && (k > nin || k == nin && !r.out || k < nin && !slices.Contains(r.in, k)) {
 			return false
 		}
 	}

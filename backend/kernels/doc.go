@@ -34,14 +34,15 @@
 //
 //   - Matrix products: [Gemm] (BLAS-style), [GemmOpForward] and its
 //     backward functions (the ONNX Gemm operator), [MatMul] (ONNX MatMul,
-//     batch broadcasting and 1-D promotion).
+//     batch broadcasting and 1-D promotion), [TransposedMatMul] (a batched product
+//     read and written through transposes of the tensors stored, as attention's).
 //   - Convolution: [Conv2DForward] (and [Conv2DForwardAct], [Conv2DForwardRelu]:
 //     a Relu or Clip stored by the products; with [Conv2DForwardCached] and
 //     [Conv2DForwardConstant], a [FilterCache] keeps the Winograd transform or the
 //     packing of weights that do not change from call to call), [Conv2DBackwardData],
 //     [Conv2DBackwardWeight], [Conv2DBackwardBias], with [Conv2DParams]
 //     (groups and depthwise included); [Im2Col] and [Col2Im].
-//   - Pooling: [MaxPool2DForward] (with argmax) and [AvgPool2DForward] with
+//   - Pooling: [MaxPool2DForward] (with argmax, which [MaxPool2DBackwardAt] takes) and [AvgPool2DForward] with
 //     [Pool2DParams] and [PoolOutSize]; [GlobalAvgPoolForward],
 //     [GlobalMaxPoolForward]; and their backward functions.
 //   - Normalization: [BatchNormInference], [BatchNormTrainForward] and their
@@ -84,7 +85,9 @@
 //     emulated. The convolutions then pack their operands (no Winograd, no
 //     operand read in place); depthwise ones stay float32. [ToBF16] and
 //     [FromBF16] keep a tensor in bfloat16, rounded as the packers round it
-//     (the backend's Options.SavedBF16), in AVX-512 where the CPU has it.
+//     (the backend's Options.SavedBF16), in AVX-512 where the CPU has it;
+//     [Conv2DBackwardWeightCompact] and [ReluBackwardCompact] read such a copy
+//     themselves.
 //
 // The packed GEMM's operands are views (an element's address is a row
 // offset plus a column offset, each a progression or a table), so

@@ -443,14 +443,7 @@ func MaxPool2DBackward[T Float](p Pool2DParams, x, dy, dx []T) {
 			} else if searchPlane(search, p, xp, yp, ap, bufs, false) {
 				searched++
 			}
-			dxp := dx[pl*HW : (pl+1)*HW]
-			clear(dxp)
-			dyp := dy[pl*OHW : (pl+1)*OHW]
-			for o, i := range ap {
-				if i >= 0 {
-					dxp[i] += dyp[o]
-				}
-			}
+			scatterMax(ap, dy[pl*OHW:(pl+1)*OHW], dx[pl*HW:(pl+1)*HW])
 		}
 		if search != nil {
 			search.kern.searchedPlanes.Add(int64(searched))
@@ -472,16 +465,20 @@ func MaxPool2DBackwardAt[T Float](p Pool2DParams, argmax []int32, dy, dx []T) {
 	planes := p.N * p.C
 	parallelFor(planes, workers(planes, OHW+HW), func(_, lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			dxp := dx[pl*HW : (pl+1)*HW]
-			clear(dxp)
-			dyp := dy[pl*OHW : (pl+1)*OHW]
-			for o, i := range argmax[pl*OHW : (pl+1)*OHW] {
-				if i >= 0 {
-					dxp[i] += dyp[o]
-				}
-			}
+			scatterMax(argmax[pl*OHW:(pl+1)*OHW], dy[pl*OHW:(pl+1)*OHW], dx[pl*HW:(pl+1)*HW])
 		}
 	})
+}
+
+// scatterMax sets a plane's gradient dx: each output gradient dy[o] added to the cell
+// argmax[o] (none where it is -1), in the order of the outputs, the rest 0.
+func scatterMax[T Float](argmax []int32, dy, dx []T) {
+	clear(dx)
+	for o, i := range argmax {
+		if i >= 0 {
+			dx[i] += dy[o]
+		}
+	}
 }
 
 // windowSearch finds the cells of a plane's max pooling windows that lie inside the
