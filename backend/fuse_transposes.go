@@ -9,16 +9,12 @@ import (
 )
 
 // transposeFold is a MatMul read and written through the Transposes around it
-// (planTransposedMatMuls): the product of Transpose(ins[0], perms[0]) and
-// Transpose(ins[1], perms[1]) (a nil permutation: the input as it is), scaled by alpha,
-// stored as Transpose(product, outPerm) under the name out; plan computes it.
+// (planTransposedMatMuls): it reads the tensors ins (before their transposes) and
+// writes out (after its own), as plan computes.
 type transposeFold struct {
-	ins     [2]string
-	perms   [2][]int
-	outPerm []int
-	out     string
-	alpha   float64
-	plan    *kernels.TransposedMatMul
+	ins  [2]string
+	out  string
+	plan *kernels.TransposedMatMul
 }
 
 // foldPart is a Transpose that may fold into a MatMul: one of its factors' (with the
@@ -44,29 +40,9 @@ type foldPart struct {
 // cannot read a view in place (no contiguous axis) or the factors broadcast, the most
 // Transposes that can fold do, the others compute as they are. A probe on a folded
 // tensor is not taken, as with the other fusions.
-func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, uses map[string]int) {
-	g := b.m.ir.Graph
-	producer, reader := map[string]*onnx.Node{}, map[string]*onnx.Node{}
-	for _, n := range g.Nodes {
-		if !needed[n] || n.Domain != "" {
-			continue
-		}
-		if len(n.Outputs) == 1 {
-			producer[n.Outputs[0]] = n
-		}
-		for _, in := range n.Inputs {
-			reader[in] = n // the only one where uses[in] == 1
-		}
-	}
-	// single returns the node of type op that produces name, read by one node alone.
-	single := func(name, op string) *onnx.Node {
-		p := producer[name]
-		if p == nil || p.OpType != op || uses[name] != 1 || b.skip[p] {
-			return nil
-		}
-		return p
-	}
-	for _, mm := range g.Nodes {
+func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, ix fusionIndex) {
+	single := func(name, op string) *onnx.Node { return ix.single(name, op, b.skip) }
+	for _, mm := range b.m.ir.Graph.Nodes {
 		if !needed[mm] || mm.OpType != "MatMul" || mm.Domain != "" || len(mm.Inputs) != 2 || len(mm.Outputs) != 1 || b.skip[mm] {
 			continue
 		}
@@ -80,7 +56,7 @@ func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, uses map[
 				parts[i] = &foldPart{name: t.Inputs[0], perm: transposePerm(t, len(b.shapes.Dims[t.Inputs[0]])), alpha: alpha, nodes: append(scale, t)}
 			}
 		}
-		if t := reader[mm.Outputs[0]]; t != nil && uses[mm.Outputs[0]] == 1 && t.OpType == "Transpose" && t.Domain == "" && len(t.Outputs) == 1 && !b.skip[t] {
+		if t := ix.reader[mm.Outputs[0]]; t != nil && ix.uses[mm.Outputs[0]] == 1 && t.OpType == "Transpose" && len(t.Outputs) == 1 && !b.skip[t] {
 			parts[2] = &foldPart{name: t.Outputs[0], perm: transposePerm(t, len(b.shapes.Dims[mm.Outputs[0]])), alpha: 1, nodes: []*onnx.Node{t}}
 		}
 		// The most parts that fold together: all, then any two, then any one.
@@ -105,20 +81,22 @@ func (b *builder[T]) planTransposedMatMuls(needed map[*onnx.Node]bool, uses map[
 // foldOf returns the fold of MatMul mm with the parts in set, and whether it computes
 // the tensor the graph says (each part present, the products able to read the views).
 func (b *builder[T]) foldOf(mm *onnx.Node, parts [3]*foldPart, set [3]bool) (transposeFold, bool) {
-	f := transposeFold{ins: [2]string{mm.Inputs[0], mm.Inputs[1]}, out: mm.Outputs[0], alpha: 1}
+	f := transposeFold{ins: [2]string{mm.Inputs[0], mm.Inputs[1]}, out: mm.Outputs[0]}
+	var perms [3][]int // the factors', the output's (nil: none)
+	alpha := 1.0
 	for i, p := range parts {
 		switch {
 		case !set[i]:
 		case p == nil:
 			return f, false
 		case i < 2:
-			f.ins[i], f.perms[i] = p.name, p.perm
-			f.alpha *= p.alpha
+			f.ins[i], perms[i] = p.name, p.perm
+			alpha *= p.alpha
 		default:
-			f.out, f.outPerm = p.name, p.perm
+			f.out, perms[i] = p.name, p.perm
 		}
 	}
-	t, err := kernels.NewTransposedMatMul(intsOf(b.shapes.Dims[f.ins[0]]), f.perms[0], intsOf(b.shapes.Dims[f.ins[1]]), f.perms[1], f.outPerm, f.alpha)
+	t, err := kernels.NewTransposedMatMul(intsOf(b.shapes.Dims[f.ins[0]]), perms[0], intsOf(b.shapes.Dims[f.ins[1]]), perms[1], perms[2], alpha)
 	if err != nil || !slices.Equal(t.YShape, intsOf(b.shapes.Dims[f.out])) {
 		return f, false
 	}

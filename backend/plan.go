@@ -179,21 +179,23 @@ func (p *program[T]) dropPoolPositions() []*maxPool[T] {
 			continue
 		}
 		k, ok := op.k.(*maxPool[T])
-		if !ok || !k.keepPositions && !slices.Contains(pools, k) {
+		if !ok {
+			continue
+		}
+		if s.kind == stepForward && k.keepPositions { // the forward step comes first
+			k.keepPositions, k.positions = false, nil
+			pools = append(pools, k)
+			input[op] = s.args[0]
+		}
+		if !slices.Contains(pools, k) {
 			continue
 		}
 		if s.saved >= 0 {
 			p.vals[s.saved].size = 0
 			s.saved = -1
 		}
-		if s.kind == stepForward {
-			input[op] = s.args[0]
-			if k.keepPositions {
-				k.keepPositions, k.positions = false, nil
-				pools = append(pools, k)
-			}
-		} else if in, ok := input[op]; ok { // the forward step comes first
-			s.args[0] = in
+		if s.kind == stepGrad {
+			s.args[0] = input[op]
 		}
 	}
 	return pools
@@ -214,16 +216,11 @@ func (p *program[T]) planWaits() {
 	}
 	for range 16 {
 		peak := p.peakStep()
-		last := -1 // the last asynchronous gradient started before the peak
-		for i := peak; i >= 0 && last < 0; i-- {
-			if p.steps[i].waits && !p.steps[i].async {
-				break // waited for by the peak or before it
-			}
-			if i == peak {
-				continue
-			}
-			if p.steps[i].async {
+		last := -1 // the last asynchronous gradient started before the peak, not waited for
+		for i := peak; i >= 0 && !(p.steps[i].waits && !p.steps[i].async); i-- {
+			if i < peak && p.steps[i].async {
 				last = i
+				break
 			}
 		}
 		if last < 0 {
@@ -438,18 +435,17 @@ func (p *program[T]) compactSaved() {
 		return
 	}
 	// The values to copy after each step and to read back before each step.
-	after, before := map[int][]int{}, map[int][]int{}
-	direct := map[int]bool{}
+	after, before := map[int][]compaction{}, map[int][]compaction{}
 	for _, c := range todo {
-		after[c.after] = append(after[c.after], c.v)
-		before[c.before] = append(before[c.before], c.v)
-		direct[c.v] = c.direct
+		after[c.after] = append(after[c.after], c)
+		before[c.before] = append(before[c.before], c)
 	}
 	compactOf := map[int]int{}
 	steps := make([]step[T], 0, len(p.steps)+2*len(todo))
 	for i := range p.steps {
-		for _, v := range before[i] {
-			if direct[v] {
+		for _, c := range before[i] {
+			v := c.v
+			if c.direct {
 				p.gradientsRead(i, v, compactOf[v])
 				continue
 			}
@@ -458,7 +454,8 @@ func (p *program[T]) compactSaved() {
 			p.gradientsRead(i, v, back)
 		}
 		steps = append(steps, p.steps[i]) // its arguments, as just rewritten
-		for _, v := range after[i] {
+		for _, c := range after[i] {
+			v := c.v
 			compact := p.newValue(p.vals[v].name+" (bfloat16)", kernels.BF16Len(p.vals[v].size))
 			compactOf[v] = compact
 			steps = append(steps, step[T]{kind: stepToBF16, name: "ToBF16(" + p.vals[v].name + ")", args: []int{v}, out: compact, inPlace: -1, saved: -1})

@@ -299,8 +299,43 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		b.skip[mul] = true
 		delete(b.fusedSiLU, mul)
 	}
-	b.planGelu(needed, uses)
-	b.planTransposedMatMuls(needed, uses)
+	ix := newFusionIndex(g, needed, uses)
+	b.planGelu(needed, ix)
+	b.planTransposedMatMuls(needed, ix)
+}
+
+// fusionIndex is what the fusion planners look up: the node computing each tensor
+// (among the needed single-output nodes of the default domain), the node reading each
+// (the only one where uses is 1), and how many read it (the program's outputs counted).
+type fusionIndex struct {
+	producer, reader map[string]*onnx.Node
+	uses             map[string]int
+}
+
+func newFusionIndex(g *onnx.Graph, needed map[*onnx.Node]bool, uses map[string]int) fusionIndex {
+	ix := fusionIndex{producer: map[string]*onnx.Node{}, reader: map[string]*onnx.Node{}, uses: uses}
+	for _, n := range g.Nodes {
+		if !needed[n] || n.Domain != "" {
+			continue
+		}
+		if len(n.Outputs) == 1 {
+			ix.producer[n.Outputs[0]] = n
+		}
+		for _, in := range n.Inputs {
+			ix.reader[in] = n
+		}
+	}
+	return ix
+}
+
+// single returns the node of type op that computes name when only that node's reader
+// reads it and it is not fused already (skip).
+func (ix fusionIndex) single(name, op string, skip map[*onnx.Node]bool) *onnx.Node {
+	p := ix.producer[name]
+	if p == nil || p.OpType != op || ix.uses[name] != 1 || skip[p] {
+		return nil
+	}
+	return p
 }
 
 // fixedTensors returns the tensors of g computed from params and consts alone (see
@@ -382,14 +417,8 @@ func (b *builder[T]) scalarConst(name string) (float32, bool) {
 //
 // (either operand order in Add and the Muls), each intermediate read by the next node
 // alone and no output of the program: the five compute as one op with y's name.
-func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, uses map[string]int) {
+func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, ix fusionIndex) {
 	g := b.m.ir.Graph
-	producer := map[string]*onnx.Node{}
-	for _, n := range g.Nodes {
-		if needed[n] && len(n.Outputs) == 1 && n.Domain == "" {
-			producer[n.Outputs[0]] = n
-		}
-	}
 	// constant reports whether name is a scalar constant within 1e-6 of v (not a
 	// parameter, which training may change).
 	constant := func(name string, v float64) bool {
@@ -410,14 +439,7 @@ func (b *builder[T]) planGelu(needed map[*onnx.Node]bool, uses map[string]int) {
 		}
 		return "", ""
 	}
-	// single returns the node producing name when only one node reads it.
-	single := func(name, op string) *onnx.Node {
-		p := producer[name]
-		if p == nil || p.OpType != op || uses[name] != 1 || b.skip[p] {
-			return nil
-		}
-		return p
-	}
+	single := func(name, op string) *onnx.Node { return ix.single(name, op, b.skip) }
 	for _, y := range g.Nodes {
 		if !needed[y] || y.OpType != "Mul" || y.Domain != "" || len(y.Outputs) != 1 || b.skip[y] {
 			continue

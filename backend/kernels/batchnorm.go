@@ -64,6 +64,15 @@ func (l *normLoops) vecHead(n int) int {
 	return n / l.block * l.block
 }
 
+// lnHead is how many of n columns the layer normalisation's float64 column loops take
+// (lnDScale, lnDBias: a multiple of lnLanes); 0 without them (l nil).
+func (l *normLoops) lnHead(n int) int {
+	if l == nil {
+		return 0
+	}
+	return n / l.lnLanes * l.lnLanes
+}
+
 // addPlaneSum returns t plus the sum of the plane s: its whole vectors in l's float32
 // lanes (l may be nil), then the rest with [sum].
 func addPlaneSum[T Float](l *normLoops, t float64, s []T) float64 {

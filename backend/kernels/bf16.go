@@ -155,10 +155,7 @@ func ReluBackwardCompact(y []float32, g []float32) {
 	})
 }
 
-// isCompact reports whether s holds n values as a compact copy (BF16Len(n) slots) rather
+// IsCompact reports whether s holds n values as a compact copy (BF16Len(n) slots) rather
 // than as float32: the gradients that read a value straight from its copy tell the two
 // apart by length.
-func isCompact(s []float32, n int) bool { return n > 1 && len(s) == BF16Len(n) }
-
-// IsCompact is isCompact for the backend's kernels.
-func IsCompact(s []float32, n int) bool { return isCompact(s, n) }
+func IsCompact(s []float32, n int) bool { return n > 1 && len(s) == BF16Len(n) }

@@ -419,7 +419,7 @@ func ReduceToShape[T Float](fromShape []int, x []T, toShape []int, out []T) {
 		inner := pl.dims[r-1]
 		parallelFor(inner, workers(inner, pl.size/inner), func(_, c0, c1 int) {
 			pl.each(func(o, it, _, _, _, _ int) {
-				axpyT(1, x[o+c0:o+c1], out[it+c0:it+c1]) // a vector add: the same bits
+				addTo(out[it+c0:it+c1], x[o+c0:o+c1])
 			})
 		})
 		return

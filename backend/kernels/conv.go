@@ -770,13 +770,26 @@ func sum[T Float](s []T) float64 {
 	return (a0 + a1) + (a2 + a3)
 }
 
-// addTo sets dst[i] += src[i].
-func addTo[T Float](dst, src []T) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] += v
+// dot64 returns Σ x[i]·y[i] in float64 with four accumulators (sum's order).
+func dot64[T Float](x, y []T) float64 {
+	y = y[:len(x)]
+	var a0, a1, a2, a3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a0 += float64(x[i]) * float64(y[i])
+		a1 += float64(x[i+1]) * float64(y[i+1])
+		a2 += float64(x[i+2]) * float64(y[i+2])
+		a3 += float64(x[i+3]) * float64(y[i+3])
 	}
+	for ; i < len(x); i++ {
+		a0 += float64(x[i]) * float64(y[i])
+	}
+	return (a0 + a1) + (a2 + a3)
 }
+
+// addTo sets dst[i] += src[i], in the vector loop for float32 (a multiply-add by 1:
+// the same bits).
+func addTo[T Float](dst, src []T) { axpyT(1, src[:len(dst)], dst) }
 
 // transpose2D writes the transpose of the r×c matrix a into t (c×r), in
 // cache-friendly tiles.

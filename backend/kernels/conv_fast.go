@@ -166,26 +166,14 @@ func gcd(a, b int) int {
 
 // padImagesCompact is padImages from x's compact copy (ToBF16): the values read back.
 func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
-	hp, wp, plane := p.paddedDims()
+	_, _, plane := p.paddedDims()
 	hw := p.H * p.W
 	s := bf16s(x)
 	units := g * p.C
 	parallelFor(units, workers(units, plane/4), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
-			dst := xp[u*plane : (u+1)*plane]
-			if plane == hw { // no padding
-				fromBF16Run(src, dst)
-				continue
-			}
-			clear(dst[:p.PadTop*wp])
-			for h := range p.H {
-				row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
-				clear(row[:p.PadLeft])
-				fromBF16Run(src[h*p.W:(h+1)*p.W], row[p.PadLeft:p.PadLeft+p.W])
-				clear(row[p.PadLeft+p.W:])
-			}
-			clear(dst[(p.PadTop+p.H)*wp : hp*wp])
+			padPlaneWith(p, xp[u*plane:(u+1)*plane], func(h int, row []float32) { fromBF16Run(src[h*p.W:(h+1)*p.W], row) })
 		}
 	})
 }
@@ -211,12 +199,18 @@ func padPlanes(p Conv2DParams, x, xp []float32, n0, g, nw int) {
 // padOnePlane copies the H×W plane src into dst, hp×wp (p.paddedDims), with
 // a zero border.
 func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
+	padPlaneWith(p, dst, func(h int, row []T) { copy(row, src[h*p.W:(h+1)*p.W]) })
+}
+
+// padPlaneWith writes a plane into dst, hp×wp (p.paddedDims), with a zero border:
+// fill(h, row) writes row h of the H×W plane into row, its W inner cells.
+func padPlaneWith[T Float](p Conv2DParams, dst []T, fill func(h int, row []T)) {
 	hp, wp, _ := p.paddedDims()
 	clear(dst[:p.PadTop*wp])
 	for h := 0; h < p.H; h++ {
 		row := dst[(p.PadTop+h)*wp : (p.PadTop+h+1)*wp]
 		clear(row[:p.PadLeft])
-		copy(row[p.PadLeft:], src[h*p.W:(h+1)*p.W])
+		fill(h, row[p.PadLeft:p.PadLeft+p.W])
 		clear(row[p.PadLeft+p.W:])
 	}
 	clear(dst[(p.PadTop+p.H)*wp : hp*wp])

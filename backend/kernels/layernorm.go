@@ -135,10 +135,7 @@ func LayerNormBackwardScale[T Float](rows, cols int, x, mean, invStd, dy, dscale
 		acc := getBuf[float64](hi - lo)
 		defer putBuf(acc)
 		clear(acc)
-		h := 0
-		if l != nil && l.lnDScale != nil {
-			h = (hi - lo) / l.lnLanes * l.lnLanes
-		}
+		h := l.lnHead(hi - lo)
 		for r := 0; r < rows; r++ {
 			xs, gs := x[r*cols+lo:r*cols+hi], dy[r*cols+lo:r*cols+hi]
 			m, inv := float64(mean[r]), float64(invStd[r])
@@ -165,10 +162,7 @@ func LayerNormBackwardBias[T Float](rows, cols int, dy, dbias []T) {
 		acc := getBuf[float64](hi - lo)
 		defer putBuf(acc)
 		clear(acc)
-		h := 0
-		if l != nil && l.lnDBias != nil {
-			h = (hi - lo) / l.lnLanes * l.lnLanes
-		}
+		h := l.lnHead(hi - lo)
 		for r := 0; r < rows; r++ {
 			gs := dy[r*cols+lo : r*cols+hi]
 			if h > 0 {

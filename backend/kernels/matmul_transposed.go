@@ -184,14 +184,7 @@ func TransposedMatMulForward[T Float](t *TransposedMatMul, a, b, y []T) {
 	need(name, "a", a, Size(t.AShape))
 	need(name, "b", b, Size(t.BShape))
 	need(name, "y", y, Size(t.YShape))
-	if Size(t.YShape) == 0 {
-		return
-	}
-	if t.K == 0 {
-		clear(y[:Size(t.YShape)])
-		return
-	}
-	stridedProducts(t.y, y, t.a, a, t.b, b, T(t.Alpha))
+	stridedProducts(t.y, y[:Size(t.YShape)], t.a, a, t.b, b, T(t.Alpha))
 }
 
 // TransposedMatMulBackwardA computes da (t.AShape), the gradient with respect to a,
@@ -202,14 +195,7 @@ func TransposedMatMulBackwardA[T Float](t *TransposedMatMul, b, dy, da []T) {
 	need(name, "b", b, Size(t.BShape))
 	need(name, "dy", dy, Size(t.YShape))
 	need(name, "da", da, Size(t.AShape))
-	if Size(t.AShape) == 0 {
-		return
-	}
-	if t.N == 0 {
-		clear(da[:Size(t.AShape)])
-		return
-	}
-	stridedProducts(t.a, da, t.y, dy, t.b.t(), b, T(t.Alpha))
+	stridedProducts(t.a, da[:Size(t.AShape)], t.y, dy, t.b.t(), b, T(t.Alpha))
 }
 
 // TransposedMatMulBackwardB computes db (t.BShape), the gradient with respect to b,
@@ -219,20 +205,21 @@ func TransposedMatMulBackwardB[T Float](t *TransposedMatMul, a, dy, db []T) {
 	need(name, "a", a, Size(t.AShape))
 	need(name, "dy", dy, Size(t.YShape))
 	need(name, "db", db, Size(t.BShape))
-	if Size(t.BShape) == 0 {
-		return
-	}
-	if t.M == 0 {
-		clear(db[:Size(t.BShape)])
-		return
-	}
-	stridedProducts(t.b, db, t.a.t(), a, t.y, dy, T(t.Alpha))
+	stridedProducts(t.b, db[:Size(t.BShape)], t.a.t(), a, t.y, dy, T(t.Alpha))
 }
 
-// stridedProducts computes c = alpha·x·y for every matrix of the batch. The outputs
+// stridedProducts computes c = alpha·x·y for every matrix of the batch, cd being the
+// whole tensor the c matrices tile (zeros where the inner dimension is 0). The outputs
 // are disjoint (each a transpose's share of one tensor), so the products may run one
 // per core.
 func stridedProducts[T Float](c stridedMats, cd []T, x stridedMats, xd []T, y stridedMats, yd []T, alpha T) {
+	switch {
+	case len(cd) == 0:
+		return
+	case x.cols == 0:
+		clear(cd)
+		return
+	}
 	forBatches(len(c.off), true, func(o int) gemmCall[T] {
 		return stridedProduct(alpha, c, cd, x, xd, y, yd, o)
 	})

@@ -114,23 +114,6 @@ func rowMax[T Float](xs []T) T {
 	return mx
 }
 
-// dot64 returns Σ x[i]·y[i] in float64 with four accumulators (sum's order).
-func dot64[T Float](x, y []T) float64 {
-	y = y[:len(x)]
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a0 += float64(x[i]) * float64(y[i])
-		a1 += float64(x[i+1]) * float64(y[i+1])
-		a2 += float64(x[i+2]) * float64(y[i+2])
-		a3 += float64(x[i+3]) * float64(y[i+3])
-	}
-	for ; i < len(x); i++ {
-		a0 += float64(x[i]) * float64(y[i])
-	}
-	return (a0 + a1) + (a2 + a3)
-}
-
 // logSumExp returns log(sum(exp(xs))) in float64, computed stably.
 func logSumExp[T Float](xs []T) float64 {
 	mx := float64(rowMax(xs))

@@ -79,7 +79,7 @@ func toBF16Run(src []float32, dst []uint16) {
 			toBF16AVX512(n, &src[0], &dst[0])
 		}
 	}
-	toBF16Go(src[n:], dst[n:len(src)])
+	toBF16Go(src[n:], dst[n:])
 }
 
 func fromBF16Run(src []uint16, dst []float32) {
@@ -90,5 +90,5 @@ func fromBF16Run(src []uint16, dst []float32) {
 			fromBF16AVX512(n, &src[0], &dst[0])
 		}
 	}
-	fromBF16Go(src[n:], dst[n:len(src)])
+	fromBF16Go(src[n:], dst[n:])
 }
