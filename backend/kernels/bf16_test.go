@@ -411,3 +411,73 @@ func TestWeightGradReadsCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestPackPanelsBF16 checks the bfloat16 kernel's packers bit for bit against the
+// portable ones (packCopyBF16 and packGatherBF16, whose rounding is toBF16's, checked
+// against PyTorch's): both panel widths, odd and even depths, lanes cut short, k offsets
+// at random, evenly spaced and in runs of consecutive offsets (which go through
+// packTrans8Pairs) broken now and then; values with NaNs, infinities, ties, signed
+// zeros and subnormals. The hardware's rounding (VCVTNE2PS2BF16, VCVTNEPS2BF16) reads a
+// subnormal float32 as a zero of its sign, as oneDNN's bfloat16 products do; the
+// portable packers are given the source with those zeros.
+func TestPackPanelsBF16(t *testing.T) {
+	withBF16(t, func(t *testing.T) {
+		kern := blasImpl.(goBLAS).kern
+		rng := newRNG(84)
+		src := to32(randn(rng, 5000))
+		special := []float32{float32(math.NaN()), math.Float32frombits(0x7f800001), math.Float32frombits(0xffc12345),
+			float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1 + 1.0/256, 1 + 3.0/256,
+			-(1 + 5.0/256), math.MaxFloat32, 1e-38, -3e-41, 1e-45}
+		flushed := make([]float32, len(src))
+		for i := range src {
+			if rng.IntN(7) == 0 {
+				src[i] = special[rng.IntN(len(special))]
+			}
+			flushed[i] = src[i]
+			if u := math.Float32bits(src[i]); u&0x7f800000 == 0 {
+				flushed[i] = math.Float32frombits(u & 0x80000000)
+			}
+		}
+		for _, w := range []int{kern.mr, kern.nr} {
+			for _, kc := range []int{1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 100, 256, 257} {
+				for _, n := range []int{w, w - 1, 1, w / 2} {
+					koff, lane := make([]int32, kc), make([]int32, w)
+					for l := range lane {
+						lane[l] = int32(rng.IntN(2000))
+					}
+					for _, spacing := range []string{"random", "11", "consecutive", "runs of 13", "runs of 40"} {
+						for p := range koff {
+							switch spacing {
+							case "random":
+								koff[p] = int32(rng.IntN(2000))
+							case "11":
+								koff[p] = int32(11 * p)
+							case "consecutive":
+								koff[p] = int32(37 + p)
+							case "runs of 13":
+								koff[p] = int32(37 + p + p/13*50)
+							case "runs of 40":
+								koff[p] = int32(37 + p + p/40*50)
+							}
+						}
+						slots := (kc + 1) / 2 * w
+						got, want := make([]float32, slots), make([]float32, slots)
+						name := fmt.Sprintf("w %d kc %d n %d %s", w, kc, n, spacing)
+						for i := range got {
+							got[i] = float32(math.NaN())
+						}
+						kern.packCopy(w, src, koff, n, got)
+						packCopyBF16(w, flushed, koff, n, want)
+						assertBits(t, "packCopy "+name, got, want)
+						for i := range got {
+							got[i] = float32(math.NaN())
+						}
+						kern.packGather(w, src, koff, lane, n, got)
+						packGatherBF16(w, flushed, koff, lane, n, want)
+						assertBits(t, "packGather "+name, got, want)
+					}
+				}
+			}
+		}
+	})
+}

@@ -5379,58 +5379,6 @@ DATA bf16Interleave<>+60(SB)/2, $15
 DATA bf16Interleave<>+62(SB)/2, $31
 GLOBL bf16Interleave<>(SB), RODATA, $64
 
-// func cvtPairsBF16(npairs, w int, src, dst *float32)
-TEXT ·cvtPairsBF16(SB), NOSPLIT, $0-32
-	MOVQ npairs+0(FP), CX
-	MOVQ w+8(FP), R8
-	MOVQ src+16(FP), SI
-	MOVQ dst+24(FP), DI
-	VMOVDQU16 bf16Interleave<>(SB), Z31
-	CMPQ R8, $32
-	JNE  cvp8
-cvp32:
-	TESTQ CX, CX
-	JZ   cvpdone
-	VMOVUPS (SI), Z0
-	VMOVUPS 128(SI), Z1
-	VMOVUPS 64(SI), Z4
-	VMOVUPS 192(SI), Z5
-	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
-	BYTE $0x62; BYTE $0xf2; BYTE $0x57; BYTE $0x48; BYTE $0x72; BYTE $0xf4
-	VPERMW Z2, Z31, Z2
-	VPERMW Z6, Z31, Z6
-	VMOVUPS Z2, (DI)
-	VMOVUPS Z6, 64(DI)
-	ADDQ $256, SI
-	ADDQ $128, DI
-	DECQ CX
-	JMP  cvp32
-cvp8:
-	CMPQ CX, $2
-	JL   cvp8last
-	VMOVUPS (SI), Y0
-	VINSERTF32X8 $1, 64(SI), Z0, Z0
-	VMOVUPS 32(SI), Y1
-	VINSERTF32X8 $1, 96(SI), Z1, Z1
-	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
-	VPERMW Z2, Z31, Z2
-	VMOVUPS Z2, (DI)
-	ADDQ $128, SI
-	ADDQ $64, DI
-	SUBQ $2, CX
-	JMP  cvp8
-cvp8last:
-	TESTQ CX, CX
-	JZ   cvpdone
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
-	VPERMW Z2, Z31, Z2
-	VMOVUPS Y2, (DI)
-cvpdone:
-	VZEROUPPER
-	RET
-
 // func packCopy32(kc int, src *float32, koff *int32, n int, dst *float32)
 //
 // dst[p*32+j] = src[koff[p]+j] for p < kc and j < n; zero for n <= j < 32.
@@ -5447,8 +5395,7 @@ TEXT ·packCopy32(SB), NOSPLIT, $0-40
 	MOVL $16, AX
 packCopy32_m1:
 	MOVL $1, DX
-	MOVL AX, R9
-	MOVL R9, CX
+	MOVL AX, CX
 	SHLL CX, DX
 	DECL DX
 	KMOVW DX, K1
@@ -5492,8 +5439,7 @@ TEXT ·packCopy8(SB), NOSPLIT, $0-40
 	MOVL $16, AX
 packCopy8_m1:
 	MOVL $1, DX
-	MOVL AX, R9
-	MOVL R9, CX
+	MOVL AX, CX
 	SHLL CX, DX
 	DECL DX
 	KMOVW DX, K1
@@ -5694,6 +5640,401 @@ pt8loop:
 	JNZ  pt8loop
 	VZEROUPPER
 pt8done:
+	RET
+
+// func packCopyPairs32(kc int, src *float32, koff *int32, n int, dst *float32)
+//
+// dst[q*32+j] = the bfloat16 pair of src[koff[2q]+j] and src[koff[2q+1]+j] (0 for
+// 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 32. Lanes past n are not read.
+TEXT ·packCopyPairs32(SB), NOSPLIT, $0-40
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ n+24(FP), R8
+	MOVQ dst+32(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packCopyPairs32_m1
+	MOVL $16, AX
+packCopyPairs32_m1:
+	MOVL $1, DX
+	MOVL AX, CX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packCopyPairs32_m2
+	XORQ AX, AX
+packCopyPairs32_m2:
+	MOVL $1, DX
+	MOVL AX, CX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K2
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	MOVQ kc+0(FP), R9
+	MOVQ R9, CX
+	SHRQ $1, CX
+	JZ   packCopyPairs32_odd
+packCopyPairs32_loop:
+	MOVLQSX 0(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Z0
+	VMOVUPS.Z 64(SI)(AX*4), K2, Z2
+	MOVLQSX 4(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Z1
+	VMOVUPS.Z 64(SI)(AX*4), K2, Z3
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z4, Z31, Z4
+	BYTE $0x62; BYTE $0xf2; BYTE $0x67; BYTE $0x48; BYTE $0x72; BYTE $0xea
+	VPERMW Z5, Z31, Z5
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ $8, BX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  packCopyPairs32_loop
+packCopyPairs32_odd:
+	TESTQ $1, R9
+	JZ   packCopyPairs32_done
+	MOVLQSX 0(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Z0
+	VMOVUPS.Z 64(SI)(AX*4), K2, Z2
+	VPXORD Z1, Z1, Z1
+	VPXORD Z3, Z3, Z3
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z4, Z31, Z4
+	BYTE $0x62; BYTE $0xf2; BYTE $0x67; BYTE $0x48; BYTE $0x72; BYTE $0xea
+	VPERMW Z5, Z31, Z5
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+packCopyPairs32_done:
+	VZEROUPPER
+	RET
+
+// func packCopyPairs8(kc int, src *float32, koff *int32, n int, dst *float32)
+//
+// dst[q*8+j] = the bfloat16 pair of src[koff[2q]+j] and src[koff[2q+1]+j] (0 for
+// 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 8. Lanes past n are not read.
+TEXT ·packCopyPairs8(SB), NOSPLIT, $0-40
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ n+24(FP), R8
+	MOVQ dst+32(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packCopyPairs8_m1
+	MOVL $16, AX
+packCopyPairs8_m1:
+	MOVL $1, DX
+	MOVL AX, CX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packCopyPairs8_m2
+	XORQ AX, AX
+packCopyPairs8_m2:
+	MOVL $1, DX
+	MOVL AX, CX
+	SHLL CX, DX
+	DECL DX
+	KMOVW DX, K2
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	MOVQ kc+0(FP), R9
+	MOVQ R9, CX
+	SHRQ $2, CX
+	JZ   packCopyPairs8_two
+packCopyPairs8_loop:
+	MOVLQSX 0(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y0
+	MOVLQSX 4(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y1
+	MOVLQSX 8(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y6
+	MOVLQSX 12(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y7
+	VINSERTF32X8 $1, Y6, Z0, Z0
+	VINSERTF32X8 $1, Y7, Z1, Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
+	VPERMW Z2, Z31, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ $16, BX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  packCopyPairs8_loop
+packCopyPairs8_two:
+	TESTQ $2, R9
+	JZ   packCopyPairs8_odd
+	MOVLQSX (BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y0
+	MOVLQSX 4(BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
+	VPERMW Z2, Z31, Z2
+	VMOVUPS Y2, (DI)
+	ADDQ $8, BX
+	ADDQ $32, DI
+packCopyPairs8_odd:
+	TESTQ $1, R9
+	JZ   packCopyPairs8_done
+	MOVLQSX (BX), AX
+	VMOVUPS.Z (SI)(AX*4), K1, Y0
+	VPXORD Z1, Z1, Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0
+	VPERMW Z2, Z31, Z2
+	VMOVUPS Y2, (DI)
+packCopyPairs8_done:
+	VZEROUPPER
+	RET
+
+// func packGatherPairs32(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+//
+// dst[q*32+j] = the bfloat16 pair of src[koff[2q]+lane[j]] and src[koff[2q+1]+lane[j]]
+// (0 for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 32.
+TEXT ·packGatherPairs32(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ lane+24(FP), DX
+	MOVQ n+32(FP), R8
+	MOVQ dst+40(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packGatherPairs32_m1
+	MOVL $16, AX
+packGatherPairs32_m1:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packGatherPairs32_m2
+	XORQ AX, AX
+packGatherPairs32_m2:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K2
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	MOVQ kc+0(FP), R9
+	VMOVDQU32.Z (DX), K1, Z2
+	VMOVDQU32.Z 64(DX), K2, Z3
+	MOVQ R9, CX
+	SHRQ $1, CX
+	JZ   packGatherPairs32_odd
+packGatherPairs32_loop:
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z5*4), K5, Z0
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z10, Z10, Z10
+	VGATHERDPS (SI)(Z6*4), K6, Z10
+	VPBROADCASTD 4(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z1, Z1, Z1
+	VGATHERDPS (SI)(Z5*4), K5, Z1
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z11, Z11, Z11
+	VGATHERDPS (SI)(Z6*4), K6, Z11
+	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z12, Z31, Z12
+	BYTE $0x62; BYTE $0x52; BYTE $0x27; BYTE $0x48; BYTE $0x72; BYTE $0xea
+	VPERMW Z13, Z31, Z13
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	ADDQ $8, BX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  packGatherPairs32_loop
+packGatherPairs32_odd:
+	TESTQ $1, R9
+	JZ   packGatherPairs32_done
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z5*4), K5, Z0
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z10, Z10, Z10
+	VGATHERDPS (SI)(Z6*4), K6, Z10
+	VPXORD Z1, Z1, Z1
+	VPXORD Z11, Z11, Z11
+	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z12, Z31, Z12
+	BYTE $0x62; BYTE $0x52; BYTE $0x27; BYTE $0x48; BYTE $0x72; BYTE $0xea
+	VPERMW Z13, Z31, Z13
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+packGatherPairs32_done:
+	VZEROUPPER
+	RET
+
+// func packGatherPairs8(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+//
+// dst[q*8+j] = the bfloat16 pair of src[koff[2q]+lane[j]] and src[koff[2q+1]+lane[j]]
+// (0 for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 8.
+TEXT ·packGatherPairs8(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ lane+24(FP), DX
+	MOVQ n+32(FP), R8
+	MOVQ dst+40(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packGatherPairs8_m1
+	MOVL $16, AX
+packGatherPairs8_m1:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packGatherPairs8_m2
+	XORQ AX, AX
+packGatherPairs8_m2:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K2
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	MOVQ kc+0(FP), R9
+	VMOVDQU32.Z (DX), K1, Z2
+	MOVQ R9, CX
+	SHRQ $1, CX
+	JZ   packGatherPairs8_odd
+packGatherPairs8_loop:
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z5*4), K5, Z0
+	VPBROADCASTD 4(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z1, Z1, Z1
+	VGATHERDPS (SI)(Z5*4), K5, Z1
+	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z12, Z31, Z12
+	VMOVUPS Y12, (DI)
+	ADDQ $8, BX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  packGatherPairs8_loop
+packGatherPairs8_odd:
+	TESTQ $1, R9
+	JZ   packGatherPairs8_done
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VGATHERDPS (SI)(Z5*4), K5, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z11, Z11, Z11
+	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
+	VPERMW Z12, Z31, Z12
+	VMOVUPS Y12, (DI)
+packGatherPairs8_done:
+	VZEROUPPER
+	RET
+
+// func packTrans8Pairs(kc int, src *float32, lane *int32, dst *float32, ld int)
+//
+// dst[q*ld+i] = the bfloat16 pair of src[lane[i]+2q], src[lane[i]+2q+1] for 2q < kc and
+// i < 8; kc is a multiple of 16.
+TEXT ·packTrans8Pairs(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	SHRQ $4, CX
+	JZ   ptpdone
+	MOVQ src+8(FP), SI
+	MOVQ lane+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVQ ld+32(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), DX
+	MOVLQSX 0(BX), R8
+	MOVLQSX 4(BX), R9
+	MOVLQSX 8(BX), R10
+	MOVLQSX 12(BX), R11
+	MOVLQSX 16(BX), R12
+	MOVLQSX 20(BX), R13
+	MOVLQSX 24(BX), R14
+	MOVLQSX 28(BX), R15
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R10
+	SHLQ $2, R11
+	SHLQ $2, R12
+	SHLQ $2, R13
+	SHLQ $2, R14
+	SHLQ $2, R15
+ptploop:
+	VMOVUPS (SI)(R8*1), Z0
+	VMOVUPS (SI)(R9*1), Z1
+	VMOVUPS (SI)(R10*1), Z2
+	VMOVUPS (SI)(R11*1), Z3
+	VMOVUPS (SI)(R12*1), Z4
+	VMOVUPS (SI)(R13*1), Z5
+	VMOVUPS (SI)(R14*1), Z6
+	VMOVUPS (SI)(R15*1), Z7
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xc0
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xc9
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xd2
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xdb
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xe4
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xed
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xf6
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xff
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xee, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xee, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xee, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	LEAQ (DI)(AX*4), BX
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(AX*1)
+	VMOVUPS Y10, (DI)(AX*2)
+	VMOVUPS Y11, (DI)(DX*1)
+	VMOVUPS Y12, (BX)
+	VMOVUPS Y13, (BX)(AX*1)
+	VMOVUPS Y14, (BX)(AX*2)
+	VMOVUPS Y15, (BX)(DX*1)
+	ADDQ $64, SI
+	LEAQ (DI)(AX*8), DI
+	DECQ CX
+	JNZ  ptploop
+	VZEROUPPER
+ptpdone:
 	RET
 
 // func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)

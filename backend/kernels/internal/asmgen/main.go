@@ -41,12 +41,17 @@ func main() {
 	kernel(&w, false)
 	kernel(&w, true)
 	kernelBF16(&w)
-	cvtPairsBF16(&w)
+	bf16Interleave(&w)
 	packCopy(&w, 32)
 	packCopy(&w, 8)
 	packGather(&w, 32)
 	packGather(&w, 8)
 	packTrans8(&w)
+	packCopyPairs(&w, 32)
+	packCopyPairs(&w, 8)
+	packGatherPairs(&w, 32)
+	packGatherPairs(&w, 8)
+	packTrans8Pairs(&w)
 	kernelAVX2(&w, false)
 	kernelAVX2(&w, true)
 	packAVX2(&w)
@@ -345,29 +350,8 @@ TEXT ·%s(SB), NOSPLIT, $0-40
 	MOVQ koff+16(FP), BX
 	MOVQ n+24(FP), R8
 	MOVQ dst+32(FP), DI`, name, width, width, name)
-	// masks K1 (lanes 0-15), K2 (16-31) from n
-	w.p(`	MOVQ R8, AX
-	CMPQ AX, $16
-	JLE  %s_m1
-	MOVL $16, AX
-%s_m1:
-	MOVL $1, DX
-	MOVL AX, R9
-	MOVL R9, CX
-	SHLL CX, DX
-	DECL DX
-	KMOVW DX, K1
-	MOVQ R8, AX
-	SUBQ $16, AX
-	JGE  %s_m2
-	XORQ AX, AX
-%s_m2:
-	MOVL $1, DX
-	MOVL AX, CX
-	SHLL CX, DX
-	DECL DX
-	KMOVW DX, K2
-	MOVQ kc+0(FP), CX`, name, name, name, name)
+	laneMasks(w, name, "R8", "DX") // K1 (lanes 0-15), K2 (16-31) from n
+	w.p("\tMOVQ kc+0(FP), CX")
 	w.p("%s_loop:", name)
 	w.p("\tMOVLQSX (BX), AX")
 	w.p("\tVMOVUPS.Z (SI)(AX*4), K1, %s0", reg)
@@ -399,27 +383,8 @@ TEXT ·%s(SB), NOSPLIT, $0-48
 	MOVQ lane+24(FP), DX
 	MOVQ n+32(FP), R8
 	MOVQ dst+40(FP), DI`, name, width, width, name)
-	w.p(`	MOVQ R8, AX
-	CMPQ AX, $16
-	JLE  %s_m1
-	MOVL $16, AX
-%s_m1:
-	MOVL $1, R10
-	MOVL AX, CX
-	SHLL CX, R10
-	DECL R10
-	KMOVW R10, K1
-	MOVQ R8, AX
-	SUBQ $16, AX
-	JGE  %s_m2
-	XORQ AX, AX
-%s_m2:
-	MOVL $1, R10
-	MOVL AX, CX
-	SHLL CX, R10
-	DECL R10
-	KMOVW R10, K2
-	MOVQ kc+0(FP), CX`, name, name, name, name)
+	laneMasks(w, name, "R8", "R10")
+	w.p("\tMOVQ kc+0(FP), CX")
 	if width == 32 {
 		w.p("\tVMOVDQU32.Z (DX), K1, Z2\n\tVMOVDQU32.Z 64(DX), K2, Z3")
 	} else {
@@ -456,79 +421,14 @@ func packTrans8(w *asm) {
 TEXT ·packTrans8(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), CX
 	SHRQ $3, CX
-	JZ   pt8done
-	MOVQ src+8(FP), SI
-	MOVQ lane+16(FP), BX
-	MOVQ dst+24(FP), DI
-	MOVQ ld+32(FP), AX
-	SHLQ $2, AX
-	LEAQ (AX)(AX*2), DX
-	MOVLQSX 0(BX), R8
-	MOVLQSX 4(BX), R9
-	MOVLQSX 8(BX), R10
-	MOVLQSX 12(BX), R11
-	MOVLQSX 16(BX), R12
-	MOVLQSX 20(BX), R13
-	MOVLQSX 24(BX), R14
-	MOVLQSX 28(BX), R15
-	SHLQ $2, R8
-	SHLQ $2, R9
-	SHLQ $2, R10
-	SHLQ $2, R11
-	SHLQ $2, R12
-	SHLQ $2, R13
-	SHLQ $2, R14
-	SHLQ $2, R15
-pt8loop:
-	VMOVUPS (SI)(R8*1), Y0
-	VMOVUPS (SI)(R9*1), Y1
-	VMOVUPS (SI)(R10*1), Y2
-	VMOVUPS (SI)(R11*1), Y3
-	VMOVUPS (SI)(R12*1), Y4
-	VMOVUPS (SI)(R13*1), Y5
-	VMOVUPS (SI)(R14*1), Y6
-	VMOVUPS (SI)(R15*1), Y7
-	VUNPCKLPS Y1, Y0, Y8
-	VUNPCKHPS Y1, Y0, Y9
-	VUNPCKLPS Y3, Y2, Y10
-	VUNPCKHPS Y3, Y2, Y11
-	VUNPCKLPS Y5, Y4, Y12
-	VUNPCKHPS Y5, Y4, Y13
-	VUNPCKLPS Y7, Y6, Y14
-	VUNPCKHPS Y7, Y6, Y15
-	VSHUFPS $0x44, Y10, Y8, Y0
-	VSHUFPS $0xee, Y10, Y8, Y1
-	VSHUFPS $0x44, Y11, Y9, Y2
-	VSHUFPS $0xee, Y11, Y9, Y3
-	VSHUFPS $0x44, Y14, Y12, Y4
-	VSHUFPS $0xee, Y14, Y12, Y5
-	VSHUFPS $0x44, Y15, Y13, Y6
-	VSHUFPS $0xee, Y15, Y13, Y7
-	VPERM2F128 $0x20, Y4, Y0, Y8
-	VPERM2F128 $0x20, Y5, Y1, Y9
-	VPERM2F128 $0x20, Y6, Y2, Y10
-	VPERM2F128 $0x20, Y7, Y3, Y11
-	VPERM2F128 $0x31, Y4, Y0, Y12
-	VPERM2F128 $0x31, Y5, Y1, Y13
-	VPERM2F128 $0x31, Y6, Y2, Y14
-	VPERM2F128 $0x31, Y7, Y3, Y15
-	LEAQ (DI)(AX*4), BX
-	VMOVUPS Y8, (DI)
-	VMOVUPS Y9, (DI)(AX*1)
-	VMOVUPS Y10, (DI)(AX*2)
-	VMOVUPS Y11, (DI)(DX*1)
-	VMOVUPS Y12, (BX)
-	VMOVUPS Y13, (BX)(AX*1)
-	VMOVUPS Y14, (BX)(AX*2)
-	VMOVUPS Y15, (BX)(DX*1)
-	ADDQ $32, SI
-	LEAQ (DI)(AX*8), DI
-	DECQ CX
-	JNZ  pt8loop
-	VZEROUPPER
-pt8done:
-	RET
-`)
+	JZ   pt8done`)
+	transposeSetup(w)
+	w.p("pt8loop:")
+	for i := 0; i < 8; i++ {
+		w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
+	}
+	transpose8x8Store(w)
+	w.p("\tADDQ $32, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  pt8loop\n\tVZEROUPPER\npt8done:\n\tRET\n")
 }
 
 // kernelAVX2 emits the AVX2 micro-kernels (6×16, ymm), for CPUs without
@@ -2298,72 +2198,14 @@ func kernelBF16(w *asm) {
 	epilogue(w, lab, func(o int) int { return o })
 }
 
-// cvtPairsBF16 emits cvtPairsBF16(npairs, w int, src, dst *float32): the float32 panel
-// src (rows of w values, w 32 or 8, 2·npairs rows) rounded to bfloat16 (VCVTNE2PS2BF16:
-// to nearest, ties to even) and interleaved into the slots of the bfloat16 kernel's
-// panels: dst[q*w+l] holds rows 2q (low half) and 2q+1 (high half) of lane l. The words
-// come out of the conversion as [row 2q's, row 2q+1's]; VPERMW with the table
-// bf16Interleave puts word j beside word 16+j. Panels of 8 lanes take two pairs per
-// vector (the last one alone, masked).
-func cvtPairsBF16(w *asm) {
+// bf16Interleave emits the VPERMW table of the bfloat16 packers (cvtPair): word 2j of
+// the result is word j of the source, word 2j+1 is word 16+j.
+func bf16Interleave(w *asm) {
 	for j := 0; j < 16; j++ {
 		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j, j)
 		w.p("DATA bf16Interleave<>+%d(SB)/2, $%d", 4*j+2, 16+j)
 	}
-	w.p("GLOBL bf16Interleave<>(SB), RODATA, $64")
-	w.p(`
-// func cvtPairsBF16(npairs, w int, src, dst *float32)
-TEXT ·cvtPairsBF16(SB), NOSPLIT, $0-32
-	MOVQ npairs+0(FP), CX
-	MOVQ w+8(FP), R8
-	MOVQ src+16(FP), SI
-	MOVQ dst+24(FP), DI
-	VMOVDQU16 bf16Interleave<>(SB), Z31
-	CMPQ R8, $32
-	JNE  cvp8
-cvp32:
-	TESTQ CX, CX
-	JZ   cvpdone
-	VMOVUPS (SI), Z0
-	VMOVUPS 128(SI), Z1
-	VMOVUPS 64(SI), Z4
-	VMOVUPS 192(SI), Z5`)
-	w.p("%s", evex512(0x72, 3, 2, 1, 0))
-	w.p("%s", evex512(0x72, 3, 6, 5, 4))
-	w.p(`	VPERMW Z2, Z31, Z2
-	VPERMW Z6, Z31, Z6
-	VMOVUPS Z2, (DI)
-	VMOVUPS Z6, 64(DI)
-	ADDQ $256, SI
-	ADDQ $128, DI
-	DECQ CX
-	JMP  cvp32
-cvp8:
-	CMPQ CX, $2
-	JL   cvp8last
-	VMOVUPS (SI), Y0
-	VINSERTF32X8 $1, 64(SI), Z0, Z0
-	VMOVUPS 32(SI), Y1
-	VINSERTF32X8 $1, 96(SI), Z1, Z1`)
-	w.p("%s", evex512(0x72, 3, 2, 1, 0))
-	w.p(`	VPERMW Z2, Z31, Z2
-	VMOVUPS Z2, (DI)
-	ADDQ $128, SI
-	ADDQ $64, DI
-	SUBQ $2, CX
-	JMP  cvp8
-cvp8last:
-	TESTQ CX, CX
-	JZ   cvpdone
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1`)
-	w.p("%s", evex512(0x72, 3, 2, 1, 0))
-	w.p(`	VPERMW Z2, Z31, Z2
-	VMOVUPS Y2, (DI)
-cvpdone:
-	VZEROUPPER
-	RET
-`)
+	w.p("GLOBL bf16Interleave<>(SB), RODATA, $64\n")
 }
 
 // lnParamGrads emits the layer normalisation's scale and shift gradients for one
