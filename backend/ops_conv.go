@@ -204,7 +204,8 @@ func (k *conv[T]) maskAct(out, gout []T) {
 		// reads gout, and masking twice would change nothing. The output tells where the
 		// activation is sloped (a Relu's out > 0 exactly where the conv's output is).
 		if o32, ok := any(out).([]float32); ok && k.act.Kind == kernels.ReluActivation && kernels.IsCompact(o32, len(gout)) {
-			kernels.ReluBackwardCompact(o32, any(gout).([]float32)) // a Relu's (readsCompact)
+			g32 := any(gout).([]float32)
+			kernels.ReluBackwardCompact(o32, g32, g32) // a Relu's (readsCompact)
 		} else {
 			kernels.ActivationBackward(k.act, out, gout, gout)
 		}

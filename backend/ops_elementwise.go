@@ -240,12 +240,19 @@ func (k *activation[T]) backwardReads(int) reads {
 // readsRounded: a Relu's output (its mask, positive exactly where the rounded output is).
 func (k *activation[T]) readsRounded(int) reads { return reads{out: k.op == "Relu"} }
 
+// readsCompact: the Relu's output, straight from its compact copy.
+func (k *activation[T]) readsCompact(i int) reads { return k.readsRounded(i) }
+
 func (k *activation[T]) inPlace() int         { return 0 }
 func (k *activation[T]) gradInPlace(int) bool { return true }
 
 func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	switch k.op {
 	case "Relu":
+		if o32, ok := any(out).([]float32); ok && kernels.IsCompact(o32, len(gout)) {
+			kernels.ReluBackwardCompact(o32, any(gout).([]float32), any(gin).([]float32))
+			break
+		}
 		kernels.ReluBackward(out, gout, gin)
 	case "LeakyRelu":
 		kernels.LeakyReluBackward(k.alpha, ins[0], gout, gin)

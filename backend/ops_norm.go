@@ -132,6 +132,10 @@ func (k *batchNorm[T]) readsRounded(int) reads {
 	return reads{out: k.act.Kind == kernels.ReluActivation}
 }
 
+// readsCompact: the fused Relu's output, straight from its compact copy (the kernels'
+// masks read it back a plane at a time).
+func (k *batchNorm[T]) readsCompact(i int) reads { return k.readsRounded(i) }
+
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
 	// The gradient at the activation's output becomes the one at the normalization's,

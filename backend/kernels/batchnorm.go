@@ -265,7 +265,8 @@ func BatchNormInvStd[T Float](p BatchNormParams, variance, invStd []T) {
 
 // BatchNormActivationMask turns dy, the gradient at act's output, into the one at the
 // normalization's output, in place, a channel at a time: from act's output y for a Relu
-// or Clip (as ActivationBackward); for a SiLU from its input, the normalization's output
+// or Clip (as ActivationBackward; a Relu's y may be its compact copy, ToBF16); for a
+// SiLU from its input, the normalization's output
 // recomputed from x with the statistics the forward pass used (mean and invStd: the
 // batch's saved ones in training, the running mean and BatchNormInvStd of the running
 // variance in inference), the same bits as the forward pass's, so that the fused pair
@@ -279,10 +280,10 @@ func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scal
 			need(name, "statistics", s, p.C)
 		}
 	} else {
-		need(name, "y", y, p.XLen())
+		needValues(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
-		pre := siluScratch[T](p, act)
+		pre := maskScratch(p, act, y)
 		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
 			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, dy, c, pre)
@@ -290,10 +291,11 @@ func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scal
 	})
 }
 
-// siluScratch returns the scratch of channelActivationMask: p.HW values from the pool
-// for a SiLU's input (putBuf it after), nil for the other activations.
-func siluScratch[T Float](p BatchNormParams, act Activation) []T {
-	if act.Kind != SiLUActivation {
+// maskScratch returns the scratch of channelActivationMask: p.HW values from the pool
+// for a SiLU's input or a Relu's output read back from its compact copy y (putBuf it
+// after), nil otherwise.
+func maskScratch[T Float](p BatchNormParams, act Activation, y []T) []T {
+	if act.Kind != SiLUActivation && (act.Kind != ReluActivation || compactView(y, p.XLen()) == nil) {
 		return nil
 	}
 	return getBuf[T](p.HW)
@@ -342,8 +344,8 @@ func activationSerial[T Float](act Activation, y []T) {
 	}
 }
 
-// channelActivationMask is BatchNormActivationMask over channel c; pre is scratch of
-// p.HW values for a SiLU's input.
+// channelActivationMask is BatchNormActivationMask over channel c; pre is the scratch of
+// maskScratch.
 func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T, c int, pre []T) {
 	var a, b T
 	if act.Kind == SiLUActivation {
@@ -354,7 +356,11 @@ func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale,
 		gs := dy[o : o+p.HW]
 		switch act.Kind {
 		case ReluActivation:
-			reluBackwardSerial(y[o:o+p.HW], gs, gs)
+			if s := compactView(y, p.XLen()); s != nil {
+				reluMaskCompact(s[o:o+p.HW], as32(gs), as32(gs), as32(pre))
+			} else {
+				reluBackwardSerial(y[o:o+p.HW], gs, gs)
+			}
 		case ClipActivation:
 			unaryBackwardSerial(act.unary(), nil, y[o:o+p.HW], gs, gs)
 		case SiLUActivation:
@@ -493,8 +499,8 @@ func BatchNormTrainBackwardData[T Float](p BatchNormParams, x, scale, saveMean, 
 // the same bits. With an activation fused after the normalization
 // ([BatchNormTrainForwardAct]), y is its output and dy the gradient there, turned in
 // place, a channel at a time, into the one at the normalization's output (as
-// BatchNormActivationMask, which reads bias for a SiLU); y is unused without one or with
-// a SiLU, bias but with a SiLU.
+// BatchNormActivationMask, which reads bias for a SiLU, and a Relu's y from its compact
+// copy); y is unused without one or with a SiLU, bias but with a SiLU.
 func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean, saveInvStd []T, act Activation, y, dy, dx []T, sumDy, sumDyXhat []float64) {
 	const name = "BatchNormTrainBackward"
 	needBackward(name, p, x, scale, saveMean, saveInvStd, dy, dx, sumDy, sumDyXhat)
@@ -503,10 +509,10 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean
 	case SiLUActivation:
 		need(name, "bias", bias, p.C)
 	default:
-		need(name, "y", y, p.XLen())
+		needValues(name, "y", y, p.XLen())
 	}
 	bnChannels(p, func(lo, hi int) {
-		pre := siluScratch[T](p, act)
+		pre := maskScratch(p, act, y)
 		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
 			if act.Kind != NoActivation {

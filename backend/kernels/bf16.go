@@ -138,21 +138,45 @@ func fromBF16Go(src []uint16, dst []float32) {
 // a float32 buffer of the free lists that stays in the L1 cache.
 const compactChunk = 2048
 
-// ReluBackwardCompact sets g[i] = 0 where a Relu's output y was not positive, given y's
-// compact copy (ToBF16, which keeps every nonzero value nonzero and its sign: the same
-// mask as from y). In place on g; split across the cores.
-func ReluBackwardCompact(y []float32, g []float32) {
-	need("ReluBackwardCompact", "y", y, BF16Len(len(g)))
-	s := bf16s(y)[:len(g)]
-	parallelFor(len(g), workers(len(g), 1), func(_, lo, hi int) {
+// ReluBackwardCompact sets dx[i] = dy[i] where a Relu's output y was positive and 0
+// elsewhere, given y's compact copy (ToBF16, which keeps every nonzero value nonzero and
+// its sign: the same mask as from y); dx may be dy. Split across the cores.
+func ReluBackwardCompact(y, dy, dx []float32) {
+	need("ReluBackwardCompact", "y", y, BF16Len(len(dy)))
+	need("ReluBackwardCompact", "dx", dx, len(dy))
+	s := bf16s(y)[:len(dy)]
+	parallelFor(len(dy), workers(len(dy), 1), func(_, lo, hi int) {
 		buf := getBuf[float32](compactChunk)
 		defer putBuf(buf)
 		for c := lo; c < hi; c += compactChunk {
 			e := min(hi, c+compactChunk)
-			fromBF16Run(s[c:e], buf[:e-c])
-			reluBackwardSerial(buf[:e-c], g[c:e], g[c:e])
+			reluMaskCompact(s[c:e], dy[c:e], dx[c:e], buf)
 		}
 	})
+}
+
+// reluMaskCompact is ReluBackwardCompact's serial loop on values s of the compact copy,
+// read back into buf (as long as s at least) first.
+func reluMaskCompact(s []uint16, dy, dx, buf []float32) {
+	buf = buf[:len(s)]
+	fromBF16Run(s, buf)
+	reluBackwardSerial(buf, dy, dx)
+}
+
+// compactView returns y's values as bfloat16 when y is the compact copy of n float32
+// values (IsCompact), else nil.
+func compactView[T Float](y []T, n int) []uint16 {
+	if y32, ok := any(y).([]float32); ok && IsCompact(y32, n) {
+		return bf16s(y32)[:n]
+	}
+	return nil
+}
+
+// needValues is need for n values that may also come as their compact copy.
+func needValues[T Float](kernel, name string, s []T, n int) {
+	if compactView(s, n) == nil {
+		need(kernel, name, s, n)
+	}
 }
 
 // IsCompact reports whether s holds n values as a compact copy (BF16Len(n) slots) rather

@@ -345,8 +345,61 @@ func TestReluBackwardCompact(t *testing.T) {
 		ReluBackward(y, g, want)
 		c := make([]float32, BF16Len(n))
 		ToBF16(y, c)
-		ReluBackwardCompact(c, g)
-		assertBits(t, fmt.Sprintf("n=%d", n), g, want)
+		dx := make([]float32, n)
+		g0 := append([]float32(nil), g...)
+		ReluBackwardCompact(c, g, dx)
+		assertBits(t, fmt.Sprintf("n=%d into dx", n), dx, want)
+		assertBits(t, fmt.Sprintf("n=%d: dy kept", n), g, g0)
+		ReluBackwardCompact(c, g, g)
+		assertBits(t, fmt.Sprintf("n=%d in place", n), g, want)
+	}
+}
+
+// TestBatchNormReluMaskCompact checks the fused BatchNormalization+Relu's gradients with
+// the Relu's output given as its compact copy against those given the float32 output,
+// bit for bit: the data gradient (which masks a channel at a time) and the scale and
+// shift gradients' sums, and BatchNormActivationMask alone; planes of odd size (whose
+// compact values start mid-slot), a plane smaller than a vector, outputs with zeros.
+func TestBatchNormReluMaskCompact(t *testing.T) {
+	rng := newRNG(85)
+	relu := Activation{Kind: ReluActivation}
+	for _, p := range []BatchNormParams{{N: 2, C: 3, HW: 49, Epsilon: 1e-5, Momentum: 0.9}, {N: 3, C: 5, HW: 7, Epsilon: 1e-5, Momentum: 0.9}, {N: 2, C: 4, HW: 3136, Epsilon: 1e-5, Momentum: 0.9}} {
+		x, scale, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.C)), to32(randn(rng, p.C))
+		y, mean, inv := make([]float32, p.XLen()), make([]float32, p.C), make([]float32, p.C)
+		BatchNormTrainForwardAct(p, x, scale, bias, y, mean, inv, nil, nil, relu)
+		compact := make([]float32, BF16Len(p.XLen()))
+		ToBF16(y, compact)
+		dy := to32(randn(rng, p.XLen()))
+		name := fmt.Sprintf("%+v", p)
+		type result struct {
+			dyMasked, dx     []float32
+			sumDy, sumDyXhat []float64
+		}
+		run := func(y []float32) result {
+			r := result{append([]float32(nil), dy...), make([]float32, p.XLen()), make([]float64, p.C), make([]float64, p.C)}
+			BatchNormTrainBackward(p, x, scale, bias, mean, inv, relu, y, r.dyMasked, r.dx, r.sumDy, r.sumDyXhat)
+			return r
+		}
+		want, got := run(y), run(compact)
+		assertBits(t, name+": masked dy", got.dyMasked, want.dyMasked)
+		assertBits(t, name+": dx", got.dx, want.dx)
+		for c := range want.sumDy {
+			if got.sumDy[c] != want.sumDy[c] || got.sumDyXhat[c] != want.sumDyXhat[c] {
+				t.Fatalf("%s: channel %d sums %v %v, want %v %v", name, c, got.sumDy[c], got.sumDyXhat[c], want.sumDy[c], want.sumDyXhat[c])
+			}
+		}
+		zeros := 0
+		for _, v := range want.dyMasked {
+			if v == 0 {
+				zeros++
+			}
+		}
+		if zeros == 0 || zeros == len(dy) {
+			t.Fatalf("%s: %d of %d gradients masked", name, zeros, len(dy))
+		}
+		alone := append([]float32(nil), dy...)
+		BatchNormActivationMask(p, relu, x, scale, bias, mean, inv, compact, alone)
+		assertBits(t, name+": BatchNormActivationMask", alone, want.dyMasked)
 	}
 }
 
