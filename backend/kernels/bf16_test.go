@@ -190,6 +190,12 @@ func TestConvBF16(t *testing.T) {
 		{N: 1, C: 5, H: 30, W: 24, M: 33, KH: 5, KW: 5, DilH: 2, PadTop: 4, PadLeft: 2, PadBottom: 4, PadRight: 2},
 		{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
 		{N: 4, C: 64, H: 4, W: 4, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		// Even channels on the padded grid, read in place as pairs (convForwardPadded):
+		// k blocks of an odd depth rounded to whole pairs (270 in two blocks), strided,
+		// dilated with asymmetric pads.
+		{N: 2, C: 30, H: 13, W: 21, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 2, C: 12, H: 25, W: 27, M: 10, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 6, H: 20, W: 28, M: 9, KH: 3, KW: 5, DilH: 2, PadTop: 2, PadLeft: 2, PadBottom: 1, PadRight: 3},
 	}
 	abs := func(x []float64) []float64 {
 		out := make([]float64, len(x))
@@ -207,7 +213,11 @@ func TestConvBF16(t *testing.T) {
 		}
 	}
 	siluStored := 0 // geometries whose SiLU the bfloat16 products' epilogue stored
+	var pairRuns int64
 	withBF16(t, func(t *testing.T) {
+		kern := blasImpl.(goBLAS).kern
+		pairs0 := kern.pairRuns.Load()
+		defer func() { pairRuns = kern.pairRuns.Load() - pairs0 }()
 		rng := newRNG(13)
 		for gi, g := range geoms {
 			p := g.WithOutSize()
@@ -252,6 +262,9 @@ func TestConvBF16(t *testing.T) {
 	})
 	if BF16Available() == nil && siluStored < 3 {
 		t.Errorf("the bfloat16 products stored the SiLU of %d geometries; want at least 3", siluStored)
+	}
+	if BF16Available() == nil && pairRuns == 0 {
+		t.Error("no product read its B in place as pairs (pairRows)")
 	}
 }
 
@@ -318,6 +331,20 @@ func TestToFromBF16(t *testing.T) {
 			v.to(src[:m], got)
 			v.from(got, back)
 			check(v.name, got, back)
+		}
+		// The assembly reads back any length (its tail masked), writing nothing past it.
+		for _, v := range variants[1:] {
+			if n == 0 {
+				continue
+			}
+			got, back := make([]uint16, n), make([]float32, n+1)
+			toBF16Go(src, got)
+			back[n] = 42
+			v.from(got, back[:n])
+			check(v.name+" from, any length", got, back[:n])
+			if back[n] != 42 {
+				t.Fatalf("%s n=%d: wrote past the end", v.name, n)
+			}
 		}
 		packed := make([]float32, BF16Len(n))
 		back := make([]float32, n)

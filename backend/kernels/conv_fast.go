@@ -246,9 +246,20 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	wp, plane := grid.wq, grid.size(p)
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
+	// On the bfloat16 kernel, an even number of channels is read in place as pairs
+	// (convPairs): no panel of B is packed.
+	pairs := kern.pairRows != nil && ap == nil && p.C%2 == 0 && a.cols.unit()
 	tab := getInt32s(K)
 	defer putInt32s(tab)
-	gridTapOffsets(p, grid, tab)
+	if pairs {
+		a = pairedA(p, a, tab)
+		defer putInt32s(a.cols.tab)
+	}
+	if pairs {
+		pairedTaps(p, grid, tab)
+	} else {
+		gridTapOffsets(p, grid, tab)
+	}
 	q := (p.OutH-1)*wp + p.OutW
 	cmap := &colMap{wp: wp, ow: p.OutW}
 	cols := axis{stride: 1}
@@ -263,7 +274,7 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 		cols = axis{tab: ctab}
 	}
 	if ap == nil && p.N > 1 {
-		ap = packAOnce(kern, true, a, p.M, K)
+		ap = packAOnce(kern, pairs || kern.tileRows != nil, a, p.M, K)
 		defer putBuf(ap)
 	}
 	nw, gemmNW := imagesInParallel(p, int64(p.M)*int64(q)*int64(K))
@@ -273,6 +284,12 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 		// past the last column of the last row.
 		xp := getBuf[float32](p.C*plane + 64)
 		defer putBuf(xp)
+		var xp2 []float32
+		if pairs {
+			xp2 = getBuf[float32](p.C/2*plane + 64)
+			defer putBuf(xp2)
+			clear(xp2[p.C/2*plane:]) // the slack is read (into columns dropped), never used
+		}
 		for {
 			n := int(next.Add(1)) - 1
 			if n >= p.N {
@@ -284,14 +301,54 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
 				c: y[n*ys : (n+1)*ys], ldc: P, bias: bias, cmap: cmap, act: act,
 			}
-			if kern.tileRows != nil {
+			switch {
+			case pairs:
+				pairImage(xp, xp2, p.C, plane, gemmNW)
+				args.b.data, args.bInPlace, args.bPairs, args.ap = xp2, true, true, ap
+			case kern.tileRows != nil:
 				args.bInPlace, args.ap = true, ap
-			} else {
+			default:
 				args.apCols = ap
 			}
 			sgemmPacked(kern, gemmNW, args)
 		}
 	})
+}
+
+// A convolution's products in pairs of channels (convForwardPadded on the bfloat16
+// kernel, whose micro-kernel takes k two at a time): the padded image's planes c and
+// c+1 are interleaved into one plane of pair slots (pairImage), so that for every tap
+// the two channels' rows are one row of slots that the kernel reads in place
+// (pairRows), instead of packing a panel of B per tap from the float32 image. The
+// product's k order is then (channel pair, tap, channel within the pair): A's
+// columns are gathered in that order (pairedA), B's rows are the pair plane's taps,
+// each given for both k of its pair (pairedTaps). The sums run over the same products
+// in another order: the bits differ from the packed path's by rounding.
+
+// pairedA returns a's view with its columns in the pair order: logical column
+// 2·((c/2)·KH·KW + t) + c%2 is channel c's tap t. The column table is from the free
+// lists (putInt32s it after). tab (K entries) is scratch.
+func pairedA(p Conv2DParams, a matView, tab []int32) matView {
+	taps := p.KH * p.KW
+	perm := getInt32s(p.C * taps)
+	for c := 0; c < p.C; c++ {
+		for t := 0; t < taps; t++ {
+			perm[2*((c/2)*taps+t)+c%2] = int32(a.cols.at(c*taps + t))
+		}
+	}
+	return matView{data: a.data, rows: a.rows, cols: axis{tab: perm}}
+}
+
+// pairedTaps fills tab (K entries) with the pair image's row offsets in the logical
+// order of pairedA: entries 2j and 2j+1 both the offset of pair plane j/taps's tap
+// j%taps (gridTapOffsets of the C/2 pair planes, each spread over its two k).
+func pairedTaps(p Conv2DParams, l depthwisePadded, tab []int32) {
+	half := p
+	half.C = p.C / 2
+	gridTapOffsets(half, l, tab)
+	for j := half.C*p.KH*p.KW - 1; j >= 0; j-- { // from the end: 2j >= j
+		tab[2*j], tab[2*j+1] = tab[j], tab[j]
+	}
 }
 
 // imagesInParallel decides how the per-image products of a batch share

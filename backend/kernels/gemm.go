@@ -43,8 +43,8 @@ type gemmKernel struct {
 	// kernel paths ran (KernelRuns).
 	runs atomic.Int64
 	// siluRuns counts the blocks whose tiles stored a SiLU (tileSiLU), so that a test
-	// can tell the epilogue ran.
-	siluRuns atomic.Int64
+	// can tell the epilogue ran; pairRuns those whose B was read as pairs (pairRows).
+	siluRuns, pairRuns atomic.Int64
 	// searchedPlanes counts the max pooling planes whose windows firstMax searched
 	// (pool.go), so that a test can tell the search ran.
 	searchedPlanes atomic.Int64
@@ -72,6 +72,10 @@ type gemmKernel struct {
 	// mask says). kcRows is its k block.
 	tileRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	kcRows   int
+	// pairRows, when not nil, is tile with B read in place from bfloat16 pair slots
+	// (gemmArgs.bPairs; the bfloat16 kernel): pair row q of the panel is
+	// b[koff[2q]:][:nr], kc even. Its k block is kcRows rounded up to even.
+	pairRows func(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32)
 	// siluStore reports that tile and tileRows take tileSiLU (the AVX-512
 	// epilogue); elsewhere a SiLU is a pass over C after the product.
 	siluStore bool
@@ -253,6 +257,10 @@ type gemmArgs struct {
 	bias        []float32
 	cmap        *colMap
 	bInPlace    bool
+	// bPairs says, with bInPlace, that B's data are bfloat16 pair slots, read in place by
+	// the kernel's pairRows: B's row offsets (in slots) are those of its pair rows, the
+	// same for k = 2q and 2q+1, and k is even.
+	bPairs bool
 	// ap, when set, is A already packed as sgemmInPlace packs it
 	// (packedAIndex; B read in place only); a is then unused.
 	ap []float32
@@ -305,8 +313,12 @@ func sgemm(kern *gemmKernel, nw int, transA, transB bool, m, n, k int, alpha flo
 // dynamically, so that a goroutine slowed down by another process does not
 // hold up the rest.
 func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
+	inPlace := g.bInPlace && kern.readsBInPlace(g.bPairs)
+	if g.bPairs && (!inPlace || g.k%2 != 0) {
+		panic("kernels: Gemm: B in pair slots needs a kernel that reads them in place and an even depth")
+	}
 	if g.ap != nil {
-		if !g.bInPlace || kern.tileRows == nil || len(g.ap) < packedALen(kern, g.m, g.k) {
+		if !inPlace || len(g.ap) < packedALen(kern, g.m, g.k) {
 			panic("kernels: Gemm: packed A needs B read in place and room for every panel")
 		}
 	} else {
@@ -333,7 +345,7 @@ func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
 	if g.bp != nil && (g.bInPlace || g.apCols != nil || len(g.bp) < packedBLen(kern, g.k, g.n)) {
 		panic("kernels: Gemm: packed B needs B packed whole, not read in place")
 	}
-	if g.bInPlace && kern.tileRows != nil {
+	if inPlace {
 		if !panelsContiguous(g.b.cols, g.n, kern.nr) {
 			panic("kernels: Gemm: B read in place must have consecutive columns in every panel")
 		}
@@ -579,7 +591,7 @@ func packAOnce(kern *gemmKernel, inPlace bool, a matView, m, k int) []float32 {
 // packAAll packs all of the m×k A into ap (packedALen values) as packAOnce says, on
 // every core.
 func packAAll(kern *gemmKernel, inPlace bool, a matView, m, k int, ap []float32) {
-	if inPlace && kern.tileRows != nil {
+	if inPlace && (kern.tileRows != nil || kern.pairRows != nil) {
 		packAInPlace(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
 	} else {
 		packAByCols(kern, runtime.GOMAXPROCS(0), a, m, k, ap)
@@ -611,7 +623,20 @@ func packAPanels(kern *gemmKernel, nw int, a matView, m, k, kcb int, ap []float3
 // even blocks of at most kern.kcRows (576 in one, 1152 in two of 576).
 func inPlaceKBlock(kern *gemmKernel, k int) int {
 	nkb := (k + kern.kcRows - 1) / kern.kcRows
-	return (k + nkb - 1) / nkb
+	kcb := (k + nkb - 1) / nkb
+	if kern.pairRows != nil {
+		kcb += kcb & 1 // whole pairs in every block
+	}
+	return kcb
+}
+
+// readsBInPlace says whether kern reads B in place: from pair slots (pairs, pairRows)
+// or from float32 values (tileRows).
+func (kern *gemmKernel) readsBInPlace(pairs bool) bool {
+	if pairs {
+		return kern.pairRows != nil
+	}
+	return kern.tileRows != nil
 }
 
 // packedALen is the length of an m×k A packed as sgemmInPlace or sgemmByCols packs it
@@ -721,6 +746,9 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 	if flags&tileSiLU != 0 {
 		kern.siluRuns.Add(1)
 	}
+	if g.bPairs {
+		kern.pairRuns.Add(1)
+	}
 	mr, nr := kern.mr, kern.nr
 	lo, hi := g.act.bounds()
 	for jr := 0; jr < nc; jr += nr {
@@ -752,9 +780,12 @@ func macroKernel(kern *gemmKernel, g *gemmArgs, mc, nc, kc int, ap, bp []float32
 			}
 			off := (i0+ir)*g.ldc + col
 			ct := g.c[off : off+(rows-1)*g.ldc+bits.OnesCount32(mask)]
-			if koff != nil {
+			switch {
+			case koff != nil && g.bPairs:
+				kern.pairRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags, lo, hi)
+			case koff != nil:
 				kern.tileRows(kc, apan, bsrc, koff, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags, lo, hi)
-			} else {
+			default:
 				kern.tile(kc, apan, bpan, ct, g.ldc, g.alpha, beta, bs, rows, mask, flags, lo, hi)
 			}
 		}

@@ -34,11 +34,13 @@ var (
 )
 
 // kernelBF16 is the bfloat16 micro-kernel of AVX512_BF16 (bf16.go), with the AVX-512
-// kernel's element-wise loops. It takes no Winograd transforms and never reads B in
-// place (its panels are always packed, to round them), so the convolutions pack.
+// kernel's element-wise loops. It takes no Winograd transforms and reads B in place only
+// from pair slots (pairRows: a convolution's image with its channels paired, made as it
+// is padded); its float32 operands are packed, to round them.
 var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, siluStore: true,
+	pairRows: tileRowsBF16, kcRows: 256,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, norm: kernelAVX512.norm,
 }
@@ -64,6 +66,46 @@ func tileBF16(kc int, a, b, c []float32, ldc int, alpha, beta float32, bias []fl
 		bp = &bias[:8][0]
 	}
 	sgemmKernelBF16(kc, &a[0], &b[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags, lo, hi)
+}
+
+// tileRowsBF16 is gemmKernel.pairRows of kernelBF16: B read in place, pair row q at
+// b[koff[2q]:][:32] (kc even).
+func tileRowsBF16(kc int, a, b []float32, koff []int32, c []float32, ldc int, alpha, beta float32, bias []float32, rows int, mask, flags uint32, lo, hi float32) {
+	_ = a[kc/2*8-1]
+	_ = koff[kc-1]
+	if kc%2 != 0 || rows < 1 || rows > 8 || mask == 0 || len(c) < (rows-1)*ldc+popcount(mask) {
+		panic("kernels: tileRowsBF16: bad tile")
+	}
+	var bp *float32
+	if bias != nil {
+		bp = &bias[:8][0]
+	}
+	sgemmKernelBF16Rows(kc, &a[0], &b[0], &koff[0], &c[0], ldc, alpha, beta, bp, rows, mask, flags, lo, hi)
+}
+
+// sgemmKernelBF16Rows is sgemmKernelBF16 with B read in place from pair slots
+// (gemm_gen_amd64.s).
+//
+//go:noescape
+func sgemmKernelBF16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32)
+
+// pairPlanes interleaves n values of planes lo and hi into bfloat16 pair slots
+// (gemm_gen_amd64.s).
+//
+//go:noescape
+func pairPlanes(n int, lo, hi, dst *float32)
+
+// pairImage writes the pair image of xp's C planes of plane values each (C even): slot
+// i of plane c/2 holds planes c and c+1's values i, rounded to bfloat16; on up to nw
+// goroutines.
+func pairImage(xp, dst []float32, C, plane, nw int) {
+	_ = xp[C*plane-1]
+	_ = dst[C/2*plane-1]
+	parallelFor(C/2, min(nw, workers(C/2, plane/4)), func(_, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			pairPlanes(plane, &xp[2*c*plane], &xp[(2*c+1)*plane], &dst[c*plane])
+		}
+	})
 }
 
 // packCopyBF16AVX512 and packGatherBF16AVX512 are the bfloat16 kernel's packers (the

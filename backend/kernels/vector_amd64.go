@@ -61,7 +61,7 @@ func dot32(x, y []float32) float32 {
 }
 
 // toBF16AVX512 and fromBF16AVX512 are ToBF16 and FromBF16 on n values, a multiple of 16
-// (gemm_gen_amd64.s).
+// for toBF16AVX512, any number for fromBF16AVX512 (its tail masked) (gemm_gen_amd64.s).
 //
 //go:noescape
 func toBF16AVX512(n int, src *float32, dst *uint16)
@@ -84,11 +84,11 @@ func toBF16Run(src []float32, dst []uint16) {
 
 func fromBF16Run(src []uint16, dst []float32) {
 	dst = dst[:len(src)] // the assembly writes len(src) values
-	n := 0
 	if haveVectorAsm {
-		if n = len(src) &^ 15; n > 0 {
-			fromBF16AVX512(n, &src[0], &dst[0])
+		if len(src) > 0 {
+			fromBF16AVX512(len(src), &src[0], &dst[0])
 		}
+		return
 	}
-	fromBF16Go(src[n:], dst[n:])
+	fromBF16Go(src, dst)
 }

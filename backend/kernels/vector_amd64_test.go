@@ -19,7 +19,7 @@ func vectorVariants() []vectorVariant {
 }
 
 // bf16StoreVariants lists the assembly bfloat16 copies this CPU runs, for
-// TestToFromBF16 (n a multiple of 16).
+// TestToFromBF16 (n a multiple of 16; from also at any n).
 func bf16StoreVariants() []bf16StoreVariant {
 	if !haveVectorAsm {
 		return nil

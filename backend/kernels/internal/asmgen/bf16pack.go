@@ -222,3 +222,48 @@ func transpose8x8Store(w *asm) {
 	VMOVUPS Y14, (BX)(AX*2)
 	VMOVUPS Y15, (BX)(DX*1)`)
 }
+
+// pairPlanes emits pairPlanes(n int, lo, hi, dst *float32): dst[i] = the bfloat16 pair
+// of lo[i] and hi[i] for i < n, sixteen at a time, the rest masked: two planes of an
+// image interleaved into the slots of one (convForwardPadded's pair image, read in place
+// by sgemmKernelBF16Rows).
+func pairPlanes(w *asm) {
+	w.p(`// func pairPlanes(n int, lo, hi, dst *float32)
+//
+// dst[i] = the bfloat16 pair of lo[i] and hi[i] for i < n.
+TEXT ·pairPlanes(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), DX
+	MOVQ lo+8(FP), SI
+	MOVQ hi+16(FP), BX
+	MOVQ dst+24(FP), DI
+	VMOVDQU16 bf16Interleave<>(SB), Z31
+	MOVQ DX, CX
+	SHRQ $4, CX
+	JZ   ppl_tail
+ppl_loop:
+	VMOVUPS (SI), Z0
+	VMOVUPS (BX), Z1`)
+	cvtPair(w, 4, 0, 1)
+	w.p(`	VMOVUPS Z4, (DI)
+	ADDQ $64, SI
+	ADDQ $64, BX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  ppl_loop
+ppl_tail:
+	ANDQ $15, DX
+	JZ   ppl_done
+	MOVL $1, AX
+	MOVL DX, CX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z (BX), K1, Z1`)
+	cvtPair(w, 4, 0, 1)
+	w.p(`	VMOVUPS Z4, K1, (DI)
+ppl_done:
+	VZEROUPPER
+	RET
+`)
+}

@@ -6,7 +6,9 @@ package main
 //	toBF16AVX512(n int, src *float32, dst *uint16)
 //	fromBF16AVX512(n int, src *uint16, dst *float32)
 //
-// for n a multiple of 16 (the caller does the rest). toBF16 rounds as bf16.go's
+// toBF16AVX512 for n a multiple of 16 (the caller does the rest), fromBF16AVX512 for any
+// n (the last n%16 through a mask, so that the rows of small planes read back from a
+// copy stay in the vector loop). toBF16 rounds as bf16.go's
 // toBF16 does, in integer arithmetic (AVX-512F; the CPU's VCVTNEPS2BF16 would flush
 // denormals): r = (u + 0x7fff + (u>>16 & 1)) >> 16; a NaN keeps its high half, quieted
 // (| 0x40); and a nonzero value that would round to a zero keeps its sign and the
@@ -50,7 +52,11 @@ func bf16Store(w *asm) {
 	w.p("\tVPSLLD $16, Z0, Z0\n\tVPSLLD $16, Z1, Z1")
 	w.p("\tVMOVDQU32 Z0, (DI)\n\tVMOVDQU32 Z1, 64(DI)")
 	w.p("\tADDQ $64, SI\n\tADDQ $128, DI\n\tSUBQ $32, CX\n\tJMP frombf16_loop")
-	w.p("frombf16_one:\n\tCMPQ CX, $16\n\tJLT frombf16_done")
+	w.p("frombf16_one:\n\tCMPQ CX, $16\n\tJLT frombf16_tail")
 	w.p("\tVPMOVZXWD (SI), Z0\n\tVPSLLD $16, Z0, Z0\n\tVMOVDQU32 Z0, (DI)")
+	w.p("\tADDQ $32, SI\n\tADDQ $64, DI\n\tSUBQ $16, CX")
+	w.p("frombf16_tail:\n\tTESTQ CX, CX\n\tJZ frombf16_done")
+	w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1")
+	w.p("\tVPMOVZXWD.Z (SI), K1, Z0\n\tVPSLLD $16, Z0, Z0\n\tVMOVDQU32 Z0, K1, (DI)")
 	w.p("frombf16_done:\n\tVZEROUPPER\n\tRET\n")
 }

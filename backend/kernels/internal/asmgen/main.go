@@ -40,7 +40,8 @@ func main() {
 	w.p("")
 	kernel(&w, false)
 	kernel(&w, true)
-	kernelBF16(&w)
+	kernelBF16(&w, false)
+	kernelBF16(&w, true)
 	bf16Interleave(&w)
 	packCopy(&w, 32)
 	packCopy(&w, 8)
@@ -52,6 +53,7 @@ func main() {
 	packGatherPairs(&w, 32)
 	packGatherPairs(&w, 8)
 	packTrans8Pairs(&w)
+	pairPlanes(&w)
 	kernelAVX2(&w, false)
 	kernelAVX2(&w, true)
 	packAVX2(&w)
@@ -2149,16 +2151,36 @@ func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, 
 // bfloat16, two consecutive k (a[q*8+i] = (A[i][2q], A[i][2q+1]), b[q*32+j] =
 // (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
 // float32 accumulation, the same epilogue.
-func kernelBF16(w *asm) {
-	name, args := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32"
+func kernelBF16(w *asm, direct bool) {
+	name, args, argsize := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 80
+	off := func(o int) int { return o }
 	lab := "kb"
-	w.p(`// func sgemmKernelBF16(` + args + `)
+	if direct {
+		name, args, argsize = "sgemmKernelBF16Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
+		off = func(o int) int {
+			if o >= 24 {
+				return o + 8
+			}
+			return o
+		}
+		lab = "kbr"
+		w.p(`// func sgemmKernelBF16Rows(` + args + `)
+//
+// sgemmKernelBF16 with B not packed: pair row q of the panel is the 32 slots from
+// b[koff[2q]] (koff has an entry per value of k, the two of a pair equal; all 32 slots
+// are read, whatever mask says); kc is even.`)
+	} else {
+		w.p(`// func sgemmKernelBF16(` + args + `)
 //
 // sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
 // ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`)
-	w.p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
+	}
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argsize)
 	w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
-	w.p("\tMOVQ c+24(FP), DX\n\tMOVQ ldc+32(FP), R8\n\tSHLQ $2, R8")
+	if direct {
+		w.p("\tMOVQ koff+24(FP), R13")
+	}
+	w.p("\tMOVQ c+%d(FP), DX\n\tMOVQ ldc+%d(FP), R8\n\tSHLQ $2, R8", off(24), off(32))
 	w.p("\tMOVQ DX, AX")
 	for i := 0; i < mr; i++ {
 		w.p("\tPREFETCHT0 (AX)\n\tPREFETCHT0 64(AX)")
@@ -2169,9 +2191,14 @@ func kernelBF16(w *asm) {
 	for i := 0; i < mr*nv; i++ {
 		w.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
-	stepBF16 := func(aoff, boff int) {
+	// stepBF16 multiplies one pair row: B at boff(DI), or at (DI)(breg*4) when breg is set.
+	stepBF16 := func(aoff, boff int, breg string) {
 		for v := 0; v < nv; v++ {
-			w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
+			if breg != "" {
+				w.p("\tVMOVUPS %d(DI)(%s*4), Z%d", 64*v, breg, 16+v)
+			} else {
+				w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
+			}
 		}
 		for i := 0; i < mr; i++ {
 			br := 18 + i%2
@@ -2181,21 +2208,41 @@ func kernelBF16(w *asm) {
 			}
 		}
 	}
+	regs := []string{"AX", "R9", "R14", "R15"}
 	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %stail", lab)
 	w.p("%sloop4:", lab)
 	w.p("\tPREFETCHT0 512(SI)")
+	if direct {
+		for s := 0; s < 4; s++ {
+			w.p("\tMOVLQSX %d(R13), %s", 8*s, regs[s])
+		}
+	}
 	for s := 0; s < 4; s++ {
 		if s == 2 {
 			w.p("\tPREFETCHT0 576(SI)")
 		}
-		stepBF16(s*4*mr, s*4*nr)
+		if direct {
+			stepBF16(s*4*mr, 0, regs[s])
+		} else {
+			stepBF16(s*4*mr, s*4*nr, "")
+		}
 	}
-	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
+	if direct {
+		w.p("\tADDQ $%d, SI\n\tADDQ $32, R13\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, lab)
+	} else {
+		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
+	}
 	w.p("%stail:\n\tANDQ $3, CX\n\tJZ %sdone", lab, lab)
 	w.p("%sloop1:", lab)
-	stepBF16(0, 0)
-	w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
-	epilogue(w, lab, func(o int) int { return o })
+	if direct {
+		w.p("\tMOVLQSX (R13), AX")
+		stepBF16(0, 0, "AX")
+		w.p("\tADDQ $%d, SI\n\tADDQ $8, R13\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, lab)
+	} else {
+		stepBF16(0, 0, "")
+		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
+	}
+	epilogue(w, lab, off)
 }
 
 // bf16Interleave emits the VPERMW table of the bfloat16 packers (cvtPair): word 2j of
