@@ -190,12 +190,12 @@ func TestConvBF16(t *testing.T) {
 		{N: 1, C: 5, H: 30, W: 24, M: 33, KH: 5, KW: 5, DilH: 2, PadTop: 4, PadLeft: 2, PadBottom: 4, PadRight: 2},
 		{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
 		{N: 4, C: 64, H: 4, W: 4, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
-		// Even channels on the padded grid, read in place as pairs (convForwardPadded):
+		// Even channels on a wide padded grid, read in place as pairs (convForwardPadded):
 		// k blocks of an odd depth rounded to whole pairs (270 in two blocks), strided,
 		// dilated with asymmetric pads.
-		{N: 2, C: 30, H: 13, W: 21, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
-		{N: 2, C: 12, H: 25, W: 27, M: 10, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
-		{N: 1, C: 6, H: 20, W: 28, M: 9, KH: 3, KW: 5, DilH: 2, PadTop: 2, PadLeft: 2, PadBottom: 1, PadRight: 3},
+		{N: 2, C: 30, H: 5, W: 50, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 2, C: 12, H: 9, W: 97, M: 10, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 6, H: 12, W: 52, M: 9, KH: 3, KW: 5, DilH: 2, PadTop: 2, PadLeft: 2, PadBottom: 1, PadRight: 3},
 	}
 	abs := func(x []float64) []float64 {
 		out := make([]float64, len(x))
