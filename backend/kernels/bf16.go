@@ -75,6 +75,27 @@ func packGatherBF16(w int, src []float32, koff, lane []int32, n int, dst []float
 	}
 }
 
+// packGatherHalfGo is gemmKernel.packGatherHalf in Go: slot (q, l) of the panel of width
+// w holds the bfloat16 values koff[2q]+lane[l] and koff[2q+1]+lane[l] of src (two to a
+// slot; 0 for the row past kc), zeros past n.
+func packGatherHalfGo(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	h := bf16s(src)
+	kc := len(koff)
+	lane = lane[:n]
+	for q := 0; 2*q < kc; q++ {
+		d := dst[q*w : q*w+w]
+		o0 := koff[2*q]
+		for l, x := range lane {
+			v := uint32(h[o0+x])
+			if 2*q+1 < kc {
+				v |= uint32(h[koff[2*q+1]+x]) << 16
+			}
+			d[l] = math.Float32frombits(v)
+		}
+		clear(d[n:])
+	}
+}
+
 // BF16Len is the number of float32 slots that hold n bfloat16 values (two to a slot).
 func BF16Len(n int) int { return (n + 1) / 2 }
 

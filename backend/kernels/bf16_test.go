@@ -494,7 +494,7 @@ func TestWeightGradReadsCompact(t *testing.T) {
 
 // TestPackPanelsBF16 checks the bfloat16 kernel's packers bit for bit against the
 // portable ones (packCopyBF16 and packGatherBF16, whose rounding is toBF16's, checked
-// against PyTorch's): both panel widths, odd and even depths, lanes cut short, k offsets
+// against PyTorch's; packGatherHalfGo, which moves bfloat16 values as they are): both panel widths, odd and even depths, lanes cut short, k offsets
 // at random, evenly spaced and in runs of consecutive offsets (which go through
 // packTrans8Pairs) broken now and then; values with NaNs, infinities, ties, signed
 // zeros and subnormals. The hardware's rounding (VCVTNE2PS2BF16, VCVTNEPS2BF16) reads a
@@ -555,6 +555,13 @@ func TestPackPanelsBF16(t *testing.T) {
 						kern.packGather(w, src, koff, lane, n, got)
 						packGatherBF16(w, flushed, koff, lane, n, want)
 						assertBits(t, "packGather "+name, got, want)
+						// The same offsets into bfloat16 values, moved as they are.
+						for i := range got {
+							got[i] = float32(math.NaN())
+						}
+						kern.packGatherHalf(w, src, koff, lane, n, got)
+						packGatherHalfGo(w, src, koff, lane, n, want)
+						assertBits(t, "packGatherHalf "+name, got, want)
 					}
 				}
 			}

@@ -178,6 +178,22 @@ func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
 	})
 }
 
+// padImagesCompactHalf is padImagesCompact keeping the values in bfloat16: the planes of
+// images n0.. of x's compact copy into xh (g·C planes of bfloat16 values), bordered with
+// zeros.
+func padImagesCompactHalf(p Conv2DParams, x []float32, xh []uint16, n0, g int) {
+	_, _, plane := p.paddedDims()
+	hw := p.H * p.W
+	s := bf16s(x)
+	units := g * p.C
+	parallelFor(units, workers(units, plane/2), func(_, lo, hi int) {
+		for u := lo; u < hi; u++ {
+			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
+			padPlaneWith(p, xh[u*plane:(u+1)*plane], func(h int, row []uint16) { copy(row, src[h*p.W:(h+1)*p.W]) })
+		}
+	})
+}
+
 // padImage is padImages of image n on up to nw goroutines.
 func padImage(p Conv2DParams, x, xp []float32, n, nw int) {
 	padPlanes(p, x, xp, n, 1, nw)
@@ -204,7 +220,7 @@ func padOnePlane[T Float](p Conv2DParams, src, dst []T) {
 
 // padPlaneWith writes a plane into dst, hp×wp (p.paddedDims), with a zero border:
 // fill(h, row) writes row h of the H×W plane into row, its W inner cells.
-func padPlaneWith[T Float](p Conv2DParams, dst []T, fill func(h int, row []T)) {
+func padPlaneWith[T any](p Conv2DParams, dst []T, fill func(h int, row []T)) {
 	hp, wp, _ := p.paddedDims()
 	clear(dst[:p.PadTop*wp])
 	for h := 0; h < p.H; h++ {
@@ -542,8 +558,11 @@ func flipWeights(p Conv2DParams, w, wf []float32, nw int) {
 func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compact bool, dy, dw []float32) {
 	_, wp, plane := p.paddedDims()
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	// A compact copy is read in bfloat16 where the kernel packs such values
+	// (packGatherHalf: its pairs moved as they are), else read back into float32.
+	half := compact && kern.packGatherHalf != nil
 	// Unpadded images are read where they are (their layout is the padded one), all
-	// in one product; padded ones are copied a group at a time.
+	// in one product; padded ones and compact copies are copied a group at a time.
 	unpadded := p.PadTop == 0 && p.PadLeft == 0 && p.PadBottom == 0 && p.PadRight == 0 && !compact
 	g := weightGradGroup(p, compact, kern.kc)
 	if unpadded {
@@ -551,7 +570,11 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compa
 	}
 	var xp []float32
 	if !unpadded {
-		xp = getBuf[float32](g * p.C * plane)
+		n := g * p.C * plane
+		if half {
+			n = n/2 + 2 // bfloat16 values, and one past the last for the packers' reads
+		}
+		xp = getBuf[float32](n)
 		defer putBuf(xp)
 	}
 	tab, pos, atab := getInt32s(K), getInt32s(g*P), getInt32s(g*P)
@@ -568,6 +591,8 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compa
 		switch {
 		case unpadded:
 			src = x[n0*p.C*plane:]
+		case half:
+			padImagesCompactHalf(p, x, bf16s(xp), n0, gn)
 		case compact:
 			padImagesCompact(p, x, xp, n0, gn)
 		default:
@@ -581,7 +606,7 @@ func convBackwardWeightFast(kern *gemmKernel, p Conv2DParams, x []float32, compa
 		sgemmPacked(kern, nw, gemmArgs{
 			m: p.M, n: K, k: gn * P, alpha: 1, beta: beta,
 			a: matView{data: dy, rows: axis{stride: P}, cols: axis{tab: atab[:gn*P]}},
-			b: matView{data: src, rows: axis{tab: pos[:gn*P]}, cols: axis{tab: tab}},
+			b: matView{data: src, rows: axis{tab: pos[:gn*P]}, cols: axis{tab: tab}, half: half},
 			c: dw, ldc: K,
 		})
 		beta = 1

@@ -82,12 +82,15 @@
 //     packed GEMM on a micro-kernel of AVX512_BF16 (VDPBF16PS) whose
 //     packers round the operands to bfloat16, the products accumulated in
 //     float32 (bf16.go). [Use] selects it where [BF16Available]; it is never
-//     emulated. The convolutions then pack their operands (no Winograd, no
-//     operand read in place); depthwise ones stay float32. [ToBF16] and
-//     [FromBF16] keep a tensor in bfloat16, rounded as the packers round it
-//     (the backend's Options.SavedBF16), in AVX-512 where the CPU has it;
-//     [Conv2DBackwardWeightCompact] and [ReluBackwardCompact] read such a copy
-//     themselves.
+//     emulated. The convolutions then pack their operands (no Winograd), but
+//     for the padded grid's wide maps with an even number of channels, whose
+//     image is interleaved into channel pairs once and read in place
+//     (pairRows); depthwise ones stay float32. [ToBF16] and [FromBF16] keep a
+//     tensor in bfloat16, rounded as the packers round it (the backend's
+//     Options.SavedBF16), in AVX-512 where the CPU has it;
+//     [Conv2DBackwardWeightCompact] (its pairs moved as they are, no rounding
+//     again: packGatherHalf), [ReluBackwardCompact] and the normalisation's
+//     Relu masks read such a copy themselves.
 //
 // The packed GEMM's operands are views (an element's address is a row
 // offset plus a column offset, each a progression or a table), so

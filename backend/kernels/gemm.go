@@ -64,6 +64,10 @@ type gemmKernel struct {
 	// checked by the caller.
 	packCopy   func(w int, src []float32, koff []int32, n int, dst []float32)
 	packGather func(w int, src []float32, koff, lane []int32, n int, dst []float32)
+	// packGatherHalf, when set (the bfloat16 kernel), is packGather from bfloat16 values
+	// (matView.half: two to a slot of src, koff and lane counting values), moved into
+	// the panel's pairs as they are; it reads up to one value past each offset.
+	packGatherHalf func(w int, src []float32, koff, lane []int32, n int, dst []float32)
 	// sparse reports whether tile stores sparse masks natively (else it
 	// goes through a buffer, correct but slow).
 	sparse bool
@@ -185,10 +189,13 @@ func (a axis) span(i0, n int) (lo, hi int) {
 	return lo, hi
 }
 
-// matView is a matrix whose element (r, c) is data[rows.at(r)+cols.at(c)].
+// matView is a matrix whose element (r, c) is data[rows.at(r)+cols.at(c)]; with half,
+// the bfloat16 value at that offset among data's (two to a slot: a compact copy, B of
+// the bfloat16 kernel only, packed by packGatherHalf).
 type matView struct {
 	data       []float32
 	rows, cols axis
+	half       bool
 }
 
 // dense returns the view of the row-major r×c matrix in data with leading
@@ -206,7 +213,11 @@ func dense(data []float32, ld int, trans bool) matView {
 func checkView(name string, v matView, r, c int) {
 	rlo, rhi := v.rows.span(0, r)
 	clo, chi := v.cols.span(0, c)
-	if rlo+clo < 0 || rhi+chi >= len(v.data) || rhi+chi >= 1<<31 {
+	n := len(v.data)
+	if v.half {
+		n = 2*n - 1 // the packers read one value past each offset
+	}
+	if rlo+clo < 0 || rhi+chi >= n || rhi+chi >= 1<<31 {
 		panic("kernels: Gemm: " + name + " view reaches outside its data")
 	}
 }
@@ -313,6 +324,9 @@ func sgemm(kern *gemmKernel, nw int, transA, transB bool, m, n, k int, alpha flo
 // dynamically, so that a goroutine slowed down by another process does not
 // hold up the rest.
 func sgemmPacked(kern *gemmKernel, nw int, g gemmArgs) {
+	if g.b.half && (kern.packGatherHalf == nil || g.bInPlace || g.bp != nil) {
+		panic("kernels: Gemm: B of bfloat16 values needs a kernel that packs them")
+	}
 	inPlace := g.bInPlace && kern.readsBInPlace(g.bPairs)
 	if g.bPairs && (!inPlace || g.k%2 != 0) {
 		panic("kernels: Gemm: B in pair slots needs a kernel that reads them in place and an even depth")
@@ -697,20 +711,23 @@ func checkGemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T,
 // q holds rows q*mr.. as kc groups of mr values (one per row), zero-padded
 // past mc.
 func packA(kern *gemmKernel, a matView, i0, p0, mc, kc int, dst []float32) {
-	packPanels(kern, kern.mr, a.data, a.cols, a.rows, p0, kc, i0, mc, dst)
+	if a.half {
+		panic("kernels: Gemm: A of bfloat16 values")
+	}
+	packPanels(kern, kern.mr, a.data, a.cols, a.rows, p0, kc, i0, mc, false, dst)
 }
 
 // packB copies B[p0:p0+kc, j0:j0+nc] into dst as panels of nr columns:
 // panel q holds columns q*nr.. as kc rows of nr values, zero-padded past
 // nc.
 func packB(kern *gemmKernel, b matView, p0, j0, kc, nc int, dst []float32) {
-	packPanels(kern, kern.nr, b.data, b.rows, b.cols, p0, kc, j0, nc, dst)
+	packPanels(kern, kern.nr, b.data, b.rows, b.cols, p0, kc, j0, nc, b.half, dst)
 }
 
 // packPanels fills the panels of width w for lanes [l0, l0+nl): panel q
 // holds dst[q*w*kc+p*w+l] = src[kAxis.at(p0+p) + lanes.at(l0+q*w+l)] for
-// p < kc, zero past the last lane.
-func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, kc, l0, nl int, dst []float32) {
+// p < kc, zero past the last lane; with half, the values are bfloat16 (matView.half).
+func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, kc, l0, nl int, half bool, dst []float32) {
 	// The tables come from the free lists: on the stack they would escape
 	// (the packers are called through func values) and cost an allocation
 	// and a clear per call, which were 4% of a MobileNet training step.
@@ -722,7 +739,7 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 	for q := 0; q*w < nl; q++ {
 		n := min(w, nl-q*w)
 		d := dst[q*w*kc : (q+1)*w*kc]
-		if lanes.unit() {
+		if lanes.unit() && !half {
 			kern.packCopy(w, src[l0+q*w:], ko, n, d)
 			continue
 		}
@@ -730,6 +747,10 @@ func packPanels(kern *gemmKernel, w int, src []float32, kAxis, lanes axis, p0, k
 			ln[l] = int32(lanes.at(l0 + q*w + l))
 		}
 		clear(ln[n:]) // lanes past the last are never read, but stay in range
+		if half {
+			kern.packGatherHalf(w, src, ko, ln, n, d)
+			continue
+		}
 		kern.packGather(w, src, ko, ln, n, d)
 	}
 	putInt32s(tables)

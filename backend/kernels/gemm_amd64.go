@@ -40,7 +40,7 @@ var (
 var kernelBF16 = &gemmKernel{
 	name: "avx512bf16", mr: 8, nr: 32, kc: 256, mc: 256, nc: 4096,
 	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, siluStore: true,
-	pairRows: tileRowsBF16, kcRows: 256,
+	pairRows: tileRowsBF16, kcRows: 256, packGatherHalf: packGatherHalfAVX512,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, norm: kernelAVX512.norm,
 }
@@ -151,6 +151,43 @@ func packGatherBF16AVX512(w int, src []float32, koff, lane []int32, n int, dst [
 	}
 	gather(koff, dst)
 }
+
+// packGatherHalfAVX512 is the bfloat16 kernel's packGatherHalf: the pairs of bfloat16
+// values moved as they are (32-bit gathers, packGatherHalf32 and packGatherHalf8), and
+// runs of consecutive offsets through packTrans8Half, sixteen values of a lane at a time.
+func packGatherHalfAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	if w != 32 && w != 8 {
+		packGatherHalfGo(w, src, koff, lane, n, dst)
+		return
+	}
+	kc := len(koff)
+	_ = dst[(kc+1)/2*w-1]
+	_ = lane[w-1]
+	gather := func(koff []int32, dst []float32) {
+		if w == 32 {
+			packGatherHalf32(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
+		} else {
+			packGatherHalf8(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
+		}
+	}
+	if runsPay(w, n, 2, koff) {
+		packRuns(w, 2, koff, lane, dst, func(kc int, ln [8]int32, dst []float32) {
+			_ = dst[(kc/2-1)*w+7]
+			packTrans8Half(kc, &src[0], &ln[0], &dst[0], w)
+		}, gather)
+		return
+	}
+	gather(koff, dst)
+}
+
+//go:noescape
+func packTrans8Half(kc int, src *float32, lane *int32, dst *float32, ld int)
+
+//go:noescape
+func packGatherHalf32(kc int, src *float32, koff, lane *int32, n int, dst *float32)
+
+//go:noescape
+func packGatherHalf8(kc int, src *float32, koff, lane *int32, n int, dst *float32)
 
 // packCopyPairs32 and the others below are the bfloat16 packers' assembly
 // (gemm_gen_amd64.s), with the contracts written there.

@@ -7860,6 +7860,257 @@ ppl_done:
 	VZEROUPPER
 	RET
 
+// func packTrans8Half(kc int, src *float32, lane *int32, dst *float32, ld int)
+//
+// dst[q*ld+i] = the bfloat16 values lane[i]+2q, lane[i]+2q+1 of src (low, high) for
+// 2q < kc and i < 8; kc is a multiple of 16.
+TEXT ·packTrans8Half(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	SHRQ $4, CX
+	JZ   pthdone
+	MOVQ src+8(FP), SI
+	MOVQ lane+16(FP), BX
+	MOVQ dst+24(FP), DI
+	MOVQ ld+32(FP), AX
+	SHLQ $2, AX
+	LEAQ (AX)(AX*2), DX
+	MOVLQSX 0(BX), R8
+	MOVLQSX 4(BX), R9
+	MOVLQSX 8(BX), R10
+	MOVLQSX 12(BX), R11
+	MOVLQSX 16(BX), R12
+	MOVLQSX 20(BX), R13
+	MOVLQSX 24(BX), R14
+	MOVLQSX 28(BX), R15
+	SHLQ $1, R8
+	SHLQ $1, R9
+	SHLQ $1, R10
+	SHLQ $1, R11
+	SHLQ $1, R12
+	SHLQ $1, R13
+	SHLQ $1, R14
+	SHLQ $1, R15
+pthloop:
+	VMOVUPS (SI)(R8*1), Y0
+	VMOVUPS (SI)(R9*1), Y1
+	VMOVUPS (SI)(R10*1), Y2
+	VMOVUPS (SI)(R11*1), Y3
+	VMOVUPS (SI)(R12*1), Y4
+	VMOVUPS (SI)(R13*1), Y5
+	VMOVUPS (SI)(R14*1), Y6
+	VMOVUPS (SI)(R15*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xee, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xee, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xee, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	LEAQ (DI)(AX*4), BX
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(AX*1)
+	VMOVUPS Y10, (DI)(AX*2)
+	VMOVUPS Y11, (DI)(DX*1)
+	VMOVUPS Y12, (BX)
+	VMOVUPS Y13, (BX)(AX*1)
+	VMOVUPS Y14, (BX)(AX*2)
+	VMOVUPS Y15, (BX)(DX*1)
+	ADDQ $32, SI
+	LEAQ (DI)(AX*8), DI
+	DECQ CX
+	JNZ  pthloop
+	VZEROUPPER
+pthdone:
+	RET
+
+// func packGatherHalf32(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+//
+// dst[q*32+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
+// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 32. Reads up to one value
+// past each offset.
+TEXT ·packGatherHalf32(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ lane+24(FP), DX
+	MOVQ n+32(FP), R8
+	MOVQ dst+40(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packGatherHalf32_m1
+	MOVL $16, AX
+packGatherHalf32_m1:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packGatherHalf32_m2
+	XORQ AX, AX
+packGatherHalf32_m2:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K2
+	MOVL $0xffff, AX
+	VPBROADCASTD AX, Z30
+	MOVQ kc+0(FP), R9
+	VMOVDQU32.Z (DX), K1, Z2
+	VMOVDQU32.Z 64(DX), K2, Z3
+	MOVQ R9, CX
+	SHRQ $1, CX
+	JZ   packGatherHalf32_odd
+packGatherHalf32_loop:
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VPGATHERDD (SI)(Z5*2), K5, Z0
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z10, Z10, Z10
+	VPGATHERDD (SI)(Z6*2), K6, Z10
+	VPBROADCASTD 4(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z1, Z1, Z1
+	VPGATHERDD (SI)(Z5*2), K5, Z1
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z11, Z11, Z11
+	VPGATHERDD (SI)(Z6*2), K6, Z11
+	VPANDD Z30, Z0, Z0
+	VPSLLD $16, Z1, Z1
+	VPORD Z1, Z0, Z12
+	VPANDD Z30, Z10, Z10
+	VPSLLD $16, Z11, Z11
+	VPORD Z11, Z10, Z13
+	VMOVDQU32 Z12, (DI)
+	VMOVDQU32 Z13, 64(DI)
+	ADDQ $8, BX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  packGatherHalf32_loop
+packGatherHalf32_odd:
+	TESTQ $1, R9
+	JZ   packGatherHalf32_done
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VPGATHERDD (SI)(Z5*2), K5, Z0
+	VPADDD Z3, Z4, Z6
+	KMOVW K2, K6
+	VPXORD Z10, Z10, Z10
+	VPGATHERDD (SI)(Z6*2), K6, Z10
+	VPXORD Z1, Z1, Z1
+	VPXORD Z11, Z11, Z11
+	VPANDD Z30, Z0, Z0
+	VPSLLD $16, Z1, Z1
+	VPORD Z1, Z0, Z12
+	VPANDD Z30, Z10, Z10
+	VPSLLD $16, Z11, Z11
+	VPORD Z11, Z10, Z13
+	VMOVDQU32 Z12, (DI)
+	VMOVDQU32 Z13, 64(DI)
+packGatherHalf32_done:
+	VZEROUPPER
+	RET
+
+// func packGatherHalf8(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+//
+// dst[q*8+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
+// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 8. Reads up to one value
+// past each offset.
+TEXT ·packGatherHalf8(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ lane+24(FP), DX
+	MOVQ n+32(FP), R8
+	MOVQ dst+40(FP), DI
+	MOVQ R8, AX
+	CMPQ AX, $16
+	JLE  packGatherHalf8_m1
+	MOVL $16, AX
+packGatherHalf8_m1:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K1
+	MOVQ R8, AX
+	SUBQ $16, AX
+	JGE  packGatherHalf8_m2
+	XORQ AX, AX
+packGatherHalf8_m2:
+	MOVL $1, R10
+	MOVL AX, CX
+	SHLL CX, R10
+	DECL R10
+	KMOVW R10, K2
+	MOVL $0xffff, AX
+	VPBROADCASTD AX, Z30
+	MOVQ kc+0(FP), R9
+	VMOVDQU32.Z (DX), K1, Z2
+	MOVQ R9, CX
+	SHRQ $1, CX
+	JZ   packGatherHalf8_odd
+packGatherHalf8_loop:
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VPGATHERDD (SI)(Z5*2), K5, Z0
+	VPBROADCASTD 4(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z1, Z1, Z1
+	VPGATHERDD (SI)(Z5*2), K5, Z1
+	VPANDD Z30, Z0, Z0
+	VPSLLD $16, Z1, Z1
+	VPORD Z1, Z0, Z12
+	VMOVDQU32 Y12, (DI)
+	ADDQ $8, BX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  packGatherHalf8_loop
+packGatherHalf8_odd:
+	TESTQ $1, R9
+	JZ   packGatherHalf8_done
+	VPBROADCASTD 0(BX), Z4
+	VPADDD Z2, Z4, Z5
+	KMOVW K1, K5
+	VPXORD Z0, Z0, Z0
+	VPGATHERDD (SI)(Z5*2), K5, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z11, Z11, Z11
+	VPANDD Z30, Z0, Z0
+	VPSLLD $16, Z1, Z1
+	VPORD Z1, Z0, Z12
+	VMOVDQU32 Y12, (DI)
+packGatherHalf8_done:
+	VZEROUPPER
+	RET
+
 // func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, flags uint32, lo, hi float32)
 //
 // The 6×16 tile alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[i] (+ beta·C, then

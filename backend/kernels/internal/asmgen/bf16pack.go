@@ -166,7 +166,7 @@ TEXT ·packTrans8Pairs(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), CX
 	SHRQ $4, CX
 	JZ   ptpdone`)
-	transposeSetup(w)
+	transposeSetup(w, 2)
 	w.p("ptploop:")
 	for i := 0; i < 8; i++ {
 		w.p("\tVMOVUPS (SI)(R%d*1), Z%d", 8+i, i)
@@ -180,8 +180,9 @@ TEXT ·packTrans8Pairs(SB), NOSPLIT, $0-40
 
 // transposeSetup emits the loads of packTrans8's arguments after kc: SI src, DI dst,
 // AX the row stride in bytes (ld·4), DX three of them, R8-R15 the eight lanes' byte
-// offsets.
-func transposeSetup(w *asm) {
+// offsets (the lane table's entries shifted left by shift: 2 for float32 values, 1 for
+// bfloat16).
+func transposeSetup(w *asm, shift int) {
 	w.p(`	MOVQ src+8(FP), SI
 	MOVQ lane+16(FP), BX
 	MOVQ dst+24(FP), DI
@@ -192,7 +193,7 @@ func transposeSetup(w *asm) {
 		w.p("\tMOVLQSX %d(BX), R%d", 4*i, 8+i)
 	}
 	for i := 0; i < 8; i++ {
-		w.p("\tSHLQ $2, R%d", 8+i)
+		w.p("\tSHLQ $%d, R%d", shift, 8+i)
 	}
 }
 
@@ -266,4 +267,87 @@ ppl_done:
 	VZEROUPPER
 	RET
 `)
+}
+
+// The weight gradient's B from a compact copy (bfloat16 values, two to a 32-bit slot,
+// offsets counting values): a pair of positions of one tap is two consecutive values, a
+// 32-bit load wherever it starts, so the pairs are moved, not rounded.
+
+// packTrans8Half emits packTrans8Half(kc int, src *float32, lane *int32, dst *float32,
+// ld int): dst[q*ld+i] = the pair of bfloat16 values lane[i]+2q and lane[i]+2q+1 of src
+// for 2q < kc (a multiple of 16) and i < 8: packTrans8's transpose of eight 32-byte
+// rows, each sixteen values of a lane, eight pairs.
+func packTrans8Half(w *asm) {
+	w.p(`// func packTrans8Half(kc int, src *float32, lane *int32, dst *float32, ld int)
+//
+// dst[q*ld+i] = the bfloat16 values lane[i]+2q, lane[i]+2q+1 of src (low, high) for
+// 2q < kc and i < 8; kc is a multiple of 16.
+TEXT ·packTrans8Half(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	SHRQ $4, CX
+	JZ   pthdone`)
+	transposeSetup(w, 1)
+	w.p("pthloop:")
+	for i := 0; i < 8; i++ {
+		w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
+	}
+	transpose8x8Store(w)
+	w.p("\tADDQ $32, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  pthloop\n\tVZEROUPPER\npthdone:\n\tRET\n")
+}
+
+// packGatherHalf emits packGatherHalf<w>(kc int, src *float32, koff, lane *int32, n int,
+// dst *float32): slot (q, j) of dst holds the bfloat16 values koff[2q]+lane[j] (low half)
+// and koff[2q+1]+lane[j] (high half; 0 for 2q+1 = kc) of src, for j < n; zero past n.
+// Each half is a 32-bit gather at a value's offset (scale 2), its low half kept.
+func packGatherHalf(w *asm, width int) {
+	name := fmt.Sprintf("packGatherHalf%d", width)
+	w.p(`// func %[1]s(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
+//
+// dst[q*%[2]d+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
+// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < %[2]d. Reads up to one value
+// past each offset.
+TEXT ·%[1]s(SB), NOSPLIT, $0-48
+	MOVQ src+8(FP), SI
+	MOVQ koff+16(FP), BX
+	MOVQ lane+24(FP), DX
+	MOVQ n+32(FP), R8
+	MOVQ dst+40(FP), DI`, name, width)
+	laneMasks(w, name, "R8", "R10")
+	w.p("\tMOVL $0xffff, AX\n\tVPBROADCASTD AX, Z30\n\tMOVQ kc+0(FP), R9")
+	w.p("\tVMOVDQU32.Z (DX), K1, Z2")
+	if width == 32 {
+		w.p("\tVMOVDQU32.Z 64(DX), K2, Z3")
+	}
+	// gather emits the values of row off(BX) into zmm lo (lanes 0-15) and hi (16-31).
+	gather := func(off string, lo, hi int) {
+		w.p("\tVPBROADCASTD %s(BX), Z4", off)
+		w.p("\tVPADDD Z2, Z4, Z5\n\tKMOVW K1, K5\n\tVPXORD Z%d, Z%d, Z%d\n\tVPGATHERDD (SI)(Z5*2), K5, Z%d", lo, lo, lo, lo)
+		if width == 32 {
+			w.p("\tVPADDD Z3, Z4, Z6\n\tKMOVW K2, K6\n\tVPXORD Z%d, Z%d, Z%d\n\tVPGATHERDD (SI)(Z6*2), K6, Z%d", hi, hi, hi, hi)
+		}
+	}
+	// combine puts the low halves of lo and hi into the slots of dst.
+	combine := func(dst, lo, hi int) {
+		w.p("\tVPANDD Z30, Z%d, Z%d\n\tVPSLLD $16, Z%d, Z%d\n\tVPORD Z%d, Z%d, Z%d", lo, lo, hi, hi, hi, lo, dst)
+	}
+	store := func() {
+		combine(12, 0, 1)
+		if width == 32 {
+			combine(13, 10, 11)
+			w.p("\tVMOVDQU32 Z12, (DI)\n\tVMOVDQU32 Z13, 64(DI)")
+		} else {
+			w.p("\tVMOVDQU32 Y12, (DI)")
+		}
+	}
+	w.p("\tMOVQ R9, CX\n\tSHRQ $1, CX\n\tJZ   %s_odd", name)
+	w.p("%s_loop:", name)
+	gather("0", 0, 10)
+	gather("4", 1, 11)
+	store()
+	w.p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ  %s_loop", 4*width, name)
+	w.p("%s_odd:\n\tTESTQ $1, R9\n\tJZ   %s_done", name, name)
+	gather("0", 0, 10)
+	w.p("\tVPXORD Z1, Z1, Z1\n\tVPXORD Z11, Z11, Z11")
+	store()
+	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", name)
 }

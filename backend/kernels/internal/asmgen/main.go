@@ -54,6 +54,9 @@ func main() {
 	packGatherPairs(&w, 8)
 	packTrans8Pairs(&w)
 	pairPlanes(&w)
+	packTrans8Half(&w)
+	packGatherHalf(&w, 32)
+	packGatherHalf(&w, 8)
 	kernelAVX2(&w, false)
 	kernelAVX2(&w, true)
 	packAVX2(&w)
@@ -424,7 +427,7 @@ TEXT ·packTrans8(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), CX
 	SHRQ $3, CX
 	JZ   pt8done`)
-	transposeSetup(w)
+	transposeSetup(w, 2)
 	w.p("pt8loop:")
 	for i := 0; i < 8; i++ {
 		w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
