@@ -262,9 +262,9 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	wp, plane := grid.wq, grid.size(p)
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
-	// On the bfloat16 kernel, an even number of channels on a wide map is read in place
-	// as pairs (pairedA): no panel of B is packed.
-	pairs := kern.pairRows != nil && ap == nil && p.C%2 == 0 && p.OutW >= pairsMinWidth && a.cols.unit()
+	// On the bfloat16 kernel, an even number of channels is read in place as pairs
+	// (pairedA): no panel of B is packed.
+	pairs := kern.pairRows != nil && ap == nil && p.C%2 == 0 && a.cols.unit()
 	tab := getInt32s(K)
 	defer putInt32s(tab)
 	if pairs {
@@ -339,16 +339,10 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 // product's k order is then (channel pair, tap, channel within the pair): A's
 // columns are gathered in that order (pairedA), B's rows are the pair plane's taps,
 // each given for both k of its pair (pairedTaps). The sums run over the same products
-// in another order: the bits differ from the packed path's by rounding.
-
-// pairsMinWidth is the narrowest output map whose products read pairs in place: on
-// narrower ones the packed panels, reused by every row tile from the L1 cache, are
-// faster than rows of the pair image read from L2 (3×3 layers at batch 16 on two Zen 4
-// cores, GFLOP per CPU-second, pairs / packed, calls interleaved: 112 px 128 channels
-// 164 / 151, 56 px 64 channels 169-174 / 156-160, 56 px 256 channels 192 / 177; 28 px
-// 96 channels 139 / 157, 14 px 256 channels 161-171 / 170-177; 224 px 64 channels,
-// memory-bound, 129 / 131).
-const pairsMinWidth = 48
+// in another order: the bits differ from the packed path's by rounding. 3×3 layers at
+// batch 16 on two Zen 4 cores, GFLOP per CPU-second, pairs / packed, ten calls of each
+// in alternating order: 224 px 64 channels 121 / 110, 112 px 128 150 / 131, 56 px 64
+// 148 / 138, 56 px 256 176 / 154, 28 px 128 173 / 171, 14 px 256 157 / 156.
 
 // pairedA returns a's view with its columns in the pair order: logical column
 // 2·((c/2)·KH·KW + t) + c%2 is channel c's tap t. The column table is from the free
