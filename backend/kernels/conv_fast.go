@@ -166,6 +166,19 @@ func gcd(a, b int) int {
 
 // padImagesCompact is padImages from x's compact copy (ToBF16): the values read back.
 func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
+	padCompact(p, x, xp, n0, g, fromBF16Run)
+}
+
+// padImagesCompactHalf is padImagesCompact keeping the values in bfloat16: the planes of
+// images n0.. of x's compact copy into xh (g·C planes of bfloat16 values), bordered with
+// zeros.
+func padImagesCompactHalf(p Conv2DParams, x []float32, xh []uint16, n0, g int) {
+	padCompact(p, x, xh, n0, g, func(src, dst []uint16) { copy(dst, src) })
+}
+
+// padCompact writes the planes of images n0.. of x's compact copy into dst, padded, each
+// row through row.
+func padCompact[T any](p Conv2DParams, x []float32, dst []T, n0, g int, row func(src []uint16, dst []T)) {
 	_, _, plane := p.paddedDims()
 	hw := p.H * p.W
 	s := bf16s(x)
@@ -173,23 +186,7 @@ func padImagesCompact(p Conv2DParams, x, xp []float32, n0, g int) {
 	parallelFor(units, workers(units, plane/4), func(_, lo, hi int) {
 		for u := lo; u < hi; u++ {
 			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
-			padPlaneWith(p, xp[u*plane:(u+1)*plane], func(h int, row []float32) { fromBF16Run(src[h*p.W:(h+1)*p.W], row) })
-		}
-	})
-}
-
-// padImagesCompactHalf is padImagesCompact keeping the values in bfloat16: the planes of
-// images n0.. of x's compact copy into xh (g·C planes of bfloat16 values), bordered with
-// zeros.
-func padImagesCompactHalf(p Conv2DParams, x []float32, xh []uint16, n0, g int) {
-	_, _, plane := p.paddedDims()
-	hw := p.H * p.W
-	s := bf16s(x)
-	units := g * p.C
-	parallelFor(units, workers(units, plane/2), func(_, lo, hi int) {
-		for u := lo; u < hi; u++ {
-			src := s[(n0*p.C+u)*hw : (n0*p.C+u+1)*hw]
-			padPlaneWith(p, xh[u*plane:(u+1)*plane], func(h int, row []uint16) { copy(row, src[h*p.W:(h+1)*p.W]) })
+			padPlaneWith(p, dst[u*plane:(u+1)*plane], func(h int, r []T) { row(src[h*p.W:(h+1)*p.W], r) })
 		}
 	})
 }

@@ -128,56 +128,55 @@ func packCopyBF16AVX512(w int, src []float32, koff []int32, n int, dst []float32
 }
 
 func packGatherBF16AVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
+	packPairs(w, src, koff, lane, n, dst, false)
+}
+
+// packPairs is the bfloat16 kernel's packGather (half false: float32 values, rounded) and
+// packGatherHalf (half: bfloat16 values, moved): the assembly of the widths 32 and 8,
+// runs of consecutive offsets through packTrans8Pairs or packTrans8Half; other widths in
+// Go.
+func packPairs(w int, src []float32, koff, lane []int32, n int, dst []float32, half bool) {
 	if w != 32 && w != 8 {
-		packGatherBF16(w, src, koff, lane, n, dst)
+		if half {
+			packGatherHalfGo(w, src, koff, lane, n, dst)
+		} else {
+			packGatherBF16(w, src, koff, lane, n, dst)
+		}
 		return
 	}
 	kc := len(koff)
 	_ = dst[(kc+1)/2*w-1]
 	_ = lane[w-1]
 	gather := func(koff []int32, dst []float32) {
-		if w == 32 {
-			packGatherPairs32(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
-		} else {
-			packGatherPairs8(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
+		k, s, ko, ln, d := len(koff), &src[0], &koff[0], &lane[0], &dst[0]
+		switch {
+		case half && w == 32:
+			packGatherHalf32(k, s, ko, ln, n, d)
+		case half:
+			packGatherHalf8(k, s, ko, ln, n, d)
+		case w == 32:
+			packGatherPairs32(k, s, ko, ln, n, d)
+		default:
+			packGatherPairs8(k, s, ko, ln, n, d)
 		}
 	}
 	if runsPay(w, n, 2, koff) {
 		packRuns(w, 2, koff, lane, dst, func(kc int, ln [8]int32, dst []float32) {
 			_ = dst[(kc/2-1)*w+7]
-			packTrans8Pairs(kc, &src[0], &ln[0], &dst[0], w)
+			if half {
+				packTrans8Half(kc, &src[0], &ln[0], &dst[0], w)
+			} else {
+				packTrans8Pairs(kc, &src[0], &ln[0], &dst[0], w)
+			}
 		}, gather)
 		return
 	}
 	gather(koff, dst)
 }
 
-// packGatherHalfAVX512 is the bfloat16 kernel's packGatherHalf: the pairs of bfloat16
-// values moved as they are (32-bit gathers, packGatherHalf32 and packGatherHalf8), and
-// runs of consecutive offsets through packTrans8Half, sixteen values of a lane at a time.
+// packGatherHalfAVX512 is the bfloat16 kernel's packGatherHalf (packPairs).
 func packGatherHalfAVX512(w int, src []float32, koff, lane []int32, n int, dst []float32) {
-	if w != 32 && w != 8 {
-		packGatherHalfGo(w, src, koff, lane, n, dst)
-		return
-	}
-	kc := len(koff)
-	_ = dst[(kc+1)/2*w-1]
-	_ = lane[w-1]
-	gather := func(koff []int32, dst []float32) {
-		if w == 32 {
-			packGatherHalf32(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
-		} else {
-			packGatherHalf8(len(koff), &src[0], &koff[0], &lane[0], n, &dst[0])
-		}
-	}
-	if runsPay(w, n, 2, koff) {
-		packRuns(w, 2, koff, lane, dst, func(kc int, ln [8]int32, dst []float32) {
-			_ = dst[(kc/2-1)*w+7]
-			packTrans8Half(kc, &src[0], &ln[0], &dst[0], w)
-		}, gather)
-		return
-	}
-	gather(koff, dst)
+	packPairs(w, src, koff, lane, n, dst, true)
 }
 
 //go:noescape

@@ -7631,8 +7631,8 @@ packGatherPairs32_loop:
 	VPERMW Z12, Z31, Z12
 	BYTE $0x62; BYTE $0x52; BYTE $0x27; BYTE $0x48; BYTE $0x72; BYTE $0xea
 	VPERMW Z13, Z31, Z13
-	VMOVUPS Z12, (DI)
-	VMOVUPS Z13, 64(DI)
+	VMOVDQU32 Z12, (DI)
+	VMOVDQU32 Z13, 64(DI)
 	ADDQ $8, BX
 	ADDQ $128, DI
 	DECQ CX
@@ -7655,8 +7655,8 @@ packGatherPairs32_odd:
 	VPERMW Z12, Z31, Z12
 	BYTE $0x62; BYTE $0x52; BYTE $0x27; BYTE $0x48; BYTE $0x72; BYTE $0xea
 	VPERMW Z13, Z31, Z13
-	VMOVUPS Z12, (DI)
-	VMOVUPS Z13, 64(DI)
+	VMOVDQU32 Z12, (DI)
+	VMOVDQU32 Z13, 64(DI)
 packGatherPairs32_done:
 	VZEROUPPER
 	RET
@@ -7710,7 +7710,7 @@ packGatherPairs8_loop:
 	VGATHERDPS (SI)(Z5*4), K5, Z1
 	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
 	VPERMW Z12, Z31, Z12
-	VMOVUPS Y12, (DI)
+	VMOVDQU32 Y12, (DI)
 	ADDQ $8, BX
 	ADDQ $32, DI
 	DECQ CX
@@ -7727,7 +7727,7 @@ packGatherPairs8_odd:
 	VPXORD Z11, Z11, Z11
 	BYTE $0x62; BYTE $0x72; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xe0
 	VPERMW Z12, Z31, Z12
-	VMOVUPS Y12, (DI)
+	VMOVDQU32 Y12, (DI)
 packGatherPairs8_done:
 	VZEROUPPER
 	RET
@@ -7943,8 +7943,7 @@ pthdone:
 // func packGatherHalf32(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
 //
 // dst[q*32+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
-// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 32. Reads up to one value
-// past each offset.
+// for 2q+1 = kc), read one value past each offset, for 2q < kc and j < n; zero for n <= j < 32.
 TEXT ·packGatherHalf32(SB), NOSPLIT, $0-48
 	MOVQ src+8(FP), SI
 	MOVQ koff+16(FP), BX
@@ -8039,8 +8038,7 @@ packGatherHalf32_done:
 // func packGatherHalf8(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
 //
 // dst[q*8+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
-// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < 8. Reads up to one value
-// past each offset.
+// for 2q+1 = kc), read one value past each offset, for 2q < kc and j < n; zero for n <= j < 8.
 TEXT ·packGatherHalf8(SB), NOSPLIT, $0-48
 	MOVQ src+8(FP), SI
 	MOVQ koff+16(FP), BX

@@ -103,26 +103,38 @@ TEXT ·%[1]s(SB), NOSPLIT, $0-40
 
 // packGatherPairs emits packGatherPairs<w>(kc int, src *float32, koff, lane *int32, n int,
 // dst *float32): packCopyPairs's slots with lane l at src[koff[p]+lane[l]], gathered.
-func packGatherPairs(w *asm, width int) {
-	name := fmt.Sprintf("packGatherPairs%d", width)
+func packGatherPairs(w *asm, width int) { pairGather(w, width, false) }
+
+// pairGather emits the gathering pair packers of one width: packGatherPairs<w> from
+// float32 values (VGATHERDPS, then cvtPair's rounding), or with half packGatherHalf<w>
+// from bfloat16 values (two to a slot, offsets counting values), each value a 32-bit
+// gather at its offset (scale 2) whose low half is kept, moved as it is.
+func pairGather(w *asm, width int, half bool) {
+	name, doc := fmt.Sprintf("packGatherPairs%d", width), `the bfloat16 pair of src[koff[2q]+lane[j]] and src[koff[2q+1]+lane[j]]
+// (0 for 2q+1 = kc)`
+	gather, scale, setup := "VGATHERDPS", 4, "\tVMOVDQU16 bf16Interleave<>(SB), Z31"
+	if half {
+		name, doc = fmt.Sprintf("packGatherHalf%d", width), `the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
+// for 2q+1 = kc), read one value past each offset,`
+		gather, scale, setup = "VPGATHERDD", 2, "\tMOVL $0xffff, AX\n\tVPBROADCASTD AX, Z30"
+	}
 	w.p(`// func %[1]s(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
 //
-// dst[q*%[2]d+j] = the bfloat16 pair of src[koff[2q]+lane[j]] and src[koff[2q+1]+lane[j]]
-// (0 for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < %[2]d.
+// dst[q*%[2]d+j] = %[3]s for 2q < kc and j < n; zero for n <= j < %[2]d.
 TEXT ·%[1]s(SB), NOSPLIT, $0-48
 	MOVQ src+8(FP), SI
 	MOVQ koff+16(FP), BX
 	MOVQ lane+24(FP), DX
 	MOVQ n+32(FP), R8
-	MOVQ dst+40(FP), DI`, name, width)
+	MOVQ dst+40(FP), DI`, name, width, doc)
 	laneMasks(w, name, "R8", "R10")
-	w.p("\tVMOVDQU16 bf16Interleave<>(SB), Z31\n\tMOVQ kc+0(FP), R9")
-	// gather emits row off(BX)'s lanes into zmm dst (lanes 0-15) and hi (16-31, width 32).
-	gather := func(off string, lo, hi int) {
+	w.p("%s\n\tMOVQ kc+0(FP), R9", setup)
+	// row emits row off(BX)'s lanes into zmm lo (lanes 0-15) and hi (16-31, width 32).
+	row := func(off string, lo, hi int) {
 		w.p("\tVPBROADCASTD %s(BX), Z4", off)
-		w.p("\tVPADDD Z2, Z4, Z5\n\tKMOVW K1, K5\n\tVPXORD Z%d, Z%d, Z%d\n\tVGATHERDPS (SI)(Z5*4), K5, Z%d", lo, lo, lo, lo)
+		w.p("\tVPADDD Z2, Z4, Z5\n\tKMOVW K1, K5\n\tVPXORD Z%d, Z%d, Z%d\n\t%s (SI)(Z5*%d), K5, Z%d", lo, lo, lo, gather, scale, lo)
 		if width == 32 {
-			w.p("\tVPADDD Z3, Z4, Z6\n\tKMOVW K2, K6\n\tVPXORD Z%d, Z%d, Z%d\n\tVGATHERDPS (SI)(Z6*4), K6, Z%d", hi, hi, hi, hi)
+			w.p("\tVPADDD Z3, Z4, Z6\n\tKMOVW K2, K6\n\tVPXORD Z%d, Z%d, Z%d\n\t%s (SI)(Z6*%d), K6, Z%d", hi, hi, hi, gather, scale, hi)
 		}
 	}
 	// Lanes 0-15 in Z2, 16-31 in Z3 (width 8: lanes 8-15 are masked off by K1).
@@ -130,23 +142,31 @@ TEXT ·%[1]s(SB), NOSPLIT, $0-48
 	if width == 32 {
 		w.p("\tVMOVDQU32.Z 64(DX), K2, Z3")
 	}
+	// pair puts the rows' values of lo and hi into the slots of dst.
+	pair := func(dst, lo, hi int) {
+		if half {
+			w.p("\tVPANDD Z30, Z%d, Z%d\n\tVPSLLD $16, Z%d, Z%d\n\tVPORD Z%d, Z%d, Z%d", lo, lo, hi, hi, hi, lo, dst)
+			return
+		}
+		cvtPair(w, dst, lo, hi)
+	}
 	store := func() {
-		cvtPair(w, 12, 0, 1)
+		pair(12, 0, 1)
 		if width == 32 {
-			cvtPair(w, 13, 10, 11)
-			w.p("\tVMOVUPS Z12, (DI)\n\tVMOVUPS Z13, 64(DI)")
+			pair(13, 10, 11)
+			w.p("\tVMOVDQU32 Z12, (DI)\n\tVMOVDQU32 Z13, 64(DI)")
 		} else {
-			w.p("\tVMOVUPS Y12, (DI)")
+			w.p("\tVMOVDQU32 Y12, (DI)")
 		}
 	}
 	w.p("\tMOVQ R9, CX\n\tSHRQ $1, CX\n\tJZ   %s_odd", name)
 	w.p("%s_loop:", name)
-	gather("0", 0, 10)
-	gather("4", 1, 11)
+	row("0", 0, 10)
+	row("4", 1, 11)
 	store()
 	w.p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ  %s_loop", 4*width, name)
 	w.p("%s_odd:\n\tTESTQ $1, R9\n\tJZ   %s_done", name, name)
-	gather("0", 0, 10)
+	row("0", 0, 10)
 	w.p("\tVPXORD Z1, Z1, Z1\n\tVPXORD Z11, Z11, Z11")
 	store()
 	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", name)
@@ -158,24 +178,43 @@ TEXT ·%[1]s(SB), NOSPLIT, $0-48
 // (VCVTNEPS2BF16 keeps their order, so consecutive words are the pairs), and the
 // 8×8 transpose of packTrans8 spreads them over the panel's rows.
 func packTrans8Pairs(w *asm) {
-	w.p(`// func packTrans8Pairs(kc int, src *float32, lane *int32, dst *float32, ld int)
+	transpose8(w, "packTrans8Pairs", `dst[q*ld+i] = the bfloat16 pair of src[lane[i]+2q], src[lane[i]+2q+1] for 2q < kc and
+// i < 8; kc is a multiple of 16.`, "ptp", 4, 2, func() {
+		for i := 0; i < 8; i++ {
+			w.p("\tVMOVUPS (SI)(R%d*1), Z%d", 8+i, i)
+		}
+		for i := 0; i < 8; i++ {
+			w.p("%s", evex512(0x72, 2, i, 0, i)) // VCVTNEPS2BF16 Zi, Yi
+		}
+	}, 64)
+}
+
+// transpose8 emits a transposing packer, name(kc int, src *float32, lane *int32, dst
+// *float32, ld int), with the comment doc: each step (kc >> kshift of them) loads eight
+// lanes' rows (lane offsets in src scaled by shift) into Y0-Y7 with load, transposes them
+// and stores eight panel rows ld apart, then advances src by step bytes.
+func transpose8(w *asm, name, doc, lab string, kshift, shift int, load func(), step int) {
+	w.p(`// func %[1]s(kc int, src *float32, lane *int32, dst *float32, ld int)
 //
-// dst[q*ld+i] = the bfloat16 pair of src[lane[i]+2q], src[lane[i]+2q+1] for 2q < kc and
-// i < 8; kc is a multiple of 16.
-TEXT ·packTrans8Pairs(SB), NOSPLIT, $0-40
+// %[2]s
+TEXT ·%[1]s(SB), NOSPLIT, $0-40
 	MOVQ kc+0(FP), CX
-	SHRQ $4, CX
-	JZ   ptpdone`)
-	transposeSetup(w, 2)
-	w.p("ptploop:")
-	for i := 0; i < 8; i++ {
-		w.p("\tVMOVUPS (SI)(R%d*1), Z%d", 8+i, i)
-	}
-	for i := 0; i < 8; i++ {
-		w.p("%s", evex512(0x72, 2, i, 0, i)) // VCVTNEPS2BF16 Zi, Yi
-	}
+	SHRQ $%[3]d, CX
+	JZ   %[4]sdone`, name, doc, kshift, lab)
+	transposeSetup(w, shift)
+	w.p("%sloop:", lab)
+	load()
 	transpose8x8Store(w)
-	w.p("\tADDQ $64, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  ptploop\n\tVZEROUPPER\nptpdone:\n\tRET\n")
+	w.p("\tADDQ $%d, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  %sloop\n\tVZEROUPPER\n%sdone:\n\tRET\n", step, lab, lab)
+}
+
+// loadRows8 emits the loads of eight 32-byte rows, one a lane, into Y0-Y7.
+func loadRows8(w *asm) func() {
+	return func() {
+		for i := 0; i < 8; i++ {
+			w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
+		}
+	}
 }
 
 // transposeSetup emits the loads of packTrans8's arguments after kc: SI src, DI dst,
@@ -278,76 +317,11 @@ ppl_done:
 // for 2q < kc (a multiple of 16) and i < 8: packTrans8's transpose of eight 32-byte
 // rows, each sixteen values of a lane, eight pairs.
 func packTrans8Half(w *asm) {
-	w.p(`// func packTrans8Half(kc int, src *float32, lane *int32, dst *float32, ld int)
-//
-// dst[q*ld+i] = the bfloat16 values lane[i]+2q, lane[i]+2q+1 of src (low, high) for
-// 2q < kc and i < 8; kc is a multiple of 16.
-TEXT ·packTrans8Half(SB), NOSPLIT, $0-40
-	MOVQ kc+0(FP), CX
-	SHRQ $4, CX
-	JZ   pthdone`)
-	transposeSetup(w, 1)
-	w.p("pthloop:")
-	for i := 0; i < 8; i++ {
-		w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
-	}
-	transpose8x8Store(w)
-	w.p("\tADDQ $32, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  pthloop\n\tVZEROUPPER\npthdone:\n\tRET\n")
+	transpose8(w, "packTrans8Half", `dst[q*ld+i] = the bfloat16 values lane[i]+2q, lane[i]+2q+1 of src (low, high) for
+// 2q < kc and i < 8; kc is a multiple of 16.`, "pth", 4, 1, loadRows8(w), 32)
 }
 
 // packGatherHalf emits packGatherHalf<w>(kc int, src *float32, koff, lane *int32, n int,
 // dst *float32): slot (q, j) of dst holds the bfloat16 values koff[2q]+lane[j] (low half)
 // and koff[2q+1]+lane[j] (high half; 0 for 2q+1 = kc) of src, for j < n; zero past n.
-// Each half is a 32-bit gather at a value's offset (scale 2), its low half kept.
-func packGatherHalf(w *asm, width int) {
-	name := fmt.Sprintf("packGatherHalf%d", width)
-	w.p(`// func %[1]s(kc int, src *float32, koff *int32, lane *int32, n int, dst *float32)
-//
-// dst[q*%[2]d+j] = the bfloat16 values koff[2q]+lane[j] and koff[2q+1]+lane[j] of src (0
-// for 2q+1 = kc) for 2q < kc and j < n; zero for n <= j < %[2]d. Reads up to one value
-// past each offset.
-TEXT ·%[1]s(SB), NOSPLIT, $0-48
-	MOVQ src+8(FP), SI
-	MOVQ koff+16(FP), BX
-	MOVQ lane+24(FP), DX
-	MOVQ n+32(FP), R8
-	MOVQ dst+40(FP), DI`, name, width)
-	laneMasks(w, name, "R8", "R10")
-	w.p("\tMOVL $0xffff, AX\n\tVPBROADCASTD AX, Z30\n\tMOVQ kc+0(FP), R9")
-	w.p("\tVMOVDQU32.Z (DX), K1, Z2")
-	if width == 32 {
-		w.p("\tVMOVDQU32.Z 64(DX), K2, Z3")
-	}
-	// gather emits the values of row off(BX) into zmm lo (lanes 0-15) and hi (16-31).
-	gather := func(off string, lo, hi int) {
-		w.p("\tVPBROADCASTD %s(BX), Z4", off)
-		w.p("\tVPADDD Z2, Z4, Z5\n\tKMOVW K1, K5\n\tVPXORD Z%d, Z%d, Z%d\n\tVPGATHERDD (SI)(Z5*2), K5, Z%d", lo, lo, lo, lo)
-		if width == 32 {
-			w.p("\tVPADDD Z3, Z4, Z6\n\tKMOVW K2, K6\n\tVPXORD Z%d, Z%d, Z%d\n\tVPGATHERDD (SI)(Z6*2), K6, Z%d", hi, hi, hi, hi)
-		}
-	}
-	// combine puts the low halves of lo and hi into the slots of dst.
-	combine := func(dst, lo, hi int) {
-		w.p("\tVPANDD Z30, Z%d, Z%d\n\tVPSLLD $16, Z%d, Z%d\n\tVPORD Z%d, Z%d, Z%d", lo, lo, hi, hi, hi, lo, dst)
-	}
-	store := func() {
-		combine(12, 0, 1)
-		if width == 32 {
-			combine(13, 10, 11)
-			w.p("\tVMOVDQU32 Z12, (DI)\n\tVMOVDQU32 Z13, 64(DI)")
-		} else {
-			w.p("\tVMOVDQU32 Y12, (DI)")
-		}
-	}
-	w.p("\tMOVQ R9, CX\n\tSHRQ $1, CX\n\tJZ   %s_odd", name)
-	w.p("%s_loop:", name)
-	gather("0", 0, 10)
-	gather("4", 1, 11)
-	store()
-	w.p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ  %s_loop", 4*width, name)
-	w.p("%s_odd:\n\tTESTQ $1, R9\n\tJZ   %s_done", name, name)
-	gather("0", 0, 10)
-	w.p("\tVPXORD Z1, Z1, Z1\n\tVPXORD Z11, Z11, Z11")
-	store()
-	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", name)
-}
+func packGatherHalf(w *asm, width int) { pairGather(w, width, true) }

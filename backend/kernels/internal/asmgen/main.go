@@ -104,12 +104,7 @@ func kernel(w *asm, direct bool) {
 	lab := "k8"
 	if direct {
 		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
-		off = func(o int) int {
-			if o >= 24 {
-				return o + 8
-			}
-			return o
-		}
+		off = rowsArgOff
 		lab = "k8r"
 	}
 	if !direct {
@@ -186,6 +181,15 @@ func kernel(w *asm, direct bool) {
 		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
 	}
 	epilogue(w, lab, off)
+}
+
+// rowsArgOff maps an argument offset of sgemmKernel8x32 to that of its Rows variant,
+// whose koff argument comes before c.
+func rowsArgOff(o int) int {
+	if o >= 24 {
+		return o + 8
+	}
+	return o
 }
 
 // clamp emits x = min(max(x, lo), hi), NaN kept (x the second operand of both: the
@@ -420,20 +424,7 @@ TEXT ·%s(SB), NOSPLIT, $0-48
 // of a wider panel whose k offsets run consecutively (a convolution's
 // taps over a row of positions), without gathers.
 func packTrans8(w *asm) {
-	w.p(`// func packTrans8(kc int, src *float32, lane *int32, dst *float32, ld int)
-//
-// dst[p*ld+i] = src[lane[i]+p] for p < kc and i < 8; kc is a multiple of 8.
-TEXT ·packTrans8(SB), NOSPLIT, $0-40
-	MOVQ kc+0(FP), CX
-	SHRQ $3, CX
-	JZ   pt8done`)
-	transposeSetup(w, 2)
-	w.p("pt8loop:")
-	for i := 0; i < 8; i++ {
-		w.p("\tVMOVUPS (SI)(R%d*1), Y%d", 8+i, i)
-	}
-	transpose8x8Store(w)
-	w.p("\tADDQ $32, SI\n\tLEAQ (DI)(AX*8), DI\n\tDECQ CX\n\tJNZ  pt8loop\n\tVZEROUPPER\npt8done:\n\tRET\n")
+	transpose8(w, "packTrans8", "dst[p*ld+i] = src[lane[i]+p] for p < kc and i < 8; kc is a multiple of 8.", "pt8", 3, 2, loadRows8(w), 32)
 }
 
 // kernelAVX2 emits the AVX2 micro-kernels (6×16, ymm), for CPUs without
@@ -2160,12 +2151,7 @@ func kernelBF16(w *asm, direct bool) {
 	lab := "kb"
 	if direct {
 		name, args, argsize = "sgemmKernelBF16Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
-		off = func(o int) int {
-			if o >= 24 {
-				return o + 8
-			}
-			return o
-		}
+		off = rowsArgOff
 		lab = "kbr"
 		w.p(`// func sgemmKernelBF16Rows(` + args + `)
 //
