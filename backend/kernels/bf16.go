@@ -176,9 +176,12 @@ func ReluBackwardCompact(y, dy, dx []float32) {
 	})
 }
 
-// reluMaskCompact is ReluBackwardCompact's serial loop on values s of the compact copy,
-// read back into buf (as long as s at least) first.
+// reluMaskCompact is ReluBackwardCompact's serial loop on values s of the compact copy:
+// in AVX-512 from their bits, else read back into buf (as long as s at least) first.
 func reluMaskCompact(s []uint16, dy, dx, buf []float32) {
+	if len(s) == 0 || reluMaskBF16Run(s, dy, dx) {
+		return
+	}
 	buf = buf[:len(s)]
 	fromBF16Run(s, buf)
 	reluBackwardSerial(buf, dy, dx)

@@ -14293,3 +14293,43 @@ frombf16_done:
 	VZEROUPPER
 	RET
 
+// func reluMaskBF16AVX512(n int, y *uint16, dy, dx *float32)
+TEXT ·reluMaskBF16AVX512(SB), NOSPLIT, $0-32
+	MOVQ n+0(FP), CX
+	MOVQ y+8(FP), SI
+	MOVQ dy+16(FP), BX
+	MOVQ dx+24(FP), DI
+	MOVL $1, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x7f80, AX
+	VPBROADCASTD AX, Z28
+relumbf_loop:
+	CMPQ CX, $16
+	JLT relumbf_tail
+	VPMOVZXWD (SI), Z0
+	VPSUBD Z29, Z0, Z0
+	VPCMPUD $1, Z28, Z0, K1
+	VMOVUPS.Z (BX), K1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ $32, SI
+	ADDQ $64, BX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP relumbf_loop
+relumbf_tail:
+	TESTQ CX, CX
+	JZ relumbf_done
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	VPMOVZXWD.Z (SI), K2, Z0
+	VPSUBD Z29, Z0, Z0
+	VPCMPUD $1, Z28, Z0, K1
+	KANDW K2, K1, K1
+	VMOVUPS.Z (BX), K1, Z1
+	VMOVUPS Z1, K2, (DI)
+relumbf_done:
+	VZEROUPPER
+	RET
+

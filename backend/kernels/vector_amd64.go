@@ -82,6 +82,23 @@ func toBF16Run(src []float32, dst []uint16) {
 	toBF16Go(src[n:], dst[n:])
 }
 
+// reluMaskBF16AVX512 sets dx[i] = dy[i] where the bfloat16 y[i] is positive, else +0, for
+// n values (gemm_gen_amd64.s).
+//
+//go:noescape
+func reluMaskBF16AVX512(n int, y *uint16, dy, dx *float32)
+
+// reluMaskBF16Run is reluMaskCompact in AVX-512 where the CPU has it (reporting whether
+// it ran): the mask from the copy's bits.
+func reluMaskBF16Run(y []uint16, dy, dx []float32) bool {
+	if !haveVectorAsm {
+		return false
+	}
+	_, _ = dy[len(y)-1], dx[len(y)-1]
+	reluMaskBF16AVX512(len(y), &y[0], &dy[0], &dx[0])
+	return true
+}
+
 func fromBF16Run(src []uint16, dst []float32) {
 	dst = dst[:len(src)] // the assembly writes len(src) values
 	if haveVectorAsm {

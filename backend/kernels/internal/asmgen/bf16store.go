@@ -59,4 +59,27 @@ func bf16Store(w *asm) {
 	w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K1")
 	w.p("\tVPMOVZXWD.Z (SI), K1, Z0\n\tVPSLLD $16, Z0, Z0\n\tVMOVDQU32 Z0, K1, (DI)")
 	w.p("frombf16_done:\n\tVZEROUPPER\n\tRET\n")
+
+	// reluMaskBF16AVX512(n int, y *uint16, dy, dx *float32): dx[i] = dy[i] where the
+	// bfloat16 y[i] is positive (1 <= its bits <= 0x7f80: not a zero, a negative value
+	// or a NaN), else +0, for any n (the tail masked): a Relu's mask read from the
+	// copy's bits, nothing read back into float32.
+	w.p("// func reluMaskBF16AVX512(n int, y *uint16, dy, dx *float32)")
+	w.p("TEXT ·reluMaskBF16AVX512(SB), NOSPLIT, $0-32")
+	w.p("\tMOVQ n+0(FP), CX\n\tMOVQ y+8(FP), SI\n\tMOVQ dy+16(FP), BX\n\tMOVQ dx+24(FP), DI")
+	w.p("\tMOVL $1, AX\n\tVPBROADCASTD AX, Z29\n\tMOVL $0x7f80, AX\n\tVPBROADCASTD AX, Z28")
+	mask := func(load string) {
+		w.p("\t%s", load)
+		w.p("\tVPSUBD Z29, Z0, Z0")         // bits - 1 (0 wraps to the top)
+		w.p("\tVPCMPUD $1, Z28, Z0, K1") // below 0x7f80
+	}
+	w.p("relumbf_loop:\n\tCMPQ CX, $16\n\tJLT relumbf_tail")
+	mask("VPMOVZXWD (SI), Z0")
+	w.p("\tVMOVUPS.Z (BX), K1, Z1\n\tVMOVUPS Z1, (DI)")
+	w.p("\tADDQ $32, SI\n\tADDQ $64, BX\n\tADDQ $64, DI\n\tSUBQ $16, CX\n\tJMP relumbf_loop")
+	w.p("relumbf_tail:\n\tTESTQ CX, CX\n\tJZ relumbf_done")
+	w.p("\tMOVL $1, AX\n\tSHLL CX, AX\n\tDECL AX\n\tKMOVW AX, K2")
+	mask("VPMOVZXWD.Z (SI), K2, Z0")
+	w.p("\tKANDW K2, K1, K1\n\tVMOVUPS.Z (BX), K1, Z1\n\tVMOVUPS Z1, K2, (DI)")
+	w.p("relumbf_done:\n\tVZEROUPPER\n\tRET\n")
 }
