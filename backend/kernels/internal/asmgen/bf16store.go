@@ -70,7 +70,7 @@ func bf16Store(w *asm) {
 	w.p("\tMOVL $1, AX\n\tVPBROADCASTD AX, Z29\n\tMOVL $0x7f80, AX\n\tVPBROADCASTD AX, Z28")
 	mask := func(load string) {
 		w.p("\t%s", load)
-		w.p("\tVPSUBD Z29, Z0, Z0")         // bits - 1 (0 wraps to the top)
+		w.p("\tVPSUBD Z29, Z0, Z0")      // bits - 1 (0 wraps to the top)
 		w.p("\tVPCMPUD $1, Z28, Z0, K1") // below 0x7f80
 	}
 	w.p("relumbf_loop:\n\tCMPQ CX, $16\n\tJLT relumbf_tail")
