@@ -76,15 +76,8 @@ type transpose[T float] struct{ shape, perm []int }
 func newTranspose[T float](c *opContext) (*opKernels[T], error) {
 	shape := c.in[0]
 	perm := transposePerm(c.node, len(shape))
-	if len(perm) != len(shape) {
-		return nil, c.errorf("perm %v does not match the input's rank %d", perm, len(shape))
-	}
-	seen := make([]bool, len(perm))
-	for _, p := range perm {
-		if p < 0 || p >= len(perm) || seen[p] {
-			return nil, c.errorf("perm %v is not a permutation of 0..%d", perm, len(perm)-1)
-		}
-		seen[p] = true
+	if err := kernels.PermutationError(perm, len(shape)); err != nil {
+		return nil, c.errorf("perm %v of an input of rank %d: %v", perm, len(shape), err)
 	}
 	k := &transpose[T]{shape: shape, perm: perm}
 	return &opKernels[T]{outputs: []kernel[T]{k}, data: []int{0}}, nil

@@ -282,20 +282,21 @@ func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scal
 	} else {
 		needValues(name, "y", y, p.XLen())
 	}
+	yc := compactView(y, p.XLen())
 	bnChannels(p, func(lo, hi int) {
-		pre := maskScratch(p, act, y)
+		pre := maskScratch[T](p, act, yc)
 		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
-			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, dy, c, pre)
+			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, yc, dy, c, pre)
 		}
 	})
 }
 
 // maskScratch returns the scratch of channelActivationMask: p.HW values from the pool
-// for a SiLU's input or a Relu's output read back from its compact copy y (putBuf it
+// for a SiLU's input or a Relu's output read back from its compact copy yc (putBuf it
 // after), nil otherwise.
-func maskScratch[T Float](p BatchNormParams, act Activation, y []T) []T {
-	if act.Kind != SiLUActivation && (act.Kind != ReluActivation || compactView(y, p.XLen()) == nil) {
+func maskScratch[T Float](p BatchNormParams, act Activation, yc []uint16) []T {
+	if act.Kind != SiLUActivation && (act.Kind != ReluActivation || yc == nil) {
 		return nil
 	}
 	return getBuf[T](p.HW)
@@ -344,9 +345,9 @@ func activationSerial[T Float](act Activation, y []T) {
 	}
 }
 
-// channelActivationMask is BatchNormActivationMask over channel c; pre is the scratch of
-// maskScratch.
-func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T, c int, pre []T) {
+// channelActivationMask is BatchNormActivationMask over channel c; yc is y's values when
+// y is their compact copy (compactView), else nil; pre is the scratch of maskScratch.
+func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y []T, yc []uint16, dy []T, c int, pre []T) {
 	var a, b T
 	if act.Kind == SiLUActivation {
 		a, b = bnAffine(act, scale[c], bias[c], float64(mean[c]), float64(invStd[c]))
@@ -356,8 +357,8 @@ func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale,
 		gs := dy[o : o+p.HW]
 		switch act.Kind {
 		case ReluActivation:
-			if s := compactView(y, p.XLen()); s != nil {
-				reluMaskCompact(s[o:o+p.HW], as32(gs), as32(gs), as32(pre))
+			if yc != nil {
+				reluMaskCompact(yc[o:o+p.HW], as32(gs), as32(gs), as32(pre))
 			} else {
 				reluBackwardSerial(y[o:o+p.HW], gs, gs)
 			}
@@ -511,12 +512,13 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean
 	default:
 		needValues(name, "y", y, p.XLen())
 	}
+	yc := compactView(y, p.XLen())
 	bnChannels(p, func(lo, hi int) {
-		pre := maskScratch(p, act, y)
+		pre := maskScratch[T](p, act, yc)
 		defer putBuf(pre)
 		for c := lo; c < hi; c++ {
 			if act.Kind != NoActivation {
-				channelActivationMask(p, act, x, scale, bias, saveMean, saveInvStd, y, dy, c, pre)
+				channelActivationMask(p, act, x, scale, bias, saveMean, saveInvStd, y, yc, dy, c, pre)
 			}
 			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
 			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)

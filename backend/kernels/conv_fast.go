@@ -292,12 +292,17 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	}
 	nw, gemmNW := imagesInParallel(p, int64(p.M)*int64(q)*int64(K))
 	var next atomic.Int64
+	// A stride-1 image is padded straight into its pairs (padPairImage), with no float32
+	// copy; a strided one's phases are copied first, then paired.
+	straight := pairs && p.StrideH == 1 && p.StrideW == 1
 	parallelFor(nw, nw, func(_, _, _ int) {
 		// 64 values of slack: the kernels read whole rows of B in place,
 		// past the last column of the last row.
-		xp := getBuf[float32](p.C*plane + 64)
-		defer putBuf(xp)
-		var xp2 []float32
+		var xp, xp2 []float32
+		if !straight {
+			xp = getBuf[float32](p.C*plane + 64)
+			defer putBuf(xp)
+		}
 		if pairs {
 			xp2 = getBuf[float32](p.C/2*plane + 64)
 			defer putBuf(xp2)
@@ -308,7 +313,15 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 			if n >= p.N {
 				return
 			}
-			padGrid(p, grid, x, xp, n, gemmNW)
+			switch {
+			case straight:
+				padPairImage(p, x, xp2, n, gemmNW)
+			case pairs:
+				padGrid(p, grid, x, xp, n, gemmNW)
+				pairImage(xp, xp2, p.C, plane, gemmNW)
+			default:
+				padGrid(p, grid, x, xp, n, gemmNW)
+			}
 			args := gemmArgs{
 				m: p.M, n: q, k: K, alpha: 1, a: a,
 				b: matView{data: xp, rows: axis{tab: tab}, cols: cols},
@@ -316,7 +329,6 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 			}
 			switch {
 			case pairs:
-				pairImage(xp, xp2, p.C, plane, gemmNW)
 				args.b.data, args.bInPlace, args.bPairs, args.ap = xp2, true, true, ap
 			case kern.tileRows != nil:
 				args.bInPlace, args.ap = true, ap

@@ -119,6 +119,36 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apC
 // 109-110).
 const pointwisePairsMaxRows = 128
 
+// pairImage writes the pair image of xp's C planes of plane values each (C even): slot
+// i of plane c/2 holds planes c and c+1's values i, rounded to bfloat16; on up to nw
+// goroutines.
+func pairImage(xp, dst []float32, C, plane, nw int) {
+	_ = xp[C*plane-1]
+	_ = dst[C/2*plane-1]
+	parallelFor(C/2, min(nw, workers(C/2, plane/4)), func(_, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			pairValues(xp[2*c*plane:(2*c+1)*plane], xp[(2*c+1)*plane:(2*c+2)*plane], dst[c*plane:(c+1)*plane])
+		}
+	})
+}
+
+// padPairImage writes image n of x, padded, straight into its pair image (p stride 1,
+// C even: the pair planes are the padded planes' layout) on up to nw goroutines: one pass
+// where padGrid and pairImage would take two.
+func padPairImage(p Conv2DParams, x, dst []float32, n, nw int) {
+	_, _, plane := p.paddedDims()
+	HW := p.H * p.W
+	parallelFor(p.C/2, min(nw, workers(p.C/2, plane/4)), func(_, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			x0 := x[(n*p.C+2*c)*HW : (n*p.C+2*c+1)*HW]
+			x1 := x[(n*p.C+2*c+1)*HW : (n*p.C+2*c+2)*HW]
+			padPlaneWith(p, dst[c*plane:(c+1)*plane], func(h int, row []float32) {
+				pairValues(x0[h*p.W:(h+1)*p.W], x1[h*p.W:(h+1)*p.W], row)
+			})
+		}
+	})
+}
+
 // imagesApart reports whether the data gradient of p (a strided convolution, which
 // has no flipped form) runs its images in parallel, each on one core
 // (convBackwardDataImages): images enough for the cores, outputs of at least

@@ -95,17 +95,13 @@ func sgemmKernelBF16Rows(kc int, a, b *float32, koff *int32, c *float32, ldc int
 //go:noescape
 func pairPlanes(n int, lo, hi, dst *float32)
 
-// pairImage writes the pair image of xp's C planes of plane values each (C even): slot
-// i of plane c/2 holds planes c and c+1's values i, rounded to bfloat16; on up to nw
-// goroutines.
-func pairImage(xp, dst []float32, C, plane, nw int) {
-	_ = xp[C*plane-1]
-	_ = dst[C/2*plane-1]
-	parallelFor(C/2, min(nw, workers(C/2, plane/4)), func(_, lo, hi int) {
-		for c := lo; c < hi; c++ {
-			pairPlanes(plane, &xp[2*c*plane], &xp[(2*c+1)*plane], &dst[c*plane])
-		}
-	})
+// pairValues sets dst[i] to the bfloat16 pair of lo[i] and hi[i] for i < len(dst).
+func pairValues(lo, hi, dst []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	_, _ = lo[len(dst)-1], hi[len(dst)-1]
+	pairPlanes(len(dst), &lo[0], &hi[0], &dst[0])
 }
 
 // packCopyBF16AVX512 and packGatherBF16AVX512 are the bfloat16 kernel's packers (the

@@ -9,13 +9,10 @@ func asmKernels() []*gemmKernel { return nil }
 // bf16Kernel is nil: the bfloat16 micro-kernel is AVX-512 assembly.
 func bf16Kernel() *gemmKernel { return nil }
 
-// pairImage is never called here (no kernel has pairRows); the portable loop keeps its
-// contract (pairBF16's rounding).
-func pairImage(xp, dst []float32, C, plane, nw int) {
-	for c := 0; c < C/2; c++ {
-		lo, hi, d := xp[2*c*plane:(2*c+1)*plane], xp[(2*c+1)*plane:(2*c+2)*plane], dst[c*plane:(c+1)*plane]
-		for i := range d {
-			d[i] = pairBF16(lo[i], hi[i])
-		}
+// pairValues sets dst[i] to the bfloat16 pair of lo[i] and hi[i] (pairBF16's rounding)
+// for i < len(dst); no kernel here reads pairs, but the loop keeps the contract.
+func pairValues(lo, hi, dst []float32) {
+	for i := range dst {
+		dst[i] = pairBF16(lo[i], hi[i])
 	}
 }

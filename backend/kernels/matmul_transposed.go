@@ -97,7 +97,7 @@ func NewTransposedMatMul(aShape, permA, bShape, permB, permY []int, alpha float6
 		if p == nil {
 			continue
 		}
-		if err := permError(p, r); err != nil {
+		if err := PermutationError(p, r); err != nil {
 			return nil, errors.New("kernels: TransposedMatMul: " + err.Error())
 		}
 	}

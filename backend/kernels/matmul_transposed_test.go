@@ -11,10 +11,7 @@ import (
 // layer's two (torch's MultiheadAttention as exported: q·kᵀ from [S, B·H, d] tensors, then
 // the weights times v stored back as [S, B·H, d]), a column-major output, a rank-2 one
 // with both factors transposed, rank 4, and one row.
-var transposedCases = []struct {
-	a, permA, b, permB, permY []int
-	alpha                     float64
-}{
+var transposedCases = []transposedCase{
 	{[]int{7, 6, 5}, []int{1, 0, 2}, []int{7, 6, 5}, []int{1, 2, 0}, nil, 0.25},
 	{[]int{6, 7, 7}, nil, []int{7, 6, 5}, []int{1, 0, 2}, []int{1, 0, 2}, 1},
 	{[]int{3, 4, 9}, []int{0, 2, 1}, []int{3, 4, 5}, nil, []int{0, 2, 1}, 1},
@@ -25,6 +22,25 @@ var transposedCases = []struct {
 	{[]int{4, 1, 5}, []int{1, 2, 0}, []int{4, 1, 6}, []int{1, 0, 2}, []int{0, 2, 1}, 1}, // K = 1
 	{[]int{2, 5, 3}, []int{0, 2, 1}, []int{2, 5, 1}, nil, []int{0, 2, 1}, 1},            // N = 1, output column-major
 	{[]int{2, 0, 3}, nil, []int{3, 2, 4}, []int{1, 0, 2}, nil, 1},                       // no rows
+}
+
+// transposedCase is a product through transposes: the factors' shapes and permutations,
+// the output's permutation and the scale.
+type transposedCase struct {
+	a, permA, b, permB, permY []int
+	alpha                     float64
+}
+
+// build returns the case's name and its TransposedMatMul, failing the test where it is
+// refused.
+func (c transposedCase) build(t *testing.T) (string, *TransposedMatMul) {
+	t.Helper()
+	what := fmt.Sprintf("TransposedMatMul %v%v · %v%v → %v", c.a, c.permA, c.b, c.permB, c.permY)
+	tm, err := NewTransposedMatMul(c.a, c.permA, c.b, c.permB, c.permY, c.alpha)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return what, tm
 }
 
 func filled[T Float](n int, v T) []T {
@@ -70,11 +86,7 @@ func transposeOrCopy(shape, perm []int, x []float64) []float64 {
 func TestTransposedMatMul(t *testing.T) {
 	rng := newRNG(71)
 	for _, c := range transposedCases {
-		what := fmt.Sprintf("TransposedMatMul %v%v · %v%v → %v", c.a, c.permA, c.b, c.permB, c.permY)
-		tm, err := NewTransposedMatMul(c.a, c.permA, c.b, c.permB, c.permY, c.alpha)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		what, tm := c.build(t)
 		a, b := randn(rng, Size(c.a)), randn(rng, Size(c.b))
 		y := filled(Size(tm.YShape), math.NaN())
 		TransposedMatMulForward(tm, a, b, y)
@@ -100,11 +112,7 @@ func TestTransposedMatMulFloat32(t *testing.T) {
 	check := func(t *testing.T, round func([]float64) []float64) {
 		rng := newRNG(72)
 		for _, c := range transposedCases {
-			what := fmt.Sprintf("TransposedMatMul %v%v · %v%v → %v", c.a, c.permA, c.b, c.permB, c.permY)
-			tm, err := NewTransposedMatMul(c.a, c.permA, c.b, c.permB, c.permY, c.alpha)
-			if err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
+			what, tm := c.build(t)
 			a, b, dy := to32(randn(rng, Size(c.a))), to32(randn(rng, Size(c.b))), to32(randn(rng, Size(tm.YShape)))
 			nan := float32(math.NaN())
 			y, da, db := filled(len(dy), nan), filled(len(a), nan), filled(len(b), nan) // overwritten

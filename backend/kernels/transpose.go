@@ -26,14 +26,14 @@ func InversePerm(perm []int) []int {
 }
 
 func checkPerm(name string, shape, perm []int) {
-	if err := permError(perm, len(shape)); err != nil {
+	if err := PermutationError(perm, len(shape)); err != nil {
 		panic("kernels: " + name + ": " + err.Error())
 	}
 }
 
-// permError says why perm is not a permutation of r axes that [Transpose] takes, or
-// returns nil.
-func permError(perm []int, r int) error {
+// PermutationError says why perm is not a permutation of r axes that [Transpose] takes,
+// or returns nil.
+func PermutationError(perm []int, r int) error {
 	if len(perm) != r {
 		return errors.New("permutation of length " + itoa(len(perm)) + " for rank " + itoa(r))
 	}

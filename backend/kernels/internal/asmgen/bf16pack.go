@@ -67,16 +67,7 @@ TEXT ·%[1]s(SB), NOSPLIT, $0-40
 			cvtPair(w, 5, 2, 3)
 			w.p("\tVMOVUPS Z4, (DI)\n\tVMOVUPS Z5, 64(DI)")
 		}
-		w.p("\tMOVQ R9, CX\n\tSHRQ $1, CX\n\tJZ   %s_odd", name)
-		w.p("%s_loop:", name)
-		row("0", 0, 2)
-		row("4", 1, 3)
-		store()
-		w.p("\tADDQ $8, BX\n\tADDQ $128, DI\n\tDECQ CX\n\tJNZ  %s_loop", name)
-		w.p("%s_odd:\n\tTESTQ $1, R9\n\tJZ   %s_done", name, name)
-		row("0", 0, 2)
-		w.p("\tVPXORD Z1, Z1, Z1\n\tVPXORD Z3, Z3, Z3")
-		store()
+		pairSteps(w, name, 128, func() { row("0", 0, 2) }, func() { row("4", 1, 3) }, "\tVPXORD Z1, Z1, Z1\n\tVPXORD Z3, Z3, Z3", store)
 	} else {
 		// two pairs a step in one zmm: Z0 = [row 4s | row 4s+2], Z1 = [row 4s+1 | row 4s+3]
 		w.p("\tMOVQ R9, CX\n\tSHRQ $2, CX\n\tJZ   %s_two", name)
@@ -159,17 +150,25 @@ TEXT ·%[1]s(SB), NOSPLIT, $0-48
 			w.p("\tVMOVDQU32 Y12, (DI)")
 		}
 	}
+	pairSteps(w, name, 4*width, func() { row("0", 0, 10) }, func() { row("4", 1, 11) }, "\tVPXORD Z1, Z1, Z1\n\tVPXORD Z11, Z11, Z11", store)
+	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", name)
+}
+
+// pairSteps emits the loop of a pair packer over kc (in R9) rows of offsets at BX: kc/2
+// steps that load the low row (low), the high row (high) and store a panel row, BX
+// advanced by two offsets and DI by step bytes; then, for an odd kc, the last row
+// alone, the high row's registers cleared by zero, and stored. It ends at name_done.
+func pairSteps(w *asm, name string, step int, low, high func(), zero string, store func()) {
 	w.p("\tMOVQ R9, CX\n\tSHRQ $1, CX\n\tJZ   %s_odd", name)
 	w.p("%s_loop:", name)
-	row("0", 0, 10)
-	row("4", 1, 11)
+	low()
+	high()
 	store()
-	w.p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ  %s_loop", 4*width, name)
+	w.p("\tADDQ $8, BX\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ  %s_loop", step, name)
 	w.p("%s_odd:\n\tTESTQ $1, R9\n\tJZ   %s_done", name, name)
-	row("0", 0, 10)
-	w.p("\tVPXORD Z1, Z1, Z1\n\tVPXORD Z11, Z11, Z11")
+	low()
+	w.p("%s", zero)
 	store()
-	w.p("%s_done:\n\tVZEROUPPER\n\tRET\n", name)
 }
 
 // packTrans8Pairs emits packTrans8Pairs(kc int, src *float32, lane *int32, dst *float32,
