@@ -447,3 +447,89 @@ func useBF16Products(t *testing.T) (restore func()) {
 		}
 	}
 }
+
+// TestNormBF16 checks Options.NormBF16 on residualModel (at 64×64 px): the normalization's
+// input t1 is kept in bfloat16 too, its copy written by the normalization's forward step
+// as it reads t1 (its saved value, no ToBF16 step), read by the normalization's gradients
+// themselves, with no gradient reading the float32 t1, which lives through the forward
+// pass only; the arena is smaller than with SavedBF16 alone by about half of t1. The
+// forward pass is the same (the loss to the bit), and so is every gradient the backward
+// pass computes before the normalization's (w2, wf, bf) and its shift's (bb: the sum of
+// its output's gradient); the scale's (a sum of dy·xhat with xhat of the rounded input)
+// and the weights' before it (w1) differ, within bfloat16's precision; the bias b1
+// before it gets none, as without (the normalized values of the rounded input are
+// centred on their own mean).
+func TestNormBF16(t *testing.T) {
+	m, err := NewModel(residualModelSized(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy, SavedBF16: true}
+	saved, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NormBF16 = true
+	norm, err := m.Program(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := norm.p
+	id := map[string]int{}
+	for i, v := range p.vals {
+		id[v.name] = i
+	}
+	x, c := id["t1"], id["t1 (bfloat16)"]
+	if c == 0 {
+		t.Fatal("t1 not kept in bfloat16")
+	}
+	if got, want := p.vals[c].size, (p.vals[x].size+1)/2; got != want {
+		t.Errorf("t1: compact copy of %d elements, want %d", got, want)
+	}
+	for i, s := range p.steps {
+		switch {
+		case s.kind == stepToBF16 && s.args[0] == x:
+			t.Errorf("step %d %s: a pass over t1 after the normalization", i, s.name)
+		case s.kind == stepForward && s.name == "BatchNormalization(bn)":
+			if s.saved != c || p.vals[x].last != i || p.vals[c].first != i {
+				t.Errorf("%s: saved value %d (want the copy %d), t1 alive to %d, copy from %d; want both at %d", s.name, s.saved, c, p.vals[x].last, p.vals[c].first, i)
+			}
+		case s.kind == stepGrad && slices.Contains(s.args, x):
+			t.Errorf("gradient step %s reads the float32 t1", s.name)
+		case s.kind == stepGrad && slices.Contains(s.args, c) && !strings.HasPrefix(s.name, "dBatchNormalization"):
+			t.Errorf("gradient step %s reads t1's copy", s.name)
+		}
+	}
+	checkNoOverlap(t, p)
+	if got, was := p.mem.size, saved.p.mem.size; got >= was || was-got > p.vals[x].size/2+8 {
+		t.Errorf("arena of %d elements with NormBF16, %d without: want up to %d less", got, was, p.vals[x].size/2)
+	}
+	loss, grads := runBoth(t, m, saved, norm, 64)
+	if loss[0] != loss[1] {
+		t.Errorf("loss %v with NormBF16, %v without", loss[1], loss[0])
+	}
+	for _, name := range m.TrainableNames() {
+		want, got := grads[0][name], grads[1][name]
+		same := firstOtherBits(got, want) < 0
+		switch name {
+		case "w2", "wf", "bf", "bb":
+			if !same {
+				t.Errorf("%s: other bits with NormBF16 (relative error %.3g)", name, relErr(got, want))
+			}
+		case "b1":
+			// Zero in exact arithmetic (a bias before a normalization in training):
+			// rounding noise both ways, the normalized values of the rounded input
+			// summing to zero as those of the float32 one do.
+			if g, w, scale := maxAbs(got), maxAbs(want), maxAbs(grads[1]["w1"]); g > 1e-5*scale || w > 1e-5*scale {
+				t.Errorf("b1: gradient of up to %.3g with NormBF16, %.3g without, the weights' %.3g", g, w, scale)
+			}
+		default:
+			if same {
+				t.Errorf("%s: the same bits with NormBF16: the normalization's input was not read rounded", name)
+			}
+			if e := relErr(got, want); e > 1.0/128 {
+				t.Errorf("%s: relative error %.3g with NormBF16", name, e)
+			}
+		}
+	}
+}

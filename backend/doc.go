@@ -39,7 +39,8 @@
 // rounded (a product's factor, which the bfloat16 products round anyway, or a Relu's
 // output, read for its mask) are copied to bfloat16 after their last forward reader and
 // read back before their first gradient, where that makes the arena smaller
-// (compactSaved). A forward-only program with constant weights
+// (compactSaved); with Options.NormBF16 too a training BatchNormalization's input,
+// whose copy the normalization writes as it reads it and its gradients read rounded. A forward-only program with constant weights
 // (Options.ConstantWeights: predict, evaluate) also folds
 // each inference-mode BatchNormalization into the convolution before it, and keeps
 // what the kernels derive from its weights without checking them at every run. The

@@ -65,6 +65,15 @@ type compactReader interface {
 	readsCompact(i int) reads
 }
 
+// inputCopier is implemented by kernels whose forward pass can write the compact copy
+// (kernels.ToBF16's) of one of their inputs as they read it, into their saved value
+// (saver: setSaved gives it before the pass): compactSaved then has the step keep the
+// copy of a value it is the last forward reader of, rather than a pass over the value
+// after it. copiesInput(i) names the inputs.
+type inputCopier interface {
+	copiesInput(i int) bool
+}
+
 // reads names the forward values a gradient reads: inputs by their index among the
 // kernel's inputs, and the output.
 type reads struct {

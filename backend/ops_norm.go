@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"slices"
+
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
@@ -41,6 +43,11 @@ type batchNorm[T float] struct {
 	// each forward pass (haveSums).
 	sumDy, sumDyXhat []float64
 	haveSums         bool
+	// roundX is set in a training program with Options.NormBF16 (float32): the
+	// gradients read X rounded, straight from its compact copy (readsRounded), which
+	// the forward pass writes into xCopy when the plan gives one (inputCopier).
+	roundX bool
+	xCopy  []T
 }
 
 func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
@@ -73,6 +80,9 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		sumDy:         make([]float64, p.C),
 		sumDyXhat:     make([]float64, p.C),
 	}
+	if _, f32 := any(k).(*batchNorm[float32]); f32 && programTraining && c.normBF16 {
+		k.roundX = true
+	}
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
 		data:    []int{0, 1, 2, 3, 4},
@@ -86,7 +96,14 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 	k.haveSums, k.dzValid = false, false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
+	xc, copies := any(k.xCopy).([]float32)
 	switch {
+	case k.training && copies && len(xc) > 0:
+		if !k.updateRunning {
+			mean, variance = nil, nil
+		}
+		kernels.BatchNormTrainForwardCopy(k.p, any(x).([]float32), any(scale).([]float32), any(bias).([]float32), any(out).([]float32),
+			any(k.mean).([]float32), any(k.invStd).([]float32), any(mean).([]float32), any(variance).([]float32), k.act, xc)
 	case !k.training:
 		kernels.BatchNormInferenceAct(k.p, x, scale, bias, mean, variance, out, k.act)
 	case k.updateRunning:
@@ -127,13 +144,28 @@ func (k *batchNorm[T]) backwardReads(i int) reads {
 	return r
 }
 
-// readsRounded: a fused Relu's output (its mask); not X, whose statistics are float32.
-func (k *batchNorm[T]) readsRounded(int) reads {
-	return reads{out: k.act.Kind == kernels.ReluActivation}
+// readsRounded: a fused Relu's output (its mask); with Options.NormBF16, in training,
+// X too, wherever a gradient reads it (the kernels' gradients then differ from the
+// float32 X's by its rounding: not the same bits, unlike the others'); otherwise not X,
+// whose statistics are float32.
+func (k *batchNorm[T]) readsRounded(i int) reads {
+	r := reads{out: k.act.Kind == kernels.ReluActivation}
+	if k.roundX && slices.Contains(k.backwardReads(i).in, 0) {
+		r.in = []int{0}
+	}
+	return r
 }
 
-// readsCompact: the fused Relu's output, straight from its compact copy (the kernels'
-// masks read it back a plane at a time).
+// copiesInput: X, where its gradients read it rounded (roundX).
+func (k *batchNorm[T]) copiesInput(i int) bool { return i == 0 && k.roundX }
+
+// savedLen: nothing unless the plan has the forward pass write X's compact copy
+// (copiesInput), into the value setSaved gives.
+func (k *batchNorm[T]) savedLen() int  { return 0 }
+func (k *batchNorm[T]) setSaved(s []T) { k.xCopy = s }
+
+// readsCompact: what readsRounded names, straight from the compact copies (the
+// kernels read a fused Relu's output back a plane at a time, X a channel at a time).
 func (k *batchNorm[T]) readsCompact(i int) reads { return k.readsRounded(i) }
 
 func (k *batchNorm[T]) backward(i int, ins [][]T, out, gout, gin []T) error {

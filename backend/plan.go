@@ -362,7 +362,9 @@ const compactMinSize = 1 << 12
 // compactSaved keeps in bfloat16 between the passes the values that the backward pass
 // reads only rounded (Options.SavedBF16, roundedReader): a float32 value written by the
 // forward pass whose every gradient reader reads it rounded is copied, right after its
-// last forward reader, to a compact value of half its size (kernels.ToBF16), read back
+// last forward reader, to a compact value of half its size (kernels.ToBF16; by that
+// reader itself, as its saved value, where it can write the copy as it reads the value:
+// inputCopier), read back
 // right before its first gradient reader into a float32 value (kernels.FromBF16) that
 // the gradient steps read instead. The value then lives through the forward pass only,
 // the compact copy between the passes, and the one read back through the gradients
@@ -458,10 +460,32 @@ func (p *program[T]) compactSaved() {
 			v := c.v
 			compact := p.newValue(p.vals[v].name+" (bfloat16)", kernels.BF16Len(p.vals[v].size))
 			compactOf[v] = compact
+			if s := &steps[len(steps)-1]; copiesInput(*s, v) {
+				s.saved = compact // written by the step as it reads v
+				continue
+			}
 			steps = append(steps, step[T]{kind: stepToBF16, name: "ToBF16(" + p.vals[v].name + ")", args: []int{v}, out: compact, inPlace: -1, saved: -1})
 		}
 	}
 	p.steps = steps
+}
+
+// copiesInput reports whether forward step s, which keeps no other saved value, writes
+// the compact copy of its input v as it reads it (inputCopier).
+func copiesInput[T float](s step[T], v int) bool {
+	if s.kind != stepForward || s.saved >= 0 {
+		return false
+	}
+	ic, ok := s.fwd.k.(inputCopier)
+	if !ok {
+		return false
+	}
+	for i, a := range s.args {
+		if a == v && ic.copiesInput(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // readsRounded reports whether gradient step s reads value v only rounded (roundedReader).

@@ -77,6 +77,15 @@ type Options struct {
 	// positions of its maxima rather than its input, which can then be kept in
 	// bfloat16 too. finetune sets it with precision bf16. Ignored by float64 programs.
 	SavedBF16 bool
+	// NormBF16, with SavedBF16, keeps the input of a BatchNormalization in training in
+	// bfloat16 between the passes too: its gradients then read it rounded (the
+	// normalized values of the rounded input, with the batch statistics of the float32
+	// one, which the forward pass computes as without). Unlike SavedBF16's copies this
+	// changes the gradients' bits: PyTorch's autocast rounds the same way, normalizing
+	// activations it keeps in bfloat16 throughout. The inputs of the normalizations
+	// are a convolutional network's largest saved values (ResNet-50's: two thirds of
+	// its activations' memory). finetune sets it with precision bf16.
+	NormBF16 bool
 	// Probes names tensors a caller may look at as a run computes them (Program.Probe),
 	// without the program keeping them as it keeps its outputs: the ones the program
 	// computes are reported, others are ignored.
@@ -830,7 +839,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused.Inputs, fused.Outputs = f.ins[:], []string{f.out}
 		n, foldTransposes = &fused, &f
 	}
-	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, savedBF16: b.opts.SavedBF16, rng: b.rng,
+	c := &opContext{node: n, opset: b.m.ir.Opset(""), training: b.opts.Training, savedBF16: b.opts.SavedBF16, normBF16: b.opts.SavedBF16 && b.opts.NormBF16, rng: b.rng,
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		fixed:          func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
 		foldBN:         foldBN,

@@ -55,6 +55,9 @@ type opContext struct {
 	// savedBF16 is Options.SavedBF16: a max pooling then keeps its positions rather
 	// than its input for its gradient.
 	savedBF16 bool
+	// normBF16 is Options.NormBF16: a training BatchNormalization's gradients then read
+	// its input rounded (readsRounded), from its compact copy.
+	normBF16 bool
 	// foldTransposes, when set, asks a MatMul node, given the tensors before the
 	// transposes of its factors and writing the one after the transpose of its output,
 	// for the product through them (planTransposedMatMuls).

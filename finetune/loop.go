@@ -428,6 +428,7 @@ func (t *Trainer) programFrom(batch int, training bool, from string) (*backend.P
 		// The bfloat16 products round what the weight gradients read: keep it in
 		// bfloat16 between the passes (half its memory; the same gradients).
 		opts.SavedBF16 = t.cfg.Precision == "bf16"
+		opts.NormBF16 = opts.SavedBF16
 	}
 	if from != "" {
 		opts.From, opts.Outputs = from, t.cache.suffixOutputs(from)

@@ -120,18 +120,19 @@ func channelSqDev[T Float](p BatchNormParams, x []T, c int, mean float64) float6
 }
 
 // channelSumDot returns the float64 sums over channel c of dy and of (x - mean) * dy.
-func channelSumDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) (sumDy, dot float64) {
+func channelSumDot[T Float](p BatchNormParams, x channelValues[T], dy []T, c int, mean float64) (sumDy, dot float64) {
 	l := normLoopsFor[T]()
 	h := l.vecHead(p.HW)
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
+		xn := x.plane(n, p.HW)
 		if h > 0 {
 			var out [2]float32
-			l.sumDevDot(h, &as32(x)[o], &as32(dy)[o], float32(mean), &out)
+			l.sumDevDot(h, &as32(xn)[0], &as32(dy)[o], float32(mean), &out)
 			sumDy += float64(out[0])
 			dot += float64(out[1])
 		}
-		xs, gs := x[o+h:o+p.HW], dy[o+h:o+p.HW]
+		xs, gs := xn[h:], dy[o+h:o+p.HW]
 		for i, g := range gs {
 			sumDy += float64(g)
 			dot += (float64(xs[i]) - mean) * float64(g)
@@ -142,8 +143,59 @@ func channelSumDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) (
 
 // channelDot is the float64 sum over channel c of (x - mean) * dy.
 func channelDot[T Float](p BatchNormParams, x, dy []T, c int, mean float64) float64 {
-	_, d := channelSumDot(p, x, dy, c, mean)
+	_, d := channelSumDot(p, channelOf(p, x, nil, c, nil), dy, c, mean)
 	return d
+}
+
+// channelValues is one channel of an NCHW tensor: its plane n is data[off+n·stride:]
+// (HW values). A channel of float32 values is read where it is; one of a compact copy
+// (ToBF16) is read back into a buffer first, plane after plane, and its mean taken.
+type channelValues[T Float] struct {
+	data        []T
+	off, stride int
+	rounded     bool    // read back from a compact copy
+	mean        float64 // the mean of the values read back
+}
+
+// centre is the mean the normalization's gradients centre the channel's values on:
+// the batch's (saved, of the float32 values) or, for values read back from their copy,
+// theirs, so that the normalized values still sum to zero over the channel (and the
+// data gradient with them: a bias before the normalization gets none, as without the
+// rounding).
+func (v channelValues[T]) centre(saved T) float64 {
+	if v.rounded {
+		return v.mean
+	}
+	return float64(saved)
+}
+
+func (v channelValues[T]) plane(n, hw int) []T {
+	o := v.off + n*v.stride
+	return v.data[o : o+hw]
+}
+
+// channelOf returns channel c of x: x's own values, or where x is a compact copy (xc,
+// compactView's) its values read back into buf (p.N·p.HW values, exact).
+func channelOf[T Float](p BatchNormParams, x []T, xc []uint16, c int, buf []T) channelValues[T] {
+	if xc == nil {
+		return channelValues[T]{data: x, off: c * p.HW, stride: p.C * p.HW}
+	}
+	b := as32(buf)
+	for n := 0; n < p.N; n++ {
+		o := (n*p.C + c) * p.HW
+		fromBF16Run(xc[o:o+p.HW], b[n*p.HW:(n+1)*p.HW])
+	}
+	m := p.N * p.HW
+	return channelValues[T]{data: buf, stride: p.HW, rounded: true, mean: addPlaneSum(normLoopsFor[T](), 0, buf[:m]) / float64(m)}
+}
+
+// channelScratch returns the buffer channelOf reads a compact copy's channel back into
+// (putBuf it after), or nil when x is float32 (xc nil).
+func channelScratch[T Float](p BatchNormParams, xc []uint16) []T {
+	if xc == nil {
+		return nil
+	}
+	return getBuf[T](p.N * p.HW)
 }
 
 // channelAffine sets dst = a*src + b over channel c.
@@ -274,8 +326,10 @@ func BatchNormInvStd[T Float](p BatchNormParams, variance, invStd []T) {
 func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y, dy []T) {
 	const name = "BatchNormActivationMask"
 	need(name, "dy", dy, p.XLen())
+	var xc []uint16
 	if act.Kind == SiLUActivation {
-		need(name, "x", x, p.XLen())
+		needValues(name, "x", x, p.XLen())
+		xc = compactView(x, p.XLen())
 		for _, s := range [][]T{scale, bias, mean, invStd} {
 			need(name, "statistics", s, p.C)
 		}
@@ -284,10 +338,15 @@ func BatchNormActivationMask[T Float](p BatchNormParams, act Activation, x, scal
 	}
 	yc := compactView(y, p.XLen())
 	bnChannels(p, func(lo, hi int) {
-		pre := maskScratch[T](p, act, yc)
+		pre, xbuf := maskScratch[T](p, act, yc), channelScratch[T](p, xc)
 		defer putBuf(pre)
+		defer putBuf(xbuf)
 		for c := lo; c < hi; c++ {
-			channelActivationMask(p, act, x, scale, bias, mean, invStd, y, yc, dy, c, pre)
+			var xv channelValues[T]
+			if act.Kind == SiLUActivation {
+				xv = channelOf(p, x, xc, c, xbuf)
+			}
+			channelActivationMask(p, act, xv, scale, bias, mean, invStd, y, yc, dy, c, pre)
 		}
 	})
 }
@@ -304,9 +363,8 @@ func maskScratch[T Float](p BatchNormParams, act Activation, yc []uint16) []T {
 
 // bnPreActivation writes into pre the normalization's output over plane (n, c): a·x + b
 // with the channel's map (bnAffine of the forward pass's statistics).
-func bnPreActivation[T Float](p BatchNormParams, x []T, a, b T, n, c int, pre []T) {
-	o := (n*p.C + c) * p.HW
-	affineT(a, b, x[o:o+p.HW], pre[:p.HW])
+func bnPreActivation[T Float](p BatchNormParams, x channelValues[T], a, b T, n int, pre []T) {
+	affineT(a, b, x.plane(n, p.HW), pre[:p.HW])
 }
 
 // BatchNormInferenceAct is [BatchNormInference] followed by act, a channel at a time.
@@ -347,7 +405,7 @@ func activationSerial[T Float](act Activation, y []T) {
 
 // channelActivationMask is BatchNormActivationMask over channel c; yc is y's values when
 // y is their compact copy (compactView), else nil; pre is the scratch of maskScratch.
-func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale, bias, mean, invStd, y []T, yc []uint16, dy []T, c int, pre []T) {
+func channelActivationMask[T Float](p BatchNormParams, act Activation, x channelValues[T], scale, bias, mean, invStd, y []T, yc []uint16, dy []T, c int, pre []T) {
 	var a, b T
 	if act.Kind == SiLUActivation {
 		a, b = bnAffine(act, scale[c], bias[c], float64(mean[c]), float64(invStd[c]))
@@ -365,7 +423,7 @@ func channelActivationMask[T Float](p BatchNormParams, act Activation, x, scale,
 		case ClipActivation:
 			unaryBackwardSerial(act.unary(), nil, y[o:o+p.HW], gs, gs)
 		case SiLUActivation:
-			bnPreActivation(p, x, a, b, n, c, pre)
+			bnPreActivation(p, x, a, b, n, pre)
 			unaryBackwardSerial(act.unary(), pre, nil, gs, gs)
 		}
 	}
@@ -441,6 +499,19 @@ func BatchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMe
 // BatchNormTrainForwardAct is [BatchNormTrainForward] followed by act, a channel at a
 // time while it is in the cache.
 func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation) {
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act, nil)
+}
+
+// BatchNormTrainForwardCopy is [BatchNormTrainForwardAct] that also writes x's compact
+// copy into xc (BF16Len(p.XLen()) slots; the same bits as [ToBF16]'s), a channel at a
+// time while the channel is in the cache, instead of a pass over x after it: the copy a
+// gradient that reads x rounded reads.
+func BatchNormTrainForwardCopy(p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []float32, act Activation, xc []float32) {
+	need("BatchNormTrainForward", "xc", xc, BF16Len(p.XLen()))
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act, bf16s(xc)[:p.XLen()])
+}
+
+func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation, xc []uint16) {
 	const name = "BatchNormTrainForward"
 	need(name, "x", x, p.XLen())
 	need(name, "y", y, p.XLen())
@@ -462,6 +533,10 @@ func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, sav
 			v := ss / m
 			inv := bnInvStd(v, p.Epsilon)
 			a, b := bnAffine(act, scale[c], bias[c], mean, inv)
+			for n := 0; xc != nil && n < p.N; n++ { // before y, which may be x
+				o := (n*p.C + c) * p.HW
+				toBF16Run(as32(x)[o:o+p.HW], xc[o:o+p.HW])
+			}
 			channelAffine(p, x, y, c, a, b)
 			channelActivation(p, y, c, act)
 			if saveMean != nil {
@@ -512,16 +587,18 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean
 	default:
 		needValues(name, "y", y, p.XLen())
 	}
-	yc := compactView(y, p.XLen())
+	yc, xc := compactView(y, p.XLen()), compactView(x, p.XLen())
 	bnChannels(p, func(lo, hi int) {
-		pre := maskScratch[T](p, act, yc)
+		pre, xbuf := maskScratch[T](p, act, yc), channelScratch[T](p, xc)
 		defer putBuf(pre)
+		defer putBuf(xbuf)
 		for c := lo; c < hi; c++ {
+			xv := channelOf(p, x, xc, c, xbuf)
 			if act.Kind != NoActivation {
-				channelActivationMask(p, act, x, scale, bias, saveMean, saveInvStd, y, yc, dy, c, pre)
+				channelActivationMask(p, act, xv, scale, bias, saveMean, saveInvStd, y, yc, dy, c, pre)
 			}
-			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
-			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
+			channelSums(p, xv, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
+			bnBackwardChannel(p, xv, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
 		}
 	})
 }
@@ -529,7 +606,7 @@ func BatchNormTrainBackward[T Float](p BatchNormParams, x, scale, bias, saveMean
 // needBackward checks the lengths of a data gradient's arguments (dx and scale not
 // checked when nil).
 func needBackward[T Float](name string, p BatchNormParams, x, scale, saveMean, saveInvStd, dy, dx []T, sumDy, sumDyXhat []float64) {
-	need(name, "x", x, p.XLen())
+	needValues(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.XLen())
 	if dx != nil {
 		need(name, "dx", dx, p.XLen())
@@ -544,8 +621,8 @@ func needBackward[T Float](name string, p BatchNormParams, x, scale, saveMean, s
 }
 
 // channelSums sets sumDy[c] and sumDyXhat[c] (BatchNormTrainBackwardSums) of channel c.
-func channelSums[T Float](p BatchNormParams, x, dy, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, c int) {
-	s, d := channelSumDot(p, x, dy, c, float64(saveMean[c]))
+func channelSums[T Float](p BatchNormParams, x channelValues[T], dy, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, c int) {
+	s, d := channelSumDot(p, x, dy, c, x.centre(saveMean[c]))
 	sumDy[c], sumDyXhat[c] = s, d*float64(saveInvStd[c])
 }
 
@@ -555,9 +632,12 @@ func channelSums[T Float](p BatchNormParams, x, dy, saveMean, saveInvStd []T, su
 // (the scale gradient), in float64.
 func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInvStd, dy []T, sumDy, sumDyXhat []float64) {
 	needBackward("BatchNormTrainBackwardSums", p, x, nil, saveMean, saveInvStd, dy, nil, sumDy, sumDyXhat)
+	xc := compactView(x, p.XLen())
 	bnChannels(p, func(lo, hi int) {
+		xbuf := channelScratch[T](p, xc)
+		defer putBuf(xbuf)
 		for c := lo; c < hi; c++ {
-			channelSums(p, x, dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
+			channelSums(p, channelOf(p, x, xc, c, xbuf), dy, saveMean, saveInvStd, sumDy, sumDyXhat, c)
 		}
 	})
 }
@@ -566,19 +646,22 @@ func BatchNormTrainBackwardSums[T Float](p BatchNormParams, x, saveMean, saveInv
 // [BatchNormTrainBackwardSums].
 func BatchNormTrainBackwardDataSums[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T) {
 	needBackward("BatchNormTrainBackwardData", p, x, scale, saveMean, saveInvStd, dy, dx, sumDy, sumDyXhat)
+	xc := compactView(x, p.XLen())
 	bnChannels(p, func(lo, hi int) {
+		xbuf := channelScratch[T](p, xc)
+		defer putBuf(xbuf)
 		for c := lo; c < hi; c++ {
-			bnBackwardChannel(p, x, scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
+			bnBackwardChannel(p, channelOf(p, x, xc, c, xbuf), scale, saveMean, saveInvStd, sumDy, sumDyXhat, dy, dx, c)
 		}
 	})
 }
 
 // bnBackwardChannel writes the data gradient of channel c given its sums.
-func bnBackwardChannel[T Float](p BatchNormParams, x, scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T, c int) {
+func bnBackwardChannel[T Float](p BatchNormParams, x channelValues[T], scale, saveMean, saveInvStd []T, sumDy, sumDyXhat []float64, dy, dx []T, c int) {
 	m := float64(p.N * p.HW)
 	l := normLoopsFor[T]()
 	h := l.vecHead(p.HW)
-	mean, inv := float64(saveMean[c]), float64(saveInvStd[c])
+	mean, inv := x.centre(saveMean[c]), float64(saveInvStd[c])
 	meanDy := sumDy[c] / m
 	meanDyXhat := sumDyXhat[c] / m
 	k := float64(scale[c]) * inv
@@ -588,10 +671,11 @@ func bnBackwardChannel[T Float](p BatchNormParams, x, scale, saveMean, saveInvSt
 	d := T(k*meanDy - k*inv*meanDyXhat*mean)
 	for n := 0; n < p.N; n++ {
 		o := (n*p.C + c) * p.HW
+		xn := x.plane(n, p.HW)
 		if h > 0 {
-			l.bnBack(h, float32(a), float32(b), float32(d), &as32(x)[o], &as32(dy)[o], &as32(dx)[o])
+			l.bnBack(h, float32(a), float32(b), float32(d), &as32(xn)[0], &as32(dy)[o], &as32(dx)[o])
 		}
-		xs, gs, ds := x[o+h:o+p.HW], dy[o+h:o+p.HW], dx[o+h:o+p.HW]
+		xs, gs, ds := xn[h:], dy[o+h:o+p.HW], dx[o+h:o+p.HW]
 		for i, g := range gs {
 			ds[i] = a*g - b*xs[i] - d
 		}

@@ -117,7 +117,7 @@ func siluPair[T Float](p BatchNormParams, act Activation, x, scale, bias, rm, rv
 	for i := 0; i < p.N; i++ {
 		for c := 0; c < p.C; c++ {
 			a, b := bnAffine(act, scale[c], bias[c], float64(mean[c]), float64(inv[c]))
-			bnPreActivation(p, x, a, b, i, c, pre)
+			bnPreActivation(p, channelOf(p, x, nil, c, nil), a, b, i, pre)
 			UnaryForward(Unary{Op: SiLU}, pre, pre)
 			o := (i*p.C + c) * p.HW
 			for j, v := range pre {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"toolkit/internal/testref"
@@ -428,6 +429,122 @@ func TestBatchNormReluMaskCompact(t *testing.T) {
 		BatchNormActivationMask(p, relu, x, scale, bias, mean, inv, compact, alone)
 		assertBits(t, name+": BatchNormActivationMask", alone, want.dyMasked)
 	}
+}
+
+// TestBatchNormInputCompact checks the normalization's training gradients with its
+// input x given as its compact copy, on every implementation: the activation's mask
+// (none, a Relu, its output float32 or compact too, a SiLU, whose input is recomputed
+// from x) bit for bit as from the float32 x; the data gradient and the sums it leaves
+// for the scale and shift gradients against float64 arithmetic on the values the copy
+// holds, normalized about their own mean with the forward pass's inverse deviation;
+// the sums and the data gradient apart (BatchNormTrainBackwardSums,
+// BatchNormTrainBackwardDataSums) with the same bits, and a SiLU's
+// BatchNormActivationMask alone; planes of odd size (a channel's values starting
+// mid-slot), smaller than a vector, and of 56×56. That the float32 values read back
+// differ from x (so the copy was read) is checked too; and that
+// BatchNormTrainForwardCopy writes the copy ToBF16 makes, with the output and the
+// statistics of BatchNormTrainForwardAct.
+func TestBatchNormInputCompact(t *testing.T) {
+	forEachImplementation(t, func(t *testing.T) {
+		rng := newRNG(86)
+		acts := []Activation{{}, {Kind: ReluActivation}, {Kind: SiLUActivation}}
+		for _, p := range []BatchNormParams{{N: 2, C: 3, HW: 49, Epsilon: 1e-5, Momentum: 0.9}, {N: 3, C: 5, HW: 7, Epsilon: 1e-5, Momentum: 0.9}, {N: 2, C: 4, HW: 3136, Epsilon: 1e-5, Momentum: 0.9}} {
+			for _, act := range acts {
+				x, scale, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.C)), to32(randn(rng, p.C))
+				y, mean, inv := make([]float32, p.XLen()), make([]float32, p.C), make([]float32, p.C)
+				BatchNormTrainForwardAct(p, x, scale, bias, y, mean, inv, nil, nil, act)
+				// The copy as the normalization writes it, with the same output.
+				xc, yc, rounded := make([]float32, BF16Len(p.XLen())), make([]float32, BF16Len(p.XLen())), make([]float32, BF16Len(p.XLen()))
+				y2, mean2, inv2 := make([]float32, p.XLen()), make([]float32, p.C), make([]float32, p.C)
+				BatchNormTrainForwardCopy(p, x, scale, bias, y2, mean2, inv2, nil, nil, act, xc)
+				ToBF16(x, rounded)
+				assertBits(t, fmt.Sprintf("%+v %+v: BatchNormTrainForwardCopy's copy", p, act), xc, rounded)
+				assertBits(t, fmt.Sprintf("%+v %+v: BatchNormTrainForwardCopy's output", p, act), y2, y)
+				assertBits(t, fmt.Sprintf("%+v %+v: BatchNormTrainForwardCopy's statistics", p, act), append(mean2, inv2...), append(mean, inv...))
+				ToBF16(y, yc)
+				xr := make([]float32, p.XLen())
+				FromBF16(xc, xr)
+				if slices.Equal(xr, x) {
+					t.Fatalf("%+v: x read back from its copy is x", p)
+				}
+				dy := to32(randn(rng, p.XLen()))
+				name := fmt.Sprintf("%+v %+v", p, act)
+				type result struct {
+					dyMasked, dx     []float32
+					sumDy, sumDyXhat []float64
+				}
+				run := func(x, y []float32) result {
+					r := result{append([]float32(nil), dy...), make([]float32, p.XLen()), make([]float64, p.C), make([]float64, p.C)}
+					BatchNormTrainBackward(p, x, scale, bias, mean, inv, act, y, r.dyMasked, r.dx, r.sumDy, r.sumDyXhat)
+					return r
+				}
+				sameSums := func(what string, got, want result) {
+					t.Helper()
+					for c := range want.sumDy {
+						if got.sumDy[c] != want.sumDy[c] || got.sumDyXhat[c] != want.sumDyXhat[c] {
+							t.Fatalf("%s: %s: channel %d sums %v %v, want %v %v", name, what, c, got.sumDy[c], got.sumDyXhat[c], want.sumDy[c], want.sumDyXhat[c])
+						}
+					}
+				}
+				// The masks as from the float32 values; the sums and the data gradient
+				// against float64 arithmetic on the values read back, centred on their own
+				// mean (channelValues.centre).
+				masks := run(xr, y)
+				got := run(xc, y)
+				assertBits(t, name+": masked dy", got.dyMasked, masks.dyMasked)
+				m := float64(p.N * p.HW)
+				want := make([]float64, p.XLen())
+				for c := 0; c < p.C; c++ {
+					var mu, sDy, sDyXhat float64
+					for n := 0; n < p.N; n++ {
+						for i := 0; i < p.HW; i++ {
+							mu += float64(xr[(n*p.C+c)*p.HW+i])
+						}
+					}
+					mu /= m
+					xhat := func(j int) float64 { return (float64(xr[j]) - mu) * float64(inv[c]) }
+					for n := 0; n < p.N; n++ {
+						for i := 0; i < p.HW; i++ {
+							j := (n*p.C+c)*p.HW + i
+							sDy += float64(got.dyMasked[j])
+							sDyXhat += float64(got.dyMasked[j]) * xhat(j)
+						}
+					}
+					tol := 1e-5 * (math.Abs(sDy) + math.Abs(sDyXhat) + 1)
+					if math.Abs(got.sumDy[c]-sDy) > tol || math.Abs(got.sumDyXhat[c]-sDyXhat) > tol {
+						t.Fatalf("%s: channel %d sums %v %v, float64 %v %v", name, c, got.sumDy[c], got.sumDyXhat[c], sDy, sDyXhat)
+					}
+					k := float64(scale[c]) * float64(inv[c])
+					for n := 0; n < p.N; n++ {
+						for i := 0; i < p.HW; i++ {
+							j := (n*p.C+c)*p.HW + i
+							want[j] = k * (float64(got.dyMasked[j]) - sDy/m - xhat(j)*sDyXhat/m)
+						}
+					}
+				}
+				if e, _ := relErr(to64(got.dx), want); e > 1e-5 {
+					t.Fatalf("%s: dx relative error %.3g against float64", name, e)
+				}
+				if act.Kind == ReluActivation { // the Relu's output from its copy too
+					got2 := run(xc, yc)
+					assertBits(t, name+": masked dy, y compact", got2.dyMasked, got.dyMasked)
+					assertBits(t, name+": dx, y compact", got2.dx, got.dx)
+					sameSums("y compact", got2, got)
+				}
+				// The sums, then the data gradient, of the masked gradient.
+				apart := result{nil, make([]float32, p.XLen()), make([]float64, p.C), make([]float64, p.C)}
+				BatchNormTrainBackwardSums(p, xc, mean, inv, got.dyMasked, apart.sumDy, apart.sumDyXhat)
+				sameSums("BatchNormTrainBackwardSums", apart, got)
+				BatchNormTrainBackwardDataSums(p, xc, scale, mean, inv, apart.sumDy, apart.sumDyXhat, got.dyMasked, apart.dx)
+				assertBits(t, name+": BatchNormTrainBackwardDataSums", apart.dx, got.dx)
+				if act.Kind == SiLUActivation {
+					alone := append([]float32(nil), dy...)
+					BatchNormActivationMask(p, act, xc, scale, bias, mean, inv, nil, alone)
+					assertBits(t, name+": BatchNormActivationMask", alone, got.dyMasked)
+				}
+			}
+		}
+	})
 }
 
 // TestConvBackwardWeightCompact checks the weight gradient from the input's compact

@@ -110,7 +110,8 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps, savedF32: *savedF32}
+	normF32 := flag.Bool("norm-float32", false, "train mode with -kernels avx512bf16: keep the normalizations' inputs for the backward pass in float32 (as before Options.NormBF16)")
+	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps, savedF32: *savedF32, normF32: *normF32}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -125,7 +126,7 @@ type config struct {
 	adam                       bool
 	ops                        bool
 	steps                      int
-	savedF32                   bool
+	savedF32, normF32          bool
 }
 
 func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bool) error {
@@ -172,6 +173,7 @@ func run(impl, path string, cfg config, cpuprofile, memprofile string, asJSON bo
 		opts.Trainable = m.TrainableNames()
 		// As finetune's precision bf16: the saved activations in bfloat16 too.
 		opts.SavedBF16 = kernels.Current() == kernels.BF16 && !cfg.savedF32
+		opts.NormBF16 = !cfg.normF32
 		opts.Loss = backend.WeightedSum
 		if cfg.classes > 0 {
 			opts.Loss = backend.CrossEntropy
