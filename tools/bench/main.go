@@ -95,6 +95,7 @@ func main() {
 	report := flag.String("report", "", "print a comparison table of the JSON lines in this file (from compare.sh) and exit")
 	ops := flag.Bool("ops", false, "print where the timed runs' time went, by op type (forward and backward), with the cores busy in each")
 	savedF32 := flag.Bool("saved-float32", false, "train mode with -kernels avx512bf16: keep the activations for the backward pass in float32 (as before Options.SavedBF16), to measure what the bfloat16 copies cost and save")
+	normF32 := flag.Bool("norm-float32", false, "train mode with -kernels avx512bf16: keep the normalizations' inputs for the backward pass in float32 (as before Options.NormBF16)")
 	steps := flag.Int("steps", 0, "print the timed runs' slowest steps (node or gradient), this many, with the cores busy in each")
 	flag.Parse()
 	if *report != "" {
@@ -110,7 +111,6 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	normF32 := flag.Bool("norm-float32", false, "train mode with -kernels avx512bf16: keep the normalizations' inputs for the backward pass in float32 (as before Options.NormBF16)")
 	cfg := config{mode: *mode, size: *size, batch: *batch, iters: *iters, warmup: *warmup, classes: *classes, adam: *adam, ops: *ops || *steps > 0, steps: *steps, savedF32: *savedF32, normF32: *normF32}
 	if err := run(*impl, *model, cfg, *cpuprofile, *memprofile, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
