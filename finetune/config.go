@@ -40,7 +40,7 @@ type Config struct {
 	Groups GroupsConfig `yaml:"groups"`
 	// TrainBN keeps the BatchNormalization layers of frozen groups training, as fastai's train_bn does: their scales and shifts are updated at the rate their group would have, with batch statistics. Off: a frozen group stays exactly as it was, as a frozen Keras layer does.
 	TrainBN bool `yaml:"train_bn"`
-	// Precision is the arithmetic of the matrix products and convolutions: float32, or bf16 (bfloat16 operands, float32 accumulation, on CPUs with AVX512_BF16: Zen 4, Zen 5, Sapphire Rapids and later; refused elsewhere). The activations that the backward pass reads only through products or for a Relu's mask are kept in bfloat16 between the passes (half their memory). Weights, optimizer state, the loss, normalisation statistics and the exported model stay float32. It is the process's while the run trains.
+	// Precision is the arithmetic of the matrix products and convolutions: float32, or bf16 (bfloat16 operands, float32 accumulation, on CPUs with AVX512_BF16: Zen 4, Zen 5, Sapphire Rapids and later; refused elsewhere). The activations that the backward pass reads only through products or for a Relu's mask are kept in bfloat16 between the passes (half their memory), and so are the inputs of the batch normalisations, whose gradients then read them rounded (as PyTorch's autocast does; the forward pass and its statistics use the float32 values). Weights, optimizer state, the loss, normalisation statistics and the exported model stay float32. It is the process's while the run trains.
 	Precision string `yaml:"precision" enum:"float32,bf16"`
 	// Optimizer is the optimizer; each group has its own state, carried from stage to stage.
 	Optimizer OptimizerConfig `yaml:"optimizer"`
