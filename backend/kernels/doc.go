@@ -90,7 +90,10 @@
 //     Options.SavedBF16), in AVX-512 where the CPU has it;
 //     [Conv2DBackwardWeightCompact] (its pairs moved as they are, no rounding
 //     again: packGatherHalf), [ReluBackwardCompact] and the normalisation's
-//     Relu masks read such a copy themselves.
+//     Relu masks read such a copy themselves, and so do the normalisation's
+//     training gradients for its input x (a channel at a time, normalized
+//     about the values' own mean: Options.NormBF16), whose copy
+//     [BatchNormTrainForwardCopy] writes as it reads x.
 //
 // The packed GEMM's operands are views (an element's address is a row
 // offset plus a column offset, each a progression or a table), so
