@@ -182,17 +182,7 @@ func (k *conv[T]) asyncBackward(i int, ins [][]T, out, gout, gin []T) func() {
 		return nil
 	}
 	k.maskAct(out, gout)
-	return func() { k.weightGrad(ins[0], gout, gin) }
-}
-
-// weightGrad computes the weight gradient, from x's compact copy where the step reads
-// that (compactReader).
-func (k *conv[T]) weightGrad(x, gout, gin []T) {
-	if x32, ok := any(x).([]float32); ok && kernels.IsCompact(x32, k.p.XLen()) {
-		kernels.Conv2DBackwardWeightCompact(k.p, x32, any(gout).([]float32), any(gin).([]float32))
-		return
-	}
-	kernels.Conv2DBackwardWeight(k.p, x, gout, gin)
+	return func() { kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin) } // x may be its compact copy (readsCompact)
 }
 
 // maskAct turns the gradient at a fused activation's output into the one at the
@@ -202,13 +192,9 @@ func (k *conv[T]) maskAct(out, gout []T) {
 		// The gradient at the activation's output becomes the one at the convolution's,
 		// in place: its output's only reader is this op (planFusions), so nothing else
 		// reads gout, and masking twice would change nothing. The output tells where the
-		// activation is sloped (a Relu's out > 0 exactly where the conv's output is).
-		if o32, ok := any(out).([]float32); ok && k.act.Kind == kernels.ReluActivation && kernels.IsCompact(o32, len(gout)) {
-			g32 := any(gout).([]float32)
-			kernels.ReluBackwardCompact(o32, g32, g32) // a Relu's (readsCompact)
-		} else {
-			kernels.ActivationBackward(k.act, out, gout, gout)
-		}
+		// activation is sloped (a Relu's out > 0 exactly where the conv's output is; out
+		// may be its compact copy, readsCompact).
+		kernels.ActivationBackward(k.act, out, gout, gout)
 		k.dzValid = true
 	}
 }
@@ -219,7 +205,7 @@ func (k *conv[T]) backward(i int, ins [][]T, out, gout, gin []T) error {
 	case 0:
 		kernels.Conv2DBackwardData(k.p, ins[1], gout, gin)
 	case 1:
-		k.weightGrad(ins[0], gout, gin)
+		kernels.Conv2DBackwardWeight(k.p, ins[0], gout, gin)
 	case 2:
 		kernels.Conv2DBackwardBias(k.p, gout, gin)
 	}

@@ -249,11 +249,7 @@ func (k *activation[T]) gradInPlace(int) bool { return true }
 func (k *activation[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	switch k.op {
 	case "Relu":
-		if o32, ok := any(out).([]float32); ok && kernels.IsCompact(o32, len(gout)) {
-			kernels.ReluBackwardCompact(o32, any(gout).([]float32), any(gin).([]float32))
-			break
-		}
-		kernels.ReluBackward(out, gout, gin)
+		kernels.ReluBackward(out, gout, gin) // out may be its compact copy (readsCompact)
 	case "LeakyRelu":
 		kernels.LeakyReluBackward(k.alpha, ins[0], gout, gin)
 	case "Sigmoid":

@@ -43,9 +43,10 @@ type batchNorm[T float] struct {
 	// each forward pass (haveSums).
 	sumDy, sumDyXhat []float64
 	haveSums         bool
-	// roundX is set in a training program with Options.NormBF16 (float32): the
-	// gradients read X rounded, straight from its compact copy (readsRounded), which
-	// the forward pass writes into xCopy when the plan gives one (inputCopier).
+	// roundX is set in a training program with Options.NormBF16: the gradients read
+	// X rounded, straight from its compact copy (readsRounded; only float32 programs
+	// keep copies), which the forward pass writes into xCopy when the plan gives one
+	// (inputCopier).
 	roundX bool
 	xCopy  []T
 }
@@ -79,9 +80,7 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 		invStd:        make([]T, p.C),
 		sumDy:         make([]float64, p.C),
 		sumDyXhat:     make([]float64, p.C),
-	}
-	if _, f32 := any(k).(*batchNorm[float32]); f32 && programTraining && c.normBF16 {
-		k.roundX = true
+		roundX:        programTraining && c.normBF16,
 	}
 	ks := &opKernels[T]{
 		outputs: []kernel[T]{k},
@@ -96,21 +95,15 @@ func newBatchNorm[T float](c *opContext) (*opKernels[T], error) {
 func (k *batchNorm[T]) forward(ins [][]T, out []T) error {
 	k.haveSums, k.dzValid = false, false
 	x, scale, bias, mean, variance := ins[0], ins[1], ins[2], ins[3], ins[4]
-	xc, copies := any(k.xCopy).([]float32)
-	switch {
-	case k.training && copies && len(xc) > 0:
-		if !k.updateRunning {
-			mean, variance = nil, nil
-		}
-		kernels.BatchNormTrainForwardCopy(k.p, any(x).([]float32), any(scale).([]float32), any(bias).([]float32), any(out).([]float32),
-			any(k.mean).([]float32), any(k.invStd).([]float32), any(mean).([]float32), any(variance).([]float32), k.act, xc)
-	case !k.training:
+	if !k.training {
 		kernels.BatchNormInferenceAct(k.p, x, scale, bias, mean, variance, out, k.act)
-	case k.updateRunning:
-		kernels.BatchNormTrainForwardAct(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance, k.act)
-	default:
-		kernels.BatchNormTrainForwardAct(k.p, x, scale, bias, out, k.mean, k.invStd, nil, nil, k.act)
+		return nil
 	}
+	if !k.updateRunning {
+		mean, variance = nil, nil
+	}
+	// With X's compact copy to write where the plan gives one (copiesInput).
+	kernels.BatchNormTrainForwardCopy(k.p, x, scale, bias, out, k.mean, k.invStd, mean, variance, k.act, k.xCopy)
 	return nil
 }
 

@@ -41,8 +41,13 @@ func reluForwardSerial[T Float](x, y []T) {
 
 // ReluBackward sets dx = dy where x > 0 and 0 elsewhere (the derivative at
 // 0 is taken as 0, as in PyTorch, and so is the derivative at NaN). It is
-// branch-free: the sign test becomes a bit mask.
+// branch-free: the sign test becomes a bit mask. x may be the Relu's output given as
+// its compact copy (ToBF16: IsCompact), read as [ReluBackwardCompact] reads it.
 func ReluBackward[T Float](x, dy, dx []T) {
+	if compactView(x, len(dy)) != nil {
+		ReluBackwardCompact(as32(x), as32(dy), as32(dx))
+		return
+	}
 	need2("ReluBackward", x, dy)
 	need2("ReluBackward", x, dx)
 	parallelFor(len(x), workers(len(x), 1), func(_, lo, hi int) {

@@ -273,7 +273,8 @@ const (
 )
 
 // ActivationBackward sets dx to dy where act's output y is on its sloped piece, else 0
-// (as ReluBackward, or UnaryBackward of Clip); dx may be dy. A SiLU's derivative needs
+// (as ReluBackward, whose y may be its compact copy, or UnaryBackward of Clip); dx may
+// be dy. A SiLU's derivative needs
 // its input, not y: see [BatchNormActivationMask].
 func ActivationBackward[T Float](act Activation, y, dy, dx []T) {
 	switch act.Kind {
@@ -503,12 +504,16 @@ func BatchNormTrainForwardAct[T Float](p BatchNormParams, x, scale, bias, y, sav
 }
 
 // BatchNormTrainForwardCopy is [BatchNormTrainForwardAct] that also writes x's compact
-// copy into xc (BF16Len(p.XLen()) slots; the same bits as [ToBF16]'s), a channel at a
-// time while the channel is in the cache, instead of a pass over x after it: the copy a
-// gradient that reads x rounded reads.
-func BatchNormTrainForwardCopy(p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []float32, act Activation, xc []float32) {
-	need("BatchNormTrainForward", "xc", xc, BF16Len(p.XLen()))
-	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act, bf16s(xc)[:p.XLen()])
+// copy into xc (float32, BF16Len(p.XLen()) slots; the same bits as [ToBF16]'s), a
+// channel at a time while the channel is in the cache, instead of a pass over x after
+// it: the copy a gradient that reads x rounded reads. With xc nil it is
+// BatchNormTrainForwardAct.
+func BatchNormTrainForwardCopy[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation, xc []T) {
+	c := compactView(xc, p.XLen())
+	if xc != nil && c == nil {
+		panic("kernels: BatchNormTrainForward: xc is not the compact copy of x (float32, BF16Len(p.XLen()) slots)")
+	}
+	batchNormTrainForward(p, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar, act, c)
 }
 
 func batchNormTrainForward[T Float](p BatchNormParams, x, scale, bias, y, saveMean, saveInvStd, runningMean, runningVar []T, act Activation, xc []uint16) {

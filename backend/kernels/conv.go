@@ -664,10 +664,15 @@ func Conv2DBackwardData[T Float](p Conv2DParams, w, dy, dx []T) {
 // to the weight, from the input x and the output gradient dy: the sum over
 // the batch of dy[n] · im2col(x[n])ᵀ, with the images grouped or banded as
 // in [Conv2DForward] (a group's images add up inside one product). dw is
-// overwritten.
+// overwritten. x may be its compact copy (ToBF16: IsCompact; p.Group 1), read as
+// [Conv2DBackwardWeightCompact] reads it.
 func Conv2DBackwardWeight[T Float](p Conv2DParams, x, dy, dw []T) {
 	const name = "Conv2DBackwardWeight"
 	p = p.mustValid(name)
+	if compactView(x, p.XLen()) != nil {
+		Conv2DBackwardWeightCompact(p, as32(x), as32(dy), as32(dw))
+		return
+	}
 	need(name, "x", x, p.XLen())
 	need(name, "dy", dy, p.YLen())
 	need(name, "dw", dw, p.WLen())

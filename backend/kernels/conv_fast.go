@@ -265,10 +265,8 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	tab := getInt32s(K)
 	defer putInt32s(tab)
 	if pairs {
-		a = pairedA(p, a, tab)
+		a = pairedA(p, a)
 		defer putInt32s(a.cols.tab)
-	}
-	if pairs {
 		pairedTaps(p, grid, tab)
 	} else {
 		gridTapOffsets(p, grid, tab)
@@ -355,8 +353,8 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 
 // pairedA returns a's view with its columns in the pair order: logical column
 // 2·((c/2)·KH·KW + t) + c%2 is channel c's tap t. The column table is from the free
-// lists (putInt32s it after). tab (K entries) is scratch.
-func pairedA(p Conv2DParams, a matView, tab []int32) matView {
+// lists (putInt32s it after).
+func pairedA(p Conv2DParams, a matView) matView {
 	taps := p.KH * p.KW
 	perm := getInt32s(p.C * taps)
 	for c := 0; c < p.C; c++ {
