@@ -78,38 +78,21 @@ func main() {
 	}
 }
 
-// step emits one k step of the micro-kernel reading A at aoff(SI) and B
-// at boff(DI), or, with the B row's offset register breg set, at
-// (DI)(breg*4).
-func step(w *asm, aoff, boff int, breg string) {
-	for v := 0; v < nv; v++ {
-		if breg != "" {
-			w.p("\tVMOVUPS %d(DI)(%s*4), Z%d", 64*v, breg, 16+v)
-			continue
-		}
-		w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
-	}
-	for i := 0; i < mr; i++ {
-		br := 18 + i%2
-		w.p("\tVBROADCASTSS %d(SI), Z%d", aoff+4*i, br)
-		for v := 0; v < nv; v++ {
-			w.p("\tVFMADD231PS Z%d, Z%d, %s", 16+v, br, acc(i, v))
-		}
-	}
+// microKernel describes one of the AVX-512 micro-kernels the generator emits from one
+// body (microKernelBody): sgemmKernel8x32 in float32 and sgemmKernelBF16 on bfloat16
+// pairs, each with its Rows variant (B read in place at row offsets koff).
+type microKernel struct {
+	name, lab string
+	doc       string // the comment above TEXT, without the "// func" line
+	// pairs: k is taken two at a time (bfloat16 pairs): kc rounded up to pairs, the A
+	// values broadcast as 32-bit pairs and multiplied by VDPBF16PS, koff read every
+	// other entry (the two of a pair are equal).
+	pairs bool
 }
 
+// kernel emits sgemmKernel8x32, or with direct its Rows variant.
 func kernel(w *asm, direct bool) {
-	name, args, argsize := "sgemmKernel8x32", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 80
-	off := func(o int) int { return o }
-	lab := "k8"
-	if direct {
-		name, args, argsize = "sgemmKernel8x32Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
-		off = rowsArgOff
-		lab = "k8r"
-	}
-	if !direct {
-		w.p(`// func sgemmKernel8x32(` + args + `)
-//
+	k := microKernel{name: "sgemmKernel8x32", lab: "k8", doc: `//
 // The 8×32 tile T[i][j] = alpha·Σ_p a[p*8+i]·b[p*32+j] + bias[i] (bias
 // may be nil) for packed panels a (kc×8) and b (kc×32), kc >= 1, is
 // stored into rows i < rows of C, ldc elements apart, starting at c: the
@@ -122,15 +105,53 @@ func kernel(w *asm, direct bool) {
 // 6; NaN is kept.
 //
 // Registers: accumulators Z0-Z15 (row i in Z(2i), Z(2i+1)), B row in Z16,
-// Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.`)
-	} else {
-		w.p(`// func sgemmKernel8x32Rows(` + args + `)
-//
+// Z17, broadcast A values in Z18, Z19; Z20-Z27 in the epilogue.`}
+	if direct {
+		k.name, k.lab, k.doc = "sgemmKernel8x32Rows", "k8r", `//
 // sgemmKernel8x32 with B not packed: row p of the kc×32 panel is the 32
-// values from b[koff[p]] (all 32 are read, whatever mask says).`)
+// values from b[koff[p]] (all 32 are read, whatever mask says).`
 	}
-	w.p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argsize)
-	w.p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	microKernelBody(w, k, direct)
+}
+
+// += src1.lo·src2.lo + src1.hi·src2.hi, the halves bfloat16.
+func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, src2) }
+
+// kernelBF16 emits sgemmKernelBF16, the bfloat16 micro-kernel of AVX512_BF16: the
+// 8×32 tile of sgemmKernel8x32 from panels whose 32-bit slots each hold a pair of
+// bfloat16, two consecutive k (a[q*8+i] = (A[i][2q], A[i][2q+1]), b[q*32+j] =
+// (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
+// float32 accumulation, the same epilogue. With direct, its Rows variant.
+func kernelBF16(w *asm, direct bool) {
+	k := microKernel{name: "sgemmKernelBF16", lab: "kb", pairs: true, doc: `//
+// sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
+// ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`}
+	if direct {
+		k.name, k.lab, k.doc = "sgemmKernelBF16Rows", "kbr", `//
+// sgemmKernelBF16 with B not packed: pair row q of the panel is the 32 slots from
+// b[koff[2q]] (koff has an entry per value of k, the two of a pair equal; all 32 slots
+// are read, whatever mask says); kc is even.`
+	}
+	microKernelBody(w, k, direct)
+}
+
+// microKernelBody emits k's text: the arguments, the C rows warmed, the accumulators
+// cleared, the k loop unrolled by four and its tail, the epilogue.
+func microKernelBody(w *asm, k microKernel, direct bool) {
+	args, argsize := "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 80
+	off := func(o int) int { return o }
+	if direct {
+		args, argsize = "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
+		off = rowsArgOff
+	}
+	lab := k.lab
+	w.p("// func " + k.name + "(" + args + ")\n" + k.doc)
+	w.p("TEXT ·%s(SB), NOSPLIT, $0-%d", k.name, argsize)
+	if k.pairs {
+		w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	} else {
+		w.p("\tMOVQ kc+0(FP), CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
+	}
 	if direct {
 		w.p("\tMOVQ koff+24(FP), R13")
 	}
@@ -146,13 +167,43 @@ func kernel(w *asm, direct bool) {
 	for i := 0; i < mr*nv; i++ {
 		w.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
+	// step multiplies one row (pair row) of k: A at aoff(SI), B at boff(DI), or at
+	// (DI)(breg*4) when breg is set.
+	step := func(aoff, boff int, breg string) {
+		for v := 0; v < nv; v++ {
+			if breg != "" {
+				w.p("\tVMOVUPS %d(DI)(%s*4), Z%d", 64*v, breg, 16+v)
+			} else {
+				w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
+			}
+		}
+		for i := 0; i < mr; i++ {
+			br := 18 + i%2
+			if k.pairs {
+				w.p("\tVPBROADCASTD %d(SI), Z%d", aoff+4*i, br)
+			} else {
+				w.p("\tVBROADCASTSS %d(SI), Z%d", aoff+4*i, br)
+			}
+			for v := 0; v < nv; v++ {
+				if k.pairs {
+					w.p("%s", vdpbf16ps(i*nv+v, br, 16+v))
+				} else {
+					w.p("\tVFMADD231PS Z%d, Z%d, %s", 16+v, br, acc(i, v))
+				}
+			}
+		}
+	}
+	koff := 4 // bytes of koff per step: one entry, or a pair's two
+	if k.pairs {
+		koff = 8
+	}
+	regs := []string{"AX", "R9", "R14", "R15"}
 	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %stail", lab)
 	w.p("%sloop4:", lab)
 	w.p("\tPREFETCHT0 512(SI)")
-	regs := []string{"AX", "R9", "R14", "R15"}
 	if direct {
 		for s := 0; s < 4; s++ {
-			w.p("\tMOVLQSX %d(R13), %s", 4*s, regs[s])
+			w.p("\tMOVLQSX %d(R13), %s", koff*s, regs[s])
 		}
 	}
 	for s := 0; s < 4; s++ {
@@ -160,13 +211,13 @@ func kernel(w *asm, direct bool) {
 			w.p("\tPREFETCHT0 576(SI)")
 		}
 		if direct {
-			step(w, s*4*mr, 0, regs[s])
+			step(s*4*mr, 0, regs[s])
 		} else {
-			step(w, s*4*mr, s*4*nr, "")
+			step(s*4*mr, s*4*nr, "")
 		}
 	}
 	if direct {
-		w.p("\tADDQ $%d, SI\n\tADDQ $16, R13\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, lab)
+		w.p("\tADDQ $%d, SI\n\tADDQ $%d, R13\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*koff, lab)
 	} else {
 		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
 	}
@@ -174,10 +225,10 @@ func kernel(w *asm, direct bool) {
 	w.p("%sloop1:", lab)
 	if direct {
 		w.p("\tMOVLQSX (R13), AX")
-		step(w, 0, 0, "AX")
-		w.p("\tADDQ $%d, SI\n\tADDQ $4, R13\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, lab)
+		step(0, 0, "AX")
+		w.p("\tADDQ $%d, SI\n\tADDQ $%d, R13\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, koff, lab)
 	} else {
-		step(w, 0, 0, "")
+		step(0, 0, "")
 		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
 	}
 	epilogue(w, lab, off)
@@ -2137,103 +2188,6 @@ func evex512(op, pp byte, dst, src1, src2 int) string {
 }
 
 // vdpbf16ps writes VDPBF16PS dst, src1, src2 (Intel order): each 32-bit lane of dst
-// += src1.lo·src2.lo + src1.hi·src2.hi, the halves bfloat16.
-func vdpbf16ps(dst, src1, src2 int) string { return evex512(0x52, 2, dst, src1, src2) }
-
-// kernelBF16 emits sgemmKernelBF16, the bfloat16 micro-kernel of AVX512_BF16: the
-// 8×32 tile of sgemmKernel8x32 from panels whose 32-bit slots each hold a pair of
-// bfloat16, two consecutive k (a[q*8+i] = (A[i][2q], A[i][2q+1]), b[q*32+j] =
-// (B[2q][j], B[2q+1][j])), ⌈kc/2⌉ pairs, one VDPBF16PS per row and vector and pair:
-// float32 accumulation, the same epilogue.
-func kernelBF16(w *asm, direct bool) {
-	name, args, argsize := "sgemmKernelBF16", "kc int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 80
-	off := func(o int) int { return o }
-	lab := "kb"
-	if direct {
-		name, args, argsize = "sgemmKernelBF16Rows", "kc int, a, b *float32, koff *int32, c *float32, ldc int, alpha, beta float32, bias *float32, rows int, mask, flags uint32, lo, hi float32", 88
-		off = rowsArgOff
-		lab = "kbr"
-		w.p(`// func sgemmKernelBF16Rows(` + args + `)
-//
-// sgemmKernelBF16 with B not packed: pair row q of the panel is the 32 slots from
-// b[koff[2q]] (koff has an entry per value of k, the two of a pair equal; all 32 slots
-// are read, whatever mask says); kc is even.`)
-	} else {
-		w.p(`// func sgemmKernelBF16(` + args + `)
-//
-// sgemmKernel8x32 on bfloat16 pairs: kc is the depth in values, the panels hold
-// ⌈kc/2⌉ rows of pairs. Registers as sgemmKernel8x32's.`)
-	}
-	w.p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, argsize)
-	w.p("\tMOVQ kc+0(FP), CX\n\tINCQ CX\n\tSHRQ $1, CX\n\tMOVQ a+8(FP), SI\n\tMOVQ b+16(FP), DI")
-	if direct {
-		w.p("\tMOVQ koff+24(FP), R13")
-	}
-	w.p("\tMOVQ c+%d(FP), DX\n\tMOVQ ldc+%d(FP), R8\n\tSHLQ $2, R8", off(24), off(32))
-	w.p("\tMOVQ DX, AX")
-	for i := 0; i < mr; i++ {
-		w.p("\tPREFETCHT0 (AX)\n\tPREFETCHT0 64(AX)")
-		if i < mr-1 {
-			w.p("\tADDQ R8, AX")
-		}
-	}
-	for i := 0; i < mr*nv; i++ {
-		w.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
-	}
-	// stepBF16 multiplies one pair row: B at boff(DI), or at (DI)(breg*4) when breg is set.
-	stepBF16 := func(aoff, boff int, breg string) {
-		for v := 0; v < nv; v++ {
-			if breg != "" {
-				w.p("\tVMOVUPS %d(DI)(%s*4), Z%d", 64*v, breg, 16+v)
-			} else {
-				w.p("\tVMOVUPS %d(DI), Z%d", boff+64*v, 16+v)
-			}
-		}
-		for i := 0; i < mr; i++ {
-			br := 18 + i%2
-			w.p("\tVPBROADCASTD %d(SI), Z%d", aoff+4*i, br)
-			for v := 0; v < nv; v++ {
-				w.p("%s", vdpbf16ps(i*nv+v, br, 16+v))
-			}
-		}
-	}
-	regs := []string{"AX", "R9", "R14", "R15"}
-	w.p("\tMOVQ CX, BX\n\tSHRQ $2, BX\n\tJZ %stail", lab)
-	w.p("%sloop4:", lab)
-	w.p("\tPREFETCHT0 512(SI)")
-	if direct {
-		for s := 0; s < 4; s++ {
-			w.p("\tMOVLQSX %d(R13), %s", 8*s, regs[s])
-		}
-	}
-	for s := 0; s < 4; s++ {
-		if s == 2 {
-			w.p("\tPREFETCHT0 576(SI)")
-		}
-		if direct {
-			stepBF16(s*4*mr, 0, regs[s])
-		} else {
-			stepBF16(s*4*mr, s*4*nr, "")
-		}
-	}
-	if direct {
-		w.p("\tADDQ $%d, SI\n\tADDQ $32, R13\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, lab)
-	} else {
-		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ BX\n\tJNZ %sloop4", 4*4*mr, 4*4*nr, lab)
-	}
-	w.p("%stail:\n\tANDQ $3, CX\n\tJZ %sdone", lab, lab)
-	w.p("%sloop1:", lab)
-	if direct {
-		w.p("\tMOVLQSX (R13), AX")
-		stepBF16(0, 0, "AX")
-		w.p("\tADDQ $%d, SI\n\tADDQ $8, R13\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, lab)
-	} else {
-		stepBF16(0, 0, "")
-		w.p("\tADDQ $%d, SI\n\tADDQ $%d, DI\n\tDECQ CX\n\tJNZ %sloop1", 4*mr, 4*nr, lab)
-	}
-	epilogue(w, lab, off)
-}
-
 // bf16Interleave emits the VPERMW table of the bfloat16 packers (cvtPair): word 2j of
 // the result is word j of the source, word 2j+1 is word 16+j.
 func bf16Interleave(w *asm) {
