@@ -2092,29 +2092,56 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 	w.p("\tRET")
 	w.p("")
 
-	w.p("// func bnBack%s(n int, a, b, d float32, x, dy, dx *float32)", suffix)
-	w.p("TEXT ·bnBack%s(SB), NOSPLIT, $0-48", suffix)
-	w.p("\tMOVQ n+0(FP), CX")
-	w.p("\t%s a+8(FP), %s", bcast, r(8))
-	w.p("\t%s b+12(FP), %s", bcast, r(9))
-	w.p("\t%s d+16(FP), %s", bcast, r(10))
-	w.p("\tMOVQ x+24(FP), SI")
-	w.p("\tMOVQ dy+32(FP), DI")
-	w.p("\tMOVQ dx+40(FP), DX")
-	loop("bnback"+lower, func(nv int) {
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
-			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i))
-			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
-			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))
+	// dataGrad emits bnBack (dx = a·dy - (b·x + d)) or, with ln, lnBack (dx =
+	// a·dy·scale - (b·(x - mean) + d), the layer normalisation's per-column scale and
+	// its row's mean): one loop, the deviation and the scale where ln says.
+	dataGrad := func(ln bool) {
+		if ln {
+			w.p("// func lnBack%s(n int, a, b, d, mean float32, x, dy, scale, dx *float32)", suffix)
+			w.p("TEXT ·lnBack%s(SB), NOSPLIT, $0-56", suffix)
+		} else {
+			w.p("// func bnBack%s(n int, a, b, d float32, x, dy, dx *float32)", suffix)
+			w.p("TEXT ·bnBack%s(SB), NOSPLIT, $0-48", suffix)
 		}
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+		w.p("\tMOVQ n+0(FP), CX")
+		w.p("\t%s a+8(FP), %s", bcast, r(8))
+		w.p("\t%s b+12(FP), %s", bcast, r(9))
+		w.p("\t%s d+16(FP), %s", bcast, r(10))
+		if ln {
+			w.p("\t%s mean+20(FP), %s", bcast, r(11))
 		}
-	}, "SI", "DI", "DX")
-	w.p("\tVZEROUPPER")
-	w.p("\tRET")
-	w.p("")
+		w.p("\tMOVQ x+24(FP), SI")
+		w.p("\tMOVQ dy+32(FP), DI")
+		label, ptrs := "bnback"+lower, []string{"SI", "DI", "DX"}
+		if ln {
+			w.p("\tMOVQ scale+40(FP), R8")
+			w.p("\tMOVQ dx+48(FP), DX")
+			label, ptrs = "lnback"+lower, []string{"SI", "DI", "R8", "DX"}
+		} else {
+			w.p("\tMOVQ dx+40(FP), DX")
+		}
+		loop(label, func(nv int) {
+			for i := 0; i < nv; i++ {
+				w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
+				if ln {
+					w.p("\tVSUBPS %s, %s, %s", r(11), r(i), r(i)) // x - mean
+				}
+				w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i)) // b·x + d
+				w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
+				if ln {
+					w.p("\tVMULPS %s, %s, %s", at(i, "R8"), r(4+i), r(4+i)) // dy·scale
+				}
+				w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i)) // a·dy - (b·x + d)
+			}
+			for i := 0; i < nv; i++ {
+				w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
+			}
+		}, ptrs...)
+		w.p("\tVZEROUPPER")
+		w.p("\tRET")
+		w.p("")
+	}
+	dataGrad(false)
 
 	// Layer normalisation: the same with a per-column scale (and bias).
 	// The deviation from the mean first: no cancellation where the mean is large
@@ -2146,33 +2173,7 @@ func normOps(w *asm, suffix, reg string, lanes int) {
 
 	devDot("lnSums", "lnsums", true)
 
-	w.p("// func lnBack%s(n int, a, b, d, mean float32, x, dy, scale, dx *float32)", suffix)
-	w.p("TEXT ·lnBack%s(SB), NOSPLIT, $0-56", suffix)
-	w.p("\tMOVQ n+0(FP), CX")
-	w.p("\t%s a+8(FP), %s", bcast, r(8))
-	w.p("\t%s b+12(FP), %s", bcast, r(9))
-	w.p("\t%s d+16(FP), %s", bcast, r(10))
-	w.p("\t%s mean+20(FP), %s", bcast, r(11))
-	w.p("\tMOVQ x+24(FP), SI")
-	w.p("\tMOVQ dy+32(FP), DI")
-	w.p("\tMOVQ scale+40(FP), R8")
-	w.p("\tMOVQ dx+48(FP), DX")
-	loop("lnback"+lower, func(nv int) {
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", at(i, "SI"), r(i))
-			w.p("\tVSUBPS %s, %s, %s", r(11), r(i), r(i))      // x - mean
-			w.p("\tVFMADD213PS %s, %s, %s", r(10), r(9), r(i)) // b·(x - mean) + d
-			w.p("\tVMOVUPS %s, %s", at(i, "DI"), r(4+i))
-			w.p("\tVMULPS %s, %s, %s", at(i, "R8"), r(4+i), r(4+i)) // dy·scale
-			w.p("\tVFMSUB213PS %s, %s, %s", r(i), r(8), r(4+i))     // a·(dy·scale) - (b·(x - mean) + d)
-		}
-		for i := 0; i < nv; i++ {
-			w.p("\tVMOVUPS %s, %s", r(4+i), at(i, "DX"))
-		}
-	}, "SI", "DI", "R8", "DX")
-	w.p("\tVZEROUPPER")
-	w.p("\tRET")
-	w.p("")
+	dataGrad(true)
 }
 
 // evex512 encodes a 512-bit EVEX instruction of opcode map 0F38, W0, with register
