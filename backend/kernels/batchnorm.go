@@ -41,11 +41,13 @@ type normLoops struct {
 	lnSums  func(n int, x, dy, scale *float32, mean float32, out *[2]float32) // Σ dy·scale, Σ (x-mean)·dy·scale
 	lnBack  func(n int, a, b, d, mean float32, x, dy, scale, dx *float32)     // dx = a·dy·scale - (b·(x-mean) + d)
 	// The scale's and the shift's gradients, a row at a time into float64 sums, the same
-	// bits as the Go loops; n a multiple of lnLanes.
+	// bits as the Go loops; n a multiple of lnLanes().
 	lnDScale func(n int, mean, inv float64, x, dy *float32, acc *float64) // acc += dy·(x-mean)·inv
 	lnDBias  func(n int, dy *float32, acc *float64)                       // acc += dy
-	lnLanes  int
 }
+
+// lnLanes is how many float64 sums a vector of the loops holds: half its float32 lanes.
+func (l *normLoops) lnLanes() int { return l.block / 2 }
 
 // normLoopsFor returns the vector loops of the kernel in use for T, or nil (float64,
 // or a kernel without them: the loops below then run in Go).
@@ -65,12 +67,12 @@ func (l *normLoops) vecHead(n int) int {
 }
 
 // lnHead is how many of n columns the layer normalisation's float64 column loops take
-// (lnDScale, lnDBias: a multiple of lnLanes); 0 without them (l nil).
+// (lnDScale, lnDBias: a multiple of lnLanes()); 0 without them (l nil).
 func (l *normLoops) lnHead(n int) int {
 	if l == nil {
 		return 0
 	}
-	return n / l.lnLanes * l.lnLanes
+	return n / l.lnLanes() * l.lnLanes()
 }
 
 // addPlaneSum returns t plus the sum of the plane s: its whole vectors in l's float32

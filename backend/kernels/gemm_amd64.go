@@ -18,7 +18,7 @@ var (
 		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512,
 		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, scale: scaleAVX512, bnBack: bnBackAVX512,
 			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512,
-			lnApply: lnApplyAVX512, lnSums: lnSumsAVX512, lnBack: lnBackAVX512, lnDScale: lnDScaleAVX512, lnDBias: lnDBiasAVX512, lnLanes: 8},
+			lnApply: lnApplyAVX512, lnSums: lnSumsAVX512, lnBack: lnBackAVX512, lnDScale: lnDScaleAVX512, lnDBias: lnDBiasAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
 		name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4080,
@@ -29,7 +29,7 @@ var (
 		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2,
 		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, scale: scaleAVX2, bnBack: bnBackAVX2,
 			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2,
-			lnApply: lnApplyAVX2, lnSums: lnSumsAVX2, lnBack: lnBackAVX2, lnDScale: lnDScaleAVX2, lnDBias: lnDBiasAVX2, lnLanes: 4},
+			lnApply: lnApplyAVX2, lnSums: lnSumsAVX2, lnBack: lnBackAVX2, lnDScale: lnDScaleAVX2, lnDBias: lnDBiasAVX2},
 	}
 )
 

@@ -133,7 +133,7 @@ func TestLayerNormParamGradsFloat32(t *testing.T) {
 		if l == nil || l.lnDScale == nil {
 			continue
 		}
-		n := 3 * l.lnLanes // two vectors, then one
+		n := 3 * l.lnLanes() // two vectors, then one
 		x, dy := to32(randn(rng, n)), to32(randn(rng, n))
 		acc, bias := make([]float64, n), make([]float64, n)
 		for i := range acc {
