@@ -18,22 +18,45 @@ import (
 // Options.SavedBF16 keeps the copies only where it does, TestSavedBF16KeepsTheSmaller).
 func compactTraining(t *testing.T) (m *Model, plain, compact *Program) {
 	t.Helper()
-	m, err := NewModel(residualModelSized(64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
-	if plain, err = m.Program(opts); err != nil {
-		t.Fatal(err)
-	}
-	if compact, err = m.Program(opts); err != nil {
-		t.Fatal(err)
-	}
+	m, plain, compact = trainingPair(t, residualModelSized(64), nil, nil, nil)
 	compact.p.compactSaved()
 	compact.p.planMemory()
 	compact.p.arena.reserve(compact.p.mem.size)
 	return m, plain, compact
 }
+
+// trainingPair builds two training programs of model at batch 2 with a cross-entropy
+// loss, training trainable (every parameter when nil): one with base's options, the
+// other with those that more sets.
+func trainingPair(t *testing.T, model *onnx.Model, trainable []string, base, more func(*Options)) (m *Model, first, second *Program) {
+	t.Helper()
+	m, err := NewModel(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trainable == nil {
+		trainable = m.TrainableNames()
+	}
+	opts := Options{Batch: 2, Training: true, Trainable: trainable, Loss: CrossEntropy}
+	for i, set := range []func(*Options){base, more} {
+		if set != nil {
+			set(&opts)
+		}
+		p, err := m.Program(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = p
+		} else {
+			second = p
+		}
+	}
+	return m, first, second
+}
+
+// savedBF16 sets Options.SavedBF16 (trainingPair).
+func savedBF16(o *Options) { o.SavedBF16 = true }
 
 // TestSavedBF16Plan checks which values of a training step of residualModel (at 64×64
 // px) Options.SavedBF16 keeps in bfloat16, and where the copies are made and read back.
@@ -179,23 +202,10 @@ func TestSavedBF16KeepsTheSmaller(t *testing.T) {
 		{"residual", residualModelSized(64), nil, 3, true, 64},
 		{"residual, first layers frozen", residualModelSized(64), []string{"w2", "wf", "bf"}, 0, false, 64},
 	} {
-		m, err := NewModel(c.model)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, plain, compact := trainingPair(t, c.model, c.trainable, nil, savedBF16)
 		trainable := c.trainable
 		if trainable == nil {
 			trainable = m.TrainableNames()
-		}
-		opts := Options{Batch: 2, Training: true, Trainable: trainable, Loss: CrossEntropy}
-		plain, err := m.Program(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.SavedBF16 = true
-		compact, err := m.Program(opts)
-		if err != nil {
-			t.Fatal(err)
 		}
 		copies := 0
 		for _, s := range compact.p.steps {
@@ -360,19 +370,7 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	}
 	// And as Options.SavedBF16 builds vggLikeModel: its max pooling keeping its
 	// positions, its input copied too, the convolutions reading the copies themselves.
-	m, err := NewModel(vggLikeModel())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
-	if plain, err = m.Program(opts); err != nil {
-		t.Fatal(err)
-	}
-	opts.SavedBF16 = true
-	saved, err := m.Program(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, plain, saved := trainingPair(t, vggLikeModel(), nil, nil, savedBF16)
 	positions, direct := false, false
 	for _, s := range saved.p.steps {
 		if s.kind == stepForward {
@@ -392,17 +390,7 @@ func TestSavedBF16SameBitsUnderBF16Products(t *testing.T) {
 	sameBitsBoth(t, "vggLike", m, plain, saved, 32)
 	// And as it builds residualModel: the fused BatchNormalization+Relu's gradient reading
 	// its mask from the copy of its output.
-	if m, err = NewModel(residualModelSized(64)); err != nil {
-		t.Fatal(err)
-	}
-	opts = Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy}
-	if plain, err = m.Program(opts); err != nil {
-		t.Fatal(err)
-	}
-	opts.SavedBF16 = true
-	if saved, err = m.Program(opts); err != nil {
-		t.Fatal(err)
-	}
+	m, plain, saved = trainingPair(t, residualModelSized(64), nil, nil, savedBF16)
 	masked := false
 	for _, s := range saved.p.steps {
 		if s.kind == stepGrad && strings.HasPrefix(s.name, "dBatchNormalization") {
@@ -460,20 +448,7 @@ func useBF16Products(t *testing.T) (restore func()) {
 // before it gets none, as without (the normalized values of the rounded input are
 // centred on their own mean).
 func TestNormBF16(t *testing.T) {
-	m, err := NewModel(residualModelSized(64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Batch: 2, Training: true, Trainable: m.TrainableNames(), Loss: CrossEntropy, SavedBF16: true}
-	saved, err := m.Program(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NormBF16 = true
-	norm, err := m.Program(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, saved, norm := trainingPair(t, residualModelSized(64), nil, savedBF16, func(o *Options) { o.NormBF16 = true })
 	p := norm.p
 	id := map[string]int{}
 	for i, v := range p.vals {
