@@ -197,6 +197,10 @@ func TestConvBF16(t *testing.T) {
 		{N: 2, C: 30, H: 5, W: 50, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 12, H: 9, W: 97, M: 10, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 1, C: 6, H: 12, W: 52, M: 9, KH: 3, KW: 5, DilH: 2, PadTop: 2, PadLeft: 2, PadBottom: 1, PadRight: 3},
+		// Small maps with the positions as the product's rows (convForwardByPositions):
+		// a 3×3 layer over two k blocks and a pointwise one.
+		{N: 1, C: 40, H: 7, W: 7, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 1, C: 70, H: 7, W: 7, M: 96, KH: 1, KW: 1},
 	}
 	abs := func(x []float64) []float64 {
 		out := make([]float64, len(x))
@@ -214,11 +218,11 @@ func TestConvBF16(t *testing.T) {
 		}
 	}
 	siluStored := 0 // geometries whose SiLU the bfloat16 products' epilogue stored
-	var pairRuns int64
+	var pairRuns, positionRuns int64
 	withBF16(t, func(t *testing.T) {
 		kern := blasImpl.(goBLAS).kern
-		pairs0 := kern.pairRuns.Load()
-		defer func() { pairRuns = kern.pairRuns.Load() - pairs0 }()
+		pairs0, positions0 := kern.pairRuns.Load(), kern.positionRuns.Load()
+		defer func() { pairRuns, positionRuns = kern.pairRuns.Load()-pairs0, kern.positionRuns.Load()-positions0 }()
 		rng := newRNG(13)
 		for gi, g := range geoms {
 			p := g.WithOutSize()
@@ -263,6 +267,9 @@ func TestConvBF16(t *testing.T) {
 	})
 	if BF16Available() == nil && siluStored < 3 {
 		t.Errorf("the bfloat16 products stored the SiLU of %d geometries; want at least 3", siluStored)
+	}
+	if BF16Available() == nil && positionRuns < 2*4 {
+		t.Errorf("the bfloat16 products computed %d convolutions with the positions as rows; want at least %d", positionRuns, 2*4)
 	}
 	if BF16Available() == nil && pairRuns == 0 {
 		t.Error("no product read its B in place as pairs (pairRows)")

@@ -532,6 +532,11 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 		conv2DGroupedForward(p, x, w, bias, y, act)
 		return
 	}
+	if kern := packedKernel[T](); kern != nil && p.byPositionsOn(kern) {
+		K := p.C * p.KH * p.KW
+		convForwardByPositions(kern, p, as32(x), as32(w), packedWeightsB(kern, cache, as32(w), K, p.M), as32(bias), as32(y), act)
+		return
+	}
 	if kern := packedKernel[T](); kern != nil && p.winogradOn(kern) {
 		convForwardWinograd(kern, p, as32(x), winoWeights(p.C, as32(w)), as32(bias), as32(y), act, cache)
 		return

@@ -42,6 +42,17 @@ func packedWeights(kern *gemmKernel, use filterUse, kind cacheKind, w []float32,
 	})
 }
 
+// packedWeightsB returns the m×k weights w packed whole as the products read B (Wᵀ,
+// k×m; packBWhole), kept in use's cache as packedWeights keeps A. nil: pack as usual.
+func packedWeightsB(kern *gemmKernel, use filterUse, w []float32, k, m int) []float32 {
+	if !use.on() || !use.trusted && (use.cache.kind != cachePackedB || use.cache.u == nil) {
+		return nil
+	}
+	return use.get(kern, cachePackedB, packedBLen(kern, k, m), w, func(u []float32) {
+		packBWhole(kern, runtime.GOMAXPROCS(0), dense(w, k, true), k, m, u)
+	})
+}
+
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
 // dx[n] = Wᵀ·dy[n].
 func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {

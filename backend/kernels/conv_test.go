@@ -348,7 +348,21 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 1, C: 272, H: 21, W: 63, M: 17, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		// Several small images per unit.
 		Conv2DParams{N: 5, C: 24, H: 8, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		// Small maps with the positions as the product's rows (convForwardByPositions):
+		// a 7×7 map over two k blocks, two images in one product, a 1×1 stride-2
+		// projection, a pointwise one, dilation with asymmetric pads, images of a 12×12
+		// map in two products (three and one).
+		Conv2DParams{N: 1, C: 40, H: 7, W: 7, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 2, C: 12, H: 7, W: 7, M: 32, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		Conv2DParams{N: 1, C: 300, H: 14, W: 14, M: 32, KH: 1, KW: 1, StrideH: 2, StrideW: 2},
+		Conv2DParams{N: 1, C: 70, H: 7, W: 7, M: 96, KH: 1, KW: 1},
+		Conv2DParams{N: 1, C: 5, H: 9, W: 8, M: 32, KH: 3, KW: 3, DilH: 2, PadTop: 2, PadLeft: 1, PadBottom: 2, PadRight: 1},
+		Conv2DParams{N: 4, C: 6, H: 12, W: 12, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	)
+	positions := map[string]int64{} // convolutions computed by positions, by kernel
+	for _, k := range asmKernels() {
+		positions[k.name] = -k.positionRuns.Load()
+	}
 	siluStored := map[string]int{} // geometries whose SiLU the products' epilogue stored, by kernel
 	forEachImplementation(t, func(t *testing.T) {
 		if kern := packedKernel[float32](); kern != nil && kern.wino != nil {
@@ -421,6 +435,12 @@ func TestConv2DPaths(t *testing.T) {
 		}
 	})
 	for _, k := range asmKernels() {
+		// At least two of the six geometries above, each called four times or more
+		// (forward, Relu, Clip, SiLU): AVX2's panels of 16 columns waste less on the
+		// others, and Winograd takes its 3×3 ones on 7×7 maps.
+		if n := positions[k.name] + k.positionRuns.Load(); n < 2*4 {
+			t.Errorf("%s computed %d convolutions with the positions as rows; want at least %d", k.name, n, 2*4)
+		}
 		if k.siluStore && siluStored[k.name] < 5 {
 			t.Errorf("%s stored the SiLU of %d geometries; want at least 5", k.name, siluStored[k.name])
 		}

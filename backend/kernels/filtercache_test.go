@@ -90,6 +90,8 @@ func TestFilterCacheConstant(t *testing.T) {
 		{N: 1, C: 16, H: 7, W: 7, M: 20, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 8, H: 15, W: 15, M: 12, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 1, C: 4, H: 30, W: 64, M: 9, KH: 5, KW: 5, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
+		// The positions as the product's rows, the weights kept as it reads B.
+		{N: 1, C: 40, H: 7, W: 7, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	}
 	rng := newRNG(32)
 	forEachImplementation(t, func(t *testing.T) {
@@ -116,7 +118,7 @@ func TestFilterCacheConstant(t *testing.T) {
 				t.Fatalf("%+v: the first constant call differs from Conv2DForward", g)
 			}
 			kern := packedKernel[float32]()
-			if kern != nil && (p.norm().winogradOn(kern) || p.direct() && kern.tileRows != nil || p.norm().forwardFastOn(kern)) && cache.u == nil {
+			if kern != nil && (p.norm().winogradOn(kern) || p.direct() && kern.tileRows != nil || p.norm().forwardFastOn(kern) || p.norm().byPositionsOn(kern)) && cache.u == nil {
 				t.Fatalf("%+v: the constant call left the cache empty", g)
 			}
 			if !same(run(Conv2DForwardConstant[float32]), want) {

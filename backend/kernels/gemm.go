@@ -45,6 +45,9 @@ type gemmKernel struct {
 	// siluRuns counts the blocks whose tiles stored a SiLU (tileSiLU), so that a test
 	// can tell the epilogue ran; pairRuns those whose B was read as pairs (pairRows).
 	siluRuns, pairRuns atomic.Int64
+	// positionRuns counts the convolutions computed with the output positions as the
+	// product's rows (convForwardByPositions), so that a test can tell that path ran.
+	positionRuns atomic.Int64
 	// searchedPlanes counts the max pooling planes whose windows firstMax searched
 	// (pool.go), so that a test can tell the search ran.
 	searchedPlanes atomic.Int64
