@@ -293,7 +293,7 @@ func relErrFloor(got, want []float32, floor float64) float64 {
 // (the weights are the model's parameters still, and must fold as well).
 func TestFamiliesConstantWeights(t *testing.T) {
 	fx := familyfixtures.Load(t)
-	folded := 0
+	folded, joined := 0, 0
 	for _, name := range fx.Names() {
 		f := fx.Families[name]
 		for _, file := range f.ModelFiles() {
@@ -311,7 +311,8 @@ func TestFamiliesConstantWeights(t *testing.T) {
 						rewrite = passWeightsThroughIdentity
 					}
 					ir, m, x, want := loadFamilyModel(t, f, file, rewrite)
-					folded += checkConstantWeightsFold(t, ir, m, x, want)
+					f, j := checkConstantWeightsFold(t, ir, m, x, want)
+					folded, joined = folded+f, joined+j
 				})
 			}
 		}
@@ -319,11 +320,15 @@ func TestFamiliesConstantWeights(t *testing.T) {
 	if fx.Names() != nil && folded == 0 {
 		t.Fatal("no family folded a BatchNormalization")
 	}
+	if fx.Names() != nil && joined == 0 {
+		t.Fatal("no family's convolution added a residual")
+	}
 }
 
 // checkConstantWeightsFold runs m in a program with constant weights (see
-// TestFamiliesConstantWeights) and returns how many normalizations it folded.
-func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *npy.Array) int {
+// TestFamiliesConstantWeights) and returns how many normalizations it folded and how
+// many convolutions added the other branch of a residual join.
+func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *npy.Array) (folded, joined int) {
 	t.Helper()
 	p, err := m.Program(Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true})
 	if err != nil {
@@ -364,6 +369,28 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 			stored["Mul("+n.Name+")"] = true // x·σ(x): a SiLU (EfficientNet's)
 		}
 	}
+	// A residual join: an Add of two tensors of one shape, one of them a folded
+	// normalization's output that it alone reads (planResidualAdds).
+	uses := map[string]int{}
+	for _, n := range ir.Graph.Nodes {
+		for _, in := range n.Inputs {
+			uses[in]++
+		}
+	}
+	for _, o := range ir.Graph.Outputs {
+		uses[o.Name]++
+	}
+	joins := map[string]bool{} // "Add(name)"
+	for _, n := range ir.Graph.Nodes {
+		if n.OpType != "Add" || len(n.Inputs) != 2 {
+			continue
+		}
+		for _, in := range n.Inputs {
+			if foldedOut[in] && uses[in] == 1 {
+				joins["Add("+n.Name+")"] = true
+			}
+		}
+	}
 	for _, s := range p.p.steps {
 		if folds[s.name] {
 			t.Errorf("%s follows a convolution and is not folded into it", s.name)
@@ -371,8 +398,14 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 		if stored[s.name] {
 			t.Errorf("%s follows a folded normalization and is not stored by the convolution", s.name)
 		}
+		if joins[s.name] {
+			t.Errorf("%s joins a folded convolution's output to another branch and is not added by the convolution", s.name)
+		}
+		if c, ok := s.fwd.k.(*conv[float32]); ok && c.residual {
+			joined++
+		}
 	}
-	return len(folds)
+	return len(folds), joined
 }
 
 // passWeightsThroughIdentity rewrites ir so that every convolution reads its weight

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"math"
+	"slices"
 	"toolkit/backend/kernels"
 	"toolkit/onnx"
 )
@@ -30,6 +31,11 @@ type conv[T float] struct {
 	foldW     []T
 	foldB     []T
 	foldCache kernels.FilterCache
+	// residual: the op adds its last input, the other operand of the Add after the
+	// convolution, to its output before act (constant weights; planResidualAdds).
+	residual bool
+	// residualAt is that input's place among the op's inputs.
+	residualAt int
 }
 
 // bnFold is a BatchNormalization folded into the convolution before it: y = s·(conv(x)
@@ -88,7 +94,24 @@ func newConv[T float](c *opContext) (*opKernels[T], error) {
 			ks.data = append(ks.data, i)
 		}
 	}
+	if c.addResidual {
+		i := len(c.node.Inputs) - 1
+		if !slices.Equal(c.in[i], c.out[0]) {
+			return nil, c.errorf("the Add fused after it has an operand of shape %v, want the output's %v", c.in[i], c.out[0])
+		}
+		k.residual, k.residualAt = true, len(ks.data)
+		ks.data = append(ks.data, i)
+	}
 	return ks, nil
+}
+
+// inPlace: with a residual the output may be written over it (the products add to
+// what the output holds); otherwise not at all.
+func (k *conv[T]) inPlace() int {
+	if k.residual {
+		return k.residualAt
+	}
+	return -1
 }
 
 // foldWeights makes the folded weights and bias from the forward's inputs.
@@ -113,6 +136,9 @@ func (k *conv[T]) foldWeights(ins [][]T) {
 }
 
 func (k *conv[T]) forward(ins [][]T, out []T) error {
+	if k.residual {
+		return k.forwardAdd(ins, out)
+	}
 	if k.fold != nil {
 		// Constant weights: folded once, then taken as constant.
 		if k.foldW == nil {
@@ -131,6 +157,26 @@ func (k *conv[T]) forward(ins [][]T, out []T) error {
 		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.act)
 	}
 	k.dzValid = false
+	return nil
+}
+
+// forwardAdd is the forward pass with the residual: out = act(conv(x) + residual), out
+// over the residual or given a copy of it first.
+func (k *conv[T]) forwardAdd(ins [][]T, out []T) error {
+	res, ins := ins[k.residualAt], ins[:k.residualAt] // the residual is the last input
+	if &res[0] != &out[0] {
+		copy(out, res)
+	}
+	w, bias, cache := ins[1], []T(nil), k.filters
+	if k.fold != nil {
+		if k.foldW == nil {
+			k.foldWeights(ins)
+		}
+		w, bias, cache = k.foldW, k.foldB, &k.foldCache
+	} else if len(ins) > 2 {
+		bias = ins[2]
+	}
+	kernels.Conv2DForwardConstantAdd(cache, k.p, ins[0], w, bias, out, k.act)
 	return nil
 }
 

@@ -111,6 +111,9 @@ func (p *program[T]) planMemory() {
 			if a < 0 || vals[a].kind != valArena || vals[a].size != vals[o].size || bufs[bufOf[a]].last != i {
 				continue
 			}
+			if slices.Contains(s.args[:c], a) || slices.Contains(s.args[c+1:], a) {
+				continue // the step reads it as another argument too (a convolution's input and residual)
+			}
 			b := bufOf[a]
 			bufs[b].last = max(bufs[b].last, bufs[bufOf[o]].last)
 			bufs[bufOf[o]].size = 0 // merged away

@@ -160,6 +160,11 @@ type builder[T float] struct {
 	// normalization is folded into the convolution's weights and bias once (with the
 	// normalization's fused activation, if any, in the convolution's stores).
 	fusedBN map[*onnx.Node]*onnx.Node
+	// fusedAdd maps a Conv node, in a forward-only program with constant weights, to
+	// the residual join after it (planResidualAdds): the Add that alone reads its output
+	// (after the normalization folded into it, if any), whose other operand the
+	// convolution adds as it stores its output; the Add and the Relu after it are skipped.
+	fusedAdd map[*onnx.Node]residualAdd
 	// fusedSiLU maps a Mul node that multiplies x by Sigmoid(x) to that Sigmoid, whose
 	// output the Mul alone reads: the pair is built as one SiLU op, which keeps only x
 	// for its backward pass, and the Sigmoid node is skipped.
@@ -309,8 +314,89 @@ func (b *builder[T]) planFusions(needed map[*onnx.Node]bool, outputs []string) {
 		delete(b.fusedSiLU, mul)
 	}
 	ix := newFusionIndex(g, needed, uses)
+	b.planResidualAdds(needed, ix, acts)
 	b.planGelu(needed, ix)
 	b.planTransposedMatMuls(needed, ix)
+}
+
+// residualAdd is a residual join fused into the convolution before it: the Add, its
+// other operand, and the Relu after the Add (act.node nil: none).
+type residualAdd struct {
+	add      *onnx.Node
+	residual string
+	act      fusedAct
+}
+
+// planResidualAdds finds, in a forward-only program with constant weights, the Adds of
+// two tensors of the same shape one of which is a convolution's output (after the
+// normalization folded into it, with no activation between) that the Add alone reads,
+// and that is computed after the other operand: the convolution adds the other operand
+// as it stores its output (kernels.Conv2DForwardConstantAdd), over it where nothing
+// reads it after (the op's inPlace), and writes the Add's output, or that of the Relu
+// that alone reads it. ResNet's blocks end so (the Add of the last convolution's
+// normalized output and the block's input, then a Relu), MobileNet's and
+// EfficientNet's inverted residuals too (without the Relu): the Add's pass over three
+// tensors is gone.
+func (b *builder[T]) planResidualAdds(needed map[*onnx.Node]bool, ix fusionIndex, acts map[string]fusedAct) {
+	b.fusedAdd = map[*onnx.Node]residualAdd{}
+	if !b.constantWeights() {
+		return
+	}
+	order := map[*onnx.Node]int{}
+	for i, n := range b.m.ir.Graph.Nodes {
+		order[n] = i
+	}
+	convOf := map[string]*onnx.Node{} // a fusable convolution, by the tensor it writes
+	for _, n := range b.m.ir.Graph.Nodes {
+		if !needed[n] || n.OpType != "Conv" || n.Domain != "" || len(n.Outputs) != 1 || b.skip[n] {
+			continue
+		}
+		if _, ok := b.fusedAct[n]; ok || !b.allFixed(n.Inputs[1:]) {
+			continue
+		}
+		out := n.Outputs[0]
+		if bn, ok := b.fusedBN[n]; ok {
+			if _, act := b.fusedAct[bn]; act {
+				continue
+			}
+			out = bn.Outputs[0]
+		}
+		convOf[out] = n
+	}
+	same := func(a, c string) bool {
+		da, ok1 := b.shapes.Dims[a]
+		dc, ok2 := b.shapes.Dims[c]
+		return ok1 && ok2 && slices.Equal(da, dc)
+	}
+	for _, add := range b.m.ir.Graph.Nodes {
+		if !needed[add] || add.OpType != "Add" || add.Domain != "" || len(add.Inputs) != 2 || len(add.Outputs) != 1 {
+			continue
+		}
+		if !same(add.Inputs[0], add.Inputs[1]) || !same(add.Inputs[0], add.Outputs[0]) {
+			continue // a broadcast
+		}
+		for i, in := range add.Inputs {
+			conv, ok := convOf[in]
+			if !ok || ix.uses[in] != 1 || b.fusedAdd[conv].add != nil {
+				continue
+			}
+			other := add.Inputs[1-i]
+			if p, ok := ix.producer[other]; ok && order[p] > order[conv] {
+				continue // computed after the convolution
+			}
+			if _, ok := b.shapes.Consts[other]; ok {
+				continue
+			}
+			j := residualAdd{add: add, residual: other}
+			if a, ok := acts[add.Outputs[0]]; ok && ix.uses[add.Outputs[0]] == 1 {
+				j.act = a
+				b.skip[a.node] = true
+			}
+			b.fusedAdd[conv] = j
+			b.skip[add] = true
+			break
+		}
+	}
 }
 
 // fusionIndex is what the fusion planners look up: the node computing each tensor
@@ -798,6 +884,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 	var fuseAct kernels.Activation
 	fuseSiLU := false
 	var foldBN *bnFold
+	join, addResidual := b.fusedAdd[n]
 	if bn, ok := b.fusedBN[n]; ok {
 		// The convolution reads the normalization's parameters after its own inputs and
 		// writes its output (or that of the Relu fused after it).
@@ -818,6 +905,20 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		fused := *n
 		fused.Outputs = a.node.Outputs
 		n, fuseAct = &fused, a.act
+	}
+	if addResidual {
+		// The convolution reads the Add's other operand last and writes the Add's output
+		// (or that of the Relu after it).
+		fused := *n
+		ins := append([]string(nil), n.Inputs...)
+		for len(ins) < 3 {
+			ins = append(ins, "")
+		}
+		fused.Inputs, fused.Outputs = append(ins, join.residual), join.add.Outputs
+		if join.act.node != nil {
+			fused.Outputs, fuseAct = join.act.node.Outputs, join.act.act
+		}
+		n = &fused
 	}
 	if s, ok := b.fusedSiLU[n]; ok {
 		// The Mul reads x alone.
@@ -843,6 +944,7 @@ func (b *builder[T]) addNode(n *onnx.Node) error {
 		trained: func(i int) bool { return i < len(n.Inputs) && b.trained(n.Inputs[i]) }, fuseAct: fuseAct, fuseSiLU: fuseSiLU, fuseGelu: fuseGelu,
 		fixed:          func(i int) bool { return i < len(n.Inputs) && b.fixed[n.Inputs[i]] },
 		foldBN:         foldBN,
+		addResidual:    addResidual,
 		foldTransposes: foldTransposes,
 		filterCache:    b.m.filterCache}
 	for _, in := range n.Inputs {

@@ -42,6 +42,10 @@ type opContext struct {
 	// BatchNormalization that follows it, whose scale, shift, mean and variance are its
 	// inputs 3 to 6 (constant weights; see planFusions).
 	foldBN *bnFold
+	// addResidual asks a Conv node, given the other operand of the Add after it as its
+	// last input, for that Add's output (or that of the Relu after the Add, with
+	// fuseAct): act(conv(x) + residual) as one op (constant weights; see planResidualAdds).
+	addResidual bool
 	// filterCache returns the cache of what the kernels derive from the weights of that
 	// name alone (a convolution's transformed filters), which the model's programs share
 	// (they run one at a time, and the cache checks the weights at every call).

@@ -478,14 +478,14 @@ func scatterGroupOn[T Float](nw, M, P int, src, t, bias []T, n0, g int) {
 // multiplied by the weight with [Gemm]. Each step runs on every core: the
 // unfolding split by channels, the product by [Gemm].
 func Conv2DForward[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForward", p, x, w, bias, y, Activation{}, filterUse{})
+	conv2DForward("Conv2DForward", p, x, w, bias, y, Activation{}, filterUse{}, false)
 }
 
 // Conv2DForwardCached is Conv2DForward followed by act (as Conv2DForwardAct) that
 // keeps what it derives from the weights alone in cache from call to call
 // while they stay the same (see [FilterCache]).
 func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
-	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, act, filterUse{cache: cache})
+	conv2DForward("Conv2DForwardCached", p, x, w, bias, y, act, filterUse{cache: cache}, false)
 }
 
 // Conv2DForwardConstant is Conv2DForwardCached for weights the caller promises are those
@@ -495,13 +495,23 @@ func Conv2DForwardCached[T Float](cache *FilterCache, p Conv2DParams, x, w, bias
 // filters either way). Weights changed in place give wrong results until the
 // next call of Conv2DForwardCached with the cache (which checks them).
 func Conv2DForwardConstant[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
-	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, filterUse{cache: cache, trusted: true})
+	conv2DForward("Conv2DForwardConstant", p, x, w, bias, y, act, filterUse{cache: cache, trusted: true}, false)
+}
+
+// Conv2DForwardConstantAdd is Conv2DForwardConstant added to what y holds: y =
+// act(conv(x, w) + bias + y), a convolution ending a residual block fused with the Add
+// of the block's other branch (and the Relu after it). Where the products write y
+// directly (pointwise convolutions, and small maps computed with the positions as
+// rows) they add it as they store their output; elsewhere the convolution goes to a
+// scratch buffer and is added to y in a pass after it.
+func Conv2DForwardConstantAdd[T Float](cache *FilterCache, p Conv2DParams, x, w, bias, y []T, act Activation) {
+	conv2DForward("Conv2DForwardConstantAdd", p, x, w, bias, y, act, filterUse{cache: cache, trusted: true}, true)
 }
 
 // Conv2DForwardRelu computes y = max(conv(x, w) + bias, 0): a
 // convolution fused with the Relu after it (Conv2DForwardAct with a Relu).
 func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
-	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, Activation{Kind: ReluActivation}, filterUse{})
+	conv2DForward("Conv2DForwardRelu", p, x, w, bias, y, Activation{Kind: ReluActivation}, filterUse{}, false)
 }
 
 // Conv2DForwardAct computes y = act(conv(x, w) + bias): a convolution fused with the
@@ -511,10 +521,12 @@ func Conv2DForwardRelu[T Float](p Conv2DParams, x, w, bias, y []T) {
 // convolution (each plane as it is done); elsewhere it is Conv2DForward followed by
 // [ActivationForward], with the same bits.
 func Conv2DForwardAct[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
-	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, filterUse{})
+	conv2DForward("Conv2DForwardAct", p, x, w, bias, y, act, filterUse{}, false)
 }
 
-func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act Activation, cache filterUse) {
+// conv2DForward computes y = act(conv(x, w) + bias), or with add y = act(conv(x, w) +
+// bias + y).
+func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act Activation, cache filterUse, add bool) {
 	p = p.mustValid(name)
 	need(name, "x", x, p.XLen())
 	need(name, "w", w, p.WLen())
@@ -522,9 +534,22 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	if bias != nil {
 		need(name, "bias", bias, p.M)
 	}
+	if add && !p.addsInProducts(packedKernel[T]()) {
+		// These products overwrite their output: the convolution goes to a scratch
+		// buffer, added to y in a pass after it.
+		n := p.YLen()
+		t := getBuf[T](n)
+		defer putBuf(t)
+		conv2DForward(name, p, x, w, bias, t[:n], Activation{}, cache, false)
+		addTo(y[:n], t[:n])
+		if act.Kind != NoActivation {
+			ActivationForward(act, y[:n], y[:n])
+		}
+		return
+	}
 	if act.Kind == SiLUActivation && !p.siluStored(packedKernel[T]()) {
 		// These products store clamps only: a SiLU is a pass over y after them.
-		conv2DForward(name, p, x, w, bias, y, Activation{}, cache)
+		conv2DForward(name, p, x, w, bias, y, Activation{}, cache, add)
 		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
 		return
 	}
@@ -534,7 +559,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	}
 	if kern := packedKernel[T](); kern != nil && p.byPositionsOn(kern) {
 		K := p.C * p.KH * p.KW
-		convForwardByPositions(kern, p, as32(x), as32(w), packedWeightsB(kern, cache, as32(w), K, p.M), as32(bias), as32(y), act)
+		convForwardByPositions(kern, p, as32(x), as32(w), packedWeightsB(kern, cache, as32(w), K, p.M), as32(bias), as32(y), act, add)
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.winogradOn(kern) {
@@ -552,7 +577,7 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 		return
 	}
 	if kern := packedKernel[T](); kern != nil && p.direct() {
-		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), act, cache)
+		pointwiseForward(kern, p, as32(x), as32(w), as32(bias), as32(y), act, cache, add)
 		return
 	}
 	K, P, OW := p.C*p.KH*p.KW, p.OutH*p.OutW, p.OutW
@@ -579,6 +604,16 @@ func conv2DForward[T Float](name string, p Conv2DParams, x, w, bias, y []T, act 
 	if act.Kind != NoActivation {
 		ActivationForward(act, y[:p.YLen()], y[:p.YLen()])
 	}
+}
+
+// addsInProducts reports whether p's forward pass on kern adds its output to y as the
+// products store it (conv2DForward with add): the paths whose products write y
+// directly, pointwise convolutions and those computed with the positions as rows.
+func (p Conv2DParams) addsInProducts(kern *gemmKernel) bool {
+	if kern == nil || p.Group > 1 {
+		return false
+	}
+	return p.byPositionsOn(kern) || !p.winogradOn(kern) && !p.forwardFastOn(kern) && p.direct()
 }
 
 // siluStored reports whether p's forward pass on kern applies a SiLU without a pass

@@ -13,10 +13,10 @@ import "runtime"
 // product over every image's positions, reading the images in place.
 
 // pointwiseForward is Conv2DForward of a pointwise convolution on kern: y[n] = W·x[n]
-// + bias, then act.
+// + bias (+ y[n] with add), then act.
 // With a trusted cache (Conv2DForwardConstant) the packed weights are kept in it (see
 // packedWeights).
-func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache filterUse) {
+func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32, act Activation, cache filterUse, add bool) {
 	var ap, apCols []float32
 	if kern.tileRows != nil && p.N > 1 {
 		ap = packedWeights(kern, cache, cachePacked, w, p.M, p.C)
@@ -25,7 +25,11 @@ func pointwiseForward(kern *gemmKernel, p Conv2DParams, x, w, bias, y []float32,
 		// after it for the products to read it in place.
 		apCols = packedWeights(kern, cache, cachePackedCols, w, p.M, p.C)
 	}
-	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, apCols, x, y, bias, act)
+	var beta float32
+	if add {
+		beta = 1
+	}
+	pointwiseProducts(kern, p.N, p.M, p.C, p.H*p.W, dense(w, p.C, false), ap, apCols, x, y, bias, beta, act)
 }
 
 // packedWeights returns the m×k weights w packed as the products read A (kind
@@ -56,7 +60,7 @@ func packedWeightsB(kern *gemmKernel, use filterUse, w []float32, k, m int) []fl
 // pointwiseBackwardData is Conv2DBackwardData of a pointwise convolution on kern:
 // dx[n] = Wᵀ·dy[n].
 func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32) {
-	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, nil, dy, dx, nil, Activation{})
+	pointwiseProducts(kern, p.N, p.C, p.M, p.H*p.W, dense(w, p.C, true), nil, nil, dy, dx, nil, 0, Activation{})
 }
 
 // pointwiseProducts sets c[n] = a·b[n] (+ bias) for the n images of b [k, P] and c [m,
@@ -66,7 +70,7 @@ func pointwiseBackwardData(kern *gemmKernel, p Conv2DParams, w, dy, dx []float32
 // last, is packed instead, with ap where that layout is sgemmByCols' too: one k block);
 // on the others (the bfloat16 kernel, which rounds B as it packs it), or with apCols,
 // each image is packed.
-func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apCols []float32, b, c, bias []float32, act Activation) {
+func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apCols []float32, b, c, bias []float32, beta float32, act Activation) {
 	// On the bfloat16 kernel an even number of channels is read in place as pairs
 	// (pairImage; a pointwise product's k is the channel, already in the pairs' order)
 	// where the products have few rows (pointwisePairsMaxRows).
@@ -95,7 +99,7 @@ func pointwiseProducts(kern *gemmKernel, images, m, k, P int, a matView, ap, apC
 	}
 	eachOnOneCore(images, func(n, nw int) {
 		g := gemmArgs{
-			m: m, n: P, k: k, alpha: 1, a: a,
+			m: m, n: P, k: k, alpha: 1, beta: beta, a: a,
 			b: dense(b[n*k*P:(n+1)*k*P], P, false), c: c[n*m*P : (n+1)*m*P], ldc: P,
 			bias: bias, act: act, apCols: apCols,
 		}

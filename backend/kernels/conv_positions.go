@@ -55,8 +55,9 @@ func positionsGroupSize(p Conv2DParams) int {
 // rows (see byPositionsOn), per group of images: A gathered from the group's padded
 // copies (or from x itself where there is no padding) through positionOffsets and
 // tapOffsets, B the weights transposed (bp: packed whole by the caller's cache, or nil
-// to pack them here), C a scratch [g·P, M] written to y transposed with the bias and act.
-func convForwardByPositions(kern *gemmKernel, p Conv2DParams, x, w, bp, bias, y []float32, act Activation) {
+// to pack them here), C a scratch [g·P, M] written to y transposed with the bias (added
+// to y with add) and act.
+func convForwardByPositions(kern *gemmKernel, p Conv2DParams, x, w, bp, bias, y []float32, act Activation, add bool) {
 	kern.positionRuns.Add(1)
 	procs := runtime.GOMAXPROCS(0)
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
@@ -108,6 +109,12 @@ func convForwardByPositions(kern *gemmKernel, p Conv2DParams, x, w, bp, bias, y 
 				var b float32
 				if bias != nil {
 					b = bias[m]
+				}
+				if add {
+					for s := range row {
+						row[s] += col[s*ldc] + b
+					}
+					continue
 				}
 				for s := range row {
 					row[s] = col[s*ldc] + b
