@@ -343,8 +343,12 @@ func (b *builder[T]) planResidualAdds(needed map[*onnx.Node]bool, ix fusionIndex
 		return
 	}
 	order := map[*onnx.Node]int{}
+	producedAt := map[string]int{} // every node's outputs, multi-output nodes too
 	for i, n := range b.m.ir.Graph.Nodes {
 		order[n] = i
+		for _, o := range n.Outputs {
+			producedAt[o] = i
+		}
 	}
 	convOf := map[string]*onnx.Node{} // a fusable convolution, by the tensor it writes
 	for _, n := range b.m.ir.Graph.Nodes {
@@ -381,7 +385,7 @@ func (b *builder[T]) planResidualAdds(needed map[*onnx.Node]bool, ix fusionIndex
 				continue
 			}
 			other := add.Inputs[1-i]
-			if p, ok := ix.producer[other]; ok && order[p] > order[conv] {
+			if at, ok := producedAt[other]; ok && at > order[conv] {
 				continue // computed after the convolution
 			}
 			if _, ok := b.shapes.Consts[other]; ok {

@@ -19,8 +19,8 @@ const positionsMaxRows = 512
 
 // byPositionsOn reports whether p's forward pass on kern runs with the positions as
 // the product's rows (convForwardByPositions): an ungrouped convolution whose usual
-// product would compute at least a fifth more columns than it keeps, where this one's
-// output channels fill their panels at least as well.
+// product would throw away a fifth or more of the columns it computes, where this one's
+// output channels fill their panels well enough to waste less.
 func (p Conv2DParams) byPositionsOn(kern *gemmKernel) bool {
 	if kern == nil || p.Group > 1 || p.winogradOn(kern) {
 		return false
