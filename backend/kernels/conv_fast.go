@@ -406,6 +406,17 @@ func gatherGroupSize(p Conv2DParams) int {
 	return max(1, min(g, (1<<22)/max(1, p.C*plane)))
 }
 
+// gatherOffsets returns, from the free lists (putInt32s both after use), the tables
+// through which a product gathers from the copies of a group of g images (planes of
+// plane values, rows of wp): every tap's offset (tapOffsets) and every output
+// position's (positionOffsets).
+func gatherOffsets(p Conv2DParams, wp, plane, g int) (tab, pos []int32) {
+	tab, pos = getInt32s(p.C*p.KH*p.KW), getInt32s(g*p.OutH*p.OutW)
+	tapOffsets(p, wp, plane, tab)
+	positionOffsets(p, wp, plane, g, pos)
+	return tab, pos
+}
+
 // positionOffsets fills tab[i*P + oh*OutW + ow] with the offset, in the
 // padded copies of a group of images, of output position (oh, ow) of
 // image i: i*C*plane + oh*StrideH*wp + ow*StrideW.
@@ -430,11 +441,9 @@ func convForwardGathered(kern *gemmKernel, p Conv2DParams, x []float32, a matVie
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	ys := p.M * P
 	g := gatherGroupSize(p)
-	tab, pos := getInt32s(K), getInt32s(g*P)
+	tab, pos := gatherOffsets(p, wp, plane, g)
 	defer putInt32s(tab)
 	defer putInt32s(pos)
-	tapOffsets(p, wp, plane, tab)
-	positionOffsets(p, wp, plane, g, pos)
 	groups := (p.N + g - 1) / g
 	if apCols == nil && groups > 1 {
 		apCols = packAOnce(kern, false, a, p.M, K)

@@ -62,16 +62,11 @@ func convForwardByPositions(kern *gemmKernel, p Conv2DParams, x, w, bp, bias, y 
 	procs := runtime.GOMAXPROCS(0)
 	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
 	padded := p.PadTop+p.PadBottom+p.PadLeft+p.PadRight > 0
-	wp, plane := p.W, p.H*p.W
-	if padded {
-		_, wp, plane = p.paddedDims()
-	}
+	_, wp, plane := p.paddedDims() // the image itself where there is no padding
 	g := positionsGroupSize(p)
-	tab, pos := getInt32s(K), getInt32s(g*P)
+	tab, pos := gatherOffsets(p, wp, plane, g)
 	defer putInt32s(tab)
 	defer putInt32s(pos)
-	tapOffsets(p, wp, plane, tab)
-	positionOffsets(p, wp, plane, g, pos)
 	wt := dense(w, K, true)
 	if bp == nil {
 		bp = getBuf[float32](packedBLen(kern, K, p.M))
