@@ -164,13 +164,14 @@ def mem(r):
 
 
 for s in sizes:
-    b0 = batches[0]
+    b0 = batches[0] if batches else None  # TRAIN_BATCHES=" ": the forward passes alone
     head = "| family | fwd %d: toolkit / PyTorch | fwd: toolkit / ORT |" % s
     for b in batches:
         head += " train b%d: toolkit / PyTorch | cores | peak MB |" % b
-    head += " bf16 b%d: toolkit / PyTorch autocast | peak MB |" % b0
+    if b0:
+        head += " bf16 b%d: toolkit / PyTorch autocast | peak MB |" % b0
     print(head)
-    print("|" + "---|" * (3 + 3 * len(batches) + 2))
+    print("|" + "---|" * (3 + 3 * len(batches) + (2 if b0 else 0)))
     for fam in fams:
         fb = min([k[4] for k in res if k[0] == fam and k[2] == "forward" and k[3] == s] or [1])
         t, pt, o = (res.get((fam, i, "forward", s, fb)) for i in ("toolkit", "pytorch", "onnxruntime"))
@@ -178,8 +179,9 @@ for s in sizes:
         for b in batches:
             t, pt = res.get((fam, "toolkit", "train", s, b)), res.get((fam, "pytorch", "train", s, b))
             row += " %s | %s / %s | %s / %s |" % (cell(t, pt), cores(t), cores(pt), mem(t), mem(pt))
-        t, pb = res.get((fam, "toolkit-bf16", "train", s, b0)), res.get((fam, "pytorch-bf16", "train", s, b0))
-        row += " %s | %s / %s |" % (cell(t, pb), mem(t), mem(pb))
+        if b0:
+            t, pb = res.get((fam, "toolkit-bf16", "train", s, b0)), res.get((fam, "pytorch-bf16", "train", s, b0))
+            row += " %s | %s / %s |" % (cell(t, pb), mem(t), mem(pb))
         print(row)
     print()
 if parity:
