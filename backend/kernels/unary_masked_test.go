@@ -85,3 +85,58 @@ func TestPiecewiseLinearBackwardFloat32(t *testing.T) {
 		}
 	})
 }
+
+// TestHardSwishForwardFloat32 checks the float32 forward pass of HardSwish on every
+// implementation (the vector loops of the assembly kernels, a chunk at a time, the last
+// values through a block of scratch) against PyTorch's definition, x·relu6(x+3)/6, in
+// float64: within three float32 roundings, NaN kept (and -Inf·0, NaN as in PyTorch), -0
+// for -0 and zero below -3; over
+// lengths past a chunk and with every tail; in place too; and a value's bits the same
+// wherever it is.
+func TestHardSwishForwardFloat32(t *testing.T) {
+	inf := float32(math.Inf(1))
+	special := []float32{0, float32(math.Copysign(0, -1)), 3, -3, 6, -6, 1.5, -1.5, math.Nextafter32(3, 4), math.Nextafter32(-3, -4),
+		math.Nextafter32(3, 0), math.Nextafter32(-3, 0), inf, -inf, float32(math.NaN()), 1e-40, -1e-40, 1e30, -1e30}
+	rng := newRNG(11)
+	want := func(v float32) float64 {
+		x := float64(v)
+		return x * min(max(x+3, 0), 6) / 6
+	}
+	forEachImplementation(t, func(t *testing.T) {
+		for _, n := range []int{1, 7, 16, 17, 100, 1024, 1031, 2500} {
+			x := make([]float32, n)
+			for i := range x {
+				if i < len(special) && n >= len(special) {
+					x[i] = special[i]
+				} else {
+					x[i] = float32(8 * randn(rng, 1)[0])
+				}
+			}
+			y := make([]float32, n)
+			UnaryForward(Unary{Op: HardSwish}, x, y)
+			for i, v := range x {
+				w, got := want(v), y[i]
+				switch {
+				case w != w: // NaN, and -Inf·0 as PyTorch has it
+					if got == got {
+						t.Fatalf("n=%d: HardSwish(%v) = %v, want NaN", n, v, got)
+					}
+				case math.IsInf(float64(v), 0) || w == 0:
+					if float64(got) != w || math.Signbit(float64(got)) != math.Signbit(float64(v)) && v >= -3 {
+						t.Fatalf("n=%d: HardSwish(%v) = %v, want %v", n, v, got, w)
+					}
+				case math.Abs(float64(got)-w) > 3.6e-7*math.Abs(w):
+					t.Fatalf("n=%d: HardSwish(%v) = %v, want %v", n, v, got, w)
+				}
+			}
+			in := append([]float32(nil), x...)
+			UnaryForward(Unary{Op: HardSwish}, in, in)
+			assertBits(t, "in place", in, y)
+			// The same values one place later: every value's bits as before.
+			shifted := append([]float32{1}, x...)
+			ys := make([]float32, len(shifted))
+			UnaryForward(Unary{Op: HardSwish}, shifted, ys)
+			assertBits(t, "shifted by one", ys[1:], y)
+		}
+	})
+}
