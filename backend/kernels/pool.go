@@ -1,6 +1,9 @@
 package kernels
 
-import "errors"
+import (
+	"errors"
+	"math"
+)
 
 // Pool2DParams describes a 2-D max or average pooling over NCHW input X
 // [N, C, H, W] producing Y [N, C, OutH, OutW].
@@ -134,6 +137,9 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
+	if argmax == nil && maxPoolPaddedSearch(p, x, y) {
+		return
+	}
 	if search := newWindowSearch[T](p); search != nil {
 		parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
 			bufs := search.bufs()
@@ -300,6 +306,59 @@ func maxPoolWindowInside[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow
 		}
 	}
 	yp[o], ap[o] = xp[best], int32(best) // xp[best], not m: the sign of a zero as maxPoolWindow's
+}
+
+// maxPoolPaddedSearch pools p's planes without the positions (an inference's forward
+// pass), where p has padding, through the vector search on copies of the planes padded
+// with -Inf: every window is then inside its plane (but a ceil-mode overhang), where
+// the search would otherwise take the border windows one by one in Go (GoogLeNet's 3x3
+// stride-1 pools at 28x28: 57% of their time). A -Inf cell never beats an input cell
+// but another -Inf, and a window holds at least one input cell, so the values are
+// those of the search on the unpadded planes. It reports false, doing nothing, where
+// p has no padding or the search does not take the padded planes.
+func maxPoolPaddedSearch[T Float](p Pool2DParams, x, y []T) bool {
+	if p.PadTop+p.PadLeft+p.PadBottom+p.PadRight == 0 || !is32[T]() {
+		return false
+	}
+	// Every window must hold an input cell: pads narrower than the window, and the
+	// last window starting before the bottom and right pads.
+	if max(p.PadTop, p.PadBottom) >= p.KH || max(p.PadLeft, p.PadRight) >= p.KW ||
+		(p.OutH-1)*p.StrideH >= p.PadTop+p.H || (p.OutW-1)*p.StrideW >= p.PadLeft+p.W {
+		return false
+	}
+	q := p
+	q.H, q.W = p.H+p.PadTop+p.PadBottom, p.W+p.PadLeft+p.PadRight
+	q.PadTop, q.PadLeft, q.PadBottom, q.PadRight = 0, 0, 0, 0
+	search := newWindowSearch[T](q)
+	if search == nil {
+		return false
+	}
+	HW, PHW, OHW := p.H*p.W, q.H*q.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	negInf := T(math.Inf(-1))
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+		bufs := search.bufs()
+		defer bufs.put()
+		ap := getInt32s(OHW)
+		defer putInt32s(ap)
+		xp := getBuf[T](PHW)
+		defer putBuf(xp)
+		for i := range xp[:PHW] {
+			xp[i] = negInf // the borders; each plane's rows are copied inside them
+		}
+		searched := 0
+		for pl := lo; pl < hi; pl++ {
+			src := x[pl*HW : (pl+1)*HW]
+			for h := 0; h < p.H; h++ {
+				copy(xp[(p.PadTop+h)*q.W+p.PadLeft:], src[h*p.W:(h+1)*p.W])
+			}
+			if searchPlane(search, q, xp[:PHW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true) {
+				searched++
+			}
+		}
+		search.kern.searchedPlanes.Add(int64(searched))
+	})
+	return true
 }
 
 // maxPoolPlaneSeparable pools one plane without the positions (an inference's

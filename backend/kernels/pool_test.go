@@ -510,3 +510,57 @@ func TestGlobalAvgPoolAndScaleFloat32(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolPaddedSearch checks the forward pass without positions of padded max
+// poolings on every implementation, where the kernels' vector search takes the planes
+// copied inside borders of -Inf (maxPoolPaddedSearch), against the general window rule:
+// GoogLeNet's 3x3 stride-1 pools in ceil mode, ResNet's stem pool, asymmetric pads as
+// wide as the window allows, a ceil-mode overhang; inputs full of ties, with -Inf and
+// +Inf among them, and planes with a NaN (which the search hands back to the window
+// rule); and pads as wide as the window, which the padded search must not take.
+func TestMaxPoolPaddedSearch(t *testing.T) {
+	geoms := []poolCase{
+		{Pool2DParams{N: 1, C: 5, H: 14, W: 14, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+		{Pool2DParams{N: 2, C: 3, H: 21, W: 19, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 4, H: 13, W: 17, KH: 3, KW: 4, StrideH: 2, StrideW: 1, PadTop: 2, PadLeft: 3, PadBottom: 0, PadRight: 1}, true},
+		{Pool2DParams{N: 1, C: 3, H: 10, W: 11, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 0, PadBottom: 0, PadRight: 1}, true},
+		{Pool2DParams{N: 1, C: 2, H: 9, W: 9, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 9, W: 9, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2}, false},
+	}
+	rng := newRNG(93)
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		var searched0 int64
+		if kern != nil {
+			searched0 = kern.searchedPlanes.Load()
+		}
+		for gi, g := range geoms {
+			p := g.p.WithOutSize(g.ceil)
+			x := make([]float32, p.XLen())
+			for i := range x {
+				switch r := rng.IntN(20); {
+				case r == 0:
+					x[i] = float32(math.Inf(-1))
+				case r < 9:
+					x[i] = float32(rng.IntN(3)) - 1
+				default:
+					x[i] = float32(rng.NormFloat64())
+				}
+			}
+			// Every value of the second plane negative (a padding that reads as anything
+			// but -Inf would win its border windows), +Inf in the first plane (beside the
+			// borders' -Inf: the search hands it back to the window rule), a NaN in the last.
+			for i := range p.H * p.W {
+				x[p.H*p.W+i] = -1 - float32(rng.IntN(3))
+			}
+			x[3] = float32(math.Inf(1))
+			x[len(x)-5] = float32(math.NaN())
+			y := make([]float32, p.YLen())
+			MaxPool2DForward(p, x, y, nil)
+			checkWindowRule(t, fmt.Sprintf("%s geometry %d (%+v)", CurrentBLAS().Name(), gi, g.p), p, to64(x), to64(y), nil)
+		}
+		if kern != nil && kern.firstMax != nil && kern.searchedPlanes.Load()-searched0 < 10 {
+			t.Errorf("%s: the vector search took %d planes; want at least 10", kern.name, kern.searchedPlanes.Load()-searched0)
+		}
+	})
+}
