@@ -78,40 +78,74 @@ func (k *pad[T]) source(d, o int) int {
 	return -1
 }
 
-// walk calls f(inIndex, outIndex) for every output element, inIndex -1 for constants.
-func (k *pad[T]) walk(f func(i, o int)) {
+// rows calls f(inRow, outRow) for every row of the output (its last axis) in order:
+// the input row it pads, or -1 where an outer coordinate is a constant cell. A row at
+// a time (a division per axis and row, not per element): DenseNet's transitions pad
+// 0.4 million values each, which the walk per element took 14 ns a value over.
+func (k *pad[T]) rows(f func(i, o int)) {
 	rank := len(k.in)
-	inStride := make([]int, rank)
-	outStride := make([]int, rank)
-	s, t := 1, 1
-	for d := rank - 1; d >= 0; d-- {
-		inStride[d], outStride[d] = s, t
+	stride := make([]int, rank) // an input row's stride along each outer axis, in rows
+	for d, s := rank-2, 1; d >= 0; d-- {
+		stride[d] = s
 		s *= k.in[d]
-		t *= k.out[d]
 	}
-	total := numElements(k.out)
-	for o := 0; o < total; o++ {
+	rows := numElements(k.out[:rank-1])
+	for o := 0; o < rows; o++ {
 		rem, i := o, 0
-		for d := 0; d < rank; d++ {
-			src := k.source(d, rem/outStride[d])
-			rem %= outStride[d]
+		for d := rank - 2; d >= 0; d-- {
+			src := k.source(d, rem%k.out[d])
+			rem /= k.out[d]
 			if src < 0 {
 				i = -1
 				break
 			}
-			i += src * inStride[d]
+			i += src * stride[d]
 		}
 		f(i, o)
 	}
 }
 
+// copied returns the output columns [lo, hi) that copy consecutive input columns (from
+// lo - begin): the columns between the last axis's pads.
+func (k *pad[T]) copied() (lo, hi int) {
+	last := len(k.in) - 1
+	b := k.begin[last]
+	return max(0, b), min(k.out[last], b+k.in[last])
+}
+
 func (k *pad[T]) forward(ins [][]T, out []T) error {
 	x := ins[0]
-	k.walk(func(i, o int) {
+	last := len(k.in) - 1
+	w, wo := k.in[last], k.out[last]
+	lo, hi := k.copied()
+	k.rows(func(i, o int) {
+		row := out[o*wo : (o+1)*wo]
 		if i < 0 {
-			out[o] = k.value
-		} else {
-			out[o] = x[i]
+			for j := range row {
+				row[j] = k.value
+			}
+			return
+		}
+		src := x[i*w : (i+1)*w]
+		cell := func(j int) {
+			if s := k.source(last, j); s >= 0 {
+				row[j] = src[s]
+			} else {
+				row[j] = k.value
+			}
+		}
+		if lo >= hi { // every column a pad (the input cropped away)
+			for j := range row {
+				cell(j)
+			}
+			return
+		}
+		for j := 0; j < lo; j++ {
+			cell(j)
+		}
+		copy(row[lo:hi], src[lo-k.begin[last]:])
+		for j := hi; j < wo; j++ {
+			cell(j)
 		}
 	})
 	return nil
@@ -121,9 +155,17 @@ func (k *pad[T]) backwardReads(int) reads { return reads{} }
 
 func (k *pad[T]) backward(_ int, ins [][]T, out, gout, gin []T) error {
 	clear(gin)
-	k.walk(func(i, o int) {
-		if i >= 0 {
-			gin[i] += gout[o]
+	last := len(k.in) - 1
+	w, wo := k.in[last], k.out[last]
+	k.rows(func(i, o int) {
+		if i < 0 {
+			return
+		}
+		g, dst := gout[o*wo:(o+1)*wo], gin[i*w:(i+1)*w]
+		for j, v := range g {
+			if s := k.source(last, j); s >= 0 {
+				dst[s] += v
+			}
 		}
 	})
 	return nil
