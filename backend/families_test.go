@@ -293,7 +293,7 @@ func relErrFloor(got, want []float32, floor float64) float64 {
 // (the weights are the model's parameters still, and must fold as well).
 func TestFamiliesConstantWeights(t *testing.T) {
 	fx := familyfixtures.Load(t)
-	folded, joined := 0, 0
+	folded, joined, packed := 0, 0, 0
 	for _, name := range fx.Names() {
 		f := fx.Families[name]
 		for _, file := range f.ModelFiles() {
@@ -311,8 +311,8 @@ func TestFamiliesConstantWeights(t *testing.T) {
 						rewrite = passWeightsThroughIdentity
 					}
 					ir, m, x, want := loadFamilyModel(t, f, file, rewrite)
-					f, j := checkConstantWeightsFold(t, ir, m, x, want)
-					folded, joined = folded+f, joined+j
+					f, j, p := checkConstantWeightsFold(t, ir, m, x, want)
+					folded, joined, packed = folded+f, joined+j, packed+p
 				})
 			}
 		}
@@ -323,12 +323,16 @@ func TestFamiliesConstantWeights(t *testing.T) {
 	if fx.Names() != nil && joined == 0 {
 		t.Fatal("no family's convolution added a residual")
 	}
+	if fx.Names() != nil && packed == 0 {
+		t.Fatal("no family's MatMul kept its constant weights packed")
+	}
 }
 
 // checkConstantWeightsFold runs m in a program with constant weights (see
-// TestFamiliesConstantWeights) and returns how many normalizations it folded and how
-// many convolutions added the other branch of a residual join.
-func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *npy.Array) (folded, joined int) {
+// TestFamiliesConstantWeights) and returns how many normalizations it folded, how many
+// convolutions added the other branch of a residual join and how many MatMuls kept
+// their constant weights packed.
+func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *npy.Array) (folded, joined, packed int) {
 	t.Helper()
 	p, err := m.Program(Options{InputShapes: map[string][]int{m.Inputs()[0].Name: x.Shape}, ConstantWeights: true})
 	if err != nil {
@@ -404,8 +408,11 @@ func checkConstantWeightsFold(t *testing.T, ir *onnx.Model, m *Model, x, want *n
 		if c, ok := s.fwd.k.(*conv[float32]); ok && c.residual {
 			joined++
 		}
+		if mm, ok := s.fwd.k.(*matMul[float32]); ok && mm.packedB != nil {
+			packed++
+		}
 	}
-	return len(folds), joined
+	return len(folds), joined, packed
 }
 
 // passWeightsThroughIdentity rewrites ir so that every convolution reads its weight
