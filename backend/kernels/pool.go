@@ -309,15 +309,19 @@ func maxPoolWindowInside[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow
 }
 
 // maxPoolPaddedSearch pools p's planes without the positions (an inference's forward
-// pass), where p has padding, through the vector search on copies of the planes padded
-// with -Inf: every window is then inside its plane (but a ceil-mode overhang), where
-// the search would otherwise take the border windows one by one in Go (GoogLeNet's 3x3
-// stride-1 pools at 28x28: 57% of their time). A -Inf cell never beats an input cell
-// but another -Inf, and a window holds at least one input cell, so the values are
-// those of the search on the unpadded planes. It reports false, doing nothing, where
-// p has no padding or the search does not take the padded planes.
+// pass), where p has padding or a ceil-mode overhang, through the vector search on
+// copies of the planes padded with -Inf (the overhang too): every window is then
+// inside its plane, where the search would otherwise take the border windows one by one
+// in Go (GoogLeNet's 3x3 stride-1 pools at 28x28: 57% of their time). A -Inf cell never
+// beats an input cell but another -Inf, and a window holds at least one input cell, so
+// the values are those of the search on the unpadded planes. It reports false, doing
+// nothing, where every window is inside the input or the search does not take the
+// padded planes.
 func maxPoolPaddedSearch[T Float](p Pool2DParams, x, y []T) bool {
-	if p.PadTop+p.PadLeft+p.PadBottom+p.PadRight == 0 || !is32[T]() {
+	// A ceil-mode overhang (windows past the bottom or right pad) is padded too.
+	overH := max(0, (p.OutH-1)*p.StrideH+p.KH-(p.PadTop+p.H+p.PadBottom))
+	overW := max(0, (p.OutW-1)*p.StrideW+p.KW-(p.PadLeft+p.W+p.PadRight))
+	if p.PadTop+p.PadLeft+p.PadBottom+p.PadRight+overH+overW == 0 || !is32[T]() {
 		return false
 	}
 	// Every window must hold an input cell: pads narrower than the window, and the
@@ -327,7 +331,7 @@ func maxPoolPaddedSearch[T Float](p Pool2DParams, x, y []T) bool {
 		return false
 	}
 	q := p
-	q.H, q.W = p.H+p.PadTop+p.PadBottom, p.W+p.PadLeft+p.PadRight
+	q.H, q.W = p.H+p.PadTop+p.PadBottom+overH, p.W+p.PadLeft+p.PadRight+overW
 	q.PadTop, q.PadLeft, q.PadBottom, q.PadRight = 0, 0, 0, 0
 	search := newWindowSearch[T](q)
 	if search == nil {

@@ -515,9 +515,10 @@ func TestGlobalAvgPoolAndScaleFloat32(t *testing.T) {
 // poolings on every implementation, where the kernels' vector search takes the planes
 // copied inside borders of -Inf (maxPoolPaddedSearch), against the general window rule:
 // GoogLeNet's 3x3 stride-1 pools in ceil mode, ResNet's stem pool, asymmetric pads as
-// wide as the window allows, a ceil-mode overhang; inputs full of ties, with -Inf and
-// +Inf among them, and planes with a NaN (which the search hands back to the window
-// rule); and pads as wide as the window, which the padded search must not take.
+// wide as the window allows, a ceil-mode overhang with and without padding; inputs full
+// of ties with -Inf among them, a plane all negative, a plane with +Inf and one with a
+// NaN (which the search hands back to the window rule); and pads as wide as the window,
+// which the padded search must not take.
 func TestMaxPoolPaddedSearch(t *testing.T) {
 	geoms := []poolCase{
 		{Pool2DParams{N: 1, C: 5, H: 14, W: 14, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
@@ -526,6 +527,8 @@ func TestMaxPoolPaddedSearch(t *testing.T) {
 		{Pool2DParams{N: 1, C: 3, H: 10, W: 11, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 0, PadBottom: 0, PadRight: 1}, true},
 		{Pool2DParams{N: 1, C: 2, H: 9, W: 9, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2}, false},
 		{Pool2DParams{N: 1, C: 2, H: 9, W: 9, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2}, false},
+		// No padding, a ceil-mode overhang (SqueezeNet's and GoogLeNet's stride-2 pools).
+		{Pool2DParams{N: 1, C: 4, H: 14, W: 13, KH: 3, KW: 3, StrideH: 2, StrideW: 2}, true},
 	}
 	rng := newRNG(93)
 	forEachImplementation(t, func(t *testing.T) {
