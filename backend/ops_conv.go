@@ -136,47 +136,33 @@ func (k *conv[T]) foldWeights(ins [][]T) {
 }
 
 func (k *conv[T]) forward(ins [][]T, out []T) error {
+	var res []T
 	if k.residual {
-		return k.forwardAdd(ins, out)
+		res, ins = ins[k.residualAt], ins[:k.residualAt] // the residual is the last input
 	}
+	w, bias, cache, constant := ins[1], []T(nil), k.filters, k.constant
 	if k.fold != nil {
 		// Constant weights: folded once, then taken as constant.
 		if k.foldW == nil {
 			k.foldWeights(ins)
 		}
-		kernels.Conv2DForwardConstant(&k.foldCache, k.p, ins[0], k.foldW, k.foldB, out, k.act)
-		return nil
-	}
-	var bias []T
-	if len(ins) > 2 {
-		bias = ins[2]
-	}
-	if k.constant {
-		kernels.Conv2DForwardConstant(k.filters, k.p, ins[0], ins[1], bias, out, k.act)
-	} else {
-		kernels.Conv2DForwardCached(k.filters, k.p, ins[0], ins[1], bias, out, k.act)
-	}
-	k.dzValid = false
-	return nil
-}
-
-// forwardAdd is the forward pass with the residual: out = act(conv(x) + residual), out
-// over the residual or given a copy of it first.
-func (k *conv[T]) forwardAdd(ins [][]T, out []T) error {
-	res, ins := ins[k.residualAt], ins[:k.residualAt] // the residual is the last input
-	if &res[0] != &out[0] {
-		copy(out, res)
-	}
-	w, bias, cache := ins[1], []T(nil), k.filters
-	if k.fold != nil {
-		if k.foldW == nil {
-			k.foldWeights(ins)
-		}
-		w, bias, cache = k.foldW, k.foldB, &k.foldCache
+		w, bias, cache, constant = k.foldW, k.foldB, &k.foldCache, true
 	} else if len(ins) > 2 {
 		bias = ins[2]
 	}
-	kernels.Conv2DForwardConstantAdd(cache, k.p, ins[0], w, bias, out, k.act)
+	switch {
+	case res != nil:
+		// out = act(conv(x) + residual): out over the residual, or given a copy of it.
+		if &res[0] != &out[0] {
+			copy(out, res)
+		}
+		kernels.Conv2DForwardConstantAdd(cache, k.p, ins[0], w, bias, out, k.act)
+	case constant:
+		kernels.Conv2DForwardConstant(cache, k.p, ins[0], w, bias, out, k.act)
+	default:
+		kernels.Conv2DForwardCached(cache, k.p, ins[0], w, bias, out, k.act)
+	}
+	k.dzValid = false
 	return nil
 }
 

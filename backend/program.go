@@ -342,10 +342,8 @@ func (b *builder[T]) planResidualAdds(needed map[*onnx.Node]bool, ix fusionIndex
 	if !b.constantWeights() {
 		return
 	}
-	order := map[*onnx.Node]int{}
 	producedAt := map[string]int{} // every node's outputs, multi-output nodes too
 	for i, n := range b.m.ir.Graph.Nodes {
-		order[n] = i
 		for _, o := range n.Outputs {
 			producedAt[o] = i
 		}
@@ -385,7 +383,7 @@ func (b *builder[T]) planResidualAdds(needed map[*onnx.Node]bool, ix fusionIndex
 				continue
 			}
 			other := add.Inputs[1-i]
-			if at, ok := producedAt[other]; ok && at > order[conv] {
+			if at, ok := producedAt[other]; ok && at > producedAt[conv.Outputs[0]] {
 				continue // computed after the convolution
 			}
 			if _, ok := b.shapes.Consts[other]; ok {

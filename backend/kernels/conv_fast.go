@@ -243,6 +243,16 @@ func convForwardFast(kern *gemmKernel, p Conv2DParams, x []float32, a matView, a
 	convForwardGathered(kern, p, x, a, ap, bias, y, act)
 }
 
+// paddedColumns returns the columns of an image's product on the padded grid (rows of
+// wq) on kern: on a kernel with sparse stores the grid's positions up to the last
+// output, q = oh*wq + ow; otherwise every output row rounded up to whole panels.
+func (p Conv2DParams) paddedColumns(kern *gemmKernel, wq int) int {
+	if kern.sparse {
+		return (p.OutH-1)*wq + p.OutW
+	}
+	return p.OutH * kern.panelCols(p.OutW)
+}
+
 // convForwardPadded computes the convolution on the padded grid
 // (p.paddedOn(kern)): one product per image, B read in place from the
 // image's padded copy (or, on a kernel that does not read B in place, packed
@@ -271,12 +281,12 @@ func convForwardPadded(kern *gemmKernel, p Conv2DParams, x []float32, a matView,
 	} else {
 		gridTapOffsets(p, grid, tab)
 	}
-	q := (p.OutH-1)*wp + p.OutW
+	q := p.paddedColumns(kern, wp)
 	cmap := &colMap{wp: wp, ow: p.OutW}
 	cols := axis{stride: 1}
 	if !kern.sparse {
 		owp := kern.panelCols(p.OutW)
-		q, cmap = p.OutH*owp, &colMap{wp: owp, ow: p.OutW}
+		cmap = &colMap{wp: owp, ow: p.OutW}
 		ctab := getInt32s(q)
 		defer putInt32s(ctab)
 		for j := range ctab {

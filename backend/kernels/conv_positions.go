@@ -29,12 +29,7 @@ func (p Conv2DParams) byPositionsOn(kern *gemmKernel) bool {
 	kept, computed := P, kern.panelCols(P)
 	switch {
 	case p.forwardFastOn(kern) && p.paddedOn(kern):
-		grid := p.paddedLayout()
-		q := (p.OutH-1)*grid.wq + p.OutW
-		if !kern.sparse {
-			q = p.OutH * kern.panelCols(p.OutW)
-		}
-		computed = kern.panelCols(q)
+		computed = kern.panelCols(p.paddedColumns(kern, p.paddedLayout().wq))
 	case p.forwardFastOn(kern):
 		g := gatherGroupSize(p)
 		kept, computed = g*P, kern.panelCols(g*P)

@@ -142,23 +142,7 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	if search := newWindowSearch[T](p); search != nil {
 		parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
-			bufs := search.bufs()
-			defer bufs.put()
-			ap := argmax
-			if argmax == nil {
-				ap = getInt32s(OHW)
-				defer putInt32s(ap)
-			}
-			searched := 0
-			for pl := lo; pl < hi; pl++ {
-				if argmax != nil {
-					ap = argmax[pl*OHW : (pl+1)*OHW]
-				}
-				if searchPlane(search, p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true) {
-					searched++
-				}
-			}
-			search.kern.searchedPlanes.Add(int64(searched))
+			searchPlanes(search, p, lo, hi, func(pl int) []T { return x[pl*HW : (pl+1)*HW] }, y, argmax)
 		})
 		return
 	}
@@ -341,28 +325,44 @@ func maxPoolPaddedSearch[T Float](p Pool2DParams, x, y []T) bool {
 	planes := p.N * p.C
 	negInf := T(math.Inf(-1))
 	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
-		bufs := search.bufs()
-		defer bufs.put()
-		ap := getInt32s(OHW)
-		defer putInt32s(ap)
 		xp := getBuf[T](PHW)
 		defer putBuf(xp)
 		for i := range xp[:PHW] {
 			xp[i] = negInf // the borders; each plane's rows are copied inside them
 		}
-		searched := 0
-		for pl := lo; pl < hi; pl++ {
+		searchPlanes(search, q, lo, hi, func(pl int) []T {
 			src := x[pl*HW : (pl+1)*HW]
 			for h := 0; h < p.H; h++ {
 				copy(xp[(p.PadTop+h)*q.W+p.PadLeft:], src[h*p.W:(h+1)*p.W])
 			}
-			if searchPlane(search, q, xp[:PHW], y[pl*OHW:(pl+1)*OHW], ap, bufs, true) {
-				searched++
-			}
-		}
-		search.kern.searchedPlanes.Add(int64(searched))
+			return xp[:PHW]
+		}, y, nil)
 	})
 	return true
+}
+
+// searchPlanes pools planes [lo, hi) by the window search s for p on the calling
+// goroutine: plane pl's values from plane(pl), its outputs into y and its positions
+// into argmax (nil: a scratch of its own); it counts the planes the search took.
+func searchPlanes[T Float](s *windowSearch, p Pool2DParams, lo, hi int, plane func(pl int) []T, y []T, argmax []int32) {
+	OHW := p.OutH * p.OutW
+	bufs := s.bufs()
+	defer bufs.put()
+	ap := argmax
+	if argmax == nil {
+		ap = getInt32s(OHW)
+		defer putInt32s(ap)
+	}
+	searched := 0
+	for pl := lo; pl < hi; pl++ {
+		if argmax != nil {
+			ap = argmax[pl*OHW : (pl+1)*OHW]
+		}
+		if searchPlane(s, p, plane(pl), y[pl*OHW:(pl+1)*OHW], ap, bufs, true) {
+			searched++
+		}
+	}
+	s.kern.searchedPlanes.Add(int64(searched))
 }
 
 // maxPoolPlaneSeparable pools one plane without the positions (an inference's
