@@ -54,23 +54,34 @@ func gemmOpBias[T Float](name string, p GemmOpParams, cShape []int, c, y []T) fl
 }
 
 // gemmPackedBMax is the largest B (in values: 64 MB) GemmOpForwardConstant keeps
-// packed. The packed copy doubles the weights' memory; for a classifier of a few
-// million weights it buys a batch-1 product that reads them once instead of three times
-// (packing reads and writes them): MobileNet-V2's forward at batch 1 5.34-5.37 to
-// 5.18-5.23 ms on the Zen 4. VGG19's first two classifier layers (103 and 17 million)
-// are left alone: their product is memory-bound either way.
-const gemmPackedBMax = 1 << 24
+// packed whatever its rows. The packed copy doubles the weights' memory; for a
+// classifier of a few million weights it buys a batch-1 product that reads them once
+// instead of three times (packing reads and writes them): MobileNet-V2's forward at
+// batch 1 5.34-5.37 to 5.18-5.23 ms on the Zen 4. A larger B (AlexNet's and VGG's first
+// classifier layers, 38 and 103 million) is kept packed only in products of at most
+// gemmPackedBigRows rows (predict at batch 1), where the packing, a transposing read of
+// the whole of B on every run, was most of the product: AlexNet's forward at batch 1
+// 14.5-15 to 12-12.5 ms on a Zen 5. Wider products (evaluate's batches) leave it alone.
+const (
+	gemmPackedBMax    = 1 << 24
+	gemmPackedBigRows = 8
+)
+
+// keepsPackedB reports whether GemmOpForwardConstant keeps p's B packed.
+func (p GemmOpParams) keepsPackedB() bool {
+	return p.K*p.N <= gemmPackedBMax || p.M <= gemmPackedBigRows
+}
 
 // GemmOpForwardConstant is GemmOpForward for a B that stays the same from call to call
 // (the caller's promise, as for Conv2DForwardConstant): on the toolkit's float32
 // kernels, B is packed once into cache and the products read it from there, with the
 // same arithmetic (the bits of GemmOpForward). The cache must be the caller's for this
 // B, TransB and shape alone: a trusted cache of the right length is not checked. A nil
-// or disabled cache, a B above gemmPackedBMax values or another kernel takes
+// or disabled cache, a B keepsPackedB declines or another kernel takes
 // GemmOpForward.
 func GemmOpForwardConstant[T Float](cache *FilterCache, p GemmOpParams, a, b []T, cShape []int, c []T, y []T) {
 	kern, f := packedKernel[T](), filterUse{cache: cache, trusted: true}
-	if kern == nil || !f.on() || p.M == 0 || p.N == 0 || p.K == 0 || float32(p.Alpha) == 0 || p.K*p.N > gemmPackedBMax {
+	if kern == nil || !f.on() || p.M == 0 || p.N == 0 || p.K == 0 || float32(p.Alpha) == 0 || !p.keepsPackedB() {
 		GemmOpForward(p, a, b, cShape, c, y)
 		return
 	}

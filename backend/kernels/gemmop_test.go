@@ -77,6 +77,44 @@ func TestGemmOp(t *testing.T) {
 // the bits it has among the others (the feature cache's equality rests on it; checked at
 // ONNX's default alpha and beta, where it holds for the unpacked products too); a second
 // call reads the cache, which holds B packed.
+// TestGemmOpForwardConstantLargeB: a B above gemmPackedBMax values (AlexNet's first
+// classifier layer is 38 million) is kept packed in a product of one row (predict at
+// batch 1) and not in one of more than gemmPackedBigRows rows, with GemmOpForward's bits
+// either way.
+func TestGemmOpForwardConstantLargeB(t *testing.T) {
+	rng := newRNG(43)
+	const n, k = 4096, gemmPackedBMax/4096 + 1
+	b := to32(randn(rng, k*n))
+	a := to32(randn(rng, (gemmPackedBigRows+1)*k))
+	bias := to32(randn(rng, n))
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil {
+			return
+		}
+		ran++
+		for _, m := range []int{1, gemmPackedBigRows + 1} {
+			p := GemmOpParams{M: m, N: n, K: k, TransB: true, Alpha: 1, Beta: 1}
+			want, got := make([]float32, m*n), make([]float32, m*n)
+			GemmOpForward(p, a[:m*k], b, []int{n}, bias, want)
+			var cache FilterCache
+			for call := 0; call < 2; call++ {
+				clear(got)
+				GemmOpForwardConstant(&cache, p, a[:m*k], b, []int{n}, bias, got)
+				assertBits(t, fmt.Sprintf("%d rows, call %d", m, call), got, want)
+			}
+			kept := cache.kind == cachePackedB && len(cache.u) == packedBLen(kern, k, n)
+			if wantKept := m <= gemmPackedBigRows; kept != wantKept {
+				t.Errorf("%d rows of a B of %d values: B kept packed %v, want %v", m, k*n, kept, wantKept)
+			}
+		}
+	})
+	if want := len(asmKernels()) + 1; ran < want {
+		t.Fatalf("%d kernels ran the packed-B Gemm; this CPU has %d", ran, want)
+	}
+}
+
 func TestGemmOpForwardConstant(t *testing.T) {
 	rng := newRNG(41)
 	shapes := []struct{ m, n, k int }{{1, 1000, 1280}, {9, 1000, 1280}, {300, 40, 300}, {2, 4200, 70}, {1, 33, 3}, {9, 100, 300}}
