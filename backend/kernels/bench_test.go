@@ -417,3 +417,36 @@ func BenchmarkSoftmax(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkConv2DGroups times a grouped 3×3 layer by the taps' loop (depthwiseForward)
+// and as a product per image and group, over channels per group and map sizes: the
+// measurements behind byTaps.
+func BenchmarkConv2DGroups(b *testing.B) {
+	for _, cg := range []int{8, 16, 24, 32, 64} {
+		for _, hw := range []int{56, 28, 14, 7} {
+			c := 8 * cg
+			if hw == 56 {
+				c = 2 * cg
+			}
+			p := Conv2DParams{N: 1, C: c, H: hw, W: hw, M: c, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: c / cg}.WithOutSize().norm()
+			rng := newRNG(1)
+			x, w, bias := to32(randn(rng, p.XLen())), to32(randn(rng, p.WLen())), to32(randn(rng, p.M))
+			y := make([]float32, p.YLen())
+			b.Run(fmt.Sprintf("cg%d_hw%d_taps", cg, hw), func(b *testing.B) {
+				for range b.N {
+					depthwiseForward(p, x, w, bias, y, Activation{})
+				}
+				b.ReportMetric(float64(p.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+			b.Run(fmt.Sprintf("cg%d_hw%d_prod", cg, hw), func(b *testing.B) {
+				q := p.groupParams()
+				for range b.N {
+					p.forGroups(func(n, g, xo, wo, yo, bo int) {
+						Conv2DForwardAct(q, x[xo:xo+q.XLen()], w[wo:wo+q.WLen()], bias[bo:bo+q.M], y[yo:yo+q.YLen()], Activation{})
+					})
+				}
+				b.ReportMetric(float64(p.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -189,7 +189,9 @@ func TestConvBF16(t *testing.T) {
 		{N: 2, C: 3, H: 31, W: 34, M: 20, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{N: 2, C: 32, H: 14, W: 15, M: 40, KH: 1, KW: 1},
 		{N: 1, C: 5, H: 30, W: 24, M: 33, KH: 5, KW: 5, DilH: 2, PadTop: 4, PadLeft: 2, PadBottom: 4, PadRight: 2},
-		{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
+		// Groups run as products (narrower ones, byTaps, run the taps' loop in float32, as
+		// depthwise ones).
+		{N: 2, C: 52, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
 		{N: 4, C: 64, H: 4, W: 4, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		// Even channels on a wide padded grid, read in place as pairs (convForwardPadded):
 		// k blocks of an odd depth rounded to whole pairs (270 in two blocks), strided,

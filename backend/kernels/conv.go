@@ -617,11 +617,12 @@ func (p Conv2DParams) addsInProducts(kern *gemmKernel) bool {
 }
 
 // siluStored reports whether p's forward pass on kern applies a SiLU without a pass
-// over y after it: the depthwise convolutions (each plane as it is done), and where
-// the products store it (kern.siluStore) the padded-grid, gathered and pointwise
-// paths; not Winograd's nor the other grouped convolutions.
+// over y after it: the depthwise and few-channel grouped convolutions (each plane as
+// it is done, byTaps), and where the products store it (kern.siluStore) the
+// padded-grid, gathered and pointwise paths; not Winograd's nor the other grouped
+// convolutions.
 func (p Conv2DParams) siluStored(kern *gemmKernel) bool {
-	if p.Depthwise() {
+	if p.byTaps() {
 		return true
 	}
 	if kern == nil || !kern.siluStore || p.Group > 1 || p.winogradOn(kern) {

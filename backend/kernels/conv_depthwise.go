@@ -142,19 +142,49 @@ func spreadPlane[T Float](p Conv2DParams, l depthwisePadded, y, yq []T) {
 // dwRowsMin is the narrowest output the depthwise forward pass computes row by row.
 const dwRowsMin = 32
 
-// depthwiseForward computes a depthwise convolution plane by plane: output
-// channel m reads input channel m/(M/C) through its KH×KW filter, the planes
-// stored as act(y).
+// tapsGroupMax is the most input channels per group a grouped convolution's forward
+// pass takes through the taps' loop (depthwiseForward) rather than a product per image
+// and group, and tapsGroupMaxSmall the most on output maps of at most tapsSmallMap
+// values. A group's output plane then sums C/Group·KH·KW shifted planes, one vector
+// load per multiply-add, where the products packed a few-row A and an im2col B per
+// group and ran the groups one after another, each too small to split across the
+// cores. One 3×3 layer on the Zen 5's two cores (BenchmarkConv2DGroups), taps against
+// products: groups of 8 channels 59-81 against 35-53 GFLOP/s at 56×56 to 14×14 and 29
+// against 7 at 7×7; of 24, 95-106 against 30-95; of 32, 96 against 128 at 56×56 and 74
+// against 41 at 7×7; of 64, 89 against 239 at 56×56, 105 against 84 at 14×14.
+const (
+	tapsGroupMax      = 24
+	tapsGroupMaxSmall = 64
+	tapsSmallMap      = 14 * 14
+)
+
+// byTaps reports whether p's forward pass runs depthwiseForward's taps' loop: the
+// depthwise convolutions (MobileNet's, EfficientNet's) and those of few channels per
+// group (RegNet's 8-24, ResNeXt's 4-16; up to 64 on small maps).
+func (p Conv2DParams) byTaps() bool {
+	if p.Depthwise() {
+		return true
+	}
+	cg := p.C / max(p.Group, 1)
+	return p.Group > 1 && (cg <= tapsGroupMax || cg <= tapsGroupMaxSmall && p.OutH*p.OutW <= tapsSmallMap)
+}
+
+// depthwiseForward computes a depthwise convolution (or one of few input channels per
+// group, byTaps) plane by plane: output channel m reads the C/Group input channels of
+// its group through its filter, each input plane padded into the phase buffer, each
+// filter tap of each input channel one shifted read of it; the planes stored as act(y).
 func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
 	l := p.paddedLayout()
-	mult := p.M / p.C
+	cg, mg := p.C/p.Group, p.M/p.Group // input and output channels per group
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	taps, size := cg*KHW, l.size(p)
 	planes := p.N * p.M
 	kern := packedKernel[T]()
 	vector := kern != nil && kern.dwTaps != nil
-	offs := make([]int, KHW) // each tap's offset in the phase buffer
+	offs := make([]int, taps) // each tap's offset in the phase buffers of the group
 	for t := range offs {
-		offs[t] = l.tap(p, t/p.KW, t%p.KW)
+		c, k := t/KHW, t%KHW
+		offs[t] = c*size + l.tap(p, k/p.KW, k%p.KW)
 	}
 	// The taps' loop stores a clamp; a SiLU is applied to each plane as it is done,
 	// while the plane is in cache (no pass over y after the convolution).
@@ -164,8 +194,8 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 	// vectors a row) over the whole span, in rows of wq, and copied out: fewer,
 	// longer runs of the vector loop.
 	byRows := vector && p.OutW >= dwRowsMin
-	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
-		xp := getBuf[T](l.size(p))
+	parallelFor(planes, workers(planes, OHW*taps), func(_, lo, hi int) {
+		xp := getBuf[T](cg * size)
 		clear(xp) // the zeros around every plane padded into it
 		defer putBuf(xp)
 		var yq []T
@@ -176,21 +206,23 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 		lastInput := -1
 		for pl := lo; pl < hi; pl++ {
 			n, m := pl/p.M, pl%p.M
-			if in := n*p.C + m/mult; in != lastInput {
-				padPlane(p, l, x[in*HW:(in+1)*HW], xp)
+			if in := n*p.C + m/mg*cg; in != lastInput { // the group's first input plane
+				for c := range cg {
+					padPlane(p, l, x[(in+c)*HW:(in+c+1)*HW], xp[c*size:(c+1)*size])
+				}
 				lastInput = in
 			}
 			var b T
 			if bias != nil {
 				b = bias[m]
 			}
-			wm := w[m*KHW : (m+1)*KHW]
+			wm := w[m*taps : (m+1)*taps]
 			yp := y[pl*OHW : (pl+1)*OHW]
 			switch {
 			case byRows:
-				kern.dwTaps(p.OutW, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yp)[0], float32(b), floor, ceil, p.OutH, l.wq, p.OutW)
+				kern.dwTaps(p.OutW, taps, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yp)[0], float32(b), floor, ceil, p.OutH, l.wq, p.OutW)
 			case vector:
-				kern.dwTaps(l.span, KHW, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil, 1, 0, 0)
+				kern.dwTaps(l.span, taps, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil, 1, 0, 0)
 				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
 			default:
 				depthwiseTapsGo(l, offs, wm, b, xp, yq)

@@ -4,9 +4,11 @@ package kernels
 // and M output channels are cut into Group groups, and each group of
 // outputs sees only its own inputs. A depthwise convolution (one input
 // channel per group, MobileNet's and EfficientNet's) runs on padded
-// planes, a vector loop per filter tap (conv_depthwise.go); wider groups
-// (ResNeXt, RegNet) run as one ordinary convolution per image and group,
-// on the paths of Conv2DForward and its backward functions.
+// planes, a vector loop per filter tap (conv_depthwise.go), and so does the
+// forward pass of groups of up to tapsGroupMax input channels (RegNet's,
+// ResNeXt's); the rest, and their gradients, run as one ordinary convolution
+// per image and group, on the paths of Conv2DForward and its backward
+// functions.
 
 // groupParams returns the ordinary convolution of one group of one image.
 func (p Conv2DParams) groupParams() Conv2DParams {
@@ -30,7 +32,7 @@ func (p Conv2DParams) forGroups(fn func(n, g, xo, wo, yo, bo int)) {
 }
 
 func conv2DGroupedForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation) {
-	if p.Depthwise() {
+	if p.byTaps() {
 		depthwiseForward(p, x, w, bias, y, act)
 		return
 	}

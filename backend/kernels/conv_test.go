@@ -340,6 +340,14 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 2, C: 8, H: 13, W: 16, M: 12, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 4},
 		Conv2DParams{N: 3, C: 6, H: 7, W: 6, M: 9, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, Group: 3},
 		Conv2DParams{N: 2, C: 8, H: 5, W: 5, M: 16, KH: 1, KW: 1, Group: 2},
+		// Groups of 8 channels through the taps' loop (RegNet's): a 7×7 map, one wide
+		// enough to be computed row by row, stride 2; groups of 26 on a small map (taps)
+		// and on a larger one, as a product per image and group.
+		Conv2DParams{N: 2, C: 24, H: 7, W: 7, M: 24, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 3},
+		Conv2DParams{N: 1, C: 16, H: 9, W: 36, M: 16, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
+		Conv2DParams{N: 2, C: 16, H: 15, W: 14, M: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
+		Conv2DParams{N: 2, C: 52, H: 6, W: 7, M: 4, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
+		Conv2DParams{N: 2, C: 52, H: 15, W: 14, M: 4, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Group: 2},
 		// Winograd F(2×2, 3×3): odd heights and widths (part tiles),
 		// 16-tile groups with a remainder, M = 16 (the data gradient too), and
 		// images cut into several units (C = 272).
@@ -359,6 +367,19 @@ func TestConv2DPaths(t *testing.T) {
 		Conv2DParams{N: 1, C: 5, H: 9, W: 8, M: 32, KH: 3, KW: 3, DilH: 2, PadTop: 2, PadLeft: 1, PadBottom: 2, PadRight: 1},
 		Conv2DParams{N: 4, C: 6, H: 12, W: 12, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 	)
+	groupTaps, groupProducts := 0, 0
+	for _, g := range geoms {
+		if p := g.WithOutSize().norm(); p.Group > 1 && !p.Depthwise() {
+			if p.byTaps() {
+				groupTaps++
+			} else {
+				groupProducts++
+			}
+		}
+	}
+	if groupTaps < 3 || groupProducts < 1 {
+		t.Fatalf("%d grouped geometries take the taps' loop and %d the products; want at least 3 and 1", groupTaps, groupProducts)
+	}
 	positions := map[string]int64{} // convolutions computed by positions, by kernel
 	for _, k := range asmKernels() {
 		positions[k.name] = -k.positionRuns.Load()
