@@ -51,8 +51,11 @@ type gemmKernel struct {
 	// searchedPlanes counts the max pooling planes whose windows firstMax searched
 	// (pool.go), so that a test can tell the search ran.
 	searchedPlanes atomic.Int64
-	mr, nr         int // micro-tile rows and columns
-	kc, mc, nc     int // blocks: k per packed panel, A rows per block, B columns per block
+	// maxTapPlanes counts the max pooling planes maxTaps pooled (pool_taps.go; not
+	// those it handed back to the window rule).
+	maxTapPlanes atomic.Int64
+	mr, nr       int // micro-tile rows and columns
+	kc, mc, nc   int // blocks: k per packed panel, A rows per block, B columns per block
 	// tile computes the mr×nr tile T[i][j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j]
 	// + bias[i] (bias nil: none; else at least mr values) from packed panels
 	// and stores the columns of rows i < rows selected by mask one after
@@ -124,6 +127,11 @@ type gemmKernel struct {
 	// (pool.go). It returns whether a window's values summed to NaN (a NaN among them,
 	// or infinities of both signs): the codes are then not to be used.
 	firstMax func(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool
+	// maxTaps, when set, sets y[r·ys+j] to the maximum over t of x[r·xs+offs[t]+j],
+	// ties to the first t, for j < n and r < rows (both at least one, taps too): a max
+	// pooling's outputs without their positions (pool_taps.go). It returns whether a
+	// window's values summed to NaN: the outputs are then not to be used.
+	maxTaps func(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool
 	// norm, when set, are the vector loops of the normalisation passes in this
 	// kernel's instruction set (batchnorm.go).
 	norm *normLoops

@@ -15,7 +15,7 @@ var (
 		tileRows: tileRowsAVX512, kcRows: 288, fastGather: true,
 		wino:    &winoTransforms{tiles: 16, filterRows: 16, input: winoInput16, output: winoOutput16, filter: winoFilter16},
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
-		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512,
+		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, maxTaps: maxTapsAVX512,
 		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, scale: scaleAVX512, bnBack: bnBackAVX512,
 			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512,
 			lnApply: lnApplyAVX512, lnSums: lnSumsAVX512, lnBack: lnBackAVX512, lnDScale: lnDScaleAVX512, lnDBias: lnDBiasAVX512},
@@ -26,7 +26,7 @@ var (
 		tileRows: tileRowsAVX2, kcRows: 256,
 		wino:    &winoTransforms{tiles: 8, filterRows: 6, input: winoInput8, output: winoOutput8, filter: winoFilter6},
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
-		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2,
+		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2, maxTaps: maxTapsAVX2,
 		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, scale: scaleAVX2, bnBack: bnBackAVX2,
 			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2,
 			lnApply: lnApplyAVX2, lnSums: lnSumsAVX2, lnBack: lnBackAVX2, lnDScale: lnDScaleAVX2, lnDBias: lnDBiasAVX2},
@@ -42,7 +42,7 @@ var kernelBF16 = &gemmKernel{
 	tile: tileBF16, packCopy: packCopyBF16AVX512, packGather: packGatherBF16AVX512, sparse: true, fastGather: true, siluStore: true,
 	pairRows: tileRowsBF16, kcRows: 256, packGatherHalf: packGatherHalfAVX512,
 	sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
-	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, norm: kernelAVX512.norm,
+	expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, maxTaps: maxTapsAVX512, norm: kernelAVX512.norm,
 }
 
 // bf16Kernel returns the bfloat16 kernel, or nil where the CPU lacks AVX512_BF16.
@@ -736,3 +736,12 @@ func firstMaxAVX512(n, taps int, offs *int, x *float32, code *int32, rows, xs, c
 
 //go:noescape
 func firstMaxAVX2(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool
+
+// maxTapsAVX512 and maxTapsAVX2 are the max pooling's values-only window loop
+// (gemmKernel.maxTaps; internal/asmgen/pool.go).
+//
+//go:noescape
+func maxTapsAVX512(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool
+
+//go:noescape
+func maxTapsAVX2(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"errors"
-	"math"
-)
+import "errors"
 
 // Pool2DParams describes a 2-D max or average pooling over NCHW input X
 // [N, C, H, W] producing Y [N, C, OutH, OutW].
@@ -137,7 +134,7 @@ func MaxPool2DForward[T Float](p Pool2DParams, x, y []T, argmax []int32) {
 	}
 	HW, OHW := p.H*p.W, p.OutH*p.OutW
 	planes := p.N * p.C
-	if argmax == nil && maxPoolPaddedSearch(p, x, y) {
+	if argmax == nil && maxPoolTaps(p, x, y) {
 		return
 	}
 	if search := newWindowSearch[T](p); search != nil {
@@ -290,55 +287,6 @@ func maxPoolWindowInside[T Float](p Pool2DParams, xp, yp []T, ap []int32, oh, ow
 		}
 	}
 	yp[o], ap[o] = xp[best], int32(best) // xp[best], not m: the sign of a zero as maxPoolWindow's
-}
-
-// maxPoolPaddedSearch pools p's planes without the positions (an inference's forward
-// pass), where p has padding or a ceil-mode overhang, through the vector search on
-// copies of the planes padded with -Inf (the overhang too): every window is then
-// inside its plane, where the search would otherwise take the border windows one by one
-// in Go (GoogLeNet's 3x3 stride-1 pools at 28x28: 57% of their time). A -Inf cell never
-// beats an input cell but another -Inf, and a window holds at least one input cell, so
-// the values are those of the search on the unpadded planes. It reports false, doing
-// nothing, where every window is inside the input or the search does not take the
-// padded planes.
-func maxPoolPaddedSearch[T Float](p Pool2DParams, x, y []T) bool {
-	// A ceil-mode overhang (windows past the bottom or right pad) is padded too.
-	overH := max(0, (p.OutH-1)*p.StrideH+p.KH-(p.PadTop+p.H+p.PadBottom))
-	overW := max(0, (p.OutW-1)*p.StrideW+p.KW-(p.PadLeft+p.W+p.PadRight))
-	if p.PadTop+p.PadLeft+p.PadBottom+p.PadRight+overH+overW == 0 || !is32[T]() {
-		return false
-	}
-	// Every window must hold an input cell: pads narrower than the window, and the
-	// last window starting before the bottom and right pads.
-	if max(p.PadTop, p.PadBottom) >= p.KH || max(p.PadLeft, p.PadRight) >= p.KW ||
-		(p.OutH-1)*p.StrideH >= p.PadTop+p.H || (p.OutW-1)*p.StrideW >= p.PadLeft+p.W {
-		return false
-	}
-	q := p
-	q.H, q.W = p.H+p.PadTop+p.PadBottom+overH, p.W+p.PadLeft+p.PadRight+overW
-	q.PadTop, q.PadLeft, q.PadBottom, q.PadRight = 0, 0, 0, 0
-	search := newWindowSearch[T](q)
-	if search == nil {
-		return false
-	}
-	HW, PHW, OHW := p.H*p.W, q.H*q.W, p.OutH*p.OutW
-	planes := p.N * p.C
-	negInf := T(math.Inf(-1))
-	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
-		xp := getBuf[T](PHW)
-		defer putBuf(xp)
-		for i := range xp[:PHW] {
-			xp[i] = negInf // the borders; each plane's rows are copied inside them
-		}
-		searchPlanes(search, q, lo, hi, func(pl int) []T {
-			src := x[pl*HW : (pl+1)*HW]
-			for h := 0; h < p.H; h++ {
-				copy(xp[(p.PadTop+h)*q.W+p.PadLeft:], src[h*p.W:(h+1)*p.W])
-			}
-			return xp[:PHW]
-		}, y, nil)
-	})
-	return true
 }
 
 // searchPlanes pools planes [lo, hi) by the window search s for p on the calling

@@ -511,15 +511,16 @@ func TestGlobalAvgPoolAndScaleFloat32(t *testing.T) {
 	}
 }
 
-// TestMaxPoolPaddedSearch checks the forward pass without positions of padded max
-// poolings on every implementation, where the kernels' vector search takes the planes
-// copied inside borders of -Inf (maxPoolPaddedSearch), against the general window rule:
-// GoogLeNet's 3x3 stride-1 pools in ceil mode, ResNet's stem pool, asymmetric pads as
-// wide as the window allows, a ceil-mode overhang with and without padding; inputs full
-// of ties with -Inf among them, a plane all negative, a plane with +Inf and one with a
-// NaN (which the search hands back to the window rule); and pads as wide as the window,
-// which the padded search must not take.
-func TestMaxPoolPaddedSearch(t *testing.T) {
+// TestMaxPoolTaps checks the forward pass without positions (an inference's) on every
+// implementation against the window rule, and on every kernel with the values-only
+// window loop (gemmKernel.maxTaps, pool_taps.go) bit for bit (a tie of +0 and -0 keeps
+// the first cell's zero): pads and
+// ceil-mode overhangs read as -Inf, strides 1 to 3, a dilation, rows wide enough to be
+// pooled row by row; -Inf among ties, an all-negative plane (a border that read as
+// anything but -Inf would win its windows), +Inf beside the borders' -Inf and a NaN
+// (planes the loop hands back to the window rule); windows past the pads with no input
+// cell (the search's then). It fails if the loop pooled too few planes.
+func TestMaxPoolTaps(t *testing.T) {
 	geoms := []poolCase{
 		{Pool2DParams{N: 1, C: 5, H: 14, W: 14, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
 		{Pool2DParams{N: 2, C: 3, H: 21, W: 19, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
@@ -529,13 +530,21 @@ func TestMaxPoolPaddedSearch(t *testing.T) {
 		{Pool2DParams{N: 1, C: 2, H: 9, W: 9, KH: 2, KW: 2, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2}, false},
 		// No padding, a ceil-mode overhang (SqueezeNet's and GoogLeNet's stride-2 pools).
 		{Pool2DParams{N: 1, C: 4, H: 14, W: 13, KH: 3, KW: 3, StrideH: 2, StrideW: 2}, true},
+		// Row by row: ResNet's stem pool, a stride-1 one, an overhang, 2×2 stride 2
+		// (VGG's, DenseNet's); stride 3 and a dilation.
+		{Pool2DParams{N: 1, C: 3, H: 70, W: 69, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 9, W: 40, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 11, W: 70, KH: 3, KW: 3, StrideH: 2, StrideW: 2}, true},
+		{Pool2DParams{N: 2, C: 2, H: 12, W: 66, KH: 2, KW: 2, StrideH: 2, StrideW: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 16, W: 17, KH: 3, KW: 3, StrideH: 3, StrideW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, true},
+		{Pool2DParams{N: 1, C: 2, H: 15, W: 16, KH: 3, KW: 2, StrideH: 1, StrideW: 2, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 2, PadRight: 1}, false},
 	}
 	rng := newRNG(93)
 	forEachImplementation(t, func(t *testing.T) {
 		kern := packedKernel[float32]()
-		var searched0 int64
+		var pooled0 int64
 		if kern != nil {
-			searched0 = kern.searchedPlanes.Load()
+			pooled0 = kern.maxTapPlanes.Load()
 		}
 		for gi, g := range geoms {
 			p := g.p.WithOutSize(g.ceil)
@@ -544,15 +553,16 @@ func TestMaxPoolPaddedSearch(t *testing.T) {
 				switch r := rng.IntN(20); {
 				case r == 0:
 					x[i] = float32(math.Inf(-1))
+				case r < 4:
+					x[i] = float32(math.Copysign(0, float64(rng.IntN(2))-0.5))
 				case r < 9:
 					x[i] = float32(rng.IntN(3)) - 1
 				default:
 					x[i] = float32(rng.NormFloat64())
 				}
 			}
-			// Every value of the second plane negative (a padding that reads as anything
-			// but -Inf would win its border windows), +Inf in the first plane (beside the
-			// borders' -Inf: the search hands it back to the window rule), a NaN in the last.
+			// Every value of the second plane negative, +Inf in the first plane, a NaN
+			// in the last.
 			for i := range p.H * p.W {
 				x[p.H*p.W+i] = -1 - float32(rng.IntN(3))
 			}
@@ -560,10 +570,29 @@ func TestMaxPoolPaddedSearch(t *testing.T) {
 			x[len(x)-5] = float32(math.NaN())
 			y := make([]float32, p.YLen())
 			MaxPool2DForward(p, x, y, nil)
-			checkWindowRule(t, fmt.Sprintf("%s geometry %d (%+v)", CurrentBLAS().Name(), gi, g.p), p, to64(x), to64(y), nil)
+			what := fmt.Sprintf("%s geometry %d (%+v)", CurrentBLAS().Name(), gi, g.p)
+			checkWindowRule(t, what, p, to64(x), to64(y), nil)
+			if kern == nil || kern.maxTaps == nil {
+				continue // the portable pooling may give a zero maximum the other sign
+			}
+			q := p.norm()
+			HW, OHW := q.H*q.W, q.OutH*q.OutW
+			want := make([]float32, OHW)
+			for pl := range q.N * q.C {
+				for oh := range q.OutH {
+					for ow := range q.OutW {
+						maxPoolWindow(q, x[pl*HW:(pl+1)*HW], want, nil, oh, ow)
+					}
+				}
+				for o, v := range want {
+					if got := y[pl*OHW+o]; v == v && math.Float32bits(got) != math.Float32bits(v) {
+						t.Fatalf("%s: plane %d out %d: %g (bits %#x), want %g (%#x)", what, pl, o, got, math.Float32bits(got), v, math.Float32bits(v))
+					}
+				}
+			}
 		}
-		if kern != nil && kern.firstMax != nil && kern.searchedPlanes.Load()-searched0 < 10 {
-			t.Errorf("%s: the vector search took %d planes; want at least 10", kern.name, kern.searchedPlanes.Load()-searched0)
+		if kern != nil && kern.maxTaps != nil && kern.maxTapPlanes.Load()-pooled0 < 12 {
+			t.Errorf("%s: the values-only loop pooled %d planes; want at least 12", kern.name, kern.maxTapPlanes.Load()-pooled0)
 		}
 	})
 }

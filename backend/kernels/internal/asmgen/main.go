@@ -72,6 +72,7 @@ func main() {
 	lnParamGrads(&w, "AVX2", "Y", 4)
 	depthwise(&w)
 	firstMax(&w)
+	maxTaps(&w)
 	bf16Store(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)

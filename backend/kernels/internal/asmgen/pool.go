@@ -111,3 +111,92 @@ func firstMaxISA(w *asm, v vecISA) {
 	}
 	w.p("\tTESTL AX, AX\n\tSETNE ret+64(FP)\n\tVZEROUPPER\n\tRET\n")
 }
+
+// maxTaps emits maxTapsAVX512 and maxTapsAVX2, the max pooling's forward loop without
+// the positions (pool_taps.go):
+//
+//	maxTaps(n, taps, offs, x, y, rows, xs, ys) bool
+//
+// sets, for each row r < rows and j < n, y[r·ys+j] to the maximum over t (in the order
+// of offs) of x[r·xs+offs[t]+j], ties to the first (so +0 before -0 keeps +0, as the
+// window search's first maximum). It returns whether some window's values summed to
+// NaN (a NaN among them, or infinities of both signs): the caller then takes the
+// scalar rule for the plane, where a NaN wins. taps is at least 1. Eight vectors of
+// outputs at a time on AVX-512, four on AVX2, then one, the last masked.
+func maxTaps(w *asm) {
+	for _, v := range vecISAs {
+		maxTapsISA(w, v)
+	}
+}
+
+func maxTapsISA(w *asm, v vecISA) {
+	label := "mt" + v.suffix
+	bytes := 4 * v.lanes
+	// Registers: per vector i of a block, the maximum m(i) and the sum s(i); then a
+	// loaded value, a comparison (AVX2) and the NaN flag (AVX2; K3 on AVX-512). K1/Y15
+	// hold the tail mask, K2 the comparison on AVX-512.
+	k := 8
+	if v.r == "Y" {
+		k = 4
+	}
+	m := func(i int) string { return v.reg(i) }
+	s := func(i int) string { return v.reg(k + i) }
+	tmp, cmp, nan := v.reg(2*k), v.reg(2*k+1), v.reg(2*k+2)
+	w.p("// func maxTaps%s(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool", v.suffix)
+	w.p("TEXT ·maxTaps%s(SB), NOSPLIT, $0-65", v.suffix)
+	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ offs+16(FP), DI")
+	w.p("\tMOVQ x+24(FP), R10\n\tMOVQ y+32(FP), R11\n\tMOVQ rows+40(FP), R12\n\tMOVQ xs+48(FP), R13\n\tSHLQ $2, R13")
+	if v.r == "Z" {
+		w.p("\tKXORW K3, K3, K3")
+	} else {
+		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", nan)
+	}
+	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
+	load := func(i, nv int, masked bool, dst string) {
+		v.loadVec(w, i*bytes, "R15", dst, masked && i == nv-1)
+	}
+	// block emits nv vectors of outputs: the maximum and the sum over the taps, the
+	// NaN test, the stores; AX and BX advance.
+	block := func(name string, nv int, masked bool) {
+		w.p("\tMOVQ (DI), R14\n\tLEAQ (AX)(R14*4), R15")
+		for i := 0; i < nv; i++ {
+			load(i, nv, masked, m(i))
+			w.p("\tVMOVAPS %s, %s", m(i), s(i))
+		}
+		w.p("\tMOVQ $1, DX")
+		w.p("%s_max:\n\tCMPQ DX, R9\n\tJGE %s_nan", name, name)
+		w.p("\tMOVQ (DI)(DX*8), R14\n\tLEAQ (AX)(R14*4), R15")
+		for i := 0; i < nv; i++ {
+			load(i, nv, masked, tmp)
+			// m = tmp > m ? tmp : m: a tie keeps the earlier tap's value.
+			w.p("\tVMAXPS %s, %s, %s\n\tVADDPS %s, %s, %s", m(i), tmp, m(i), tmp, s(i), s(i))
+		}
+		w.p("\tINCQ DX\n\tJMP %s_max", name)
+		w.p("%s_nan:", name)
+		for i := 0; i < nv; i++ {
+			if v.r == "Z" {
+				w.p("\tVCMPPS $3, %[1]s, %[1]s, K2\n\tKORW K2, K3, K3", s(i))
+			} else {
+				w.p("\tVCMPPS $3, %[1]s, %[1]s, %[2]s\n\tVORPS %[2]s, %[3]s, %[3]s", s(i), cmp, nan)
+			}
+			v.storeVec(w, m(i), i*bytes, "BX", masked && i == nv-1)
+		}
+		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", nv*bytes, nv*bytes)
+	}
+	w.p("%s_loopk:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, k*v.lanes, label)
+	block(label+"_k", k, false)
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loopk", k*v.lanes, label)
+	w.p("%s_loop1:\n\tCMPQ CX, $%d\n\tJL %s_tail", label, v.lanes, label)
+	block(label+"_1", 1, false)
+	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop1", v.lanes, label)
+	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_next", label, label)
+	v.tailMask(w, "DX", "R14")
+	block(label+"_t", 1, true)
+	w.p("%s_next:\n\tADDQ R13, R10\n\tMOVQ ys+56(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
+	if v.r == "Z" {
+		w.p("\tKMOVW K3, AX")
+	} else {
+		w.p("\tVMOVMSKPS %s, AX", nan)
+	}
+	w.p("\tTESTL AX, AX\n\tSETNE ret+64(FP)\n\tVZEROUPPER\n\tRET\n")
+}

@@ -1,0 +1,86 @@
+package kernels
+
+import "math"
+
+// maxPoolTaps pools p's planes without the positions (an inference's forward pass) on
+// the depthwise convolution's phase layout (conv_depthwise.go): each plane copied into
+// a buffer bordered with -Inf (the pads and a ceil-mode overhang), split by stride into
+// phases, so that each window cell (kh, kw) is one phase read at a constant offset, and
+// the outputs are the maximum of those reads, whole rows (or whole planes, narrow ones)
+// of windows in one call of kern.maxTaps. The window search (pool.go) found each
+// window's first maximum's position and read its value back; this takes the same value
+// (ties to the first cell in row-major order, so the same zero's sign). A -Inf border
+// cell never beats an input cell, and every window holds one, so the borders change
+// nothing. A plane whose windows' sums come out NaN (a NaN in it, or infinities of both
+// signs) is pooled again by maxPoolWindow, where a NaN wins. It reports false, doing
+// nothing, where the kernel has no maxTaps or some window holds no input cell.
+func maxPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
+	kern := packedKernel[T]()
+	if kern == nil || kern.maxTaps == nil || !is32[T]() {
+		return false
+	}
+	// A ceil-mode overhang (windows past the bottom or right pad) is padded too.
+	overH := max(0, (p.OutH-1)*p.StrideH+(p.KH-1)*p.DilH+1-(p.PadTop+p.H+p.PadBottom))
+	overW := max(0, (p.OutW-1)*p.StrideW+(p.KW-1)*p.DilW+1-(p.PadLeft+p.W+p.PadRight))
+	// Every window must hold an input cell (one without gives 0, by the general rule).
+	for oh := range p.OutH {
+		if lo, hi := taps(oh*p.StrideH-p.PadTop, p.DilH, p.KH, p.H); lo >= hi {
+			return false
+		}
+	}
+	for ow := range p.OutW {
+		if lo, hi := taps(ow*p.StrideW-p.PadLeft, p.DilW, p.KW, p.W); lo >= hi {
+			return false
+		}
+	}
+	q := Conv2DParams{N: 1, C: 1, H: p.H, W: p.W, M: 1, KH: p.KH, KW: p.KW,
+		StrideH: p.StrideH, StrideW: p.StrideW, DilH: p.DilH, DilW: p.DilW,
+		PadTop: p.PadTop, PadLeft: p.PadLeft, PadBottom: p.PadBottom + overH, PadRight: p.PadRight + overW,
+		OutH: p.OutH, OutW: p.OutW}.norm()
+	l := q.paddedLayout()
+	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	offs := make([]int, KHW)
+	for t := range offs {
+		offs[t] = l.tap(q, t/p.KW, t%p.KW)
+	}
+	byRows := p.OutW >= dwRowsMin // as the depthwise planes: wide rows straight into y
+	planes := p.N * p.C
+	negInf := float32(math.Inf(-1))
+	xs, ys := as32(x), as32(y)
+	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
+		xp := getBuf[float32](l.size(q))
+		defer putBuf(xp)
+		for i := range xp {
+			xp[i] = negInf // the borders; each plane's cells are copied inside them
+		}
+		var yq []float32
+		if !byRows {
+			yq = getBuf[float32](l.span)
+			defer putBuf(yq)
+		}
+		pooled := 0
+		for pl := lo; pl < hi; pl++ {
+			padPlane(q, l, xs[pl*HW:(pl+1)*HW], xp)
+			yp := ys[pl*OHW : (pl+1)*OHW]
+			var nan bool
+			if byRows {
+				nan = kern.maxTaps(p.OutW, KHW, &offs[0], &xp[0], &yp[0], p.OutH, l.wq, p.OutW)
+			} else {
+				nan = kern.maxTaps(l.span, KHW, &offs[0], &xp[0], &yq[0], 1, 0, 0)
+				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
+			}
+			if !nan {
+				pooled++
+			} else {
+				xpl := x[pl*HW : (pl+1)*HW]
+				for oh := range p.OutH {
+					for ow := range p.OutW {
+						maxPoolWindow(p, xpl, y[pl*OHW:(pl+1)*OHW], nil, oh, ow)
+					}
+				}
+			}
+		}
+		kern.maxTapPlanes.Add(int64(pooled))
+	})
+	return true
+}
