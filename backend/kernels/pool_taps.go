@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // maxPoolTaps pools p's planes without the positions (an inference's forward pass) on
 // the depthwise convolution's phase layout (conv_depthwise.go): each plane copied into
@@ -81,6 +84,84 @@ func maxPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 			}
 		}
 		kern.maxTapPlanes.Add(int64(pooled))
+	})
+	return true
+}
+
+// avgPoolTaps computes p's average pooling by the depthwise convolution's taps' loop
+// (kern.dwTaps) on the same phase layout, bordered with zeros: each window's sum, its
+// cells added in row-major order from +0 (a border cell adds +0, which changes no sum
+// that starts from +0), then divided by its divisor: the bits of the window rule. Where
+// every window has the same divisor and it is a power of two (DenseNet's 2×2 pools),
+// each cell is multiplied by its reciprocal as it is added, which scales every partial
+// sum exactly; otherwise the sums are divided in a pass over each plane. It reports
+// false, doing nothing, where the kernel has no taps' loop.
+func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
+	kern := packedKernel[T]()
+	if kern == nil || kern.dwTaps == nil || !is32[T]() {
+		return false
+	}
+	overH := max(0, (p.OutH-1)*p.StrideH+(p.KH-1)*p.DilH+1-(p.PadTop+p.H+p.PadBottom))
+	overW := max(0, (p.OutW-1)*p.StrideW+(p.KW-1)*p.DilW+1-(p.PadLeft+p.W+p.PadRight))
+	q := Conv2DParams{N: 1, C: 1, H: p.H, W: p.W, M: 1, KH: p.KH, KW: p.KW,
+		StrideH: p.StrideH, StrideW: p.StrideW, DilH: p.DilH, DilW: p.DilW,
+		PadTop: p.PadTop, PadLeft: p.PadLeft, PadBottom: p.PadBottom + overH, PadRight: p.PadRight + overW,
+		OutH: p.OutH, OutW: p.OutW}.norm()
+	l := q.paddedLayout()
+	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	offs := make([]int, KHW)
+	for t := range offs {
+		offs[t] = l.tap(q, t/p.KW, t%p.KW)
+	}
+	// Each output's divisor; one for all, a power of two, goes into the weights.
+	divs := make([]int, OHW)
+	for oh := range p.OutH {
+		hs := oh*p.StrideH - p.PadTop
+		khLo, khHi := taps(hs, p.DilH, p.KH, p.H)
+		for ow := range p.OutW {
+			ws := ow*p.StrideW - p.PadLeft
+			kwLo, kwHi := taps(ws, p.DilW, p.KW, p.W)
+			divs[oh*p.OutW+ow] = p.avgDivisor(hs, ws, khLo, khHi, kwLo, kwHi)
+		}
+	}
+	weight := float32(1)
+	if d := divs[0]; d > 0 && d&(d-1) == 0 && !slices.ContainsFunc(divs, func(v int) bool { return v != d }) {
+		weight, divs = 1/float32(d), nil
+	}
+	wts := make([]float32, KHW)
+	for t := range wts {
+		wts[t] = weight
+	}
+	byRows := p.OutW >= dwRowsMin
+	planes := p.N * p.C
+	inf := float32(math.Inf(1))
+	xs, ys := as32(x), as32(y)
+	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
+		xp := getBuf[float32](l.size(q))
+		defer putBuf(xp)
+		clear(xp) // the borders; each plane's cells are copied inside them
+		var yq []float32
+		if !byRows {
+			yq = getBuf[float32](l.span)
+			defer putBuf(yq)
+		}
+		for pl := lo; pl < hi; pl++ {
+			padPlane(q, l, xs[pl*HW:(pl+1)*HW], xp)
+			yp := ys[pl*OHW : (pl+1)*OHW]
+			if byRows {
+				kern.dwTaps(p.OutW, KHW, &wts[0], &offs[0], &xp[0], &yp[0], 0, -inf, inf, p.OutH, l.wq, p.OutW)
+			} else {
+				kern.dwTaps(l.span, KHW, &wts[0], &offs[0], &xp[0], &yq[0], 0, -inf, inf, 1, 0, 0)
+				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
+			}
+			for o, d := range divs {
+				if d == 0 {
+					yp[o] = 0
+				} else {
+					yp[o] /= float32(d)
+				}
+			}
+		}
 	})
 	return true
 }

@@ -596,3 +596,95 @@ func TestMaxPoolTaps(t *testing.T) {
 		}
 	})
 }
+
+// TestAvgPoolTaps checks the average pooling by the taps' loop (avgPoolTaps) on every
+// kernel that has one, bit for bit against the rule written out here in float32: each
+// window's cells inside the input added in row-major order from +0, the sum divided by
+// the window's divisor (count_include_pad either way, ceil-mode overhangs, dilation);
+// DenseNet's 2×2 stride-2 pools (the reciprocal in the weights), rows wide enough to be
+// pooled row by row; zeros of both signs, infinities and a NaN among the inputs.
+func TestAvgPoolTaps(t *testing.T) {
+	geoms := []poolCase{
+		{Pool2DParams{N: 2, C: 3, H: 12, W: 14, KH: 2, KW: 2, StrideH: 2, StrideW: 2}, false},
+		{Pool2DParams{N: 1, C: 2, H: 10, W: 70, KH: 2, KW: 2, StrideH: 2, StrideW: 2}, false},
+		{Pool2DParams{N: 1, C: 3, H: 9, W: 11, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 3, H: 9, W: 40, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, CountIncludePad: true}, false},
+		{Pool2DParams{N: 1, C: 2, H: 13, W: 14, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1}, true},
+		{Pool2DParams{N: 1, C: 2, H: 13, W: 12, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, CountIncludePad: true}, true},
+		{Pool2DParams{N: 1, C: 2, H: 15, W: 16, KH: 3, KW: 2, StrideH: 1, StrideW: 2, DilH: 2, DilW: 2, PadTop: 2, PadLeft: 1, PadBottom: 2, PadRight: 1}, false},
+		{Pool2DParams{N: 1, C: 2, H: 8, W: 8, KH: 4, KW: 4, StrideH: 4, StrideW: 4}, false},
+	}
+	rng := newRNG(95)
+	ran := 0
+	forEachImplementation(t, func(t *testing.T) {
+		kern := packedKernel[float32]()
+		if kern == nil || kern.dwTaps == nil {
+			return
+		}
+		ran++
+		for gi, g := range geoms {
+			p := g.p.WithOutSize(g.ceil).norm()
+			x := make([]float32, p.XLen())
+			for i := range x {
+				switch r := rng.IntN(10); {
+				case r < 2:
+					x[i] = float32(math.Copysign(0, float64(rng.IntN(2))-0.5))
+				default:
+					x[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(5)-2)))
+				}
+			}
+			x[1] = float32(math.Inf(1))
+			x[p.H*p.W+2] = float32(math.Inf(-1))
+			x[len(x)-3] = float32(math.NaN())
+			HW, OHW := p.H*p.W, p.OutH*p.OutW
+			want := make([]float32, p.YLen())
+			for pl := range p.N * p.C {
+				for oh := range p.OutH {
+					for ow := range p.OutW {
+						hs, ws := oh*p.StrideH-p.PadTop, ow*p.StrideW-p.PadLeft
+						var s float32
+						cells, padded := 0, 0
+						for kh := range p.KH {
+							for kw := range p.KW {
+								h, w := hs+kh*p.DilH, ws+kw*p.DilW
+								if h < p.H+p.PadBottom && w < p.W+p.PadRight {
+									padded++ // inside the padded input: counted with count_include_pad
+								}
+								if h >= 0 && h < p.H && w >= 0 && w < p.W {
+									s += x[pl*HW+h*p.W+w]
+									cells++
+								}
+							}
+						}
+						div := cells
+						if p.CountIncludePad {
+							div = padded
+						}
+						if div > 0 {
+							want[pl*OHW+oh*p.OutW+ow] = s / float32(div)
+						}
+					}
+				}
+			}
+			y := make([]float32, p.YLen())
+			if !avgPoolTaps(p, x, y) {
+				t.Fatalf("%s geometry %d: the taps' loop declined", kern.name, gi)
+			}
+			for i, w := range want {
+				if got := y[i]; math.Float32bits(got) != math.Float32bits(w) && !(got != got && w != w) {
+					t.Fatalf("%s geometry %d (%+v) out %d: %g (bits %#x), want %g (%#x)", kern.name, gi, g.p, i, got, math.Float32bits(got), w, math.Float32bits(w))
+				}
+			}
+			clear(y)
+			AvgPool2DForward(p, x, y)
+			for i, w := range want {
+				if got := y[i]; math.Float32bits(got) != math.Float32bits(w) && !(got != got && w != w) {
+					t.Fatalf("%s geometry %d: AvgPool2DForward out %d: %g, want %g", kern.name, gi, i, got, w)
+				}
+			}
+		}
+	})
+	if want := len(asmKernels()); ran < want {
+		t.Fatalf("%d kernels ran the taps' average pooling; this CPU has %d", ran, want)
+	}
+}
