@@ -35,6 +35,7 @@ type normLoops struct {
 	clip      func(n int, lo, hi float32, x, y *float32)                 // y = min(max(x, lo), hi), NaN kept
 	clipBack  func(n int, lo, hi float32, y, dy, dx *float32)            // dx = dy where lo < y < hi
 	relu      func(n int, x, y *float32)                                 // y = max(x, 0), NaN kept, +0 for -0
+	hardSwish func(n int, x, y *float32)                                 // y = x·clip(x+3, 0, 6)·(1/6), NaN kept
 	reluBack  func(n int, y, dy, dx *float32)                            // dx = dy where y > 0
 	// The layer normalisation's (layernorm.go), with per-column scale and bias.
 	lnApply func(n int, mean, inv float32, x, scale, bias, y *float32)        // y = (x-mean)·inv·scale + bias

@@ -17,7 +17,7 @@ var (
 		sigmoid: sigmoidAVX512, silu: siluAVX512, siluBack: siluBackAVX512, gelu: geluAVX512, geluBack: geluBackAVX512,
 		expShift: expShiftAVX512, dwTaps: dwTapsAVX512, evenOdd: evenOddAVX512, copyRows: copyRowsAVX512, firstMax: firstMaxAVX512, maxTaps: maxTapsAVX512,
 		norm: &normLoops{block: 16, sum: sumAVX512, sumSqDev: sumSqDevAVX512, sumDevDot: sumDevDotAVX512, affine: affineAVX512, scale: scaleAVX512, bnBack: bnBackAVX512,
-			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512,
+			clip: clipAVX512, clipBack: clipBackAVX512, relu: reluAVX512, reluBack: reluBackAVX512, hardSwish: hardSwishAVX512,
 			lnApply: lnApplyAVX512, lnSums: lnSumsAVX512, lnBack: lnBackAVX512, lnDScale: lnDScaleAVX512, lnDBias: lnDBiasAVX512},
 	}
 	kernelAVX2 = &gemmKernel{
@@ -28,7 +28,7 @@ var (
 		sigmoid: sigmoidAVX2, silu: siluAVX2, siluBack: siluBackAVX2, gelu: geluAVX2, geluBack: geluBackAVX2,
 		expShift: expShiftAVX2, dwTaps: dwTapsAVX2, evenOdd: evenOddAVX2, copyRows: copyRowsAVX2, firstMax: firstMaxAVX2, maxTaps: maxTapsAVX2,
 		norm: &normLoops{block: 8, sum: sumAVX2, sumSqDev: sumSqDevAVX2, sumDevDot: sumDevDotAVX2, affine: affineAVX2, scale: scaleAVX2, bnBack: bnBackAVX2,
-			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2,
+			clip: clipAVX2, clipBack: clipBackAVX2, relu: reluAVX2, reluBack: reluBackAVX2, hardSwish: hardSwishAVX2,
 			lnApply: lnApplyAVX2, lnSums: lnSumsAVX2, lnBack: lnBackAVX2, lnDScale: lnDScaleAVX2, lnDBias: lnDBiasAVX2},
 	}
 )
@@ -745,3 +745,12 @@ func maxTapsAVX512(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool
 
 //go:noescape
 func maxTapsAVX2(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool
+
+// hardSwishAVX512 and hardSwishAVX2 are HardSwish's vector loop (normLoops.hardSwish;
+// internal/asmgen/main.go).
+//
+//go:noescape
+func hardSwishAVX512(n int, x, y *float32)
+
+//go:noescape
+func hardSwishAVX2(n int, x, y *float32)

@@ -14504,6 +14504,112 @@ mtAVX2_next:
 	VZEROUPPER
 	RET
 
+DATA hsThree<>+0(SB)/4, $0x40400000
+DATA hsThree<>+4(SB)/4, $0x40400000
+DATA hsThree<>+8(SB)/4, $0x40400000
+DATA hsThree<>+12(SB)/4, $0x40400000
+DATA hsThree<>+16(SB)/4, $0x40400000
+DATA hsThree<>+20(SB)/4, $0x40400000
+DATA hsThree<>+24(SB)/4, $0x40400000
+DATA hsThree<>+28(SB)/4, $0x40400000
+GLOBL hsThree<>(SB), RODATA, $32
+DATA hsSix<>+0(SB)/4, $0x40c00000
+DATA hsSix<>+4(SB)/4, $0x40c00000
+DATA hsSix<>+8(SB)/4, $0x40c00000
+DATA hsSix<>+12(SB)/4, $0x40c00000
+DATA hsSix<>+16(SB)/4, $0x40c00000
+DATA hsSix<>+20(SB)/4, $0x40c00000
+DATA hsSix<>+24(SB)/4, $0x40c00000
+DATA hsSix<>+28(SB)/4, $0x40c00000
+GLOBL hsSix<>(SB), RODATA, $32
+DATA hsSixth<>+0(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+4(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+8(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+12(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+16(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+20(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+24(SB)/4, $0x3e2aaaab
+DATA hsSixth<>+28(SB)/4, $0x3e2aaaab
+GLOBL hsSixth<>(SB), RODATA, $32
+
+// func hardSwishAVX512(n int, x, y *float32)
+TEXT ·hardSwishAVX512(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	VXORPS Z2, Z2, Z2
+	VBROADCASTSS hsSix<>(SB), Z3
+hswishZ_loop:
+	CMPQ CX, $16
+	JL hswishZ_tail
+	VMOVUPS (SI), Z0
+	VADDPS.BCST hsThree<>(SB), Z0, Z1
+	VMAXPS Z1, Z2, Z1
+	VMINPS Z1, Z3, Z1
+	VMULPS Z1, Z0, Z0
+	VMULPS.BCST hsSixth<>(SB), Z0, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	SUBQ $16, CX
+	JMP hswishZ_loop
+hswishZ_tail:
+	TESTQ CX, CX
+	JZ hswishZ_done
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VADDPS.BCST hsThree<>(SB), Z0, Z1
+	VMAXPS Z1, Z2, Z1
+	VMINPS Z1, Z3, Z1
+	VMULPS Z1, Z0, Z0
+	VMULPS.BCST hsSixth<>(SB), Z0, Z0
+	VMOVUPS Z0, K1, (DX)
+hswishZ_done:
+	VZEROUPPER
+	RET
+
+// func hardSwishAVX2(n int, x, y *float32)
+TEXT ·hardSwishAVX2(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DX
+	VXORPS Y2, Y2, Y2
+	VMOVUPS hsSix<>(SB), Y3
+hswishY_loop:
+	CMPQ CX, $8
+	JL hswishY_tail
+	VMOVUPS (SI), Y0
+	VADDPS hsThree<>(SB), Y0, Y1
+	VMAXPS Y1, Y2, Y1
+	VMINPS Y1, Y3, Y1
+	VMULPS Y1, Y0, Y0
+	VMULPS hsSixth<>(SB), Y0, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP hswishY_loop
+hswishY_tail:
+	TESTQ CX, CX
+	JZ hswishY_done
+	MOVQ $8, AX
+	SUBQ CX, AX
+	LEAQ winoMask8<>(SB), BX
+	VMOVDQU (BX)(AX*4), Y15
+	VMASKMOVPS (SI), Y15, Y0
+	VADDPS hsThree<>(SB), Y0, Y1
+	VMAXPS Y1, Y2, Y1
+	VMINPS Y1, Y3, Y1
+	VMULPS Y1, Y0, Y0
+	VMULPS hsSixth<>(SB), Y0, Y0
+	VMASKMOVPS Y0, Y15, (DX)
+hswishY_done:
+	VZEROUPPER
+	RET
+
 // func toBF16AVX512(n int, src *float32, dst *uint16)
 TEXT ·toBF16AVX512(SB), NOSPLIT, $0-24
 	MOVQ n+0(FP), CX

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ func main() {
 	depthwise(&w)
 	firstMax(&w)
 	maxTaps(&w)
+	hardSwish(&w)
 	bf16Store(&w)
 	if err := os.WriteFile(*out, w.Bytes(), 0o666); err != nil {
 		log.Fatal(err)
@@ -2266,4 +2268,34 @@ func lnParamGrads(w *asm, suffix, reg string, lanes int) {
 	w.p("\tVZEROUPPER")
 	w.p("\tRET")
 	w.p("")
+}
+
+// hardSwish emits hardSwishAVX512 and hardSwishAVX2: y = x·clip(x+3, 0, 6)·(1/6), the
+// products in that order (PyTorch's form: x+3 is exact near -3, where x/6 + 1/2
+// cancels), the clip keeping a NaN (x+3 the second operand of MAXPS and MINPS). y may
+// be x.
+func hardSwish(w *asm) {
+	for _, c := range []struct {
+		name string
+		v    float32
+	}{{"hsThree", 3}, {"hsSix", 6}, {"hsSixth", 1.0 / 6}} {
+		for j := 0; j < 8; j++ {
+			w.p("DATA %s<>+%d(SB)/4, $0x%08x", c.name, 4*j, math.Float32bits(c.v))
+		}
+		w.p("GLOBL %s<>(SB), RODATA, $32", c.name)
+	}
+	w.p("")
+	for _, v := range vecISAs {
+		r := v.reg
+		name := "hardSwish" + v.suffix
+		w.p("// func %s(n int, x, y *float32)\nTEXT ·%s(SB), NOSPLIT, $0-24\n\tMOVQ n+0(FP), CX\n\tMOVQ x+8(FP), SI\n\tMOVQ y+16(FP), DX", name, name)
+		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", r(2))
+		v.load(w, "hsSix", r(3))
+		v.loop(w, "hswish"+v.r, false, func() {
+			v.op(w, "VADDPS", "hsThree", r(0), r(1))
+			clamp(w, r(1), r(2), r(3))
+			w.p("\tVMULPS %s, %s, %s", r(1), r(0), r(0))
+			v.op(w, "VMULPS", "hsSixth", r(0), r(0))
+		})
+	}
 }
