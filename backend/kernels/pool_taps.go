@@ -22,9 +22,6 @@ func maxPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 	if kern == nil || kern.maxTaps == nil || !is32[T]() {
 		return false
 	}
-	// A ceil-mode overhang (windows past the bottom or right pad) is padded too.
-	overH := max(0, (p.OutH-1)*p.StrideH+(p.KH-1)*p.DilH+1-(p.PadTop+p.H+p.PadBottom))
-	overW := max(0, (p.OutW-1)*p.StrideW+(p.KW-1)*p.DilW+1-(p.PadLeft+p.W+p.PadRight))
 	// Every window must hold an input cell (one without gives 0, by the general rule).
 	for oh := range p.OutH {
 		if lo, hi := taps(oh*p.StrideH-p.PadTop, p.DilH, p.KH, p.H); lo >= hi {
@@ -36,16 +33,8 @@ func maxPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 			return false
 		}
 	}
-	q := Conv2DParams{N: 1, C: 1, H: p.H, W: p.W, M: 1, KH: p.KH, KW: p.KW,
-		StrideH: p.StrideH, StrideW: p.StrideW, DilH: p.DilH, DilW: p.DilW,
-		PadTop: p.PadTop, PadLeft: p.PadLeft, PadBottom: p.PadBottom + overH, PadRight: p.PadRight + overW,
-		OutH: p.OutH, OutW: p.OutW}.norm()
-	l := q.paddedLayout()
+	q, l, offs := p.tapsLayout()
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
-	offs := make([]int, KHW)
-	for t := range offs {
-		offs[t] = l.tap(q, t/p.KW, t%p.KW)
-	}
 	byRows := p.OutW >= dwRowsMin // as the depthwise planes: wide rows straight into y
 	planes := p.N * p.C
 	negInf := float32(math.Inf(-1))
@@ -101,18 +90,8 @@ func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 	if kern == nil || kern.dwTaps == nil || !is32[T]() {
 		return false
 	}
-	overH := max(0, (p.OutH-1)*p.StrideH+(p.KH-1)*p.DilH+1-(p.PadTop+p.H+p.PadBottom))
-	overW := max(0, (p.OutW-1)*p.StrideW+(p.KW-1)*p.DilW+1-(p.PadLeft+p.W+p.PadRight))
-	q := Conv2DParams{N: 1, C: 1, H: p.H, W: p.W, M: 1, KH: p.KH, KW: p.KW,
-		StrideH: p.StrideH, StrideW: p.StrideW, DilH: p.DilH, DilW: p.DilW,
-		PadTop: p.PadTop, PadLeft: p.PadLeft, PadBottom: p.PadBottom + overH, PadRight: p.PadRight + overW,
-		OutH: p.OutH, OutW: p.OutW}.norm()
-	l := q.paddedLayout()
+	q, l, offs := p.tapsLayout()
 	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
-	offs := make([]int, KHW)
-	for t := range offs {
-		offs[t] = l.tap(q, t/p.KW, t%p.KW)
-	}
 	// Each output's divisor; one for all, a power of two, goes into the weights.
 	divs := make([]int, OHW)
 	for oh := range p.OutH {
@@ -164,4 +143,23 @@ func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 		}
 	})
 	return true
+}
+
+// tapsLayout returns the one-plane convolution whose phase layout maxPoolTaps and
+// avgPoolTaps pool on (p's windows, a ceil-mode overhang past the bottom and right pads
+// taken as padding too), the layout, and each window cell's offset in it, in row-major
+// order.
+func (p Pool2DParams) tapsLayout() (Conv2DParams, depthwisePadded, []int) {
+	overH := max(0, (p.OutH-1)*p.StrideH+(p.KH-1)*p.DilH+1-(p.PadTop+p.H+p.PadBottom))
+	overW := max(0, (p.OutW-1)*p.StrideW+(p.KW-1)*p.DilW+1-(p.PadLeft+p.W+p.PadRight))
+	q := Conv2DParams{N: 1, C: 1, H: p.H, W: p.W, M: 1, KH: p.KH, KW: p.KW,
+		StrideH: p.StrideH, StrideW: p.StrideW, DilH: p.DilH, DilW: p.DilW,
+		PadTop: p.PadTop, PadLeft: p.PadLeft, PadBottom: p.PadBottom + overH, PadRight: p.PadRight + overW,
+		OutH: p.OutH, OutW: p.OutW}.norm()
+	l := q.paddedLayout()
+	offs := make([]int, p.KH*p.KW)
+	for t := range offs {
+		offs[t] = l.tap(q, t/p.KW, t%p.KW)
+	}
+	return q, l, offs
 }

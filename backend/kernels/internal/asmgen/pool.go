@@ -36,17 +36,9 @@ func firstMaxISA(w *asm, v vecISA) {
 	c := func(i int) string { return v.reg(2*k + i) }
 	tmp, cmp, tap, last, nan := v.reg(3*k), v.reg(3*k+1), v.reg(3*k+2), v.reg(3*k+3), v.reg(3*k+4)
 	xmm := func(r string) string { return "X" + r[1:] }
-	w.p("// func firstMax%s(n, taps int, offs *int, x *float32, code *int32, rows, xs, cs int) bool", v.suffix)
-	w.p("TEXT ·firstMax%s(SB), NOSPLIT, $0-65", v.suffix)
-	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ offs+16(FP), DI")
-	w.p("\tMOVQ x+24(FP), R10\n\tMOVQ code+32(FP), R11\n\tMOVQ rows+40(FP), R12\n\tMOVQ xs+48(FP), R13\n\tSHLQ $2, R13")
-	w.p("\tLEAQ -1(R9), AX\n\tVMOVD AX, %s\n\tVPBROADCASTD %s, %s", xmm(last), xmm(last), last)
-	if v.r == "Z" {
-		w.p("\tKXORW K3, K3, K3")
-	} else {
-		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", nan)
-	}
-	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
+	windowFrame(w, v, "firstMax", "x *float32, code *int32", "code", "cs", label, nan, func() {
+		w.p("\tLEAQ -1(R9), AX\n\tVMOVD AX, %s\n\tVPBROADCASTD %s, %s", xmm(last), xmm(last), last)
+	})
 	// load emits dst = vector i at R15, masked when the block's last vector is.
 	load := func(i, nv int, masked bool, dst string) {
 		v.loadVec(w, i*bytes, "R15", dst, masked && i == nv-1)
@@ -94,22 +86,7 @@ func firstMaxISA(w *asm, v vecISA) {
 		}
 		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", nv*bytes, nv*bytes)
 	}
-	w.p("%s_loopk:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, k*v.lanes, label)
-	block(label+"_k", k, false)
-	w.p("\tSUBQ $%d, CX\n\tJMP %s_loopk", k*v.lanes, label)
-	w.p("%s_loop1:\n\tCMPQ CX, $%d\n\tJL %s_tail", label, v.lanes, label)
-	block(label+"_1", 1, false)
-	w.p("\tSUBQ $%d, CX\n\tJMP %s_loop1", v.lanes, label)
-	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_next", label, label)
-	v.tailMask(w, "DX", "R14")
-	block(label+"_t", 1, true)
-	w.p("%s_next:\n\tADDQ R13, R10\n\tMOVQ cs+56(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
-	if v.r == "Z" {
-		w.p("\tKMOVW K3, AX")
-	} else {
-		w.p("\tVMOVMSKPS %s, AX", nan)
-	}
-	w.p("\tTESTL AX, AX\n\tSETNE ret+64(FP)\n\tVZEROUPPER\n\tRET\n")
+	windowRows(w, v, label, "cs", k, nan, block)
 }
 
 // maxTaps emits maxTapsAVX512 and maxTapsAVX2, the max pooling's forward loop without
@@ -142,16 +119,7 @@ func maxTapsISA(w *asm, v vecISA) {
 	m := func(i int) string { return v.reg(i) }
 	s := func(i int) string { return v.reg(k + i) }
 	tmp, cmp, nan := v.reg(2*k), v.reg(2*k+1), v.reg(2*k+2)
-	w.p("// func maxTaps%s(n, taps int, offs *int, x, y *float32, rows, xs, ys int) bool", v.suffix)
-	w.p("TEXT ·maxTaps%s(SB), NOSPLIT, $0-65", v.suffix)
-	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ offs+16(FP), DI")
-	w.p("\tMOVQ x+24(FP), R10\n\tMOVQ y+32(FP), R11\n\tMOVQ rows+40(FP), R12\n\tMOVQ xs+48(FP), R13\n\tSHLQ $2, R13")
-	if v.r == "Z" {
-		w.p("\tKXORW K3, K3, K3")
-	} else {
-		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", nan)
-	}
-	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
+	windowFrame(w, v, "maxTaps", "x, y *float32", "y", "ys", label, nan, nil)
 	load := func(i, nv int, masked bool, dst string) {
 		v.loadVec(w, i*bytes, "R15", dst, masked && i == nv-1)
 	}
@@ -183,6 +151,36 @@ func maxTapsISA(w *asm, v vecISA) {
 		}
 		w.p("\tADDQ $%d, AX\n\tADDQ $%d, BX", nv*bytes, nv*bytes)
 	}
+	windowRows(w, v, label, "ys", k, nan, block)
+}
+
+// windowFrame emits the start of firstMax's and maxTaps's text (name on v): the
+// arguments (n, taps int, offs *int, then args, then rows, xs and the output's stride,
+// named stride) into R9 (taps), DI (offs), R10 (x), R11 (the output, named out), R12
+// (rows) and R13 (x's stride in bytes); setup, if not nil; the NaN flag cleared (K3 on
+// AVX-512, nan on AVX2); then the row's label, with CX = n and AX, BX the row's x and
+// output.
+func windowFrame(w *asm, v vecISA, name, args, out, stride, label, nan string, setup func()) {
+	w.p("// func %s%s(n, taps int, offs *int, %s, rows, xs, %s int) bool", name, v.suffix, args, stride)
+	w.p("TEXT ·%s%s(SB), NOSPLIT, $0-65", name, v.suffix)
+	w.p("\tMOVQ taps+8(FP), R9\n\tMOVQ offs+16(FP), DI")
+	w.p("\tMOVQ x+24(FP), R10\n\tMOVQ %s+32(FP), R11\n\tMOVQ rows+40(FP), R12\n\tMOVQ xs+48(FP), R13\n\tSHLQ $2, R13", out)
+	if setup != nil {
+		setup()
+	}
+	if v.r == "Z" {
+		w.p("\tKXORW K3, K3, K3")
+	} else {
+		w.p("\tVXORPS %[1]s, %[1]s, %[1]s", nan)
+	}
+	w.p("%s_row:\n\tMOVQ n+0(FP), CX\n\tMOVQ R10, AX\n\tMOVQ R11, BX", label)
+}
+
+// windowRows emits the rest of firstMax's and maxTaps's text after windowFrame: each
+// row's outputs in blocks of k vectors, then of one, then the masked tail (block emits
+// nv vectors and advances AX and BX), the next row (the output's stride the argument
+// named stride), and the NaN flag returned.
+func windowRows(w *asm, v vecISA, label, stride string, k int, nan string, block func(name string, nv int, masked bool)) {
 	w.p("%s_loopk:\n\tCMPQ CX, $%d\n\tJL %s_loop1", label, k*v.lanes, label)
 	block(label+"_k", k, false)
 	w.p("\tSUBQ $%d, CX\n\tJMP %s_loopk", k*v.lanes, label)
@@ -192,7 +190,7 @@ func maxTapsISA(w *asm, v vecISA) {
 	w.p("%s_tail:\n\tTESTQ CX, CX\n\tJZ %s_next", label, label)
 	v.tailMask(w, "DX", "R14")
 	block(label+"_t", 1, true)
-	w.p("%s_next:\n\tADDQ R13, R10\n\tMOVQ ys+56(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, label)
+	w.p("%s_next:\n\tADDQ R13, R10\n\tMOVQ %s+56(FP), R8\n\tLEAQ (R11)(R8*4), R11\n\tDECQ R12\n\tJNZ %s_row", label, stride, label)
 	if v.r == "Z" {
 		w.p("\tKMOVW K3, AX")
 	} else {
