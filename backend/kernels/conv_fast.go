@@ -128,17 +128,28 @@ func padImages(p Conv2DParams, x, xp []float32, n0, g int) {
 }
 
 // weightGradGroup is how many images convBackwardWeightFast copies into its buffer at a
-// time: about 1<<22 values' worth. Unpadded images read back from a compact copy, where
-// the float32 ones are read in place in one product, go in groups of whole k blocks of
-// kc (g·P a multiple of kc), so that the blocks, and the sums, are the float32 product's.
+// time: about 1<<22 values' worth, counting with the copies the operand the product packs
+// whole (dy's rows, or the taps where they are fewer than the output channels: a stem's
+// 27 taps of 64 channels at 224×224 took 103 MB at batch 16 in whole-batch groups, and
+// 2^27 bytes from the scratch lists, 8.4 MB an image of VGG19's peak). Unpadded images
+// read back from a compact copy, where the float32 ones are read in place in one product,
+// go in groups of whole k blocks of kc (g·P a multiple of kc), so that the blocks, and
+// the sums, are the float32 product's.
 func weightGradGroup(p Conv2DParams, compact bool, kc int) int {
 	_, _, plane := p.paddedDims()
-	g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
 	if compact && plane == p.H*p.W {
+		g := max(1, min(p.N, (1<<22)/max(1, p.C*plane)))
 		step := kc / gcd(p.OutH*p.OutW, kc)
-		g = min(p.N, max(step, g/step*step))
+		return min(p.N, max(step, g/step*step))
 	}
-	return g
+	// The product is M×K over g·P: it packs A (M rows, in panels of up to 8) whole
+	// where K >= M, else B (K columns, in panels of up to 32).
+	K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+	packed := P * ((p.M + 7) / 8 * 8)
+	if K < p.M {
+		packed = P * ((K + 31) / 32 * 32)
+	}
+	return max(1, min(p.N, (1<<22)/max(1, p.C*plane, packed)))
 }
 
 // WeightGradReadsCompact reports whether [Conv2DBackwardWeightCompact] reads p's input

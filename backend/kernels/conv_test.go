@@ -616,3 +616,46 @@ func forEachKernelWith(t *testing.T, what string, has func(*gemmKernel) bool, fn
 		t.Fatalf("%d implementations ran %s; this CPU has %d", ran, what, want)
 	}
 }
+
+// TestWeightGradGroupBudget checks the arithmetic of the weight gradient's image groups
+// (weightGradGroup) for padded convolutions: a group's padded copies and the operand its
+// product packs whole (dy's rows where the taps are at least the output channels, else the
+// taps, in the sizes of the kernel in use) stay within 1<<22 values unless one image alone
+// takes more, and the group is the largest that does, at most the batch: a VGG or ResNet
+// stem's few taps over 224×224 positions in groups of a few images, not of the batch.
+func TestWeightGradGroupBudget(t *testing.T) {
+	kern := packedKernel[float32]()
+	if kern == nil { // the AVX-512 kernel's panels, the widest the groups allow for
+		kern = &gemmKernel{mr: 8, nr: 32, kc: 256}
+	}
+	for _, g := range []Conv2DParams{
+		{N: 32, C: 3, H: 224, W: 224, M: 64, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 32, C: 3, H: 224, W: 224, M: 64, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadTop: 3, PadLeft: 3, PadBottom: 3, PadRight: 3},
+		{N: 16, C: 64, H: 112, W: 112, M: 128, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 16, C: 512, H: 14, W: 14, M: 512, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{N: 4, C: 8, H: 7, W: 7, M: 16, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	} {
+		p := g.WithOutSize().norm()
+		_, _, plane := p.paddedDims()
+		K, P := p.C*p.KH*p.KW, p.OutH*p.OutW
+		// Values a group of n images holds at once: its padded copies, and the operand
+		// sgemmPacked packs whole (A where K >= M, else B).
+		held := func(n int) int {
+			whole := packedALen(kern, p.M, n*P)
+			if K < p.M {
+				whole = packedBLen(kern, n*P, K)
+			}
+			return max(n*p.C*plane, whole)
+		}
+		n := weightGradGroup(p, false, kern.kc)
+		if n < 1 || n > p.N {
+			t.Fatalf("%+v: a group of %d images of %d", g, n, p.N)
+		}
+		if n > 1 && held(n) > 1<<22 {
+			t.Errorf("%+v: groups of %d images hold %d values, past 1<<22", g, n, held(n))
+		}
+		if n < p.N && held(n+1) <= 1<<22 {
+			t.Errorf("%+v: groups of %d images; %d would hold %d values, within 1<<22", g, n, n+1, held(n+1))
+		}
+	}
+}
