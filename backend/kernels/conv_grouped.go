@@ -5,10 +5,9 @@ package kernels
 // outputs sees only its own inputs. A depthwise convolution (one input
 // channel per group, MobileNet's and EfficientNet's) runs on padded
 // planes, a vector loop per filter tap (conv_depthwise.go), and so does the
-// forward pass of groups of up to tapsGroupMax input channels (RegNet's,
-// ResNeXt's); the rest, and their gradients, run as one ordinary convolution
-// per image and group, on the paths of Conv2DForward and its backward
-// functions.
+// forward pass of groups of few input channels (RegNet's, ResNeXt's: byTaps);
+// the rest, and their gradients, run as one ordinary convolution per image
+// and group, on the paths of Conv2DForward and its backward functions.
 
 // groupParams returns the ordinary convolution of one group of one image.
 func (p Conv2DParams) groupParams() Conv2DParams {
