@@ -204,6 +204,12 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 			defer putBuf(yq)
 		}
 		lastInput := -1
+		var wm []T // the plane's filter, and its bias
+		var b T
+		taps32 := func(n, rows, xs, ys int, yd *float32) bool {
+			kern.dwTaps(n, taps, &as32(wm)[0], &offs[0], &as32(xp)[0], yd, float32(b), floor, ceil, rows, xs, ys)
+			return false
+		}
 		for pl := lo; pl < hi; pl++ {
 			n, m := pl/p.M, pl%p.M
 			if in := n*p.C + m/mg*cg; in != lastInput { // the group's first input plane
@@ -212,19 +218,15 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 				}
 				lastInput = in
 			}
-			var b T
+			b = 0
 			if bias != nil {
 				b = bias[m]
 			}
-			wm := w[m*taps : (m+1)*taps]
+			wm = w[m*taps : (m+1)*taps]
 			yp := y[pl*OHW : (pl+1)*OHW]
-			switch {
-			case byRows:
-				kern.dwTaps(p.OutW, taps, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yp)[0], float32(b), floor, ceil, p.OutH, l.wq, p.OutW)
-			case vector:
-				kern.dwTaps(l.span, taps, &as32(wm)[0], &offs[0], &as32(xp)[0], &as32(yq)[0], float32(b), floor, ceil, 1, 0, 0)
-				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
-			default:
+			if vector {
+				planeByTaps(kern, l, p.OutH, p.OutW, as32(yq), as32(yp), taps32)
+			} else {
 				depthwiseTapsGo(l, offs, wm, b, xp, yq)
 				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
 			}
@@ -233,6 +235,20 @@ func depthwiseForward[T Float](p Conv2DParams, x, w, bias, y []T, act Activation
 			}
 		}
 	})
+}
+
+// planeByTaps computes one output plane yp (outH×outW) by loop, one of the kernel's
+// taps' loops over the phase layout l (dwTaps, maxTaps), given its arguments n, rows,
+// xs, ys and the output: row by row straight into yp where yq is nil (outputs at least
+// dwRowsMin wide), else over the whole span in rows of wq into yq, then copied out. It
+// returns what loop returns.
+func planeByTaps(kern *gemmKernel, l depthwisePadded, outH, outW int, yq, yp []float32, loop func(n, rows, xs, ys int, y *float32) bool) bool {
+	if yq == nil {
+		return loop(outW, outH, l.wq, outW, &yp[0])
+	}
+	flagged := loop(l.span, 1, 0, 0, &yq[0])
+	copyPlaneRows(kern, outW, outH, yq, l.wq, yp, outW)
+	return flagged
 }
 
 // depthwiseTapsGo computes one plane in rows of wq, yq = b + Σ_t wm[t]·(tap t of xp,

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"slices"
+	"sync/atomic"
 )
 
 // maxPoolTaps pools p's planes without the positions (an inference's forward pass) on
@@ -33,47 +34,22 @@ func maxPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 			return false
 		}
 	}
-	q, l, offs := p.tapsLayout()
-	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
-	byRows := p.OutW >= dwRowsMin // as the depthwise planes: wide rows straight into y
-	planes := p.N * p.C
-	negInf := float32(math.Inf(-1))
-	xs, ys := as32(x), as32(y)
-	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
-		xp := getBuf[float32](l.size(q))
-		defer putBuf(xp)
-		for i := range xp {
-			xp[i] = negInf // the borders; each plane's cells are copied inside them
-		}
-		var yq []float32
-		if !byRows {
-			yq = getBuf[float32](l.span)
-			defer putBuf(yq)
-		}
-		pooled := 0
-		for pl := lo; pl < hi; pl++ {
-			padPlane(q, l, xs[pl*HW:(pl+1)*HW], xp)
-			yp := ys[pl*OHW : (pl+1)*OHW]
-			var nan bool
-			if byRows {
-				nan = kern.maxTaps(p.OutW, KHW, &offs[0], &xp[0], &yp[0], p.OutH, l.wq, p.OutW)
-			} else {
-				nan = kern.maxTaps(l.span, KHW, &offs[0], &xp[0], &yq[0], 1, 0, 0)
-				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
-			}
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	poolPlanesByTaps(kern, p, as32(x), as32(y), float32(math.Inf(-1)),
+		func(offs []int, xp, yd *float32, n, rows, xs, ys int) bool {
+			return kern.maxTaps(n, len(offs), &offs[0], xp, yd, rows, xs, ys)
+		},
+		func(pl int, nan bool) bool {
 			if !nan {
-				pooled++
-			} else {
-				xpl := x[pl*HW : (pl+1)*HW]
-				for oh := range p.OutH {
-					for ow := range p.OutW {
-						maxPoolWindow(p, xpl, y[pl*OHW:(pl+1)*OHW], nil, oh, ow)
-					}
+				return true
+			}
+			for oh := range p.OutH {
+				for ow := range p.OutW {
+					maxPoolWindow(p, x[pl*HW:(pl+1)*HW], y[pl*OHW:(pl+1)*OHW], nil, oh, ow)
 				}
 			}
-		}
-		kern.maxTapPlanes.Add(int64(pooled))
-	})
+			return false
+		}, &kern.maxTapPlanes)
 	return true
 }
 
@@ -90,8 +66,7 @@ func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 	if kern == nil || kern.dwTaps == nil || !is32[T]() {
 		return false
 	}
-	q, l, offs := p.tapsLayout()
-	HW, OHW, KHW := p.H*p.W, p.OutH*p.OutW, p.KH*p.KW
+	OHW, KHW := p.OutH*p.OutW, p.KH*p.KW
 	// Each output's divisor; one for all, a power of two, goes into the weights.
 	divs := make([]int, OHW)
 	for oh := range p.OutH {
@@ -108,31 +83,16 @@ func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 		weight, divs = 1/float32(d), nil
 	}
 	wts := make([]float32, KHW)
-	for t := range wts {
-		wts[t] = weight
-	}
-	byRows := p.OutW >= dwRowsMin
-	planes := p.N * p.C
+	fill(wts, weight)
 	inf := float32(math.Inf(1))
-	xs, ys := as32(x), as32(y)
-	parallelFor(planes, workers(planes, OHW*KHW), func(_, lo, hi int) {
-		xp := getBuf[float32](l.size(q))
-		defer putBuf(xp)
-		clear(xp) // the borders; each plane's cells are copied inside them
-		var yq []float32
-		if !byRows {
-			yq = getBuf[float32](l.span)
-			defer putBuf(yq)
-		}
-		for pl := lo; pl < hi; pl++ {
-			padPlane(q, l, xs[pl*HW:(pl+1)*HW], xp)
+	ys := as32(y)
+	poolPlanesByTaps(kern, p, as32(x), ys, 0,
+		func(offs []int, xp, yd *float32, n, rows, xs, ys int) bool {
+			kern.dwTaps(n, KHW, &wts[0], &offs[0], xp, yd, 0, -inf, inf, rows, xs, ys)
+			return false
+		},
+		func(pl int, _ bool) bool {
 			yp := ys[pl*OHW : (pl+1)*OHW]
-			if byRows {
-				kern.dwTaps(p.OutW, KHW, &wts[0], &offs[0], &xp[0], &yp[0], 0, -inf, inf, p.OutH, l.wq, p.OutW)
-			} else {
-				kern.dwTaps(l.span, KHW, &wts[0], &offs[0], &xp[0], &yq[0], 0, -inf, inf, 1, 0, 0)
-				copyPlaneRows(kern, p.OutW, p.OutH, yq, l.wq, yp, p.OutW)
-			}
 			for o, d := range divs {
 				if d == 0 {
 					yp[o] = 0
@@ -140,9 +100,43 @@ func avgPoolTaps[T Float](p Pool2DParams, x, y []T) bool {
 					yp[o] /= float32(d)
 				}
 			}
+			return false
+		}, nil)
+	return true
+}
+
+// poolPlanesByTaps runs p's planes of x through loop, a taps' loop (given the window
+// cells' offsets, the phase buffer and its other arguments), on the phase layout of
+// tapsLayout, each plane copied inside a border of border values, its outputs into y
+// (planeByTaps); then done(pl, flagged) finishes plane pl with what the loop returned
+// and reports whether it counts in counted (nil: no count).
+func poolPlanesByTaps(kern *gemmKernel, p Pool2DParams, x, y []float32, border float32,
+	loop func(offs []int, xp, y *float32, n, rows, xs, ys int) bool,
+	done func(pl int, flagged bool) bool, counted *atomic.Int64) {
+	q, l, offs := p.tapsLayout()
+	HW, OHW := p.H*p.W, p.OutH*p.OutW
+	planes := p.N * p.C
+	parallelFor(planes, workers(planes, OHW*p.KH*p.KW), func(_, lo, hi int) {
+		xp := getBuf[float32](l.size(q))
+		defer putBuf(xp)
+		fill(xp, border) // each plane's cells are copied inside it
+		var yq []float32
+		if p.OutW < dwRowsMin { // as the depthwise planes: narrow ones over the span
+			yq = getBuf[float32](l.span)
+			defer putBuf(yq)
+		}
+		run := func(n, rows, xs, ys int, yd *float32) bool { return loop(offs, &xp[0], yd, n, rows, xs, ys) }
+		n := int64(0)
+		for pl := lo; pl < hi; pl++ {
+			padPlane(q, l, x[pl*HW:(pl+1)*HW], xp)
+			if done(pl, planeByTaps(kern, l, p.OutH, p.OutW, yq, y[pl*OHW:(pl+1)*OHW], run)) {
+				n++
+			}
+		}
+		if counted != nil {
+			counted.Add(n)
 		}
 	})
-	return true
 }
 
 // tapsLayout returns the one-plane convolution whose phase layout maxPoolTaps and
